@@ -1,0 +1,199 @@
+//! Newtypes for names: `RepoName` (`owner/name`, lowercase), `Environment`, `Team`.
+
+use super::DomainError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// GitHub's limit on a user or organisation login.
+const MAX_OWNER_LEN: usize = 39;
+/// GitHub's limit on a repository name.
+const MAX_REPO_LEN: usize = 100;
+/// Bound on environment and team names: they become Prometheus label values.
+const MAX_LABEL_NAME_LEN: usize = 255;
+
+/// The team of a repository that configures none.
+pub const DEFAULT_TEAM: &str = "unassigned";
+
+/// A repository as `owner/name`, always lowercase (GitHub names are
+/// case-insensitive, and the metrics must not split one repository in two).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RepoName(String);
+
+impl RepoName {
+    /// Accepts `owner/name` with GitHub's characters (letters, digits, `-`, `_`, `.`;
+    /// owners only letters, digits and `-`), and lowercases it.
+    pub fn parse(text: &str) -> Result<Self, DomainError> {
+        const EXPECTED: &str = "\"owner/name\"";
+        let error = || DomainError::new(EXPECTED, text);
+        let (owner, name) = text.split_once('/').ok_or_else(error)?;
+        let owner_ok = !owner.is_empty()
+            && owner.len() <= MAX_OWNER_LEN
+            && owner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let name_ok = !name.is_empty()
+            && name.len() <= MAX_REPO_LEN
+            && name != "."
+            && name != ".."
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if owner_ok && name_ok {
+            Ok(RepoName(text.to_ascii_lowercase()))
+        } else {
+            Err(error())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the slash.
+    pub fn owner(&self) -> &str {
+        self.0.split_once('/').map(|(o, _)| o).unwrap_or("")
+    }
+
+    /// The part after the slash.
+    pub fn name(&self) -> &str {
+        self.0.split_once('/').map(|(_, n)| n).unwrap_or("")
+    }
+}
+
+impl TryFrom<String> for RepoName {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        RepoName::parse(&value)
+    }
+}
+
+impl From<RepoName> for String {
+    fn from(value: RepoName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_label_name(text: &str) -> bool {
+    !text.trim().is_empty()
+        && text.len() <= MAX_LABEL_NAME_LEN
+        && !text.chars().any(char::is_control)
+}
+
+macro_rules! label_newtype {
+    ($(#[$doc:meta])* $name:ident, $expected:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Accepts a non-blank name of at most 255 bytes without control characters.
+            pub fn parse(text: &str) -> Result<Self, DomainError> {
+                if is_label_name(text) {
+                    Ok($name(text.to_owned()))
+                } else {
+                    Err(DomainError::new($expected, text))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = DomainError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                $name::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+label_newtype!(
+    /// A deployment environment as the source names it (`production`, `prod-eu`, ...).
+    /// Which environments count is configuration, compared case-insensitively with
+    /// [`Environment::matches`].
+    Environment,
+    "an environment name (1-255 characters, no control characters)"
+);
+
+label_newtype!(
+    /// A team that owns repositories; rollups are computed per team.
+    Team,
+    "a team name (1-255 characters, no control characters)"
+);
+
+impl Environment {
+    /// Case-insensitive equality, as the definitions compare environment names.
+    pub fn matches(&self, other: &str) -> bool {
+        self.0.eq_ignore_ascii_case(other)
+    }
+}
+
+impl Default for Team {
+    fn default() -> Self {
+        Team(DEFAULT_TEAM.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_names_are_validated_and_lowercased() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("acme/api", Some("acme/api")),
+            ("Acme/API.rs", Some("acme/api.rs")),
+            ("my-org/my_repo-2", Some("my-org/my_repo-2")),
+            ("acme", None),
+            ("acme/", None),
+            ("/api", None),
+            ("acme/api/x", None),
+            ("ac me/api", None),
+            ("acme/..", None),
+            ("acme_x/api", None),
+        ];
+        for (input, expected) in cases {
+            let got = RepoName::parse(input).ok().map(|r| r.to_string());
+            assert_eq!(got.as_deref(), *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn repo_name_error_quotes_the_input() {
+        let err = RepoName::parse("acme").unwrap_err();
+        assert_eq!(err.to_string(), r#"expected "owner/name", got "acme""#);
+    }
+
+    #[test]
+    fn labels_reject_blank_and_control_characters() {
+        assert!(Environment::parse("production").is_ok());
+        assert!(Environment::parse("  ").is_err());
+        assert!(Team::parse("a\nb").is_err());
+        assert!(Team::parse(&"x".repeat(256)).is_err());
+        assert!(Environment::parse("Production")
+            .unwrap()
+            .matches("PRODUCTION"));
+    }
+}

@@ -1,0 +1,218 @@
+//! `Events`, the engine's input, and `EventsBuilder`, which collects domain events
+//! in any order and indexes them per repository (commit graphs, compare lookups).
+
+use super::graph::{CommitGraph, StagedCommits};
+use crate::domain::{
+    Commit, CommitSha, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment,
+    Incident, PullRequest, RepoName,
+};
+use std::collections::{BTreeMap, HashMap};
+
+/// A deployment as the engine keeps it (the repository is implied, the environment
+/// interned per repository).
+#[derive(Debug, Clone)]
+pub(crate) struct DeploymentRecord {
+    pub(crate) source: DeploymentSource,
+    pub(crate) id: u64,
+    /// Index into `RepoEvents::environments`.
+    pub(crate) environment: u16,
+    pub(crate) sha: CommitSha,
+    pub(crate) outcome: DeploymentOutcome,
+}
+
+/// One repository's events, indexed.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RepoEvents {
+    pub(crate) environments: Vec<Environment>,
+    pub(crate) deployments: Vec<DeploymentRecord>,
+    pub(crate) graph: CommitGraph,
+    /// `(base, head)` -> compare result.
+    pub(crate) compares: HashMap<(CommitSha, CommitSha), Compare>,
+    pub(crate) incidents: Vec<Incident>,
+    pub(crate) pull_requests: Vec<PullRequest>,
+}
+
+/// The engine's input: every event in the store, grouped by repository.
+#[derive(Debug, Default, Clone)]
+pub struct Events {
+    pub(crate) repositories: BTreeMap<RepoName, RepoEvents>,
+}
+
+impl Events {
+    pub fn builder() -> EventsBuilder {
+        EventsBuilder::default()
+    }
+
+    /// The repositories that have any event.
+    pub fn repositories(&self) -> impl Iterator<Item = &RepoName> {
+        self.repositories.keys()
+    }
+
+    /// Number of deployments (all outcomes, all environments).
+    pub fn deployment_count(&self) -> usize {
+        self.repositories
+            .values()
+            .map(|r| r.deployments.len())
+            .sum()
+    }
+
+    /// Number of distinct known commits.
+    pub fn commit_count(&self) -> usize {
+        self.repositories.values().map(|r| r.graph.len()).sum()
+    }
+}
+
+#[derive(Debug, Default)]
+struct RepoBuilder {
+    events: RepoEvents,
+    staged: StagedCommits,
+    finished: bool,
+}
+
+/// Collects events in any order. Re-adding an event with the same identity
+/// replaces the earlier one (the store's upsert semantics), so results never depend
+/// on duplicates or order.
+#[derive(Debug, Default)]
+pub struct EventsBuilder {
+    repositories: BTreeMap<RepoName, RepoBuilder>,
+}
+
+impl EventsBuilder {
+    fn repo(&mut self, repository: &RepoName) -> &mut RepoBuilder {
+        if !self.repositories.contains_key(repository) {
+            self.repositories
+                .insert(repository.clone(), RepoBuilder::default());
+        }
+        self.repositories
+            .get_mut(repository)
+            .expect("just inserted")
+    }
+
+    pub fn deployment(&mut self, deployment: Deployment) -> &mut Self {
+        let repo = &mut self.repo(&deployment.repository).events;
+        let environment = match repo
+            .environments
+            .iter()
+            .position(|e| *e == deployment.environment)
+        {
+            Some(index) => index,
+            None => {
+                repo.environments.push(deployment.environment.clone());
+                repo.environments.len() - 1
+            }
+        };
+        repo.deployments.push(DeploymentRecord {
+            source: deployment.source,
+            id: deployment.id,
+            environment: environment as u16,
+            sha: deployment.sha,
+            outcome: deployment.outcome,
+        });
+        self
+    }
+
+    pub fn commit(&mut self, repository: &RepoName, commit: &Commit) -> &mut Self {
+        self.repo(repository).staged.push(
+            commit.sha,
+            &commit.parents,
+            commit.author_date.0,
+            commit.is_revert,
+        );
+        self
+    }
+
+    /// Adds a commit without building a [`Commit`] (bulk loading).
+    pub fn commit_parts(
+        &mut self,
+        repository: &RepoName,
+        sha: CommitSha,
+        parents: &[CommitSha],
+        author_date: crate::domain::Timestamp,
+        is_revert: bool,
+    ) -> &mut Self {
+        self.repo(repository)
+            .staged
+            .push(sha, parents, author_date.0, is_revert);
+        self
+    }
+
+    pub fn compare(&mut self, repository: &RepoName, compare: Compare) -> &mut Self {
+        self.repo(repository)
+            .events
+            .compares
+            .insert((compare.base, compare.head), compare);
+        self
+    }
+
+    pub fn incident(&mut self, incident: Incident) -> &mut Self {
+        let repository = incident.repository.clone();
+        self.repo(&repository).events.incidents.push(incident);
+        self
+    }
+
+    pub fn pull_request(&mut self, pull_request: PullRequest) -> &mut Self {
+        let repository = pull_request.repository.clone();
+        self.repo(&repository)
+            .events
+            .pull_requests
+            .push(pull_request);
+        self
+    }
+
+    /// Indexes the commits added so far for `repository` now, releasing their staging
+    /// memory early. Optional: `build` does it for the rest. Commits added later are
+    /// merged in.
+    pub fn finish_repository(&mut self, repository: &RepoName) -> &mut Self {
+        if let Some(repo) = self.repositories.get_mut(repository) {
+            finish(repo);
+        }
+        self
+    }
+
+    pub fn build(mut self) -> Events {
+        let repositories = std::mem::take(&mut self.repositories)
+            .into_iter()
+            .map(|(name, mut repo)| {
+                finish(&mut repo);
+                dedup_by_identity(&mut repo.events);
+                (name, repo.events)
+            })
+            .collect();
+        Events { repositories }
+    }
+}
+
+fn finish(repo: &mut RepoBuilder) {
+    if repo.finished && repo.staged.is_empty() {
+        return;
+    }
+    let staged = std::mem::take(&mut repo.staged);
+    let existing = repo
+        .finished
+        .then(|| std::mem::take(&mut repo.events.graph));
+    repo.events.graph = CommitGraph::build(staged, existing);
+    repo.finished = true;
+}
+
+/// Keeps the last added of each identity.
+fn dedup_by_identity(repo: &mut RepoEvents) {
+    fn keep_last<T, K: Ord>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
+        let mut indexed: Vec<(usize, T)> = std::mem::take(items).into_iter().enumerate().collect();
+        // Stable sort by key; then within a key the last-added comes last.
+        indexed.sort_by(|(ia, a), (ib, b)| key(a).cmp(&key(b)).then(ia.cmp(ib)));
+        let mut out: Vec<T> = Vec::with_capacity(indexed.len());
+        let mut previous: Option<K> = None;
+        for (_, item) in indexed {
+            let k = key(&item);
+            if previous.as_ref() == Some(&k) {
+                out.pop();
+            }
+            previous = Some(k);
+            out.push(item);
+        }
+        *items = out;
+    }
+    keep_last(&mut repo.deployments, |d| (d.source, d.id));
+    keep_last(&mut repo.incidents, |i| i.number);
+    keep_last(&mut repo.pull_requests, |p| p.number);
+}

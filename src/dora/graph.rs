@@ -1,0 +1,221 @@
+//! `CommitGraph`: one repository's known commits in a compact columnar form — sorted
+//! shas (so a position is an index and a lookup is a binary search), author dates,
+//! revert flags and parent links as indices. Built once per evaluation input; the
+//! engine walks it without hashing.
+
+use crate::domain::{CommitSha, ShaPrefix};
+
+/// Marks "no parent" in `first_parent`.
+pub(crate) const NO_COMMIT: u32 = u32::MAX;
+
+/// Commits as they arrive, before sorting and resolving parents.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct StagedCommits {
+    shas: Vec<CommitSha>,
+    author_dates: Vec<i64>,
+    reverts: Vec<bool>,
+    /// `(position in staging, parent sha)`.
+    parents: Vec<(u32, CommitSha)>,
+}
+
+impl StagedCommits {
+    pub(crate) fn push(
+        &mut self,
+        sha: CommitSha,
+        parents: &[CommitSha],
+        author_date: i64,
+        is_revert: bool,
+    ) {
+        let position = self.shas.len() as u32;
+        self.shas.push(sha);
+        self.author_dates.push(author_date);
+        self.reverts.push(is_revert);
+        self.parents.extend(parents.iter().map(|p| (position, *p)));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shas.is_empty()
+    }
+}
+
+/// The resolved graph of one repository.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct CommitGraph {
+    shas: Vec<CommitSha>,
+    author_dates: Vec<i64>,
+    reverts: Vec<bool>,
+    first_parent: Vec<u32>,
+    /// Second and further parents: `(child, parent)`, sorted by child.
+    extra_parents: Vec<(u32, u32)>,
+}
+
+impl CommitGraph {
+    /// Sorts by sha, keeps the first of duplicate shas, resolves parents (a parent
+    /// outside the known commits is dropped: walks stop at the edge of what is known).
+    /// `existing` is merged in (commits added after a repository was finished).
+    pub(crate) fn build(mut staged: StagedCommits, existing: Option<CommitGraph>) -> CommitGraph {
+        if let Some(graph) = existing {
+            graph.restage_into(&mut staged);
+        }
+        let mut order: Vec<u32> = (0..staged.shas.len() as u32).collect();
+        order.sort_by_key(|&i| staged.shas[i as usize]);
+        order.dedup_by_key(|&mut i| staged.shas[i as usize]);
+        let shas: Vec<CommitSha> = order.iter().map(|&i| staged.shas[i as usize]).collect();
+        let author_dates = order
+            .iter()
+            .map(|&i| staged.author_dates[i as usize])
+            .collect();
+        let reverts = order.iter().map(|&i| staged.reverts[i as usize]).collect();
+        drop(staged.author_dates);
+        drop(staged.reverts);
+        // Staging position -> final index (for the kept duplicate only).
+        let mut final_index = vec![NO_COMMIT; staged.shas.len()];
+        for (index, &position) in order.iter().enumerate() {
+            final_index[position as usize] = index as u32;
+        }
+        drop(order);
+        drop(staged.shas);
+        let mut first_parent = vec![NO_COMMIT; shas.len()];
+        let mut extra_parents = Vec::new();
+        for (position, parent) in staged.parents {
+            let child = final_index[position as usize];
+            if child == NO_COMMIT {
+                continue;
+            }
+            let Ok(parent) = shas.binary_search(&parent) else {
+                continue;
+            };
+            let parent = parent as u32;
+            let slot = &mut first_parent[child as usize];
+            if *slot == NO_COMMIT {
+                *slot = parent;
+            } else if *slot != parent {
+                extra_parents.push((child, parent));
+            }
+        }
+        extra_parents.sort_unstable();
+        extra_parents.dedup();
+        CommitGraph {
+            shas,
+            author_dates,
+            reverts,
+            first_parent,
+            extra_parents,
+        }
+    }
+
+    fn restage_into(self, staged: &mut StagedCommits) {
+        for index in 0..self.shas.len() {
+            let mut parents = Vec::new();
+            if self.first_parent[index] != NO_COMMIT {
+                parents.push(self.shas[self.first_parent[index] as usize]);
+            }
+            parents.extend(
+                self.extra_parents_of(index as u32)
+                    .map(|p| self.shas[p as usize]),
+            );
+            staged.push(
+                self.shas[index],
+                &parents,
+                self.author_dates[index],
+                self.reverts[index],
+            );
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shas.len()
+    }
+
+    pub(crate) fn index_of(&self, sha: &CommitSha) -> Option<u32> {
+        self.shas.binary_search(sha).ok().map(|i| i as u32)
+    }
+
+    /// All known commits that start with `prefix`.
+    pub(crate) fn matching(&self, prefix: &ShaPrefix) -> std::ops::Range<u32> {
+        let (low, high) = prefix.bounds();
+        let start = self.shas.partition_point(|sha| *sha < low);
+        let end = self.shas.partition_point(|sha| *sha <= high);
+        start as u32..end as u32
+    }
+
+    pub(crate) fn sha(&self, index: u32) -> CommitSha {
+        self.shas[index as usize]
+    }
+
+    pub(crate) fn author_date(&self, index: u32) -> i64 {
+        self.author_dates[index as usize]
+    }
+
+    pub(crate) fn is_revert(&self, index: u32) -> bool {
+        self.reverts[index as usize]
+    }
+
+    fn extra_parents_of(&self, index: u32) -> impl Iterator<Item = u32> + '_ {
+        let start = self
+            .extra_parents
+            .partition_point(|(child, _)| *child < index);
+        self.extra_parents[start..]
+            .iter()
+            .take_while(move |(child, _)| *child == index)
+            .map(|(_, parent)| *parent)
+    }
+
+    /// Calls `visit` on every parent of `index`.
+    pub(crate) fn for_each_parent(&self, index: u32, mut visit: impl FnMut(u32)) {
+        let first = self.first_parent[index as usize];
+        if first == NO_COMMIT {
+            return;
+        }
+        visit(first);
+        // Only commits that have a first parent can have more.
+        if !self.extra_parents.is_empty() {
+            self.extra_parents_of(index).for_each(visit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(n: u8) -> CommitSha {
+        CommitSha::from_bytes([n; 20])
+    }
+
+    #[test]
+    fn resolves_parents_and_drops_unknown_ones() {
+        let mut staged = StagedCommits::default();
+        staged.push(sha(3), &[sha(2), sha(1)], 30, false);
+        staged.push(sha(1), &[sha(9)], 10, false);
+        staged.push(sha(2), &[sha(1)], 20, true);
+        staged.push(sha(2), &[], 99, false); // duplicate: first wins
+        let graph = CommitGraph::build(staged, None);
+        assert_eq!(graph.len(), 3);
+        let i3 = graph.index_of(&sha(3)).unwrap();
+        let mut parents = vec![];
+        graph.for_each_parent(i3, |p| parents.push(graph.sha(p)));
+        assert_eq!(parents, vec![sha(2), sha(1)]);
+        let i1 = graph.index_of(&sha(1)).unwrap();
+        let mut none = vec![];
+        graph.for_each_parent(i1, |p| none.push(p));
+        assert!(none.is_empty());
+        let i2 = graph.index_of(&sha(2)).unwrap();
+        assert_eq!(graph.author_date(i2), 20);
+        assert!(graph.is_revert(i2));
+    }
+
+    #[test]
+    fn rebuilding_with_more_commits_keeps_the_old_ones() {
+        let mut first = StagedCommits::default();
+        first.push(sha(1), &[], 10, false);
+        let graph = CommitGraph::build(first, None);
+        let mut more = StagedCommits::default();
+        more.push(sha(2), &[sha(1)], 20, false);
+        let graph = CommitGraph::build(more, Some(graph));
+        let i2 = graph.index_of(&sha(2)).unwrap();
+        let mut parents = vec![];
+        graph.for_each_parent(i2, |p| parents.push(graph.sha(p)));
+        assert_eq!(parents, vec![sha(1)]);
+    }
+}

@@ -1,0 +1,206 @@
+//! The engine's output: every metric value for every scope at one evaluation time.
+//! Plain data, serializable; renderers read it and never compute.
+
+use super::{Level, Window};
+use crate::domain::{Environment, RepoName, Team, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Upper bounds (seconds) of the `dora_lead_time_seconds` histogram buckets. They
+/// include the level thresholds 1h, 1d, 7d and 30d so that levels can be read off
+/// the histogram; `+Inf` is implicit.
+pub const LEAD_TIME_BUCKETS: [f64; 14] = [
+    300.0,       // 5 minutes
+    900.0,       // 15 minutes
+    1_800.0,     // 30 minutes
+    3_600.0,     // 1 hour (recovery elite bound)
+    10_800.0,    // 3 hours
+    21_600.0,    // 6 hours
+    43_200.0,    // 12 hours
+    86_400.0,    // 1 day (lead time elite bound)
+    172_800.0,   // 2 days
+    345_600.0,   // 4 days
+    604_800.0,   // 7 days (high bound)
+    1_209_600.0, // 14 days
+    2_592_000.0, // 30 days (medium bound)
+    7_776_000.0, // 90 days
+];
+
+/// A cumulative histogram with [`LEAD_TIME_BUCKETS`] bounds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Non-cumulative count per bucket; index `LEAD_TIME_BUCKETS.len()` is `+Inf`.
+    pub bucket_counts: Vec<u64>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Histogram {
+    pub fn new() -> Self {
+        Histogram {
+            bucket_counts: vec![0; LEAD_TIME_BUCKETS.len() + 1],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    pub fn observe(&mut self, value: f64) {
+        let bucket = LEAD_TIME_BUCKETS.partition_point(|bound| *bound < value);
+        self.bucket_counts[bucket] += 1;
+        self.count += 1;
+        self.sum += value;
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.bucket_counts.iter_mut().zip(&other.bucket_counts) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+    }
+
+    /// `(upper bound, cumulative count)` pairs as Prometheus exposes them, ending
+    /// with `(+Inf, count)`.
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut running = 0;
+        LEAD_TIME_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&self.bucket_counts)
+            .map(|(bound, count)| {
+                running += count;
+                (bound, running)
+            })
+            .collect()
+    }
+}
+
+/// A windowed summary: count and sum of the samples, median and p90 when any.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryStats {
+    pub count: u64,
+    pub sum: f64,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+/// Cumulative values over everything in the store up to `now`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Successful production deployments.
+    pub deployments: u64,
+    /// Of those, the failed ones (change failures).
+    pub failed_deployments: u64,
+    /// Attempts that never succeeded.
+    pub attempt_failures: u64,
+    /// Per-change lead time.
+    pub lead_time: Histogram,
+}
+
+/// The performance level of each classified metric; `None` where the value is absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Levels {
+    pub deployment_frequency: Option<Level>,
+    pub lead_time: Option<Level>,
+    pub change_failure_rate: Option<Level>,
+    pub recovery_time: Option<Level>,
+}
+
+/// The deployment metrics of one scope over one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowedMetrics {
+    pub window: Window,
+    /// Successful production deployments with deploy time in the window.
+    pub deployments: u64,
+    /// `deployments ÷ window days`; 0 with no deployments.
+    pub deployment_frequency_per_day: f64,
+    /// Changes deployed in the window.
+    pub lead_time: SummaryStats,
+    /// Failed deployments among `deployments`.
+    pub failed_deployments: u64,
+    /// `failed_deployments ÷ deployments`; absent with no deployments.
+    pub change_failure_rate: Option<f64>,
+    /// Recoveries completed in the window.
+    pub recovery_time: SummaryStats,
+    /// Rework deployments among `deployments`.
+    pub rework_deployments: u64,
+    /// `rework_deployments ÷ deployments`; absent with no deployments.
+    pub rework_rate: Option<f64>,
+    pub levels: Levels,
+}
+
+/// Incident metrics of one scope over one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentMetrics {
+    pub window: Window,
+    /// `closed_at − created_at` of the incidents closed in the window.
+    pub time_to_restore: SummaryStats,
+}
+
+/// One repository in one production environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoEnvMetrics {
+    pub repository: RepoName,
+    /// The configured spelling of the production environment.
+    pub environment: Environment,
+    pub team: Team,
+    pub totals: Totals,
+    /// One per configured window, in configuration order.
+    pub windows: Vec<WindowedMetrics>,
+}
+
+/// The incidents of one repository (incidents have no environment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoIncidents {
+    pub repository: RepoName,
+    pub team: Team,
+    /// Incidents open at `now`.
+    pub open: u64,
+    /// The creation times of the open incidents, oldest first (for "open for N hours").
+    pub open_since: Vec<Timestamp>,
+    pub windows: Vec<IncidentMetrics>,
+}
+
+/// A rollup (a team, or the whole organisation) from the union of its samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollupMetrics {
+    /// The team, or `None` for the organisation.
+    pub team: Option<Team>,
+    /// How many repositories it covers.
+    pub repositories: u64,
+    pub totals: Totals,
+    pub windows: Vec<WindowedMetrics>,
+    pub incidents_open: u64,
+    pub incident_windows: Vec<IncidentMetrics>,
+}
+
+/// Things a person may want to know about the data (logged by the shell, exported
+/// as counts): they do not change any metric's definition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// `(repository, environment)` pairs whose first known deployment has no base,
+    /// so it contributed no lead-time samples.
+    pub deployments_without_base: Vec<(RepoName, Environment)>,
+    /// Deployments whose change set could not be determined (their sha is unknown to
+    /// the commit history and no compare result was given).
+    pub deployments_with_unknown_changes: u64,
+    /// Incidents that precede every deployment of their repository.
+    pub unattributed_incidents: u64,
+    /// Incidents whose root cause matched no deployment (attributed by time instead).
+    pub unmatched_root_causes: u64,
+}
+
+/// Every value at `evaluated_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub evaluated_at: Timestamp,
+    pub windows: Vec<Window>,
+    /// Sorted by repository, then environment.
+    pub repositories: Vec<RepoEnvMetrics>,
+    /// Sorted by repository.
+    pub incidents: Vec<RepoIncidents>,
+    /// Sorted by team.
+    pub teams: Vec<RollupMetrics>,
+    pub organisation: RollupMetrics,
+    pub diagnostics: Diagnostics,
+}

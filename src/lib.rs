@@ -1,0 +1,11 @@
+//! dora-collector: computes the DORA software-delivery metrics from GitHub and
+//! serves them to Prometheus.
+//!
+//! # Layout
+//! - `domain`: validated newtypes and the normalized events.
+//! - `config`: the typed TOML configuration and its validation.
+//! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
+
+pub mod config;
+pub mod domain;
+pub mod dora;
