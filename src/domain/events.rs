@@ -260,7 +260,7 @@ pub fn parse_root_cause(body: &str) -> Option<ShaPrefix> {
         let token = line[KEY.len()..].split_whitespace().next()?;
         let token = token
             .trim_matches('`')
-            .trim_end_matches(|c: char| matches!(c, '.' | ',' | ';' | ')' | '`'));
+            .trim_end_matches(['.', ',', ';', ')', '`']);
         ShaPrefix::parse(token).ok()
     })
 }

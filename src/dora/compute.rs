@@ -1,8 +1,403 @@
-//! placeholder
-use super::{EngineConfig, Events, Snapshot};
-use crate::domain::Timestamp;
+//! `compute`: the engine's entry point. Replays each repository (change sets,
+//! attribution), then evaluates every window for every scope — repository ×
+//! environment, team and organisation — from the union of the underlying samples.
 
-/// Computes every metric of every scope at `now`.
-pub fn compute(_events: &Events, _config: &EngineConfig, _now: Timestamp) -> Snapshot {
-    unimplemented!()
+use super::attribution::{self, AttributionStats, Failure, IncidentAtNow};
+use super::changes::{self, RepoContext, Scratch};
+use super::events::{DeploymentRecord, RepoEvents};
+use super::quantile::quantile;
+use super::snapshot::{
+    Diagnostics, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot,
+    SummaryStats, Totals, WindowedMetrics,
+};
+use super::{EngineConfig, Events, LeadTimeStart, Thresholds, Window};
+use crate::domain::{CommitSha, DeploymentOutcome, Environment, RepoName, Team, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One environment of one repository, reduced to what windows need.
+struct EnvResult {
+    environment: Environment,
+    /// Deploy times, ascending.
+    deploy_times: Vec<i64>,
+    failed: Vec<bool>,
+    rework: Vec<bool>,
+    lead_times: Vec<i64>,
+    lead_offsets: Vec<u32>,
+    /// `(recovered at, recovery duration)`, ascending by recovery time.
+    recoveries: Vec<(i64, i64)>,
+    totals: Totals,
+}
+
+struct RepoResult {
+    name: RepoName,
+    team: Team,
+    environments: Vec<EnvResult>,
+    incidents: Vec<IncidentAtNow>,
+}
+
+/// Computes every metric of every scope at `now`. Events after `now` are ignored
+/// (a deployment not yet done, an incident not yet opened or closed), so the same
+/// store evaluated at an earlier `now` gives that day's numbers.
+pub fn compute(events: &Events, config: &EngineConfig, now: Timestamp) -> Snapshot {
+    let empty = RepoEvents::default();
+    let names: BTreeSet<&RepoName> = config
+        .teams
+        .keys()
+        .chain(events.repositories.keys())
+        .collect();
+    let mut scratch = Scratch::default();
+    let mut diagnostics = Diagnostics::default();
+    let repos: Vec<RepoResult> = names
+        .into_iter()
+        .map(|name| {
+            let repo = events.repositories.get(name).unwrap_or(&empty);
+            let team = config.teams.get(name).cloned().unwrap_or_default();
+            analyse_repository(
+                name,
+                team,
+                repo,
+                config,
+                now,
+                &mut scratch,
+                &mut diagnostics,
+            )
+        })
+        .collect();
+
+    let mut samples = Vec::new();
+    let mut repositories = Vec::new();
+    let mut incidents = Vec::new();
+    for repo in &repos {
+        for env in &repo.environments {
+            repositories.push(RepoEnvMetrics {
+                repository: repo.name.clone(),
+                environment: env.environment.clone(),
+                team: repo.team.clone(),
+                totals: env.totals.clone(),
+                windows: config
+                    .windows
+                    .iter()
+                    .map(|w| windowed(&[env], w, now, &config.thresholds, &mut samples))
+                    .collect(),
+            });
+        }
+        let mut open_since: Vec<Timestamp> = repo
+            .incidents
+            .iter()
+            .filter(|i| i.closed_at.is_none())
+            .map(|i| Timestamp(i.created_at))
+            .collect();
+        open_since.sort_unstable();
+        incidents.push(RepoIncidents {
+            repository: repo.name.clone(),
+            team: repo.team.clone(),
+            open: open_since.len() as u64,
+            open_since,
+            windows: incident_windows(&[repo], &config.windows, now, &mut samples),
+        });
+    }
+
+    let mut by_team: BTreeMap<&Team, Vec<&RepoResult>> = BTreeMap::new();
+    for repo in &repos {
+        by_team.entry(&repo.team).or_default().push(repo);
+    }
+    let teams = by_team
+        .into_iter()
+        .map(|(team, members)| rollup(Some(team.clone()), &members, config, now, &mut samples))
+        .collect();
+    let everyone: Vec<&RepoResult> = repos.iter().collect();
+    let organisation = rollup(None, &everyone, config, now, &mut samples);
+
+    Snapshot {
+        evaluated_at: now,
+        windows: config.windows.clone(),
+        repositories,
+        incidents,
+        teams,
+        organisation,
+        diagnostics,
+    }
+}
+
+fn analyse_repository(
+    name: &RepoName,
+    team: Team,
+    repo: &RepoEvents,
+    config: &EngineConfig,
+    now: Timestamp,
+    scratch: &mut Scratch,
+    diagnostics: &mut Diagnostics,
+) -> RepoResult {
+    let production = &config.production_environments;
+    // Repository environment index -> production environment index.
+    let production_index: Vec<Option<usize>> = repo
+        .environments
+        .iter()
+        .map(|env| production.iter().position(|p| p.matches(env.as_str())))
+        .collect();
+
+    let mut successful: Vec<Vec<(&DeploymentRecord, i64)>> = vec![Vec::new(); production.len()];
+    let mut attempt_failures = vec![0u64; production.len()];
+    for record in &repo.deployments {
+        let Some(e) = production_index[record.environment as usize] else {
+            continue;
+        };
+        match record.outcome {
+            DeploymentOutcome::Succeeded { at } if at <= now => successful[e].push((record, at.0)),
+            DeploymentOutcome::Failed { at } if at <= now => attempt_failures[e] += 1,
+            _ => {}
+        }
+    }
+
+    let context = RepoContext {
+        repo,
+        lead_time_start: config.lead_time_start,
+        pr_start: pr_start_times(repo, config.lead_time_start, now),
+        rework_merges: rework_merges(repo, &config.rework_labels, now),
+    };
+    let histories: Vec<changes::EnvHistory> = successful
+        .iter_mut()
+        .map(|list| {
+            list.sort_unstable_by_key(|(record, at)| (*at, record.source, record.id));
+            changes::replay(&context, list, scratch)
+        })
+        .collect();
+
+    let incidents = attribution::incidents_at(&repo.incidents, &config.incident_labels, now);
+    let mut stats = AttributionStats::default();
+    let failures = attribution::attribute(
+        &repo.graph,
+        &histories,
+        &incidents,
+        config.rollback_is_failure,
+        &mut stats,
+    );
+    diagnostics.unattributed_incidents += stats.unattributed;
+    diagnostics.unmatched_root_causes += stats.unmatched_root_causes;
+
+    let environments = histories
+        .into_iter()
+        .zip(failures)
+        .zip(attempt_failures)
+        .enumerate()
+        .map(|(e, ((history, failures), attempt_failures))| {
+            if history.without_base {
+                diagnostics
+                    .deployments_without_base
+                    .push((name.clone(), production[e].clone()));
+            }
+            diagnostics.deployments_with_unknown_changes += history.unknown_changes;
+            let mut recoveries: Vec<(i64, i64)> = history
+                .deployments
+                .iter()
+                .zip(&failures)
+                .filter_map(|(d, f)| match f {
+                    Failure::Recovered(at) if *at <= now.0 && *at >= d.at => {
+                        Some((*at, *at - d.at))
+                    }
+                    _ => None,
+                })
+                .collect();
+            recoveries.sort_unstable();
+            let failed: Vec<bool> = failures.iter().map(|f| *f != Failure::None).collect();
+            let totals = Totals {
+                deployments: history.deployments.len() as u64,
+                failed_deployments: failed.iter().filter(|f| **f).count() as u64,
+                attempt_failures,
+                lead_time: history.histogram,
+            };
+            EnvResult {
+                environment: production[e].clone(),
+                deploy_times: history.deployments.iter().map(|d| d.at).collect(),
+                rework: history.deployments.iter().map(|d| d.rework).collect(),
+                failed,
+                lead_times: history.lead_times,
+                lead_offsets: history.lead_offsets,
+                recoveries,
+                totals,
+            }
+        })
+        .collect();
+
+    RepoResult {
+        name: name.clone(),
+        team,
+        environments,
+        incidents: incidents.into_iter().map(|(i, _)| i).collect(),
+    }
+}
+
+/// Where each commit's lead time starts under a PR-based `lead_time_start`: the
+/// pull request that introduced it (its merge commit, or one of its own commits).
+/// A commit in several PRs takes the earliest start.
+fn pr_start_times(
+    repo: &RepoEvents,
+    start: LeadTimeStart,
+    now: Timestamp,
+) -> HashMap<CommitSha, i64> {
+    let mut starts: HashMap<CommitSha, i64> = HashMap::new();
+    if start == LeadTimeStart::Commit {
+        return starts;
+    }
+    for pr in &repo.pull_requests {
+        let Some(merged_at) = pr.merged_at.filter(|m| *m <= now) else {
+            continue;
+        };
+        let begin = match start {
+            LeadTimeStart::PrMerged => Some(merged_at.0),
+            _ => pr.first_commit_at.map(|t| t.0),
+        };
+        let Some(begin) = begin else { continue };
+        for sha in pr.merge_commit_sha.iter().chain(&pr.commits) {
+            starts
+                .entry(*sha)
+                .and_modify(|s| *s = (*s).min(begin))
+                .or_insert(begin);
+        }
+    }
+    starts
+}
+
+fn rework_merges(repo: &RepoEvents, labels: &[String], now: Timestamp) -> Vec<CommitSha> {
+    let mut shas: Vec<CommitSha> = repo
+        .pull_requests
+        .iter()
+        .filter(|pr| {
+            pr.merged_at.is_some_and(|m| m <= now) && attribution::has_label(&pr.labels, labels)
+        })
+        .filter_map(|pr| pr.merge_commit_sha)
+        .collect();
+    shas.sort_unstable();
+    shas.dedup();
+    shas
+}
+
+fn summary(values: &mut [i64]) -> SummaryStats {
+    SummaryStats {
+        count: values.len() as u64,
+        sum: values.iter().map(|v| *v as f64).sum(),
+        median: quantile(values, 0.5),
+        p90: quantile(values, 0.9),
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// One window over the union of `parts`.
+fn windowed(
+    parts: &[&EnvResult],
+    window: &Window,
+    now: Timestamp,
+    thresholds: &Thresholds,
+    samples: &mut Vec<i64>,
+) -> WindowedMetrics {
+    let start = window.start(now).0;
+    let (mut deployments, mut failed, mut rework) = (0u64, 0u64, 0u64);
+    samples.clear();
+    for part in parts {
+        let low = part.deploy_times.partition_point(|at| *at <= start);
+        let high = part.deploy_times.partition_point(|at| *at <= now.0);
+        deployments += (high - low) as u64;
+        failed += part.failed[low..high].iter().filter(|f| **f).count() as u64;
+        rework += part.rework[low..high].iter().filter(|r| **r).count() as u64;
+        let (from, to) = (
+            part.lead_offsets[low] as usize,
+            part.lead_offsets[high] as usize,
+        );
+        samples.extend_from_slice(&part.lead_times[from..to]);
+    }
+    let lead_time = summary(samples);
+    samples.clear();
+    for part in parts {
+        let low = part.recoveries.partition_point(|(at, _)| *at <= start);
+        let high = part.recoveries.partition_point(|(at, _)| *at <= now.0);
+        samples.extend(
+            part.recoveries[low..high]
+                .iter()
+                .map(|(_, duration)| *duration),
+        );
+    }
+    let recovery_time = summary(samples);
+    let frequency = deployments as f64 / window.days_f64();
+    let change_failure_rate = ratio(failed, deployments);
+    let levels = Levels {
+        deployment_frequency: Some(thresholds.deployment_frequency(frequency)),
+        lead_time: lead_time.median.map(|m| thresholds.lead_time(m)),
+        change_failure_rate: change_failure_rate.map(|r| thresholds.change_failure_rate(r)),
+        recovery_time: recovery_time.median.map(|m| thresholds.recovery_time(m)),
+    };
+    WindowedMetrics {
+        window: window.clone(),
+        deployments,
+        deployment_frequency_per_day: frequency,
+        lead_time,
+        failed_deployments: failed,
+        change_failure_rate,
+        recovery_time,
+        rework_deployments: rework,
+        rework_rate: ratio(rework, deployments),
+        levels,
+    }
+}
+
+fn incident_windows(
+    repos: &[&RepoResult],
+    windows: &[Window],
+    now: Timestamp,
+    samples: &mut Vec<i64>,
+) -> Vec<IncidentMetrics> {
+    windows
+        .iter()
+        .map(|window| {
+            samples.clear();
+            for repo in repos {
+                samples.extend(repo.incidents.iter().filter_map(|i| {
+                    let closed = i.closed_at?;
+                    let restore = closed - i.created_at;
+                    (window.contains(now, Timestamp(closed)) && restore >= 0).then_some(restore)
+                }));
+            }
+            IncidentMetrics {
+                window: window.clone(),
+                time_to_restore: summary(samples),
+            }
+        })
+        .collect()
+}
+
+fn rollup(
+    team: Option<Team>,
+    members: &[&RepoResult],
+    config: &EngineConfig,
+    now: Timestamp,
+    samples: &mut Vec<i64>,
+) -> RollupMetrics {
+    let parts: Vec<&EnvResult> = members.iter().flat_map(|r| &r.environments).collect();
+    let mut totals = Totals {
+        lead_time: super::Histogram::new(),
+        ..Totals::default()
+    };
+    for part in &parts {
+        totals.deployments += part.totals.deployments;
+        totals.failed_deployments += part.totals.failed_deployments;
+        totals.attempt_failures += part.totals.attempt_failures;
+        totals.lead_time.merge(&part.totals.lead_time);
+    }
+    RollupMetrics {
+        team,
+        repositories: members.len() as u64,
+        totals,
+        windows: config
+            .windows
+            .iter()
+            .map(|w| windowed(&parts, w, now, &config.thresholds, samples))
+            .collect(),
+        incidents_open: members
+            .iter()
+            .map(|r| r.incidents.iter().filter(|i| i.closed_at.is_none()).count() as u64)
+            .sum(),
+        incident_windows: incident_windows(members, &config.windows, now, samples),
+    }
 }

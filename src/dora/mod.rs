@@ -6,6 +6,7 @@
 //! The exporter and the report render its `Snapshot`; nothing computes elsewhere.
 
 mod attribution;
+mod changes;
 mod compute;
 mod events;
 mod graph;

@@ -1,0 +1,896 @@
+//! One test per rule of `dora-definitions.md`, named after the rule. Each builds a
+//! small scenario by hand and checks the numbers a person would compute.
+
+mod common;
+
+use common::*;
+use dora_collector::domain::{CompareStatus, DeploymentOutcome, Environment, StatusState};
+use dora_collector::dora::Level;
+
+const R: &str = "acme/api";
+const PROD: &str = "production";
+
+fn hours(h: f64) -> Option<f64> {
+    Some(h * HOUR as f64)
+}
+
+// ---- §3 windows and formulas -------------------------------------------------
+
+#[test]
+fn empty_window_gives_absent_values() {
+    // A configured repository with no events, and one whose only deployment is
+    // outside the 7d window.
+    let snapshot = Scenario::new()
+        .team("acme/idle", "core")
+        .chain(R, 1, 1, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .incident(R, 1, DAY, Some(DAY + HOUR))
+        .windows(&[7])
+        .compute(30 * DAY);
+    for repository in ["acme/idle", R] {
+        let w = scope(&snapshot, repository, PROD, "7d");
+        assert_eq!(w.deployments, 0, "{repository}");
+        assert_eq!(
+            w.deployment_frequency_per_day, 0.0,
+            "frequency with no deployments is 0"
+        );
+        assert_eq!(w.change_failure_rate, None);
+        assert_eq!(w.rework_rate, None);
+        assert_eq!(
+            (
+                w.lead_time.count,
+                w.lead_time.sum,
+                w.lead_time.median,
+                w.lead_time.p90
+            ),
+            (0, 0.0, None, None)
+        );
+        assert_eq!((w.recovery_time.count, w.recovery_time.median), (0, None));
+        assert_eq!(w.levels.deployment_frequency, Some(Level::Low));
+        assert_eq!(
+            (
+                w.levels.lead_time,
+                w.levels.change_failure_rate,
+                w.levels.recovery_time
+            ),
+            (None, None, None)
+        );
+    }
+    let ttr = &snapshot
+        .incidents
+        .iter()
+        .find(|i| i.repository.as_str() == R)
+        .unwrap()
+        .windows[0];
+    assert_eq!(
+        (ttr.time_to_restore.count, ttr.time_to_restore.median),
+        (0, None)
+    );
+}
+
+#[test]
+fn median_of_even_count_is_mean_of_the_two_middle_values() {
+    // Four changes with lead times 1h, 2h, 3h, 10h deployed together.
+    let deployed = 20 * DAY;
+    let cases: &[(&[i64], Option<f64>, Option<f64>)] = &[
+        (&[1, 2, 3, 10], hours(2.5), hours(3.0 + 0.7 * 7.0)),
+        (&[1, 2, 3], hours(2.0), hours(2.8)),
+        (&[5], hours(5.0), hours(5.0)),
+    ];
+    for (leads, median, p90) in cases {
+        let mut s = Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 1, None, 0)
+            .deploy(R, PROD, 1, DAY);
+        for (i, lead) in leads.iter().enumerate() {
+            let n = 2 + i as u32;
+            s = s.commit(R, n, &[n - 1], deployed - lead * HOUR);
+        }
+        let head = 1 + leads.len() as u32;
+        let snapshot = s.deploy(R, PROD, head, deployed).compute(deployed);
+        let w = scope(&snapshot, R, PROD, "30d");
+        assert_eq!(w.lead_time.count, leads.len() as u64);
+        assert_close(w.lead_time.median, *median, "median");
+        assert_close(w.lead_time.p90, *p90, "p90");
+        let sum: i64 = leads.iter().map(|l| l * HOUR).sum();
+        assert_eq!(w.lead_time.sum, sum as f64);
+    }
+}
+
+#[test]
+fn window_start_is_exclusive_and_end_inclusive() {
+    let now = 20 * DAY;
+    let start = now - 7 * DAY;
+    // (deploy time, counted in the 7d window)
+    let cases = [
+        (start, false),
+        (start + 1, true),
+        (now, true),
+        (now + 1, false),
+    ];
+    let mut s = Scenario::new()
+        .windows(&[7])
+        .chain(R, 1, 5, None, 0)
+        .deploy(R, PROD, 1, DAY);
+    for (i, (when, _)) in cases.iter().enumerate() {
+        s = s.deploy(R, PROD, 2 + i as u32, *when);
+    }
+    let snapshot = s.compute(now);
+    let w = scope(&snapshot, R, PROD, "7d");
+    let expected = cases.iter().filter(|(_, counted)| *counted).count() as u64;
+    assert_eq!(w.deployments, expected);
+    assert_close(
+        Some(w.deployment_frequency_per_day),
+        Some(expected as f64 / 7.0),
+        "frequency",
+    );
+    // The deployment after `now` does not exist yet at all.
+    assert_eq!(totals(&snapshot, R, PROD).deployments, 4);
+}
+
+#[test]
+fn deployment_frequency_is_deployments_per_day_and_classified() {
+    let now = 40 * DAY;
+    // (deployments in the last 30 days, expected level)
+    let cases = [
+        (30, Level::Elite),
+        (5, Level::High),
+        (1, Level::Medium),
+        (0, Level::Low),
+    ];
+    for (count, level) in cases {
+        let mut s = Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 1 + count, None, 0)
+            .deploy(R, PROD, 1, 0);
+        for i in 0..count {
+            s = s.deploy(R, PROD, 2 + i, now - i as i64 * DAY);
+        }
+        let w = scope(&s.compute(now), R, PROD, "30d").clone();
+        assert_close(
+            Some(w.deployment_frequency_per_day),
+            Some(count as f64 / 30.0),
+            "frequency",
+        );
+        assert_eq!(
+            w.levels.deployment_frequency,
+            Some(level),
+            "{count} deployments"
+        );
+    }
+}
+
+#[test]
+fn change_failure_rate_is_failed_over_successful_by_deploy_time() {
+    // 4 deployments in the window; the incident blames the 2nd. A failed attempt is
+    // not a deployment.
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 5, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 2, 2 * DAY)
+        .deploy(R, PROD, 3, 3 * DAY)
+        .failed_attempt(R, PROD, 4, 3 * DAY + HOUR)
+        .deploy(R, PROD, 5, 4 * DAY)
+        .incident(R, 1, 2 * DAY + HOUR, Some(2 * DAY + 2 * HOUR))
+        .compute(10 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!((w.deployments, w.failed_deployments), (4, 1));
+    assert_close(w.change_failure_rate, Some(0.25), "cfr");
+    assert_eq!(w.levels.change_failure_rate, Some(Level::Low));
+    let t = totals(&snapshot, R, PROD);
+    assert_eq!(
+        (t.deployments, t.failed_deployments, t.attempt_failures),
+        (4, 1, 1)
+    );
+}
+
+#[test]
+fn rates_and_quantiles_stay_absent_without_samples_but_frequency_is_zero() {
+    let snapshot = Scenario::new().windows(&[7]).team(R, "core").compute(0);
+    let org = &snapshot.organisation.windows[0];
+    assert_eq!(org.deployment_frequency_per_day, 0.0);
+    assert_eq!(
+        (
+            org.change_failure_rate,
+            org.rework_rate,
+            org.lead_time.median
+        ),
+        (None, None, None)
+    );
+}
+
+// ---- §1 events -----------------------------------------------------------------
+
+#[test]
+fn only_production_environments_count_compared_case_insensitively() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 4, None, 0)
+        .deploy(R, "Production", 1, DAY)
+        .deploy(R, "PRODUCTION", 2, 2 * DAY)
+        .deploy(R, "staging", 3, 3 * DAY)
+        .deploy(R, "production-eu", 4, 4 * DAY)
+        .compute(10 * DAY);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").deployments, 2);
+    let environments: Vec<&str> = snapshot
+        .repositories
+        .iter()
+        .map(|r| r.environment.as_str())
+        .collect();
+    assert_eq!(
+        environments,
+        vec!["production"],
+        "one scope per configured production environment, configured spelling"
+    );
+}
+
+#[test]
+fn failed_attempts_and_pending_deployments_are_not_deployments() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 3, None, 0)
+        .failed_attempt(R, PROD, 1, DAY)
+        .deployment(R, PROD, 2, DeploymentOutcome::Pending)
+        .failed_attempt(R, "staging", 3, DAY)
+        .compute(10 * DAY);
+    let t = totals(&snapshot, R, PROD);
+    assert_eq!((t.deployments, t.attempt_failures), (0, 1));
+    assert_eq!(scope(&snapshot, R, PROD, "30d").deployments, 0);
+}
+
+#[test]
+fn deployment_outcome_follows_statuses() {
+    // The status rule itself lives in the domain; this checks it feeds the engine:
+    // the deploy time is the earliest success, inactive is ignored.
+    use dora_collector::domain::outcome_from_statuses;
+    let outcome = outcome_from_statuses(&[
+        (StatusState::InProgress, at(DAY)),
+        (StatusState::Success, at(2 * DAY)),
+        (StatusState::Success, at(3 * DAY)),
+        (StatusState::Inactive, at(4 * DAY)),
+    ]);
+    assert_eq!(outcome, DeploymentOutcome::Succeeded { at: at(2 * DAY) });
+    let snapshot = Scenario::new()
+        .windows(&[1])
+        .chain(R, 1, 1, None, 0)
+        .deployment(R, PROD, 1, outcome)
+        .compute(2 * DAY);
+    assert_eq!(scope(&snapshot, R, PROD, "1d").deployments, 1);
+}
+
+#[test]
+fn first_deployment_without_base_contributes_no_lead_time() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 10, None, 0)
+        .deploy(R, PROD, 10, DAY)
+        .compute(2 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!((w.deployments, w.lead_time.count), (1, 0));
+    assert_eq!(
+        snapshot.diagnostics.deployments_without_base,
+        vec![(repo(R), env(PROD))]
+    );
+}
+
+#[test]
+fn changes_are_the_commits_since_the_previous_deployment() {
+    // main: 1-2-3; feature 4 off 1; merge 5 = (3, 4). D1 ships 2, D2 ships 5:
+    // changes of D2 are 3, 4, 5 (not 1, 2 — already shipped).
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .commit(R, 1, &[], 0)
+        .commit(R, 2, &[1], HOUR)
+        .commit(R, 3, &[2], 2 * HOUR)
+        .commit(R, 4, &[1], 3 * HOUR)
+        .commit(R, 5, &[3, 4], 4 * HOUR)
+        .deploy(R, PROD, 2, DAY)
+        .deploy(R, PROD, 5, 2 * DAY)
+        .compute(3 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!(w.lead_time.count, 3);
+    assert_eq!(w.lead_time.sum, (3 * (2 * DAY) - (2 + 3 + 4) * HOUR) as f64);
+}
+
+#[test]
+fn changes_from_an_explicit_compare_list() {
+    // No parent links at all: the compare results say what shipped.
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .commit(R, 1, &[], 0)
+        .commit(R, 2, &[], HOUR)
+        .commit(R, 3, &[], 2 * HOUR)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 3, 2 * DAY)
+        .deploy(R, PROD, 3, 3 * DAY)
+        .compare(R, 1, 3, CompareStatus::Ahead, &[2, 3])
+        .compare(R, 3, 3, CompareStatus::Identical, &[])
+        .compute(4 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!(w.lead_time.count, 2);
+    assert_eq!(w.lead_time.sum, (2 * (2 * DAY) - 3 * HOUR) as f64);
+}
+
+#[test]
+fn redeploying_the_same_sha_adds_no_changes() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 3, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 3, 2 * DAY)
+        .deploy(R, PROD, 3, 3 * DAY)
+        .compute(4 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!((w.deployments, w.lead_time.count), (3, 2));
+}
+
+#[test]
+fn a_commit_counts_once_per_environment_even_after_a_rollback() {
+    // 1-2-3. D1=1, D2=3 (ships 2, 3), D3=1 (rollback), D4=3 again: nothing new.
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 3, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 3, 2 * DAY)
+        .deploy(R, PROD, 1, 3 * DAY)
+        .deploy(R, PROD, 3, 4 * DAY)
+        .deploy(R, "production-eu", 1, DAY)
+        .deploy(R, "production-eu", 3, 5 * DAY)
+        .with_config(|c| {
+            c.production_environments
+                .push(Environment::parse("production-eu").unwrap())
+        })
+        .compute(6 * DAY);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").lead_time.count, 2);
+    assert_eq!(
+        scope(&snapshot, R, "production-eu", "30d").lead_time.count,
+        2,
+        "counted again in another environment"
+    );
+}
+
+#[test]
+fn negative_lead_times_are_dropped() {
+    // Commit 2 authored an hour after its deployment (clock skew); commit 3 at it.
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 1, None, 0)
+        .commit(R, 2, &[1], 2 * DAY + HOUR)
+        .commit(R, 3, &[2], 2 * DAY)
+        .commit(R, 4, &[3], DAY)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 4, 2 * DAY)
+        .compute(3 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!(w.lead_time.count, 2, "zero is kept, negative dropped");
+    assert_eq!(w.lead_time.sum, DAY as f64);
+    assert_eq!(totals(&snapshot, R, PROD).lead_time.count, 2);
+}
+
+#[test]
+fn lead_time_start_can_be_the_pull_request() {
+    // Squash merge: commit 2 authored at merge time; its PR's first commit a day earlier.
+    let base = || {
+        Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 1, None, 0)
+            .commit(R, 2, &[1], 5 * DAY)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, PROD, 2, 6 * DAY)
+            .pull_request(R, 7, 5 * DAY + HOUR, 2, &[], 4 * DAY, &[])
+    };
+    use dora_collector::dora::LeadTimeStart;
+    let cases = [
+        (LeadTimeStart::Commit, DAY),
+        (LeadTimeStart::PrFirstCommit, 2 * DAY),
+        (LeadTimeStart::PrMerged, DAY - HOUR),
+    ];
+    for (start, lead) in cases {
+        let snapshot = base()
+            .with_config(|c| c.lead_time_start = start)
+            .compute(7 * DAY);
+        assert_close(
+            scope(&snapshot, R, PROD, "30d").lead_time.median,
+            Some(lead as f64),
+            &format!("{start:?}"),
+        );
+    }
+}
+
+#[test]
+fn lead_time_level_follows_the_median() {
+    let cases = [
+        (HOUR, Level::Elite),
+        (2 * DAY, Level::High),
+        (10 * DAY, Level::Medium),
+        (40 * DAY, Level::Low),
+    ];
+    for (lead, level) in cases {
+        let deployed = 60 * DAY;
+        let snapshot = Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 1, None, 0)
+            .commit(R, 2, &[1], deployed - lead)
+            .deploy(R, PROD, 1, 0)
+            .deploy(R, PROD, 2, deployed)
+            .compute(deployed);
+        assert_eq!(
+            scope(&snapshot, R, PROD, "30d").levels.lead_time,
+            Some(level),
+            "lead {lead}"
+        );
+    }
+}
+
+// ---- §2 attribution ------------------------------------------------------------
+
+#[test]
+fn rollback_marks_the_previous_deployment_failed_and_is_itself_rework() {
+    let scenario = |rollback_is_failure: bool, explicit: bool| {
+        let mut s = Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 3, None, 0)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, PROD, 2, 2 * DAY)
+            .deploy(R, PROD, 3, 3 * DAY)
+            .deploy(R, PROD, 2, 3 * DAY + 2 * HOUR)
+            .with_config(|c| c.rollback_is_failure = rollback_is_failure);
+        if explicit {
+            s = s.compare(R, 3, 2, CompareStatus::Behind, &[]);
+        }
+        s.compute(10 * DAY)
+    };
+    for explicit in [false, true] {
+        let snapshot = scenario(true, explicit);
+        let w = scope(&snapshot, R, PROD, "30d");
+        assert_eq!(
+            (w.deployments, w.failed_deployments, w.rework_deployments),
+            (4, 1, 1),
+            "explicit={explicit}"
+        );
+        assert_eq!(w.recovery_time.count, 1);
+        assert_close(
+            w.recovery_time.median,
+            Some(2.0 * HOUR as f64),
+            "recovered at the rollback's deploy time",
+        );
+        let w = scope(&scenario(false, explicit), R, PROD, "30d").clone();
+        assert_eq!(
+            (w.failed_deployments, w.rework_deployments),
+            (0, 1),
+            "rollback_is_failure = false"
+        );
+    }
+}
+
+#[test]
+fn a_redeploy_after_a_rollback_is_not_a_rollback() {
+    // D1=1, D2=3, D3=1 (rollback of D2), D4=3 (forward again): only D2 failed.
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 3, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 3, 2 * DAY)
+        .deploy(R, PROD, 1, 3 * DAY)
+        .deploy(R, PROD, 3, 4 * DAY)
+        .compute(5 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!((w.failed_deployments, w.rework_deployments), (1, 1));
+}
+
+#[test]
+fn incident_with_a_seven_character_root_cause_fails_the_first_deployment_that_shipped_it() {
+    // 1-2-3-4. D1=1, D2=2, D3=4 (ships 3, 4), D4=4 (redeploy). Root cause: commit 3.
+    let cause = sha(3).to_string();
+    for prefix_len in [7, 12, 40] {
+        let snapshot = Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 4, None, 0)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, PROD, 2, 2 * DAY)
+            .deploy(R, PROD, 4, 3 * DAY)
+            .deploy(R, PROD, 4, 4 * DAY)
+            .incident_with_cause(R, 1, 5 * DAY, Some(5 * DAY + HOUR), &cause[..prefix_len])
+            .compute(6 * DAY);
+        let w = scope(&snapshot, R, PROD, "30d");
+        assert_eq!(w.failed_deployments, 1, "prefix {prefix_len}");
+        // D3 deployed at 3d, recovered at 5d+1h.
+        assert_close(
+            w.recovery_time.median,
+            Some((2 * DAY + HOUR) as f64),
+            "blames D3, not the redeploy",
+        );
+    }
+}
+
+#[test]
+fn incident_root_cause_may_name_the_deployed_sha_itself() {
+    // The base deployment has no changes, but it shipped its sha.
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 2, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 2, 2 * DAY)
+        .incident_with_cause(R, 1, 3 * DAY, None, &sha(1).to_string()[..8])
+        .compute(4 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!(w.failed_deployments, 1);
+    assert_eq!(w.recovery_time.count, 0, "open incident: not recovered");
+    assert_eq!(snapshot.incidents[0].open, 1);
+}
+
+#[test]
+fn incident_without_root_cause_fails_the_latest_deployment_at_or_before_it() {
+    // (incident created at, expected failed deployment index 0..3 by deploy time)
+    let cases = [
+        (2 * DAY, 1usize),
+        (2 * DAY + 1, 1),
+        (3 * DAY - 1, 1),
+        (3 * DAY, 2),
+        (9 * DAY, 2),
+    ];
+    for (created, failed_index) in cases {
+        let snapshot = Scenario::new()
+            .windows(&[1, 30])
+            .chain(R, 1, 3, None, 0)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, PROD, 2, 2 * DAY)
+            .deploy(R, PROD, 3, 3 * DAY)
+            .incident(R, 1, created, None)
+            .compute(3 * DAY);
+        // The 1d window (2d, 3d] holds only deployment index 2.
+        let day = scope(&snapshot, R, PROD, "1d");
+        let expected_in_day = u64::from(failed_index == 2 && created <= 3 * DAY);
+        assert_eq!(
+            day.failed_deployments, expected_in_day,
+            "incident at {created}"
+        );
+    }
+}
+
+#[test]
+fn root_cause_that_matches_no_deployment_falls_back_to_time() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 2, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 2, 2 * DAY)
+        .incident_with_cause(R, 1, 2 * DAY + HOUR, Some(2 * DAY + 3 * HOUR), "deadbeef00")
+        .compute(4 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!(w.failed_deployments, 1);
+    assert_close(
+        w.recovery_time.median,
+        Some(3.0 * HOUR as f64),
+        "the 2d deployment recovered at 2d+3h",
+    );
+    assert_eq!(snapshot.diagnostics.unmatched_root_causes, 1);
+}
+
+#[test]
+fn incident_before_any_deployment_is_attributed_to_none() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 1, None, 0)
+        .incident(R, 1, HOUR, Some(2 * HOUR))
+        .deploy(R, PROD, 1, DAY)
+        .compute(2 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!(w.failed_deployments, 0);
+    assert_eq!(snapshot.diagnostics.unattributed_incidents, 1);
+    // It still counts for time to restore.
+    assert_eq!(snapshot.incidents[0].windows[0].time_to_restore.count, 1);
+}
+
+#[test]
+fn incident_in_a_repository_with_two_production_environments() {
+    let two_envs = |c: &mut dora_collector::dora::EngineConfig| {
+        c.production_environments
+            .push(Environment::parse("production-eu").unwrap())
+    };
+    let base = || {
+        Scenario::new()
+            .windows(&[30])
+            .with_config(two_envs)
+            .chain(R, 1, 2, None, 0)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, "production-eu", 1, DAY)
+            .deploy(R, PROD, 2, 2 * DAY)
+            .deploy(R, "production-eu", 2, 3 * DAY)
+    };
+    // Without a root cause: only the latest across both environments (EU at 3d).
+    let snapshot = base().incident(R, 1, 3 * DAY + HOUR, None).compute(4 * DAY);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").failed_deployments, 0);
+    assert_eq!(
+        scope(&snapshot, R, "production-eu", "30d").failed_deployments,
+        1
+    );
+    // With a root cause: the first deployment that shipped it in each environment.
+    let snapshot = base()
+        .incident_with_cause(R, 1, 3 * DAY + HOUR, None, &sha(2).to_string()[..7])
+        .compute(4 * DAY);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").failed_deployments, 1);
+    assert_eq!(
+        scope(&snapshot, R, "production-eu", "30d").failed_deployments,
+        1
+    );
+    assert_eq!(snapshot.organisation.windows[0].failed_deployments, 2);
+}
+
+#[test]
+fn one_incident_referenced_twice_fails_its_deployment_once() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 2, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 2, 2 * DAY)
+        // The same issue read twice (edited between syncs): one identity.
+        .incident_with_cause(R, 5, 2 * DAY + HOUR, None, &sha(2).to_string()[..7])
+        .incident_with_cause(
+            R,
+            5,
+            2 * DAY + HOUR,
+            Some(2 * DAY + 2 * HOUR),
+            &sha(2).to_string()[..7],
+        )
+        // Two more incidents that blame the same deployment.
+        .incident(R, 6, 2 * DAY + HOUR, Some(2 * DAY + 3 * HOUR))
+        .incident_with_cause(
+            R,
+            7,
+            2 * DAY + HOUR,
+            Some(2 * DAY + 4 * HOUR),
+            &sha(2).to_string(),
+        )
+        .compute(3 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!((w.deployments, w.failed_deployments), (2, 1));
+    assert_close(w.change_failure_rate, Some(0.5), "cfr");
+    assert_close(
+        w.recovery_time.median,
+        Some(4.0 * HOUR as f64),
+        "recovered when the last incident closed",
+    );
+    assert_eq!(totals(&snapshot, R, PROD).failed_deployments, 1);
+}
+
+#[test]
+fn recovery_is_when_the_last_attributed_incident_closes_and_none_while_one_is_open() {
+    let base = || {
+        Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 2, None, 0)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, PROD, 2, 2 * DAY)
+            .incident(R, 1, 2 * DAY + HOUR, Some(2 * DAY + 2 * HOUR))
+    };
+    let closed = base()
+        .incident(R, 2, 2 * DAY + HOUR, Some(2 * DAY + 5 * HOUR))
+        .compute(3 * DAY);
+    assert_close(
+        scope(&closed, R, PROD, "30d").recovery_time.median,
+        Some(5.0 * HOUR as f64),
+        "last close",
+    );
+    let open = base().incident(R, 2, 2 * DAY + HOUR, None).compute(3 * DAY);
+    let w = scope(&open, R, PROD, "30d");
+    assert_eq!((w.failed_deployments, w.recovery_time.count), (1, 0));
+    // Closed after `now`: still open at `now`.
+    let later = base()
+        .incident(R, 2, 2 * DAY + HOUR, Some(4 * DAY))
+        .compute(3 * DAY);
+    assert_eq!(scope(&later, R, PROD, "30d").recovery_time.count, 0);
+}
+
+#[test]
+fn recovery_time_belongs_to_the_window_of_its_recovery() {
+    // Deployed 10 days ago, recovered 1 day ago: in the 7d recovery window, while the
+    // failed deployment itself is outside it.
+    let now = 20 * DAY;
+    let snapshot = Scenario::new()
+        .windows(&[7, 30])
+        .chain(R, 1, 2, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 2, now - 10 * DAY)
+        .incident(R, 1, now - 10 * DAY + HOUR, Some(now - DAY))
+        .compute(now);
+    let week = scope(&snapshot, R, PROD, "7d");
+    assert_eq!(
+        (
+            week.deployments,
+            week.failed_deployments,
+            week.recovery_time.count
+        ),
+        (0, 0, 1)
+    );
+    assert_close(
+        week.recovery_time.median,
+        Some(9.0 * DAY as f64),
+        "recovery",
+    );
+    assert_eq!(week.levels.recovery_time, Some(Level::Low));
+}
+
+#[test]
+fn time_to_restore_covers_every_incident_closed_in_the_window() {
+    let now = 30 * DAY;
+    let snapshot = Scenario::new()
+        .windows(&[7])
+        .chain(R, 1, 1, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .incident(R, 1, now - 8 * DAY, Some(now - 2 * DAY)) // closed in window: 6d
+        .incident(R, 2, now - 3 * DAY, Some(now - 3 * DAY + HOUR)) // 1h
+        .incident(R, 3, now - 20 * DAY, Some(now - 10 * DAY)) // closed before the window
+        .incident(R, 4, now - DAY, None) // open
+        .incident_full(R, 5, now - DAY, Some(now), None, &["bug"]) // not an incident
+        .incident_full(R, 6, now - DAY, Some(now), None, &["Incident"]) // label case: 1d
+        .compute(now);
+    let incidents = &snapshot.incidents[0];
+    let ttr = &incidents.windows[0].time_to_restore;
+    assert_eq!(ttr.count, 3);
+    assert_close(ttr.median, Some(DAY as f64), "median of 1h, 1d, 6d");
+    assert_eq!(incidents.open, 1);
+    assert_eq!(incidents.open_since, vec![at(now - DAY)]);
+}
+
+#[test]
+fn reopened_incident_is_open_until_closed_again() {
+    // The source clears closed_at on reopen; the engine sees an open incident.
+    let snapshot = Scenario::new()
+        .windows(&[7])
+        .chain(R, 1, 1, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .incident(R, 1, 2 * DAY, Some(3 * DAY))
+        .incident(R, 1, 2 * DAY, None)
+        .compute(4 * DAY);
+    assert_eq!(snapshot.incidents[0].open, 1);
+    assert_eq!(scope(&snapshot, R, PROD, "7d").recovery_time.count, 0);
+}
+
+#[test]
+fn rework_is_a_rollback_a_revert_or_a_hotfix_merge() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 2, None, 0)
+        .commit_msg(
+            R,
+            3,
+            &[2],
+            DAY,
+            "Revert \"Add the thing\"\n\nThis reverts commit abc.",
+        )
+        .commit(R, 4, &[3], DAY)
+        .commit(R, 5, &[4], DAY)
+        .commit(R, 6, &[5], DAY)
+        .deploy(R, PROD, 2, DAY) // base
+        .deploy(R, PROD, 3, 2 * DAY) // revert: rework
+        .deploy(R, PROD, 4, 3 * DAY) // plain
+        .deploy(R, PROD, 5, 4 * DAY) // hotfix PR merge commit: rework
+        .deploy(R, PROD, 6, 5 * DAY) // PR merge without the label: plain
+        .pull_request(R, 10, 4 * DAY - HOUR, 5, &[], DAY, &["HotFix"])
+        .pull_request(R, 11, 5 * DAY - HOUR, 6, &[], DAY, &["feature"])
+        .compute(6 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!((w.deployments, w.rework_deployments), (5, 2));
+    assert_close(w.rework_rate, Some(0.4), "rework rate");
+}
+
+#[test]
+fn events_after_now_do_not_exist_yet() {
+    let scenario = || {
+        Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 3, None, 0)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, PROD, 2, 2 * DAY)
+            .deploy(R, PROD, 1, 4 * DAY) // rollback, later
+            .incident(R, 1, 5 * DAY, None)
+    };
+    let early = scenario().compute(3 * DAY);
+    let w = scope(&early, R, PROD, "30d");
+    assert_eq!(
+        (w.deployments, w.failed_deployments, w.rework_deployments),
+        (2, 0, 0)
+    );
+    assert_eq!(early.incidents[0].open, 0);
+    let late = scenario().compute(6 * DAY);
+    let w = scope(&late, R, PROD, "30d");
+    assert_eq!(
+        (w.deployments, w.failed_deployments, w.rework_deployments),
+        (3, 2, 1)
+    );
+}
+
+// ---- rollups --------------------------------------------------------------------
+
+#[test]
+fn team_median_is_the_median_of_the_union_of_samples() {
+    // acme/a: leads 1h, 2h, 3h. acme/b: lead 10h. Union median 2.5h (a median of
+    // medians would be 6h). Team CFR = total failed / total deployments.
+    let deployed = 10 * DAY;
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .team("acme/a", "payments")
+        .team("acme/b", "payments")
+        .team("acme/c", "web")
+        .chain("acme/a", 1, 1, None, 0)
+        .commit("acme/a", 2, &[1], deployed - HOUR)
+        .commit("acme/a", 3, &[2], deployed - 2 * HOUR)
+        .commit("acme/a", 4, &[3], deployed - 3 * HOUR)
+        .deploy("acme/a", PROD, 1, DAY)
+        .deploy("acme/a", PROD, 4, deployed)
+        .chain("acme/b", 1, 1, None, 0)
+        .commit("acme/b", 2, &[1], deployed - 10 * HOUR)
+        .deploy("acme/b", PROD, 1, DAY)
+        .deploy("acme/b", PROD, 2, deployed)
+        .incident("acme/b", 1, deployed + 1, Some(deployed + HOUR))
+        .chain("acme/c", 1, 1, None, 0)
+        .deploy("acme/c", PROD, 1, DAY)
+        .compute(deployed + DAY);
+    let team = snapshot
+        .teams
+        .iter()
+        .find(|t| t.team.as_ref().unwrap().as_str() == "payments")
+        .unwrap();
+    let w = &team.windows[0];
+    assert_eq!(team.repositories, 2);
+    assert_eq!(w.lead_time.count, 4);
+    assert_close(w.lead_time.median, Some(2.5 * HOUR as f64), "team median");
+    assert_eq!((w.deployments, w.failed_deployments), (4, 1));
+    assert_close(w.change_failure_rate, Some(0.25), "team cfr");
+    assert_close(
+        Some(w.deployment_frequency_per_day),
+        Some(4.0 / 30.0),
+        "team frequency",
+    );
+    assert_eq!(team.incident_windows[0].time_to_restore.count, 1);
+    let org = &snapshot.organisation.windows[0];
+    assert_eq!((org.deployments, org.lead_time.count), (5, 4));
+    assert_eq!(snapshot.organisation.totals.lead_time.count, 4);
+    assert_eq!(snapshot.organisation.repositories, 3);
+}
+
+#[test]
+fn repositories_without_a_team_are_unassigned() {
+    let snapshot = Scenario::new()
+        .windows(&[7])
+        .chain(R, 1, 1, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .compute(DAY);
+    assert_eq!(snapshot.repositories[0].team.as_str(), "unassigned");
+    assert_eq!(
+        snapshot.teams[0].team.as_ref().unwrap().as_str(),
+        "unassigned"
+    );
+}
+
+#[test]
+fn cumulative_histogram_has_the_level_thresholds_as_buckets() {
+    use dora_collector::dora::LEAD_TIME_BUCKETS;
+    for bound in [3600.0, 86400.0, 604800.0, 2592000.0] {
+        assert!(LEAD_TIME_BUCKETS.contains(&bound), "{bound}");
+    }
+    let snapshot = Scenario::new()
+        .windows(&[7])
+        .chain(R, 1, 1, None, 0)
+        .commit(R, 2, &[1], 100 * DAY - HOUR) // exactly 1h: in the 3600 bucket
+        .commit(R, 3, &[2], 100 * DAY - 2 * DAY) // 2 days
+        .deploy(R, PROD, 1, 0)
+        .deploy(R, PROD, 3, 100 * DAY)
+        .compute(200 * DAY);
+    let histogram = &totals(&snapshot, R, PROD).lead_time;
+    let cumulative = histogram.cumulative();
+    let at_bound = |b: f64| cumulative.iter().find(|(bound, _)| *bound == b).unwrap().1;
+    assert_eq!(
+        (
+            at_bound(1800.0),
+            at_bound(3600.0),
+            at_bound(86400.0),
+            at_bound(172800.0)
+        ),
+        (0, 1, 1, 2)
+    );
+    assert_eq!(cumulative.last().unwrap(), &(f64::INFINITY, 2));
+    assert_eq!(histogram.sum, (HOUR + 2 * DAY) as f64);
+}
