@@ -1,0 +1,180 @@
+//! Property tests of the engine over random small organisations: rates stay in
+//! [0, 1], frequency × days = count, repositories are independent of each other, and
+//! results do not depend on the order events arrive in.
+
+mod common;
+
+use common::*;
+use dora_collector::domain::*;
+use dora_collector::dora::{self, EngineConfig, Events, Snapshot, Window};
+use proptest::prelude::*;
+
+/// One event of a random scenario, in a form that can be fed in any order.
+#[derive(Debug, Clone)]
+enum Event {
+    Commit(RepoName, Commit),
+    Deployment(Deployment),
+    Incident(Incident),
+    PullRequest(PullRequest),
+}
+
+fn repo_events(name: &'static str) -> impl Strategy<Value = Vec<Event>> {
+    let commits = 1usize..40;
+    commits.prop_flat_map(move |count| {
+        let parents = prop::collection::vec((0usize..count.max(1), any::<bool>(), any::<bool>()), count);
+        let authored = prop::collection::vec(0i64..60 * DAY, count);
+        let deployments = prop::collection::vec((0usize..count, 0i64..60 * DAY, 0u8..10, any::<bool>()), 0..25);
+        let incidents = prop::collection::vec(
+            (0i64..60 * DAY, prop::option::of(0i64..10 * DAY), prop::option::of(0usize..count), any::<bool>()),
+            0..6,
+        );
+        let prs = prop::collection::vec((0usize..count, 0i64..60 * DAY, any::<bool>()), 0..4);
+        (parents, authored, deployments, incidents, prs).prop_map(move |(parents, authored, deployments, incidents, prs)| {
+            let repository = repo(name);
+            let salt = name.len() as u32 * 1000;
+            let mut events = Vec::new();
+            for (i, (parent, merge, revert)) in parents.iter().enumerate() {
+                let mut ps = Vec::new();
+                if i > 0 {
+                    ps.push(sha(salt + (parent % i) as u32));
+                    if *merge && i > 1 {
+                        ps.push(sha(salt + ((parent + 1) % i) as u32));
+                    }
+                }
+                let message = if *revert { "Revert \"x\"" } else { "change" };
+                events.push(Event::Commit(
+                    repository.clone(),
+                    Commit::new(sha(salt + i as u32), ps, at(authored[i]), message),
+                ));
+            }
+            for (id, (commit, when, kind, staging)) in deployments.iter().enumerate() {
+                let outcome = match kind {
+                    0 => DeploymentOutcome::Failed { at: at(*when) },
+                    1 => DeploymentOutcome::Pending,
+                    _ => DeploymentOutcome::Succeeded { at: at(*when) },
+                };
+                events.push(Event::Deployment(Deployment {
+                    source: DeploymentSource::GithubDeployments,
+                    repository: repository.clone(),
+                    id: id as u64,
+                    environment: env(if *staging { "staging" } else { "production" }),
+                    sha: sha(salt + *commit as u32),
+                    created_at: at(*when),
+                    outcome,
+                }));
+            }
+            for (number, (created, duration, cause, labelled)) in incidents.iter().enumerate() {
+                events.push(Event::Incident(Incident {
+                    repository: repository.clone(),
+                    number: number as u64,
+                    created_at: at(*created),
+                    closed_at: duration.map(|d| at(created + d)),
+                    labels: vec![if *labelled { "incident" } else { "bug" }.to_owned()],
+                    root_cause: cause.map(|c| ShaPrefix::parse(&sha(salt + c as u32).to_string()[..9]).unwrap()),
+                }));
+            }
+            for (number, (commit, merged, hotfix)) in prs.iter().enumerate() {
+                events.push(Event::PullRequest(PullRequest {
+                    repository: repository.clone(),
+                    number: 1000 + number as u64,
+                    merged_at: Some(at(*merged)),
+                    merge_commit_sha: Some(sha(salt + *commit as u32)),
+                    labels: if *hotfix { vec!["hotfix".to_owned()] } else { vec![] },
+                    commits: vec![],
+                    first_commit_at: Some(at(merged - HOUR)),
+                }));
+            }
+            events
+        })
+    })
+}
+
+fn build(events: &[Event]) -> Events {
+    let mut builder = Events::builder();
+    for event in events {
+        match event {
+            Event::Commit(repository, commit) => builder.commit(repository, commit),
+            Event::Deployment(d) => builder.deployment(d.clone()),
+            Event::Incident(i) => builder.incident(i.clone()),
+            Event::PullRequest(p) => builder.pull_request(p.clone()),
+        };
+    }
+    builder.build()
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        windows: vec![Window::days(7), Window::days(30), Window::days(90)],
+        ..EngineConfig::default()
+    }
+}
+
+fn evaluate(events: &[Event], now: i64) -> Snapshot {
+    dora::compute(&build(events), &config(), at(now))
+}
+
+fn every_windowed(snapshot: &Snapshot) -> impl Iterator<Item = &dora::WindowedMetrics> {
+    snapshot
+        .repositories
+        .iter()
+        .flat_map(|r| &r.windows)
+        .chain(snapshot.teams.iter().flat_map(|t| &t.windows))
+        .chain(&snapshot.organisation.windows)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rates_stay_between_zero_and_one(events in repo_events("acme/a"), now in 0i64..70 * DAY) {
+        let snapshot = evaluate(&events, now);
+        for w in every_windowed(&snapshot) {
+            for rate in [w.change_failure_rate, w.rework_rate].into_iter().flatten() {
+                prop_assert!((0.0..=1.0).contains(&rate), "rate {rate}");
+            }
+            prop_assert!(w.failed_deployments <= w.deployments);
+            prop_assert!(w.rework_deployments <= w.deployments);
+            for stats in [&w.lead_time, &w.recovery_time] {
+                if let (Some(median), Some(p90)) = (stats.median, stats.p90) {
+                    prop_assert!(median >= 0.0 && median <= p90 + 1e-9);
+                }
+                prop_assert_eq!(stats.median.is_some(), stats.count > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn frequency_times_days_is_the_count(events in repo_events("acme/a"), now in 0i64..70 * DAY) {
+        let snapshot = evaluate(&events, now);
+        for w in every_windowed(&snapshot) {
+            let count = w.deployment_frequency_per_day * w.window.days_f64();
+            prop_assert!((count - w.deployments as f64).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn another_repositorys_events_never_change_this_repositorys_values(
+        mine in repo_events("acme/a"),
+        theirs in repo_events("acme/other"),
+        now in 0i64..70 * DAY,
+    ) {
+        let alone = evaluate(&mine, now);
+        let together: Vec<Event> = mine.iter().chain(&theirs).cloned().collect();
+        let together = evaluate(&together, now);
+        let pick = |s: &Snapshot| {
+            (
+                s.repositories.iter().filter(|r| r.repository.as_str() == "acme/a").cloned().collect::<Vec<_>>(),
+                s.incidents.iter().filter(|r| r.repository.as_str() == "acme/a").cloned().collect::<Vec<_>>(),
+            )
+        };
+        prop_assert_eq!(pick(&alone), pick(&together));
+    }
+
+    #[test]
+    fn results_do_not_depend_on_input_order(
+        (events, shuffled) in repo_events("acme/a").prop_flat_map(|e| (Just(e.clone()), Just(e).prop_shuffle())),
+        now in 0i64..70 * DAY,
+    ) {
+        prop_assert_eq!(evaluate(&events, now), evaluate(&shuffled, now));
+    }
+}
