@@ -21,71 +21,88 @@ enum Event {
 fn repo_events(name: &'static str) -> impl Strategy<Value = Vec<Event>> {
     let commits = 1usize..40;
     commits.prop_flat_map(move |count| {
-        let parents = prop::collection::vec((0usize..count.max(1), any::<bool>(), any::<bool>()), count);
+        let parents =
+            prop::collection::vec((0usize..count.max(1), any::<bool>(), any::<bool>()), count);
         let authored = prop::collection::vec(0i64..60 * DAY, count);
-        let deployments = prop::collection::vec((0usize..count, 0i64..60 * DAY, 0u8..10, any::<bool>()), 0..25);
+        let deployments = prop::collection::vec(
+            (0usize..count, 0i64..60 * DAY, 0u8..10, any::<bool>()),
+            0..25,
+        );
         let incidents = prop::collection::vec(
-            (0i64..60 * DAY, prop::option::of(0i64..10 * DAY), prop::option::of(0usize..count), any::<bool>()),
+            (
+                0i64..60 * DAY,
+                prop::option::of(0i64..10 * DAY),
+                prop::option::of(0usize..count),
+                any::<bool>(),
+            ),
             0..6,
         );
         let prs = prop::collection::vec((0usize..count, 0i64..60 * DAY, any::<bool>()), 0..4);
-        (parents, authored, deployments, incidents, prs).prop_map(move |(parents, authored, deployments, incidents, prs)| {
-            let repository = repo(name);
-            let salt = name.len() as u32 * 1000;
-            let mut events = Vec::new();
-            for (i, (parent, merge, revert)) in parents.iter().enumerate() {
-                let mut ps = Vec::new();
-                if i > 0 {
-                    ps.push(sha(salt + (parent % i) as u32));
-                    if *merge && i > 1 {
-                        ps.push(sha(salt + ((parent + 1) % i) as u32));
+        (parents, authored, deployments, incidents, prs).prop_map(
+            move |(parents, authored, deployments, incidents, prs)| {
+                let repository = repo(name);
+                let salt = name.len() as u32 * 1000;
+                let mut events = Vec::new();
+                for (i, (parent, merge, revert)) in parents.iter().enumerate() {
+                    let mut ps = Vec::new();
+                    if i > 0 {
+                        ps.push(sha(salt + (parent % i) as u32));
+                        if *merge && i > 1 {
+                            ps.push(sha(salt + ((parent + 1) % i) as u32));
+                        }
                     }
+                    let message = if *revert { "Revert \"x\"" } else { "change" };
+                    events.push(Event::Commit(
+                        repository.clone(),
+                        Commit::new(sha(salt + i as u32), ps, at(authored[i]), message),
+                    ));
                 }
-                let message = if *revert { "Revert \"x\"" } else { "change" };
-                events.push(Event::Commit(
-                    repository.clone(),
-                    Commit::new(sha(salt + i as u32), ps, at(authored[i]), message),
-                ));
-            }
-            for (id, (commit, when, kind, staging)) in deployments.iter().enumerate() {
-                let outcome = match kind {
-                    0 => DeploymentOutcome::Failed { at: at(*when) },
-                    1 => DeploymentOutcome::Pending,
-                    _ => DeploymentOutcome::Succeeded { at: at(*when) },
-                };
-                events.push(Event::Deployment(Deployment {
-                    source: DeploymentSource::GithubDeployments,
-                    repository: repository.clone(),
-                    id: id as u64,
-                    environment: env(if *staging { "staging" } else { "production" }),
-                    sha: sha(salt + *commit as u32),
-                    created_at: at(*when),
-                    outcome,
-                }));
-            }
-            for (number, (created, duration, cause, labelled)) in incidents.iter().enumerate() {
-                events.push(Event::Incident(Incident {
-                    repository: repository.clone(),
-                    number: number as u64,
-                    created_at: at(*created),
-                    closed_at: duration.map(|d| at(created + d)),
-                    labels: vec![if *labelled { "incident" } else { "bug" }.to_owned()],
-                    root_cause: cause.map(|c| ShaPrefix::parse(&sha(salt + c as u32).to_string()[..9]).unwrap()),
-                }));
-            }
-            for (number, (commit, merged, hotfix)) in prs.iter().enumerate() {
-                events.push(Event::PullRequest(PullRequest {
-                    repository: repository.clone(),
-                    number: 1000 + number as u64,
-                    merged_at: Some(at(*merged)),
-                    merge_commit_sha: Some(sha(salt + *commit as u32)),
-                    labels: if *hotfix { vec!["hotfix".to_owned()] } else { vec![] },
-                    commits: vec![],
-                    first_commit_at: Some(at(merged - HOUR)),
-                }));
-            }
-            events
-        })
+                for (id, (commit, when, kind, staging)) in deployments.iter().enumerate() {
+                    let outcome = match kind {
+                        0 => DeploymentOutcome::Failed { at: at(*when) },
+                        1 => DeploymentOutcome::Pending,
+                        _ => DeploymentOutcome::Succeeded { at: at(*when) },
+                    };
+                    events.push(Event::Deployment(Deployment {
+                        source: DeploymentSource::GithubDeployments,
+                        repository: repository.clone(),
+                        id: id as u64,
+                        environment: env(if *staging { "staging" } else { "production" }),
+                        sha: sha(salt + *commit as u32),
+                        created_at: at(*when),
+                        outcome,
+                    }));
+                }
+                for (number, (created, duration, cause, labelled)) in incidents.iter().enumerate() {
+                    events.push(Event::Incident(Incident {
+                        repository: repository.clone(),
+                        number: number as u64,
+                        created_at: at(*created),
+                        closed_at: duration.map(|d| at(created + d)),
+                        labels: vec![if *labelled { "incident" } else { "bug" }.to_owned()],
+                        root_cause: cause.map(|c| {
+                            ShaPrefix::parse(&sha(salt + c as u32).to_string()[..9]).unwrap()
+                        }),
+                    }));
+                }
+                for (number, (commit, merged, hotfix)) in prs.iter().enumerate() {
+                    events.push(Event::PullRequest(PullRequest {
+                        repository: repository.clone(),
+                        number: 1000 + number as u64,
+                        merged_at: Some(at(*merged)),
+                        merge_commit_sha: Some(sha(salt + *commit as u32)),
+                        labels: if *hotfix {
+                            vec!["hotfix".to_owned()]
+                        } else {
+                            vec![]
+                        },
+                        commits: vec![],
+                        first_commit_at: Some(at(merged - HOUR)),
+                    }));
+                }
+                events
+            },
+        )
     })
 }
 

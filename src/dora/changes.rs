@@ -58,8 +58,9 @@ pub(crate) struct RepoContext<'a> {
     pub(crate) lead_time_start: LeadTimeStart,
     /// Start times from pull requests, keyed by commit (empty for `Commit`).
     pub(crate) pr_start: HashMap<CommitSha, i64>,
-    /// Merge commits of merged pull requests with a rework label, sorted.
-    pub(crate) rework_merges: Vec<CommitSha>,
+    /// Graph indices of merge commits of merged pull requests with a rework label,
+    /// sorted.
+    pub(crate) rework_merges: Vec<u32>,
 }
 
 /// Scratch space reused across environments to avoid reallocating.
@@ -87,10 +88,14 @@ pub(crate) fn replay(
     };
     history.lead_offsets.push(0);
     let mut unknown_shas: HashMap<CommitSha, u32> = HashMap::new();
+    graph.prefetch();
+    let shas: Vec<CommitSha> = deployments.iter().map(|(record, _)| record.sha).collect();
+    let heads = graph.index_of_all(&shas);
+    drop(shas);
 
     for (ordinal, &(record, at)) in deployments.iter().enumerate() {
         let ordinal = ordinal as u32;
-        let head = graph.index_of(&record.sha);
+        let head = heads[ordinal as usize];
         if head.is_none() {
             unknown_shas.entry(record.sha).or_insert(ordinal);
         }
@@ -139,22 +144,21 @@ pub(crate) fn replay(
 
         let mut rework = status == Some(CompareStatus::Behind);
         for &change in &scratch.changes {
-            let sha = graph.sha(change);
-            if graph.is_revert(change) || context.rework_merges.binary_search(&sha).is_ok() {
+            if graph.is_revert(change) || context.rework_merges.binary_search(&change).is_ok() {
                 rework = true;
             }
             let start = match context.lead_time_start {
                 LeadTimeStart::Commit => graph.author_date(change),
                 _ => context
                     .pr_start
-                    .get(&sha)
+                    .get(&graph.sha(change))
                     .copied()
                     .unwrap_or_else(|| graph.author_date(change)),
             };
             let lead = at - start;
             if lead >= 0 {
                 history.lead_times.push(lead);
-                history.histogram.observe(lead as f64);
+                history.histogram.observe_seconds(lead);
             }
         }
         history.lead_offsets.push(history.lead_times.len() as u32);

@@ -5,7 +5,7 @@
 use super::attribution::{self, AttributionStats, Failure, IncidentAtNow};
 use super::changes::{self, RepoContext, Scratch};
 use super::events::{DeploymentRecord, RepoEvents};
-use super::quantile::quantile;
+use super::quantile::quantiles;
 use super::snapshot::{
     Diagnostics, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot,
     SummaryStats, Totals, WindowedMetrics,
@@ -258,26 +258,31 @@ fn pr_start_times(
     starts
 }
 
-fn rework_merges(repo: &RepoEvents, labels: &[String], now: Timestamp) -> Vec<CommitSha> {
-    let mut shas: Vec<CommitSha> = repo
+fn rework_merges(repo: &RepoEvents, labels: &[String], now: Timestamp) -> Vec<u32> {
+    let mut merges: Vec<u32> = repo
         .pull_requests
         .iter()
         .filter(|pr| {
             pr.merged_at.is_some_and(|m| m <= now) && attribution::has_label(&pr.labels, labels)
         })
-        .filter_map(|pr| pr.merge_commit_sha)
+        .filter_map(|pr| {
+            pr.merge_commit_sha
+                .and_then(|sha| repo.graph.index_of(&sha))
+        })
         .collect();
-    shas.sort_unstable();
-    shas.dedup();
-    shas
+    merges.sort_unstable();
+    merges.dedup();
+    merges
 }
 
 fn summary(values: &mut [i64]) -> SummaryStats {
+    let sum = values.iter().map(|v| *v as f64).sum();
+    let [median, p90] = quantiles(values, [0.5, 0.9]);
     SummaryStats {
         count: values.len() as u64,
-        sum: values.iter().map(|v| *v as f64).sum(),
-        median: quantile(values, 0.5),
-        p90: quantile(values, 0.9),
+        sum,
+        median,
+        p90,
     }
 }
 

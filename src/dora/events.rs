@@ -74,18 +74,30 @@ struct RepoBuilder {
 /// on duplicates or order.
 #[derive(Debug, Default)]
 pub struct EventsBuilder {
-    repositories: BTreeMap<RepoName, RepoBuilder>,
+    repositories: Vec<(RepoName, RepoBuilder)>,
+    index: HashMap<RepoName, usize>,
+    /// The repository of the previous call: loaders add events repository by
+    /// repository, so this spares a lookup per commit.
+    last: Option<usize>,
 }
 
 impl EventsBuilder {
     fn repo(&mut self, repository: &RepoName) -> &mut RepoBuilder {
-        if !self.repositories.contains_key(repository) {
-            self.repositories
-                .insert(repository.clone(), RepoBuilder::default());
-        }
-        self.repositories
-            .get_mut(repository)
-            .expect("just inserted")
+        let position = match self.last {
+            Some(last) if self.repositories[last].0 == *repository => last,
+            _ => match self.index.get(repository) {
+                Some(&position) => position,
+                None => {
+                    self.repositories
+                        .push((repository.clone(), RepoBuilder::default()));
+                    self.index
+                        .insert(repository.clone(), self.repositories.len() - 1);
+                    self.repositories.len() - 1
+                }
+            },
+        };
+        self.last = Some(position);
+        &mut self.repositories[position].1
     }
 
     pub fn deployment(&mut self, deployment: Deployment) -> &mut Self {
@@ -163,14 +175,15 @@ impl EventsBuilder {
     /// memory early. Optional: `build` does it for the rest. Commits added later are
     /// merged in.
     pub fn finish_repository(&mut self, repository: &RepoName) -> &mut Self {
-        if let Some(repo) = self.repositories.get_mut(repository) {
-            finish(repo);
+        if let Some(&position) = self.index.get(repository) {
+            finish(&mut self.repositories[position].1);
         }
         self
     }
 
-    pub fn build(mut self) -> Events {
-        let repositories = std::mem::take(&mut self.repositories)
+    pub fn build(self) -> Events {
+        let repositories = self
+            .repositories
             .into_iter()
             .map(|(name, mut repo)| {
                 finish(&mut repo);

@@ -17,7 +17,7 @@ mod window;
 
 pub use compute::compute;
 pub use events::{Events, EventsBuilder};
-pub use quantile::quantile;
+pub use quantile::{quantile, quantiles};
 pub use snapshot::{
     Diagnostics, Histogram, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics,
     Snapshot, SummaryStats, Totals, WindowedMetrics, LEAD_TIME_BUCKETS,
