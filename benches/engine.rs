@@ -4,6 +4,7 @@
 //! Input generation is outside the timed loop. Peak memory: `benches/engine_memory.rs`.
 
 #[path = "support/synthetic.rs"]
+#[allow(dead_code)] // the memory helpers serve `engine_memory`
 mod synthetic;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
