@@ -15,9 +15,13 @@
 
 mod health;
 mod render;
+mod routes;
+mod state;
 
 pub use health::{ApiRequests, HealthSnapshot, RateLimit, RepositoryHealth, SourceHealth};
 pub use render::{
     all_families, metric_families, render, Family, Kind, RenderError, ScopeFamilies, ORGANISATION,
     REPOSITORY, SUMMARY_QUANTILES, TEAM_ROLLUP,
 };
+pub use routes::{router, METRICS_CONTENT_TYPE};
+pub use state::{ExporterOptions, ExporterState, Page, Readiness, MAX_LISTED_PENDING};
