@@ -1,0 +1,79 @@
+//! `HealthSnapshot`: the collector's own health as plain data — what the sync loop
+//! knows about its sources (last successful sync per repository, sync duration, API
+//! requests by status, rate limits, errors), handed to the exporter with every
+//! publish.
+//!
+//! The sync loop fills it; this module only defines the shape. It holds counts and
+//! times, never URLs with query strings, tokens or response bodies. Every label value
+//! it carries must be bounded: `endpoint` is a route template such as
+//! `/repos/{owner}/{repo}/deployments`, never a concrete URL.
+
+use crate::domain::{RepoName, Timestamp};
+
+/// The health of every source at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthSnapshot {
+    /// One entry per source (`github`, …).
+    pub sources: Vec<SourceHealth>,
+}
+
+/// The health of one source, such as GitHub.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceHealth {
+    /// The `source` label value, e.g. `github`.
+    pub source: String,
+    /// How long the last completed sync of this source took, in seconds; `None`
+    /// before the first one completes.
+    pub last_sync_duration_seconds: Option<f64>,
+    /// One entry per repository this source syncs.
+    pub repositories: Vec<RepositoryHealth>,
+    /// API requests made since the process started, by endpoint and status.
+    pub api_requests: Vec<ApiRequests>,
+    /// The rate limits the source last reported, by resource.
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// One repository as seen by its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositoryHealth {
+    pub repository: RepoName,
+    /// When the last sync of this repository completed successfully; `None` until
+    /// the first one has. Readiness waits for this on every configured repository.
+    pub last_success: Option<Timestamp>,
+    /// Failed syncs of this repository since the process started.
+    pub sync_errors: u64,
+}
+
+impl RepositoryHealth {
+    /// A repository that has not synced yet and had no errors.
+    pub fn new(repository: RepoName) -> Self {
+        RepositoryHealth {
+            repository,
+            last_success: None,
+            sync_errors: 0,
+        }
+    }
+}
+
+/// How many API requests to one endpoint ended with one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequests {
+    /// A route template (`/repos/{owner}/{repo}/deployments`, `graphql`): bounded,
+    /// never a concrete URL.
+    pub endpoint: String,
+    /// The HTTP status code (`200`, `403`, …), or `error` when no response arrived.
+    pub status: String,
+    pub count: u64,
+}
+
+/// A rate limit as the source last reported it (`x-ratelimit-*` headers or the
+/// `/rate_limit` endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// The rate-limit resource: `core`, `graphql`, `search`, …
+    pub resource: String,
+    /// Requests left in the current rate-limit window.
+    pub remaining: u64,
+    /// When the current window resets, if reported.
+    pub reset_at: Option<Timestamp>,
+}

@@ -1,0 +1,281 @@
+//! `ExporterState`: the latest rendered metrics and the readiness the HTTP routes
+//! serve, shared between the sync loop (which publishes) and the routes (which read).
+//!
+//! Publishing renders: the sync loop calls [`ExporterState::publish`] after every
+//! sync, which turns the snapshot and the health into text once and swaps it in. A
+//! scrape only clones an `Arc` under a lock held for that clone; it never renders,
+//! let alone computes (the mistake Pelorus made, re-counting on every scrape).
+//!
+//! Readiness is derived from what was published, and is sticky: the exporter is
+//! ready once a snapshot has been published and every configured repository has
+//! had a successful sync (a `last_success` in some published health). From then on
+//! it stays ready; later sync errors show in the health metrics, not in `/readyz`.
+//!
+//! It does no I/O and knows nothing about HTTP; `routes` serves it.
+
+use super::health::HealthSnapshot;
+use super::render::{render, RenderError};
+use crate::domain::{RepoName, Timestamp};
+use crate::dora::Snapshot;
+use axum::body::Bytes;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// How many not-yet-synced repositories a readiness reason names before it says
+/// "and N more": the reason is for a person reading a probe failure, and must stay
+/// short for organisations with thousands of repositories.
+pub const MAX_LISTED_PENDING: usize = 10;
+
+/// What the exporter is told once, at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExporterOptions {
+    /// Every configured repository; `/readyz` waits for the first successful sync
+    /// of each.
+    pub repositories: Vec<RepoName>,
+    /// The data comes from the built-in simulated organisation (`demo`): the
+    /// landing page says so.
+    pub simulated: bool,
+    /// The `version` label of `dora_build_info`.
+    pub version: String,
+}
+
+impl ExporterOptions {
+    /// Options for these repositories, real data, this build's version.
+    pub fn new(repositories: Vec<RepoName>) -> Self {
+        ExporterOptions {
+            repositories,
+            simulated: false,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// Whether `/readyz` answers 200, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// A snapshot has been published.
+    pub has_snapshot: bool,
+    /// Configured repositories without a successful sync yet, sorted.
+    pub pending: Vec<RepoName>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.has_snapshot && self.pending.is_empty()
+    }
+
+    /// A one-line, plain-text explanation: `ready`, or what is still missing
+    /// (naming at most [`MAX_LISTED_PENDING`] repositories).
+    pub fn reason(&self) -> String {
+        if self.is_ready() {
+            return "ready".to_owned();
+        }
+        let mut parts = Vec::new();
+        if !self.has_snapshot {
+            parts.push("no metrics published yet".to_owned());
+        }
+        if !self.pending.is_empty() {
+            let named: Vec<&str> = self
+                .pending
+                .iter()
+                .take(MAX_LISTED_PENDING)
+                .map(RepoName::as_str)
+                .collect();
+            let mut waiting = format!(
+                "waiting for the first successful sync of {}",
+                named.join(", ")
+            );
+            let more = self.pending.len().saturating_sub(MAX_LISTED_PENDING);
+            if more > 0 {
+                waiting.push_str(&format!(" and {more} more"));
+            }
+            parts.push(waiting);
+        }
+        format!("not ready: {}", parts.join("; "))
+    }
+}
+
+/// What a request reads: built at publish time, immutable afterwards.
+#[derive(Debug)]
+pub struct Page {
+    /// The text exposition served at `/metrics`.
+    pub metrics: Bytes,
+    pub readiness: Readiness,
+    /// The evaluation time of the published snapshot, if any.
+    pub evaluated_at: Option<Timestamp>,
+}
+
+/// What the publishers keep to re-render: the latest inputs and readiness progress.
+#[derive(Debug, Default)]
+struct Inputs {
+    snapshot: Option<Arc<Snapshot>>,
+    health: HealthSnapshot,
+    /// Configured repositories that have had a successful sync.
+    synced: BTreeSet<RepoName>,
+}
+
+/// The state shared by the sync loop and the HTTP routes (wrap it in an `Arc`).
+#[derive(Debug)]
+pub struct ExporterState {
+    options: ExporterOptions,
+    configured: BTreeSet<RepoName>,
+    /// Held by a publisher for the whole render, so publishes never interleave.
+    inputs: Mutex<Inputs>,
+    /// Held by readers only to clone the `Arc`.
+    page: Mutex<Arc<Page>>,
+    renders: AtomicU64,
+}
+
+impl ExporterState {
+    /// A state with nothing published: `/metrics` serves only `dora_build_info`,
+    /// `/readyz` answers 503.
+    pub fn new(options: ExporterOptions) -> Result<Self, RenderError> {
+        let configured: BTreeSet<RepoName> = options.repositories.iter().cloned().collect();
+        let inputs = Inputs::default();
+        let renders = AtomicU64::new(0);
+        let page = build_page(&options, &configured, &inputs, &renders)?;
+        Ok(ExporterState {
+            options,
+            configured,
+            inputs: Mutex::new(inputs),
+            page: Mutex::new(Arc::new(page)),
+            renders,
+        })
+    }
+
+    /// Publishes a freshly computed snapshot and the health at the end of the sync
+    /// that produced it: renders once, then serves the result to every scrape
+    /// until the next publish. On error the previous page stays served.
+    pub fn publish(
+        &self,
+        snapshot: impl Into<Arc<Snapshot>>,
+        health: HealthSnapshot,
+    ) -> Result<(), RenderError> {
+        let mut inputs = lock(&self.inputs);
+        inputs.snapshot = Some(snapshot.into());
+        self.update(&mut inputs, health)
+    }
+
+    /// Publishes new health alone (say, after a failed sync, when there is no new
+    /// snapshot): re-renders with the latest snapshot.
+    pub fn publish_health(&self, health: HealthSnapshot) -> Result<(), RenderError> {
+        let mut inputs = lock(&self.inputs);
+        self.update(&mut inputs, health)
+    }
+
+    fn update(&self, inputs: &mut Inputs, health: HealthSnapshot) -> Result<(), RenderError> {
+        let newly_synced: Vec<RepoName> = health
+            .sources
+            .iter()
+            .flat_map(|source| &source.repositories)
+            .filter(|repo| {
+                repo.last_success.is_some() && self.configured.contains(&repo.repository)
+            })
+            .map(|repo| repo.repository.clone())
+            .collect();
+        inputs.synced.extend(newly_synced);
+        inputs.health = health;
+        let page = build_page(&self.options, &self.configured, inputs, &self.renders)?;
+        *lock(&self.page) = Arc::new(page);
+        Ok(())
+    }
+
+    /// The page every request reads; cheap (an `Arc` clone under a short lock).
+    pub fn page(&self) -> Arc<Page> {
+        Arc::clone(&lock(&self.page))
+    }
+
+    /// The latest published snapshot, if any.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        lock(&self.inputs).snapshot.clone()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.page().readiness.clone()
+    }
+
+    pub fn options(&self) -> &ExporterOptions {
+        &self.options
+    }
+
+    /// How many times the metrics text has been rendered (once at creation, then
+    /// once per publish): scrapes must leave it unchanged.
+    pub fn render_count(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+}
+
+fn build_page(
+    options: &ExporterOptions,
+    configured: &BTreeSet<RepoName>,
+    inputs: &Inputs,
+    renders: &AtomicU64,
+) -> Result<Page, RenderError> {
+    let metrics = render(inputs.snapshot.as_deref(), &inputs.health, &options.version)?;
+    renders.fetch_add(1, Ordering::Relaxed);
+    let readiness = Readiness {
+        has_snapshot: inputs.snapshot.is_some(),
+        pending: configured.difference(&inputs.synced).cloned().collect(),
+    };
+    Ok(Page {
+        metrics: Bytes::from(metrics),
+        readiness,
+        evaluated_at: inputs.snapshot.as_ref().map(|s| s.evaluated_at),
+    })
+}
+
+/// A panic while holding either lock cannot leave its data half-written (both are
+/// replaced whole), so a poisoned lock is still safe to use.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repos(names: &[&str]) -> Vec<RepoName> {
+        names.iter().map(|n| RepoName::parse(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn reason_names_what_is_missing() {
+        let cases: &[(bool, &[&str], &str)] = &[
+            (true, &[], "ready"),
+            (false, &[], "not ready: no metrics published yet"),
+            (
+                true,
+                &["acme/api"],
+                "not ready: waiting for the first successful sync of acme/api",
+            ),
+            (
+                false,
+                &["acme/api", "acme/web"],
+                "not ready: no metrics published yet; waiting for the first successful sync of acme/api, acme/web",
+            ),
+        ];
+        for (has_snapshot, pending, expected) in cases {
+            let readiness = Readiness {
+                has_snapshot: *has_snapshot,
+                pending: repos(pending),
+            };
+            assert_eq!(readiness.reason(), *expected);
+        }
+    }
+
+    #[test]
+    fn reason_is_bounded() {
+        let names: Vec<String> = (0..MAX_LISTED_PENDING + 3)
+            .map(|i| format!("acme/r{i:02}"))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let readiness = Readiness {
+            has_snapshot: true,
+            pending: repos(&names),
+        };
+        let reason = readiness.reason();
+        assert!(reason.ends_with("acme/r09 and 3 more"), "{reason}");
+        assert!(!reason.contains("acme/r10"), "{reason}");
+    }
+}
