@@ -317,3 +317,21 @@ fn the_token_never_appears_in_any_output() {
     let debug = format!("{config:?}\n{config:#?}\n{:?}", config.github.token);
     assert!(!debug.contains(SECRET), "{debug}");
 }
+
+#[test]
+fn an_invalid_rust_log_is_one_clear_error() {
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(example())
+        .env("GITHUB_TOKEN", SECRET)
+        .env("RUST_LOG", "dora_collector=loud")
+        .output()
+        .expect("run dora-collector");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: RUST_LOG=\"dora_collector=loud\" is not a valid filter"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

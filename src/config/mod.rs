@@ -362,7 +362,7 @@ pub enum DeploymentsFrom {
 /// A key of a table as the loader saw it: absent, present with a bad value (already
 /// reported), or present and valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Field<T> {
+enum Field<T> {
     Absent,
     Invalid,
     Valid(T),
@@ -376,7 +376,7 @@ impl<T> From<Option<T>> for Field<T> {
 
 impl<T> Field<T> {
     /// The value, the default when absent, `None` when invalid.
-    pub(crate) fn or_else(self, default: impl FnOnce() -> T) -> Option<T> {
+    fn or_else(self, default: impl FnOnce() -> T) -> Option<T> {
         match self {
             Field::Absent => Some(default()),
             Field::Invalid => None,
@@ -403,7 +403,7 @@ impl DeploymentsConfig {
     /// Combines the keys of a `deployments` table; on failure, the problem of each key
     /// (`workflow`, `branch`, `environment`). Keys that were present but invalid have
     /// been reported already and are not reported again.
-    pub(crate) fn resolve(
+    fn resolve(
         from: DeploymentsFrom,
         workflow: Field<WorkflowName>,
         branch: Field<BranchName>,

@@ -13,7 +13,7 @@
 //! is replaced by `[REDACTED]` in every message (a defence for a token pasted into
 //! some other key).
 
-use super::rules::{self, THRESHOLD_KEYS};
+use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
 use super::{
     defaults, ApiUrl, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubConfig,
@@ -73,10 +73,24 @@ pub(super) fn read(text: &str) -> Result<Config, Vec<Problem>> {
         .and_then(|github| github.get_ref().as_table())
         .and_then(|github| github.get("token"))
         .and_then(|token| token.get_ref().as_str());
-    let problems = walker.finish_problems(token);
+    let mut problems = walker.finish_problems(token);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
-        _ => Err(problems),
+        _ => {
+            // Every path that drops a value records why; this only guards against a
+            // future reader forgetting to, so that an invalid file never passes.
+            debug_assert!(
+                !problems.is_empty(),
+                "a value was dropped without a problem"
+            );
+            if problems.is_empty() {
+                problems.push(Problem::at_line(
+                    1,
+                    "the configuration could not be read (a bug: please report it)".to_owned(),
+                ));
+            }
+            Err(problems)
+        }
     }
 }
 
@@ -567,9 +581,9 @@ impl Walker<'_> {
             failure_rate,
             recovery.map(rules::seconds),
         ];
-        for ((key, order), values) in THRESHOLD_KEYS.into_iter().zip(values) {
+        for (rule, values) in THRESHOLD_RULES.into_iter().zip(values) {
             if let Some(values) = values {
-                let problems = rules::threshold(key, values, order);
+                let problems = rules::threshold(rule, values);
                 self.extend(problems);
             }
         }

@@ -177,33 +177,82 @@ pub(super) enum Order {
     Increasing,
 }
 
-/// One `metrics.thresholds` key: each value in range, strictly ordered.
-pub(super) fn threshold(key: &str, values: [f64; 3], order: Order) -> Vec<Problem> {
-    let path = format!("{THRESHOLDS}.{key}");
-    let (in_range, expected): (fn(f64) -> bool, &str) = match key {
-        "change_failure_rate" => (|v| (0.0..=1.0).contains(&v), "a rate from 0 to 1"),
-        _ => (|v| v.is_finite() && v > 0.0, "a positive number"),
-    };
+/// The values one threshold key accepts.
+#[derive(Clone, Copy)]
+pub(super) enum Range {
+    /// Finite and above zero (frequencies, lengths of time).
+    Positive,
+    /// From 0 to 1 inclusive (change failure rate).
+    Rate,
+}
+
+impl Range {
+    fn contains(self, value: f64) -> bool {
+        match self {
+            Range::Positive => value.is_finite() && value > 0.0,
+            Range::Rate => (0.0..=1.0).contains(&value),
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Range::Positive => "a positive number",
+            Range::Rate => "a rate from 0 to 1",
+        }
+    }
+}
+
+/// One `metrics.thresholds` key.
+#[derive(Clone, Copy)]
+pub(super) struct ThresholdRule {
+    pub(super) key: &'static str,
+    order: Order,
+    range: Range,
+}
+
+/// The four threshold keys, in the order of [`super::ThresholdsConfig`]'s fields.
+pub(super) const THRESHOLD_RULES: [ThresholdRule; 4] = [
+    ThresholdRule {
+        key: "deployment_frequency_per_day",
+        order: Order::Decreasing,
+        range: Range::Positive,
+    },
+    ThresholdRule {
+        key: "lead_time_seconds",
+        order: Order::Increasing,
+        range: Range::Positive,
+    },
+    ThresholdRule {
+        key: "change_failure_rate",
+        order: Order::Increasing,
+        range: Range::Rate,
+    },
+    ThresholdRule {
+        key: "recovery_time_seconds",
+        order: Order::Increasing,
+        range: Range::Positive,
+    },
+];
+
+/// One `metrics.thresholds` key: each value in range, then strictly ordered.
+pub(super) fn threshold(rule: ThresholdRule, values: [f64; 3]) -> Vec<Problem> {
+    let path = format!("{THRESHOLDS}.{}", rule.key);
     let mut problems: Vec<Problem> = values
         .iter()
         .enumerate()
-        .filter(|(_, v)| !in_range(**v))
+        .filter(|(_, v)| !rule.range.contains(**v))
         .map(|(i, v)| {
             problem(
                 format!("{path}[{i}]"),
-                format!("expected {expected}, got {v}"),
+                format!("expected {}, got {v}", rule.range.expected()),
             )
         })
         .collect();
-    let ordered = match order {
-        Order::Decreasing => values[0] > values[1] && values[1] > values[2],
-        Order::Increasing => values[0] < values[1] && values[1] < values[2],
+    let (ordered, direction) = match rule.order {
+        Order::Decreasing => (values[0] > values[1] && values[1] > values[2], "decreasing"),
+        Order::Increasing => (values[0] < values[1] && values[1] < values[2], "increasing"),
     };
     if problems.is_empty() && !ordered {
-        let direction = match order {
-            Order::Decreasing => "decreasing",
-            Order::Increasing => "increasing",
-        };
         problems.push(problem(
             path,
             format!(
@@ -214,14 +263,6 @@ pub(super) fn threshold(key: &str, values: [f64; 3], order: Order) -> Vec<Proble
     }
     problems
 }
-
-/// The four threshold keys with their direction.
-pub(super) const THRESHOLD_KEYS: [(&str, Order); 4] = [
-    ("deployment_frequency_per_day", Order::Decreasing),
-    ("lead_time_seconds", Order::Increasing),
-    ("change_failure_rate", Order::Increasing),
-    ("recovery_time_seconds", Order::Increasing),
-];
 
 pub(super) fn seconds(values: [Seconds; 3]) -> [f64; 3] {
     values.map(Seconds::get)
@@ -252,8 +293,8 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         .collect();
 
     let mut problems = windows(&windows_indexed, metrics.windows.len());
-    for ((key, order), values) in THRESHOLD_KEYS.into_iter().zip(threshold_values) {
-        problems.extend(threshold(key, values, order));
+    for (rule, values) in THRESHOLD_RULES.into_iter().zip(threshold_values) {
+        problems.extend(threshold(rule, values));
     }
     problems.extend(lookback(github.lookback, &windows_indexed));
     problems.extend(production_environments(
