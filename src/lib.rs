@@ -2,11 +2,13 @@
 //! serves them to Prometheus.
 //!
 //! # Layout
+//! - `cli`: the command line (clap) and the commands that are not a daemon.
 //! - `domain`: validated newtypes and the normalized events.
 //! - `config`: the typed TOML configuration and its validation.
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
 
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod dora;

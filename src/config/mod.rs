@@ -1,1 +1,584 @@
-//! The typed configuration (placeholder).
+//! The typed configuration of dora-collector (`dora-collector.toml`), how a file
+//! becomes one, and how it feeds the engine.
+//!
+//! [`Config`] is one serde struct tree, `deny_unknown_fields` on every table, with a
+//! documented default for every optional key (`docs/configuration.md` is the user's
+//! reference). A loaded `Config` is valid: values are domain newtypes
+//! ([`RepoName`], [`Environment`], [`Duration`], ...), never raw strings.
+//!
+//! # Loading: every problem at once
+//!
+//! [`Config::load`] reads the file (at most [`MAX_CONFIG_BYTES`]), expands `${NAME}`
+//! environment variables on the raw text (module `env`), then parses it. Serde stops
+//! at the first error, and a user fixing a file wants all of them, so the loader does
+//! not hand the document to serde in one piece. Instead (module `reader`):
+//!
+//! 1. `toml::de::DeTable::parse_recoverable` parses the text into a table that keeps
+//!    the byte span of every key and value; every syntax error is reported.
+//! 2. A walker visits the schema table by table. Each leaf is deserialized on its own
+//!    with the same serde type (or `deserialize_with` function) that [`Config`]'s
+//!    derive uses, so a bad value is one problem at its own key path and line, and
+//!    the walk goes on. List elements are deserialized one by one (`windows[2]`).
+//!    Keys left over in a table are reported as unknown, all of them, with their full
+//!    path and a "did you mean" suggestion.
+//! 3. The rules between values (module `rules`: duplicates, the lookback against the
+//!    windows, threshold order, ...) run on whatever parsed, so they are reported
+//!    together with the value errors.
+//!
+//! The derived `Deserialize` remains the definition of the schema: tests check that
+//! `toml::from_str::<Config>` followed by [`Config::validate`] accepts and rejects the
+//! same files and builds the same `Config` as the walker.
+//!
+//! The token is a [`SecretString`]; `Debug` prints `[REDACTED]` and the loader
+//! removes the token's text from every problem message.
+//!
+//! # Not here
+//! No network, no defaults taken from the environment other than `${NAME}`
+//! references, and no reloading: the daemon reads its file once at start.
+
+mod duration;
+mod env;
+mod problem;
+mod reader;
+mod rules;
+mod values;
+
+pub use duration::{Duration, Unit, MAX_DURATION_SECONDS};
+pub use env::expand_env;
+pub use problem::{ConfigError, Problem};
+pub use rules::MAX_WINDOWS;
+pub use values::{
+    ApiUrl, ApiUrlError, BranchName, LabelName, LogFormat, LogLevel, Seconds, WorkflowName,
+    MAX_NAME_LEN, MAX_TOKEN_LEN,
+};
+
+use crate::domain::{Environment, RepoName, Team};
+use crate::dora::{EngineConfig, LeadTimeStart, Thresholds};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::env::VarError;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The largest configuration file read. A real one is a few kilobytes; anything this
+/// large is the wrong file, and the bound keeps a mistake from filling memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The defaults of every optional key, in one place for the derive, the loader and
+/// the documentation.
+pub mod defaults {
+    use super::{ApiUrl, Duration, LabelName, Unit};
+    use crate::domain::Environment;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::path::PathBuf;
+
+    /// The port of `server.listen`: 9184, next to Prometheus' exporter range.
+    pub const LISTEN_PORT: u16 = 9184;
+    /// `storage.path`: a file in the working directory.
+    pub const STORAGE_PATH: &str = "./dora.db";
+    /// `github.api_url`: github.com.
+    pub const API_URL: &str = "https://api.github.com";
+    /// `github.production_environments`.
+    pub const PRODUCTION_ENVIRONMENT: &str = "production";
+    /// `github.incident_labels`.
+    pub const INCIDENT_LABEL: &str = "incident";
+    /// `github.rework_labels`.
+    pub const REWORK_LABEL: &str = "hotfix";
+    /// `github.rollback_is_failure`.
+    pub const ROLLBACK_IS_FAILURE: bool = true;
+    /// `github.poll_interval`: 5m, a sync every five minutes stays far inside
+    /// GitHub's hourly rate limit for dozens of repositories.
+    pub const POLL_INTERVAL: Duration = duration(5, Unit::Minutes);
+    /// `github.lookback`: 90d, the longest default window.
+    pub const LOOKBACK: Duration = duration(90, Unit::Days);
+    /// `metrics.windows`: 7d, 30d, 90d.
+    pub const WINDOWS: [Duration; 3] = [
+        duration(7, Unit::Days),
+        duration(30, Unit::Days),
+        duration(90, Unit::Days),
+    ];
+
+    const fn duration(count: u64, unit: Unit) -> Duration {
+        match Duration::new(count, unit) {
+            Some(duration) => duration,
+            None => panic!("default durations are positive and bounded"),
+        }
+    }
+
+    /// `0.0.0.0:9184`: every interface, so that Prometheus can reach it.
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, LISTEN_PORT))
+    }
+    pub fn storage_path() -> PathBuf {
+        PathBuf::from(STORAGE_PATH)
+    }
+    pub fn windows() -> Vec<Duration> {
+        WINDOWS.to_vec()
+    }
+    pub fn api_url() -> ApiUrl {
+        ApiUrl::parse(API_URL).expect("the default API URL is valid")
+    }
+    pub fn poll_interval() -> Duration {
+        POLL_INTERVAL
+    }
+    pub fn lookback() -> Duration {
+        LOOKBACK
+    }
+    pub fn production_environments() -> Vec<Environment> {
+        vec![Environment::parse(PRODUCTION_ENVIRONMENT).expect("valid environment")]
+    }
+    pub fn incident_labels() -> Vec<LabelName> {
+        vec![LabelName::parse(INCIDENT_LABEL).expect("valid label")]
+    }
+    pub fn rework_labels() -> Vec<LabelName> {
+        vec![LabelName::parse(REWORK_LABEL).expect("valid label")]
+    }
+    pub fn rollback_is_failure() -> bool {
+        ROLLBACK_IS_FAILURE
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the HTTP endpoint. Optional.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[storage]`: the embedded store. Optional.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// `[metrics]`: windows and level thresholds. Optional.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// `[github]`: the source. Required (it holds the token and the repositories).
+    pub github: GithubConfig,
+    /// `[log]`: the daemon's own log output. Optional.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// IP address and port of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/`).
+    /// Default `0.0.0.0:9184`.
+    #[serde(
+        default = "defaults::listen",
+        deserialize_with = "values::deserialize_listen"
+    )]
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: defaults::listen(),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The SQLite database file, created when missing; relative paths are relative to
+    /// the working directory. Default `./dora.db`.
+    #[serde(
+        default = "defaults::storage_path",
+        deserialize_with = "values::deserialize_storage_path"
+    )]
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: defaults::storage_path(),
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The evaluation windows; each becomes a `window` label value, spelled as
+    /// written. Default `["7d", "30d", "90d"]`. At least one, at most [`MAX_WINDOWS`],
+    /// no two of the same length, none longer than `github.lookback`.
+    #[serde(default = "defaults::windows")]
+    pub windows: Vec<Duration>,
+    /// `[metrics.thresholds]`: the performance-level boundaries. Default: the 2023
+    /// State of DevOps report (see [`Thresholds::default`]).
+    #[serde(default)]
+    pub thresholds: ThresholdsConfig,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            windows: defaults::windows(),
+            thresholds: ThresholdsConfig::default(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The windows as the engine takes them.
+    pub fn engine_windows(&self) -> Vec<crate::dora::Window> {
+        self.windows.iter().map(|w| w.to_window()).collect()
+    }
+}
+
+/// `[metrics.thresholds]`: `[elite, high, medium]` boundaries per metric, with the
+/// field names of [`Thresholds`]. Each key is optional and defaults on its own.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThresholdsConfig {
+    /// Deployments per day at or above which each level starts; strictly decreasing,
+    /// positive. Default `[1, 1/7, 1/30]`.
+    pub deployment_frequency_per_day: [f64; 3],
+    /// Median lead time strictly below which each level starts; seconds or durations,
+    /// strictly increasing. Default `["1d", "7d", "30d"]`.
+    pub lead_time_seconds: [Seconds; 3],
+    /// Change failure rate at or below which each level starts; 0 to 1, strictly
+    /// increasing. Default `[0.05, 0.10, 0.15]`.
+    pub change_failure_rate: [f64; 3],
+    /// Median recovery time strictly below which each level starts; seconds or
+    /// durations, strictly increasing. Default `["1h", "1d", "7d"]`.
+    pub recovery_time_seconds: [Seconds; 3],
+}
+
+impl Default for ThresholdsConfig {
+    fn default() -> Self {
+        let engine = Thresholds::default();
+        let seconds = |values: [f64; 3]| {
+            values.map(|v| Seconds::new(v).expect("default thresholds are positive"))
+        };
+        ThresholdsConfig {
+            deployment_frequency_per_day: engine.deployment_frequency_per_day,
+            lead_time_seconds: seconds(engine.lead_time_seconds),
+            change_failure_rate: engine.change_failure_rate,
+            recovery_time_seconds: seconds(engine.recovery_time_seconds),
+        }
+    }
+}
+
+impl ThresholdsConfig {
+    /// The engine's thresholds.
+    pub fn to_thresholds(&self) -> Thresholds {
+        Thresholds {
+            deployment_frequency_per_day: self.deployment_frequency_per_day,
+            lead_time_seconds: self.lead_time_seconds.map(Seconds::get),
+            change_failure_rate: self.change_failure_rate,
+            recovery_time_seconds: self.recovery_time_seconds.map(Seconds::get),
+        }
+    }
+}
+
+/// `[github]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// REST API base URL. Default `https://api.github.com`; GitHub Enterprise Server:
+    /// `https://HOST/api/v3`; `http://` is allowed (tests, simulators).
+    #[serde(default = "defaults::api_url")]
+    pub api_url: ApiUrl,
+    /// The API token. Required; normally `"${GITHUB_TOKEN}"`. Never printed.
+    #[serde(deserialize_with = "values::deserialize_token")]
+    pub token: SecretString,
+    /// Time between two syncs. Default `5m`.
+    #[serde(default = "defaults::poll_interval")]
+    pub poll_interval: Duration,
+    /// How far back the first sync reads. Default `90d`; at least the longest window.
+    #[serde(default = "defaults::lookback")]
+    pub lookback: Duration,
+    /// The environments that count, compared case-insensitively. Default
+    /// `["production"]`; at least one, no duplicates.
+    #[serde(default = "defaults::production_environments")]
+    pub production_environments: Vec<Environment>,
+    /// Issues with any of these labels are incidents. Default `["incident"]`; empty
+    /// means no incidents are read.
+    #[serde(default = "defaults::incident_labels")]
+    pub incident_labels: Vec<LabelName>,
+    /// Merged pull requests with any of these labels are rework. Default `["hotfix"]`;
+    /// empty disables this rework criterion.
+    #[serde(default = "defaults::rework_labels")]
+    pub rework_labels: Vec<LabelName>,
+    /// Where lead time starts: `commit` (default), `pr_first_commit`, `pr_merged`.
+    #[serde(default)]
+    pub lead_time_start: LeadTimeStart,
+    /// A rollback marks the deployment it rolls back as failed. Default `true`.
+    #[serde(default = "defaults::rollback_is_failure")]
+    pub rollback_is_failure: bool,
+    /// `[[github.repositories]]`: at least one, no name twice.
+    #[serde(default)]
+    pub repositories: Vec<RepositoryConfig>,
+}
+
+/// `[[github.repositories]]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// `owner/name`, compared and reported lowercase. Required.
+    pub name: RepoName,
+    /// The team that owns it (the `team` label). Default `unassigned`.
+    #[serde(default)]
+    pub team: Team,
+    /// Where its deployments come from. Default: the Deployments API.
+    #[serde(default)]
+    pub deployments: DeploymentsConfig,
+}
+
+/// `deployments = { from = ... }` of a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "RawDeployments")]
+pub enum DeploymentsConfig {
+    /// `from = "deployments"` (the default): the GitHub Deployments API and its
+    /// statuses; no other key is allowed.
+    #[default]
+    DeploymentsApi,
+    /// `from = "workflow_runs"`: successful runs of `workflow` on `branch` are
+    /// deployments to `environment`. All three keys are required.
+    WorkflowRuns {
+        workflow: WorkflowName,
+        branch: BranchName,
+        environment: Environment,
+    },
+}
+
+/// The value of `deployments.from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentsFrom {
+    #[default]
+    Deployments,
+    WorkflowRuns,
+}
+
+/// A key of a table as the loader saw it: absent, present with a bad value (already
+/// reported), or present and valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Field<T> {
+    Absent,
+    Invalid,
+    Valid(T),
+}
+
+impl<T> From<Option<T>> for Field<T> {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Field::Absent, Field::Valid)
+    }
+}
+
+impl<T> Field<T> {
+    /// The value, the default when absent, `None` when invalid.
+    fn or_else(self, default: impl FnOnce() -> T) -> Option<T> {
+        match self {
+            Field::Absent => Some(default()),
+            Field::Invalid => None,
+            Field::Valid(value) => Some(value),
+        }
+    }
+
+    fn is_present(&self) -> bool {
+        !matches!(self, Field::Absent)
+    }
+
+    fn valid(self) -> Option<T> {
+        match self {
+            Field::Valid(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+const ONLY_WITH_WORKFLOW_RUNS: &str = r#"only allowed with from = "workflow_runs""#;
+const REQUIRED_WITH_WORKFLOW_RUNS: &str = r#"required with from = "workflow_runs""#;
+
+impl DeploymentsConfig {
+    /// Combines the keys of a `deployments` table; on failure, the problem of each key
+    /// (`workflow`, `branch`, `environment`). Keys that were present but invalid have
+    /// been reported already and are not reported again.
+    fn resolve(
+        from: DeploymentsFrom,
+        workflow: Field<WorkflowName>,
+        branch: Field<BranchName>,
+        environment: Field<Environment>,
+    ) -> Result<DeploymentsConfig, Vec<(&'static str, &'static str)>> {
+        let presence = [
+            ("workflow", workflow.is_present()),
+            ("branch", branch.is_present()),
+            ("environment", environment.is_present()),
+        ];
+        match from {
+            DeploymentsFrom::Deployments => {
+                let extra: Vec<_> = presence
+                    .iter()
+                    .filter(|(_, present)| *present)
+                    .map(|(key, _)| (*key, ONLY_WITH_WORKFLOW_RUNS))
+                    .collect();
+                if extra.is_empty() {
+                    Ok(DeploymentsConfig::DeploymentsApi)
+                } else {
+                    Err(extra)
+                }
+            }
+            DeploymentsFrom::WorkflowRuns => {
+                let missing: Vec<_> = presence
+                    .iter()
+                    .filter(|(_, present)| !*present)
+                    .map(|(key, _)| (*key, REQUIRED_WITH_WORKFLOW_RUNS))
+                    .collect();
+                match (workflow.valid(), branch.valid(), environment.valid()) {
+                    (Some(workflow), Some(branch), Some(environment)) => {
+                        Ok(DeploymentsConfig::WorkflowRuns {
+                            workflow,
+                            branch,
+                            environment,
+                        })
+                    }
+                    _ => Err(missing),
+                }
+            }
+        }
+    }
+}
+
+/// The serde form of a `deployments` table, resolved by [`DeploymentsConfig::resolve`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployments {
+    #[serde(default)]
+    from: DeploymentsFrom,
+    workflow: Option<WorkflowName>,
+    branch: Option<BranchName>,
+    environment: Option<Environment>,
+}
+
+impl TryFrom<RawDeployments> for DeploymentsConfig {
+    type Error = String;
+    fn try_from(raw: RawDeployments) -> Result<Self, Self::Error> {
+        DeploymentsConfig::resolve(
+            raw.from,
+            raw.workflow.into(),
+            raw.branch.into(),
+            raw.environment.into(),
+        )
+        .map_err(|problems| {
+            problems
+                .iter()
+                .map(|(key, message)| format!("{key}: {message}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// `error`, `warn`, `info` (default), `debug` or `trace`; `RUST_LOG` overrides.
+    #[serde(default)]
+    pub level: LogLevel,
+}
+
+impl Config {
+    /// Reads, expands (from the process environment) and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, |name| std::env::var(name))
+    }
+
+    /// [`Config::load`] with environment variables from `lookup`.
+    pub fn load_with<F>(path: &Path, lookup: F) -> Result<Config, ConfigError>
+    where
+        F: Fn(&str) -> Result<String, VarError>,
+    {
+        let invalid = |problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        };
+        let text = read_bounded(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let text = match String::from_utf8(text) {
+            Ok(text) => text,
+            Err(error) => {
+                let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+                let line = 1 + valid.iter().filter(|b| **b == b'\n').count();
+                return Err(invalid(vec![Problem::at_line(
+                    line,
+                    "the file is not valid UTF-8".to_owned(),
+                )]));
+            }
+        };
+        Config::from_toml_str(&text, lookup).map_err(invalid)
+    }
+
+    /// Expands `${NAME}` with `lookup`, parses and checks `text`; on failure returns
+    /// every problem, ordered by line.
+    pub fn from_toml_str<F>(text: &str, lookup: F) -> Result<Config, Vec<Problem>>
+    where
+        F: Fn(&str) -> Result<String, VarError>,
+    {
+        let expanded = expand_env(text, lookup)?;
+        reader::read(&expanded)
+    }
+
+    /// Checks the rules between values of a `Config` built some other way (the derived
+    /// `Deserialize`, or code): what the loader checks beyond each value's type. A
+    /// `Config` from [`Config::load`] always passes.
+    pub fn validate(&self) -> Result<(), Vec<Problem>> {
+        let problems = rules::check_config(self);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// What the engine needs: windows, thresholds, production environments, labels,
+    /// lead-time start, rollback policy and the team of every repository.
+    pub fn engine_config(&self) -> EngineConfig {
+        let github = &self.github;
+        let labels = |labels: &[LabelName]| labels.iter().map(|l| l.as_str().to_owned()).collect();
+        EngineConfig {
+            windows: self.metrics.engine_windows(),
+            production_environments: github.production_environments.clone(),
+            incident_labels: labels(&github.incident_labels),
+            rework_labels: labels(&github.rework_labels),
+            lead_time_start: github.lead_time_start,
+            rollback_is_failure: github.rollback_is_failure,
+            thresholds: self.metrics.thresholds.to_thresholds(),
+            teams: github
+                .repositories
+                .iter()
+                .map(|repo| (repo.name.clone(), repo.team.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes; is this the configuration file?"),
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests;

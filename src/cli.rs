@@ -1,0 +1,287 @@
+//! The command line of `dora-collector`: the clap definitions, the exit statuses, and
+//! the commands that are not a daemon (today `check-config`).
+//!
+//! Every command is one variant of [`Command`] holding its own `Args` struct; one
+//! that reads a configuration file flattens [`ConfigFile`] so that `--config FILE`
+//! is spelled the same everywhere. A command returns `Result<(), CliError>`, and
+//! [`run`] turns the error into one report on stderr and an exit status:
+//! [`EXIT_INVALID_CONFIG`] (2) for a configuration with problems, [`EXIT_FAILURE`]
+//! (1) for anything else. Output goes to writers passed in, so tests run commands
+//! in-process. Nothing printed here ever contains the token.
+//!
+//! Logging is set up by each command once it knows its `[log]` settings (a daemon
+//! reads them from its file); `check-config` uses the defaults, as the file it checks
+//! may be broken.
+
+use crate::config::{Config, ConfigError, LogConfig, LogFormat};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::env::VarError;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status for a configuration file that was read but has problems.
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+/// Exit status for every other error (a file that cannot be read, I/O, ...).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Collects DORA software-delivery metrics from GitHub and serves them to Prometheus.
+#[derive(Debug, Parser)]
+#[command(name = "dora-collector", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a configuration file and report every problem in it.
+    ///
+    /// Prints a one-line summary and exits 0 when the file is valid. Otherwise prints
+    /// every problem on stderr, one per line as FILE:LINE: KEY: MESSAGE, and exits 2
+    /// (1 when the file cannot be read).
+    CheckConfig(CheckConfigArgs),
+}
+
+/// `--config FILE`, shared by every command that reads a configuration file.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigFile {
+    /// The configuration file (TOML); see docs/configuration.md.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `check-config`
+#[derive(Debug, Clone, Args)]
+pub struct CheckConfigArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+}
+
+/// Why a command failed; decides the exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(ConfigError::Invalid { .. }) => EXIT_INVALID_CONFIG,
+            CliError::Config(ConfigError::Read { .. }) | CliError::Other(_) => EXIT_FAILURE,
+        }
+    }
+
+    /// Writes the error for a person: every problem of an invalid file on its own
+    /// line, then one summary line; any other error on one line with its causes.
+    pub fn report(&self, err: &mut dyn Write) -> io::Result<()> {
+        match self {
+            CliError::Config(ConfigError::Invalid { path, problems }) => {
+                for problem in problems {
+                    writeln!(err, "{}", problem.in_file(path))?;
+                }
+                let count = problems.len();
+                writeln!(
+                    err,
+                    "error: {} is invalid ({count} problem{})",
+                    path.display(),
+                    if count == 1 { "" } else { "s" }
+                )
+            }
+            // Its message already ends with the I/O cause.
+            CliError::Config(error @ ConfigError::Read { .. }) => writeln!(err, "error: {error}"),
+            CliError::Other(error) => writeln!(err, "error: {error:#}"),
+        }
+    }
+}
+
+/// Runs a parsed command line; the binary's whole `main`.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::CheckConfig(args) => init_tracing(&LogConfig::default())
+            .map_err(CliError::from)
+            .and_then(|()| {
+                check_config(&args, |name| std::env::var(name), &mut io::stdout().lock())
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // If stderr itself is gone there is nobody left to tell.
+            let _ = error.report(&mut io::stderr().lock());
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Sends `tracing` events to stderr as text or JSON lines, at `log.level` or as the
+/// `RUST_LOG` environment variable says when it is set. Once per process.
+pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(directives) => EnvFilter::try_new(&directives)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG={directives:?} is not a valid filter: {e}"))?,
+        Err(_) => EnvFilter::new(log.level.as_str()),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    let installed = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+/// `check-config`: loads the file with variables from `lookup` and writes the
+/// one-line summary to `out`.
+pub fn check_config<F>(
+    args: &CheckConfigArgs,
+    lookup: F,
+    out: &mut dyn Write,
+) -> Result<(), CliError>
+where
+    F: Fn(&str) -> Result<String, VarError>,
+{
+    let path = &args.file.config;
+    let config = Config::load_with(path, lookup)?;
+    writeln!(out, "{}: OK: {}", path.display(), summary(&config))
+        .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    Ok(())
+}
+
+/// `2 repositories (2 teams), windows 7d 30d 90d, lookback 90d, poll every 5m, GitHub
+/// API https://api.github.com/, listen 0.0.0.0:9184, store ./dora.db`
+pub fn summary(config: &Config) -> String {
+    let github = &config.github;
+    let repositories = github.repositories.len();
+    let teams: BTreeSet<&str> = github
+        .repositories
+        .iter()
+        .map(|repo| repo.team.as_str())
+        .collect();
+    let windows: Vec<String> = config
+        .metrics
+        .windows
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    format!(
+        "{repositories} repositor{} ({} team{}), windows {}, lookback {}, poll every {}, \
+         GitHub API {}, listen {}, store {}",
+        if repositories == 1 { "y" } else { "ies" },
+        teams.len(),
+        if teams.len() == 1 { "" } else { "s" },
+        windows.join(" "),
+        github.lookback,
+        github.poll_interval,
+        github.api_url,
+        config.server.listen,
+        config.storage.path.display(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::path::Path;
+
+    fn lookup(name: &str) -> Result<String, VarError> {
+        match name {
+            "GITHUB_TOKEN" => Ok("ghp_cliTestToken".to_owned()),
+            _ => Err(VarError::NotPresent),
+        }
+    }
+
+    fn check(text: &str) -> (Result<(), CliError>, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dora.toml");
+        std::fs::write(&path, text).unwrap();
+        let args = CheckConfigArgs {
+            file: ConfigFile { config: path },
+        };
+        let mut out = Vec::new();
+        let result = check_config(&args, lookup, &mut out);
+        let mut err = Vec::new();
+        if let Err(error) = &result {
+            error.report(&mut err).unwrap();
+        }
+        let dir_text = format!("{}/", dir.path().display());
+        let clean = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().replace(&dir_text, "");
+        (result, clean(out), clean(err))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_check_config() {
+        let cli =
+            Cli::try_parse_from(["dora-collector", "check-config", "--config", "x.toml"]).unwrap();
+        assert!(matches!(
+            &cli.command,
+            Command::CheckConfig(args) if args.file.config == Path::new("x.toml")
+        ));
+        assert!(Cli::try_parse_from(["dora-collector", "check-config"]).is_err());
+    }
+
+    #[test]
+    fn a_valid_file_prints_one_summary_line() {
+        let (result, out, err) = check(
+            "[github]\ntoken = \"${GITHUB_TOKEN}\"\n[[github.repositories]]\nname = \"a/b\"\n\
+             [[github.repositories]]\nname = \"a/c\"\nteam = \"web\"\n",
+        );
+        assert!(result.is_ok());
+        assert_eq!(
+            out,
+            "dora.toml: OK: 2 repositories (2 teams), windows 7d 30d 90d, lookback 90d, \
+             poll every 5m, GitHub API https://api.github.com/, listen 0.0.0.0:9184, \
+             store ./dora.db\n"
+        );
+        assert_eq!(err, "");
+    }
+
+    #[test]
+    fn an_invalid_file_prints_every_problem_and_exits_2() {
+        let (result, out, err) = check(
+            "[github]\ntoken = \"${GITHUB_TOKEN}\"\nlookbak = \"1d\"\n\
+             [[github.repositories]]\nname = \"acme\"\n",
+        );
+        let error = result.unwrap_err();
+        assert_eq!(error.exit_code(), EXIT_INVALID_CONFIG);
+        assert_eq!(out, "");
+        assert_eq!(
+            err,
+            "dora.toml:3: github.lookbak: unknown key, did you mean \"lookback\"?\n\
+             dora.toml:5: github.repositories[0].name: expected \"owner/name\", got \"acme\"\n\
+             error: dora.toml is invalid (2 problems)\n"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_exits_1_naming_it() {
+        let args = CheckConfigArgs {
+            file: ConfigFile {
+                config: PathBuf::from("/nonexistent/dora.toml"),
+            },
+        };
+        let error = check_config(&args, lookup, &mut Vec::new()).unwrap_err();
+        assert_eq!(error.exit_code(), EXIT_FAILURE);
+        let mut err = Vec::new();
+        error.report(&mut err).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with("error: cannot read configuration file /nonexistent/dora.toml: "),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+    }
+}

@@ -1,0 +1,738 @@
+//! The loader's walk over a parsed TOML document: builds a [`Config`] or collects
+//! every problem in the file, each with its key path and line.
+//!
+//! The document is parsed with `toml::de::DeTable`, which keeps the byte span of
+//! every key and value. The walk asks each table for the keys of the schema, one by
+//! one, deserializing each value on its own with the same serde type or function as
+//! the derive on [`Config`]; whatever a table holds beyond the keys asked for is
+//! reported as unknown. Missing optional keys take the defaults of
+//! `config::defaults`. The rules between values (`rules`) then run on what parsed.
+//!
+//! This module does not decide what is valid: types and `rules` do. It only walks,
+//! locates and collects. It never quotes the token: after the walk, the token's text
+//! is replaced by `[REDACTED]` in every message (a defence for a token pasted into
+//! some other key).
+
+use super::rules::{self, THRESHOLD_RULES};
+use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
+use super::{
+    defaults, ApiUrl, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubConfig,
+    LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, Problem, RepositoryConfig, Seconds,
+    ServerConfig, StorageConfig, ThresholdsConfig,
+};
+use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
+use crate::dora::LeadTimeStart;
+use serde::Deserialize;
+use std::collections::HashMap;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+/// Minimum similarity (normalized Damerau-Levenshtein, 0 to 1) between an unknown key
+/// and a known one for "did you mean" to suggest it: close enough for a typo or a
+/// missing underscore, far enough not to suggest unrelated keys.
+const SUGGESTION_MIN_SIMILARITY: f64 = 0.7;
+
+/// The shortest common prefix that counts as a likeness: shorter ones are chance.
+const MIN_PREFIX_LEN: usize = 4;
+
+/// A token shorter than this is not searched for in messages: replacing one or two
+/// characters everywhere would garble every message and protect nothing.
+const MIN_REDACTED_TOKEN_LEN: usize = 4;
+
+const REDACTED: &str = "[REDACTED]";
+
+/// Parses and checks `text` (already expanded).
+pub(super) fn read(text: &str) -> Result<Config, Vec<Problem>> {
+    let lines = LineIndex::new(text);
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        return Err(errors
+            .iter()
+            .map(|error| {
+                let offset = error.span().map_or(0, |span| span.start);
+                let (line, column) = lines.line_column(text, offset);
+                Problem::at_line(
+                    line,
+                    format!("TOML syntax error at column {column}: {}", error.message()),
+                )
+            })
+            .collect());
+    }
+    let mut walker = Walker {
+        lines: &lines,
+        problems: Vec::new(),
+        key_lines: HashMap::new(),
+        windows: None,
+        lookback: None,
+    };
+    let root_table = Table::new(String::new(), root.get_ref());
+    let config = walker.config(root_table);
+    let token = root
+        .get_ref()
+        .get("github")
+        .and_then(|github| github.get_ref().as_table())
+        .and_then(|github| github.get("token"))
+        .and_then(|token| token.get_ref().as_str());
+    let mut problems = walker.finish_problems(token);
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => {
+            // Every path that drops a value records why; this only guards against a
+            // future reader forgetting to, so that an invalid file never passes.
+            debug_assert!(
+                !problems.is_empty(),
+                "a value was dropped without a problem"
+            );
+            if problems.is_empty() {
+                problems.push(Problem::at_line(
+                    1,
+                    "the configuration could not be read (a bug: please report it)".to_owned(),
+                ));
+            }
+            Err(problems)
+        }
+    }
+}
+
+/// Byte offset to 1-based line (and column) numbers.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+            .collect();
+        LineIndex { starts }
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|start| *start <= offset)
+    }
+
+    fn line_column(&self, text: &str, offset: usize) -> (usize, usize) {
+        let line = self.line(offset);
+        let start = self.starts[line - 1];
+        let column = text
+            .get(start..offset.min(text.len()))
+            .map_or(1, |before| before.chars().count() + 1);
+        (line, column)
+    }
+}
+
+/// One TOML table being walked: its path, its entries and the keys asked for so far.
+struct Table<'a, 'i> {
+    path: String,
+    entries: &'a DeTable<'i>,
+    known: Vec<&'static str>,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    fn new(path: String, entries: &'a DeTable<'i>) -> Self {
+        Table {
+            path,
+            entries,
+            known: Vec::new(),
+        }
+    }
+
+    fn child(&self, key: &str) -> String {
+        child_path(&self.path, key)
+    }
+}
+
+fn is_bare_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `parent.key`, with the key quoted when it is not a bare TOML key.
+fn child_path(parent: &str, key: &str) -> String {
+    let key = if is_bare_key(key) {
+        key.to_owned()
+    } else {
+        format!(
+            "{:?}",
+            key.chars().take(MAX_QUOTED_INPUT).collect::<String>()
+        )
+    };
+    if parent.is_empty() {
+        key
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// How alike an unknown key is to a known one, 0 to 1: the normalized edit distance,
+/// or 1 when one starts with the other (`listen_addr` for `listen`).
+fn similarity(unknown: &str, known: &str) -> f64 {
+    let prefix = unknown.len().min(known.len()) >= MIN_PREFIX_LEN
+        && (unknown.starts_with(known) || known.starts_with(unknown));
+    if prefix {
+        1.0
+    } else {
+        strsim::normalized_damerau_levenshtein(unknown, known)
+    }
+}
+
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+struct Walker<'l> {
+    lines: &'l LineIndex,
+    problems: Vec<Problem>,
+    /// The line of every key path visited, to locate problems from `rules`.
+    key_lines: HashMap<String, usize>,
+    /// The windows that parsed, for the lookback rule.
+    windows: Option<Vec<(usize, Duration)>>,
+    /// The lookback, when it parsed.
+    lookback: Option<Duration>,
+}
+
+impl Walker<'_> {
+    fn problem(&mut self, path: String, line: Option<usize>, message: impl Into<String>) {
+        self.problems
+            .push(Problem::at_path(path, line, message.into()));
+    }
+
+    fn extend(&mut self, problems: Vec<Problem>) {
+        self.problems.extend(problems);
+    }
+
+    /// Locates the problems from `rules`, redacts the token, orders by line.
+    fn finish_problems(mut self, token: Option<&str>) -> Vec<Problem> {
+        for problem in &mut self.problems {
+            if problem.line.is_none() {
+                let mut path = problem.path.clone().unwrap_or_default();
+                problem.line = loop {
+                    if let Some(line) = self.key_lines.get(&path) {
+                        break Some(*line);
+                    }
+                    match path.rfind(['.', '[']) {
+                        Some(cut) => path.truncate(cut),
+                        None => break None,
+                    }
+                };
+            }
+            if let Some(token) = token.filter(|t| t.len() >= MIN_REDACTED_TOKEN_LEN) {
+                problem.message = problem.message.replace(token, REDACTED);
+                if let Some(path) = &mut problem.path {
+                    *path = path.replace(token, REDACTED);
+                }
+            }
+        }
+        self.problems
+            .sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+        self.problems
+    }
+
+    /// The value of `key`, marking the key as part of the schema and noting its line.
+    fn entry<'a, 'i>(
+        &mut self,
+        table: &mut Table<'a, 'i>,
+        key: &'static str,
+    ) -> Option<(String, usize, &'a Spanned<DeValue<'i>>)> {
+        table.known.push(key);
+        let (spanned_key, value) = table.entries.get_key_value(key)?;
+        let path = table.child(key);
+        let line = self.lines.line(spanned_key.span().start);
+        self.key_lines.insert(path.clone(), line);
+        Some((path, line, value))
+    }
+
+    fn deserialize<'i, T>(
+        &mut self,
+        path: &str,
+        line: usize,
+        value: &Spanned<DeValue<'i>>,
+        de: impl FnOnce(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
+    ) -> Option<T> {
+        match de(ValueDeserializer::from(value.clone())) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.problem(path.to_owned(), Some(line), error.message());
+                None
+            }
+        }
+    }
+
+    /// A single value.
+    fn scalar<'i, T>(
+        &mut self,
+        table: &mut Table<'_, 'i>,
+        key: &'static str,
+        de: impl FnOnce(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
+    ) -> Field<T> {
+        let Some((path, line, value)) = self.entry(table, key) else {
+            return Field::Absent;
+        };
+        match self.deserialize(&path, line, value, de) {
+            Some(value) => Field::Valid(value),
+            None => Field::Invalid,
+        }
+    }
+
+    /// An array whose elements are deserialized (and reported) one by one. `Valid`
+    /// holds one entry per element, `None` for those that did not parse.
+    fn list<'i, T>(
+        &mut self,
+        table: &mut Table<'_, 'i>,
+        key: &'static str,
+        de: impl Fn(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
+    ) -> Field<Vec<Option<T>>> {
+        let Some((path, line, value)) = self.entry(table, key) else {
+            return Field::Absent;
+        };
+        let DeValue::Array(array) = value.get_ref() else {
+            self.problem(
+                path,
+                Some(line),
+                format!("expected an array, got {}", type_name(value.get_ref())),
+            );
+            return Field::Invalid;
+        };
+        let items = array
+            .iter()
+            .enumerate()
+            .map(|(i, element)| {
+                let element_path = format!("{path}[{i}]");
+                let element_line = self.lines.line(element.span().start);
+                self.key_lines.insert(element_path.clone(), element_line);
+                self.deserialize(&element_path, element_line, element, &de)
+            })
+            .collect();
+        Field::Valid(items)
+    }
+
+    /// A list with defaults: the value, the default when absent, `None` when the key
+    /// or any element is invalid. Runs `rule` on the elements that parsed.
+    fn checked_list<'i, T>(
+        &mut self,
+        table: &mut Table<'_, 'i>,
+        key: &'static str,
+        de: impl Fn(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
+        default: impl FnOnce() -> Vec<T>,
+        rule: impl FnOnce(&[(usize, &T)], usize) -> Vec<Problem>,
+    ) -> Option<Vec<T>> {
+        let items = self
+            .list(table, key, de)
+            .or_else(|| default().into_iter().map(Some).collect())?;
+        let parsed: Vec<(usize, &T)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| item.as_ref().map(|item| (i, item)))
+            .collect();
+        let problems = rule(&parsed, items.len());
+        self.extend(problems);
+        items.into_iter().collect()
+    }
+
+    /// Exactly three values `[elite, high, medium]`.
+    fn triple<'i, T>(
+        &mut self,
+        table: &mut Table<'_, 'i>,
+        key: &'static str,
+        de: impl Fn(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
+    ) -> Field<[T; 3]> {
+        let path = table.child(key);
+        match self.list(table, key, de) {
+            Field::Absent => Field::Absent,
+            Field::Invalid => Field::Invalid,
+            Field::Valid(items) => {
+                let count = items.len();
+                let items: Option<Vec<T>> = items.into_iter().collect();
+                match items.map(<[T; 3]>::try_from) {
+                    Some(Ok(values)) => Field::Valid(values),
+                    Some(Err(_)) => {
+                        let line = self.key_lines.get(&path).copied();
+                        self.problem(
+                            path,
+                            line,
+                            format!("expected 3 values [elite, high, medium], got {count}"),
+                        );
+                        Field::Invalid
+                    }
+                    None => Field::Invalid,
+                }
+            }
+        }
+    }
+
+    /// A sub-table (a `[header]` table or an inline table).
+    fn table<'a, 'i>(
+        &mut self,
+        table: &mut Table<'a, 'i>,
+        key: &'static str,
+    ) -> Field<Table<'a, 'i>> {
+        let Some((path, line, value)) = self.entry(table, key) else {
+            return Field::Absent;
+        };
+        match value.get_ref() {
+            DeValue::Table(entries) => Field::Valid(Table::new(path, entries)),
+            other => {
+                self.problem(
+                    path,
+                    Some(line),
+                    format!("expected a table, got {}", type_name(other)),
+                );
+                Field::Invalid
+            }
+        }
+    }
+
+    /// An array of tables (`[[header]]` or an array of inline tables); `None` for
+    /// elements that are not tables.
+    fn tables<'a, 'i>(
+        &mut self,
+        table: &mut Table<'a, 'i>,
+        key: &'static str,
+    ) -> Field<Vec<Option<Table<'a, 'i>>>> {
+        let Some((path, line, value)) = self.entry(table, key) else {
+            return Field::Absent;
+        };
+        let DeValue::Array(array) = value.get_ref() else {
+            self.problem(
+                path.clone(),
+                Some(line),
+                format!(
+                    "expected an array of tables ([[{path}]]), got {}",
+                    type_name(value.get_ref())
+                ),
+            );
+            return Field::Invalid;
+        };
+        let tables = array
+            .iter()
+            .enumerate()
+            .map(|(i, element)| {
+                let element_path = format!("{path}[{i}]");
+                let element_line = self.lines.line(element.span().start);
+                self.key_lines.insert(element_path.clone(), element_line);
+                match element.get_ref() {
+                    DeValue::Table(entries) => Some(Table::new(element_path, entries)),
+                    other => {
+                        self.problem(
+                            element_path,
+                            Some(element_line),
+                            format!("expected a table, got {}", type_name(other)),
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        Field::Valid(tables)
+    }
+
+    /// A required value: reports its absence.
+    fn require<T>(&mut self, field: Field<T>, table: &Table<'_, '_>, key: &str) -> Option<T> {
+        match field {
+            Field::Valid(value) => Some(value),
+            Field::Invalid => None,
+            Field::Absent => {
+                let line = self.key_lines.get(&table.path).copied();
+                self.problem(table.child(key), line, "missing required key");
+                None
+            }
+        }
+    }
+
+    /// Reports every key of `table` the walk did not ask for.
+    fn finish(&mut self, table: Table<'_, '_>) {
+        for (key, _) in table.entries.iter() {
+            let name: &str = key.get_ref();
+            if table.known.contains(&name) {
+                continue;
+            }
+            let suggestion = table
+                .known
+                .iter()
+                .map(|known| (similarity(name, known), known))
+                .filter(|(similarity, _)| *similarity >= SUGGESTION_MIN_SIMILARITY)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let message = match suggestion {
+                Some((_, known)) => format!("unknown key, did you mean \"{known}\"?"),
+                None if table.known.is_empty() => "unknown key".to_owned(),
+                None => format!("unknown key (expected one of: {})", table.known.join(", ")),
+            };
+            let line = self.lines.line(key.span().start);
+            self.problem(table.child(name), Some(line), message);
+        }
+    }
+
+    /// An optional section: its reader's result, the default when absent.
+    fn section<'a, 'i, T: Default>(
+        &mut self,
+        root: &mut Table<'a, 'i>,
+        key: &'static str,
+        read: impl FnOnce(&mut Self, Table<'a, 'i>) -> Option<T>,
+    ) -> Option<T> {
+        match self.table(root, key) {
+            Field::Absent => Some(T::default()),
+            Field::Invalid => None,
+            Field::Valid(table) => read(self, table),
+        }
+    }
+
+    fn config(&mut self, mut root: Table<'_, '_>) -> Option<Config> {
+        let server = self.section(&mut root, "server", Self::server);
+        let storage = self.section(&mut root, "storage", Self::storage);
+        let metrics = match self.table(&mut root, "metrics") {
+            Field::Absent => {
+                self.windows = Some(defaults::windows().into_iter().enumerate().collect());
+                Some(MetricsConfig::default())
+            }
+            Field::Invalid => None,
+            Field::Valid(table) => self.metrics(table),
+        };
+        let github = match self.table(&mut root, "github") {
+            Field::Valid(table) => self.github(table),
+            Field::Invalid => None,
+            Field::Absent => {
+                self.problem(
+                    "github".to_owned(),
+                    None,
+                    "missing required table [github] (the token and the repositories)",
+                );
+                None
+            }
+        };
+        let log = self.section(&mut root, "log", Self::log);
+        self.finish(root);
+        if let (Some(lookback), Some(windows)) = (self.lookback, self.windows.take()) {
+            self.extend(rules::lookback(lookback, &windows));
+        }
+        Some(Config {
+            server: server?,
+            storage: storage?,
+            metrics: metrics?,
+            github: github?,
+            log: log?,
+        })
+    }
+
+    fn server(&mut self, mut table: Table<'_, '_>) -> Option<ServerConfig> {
+        let listen = self
+            .scalar(&mut table, "listen", deserialize_listen)
+            .or_else(defaults::listen);
+        self.finish(table);
+        Some(ServerConfig { listen: listen? })
+    }
+
+    fn storage(&mut self, mut table: Table<'_, '_>) -> Option<StorageConfig> {
+        let path = self
+            .scalar(&mut table, "path", deserialize_storage_path)
+            .or_else(defaults::storage_path);
+        self.finish(table);
+        Some(StorageConfig { path: path? })
+    }
+
+    fn metrics(&mut self, mut table: Table<'_, '_>) -> Option<MetricsConfig> {
+        let mut parsed_windows = Vec::new();
+        let windows = self.checked_list(
+            &mut table,
+            "windows",
+            Duration::deserialize,
+            defaults::windows,
+            |items, declared| {
+                parsed_windows = items.iter().map(|(i, w)| (*i, **w)).collect();
+                rules::windows(&parsed_windows, declared)
+            },
+        );
+        self.windows = Some(parsed_windows);
+        let thresholds = match self.table(&mut table, "thresholds") {
+            Field::Absent => Some(ThresholdsConfig::default()),
+            Field::Invalid => None,
+            Field::Valid(thresholds) => self.thresholds(thresholds),
+        };
+        self.finish(table);
+        Some(MetricsConfig {
+            windows: windows?,
+            thresholds: thresholds?,
+        })
+    }
+
+    fn thresholds(&mut self, mut table: Table<'_, '_>) -> Option<ThresholdsConfig> {
+        let default = ThresholdsConfig::default();
+        let frequency = self.triple(&mut table, "deployment_frequency_per_day", f64::deserialize);
+        let lead_time = self.triple(&mut table, "lead_time_seconds", Seconds::deserialize);
+        let failure_rate = self.triple(&mut table, "change_failure_rate", f64::deserialize);
+        let recovery = self.triple(&mut table, "recovery_time_seconds", Seconds::deserialize);
+        self.finish(table);
+        let frequency = frequency.or_else(|| default.deployment_frequency_per_day);
+        let lead_time = lead_time.or_else(|| default.lead_time_seconds);
+        let failure_rate = failure_rate.or_else(|| default.change_failure_rate);
+        let recovery = recovery.or_else(|| default.recovery_time_seconds);
+        let values = [
+            frequency,
+            lead_time.map(rules::seconds),
+            failure_rate,
+            recovery.map(rules::seconds),
+        ];
+        for (rule, values) in THRESHOLD_RULES.into_iter().zip(values) {
+            if let Some(values) = values {
+                let problems = rules::threshold(rule, values);
+                self.extend(problems);
+            }
+        }
+        Some(ThresholdsConfig {
+            deployment_frequency_per_day: frequency?,
+            lead_time_seconds: lead_time?,
+            change_failure_rate: failure_rate?,
+            recovery_time_seconds: recovery?,
+        })
+    }
+
+    fn github(&mut self, mut table: Table<'_, '_>) -> Option<GithubConfig> {
+        let api_url = self
+            .scalar(&mut table, "api_url", ApiUrl::deserialize)
+            .or_else(defaults::api_url);
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let poll_interval = self
+            .scalar(&mut table, "poll_interval", Duration::deserialize)
+            .or_else(defaults::poll_interval);
+        let lookback = self
+            .scalar(&mut table, "lookback", Duration::deserialize)
+            .or_else(defaults::lookback);
+        self.lookback = lookback;
+        let production_environments = self.checked_list(
+            &mut table,
+            "production_environments",
+            Environment::deserialize,
+            defaults::production_environments,
+            rules::production_environments,
+        );
+        let incident_labels = self.checked_list(
+            &mut table,
+            "incident_labels",
+            LabelName::deserialize,
+            defaults::incident_labels,
+            |items, _| rules::labels(rules::INCIDENT_LABELS, items),
+        );
+        let rework_labels = self.checked_list(
+            &mut table,
+            "rework_labels",
+            LabelName::deserialize,
+            defaults::rework_labels,
+            |items, _| rules::labels(rules::REWORK_LABELS, items),
+        );
+        let lead_time_start = self
+            .scalar(&mut table, "lead_time_start", LeadTimeStart::deserialize)
+            .or_else(LeadTimeStart::default);
+        let rollback_is_failure = self
+            .scalar(&mut table, "rollback_is_failure", bool::deserialize)
+            .or_else(defaults::rollback_is_failure);
+        let repositories = self.repositories(&mut table);
+        self.finish(table);
+        Some(GithubConfig {
+            api_url: api_url?,
+            token: token?,
+            poll_interval: poll_interval?,
+            lookback: lookback?,
+            production_environments: production_environments?,
+            incident_labels: incident_labels?,
+            rework_labels: rework_labels?,
+            lead_time_start: lead_time_start?,
+            rollback_is_failure: rollback_is_failure?,
+            repositories: repositories?,
+        })
+    }
+
+    fn repositories(&mut self, github: &mut Table<'_, '_>) -> Option<Vec<RepositoryConfig>> {
+        let tables = self.tables(github, "repositories").or_else(Vec::new)?;
+        let declared = tables.len();
+        let mut names = Vec::new();
+        let mut repositories = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let (name, repository) = match table {
+                Some(table) => self.repository(table),
+                None => (None, None),
+            };
+            if let Some(name) = name {
+                names.push((i, name));
+            }
+            repositories.push(repository);
+        }
+        let problems = rules::repositories(
+            &names.iter().map(|(i, name)| (*i, name)).collect::<Vec<_>>(),
+            declared,
+        );
+        self.extend(problems);
+        repositories.into_iter().collect()
+    }
+
+    /// The repository's name (when it parsed, for the duplicate rule) and the
+    /// repository (when all of it parsed).
+    fn repository(
+        &mut self,
+        mut table: Table<'_, '_>,
+    ) -> (Option<RepoName>, Option<RepositoryConfig>) {
+        let name = self.scalar(&mut table, "name", RepoName::deserialize);
+        let name = self.require(name, &table, "name");
+        let team = self
+            .scalar(&mut table, "team", Team::deserialize)
+            .or_else(Team::default);
+        let deployments = match self.table(&mut table, "deployments") {
+            Field::Absent => Some(DeploymentsConfig::default()),
+            Field::Invalid => None,
+            Field::Valid(deployments) => self.deployments(deployments),
+        };
+        self.finish(table);
+        let repository = match (&name, team, deployments) {
+            (Some(name), Some(team), Some(deployments)) => Some(RepositoryConfig {
+                name: name.clone(),
+                team,
+                deployments,
+            }),
+            _ => None,
+        };
+        (name, repository)
+    }
+
+    fn deployments(&mut self, mut table: Table<'_, '_>) -> Option<DeploymentsConfig> {
+        let from = self
+            .scalar(&mut table, "from", DeploymentsFrom::deserialize)
+            .or_else(DeploymentsFrom::default);
+        let workflow = self.scalar(&mut table, "workflow", super::WorkflowName::deserialize);
+        let branch = self.scalar(&mut table, "branch", super::BranchName::deserialize);
+        let environment = self.scalar(&mut table, "environment", Environment::deserialize);
+        let path = table.path.clone();
+        self.finish(table);
+        match DeploymentsConfig::resolve(from?, workflow, branch, environment) {
+            Ok(deployments) => Some(deployments),
+            Err(problems) => {
+                for (key, message) in problems {
+                    self.problem(child_path(&path, key), None, message);
+                }
+                None
+            }
+        }
+    }
+
+    fn log(&mut self, mut table: Table<'_, '_>) -> Option<LogConfig> {
+        let format = self
+            .scalar(&mut table, "format", LogFormat::deserialize)
+            .or_else(LogFormat::default);
+        let level = self
+            .scalar(&mut table, "level", LogLevel::deserialize)
+            .or_else(LogLevel::default);
+        self.finish(table);
+        Some(LogConfig {
+            format: format?,
+            level: level?,
+        })
+    }
+}

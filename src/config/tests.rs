@@ -1,0 +1,637 @@
+//! Unit tests of the configuration loader: defaults, the interfaces example, every
+//! validation rule (table-driven), problem collection, and the agreement between the
+//! loader and the derived `Deserialize` + `validate`.
+
+use super::*;
+use crate::dora::Window;
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+
+const TOKEN: &str = "ghp_unitTestToken0123456789";
+
+fn lookup(name: &str) -> Result<String, VarError> {
+    match name {
+        "GITHUB_TOKEN" => Ok(TOKEN.to_owned()),
+        "EMPTY" => Ok(String::new()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+fn load(text: &str) -> Result<Config, Vec<Problem>> {
+    Config::from_toml_str(text, lookup)
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match load(text) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(problems) => problems,
+    }
+}
+
+/// A valid file with `github` lines after the token and `repos` after the first
+/// repository, and `head` before `[github]`.
+fn doc(head: &str, github: &str, repos: &str) -> String {
+    format!(
+        "{head}\n[github]\ntoken = \"${{GITHUB_TOKEN}}\"\n{github}\n\
+         [[github.repositories]]\nname = \"acme/api\"\n{repos}\n"
+    )
+}
+
+const MINIMAL: &str = r#"
+[github]
+token = "${GITHUB_TOKEN}"
+
+[[github.repositories]]
+name = "acme/api"
+"#;
+
+/// The example of `shared/docs/interfaces.md`, verbatim.
+const INTERFACES_EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:9184"          # default 0.0.0.0:9184
+
+[storage]
+path = "./dora.db"                 # embedded SQLite (the default)
+
+[metrics]
+windows = ["7d", "30d", "90d"]     # the default
+
+[github]
+api_url = "https://api.github.com" # default; GitHub Enterprise Server: https://HOST/api/v3
+token = "${GITHUB_TOKEN}"
+poll_interval = "5m"               # default
+lookback = "90d"                   # how far back the first sync reads; default 90d
+production_environments = ["production"]
+incident_labels = ["incident"]
+rework_labels = ["hotfix"]
+lead_time_start = "commit"         # commit | pr_first_commit | pr_merged
+rollback_is_failure = true
+
+[[github.repositories]]
+name = "acme/api"
+team = "payments"                  # optional; default "unassigned"
+
+[[github.repositories]]
+name = "acme/web"
+team = "web"
+# deployments from a GitHub Actions workflow instead of the Deployments API:
+deployments = { from = "workflow_runs", workflow = "deploy.yml", branch = "main", environment = "production" }
+"#;
+
+#[test]
+fn minimal_file_takes_every_default() {
+    let config = load(MINIMAL).unwrap();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9184");
+    assert_eq!(config.storage.path, PathBuf::from("./dora.db"));
+    let windows: Vec<String> = config
+        .metrics
+        .windows
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    assert_eq!(windows, ["7d", "30d", "90d"]);
+    assert_eq!(
+        config.metrics.thresholds.to_thresholds(),
+        Thresholds::default()
+    );
+    let github = &config.github;
+    assert_eq!(github.api_url.as_str(), "https://api.github.com/");
+    assert_eq!(github.token.expose_secret(), TOKEN);
+    assert_eq!(github.poll_interval.to_string(), "5m");
+    assert_eq!(github.lookback.to_string(), "90d");
+    assert_eq!(github.production_environments[0].as_str(), "production");
+    assert_eq!(github.incident_labels[0].as_str(), "incident");
+    assert_eq!(github.rework_labels[0].as_str(), "hotfix");
+    assert_eq!(github.lead_time_start, LeadTimeStart::Commit);
+    assert!(github.rollback_is_failure);
+    let repo = &github.repositories[0];
+    assert_eq!(repo.team.as_str(), "unassigned");
+    assert_eq!(repo.deployments, DeploymentsConfig::DeploymentsApi);
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.log.level, LogLevel::Info);
+}
+
+#[test]
+fn minimal_file_gives_the_engine_defaults() {
+    let engine = load(MINIMAL).unwrap().engine_config();
+    let mut expected = EngineConfig::default();
+    expected.teams.insert(
+        RepoName::parse("acme/api").unwrap(),
+        Team::parse("unassigned").unwrap(),
+    );
+    assert_eq!(engine, expected);
+}
+
+#[test]
+fn interfaces_example_loads() {
+    let config = load(INTERFACES_EXAMPLE).unwrap();
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:9184");
+    let web = &config.github.repositories[1];
+    assert_eq!(web.name.as_str(), "acme/web");
+    assert_eq!(web.team.as_str(), "web");
+    assert_eq!(
+        web.deployments,
+        DeploymentsConfig::WorkflowRuns {
+            workflow: WorkflowName::parse("deploy.yml").unwrap(),
+            branch: BranchName::parse("main").unwrap(),
+            environment: Environment::parse("production").unwrap(),
+        }
+    );
+}
+
+#[test]
+fn engine_config_carries_every_setting() {
+    let text = doc(
+        "[metrics]\nwindows = [\"1d\", \"168h\"]\n\
+         [metrics.thresholds]\nlead_time_seconds = [3600, \"1d\", 1e6]\n\
+         change_failure_rate = [0.1, 0.2, 0.3]\n",
+        "production_environments = [\"prod-eu\", \"Prod-US\"]\n\
+         incident_labels = [\"sev1\", \"sev2\"]\nrework_labels = []\n\
+         lead_time_start = \"pr_merged\"\nrollback_is_failure = false",
+        "team = \"payments\"\n[[github.repositories]]\nname = \"Acme/Web\"",
+    );
+    let engine = load(&text).unwrap().engine_config();
+    assert_eq!(
+        engine.windows,
+        [
+            Window {
+                label: "1d".to_owned(),
+                seconds: 86_400
+            },
+            Window {
+                label: "168h".to_owned(),
+                seconds: 604_800
+            },
+        ]
+    );
+    let envs: Vec<&str> = engine
+        .production_environments
+        .iter()
+        .map(|e| e.as_str())
+        .collect();
+    assert_eq!(envs, ["prod-eu", "Prod-US"]);
+    assert_eq!(engine.incident_labels, ["sev1", "sev2"]);
+    assert!(engine.rework_labels.is_empty());
+    assert_eq!(engine.lead_time_start, LeadTimeStart::PrMerged);
+    assert!(!engine.rollback_is_failure);
+    assert_eq!(engine.thresholds.lead_time_seconds, [3600.0, 86_400.0, 1e6]);
+    assert_eq!(engine.thresholds.change_failure_rate, [0.1, 0.2, 0.3]);
+    assert_eq!(
+        engine.thresholds.deployment_frequency_per_day,
+        Thresholds::default().deployment_frequency_per_day
+    );
+    let teams: Vec<(&str, &str)> = engine
+        .teams
+        .iter()
+        .map(|(repo, team)| (repo.as_str(), team.as_str()))
+        .collect();
+    assert_eq!(
+        teams,
+        [("acme/api", "payments"), ("acme/web", "unassigned")]
+    );
+}
+
+/// Each case: a file, then the key path and a fragment of the message of one of its
+/// problems.
+fn invalid_cases() -> Vec<(String, &'static str, &'static str)> {
+    let head = |h: &str| doc(h, "", "");
+    let github = |g: &str| doc("", g, "");
+    let repo = |r: &str| doc("", "", r);
+    vec![
+        // Unknown keys, at every level.
+        (head("bogus = 1"), "bogus", "unknown key"),
+        (head("[server]\nlisten_addr = \"127.0.0.1:1\""), "server.listen_addr", "did you mean \"listen\""),
+        (head("[storage]\npth = \"x\""), "storage.pth", "did you mean \"path\""),
+        (head("[metrics]\nwindow = [\"7d\"]"), "metrics.window", "did you mean \"windows\""),
+        (head("[metrics.thresholds]\nlead_time = [1, 2, 3]"), "metrics.thresholds.lead_time", "unknown key"),
+        (github("pol_interval = \"5m\""), "github.pol_interval", "did you mean \"poll_interval\""),
+        (repo("teem = \"x\""), "github.repositories[0].teem", "did you mean \"team\""),
+        (repo("deployments = { from = \"deployments\", extra = 1 }"), "github.repositories[0].deployments.extra", "unknown key"),
+        (head("[log]\nlevl = \"info\""), "log.levl", "did you mean \"level\""),
+        (head("\"odd key\" = 1"), "\"odd key\"", "unknown key"),
+        // Wrong types.
+        (head("server = 5"), "server", "expected a table, got an integer"),
+        (head("[server]\nlisten = 9184"), "server.listen", "invalid type"),
+        (head("[metrics]\nwindows = \"7d\""), "metrics.windows", "expected an array, got a string"),
+        (github("rollback_is_failure = \"yes\""), "github.rollback_is_failure", "invalid type"),
+        (
+            "[github]\ntoken = 12345\n[[github.repositories]]\nname = \"acme/api\"\n".to_owned(),
+            "github.token",
+            "expected a string (the value is not shown)",
+        ),
+        (
+            "[github]\ntoken = [\"a\"]\n[[github.repositories]]\nname = \"acme/api\"\n".to_owned(),
+            "github.token",
+            "expected a string (the value is not shown)",
+        ),
+        (head("[github.repositories]\nname = \"a/b\""), "github.repositories", "duplicate key"),
+        // Values.
+        (head("[server]\nlisten = \"localhost:9184\""), "server.listen", "an IP address and port"),
+        (head("[storage]\npath = \"\""), "storage.path", "empty"),
+        (head("[metrics]\nwindows = [\"7d\", \"5 minutes\"]"), "metrics.windows[1]", "got \"5 minutes\""),
+        (head("[metrics]\nwindows = [\"0d\"]"), "metrics.windows[0]", "positive"),
+        (head("[metrics]\nwindows = [7]"), "metrics.windows[0]", "got the number 7"),
+        (github("api_url = \"ftp://example.com\""), "github.api_url", "http:// or https://"),
+        (github("api_url = \"not a url\""), "github.api_url", "http:// or https://"),
+        (github("api_url = \"https://user:pw@example.com\""), "github.api_url", "user name or password"),
+        (github("api_url = \"https://example.com/?x=1\""), "github.api_url", "query"),
+        (github("poll_interval = \"5 minutes\""), "github.poll_interval", "a duration like"),
+        (github("lookback = \"99999999999999d\""), "github.lookback", "at most 36500d"),
+        (github("production_environments = [\"prod\", \"\"]"), "github.production_environments[1]", "environment name"),
+        (github("incident_labels = [\" incident\"]"), "github.incident_labels[0]", "label name"),
+        (github("lead_time_start = \"merge\""), "github.lead_time_start", "unknown variant"),
+        (repo("team = \"\""), "github.repositories[0].team", "team name"),
+        (head("[log]\nformat = \"xml\""), "log.format", "unknown variant"),
+        (head("[log]\nlevel = \"verbose\""), "log.level", "unknown variant"),
+        (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.2]"), "metrics.thresholds.change_failure_rate", "expected 3 values"),
+        (head("[metrics.thresholds]\nrecovery_time_seconds = [\"1h\", -5, \"7d\"]"), "metrics.thresholds.recovery_time_seconds[1]", "positive number of seconds"),
+        // Repositories.
+        (github("token = \"other\""), "github.token", "duplicate key"),
+        (repo("[[github.repositories]]\nname = \"acme\""), "github.repositories[1].name", "expected \"owner/name\", got \"acme\""),
+        (repo("[[github.repositories]]\nteam = \"x\""), "github.repositories[1].name", "missing required key"),
+        (repo("[[github.repositories]]\nname = \"ACME/Api\""), "github.repositories[1].name", "already configured in github.repositories[0]"),
+        (
+            "[github]\ntoken = \"t0ken-value\"\n".to_owned(),
+            "github.repositories",
+            "at least one",
+        ),
+        (
+            "[github]\ntoken = \"t0ken-value\"\nrepositories = []\n".to_owned(),
+            "github.repositories",
+            "at least one",
+        ),
+        (
+            "[github]\ntoken = \"t0ken-value\"\nrepositories = [\"acme/api\"]\n".to_owned(),
+            "github.repositories[0]",
+            "expected a table, got a string",
+        ),
+        (
+            "[github]\n[[github.repositories]]\nname = \"acme/api\"\n".to_owned(),
+            "github.token",
+            "missing required key",
+        ),
+        ("[server]\n".to_owned(), "github", "missing required table"),
+        // Deployments.
+        (repo("deployments = { from = \"workflow_runs\", workflow = \"deploy.yml\", branch = \"main\" }"), "github.repositories[0].deployments.environment", "required with from = \"workflow_runs\""),
+        (repo("deployments = { from = \"workflow_runs\" }"), "github.repositories[0].deployments.workflow", "required"),
+        (repo("deployments = { workflow = \"deploy.yml\" }"), "github.repositories[0].deployments.workflow", "only allowed with from = \"workflow_runs\""),
+        (repo("deployments = { from = \"releases\" }"), "github.repositories[0].deployments.from", "unknown variant"),
+        (repo("deployments = { from = \"workflow_runs\", workflow = \".github/workflows/deploy.yml\", branch = \"main\", environment = \"production\" }"), "github.repositories[0].deployments.workflow", "no directory"),
+        (repo("deployments = { from = \"workflow_runs\", workflow = \"deploy.yml\", branch = \"ma in\", environment = \"production\" }"), "github.repositories[0].deployments.branch", "branch name"),
+        (repo("deployments = \"workflow_runs\""), "github.repositories[0].deployments", "expected a table"),
+        // Rules between values.
+        (head("[metrics]\nwindows = []"), "metrics.windows", "at least one window"),
+        (head("[metrics]\nwindows = [\"7d\", \"30d\", \"168h\"]"), "metrics.windows[2]", "as long as metrics.windows[0]"),
+        (head("[metrics]\nwindows = [\"7d\", \"7d\"]"), "metrics.windows[1]", "as long as"),
+        (
+            head("[metrics]\nwindows = [\"1d\",\"2d\",\"3d\",\"4d\",\"5d\",\"6d\",\"7d\",\"8d\",\"9d\",\"10d\",\"11d\"]"),
+            "metrics.windows",
+            "at most 10 windows",
+        ),
+        (github("lookback = \"30d\""), "github.lookback", "shorter than the longest window metrics.windows[2] (\"90d\")"),
+        (github("production_environments = []"), "github.production_environments", "at least one environment"),
+        (github("production_environments = [\"production\", \"Production\"]"), "github.production_environments[1]", "repeats"),
+        (github("rework_labels = [\"hotfix\", \"HotFix\"]"), "github.rework_labels[1]", "repeats"),
+        (github("incident_labels = [\"a\", \"b\", \"a\"]"), "github.incident_labels[2]", "repeats github.incident_labels[0]"),
+        (head("[metrics.thresholds]\nlead_time_seconds = [\"7d\", \"1d\", \"30d\"]"), "metrics.thresholds.lead_time_seconds", "strictly increasing"),
+        (head("[metrics.thresholds]\nrecovery_time_seconds = [3600, 3600, 7200]"), "metrics.thresholds.recovery_time_seconds", "strictly increasing"),
+        (head("[metrics.thresholds]\ndeployment_frequency_per_day = [0.1, 1, 0.01]"), "metrics.thresholds.deployment_frequency_per_day", "strictly decreasing"),
+        (head("[metrics.thresholds]\ndeployment_frequency_per_day = [1, 0.5, 0]"), "metrics.thresholds.deployment_frequency_per_day[2]", "positive"),
+        (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.5, 1.5]"), "metrics.thresholds.change_failure_rate[2]", "a rate from 0 to 1"),
+        (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.2, nan]"), "metrics.thresholds.change_failure_rate[2]", "a rate from 0 to 1"),
+    ]
+}
+
+#[test]
+fn every_invalid_case_reports_its_path_and_message() {
+    for (text, path, fragment) in invalid_cases() {
+        let problems = problems(&text);
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        // Syntax errors (duplicate keys) have a line but no key path.
+        let found = problems.iter().any(|p| {
+            p.message.contains(fragment) && (p.path.is_none() || p.path.as_deref() == Some(path))
+        });
+        assert!(
+            found,
+            "expected {path}: …{fragment}… in\n{text}\ngot {rendered:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.line.is_some() || p.message.starts_with("missing required table")),
+            "every problem in the file is located: {rendered:#?}"
+        );
+        if std::env::var_os("SHOW_PROBLEMS").is_some() {
+            eprintln!("{rendered:#?}");
+        }
+    }
+}
+
+#[test]
+fn derived_deserialize_and_validate_reject_every_invalid_case() {
+    for (text, path, _) in invalid_cases() {
+        let expanded = expand_env(&text, lookup).unwrap();
+        if let Ok(config) = toml::from_str::<Config>(&expanded) {
+            assert!(
+                config.validate().is_err(),
+                "serde + validate accept the file rejected at {path}:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn derived_deserialize_builds_the_same_config() {
+    let full = doc(
+        "[server]\nlisten = \"[::1]:9000\"\n[storage]\npath = \"/var/lib/dora.db\"\n\
+         [metrics]\nwindows = [\"12h\", \"14d\"]\n[metrics.thresholds]\n\
+         deployment_frequency_per_day = [2, 0.5, 0.1]\nlead_time_seconds = [\"2h\", 86400, \"3d\"]\n\
+         change_failure_rate = [0, 0.2, 0.4]\nrecovery_time_seconds = [\"30m\", \"6h\", \"2d\"]\n\
+         [log]\nformat = \"json\"\nlevel = \"debug\"",
+        "api_url = \"http://127.0.0.1:8080/api/v3\"\npoll_interval = \"30s\"\nlookback = \"14d\"\n\
+         production_environments = [\"prod\"]\nincident_labels = []\nrework_labels = [\"rework\", \"hotfix\"]\n\
+         lead_time_start = \"pr_first_commit\"\nrollback_is_failure = false",
+        "team = \"core\"\n[[github.repositories]]\nname = \"acme/web\"\n\
+         deployments = { from = \"deployments\" }\n[[github.repositories]]\nname = \"acme/ops\"\n\
+         deployments = { from = \"workflow_runs\", workflow = \"123\", branch = \"release/v1\", environment = \"prod\" }",
+    );
+    for text in [MINIMAL, INTERFACES_EXAMPLE, full.as_str()] {
+        let walked = load(text).unwrap();
+        let derived: Config = toml::from_str(&expand_env(text, lookup).unwrap()).unwrap();
+        derived.validate().unwrap();
+        assert_eq!(format!("{walked:?}"), format!("{derived:?}"));
+        assert_eq!(
+            walked.github.token.expose_secret(),
+            derived.github.token.expose_secret()
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_reported_in_line_order() {
+    let text = "\
+[server]
+listen = \"nowhere\"
+colour = \"blue\"
+
+[metrics]
+windows = [\"7d\", \"1 week\", \"168h\"]
+
+[github]
+token = \"${GITHUB_TOKEN}\"
+poll_interval = \"0m\"
+lookback = \"1d\"
+tokn = \"x\"
+
+[[github.repositories]]
+name = \"acme\"
+
+[[github.repositories]]
+name = \"acme/api\"
+
+[[github.repositories]]
+name = \"ACME/API\"
+deployments = { from = \"workflow_runs\", workflow = \"deploy\" }
+";
+    let rendered: Vec<String> = problems(text).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        rendered,
+        [
+            "line 2: server.listen: expected an IP address and port such as \"0.0.0.0:9184\" \
+             or \"[::1]:9184\", got \"nowhere\"",
+            "line 3: server.colour: unknown key (expected one of: listen)",
+            "line 6: metrics.windows[1]: expected a duration like \"30s\", \"5m\", \"2h\" or \
+             \"90d\", got \"1 week\"",
+            "line 6: metrics.windows[2]: \"168h\" is as long as metrics.windows[0] (\"7d\"); \
+             each window needs its own length",
+            "line 10: github.poll_interval: expected a positive duration, got \"0m\"",
+            "line 11: github.lookback: \"1d\" is shorter than the longest window \
+             metrics.windows[2] (\"168h\"); the first sync would compute that window from \
+             partial history",
+            "line 12: github.tokn: unknown key, did you mean \"token\"?",
+            "line 15: github.repositories[0].name: expected \"owner/name\", got \"acme\"",
+            "line 21: github.repositories[2].name: \"acme/api\" is already configured in \
+             github.repositories[1]",
+            "line 22: github.repositories[2].deployments.workflow: expected a workflow file \
+             name such as \"deploy.yml\" (no directory) or a numeric workflow id, got \"deploy\"",
+            "line 22: github.repositories[2].deployments.branch: required with from = \
+             \"workflow_runs\"",
+            "line 22: github.repositories[2].deployments.environment: required with from = \
+             \"workflow_runs\"",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_and_missing_variables_stop_before_the_schema() {
+    let syntax = problems("[server\nlisten = 1\n[github]\ntoken = \"a\" \"b\"\n");
+    assert!(syntax.len() >= 2, "{syntax:?}");
+    assert_eq!(syntax[0].line, Some(1));
+    assert!(syntax
+        .iter()
+        .all(|p| p.path.is_none() && p.message.starts_with("TOML syntax error at column")));
+    assert!(syntax.iter().any(|p| p.line == Some(4)), "{syntax:?}");
+
+    let missing = problems("bogus = 1\n[github]\ntoken = \"${NOPE}\"\nx = \"${ALSO_NOPE}\"\n");
+    let rendered: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        rendered,
+        [
+            "line 3: environment variable NOPE is not set",
+            "line 4: environment variable ALSO_NOPE is not set",
+        ]
+    );
+}
+
+#[test]
+fn an_empty_variable_is_set_but_an_empty_token_is_reported() {
+    let problems = problems(&doc("", "", "").replace("${GITHUB_TOKEN}", "${EMPTY}"));
+    assert_eq!(problems.len(), 1);
+    assert_eq!(
+        problems[0].to_string(),
+        "line 3: github.token: must not be empty"
+    );
+}
+
+#[test]
+fn the_token_never_appears_in_debug_or_problems() {
+    let config = load(MINIMAL).unwrap();
+    let debug = format!("{config:?} {:?} {:#?}", config.github, config);
+    assert!(!debug.contains(TOKEN), "{debug}");
+    assert!(debug.contains("REDACTED"));
+
+    let misplaced = [
+        doc(
+            "",
+            "",
+            "team = \"\"\n[[github.repositories]]\nname = \"${GITHUB_TOKEN}\"",
+        ),
+        doc("[server]\nlisten = \"${GITHUB_TOKEN}\"", "", ""),
+        doc("", "api_url = \"${GITHUB_TOKEN}\"", ""),
+        doc("", "api_url = \"https://${GITHUB_TOKEN}@example.com\"", ""),
+        doc(
+            "",
+            "api_url = \"https://example.com/?t=${GITHUB_TOKEN}\"",
+            "",
+        ),
+        doc("", "incident_labels = [\"${GITHUB_TOKEN} \"]", ""),
+        doc("[metrics]\nwindows = [\"${GITHUB_TOKEN}\"]", "", ""),
+        doc("", "", "deployments = { from = \"${GITHUB_TOKEN}\" }"),
+        doc("", "", "${GITHUB_TOKEN} = 1"),
+        doc("", "", "").replace("\"${GITHUB_TOKEN}\"", "\"${GITHUB_TOKEN}\" x"),
+        doc("", "", "").replace("\"${GITHUB_TOKEN}\"", "\"${GITHUB_TOKEN} x\""),
+        doc("", "", "").replace("\"${GITHUB_TOKEN}\"", "${GITHUB_TOKEN}"),
+        doc("", "", "").replace("\"${GITHUB_TOKEN}\"", "\"${GITHUB_TOKEN}\\q\""),
+    ];
+    for text in misplaced {
+        let problems = problems(&text);
+        for problem in &problems {
+            let rendered = problem.to_string();
+            assert!(!rendered.contains(TOKEN), "{rendered}\nfrom\n{text}");
+            assert!(
+                !rendered.contains("unitTestToken"),
+                "{rendered}\nfrom\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_keys_are_all_reported() {
+    let text = doc(
+        "a = 1\nb = 2\n[server]\nc = 3\n[extra]\nd = 4",
+        "e = 5",
+        "f = 6\ndeployments = { g = 7 }",
+    );
+    let paths: Vec<String> = problems(&text)
+        .into_iter()
+        .filter(|p| p.message.starts_with("unknown key"))
+        .filter_map(|p| p.path)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "a",
+            "b",
+            "server.c",
+            "extra",
+            "github.e",
+            "github.repositories[0].f",
+            "github.repositories[0].deployments.g"
+        ]
+    );
+}
+
+#[test]
+fn thresholds_accept_seconds_and_durations_and_default_per_key() {
+    let text = doc(
+        "[metrics.thresholds]\nrecovery_time_seconds = [1800, \"2h\", 86400.5]",
+        "",
+        "",
+    );
+    let thresholds = load(&text).unwrap().metrics.thresholds.to_thresholds();
+    assert_eq!(thresholds.recovery_time_seconds, [1800.0, 7200.0, 86400.5]);
+    assert_eq!(
+        thresholds.lead_time_seconds,
+        Thresholds::default().lead_time_seconds
+    );
+}
+
+#[test]
+fn validate_checks_configs_built_in_code() {
+    let mut config = load(MINIMAL).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+    config
+        .github
+        .repositories
+        .push(config.github.repositories[0].clone());
+    config
+        .metrics
+        .windows
+        .push(Duration::parse("100d").unwrap());
+    config.metrics.thresholds.change_failure_rate = [0.3, 0.2, 0.1];
+    let paths: Vec<Option<String>> = config
+        .validate()
+        .unwrap_err()
+        .into_iter()
+        .map(|p| p.path)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            Some("metrics.thresholds.change_failure_rate".to_owned()),
+            Some("github.lookback".to_owned()),
+            Some("github.repositories[1].name".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn value_types_accept_what_github_accepts() {
+    for ok in ["deploy.yml", "Deploy Prod.yaml", "1234567"] {
+        assert!(WorkflowName::parse(ok).is_ok(), "{ok}");
+    }
+    for bad in ["deploy", ".yml", "", "a/b.yml", " deploy.yml", "12a"] {
+        assert!(WorkflowName::parse(bad).is_err(), "{bad}");
+    }
+    for ok in ["main", "release/v1.2", "feature-x_y"] {
+        assert!(BranchName::parse(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "", "-x", "/main", "main/", "a..b", "a b", "x.lock", "a~1", "a:b", "@", "a@{1}",
+    ] {
+        assert!(BranchName::parse(bad).is_err(), "{bad}");
+    }
+    for ok in [
+        "https://api.github.com",
+        "http://127.0.0.1:8080",
+        "https://ghe.example/api/v3/",
+    ] {
+        assert!(ApiUrl::parse(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "api.github.com",
+        "file:///x",
+        "mailto:a@b",
+        "https://",
+        "https://a@b.c",
+    ] {
+        assert!(ApiUrl::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn load_reports_files_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let error = Config::load_with(&missing, lookup).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(error.to_string().contains("missing.toml"), "{error}");
+
+    let binary = dir.path().join("binary.toml");
+    std::fs::write(&binary, b"# ok\n# ok\nname = \"\xff\"\n").unwrap();
+    let error = Config::load_with(&binary, lookup).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(
+        problems[0].to_string(),
+        "line 3: the file is not valid UTF-8"
+    );
+
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+    let error = Config::load_with(&huge, lookup).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }), "{error}");
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, MINIMAL).unwrap();
+    let vars: HashMap<&str, &str> = [("GITHUB_TOKEN", "from-map")].into();
+    let config = Config::load_with(&good, |name| {
+        vars.get(name)
+            .map(|v| v.to_string())
+            .ok_or(VarError::NotPresent)
+    })
+    .unwrap();
+    assert_eq!(config.github.token.expose_secret(), "from-map");
+}

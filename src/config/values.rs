@@ -1,0 +1,358 @@
+//! The validated value types of the configuration that the domain module does not
+//! already provide: the GitHub API URL, workflow and branch names, label names, log
+//! settings, threshold lengths, and the deserializers for `listen`, `storage.path` and
+//! the token.
+//!
+//! Each one checks a single value; relations between values live in `rules`. Error
+//! messages say what was expected and quote (a bounded prefix of) what was given,
+//! except for the token and URLs with credentials, which are never quoted.
+
+use super::duration::Duration;
+use crate::domain::{DomainError, MAX_QUOTED_INPUT};
+use secrecy::SecretString;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Bound on workflow, branch and label names: longer values are mistakes, and label
+/// names end up in logs.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Bound on the token's length. GitHub's tokens are far shorter; a longer value is a
+/// file pasted by mistake, and it would be sent in every request header.
+pub const MAX_TOKEN_LEN: usize = 1_024;
+
+fn quoted(text: &str) -> String {
+    format!(
+        "{:?}",
+        text.chars().take(MAX_QUOTED_INPUT).collect::<String>()
+    )
+}
+
+/// The base URL of the GitHub REST API: `https://api.github.com` or, for GitHub
+/// Enterprise Server, `https://HOST/api/v3`. Plain `http://` is accepted (tests and
+/// simulators). Never carries credentials, a query or a fragment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ApiUrl(url::Url);
+
+/// Why a text is not an [`ApiUrl`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiUrlError {
+    #[error("expected an http:// or https:// URL such as \"https://api.github.com\", got {0}")]
+    NotHttp(String),
+    #[error("must not contain a user name or password (the token belongs in github.token)")]
+    Credentials,
+    #[error("expected a URL without a query or fragment, got {0}")]
+    QueryOrFragment(String),
+}
+
+impl ApiUrl {
+    pub fn parse(text: &str) -> Result<ApiUrl, ApiUrlError> {
+        let url = url::Url::parse(text).map_err(|_| ApiUrlError::NotHttp(quoted(text)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ApiUrlError::NotHttp(quoted(text)));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ApiUrlError::Credentials);
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ApiUrlError::QueryOrFragment(quoted(text)));
+        }
+        Ok(ApiUrl(url))
+    }
+
+    pub fn as_url(&self) -> &url::Url {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl TryFrom<String> for ApiUrl {
+    type Error = ApiUrlError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ApiUrl::parse(&value)
+    }
+}
+
+impl From<ApiUrl> for String {
+    fn from(value: ApiUrl) -> Self {
+        value.0.into()
+    }
+}
+
+impl fmt::Display for ApiUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+macro_rules! name_newtype {
+    ($(#[$doc:meta])* $name:ident, $expected:literal, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: &str) -> Result<Self, DomainError> {
+                if text.len() <= MAX_NAME_LEN && $check(text) {
+                    Ok($name(text.to_owned()))
+                } else {
+                    Err(DomainError::new($expected, text))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = DomainError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                $name::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+fn is_workflow(text: &str) -> bool {
+    let is_id = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let is_file = (text.ends_with(".yml") || text.ends_with(".yaml"))
+        && text.len() > ".yml".len()
+        && !text.contains('/')
+        && !text.contains('\\')
+        && !text.chars().any(char::is_control)
+        && text.trim() == text;
+    is_id || is_file
+}
+
+/// Follows the essentials of `git check-ref-format` for a branch name.
+fn is_branch(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(['/', '-', '.'])
+        && !text.ends_with(['/', '.'])
+        && !text.ends_with(".lock")
+        && !text.contains("..")
+        && !text.contains("//")
+        && !text.contains("@{")
+        && text != "@"
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+}
+
+fn is_label(text: &str) -> bool {
+    !text.is_empty() && text.trim() == text && !text.chars().any(char::is_control)
+}
+
+name_newtype!(
+    /// The GitHub Actions workflow whose runs are deployments: its file name
+    /// (`deploy.yml`, without the `.github/workflows/` directory) or numeric id, as the
+    /// GitHub API accepts both.
+    WorkflowName,
+    "a workflow file name such as \"deploy.yml\" (no directory) or a numeric workflow id",
+    is_workflow
+);
+
+name_newtype!(
+    /// A git branch name such as `main` (checked with the essentials of
+    /// `git check-ref-format`).
+    BranchName,
+    "a git branch name such as \"main\"",
+    is_branch
+);
+
+name_newtype!(
+    /// A GitHub issue or pull-request label name; compared case-insensitively by the
+    /// engine.
+    LabelName,
+    "a label name (1-255 characters, no control characters or surrounding spaces)",
+    is_label
+);
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The most verbose level logged (the `RUST_LOG` environment variable, when set,
+/// overrides it with full filter syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    /// The default.
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// A positive length of time in seconds, for the lead-time and recovery-time
+/// thresholds: written either as a number of seconds (`86400`, `3600.5`) or as a
+/// [`Duration`] (`"1d"`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Seconds(f64);
+
+const EXPECTED_SECONDS: &str = r#"a positive number of seconds or a duration like "1h" or "7d""#;
+
+impl Seconds {
+    /// `None` unless finite and positive.
+    pub fn new(seconds: f64) -> Option<Seconds> {
+        (seconds.is_finite() && seconds > 0.0).then_some(Seconds(seconds))
+    }
+
+    pub const fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecondsVisitor;
+        impl Visitor<'_> for SecondsVisitor {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED_SECONDS)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
+                Seconds::new(v)
+                    .ok_or_else(|| E::custom(format_args!("expected {EXPECTED_SECONDS}, got {v}")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
+                let duration = Duration::parse(v).map_err(E::custom)?;
+                Ok(Seconds(duration.as_secs() as f64))
+            }
+        }
+        deserializer.deserialize_any(SecondsVisitor)
+    }
+}
+
+/// `server.listen`: an IP address and a port.
+pub(crate) fn deserialize_listen<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        de::Error::custom(DomainError::new(
+            r#"an IP address and port such as "0.0.0.0:9184" or "[::1]:9184""#,
+            &text,
+        ))
+    })
+}
+
+/// `storage.path`: any non-empty path.
+pub(crate) fn deserialize_storage_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<PathBuf, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.trim().is_empty() {
+        Err(de::Error::custom(
+            "expected a file path, got an empty string",
+        ))
+    } else {
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// `github.token`: a non-empty string without whitespace or control characters (it
+/// becomes an HTTP header). No error message ever contains the value, not even when
+/// it has the wrong type.
+pub(crate) fn deserialize_token<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SecretString, D::Error> {
+    struct TokenVisitor;
+    const NOT_A_STRING: &str = "expected a string (the value is not shown)";
+    impl<'v> Visitor<'v> for TokenVisitor {
+        type Value = SecretString;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretString, E> {
+            if v.is_empty() {
+                Err(E::custom("must not be empty"))
+            } else if v.len() > MAX_TOKEN_LEN {
+                Err(E::custom(format_args!(
+                    "must be at most {MAX_TOKEN_LEN} bytes (the value is not shown)"
+                )))
+            } else if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(E::custom(
+                    "must not contain spaces or control characters (the value is not shown)",
+                ))
+            } else {
+                Ok(SecretString::from(v))
+            }
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_seq<A: de::SeqAccess<'v>>(self, _: A) -> Result<SecretString, A::Error> {
+            Err(de::Error::custom(NOT_A_STRING))
+        }
+        fn visit_map<A: de::MapAccess<'v>>(self, _: A) -> Result<SecretString, A::Error> {
+            Err(de::Error::custom(NOT_A_STRING))
+        }
+    }
+    deserializer.deserialize_any(TokenVisitor)
+}

@@ -1,0 +1,337 @@
+//! `dora-collector check-config` as a user runs it: the real binary on the example
+//! configuration, on a corpus of invalid files (`tests/fixtures/config/invalid/`,
+//! each naming the problems it must produce in `# expect:` lines), on unreadable
+//! paths, and with a token that must never be printed.
+
+use dora_collector::config::{expand_env, Config};
+use std::env::VarError;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_dora-collector");
+/// Set as `GITHUB_TOKEN` for every run; must never appear in any output.
+const SECRET: &str = "ghp_IntegrationSecret0123456789abcdef";
+/// Referenced by a fixture and never set.
+const UNSET_VARIABLE: &str = "DORA_FIXTURE_UNSET_VARIABLE";
+/// The corpus must keep at least this many files.
+const MIN_INVALID_FIXTURES: usize = 30;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example() -> PathBuf {
+    root().join("config/dora-collector.example.toml")
+}
+
+fn check_config(path: &Path, token: Option<&str>) -> Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["check-config", "--config"])
+        .arg(path)
+        .env_remove("RUST_LOG")
+        .env_remove(UNSET_VARIABLE);
+    match token {
+        Some(token) => command.env("GITHUB_TOKEN", token),
+        None => command.env_remove("GITHUB_TOKEN"),
+    };
+    command.output().expect("run dora-collector")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("output is UTF-8")
+}
+
+fn assert_no_secret(output: &Output, context: &str) {
+    for stream in [&output.stdout, &output.stderr] {
+        let printed = String::from_utf8_lossy(stream);
+        assert!(
+            !printed.contains(SECRET) && !printed.contains("IntegrationSecret"),
+            "{context}: the token was printed:\n{printed}"
+        );
+    }
+}
+
+fn lookup(name: &str) -> Result<String, VarError> {
+    match name {
+        "GITHUB_TOKEN" => Ok(SECRET.to_owned()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+#[test]
+fn the_example_passes() {
+    let path = example();
+    let output = check_config(&path, Some(SECRET));
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "{}: OK: 3 repositories (3 teams), windows 7d 30d 90d,",
+            path.display()
+        )),
+        "{stdout}"
+    );
+    assert_no_secret(&output, "example");
+}
+
+#[test]
+fn the_example_without_its_variable_names_the_variable_and_line() {
+    let path = example();
+    let source = std::fs::read_to_string(&path).unwrap();
+    let line = 1 + source
+        .lines()
+        .position(|l| l.starts_with("token = \"${GITHUB_TOKEN}\""))
+        .expect("the example reads the token from GITHUB_TOKEN");
+    let output = check_config(&path, None);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(text(&output.stdout), "");
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "{0}:{line}: environment variable GITHUB_TOKEN is not set\n\
+             error: {0} is invalid (1 problem)\n",
+            path.display()
+        )
+    );
+}
+
+/// The example shows the defaults it claims to show, and every key it uses is
+/// documented (as `table.key`, `github.repositories[].key`): every leaf key.
+#[test]
+fn the_example_shows_defaults_and_is_documented() {
+    let config = Config::load_with(&example(), lookup).unwrap();
+    let defaults = Config::from_toml_str(
+        "[github]\ntoken = \"x\"\n[[github.repositories]]\nname = \"a/b\"\n",
+        lookup,
+    )
+    .unwrap();
+    assert_eq!(config.metrics, defaults.metrics);
+    assert_eq!(config.storage, defaults.storage);
+    assert_eq!(config.log, defaults.log);
+    let (ours, theirs) = (&config.github, &defaults.github);
+    assert_eq!(ours.api_url, theirs.api_url);
+    assert_eq!(ours.poll_interval, theirs.poll_interval);
+    assert_eq!(ours.lookback, theirs.lookback);
+    assert_eq!(ours.production_environments, theirs.production_environments);
+    assert_eq!(ours.incident_labels, theirs.incident_labels);
+    assert_eq!(ours.rework_labels, theirs.rework_labels);
+    assert_eq!(ours.lead_time_start, theirs.lead_time_start);
+    assert_eq!(ours.rollback_is_failure, theirs.rollback_is_failure);
+
+    let source = std::fs::read_to_string(example()).unwrap();
+    let table: toml::Table = toml::from_str(&source).unwrap();
+    let mut keys = Vec::new();
+    collect_keys(&toml::Value::Table(table), "", &mut keys);
+    let docs = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    for key in &keys {
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/configuration.md does not document `{key}`"
+        );
+    }
+    assert_eq!(keys.len(), 24, "the example shows every option: {keys:?}");
+}
+
+fn collect_keys(value: &toml::Value, path: &str, keys: &mut Vec<String>) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let full = join(key);
+                let is_leaf = match value {
+                    toml::Value::Table(_) => false,
+                    toml::Value::Array(items) => !items.iter().any(toml::Value::is_table),
+                    _ => true,
+                };
+                if is_leaf && !keys.contains(&full) {
+                    keys.push(full.clone());
+                }
+                collect_keys(value, &full, keys);
+            }
+        }
+        toml::Value::Array(items) => {
+            for item in items.iter().filter(|item| item.is_table()) {
+                collect_keys(item, &format!("{path}[]"), keys);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn invalid_fixtures() -> Vec<PathBuf> {
+    let dir = root().join("tests/fixtures/config/invalid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn expectations(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|line| line.strip_prefix("# expect: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_its_expected_problems() {
+    let fixtures = invalid_fixtures();
+    assert!(
+        fixtures.len() >= MIN_INVALID_FIXTURES,
+        "only {} invalid fixtures",
+        fixtures.len()
+    );
+    for path in fixtures {
+        let name = path.display().to_string();
+        let expected = expectations(&path);
+        assert!(!expected.is_empty(), "{name} has no `# expect:` line");
+        let output = check_config(&path, Some(SECRET));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}:\n{stderr}");
+        assert_eq!(text(&output.stdout), "", "{name}");
+        for expectation in &expected {
+            assert!(
+                stderr
+                    .lines()
+                    .any(|line| line.contains(expectation.as_str())),
+                "{name}: expected a line with\n  {expectation}\ngot\n{stderr}"
+            );
+        }
+        // One line per problem, each starting with the file, then the summary.
+        let lines: Vec<&str> = stderr.lines().collect();
+        let (summary, problems) = lines.split_last().expect("some output");
+        assert!(!problems.is_empty(), "{name}: {stderr}");
+        for line in problems {
+            assert!(line.starts_with(&format!("{name}:")), "{name}: {line}");
+        }
+        let count = problems.len();
+        let plural = if count == 1 { "" } else { "s" };
+        assert_eq!(
+            *summary,
+            format!("error: {name} is invalid ({count} problem{plural})")
+        );
+        assert_no_secret(&output, &name);
+    }
+}
+
+/// The derived `Deserialize` (`deny_unknown_fields` everywhere) plus
+/// `Config::validate` rejects the whole corpus too, so the schema the loader walks
+/// and the serde schema agree.
+#[test]
+fn serde_and_validate_also_reject_every_invalid_fixture() {
+    for path in invalid_fixtures() {
+        let Ok(source) = std::fs::read_to_string(&path) else {
+            continue; // not UTF-8: rejected before any parsing
+        };
+        let Ok(expanded) = expand_env(&source, lookup) else {
+            continue; // rejected before any parsing
+        };
+        if let Ok(config) = toml::from_str::<Config>(&expanded) {
+            assert!(
+                config.validate().is_err(),
+                "{} passes serde and validate",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_exits_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in [dir.path().join("missing.toml"), dir.path().to_owned()] {
+        let output = check_config(&path, Some(SECRET));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(text(&output.stdout), "");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: cannot read configuration file {}: ",
+                path.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn the_token_never_appears_in_any_output() {
+    let valid = std::fs::read_to_string(example()).unwrap();
+    let variants = [
+        valid.clone(),
+        valid.replace("name = \"acme/api\"", "name = \"${GITHUB_TOKEN}\""),
+        valid.replace(
+            "listen = \"127.0.0.1:9184\"",
+            "listen = \"${GITHUB_TOKEN}\"",
+        ),
+        valid.replace(
+            "api_url = \"https://api.github.com\"",
+            "api_url = \"https://x:${GITHUB_TOKEN}@ghe.example.com\"",
+        ),
+        valid.replace("team = \"web\"", "team = \"web\"\n${GITHUB_TOKEN} = 1"),
+        valid.replace(
+            "poll_interval = \"5m\"",
+            "poll_interval = \"${GITHUB_TOKEN}\"",
+        ),
+        valid.replace(
+            "token = \"${GITHUB_TOKEN}\"",
+            "token = \"${GITHUB_TOKEN}\" oops",
+        ),
+        valid.replace("token = \"${GITHUB_TOKEN}\"", "token = ${GITHUB_TOKEN}"),
+        valid.replace(
+            "token = \"${GITHUB_TOKEN}\"",
+            "token = \"token ${GITHUB_TOKEN}\"",
+        ),
+        valid.replace("lookback = \"90d\"", "lookback = \"30d\""),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, source) in variants.iter().enumerate() {
+        let path = dir.path().join(format!("variant-{i}.toml"));
+        std::fs::write(&path, source).unwrap();
+        let output = check_config(&path, Some(SECRET));
+        assert_eq!(
+            output.status.code(),
+            Some(if i == 0 { 0 } else { 2 }),
+            "variant {i}: {}",
+            text(&output.stderr)
+        );
+        assert_no_secret(&output, &format!("variant {i}"));
+    }
+
+    let config = Config::load_with(&example(), lookup).unwrap();
+    let debug = format!("{config:?}\n{config:#?}\n{:?}", config.github.token);
+    assert!(!debug.contains(SECRET), "{debug}");
+}
+
+#[test]
+fn an_invalid_rust_log_is_one_clear_error() {
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(example())
+        .env("GITHUB_TOKEN", SECRET)
+        .env("RUST_LOG", "dora_collector=loud")
+        .output()
+        .expect("run dora-collector");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: RUST_LOG=\"dora_collector=loud\" is not a valid filter"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
