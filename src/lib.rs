@@ -5,7 +5,9 @@
 //! - `domain`: validated newtypes and the normalized events.
 //! - `config`: the typed TOML configuration and its validation.
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
+//! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
 
 pub mod config;
 pub mod domain;
 pub mod dora;
+pub mod store;
