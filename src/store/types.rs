@@ -352,7 +352,11 @@ mod tests {
             (Pending, Pending, Pending),
         ];
         for (stored, read, expected) in cases {
-            assert_eq!(merge_outcome(stored, read), expected, "{stored:?} + {read:?}");
+            assert_eq!(
+                merge_outcome(stored, read),
+                expected,
+                "{stored:?} + {read:?}"
+            );
             assert_eq!(merge_outcome(read, stored), expected, "commutes");
         }
     }

@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn sha_lists_round_trip() {
-        let shas = vec![CommitSha::from_bytes([1; 20]), CommitSha::from_bytes([2; 20])];
+        let shas = vec![
+            CommitSha::from_bytes([1; 20]),
+            CommitSha::from_bytes([2; 20]),
+        ];
         let blob = pack_shas(&shas);
         assert_eq!(blob.len(), 40);
         assert_eq!(unpack_shas(&blob), Some(shas));

@@ -271,7 +271,14 @@ impl Store for SqliteStore {
         finished_at: Timestamp,
         outcome: &SyncOutcome,
     ) -> Result<(), StoreError> {
-        write::record_sync(&mut self.conn, &self.path, repository, source, finished_at, outcome)
+        write::record_sync(
+            &mut self.conn,
+            &self.path,
+            repository,
+            source,
+            finished_at,
+            outcome,
+        )
     }
 
     fn sync_status(&self) -> Result<Vec<SyncStatus>, StoreError> {
@@ -294,3 +301,6 @@ impl Store for SqliteStore {
         read::counts(&self.conn, &self.path)
     }
 }
+
+#[cfg(test)]
+mod tests;

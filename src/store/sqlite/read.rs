@@ -15,7 +15,9 @@ use crate::domain::{
     Environment, Incident, PullRequest, RepoName, ShaPrefix, Timestamp, REVERT_MESSAGE_PREFIX,
 };
 use crate::dora::{Events, EventsBuilder};
-use crate::store::{CommitRecord, Cursor, CursorKey, StoreCounts, StoreError, SyncBatch, SyncStatus};
+use crate::store::{
+    CommitRecord, Cursor, CursorKey, StoreCounts, StoreError, SyncBatch, SyncStatus,
+};
 use rusqlite::{Connection, OptionalExtension, Row};
 use std::collections::HashSet;
 
@@ -114,11 +116,9 @@ fn deployment_from_row(
         .map_err(|_| decoder.corrupt(what("environment")))?;
     let sha = decoder.sha(column!(row, 3, blob).map_err(&db)?, &what("sha"))?;
     let created_at = Timestamp(row.get(4).map_err(&db)?);
-    let outcome: DeploymentOutcome = outcome_from_columns(
-        column!(row, 5, str).map_err(&db)?,
-        row.get(6).map_err(&db)?,
-    )
-    .ok_or_else(|| decoder.corrupt(what("outcome")))?;
+    let outcome: DeploymentOutcome =
+        outcome_from_columns(column!(row, 5, str).map_err(&db)?, row.get(6).map_err(&db)?)
+            .ok_or_else(|| decoder.corrupt(what("outcome")))?;
     Ok(Deployment {
         source,
         repository: repository.clone(),
@@ -298,7 +298,9 @@ pub(super) fn counts(conn: &Connection, path: &str) -> Result<StoreCounts, Store
     let db = db_error(path, "counting rows");
     let count = |table: &str| -> Result<u64, StoreError> {
         let n: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
             .map_err(&db)?;
         Ok(n.max(0) as u64)
     };
@@ -603,9 +605,9 @@ fn stream_incidents(
         let what = |field: &str| format!("{field} of incident {number}");
         let root_cause = match row.get_ref(4).map_err(&db)?.as_str_or_null() {
             Ok(None) => None,
-            Ok(Some(text)) => Some(
-                ShaPrefix::parse(text).map_err(|_| decoder.corrupt(what("root cause")))?,
-            ),
+            Ok(Some(text)) => {
+                Some(ShaPrefix::parse(text).map_err(|_| decoder.corrupt(what("root cause")))?)
+            }
             Err(_) => return Err(decoder.corrupt(what("root cause"))),
         };
         sink.incident(Incident {

@@ -74,11 +74,9 @@ pub(super) fn ensure_repo(
     repository: &RepoName,
 ) -> Result<i64, StoreError> {
     let db = db_error(path, "adding a repository");
-    tx.prepare_cached(
-        "INSERT INTO repositories (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
-    )
-    .and_then(|mut stmt| stmt.execute([repository.as_str()]))
-    .map_err(&db)?;
+    tx.prepare_cached("INSERT INTO repositories (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
+        .and_then(|mut stmt| stmt.execute([repository.as_str()]))
+        .map_err(&db)?;
     tx.prepare_cached("SELECT id FROM repositories WHERE name = ?1")
         .and_then(|mut stmt| stmt.query_row([repository.as_str()], |row| row.get(0)))
         .map_err(db)
@@ -180,20 +178,25 @@ impl Writer<'_> {
             type StoredRow = (String, Vec<u8>, i64, String, Option<i64>);
             let stored: Option<StoredRow> = select
                 .query_row((self.repo_id, source, id), |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
                 })
                 .optional()
                 .map_err(&db)?;
             let outcome = match &stored {
                 None => deployment.outcome,
                 Some((_, _, _, outcome, at)) => {
-                    let stored_outcome = outcome_from_columns(outcome, *at).ok_or_else(|| {
-                        StoreError::Corrupt {
+                    let stored_outcome =
+                        outcome_from_columns(outcome, *at).ok_or_else(|| StoreError::Corrupt {
                             path: self.path.to_owned(),
                             table: "deployments",
                             what: format!("outcome of deployment {}", deployment.id),
-                        }
-                    })?;
+                        })?;
                     merge_outcome(stored_outcome, deployment.outcome)
                 }
             };
@@ -216,7 +219,9 @@ impl Writer<'_> {
                     insert.execute(params.as_slice()).map_err(&db)?;
                     Written::Inserted
                 }
-                Some(row) if same_deployment(row, environment, &deployment.sha, created_at, outcome) => {
+                Some(row)
+                    if same_deployment(row, environment, &deployment.sha, created_at, outcome) =>
+                {
                     Written::Unchanged
                 }
                 Some(_) => {
@@ -375,7 +380,10 @@ impl Writer<'_> {
             )?;
             let number = to_i64(self.path, "pull request number", pull.number)?;
             let merged_at = pull.merged_at.map(|t| t.0);
-            let merge_commit_sha = pull.merge_commit_sha.as_ref().map(|s| s.as_bytes().as_slice());
+            let merge_commit_sha = pull
+                .merge_commit_sha
+                .as_ref()
+                .map(|s| s.as_bytes().as_slice());
             let labels = labels_column(&pull.labels);
             pack_shas_into(&pull.commits, &mut commits);
             let commits = commits.as_slice();
