@@ -16,7 +16,7 @@ use super::codec::{
     sha_from_blob,
 };
 use super::db_error;
-use crate::domain::{DeploymentOutcome, RepoName, Timestamp};
+use crate::domain::{DeploymentOutcome, RepoName, Timestamp, MAX_QUOTED_INPUT};
 use crate::store::types::cut_to_bytes;
 use crate::store::{
     merge_outcome, ApplyStats, KindStats, StoreError, SyncBatch, SyncOutcome,
@@ -24,6 +24,9 @@ use crate::store::{
     MAX_SYNC_ERROR_BYTES, MAX_SYNC_SOURCE_BYTES,
 };
 use rusqlite::{Connection, OptionalExtension, Statement, ToSql, Transaction, TransactionBehavior};
+
+/// A stored deployment's `(environment, sha, created_at, outcome, outcome_at)`.
+type StoredDeployment = (String, Vec<u8>, i64, String, Option<i64>);
 
 /// What happened to one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +178,7 @@ impl Writer<'_> {
             )?;
             let id = to_i64(self.path, "deployment id", deployment.id)?;
             let source = deployment.source.as_str();
-            type StoredRow = (String, Vec<u8>, i64, String, Option<i64>);
-            let stored: Option<StoredRow> = select
+            let stored: Option<StoredDeployment> = select
                 .query_row((self.repo_id, source, id), |row| {
                     Ok((
                         row.get(0)?,
@@ -445,7 +447,7 @@ impl Writer<'_> {
 
 /// Whether a stored deployment row equals the values about to be written.
 fn same_deployment(
-    stored: &(String, Vec<u8>, i64, String, Option<i64>),
+    stored: &StoredDeployment,
     environment: &str,
     sha: &crate::domain::CommitSha,
     created_at: i64,
@@ -474,7 +476,7 @@ fn check_cursor(path: &str, endpoint: &str, opaque: Option<&str>) -> Result<(), 
         return Err(invalid(format!(
             "value of {} bytes for endpoint {:?} (at most {MAX_CURSOR_OPAQUE_BYTES} allowed)",
             opaque.len(),
-            cut_to_bytes(endpoint, 80)
+            cut_to_bytes(endpoint, MAX_QUOTED_INPUT)
         )));
     }
     Ok(())
