@@ -692,6 +692,20 @@ fn a_reopened_file_store_reads_back_the_same_events() {
 }
 
 #[test]
+fn two_stores_on_one_file_see_each_others_committed_batches() {
+    // The daemon and a `report` run open the same file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dora.db");
+    let mut daemon = SqliteStore::open(&path).unwrap();
+    let mut report = SqliteStore::open(&path).unwrap();
+    assert_eq!(report.counts().unwrap(), StoreCounts::default());
+    daemon.apply(&sample_batch(&api())).unwrap();
+    assert_eq!(report.load_events(&[api()]).unwrap().commit_count(), 5);
+    report.apply(&sample_batch(&repo("acme/web"))).unwrap();
+    assert_eq!(daemon.repositories().unwrap().len(), 2);
+}
+
+#[test]
 fn errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     // A directory where the file should be.
