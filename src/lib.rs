@@ -7,9 +7,11 @@
 //! - `config`: the typed TOML configuration and its validation.
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
+//! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
 
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod dora;
 pub mod exporter;
+pub mod store;

@@ -1,0 +1,73 @@
+//! `StoreError`: why the store could not do something. Every message names the store
+//! file and, for a database failure, the operation and the database's own message
+//! (included in the text, so one line is enough in a log or on stderr).
+//!
+//! Messages never contain stored values beyond the key of a bad row: no commit
+//! message, no cursor value (an ETag or GraphQL cursor is harmless but opaque), and
+//! the store is never given a token.
+
+/// Why a store operation failed. `path` is the store file (`:memory:` for an
+/// in-memory store).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the directory for the store {path}: {cause}")]
+    CreateDirectory { path: String, cause: std::io::Error },
+
+    #[error("cannot open the store {path}: {cause}")]
+    Open {
+        path: String,
+        cause: rusqlite::Error,
+    },
+
+    #[error(
+        "{path} is not a dora-collector store (its SQLite application_id is {found:#x}); \
+         point storage.path at a new file"
+    )]
+    ForeignFile { path: String, found: i64 },
+
+    #[error(
+        "the store {path} has schema version {found}, newer than version {supported} that \
+         this dora-collector knows; run a newer dora-collector or point storage.path at \
+         another file"
+    )]
+    FutureVersion {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error("cannot migrate the store {path} to schema version {version}: {cause}")]
+    Migration {
+        path: String,
+        version: i64,
+        cause: rusqlite::Error,
+    },
+
+    #[error("store {path}: {operation} failed: {cause}")]
+    Database {
+        path: String,
+        operation: &'static str,
+        cause: rusqlite::Error,
+    },
+
+    #[error("store {path}: {what} {value} is too large to store (at most {max})", max = i64::MAX)]
+    OutOfRange {
+        path: String,
+        what: &'static str,
+        value: u64,
+    },
+
+    #[error("store {path}: invalid {what}: {reason}")]
+    InvalidInput {
+        path: String,
+        what: &'static str,
+        reason: String,
+    },
+
+    #[error("store {path}: corrupt {what} in table {table}")]
+    Corrupt {
+        path: String,
+        table: &'static str,
+        what: String,
+    },
+}

@@ -1,0 +1,143 @@
+//! The store: every normalized event the sources have read, the sync cursors and the
+//! sync status, behind the [`Store`] trait. [`SqliteStore`] is the embedded backend;
+//! a PostgreSQL backend can implement the same trait later.
+//!
+//! This module is the only place in the project that speaks SQL. It keeps events
+//! idempotently (re-reading an event updates it, never duplicates it), advances a
+//! cursor only in the same transaction as the data it covers, and streams the events
+//! into the engine's [`EventsBuilder`](crate::dora::EventsBuilder).
+//!
+//! It deliberately does not decide what counts: no metric, no filtering by
+//! environment or label, no knowledge of GitHub's wire format or of time (every
+//! timestamp is an argument). The one domain rule it applies is that a deployment's
+//! outcome never moves backwards (see [`merge_outcome`]), so that a stale re-read
+//! cannot undo a deployment.
+//!
+//! # Threads
+//! The trait is synchronous and `Send`, not `Sync`: one store is owned by one task
+//! at a time. The async daemon calls it from `tokio::task::spawn_blocking` (moving
+//! the store in and out, or holding it in a `std::sync::Mutex`), never directly on
+//! an async worker thread: a large `apply` or `load_events` blocks for seconds.
+
+mod error;
+mod sqlite;
+mod types;
+
+pub use error::StoreError;
+pub use sqlite::{SqliteStore, BUSY_TIMEOUT, CACHE_SIZE_KIB, SCHEMA_VERSION};
+pub use types::{
+    commit_subject, merge_outcome, ApplyStats, CommitRecord, Cursor, CursorKey, KindStats,
+    StoreCounts, SyncBatch, SyncOutcome, SyncStatus, MAX_COMMIT_SUBJECT_BYTES,
+    MAX_CURSOR_ENDPOINT_BYTES, MAX_CURSOR_OPAQUE_BYTES, MAX_SYNC_ERROR_BYTES,
+    MAX_SYNC_SOURCE_BYTES,
+};
+
+use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
+use crate::dora::Events;
+use std::collections::HashSet;
+
+/// Where events, cursors and sync status are kept.
+///
+/// Synchronous by design; see the module documentation for how the async daemon
+/// calls it. Every method that takes `&mut self` is one transaction: it either
+/// happens completely or not at all.
+pub trait Store: Send {
+    /// Upserts everything in `batch` and advances the cursors it carries, in ONE
+    /// transaction: after a crash (even `kill -9` at any point) the store holds either
+    /// the old data and old cursors or the new data and new cursors.
+    ///
+    /// Identities: deployments by `(source, repository, id)` (the outcome only moves
+    /// forward, see [`merge_outcome`]), commits by `(repository, sha)`, compares by
+    /// `(repository, base, head)`, incidents and pull requests by
+    /// `(repository, number)`, cursors by their key. Everything but deployments is
+    /// replaced by the newer read. Every event and cursor must belong to
+    /// `batch.repository`; otherwise, or when a number does not fit the store, the
+    /// whole batch is refused and nothing changes.
+    fn apply(&mut self, batch: &SyncBatch) -> Result<ApplyStats, StoreError>;
+
+    /// The cursor stored under `key`, if any.
+    fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, StoreError>;
+
+    /// The deployments of `repository` whose outcome is still pending: the source
+    /// reads them again; terminal ones are never re-read. Sorted by source, then id.
+    fn pending_deployments(
+        &self,
+        repository: &RepoName,
+    ) -> Result<Vec<(DeploymentSource, u64)>, StoreError>;
+
+    /// The ids of the deployments of `repository` from `source` whose outcome is
+    /// terminal (succeeded or failed): the source skips them when it meets them again.
+    fn terminal_deployment_ids(
+        &self,
+        repository: &RepoName,
+        source: DeploymentSource,
+    ) -> Result<HashSet<u64>, StoreError>;
+
+    /// One stored deployment.
+    fn deployment(
+        &self,
+        repository: &RepoName,
+        source: DeploymentSource,
+        id: u64,
+    ) -> Result<Option<Deployment>, StoreError>;
+
+    /// The successful deployment of `repository` to `environment` (exact name) with
+    /// the latest deploy time; among equal deploy times the greatest `(source, id)`.
+    fn latest_successful_deployment(
+        &self,
+        repository: &RepoName,
+        environment: &Environment,
+    ) -> Result<Option<Deployment>, StoreError>;
+
+    /// Like [`Store::latest_successful_deployment`], among those deployed strictly
+    /// before `before`: the base for the compare of a deployment made at `before`.
+    fn previous_successful_deployment(
+        &self,
+        repository: &RepoName,
+        environment: &Environment,
+        before: Timestamp,
+    ) -> Result<Option<Deployment>, StoreError>;
+
+    /// One stored commit; its `message` is the stored first line (see
+    /// [`CommitRecord`]), for reports.
+    fn commit(
+        &self,
+        repository: &RepoName,
+        sha: &CommitSha,
+    ) -> Result<Option<CommitRecord>, StoreError>;
+
+    /// Records the end of one sync of `repository` by `source` (a short name such as
+    /// `github_deployments` or `github_issues`). A success sets the last success time
+    /// and clears the error; a failure keeps the last success and stores its text,
+    /// cut to [`MAX_SYNC_ERROR_BYTES`]. The text must not contain secrets: the store
+    /// keeps and shows what it is given.
+    fn record_sync(
+        &mut self,
+        repository: &RepoName,
+        source: &str,
+        finished_at: Timestamp,
+        outcome: &SyncOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// The sync status of every repository and source that has one, sorted by
+    /// repository, then source (for `/readyz` and the health metrics).
+    fn sync_status(&self) -> Result<Vec<SyncStatus>, StoreError>;
+
+    /// Every repository the store has seen, sorted.
+    fn repositories(&self) -> Result<Vec<RepoName>, StoreError>;
+
+    /// Streams every stored event of `repositories` (unknown ones are skipped,
+    /// duplicates read once) into an [`EventsBuilder`](crate::dora::EventsBuilder),
+    /// finishing each repository before the next one to keep memory low. Reads one
+    /// consistent snapshot of the store.
+    fn load_events(&self, repositories: &[RepoName]) -> Result<Events, StoreError>;
+
+    /// Everything stored for `repository` as one batch (events sorted by identity,
+    /// cursors by endpoint), read from one consistent snapshot. It materializes the
+    /// whole repository: meant for tests, exports and copying between backends, not
+    /// for the engine (use [`Store::load_events`]).
+    fn read_repository(&self, repository: &RepoName) -> Result<SyncBatch, StoreError>;
+
+    /// Row counts per table (for tests and logging).
+    fn counts(&self) -> Result<StoreCounts, StoreError>;
+}

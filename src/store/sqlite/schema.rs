@@ -1,0 +1,172 @@
+//! The SQLite schema as a list of migration steps, and the code that applies them.
+//!
+//! `PRAGMA user_version` is the number of steps applied. Opening a store applies the
+//! missing steps in order, all in one transaction with the version bump, so a crash
+//! mid-migration leaves the old version. A file with a higher version than
+//! [`SCHEMA_VERSION`] is refused rather than misread. Steps are never edited once
+//! released: a schema change is a new step at the end.
+//!
+//! Layout choices (for the design scale of 10 million commits):
+//! - repositories are interned: every other table refers to `repositories.id`;
+//! - shas are 20-byte BLOBs, timestamps INTEGER seconds since the epoch;
+//! - lists of shas (commit parents, compare and pull-request commits) are packed
+//!   BLOBs of 20 bytes per sha: one row read per commit, no join;
+//! - labels are JSON arrays in TEXT: a handful per issue, only read whole;
+//! - event tables are `WITHOUT ROWID`, clustered on their identity, so a
+//!   repository's commits are read in one range scan in sha order;
+//! - `STRICT` tables and `CHECK`s keep a bug from storing a malformed value.
+
+use rusqlite::Connection;
+
+/// Tells a dora-collector store from any other SQLite file ("DORA" in ASCII).
+pub(crate) const APPLICATION_ID: i64 = 0x444F_5241;
+
+/// The migration steps, in order; step `i` takes the schema from version `i` to
+/// `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1: the initial schema.
+    r#"
+    CREATE TABLE repositories (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    ) STRICT;
+
+    CREATE TABLE deployments (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        source      TEXT NOT NULL
+                    CHECK (source IN ('github_deployments', 'github_workflow_runs')),
+        id          INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        sha         BLOB NOT NULL CHECK (length(sha) = 20),
+        created_at  INTEGER NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('pending', 'succeeded', 'failed')),
+        outcome_at  INTEGER CHECK ((outcome = 'pending') = (outcome_at IS NULL)),
+        PRIMARY KEY (repo_id, source, id)
+    ) STRICT, WITHOUT ROWID;
+
+    -- pending_deployments
+    CREATE INDEX deployments_pending ON deployments (repo_id)
+        WHERE outcome = 'pending';
+    -- latest_successful_deployment, previous_successful_deployment
+    CREATE INDEX deployments_succeeded ON deployments (repo_id, environment, outcome_at)
+        WHERE outcome = 'succeeded';
+
+    CREATE TABLE commits (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        sha         BLOB NOT NULL CHECK (length(sha) = 20),
+        author_date INTEGER NOT NULL,
+        is_revert   INTEGER NOT NULL CHECK (is_revert IN (0, 1)),
+        parents     BLOB NOT NULL CHECK (length(parents) % 20 = 0),
+        subject     TEXT NOT NULL,
+        PRIMARY KEY (repo_id, sha)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE compares (
+        repo_id INTEGER NOT NULL REFERENCES repositories (id),
+        base    BLOB NOT NULL CHECK (length(base) = 20),
+        head    BLOB NOT NULL CHECK (length(head) = 20),
+        status  TEXT NOT NULL CHECK (status IN ('ahead', 'behind', 'diverged', 'identical')),
+        commits BLOB NOT NULL CHECK (length(commits) % 20 = 0),
+        PRIMARY KEY (repo_id, base, head)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE incidents (
+        repo_id    INTEGER NOT NULL REFERENCES repositories (id),
+        number     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        labels     TEXT NOT NULL,
+        root_cause TEXT,
+        PRIMARY KEY (repo_id, number)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE pull_requests (
+        repo_id          INTEGER NOT NULL REFERENCES repositories (id),
+        number           INTEGER NOT NULL,
+        merged_at        INTEGER,
+        merge_commit_sha BLOB CHECK (merge_commit_sha IS NULL OR length(merge_commit_sha) = 20),
+        labels           TEXT NOT NULL,
+        commits          BLOB NOT NULL CHECK (length(commits) % 20 = 0),
+        first_commit_at  INTEGER,
+        PRIMARY KEY (repo_id, number)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE cursors (
+        repo_id    INTEGER NOT NULL REFERENCES repositories (id),
+        endpoint   TEXT NOT NULL,
+        since      INTEGER,
+        opaque     TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (repo_id, endpoint)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE sync_status (
+        repo_id         INTEGER NOT NULL REFERENCES repositories (id),
+        source          TEXT NOT NULL,
+        last_attempt_at INTEGER NOT NULL,
+        last_success_at INTEGER,
+        last_error      TEXT,
+        PRIMARY KEY (repo_id, source)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What [`migrate`] found and did.
+#[derive(Debug)]
+pub(crate) enum MigrateError {
+    /// The file's version is newer than [`SCHEMA_VERSION`].
+    Future { found: i64 },
+    /// The file belongs to another application.
+    Foreign { found: i64 },
+    /// Reading the version failed (not a database, unreadable, ...).
+    Read(rusqlite::Error),
+    /// Applying step `version` failed.
+    Step {
+        version: i64,
+        cause: rusqlite::Error,
+    },
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one immediate transaction (so two
+/// processes opening a new file at once do not both migrate it).
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(MigrateError::Read)?;
+    let found: i64 = tx
+        .pragma_query_value(None, "application_id", |row| row.get(0))
+        .map_err(MigrateError::Read)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(MigrateError::Read)?;
+    if found != APPLICATION_ID {
+        // A file without our id is only acceptable when it is empty (new).
+        let objects: i64 = tx
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+            .map_err(MigrateError::Read)?;
+        if found != 0 || version != 0 || objects != 0 {
+            return Err(MigrateError::Foreign { found });
+        }
+    }
+    if version > SCHEMA_VERSION {
+        return Err(MigrateError::Future { found: version });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let step = |version: i64, cause| MigrateError::Step { version, cause };
+    if found == 0 {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(|e| step(1, e))?;
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let target = index as i64 + 1;
+        tx.execute_batch(sql).map_err(|e| step(target, e))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(|e| step(SCHEMA_VERSION, e))?;
+    tx.commit().map_err(|e| step(SCHEMA_VERSION, e))
+}

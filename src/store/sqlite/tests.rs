@@ -1,0 +1,220 @@
+//! Tests that need SQL (file headers, pragmas, injected failures, query plans); the
+//! behaviour through the trait is tested in `tests/store_sqlite.rs`.
+
+use super::schema::APPLICATION_ID;
+use super::*;
+use crate::domain::{DeploymentOutcome, Incident};
+use crate::store::{CursorKey, SyncBatch};
+
+fn repo() -> RepoName {
+    RepoName::parse("acme/api").unwrap()
+}
+
+fn sha(n: u8) -> CommitSha {
+    CommitSha::from_bytes([n; 20])
+}
+
+fn batch(first: u8, count: u8, cursor_since: i64) -> SyncBatch {
+    let mut batch = SyncBatch::new(repo());
+    for n in first..first + count {
+        batch.commits.push(CommitRecord::new(
+            sha(n),
+            vec![sha(n.wrapping_sub(1))],
+            Timestamp(i64::from(n) * 100),
+            "Add a thing",
+        ));
+        batch.incidents.push(Incident {
+            repository: repo(),
+            number: u64::from(n),
+            created_at: Timestamp(i64::from(n)),
+            closed_at: None,
+            labels: vec!["incident".to_owned()],
+            root_cause: None,
+        });
+    }
+    batch.deployments.push(Deployment {
+        source: DeploymentSource::GithubDeployments,
+        repository: repo(),
+        id: u64::from(first),
+        environment: Environment::parse("production").unwrap(),
+        sha: sha(first),
+        created_at: Timestamp(1),
+        outcome: DeploymentOutcome::Pending,
+    });
+    batch.cursors.push((
+        CursorKey::new(repo(), "deployments"),
+        Cursor {
+            since: Some(Timestamp(cursor_since)),
+            opaque: Some("\"etag\"".to_owned()),
+            updated_at: Timestamp(cursor_since),
+        },
+    ));
+    batch
+}
+
+fn pragma_i64(store: &SqliteStore, name: &str) -> i64 {
+    store
+        .conn
+        .pragma_query_value(None, name, |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_new_file_gets_the_schema_and_the_pragmas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep/er/dora.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(path.exists());
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    assert_eq!(pragma_i64(&store, "application_id"), APPLICATION_ID);
+    assert_eq!(pragma_i64(&store, "foreign_keys"), 1);
+    assert_eq!(pragma_i64(&store, "synchronous"), 1, "NORMAL");
+    assert_eq!(pragma_i64(&store, "cache_size"), -CACHE_SIZE_KIB);
+    let mode: String = store
+        .conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn an_empty_file_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dora.db");
+    std::fs::write(&path, b"").unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    assert_eq!(store.counts().unwrap(), StoreCounts::default());
+}
+
+#[test]
+fn a_file_from_a_newer_version_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dora.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let future = SCHEMA_VERSION + 1;
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", future)
+        .unwrap();
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(error, StoreError::FutureVersion { found, supported, .. }
+            if found == future && supported == SCHEMA_VERSION),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("schema version {future}")),
+        "{message}"
+    );
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, future);
+}
+
+#[test]
+fn files_of_other_applications_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("other.db");
+    Connection::open(&sqlite)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (text TEXT)")
+        .unwrap();
+    let error = SqliteStore::open(&sqlite).unwrap_err();
+    assert!(
+        matches!(error, StoreError::ForeignFile { found: 0, .. }),
+        "{error:?}"
+    );
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "x".repeat(4096)).unwrap();
+    let error = SqliteStore::open(&text).unwrap_err();
+    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    assert!(error.to_string().contains("notes.txt"), "{error}");
+}
+
+#[test]
+fn a_failure_at_the_cursor_step_rolls_back_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path().join("dora.db")).unwrap();
+    store.apply(&batch(1, 3, 10)).unwrap();
+    let before = store.read_repository(&repo()).unwrap();
+    // The cursor is the last thing a batch writes: fail exactly there.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TEMP TRIGGER fail_cursor BEFORE UPDATE ON cursors \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    let error = store.apply(&batch(4, 3, 20)).unwrap_err();
+    assert!(error.to_string().contains("injected failure"), "{error}");
+    assert!(error.to_string().contains("advancing a cursor"), "{error}");
+    assert_eq!(store.read_repository(&repo()).unwrap(), before);
+    store
+        .conn
+        .execute_batch("DROP TRIGGER fail_cursor")
+        .unwrap();
+    // The store is usable after the failure, and the batch applies in full.
+    let stats = store.apply(&batch(4, 3, 20)).unwrap();
+    assert_eq!(stats.commits.inserted, 3);
+    assert_eq!(stats.cursors.updated, 1);
+}
+
+#[test]
+fn a_failure_midway_through_the_events_leaves_no_trace() {
+    let mut store = SqliteStore::open_in_memory().unwrap();
+    store.apply(&batch(1, 3, 10)).unwrap();
+    let before = store.read_repository(&repo()).unwrap();
+    store
+        .conn
+        .execute_batch(
+            "CREATE TEMP TRIGGER fail_incident BEFORE INSERT ON incidents \
+             WHEN NEW.number = 6 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    // Commits 4 and 5 and incidents 4 and 5 are written before incident 6 fails.
+    assert!(store.apply(&batch(4, 3, 20)).is_err());
+    assert_eq!(store.read_repository(&repo()).unwrap(), before);
+}
+
+fn plan(store: &SqliteStore, sql: &str) -> String {
+    let mut stmt = store
+        .conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap();
+    let rows = stmt
+        .query_map([], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows.join("; ")
+}
+
+#[test]
+fn the_source_queries_use_their_indices() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let pending = plan(
+        &store,
+        "SELECT source, id FROM deployments WHERE repo_id = 1 AND outcome = 'pending' \
+         ORDER BY source, id",
+    );
+    assert!(pending.contains("deployments_pending"), "{pending}");
+    let latest = plan(
+        &store,
+        "SELECT id FROM deployments WHERE repo_id = 1 AND environment = 'production' \
+         AND outcome = 'succeeded' AND outcome_at < 5 \
+         ORDER BY outcome_at DESC, source DESC, id DESC LIMIT 1",
+    );
+    assert!(latest.contains("deployments_succeeded"), "{latest}");
+    let commits = plan(
+        &store,
+        "SELECT sha, author_date, is_revert, parents FROM commits WHERE repo_id = 1 ORDER BY sha",
+    );
+    assert!(commits.contains("PRIMARY KEY"), "{commits}");
+    assert!(!commits.contains("TEMP B-TREE"), "no sort: {commits}");
+}
