@@ -1,9 +1,8 @@
 //! The deterministic generator: [`OrgSpec`] in, [`Org`] out.
 //!
 //! Each repository is an event-driven simulation over `(now - days, now]` with its
-//! own pseudo-random stream (ChaCha8, whose output is portable across platforms
-//! and versions), so a repository's history depends only on the seed and its
-//! position. Processes: changes landing on `main` (direct pushes, squash-merged
+//! own pseudo-random stream (ChaCha8, whose output is portable across platforms),
+//! so the same spec always gives the same organisation. Processes: changes landing on `main` (direct pushes, squash-merged
 //! and merge-commit pull requests, reverts, hotfixes), production and staging
 //! deployment attempts (successes, failures, rollbacks), incidents after
 //! deployments, plain issues, and open pull requests at the end. Nothing is later
@@ -51,6 +50,10 @@ const DEPLOY_SECONDS: (i64, i64) = (60, 900);
 const INCIDENT_DELAY_MEDIAN: f64 = 2.0 * 3600.0;
 /// Median seconds to close an incident.
 const INCIDENT_TTR_MEDIAN: f64 = 3.0 * 3600.0;
+/// Share of incidents that take long to resolve (so some are open at `now`).
+const LONG_INCIDENT_SHARE: f64 = 0.15;
+/// Median seconds to close a long incident.
+const LONG_INCIDENT_TTR_MEDIAN: f64 = 3.0 * 86_400.0;
 /// Share of closed incidents that get reopened.
 const REOPEN_SHARE: f64 = 0.15;
 /// Share of reopened incidents closed again.
@@ -338,7 +341,7 @@ impl<'a> RepoSim<'a> {
             }
         }
         self.open_pull_requests();
-        if self.repo < self.spec.pending_deployments {
+        if is_pending_repo(self.repo, self.spec) {
             self.pending_deployment();
         }
     }
@@ -430,7 +433,8 @@ impl<'a> RepoSim<'a> {
             .0;
         let first = first.max(fork_date + 1);
         let mut count = 1;
-        while count < 20 && self.rng.random_bool(MORE_PR_COMMITS) {
+        // A revert pull request is the one revert commit.
+        while revert.is_none() && count < 20 && self.rng.random_bool(MORE_PR_COMMITS) {
             count += 1;
         }
         let mut dates: Vec<i64> = (1..count)
@@ -848,7 +852,12 @@ impl<'a> RepoSim<'a> {
             body.push_str("Root cause under investigation.");
         }
         let severity = SEVERITIES[self.rng.random_range(0..SEVERITIES.len())];
-        let ttr = lognormal(&mut self.rng, INCIDENT_TTR_MEDIAN).max(300);
+        let median = if self.rng.random_bool(LONG_INCIDENT_SHARE) {
+            LONG_INCIDENT_TTR_MEDIAN
+        } else {
+            INCIDENT_TTR_MEDIAN
+        };
+        let ttr = lognormal(&mut self.rng, median).max(300);
         let mut closed_at = Some(opened + ttr).filter(|t| *t <= now);
         let mut reopened_at = None;
         let mut updated = closed_at.unwrap_or(opened + 60).min(now);
@@ -1105,6 +1114,15 @@ impl<'a> RepoSim<'a> {
             }
         }
     }
+}
+
+/// Whether repository `index` ends with a pending deployment: the first half of
+/// `pending_deployments` (rounded up) are the first repositories, the rest the
+/// last ones, so that both deployment sources get some.
+fn is_pending_repo(index: usize, spec: &OrgSpec) -> bool {
+    let k = spec.pending_deployments.min(spec.repositories);
+    let first = k.div_ceil(2);
+    index < first || index >= spec.repositories - (k - first)
 }
 
 /// The branch name runs on a PR branch carry before numbering.

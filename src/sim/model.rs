@@ -201,7 +201,7 @@ impl SimDeployment {
 }
 
 /// A workflow run's triggering event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunEvent {
     Push,
     PullRequest,
@@ -219,7 +219,7 @@ impl RunEvent {
 }
 
 /// A workflow run's `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunStatus {
     Queued,
     InProgress,
@@ -237,7 +237,7 @@ impl RunStatus {
 }
 
 /// A completed workflow run's `conclusion`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunConclusion {
     Success,
     Failure,
@@ -352,7 +352,7 @@ impl Text {
 }
 
 /// How a pull request reached the default branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MergeStyle {
     /// One new commit on the branch; the PR's own commits stay off it.
     Squash,

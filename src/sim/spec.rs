@@ -64,7 +64,8 @@ pub struct OrgSpec {
     /// (0 for none).
     pub staging_deployments_per_day: f64,
     /// Number of repositories whose latest deployment is still pending (its latest
-    /// status is `queued` or `in_progress`), or whose latest run is in progress.
+    /// status is `queued` or `in_progress`), or whose latest run is in progress:
+    /// half of them (rounded up) the first repositories, the rest the last ones.
     pub pending_deployments: usize,
     /// Share of deployed commits whose author date lies after their deploy time
     /// (clock skew; the engine must drop such negative lead times).
