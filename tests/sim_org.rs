@@ -188,11 +188,11 @@ fn rollbacks_reverts_hotfixes_merges_and_skew_appear() {
             }
         }
         for p in &repo.pulls {
-            if p.merged_at.is_some() {
+            if let Some(merged_at) = p.merged_at {
                 let merge = p.merge_commit.expect("merged PRs have a merge commit");
                 assert!(main.contains(&merge), "merge_commit_sha is on main");
                 squash_and_merge.insert(p.merge_style);
-                assert!(p.created_at <= p.merged_at.unwrap());
+                assert!(p.created_at <= merged_at);
                 if p.has_label(HOTFIX_LABEL) {
                     hotfixes += 1;
                 }

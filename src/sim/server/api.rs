@@ -252,7 +252,7 @@ fn deployments(rc: &RepoCtx<'_>, pages: &Pager<'_>) -> Result<Reply, ApiError> {
         .filter(|d| q.get("environment").is_none_or(|e| *d.environment == *e))
         .filter(|_| task_matches)
         .collect();
-    matching.sort_by(|a, b| b.id.cmp(&a.id));
+    matching.sort_by_key(|d| std::cmp::Reverse(d.id));
     let (page, link) = pages.page(&matching);
     list(page.iter().map(|d| rc.deployment(d)).collect(), link)
 }
@@ -261,7 +261,7 @@ fn statuses(rc: &RepoCtx<'_>, pages: &Pager<'_>, id: &str) -> Result<Reply, ApiE
     let id: u64 = id.parse().map_err(|_| ApiError::NotFound(None))?;
     let deployment = rc.repo.deployment(id).ok_or(ApiError::NotFound(None))?;
     let mut statuses: Vec<_> = deployment.statuses.iter().collect();
-    statuses.sort_by(|a, b| b.id.cmp(&a.id));
+    statuses.sort_by_key(|s| std::cmp::Reverse(s.id));
     let (page, link) = pages.page(&statuses);
     list(
         page.iter()
@@ -419,7 +419,7 @@ fn commit_pulls(rc: &RepoCtx<'_>, pages: &Pager<'_>, sha: &str) -> Result<Reply,
         .iter()
         .filter(|p| p.merge_commit == Some(index) || p.commits.contains(&index))
         .collect();
-    matching.sort_by(|a, b| b.number.cmp(&a.number));
+    matching.sort_by_key(|p| std::cmp::Reverse(p.number));
     let (page, link) = pages.page(&matching);
     list(page.iter().map(|p| rc.pull(p)).collect(), link)
 }
