@@ -454,7 +454,37 @@ pub struct SimRepo {
     pub issues: Vec<SimIssue>,
     /// Oldest first.
     pub pulls: Vec<SimPull>,
-    pub(crate) sha_index: HashMap<CommitSha, u32>,
+    pub(crate) sha_index: HashMap<CommitSha, u32, ShaHashBuilder>,
+}
+
+/// Hashes a [`CommitSha`] by its first eight bytes. Shas are uniformly
+/// distributed already, so the general-purpose (and slower) SipHash adds nothing;
+/// the index only ever holds the simulator's own shas, so no one can flood it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShaHashBuilder;
+
+impl std::hash::BuildHasher for ShaHashBuilder {
+    type Hasher = ShaHasher;
+    fn build_hasher(&self) -> ShaHasher {
+        ShaHasher(0)
+    }
+}
+
+/// See [`ShaHashBuilder`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShaHasher(u64);
+
+impl std::hash::Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+        self.0 = self.0.rotate_left(5);
+    }
 }
 
 impl SimRepo {
@@ -871,7 +901,7 @@ impl Org {
             workflow_runs: Vec::new(),
             issues: Vec::new(),
             pulls: Vec::new(),
-            sha_index: HashMap::new(),
+            sha_index: HashMap::default(),
         };
         let author = self.default_author();
         let sha = synthetic_sha(id, 0, 0);
