@@ -142,13 +142,7 @@ impl CommitGraph {
     fn restage_into(self, staged: &mut StagedCommits) {
         for index in 0..self.shas.len() {
             let mut parents = Vec::new();
-            if self.first_parent[index] != NO_COMMIT {
-                parents.push(self.shas[self.first_parent[index] as usize]);
-            }
-            parents.extend(
-                self.extra_parents_of(index as u32)
-                    .map(|p| self.shas[p as usize]),
-            );
+            self.for_each_parent(index as u32, |p| parents.push(self.shas[p as usize]));
             staged.push(
                 self.shas[index],
                 &parents,
@@ -295,6 +289,9 @@ mod tests {
     fn rebuilding_with_more_commits_keeps_the_old_ones() {
         let mut first = StagedCommits::default();
         first.push(sha(1), &[], 10, false);
+        first.push(sha(3), &[sha(1)], 11, false);
+        first.push(sha(4), &[sha(1), sha(3)], 12, false);
+        first.push(sha(5), &[sha(1), sha(3), sha(4)], 13, false);
         let graph = CommitGraph::build(first, None);
         let mut more = StagedCommits::default();
         more.push(sha(2), &[sha(1)], 20, false);
@@ -303,5 +300,13 @@ mod tests {
         let mut parents = vec![];
         graph.for_each_parent(i2, |p| parents.push(graph.sha(p)));
         assert_eq!(parents, vec![sha(1)]);
+        // Merge and octopus commits keep every parent through the rebuild.
+        for (child, expected) in [(4, vec![sha(1), sha(3)]), (5, vec![sha(1), sha(3), sha(4)])] {
+            let mut parents = vec![];
+            graph.for_each_parent(graph.index_of(&sha(child)).unwrap(), |p| {
+                parents.push(graph.sha(p))
+            });
+            assert_eq!(parents, expected, "commit {child}");
+        }
     }
 }
