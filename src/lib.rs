@@ -8,6 +8,8 @@
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
+//! - `sim`: the simulated GitHub (synthetic organisation + REST server) for the demo,
+//!   the end-to-end tests and the benchmarks.
 
 pub mod cli;
 pub mod config;
@@ -15,3 +17,4 @@ pub mod domain;
 pub mod dora;
 pub mod exporter;
 pub mod store;
+pub mod sim;

@@ -1,0 +1,69 @@
+//! The simulated GitHub: a deterministic synthetic organisation ([`OrgSpec`] →
+//! [`Org`]) and an HTTP server speaking GitHub's REST API over it
+//! ([`SimServer`] → [`SimHandle`]). Used by `dora-collector demo` (offline, no
+//! token), the end-to-end tests and the benchmarks.
+//!
+//! # What it models
+//! - Repositories with a `main` branch whose history has realistic parent links:
+//!   mostly linear (squash merges, direct pushes) with merge commits of two
+//!   parents; author dates before commit and deploy times, except a few skewed
+//!   ones after their deploy (clock skew); `Revert "..."` commits.
+//! - Deployments API: production and `staging` deployments of `main` shas, with
+//!   statuses (`queued`, `in_progress`, then `success`, `failure` or `error`; some
+//!   later `inactive`; a few still pending at `now`); rollbacks (a deployment of
+//!   an earlier, already deployed sha).
+//! - GitHub Actions: repositories whose deployments are runs of `deploy.yml` on
+//!   `main` (successes, failures, cancellations, runs in progress, rollbacks as
+//!   `workflow_dispatch` runs of an older sha) plus runs on other branches.
+//! - Issues: `incident`-labelled issues after some deployments, some naming a
+//!   `root cause: <7..40 hex>` (some of which match nothing), closed, open or
+//!   reopened; plain issues; pull requests listed among issues with their
+//!   `pull_request` key, as GitHub does.
+//! - Pull requests: merged (squash or merge commit, some labelled `hotfix`),
+//!   abandoned, and open ones with branches.
+//! - The REST endpoints a DORA collector reads, in the shapes of GitHub's OpenAPI
+//!   description, with GitHub's pagination (`per_page`, `page`, `Link`), rate
+//!   limit (`x-ratelimit-*`, 403 when spent), conditional requests (`ETag`,
+//!   `If-None-Match` → free 304), authentication (401 `Bad credentials`) and
+//!   errors (404, 422).
+//! - Change while serving: [`SimHandle::with_org_mut`] and the `Org` mutation
+//!   methods (`add_deployment`, `merge_pull`, `open_incident`, `close_issue`, ...).
+//!
+//! # What it does not model
+//! - GraphQL (comes later), webhooks, any write endpoint, secondary rate limits,
+//!   `Retry-After`, GitHub Apps installation tokens, ETag-based caching by
+//!   `Last-Modified`.
+//! - File trees, diffs and patches (`files` lists are empty), tags, releases,
+//!   environments as objects, milestones, assignees, comments, reactions.
+//! - Issue filters beyond `state`, `labels`, `since`, `sort`, `direction`,
+//!   `creator`, `milestone`/`assignee` (`none` only); commit filters beyond `sha`,
+//!   `since`, `until`, `author` (`path` and `committer` are ignored).
+//! - Real statistics of any organisation: rates are knobs, draws are synthetic.
+//!
+//! # Layout
+//! - `spec`: the generator's knobs and defaults.
+//! - `model`: the organisation's data and its mutation methods.
+//! - `history`: git history queries (log, compare, ref resolution).
+//! - `generate`: the seeded generator.
+//! - `names`: word lists for names and texts.
+//! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes).
+
+mod generate;
+mod history;
+mod model;
+mod names;
+pub mod server;
+mod spec;
+
+pub use history::{Comparison, MIN_REF_PREFIX};
+pub use model::{
+    CommitMessage, DeploySource, MergeStyle, MutationError, NewDeployment, NewIssue, NewOutcome,
+    NewPull, NewRun, Org, OrgStats, Person, RunConclusion, RunEvent, RunStatus, SimBranch,
+    SimCommit, SimDeployment, SimIssue, SimPull, SimRepo, SimStatus, SimTeam, SimWorkflow,
+    SimWorkflowRun, Text, ACTIONS_BOT_LOGIN, DEPLOY_TASK, HOTFIX_LABEL, INCIDENT_LABEL, NO_PARENT,
+};
+pub use server::{
+    RateLimitState, RequestCounts, RequestRecord, SimHandle, SimOptions, SimServer, TokenUse,
+    DEFAULT_RATE_LIMIT, DEFAULT_RATE_LIMIT_WINDOW, MAX_RECORDED_REQUESTS, SIM_TOKEN,
+};
+pub use spec::{OrgSpec, DEFAULT_NOW, DEPLOY_WORKFLOW_FILE, PRODUCTION, SECONDS_PER_DAY, STAGING};

@@ -1,0 +1,1259 @@
+//! The simulated organisation's data: [`Org`] and everything in it (repositories,
+//! commits, deployments and their statuses, workflow runs, issues, pull requests,
+//! people, teams), plus the mutation methods tests use while a server is running.
+//!
+//! The data is plain and public so that a test can compute the truth on its own.
+//! It is kept compact (commits refer to parents by index, texts are derived from
+//! small numbers when possible) because a 200-repository, one-year organisation
+//! holds hundreds of thousands of commits. Nothing here speaks HTTP or JSON.
+
+use crate::domain::{
+    outcome_from_statuses, outcome_from_workflow_run, parse_root_cause, CommitSha,
+    DeploymentOutcome, ShaPrefix, StatusState, Timestamp, REVERT_MESSAGE_PREFIX,
+};
+use crate::sim::names;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Marks an absent parent slot in [`SimCommit`].
+pub const NO_PARENT: u32 = u32::MAX;
+
+/// The `task` of every simulated deployment (GitHub's default).
+pub const DEPLOY_TASK: &str = "deploy";
+
+/// The label that makes an issue an incident.
+pub const INCIDENT_LABEL: &str = "incident";
+
+/// The label that makes a merged pull request rework.
+pub const HOTFIX_LABEL: &str = "hotfix";
+
+/// The GitHub Actions bot (its real login and id), creator of workflow deployments.
+pub const ACTIONS_BOT_LOGIN: &str = "github-actions[bot]";
+
+/// A person (or bot) who authors commits, opens issues and creates deployments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id: u64,
+    pub login: String,
+    pub name: String,
+    pub email: String,
+    /// Rendered with `"type": "Bot"` instead of `"User"`.
+    pub bot: bool,
+}
+
+/// A team owning repositories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTeam {
+    pub id: u64,
+    pub name: String,
+}
+
+impl SimTeam {
+    /// GitHub's slug: the name lowercased with spaces as dashes.
+    pub fn slug(&self) -> String {
+        self.name.to_ascii_lowercase().replace(' ', "-")
+    }
+}
+
+/// Where a repository's deployments come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploySource {
+    /// GitHub's Deployments API (deployments with statuses).
+    Deployments,
+    /// Runs of a GitHub Actions workflow on the default branch.
+    WorkflowRuns(SimWorkflow),
+}
+
+/// The deploy workflow of a workflow-run repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimWorkflow {
+    pub id: u64,
+    /// Display name, e.g. `Deploy`.
+    pub name: String,
+    /// File name under `.github/workflows/`, e.g. `deploy.yml`.
+    pub file: String,
+    pub created_at: Timestamp,
+}
+
+impl SimWorkflow {
+    /// `.github/workflows/<file>`, as GitHub reports a workflow's `path`.
+    pub fn path(&self) -> String {
+        format!(".github/workflows/{}", self.file)
+    }
+}
+
+/// A commit message, stored compactly and rendered by [`SimRepo::commit_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitMessage {
+    /// The repository's first commit.
+    Initial,
+    /// A change with generated subject number `.0` (see `names::subject`).
+    Change(u32),
+    /// The squash commit of pull request index `.0` in [`SimRepo::pulls`].
+    Squash(u32),
+    /// The merge commit of pull request index `.0`.
+    Merge(u32),
+    /// `Revert "<subject>"` of the commit with index `.0`.
+    Revert(u32),
+    /// Any text (mutations).
+    Custom(Box<str>),
+}
+
+/// One commit. Parents are indices into [`SimRepo::commits`] and always smaller
+/// than the commit's own index (the list is topologically ordered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCommit {
+    pub sha: CommitSha,
+    /// First and second parent; [`NO_PARENT`] when absent.
+    pub parent_slots: [u32; 2],
+    /// `commit.author.date`: when the change was written (may be skewed).
+    pub author_date: Timestamp,
+    /// `commit.committer.date`: when it reached the branch.
+    pub committer_date: Timestamp,
+    /// Index into [`Org::people`].
+    pub author: u32,
+    pub message: CommitMessage,
+}
+
+impl SimCommit {
+    /// Parent indices, first parent first.
+    pub fn parents(&self) -> impl Iterator<Item = u32> + '_ {
+        self.parent_slots
+            .iter()
+            .copied()
+            .filter(|p| *p != NO_PARENT)
+    }
+
+    /// Whether it has two parents.
+    pub fn is_merge(&self) -> bool {
+        self.parent_slots[1] != NO_PARENT
+    }
+
+    /// Whether the web UI made it (squash and merge commits): its committer is
+    /// GitHub's `web-flow` rather than the author.
+    pub fn committed_by_github(&self) -> bool {
+        matches!(
+            self.message,
+            CommitMessage::Squash(_) | CommitMessage::Merge(_)
+        )
+    }
+}
+
+/// A branch other than the default one (the feature branches of open PRs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimBranch {
+    pub name: String,
+    /// Commit index of its head.
+    pub head: u32,
+}
+
+/// One deployment status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimStatus {
+    pub id: u64,
+    pub state: StatusState,
+    pub created_at: Timestamp,
+}
+
+/// A Deployments-API deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimDeployment {
+    pub id: u64,
+    pub sha: CommitSha,
+    /// The ref it was requested for: the default branch, or the sha for rollbacks.
+    pub git_ref: Arc<str>,
+    pub environment: Arc<str>,
+    pub created_at: Timestamp,
+    /// Index into [`Org::people`].
+    pub creator: u32,
+    /// Generated as a rollback (an earlier, already deployed sha).
+    pub rollback: bool,
+    /// Oldest first (GitHub lists them newest first).
+    pub statuses: Vec<SimStatus>,
+}
+
+impl SimDeployment {
+    /// The outcome by the project's definitions (any `success` wins, ...).
+    pub fn outcome(&self) -> DeploymentOutcome {
+        let statuses: Vec<(StatusState, Timestamp)> = self
+            .statuses
+            .iter()
+            .map(|s| (s.state, s.created_at))
+            .collect();
+        outcome_from_statuses(&statuses)
+    }
+
+    /// GitHub's `updated_at`: the latest status, or creation.
+    pub fn updated_at(&self) -> Timestamp {
+        self.statuses
+            .iter()
+            .map(|s| s.created_at)
+            .max()
+            .unwrap_or(self.created_at)
+            .max(self.created_at)
+    }
+
+    /// The latest status (by creation order).
+    pub fn latest_status(&self) -> Option<&SimStatus> {
+        self.statuses.last()
+    }
+}
+
+/// A workflow run's triggering event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunEvent {
+    Push,
+    PullRequest,
+    WorkflowDispatch,
+}
+
+impl RunEvent {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunEvent::Push => "push",
+            RunEvent::PullRequest => "pull_request",
+            RunEvent::WorkflowDispatch => "workflow_dispatch",
+        }
+    }
+}
+
+/// A workflow run's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+impl RunStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::InProgress => "in_progress",
+            RunStatus::Completed => "completed",
+        }
+    }
+}
+
+/// A completed workflow run's `conclusion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunConclusion {
+    Success,
+    Failure,
+    Cancelled,
+}
+
+impl RunConclusion {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunConclusion::Success => "success",
+            RunConclusion::Failure => "failure",
+            RunConclusion::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A run of the repository's deploy workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimWorkflowRun {
+    pub id: u64,
+    pub run_number: u32,
+    pub head_branch: Arc<str>,
+    pub head_sha: CommitSha,
+    pub event: RunEvent,
+    pub status: RunStatus,
+    /// `None` unless completed.
+    pub conclusion: Option<RunConclusion>,
+    pub created_at: Timestamp,
+    pub run_started_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Index into [`Org::people`].
+    pub actor: u32,
+    /// Generated as a rollback (an earlier, already deployed sha).
+    pub rollback: bool,
+}
+
+impl SimWorkflowRun {
+    /// The outcome by the project's workflow-run rule (ignoring the branch).
+    pub fn outcome(&self) -> DeploymentOutcome {
+        outcome_from_workflow_run(
+            self.status.as_str(),
+            self.conclusion.map(RunConclusion::as_str),
+            self.updated_at,
+        )
+    }
+}
+
+/// An issue that is not a pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimIssue {
+    pub id: u64,
+    pub number: u64,
+    pub title: String,
+    pub body: Option<String>,
+    pub labels: Vec<String>,
+    /// Index into [`Org::people`].
+    pub user: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Set while closed; a reopened issue has none until closed again.
+    pub closed_at: Option<Timestamp>,
+    /// The latest reopening, if it was ever reopened.
+    pub reopened_at: Option<Timestamp>,
+    pub comments: u32,
+}
+
+impl SimIssue {
+    pub fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+
+    /// Case-insensitive label test.
+    pub fn has_label(&self, label: &str) -> bool {
+        self.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
+    }
+
+    /// Whether it carries the `incident` label.
+    pub fn is_incident(&self) -> bool {
+        self.has_label(INCIDENT_LABEL)
+    }
+
+    /// The root cause named in the body, by the project's parser.
+    pub fn root_cause(&self) -> Option<ShaPrefix> {
+        self.body.as_deref().and_then(parse_root_cause)
+    }
+
+    /// GitHub's `state_reason`.
+    pub fn state_reason(&self) -> Option<&'static str> {
+        match (self.closed_at, self.reopened_at) {
+            (Some(_), _) => Some("completed"),
+            (None, Some(_)) => Some("reopened"),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A text stored as a generated index or as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text {
+    /// A generated subject (see `names::subject`).
+    Subject(u32),
+    Custom(Box<str>),
+}
+
+impl Text {
+    pub fn render(&self) -> String {
+        match self {
+            Text::Subject(i) => names::subject(*i),
+            Text::Custom(text) => text.to_string(),
+        }
+    }
+}
+
+/// How a pull request reached the default branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MergeStyle {
+    /// One new commit on the branch; the PR's own commits stay off it.
+    Squash,
+    /// A two-parent merge commit; the PR's commits become part of the branch.
+    MergeCommit,
+}
+
+/// A pull request (open, closed or merged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPull {
+    /// The pull request id (`/pulls`).
+    pub id: u64,
+    /// Its id as an issue (`/issues`).
+    pub issue_id: u64,
+    pub number: u64,
+    pub title: Text,
+    pub labels: Vec<String>,
+    /// Index into [`Org::people`].
+    pub user: u32,
+    /// The PR's own commits: a contiguous range of [`SimRepo::commits`] indices,
+    /// oldest first; the last is the head.
+    pub commits: Range<u32>,
+    /// The commit the branch was forked from.
+    pub base: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+    pub merged_at: Option<Timestamp>,
+    /// Index of the commit the merge made on the default branch.
+    pub merge_commit: Option<u32>,
+    pub merge_style: MergeStyle,
+    pub draft: bool,
+    pub comments: u32,
+}
+
+impl SimPull {
+    /// Case-insensitive label test.
+    pub fn has_label(&self, label: &str) -> bool {
+        self.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
+    }
+
+    /// Index of the head commit.
+    pub fn head(&self) -> u32 {
+        self.commits.end.saturating_sub(1).max(self.commits.start)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+
+    /// The head branch name, e.g. `feature/fix-the-checkout-flow-12`.
+    pub fn branch(&self) -> String {
+        let slug = match &self.title {
+            Text::Subject(i) => names::slug(*i),
+            Text::Custom(text) => text
+                .split_whitespace()
+                .take(5)
+                .map(|w| {
+                    w.chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .map(|c| c.to_ascii_lowercase())
+                        .collect::<String>()
+                })
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join("-"),
+        };
+        let prefix = if self.has_label(HOTFIX_LABEL) {
+            "hotfix"
+        } else {
+            "feature"
+        };
+        format!("{prefix}/{slug}-{}", self.number)
+    }
+}
+
+/// A repository and everything in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRepo {
+    pub id: u64,
+    /// The name without the owner, e.g. `api`.
+    pub name: String,
+    /// Index into [`Org::teams`].
+    pub team: usize,
+    pub created_at: Timestamp,
+    pub default_branch: String,
+    pub source: DeploySource,
+    /// Every commit, parents before children.
+    pub commits: Vec<SimCommit>,
+    /// Index of the default branch's head.
+    pub main_head: u32,
+    /// Other branches (open pull requests' heads).
+    pub branches: Vec<SimBranch>,
+    /// Oldest first.
+    pub deployments: Vec<SimDeployment>,
+    /// Oldest first.
+    pub workflow_runs: Vec<SimWorkflowRun>,
+    /// Issues that are not pull requests, oldest first.
+    pub issues: Vec<SimIssue>,
+    /// Oldest first.
+    pub pulls: Vec<SimPull>,
+    pub(crate) sha_index: HashMap<CommitSha, u32>,
+}
+
+impl SimRepo {
+    /// The index of the commit with this sha.
+    pub fn commit_index(&self, sha: &CommitSha) -> Option<u32> {
+        self.sha_index.get(sha).copied()
+    }
+
+    /// The commit with this sha.
+    pub fn commit(&self, sha: &CommitSha) -> Option<&SimCommit> {
+        self.commit_index(sha).map(|i| &self.commits[i as usize])
+    }
+
+    /// The default branch's head sha.
+    pub fn main_head_sha(&self) -> CommitSha {
+        self.commits[self.main_head as usize].sha
+    }
+
+    /// The parent shas of commit `index`, first parent first.
+    pub fn parent_shas(&self, index: u32) -> Vec<CommitSha> {
+        self.commits[index as usize]
+            .parents()
+            .map(|p| self.commits[p as usize].sha)
+            .collect()
+    }
+
+    /// The full message of commit `index`.
+    pub fn commit_message(&self, index: u32) -> String {
+        let commit = &self.commits[index as usize];
+        match &commit.message {
+            CommitMessage::Initial => "Initial commit".to_owned(),
+            CommitMessage::Change(subject) => names::subject(*subject),
+            CommitMessage::Squash(pull) => match self.pulls.get(*pull as usize) {
+                Some(pr) => format!("{} (#{})", pr.title.render(), pr.number),
+                None => "Squashed change".to_owned(),
+            },
+            CommitMessage::Merge(pull) => match self.pulls.get(*pull as usize) {
+                Some(pr) => format!(
+                    "Merge pull request #{} from {}\n\n{}",
+                    pr.number,
+                    pr.branch(),
+                    pr.title.render()
+                ),
+                None => "Merge branch".to_owned(),
+            },
+            CommitMessage::Revert(reverted) => {
+                let subject = self.commit_subject(*reverted);
+                let sha = self
+                    .commits
+                    .get(*reverted as usize)
+                    .map(|c| c.sha.to_string())
+                    .unwrap_or_default();
+                format!("{REVERT_MESSAGE_PREFIX}{subject}\"\n\nThis reverts commit {sha}.")
+            }
+            CommitMessage::Custom(text) => text.to_string(),
+        }
+    }
+
+    /// The first line of commit `index`'s message.
+    pub fn commit_subject(&self, index: u32) -> String {
+        let message = match self.commits.get(index as usize) {
+            // A revert's subject is built from the reverted commit's; to keep this
+            // cheap and bounded, nested reverts stop at one level.
+            Some(SimCommit {
+                message: CommitMessage::Revert(inner),
+                ..
+            }) => {
+                return format!("{REVERT_MESSAGE_PREFIX}{}\"", self.first_line_plain(*inner));
+            }
+            Some(_) => self.commit_message(index),
+            None => return String::new(),
+        };
+        message.lines().next().unwrap_or_default().to_owned()
+    }
+
+    fn first_line_plain(&self, index: u32) -> String {
+        match self.commits.get(index as usize).map(|c| &c.message) {
+            Some(CommitMessage::Revert(_)) => "Revert".to_owned(),
+            Some(_) => self
+                .commit_message(index)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            None => String::new(),
+        }
+    }
+
+    /// The deployment with this id.
+    pub fn deployment(&self, id: u64) -> Option<&SimDeployment> {
+        self.deployments
+            .binary_search_by_key(&id, |d| d.id)
+            .ok()
+            .map(|i| &self.deployments[i])
+            .or_else(|| self.deployments.iter().find(|d| d.id == id))
+    }
+
+    /// The issue (not PR) with this number.
+    pub fn issue(&self, number: u64) -> Option<&SimIssue> {
+        self.issues.iter().find(|i| i.number == number)
+    }
+
+    /// The pull request with this number.
+    pub fn pull(&self, number: u64) -> Option<&SimPull> {
+        self.pulls.iter().find(|p| p.number == number)
+    }
+
+    /// The workflow of a workflow-run repository.
+    pub fn workflow(&self) -> Option<&SimWorkflow> {
+        match &self.source {
+            DeploySource::WorkflowRuns(w) => Some(w),
+            DeploySource::Deployments => None,
+        }
+    }
+
+    /// The next free issue/PR number (they share one sequence, as on GitHub).
+    pub fn next_number(&self) -> u64 {
+        let issues = self.issues.iter().map(|i| i.number);
+        let pulls = self.pulls.iter().map(|p| p.number);
+        issues.chain(pulls).max().unwrap_or(0) + 1
+    }
+
+    /// Appends a commit and indexes its sha. A sha already present (a collision of
+    /// fake shas, astronomically rare) is perturbed until unique, so read the sha
+    /// back from the returned index.
+    pub(crate) fn push_commit(&mut self, mut commit: SimCommit) -> u32 {
+        let index = u32::try_from(self.commits.len()).unwrap_or(NO_PARENT - 1);
+        while self.sha_index.contains_key(&commit.sha) {
+            let mut bytes = *commit.sha.as_bytes();
+            bytes[19] = bytes[19].wrapping_add(1);
+            bytes[0] = bytes[0].wrapping_add(bytes[19]);
+            commit.sha = CommitSha::from_bytes(bytes);
+        }
+        self.sha_index.insert(commit.sha, index);
+        self.commits.push(commit);
+        index
+    }
+}
+
+/// Counts of what an [`Org`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OrgStats {
+    pub repositories: usize,
+    pub commits: usize,
+    pub deployments: usize,
+    pub deployment_statuses: usize,
+    pub workflow_runs: usize,
+    pub issues: usize,
+    pub pull_requests: usize,
+}
+
+/// Monotonic id counters, so that every object of a kind has a unique id and ids
+/// grow with creation time within a repository, as on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ids {
+    pub repo: u64,
+    pub deployment: u64,
+    pub status: u64,
+    pub run: u64,
+    pub issue: u64,
+    pub pull: u64,
+    pub workflow: u64,
+    pub person: u64,
+    pub team: u64,
+}
+
+/// Starting values of [`Ids`]: realistic magnitudes for GitHub ids.
+impl Default for Ids {
+    fn default() -> Self {
+        Ids {
+            repo: 700_000_001,
+            deployment: 1_500_000_001,
+            status: 3_000_000_001,
+            run: 9_000_000_001,
+            issue: 2_400_000_001,
+            pull: 1_800_000_001,
+            workflow: 80_000_001,
+            person: 5_000_001,
+            team: 9_100_001,
+        }
+    }
+}
+
+pub(crate) fn bump(counter: &mut u64) -> u64 {
+    let id = *counter;
+    *counter += 1;
+    id
+}
+
+/// A simulated GitHub organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    /// The organisation login.
+    pub owner: String,
+    pub owner_id: u64,
+    /// The simulated present; nothing in the data is later.
+    pub now: Timestamp,
+    /// Index 0 is the GitHub Actions bot.
+    pub people: Vec<Person>,
+    pub teams: Vec<SimTeam>,
+    pub repos: Vec<SimRepo>,
+    pub(crate) ids: Ids,
+}
+
+/// What a new deployment does ([`Org::add_deployment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewOutcome {
+    /// `in_progress`, then `success` this many seconds after creation.
+    Success { after: i64 },
+    /// `in_progress`, then `failure` this many seconds after creation.
+    Failure { after: i64 },
+    /// `in_progress`, then `error` this many seconds after creation.
+    Error { after: i64 },
+    /// Only `queued`.
+    Queued,
+    /// `queued`, then `in_progress`.
+    InProgress,
+}
+
+/// A deployment to add with [`Org::add_deployment`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    pub environment: String,
+    /// `None`: the default branch's head.
+    pub sha: Option<CommitSha>,
+    pub created_at: Timestamp,
+    pub outcome: NewOutcome,
+}
+
+/// A workflow run to add with [`Org::add_workflow_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    /// `None`: the default branch.
+    pub branch: Option<String>,
+    /// `None`: the branch head.
+    pub sha: Option<CommitSha>,
+    pub event: RunEvent,
+    pub created_at: Timestamp,
+    /// `None`: still in progress; otherwise completed `duration` seconds later.
+    pub conclusion: Option<RunConclusion>,
+    pub duration: i64,
+}
+
+/// A pull request to merge with [`Org::merge_pull`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPull {
+    pub title: String,
+    pub labels: Vec<String>,
+    /// Author dates of the PR's own commits (at least one), oldest first.
+    pub commit_dates: Vec<Timestamp>,
+    pub opened_at: Timestamp,
+    pub merged_at: Timestamp,
+    pub style: MergeStyle,
+}
+
+/// An issue to open with [`Org::open_issue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIssue {
+    pub title: String,
+    pub body: Option<String>,
+    pub labels: Vec<String>,
+    pub opened_at: Timestamp,
+}
+
+/// Why a mutation could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MutationError {
+    #[error("no repository with index {0}")]
+    NoRepository(usize),
+    #[error("no commit {0} in the repository")]
+    NoCommit(CommitSha),
+    #[error("no branch {0:?} in the repository")]
+    NoBranch(String),
+    #[error("the repository's deployments come from {0}")]
+    WrongSource(&'static str),
+    #[error("no {0} with that id or number")]
+    NotFound(&'static str),
+    #[error("invalid input: {0}")]
+    Invalid(&'static str),
+}
+
+impl Org {
+    /// An organisation with no repositories and no people but the Actions bot.
+    pub fn empty(owner: &str, now: Timestamp) -> Org {
+        let mut ids = Ids::default();
+        let owner_id = bump(&mut ids.person);
+        Org {
+            owner: owner.to_owned(),
+            owner_id,
+            now,
+            people: vec![Person {
+                id: 41_898_282,
+                login: ACTIONS_BOT_LOGIN.to_owned(),
+                name: "github-actions[bot]".to_owned(),
+                email: "41898282+github-actions[bot]@users.noreply.github.com".to_owned(),
+                bot: true,
+            }],
+            teams: Vec::new(),
+            repos: Vec::new(),
+            ids,
+        }
+    }
+
+    /// Counts of everything held.
+    pub fn stats(&self) -> OrgStats {
+        let mut stats = OrgStats {
+            repositories: self.repos.len(),
+            ..OrgStats::default()
+        };
+        for repo in &self.repos {
+            stats.commits += repo.commits.len();
+            stats.deployments += repo.deployments.len();
+            stats.deployment_statuses += repo
+                .deployments
+                .iter()
+                .map(|d| d.statuses.len())
+                .sum::<usize>();
+            stats.workflow_runs += repo.workflow_runs.len();
+            stats.issues += repo.issues.len();
+            stats.pull_requests += repo.pulls.len();
+        }
+        stats
+    }
+
+    /// The index of repository `name` (without owner; case-insensitive).
+    pub fn repo_index(&self, name: &str) -> Option<usize> {
+        self.repos
+            .iter()
+            .position(|r| r.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The repository called `name` (without owner; case-insensitive).
+    pub fn repo(&self, name: &str) -> Option<&SimRepo> {
+        self.repo_index(name).map(|i| &self.repos[i])
+    }
+
+    /// The repository with this GitHub id.
+    pub fn repo_by_id(&self, id: u64) -> Option<&SimRepo> {
+        self.repos.iter().find(|r| r.id == id)
+    }
+
+    /// `owner/name` of repository `index`, lowercase as the collector stores it.
+    pub fn full_name(&self, index: usize) -> String {
+        let name = self.repos.get(index).map(|r| r.name.as_str()).unwrap_or("");
+        format!("{}/{}", self.owner, name).to_ascii_lowercase()
+    }
+
+    /// The team name of repository `index`.
+    pub fn team_of(&self, index: usize) -> Option<&str> {
+        let team = self.repos.get(index)?.team;
+        self.teams.get(team).map(|t| t.name.as_str())
+    }
+
+    /// Moves the simulated present (it never moves backwards).
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
+    }
+
+    /// Adds a team and returns its index.
+    pub fn add_team(&mut self, name: &str) -> usize {
+        let id = bump(&mut self.ids.team);
+        self.teams.push(SimTeam {
+            id,
+            name: name.to_owned(),
+        });
+        self.teams.len() - 1
+    }
+
+    /// Adds a person and returns their index.
+    pub fn add_person(&mut self, login: &str, name: &str) -> u32 {
+        let id = bump(&mut self.ids.person);
+        self.people.push(Person {
+            id,
+            login: login.to_owned(),
+            name: name.to_owned(),
+            email: format!("{id}+{login}@users.noreply.github.com"),
+            bot: false,
+        });
+        u32::try_from(self.people.len() - 1).unwrap_or(0)
+    }
+
+    /// Adds a repository with one initial commit on `main` at `created_at` and
+    /// returns its index. `workflow_runs`: its deployments are runs of
+    /// `deploy.yml` instead of Deployments-API deployments.
+    pub fn add_repo(
+        &mut self,
+        name: &str,
+        team: usize,
+        created_at: Timestamp,
+        workflow_runs: bool,
+    ) -> usize {
+        let id = bump(&mut self.ids.repo);
+        let source = if workflow_runs {
+            DeploySource::WorkflowRuns(SimWorkflow {
+                id: bump(&mut self.ids.workflow),
+                name: "Deploy".to_owned(),
+                file: crate::sim::spec::DEPLOY_WORKFLOW_FILE.to_owned(),
+                created_at,
+            })
+        } else {
+            DeploySource::Deployments
+        };
+        let mut repo = SimRepo {
+            id,
+            name: name.to_owned(),
+            team,
+            created_at,
+            default_branch: "main".to_owned(),
+            source,
+            commits: Vec::new(),
+            main_head: 0,
+            branches: Vec::new(),
+            deployments: Vec::new(),
+            workflow_runs: Vec::new(),
+            issues: Vec::new(),
+            pulls: Vec::new(),
+            sha_index: HashMap::new(),
+        };
+        let author = self.default_author();
+        let sha = synthetic_sha(id, 0, 0);
+        repo.main_head = repo.push_commit(SimCommit {
+            sha,
+            parent_slots: [NO_PARENT, NO_PARENT],
+            author_date: created_at,
+            committer_date: created_at,
+            author,
+            message: CommitMessage::Initial,
+        });
+        self.repos.push(repo);
+        self.repos.len() - 1
+    }
+
+    fn default_author(&self) -> u32 {
+        if self.people.len() > 1 {
+            1
+        } else {
+            0
+        }
+    }
+
+    fn repo_mut(&mut self, repo: usize) -> Result<&mut SimRepo, MutationError> {
+        self.repos
+            .get_mut(repo)
+            .ok_or(MutationError::NoRepository(repo))
+    }
+
+    /// Pushes one commit onto the default branch and returns its sha.
+    pub fn push_commit(
+        &mut self,
+        repo: usize,
+        message: &str,
+        author_date: Timestamp,
+        committed_at: Timestamp,
+    ) -> Result<CommitSha, MutationError> {
+        let author = self.default_author();
+        let r = self.repo_mut(repo)?;
+        let sha = synthetic_sha(r.id, r.commits.len() as u64, 1);
+        let parent = r.main_head;
+        r.main_head = r.push_commit(SimCommit {
+            sha,
+            parent_slots: [parent, NO_PARENT],
+            author_date,
+            committer_date: committed_at,
+            author,
+            message: CommitMessage::Custom(message.into()),
+        });
+        Ok(r.main_head_sha())
+    }
+
+    /// Opens and merges a pull request into the default branch. Returns its number
+    /// and the sha of the commit the merge made (`merge_commit_sha`).
+    pub fn merge_pull(
+        &mut self,
+        repo: usize,
+        new: NewPull,
+    ) -> Result<(u64, CommitSha), MutationError> {
+        if new.commit_dates.is_empty() {
+            return Err(MutationError::Invalid(
+                "a pull request needs at least one commit",
+            ));
+        }
+        let author = self.default_author();
+        let pull_id = bump(&mut self.ids.pull);
+        let issue_id = bump(&mut self.ids.issue);
+        let r = self.repo_mut(repo)?;
+        let number = r.next_number();
+        let base = r.main_head;
+        let start = r.commits.len() as u32;
+        let mut parent = base;
+        for (k, date) in new.commit_dates.iter().enumerate() {
+            let sha = synthetic_sha(r.id, r.commits.len() as u64, 2);
+            parent = r.push_commit(SimCommit {
+                sha,
+                parent_slots: [parent, NO_PARENT],
+                author_date: *date,
+                committer_date: *date,
+                author,
+                message: CommitMessage::Custom(format!("{} (part {})", new.title, k + 1).into()),
+            });
+        }
+        let end = r.commits.len() as u32;
+        let pull_index = r.pulls.len() as u32;
+        let (slots, message) = match new.style {
+            MergeStyle::Squash => ([r.main_head, NO_PARENT], CommitMessage::Squash(pull_index)),
+            MergeStyle::MergeCommit => ([r.main_head, parent], CommitMessage::Merge(pull_index)),
+        };
+        let sha = synthetic_sha(r.id, r.commits.len() as u64, 3);
+        let merge = r.push_commit(SimCommit {
+            sha,
+            parent_slots: slots,
+            author_date: new.merged_at,
+            committer_date: new.merged_at,
+            author,
+            message,
+        });
+        r.main_head = merge;
+        let sha = r.main_head_sha();
+        r.pulls.push(SimPull {
+            id: pull_id,
+            issue_id,
+            number,
+            title: Text::Custom(new.title.into()),
+            labels: new.labels,
+            user: author,
+            commits: start..end,
+            base,
+            created_at: new.opened_at,
+            updated_at: new.merged_at,
+            closed_at: Some(new.merged_at),
+            merged_at: Some(new.merged_at),
+            merge_commit: Some(merge),
+            merge_style: new.style,
+            draft: false,
+            comments: 0,
+        });
+        Ok((number, sha))
+    }
+
+    /// Adds a Deployments-API deployment with statuses per `new.outcome`; returns
+    /// its id.
+    pub fn add_deployment(
+        &mut self,
+        repo: usize,
+        new: NewDeployment,
+    ) -> Result<u64, MutationError> {
+        let creator = self.default_author();
+        let r = self
+            .repos
+            .get(repo)
+            .ok_or(MutationError::NoRepository(repo))?;
+        if r.workflow().is_some() {
+            return Err(MutationError::WrongSource("workflow runs"));
+        }
+        let sha = match new.sha {
+            Some(sha) if r.commit_index(&sha).is_some() => sha,
+            Some(sha) => return Err(MutationError::NoCommit(sha)),
+            None => r.main_head_sha(),
+        };
+        let git_ref: Arc<str> = if new.sha.is_some() {
+            sha.to_string().into()
+        } else {
+            r.default_branch.as_str().into()
+        };
+        let id = bump(&mut self.ids.deployment);
+        let t = new.created_at;
+        let mut states: Vec<(StatusState, Timestamp)> = Vec::new();
+        match new.outcome {
+            NewOutcome::Success { after } => {
+                states.push((StatusState::InProgress, t));
+                states.push((StatusState::Success, Timestamp(t.0 + after.max(0))));
+            }
+            NewOutcome::Failure { after } => {
+                states.push((StatusState::InProgress, t));
+                states.push((StatusState::Failure, Timestamp(t.0 + after.max(0))));
+            }
+            NewOutcome::Error { after } => {
+                states.push((StatusState::InProgress, t));
+                states.push((StatusState::Error, Timestamp(t.0 + after.max(0))));
+            }
+            NewOutcome::Queued => states.push((StatusState::Queued, t)),
+            NewOutcome::InProgress => {
+                states.push((StatusState::Queued, t));
+                states.push((StatusState::InProgress, t));
+            }
+        }
+        let statuses = states
+            .into_iter()
+            .map(|(state, created_at)| SimStatus {
+                id: bump(&mut self.ids.status),
+                state,
+                created_at,
+            })
+            .collect();
+        let r = self.repo_mut(repo)?;
+        r.deployments.push(SimDeployment {
+            id,
+            sha,
+            git_ref,
+            environment: new.environment.into(),
+            created_at: t,
+            creator,
+            rollback: false,
+            statuses,
+        });
+        Ok(id)
+    }
+
+    /// Appends a status to deployment `deployment_id`; returns the status id.
+    pub fn add_deployment_status(
+        &mut self,
+        repo: usize,
+        deployment_id: u64,
+        state: StatusState,
+        at: Timestamp,
+    ) -> Result<u64, MutationError> {
+        let id = self.ids.status;
+        let r = self.repo_mut(repo)?;
+        let deployment = r
+            .deployments
+            .iter_mut()
+            .find(|d| d.id == deployment_id)
+            .ok_or(MutationError::NotFound("deployment"))?;
+        deployment.statuses.push(SimStatus {
+            id,
+            state,
+            created_at: at,
+        });
+        self.ids.status += 1;
+        Ok(id)
+    }
+
+    /// Adds a run of the repository's deploy workflow; returns its id.
+    pub fn add_workflow_run(&mut self, repo: usize, new: NewRun) -> Result<u64, MutationError> {
+        let actor = self.default_author();
+        let r = self
+            .repos
+            .get(repo)
+            .ok_or(MutationError::NoRepository(repo))?;
+        if r.workflow().is_none() {
+            return Err(MutationError::WrongSource("the Deployments API"));
+        }
+        let branch = new.branch.unwrap_or_else(|| r.default_branch.clone());
+        let sha = match new.sha {
+            Some(sha) if r.commit_index(&sha).is_some() => sha,
+            Some(sha) => return Err(MutationError::NoCommit(sha)),
+            None if branch == r.default_branch => r.main_head_sha(),
+            None => match r.branches.iter().find(|b| b.name == branch) {
+                Some(b) => r.commits[b.head as usize].sha,
+                None => return Err(MutationError::NoBranch(branch)),
+            },
+        };
+        let run_number = r
+            .workflow_runs
+            .iter()
+            .map(|w| w.run_number)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let id = bump(&mut self.ids.run);
+        let t = new.created_at;
+        let (status, updated_at) = match new.conclusion {
+            Some(_) => (RunStatus::Completed, Timestamp(t.0 + new.duration.max(0))),
+            None => (RunStatus::InProgress, t),
+        };
+        let r = self.repo_mut(repo)?;
+        r.workflow_runs.push(SimWorkflowRun {
+            id,
+            run_number,
+            head_branch: branch.into(),
+            head_sha: sha,
+            event: new.event,
+            status,
+            conclusion: new.conclusion,
+            created_at: t,
+            run_started_at: t,
+            updated_at,
+            actor,
+            rollback: false,
+        });
+        Ok(id)
+    }
+
+    /// Completes an in-progress workflow run with `conclusion` at `at`.
+    pub fn complete_workflow_run(
+        &mut self,
+        repo: usize,
+        run_id: u64,
+        conclusion: RunConclusion,
+        at: Timestamp,
+    ) -> Result<(), MutationError> {
+        let r = self.repo_mut(repo)?;
+        let run = r
+            .workflow_runs
+            .iter_mut()
+            .find(|w| w.id == run_id)
+            .ok_or(MutationError::NotFound("workflow run"))?;
+        run.status = RunStatus::Completed;
+        run.conclusion = Some(conclusion);
+        run.updated_at = at;
+        Ok(())
+    }
+
+    /// Opens an issue; returns its number.
+    pub fn open_issue(&mut self, repo: usize, new: NewIssue) -> Result<u64, MutationError> {
+        let user = self.default_author();
+        let id = bump(&mut self.ids.issue);
+        let r = self.repo_mut(repo)?;
+        let number = r.next_number();
+        r.issues.push(SimIssue {
+            id,
+            number,
+            title: new.title,
+            body: new.body,
+            labels: new.labels,
+            user,
+            created_at: new.opened_at,
+            updated_at: new.opened_at,
+            closed_at: None,
+            reopened_at: None,
+            comments: 0,
+        });
+        Ok(number)
+    }
+
+    /// Opens an `incident` issue, with `root cause: <sha>` in its body when given.
+    pub fn open_incident(
+        &mut self,
+        repo: usize,
+        opened_at: Timestamp,
+        root_cause: Option<&str>,
+    ) -> Result<u64, MutationError> {
+        let body = match root_cause {
+            Some(sha) => format!("Customers see errors.\n\nroot cause: {sha}\n"),
+            None => "Customers see errors. Investigating.".to_owned(),
+        };
+        self.open_issue(
+            repo,
+            NewIssue {
+                title: "Incident: elevated error rate".to_owned(),
+                body: Some(body),
+                labels: vec![INCIDENT_LABEL.to_owned()],
+                opened_at,
+            },
+        )
+    }
+
+    fn issue_mut(&mut self, repo: usize, number: u64) -> Result<&mut SimIssue, MutationError> {
+        self.repo_mut(repo)?
+            .issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or(MutationError::NotFound("issue"))
+    }
+
+    /// Closes issue `number` at `at`.
+    pub fn close_issue(
+        &mut self,
+        repo: usize,
+        number: u64,
+        at: Timestamp,
+    ) -> Result<(), MutationError> {
+        let issue = self.issue_mut(repo, number)?;
+        issue.closed_at = Some(at);
+        issue.updated_at = issue.updated_at.max(at);
+        Ok(())
+    }
+
+    /// Reopens issue `number` at `at`.
+    pub fn reopen_issue(
+        &mut self,
+        repo: usize,
+        number: u64,
+        at: Timestamp,
+    ) -> Result<(), MutationError> {
+        let issue = self.issue_mut(repo, number)?;
+        issue.closed_at = None;
+        issue.reopened_at = Some(at);
+        issue.updated_at = issue.updated_at.max(at);
+        Ok(())
+    }
+}
+
+/// A deterministic, well-spread fake sha for the `n`-th commit of repository
+/// `repo_id` (`salt` separates kinds of commit), for commits added by mutation.
+/// Generated history uses random shas instead.
+pub(crate) fn synthetic_sha(repo_id: u64, n: u64, salt: u64) -> CommitSha {
+    let mut bytes = [0u8; 20];
+    let mut x = repo_id
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(n.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(salt.wrapping_mul(0x94D0_49BB_1331_11EB));
+    for chunk in bytes.chunks_mut(8) {
+        // SplitMix64 finaliser: a bijection, so distinct inputs give distinct shas.
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
+    }
+    CommitSha::from_bytes(bytes)
+}

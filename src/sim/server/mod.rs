@@ -1,0 +1,675 @@
+//! The simulated GitHub REST API over HTTP (axum): [`SimServer::start`] serves an
+//! [`Org`] on `127.0.0.1` and returns a [`SimHandle`] to read counters, mutate the
+//! organisation while it is served, and shut it down.
+//!
+//! Every request goes through the same steps, as on GitHub: the token
+//! (`Authorization: Bearer <token>` or `token <token>`, else 401 `Bad
+//! credentials`), the primary rate limit (403 `API rate limit exceeded` once the
+//! budget is spent; such requests are counted as violations), the endpoint, then
+//! the `ETag`: a request whose `If-None-Match` matches gets 304 with no body and
+//! its budget unit back, as GitHub documents for conditional requests.
+//! `GET /rate_limit` never costs budget. Each request is counted per route
+//! template and status, and recorded (bounded) with whether it carried the token.
+//!
+//! The rate-limit window runs on the wall clock (clients sleep until
+//! `x-ratelimit-reset`), while the data's time is the organisation's `now`.
+//! Only GET is served; the simulator has no write endpoints.
+
+pub mod api;
+pub mod render;
+pub mod route;
+
+use crate::sim::model::Org;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use route::{Endpoint, Query, Route, UNMATCHED};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The fixed token the simulator accepts by default. Deliberately not shaped like
+/// a real GitHub token, so that no secret scanner mistakes it for one.
+pub const SIM_TOKEN: &str = "dora-sim-token-0000";
+
+/// GitHub's default primary rate limit for a token, requests per window.
+pub const DEFAULT_RATE_LIMIT: u64 = 5000;
+
+/// GitHub's primary rate-limit window.
+pub const DEFAULT_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Most request records kept (oldest dropped first), so a long `demo` run does not
+/// grow without bound; the counters are never dropped.
+pub const MAX_RECORDED_REQUESTS: usize = 100_000;
+
+/// Longest request target kept in a record.
+const MAX_RECORDED_TARGET: usize = 512;
+
+/// How the simulated server behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimOptions {
+    /// The only token accepted.
+    pub token: String,
+    /// Requests allowed per window.
+    pub rate_limit: u64,
+    /// Length of the rate-limit window.
+    pub rate_limit_window: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            token: SIM_TOKEN.to_owned(),
+            rate_limit: DEFAULT_RATE_LIMIT,
+            rate_limit_window: DEFAULT_RATE_LIMIT_WINDOW,
+        }
+    }
+}
+
+/// What a request carried in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// The simulator's token, as `Bearer` or `token`.
+    Valid,
+    /// Some other credential.
+    Invalid,
+    /// No `Authorization` header.
+    Missing,
+}
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub method: String,
+    /// Path and query (cut to a bounded length).
+    pub target: String,
+    /// The route template, e.g. `GET /repos/{owner}/{repo}/deployments`.
+    pub route: &'static str,
+    pub status: u16,
+    pub token: TokenUse,
+    /// It carried `If-None-Match`.
+    pub conditional: bool,
+}
+
+/// Request counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub by_route: BTreeMap<&'static str, u64>,
+    pub by_status: BTreeMap<u16, u64>,
+    pub by_route_status: BTreeMap<(&'static str, u16), u64>,
+}
+
+impl RequestCounts {
+    /// Requests to route template `route` (e.g. `GET /repos/{owner}/{repo}/issues`).
+    pub fn route(&self, route: &str) -> u64 {
+        self.by_route
+            .iter()
+            .filter(|(r, _)| **r == route)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// Responses with status `status`.
+    pub fn status(&self, status: u16) -> u64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+
+    /// Responses with status `status` to route template `route`.
+    pub fn route_status(&self, route: &str, status: u16) -> u64 {
+        self.by_route_status
+            .iter()
+            .filter(|((r, s), _)| *r == route && *s == status)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+}
+
+/// The rate-limit budget as the simulator currently sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitState {
+    pub limit: u64,
+    pub used: u64,
+    pub remaining: u64,
+    /// Epoch seconds when the window resets.
+    pub reset: i64,
+    /// Requests received while the budget was exhausted.
+    pub violations: u64,
+}
+
+struct Budget {
+    limit: u64,
+    window: i64,
+    used: u64,
+    reset: Option<i64>,
+    violations: u64,
+}
+
+impl Budget {
+    /// Starts a new window when the old one has passed.
+    fn refresh(&mut self, now: i64) {
+        if self.reset.is_some_and(|r| now >= r) {
+            self.used = 0;
+            self.reset = None;
+        }
+    }
+
+    fn reset_at(&mut self, now: i64) -> i64 {
+        *self.reset.get_or_insert(now + self.window)
+    }
+
+    fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+}
+
+struct ServerState {
+    budget: Budget,
+    counts: RequestCounts,
+    records: VecDeque<RequestRecord>,
+    requests_seen: u64,
+}
+
+struct Shared {
+    org: RwLock<Org>,
+    token: String,
+    base_url: String,
+    state: Mutex<ServerState>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, ServerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Starts simulated GitHub servers.
+pub struct SimServer;
+
+impl SimServer {
+    /// Serves `org` on `127.0.0.1` at a free port.
+    pub async fn start(org: Org, options: SimOptions) -> std::io::Result<SimHandle> {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(listener, org, options)
+    }
+
+    /// Serves `org` on a listener the caller bound.
+    pub fn start_on(
+        listener: TcpListener,
+        org: Org,
+        options: SimOptions,
+    ) -> std::io::Result<SimHandle> {
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let window = i64::try_from(options.rate_limit_window.as_secs())
+            .unwrap_or(i64::MAX / 2)
+            .max(1);
+        let shared = Arc::new(Shared {
+            org: RwLock::new(org),
+            token: options.token,
+            base_url: base_url.clone(),
+            state: Mutex::new(ServerState {
+                budget: Budget {
+                    limit: options.rate_limit,
+                    window,
+                    used: 0,
+                    reset: None,
+                    violations: 0,
+                },
+                counts: RequestCounts::default(),
+                records: VecDeque::new(),
+                requests_seen: 0,
+            }),
+        });
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(SimHandle {
+            shared,
+            addr,
+            base_url,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running simulated GitHub. Dropping it stops the server (without waiting);
+/// [`SimHandle::shutdown`] stops it and waits.
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    base_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`: the API root (what `github.api_url` points at).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The token requests must carry.
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// Reads the served organisation.
+    pub fn with_org<R>(&self, f: impl FnOnce(&Org) -> R) -> R {
+        let org = self.shared.org.read().unwrap_or_else(|p| p.into_inner());
+        f(&org)
+    }
+
+    /// Changes the served organisation; later requests see the change.
+    pub fn with_org_mut<R>(&self, f: impl FnOnce(&mut Org) -> R) -> R {
+        let mut org = self.shared.org.write().unwrap_or_else(|p| p.into_inner());
+        f(&mut org)
+    }
+
+    /// A copy of the request counters.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.shared.state().counts.clone()
+    }
+
+    /// The recorded requests, oldest first (at most [`MAX_RECORDED_REQUESTS`]).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.state().records.iter().cloned().collect()
+    }
+
+    /// Clears counters and records (not the rate-limit budget).
+    pub fn reset_counts(&self) {
+        let mut state = self.shared.state();
+        state.counts = RequestCounts::default();
+        state.records.clear();
+    }
+
+    /// The rate-limit budget now.
+    pub fn rate_limit(&self) -> RateLimitState {
+        let now = epoch_now();
+        let mut state = self.shared.state();
+        let budget = &mut state.budget;
+        budget.refresh(now);
+        let reset = budget.reset_at(now);
+        RateLimitState {
+            limit: budget.limit,
+            used: budget.used,
+            remaining: budget.remaining(),
+            reset,
+            violations: budget.violations,
+        }
+    }
+
+    /// Requests received while the budget was exhausted.
+    pub fn rate_limit_violations(&self) -> u64 {
+        self.shared.state().budget.violations
+    }
+
+    /// Sets the remaining budget of the current window (e.g. 0 to exhaust it).
+    pub fn set_rate_limit_remaining(&self, remaining: u64) {
+        let now = epoch_now();
+        let mut state = self.shared.state();
+        let budget = &mut state.budget;
+        budget.refresh(now);
+        budget.reset_at(now);
+        budget.used = budget.limit.saturating_sub(remaining);
+    }
+
+    /// Starts a fresh window with the full budget (as if the reset time passed).
+    pub fn reset_rate_limit(&self) {
+        let mut state = self.shared.state();
+        state.budget.used = 0;
+        state.budget.reset = None;
+    }
+
+    /// Stops accepting requests, finishes those in flight and waits.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn epoch_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads `Authorization`: `Bearer <token>` or `token <token>` (scheme
+/// case-insensitive).
+fn token_use(headers: &HeaderMap, token: &str) -> TokenUse {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return TokenUse::Missing;
+    };
+    let Ok(value) = value.to_str() else {
+        return TokenUse::Invalid;
+    };
+    let given = value.split_once(' ').and_then(|(scheme, rest)| {
+        (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+            .then(|| rest.trim())
+    });
+    match given {
+        Some(given) if given == token => TokenUse::Valid,
+        _ => TokenUse::Invalid,
+    }
+}
+
+/// Whether an `If-None-Match` value matches `etag` (weak comparison, lists, `*`).
+fn etag_matches(header: &str, etag: &str) -> bool {
+    let bare = etag.trim_start_matches("W/");
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == bare)
+}
+
+/// What the request turned into, before HTTP encoding.
+struct Outcome {
+    status: StatusCode,
+    body: Option<Vec<u8>>,
+    etag: Option<String>,
+    link: Option<String>,
+    /// Include `x-ratelimit-*`.
+    budget: Option<(u64, u64, i64)>,
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    shared.respond(request.method(), request.uri(), request.headers())
+}
+
+impl Shared {
+    fn respond(&self, method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Response {
+        let route = if method == Method::GET {
+            route::parse_path(uri.path())
+        } else {
+            None
+        };
+        let template = route.as_ref().map_or(UNMATCHED, |r| r.endpoint.template());
+        let token = token_use(headers, &self.token);
+        let if_none_match = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok());
+        let outcome = self.outcome(route.as_ref(), uri.query(), token, if_none_match);
+
+        let mut state = self.state();
+        state.requests_seen += 1;
+        let request_id = state.requests_seen;
+        let status = outcome.status.as_u16();
+        let counts = &mut state.counts;
+        counts.total += 1;
+        *counts.by_route.entry(template).or_default() += 1;
+        *counts.by_status.entry(status).or_default() += 1;
+        *counts
+            .by_route_status
+            .entry((template, status))
+            .or_default() += 1;
+        if state.records.len() >= MAX_RECORDED_REQUESTS {
+            state.records.pop_front();
+        }
+        let target = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        state.records.push_back(RequestRecord {
+            method: method.as_str().chars().take(16).collect(),
+            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
+            route: template,
+            status,
+            token,
+            conditional: if_none_match.is_some(),
+        });
+        drop(state);
+        build_response(outcome, request_id)
+    }
+
+    fn outcome(
+        &self,
+        route: Option<&Route>,
+        raw_query: Option<&str>,
+        token: TokenUse,
+        if_none_match: Option<&str>,
+    ) -> Outcome {
+        let endpoint = route.map(|r| &r.endpoint);
+        let docs = api::docs_url(endpoint);
+        if token != TokenUse::Valid {
+            let body = serde_json::json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"});
+            return Outcome {
+                status: StatusCode::UNAUTHORIZED,
+                body: Some(to_bytes(&body)),
+                etag: None,
+                link: None,
+                budget: None,
+            };
+        }
+        let now = epoch_now();
+        let free = matches!(endpoint, Some(Endpoint::RateLimit));
+        // Reserve the budget unit up front, so that concurrent requests can never
+        // spend more than the limit; a 304 gives it back.
+        let budget = {
+            let mut state = self.state();
+            let budget = &mut state.budget;
+            budget.refresh(now);
+            let reset = budget.reset_at(now);
+            if !free && budget.remaining() == 0 {
+                budget.violations += 1;
+                let body = serde_json::json!({
+                    "message": "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
+                    "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+                    "status": "403",
+                });
+                return Outcome {
+                    status: StatusCode::FORBIDDEN,
+                    body: Some(to_bytes(&body)),
+                    etag: None,
+                    link: None,
+                    budget: Some((budget.limit, budget.used, reset)),
+                };
+            }
+            if !free {
+                budget.used += 1;
+            }
+            (budget.limit, budget.used, reset)
+        };
+
+        let query = Query::parse(raw_query);
+        let result: Result<api::Reply, api::ApiError> = match route {
+            None => Err(api::ApiError::NotFound(None)),
+            Some(Route {
+                endpoint: Endpoint::RateLimit,
+                ..
+            }) => {
+                let org = self.org.read().unwrap_or_else(|p| p.into_inner());
+                let ctx = render::Ctx {
+                    api: &self.base_url,
+                    org: &org,
+                };
+                Ok(api::Reply {
+                    body: ctx.rate_limit(budget.0, budget.1, budget.2),
+                    link: None,
+                })
+            }
+            Some(route) => {
+                let org = self.org.read().unwrap_or_else(|p| p.into_inner());
+                api::respond(&org, &self.base_url, route, &query)
+            }
+        };
+        match result {
+            Ok(reply) => {
+                let body = to_bytes(&reply.body);
+                let etag = format!("\"{:x}\"", Sha256::digest(&body));
+                if if_none_match.is_some_and(|h| etag_matches(h, &etag)) {
+                    let budget = if free { budget } else { self.refund(now) };
+                    return Outcome {
+                        status: StatusCode::NOT_MODIFIED,
+                        body: None,
+                        etag: Some(etag),
+                        link: reply.link,
+                        budget: Some(budget),
+                    };
+                }
+                Outcome {
+                    status: StatusCode::OK,
+                    body: Some(body),
+                    etag: Some(etag),
+                    link: reply.link,
+                    budget: Some(budget),
+                }
+            }
+            Err(error) => Outcome {
+                status: StatusCode::from_u16(error.status()).unwrap_or(StatusCode::NOT_FOUND),
+                body: Some(to_bytes(&error.body(docs))),
+                etag: None,
+                link: None,
+                budget: Some(budget),
+            },
+        }
+    }
+
+    /// Gives back one reserved budget unit (a 304) and returns the budget after.
+    fn refund(&self, now: i64) -> (u64, u64, i64) {
+        let mut state = self.state();
+        let budget = &mut state.budget;
+        budget.used = budget.used.saturating_sub(1);
+        let reset = budget.reset_at(now);
+        (budget.limit, budget.used, reset)
+    }
+}
+
+fn to_bytes(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// Headers GitHub sends on API responses (from the recorded session).
+const EXPOSED_HEADERS: &str = "ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Used, X-RateLimit-Resource, X-RateLimit-Reset, X-OAuth-Scopes, X-Accepted-OAuth-Scopes, X-Poll-Interval, X-GitHub-Media-Type, X-GitHub-SSO, X-GitHub-Request-Id, Deprecation, Sunset";
+
+fn build_response(outcome: Outcome, request_id: u64) -> Response {
+    let mut builder = Response::builder()
+        .status(outcome.status)
+        .header(header::SERVER, "GitHub.com")
+        .header(header::CACHE_CONTROL, "private, max-age=60, s-maxage=60")
+        .header(header::VARY, "Accept, Authorization, Cookie, X-GitHub-OTP")
+        .header("x-github-media-type", "github.v3; format=json")
+        .header("x-github-api-version-selected", "2022-11-28")
+        .header("access-control-expose-headers", EXPOSED_HEADERS)
+        .header("access-control-allow-origin", "*")
+        .header("x-content-type-options", "nosniff")
+        .header(
+            "x-github-request-id",
+            format!(
+                "{:04X}:{:04X}:{:X}:{:X}:{:X}",
+                request_id & 0xFFFF,
+                (request_id >> 16) & 0xFFFF,
+                0x10B_0000 + request_id,
+                0x25F_0000 + request_id * 3,
+                0x62D6_0000 + request_id
+            ),
+        );
+    if outcome.body.is_some() {
+        builder = builder.header(header::CONTENT_TYPE, "application/json; charset=utf-8");
+    }
+    if let Some(etag) = &outcome.etag {
+        builder = builder.header(header::ETAG, etag.as_str());
+    }
+    if let Some(link) = &outcome.link {
+        if let Ok(value) = HeaderValue::from_str(link) {
+            builder = builder.header(header::LINK, value);
+        }
+    }
+    if let Some((limit, used, reset)) = outcome.budget {
+        builder = builder
+            .header("x-ratelimit-limit", limit)
+            .header("x-ratelimit-remaining", limit.saturating_sub(used))
+            .header("x-ratelimit-reset", reset)
+            .header("x-ratelimit-used", used)
+            .header("x-ratelimit-resource", "core");
+    }
+    let body = outcome.body.map_or_else(Body::empty, Body::from);
+    builder.body(body).unwrap_or_else(|_| {
+        let mut fallback = Response::new(Body::from("internal error"));
+        *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_read_like_github() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            token_use(&headers, "t0k")
+        };
+        assert_eq!(with("Bearer t0k"), TokenUse::Valid);
+        assert_eq!(with("token t0k"), TokenUse::Valid);
+        assert_eq!(with("BEARER t0k"), TokenUse::Valid);
+        assert_eq!(with("Bearer other"), TokenUse::Invalid);
+        assert_eq!(with("Basic t0k"), TokenUse::Invalid);
+        assert_eq!(with("t0k"), TokenUse::Invalid);
+        assert_eq!(token_use(&HeaderMap::new(), "t0k"), TokenUse::Missing);
+    }
+
+    #[test]
+    fn etags_match_weakly_and_in_lists() {
+        let tag = "\"abc\"";
+        assert!(etag_matches("\"abc\"", tag));
+        assert!(etag_matches("W/\"abc\"", tag));
+        assert!(etag_matches("\"x\", \"abc\"", tag));
+        assert!(etag_matches("*", tag));
+        assert!(!etag_matches("\"abd\"", tag));
+        assert!(!etag_matches("", tag));
+    }
+
+    #[test]
+    fn budget_windows_reset() {
+        let mut budget = Budget {
+            limit: 2,
+            window: 10,
+            used: 2,
+            reset: Some(100),
+            violations: 0,
+        };
+        budget.refresh(99);
+        assert_eq!(budget.remaining(), 0);
+        budget.refresh(100);
+        assert_eq!(budget.remaining(), 2);
+        assert_eq!(budget.reset_at(100), 110);
+    }
+}

@@ -1,0 +1,512 @@
+//! Schema conformance: for every endpoint the simulated GitHub serves, real
+//! responses fetched over HTTP validate against the response schema of that
+//! path, method and status in GitHub's OpenAPI description (a copy in
+//! `tests/fixtures/github/`), with formats (`date-time`, `uri`, `email`) checked.
+//!
+//! OpenAPI 3.0's `nullable: true` is turned into JSON Schema (`type: [T, "null"]`,
+//! or `anyOf [..., null]` where there is no `type`) before validation. Two
+//! endpoints have no schema of their own in the subset and borrow the one GitHub
+//! uses for the same object elsewhere: `GET /repos/{owner}/{repo}` (the
+//! `repository` embedded in pull requests, and `minimal-repository`) and
+//! `GET /repos/{owner}/{repo}/commits/{ref}` (the `commit` items of the list).
+
+use dora_collector::domain::{CompareStatus, StatusState};
+use dora_collector::sim::{Org, OrgSpec, SimHandle, SimOptions, SimServer};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+const OPENAPI: &str = "tests/fixtures/github/rest-openapi-subset.json";
+
+fn openapi() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let text = std::fs::read_to_string(OPENAPI).expect("fixture present");
+        serde_json::from_str(&text).expect("fixture is JSON")
+    })
+}
+
+/// OpenAPI 3.0 `nullable` → JSON Schema null unions, recursively.
+fn convert_nullable(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key != "example" && key != "examples" {
+                    convert_nullable(child);
+                }
+            }
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                if let Some(Value::Array(values)) = map.get_mut("enum") {
+                    values.push(Value::Null);
+                }
+                match map.get("type").cloned() {
+                    Some(Value::String(t)) => {
+                        map.insert("type".into(), json!([t, "null"]));
+                    }
+                    _ => {
+                        let inner = Value::Object(std::mem::take(map));
+                        map.insert("anyOf".into(), json!([inner, {"type": "null"}]));
+                    }
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(convert_nullable),
+        _ => {}
+    }
+}
+
+/// The response schema of `GET path` with `status`, converted.
+fn schema(path: &str, status: &str) -> Value {
+    let mut schema = openapi()["paths"][path]["get"]["responses"][status]["content"]
+        ["application/json"]["schema"]
+        .clone();
+    assert!(schema.is_object(), "no schema for GET {path} {status}");
+    convert_nullable(&mut schema);
+    schema
+}
+
+fn validate(schema: &Value, instance: &Value, what: &str) {
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .take(10)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match GitHub's schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+struct Sim {
+    handle: SimHandle,
+    client: reqwest::Client,
+    owner: String,
+}
+
+impl Sim {
+    async fn start() -> Sim {
+        let org = Org::generate(&OrgSpec::small(11));
+        let owner = org.owner.clone();
+        let handle = SimServer::start(org, SimOptions::default()).await.unwrap();
+        Sim {
+            handle,
+            client: reqwest::Client::new(),
+            owner,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.handle.base_url()))
+            .bearer_auth(self.handle.token())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Fetches `path` (expecting `status`) and validates it against the schema of
+    /// `template` for that status; returns the body.
+    async fn check(&self, path: &str, template: &str, status: u16) -> Value {
+        let (got, body) = self.get(path).await;
+        assert_eq!(got, status, "GET {path}: {body}");
+        validate(
+            &schema(template, &status.to_string()),
+            &body,
+            &format!("GET {path}"),
+        );
+        body
+    }
+
+    fn repo(&self, workflow: bool) -> (String, usize) {
+        self.handle.with_org(|org| {
+            let i = org
+                .repos
+                .iter()
+                .position(|r| r.workflow().is_some() == workflow)
+                .unwrap();
+            (format!("/repos/{}/{}", self.owner, org.repos[i].name), i)
+        })
+    }
+}
+
+#[tokio::test]
+async fn repository_and_org_repositories() {
+    let sim = Sim::start().await;
+    let (repo, _) = sim.repo(false);
+    let (status, body) = sim.get(&repo).await;
+    assert_eq!(status, 200);
+    let pulls = schema("/repos/{owner}/{repo}/pulls", "200");
+    validate(
+        &pulls["items"]["properties"]["head"]["properties"]["repo"],
+        &body,
+        "repository",
+    );
+    let minimal = schema("/orgs/{org}/repos", "200");
+    validate(&minimal["items"], &body, "repository as minimal-repository");
+    let list = sim
+        .check(
+            &format!("/orgs/{}/repos?per_page=100", sim.owner),
+            "/orgs/{org}/repos",
+            200,
+        )
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn deployments_and_every_kind_of_status() {
+    let sim = Sim::start().await;
+    let (repo, index) = sim.repo(false);
+    let template = "/repos/{owner}/{repo}/deployments";
+    let body = sim
+        .check(&format!("{repo}/deployments?per_page=100"), template, 200)
+        .await;
+    assert_eq!(body.as_array().unwrap().len(), 100);
+    sim.check(
+        &format!("{repo}/deployments?environment=staging&page=2"),
+        template,
+        200,
+    )
+    .await;
+
+    // Statuses of deployments covering every state the generator produces.
+    let ids: Vec<u64> = sim.handle.with_org(|org| {
+        let mut ids = Vec::new();
+        for state in [
+            StatusState::Success,
+            StatusState::Failure,
+            StatusState::Error,
+            StatusState::Inactive,
+            StatusState::Queued,
+            StatusState::InProgress,
+        ] {
+            let d = org.repos[index]
+                .deployments
+                .iter()
+                .rev()
+                .find(|d| d.statuses.iter().any(|s| s.state == state));
+            ids.extend(d.map(|d| d.id));
+        }
+        ids
+    });
+    assert!(ids.len() >= 5, "{ids:?}");
+    for id in ids {
+        let body = sim
+            .check(
+                &format!("{repo}/deployments/{id}/statuses"),
+                "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+                200,
+            )
+            .await;
+        assert!(!body.as_array().unwrap().is_empty());
+    }
+    sim.check(
+        &format!("{repo}/deployments/1/statuses"),
+        "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn workflow_runs() {
+    let sim = Sim::start().await;
+    let (repo, _) = sim.repo(true);
+    let template = "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs";
+    let body = sim
+        .check(
+            &format!("{repo}/actions/workflows/deploy.yml/runs?per_page=100"),
+            template,
+            200,
+        )
+        .await;
+    let runs = body["workflow_runs"].as_array().unwrap();
+    assert!(!runs.is_empty());
+    for status in ["in_progress", "failure", "success"] {
+        let body = sim
+            .check(
+                &format!("{repo}/actions/workflows/deploy.yml/runs?status={status}"),
+                template,
+                200,
+            )
+            .await;
+        assert!(body["total_count"].as_u64().unwrap() > 0, "{status}");
+    }
+    sim.check(
+        &format!("{repo}/actions/runs?branch=main&created=%3E%3D2024-01-01"),
+        "/repos/{owner}/{repo}/actions/runs",
+        200,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn compare_in_every_status() {
+    let sim = Sim::start().await;
+    let (repo, index) = sim.repo(false);
+    let template = "/repos/{owner}/{repo}/compare/{basehead}";
+    let cases = sim.handle.with_org(|org| {
+        let r = &org.repos[index];
+        let head = r.main_head;
+        let sha = |i: u32| r.commits[i as usize].sha.to_string();
+        let pull = r
+            .pulls
+            .iter()
+            .find(|p| {
+                p.merge_commit.is_some() && !r.commits[p.merge_commit.unwrap() as usize].is_merge()
+            })
+            .unwrap();
+        let merged = pull.merge_commit.unwrap();
+        vec![
+            (format!("{}...{}", sha(1), sha(head)), CompareStatus::Ahead),
+            (format!("{}...{}", sha(head), sha(1)), CompareStatus::Behind),
+            (format!("main...{}", sha(head)), CompareStatus::Identical),
+            (
+                format!("{}...{}", sha(pull.head()), sha(merged)),
+                CompareStatus::Diverged,
+            ),
+        ]
+    });
+    for (basehead, status) in cases {
+        let body = sim
+            .check(&format!("{repo}/compare/{basehead}"), template, 200)
+            .await;
+        assert_eq!(body["status"], status.as_str(), "{basehead}");
+        let paged = sim
+            .check(
+                &format!("{repo}/compare/{basehead}?per_page=5&page=2"),
+                template,
+                200,
+            )
+            .await;
+        assert_eq!(paged["status"], status.as_str());
+    }
+    sim.check(&format!("{repo}/compare/main...nonexistent"), template, 404)
+        .await;
+}
+
+#[tokio::test]
+async fn commits_list_single_and_associated_pulls() {
+    let sim = Sim::start().await;
+    let (repo, index) = sim.repo(false);
+    let body = sim
+        .check(
+            &format!("{repo}/commits?per_page=100"),
+            "/repos/{owner}/{repo}/commits",
+            200,
+        )
+        .await;
+    assert!(body
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["parents"].as_array().unwrap().len() == 2));
+    sim.check(
+        &format!("{repo}/commits?sha=main&since=2024-10-01T00:00:00Z&page=2"),
+        "/repos/{owner}/{repo}/commits",
+        200,
+    )
+    .await;
+    sim.check(
+        &format!("{repo}/commits?sha=nope"),
+        "/repos/{owner}/{repo}/commits",
+        404,
+    )
+    .await;
+
+    let (merged_sha, first_sha) = sim.handle.with_org(|org| {
+        let r = &org.repos[index];
+        let pull = r.pulls.iter().find(|p| p.merge_commit.is_some()).unwrap();
+        (
+            r.commits[pull.merge_commit.unwrap() as usize]
+                .sha
+                .to_string(),
+            r.commits[1].sha.to_string(),
+        )
+    });
+    let list_schema = schema("/repos/{owner}/{repo}/commits", "200");
+    for reference in [
+        merged_sha.clone(),
+        first_sha[..10].to_owned(),
+        "main".to_owned(),
+        "refs/heads/main".to_owned(),
+    ] {
+        let (status, body) = sim.get(&format!("{repo}/commits/{reference}")).await;
+        assert_eq!(status, 200, "{reference}");
+        validate(&list_schema["items"], &body, &format!("commit {reference}"));
+        assert!(body["stats"]["total"].as_u64().is_some());
+    }
+    let (status, body) = sim.get(&format!("{repo}/commits/deadbeef00")).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["message"], "No commit found for SHA: deadbeef00");
+
+    let body = sim
+        .check(
+            &format!("{repo}/commits/{merged_sha}/pulls"),
+            "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
+            200,
+        )
+        .await;
+    assert_eq!(body.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn issues_with_pull_requests_and_errors() {
+    let sim = Sim::start().await;
+    let (repo, _) = sim.repo(false);
+    let template = "/repos/{owner}/{repo}/issues";
+    let mut saw_pull = false;
+    let mut saw_incident = false;
+    for page in 1..=3 {
+        let body = sim
+            .check(
+                &format!("{repo}/issues?state=all&per_page=100&page={page}"),
+                template,
+                200,
+            )
+            .await;
+        for item in body.as_array().unwrap() {
+            saw_pull |= item.get("pull_request").is_some();
+            saw_incident |= item["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["name"] == "incident");
+        }
+    }
+    assert!(saw_pull && saw_incident);
+    sim.check(
+        &format!("{repo}/issues?labels=incident&state=closed&sort=updated&direction=asc"),
+        template,
+        200,
+    )
+    .await;
+    sim.check(&format!("{repo}/issues?state=bogus"), template, 422)
+        .await;
+    sim.check("/repos/nobody/nothing/issues", template, 404)
+        .await;
+}
+
+#[tokio::test]
+async fn pulls_and_pull_commits() {
+    let sim = Sim::start().await;
+    let (repo, index) = sim.repo(false);
+    let body = sim
+        .check(
+            &format!("{repo}/pulls?state=all&per_page=100"),
+            "/repos/{owner}/{repo}/pulls",
+            200,
+        )
+        .await;
+    assert_eq!(body.as_array().unwrap().len(), 100);
+    sim.check(
+        &format!("{repo}/pulls?state=open&sort=updated"),
+        "/repos/{owner}/{repo}/pulls",
+        200,
+    )
+    .await;
+    sim.check(
+        &format!("{repo}/pulls?state=closed&base=main&direction=asc&page=2"),
+        "/repos/{owner}/{repo}/pulls",
+        200,
+    )
+    .await;
+    sim.check(
+        &format!("{repo}/pulls?sort=bogus"),
+        "/repos/{owner}/{repo}/pulls",
+        422,
+    )
+    .await;
+    let number = sim.handle.with_org(|org| {
+        org.repos[index]
+            .pulls
+            .iter()
+            .find(|p| p.commits.len() > 1)
+            .unwrap()
+            .number
+    });
+    let body = sim
+        .check(
+            &format!("{repo}/pulls/{number}/commits"),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+            200,
+        )
+        .await;
+    assert!(body.as_array().unwrap().len() > 1);
+}
+
+#[tokio::test]
+async fn rate_limit_and_bad_credentials() {
+    let sim = Sim::start().await;
+    let body = sim.check("/rate_limit", "/rate_limit", 200).await;
+    assert_eq!(body["resources"]["core"]["limit"], 5000);
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/installation/repositories",
+            sim.handle.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let body: Value = response.json().await.unwrap();
+    validate(&schema("/installation/repositories", "401"), &body, "401");
+    assert_eq!(body["message"], "Bad credentials");
+}
+
+#[test]
+fn the_conversion_accepts_null_only_where_nullable() {
+    let mut s = json!({"type": "object", "required": ["a", "b"], "properties": {
+        "a": {"type": "string", "nullable": true},
+        "b": {"type": "string"},
+        "c": {"nullable": true, "oneOf": [{"type": "integer"}, {"type": "string"}]},
+        "d": {"type": "string", "nullable": true, "enum": ["x"]},
+    }});
+    convert_nullable(&mut s);
+    let v = jsonschema::validator_for(&s).unwrap();
+    assert!(v.is_valid(&json!({"a": null, "b": "x", "c": null, "d": null})));
+    assert!(v.is_valid(&json!({"a": "y", "b": "x", "c": 3, "d": "x"})));
+    assert!(!v.is_valid(&json!({"a": "y", "b": null})));
+    assert!(!v.is_valid(&json!({"a": "y", "b": "x", "c": 1.5})));
+    assert!(!v.is_valid(&json!({"a": "y", "b": "x", "d": "z"})));
+}
+
+/// The validation above can fail: broken copies of a real response are rejected
+/// (a missing required property, a bad `date-time`, a bad `uri`, a `null` where
+/// none is allowed).
+#[tokio::test]
+async fn broken_responses_are_rejected() {
+    let sim = Sim::start().await;
+    let (repo, _) = sim.repo(false);
+    let (_, body) = sim.get(&format!("{repo}/deployments?per_page=2")).await;
+    let schema = schema("/repos/{owner}/{repo}/deployments", "200");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    assert!(validator.is_valid(&body));
+    let breaks: [fn(&mut Value); 4] = [
+        |v| {
+            v[0].as_object_mut().unwrap().remove("sha");
+        },
+        |v| v[0]["created_at"] = json!("2024-13-01T00:00:00Z"),
+        |v| v[0]["statuses_url"] = json!("not a uri"),
+        |v| v[0]["environment"] = Value::Null,
+    ];
+    for (i, break_it) in breaks.iter().enumerate() {
+        let mut broken = body.clone();
+        break_it(&mut broken);
+        assert!(!validator.is_valid(&broken), "break {i} went unnoticed");
+    }
+    // `description` is nullable in GitHub's schema, so null is fine there.
+    let mut fine = body.clone();
+    fine[0]["description"] = Value::Null;
+    assert!(validator.is_valid(&fine));
+}
