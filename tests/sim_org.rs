@@ -403,3 +403,46 @@ fn mutations_add_what_tests_need() {
     assert!(org.close_issue(0, 999_999, now).is_err());
     assert!(org.push_commit(99, "x", now, now).is_err());
 }
+
+#[test]
+fn ship_everywhere_adds_one_deployment_per_repository() {
+    let mut org = Org::generate(&OrgSpec::small(4));
+    let at = Timestamp(org.now.0 + 600);
+    let before: Vec<(usize, usize)> = org
+        .repos
+        .iter()
+        .map(|r| (r.deployments.len(), r.workflow_runs.len()))
+        .collect();
+    let shipped = org.ship_everywhere(at, 3600);
+    assert_eq!(shipped.len(), org.repos.len());
+    assert_eq!(org.now, Timestamp(at.0 + 60));
+    for (repo, id) in shipped {
+        let r = &org.repos[repo];
+        let head = r.main_head_sha();
+        assert_eq!(
+            r.commits[r.main_head as usize].author_date,
+            Timestamp(at.0 - 3600)
+        );
+        if r.workflow().is_some() {
+            assert_eq!(r.workflow_runs.len(), before[repo].1 + 1);
+            let run = r.workflow_runs.iter().find(|w| w.id == id).unwrap();
+            assert_eq!((run.head_sha, &*run.head_branch), (head, "main"));
+            assert_eq!(
+                run.outcome(),
+                DeploymentOutcome::Succeeded {
+                    at: Timestamp(at.0 + 60)
+                }
+            );
+        } else {
+            assert_eq!(r.deployments.len(), before[repo].0 + 1);
+            let d = r.deployment(id).unwrap();
+            assert_eq!((d.sha, &*d.environment), (head, PRODUCTION));
+            assert_eq!(
+                d.outcome(),
+                DeploymentOutcome::Succeeded {
+                    at: Timestamp(at.0 + 60)
+                }
+            );
+        }
+    }
+}

@@ -8,6 +8,30 @@ use crate::domain::{CommitSha, ShaPrefix};
 /// Marks "no parent" in `first_parent`.
 pub(crate) const NO_COMMIT: u32 = u32::MAX;
 
+/// Looks up many shas in `sorted` at once: sorts the wanted ones and walks `sorted`
+/// forward with galloping search, touching memory in order instead of doing one
+/// cache-missing binary search per sha.
+fn lookup_all(sorted: &[CommitSha], wanted: &[CommitSha]) -> Vec<Option<u32>> {
+    let mut order: Vec<u32> = (0..wanted.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| wanted[i as usize]);
+    let mut found = vec![None; wanted.len()];
+    let mut cursor = 0usize;
+    for i in order {
+        let target = wanted[i as usize];
+        // Gallop: find a step that overshoots, then binary search that span.
+        let mut step = 1usize;
+        while cursor + step < sorted.len() && sorted[cursor + step] < target {
+            step *= 2;
+        }
+        let end = (cursor + step + 1).min(sorted.len());
+        cursor += sorted[cursor..end].partition_point(|sha| *sha < target);
+        if cursor < sorted.len() && sorted[cursor] == target {
+            found[i as usize] = Some(cursor as u32);
+        }
+    }
+    found
+}
+
 /// Commits as they arrive, before sorting and resolving parents.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct StagedCommits {
@@ -159,28 +183,9 @@ impl CommitGraph {
         self.shas.binary_search(sha).ok().map(|i| i as u32)
     }
 
-    /// Looks up many shas at once: sorts them and walks the sorted graph forward
-    /// with galloping search, which touches memory in order instead of doing one
-    /// cache-missing binary search per sha.
+    /// Looks up many shas at once (see [`lookup_all`]).
     pub(crate) fn index_of_all(&self, shas: &[CommitSha]) -> Vec<Option<u32>> {
-        let mut order: Vec<u32> = (0..shas.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| shas[i as usize]);
-        let mut found = vec![None; shas.len()];
-        let mut cursor = 0usize;
-        for i in order {
-            let wanted = shas[i as usize];
-            // Gallop: find a step that overshoots, then binary search that span.
-            let mut step = 1usize;
-            while cursor + step < self.shas.len() && self.shas[cursor + step] < wanted {
-                step *= 2;
-            }
-            let end = (cursor + step + 1).min(self.shas.len());
-            cursor += self.shas[cursor..end].partition_point(|sha| *sha < wanted);
-            if cursor < self.shas.len() && self.shas[cursor] == wanted {
-                found[i as usize] = Some(cursor as u32);
-            }
-        }
-        found
+        lookup_all(&self.shas, shas)
     }
 
     /// All known commits that start with `prefix`.

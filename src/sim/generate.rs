@@ -1102,14 +1102,14 @@ impl<'a> RepoSim<'a> {
         }
         // Runs on pull-request branches carry a placeholder branch name until the
         // pull request is numbered.
-        let names: Vec<(u32, String)> = repo.pulls.iter().map(|p| (p.head(), p.branch())).collect();
         for run in &mut repo.workflow_runs {
             if run.head_branch.starts_with(PLACEHOLDER_BRANCH) {
-                if let Some((_, name)) = names
+                let pull = repo
+                    .pulls
                     .iter()
-                    .find(|(head, _)| repo.commits[*head as usize].sha == run.head_sha)
-                {
-                    run.head_branch = name.as_str().into();
+                    .find(|p| repo.commits[p.head() as usize].sha == run.head_sha);
+                if let Some(pull) = pull {
+                    run.head_branch = pull.branch().into();
                 }
             }
         }

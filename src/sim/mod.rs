@@ -21,7 +21,12 @@
 //!   `pull_request` key, as GitHub does.
 //! - Pull requests: merged (squash or merge commit, some labelled `hotfix`),
 //!   abandoned, and open ones with branches.
-//! - The REST endpoints a DORA collector reads, in the shapes of GitHub's OpenAPI
+//! - The REST endpoints a DORA collector reads (`/repos/{owner}/{repo}` and its
+//!   `deployments`, `deployments/{id}/statuses`, `actions/workflows/{id}/runs`,
+//!   `actions/runs`, `compare/{basehead}`, `commits`, `commits/{ref}`,
+//!   `commits/{sha}/pulls`, `issues`, `pulls`, `pulls/{n}/commits`;
+//!   `/orgs/{org}/repos`, `/rate_limit`; also under `/repositories/{id}/...`, the
+//!   form GitHub's `Link` headers use), in the shapes of GitHub's OpenAPI
 //!   description, with GitHub's pagination (`per_page`, `page`, `Link`), rate
 //!   limit (`x-ratelimit-*`, 403 when spent), conditional requests (`ETag`,
 //!   `If-None-Match` → free 304), authentication (401 `Bad credentials`) and
@@ -31,14 +36,18 @@
 //!
 //! # What it does not model
 //! - GraphQL (comes later), webhooks, any write endpoint, secondary rate limits,
-//!   `Retry-After`, GitHub Apps installation tokens, ETag-based caching by
-//!   `Last-Modified`.
+//!   `Retry-After`, GitHub App installation tokens, `Last-Modified` /
+//!   `If-Modified-Since` (only `ETag` / `If-None-Match`).
 //! - File trees, diffs and patches (`files` lists are empty), tags, releases,
 //!   environments as objects, milestones, assignees, comments, reactions.
 //! - Issue filters beyond `state`, `labels`, `since`, `sort`, `direction`,
 //!   `creator`, `milestone`/`assignee` (`none` only); commit filters beyond `sha`,
 //!   `since`, `until`, `author` (`path` and `committer` are ignored).
 //! - Real statistics of any organisation: rates are knobs, draws are synthetic.
+//! - Time passing: the organisation does not evolve on its own; a long `demo` run
+//!   shows the same history unless a caller mutates it (e.g.
+//!   `Org::ship_everywhere`). Mutations are not checked against the generator's
+//!   invariants (a test may deliberately deploy an odd sha).
 //!
 //! # Layout
 //! - `spec`: the generator's knobs and defaults.

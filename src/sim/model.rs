@@ -454,7 +454,37 @@ pub struct SimRepo {
     pub issues: Vec<SimIssue>,
     /// Oldest first.
     pub pulls: Vec<SimPull>,
-    pub(crate) sha_index: HashMap<CommitSha, u32>,
+    pub(crate) sha_index: HashMap<CommitSha, u32, ShaHashBuilder>,
+}
+
+/// Hashes a [`CommitSha`] by its first eight bytes. Shas are uniformly
+/// distributed already, so the general-purpose (and slower) SipHash adds nothing;
+/// the index only ever holds the simulator's own shas, so no one can flood it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShaHashBuilder;
+
+impl std::hash::BuildHasher for ShaHashBuilder {
+    type Hasher = ShaHasher;
+    fn build_hasher(&self) -> ShaHasher {
+        ShaHasher(0)
+    }
+}
+
+/// See [`ShaHashBuilder`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShaHasher(u64);
+
+impl std::hash::Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+        self.0 = self.0.rotate_left(5);
+    }
 }
 
 impl SimRepo {
@@ -871,7 +901,7 @@ impl Org {
             workflow_runs: Vec::new(),
             issues: Vec::new(),
             pulls: Vec::new(),
-            sha_index: HashMap::new(),
+            sha_index: HashMap::default(),
         };
         let author = self.default_author();
         let sha = synthetic_sha(id, 0, 0);
@@ -1024,15 +1054,24 @@ impl Org {
         match new.outcome {
             NewOutcome::Success { after } => {
                 states.push((StatusState::InProgress, t));
-                states.push((StatusState::Success, Timestamp(t.0 + after.max(0))));
+                states.push((
+                    StatusState::Success,
+                    Timestamp(t.0.saturating_add(after.max(0))),
+                ));
             }
             NewOutcome::Failure { after } => {
                 states.push((StatusState::InProgress, t));
-                states.push((StatusState::Failure, Timestamp(t.0 + after.max(0))));
+                states.push((
+                    StatusState::Failure,
+                    Timestamp(t.0.saturating_add(after.max(0))),
+                ));
             }
             NewOutcome::Error { after } => {
                 states.push((StatusState::InProgress, t));
-                states.push((StatusState::Error, Timestamp(t.0 + after.max(0))));
+                states.push((
+                    StatusState::Error,
+                    Timestamp(t.0.saturating_add(after.max(0))),
+                ));
             }
             NewOutcome::Queued => states.push((StatusState::Queued, t)),
             NewOutcome::InProgress => {
@@ -1116,7 +1155,10 @@ impl Org {
         let id = bump(&mut self.ids.run);
         let t = new.created_at;
         let (status, updated_at) = match new.conclusion {
-            Some(_) => (RunStatus::Completed, Timestamp(t.0 + new.duration.max(0))),
+            Some(_) => (
+                RunStatus::Completed,
+                Timestamp(t.0.saturating_add(new.duration.max(0))),
+            ),
             None => (RunStatus::InProgress, t),
         };
         let r = self.repo_mut(repo)?;
@@ -1155,6 +1197,58 @@ impl Org {
         run.conclusion = Some(conclusion);
         run.updated_at = at;
         Ok(())
+    }
+
+    /// One new change deployed to production in every repository: a commit on
+    /// `main` authored `lead` seconds before `at`, then a deployment created at `at`
+    /// that succeeds `DEPLOY_SECONDS` later (a Deployments-API deployment, or a
+    /// successful deploy-workflow run on `main`). Moves `now` to the deploy time
+    /// if it was earlier. Returns `(repository index, deployment or run id)`.
+    pub fn ship_everywhere(&mut self, at: Timestamp, lead: i64) -> Vec<(usize, u64)> {
+        /// Seconds a shipped deployment takes to succeed.
+        const DEPLOY_SECONDS: i64 = 60;
+        let mut out = Vec::with_capacity(self.repos.len());
+        for repo in 0..self.repos.len() {
+            let authored = Timestamp(at.0.saturating_sub(lead.max(0)));
+            let message = format!("Ship change at {at}");
+            // Indices come from the loop, so these cannot fail.
+            if self
+                .push_commit(repo, &message, authored, authored)
+                .is_err()
+            {
+                continue;
+            }
+            let id = if self.repos[repo].workflow().is_some() {
+                self.add_workflow_run(
+                    repo,
+                    NewRun {
+                        branch: None,
+                        sha: None,
+                        event: RunEvent::Push,
+                        created_at: at,
+                        conclusion: Some(RunConclusion::Success),
+                        duration: DEPLOY_SECONDS,
+                    },
+                )
+            } else {
+                self.add_deployment(
+                    repo,
+                    NewDeployment {
+                        environment: crate::sim::spec::PRODUCTION.to_owned(),
+                        sha: None,
+                        created_at: at,
+                        outcome: NewOutcome::Success {
+                            after: DEPLOY_SECONDS,
+                        },
+                    },
+                )
+            };
+            if let Ok(id) = id {
+                out.push((repo, id));
+            }
+        }
+        self.set_now(Timestamp(at.0.saturating_add(DEPLOY_SECONDS)));
+        out
     }
 
     /// Opens an issue; returns its number.

@@ -119,7 +119,7 @@ fn echo(text: &str) -> String {
 /// Answers a parsed request (every endpoint but `/rate_limit`, which the server
 /// answers from its budget).
 pub fn respond(org: &Org, api: &str, route: &Route, query: &Query) -> Result<Reply, ApiError> {
-    let ctx = Ctx { api, org };
+    let ctx = Ctx::new(api, org);
     if let Endpoint::OrgRepos { org: login } = &route.endpoint {
         return org_repos(&ctx, login, query);
     }

@@ -18,7 +18,8 @@ use crate::sim::spec::PRODUCTION;
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 
 /// Where web (`html_url`) links point.
 pub const WEB_URL: &str = "https://github.com";
@@ -76,9 +77,20 @@ const WEB_FLOW: (&str, u64) = ("web-flow", 19_864_447);
 pub struct Ctx<'a> {
     pub api: &'a str,
     pub org: &'a Org,
+    /// Users rendered so far in this request (a list embeds the same few people
+    /// many times).
+    users: RefCell<HashMap<u32, Value>>,
 }
 
 impl<'a> Ctx<'a> {
+    pub fn new(api: &'a str, org: &'a Org) -> Self {
+        Ctx {
+            api,
+            org,
+            users: RefCell::new(HashMap::new()),
+        }
+    }
+
     fn user_json(&self, login: &str, id: u64, kind: &str) -> Value {
         let api = self.api;
         let l = segment(login);
@@ -107,6 +119,15 @@ impl<'a> Ctx<'a> {
 
     /// A Simple User for person `index` (a missing index renders the bot).
     pub fn user(&self, index: u32) -> Value {
+        if let Some(user) = self.users.borrow().get(&index) {
+            return user.clone();
+        }
+        let user = self.build_user(index);
+        self.users.borrow_mut().insert(index, user.clone());
+        user
+    }
+
+    fn build_user(&self, index: u32) -> Value {
         let people = &self.org.people;
         let person: &Person = match people.get(index as usize).or_else(|| people.first()) {
             Some(p) => p,
