@@ -950,6 +950,44 @@ fn reference_root_cause_lines() {
     }
 }
 
+/// The configuration file the reference writes for the daemon reads back (through
+/// the collector's own loader) as the same parameters.
+#[test]
+fn parameters_survive_the_configuration_file() {
+    let org = Org::generate(&OrgSpec::small(91));
+    let mut params = Params::for_org(&org);
+    params.windows = vec![WindowParam::days(3), WindowParam::days(14)];
+    params.production_environments = vec!["production".to_owned(), "Staging".to_owned()];
+    params.incident_labels = vec!["incident".to_owned(), "sev \"1\"".to_owned()];
+    params.lead_time_start = LeadTimeStart::PrMerged;
+    params.rollback_is_failure = false;
+    params.lookback_seconds = 20 * DAY;
+    params.thresholds.change_failure_rate = [0.01, 0.1 / 3.0, 0.2];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dora.toml");
+    let text = params.to_config_toml(
+        "http://127.0.0.1:1/api/v3",
+        "${TOKEN}",
+        "x.db",
+        "127.0.0.1:0",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let config = dora_collector::config::Config::load_with(&path, |name| {
+        assert_eq!(name, "TOKEN");
+        Ok("t0ken".to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let first_sync = Some(org.now);
+    assert_eq!(
+        Params::from_config(&config, first_sync),
+        Params {
+            first_sync_at: first_sync,
+            ..params
+        }
+    );
+    assert_eq!(config.storage.path.to_str(), Some("x.db"));
+}
+
 // ---------------------------------------------------------------------------
 // The parser and the comparison.
 // ---------------------------------------------------------------------------
@@ -1048,6 +1086,7 @@ fn the_comparison_lists_every_difference() {
         .position(|l| l == "# TYPE dora_org_deployments_total counter")
         .unwrap();
     lines[counter_type] = "# TYPE dora_org_deployments_total gauge".to_owned();
+    assert_eq!(reference::snapshot_time(&text), Some(org.now));
     let diffs = reference::differences(&lines.join("\n"), &expected).unwrap();
     assert_eq!(diffs.len(), 4, "{diffs:#?}");
     assert!(diffs

@@ -5,9 +5,20 @@
 
 use super::prom::{self, SeriesKey};
 use super::series::{canonical_key, Expected, Tolerance};
+use dora_collector::domain::Timestamp;
 
 /// The relative tolerance of floating-point values (frequencies, rates, quantiles).
 pub const RELATIVE_TOLERANCE: f64 = 1e-9;
+
+/// The evaluation time of the snapshot a scrape shows
+/// (`dora_collector_snapshot_timestamp_seconds`): the `now` to compute the reference
+/// at. `None` before the first sync or when the text does not parse.
+pub fn snapshot_time(scrape_text: &str) -> Option<Timestamp> {
+    let scrape = prom::parse(scrape_text).ok()?;
+    let key = SeriesKey::new("dora_collector_snapshot_timestamp_seconds", &[]);
+    let seconds = *scrape.samples.get(&key)?;
+    (seconds.is_finite() && seconds.fract() == 0.0).then_some(Timestamp(seconds as i64))
+}
 
 /// Whether a sample name belongs to the DORA families the reference covers.
 pub fn is_dora_series(name: &str) -> bool {

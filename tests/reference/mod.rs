@@ -7,6 +7,8 @@
 //! ```ignore
 //! mod reference;
 //! let params = reference::Params::for_org(&org); // or Params::from_config(&config, ..)
+//! // The daemon's configuration file: params.to_config_toml(api_url, token, db, listen)
+//! let now = reference::snapshot_time(&scrape_text).unwrap(); // the snapshot's `now`
 //! let expected = reference::expected(&org, &params, now);
 //! reference::assert_matches(&scrape_text, &expected);
 //! ```
@@ -42,7 +44,7 @@ pub mod prom;
 pub mod series;
 pub mod store;
 
-pub use compare::{assert_matches, differences};
+pub use compare::{assert_matches, differences, snapshot_time};
 pub use definitions::RepoAnalysis;
 pub use params::{DeploymentsFrom, Params, RepoParams, WindowParam};
 pub use series::Expected;

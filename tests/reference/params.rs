@@ -5,8 +5,9 @@
 //!
 //! Built by hand, from a simulated organisation with the defaults of
 //! `docs/configuration.md` ([`Params::for_org`]), or from the collector's own
-//! configuration file ([`Params::from_config`]) so that an end-to-end test compares
-//! the daemon with the reference under one configuration.
+//! configuration file ([`Params::from_config`]); [`Params::to_config_toml`] writes
+//! the file that configures the daemon the same way, so that an end-to-end test
+//! compares the daemon with the reference under one configuration.
 
 use dora_collector::config::{Config, DeploymentsConfig};
 use dora_collector::domain::Timestamp;
@@ -180,5 +181,103 @@ impl Params {
             .team
             .clone()
             .unwrap_or_else(|| "unassigned".to_owned())
+    }
+
+    /// A configuration file (`docs/configuration.md`) that makes the collector read
+    /// and compute as these parameters say, against `api_url` with `token` (written
+    /// as given, so `${NAME}` is expanded by the loader), keeping its store at
+    /// `storage_path` and listening on `listen`. The first sync's time is the
+    /// daemon's business, not the file's. Window labels must be valid durations.
+    pub fn to_config_toml(
+        &self,
+        api_url: &str,
+        token: &str,
+        storage_path: &str,
+        listen: &str,
+    ) -> String {
+        let list = |values: &[String]| {
+            let quoted: Vec<String> = values.iter().map(|v| toml_string(v)).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let numbers = |values: [f64; 3]| {
+            let written: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+            format!("[{}]", written.join(", "))
+        };
+        let windows: Vec<String> = self.windows.iter().map(|w| w.label.clone()).collect();
+        let lead_time_start = match self.lead_time_start {
+            LeadTimeStart::Commit => "commit",
+            LeadTimeStart::PrFirstCommit => "pr_first_commit",
+            LeadTimeStart::PrMerged => "pr_merged",
+        };
+        let mut out = format!(
+            "[server]\nlisten = {}\n\n[storage]\npath = {}\n\n[metrics]\nwindows = {}\n\n\
+             [metrics.thresholds]\ndeployment_frequency_per_day = {}\nlead_time_seconds = {}\n\
+             change_failure_rate = {}\nrecovery_time_seconds = {}\n\n\
+             [github]\napi_url = {}\ntoken = {}\nlookback = {}\nproduction_environments = {}\n\
+             incident_labels = {}\nrework_labels = {}\nlead_time_start = {}\nrollback_is_failure = {}\n",
+            toml_string(listen),
+            toml_string(storage_path),
+            list(&windows),
+            numbers(self.thresholds.deployment_frequency_per_day),
+            numbers(self.thresholds.lead_time_seconds),
+            numbers(self.thresholds.change_failure_rate),
+            numbers(self.thresholds.recovery_time_seconds),
+            toml_string(api_url),
+            toml_string(token),
+            toml_string(&duration_text(self.lookback_seconds)),
+            list(&self.production_environments),
+            list(&self.incident_labels),
+            list(&self.rework_labels),
+            toml_string(lead_time_start),
+            self.rollback_is_failure,
+        );
+        for repository in &self.repositories {
+            out.push_str(&format!(
+                "\n[[github.repositories]]\nname = {}\n",
+                toml_string(&repository.name)
+            ));
+            if let Some(team) = &repository.team {
+                out.push_str(&format!("team = {}\n", toml_string(team)));
+            }
+            if let DeploymentsFrom::WorkflowRuns {
+                workflow,
+                branch,
+                environment,
+            } = &repository.deployments
+            {
+                out.push_str(&format!(
+                    "deployments = {{ from = \"workflow_runs\", workflow = {}, branch = {}, environment = {} }}\n",
+                    toml_string(workflow),
+                    toml_string(branch),
+                    toml_string(environment)
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A TOML basic string (quotes, backslashes and control characters escaped). A
+/// `${NAME}` in it is left for the loader to expand (e.g. a token variable).
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A duration as the configuration writes it: whole days when it is, else seconds.
+fn duration_text(seconds: i64) -> String {
+    if seconds % DAY == 0 {
+        format!("{}d", seconds / DAY)
+    } else {
+        format!("{seconds}s")
     }
 }
