@@ -447,7 +447,8 @@ fn lead_time_from_the_merge_and_root_cause_extremes() {
     }
 }
 
-/// Evaluated days before the simulated present: later deployments, incidents and
+/// Evaluated before the simulated present (days before, or a second before a
+/// deployment succeeds or an incident closes): later deployments, incidents and
 /// closes do not exist yet.
 #[test]
 fn evaluation_before_the_present_ignores_later_events() {
@@ -459,8 +460,24 @@ fn evaluation_before_the_present_ignores_later_events() {
         first_sync_at: Some(org.now),
         ..Params::for_org(&org)
     };
-    for days_back in [1, 4, 9] {
-        check(&org, &params, Timestamp(org.now.0 - days_back * DAY), false);
+    let mut times: Vec<i64> = [1, 4, 9].map(|days| org.now.0 - days * DAY).to_vec();
+    // A second before a deployment succeeds, and before an incident closes: the
+    // deployment is still running, the incident still open.
+    let repo = &org.repos[0];
+    let successes = repo
+        .deployments
+        .iter()
+        .filter_map(|d| d.statuses.iter().find(|s| s.state == StatusState::Success));
+    times.extend(successes.step_by(7).take(3).map(|s| s.created_at.0 - 1));
+    let closes = repo
+        .issues
+        .iter()
+        .filter(|i| i.labels.iter().any(|l| l == "incident"))
+        .filter_map(|i| i.closed_at);
+    times.extend(closes.take(3).map(|c| c.0 - 1));
+    assert_eq!(times.len(), 9);
+    for now in times {
+        check(&org, &params, Timestamp(now), false);
     }
 }
 
