@@ -298,8 +298,10 @@ fn changes_of(
         };
         let mine = history.ancestors(&attempt.sha);
         if k == 0 {
-            // No base: it ships its whole known history, but none of it is a change
-            // with a lead time (DevLake #7193).
+            // No base: it ships its whole known history (those commits are counted
+            // here, so never again), but none of it is a change with a lead time
+            // (DevLake #7193; computation.md). Without changes or a previous
+            // deployment it is not rework either (assumed: neither text says).
             let mut first: Vec<u32> = mine.iter().copied().collect();
             first.sort_unstable();
             shipped.extend(&first);
