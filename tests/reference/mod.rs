@@ -1,0 +1,75 @@
+//! The reference implementation of the DORA definitions, for the end-to-end tests:
+//! from a simulated organisation (the generator's truth), the configuration and the
+//! evaluation time `now`, every DORA series `/metrics` must export, computed
+//! independently of the collector's engine (`dora::compute`), the naive way and
+//! straight from `shared/docs/dora-definitions.md`.
+//!
+//! ```ignore
+//! mod reference;
+//! let params = reference::Params::for_org(&org); // or Params::from_config(&config, ..)
+//! // The daemon's configuration file: params.to_config_toml(api_url, token, db, listen)
+//! let now = reference::snapshot_time(&scrape_text).unwrap(); // the snapshot's `now`
+//! let expected = reference::expected(&org, &params, now);
+//! reference::assert_matches(&scrape_text, &expected);
+//! ```
+//!
+//! Layout:
+//! - `params`: the configuration as plain values (by hand, from an `Org`, or from the
+//!   collector's `Config`), including the first sync's lookback.
+//! - `store`: what the collector reads of a repository's deployments (the lookback
+//!   plus one older successful deployment per environment as the base), with
+//!   outcomes derived from raw statuses and run fields (§1).
+//! - `definitions`: changes, lead times, rollbacks, rework, attribution, recovery
+//!   (§1, §2) per repository, with plain sets and scans.
+//! - `series`: windows, formulas, rollups and levels (§3, §4) written as the series
+//!   of `docs/metrics.md`.
+//! - `prom`: a parser of the Prometheus text exposition.
+//! - `compare`: scrape versus expectations, every difference listed.
+//!
+//! Where the definitions are silent it follows `docs/computation.md` (scopes are every
+//! configured repository × every production environment; events after `now` do not
+//! exist; the first deployment has no base and gives no lead time; a root cause
+//! matching nothing falls back to time; negative lead times are dropped). It uses
+//! the simulator's raw data only (statuses, run fields, parent links, messages,
+//! labels, bodies), never its derived helpers such as `SimDeployment::outcome`.
+//!
+//! It does not cover the collector's own health families, and it is slow on
+//! purpose: small organisations only.
+#![allow(dead_code)]
+
+pub mod compare;
+pub mod definitions;
+pub mod params;
+pub mod prom;
+pub mod series;
+pub mod store;
+
+pub use compare::{assert_matches, differences, snapshot_time};
+pub use definitions::RepoAnalysis;
+pub use params::{DeploymentsFrom, Params, RepoParams, WindowParam};
+pub use series::Expected;
+
+use dora_collector::domain::Timestamp;
+use dora_collector::sim::Org;
+
+/// §1 and §2 for every configured repository at `now` (in configuration order).
+pub fn analyse(org: &Org, params: &Params, now: Timestamp) -> Vec<RepoAnalysis> {
+    params
+        .repositories
+        .iter()
+        .map(|config| {
+            let repo = org
+                .repos
+                .iter()
+                .enumerate()
+                .find(|(index, _)| org.full_name(*index) == config.name)
+                .map(|(_, repo)| repo);
+            definitions::analyse(repo, config, params, now.0)
+        })
+        .collect()
+}
+
+/// Every DORA series `/metrics` must export for `org` under `params` at `now`.
+pub fn expected(org: &Org, params: &Params, now: Timestamp) -> Expected {
+    series::expected_series(&analyse(org, params, now), params, now.0)
+}

@@ -1,0 +1,283 @@
+//! The configuration the reference needs, as plain values: what the engine is told
+//! (production environments, labels, lead-time start, rollbacks, windows,
+//! thresholds, teams) plus how the collector reads GitHub (which repositories, from
+//! the Deployments API or from workflow runs, and the first sync's lookback).
+//!
+//! Built by hand, from a simulated organisation with the defaults of
+//! `docs/configuration.md` ([`Params::for_org`]), or from the collector's own
+//! configuration file ([`Params::from_config`]); [`Params::to_config_toml`] writes
+//! the file that configures the daemon the same way, so that an end-to-end test
+//! compares the daemon with the reference under one configuration.
+
+use dora_collector::config::{Config, DeploymentsConfig};
+use dora_collector::domain::Timestamp;
+use dora_collector::dora::{LeadTimeStart, Thresholds};
+use dora_collector::sim::Org;
+
+/// Seconds in a day.
+pub const DAY: i64 = 86_400;
+
+/// The default `github.lookback` (90 days), as `docs/configuration.md` states.
+pub const DEFAULT_LOOKBACK_SECONDS: i64 = 90 * DAY;
+
+/// One evaluation window: its label (`7d`) and length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowParam {
+    pub label: String,
+    pub seconds: i64,
+}
+
+impl WindowParam {
+    pub fn days(days: i64) -> WindowParam {
+        WindowParam {
+            label: format!("{days}d"),
+            seconds: days * DAY,
+        }
+    }
+}
+
+/// Where a repository's deployments come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentsFrom {
+    /// The GitHub Deployments API (deployments and their statuses).
+    DeploymentsApi,
+    /// Runs of `workflow` (its file name, name or id) on `branch` are deployments
+    /// to `environment`.
+    WorkflowRuns {
+        workflow: String,
+        branch: String,
+        environment: String,
+    },
+}
+
+/// One configured repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoParams {
+    /// `owner/name`, lowercase.
+    pub name: String,
+    /// `None`: the `unassigned` team.
+    pub team: Option<String>,
+    pub deployments: DeploymentsFrom,
+}
+
+/// Everything the reference computes from besides the organisation and `now`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub windows: Vec<WindowParam>,
+    /// Compared case-insensitively; scopes are labelled with this spelling.
+    pub production_environments: Vec<String>,
+    pub incident_labels: Vec<String>,
+    pub rework_labels: Vec<String>,
+    pub lead_time_start: LeadTimeStart,
+    pub rollback_is_failure: bool,
+    /// Only read as data: the reference classifies by itself.
+    pub thresholds: Thresholds,
+    pub repositories: Vec<RepoParams>,
+    /// How far back the first sync reads deployments (`github.lookback`).
+    pub lookback_seconds: i64,
+    /// When the first sync ran; `None`: at the evaluation time `now`.
+    pub first_sync_at: Option<Timestamp>,
+}
+
+impl Params {
+    /// Every repository of `org` with its simulated team, workflow-run repositories
+    /// on `deploy.yml`/`main` to `production`, and every other value at its default.
+    pub fn for_org(org: &Org) -> Params {
+        let repositories = org
+            .repos
+            .iter()
+            .enumerate()
+            .map(|(index, repo)| RepoParams {
+                name: org.full_name(index),
+                team: org.team_of(index).map(str::to_owned),
+                deployments: match repo.workflow() {
+                    Some(workflow) => DeploymentsFrom::WorkflowRuns {
+                        workflow: workflow.file.clone(),
+                        branch: repo.default_branch.clone(),
+                        environment: "production".to_owned(),
+                    },
+                    None => DeploymentsFrom::DeploymentsApi,
+                },
+            })
+            .collect();
+        Params {
+            windows: vec![
+                WindowParam::days(7),
+                WindowParam::days(30),
+                WindowParam::days(90),
+            ],
+            production_environments: vec!["production".to_owned()],
+            incident_labels: vec!["incident".to_owned()],
+            rework_labels: vec!["hotfix".to_owned()],
+            lead_time_start: LeadTimeStart::Commit,
+            rollback_is_failure: true,
+            thresholds: Thresholds::default(),
+            repositories,
+            lookback_seconds: DEFAULT_LOOKBACK_SECONDS,
+            first_sync_at: None,
+        }
+    }
+
+    /// The values of a loaded configuration file (the daemon's view), with the
+    /// first sync at `first_sync_at` (`None`: at evaluation time).
+    pub fn from_config(config: &Config, first_sync_at: Option<Timestamp>) -> Params {
+        let github = &config.github;
+        Params {
+            windows: config
+                .metrics
+                .windows
+                .iter()
+                .map(|w| WindowParam {
+                    label: w.to_string(),
+                    seconds: w.as_secs() as i64,
+                })
+                .collect(),
+            production_environments: github
+                .production_environments
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            incident_labels: github
+                .incident_labels
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect(),
+            rework_labels: github
+                .rework_labels
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect(),
+            lead_time_start: github.lead_time_start,
+            rollback_is_failure: github.rollback_is_failure,
+            thresholds: config.metrics.thresholds.to_thresholds(),
+            repositories: github
+                .repositories
+                .iter()
+                .map(|r| RepoParams {
+                    name: r.name.as_str().to_owned(),
+                    team: Some(r.team.as_str().to_owned()),
+                    deployments: match &r.deployments {
+                        DeploymentsConfig::DeploymentsApi => DeploymentsFrom::DeploymentsApi,
+                        DeploymentsConfig::WorkflowRuns {
+                            workflow,
+                            branch,
+                            environment,
+                        } => DeploymentsFrom::WorkflowRuns {
+                            workflow: workflow.as_str().to_owned(),
+                            branch: branch.as_str().to_owned(),
+                            environment: environment.as_str().to_owned(),
+                        },
+                    },
+                })
+                .collect(),
+            lookback_seconds: github.lookback.as_secs() as i64,
+            first_sync_at,
+        }
+    }
+
+    /// The team label of a repository.
+    pub fn team_of(&self, repository: &RepoParams) -> String {
+        repository
+            .team
+            .clone()
+            .unwrap_or_else(|| "unassigned".to_owned())
+    }
+
+    /// A configuration file (`docs/configuration.md`) that makes the collector read
+    /// and compute as these parameters say, against `api_url` with `token` (written
+    /// as given, so `${NAME}` is expanded by the loader), keeping its store at
+    /// `storage_path` and listening on `listen`. The first sync's time is the
+    /// daemon's business, not the file's. Window labels must be valid durations.
+    pub fn to_config_toml(
+        &self,
+        api_url: &str,
+        token: &str,
+        storage_path: &str,
+        listen: &str,
+    ) -> String {
+        let list = |values: &[String]| {
+            let quoted: Vec<String> = values.iter().map(|v| toml_string(v)).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let numbers = |values: [f64; 3]| {
+            let written: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+            format!("[{}]", written.join(", "))
+        };
+        let windows: Vec<String> = self.windows.iter().map(|w| w.label.clone()).collect();
+        let lead_time_start = match self.lead_time_start {
+            LeadTimeStart::Commit => "commit",
+            LeadTimeStart::PrFirstCommit => "pr_first_commit",
+            LeadTimeStart::PrMerged => "pr_merged",
+        };
+        let mut out = format!(
+            "[server]\nlisten = {}\n\n[storage]\npath = {}\n\n[metrics]\nwindows = {}\n\n\
+             [metrics.thresholds]\ndeployment_frequency_per_day = {}\nlead_time_seconds = {}\n\
+             change_failure_rate = {}\nrecovery_time_seconds = {}\n\n\
+             [github]\napi_url = {}\ntoken = {}\nlookback = {}\nproduction_environments = {}\n\
+             incident_labels = {}\nrework_labels = {}\nlead_time_start = {}\nrollback_is_failure = {}\n",
+            toml_string(listen),
+            toml_string(storage_path),
+            list(&windows),
+            numbers(self.thresholds.deployment_frequency_per_day),
+            numbers(self.thresholds.lead_time_seconds),
+            numbers(self.thresholds.change_failure_rate),
+            numbers(self.thresholds.recovery_time_seconds),
+            toml_string(api_url),
+            toml_string(token),
+            toml_string(&duration_text(self.lookback_seconds)),
+            list(&self.production_environments),
+            list(&self.incident_labels),
+            list(&self.rework_labels),
+            toml_string(lead_time_start),
+            self.rollback_is_failure,
+        );
+        for repository in &self.repositories {
+            out.push_str(&format!(
+                "\n[[github.repositories]]\nname = {}\n",
+                toml_string(&repository.name)
+            ));
+            if let Some(team) = &repository.team {
+                out.push_str(&format!("team = {}\n", toml_string(team)));
+            }
+            if let DeploymentsFrom::WorkflowRuns {
+                workflow,
+                branch,
+                environment,
+            } = &repository.deployments
+            {
+                out.push_str(&format!(
+                    "deployments = {{ from = \"workflow_runs\", workflow = {}, branch = {}, environment = {} }}\n",
+                    toml_string(workflow),
+                    toml_string(branch),
+                    toml_string(environment)
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A TOML basic string (quotes, backslashes and control characters escaped). A
+/// `${NAME}` in it is left for the loader to expand (e.g. a token variable).
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A duration as the configuration writes it: whole days when it is, else seconds.
+fn duration_text(seconds: i64) -> String {
+    if seconds % DAY == 0 {
+        format!("{}d", seconds / DAY)
+    } else {
+        format!("{seconds}s")
+    }
+}
