@@ -10,7 +10,7 @@
 //! - [`Fault::Reset`]: the TCP connection is reset before any response byte: the
 //!   connection's socket gets `SO_LINGER` 0 and is closed, so the kernel sends an
 //!   RST and the client's read fails with `ECONNRESET`. (Mechanism: the server
-//!   accepts through [`ChaosListener`], whose [`ChaosIo`] shares a kill switch with
+//!   accepts through `ChaosListener`, whose `ChaosIo` shares a kill switch with
 //!   the request's extensions; a reset trips it, every later read or write of the
 //!   connection fails, hyper drops the connection and the drop closes the socket
 //!   with the zero linger.) Over HTTP/2 this resets the whole connection, all its
@@ -909,10 +909,10 @@ impl SimHandle {
     }
 }
 
-/// A connection's kill switch, shared by its [`ChaosIo`] and (as connect info) its
+/// A connection's kill switch, shared by its `ChaosIo` and (as connect info) its
 /// requests.
 #[derive(Debug, Clone, Default)]
-pub struct ConnKill(Arc<AtomicBool>);
+pub(super) struct ConnKill(Arc<AtomicBool>);
 
 impl ConnKill {
     fn trigger(&self) {
@@ -931,12 +931,12 @@ impl Connected<IncomingStream<'_, ChaosListener>> for ConnKill {
 }
 
 /// A TCP listener whose connections can be reset by the chaos layer.
-pub struct ChaosListener {
+pub(super) struct ChaosListener {
     inner: TcpListener,
 }
 
 impl ChaosListener {
-    pub fn new(inner: TcpListener) -> ChaosListener {
+    pub(super) fn new(inner: TcpListener) -> ChaosListener {
         ChaosListener { inner }
     }
 }
@@ -963,7 +963,7 @@ impl axum::serve::Listener for ChaosListener {
 
 /// A server-side TCP connection that fails every read and write once its kill
 /// switch is set, and is then closed with a reset.
-pub struct ChaosIo {
+pub(super) struct ChaosIo {
     stream: TcpStream,
     kill: ConnKill,
 }

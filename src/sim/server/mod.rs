@@ -17,7 +17,9 @@
 //!
 //! Faults on purpose (resets, `5xx`, secondary rate limits, slow or truncated
 //! responses, new items between pages) come from the `chaos` layer around every
-//! route; off by default (see [`chaos`]).
+//! route; off by default (see [`chaos`]). Requests that layer answers itself never
+//! reach the steps above: they cost no budget and are counted in its own counters,
+//! not in the request counters.
 
 pub mod api;
 pub mod chaos;
