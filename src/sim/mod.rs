@@ -33,11 +33,43 @@
 //!   errors (404, 422).
 //! - Change while serving: [`SimHandle::with_org_mut`] and the `Org` mutation
 //!   methods (`add_deployment`, `merge_pull`, `open_incident`, `close_issue`, ...).
+//! - Faults on purpose, to test a client's resilience: see *Chaos* below.
+//!
+//! # Chaos
+//! [`ChaosOptions`] (in [`SimOptions::chaos`], or at run time with
+//! [`SimHandle::set_chaos`]) makes the server misbehave like GitHub and the network
+//! in front of it do. All off by default; the draws come from a ChaCha8 stream
+//! seeded with `seed`, so a client sending one request at a time sees the same
+//! faults on every run. Per-request rates (at most one fault per request; they sum
+//! to at most 1):
+//! - `reset_rate`: the TCP connection is reset (RST, zero linger) before any
+//!   response byte;
+//! - `server_error_rate`: `500` with a JSON `Server Error` body;
+//! - `bad_gateway_rate`: `502` with an HTML page, as a proxy sends;
+//! - `secondary_limit_rate` / `too_many_requests_rate`: `403` / `429` with GitHub's
+//!   secondary-rate-limit message and `retry-after: <retry_after>`; the token then
+//!   gets the same answer until `retry_after` has passed, and each such request is
+//!   a secondary-limit violation ([`SimHandle::secondary_limit_violations`]);
+//! - `slow_rate`: the response starts `slow_delay` late (at most
+//!   [`server::chaos::MAX_SLOW_DELAY`]);
+//! - `truncated_rate`: `Content-Length` of the whole body, half of it sent, then
+//!   the connection ends.
+//!
+//! And `new_items_rate`: before serving page 2+ of `deployments`, `actions/runs`,
+//! `actions/workflows/{id}/runs`, `issues` or `commits`, a new item is inserted at
+//! the head of that list (at the organisation's `now`), shifting every offset as
+//! concurrent writes do on GitHub. `max_consecutive_faults` (default 3) caps the
+//! faults in a row on one request, so a client retrying a few times always gets
+//! every response, identical to a fault-free run. Faults answered by the chaos
+//! layer cost no rate-limit budget and are counted in [`SimHandle::chaos_counts`],
+//! not in `request_counts`; the primary rate limit takes precedence (a request sent
+//! with the budget spent is never faulted and counts as a violation). Details:
+//! [`server::chaos`].
 //!
 //! # What it does not model
-//! - GraphQL (comes later), webhooks, any write endpoint, secondary rate limits,
-//!   `Retry-After`, GitHub App installation tokens, `Last-Modified` /
-//!   `If-Modified-Since` (only `ETag` / `If-None-Match`).
+//! - GraphQL (comes later), webhooks, any write endpoint, secondary rate limits
+//!   from actual load (only the chaos faults), GitHub App installation tokens,
+//!   `Last-Modified` / `If-Modified-Since` (only `ETag` / `If-None-Match`).
 //! - File trees, diffs and patches (`files` lists are empty), tags, releases,
 //!   environments as objects, milestones, assignees, comments, reactions.
 //! - Issue filters beyond `state`, `labels`, `since`, `sort`, `direction`,
@@ -55,7 +87,8 @@
 //! - `history`: git history queries (log, compare, ref resolution).
 //! - `generate`: the seeded generator.
 //! - `names`: word lists for names and texts.
-//! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes).
+//! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes,
+//!   `chaos` faults).
 
 mod generate;
 mod history;
@@ -70,6 +103,9 @@ pub use model::{
     NewPull, NewRun, Org, OrgStats, Person, RunConclusion, RunEvent, RunStatus, SimBranch,
     SimCommit, SimDeployment, SimIssue, SimPull, SimRepo, SimStatus, SimTeam, SimWorkflow,
     SimWorkflowRun, Text, ACTIONS_BOT_LOGIN, DEPLOY_TASK, HOTFIX_LABEL, INCIDENT_LABEL, NO_PARENT,
+};
+pub use server::chaos::{
+    ChaosCounts, ChaosError, ChaosOptions, Fault, DEFAULT_MAX_CONSECUTIVE_FAULTS,
 };
 pub use server::{
     RateLimitState, RequestCounts, RequestRecord, SimHandle, SimOptions, SimServer, TokenUse,

@@ -170,7 +170,7 @@ pub fn respond(org: &Org, api: &str, route: &Route, query: &Query) -> Result<Rep
     }
 }
 
-fn find_repo<'a>(org: &'a Org, key: &RepoKey) -> Option<&'a SimRepo> {
+pub(super) fn find_repo<'a>(org: &'a Org, key: &RepoKey) -> Option<&'a SimRepo> {
     match key {
         RepoKey::Name { owner, repo } => {
             let name = repo.strip_suffix(".git").unwrap_or(repo);

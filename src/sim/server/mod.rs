@@ -14,8 +14,15 @@
 //! The rate-limit window runs on the wall clock (clients sleep until
 //! `x-ratelimit-reset`), while the data's time is the organisation's `now`.
 //! Only GET is served; the simulator has no write endpoints.
+//!
+//! Faults on purpose (resets, `5xx`, secondary rate limits, slow or truncated
+//! responses, new items between pages) come from the `chaos` layer around every
+//! route; off by default (see [`chaos`]). Requests that layer answers itself never
+//! reach the steps above: they cost no budget and are counted in its own counters,
+//! not in the request counters.
 
 pub mod api;
+pub mod chaos;
 pub mod render;
 pub mod route;
 
@@ -54,7 +61,7 @@ pub const MAX_RECORDED_REQUESTS: usize = 100_000;
 const MAX_RECORDED_TARGET: usize = 512;
 
 /// How the simulated server behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimOptions {
     /// The only token accepted.
     pub token: String,
@@ -62,6 +69,8 @@ pub struct SimOptions {
     pub rate_limit: u64,
     /// Length of the rate-limit window.
     pub rate_limit_window: Duration,
+    /// Faults to inject (none by default).
+    pub chaos: chaos::ChaosOptions,
 }
 
 impl Default for SimOptions {
@@ -70,6 +79,7 @@ impl Default for SimOptions {
             token: SIM_TOKEN.to_owned(),
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_limit_window: DEFAULT_RATE_LIMIT_WINDOW,
+            chaos: chaos::ChaosOptions::default(),
         }
     }
 }
@@ -183,6 +193,7 @@ struct Shared {
     token: String,
     base_url: String,
     state: Mutex<ServerState>,
+    chaos: Mutex<chaos::ChaosState>,
 }
 
 impl Shared {
@@ -209,6 +220,10 @@ impl SimServer {
         org: Org,
         options: SimOptions,
     ) -> std::io::Result<SimHandle> {
+        options
+            .chaos
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let window = i64::try_from(options.rate_limit_window.as_secs())
@@ -230,17 +245,26 @@ impl SimServer {
                 records: VecDeque::new(),
                 requests_seen: 0,
             }),
+            chaos: Mutex::new(chaos::ChaosState::new(options.chaos)),
         });
         let app = Router::new()
             .fallback(handle)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                chaos::layer,
+            ))
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
+            let listener = chaos::ChaosListener::new(listener);
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<chaos::ConnKill>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
         });
         Ok(SimHandle {
             shared,
