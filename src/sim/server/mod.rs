@@ -13,9 +13,11 @@
 //!
 //! The rate-limit window runs on the wall clock (clients sleep until
 //! `x-ratelimit-reset`), while the data's time is the organisation's `now`.
-//! Only GET is served; the simulator has no write endpoints.
+//! Only GET is served, plus `POST /graphql` (see [`graphql`]); the simulator has
+//! no write endpoints.
 
 pub mod api;
+pub mod graphql;
 pub mod render;
 pub mod route;
 
@@ -62,6 +64,8 @@ pub struct SimOptions {
     pub rate_limit: u64,
     /// Length of the rate-limit window.
     pub rate_limit_window: Duration,
+    /// GraphQL points allowed per window (a separate budget, as on GitHub).
+    pub graphql_rate_limit: u64,
 }
 
 impl Default for SimOptions {
@@ -70,6 +74,7 @@ impl Default for SimOptions {
             token: SIM_TOKEN.to_owned(),
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_limit_window: DEFAULT_RATE_LIMIT_WINDOW,
+            graphql_rate_limit: graphql::DEFAULT_GRAPHQL_RATE_LIMIT,
         }
     }
 }
@@ -176,6 +181,7 @@ struct ServerState {
     counts: RequestCounts,
     records: VecDeque<RequestRecord>,
     requests_seen: u64,
+    graphql: graphql::GraphqlState,
 }
 
 struct Shared {
@@ -229,9 +235,14 @@ impl SimServer {
                 counts: RequestCounts::default(),
                 records: VecDeque::new(),
                 requests_seen: 0,
+                graphql: graphql::GraphqlState::new(options.graphql_rate_limit, window),
             }),
         });
         let app = Router::new()
+            .route(
+                "/graphql",
+                axum::routing::post(graphql::handle).fallback(handle),
+            )
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -299,11 +310,12 @@ impl SimHandle {
         self.shared.state().records.iter().cloned().collect()
     }
 
-    /// Clears counters and records (not the rate-limit budget).
+    /// Clears counters, records and the GraphQL points tally (not the budgets).
     pub fn reset_counts(&self) {
         let mut state = self.shared.state();
         state.counts = RequestCounts::default();
         state.records.clear();
+        state.graphql.points = 0;
     }
 
     /// The rate-limit budget now.
