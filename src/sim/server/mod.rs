@@ -528,7 +528,7 @@ impl Shared {
                 let org = self.org.read().unwrap_or_else(|p| p.into_inner());
                 let ctx = render::Ctx::new(&self.base_url, &org);
                 Ok(api::Reply {
-                    body: ctx.rate_limit(budget.0, budget.1, budget.2),
+                    body: ctx.rate_limit(budget.0, budget.1, budget.2, self.graphql_budget(now)),
                     link: None,
                 })
             }

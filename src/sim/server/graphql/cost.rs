@@ -64,8 +64,8 @@ pub struct QueryCost {
 
 impl QueryCost {
     fn from_totals(requests: u64, nodes: u64) -> QueryCost {
-        let points = (requests.saturating_add(REQUESTS_PER_POINT / 2) / REQUESTS_PER_POINT)
-            .max(MIN_POINTS);
+        let points =
+            (requests.saturating_add(REQUESTS_PER_POINT / 2) / REQUESTS_PER_POINT).max(MIN_POINTS);
         QueryCost {
             requests,
             nodes,

@@ -558,10 +558,7 @@ impl<'o> RepoObj<'o> {
     }
 
     fn commit(&self, index: u32) -> CommitObj<'o> {
-        CommitObj {
-            repo: *self,
-            index,
-        }
+        CommitObj { repo: *self, index }
     }
 
     fn branch(&self, name: &str, head: u32) -> RefObj<'o> {
@@ -576,7 +573,14 @@ impl<'o> RepoObj<'o> {
         only_arguments(
             "Repository",
             info,
-            &["after", "before", "first", "last", "environments", "orderBy"],
+            &[
+                "after",
+                "before",
+                "first",
+                "last",
+                "environments",
+                "orderBy",
+            ],
         )?;
         let environments = strings(arg(info, "environments"));
         let (_, descending) = order(info, "CREATED_AT");
@@ -659,9 +663,7 @@ impl<'o> RepoObj<'o> {
             .iter()
             .filter(|i| {
                 let state = state_of(i);
-                states
-                    .as_ref()
-                    .is_none_or(|s| s.iter().any(|x| x == state))
+                states.as_ref().is_none_or(|s| s.iter().any(|x| x == state))
                     && filter_states
                         .as_ref()
                         .is_none_or(|s| s.iter().any(|x| x == state))
@@ -821,9 +823,7 @@ impl ObjectValue for RepoObj<'_> {
             )),
             "ref" => {
                 let qualified = arg_str(info, "qualifiedName").unwrap_or_default();
-                let name = qualified
-                    .strip_prefix("refs/heads/")
-                    .unwrap_or(qualified);
+                let name = qualified.strip_prefix("refs/heads/").unwrap_or(qualified);
                 let head = if name == repo.default_branch {
                     Some(repo.main_head)
                 } else {
@@ -930,9 +930,7 @@ impl ObjectValue for DeploymentObj<'_> {
             "databaseId" => leaf(d.id),
             "createdAt" => leaf(ts(d.created_at)),
             "updatedAt" => leaf(ts(d.updated_at())),
-            "environment" | "originalEnvironment" | "latestEnvironment" => {
-                leaf(&*d.environment)
-            }
+            "environment" | "originalEnvironment" | "latestEnvironment" => leaf(&*d.environment),
             "task" => leaf(crate::sim::model::DEPLOY_TASK),
             "state" => leaf(deployment_state(d)),
             "commitOid" => leaf(d.sha.to_string()),
@@ -940,10 +938,7 @@ impl ObjectValue for DeploymentObj<'_> {
                 repo.commit_index(&d.sha).map(|i| self.repo.commit(i)),
             )),
             "ref" => {
-                let name = d
-                    .git_ref
-                    .strip_prefix("refs/heads/")
-                    .unwrap_or(&d.git_ref);
+                let name = d.git_ref.strip_prefix("refs/heads/").unwrap_or(&d.git_ref);
                 let head = if name == repo.default_branch {
                     Some(repo.main_head)
                 } else {
@@ -1101,7 +1096,13 @@ impl ObjectValue for CommitObj<'_> {
             "abbreviatedOid" => leaf(sha[..7].to_owned()),
             "url" => leaf(format!("{}/commit/{sha}", self.repo.web())),
             "message" => leaf(repo.commit_message(self.index)),
-            "messageHeadline" => leaf(repo.commit_subject(self.index)),
+            "messageHeadline" => leaf(
+                repo.commit_message(self.index)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
             "messageBody" => {
                 let message = repo.commit_message(self.index);
                 let body = message
