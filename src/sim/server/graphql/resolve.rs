@@ -6,7 +6,8 @@
 //!
 //! Served types and fields (anything else is a field error saying it is not
 //! supported by the simulator, never made-up data):
-//! - `Query`: `repository(owner, name)`, `rateLimit`, `viewer`.
+//! - `Query`: `repository(owner, name)`, `rateLimit { cost limit used remaining
+//!   resetAt nodeCount }`, `viewer { login id databaseId }`.
 //! - `Repository`: `id databaseId name nameWithOwner url createdAt
 //!   deployments defaultBranchRef ref(qualifiedName) object(oid | expression)
 //!   issues pullRequests`.
@@ -21,8 +22,9 @@
 //! - `Issue`: `id databaseId fullDatabaseId number url title body state
 //!   stateReason createdAt updatedAt closedAt author labels`; `PullRequest`: the
 //!   same plus `merged mergedAt mergeCommit isDraft baseRefName headRefName
-//!   baseRefOid headRefOid commits`; `PullRequestCommit`: `id commit`; `Label`:
-//!   `name`.
+//!   baseRefOid headRefOid commits`; `PullRequestCommit`: `id commit
+//!   pullRequest`; `Label`: `name url`; authors and creators (`User`, or `Bot`
+//!   for the Actions bot): `login id databaseId name url`.
 //! - Every connection: `nodes edges { cursor node } pageInfo { hasNextPage
 //!   hasPreviousPage startCursor endCursor } totalCount`, with `first`, `last`,
 //!   `after`, `before`.
