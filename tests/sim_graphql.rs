@@ -1258,3 +1258,59 @@ async fn every_state_the_organisation_produces_is_in_githubs_enums() {
         assert!(seen.contains_key(state), "{state} never seen: {seen:?}");
     }
 }
+
+#[tokio::test]
+async fn odd_input_gets_bounded_clear_answers() {
+    let sim = Sim::start(small()).await;
+    let url = format!("{}/graphql", sim.handle.base_url());
+    // An oversized body is refused unread.
+    let huge = format!(
+        r#"{{"query": "{{ viewer {{ login }} }}", "pad": "{}"}}"#,
+        "x".repeat(300 * 1024)
+    );
+    let got = sim
+        .send(
+            sim.client
+                .post(&url)
+                .bearer_auth(sim.handle.token())
+                .header("content-type", "application/json")
+                .body(huge),
+        )
+        .await;
+    assert_eq!(got.status, 413);
+    // Nesting past the parser's limit is an error, not a crash.
+    let deep = format!(
+        "{{ viewer {} login {} }}",
+        "{ login ".repeat(200),
+        "}".repeat(200)
+    );
+    let got = sim.graphql(&deep, Value::Null).await;
+    assert_eq!(got.status, 200);
+    assert!(!got.messages().is_empty());
+    // Variables sent as a JSON string (some clients do) are read as JSON.
+    let got = sim
+        .send(
+            sim.client
+                .post(&url)
+                .bearer_auth(sim.handle.token())
+                .json(&json!({
+                    "query": "query($o: String!, $n: String!) { repository(owner: $o, name: $n) { name } }",
+                    "variables": json!({"o": sim.owner(), "n": sim.repo_name(1)}).to_string(),
+                })),
+        )
+        .await;
+    assert_eq!(got.data()["repository"]["name"], json!(sim.repo_name(1)));
+    // A missing required variable is a request error.
+    let got = sim
+        .graphql(
+            "query($o: String!) { repository(owner: $o, name: \"x\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert!(got.body.get("data").is_none(), "{}", got.body);
+    assert_eq!(got.messages().len(), 1);
+    // GET is not GraphQL: the REST router answers 404.
+    let got = sim.get("/graphql").await;
+    assert_eq!(got.status, 404);
+    assert_eq!(sim.handle.graphql_points_used(), 1);
+}
