@@ -1,5 +1,5 @@
 //! The simulated GitHub: a deterministic synthetic organisation ([`OrgSpec`] →
-//! [`Org`]) and an HTTP server speaking GitHub's REST API over it
+//! [`Org`]) and an HTTP server speaking GitHub's REST and GraphQL APIs over it
 //! ([`SimServer`] → [`SimHandle`]). Used by `dora-collector demo` (offline, no
 //! token), the end-to-end tests and the benchmarks.
 //!
@@ -31,6 +31,18 @@
 //!   limit (`x-ratelimit-*`, 403 when spent), conditional requests (`ETag`,
 //!   `If-None-Match` → free 304), authentication (401 `Bad credentials`) and
 //!   errors (404, 422).
+//! - GraphQL (`POST /graphql`, [`server::graphql`]): every query validated
+//!   against GitHub's real public schema (syntax, fields, arguments, types,
+//!   fragments, variables) and GitHub's connection rules (`first`/`last` required,
+//!   1–100, at most 500,000 nodes), answered with GitHub's error shapes; executed
+//!   over the same organisation for the subset a DORA collector reads:
+//!   `repository` (several per query through aliases) with `deployments` and
+//!   their `statuses`/`latestStatus`, `defaultBranchRef`/`ref`/`object` →
+//!   `Commit` with `history` and `parents`, `issues`, `pullRequests` with
+//!   `labels`, `commits` and `mergeCommit`; `rateLimit`, `viewer`. Opaque keyset
+//!   cursors; every call charged by GitHub's documented point formula against a
+//!   separate `graphql` budget (`x-ratelimit-resource: graphql`, `RATE_LIMITED`
+//!   when spent); requests and points counted in the handle.
 //! - Change while serving: [`SimHandle::with_org_mut`] and the `Org` mutation
 //!   methods (`add_deployment`, `merge_pull`, `open_incident`, `close_issue`, ...).
 //! - Faults on purpose, to test a client's resilience: see *Chaos* below.
@@ -67,9 +79,12 @@
 //! [`server::chaos`].
 //!
 //! # What it does not model
-//! - GraphQL (comes later), webhooks, any write endpoint, secondary rate limits
-//!   from actual load (only the chaos faults), GitHub App installation tokens,
-//!   `Last-Modified` / `If-Modified-Since` (only `ETag` / `If-None-Match`).
+//! - GraphQL beyond the collector's subset (other fields answer "not supported
+//!   by the simulator"), mutations, introspection; GitHub's graphql-ruby wording
+//!   of validation messages (the simulator uses apollo-compiler's).
+//! - Webhooks, any write endpoint, secondary rate limits from actual load (only
+//!   the chaos faults), GitHub App installation tokens, `Last-Modified` /
+//!   `If-Modified-Since` (only `ETag` / `If-None-Match`).
 //! - File trees, diffs and patches (`files` lists are empty), tags, releases,
 //!   environments as objects, milestones, assignees, comments, reactions.
 //! - Issue filters beyond `state`, `labels`, `since`, `sort`, `direction`,
@@ -88,7 +103,8 @@
 //! - `generate`: the seeded generator.
 //! - `names`: word lists for names and texts.
 //! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes,
-//!   `chaos` faults).
+//!   `chaos` faults, `graphql` for `POST /graphql`: `cost` limits and points,
+//!   `resolve` fields).
 
 mod generate;
 mod history;

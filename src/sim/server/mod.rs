@@ -13,7 +13,8 @@
 //!
 //! The rate-limit window runs on the wall clock (clients sleep until
 //! `x-ratelimit-reset`), while the data's time is the organisation's `now`.
-//! Only GET is served; the simulator has no write endpoints.
+//! Only GET is served, plus `POST /graphql` (see [`graphql`]); the simulator has
+//! no write endpoints.
 //!
 //! Faults on purpose (resets, `5xx`, secondary rate limits, slow or truncated
 //! responses, new items between pages) come from the `chaos` layer around every
@@ -23,6 +24,7 @@
 
 pub mod api;
 pub mod chaos;
+pub mod graphql;
 pub mod render;
 pub mod route;
 
@@ -71,6 +73,8 @@ pub struct SimOptions {
     pub rate_limit_window: Duration,
     /// Faults to inject (none by default).
     pub chaos: chaos::ChaosOptions,
+    /// GraphQL points allowed per window (a separate budget, as on GitHub).
+    pub graphql_rate_limit: u64,
 }
 
 impl Default for SimOptions {
@@ -80,6 +84,7 @@ impl Default for SimOptions {
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_limit_window: DEFAULT_RATE_LIMIT_WINDOW,
             chaos: chaos::ChaosOptions::default(),
+            graphql_rate_limit: graphql::DEFAULT_GRAPHQL_RATE_LIMIT,
         }
     }
 }
@@ -186,6 +191,7 @@ struct ServerState {
     counts: RequestCounts,
     records: VecDeque<RequestRecord>,
     requests_seen: u64,
+    graphql: graphql::GraphqlState,
 }
 
 struct Shared {
@@ -244,10 +250,15 @@ impl SimServer {
                 counts: RequestCounts::default(),
                 records: VecDeque::new(),
                 requests_seen: 0,
+                graphql: graphql::GraphqlState::new(options.graphql_rate_limit, window),
             }),
             chaos: Mutex::new(chaos::ChaosState::new(options.chaos)),
         });
         let app = Router::new()
+            .route(
+                "/graphql",
+                axum::routing::post(graphql::handle).fallback(handle),
+            )
             .fallback(handle)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&shared),
@@ -323,11 +334,12 @@ impl SimHandle {
         self.shared.state().records.iter().cloned().collect()
     }
 
-    /// Clears counters and records (not the rate-limit budget).
+    /// Clears counters, records and the GraphQL points tally (not the budgets).
     pub fn reset_counts(&self) {
         let mut state = self.shared.state();
         state.counts = RequestCounts::default();
         state.records.clear();
+        state.graphql.points = 0;
     }
 
     /// The rate-limit budget now.
@@ -540,7 +552,7 @@ impl Shared {
                 let org = self.org.read().unwrap_or_else(|p| p.into_inner());
                 let ctx = render::Ctx::new(&self.base_url, &org);
                 Ok(api::Reply {
-                    body: ctx.rate_limit(budget.0, budget.1, budget.2),
+                    body: ctx.rate_limit(budget.0, budget.1, budget.2, self.graphql_budget(now)),
                     link: None,
                 })
             }

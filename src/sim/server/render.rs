@@ -146,8 +146,9 @@ impl<'a> Ctx<'a> {
         self.user_json(WEB_FLOW.0, WEB_FLOW.1, "User")
     }
 
-    /// The rate-limit document (`GET /rate_limit`).
-    pub fn rate_limit(&self, limit: u64, used: u64, reset: i64) -> Value {
+    /// The rate-limit document (`GET /rate_limit`); `graphql` is the GraphQL
+    /// budget's `(limit, used, reset)`.
+    pub fn rate_limit(&self, limit: u64, used: u64, reset: i64, graphql: (u64, u64, i64)) -> Value {
         let remaining = limit.saturating_sub(used);
         let core = json!({"limit": limit, "used": used, "remaining": remaining, "reset": reset, "resource": "core"});
         let fixed = |limit: u64, resource: &str| json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset, "resource": resource});
@@ -155,7 +156,7 @@ impl<'a> Ctx<'a> {
             "resources": {
                 "core": core,
                 "search": fixed(30, "search"),
-                "graphql": fixed(5000, "graphql"),
+                "graphql": json!({"limit": graphql.0, "used": graphql.1, "remaining": graphql.0.saturating_sub(graphql.1), "reset": graphql.2, "resource": "graphql"}),
                 "integration_manifest": fixed(5000, "integration_manifest"),
                 "source_import": fixed(100, "source_import"),
                 "code_scanning_upload": fixed(1000, "code_scanning_upload"),
