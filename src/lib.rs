@@ -7,6 +7,7 @@
 //! - `config`: the typed TOML configuration and its validation.
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
+//! - `report`: the KPI report for meetings (`report` command, `/report` page).
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
 
 pub mod cli;
@@ -14,4 +15,5 @@ pub mod config;
 pub mod domain;
 pub mod dora;
 pub mod exporter;
+pub mod report;
 pub mod store;
