@@ -104,7 +104,7 @@ ul.method li { margin: .25rem 0; }
   th, td { padding: .15rem .3rem; }
   .badge, .bar, th { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
-@media (max-width: 760px) { .cards, .charts { grid-template-columns: minmax(0, 1fr); } }
+@media screen and (max-width: 760px) { .cards, .charts { grid-template-columns: minmax(0, 1fr); } }
 "#;
 
 /// Renders `report` as one HTML page.
