@@ -58,7 +58,11 @@ fn every_format_on_stdout() {
         assert_no_token(&output);
     }
     // The default format is Markdown, the default window 30 days.
-    let output = run(&fixture.config_path(), &["--until", UNTIL_DATE], Some(TOKEN));
+    let output = run(
+        &fixture.config_path(),
+        &["--until", UNTIL_DATE],
+        Some(TOKEN),
+    );
     assert!(output.status.success());
     assert!(stdout(&output).starts_with("# DORA report: organisation, 30d to 2026-03-31"));
 }
@@ -68,7 +72,14 @@ fn json_from_the_binary_matches_the_library() {
     let fixture = Fixture::new();
     let output = run(
         &fixture.config_path(),
-        &["--until", "2026-03-31T23:59:59Z", "--window", "7d", "--format", "json"],
+        &[
+            "--until",
+            "2026-03-31T23:59:59Z",
+            "--window",
+            "7d",
+            "--format",
+            "json",
+        ],
         Some(TOKEN),
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -82,8 +93,7 @@ fn json_from_the_binary_matches_the_library() {
         // The binary's generation time is its clock.
         generated_at: from_binary.generated_at,
     };
-    let expected =
-        dora_collector::report::generate(&store, &fixture.config(), &request).unwrap();
+    let expected = dora_collector::report::generate(&store, &fixture.config(), &request).unwrap();
     assert_eq!(from_binary, expected);
 }
 
@@ -115,7 +125,11 @@ fn output_file_and_team_filter() {
         .collect();
     assert_eq!(
         names,
-        ["team,payments", "repository,acme/api", "repository,acme/billing"]
+        [
+            "team,payments",
+            "repository,acme/api",
+            "repository,acme/billing"
+        ]
     );
 }
 
@@ -149,7 +163,12 @@ fn an_unset_variable_outside_the_token_is_still_an_error() {
 /// Runs with `args`, expects exit status `code` and one error naming `needle`.
 fn assert_fails(fixture: &Fixture, args: &[&str], code: i32, needle: &str) {
     let output = run(&fixture.config_path(), args, Some(TOKEN));
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {}", stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{args:?}: {}",
+        stderr(&output)
+    );
     assert_eq!(stdout(&output), "", "{args:?}");
     let err = stderr(&output);
     assert!(err.contains(needle), "{args:?}: {err}");
@@ -164,7 +183,12 @@ fn bad_arguments_are_clear_errors() {
     assert_fails(&fixture, &["--window", "0d"], 2, "--window");
     assert_fails(&fixture, &["--until", "yesterday"], 2, "RFC 3339");
     assert_fails(&fixture, &["--until", "2026-02-30"], 2, "--until");
-    assert_fails(&fixture, &["--format", "pdf"], 2, "possible values: markdown, html, json, csv");
+    assert_fails(
+        &fixture,
+        &["--format", "pdf"],
+        2,
+        "possible values: markdown, html, json, csv",
+    );
     assert_fails(&fixture, &["--team", ""], 2, "team name");
     assert_fails(
         &fixture,
@@ -206,5 +230,9 @@ fn an_unwritable_output_names_the_file() {
         Some(TOKEN),
     );
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("cannot write the report to"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot write the report to"),
+        "{}",
+        stderr(&output)
+    );
 }
