@@ -474,6 +474,20 @@ fn the_team_filter_keeps_the_team_numbers() {
         .iter()
         .all(|r| r.team.as_deref() == Some("payments")));
 
+    // The trend is the team's.
+    let config = fixture.config();
+    for (k, week) in payments.trend.iter().rev().enumerate().step_by(5) {
+        let end = Timestamp(UNTIL.0 - k as i64 * report::WEEK_SECONDS);
+        let snapshot = engine_snapshot(&fixture, &config, &Window::days(7), end);
+        let team = snapshot
+            .teams
+            .iter()
+            .find(|t| t.team.as_ref().map(Team::as_str) == Some("payments"))
+            .unwrap();
+        assert_eq!(week.deployments, team.windows[0].deployments, "week ending {end}");
+        assert_eq!(week.lead_time_median_seconds, team.windows[0].lead_time.median);
+    }
+
     let store = SqliteStore::open(fixture.store_path()).unwrap();
     let error = generate(&store, &fixture.config(), &request("30d", Some("nobody"))).unwrap_err();
     assert_eq!(
