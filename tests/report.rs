@@ -484,8 +484,14 @@ fn the_team_filter_keeps_the_team_numbers() {
             .iter()
             .find(|t| t.team.as_ref().map(Team::as_str) == Some("payments"))
             .unwrap();
-        assert_eq!(week.deployments, team.windows[0].deployments, "week ending {end}");
-        assert_eq!(week.lead_time_median_seconds, team.windows[0].lead_time.median);
+        assert_eq!(
+            week.deployments, team.windows[0].deployments,
+            "week ending {end}"
+        );
+        assert_eq!(
+            week.lead_time_median_seconds,
+            team.windows[0].lead_time.median
+        );
     }
 
     let store = SqliteStore::open(fixture.store_path()).unwrap();

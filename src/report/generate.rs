@@ -56,7 +56,7 @@ pub struct ReportRequest {
 /// report only reads; opening does what every open does (a pending schema
 /// migration, the WAL journal mode), which the daemon would do anyway.
 pub fn open_store(path: &Path) -> Result<SqliteStore, ReportError> {
-    if !path.is_file() {
+    if !path.exists() {
         return Err(ReportError::MissingStore {
             path: path.to_owned(),
         });
