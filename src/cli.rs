@@ -1,5 +1,5 @@
 //! The command line of `dora-collector`: the clap definitions, the exit statuses, and
-//! the commands that are not a daemon (today `check-config`).
+//! the commands that are not a daemon (`check-config`, `report`).
 //!
 //! Every command is one variant of [`Command`] holding its own `Args` struct; one
 //! that reads a configuration file flattens [`ConfigFile`] so that `--config FILE`
@@ -14,7 +14,9 @@
 //! may be broken.
 
 use crate::config::{Config, ConfigError, LogConfig, LogFormat};
-use clap::{Args, Parser, Subcommand};
+use crate::domain::{Team, Timestamp};
+use crate::report::{self, Format, ReportRequest, ReportWindow, DEFAULT_WINDOW};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeSet;
 use std::env::VarError;
 use std::io::{self, Write};
@@ -43,6 +45,13 @@ pub enum Command {
     /// every problem on stderr, one per line as FILE:LINE: KEY: MESSAGE, and exits 2
     /// (1 when the file cannot be read).
     CheckConfig(CheckConfigArgs),
+
+    /// Write the KPI report for meetings, from the store alone (no API calls).
+    ///
+    /// The five DORA metrics (and time to restore) for the period, their levels and
+    /// the change against the previous period of the same length, per organisation,
+    /// team and repository, the risks and a 12-week trend. See docs/report.md.
+    Report(ReportArgs),
 }
 
 /// `--config FILE`, shared by every command that reads a configuration file.
@@ -58,6 +67,62 @@ pub struct ConfigFile {
 pub struct CheckConfigArgs {
     #[command(flatten)]
     pub file: ConfigFile,
+}
+
+/// `report`
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+
+    /// The length of the period: a whole number then s, m, h or d, from 1h to 366d.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_WINDOW, value_parser = ReportWindow::parse)]
+    pub window: ReportWindow,
+
+    /// The end of the period: an RFC 3339 time (2024-03-31T18:00:00Z), or a date
+    /// (2024-03-31) meaning the end of that day, 23:59:59 UTC. Default: now.
+    #[arg(long, value_name = "DATE", value_parser = report::parse_until)]
+    pub until: Option<Timestamp>,
+
+    /// Only the repositories of this team (as configured).
+    #[arg(long, value_name = "TEAM", value_parser = parse_team)]
+    pub team: Option<Team>,
+
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Markdown)]
+    pub format: FormatArg,
+
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Tables for a wiki page or a GitHub issue.
+    Markdown,
+    /// One self-contained page with charts (prints on A4).
+    Html,
+    /// The documented, versioned schema (docs/report.md).
+    Json,
+    /// One row per team and repository, for spreadsheets.
+    Csv,
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Format {
+        match format {
+            FormatArg::Markdown => Format::Markdown,
+            FormatArg::Html => Format::Html,
+            FormatArg::Json => Format::Json,
+            FormatArg::Csv => Format::Csv,
+        }
+    }
+}
+
+fn parse_team(text: &str) -> Result<Team, crate::domain::DomainError> {
+    Team::parse(text)
 }
 
 /// Why a command failed; decides the exit status.
@@ -108,6 +173,17 @@ pub fn run(cli: Cli) -> ExitCode {
             .and_then(|()| {
                 check_config(&args, |name| std::env::var(name), &mut io::stdout().lock())
             }),
+        Command::Report(args) => init_tracing(&LogConfig::default())
+            .map_err(CliError::from)
+            .and_then(|()| {
+                let now = Timestamp::from_datetime(chrono::Utc::now());
+                report(
+                    &args,
+                    |name| std::env::var(name),
+                    now,
+                    &mut io::stdout().lock(),
+                )
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,6 +228,72 @@ where
     let config = Config::load_with(path, lookup)?;
     writeln!(out, "{}: OK: {}", path.display(), summary(&config))
         .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    Ok(())
+}
+
+/// Stands in for environment variables that are not set when `report` loads its
+/// configuration a second time (see [`load_report_config`]).
+const UNSET_VARIABLE_PLACEHOLDER: &str = "dora-collector-report-unset-variable";
+
+/// Loads the configuration for `report`, which never calls the API: a file that is
+/// valid except for unset variables used only by the token (`${GITHUB_TOKEN}`) is
+/// accepted. Any other problem, or an unset variable used elsewhere (such as in
+/// `storage.path`), is reported exactly as `check-config` would.
+///
+/// How: the file is loaded again with a placeholder for every unset variable; if
+/// that succeeds and the placeholder appears nowhere in the configuration's `Debug`
+/// form (which shows every value but the token), only the token needed them.
+pub fn load_report_config<F>(path: &std::path::Path, lookup: F) -> Result<Config, ConfigError>
+where
+    F: Fn(&str) -> Result<String, VarError>,
+{
+    match Config::load_with(path, &lookup) {
+        Err(error @ ConfigError::Invalid { .. }) => {
+            let lenient = |name: &str| match lookup(name) {
+                Err(VarError::NotPresent) => Ok(UNSET_VARIABLE_PLACEHOLDER.to_owned()),
+                other => other,
+            };
+            match Config::load_with(path, lenient) {
+                Ok(config) if !format!("{config:?}").contains(UNSET_VARIABLE_PLACEHOLDER) => {
+                    Ok(config)
+                }
+                _ => Err(error),
+            }
+        }
+        other => other,
+    }
+}
+
+/// `report`: loads the configuration (variables from `lookup`), reads the store,
+/// and writes the report to `--output` or to `out`. `now` is the default `--until`
+/// and the report's generation time.
+pub fn report<F>(
+    args: &ReportArgs,
+    lookup: F,
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> Result<(), CliError>
+where
+    F: Fn(&str) -> Result<String, VarError>,
+{
+    let config = load_report_config(&args.file.config, lookup)?;
+    let store = report::open_store(&config.storage.path).map_err(anyhow::Error::from)?;
+    let request = ReportRequest {
+        window: args.window,
+        until: args.until.unwrap_or(now),
+        team: args.team.clone(),
+        generated_at: now,
+    };
+    let built = report::generate(&store, &config, &request).map_err(anyhow::Error::from)?;
+    let text = report::render(&built, args.format.into()).map_err(anyhow::Error::from)?;
+    match &args.output {
+        Some(path) => std::fs::write(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write the report to {}: {e}", path.display()))?,
+        None => out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?,
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! - `config`: the typed TOML configuration and its validation.
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
+//! - `report`: the KPI report for meetings (`report` command, `/report` page).
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
 //! - `sim`: the simulated GitHub (synthetic organisation + REST server) for the demo,
 //!   the end-to-end tests and the benchmarks.
@@ -16,5 +17,6 @@ pub mod config;
 pub mod domain;
 pub mod dora;
 pub mod exporter;
+pub mod report;
 pub mod sim;
 pub mod store;

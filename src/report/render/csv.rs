@@ -1,0 +1,105 @@
+//! The report as CSV for spreadsheets: one row per team and per repository and
+//! production environment (plus the organisation when the report is not limited to
+//! a team), told apart by the `scope` column. Values are exact (seconds, fractions,
+//! per day), an absent value is an empty cell; the columns are listed by
+//! [`columns`] and documented in `docs/report.md`.
+
+use crate::report::model::{Metric, Report, ScopeKind, ScopeReport};
+use crate::report::ReportError;
+
+/// The header row.
+pub fn columns() -> Vec<String> {
+    let mut columns: Vec<String> = [
+        "scope",
+        "name",
+        "team",
+        "environment",
+        "repositories",
+        "period_start",
+        "period_end",
+        "window",
+        "deployments",
+        "failed_deployments",
+        "rework_deployments",
+        "incidents_open",
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .collect();
+    for metric in Metric::ALL {
+        let key = metric.key();
+        columns.push(metric.column().to_owned());
+        if metric.has_level() {
+            columns.push(format!("{key}_level"));
+        }
+        columns.push(format!("{key}_samples"));
+        columns.push(format!("{key}_previous"));
+        columns.push(format!("{key}_change"));
+        columns.push(format!("{key}_direction"));
+    }
+    columns
+}
+
+/// Renders `report` as CSV (RFC 4180, `\n` line ends, UTF-8).
+pub fn render(report: &Report) -> Result<String, ReportError> {
+    let error = |cause: String| ReportError::Render {
+        format: "csv",
+        cause,
+    };
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    writer
+        .write_record(columns())
+        .map_err(|e| error(e.to_string()))?;
+    let organisation = (report.summary.scope == ScopeKind::Organisation).then_some(&report.summary);
+    for scope in organisation
+        .into_iter()
+        .chain(&report.teams)
+        .chain(&report.repositories)
+    {
+        writer
+            .write_record(row(report, scope))
+            .map_err(|e| error(e.to_string()))?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| error(e.error().to_string()))?;
+    String::from_utf8(bytes).map_err(|e| error(e.to_string()))
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or(String::new(), |v| v.to_string())
+}
+
+fn row(report: &Report, scope: &ScopeReport) -> Vec<String> {
+    let mut row = vec![
+        scope.scope.as_str().to_owned(),
+        scope.name.clone(),
+        scope.team.clone().unwrap_or_default(),
+        scope.environment.clone().unwrap_or_default(),
+        scope.repositories.map_or(String::new(), |n| n.to_string()),
+        report.period.start.to_rfc3339(),
+        report.period.end.to_rfc3339(),
+        report.period.window.clone(),
+        scope.deployments.to_string(),
+        scope.failed_deployments.to_string(),
+        scope.rework_deployments.to_string(),
+        scope.incidents_open.to_string(),
+    ];
+    for (metric, value) in scope.metrics.iter() {
+        row.push(number(value.value));
+        if metric.has_level() {
+            row.push(value.level.map_or(String::new(), |l| l.name().to_owned()));
+        }
+        row.push(value.samples.to_string());
+        row.push(number(value.previous));
+        row.push(number(value.change));
+        row.push(
+            value
+                .direction
+                .map_or(String::new(), |d| d.as_str().to_owned()),
+        );
+    }
+    row
+}

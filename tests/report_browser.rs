@@ -1,0 +1,257 @@
+//! The HTML report in a real browser: headless Chromium (Debian's `chromium`) opens
+//! the page from a file, takes a screenshot that must not be blank, logs no console
+//! message at all (the page has no script, and its Content-Security-Policy turns any
+//! attempted fetch into a console message), and prints it on A4 pages.
+//!
+//! Skipped with a notice when `chromium` is not installed, unless `CI=true`, where a
+//! missing browser fails the test (`.ci/run` installs it).
+
+mod report_fixture;
+
+use dora_collector::report::{self, generate, render, Format, ReportRequest, ReportWindow};
+use dora_collector::store::SqliteStore;
+use report_fixture::{Fixture, GENERATED_AT, UNTIL};
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "chromium";
+/// The screenshot size.
+const WIDTH: u32 = 1200;
+const HEIGHT: u32 = 1600;
+/// How long Chromium may take before it is killed: a guard against a hung browser,
+/// not a performance check (a screenshot takes about a second).
+const CHROMIUM_DEADLINE: Duration = Duration::from_secs(120);
+/// A4 in PDF points (Chromium writes 594.96 × 841.92).
+const A4_POINTS: (f64, f64) = (595.0, 842.0);
+
+/// Whether Chromium can run. When it cannot: panics if `CI=true`, else skips.
+fn chromium_available() -> bool {
+    let available = Command::new(CHROMIUM)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("chromium is required when CI=true (Debian: apt-get install chromium)");
+        }
+        eprintln!("SKIPPED: chromium not found; the HTML report was not opened in a browser");
+    }
+    available
+}
+
+/// Runs headless Chromium on `page` with `extra` arguments; returns its stderr.
+fn run_chromium(page: &Path, extra: &[String]) -> String {
+    let profile = tempfile::tempdir().expect("profile directory");
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break status;
+        }
+        if started.elapsed() > CHROMIUM_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within {CHROMIUM_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = reader.join().expect("stderr reader");
+    assert!(status.success(), "chromium failed ({status}):\n{log}");
+    log
+}
+
+/// The console messages in a Chromium log (`...:INFO:CONSOLE:12] "text", source: ...`;
+/// older builds write `CONSOLE(12)`).
+fn console_messages(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains(":CONSOLE")).collect()
+}
+
+/// Screenshots `page`; returns the console messages and the path of the PNG.
+fn screenshot(page: &Path, dir: &Path) -> (Vec<String>, PathBuf) {
+    let png = dir.join("screenshot.png");
+    let log = run_chromium(
+        page,
+        &[
+            format!("--screenshot={}", png.display()),
+            format!("--window-size={WIDTH},{HEIGHT}"),
+        ],
+    );
+    let messages = console_messages(&log)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    (messages, png)
+}
+
+/// `(width, height, distinct RGBA colours)` of a PNG.
+fn colours(png: &Path) -> (u32, u32, usize) {
+    let file = std::io::BufReader::new(std::fs::File::open(png).expect("the screenshot exists"));
+    let mut decoder = png::Decoder::new(file);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buffer = vec![0; reader.output_buffer_size().expect("a sane size")];
+    let info = reader.next_frame(&mut buffer).expect("one frame");
+    let channels = info.color_type.samples();
+    let pixels: HashSet<Vec<u8>> = buffer[..info.buffer_size()]
+        .chunks(channels)
+        .map(<[u8]>::to_vec)
+        .collect();
+    (info.width, info.height, pixels.len())
+}
+
+fn write_page(dir: &Path, name: &str, html: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, html).expect("write the page");
+    path
+}
+
+fn fixture_html(window: &str) -> String {
+    let fixture = Fixture::new();
+    let store = SqliteStore::open(fixture.store_path()).unwrap();
+    let request = ReportRequest {
+        window: ReportWindow::parse(window).unwrap(),
+        until: UNTIL,
+        team: None,
+        generated_at: GENERATED_AT,
+    };
+    let built = generate(&store, &fixture.config(), &request).unwrap();
+    render(&built, Format::Html).unwrap()
+}
+
+#[test]
+fn the_report_opens_without_console_messages_and_is_not_blank() {
+    if !chromium_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let page = write_page(dir.path(), "report.html", &fixture_html("30d"));
+    let (messages, png) = screenshot(&page, dir.path());
+    assert!(messages.is_empty(), "console messages: {messages:#?}");
+    let (width, height, distinct) = colours(&png);
+    assert_eq!((width, height), (WIDTH, HEIGHT));
+    // Text, badges in four colours, two charts: far more than a blank page's one.
+    assert!(distinct > 16, "the screenshot has {distinct} colours");
+}
+
+#[test]
+fn an_empty_report_opens_too() {
+    if !chromium_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let config = report_fixture::config(&path);
+    let store = report::open_store(&path).unwrap();
+    let request = ReportRequest {
+        window: ReportWindow::parse("7d").unwrap(),
+        until: UNTIL,
+        team: None,
+        generated_at: GENERATED_AT,
+    };
+    let html = render(&generate(&store, &config, &request).unwrap(), Format::Html).unwrap();
+    let page = write_page(dir.path(), "empty.html", &html);
+    let (messages, png) = screenshot(&page, dir.path());
+    assert!(messages.is_empty(), "console messages: {messages:#?}");
+    assert!(colours(&png).2 > 1, "blank screenshot");
+}
+
+/// The checks above are only worth something if they can fail: a page that tries to
+/// fetch an image (blocked by the same policy as the report's, so nothing leaves the
+/// machine) must show a console message, and a blank page must count as blank.
+#[test]
+fn the_checks_catch_a_blocked_fetch_and_a_blank_page() {
+    if !chromium_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dora_collector::report::render::html::CONTENT_SECURITY_POLICY;
+    let bad = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\"></head>\
+         <body><p>x</p><img src=\"http://127.0.0.1:9/logo.png\"></body></html>"
+    );
+    let page = write_page(dir.path(), "bad.html", &bad);
+    let (messages, _) = screenshot(&page, dir.path());
+    assert!(
+        messages.iter().any(|m| m.contains("127.0.0.1:9")),
+        "the blocked fetch was not seen: {messages:#?}"
+    );
+
+    let blank = "<!doctype html><html><head><meta charset=\"utf-8\"></head><body></body></html>";
+    let page = write_page(dir.path(), "blank.html", blank);
+    let (messages, png) = screenshot(&page, dir.path());
+    assert!(messages.is_empty());
+    assert_eq!(colours(&png).2, 1, "a blank page has one colour");
+}
+
+#[test]
+fn the_report_prints_on_a4_pages() {
+    if !chromium_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let page = write_page(dir.path(), "report.html", &fixture_html("30d"));
+    let pdf = dir.path().join("report.pdf");
+    let log = run_chromium(
+        &page,
+        &[
+            "--no-pdf-header-footer".to_owned(),
+            format!("--print-to-pdf={}", pdf.display()),
+        ],
+    );
+    assert!(console_messages(&log).is_empty(), "{log}");
+    let bytes = std::fs::read(&pdf).expect("the PDF exists");
+    assert!(bytes.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&bytes);
+    let boxes: Vec<(f64, f64)> = text
+        .match_indices("/MediaBox [")
+        .map(|(at, key)| {
+            let rest = &text[at + key.len()..];
+            let numbers: Vec<f64> = rest[..rest.find(']').unwrap()]
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect();
+            (numbers[2] - numbers[0], numbers[3] - numbers[1])
+        })
+        .collect();
+    assert!(!boxes.is_empty(), "no page in the PDF");
+    for (width, height) in boxes {
+        assert!(
+            (width - A4_POINTS.0).abs() < 1.0 && (height - A4_POINTS.1).abs() < 1.0,
+            "a page of {width} × {height} points is not A4"
+        );
+    }
+}

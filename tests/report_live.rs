@@ -1,0 +1,246 @@
+//! The live report page at `/report`, served on 127.0.0.1 the way the daemon mounts
+//! it (merged into the exporter's router): the page and its headers, the window
+//! selector, query validation (400 with a reason), a missing store (503), one report
+//! computed at a time, and `live_page` over a fixed time.
+
+mod report_fixture;
+
+use dora_collector::domain::Team;
+use dora_collector::exporter::{self, ExporterOptions, ExporterState};
+use dora_collector::report::{
+    self, generate, live_page, LiveQuery, LiveReport, ReportRequest, ReportWindow, StoreOpener,
+};
+use dora_collector::store::{SqliteStore, Store};
+use report_fixture::{Fixture, UNTIL};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+struct App {
+    address: SocketAddr,
+    client: reqwest::Client,
+    _fixture: Option<Fixture>,
+}
+
+impl App {
+    async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .get(format!("http://{}{path_and_query}", self.address))
+            .send()
+            .await
+            .expect("request to 127.0.0.1")
+    }
+
+    async fn text(&self, path_and_query: &str) -> (u16, String) {
+        let response = self.get(path_and_query).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+}
+
+/// Serves the exporter and the report page together, as the daemon does.
+async fn serve(router: axum::Router, fixture: Option<Fixture>) -> App {
+    let state = Arc::new(
+        ExporterState::new(ExporterOptions::new(vec![report_fixture::repo("acme/api")]))
+            .expect("exporter state"),
+    );
+    // The daemon's one line.
+    let app = exporter::router(state).merge(router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("server runs");
+    });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    App {
+        address,
+        client,
+        _fixture: fixture,
+    }
+}
+
+async fn fixture_app() -> App {
+    let fixture = Fixture::new();
+    let router = report::live_router(Arc::new(fixture.config()));
+    serve(router, Some(fixture)).await
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_its_headers() {
+    let app = fixture_app().await;
+    let response = app.get("/report").await;
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(
+        header("content-security-policy").as_deref(),
+        Some(report::render::html::CONTENT_SECURITY_POLICY)
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.starts_with("<!doctype html>"));
+    // The default window, and links to the configured ones.
+    assert!(
+        body.contains("<title>DORA report: organisation, 30d to "),
+        "{body}"
+    );
+    assert!(body.contains(
+        "<nav class=\"windows\">Window: <a href=\"?window=7d\">7d</a><strong>30d</strong>\
+         <a href=\"?window=90d\">90d</a></nav>"
+    ));
+    // The exporter's routes are still there.
+    assert_eq!(app.text("/healthz").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_window_and_team_come_from_the_query() {
+    let app = fixture_app().await;
+    let (status, body) = app.text("/report?window=7d").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>DORA report: organisation, 7d to "));
+    let (status, body) = app.text("/report?window=14d&team=payments").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>DORA report: team payments, 14d to "));
+    // A window that is not configured joins the selector; the team is kept.
+    assert!(body.contains("<a href=\"?window=7d&amp;team=payments\">7d</a><strong>14d</strong>"));
+    let (status, _) = app.text("/report?team=web%20").await;
+    assert_eq!(status, 400, "team names are exact");
+}
+
+#[tokio::test]
+async fn bad_queries_are_400_with_a_reason() {
+    let app = fixture_app().await;
+    let long = format!("/report?window={}", "9".repeat(600));
+    let cases: [(&str, &str); 7] = [
+        (
+            "/report?window=abc",
+            "bad request: window: expected a window like",
+        ),
+        ("/report?window=400d", "from 1h to 366d"),
+        ("/report?window=30m", "from 1h to 366d"),
+        (
+            "/report?window=7d&window=30d",
+            "query parameter window is given more than once",
+        ),
+        (
+            "/report?windw=7d",
+            "unknown query parameter \"windw\"; this page takes: window, team",
+        ),
+        (
+            "/report?team=nobody",
+            "team: \"nobody\" is not a team of the configuration",
+        ),
+        (&long, "the query string is longer than 512 bytes"),
+    ];
+    for (path, reason) in cases {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/plain; charset=utf-8"
+        );
+        let body = response.text().await.unwrap();
+        assert!(body.contains(reason), "{path}: {body}");
+        assert_eq!(body.lines().count(), 1, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_store_is_503_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("dora.db");
+    let config = Arc::new(report_fixture::config(&missing));
+    let app = serve(report::live_router(config), None).await;
+    let response = app.get("/report").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "10");
+    let body = response.text().await.unwrap();
+    assert!(body.starts_with("no data yet: the store "), "{body}");
+    assert!(!missing.exists());
+}
+
+#[tokio::test]
+async fn reports_are_computed_one_at_a_time() {
+    let fixture = Fixture::new();
+    let path = fixture.store_path();
+    let (active, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, m) = (Arc::clone(&active), Arc::clone(&most));
+    let open: StoreOpener = Arc::new(move || {
+        let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+        m.fetch_max(now, Ordering::SeqCst);
+        // Widens the window in which a second request would overlap this one.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let store = report::open_store(&path);
+        a.fetch_sub(1, Ordering::SeqCst);
+        Ok(Box::new(store?) as Box<dyn Store>)
+    });
+    let router = LiveReport::with_store_opener(Arc::new(fixture.config()), open).router();
+    let app = Arc::new(serve(router, Some(fixture)).await);
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { app.text("/report?window=7d").await.0 })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn live_page_is_the_html_report_with_a_window_selector() {
+    let fixture = Fixture::new();
+    let config = fixture.config();
+    let store = SqliteStore::open(fixture.store_path()).unwrap();
+    let window = ReportWindow::parse("30d").unwrap();
+    let team = Team::parse("web").unwrap();
+    let page = live_page(&store, &config, UNTIL, window, Some(&team)).unwrap();
+    let request = ReportRequest {
+        window,
+        until: UNTIL,
+        team: Some(team),
+        generated_at: UNTIL,
+    };
+    let file = report::render(
+        &generate(&store, &config, &request).unwrap(),
+        report::Format::Html,
+    )
+    .unwrap();
+    let nav = "<nav class=\"windows\">Window: <a href=\"?window=7d&amp;team=web\">7d</a>\
+               <strong>30d</strong><a href=\"?window=90d&amp;team=web\">90d</a></nav>\n";
+    assert_eq!(page.replace(nav, ""), file);
+}
+
+#[test]
+fn queries_parse_against_the_configuration() {
+    let fixture = Fixture::new();
+    let config = fixture.config();
+    let query = LiveQuery::parse(None, &config).unwrap();
+    assert_eq!(query.window, ReportWindow::default());
+    assert_eq!(query.team, None);
+    let query = LiveQuery::parse(Some("team=payments&window=90d"), &config).unwrap();
+    assert_eq!(query.window, ReportWindow::parse("90d").unwrap());
+    assert_eq!(query.team.as_ref().map(Team::as_str), Some("payments"));
+    assert!(LiveQuery::parse(Some("window="), &config).is_err());
+    // Percent-encoding is decoded before validation.
+    assert_eq!(
+        LiveQuery::parse(Some("window=%37d"), &config)
+            .unwrap()
+            .window,
+        ReportWindow::parse("7d").unwrap()
+    );
+}
