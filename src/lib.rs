@@ -16,5 +16,5 @@ pub mod config;
 pub mod domain;
 pub mod dora;
 pub mod exporter;
-pub mod store;
 pub mod sim;
+pub mod store;
