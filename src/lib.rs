@@ -13,8 +13,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod dora;
 pub mod exporter;
 pub mod sim;
+pub mod sources;
 pub mod store;
