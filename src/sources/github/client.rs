@@ -319,14 +319,24 @@ impl Client {
         let reset_at = header("x-ratelimit-reset")
             .and_then(|v| v.trim().parse::<i64>().ok())
             .map(Timestamp);
-        self.stats().rate_limits.insert(
-            resource.clone(),
-            RateLimit {
+        let mut stats = self.stats();
+        let limit = stats
+            .rate_limits
+            .entry(resource.clone())
+            .or_insert(RateLimit {
                 resource,
                 remaining,
                 reset_at,
-            },
-        );
+            });
+        // Within one window the budget only shrinks; responses to concurrent
+        // requests arrive in any order, so keep the lowest. A new reset time is a
+        // new window.
+        if limit.reset_at == reset_at {
+            limit.remaining = limit.remaining.min(remaining);
+        } else {
+            limit.remaining = remaining;
+            limit.reset_at = reset_at;
+        }
     }
 
     fn same_origin(&self, url: &str) -> bool {
