@@ -5,5 +5,8 @@
 mod scenario;
 mod support;
 
+mod cli;
+mod errors;
 mod golden;
 mod incremental;
+mod pagination;

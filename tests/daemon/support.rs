@@ -3,7 +3,6 @@
 
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, DaemonHandle, ManualClock, RunOptions};
-use dora_collector::domain::Timestamp;
 use dora_collector::sim::{Org, SimHandle, SimOptions, SimServer, SIM_TOKEN};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +45,19 @@ pub fn config_with(
     repos: &[Repo<'_>],
     github_extra: &str,
 ) -> Config {
+    let text = config_text(api_url, token, store, repos, github_extra);
+    Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
+        .unwrap_or_else(|problems| panic!("test config invalid: {problems:?}\n{text}"))
+}
+
+/// The TOML text of [`config_with`].
+pub fn config_text(
+    api_url: &str,
+    token: &str,
+    store: &Path,
+    repos: &[Repo<'_>],
+    github_extra: &str,
+) -> String {
     let mut text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n\
          [github]\napi_url = {api_url:?}\ntoken = {token:?}\n{github_extra}\n",
@@ -63,8 +75,7 @@ pub fn config_with(
             ));
         }
     }
-    Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
-        .unwrap_or_else(|problems| panic!("test config invalid: {problems:?}\n{text}"))
+    text
 }
 
 /// A simulator, a temporary store, a fixed clock.
@@ -105,11 +116,6 @@ impl World {
         daemon::start(config, listener, options)
             .await
             .expect("daemon starts")
-    }
-
-    pub fn now(&self) -> Timestamp {
-        use dora_collector::daemon::Clock;
-        self.clock.now()
     }
 }
 
