@@ -195,3 +195,40 @@ async fn the_daemon_stays_unready_naming_the_failing_repository_and_counts_its_e
     assert!(!metrics.contains(SIM_TOKEN));
     daemon.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_spent_rate_limit_fails_fast_until_it_resets() {
+    let world = World::new(tiny().org).await;
+    world.sim.set_rate_limit_remaining(0);
+    let config = world.config(&[
+        repo("acme/api", "payments"),
+        workflow_repo("acme/web", "web", "deploy.yml"),
+    ]);
+    let source = daemon::sources(&config).unwrap();
+    let store = daemon::open_store(&config.storage.path).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let report = daemon::sync_all(&source, &store, world.clock.as_ref(), &shutdown, &|_| {}).await;
+    for (_, error) in report.failures() {
+        assert!(
+            error.starts_with("GitHub API rate limit exhausted (resource core) until "),
+            "{error}"
+        );
+    }
+    assert_eq!(report.failures().count(), 2);
+    let spent = world.sim.rate_limit_violations();
+    assert!(
+        spent <= 2,
+        "at most one refused request per repository: {spent}"
+    );
+    // Until the reset time, no request reaches the server.
+    let again = daemon::sync_all(&source, &store, world.clock.as_ref(), &shutdown, &|_| {}).await;
+    assert_eq!(again.failures().count(), 2);
+    assert_eq!(world.sim.rate_limit_violations(), spent);
+    let health = source[0].api_health();
+    let core = health
+        .rate_limits
+        .iter()
+        .find(|l| l.resource == "core")
+        .unwrap();
+    assert_eq!(core.remaining, 0);
+}

@@ -8,5 +8,6 @@ mod support;
 mod cli;
 mod errors;
 mod golden;
+mod hostile;
 mod incremental;
 mod pagination;
