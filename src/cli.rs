@@ -207,8 +207,10 @@ where
             .map_err(|e| anyhow::anyhow!("RUST_LOG={directives:?} is not a valid filter: {e}"))?,
         Err(_) => EnvFilter::new(log.level.as_str()),
     };
+    // Colours only for a person at a terminal, never in files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(writer);
     let installed = match log.format {
         LogFormat::Text => builder.try_init(),
