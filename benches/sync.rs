@@ -36,7 +36,10 @@ fn print_counts(title: &str, counts: &RequestCounts, elapsed: Duration) {
 async fn cycle(handle: &mut DaemonHandle, n: u64) -> Duration {
     let start = Instant::now();
     handle.sync_now();
-    let report = handle.wait_for_cycles(n).await.expect("the cycle completes");
+    let report = handle
+        .wait_for_cycles(n)
+        .await
+        .expect("the cycle completes");
     let elapsed = start.elapsed();
     assert_eq!(report.failures().count(), 0, "{report:?}");
     elapsed

@@ -218,3 +218,40 @@ async fn a_new_deployment_and_a_closed_incident_move_the_metrics() {
     assert_eq!(counts.route(RUNS), 1, "{counts:?}");
     assert!(counts.route(ISSUES) >= 2, "{counts:?}");
 }
+
+#[tokio::test]
+async fn configuring_another_production_environment_reads_its_history_once() {
+    let scenario = tiny();
+    let staging: u64 = scenario.org.repos[API]
+        .deployments
+        .iter()
+        .find(|d| &*d.environment == "staging")
+        .map(|d| d.id)
+        .unwrap();
+    let world = World::new(scenario.org).await;
+    let mut first = world.start(world.config(&tiny_repos())).await;
+    ready_metrics(&mut first).await;
+    first.shutdown().await.unwrap();
+    world.sim.reset_counts();
+
+    let config = crate::support::config_with(
+        world.sim.base_url(),
+        dora_collector::sim::SIM_TOKEN,
+        &world.store_path(),
+        &tiny_repos(),
+        "production_environments = [\"production\", \"Staging\"]",
+    );
+    let mut second = world.start(config).await;
+    let metrics = ready_metrics(&mut second).await;
+    second.shutdown().await.unwrap();
+    // The environments changed, so the deployments step starts afresh, but only
+    // the staging deployment (new), the pending one (still pending) and the failed
+    // base candidate (never stored) have their statuses read; the stored
+    // deployments, the stored base included, are not read again.
+    let mut expected = vec![staging, scenario.pending_deployment, scenario.old_failure];
+    expected.sort_unstable();
+    assert_eq!(status_reads(&world.sim.requests()), expected);
+    let staging_total =
+        r#"dora_deployments_total{repository="acme/api",environment="Staging",team="payments"}"#;
+    assert_eq!(value(&metrics, staging_total), Some(1.0));
+}

@@ -9,7 +9,7 @@
 //! deployments in the list; statuses (one request per deployment, the bulk of the
 //! cost) are read for production deployments only.
 //!
-//! Cursor `deployments`: `since` is the newest `created_at` listed, `opaque` the
+//! Cursor `deployments?environments=…`: `since` is the newest `created_at` listed, `opaque` the
 //! `ETag` of the list's first page. A later sync asks with `If-None-Match` (a 304
 //! costs no rate limit and means nothing new) and otherwise reads pages until it
 //! meets a deployment created before `since`. A terminal deployment is never read
@@ -31,7 +31,9 @@ use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::HashSet;
 
-/// The cursor endpoint name.
+/// The cursor endpoint name's base; the name also carries the production
+/// environments (lowercase, sorted), so that configuring another one reads its
+/// history on the next sync.
 pub const CURSOR: &str = "deployments";
 
 /// How many production deployments older than the lookback window a first sync
@@ -82,7 +84,15 @@ impl RepoSync<'_> {
     /// Step 1 (Deployments API). Returns whether this was the first sync.
     pub(super) async fn sync_deployments(&self) -> Result<bool, SourceError> {
         let repository = self.repository.clone();
-        let key = CursorKey::new(repository.clone(), CURSOR);
+        let mut environments: Vec<String> = self
+            .settings
+            .production
+            .iter()
+            .map(|e| e.as_str().to_ascii_lowercase())
+            .collect();
+        environments.sort();
+        let name = super::cursor_name(CURSOR, &[("environments", environments.join(","))]);
+        let key = CursorKey::new(repository.clone(), name);
         let read_key = key.clone();
         let (cursor, terminal, pending) = self
             .read(move |store| {
@@ -133,9 +143,13 @@ impl RepoSync<'_> {
                     past_window = true;
                     if let Some(index) = production.filter(|i| bases.wants(*i)) {
                         bases.checked[index] += 1;
-                        if let Some(outcome @ DeploymentOutcome::Succeeded { .. }) =
+                        let outcome = if terminal.contains(&deployment.id) {
+                            // Stored before (the settings changed since): no request.
+                            self.stored_outcome(deployment.id).await?
+                        } else {
                             self.deployment_outcome(deployment.id).await?
-                        {
+                        };
+                        if let Some(outcome @ DeploymentOutcome::Succeeded { .. }) = outcome {
                             bases.found[index] = true;
                             batch
                                 .deployments
@@ -210,6 +224,17 @@ impl RepoSync<'_> {
             created_at: wire.created_at,
             outcome,
         }
+    }
+
+    /// The stored outcome of deployment `id`.
+    async fn stored_outcome(&self, id: u64) -> Result<Option<DeploymentOutcome>, SourceError> {
+        let repository = self.repository.clone();
+        let stored = self
+            .read(move |store| {
+                store.deployment(&repository, DeploymentSource::GithubDeployments, id)
+            })
+            .await?;
+        Ok(stored.map(|d| d.outcome))
     }
 
     /// The outcome of deployment `id` from all its statuses; `None` when GitHub no

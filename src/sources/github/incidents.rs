@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 /// The cursor endpoint name for `label`.
 pub fn cursor_name(label: &LabelName) -> String {
-    format!("issues?labels={label}")
+    super::cursor_name("issues", &[("labels", label.to_string())])
 }
 
 impl RepoSync<'_> {

@@ -287,6 +287,30 @@ impl RepoSync<'_> {
     }
 }
 
+/// The longest cursor name kept readable; a longer one ends in a hash of its
+/// settings instead (the store bounds names at 512 bytes).
+const MAX_READABLE_CURSOR: usize = 200;
+
+/// A cursor endpoint name: `base` plus the settings that decide what its step
+/// reads (`deployments?environments=production`), so that changing them in the
+/// configuration gives that step a first sync again rather than silently missing
+/// the history it never read.
+fn cursor_name(base: &str, settings: &[(&str, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let query: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let name = if query.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", query.join("&"))
+    };
+    if name.len() <= MAX_READABLE_CURSOR {
+        return name;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{base}#{hex}")
+}
+
 /// Escapes one URL path segment.
 fn segment(text: &str) -> String {
     utf8_percent_encode(text, SEGMENT).to_string()
@@ -295,6 +319,21 @@ fn segment(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursor_names_carry_their_settings_within_a_bound() {
+        assert_eq!(cursor_name("pulls", &[]), "pulls");
+        assert_eq!(
+            cursor_name("deployments", &[("environments", "prod,production".into())]),
+            "deployments?environments=prod,production"
+        );
+        let long = cursor_name("deployments", &[("environments", "e".repeat(500))]);
+        assert_eq!(long.len(), "deployments#".len() + 16);
+        assert_ne!(
+            long,
+            cursor_name("deployments", &[("environments", "f".repeat(500))])
+        );
+    }
 
     #[test]
     fn path_segments_are_escaped() {

@@ -13,7 +13,8 @@
 //! merge commit itself starts at `merged_at`.
 //!
 //! The list is `state=closed&sort=updated&direction=desc`, read until a pull
-//! request updated before the cursor. Cursor `pulls`: `since` is the newest
+//! request updated before the cursor. Cursor
+//! `pulls?lead_time_start=…&rework_labels=…`: `since` is the newest
 //! `updated_at` seen, `opaque` the first page's `ETag`.
 
 use super::client::{Endpoint, Pages, PER_PAGE};
@@ -25,7 +26,8 @@ use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::HashSet;
 
-/// The cursor endpoint name.
+/// The cursor endpoint name's base; the name also carries `lead_time_start` and
+/// the rework labels (what decides which pull requests are kept).
 pub const CURSOR: &str = "pulls";
 
 /// The most commits GitHub lists for one pull request (its documented cap).
@@ -38,7 +40,25 @@ impl RepoSync<'_> {
         if !all_merged && self.settings.rework_labels.is_empty() {
             return Ok(());
         }
-        let key = CursorKey::new(self.repository.clone(), CURSOR);
+        let start = match self.settings.lead_time_start {
+            LeadTimeStart::Commit => "commit",
+            LeadTimeStart::PrFirstCommit => "pr_first_commit",
+            LeadTimeStart::PrMerged => "pr_merged",
+        };
+        let labels: Vec<&str> = self
+            .settings
+            .rework_labels
+            .iter()
+            .map(|l| l.as_str())
+            .collect();
+        let name = super::cursor_name(
+            CURSOR,
+            &[
+                ("lead_time_start", start.to_owned()),
+                ("rework_labels", labels.join(",")),
+            ],
+        );
+        let key = CursorKey::new(self.repository.clone(), name);
         let read_key = key.clone();
         let cursor = self.read(move |store| store.cursor(&read_key)).await?;
         let stop_before = cursor

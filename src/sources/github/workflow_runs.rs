@@ -3,7 +3,7 @@
 //! configured branch are deployments of their `head_sha` to the configured
 //! environment (dora-definitions §1, `domain::outcome_from_workflow_run`).
 //!
-//! Cursor `workflow_runs`: `since` is the lower bound of the next
+//! Cursor `workflow_runs?workflow=…&branch=…`: `since` is the lower bound of the next
 //! `created>=since` query: the creation time of the oldest run still in progress
 //! (so it is listed, and read, again until it completes), else of the newest run
 //! seen. `opaque` is the first page's `ETag`. A run that completed as neither
@@ -24,7 +24,8 @@ use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::HashSet;
 
-/// The cursor endpoint name.
+/// The cursor endpoint name's base; the name also carries the workflow and the
+/// branch.
 pub const CURSOR: &str = "workflow_runs";
 
 /// GitHub returns at most this many runs for a filtered query; a window with more
@@ -40,7 +41,14 @@ impl RepoSync<'_> {
         environment: &Environment,
     ) -> Result<bool, SourceError> {
         let repository = self.repository.clone();
-        let key = CursorKey::new(repository.clone(), CURSOR);
+        let name = super::cursor_name(
+            CURSOR,
+            &[
+                ("workflow", workflow.to_owned()),
+                ("branch", branch.to_owned()),
+            ],
+        );
+        let key = CursorKey::new(repository.clone(), name);
         let read_key = key.clone();
         let (cursor, terminal) = self
             .read(move |store| {
