@@ -1,6 +1,6 @@
 //! A wrong token, an unknown repository and an unreachable `api_url` each give one
 //! clear error per repository, naming the repository or the URL and never the
-//! token; the other repositories go on. Logs are captured at debug level and
+//! token; the other repositories go on. Logs are captured at trace level and
 //! checked for the token too.
 
 use crate::scenario::tiny;

@@ -173,3 +173,88 @@ async fn shutdown_does_not_wait_for_a_request_that_never_answers() {
     );
     assert_eq!(store.counts().unwrap().cursors, 0);
 }
+
+/// A compare of 150 commits served 100 per page by `page` number, without `Link`.
+async fn compare_without_link(
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let commit = |n: usize| {
+        serde_json::json!({
+            "sha": format!("{n:040x}"),
+            "commit": {"author": {"date": NOW}, "message": "change"},
+            "parents": [{"sha": format!("{:040x}", n.max(1) - 1)}],
+        })
+    };
+    let range = match page {
+        1 => 1..101,
+        2 => 101..151,
+        _ => 0..0,
+    };
+    axum::Json(serde_json::json!({
+        "status": "ahead",
+        "total_commits": 150,
+        "commits": range.map(commit).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn two_deployments() -> Response {
+    axum::Json(serde_json::json!([
+        {"id": 2, "sha": format!("{:040x}", 150), "environment": "production", "created_at": "2025-01-15T11:00:00Z"},
+        {"id": 1, "sha": format!("{:040x}", 0), "environment": "production", "created_at": "2025-01-15T10:00:00Z"}
+    ]))
+    .into_response()
+}
+
+async fn success_at(UrlPath((_, _, id)): UrlPath<(String, String, u64)>) -> Response {
+    let at = if id == 1 {
+        "2025-01-15T10:01:00Z"
+    } else {
+        "2025-01-15T11:01:00Z"
+    };
+    axum::Json(serde_json::json!([{"state": "success", "created_at": at}])).into_response()
+}
+
+#[tokio::test]
+async fn a_compare_without_link_headers_is_paged_by_number() {
+    let router = Router::new()
+        .route("/repos/{owner}/{name}/deployments", get(two_deployments))
+        .route(
+            "/repos/{owner}/{name}/deployments/{id}/statuses",
+            get(success_at),
+        )
+        .route(
+            "/repos/{owner}/{name}/compare/{basehead}",
+            get(compare_without_link),
+        )
+        .route("/repos/{owner}/{name}/issues", get(empty))
+        .route("/repos/{owner}/{name}/pulls", get(empty));
+    let url = serve(router).await;
+    let world = World::new(dora_collector::sim::Org::empty(
+        "acme",
+        dora_collector::sim::DEFAULT_NOW,
+    ))
+    .await;
+    let config = config(
+        &url,
+        "token",
+        &world.store_path(),
+        &[repo("acme/paged", "t")],
+    );
+    let report = daemon::sync_once(
+        &config,
+        world.clock.clone(),
+        &CancellationToken::new(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failures().count(), 0, "{report:?}");
+    let store = SqliteStore::open(world.store_path()).unwrap();
+    let stored = store
+        .read_repository(&RepoName::parse("acme/paged").unwrap())
+        .unwrap();
+    assert_eq!(stored.compares.len(), 1);
+    assert_eq!(stored.compares[0].commits.len(), 150);
+}

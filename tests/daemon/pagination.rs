@@ -100,3 +100,60 @@ async fn every_page_carries_the_token_and_what_is_stored_matches_the_simulation(
         .all(|d| d.source == DeploymentSource::GithubWorkflowRuns
             && d.environment.as_str() == "production"));
 }
+
+#[tokio::test]
+async fn a_change_set_of_more_than_a_page_is_read_whole() {
+    use dora_collector::domain::Timestamp;
+    use dora_collector::sim::{NewDeployment, NewOutcome, DEFAULT_NOW};
+    const COMMITS: usize = 230;
+    let now = DEFAULT_NOW;
+    let at = |days: i64| Timestamp(now.0 + days * 86_400);
+    let mut org = Org::empty("acme", now);
+    let team = org.add_team("t");
+    org.add_person("alice", "Alice");
+    let repo_index = org.add_repo("big", team, at(-100), false);
+    let deploy = |org: &mut Org, day: i64| {
+        org.add_deployment(
+            repo_index,
+            NewDeployment {
+                environment: "production".to_owned(),
+                sha: None,
+                created_at: at(day),
+                outcome: NewOutcome::Success { after: 60 },
+            },
+        )
+        .unwrap()
+    };
+    deploy(&mut org, -20);
+    for n in 0..COMMITS {
+        let when = Timestamp(at(-10).0 + n as i64 * 60);
+        org.push_commit(repo_index, &format!("Change {n}"), when, when)
+            .unwrap();
+    }
+    deploy(&mut org, -5);
+    let world = World::new(org).await;
+    let config = world.config(&[repo("acme/big", "t")]);
+    let report = daemon::sync_once(
+        &config,
+        world.clock.clone(),
+        &CancellationToken::new(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failures().count(), 0);
+    let compares: Vec<_> = world
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == "GET /repos/{owner}/{repo}/compare/{basehead}")
+        .collect();
+    assert_eq!(compares.len(), 3, "100 + 100 + 30 commits: {compares:?}");
+    let store = SqliteStore::open(world.store_path()).unwrap();
+    let stored = store
+        .read_repository(&RepoName::parse("acme/big").unwrap())
+        .unwrap();
+    assert_eq!(stored.compares.len(), 1);
+    assert_eq!(stored.compares[0].commits.len(), COMMITS);
+    assert_eq!(stored.commits.len(), COMMITS);
+}

@@ -175,11 +175,11 @@ impl std::io::Write for Captured {
     }
 }
 
-/// A subscriber logging everything at debug and above into `captured`.
+/// A subscriber logging everything, trace included, into `captured`.
 pub fn capturing_subscriber(captured: &Captured) -> impl tracing::Subscriber + Send + Sync {
     let writer = captured.clone();
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
+        .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish()

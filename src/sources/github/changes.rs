@@ -103,6 +103,7 @@ impl RepoSync<'_> {
             let (page_status, page_total, items) = models::compare_page(&body, &url)?;
             status = status.or(Some(page_status));
             total = total.or(page_total);
+            let page_was_empty = items.is_empty();
             commits.extend(
                 items
                     .into_iter()
@@ -110,7 +111,7 @@ impl RepoSync<'_> {
             );
             read += 1;
             let complete = total.is_some_and(|t| commits.len() as u64 >= t);
-            if complete {
+            if complete || page_was_empty {
                 pages.stop();
             } else if read >= MAX_COMPARE_PAGES {
                 tracing::warn!(
@@ -122,6 +123,10 @@ impl RepoSync<'_> {
                     commits.len()
                 );
                 pages.stop();
+            } else if !pages.has_next() && total.is_some() {
+                // More commits than read and no `Link`: ask for the next page by
+                // number, as GitHub documents for compare.
+                pages.set_next(format!("{url}&page={}", read + 1));
             }
         }
         let status = status.unwrap_or(CompareStatus::Identical);

@@ -521,6 +521,17 @@ impl Pages {
     pub fn stop(&mut self) {
         self.next = None;
     }
+
+    /// Whether a next page is known (from `Link`).
+    pub fn has_next(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// Asks for `url` next: for a list whose size is known but whose response
+    /// carried no `Link` header.
+    pub fn set_next(&mut self, url: String) {
+        self.next = Some(url);
+    }
 }
 
 #[cfg(test)]
