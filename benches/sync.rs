@@ -86,6 +86,7 @@ fn main() {
         let sim = SimServer::start(org, options).await.expect("simulator");
         let config =
             demo::demo_config(&config_org, sim.base_url(), addr, &store).expect("configuration");
+        let config_for_engine = config.clone();
         drop(config_org);
         let run = RunOptions {
             clock: Arc::new(ManualClock::new(spec.now)),
@@ -126,6 +127,34 @@ fn main() {
         sim.reset_counts();
         let third = cycle(&mut handle, 3).await;
         print_counts("steady state (third sync)", &sim.request_counts(), third);
+        // Where an idle cycle's time goes: the simulator renders a full first page
+        // (and hashes it for the ETag) even when it answers 304.
+        let client = reqwest::Client::new();
+        let pulls = format!(
+            "{}/repos/{}/pulls?state=closed&sort=updated&direction=desc&per_page=100",
+            sim.base_url(),
+            spec.owner
+        );
+        let first_repo = sim.with_org(|org| org.repos[0].name.clone());
+        let pulls = pulls.replace(
+            &format!("/repos/{}/pulls", spec.owner),
+            &format!("/repos/{}/{first_repo}/pulls", spec.owner),
+        );
+        const SAMPLES: u32 = 10;
+        let timer = Instant::now();
+        for _ in 0..SAMPLES {
+            let response = client
+                .get(&pulls)
+                .bearer_auth(sim.token())
+                .send()
+                .await
+                .expect("simulator answers");
+            let _ = response.bytes().await;
+        }
+        println!(
+            "  the simulator's own time for one first page of 100 pull requests: {:.2?}",
+            timer.elapsed() / SAMPLES
+        );
         let rate = sim.rate_limit();
         println!(
             "  rate-limit units spent over the three syncs: {} (304 answers are free)",
@@ -133,9 +162,21 @@ fn main() {
         );
 
         handle.shutdown().await.expect("shutdown");
-        let counts = SqliteStore::open(&store)
-            .and_then(|s| s.counts())
-            .expect("store");
+        let opened = SqliteStore::open(&store).expect("store");
+        let counts = opened.counts().expect("counts");
+        // What a publish costs on top of the sync (every cycle does one).
+        let repositories = opened.repositories().expect("repositories");
+        let engine = dora_collector::config::Config::engine_config(&config_for_engine);
+        let publish = Instant::now();
+        let events = opened.load_events(&repositories).expect("events");
+        let loaded = publish.elapsed();
+        let snapshot = dora_collector::dora::compute(&events, &engine, spec.now);
+        let computed = publish.elapsed() - loaded;
+        drop(snapshot);
+        println!(
+            "\neach publish: load_events {loaded:.2?} + compute {computed:.2?} (part of every \
+             cycle's time above)"
+        );
         let size = std::fs::metadata(&store).map(|m| m.len()).unwrap_or(0);
         println!(
             "\nstore: {} deployments, {} commits, {} compares, {} incidents, {} pull requests, \
