@@ -1,5 +1,8 @@
 //! The command line of `dora-collector`: the clap definitions, the exit statuses, and
-//! the commands that are not a daemon (`check-config`, `report`).
+//! the commands: `check-config`, `report` (the KPI report from the store), `serve`
+//! (the daemon), `sync --once` and `demo` (the daemon against the built-in
+//! simulated GitHub). The daemon itself is
+//! `daemon::run`; this module only parses, sets up logging and signals, and reports.
 //!
 //! Every command is one variant of [`Command`] holding its own `Args` struct; one
 //! that reads a configuration file flattens [`ConfigFile`] so that `--config FILE`
@@ -14,14 +17,24 @@
 //! may be broken.
 
 use crate::config::{Config, ConfigError, LogConfig, LogFormat};
+use crate::daemon::{self, demo, CancellationToken, Clock, CycleReport, RunOptions, SystemClock};
 use crate::domain::{Team, Timestamp};
 use crate::report::{self, Format, ReportRequest, ReportWindow, DEFAULT_WINDOW};
+use crate::sim::{Org, SimOptions, SimServer};
+use anyhow::Context as _;
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeSet;
 use std::env::VarError;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The simulator's rate-limit budget in `demo`: GitHub's 5000 an hour would make a
+/// larger demo organisation wait an hour, which is not what the demo is about.
+pub const DEMO_RATE_LIMIT: u64 = 1_000_000;
 
 /// Exit status for a configuration file that was read but has problems.
 pub const EXIT_INVALID_CONFIG: u8 = 2;
@@ -52,6 +65,25 @@ pub enum Command {
     /// the change against the previous period of the same length, per organisation,
     /// team and repository, the risks and a 12-week trend. See docs/report.md.
     Report(ReportArgs),
+
+    /// Run the daemon: poll GitHub, keep the store, serve /metrics.
+    ///
+    /// Listens on server.listen; stops gracefully on SIGTERM or Ctrl-C (in-flight
+    /// store writes finish first).
+    Serve(ServeArgs),
+
+    /// Sync every repository once, then exit.
+    ///
+    /// Shows a progress bar on a terminal, log lines otherwise. Exits 1 naming the
+    /// repositories that failed, if any.
+    Sync(SyncArgs),
+
+    /// Run the daemon against a built-in SIMULATED GitHub organisation.
+    ///
+    /// No token and no network needed: a generated organisation is served by a fake
+    /// GitHub on 127.0.0.1, the store is a temporary file removed on exit. Prints the
+    /// URL to open.
+    Demo(DemoArgs),
 }
 
 /// `--config FILE`, shared by every command that reads a configuration file.
@@ -67,6 +99,42 @@ pub struct ConfigFile {
 pub struct CheckConfigArgs {
     #[command(flatten)]
     pub file: ConfigFile,
+}
+
+/// `serve`
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+}
+
+/// `sync`
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+    /// Sync once and exit (required: the continuous mode is `serve`).
+    #[arg(long, required = true)]
+    pub once: bool,
+}
+
+/// `demo`
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where the demo's HTTP server listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9184")]
+    pub listen: SocketAddr,
+    /// Repositories in the simulated organisation.
+    #[arg(long, value_name = "N", default_value_t = demo::DEFAULT_REPOSITORIES,
+          value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from))]
+    pub repositories: usize,
+    /// Days of simulated history.
+    #[arg(long, value_name = "N", default_value_t = demo::DEFAULT_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    /// Seed of the generator: the same seed gives the same organisation.
+    #[arg(long, value_name = "N", default_value_t = demo::DEFAULT_SEED)]
+    pub seed: u64,
 }
 
 /// `report`
@@ -184,6 +252,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     &mut io::stdout().lock(),
                 )
             }),
+        Command::Serve(args) => serve(&args),
+        Command::Sync(args) => sync(&args, &mut io::stdout().lock()),
+        Command::Demo(args) => demo(&args, &mut io::stdout().lock()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -198,15 +269,26 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Sends `tracing` events to stderr as text or JSON lines, at `log.level` or as the
 /// `RUST_LOG` environment variable says when it is set. Once per process.
 pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
+    init_tracing_to(log, io::stderr)
+}
+
+/// [`init_tracing`] writing to `writer` (the progress bar of `sync --once` wraps
+/// stderr so that log lines do not tear it).
+pub fn init_tracing_to<W>(log: &LogConfig, writer: W) -> anyhow::Result<()>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
         Ok(directives) => EnvFilter::try_new(&directives)
             .map_err(|e| anyhow::anyhow!("RUST_LOG={directives:?} is not a valid filter: {e}"))?,
         Err(_) => EnvFilter::new(log.level.as_str()),
     };
+    // Colours only for a person at a terminal, never in files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr);
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(writer);
     let installed = match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -328,6 +410,206 @@ pub fn summary(config: &Config) -> String {
     )
 }
 
+/// A multi-threaded tokio runtime for the commands that need one.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling: never complete on this branch.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("interrupted (SIGINT)"),
+        () = terminate => tracing::info!("terminated (SIGTERM)"),
+    }
+}
+
+/// Binds the HTTP listener, naming the address when it cannot.
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// `serve`: the daemon until SIGTERM or Ctrl-C.
+pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
+    let config = Config::load(&args.file.config)?;
+    init_tracing(&config.log)?;
+    runtime()?.block_on(async {
+        let listener = bind(config.server.listen).await?;
+        daemon::run(config, listener, shutdown_signal()).await
+    })?;
+    Ok(())
+}
+
+/// `sync --once`: one sync of every repository; fails naming those that failed.
+pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = Config::load(&args.file.config)?;
+    let repositories = config.github.repositories.len() as u64;
+    let bar = io::stderr().is_terminal().then(|| {
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} repositories {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::new(repositories).with_style(style)
+    });
+    match &bar {
+        Some(bar) => {
+            let bar = bar.clone();
+            init_tracing_to(&config.log, move || SuspendingWriter(bar.clone()))?;
+        }
+        None => init_tracing(&config.log)?,
+    }
+    let report = runtime()?.block_on(async {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel();
+        });
+        let progress = |report: &daemon::RepoReport| {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                bar.set_message(report.repository.to_string());
+            }
+        };
+        daemon::sync_once(&config, Arc::new(SystemClock), &shutdown, &progress).await
+    })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    sync_result(&report, out)
+}
+
+/// The summary of a `sync --once` on `out`, or the error naming every repository
+/// that failed.
+pub fn sync_result(report: &CycleReport, out: &mut dyn Write) -> Result<(), CliError> {
+    if report.cancelled() {
+        return Err(anyhow::anyhow!("the sync was interrupted; what was read is stored").into());
+    }
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(repository, error)| format!("  {repository}: {error}"))
+        .collect();
+    if !failures.is_empty() {
+        return Err(anyhow::anyhow!(
+            "{} of {} repositories failed to sync:\n{}",
+            failures.len(),
+            report.repositories.len(),
+            failures.join("\n")
+        )
+        .into());
+    }
+    let total = report.total();
+    writeln!(
+        out,
+        "synced {} repositories: {} API requests, {} events and cursors written, {} \
+         unreadable items skipped",
+        report.repositories.len(),
+        total.requests,
+        total.applied.total().written(),
+        total.skipped_items,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    Ok(())
+}
+
+/// Writes log lines to stderr with the progress bar hidden.
+struct SuspendingWriter(indicatif::ProgressBar);
+
+impl Write for SuspendingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.suspend(|| io::stderr().write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// `demo`: the daemon against a simulated organisation until Ctrl-C.
+pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    init_tracing(&LogConfig::default())?;
+    runtime()?.block_on(async {
+        let spec = demo::demo_spec(args.repositories, args.days, args.seed, SystemClock.now());
+        let org = tokio::task::spawn_blocking(move || Org::generate(&spec))
+            .await
+            .context("generating the simulated organisation failed")?;
+        let stats = org.stats();
+        let teams = org.teams.len();
+        let options = SimOptions {
+            rate_limit: DEMO_RATE_LIMIT,
+            ..SimOptions::default()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("dora-collector-demo-")
+            .tempdir()
+            .context("cannot create a temporary directory for the demo store")?;
+        let listener = bind(args.listen).await?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the listening address")?;
+        let config_org = org.clone();
+        let sim = SimServer::start(org, options)
+            .await
+            .context("cannot start the simulated GitHub")?;
+        let config = demo::demo_config(
+            &config_org,
+            sim.base_url(),
+            addr,
+            &dir.path().join("dora-demo.db"),
+        )?;
+        drop(config_org);
+        writeln!(
+            out,
+            "dora-collector demo — the data is SIMULATED: a generated organisation of {} \
+             repositories ({teams} teams, {} days of history, {} deployments) served by a \
+             built-in fake GitHub at {}. Nothing is read from GitHub.\n\n\
+             Open  http://{addr}/         the landing page\n      \
+             http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
+             http://{addr}/readyz   readiness\n\n\
+             Point Prometheus at http://{addr}/metrics to graph it. Press Ctrl-C to stop; the \
+             temporary store is removed on exit.",
+            stats.repositories,
+            args.days,
+            stats.deployments + stats.workflow_runs,
+            sim.base_url(),
+        )
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")?;
+        let options = RunOptions {
+            simulated: true,
+            ..RunOptions::default()
+        };
+        let result = daemon::run_with(config, listener, shutdown_signal(), options).await;
+        let _ = sim.shutdown().await;
+        // The store is closed (the daemon has stopped): remove it.
+        dir.close()
+            .context("cannot remove the demo's temporary store")?;
+        result
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +655,50 @@ mod tests {
             Command::CheckConfig(args) if args.file.config == Path::new("x.toml")
         ));
         assert!(Cli::try_parse_from(["dora-collector", "check-config"]).is_err());
+    }
+
+    #[test]
+    fn parses_the_daemon_commands() {
+        let cli = Cli::try_parse_from(["dora-collector", "serve", "--config", "d.toml"]).unwrap();
+        assert!(matches!(&cli.command, Command::Serve(a) if a.file.config == Path::new("d.toml")));
+        let cli = Cli::try_parse_from(["dora-collector", "sync", "--config", "d.toml", "--once"])
+            .unwrap();
+        assert!(matches!(&cli.command, Command::Sync(a) if a.once));
+        assert!(
+            Cli::try_parse_from(["dora-collector", "sync", "--config", "d.toml"]).is_err(),
+            "--once is required"
+        );
+        let cli = Cli::try_parse_from(["dora-collector", "demo"]).unwrap();
+        let Command::Demo(demo) = cli.command else {
+            panic!("not demo")
+        };
+        assert_eq!(demo.listen, "127.0.0.1:9184".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            (demo.repositories, demo.days, demo.seed),
+            (
+                demo::DEFAULT_REPOSITORIES,
+                demo::DEFAULT_DAYS,
+                demo::DEFAULT_SEED
+            )
+        );
+        let cli = Cli::try_parse_from([
+            "dora-collector",
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--repositories",
+            "3",
+            "--days",
+            "10",
+            "--seed",
+            "9",
+        ])
+        .unwrap();
+        assert!(
+            matches!(&cli.command, Command::Demo(d) if d.repositories == 3 && d.days == 10 && d.seed == 9)
+        );
+        assert!(Cli::try_parse_from(["dora-collector", "demo", "--repositories", "0"]).is_err());
+        assert!(Cli::try_parse_from(["dora-collector", "demo", "--listen", "localhost"]).is_err());
     }
 
     #[test]

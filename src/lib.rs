@@ -2,21 +2,27 @@
 //! serves them to Prometheus.
 //!
 //! # Layout
-//! - `cli`: the command line (clap) and the commands that are not a daemon.
+//! - `cli`: the command line (clap): `check-config`, `serve`, `sync --once`, `demo`.
 //! - `domain`: validated newtypes and the normalized events.
 //! - `config`: the typed TOML configuration and its validation.
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
 //! - `report`: the KPI report for meetings (`report` command, `/report` page).
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
+//! - `sources`: where events come from, behind the `Source` trait; `sources::github`
+//!   reads the GitHub REST API incrementally into the store.
+//! - `daemon`: the scheduler (sources → store → engine → exporter), the HTTP server,
+//!   graceful shutdown, the injectable clock; `sync --once` and the demo's setup.
 //! - `sim`: the simulated GitHub (synthetic organisation + REST server) for the demo,
 //!   the end-to-end tests and the benchmarks.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod dora;
 pub mod exporter;
 pub mod report;
 pub mod sim;
+pub mod sources;
 pub mod store;

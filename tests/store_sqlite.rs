@@ -439,6 +439,60 @@ fn the_latest_successful_deployment_is_per_environment_by_deploy_time() {
 }
 
 #[test]
+fn missing_compares_are_the_unstored_consecutive_pairs_per_environment() {
+    let mut store = SqliteStore::open_in_memory().unwrap();
+    let mut batch = SyncBatch::new(api());
+    let with_sha = |mut d: Deployment, n: u32| {
+        d.sha = sha(n);
+        d
+    };
+    batch.deployments = vec![
+        // production, in deploy-time order: 1 (sha 1), 5 (sha 1, a redeploy),
+        // 2 (sha 2), 7 ("Production", sha 3), 3 (sha 4); 4 failed, 6 pending.
+        with_sha(deployment(&api(), 1, "production", succeeded(100)), 1),
+        with_sha(deployment(&api(), 5, "production", succeeded(150)), 1),
+        with_sha(deployment(&api(), 2, "production", succeeded(200)), 2),
+        with_sha(deployment(&api(), 7, "Production", succeeded(250)), 3),
+        with_sha(deployment(&api(), 3, "production", succeeded(300)), 4),
+        with_sha(deployment(&api(), 4, "production", failed(260)), 9),
+        with_sha(
+            deployment(&api(), 6, "production", DeploymentOutcome::Pending),
+            8,
+        ),
+        // staging: its own sequence.
+        with_sha(deployment(&api(), 8, "staging", succeeded(120)), 4),
+        with_sha(deployment(&api(), 9, "staging", succeeded(130)), 2),
+    ];
+    store.apply(&batch).unwrap();
+    let missing = store.missing_compares(&api()).unwrap();
+    // Sorted by environment (case-insensitively), then base and head; each entry
+    // names the environment as its later deployment stored it.
+    assert_eq!(
+        missing,
+        vec![
+            (env("production"), sha(1), sha(2)),
+            (env("Production"), sha(2), sha(3)),
+            (env("production"), sha(3), sha(4)),
+            (env("staging"), sha(4), sha(2)),
+        ]
+    );
+
+    // A stored compare closes its gap; the others stay.
+    let mut compares = SyncBatch::new(api());
+    compares.compares.push(Compare {
+        base: sha(2),
+        head: sha(3),
+        status: CompareStatus::Ahead,
+        commits: vec![sha(3)],
+    });
+    store.apply(&compares).unwrap();
+    let after = store.missing_compares(&api()).unwrap();
+    assert_eq!(after.len(), 3);
+    assert!(!after.iter().any(|(_, b, h)| (*b, *h) == (sha(2), sha(3))));
+    assert_eq!(store.missing_compares(&repo("acme/none")).unwrap(), vec![]);
+}
+
+#[test]
 fn cursors_are_stored_per_repository_and_endpoint() {
     let mut store = SqliteStore::open_in_memory().unwrap();
     let key = cursor_key(&api(), "deployments");

@@ -82,6 +82,7 @@ async fn index(State(state): State<Arc<ExporterState>>) -> Html<String> {
          <ul>\n<li><a href=\"/metrics\">/metrics</a>: the metrics (Prometheus text format)</li>\n\
          <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
          <li><a href=\"/readyz\">/readyz</a>: readiness (every repository synced once)</li>\n\
+         <li><a href=\"/report\">/report</a>: the KPI report for meetings (<a href=\"/report?window=7d\">7d</a>, <a href=\"/report?window=30d\">30d</a>, <a href=\"/report?window=90d\">90d</a>)</li>\n\
          </ul>\n</body>\n</html>\n",
         version = escape_html(&options.version),
     ))

@@ -98,6 +98,17 @@ pub trait Store: Send {
         before: Timestamp,
     ) -> Result<Option<Deployment>, StoreError>;
 
+    /// The change sets a source still has to read: for every environment (names
+    /// grouped case-insensitively, ASCII), the consecutive pairs `(P, D)` of
+    /// successful deployments of `repository` in deploy-time order (ties by source,
+    /// then id) whose shas differ and whose compare `P.sha...D.sha` is not stored.
+    /// Each entry is `(environment of D as stored, P.sha, D.sha)`; a pair is listed
+    /// once, sorted by environment, then base and head.
+    fn missing_compares(
+        &self,
+        repository: &RepoName,
+    ) -> Result<Vec<(Environment, CommitSha, CommitSha)>, StoreError>;
+
     /// One stored commit; its `message` is the stored first line (see
     /// [`CommitRecord`]), for reports.
     fn commit(

@@ -254,6 +254,16 @@ impl Store for SqliteStore {
         )
     }
 
+    fn missing_compares(
+        &self,
+        repository: &RepoName,
+    ) -> Result<Vec<(Environment, CommitSha, CommitSha)>, StoreError> {
+        let Some(repo_id) = self.repo_id(repository)? else {
+            return Ok(Vec::new());
+        };
+        read::missing_compares(&self.conn, &self.path, repo_id)
+    }
+
     fn commit(
         &self,
         repository: &RepoName,

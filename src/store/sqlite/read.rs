@@ -232,6 +232,45 @@ pub(super) fn terminal_deployment_ids(
     Ok(out)
 }
 
+pub(super) fn missing_compares(
+    conn: &Connection,
+    path: &str,
+    repo_id: i64,
+) -> Result<Vec<(Environment, CommitSha, CommitSha)>, StoreError> {
+    let db = db_error(path, "listing missing compares");
+    let decoder = Decoder {
+        path,
+        table: "deployments",
+    };
+    // LAG over the successful deployments of one environment (case-insensitive,
+    // as the definitions compare names) in the engine's replay order.
+    let mut stmt = conn
+        .prepare_cached(
+            "WITH ordered AS ( \
+                 SELECT environment, sha, \
+                        LAG(sha) OVER (PARTITION BY lower(environment) \
+                                       ORDER BY outcome_at, source, id) AS base \
+                 FROM deployments WHERE repo_id = ?1 AND outcome = 'succeeded') \
+             SELECT min(environment), base, sha FROM ordered o \
+             WHERE base IS NOT NULL AND base <> sha \
+             AND NOT EXISTS (SELECT 1 FROM compares c \
+                             WHERE c.repo_id = ?1 AND c.base = o.base AND c.head = o.sha) \
+             GROUP BY lower(environment), base, sha \
+             ORDER BY lower(environment), base, sha",
+        )
+        .map_err(&db)?;
+    let mut rows = stmt.query([repo_id]).map_err(&db)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(&db)? {
+        let environment = Environment::parse(column!(row, 0, str).map_err(&db)?)
+            .map_err(|_| decoder.corrupt("environment of a deployment"))?;
+        let base = decoder.sha(column!(row, 1, blob).map_err(&db)?, "deployment sha")?;
+        let head = decoder.sha(column!(row, 2, blob).map_err(&db)?, "deployment sha")?;
+        out.push((environment, base, head));
+    }
+    Ok(out)
+}
+
 pub(super) fn commit(
     conn: &Connection,
     path: &str,

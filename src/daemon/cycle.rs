@@ -1,0 +1,203 @@
+//! One sync cycle: every repository of every source, a few at a time, each one's
+//! end recorded in the store's sync status, with one report for the whole cycle.
+//! Used by the daemon's scheduler and by `sync --once`.
+//!
+//! A repository that fails does not stop the others: its error is logged once,
+//! recorded, and reported. Shutdown stops the cycle between two requests; what was
+//! written stays consistent (each batch is one transaction with its cursors).
+
+use super::clock::Clock;
+use crate::domain::{RepoName, Timestamp};
+use crate::sources::{RepoSyncStats, SharedStore, Source, SyncContext};
+use crate::store::{StoreError, SyncOutcome};
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How many repositories sync at the same time. Requests within one repository
+/// are sequential; GitHub asks clients to avoid many concurrent requests
+/// (secondary rate limits), and four keep a first sync of a large organisation
+/// reasonably quick.
+pub const MAX_CONCURRENT_REPOSITORIES: usize = 4;
+
+/// How one repository's sync ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoOutcome {
+    Synced(RepoSyncStats),
+    /// The error's text: it names the repository's URL or the store file, never a
+    /// token.
+    Failed(String),
+    /// Stopped by shutdown before it finished.
+    Cancelled,
+}
+
+/// One repository in a cycle report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoReport {
+    pub source: &'static str,
+    pub repository: RepoName,
+    pub outcome: RepoOutcome,
+    /// When it finished (by the daemon's clock).
+    pub finished_at: Timestamp,
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleReport {
+    /// The evaluation time the cycle started at.
+    pub started_at: Timestamp,
+    /// One entry per configured repository and source, in configuration order.
+    pub repositories: Vec<RepoReport>,
+    /// Seconds each source took, by the daemon's clock.
+    pub durations: Vec<(&'static str, f64)>,
+}
+
+impl CycleReport {
+    /// The repositories that failed, with their errors.
+    pub fn failures(&self) -> impl Iterator<Item = (&RepoName, &str)> {
+        self.repositories.iter().filter_map(|r| match &r.outcome {
+            RepoOutcome::Failed(error) => Some((&r.repository, error.as_str())),
+            _ => None,
+        })
+    }
+
+    /// Whether shutdown stopped any repository's sync.
+    pub fn cancelled(&self) -> bool {
+        self.repositories
+            .iter()
+            .any(|r| r.outcome == RepoOutcome::Cancelled)
+    }
+
+    /// The statistics of the repositories that synced, summed.
+    pub fn total(&self) -> RepoSyncStats {
+        let mut total = RepoSyncStats::default();
+        for report in &self.repositories {
+            if let RepoOutcome::Synced(stats) = &report.outcome {
+                total.add_applied(&stats.applied);
+                total.batches += stats.batches;
+                total.requests += stats.requests;
+                total.skipped_items += stats.skipped_items;
+            }
+        }
+        total
+    }
+}
+
+/// Syncs every repository of every source once. `progress` is called as each
+/// repository finishes (in completion order).
+pub async fn sync_all(
+    sources: &[Arc<dyn Source>],
+    store: &SharedStore,
+    clock: &dyn Clock,
+    shutdown: &CancellationToken,
+    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+) -> CycleReport {
+    let started_at = clock.now();
+    let context = SyncContext {
+        store: store.clone(),
+        now: started_at,
+        shutdown: shutdown.clone(),
+    };
+    let mut report = CycleReport {
+        started_at,
+        repositories: Vec::new(),
+        durations: Vec::new(),
+    };
+    for source in sources {
+        let timer = Instant::now();
+        let jobs: Vec<BoxFuture<'_, (usize, RepoReport)>> = source
+            .repositories()
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(index, repository)| {
+                let source = Arc::clone(source);
+                let context = &context;
+                Box::pin(async move {
+                    let repository = &repository;
+                    let result = source.sync_repository(repository, context).await;
+                    let finished_at = clock.now();
+                    let outcome = match result {
+                        Ok(stats) => {
+                            tracing::info!(
+                                source = source.name(),
+                                %repository,
+                                first_sync = stats.first_sync,
+                                requests = stats.requests,
+                                written = stats.applied.total().written(),
+                                skipped_items = stats.skipped_items,
+                                "repository synced"
+                            );
+                            RepoOutcome::Synced(stats)
+                        }
+                        Err(error) if error.is_cancelled() => RepoOutcome::Cancelled,
+                        Err(error) => {
+                            tracing::error!(
+                                source = source.name(),
+                                %repository,
+                                %error,
+                                "repository sync failed; the next sync resumes from what was stored"
+                            );
+                            RepoOutcome::Failed(error.to_string())
+                        }
+                    };
+                    let recorded = match &outcome {
+                        RepoOutcome::Synced(_) => Some(SyncOutcome::Succeeded),
+                        RepoOutcome::Failed(error) => Some(SyncOutcome::Failed(error.clone())),
+                        RepoOutcome::Cancelled => None,
+                    };
+                    if let Some(recorded) = recorded {
+                        record(
+                            &context.store,
+                            repository,
+                            source.name(),
+                            finished_at,
+                            recorded,
+                        )
+                        .await;
+                    }
+                    let entry = RepoReport {
+                        source: source.name(),
+                        repository: repository.clone(),
+                        outcome,
+                        finished_at,
+                    };
+                    progress(&entry);
+                    (index, entry)
+                }) as BoxFuture<'_, (usize, RepoReport)>
+            })
+            .collect();
+        let mut done: Vec<(usize, RepoReport)> = stream::iter(jobs)
+            .buffer_unordered(MAX_CONCURRENT_REPOSITORIES)
+            .collect()
+            .await;
+        done.sort_by_key(|(index, _)| *index);
+        report.repositories.extend(done.into_iter().map(|(_, r)| r));
+        report
+            .durations
+            .push((source.name(), clock.seconds_since(timer)));
+    }
+    report
+}
+
+/// Records the end of a repository's sync; a store failure here is logged (the
+/// data itself is already written or not, consistently).
+async fn record(
+    store: &SharedStore,
+    repository: &RepoName,
+    source: &'static str,
+    finished_at: Timestamp,
+    outcome: SyncOutcome,
+) {
+    let repository_owned = repository.clone();
+    let result = store
+        .call(move |store| -> Result<(), StoreError> {
+            store.record_sync(&repository_owned, source, finished_at, &outcome)
+        })
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%repository, %error, "cannot record the sync status");
+    }
+}

@@ -1,0 +1,163 @@
+//! `HealthTracker`: what the daemon knows about its own sync health, turned into
+//! the exporter's [`HealthSnapshot`] at every publish.
+//!
+//! Per repository it keeps the last successful sync (seeded from the store's sync
+//! status at start, so a restarted daemon is ready at once when every repository
+//! had synced before) and the failures since the process started; per source, the
+//! duration of the last completed cycle. API requests and rate limits come from
+//! the sources themselves. No I/O.
+
+use super::cycle::{CycleReport, RepoOutcome};
+use crate::domain::{RepoName, Timestamp};
+use crate::exporter::{HealthSnapshot, RepositoryHealth, SourceHealth};
+use crate::sources::Source;
+use crate::store::SyncStatus;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+struct SourceState {
+    last_duration: Option<f64>,
+    repositories: BTreeMap<RepoName, RepositoryHealth>,
+}
+
+/// The daemon's health bookkeeping.
+#[derive(Debug, Default)]
+pub struct HealthTracker {
+    sources: BTreeMap<&'static str, SourceState>,
+}
+
+impl HealthTracker {
+    /// Every repository of every source, not synced yet, with the last successful
+    /// syncs the store remembers.
+    pub fn new(sources: &[Arc<dyn Source>], stored: &[SyncStatus]) -> Self {
+        let mut tracker = HealthTracker::default();
+        for source in sources {
+            let state = tracker.sources.entry(source.name()).or_default();
+            for repository in source.repositories() {
+                let mut health = RepositoryHealth::new(repository.clone());
+                health.last_success = stored
+                    .iter()
+                    .find(|s| s.source == source.name() && &s.repository == repository)
+                    .and_then(|s| s.last_success_at);
+                state.repositories.insert(repository.clone(), health);
+            }
+        }
+        tracker
+    }
+
+    /// Whether any repository has ever synced successfully (then the store holds
+    /// data worth publishing before the first cycle of this process).
+    pub fn any_synced(&self) -> bool {
+        self.sources
+            .values()
+            .flat_map(|s| s.repositories.values())
+            .any(|r| r.last_success.is_some())
+    }
+
+    /// Takes in a finished cycle.
+    pub fn record(&mut self, cycle: &CycleReport) {
+        for report in &cycle.repositories {
+            let state = self.sources.entry(report.source).or_default();
+            let health = state
+                .repositories
+                .entry(report.repository.clone())
+                .or_insert_with(|| RepositoryHealth::new(report.repository.clone()));
+            match report.outcome {
+                RepoOutcome::Synced(_) => health.last_success = Some(report.finished_at),
+                RepoOutcome::Failed(_) => health.sync_errors += 1,
+                RepoOutcome::Cancelled => {}
+            }
+        }
+        if !cycle.cancelled() {
+            for (source, seconds) in &cycle.durations {
+                self.sources.entry(source).or_default().last_duration = Some(*seconds);
+            }
+        }
+    }
+
+    /// The health to publish, with each source's API counters as of now.
+    pub fn snapshot(&self, sources: &[Arc<dyn Source>]) -> HealthSnapshot {
+        let mut out = HealthSnapshot::default();
+        for (name, state) in &self.sources {
+            let api = sources
+                .iter()
+                .find(|s| s.name() == *name)
+                .map(|s| s.api_health())
+                .unwrap_or_default();
+            out.sources.push(SourceHealth {
+                source: (*name).to_owned(),
+                last_sync_duration_seconds: state.last_duration,
+                repositories: state.repositories.values().cloned().collect(),
+                api_requests: api.requests,
+                rate_limits: api.rate_limits,
+            });
+        }
+        out
+    }
+
+    /// The last successful sync of `repository` from `source`.
+    pub fn last_success(&self, source: &str, repository: &RepoName) -> Option<Timestamp> {
+        self.sources
+            .get(source)
+            .and_then(|s| s.repositories.get(repository))
+            .and_then(|r| r.last_success)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::cycle::RepoReport;
+    use crate::sources::RepoSyncStats;
+
+    fn repo(name: &str) -> RepoName {
+        RepoName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn records_successes_failures_and_durations() {
+        let mut tracker = HealthTracker::default();
+        let report = |name: &str, outcome: RepoOutcome, at: i64| RepoReport {
+            source: "github",
+            repository: repo(name),
+            outcome,
+            finished_at: Timestamp(at),
+        };
+        tracker.record(&CycleReport {
+            started_at: Timestamp(1),
+            repositories: vec![
+                report("a/ok", RepoOutcome::Synced(RepoSyncStats::default()), 10),
+                report("a/bad", RepoOutcome::Failed("HTTP 404".into()), 11),
+            ],
+            durations: vec![("github", 2.5)],
+        });
+        tracker.record(&CycleReport {
+            started_at: Timestamp(20),
+            repositories: vec![
+                report("a/ok", RepoOutcome::Cancelled, 30),
+                report("a/bad", RepoOutcome::Failed("HTTP 404".into()), 31),
+            ],
+            durations: vec![("github", 9.0)],
+        });
+        assert_eq!(
+            tracker.last_success("github", &repo("a/ok")),
+            Some(Timestamp(10))
+        );
+        assert_eq!(tracker.last_success("github", &repo("a/bad")), None);
+        let health = tracker.snapshot(&[]);
+        let github = &health.sources[0];
+        assert_eq!(
+            github.last_sync_duration_seconds,
+            Some(2.5),
+            "cancelled cycles keep the last"
+        );
+        let bad = github
+            .repositories
+            .iter()
+            .find(|r| r.repository == repo("a/bad"))
+            .unwrap();
+        assert_eq!(bad.sync_errors, 2);
+        assert!(tracker.any_synced());
+    }
+}

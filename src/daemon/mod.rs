@@ -1,0 +1,409 @@
+//! The daemon: the scheduler that runs sync cycles (sources → store), recomputes
+//! the metrics after each (store → engine → `Snapshot`) and publishes them to the
+//! exporter, plus the HTTP server that serves them.
+//!
+//! [`run`] is the whole daemon (mini-redis style): the caller binds the listener
+//! and owns the shutdown future, so tests bind `127.0.0.1:0`. [`start`] is the same
+//! with a [`DaemonHandle`] to trigger a sync, wait for cycles and shut down, and
+//! [`RunOptions`] injects the [`Clock`] (tests fix time) and marks simulated data.
+//! [`sync_once`] is `sync --once`: one cycle, no HTTP, no engine.
+//!
+//! Shutdown is one [`CancellationToken`] given to every task: the HTTP server stops
+//! accepting and finishes in-flight requests; the scheduler stops its sync between
+//! two requests, never inside a store call (those always run to completion on the
+//! blocking pool), and does not publish a cut-short cycle. [`DaemonHandle::shutdown`]
+//! waits for both tasks.
+//!
+//! - `clock`: `Clock`, `SystemClock`, `ManualClock`.
+//! - `cycle`: one sync cycle over every repository, and its report.
+//! - `health`: the collector's health as published.
+//! - `demo`: the configuration `demo` runs with.
+//!
+//! Not here: what a source reads (`sources`), the computation (`dora`), the text
+//! format (`exporter`), command-line parsing (`cli`).
+
+mod clock;
+mod cycle;
+pub mod demo;
+mod health;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use cycle::{sync_all, CycleReport, RepoOutcome, RepoReport, MAX_CONCURRENT_REPOSITORIES};
+pub use health::HealthTracker;
+
+use crate::config::Config;
+use crate::domain::RepoName;
+use crate::dora::{self, EngineConfig};
+use crate::exporter::{router, ExporterOptions, ExporterState};
+use crate::sources::github::GithubSource;
+use crate::sources::{SharedStore, Source};
+use crate::store::{SqliteStore, StoreError};
+use anyhow::Context as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+pub use tokio_util::sync::CancellationToken;
+
+/// The share of the poll interval added at random to each wait (up to
+/// [`MAX_JITTER`]), so that many collectors started together do not poll GitHub in
+/// lockstep.
+pub const JITTER_FRACTION: f64 = 0.1;
+
+/// The most jitter added to one wait: a minute keeps a long interval predictable.
+pub const MAX_JITTER: Duration = Duration::from_secs(60);
+
+/// The wait before the next cycle: `interval` plus `random` (0 to 1) times the
+/// jitter bound.
+pub fn next_delay(interval: Duration, random: f64) -> Duration {
+    let bound = interval.mul_f64(JITTER_FRACTION).min(MAX_JITTER);
+    interval + bound.mul_f64(random.clamp(0.0, 1.0))
+}
+
+/// What differs between a production daemon, the demo and a test.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where `now` comes from (default: the system clock).
+    pub clock: Arc<dyn Clock>,
+    /// The data is simulated: the landing page says so (`demo`).
+    pub simulated: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            clock: Arc::new(SystemClock),
+            simulated: false,
+        }
+    }
+}
+
+/// Cycles completed so far and the latest report.
+#[derive(Debug, Clone, Default)]
+pub struct Cycles {
+    pub completed: u64,
+    pub last: Option<Arc<CycleReport>>,
+}
+
+/// Runs the daemon on `listener` until `shutdown` completes, then shuts down
+/// gracefully. Errors: the store cannot be opened, the HTTP client cannot be set
+/// up, the server fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(config, listener, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with options (a clock, the demo's `simulated` flag).
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    options: RunOptions,
+) -> anyhow::Result<()> {
+    let mut handle = start(config, listener, options).await?;
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        result = &mut handle.server => {
+            // The server stopped by itself: report why after stopping the rest.
+            handle.shutdown.cancel();
+            let _ = (&mut handle.scheduler).await;
+            return match result {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
+                Ok(Err(error)) => Err(anyhow::anyhow!("the HTTP server failed: {error}")),
+                Err(error) => Err(anyhow::anyhow!("the HTTP server task failed: {error}")),
+            };
+        }
+    }
+    handle.shutdown().await
+}
+
+/// A running daemon.
+pub struct DaemonHandle {
+    addr: SocketAddr,
+    state: Arc<ExporterState>,
+    trigger: mpsc::Sender<()>,
+    cycles: watch::Receiver<Cycles>,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    scheduler: JoinHandle<()>,
+}
+
+impl DaemonHandle {
+    /// The address the HTTP server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The published metrics and readiness.
+    pub fn exporter(&self) -> &Arc<ExporterState> {
+        &self.state
+    }
+
+    /// Starts a sync cycle now instead of at the end of the poll interval (if one
+    /// is running, the next starts as soon as it ends).
+    pub fn sync_now(&self) {
+        let _ = self.trigger.try_send(());
+    }
+
+    /// Waits until `n` cycles have completed since start (and been published);
+    /// returns the latest report, or `None` if the scheduler has stopped first.
+    pub async fn wait_for_cycles(&mut self, n: u64) -> Option<Arc<CycleReport>> {
+        self.cycles
+            .wait_for(|c| c.completed >= n)
+            .await
+            .ok()
+            .and_then(|c| c.last.clone())
+    }
+
+    /// Cycles completed so far.
+    pub fn cycles(&self) -> Cycles {
+        self.cycles.borrow().clone()
+    }
+
+    /// A token that, cancelled, shuts the daemon down (as [`DaemonHandle::shutdown`]
+    /// does, without waiting).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops every task and waits for them: in-flight HTTP requests complete, the
+    /// sync stops between two requests, store writes finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let scheduler = self.scheduler.await;
+        let server = self.server.await;
+        scheduler.map_err(|e| anyhow::anyhow!("the sync task failed: {e}"))?;
+        match server {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::anyhow!("the HTTP server failed: {error}")),
+            Err(error) => Err(anyhow::anyhow!("the HTTP server task failed: {error}")),
+        }
+    }
+}
+
+/// What the scheduler task owns.
+struct Scheduler {
+    sources: Vec<Arc<dyn Source>>,
+    store: SharedStore,
+    state: Arc<ExporterState>,
+    clock: Arc<dyn Clock>,
+    engine: EngineConfig,
+    repositories: Vec<RepoName>,
+    poll_interval: Duration,
+    tracker: HealthTracker,
+    shutdown: CancellationToken,
+    trigger: mpsc::Receiver<()>,
+    cycles: watch::Sender<Cycles>,
+}
+
+/// Opens the store, sets up the sources, publishes what the store already holds
+/// (a restarted daemon serves its numbers at once), and spawns the HTTP server and
+/// the scheduler. The first sync cycle starts immediately.
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    options: RunOptions,
+) -> anyhow::Result<DaemonHandle> {
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let store = open_store(&config.storage.path).await?;
+    let sources = sources(&config)?;
+    let repositories: Vec<RepoName> = config
+        .github
+        .repositories
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    let state = Arc::new(
+        ExporterState::new(ExporterOptions {
+            simulated: options.simulated,
+            ..ExporterOptions::new(repositories.clone())
+        })
+        .context("cannot render the initial metrics page")?,
+    );
+    let statuses = store
+        .call(|store| store.sync_status())
+        .await
+        .context("cannot read the sync status")?;
+    let shutdown = CancellationToken::new();
+    let (trigger_tx, trigger_rx) = mpsc::channel(1);
+    let (cycles_tx, cycles_rx) = watch::channel(Cycles::default());
+    let scheduler = Scheduler {
+        tracker: HealthTracker::new(&sources, &statuses),
+        sources,
+        store,
+        state: Arc::clone(&state),
+        clock: options.clock,
+        engine: config.engine_config(),
+        repositories,
+        poll_interval: config.github.poll_interval.to_std(),
+        shutdown: shutdown.clone(),
+        trigger: trigger_rx,
+        cycles: cycles_tx,
+    };
+    if scheduler.tracker.any_synced() {
+        // Numbers right from the first scrape after a restart.
+        scheduler.publish().await;
+    } else if let Err(error) = state.publish_health(scheduler.tracker.snapshot(&scheduler.sources))
+    {
+        tracing::error!(%error, "cannot publish the health metrics");
+    }
+    let server_token = shutdown.clone();
+    let app =
+        router(Arc::clone(&state)).merge(crate::report::live_router(Arc::new(config.clone())));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(server_token.cancelled_owned())
+            .await
+    });
+    tracing::info!(
+        address = %addr,
+        repositories = state.options().repositories.len(),
+        poll_interval = %config.github.poll_interval,
+        "serving /metrics, /healthz, /readyz and /report"
+    );
+    let scheduler = tokio::spawn(scheduler.run());
+    Ok(DaemonHandle {
+        addr,
+        state,
+        trigger: trigger_tx,
+        cycles: cycles_rx,
+        shutdown,
+        server,
+        scheduler,
+    })
+}
+
+impl Scheduler {
+    async fn run(mut self) {
+        loop {
+            let report = sync_all(
+                &self.sources,
+                &self.store,
+                self.clock.as_ref(),
+                &self.shutdown,
+                &|_| {},
+            )
+            .await;
+            self.tracker.record(&report);
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            log_cycle(&report);
+            self.publish().await;
+            self.cycles.send_modify(|cycles| {
+                cycles.completed += 1;
+                cycles.last = Some(Arc::new(report));
+            });
+            let delay = next_delay(self.poll_interval, rand::random::<f64>());
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+                Some(()) = self.trigger.recv() => {}
+            }
+        }
+        tracing::info!("sync stopped");
+    }
+
+    /// Computes the snapshot from the store at the clock's `now` and publishes it
+    /// with the current health; on failure the health alone.
+    async fn publish(&self) {
+        let health = self.tracker.snapshot(&self.sources);
+        match self.compute().await {
+            Ok(snapshot) => {
+                if let Err(error) = self.state.publish(snapshot, health) {
+                    tracing::error!(%error, "cannot publish the metrics");
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "cannot compute the metrics; serving the previous ones");
+                if let Err(error) = self.state.publish_health(health) {
+                    tracing::error!(%error, "cannot publish the health metrics");
+                }
+            }
+        }
+    }
+
+    async fn compute(&self) -> anyhow::Result<dora::Snapshot> {
+        let repositories = self.repositories.clone();
+        let events = self
+            .store
+            .call(move |store| store.load_events(&repositories))
+            .await
+            .context("cannot read the events")?;
+        let engine = self.engine.clone();
+        let now = self.clock.now();
+        tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
+            .await
+            .context("the computation failed")
+    }
+}
+
+fn log_cycle(report: &CycleReport) {
+    let total = report.total();
+    let failed = report.failures().count();
+    tracing::info!(
+        repositories = report.repositories.len(),
+        failed,
+        requests = total.requests,
+        written = total.applied.total().written(),
+        skipped_items = total.skipped_items,
+        "sync cycle finished"
+    );
+}
+
+/// Opens (creating or migrating) the SQLite store at `path`.
+pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
+    let path = path.to_owned();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .context("the store task failed")?
+        .map_err(|error: StoreError| anyhow::anyhow!(error))?;
+    Ok(SharedStore::new(store))
+}
+
+/// The sources of `config` (today: GitHub).
+pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+    let github =
+        GithubSource::new(&config.github).map_err(|error| anyhow::anyhow!("github: {error}"))?;
+    Ok(vec![Arc::new(github)])
+}
+
+/// `sync --once`: one cycle over every repository (writing the store), without the
+/// engine or the HTTP server. `progress` is called as each repository finishes.
+pub async fn sync_once(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    shutdown: &CancellationToken,
+    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+) -> anyhow::Result<CycleReport> {
+    let store = open_store(&config.storage.path).await?;
+    let sources = sources(config)?;
+    let report = sync_all(&sources, &store, clock.as_ref(), shutdown, progress).await;
+    log_cycle(&report);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_is_the_interval_plus_bounded_jitter() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(next_delay(minute, 0.0), minute);
+        assert_eq!(next_delay(minute, 1.0), Duration::from_secs(66));
+        assert_eq!(next_delay(minute, 7.0), Duration::from_secs(66), "clamped");
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_delay(hour, 1.0), hour + MAX_JITTER);
+        assert_eq!(next_delay(hour, 0.5), hour + MAX_JITTER / 2);
+    }
+}

@@ -1,0 +1,593 @@
+//! The HTTP layer of the GitHub source: one `Octocrab` (base URI = `github.api_url`,
+//! the personal token) used through its generic GET, plus what octocrab leaves to
+//! us: bounded response bodies, `Link` pagination, conditional requests (`ETag` →
+//! `If-None-Match` → a free 304), status codes mapped to [`GithubError`], request
+//! counts per endpoint template and status, and the rate limit the server reports.
+//!
+//! octocrab has no Deployments API and its typed models are strict, so we only use
+//! its transport (auth header, base URI, timeouts, TLS) and read raw bytes. Its
+//! types never leave this module.
+//!
+//! Not here: what a response means (the endpoint modules decide), retries (a
+//! failed sync is retried by the next cycle from the stored cursors), and waiting
+//! for a rate limit to reset (requests fail fast with `RateLimited` until then).
+
+use super::error::{clean, server_message, GithubError};
+use crate::domain::Timestamp;
+use crate::exporter::{ApiRequests, RateLimit};
+use axum::body::Bytes;
+use http::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
+use http::StatusCode;
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+use octocrab::Octocrab;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// Items per page: GitHub's maximum, so a list costs as few requests as possible.
+pub const PER_PAGE: u32 = 100;
+
+/// The largest response body read. A page of 100 workflow runs (each embedding two
+/// repository objects) is about 2 MB; a compare page of 100 commits far less.
+/// Anything beyond this is not a GitHub list page, and the bound keeps a hostile
+/// or broken server from filling memory.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most of an error response body read (for its `message`).
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// The most pages read from one list. 1000 pages of 100 items is far beyond any
+/// DORA-relevant list of one repository; more means a loop in `Link` headers.
+pub const MAX_PAGES: usize = 1000;
+
+/// How long connecting may take before the request fails as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a read on the connection may stall. GitHub answers list requests in
+/// well under a second; a minute covers a slow GitHub Enterprise Server.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The media type GitHub recommends for the REST API.
+const GITHUB_JSON: &str = "application/vnd.github+json";
+
+/// The endpoints the source reads, as the bounded `endpoint` label of the health
+/// metrics (a route template, never a concrete URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    Deployments,
+    DeploymentStatuses,
+    WorkflowRuns,
+    Compare,
+    Issues,
+    Pulls,
+    PullCommits,
+}
+
+impl Endpoint {
+    pub const fn template(self) -> &'static str {
+        match self {
+            Endpoint::Deployments => "/repos/{owner}/{repo}/deployments",
+            Endpoint::DeploymentStatuses => {
+                "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"
+            }
+            Endpoint::WorkflowRuns => "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+            Endpoint::Compare => "/repos/{owner}/{repo}/compare/{basehead}",
+            Endpoint::Issues => "/repos/{owner}/{repo}/issues",
+            Endpoint::Pulls => "/repos/{owner}/{repo}/pulls",
+            Endpoint::PullCommits => "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+        }
+    }
+}
+
+/// What one GET returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// 304: the `If-None-Match` ETag still matches; nothing changed.
+    NotModified,
+    /// 2xx with its body, the `rel="next"` URL and the `ETag`.
+    Page {
+        body: Bytes,
+        next: Option<String>,
+        etag: Option<String>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    requests: BTreeMap<(&'static str, String), u64>,
+    rate_limits: BTreeMap<String, RateLimit>,
+    /// Set when the server said the budget is spent: `(resource, reset epoch)`.
+    exhausted: Option<(String, i64)>,
+}
+
+/// The GitHub REST client: shared by every repository sync of the source.
+pub struct Client {
+    octocrab: Octocrab,
+    /// `github.api_url` without a trailing slash: paths are appended to it.
+    base: String,
+    origin: url::Origin,
+    stats: Mutex<Stats>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for the API at `api_url` authenticating with `token`. Must be
+    /// called within a tokio runtime (octocrab spawns its connection buffer).
+    pub fn new(api_url: &url::Url, token: &SecretString) -> Result<Client, GithubError> {
+        let base = api_url.as_str().trim_end_matches('/').to_owned();
+        // octocrab turns the token into a header value and panics if it cannot;
+        // check first (the configuration rejects whitespace, not every non-ASCII).
+        if HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).is_err() {
+            return Err(GithubError::InvalidToken);
+        }
+        let client_error = |cause: String| GithubError::Client {
+            url: base.clone(),
+            cause,
+        };
+        let octocrab = Octocrab::builder()
+            .base_uri(base.as_str())
+            .map_err(|_| GithubError::InvalidUrl { url: base.clone() })?
+            .personal_token(token.clone())
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .build()
+            .map_err(|e| client_error(error_chain(&e)))?;
+        Ok(Client {
+            octocrab,
+            origin: api_url.origin(),
+            base,
+            stats: Mutex::new(Stats::default()),
+        })
+    }
+
+    /// `github.api_url` without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn stats(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One GET of `url` (absolute, under `github.api_url`), counted under
+    /// `endpoint`. With `if_none_match`, a 304 means nothing changed.
+    pub async fn fetch(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        if_none_match: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<Fetched, GithubError> {
+        self.check_budget(url)?;
+        let uri: http::Uri = url.parse().map_err(|_| GithubError::InvalidUrl {
+            url: url.to_owned(),
+        })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(GITHUB_JSON));
+        if let Some(tag) = if_none_match.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(IF_NONE_MATCH, tag);
+        }
+        let request = self.octocrab._get_with_headers(uri, Some(headers));
+        let response = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(GithubError::Cancelled),
+            response = request => response,
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                self.count(endpoint, "error");
+                return Err(GithubError::Unreachable {
+                    url: url.to_owned(),
+                    cause: error_chain(&error),
+                });
+            }
+        };
+        let status = response.status();
+        self.count(endpoint, status.as_str());
+        let headers = response.headers().clone();
+        self.record_rate_limit(&headers);
+        let body = response.into_body();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if status.is_success() {
+            let body = read_limited(body, MAX_RESPONSE_BYTES, url, cancel)
+                .await?
+                .ok_or_else(|| GithubError::TooLarge {
+                    url: url.to_owned(),
+                    limit: MAX_RESPONSE_BYTES,
+                })?;
+            let next = match headers.get(LINK).and_then(|v| v.to_str().ok()) {
+                Some(link) => match next_link(link) {
+                    Some(next) if self.same_origin(next) => Some(next.to_owned()),
+                    Some(next) => return Err(GithubError::ForeignLink { url: clean(next) }),
+                    None => None,
+                },
+                None => None,
+            };
+            let etag = headers
+                .get(ETAG)
+                .and_then(|v| v.to_str().ok())
+                .filter(|t| t.len() <= crate::store::MAX_CURSOR_OPAQUE_BYTES)
+                .map(str::to_owned);
+            return Ok(Fetched::Page { body, next, etag });
+        }
+        let body = read_limited(body, MAX_ERROR_BODY_BYTES, url, cancel)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        Err(self.status_error(status, &headers, &body, url))
+    }
+
+    fn status_error(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        url: &str,
+    ) -> GithubError {
+        let url = url.to_owned();
+        let message = server_message(body);
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let limited = matches!(
+            status,
+            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        ) && (header("x-ratelimit-remaining") == Some("0")
+            || headers.contains_key(RETRY_AFTER)
+            || message.to_ascii_lowercase().contains("rate limit"));
+        if limited {
+            let resource = header("x-ratelimit-resource").unwrap_or("core").to_owned();
+            let retry_after =
+                header(RETRY_AFTER.as_str()).and_then(|v| v.trim().parse::<i64>().ok());
+            let reset = match retry_after {
+                Some(seconds) => Some(epoch_now().saturating_add(seconds.max(0))),
+                None => header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok()),
+            };
+            if let Some(reset) = reset {
+                self.stats().exhausted = Some((resource.clone(), reset));
+            }
+            return GithubError::RateLimited {
+                url,
+                resource,
+                reset_at: reset.map(Timestamp),
+            };
+        }
+        match status {
+            StatusCode::UNAUTHORIZED => GithubError::Unauthorized { url, message },
+            StatusCode::FORBIDDEN => GithubError::Forbidden { url, message },
+            StatusCode::NOT_FOUND => GithubError::NotFound { url },
+            _ => GithubError::Status {
+                url,
+                status: status.as_u16(),
+                message,
+            },
+        }
+    }
+
+    /// Fails fast while the server has told us the budget is spent.
+    fn check_budget(&self, url: &str) -> Result<(), GithubError> {
+        let mut stats = self.stats();
+        if let Some((resource, reset)) = &stats.exhausted {
+            if epoch_now() < *reset {
+                return Err(GithubError::RateLimited {
+                    url: url.to_owned(),
+                    resource: resource.clone(),
+                    reset_at: Some(Timestamp(*reset)),
+                });
+            }
+            stats.exhausted = None;
+        }
+        Ok(())
+    }
+
+    fn count(&self, endpoint: Endpoint, status: &str) {
+        *self
+            .stats()
+            .requests
+            .entry((endpoint.template(), status.to_owned()))
+            .or_default() += 1;
+    }
+
+    fn record_rate_limit(&self, headers: &HeaderMap) {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok())
+        else {
+            return;
+        };
+        // Resource names come from the server: keep them short and plain, as they
+        // become label values.
+        let resource = header("x-ratelimit-resource")
+            .filter(|r| {
+                !r.is_empty()
+                    && r.len() <= 32
+                    && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .unwrap_or("core")
+            .to_owned();
+        let reset_at = header("x-ratelimit-reset")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(Timestamp);
+        let mut stats = self.stats();
+        let limit = stats
+            .rate_limits
+            .entry(resource.clone())
+            .or_insert(RateLimit {
+                resource,
+                remaining,
+                reset_at,
+            });
+        // Within one window the budget only shrinks; responses to concurrent
+        // requests arrive in any order, so keep the lowest. A new reset time is a
+        // new window.
+        if limit.reset_at == reset_at {
+            limit.remaining = limit.remaining.min(remaining);
+        } else {
+            limit.remaining = remaining;
+            limit.reset_at = reset_at;
+        }
+    }
+
+    fn same_origin(&self, url: &str) -> bool {
+        url::Url::parse(url).is_ok_and(|u| u.origin() == self.origin)
+    }
+
+    /// Requests so far by endpoint template and status, and the latest rate limit
+    /// per resource; both sorted.
+    pub fn health(&self) -> (Vec<ApiRequests>, Vec<RateLimit>) {
+        let stats = self.stats();
+        let requests = stats
+            .requests
+            .iter()
+            .map(|((endpoint, status), count)| ApiRequests {
+                endpoint: (*endpoint).to_owned(),
+                status: status.clone(),
+                count: *count,
+            })
+            .collect();
+        let limits = stats.rate_limits.values().cloned().collect();
+        (requests, limits)
+    }
+}
+
+/// Reads a body of at most `limit` bytes; `None` when it is longer.
+async fn read_limited(
+    mut body: BoxBody<Bytes, octocrab::Error>,
+    limit: usize,
+    url: &str,
+    cancel: &CancellationToken,
+) -> Result<Option<Bytes>, GithubError> {
+    let mut out = Vec::new();
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(GithubError::Cancelled),
+            frame = body.frame() => frame,
+        };
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|error| GithubError::Unreachable {
+            url: url.to_owned(),
+            cause: format!(
+                "the connection broke while reading the response: {}",
+                error_chain(&error)
+            ),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Ok(None);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(Bytes::from(out)))
+}
+
+/// The URL of `rel="next"` in a `Link` header (RFC 8288), if any.
+pub fn next_link(header: &str) -> Option<&str> {
+    let mut rest = header;
+    loop {
+        let start = rest.find('<')?;
+        let end = start + rest[start..].find('>')?;
+        let url = &rest[start + 1..end];
+        let after = &rest[end + 1..];
+        let params_end = after.find('<').unwrap_or(after.len());
+        let is_next = after[..params_end].split(';').any(|param| {
+            let param = param.trim().trim_end_matches(',').trim();
+            match param.split_once('=') {
+                Some((name, value)) if name.trim().eq_ignore_ascii_case("rel") => value
+                    .trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("next")),
+                _ => false,
+            }
+        });
+        if is_next {
+            return Some(url);
+        }
+        rest = &after[params_end..];
+    }
+}
+
+/// An error and its causes on one line, bounded.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    /// Long enough for "client error (Connect): tcp connect error: Connection
+    /// refused (os error 111)" and similar chains.
+    const MAX_CHAIN_CHARS: usize = 400;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text.chars()
+        .take(MAX_CHAIN_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn epoch_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A list read page by page, following `Link: rel="next"`; the first page may be
+/// conditional.
+#[derive(Debug)]
+pub struct Pages {
+    endpoint: Endpoint,
+    first_url: String,
+    next: Option<String>,
+    if_none_match: Option<String>,
+    pages: usize,
+    /// The first page answered 304: nothing changed since the ETag was stored.
+    pub not_modified: bool,
+    /// The `ETag` of the first page, to store for the next sync.
+    pub etag: Option<String>,
+}
+
+impl Pages {
+    pub fn new(endpoint: Endpoint, url: String, if_none_match: Option<String>) -> Self {
+        Pages {
+            endpoint,
+            first_url: url.clone(),
+            next: Some(url),
+            if_none_match,
+            pages: 0,
+            not_modified: false,
+            etag: None,
+        }
+    }
+
+    /// The next page's body; `None` when the list is done (or not modified).
+    pub async fn next(
+        &mut self,
+        client: &Client,
+        cancel: &CancellationToken,
+        requests: &std::sync::atomic::AtomicU64,
+    ) -> Result<Option<Bytes>, GithubError> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        if self.pages >= MAX_PAGES {
+            return Err(GithubError::TooManyPages {
+                url: self.first_url.clone(),
+                limit: MAX_PAGES,
+            });
+        }
+        let conditional = if self.pages == 0 {
+            self.if_none_match.as_deref()
+        } else {
+            None
+        };
+        requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match client
+            .fetch(self.endpoint, &url, conditional, cancel)
+            .await?
+        {
+            Fetched::NotModified => {
+                self.not_modified = true;
+                Ok(None)
+            }
+            Fetched::Page { body, next, etag } => {
+                if self.pages == 0 {
+                    self.etag = etag;
+                }
+                self.pages += 1;
+                self.next = next;
+                Ok(Some(body))
+            }
+        }
+    }
+
+    /// Stops reading: the caller has what it needs.
+    pub fn stop(&mut self) {
+        self.next = None;
+    }
+
+    /// Whether a next page is known (from `Link`).
+    pub fn has_next(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// Asks for `url` next: for a list whose size is known but whose response
+    /// carried no `Link` header.
+    pub fn set_next(&mut self, url: String) {
+        self.next = Some(url);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_next_link() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"<https://api.github.com/repositories/1/issues?page=2>; rel="next", <https://api.github.com/repositories/1/issues?page=5>; rel="last""#,
+                Some("https://api.github.com/repositories/1/issues?page=2"),
+            ),
+            (
+                r#"<https://x/a?page=1>; rel="prev", <https://x/a?page=3>; rel="next""#,
+                Some("https://x/a?page=3"),
+            ),
+            (r#"<https://x/a?page=1>; rel="first""#, None),
+            (
+                r#"<https://x/a?l=a,b&page=2>; rel=next"#,
+                Some("https://x/a?l=a,b&page=2"),
+            ),
+            (
+                r#"<https://x/a>; title="x"; rel="next last""#,
+                Some("https://x/a"),
+            ),
+            ("", None),
+            ("garbage <without end", None),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(next_link(header), *expected, "{header}");
+        }
+    }
+
+    #[test]
+    fn endpoint_templates_are_route_templates() {
+        for endpoint in [
+            Endpoint::Deployments,
+            Endpoint::DeploymentStatuses,
+            Endpoint::WorkflowRuns,
+            Endpoint::Compare,
+            Endpoint::Issues,
+            Endpoint::Pulls,
+            Endpoint::PullCommits,
+        ] {
+            let template = endpoint.template();
+            assert!(template.starts_with("/repos/{owner}/{repo}"), "{template}");
+            assert!(!template.contains('?'), "{template}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_that_cannot_be_headers_are_refused_without_showing_them() {
+        let url = url::Url::parse("http://127.0.0.1:1").unwrap();
+        let error = Client::new(&url, &SecretString::from("tok\u{1}en-secret")).unwrap_err();
+        assert_eq!(error, GithubError::InvalidToken);
+        assert!(!error.to_string().contains("secret"));
+    }
+}

@@ -1,0 +1,293 @@
+//! Step 1 for Deployments-API repositories: new deployments to production
+//! environments, their outcome from their statuses, and the pending ones again.
+//!
+//! The list is read **without** the `environment` filter: GitHub matches that filter
+//! case-sensitively, while the definitions compare environment names
+//! case-insensitively (`Production` counts as `production`). So every deployment is
+//! listed, newest first, and only those whose environment matches a configured
+//! production environment are kept. The price is the pages of non-production
+//! deployments in the list; statuses (one request per deployment, the bulk of the
+//! cost) are read for production deployments only.
+//!
+//! Cursor `deployments?environments=…`: `since` is the newest `created_at` listed, `opaque` the
+//! `ETag` of the list's first page. A later sync asks with `If-None-Match` (a 304
+//! costs no rate limit and means nothing new) and otherwise reads pages until it
+//! meets a deployment created before `since`. A terminal deployment is never read
+//! again; a pending one has its statuses read again on every sync until it ends
+//! (or is older than [`PENDING_RECHECK_SECONDS`]).
+//!
+//! The first sync reads back to the lookback window, then keeps paging for one
+//! successful deployment per production environment older than the window, the base
+//! of the first change set (dora-definitions §1, DevLake #7193), bounded by
+//! [`MAX_BASE_CANDIDATES`] and [`MAX_BASE_SEARCH_PAGES`].
+
+use super::client::{Endpoint, Pages, PER_PAGE};
+use super::models::{self, WireDeployment};
+use super::{GithubError, RepoSync};
+use crate::domain::{
+    outcome_from_statuses, Deployment, DeploymentOutcome, DeploymentSource, Timestamp,
+};
+use crate::sources::SourceError;
+use crate::store::{Cursor, CursorKey, SyncBatch};
+use std::collections::HashSet;
+
+/// The cursor endpoint name's base; the name also carries the production
+/// environments (lowercase, sorted), so that configuring another one reads its
+/// history on the next sync.
+pub const CURSOR: &str = "deployments";
+
+/// How many production deployments older than the lookback window a first sync
+/// checks (reading their statuses), per environment, to find a successful one as
+/// the base. Failed attempts are a few percent of deployments, so 20 finds one
+/// unless the environment was abandoned.
+pub const MAX_BASE_CANDIDATES: usize = 20;
+
+/// How many pages past the lookback window a first sync reads looking for bases:
+/// bounds the cost for a configured environment that has no old deployments (the
+/// list is not filtered by environment).
+pub const MAX_BASE_SEARCH_PAGES: usize = 5;
+
+/// A pending deployment is read again on every sync for this long after its
+/// creation (30 days). Tools that create deployments without ever reporting a
+/// status would otherwise cost a request per sync forever.
+pub const PENDING_RECHECK_SECONDS: i64 = 30 * 86_400;
+
+/// The most status pages read for one deployment (GitHub keeps every status; a
+/// deployment has a handful).
+pub const MAX_STATUS_PAGES: usize = 10;
+
+/// Per production environment: whether a base was found, and how many candidates
+/// were checked.
+struct BaseSearch {
+    found: Vec<bool>,
+    checked: Vec<usize>,
+}
+
+impl BaseSearch {
+    fn new(environments: usize) -> Self {
+        BaseSearch {
+            found: vec![false; environments],
+            checked: vec![0; environments],
+        }
+    }
+
+    fn wants(&self, index: usize) -> bool {
+        !self.found[index] && self.checked[index] < MAX_BASE_CANDIDATES
+    }
+
+    fn done(&self) -> bool {
+        (0..self.found.len()).all(|i| !self.wants(i))
+    }
+}
+
+impl RepoSync<'_> {
+    /// Step 1 (Deployments API). Returns whether this was the first sync.
+    pub(super) async fn sync_deployments(&self) -> Result<bool, SourceError> {
+        let repository = self.repository.clone();
+        let mut environments: Vec<String> = self
+            .settings
+            .production
+            .iter()
+            .map(|e| e.as_str().to_ascii_lowercase())
+            .collect();
+        environments.sort();
+        let name = super::cursor_name(CURSOR, &[("environments", environments.join(","))]);
+        let key = CursorKey::new(repository.clone(), name);
+        let read_key = key.clone();
+        let (cursor, terminal, pending) = self
+            .read(move |store| {
+                let cursor = store.cursor(&read_key)?;
+                let source = DeploymentSource::GithubDeployments;
+                let terminal = store.terminal_deployment_ids(&repository, source)?;
+                let mut pending = Vec::new();
+                for (from, id) in store.pending_deployments(&repository)? {
+                    if from == source {
+                        pending.extend(store.deployment(&repository, from, id)?);
+                    }
+                }
+                Ok((cursor, terminal, pending))
+            })
+            .await?;
+        let first = cursor.is_none();
+        let stop_before = cursor
+            .as_ref()
+            .and_then(|c| c.since)
+            .unwrap_or_else(|| self.lookback_start());
+        let url = self.url("/deployments", &[("per_page", &PER_PAGE.to_string())]);
+        let etag = cursor.and_then(|c| c.opaque);
+        let mut pages = Pages::new(Endpoint::Deployments, url.clone(), etag);
+
+        let mut newest: Option<Timestamp> = None;
+        let mut listed = HashSet::new();
+        let mut fresh: Vec<WireDeployment> = Vec::new();
+        let mut bases = BaseSearch::new(self.settings.production.len());
+        let mut batch = SyncBatch::new(self.repository.clone());
+        let mut pages_past_window = 0;
+        'list: while let Some(body) = self.next_page(&mut pages).await? {
+            let mut past_window = false;
+            for value in models::array(&body, &url)? {
+                let Some(deployment) = self.item(Endpoint::Deployments, models::deployment(value))
+                else {
+                    continue;
+                };
+                // A deployment created while we page shifts the list by one.
+                if !listed.insert(deployment.id) {
+                    continue;
+                }
+                newest = newest.max(Some(deployment.created_at));
+                let production = self.production_index(&deployment.environment);
+                if deployment.created_at < stop_before {
+                    if !first {
+                        break 'list;
+                    }
+                    past_window = true;
+                    if let Some(index) = production.filter(|i| bases.wants(*i)) {
+                        bases.checked[index] += 1;
+                        let outcome = if terminal.contains(&deployment.id) {
+                            // Stored before (the settings changed since): no request.
+                            self.stored_outcome(deployment.id).await?
+                        } else {
+                            self.deployment_outcome(deployment.id).await?
+                        };
+                        if let Some(outcome @ DeploymentOutcome::Succeeded { .. }) = outcome {
+                            bases.found[index] = true;
+                            batch
+                                .deployments
+                                .push(self.to_deployment(&deployment, outcome));
+                        }
+                    }
+                    if bases.done() {
+                        break 'list;
+                    }
+                    continue;
+                }
+                if production.is_some() && !terminal.contains(&deployment.id) {
+                    fresh.push(deployment);
+                }
+            }
+            if past_window {
+                pages_past_window += 1;
+                if pages_past_window >= MAX_BASE_SEARCH_PAGES {
+                    break;
+                }
+            }
+        }
+        if first {
+            self.log_missing_bases(&bases);
+        }
+
+        for deployment in &fresh {
+            self.check_cancelled()?;
+            if let Some(outcome) = self.deployment_outcome(deployment.id).await? {
+                batch
+                    .deployments
+                    .push(self.to_deployment(deployment, outcome));
+            }
+        }
+        let fresh_ids: HashSet<u64> = fresh.iter().map(|d| d.id).collect();
+        let recheck_after = self.context.now.0.saturating_sub(PENDING_RECHECK_SECONDS);
+        for stored in pending {
+            if fresh_ids.contains(&stored.id) || stored.created_at.0 < recheck_after {
+                continue;
+            }
+            self.check_cancelled()?;
+            match self.deployment_outcome(stored.id).await? {
+                Some(outcome) if outcome.is_terminal() => {
+                    batch.deployments.push(Deployment { outcome, ..stored });
+                }
+                _ => {}
+            }
+        }
+
+        if !pages.not_modified {
+            let since = newest.map_or(stop_before, |n| n.max(stop_before));
+            batch.cursors.push((
+                key,
+                Cursor {
+                    since: Some(since),
+                    opaque: pages.etag.clone(),
+                    updated_at: self.context.now,
+                },
+            ));
+        }
+        self.apply(batch).await?;
+        Ok(first)
+    }
+
+    fn to_deployment(&self, wire: &WireDeployment, outcome: DeploymentOutcome) -> Deployment {
+        Deployment {
+            source: DeploymentSource::GithubDeployments,
+            repository: self.repository.clone(),
+            id: wire.id,
+            environment: wire.environment.clone(),
+            sha: wire.sha,
+            created_at: wire.created_at,
+            outcome,
+        }
+    }
+
+    /// The stored outcome of deployment `id`.
+    async fn stored_outcome(&self, id: u64) -> Result<Option<DeploymentOutcome>, SourceError> {
+        let repository = self.repository.clone();
+        let stored = self
+            .read(move |store| {
+                store.deployment(&repository, DeploymentSource::GithubDeployments, id)
+            })
+            .await?;
+        Ok(stored.map(|d| d.outcome))
+    }
+
+    /// The outcome of deployment `id` from all its statuses; `None` when GitHub no
+    /// longer knows the deployment (deleted), which is logged and skipped.
+    async fn deployment_outcome(&self, id: u64) -> Result<Option<DeploymentOutcome>, SourceError> {
+        let url = self.url(
+            &format!("/deployments/{id}/statuses"),
+            &[("per_page", &PER_PAGE.to_string())],
+        );
+        let mut pages = Pages::new(Endpoint::DeploymentStatuses, url.clone(), None);
+        let mut statuses = Vec::new();
+        let mut read = 0;
+        loop {
+            let body = match self.next_page(&mut pages).await {
+                Ok(Some(body)) => body,
+                Ok(None) => break,
+                Err(GithubError::NotFound { .. }) => {
+                    self.skipped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(
+                        repository = %self.repository,
+                        deployment = id,
+                        "the statuses of a deployment are gone (HTTP 404); skipping it"
+                    );
+                    return Ok(None);
+                }
+                Err(error) => return Err(error.into()),
+            };
+            for value in models::array(&body, &url)? {
+                statuses.extend(self.item(
+                    Endpoint::DeploymentStatuses,
+                    models::deployment_status(value),
+                ));
+            }
+            read += 1;
+            if read >= MAX_STATUS_PAGES {
+                pages.stop();
+            }
+        }
+        Ok(Some(outcome_from_statuses(&statuses)))
+    }
+
+    fn log_missing_bases(&self, bases: &BaseSearch) {
+        for (index, found) in bases.found.iter().enumerate() {
+            if !found {
+                tracing::info!(
+                    repository = %self.repository,
+                    environment = %self.settings.production[index],
+                    checked = bases.checked[index],
+                    "no successful deployment older than the lookback window was found; the \
+                     first deployment in the window has no base and contributes no lead times"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `GithubError`: why a request to the GitHub API failed, split by what the caller
+//! (and the person reading the log) does about it.
+//!
+//! Every message names the URL it concerns (never with credentials: the token
+//! travels only in the `Authorization` header, which no message includes) and, for
+//! an HTTP error, the status and GitHub's own `message`, cut to
+//! [`MAX_SERVER_MESSAGE_CHARS`] and stripped of control characters.
+
+use crate::domain::Timestamp;
+
+/// The most of GitHub's error `message` repeated in an error: enough for "Bad
+/// credentials" or "API rate limit exceeded for user ID 1. If you reach out...",
+/// bounded because the server is untrusted input.
+pub const MAX_SERVER_MESSAGE_CHARS: usize = 200;
+
+/// Why a GitHub API request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GithubError {
+    /// 401: the token is wrong, expired or revoked.
+    #[error(
+        "GitHub rejected the token (HTTP 401 {message}) at {url}; check github.token \
+         (the token itself is never shown)"
+    )]
+    Unauthorized { url: String, message: String },
+
+    /// 403 that is not a rate limit: the token lacks a permission or scope.
+    #[error(
+        "access denied (HTTP 403 {message}) at {url}; the token may lack a scope or permission"
+    )]
+    Forbidden { url: String, message: String },
+
+    /// 404: no such repository (or the token cannot see it; GitHub answers 404 for
+    /// private repositories it hides), or no such object.
+    #[error(
+        "not found (HTTP 404) at {url}: check the repository name and that the token can \
+         read it"
+    )]
+    NotFound { url: String },
+
+    /// The primary or secondary rate limit is spent; no request is sent until
+    /// `reset_at`.
+    #[error("GitHub API rate limit exhausted (resource {resource}){}; at {url}", reset_text(.reset_at))]
+    RateLimited {
+        url: String,
+        resource: String,
+        reset_at: Option<Timestamp>,
+    },
+
+    /// Any other HTTP status.
+    #[error("HTTP {status} {message} at {url}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    /// No HTTP response at all: DNS, connection refused, TLS, timeout.
+    #[error("cannot reach the GitHub API at {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+
+    /// The response body was larger than the bound.
+    #[error("the response from {url} is larger than {limit} bytes; refusing to read it")]
+    TooLarge { url: String, limit: usize },
+
+    /// The response body is not the JSON document the endpoint returns.
+    #[error("unexpected response from {url}: {reason}")]
+    InvalidBody { url: String, reason: String },
+
+    /// A list had more pages than the bound (a loop in `Link` headers, or far more
+    /// data than a DORA collector reads).
+    #[error("{url} has more than {limit} pages; stopped reading")]
+    TooManyPages { url: String, limit: usize },
+
+    /// A `Link: rel="next"` pointing away from the configured API (it would not
+    /// carry the token, and we do not follow it).
+    #[error("the next page of a list points outside github.api_url: {url}")]
+    ForeignLink { url: String },
+
+    /// `github.api_url` or a URL built from it is not a valid request URI.
+    #[error("invalid request URL {url}")]
+    InvalidUrl { url: String },
+
+    /// The token cannot be sent as an HTTP header value.
+    #[error(
+        "github.token contains characters that cannot be sent in an HTTP header \
+         (the token itself is never shown)"
+    )]
+    InvalidToken,
+
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client for {url}: {cause}")]
+    Client { url: String, cause: String },
+
+    /// Shutdown stopped the request.
+    #[error("stopped by shutdown")]
+    Cancelled,
+}
+
+fn reset_text(reset_at: &Option<Timestamp>) -> String {
+    match reset_at {
+        Some(at) => format!(" until {at}"),
+        None => String::new(),
+    }
+}
+
+impl GithubError {
+    /// Whether retrying later, with nothing changed, can succeed (rate limits,
+    /// network trouble, server errors), as opposed to a configuration problem.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GithubError::RateLimited { .. } | GithubError::Unreachable { .. } => true,
+            GithubError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// GitHub's error `message`, bounded and without control characters; empty when
+/// the body has none.
+pub(crate) fn server_message(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    clean(&message)
+}
+
+/// Cuts untrusted text to [`MAX_SERVER_MESSAGE_CHARS`] and replaces control
+/// characters, so it is safe in one log line.
+pub(crate) fn clean(text: &str) -> String {
+    text.chars()
+        .take(MAX_SERVER_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_messages_are_bounded_and_single_line() {
+        assert_eq!(
+            server_message(br#"{"message":"Bad credentials"}"#),
+            "Bad credentials"
+        );
+        assert_eq!(server_message(b"not json"), "");
+        assert_eq!(server_message(br#"{"message":"a\nb\u0007c"}"#), "a b c");
+        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
+        assert_eq!(
+            server_message(long.as_bytes()).len(),
+            MAX_SERVER_MESSAGE_CHARS
+        );
+    }
+
+    #[test]
+    fn messages_name_the_url_and_hint_at_the_fix() {
+        let error = GithubError::Unauthorized {
+            url: "https://api.github.com/repos/acme/api/deployments?per_page=100".into(),
+            message: "Bad credentials".into(),
+        };
+        let text = error.to_string();
+        assert!(text.contains("HTTP 401 Bad credentials"), "{text}");
+        assert!(text.contains("/repos/acme/api/deployments"), "{text}");
+        assert!(text.contains("github.token"), "{text}");
+        let limited = GithubError::RateLimited {
+            url: "u".into(),
+            resource: "core".into(),
+            reset_at: Some(Timestamp(1_736_942_400)),
+        };
+        assert_eq!(
+            limited.to_string(),
+            "GitHub API rate limit exhausted (resource core) until 2025-01-15T12:00:00Z; at u"
+        );
+        assert!(limited.is_transient());
+        assert!(!error.is_transient());
+    }
+}

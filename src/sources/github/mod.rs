@@ -1,0 +1,344 @@
+//! The GitHub source: reads deployments (Deployments API or Actions workflow runs),
+//! change sets (compare), incidents (labelled issues) and merged pull requests
+//! through the REST API (github.com or GitHub Enterprise Server), incrementally.
+//!
+//! One [`GithubSource`] serves every configured repository with one HTTP
+//! [`client::Client`]. A repository sync runs these steps in order, each writing its
+//! own batch with its own cursor (so a failure in a later step keeps the earlier
+//! ones, and the next sync resumes each step where it stopped):
+//!
+//! 1. `deployments` or `workflow_runs`: new and still-pending deployments, and on
+//!    the first sync one older successful deployment per production environment as
+//!    the base of the first change set;
+//! 2. `changes`: the compare of every consecutive pair of successful deployments
+//!    the store lacks (`Store::missing_compares`), with the commits;
+//! 3. `incidents`: issues with an incident label, per label;
+//! 4. `pulls`: merged pull requests (rework labels, PR-based lead-time starts).
+//!
+//! `docs/sources.md` describes what is read, the cursors and the request cost.
+//!
+//! Not here: GraphQL, webhooks, GitHub Apps authentication, and anything about
+//! what counts as a DORA event beyond skipping what can never count (non-production
+//! deployments, unmerged pull requests).
+
+mod changes;
+mod client;
+mod deployments;
+mod error;
+mod incidents;
+mod models;
+mod pulls;
+mod workflow_runs;
+
+pub use client::{
+    next_link, Endpoint, CONNECT_TIMEOUT, MAX_ERROR_BODY_BYTES, MAX_PAGES, MAX_RESPONSE_BYTES,
+    PER_PAGE, READ_TIMEOUT,
+};
+pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
+
+use super::{ApiHealth, RepoSyncStats, Source, SourceError, SyncContext};
+use crate::config::{DeploymentsConfig, GithubConfig, LabelName};
+use crate::domain::{Environment, RepoName, Timestamp};
+use crate::dora::LeadTimeStart;
+use crate::store::{StoreError, SyncBatch};
+use axum::body::Bytes;
+use client::{Client, Pages};
+use futures::future::BoxFuture;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The `source` label and sync-status name of this source.
+pub const SOURCE_NAME: &str = "github";
+
+/// Characters escaped in a URL path segment: everything but unreserved ones.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// What every repository sync needs from the configuration.
+#[derive(Debug, Clone)]
+struct Settings {
+    lookback_seconds: i64,
+    production: Vec<Environment>,
+    incident_labels: Vec<LabelName>,
+    rework_labels: Vec<LabelName>,
+    lead_time_start: LeadTimeStart,
+}
+
+/// The GitHub source for the repositories of one `[github]` configuration.
+#[derive(Debug)]
+pub struct GithubSource {
+    client: Client,
+    settings: Settings,
+    repositories: Vec<RepoName>,
+    deployments: HashMap<RepoName, DeploymentsConfig>,
+}
+
+impl GithubSource {
+    /// A source for `config`; fails only when the HTTP client cannot be set up
+    /// (an unusable token or URL). No request is made here. Must be called within
+    /// a tokio runtime.
+    pub fn new(config: &GithubConfig) -> Result<GithubSource, GithubError> {
+        let client = Client::new(config.api_url.as_url(), &config.token)?;
+        Ok(GithubSource {
+            client,
+            settings: Settings {
+                lookback_seconds: i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX),
+                production: config.production_environments.clone(),
+                incident_labels: config.incident_labels.clone(),
+                rework_labels: config.rework_labels.clone(),
+                lead_time_start: config.lead_time_start,
+            },
+            repositories: config.repositories.iter().map(|r| r.name.clone()).collect(),
+            deployments: config
+                .repositories
+                .iter()
+                .map(|r| (r.name.clone(), r.deployments.clone()))
+                .collect(),
+        })
+    }
+
+    /// `github.api_url` as requests use it (no trailing slash).
+    pub fn api_url(&self) -> &str {
+        self.client.base()
+    }
+}
+
+impl Source for GithubSource {
+    fn name(&self) -> &'static str {
+        SOURCE_NAME
+    }
+
+    fn repositories(&self) -> &[RepoName] {
+        &self.repositories
+    }
+
+    fn sync_repository<'a>(
+        &'a self,
+        repository: &'a RepoName,
+        context: &'a SyncContext,
+    ) -> BoxFuture<'a, Result<RepoSyncStats, SourceError>> {
+        Box::pin(async move {
+            let deployments = self
+                .deployments
+                .get(repository)
+                .cloned()
+                .unwrap_or_default();
+            let sync = RepoSync {
+                client: &self.client,
+                settings: &self.settings,
+                repository,
+                context,
+                requests: AtomicU64::new(0),
+                skipped: AtomicU64::new(0),
+                stats: Mutex::new(RepoSyncStats::default()),
+            };
+            let result = sync.run(&deployments).await;
+            let mut stats = sync.stats.lock().map(|s| *s).unwrap_or_default();
+            stats.requests = sync.requests.load(Ordering::Relaxed);
+            stats.skipped_items = sync.skipped.load(Ordering::Relaxed);
+            result.map(|first_sync| RepoSyncStats {
+                first_sync,
+                ..stats
+            })
+        })
+    }
+
+    fn api_health(&self) -> ApiHealth {
+        let (requests, rate_limits) = self.client.health();
+        ApiHealth {
+            requests,
+            rate_limits,
+        }
+    }
+}
+
+/// One repository sync: the shared pieces and the counters of this sync.
+struct RepoSync<'a> {
+    client: &'a Client,
+    settings: &'a Settings,
+    repository: &'a RepoName,
+    context: &'a SyncContext,
+    requests: AtomicU64,
+    skipped: AtomicU64,
+    stats: Mutex<RepoSyncStats>,
+}
+
+impl RepoSync<'_> {
+    /// Runs every step; returns whether this was the repository's first sync.
+    async fn run(&self, deployments: &DeploymentsConfig) -> Result<bool, SourceError> {
+        let first = match deployments {
+            DeploymentsConfig::DeploymentsApi => self.sync_deployments().await?,
+            DeploymentsConfig::WorkflowRuns {
+                workflow,
+                branch,
+                environment,
+            } => {
+                self.sync_workflow_runs(workflow.as_str(), branch.as_str(), environment)
+                    .await?
+            }
+        };
+        self.sync_changes().await?;
+        for label in &self.settings.incident_labels {
+            self.sync_incidents(label).await?;
+        }
+        self.sync_pulls().await?;
+        Ok(first)
+    }
+
+    /// `{api}/repos/{owner}/{repo}{path}?{query}`; `path` segments must already be
+    /// escaped (see [`segment`]).
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut url = format!(
+            "{}/repos/{}/{}{path}",
+            self.client.base(),
+            segment(self.repository.owner()),
+            segment(self.repository.name()),
+        );
+        if !query.is_empty() {
+            let mut serializer = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in query {
+                serializer.append_pair(name, value);
+            }
+            url.push('?');
+            url.push_str(&serializer.finish());
+        }
+        url
+    }
+
+    /// The next page of `pages` (counted as this sync's request).
+    async fn next_page(&self, pages: &mut Pages) -> Result<Option<Bytes>, GithubError> {
+        pages
+            .next(self.client, &self.context.shutdown, &self.requests)
+            .await
+    }
+
+    /// The item, or `None` after counting and logging why it was skipped.
+    fn item<T>(&self, endpoint: Endpoint, item: Result<T, models::Skip>) -> Option<T> {
+        match item {
+            Ok(item) => Some(item),
+            Err(reason) => {
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    repository = %self.repository,
+                    endpoint = endpoint.template(),
+                    %reason,
+                    "skipping an item GitHub returned that cannot be read"
+                );
+                None
+            }
+        }
+    }
+
+    /// Writes `batch` (with its cursors) in one transaction.
+    async fn apply(&self, batch: SyncBatch) -> Result<(), SourceError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let stats = self
+            .context
+            .store
+            .call(move |store| store.apply(&batch))
+            .await?;
+        if let Ok(mut total) = self.stats.lock() {
+            total.add_applied(&stats);
+            total.batches += 1;
+        }
+        Ok(())
+    }
+
+    /// Reads from the store on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut dyn crate::store::Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, SourceError> {
+        self.context.store.call(read).await
+    }
+
+    /// The start of the lookback window: where a first sync begins.
+    fn lookback_start(&self) -> Timestamp {
+        Timestamp(
+            self.context
+                .now
+                .0
+                .saturating_sub(self.settings.lookback_seconds),
+        )
+    }
+
+    /// The index of the configured production environment `environment` matches
+    /// (case-insensitively), if any.
+    fn production_index(&self, environment: &Environment) -> Option<usize> {
+        self.settings
+            .production
+            .iter()
+            .position(|p| p.matches(environment.as_str()))
+    }
+
+    fn check_cancelled(&self) -> Result<(), SourceError> {
+        if self.context.shutdown.is_cancelled() {
+            Err(SourceError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The longest cursor name kept readable; a longer one ends in a hash of its
+/// settings instead (the store bounds names at 512 bytes).
+const MAX_READABLE_CURSOR: usize = 200;
+
+/// A cursor endpoint name: `base` plus the settings that decide what its step
+/// reads (`deployments?environments=production`), so that changing them in the
+/// configuration gives that step a first sync again rather than silently missing
+/// the history it never read.
+fn cursor_name(base: &str, settings: &[(&str, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let query: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let name = if query.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", query.join("&"))
+    };
+    if name.len() <= MAX_READABLE_CURSOR {
+        return name;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{base}#{hex}")
+}
+
+/// Escapes one URL path segment.
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_names_carry_their_settings_within_a_bound() {
+        assert_eq!(cursor_name("pulls", &[]), "pulls");
+        assert_eq!(
+            cursor_name("deployments", &[("environments", "prod,production".into())]),
+            "deployments?environments=prod,production"
+        );
+        let long = cursor_name("deployments", &[("environments", "e".repeat(500))]);
+        assert_eq!(long.len(), "deployments#".len() + 16);
+        assert_ne!(
+            long,
+            cursor_name("deployments", &[("environments", "f".repeat(500))])
+        );
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(segment("deploy.yml"), "deploy.yml");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("my-repo_1.x"), "my-repo_1.x");
+    }
+}

@@ -1,0 +1,133 @@
+//! The sources: where events come from. One module per source behind the small
+//! [`Source`] trait; today there is one, [`github`].
+//!
+//! A source syncs one repository at a time: it reads what is new since the cursors
+//! in the store, turns the API's wire types into domain events at its border, and
+//! writes them as [`SyncBatch`](crate::store::SyncBatch)es together with the cursors
+//! they cover (through [`SharedStore`], which runs the synchronous store on tokio's
+//! blocking pool). It also keeps its own API health (requests by endpoint and
+//! status, rate limits) for the collector's health metrics.
+//!
+//! Deliberately not here: scheduling, retries across cycles, the engine, the
+//! exporter, and anything that decides what counts as a DORA event (the engine
+//! filters by environment and label; a source only avoids reading what can never
+//! count).
+
+pub mod github;
+mod store;
+
+pub use store::SharedStore;
+
+use crate::domain::{RepoName, Timestamp};
+use crate::exporter::{ApiRequests, RateLimit};
+use crate::store::{ApplyStats, StoreError};
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+/// What a source is given for one repository sync.
+#[derive(Debug, Clone)]
+pub struct SyncContext {
+    /// The store the source reads cursors from and writes batches to.
+    pub store: SharedStore,
+    /// The evaluation clock's `now`: the end of the lookback window on a first
+    /// sync and the `updated_at` of the cursors it advances.
+    pub now: Timestamp,
+    /// Cancelled on shutdown: the source stops between two requests, never in the
+    /// middle of a store write.
+    pub shutdown: CancellationToken,
+}
+
+/// What one repository sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepoSyncStats {
+    /// The sum of the `ApplyStats` of every batch written.
+    pub applied: ApplyStats,
+    /// Batches written.
+    pub batches: u64,
+    /// API requests made.
+    pub requests: u64,
+    /// Items of API responses that could not be read (odd or unexpected JSON) and
+    /// were skipped; each one is also logged.
+    pub skipped_items: u64,
+    /// This was the repository's first sync (no cursors yet): it read `lookback`.
+    pub first_sync: bool,
+}
+
+impl RepoSyncStats {
+    /// Adds the statistics of one applied batch (or of another sync's total).
+    pub fn add_applied(&mut self, stats: &ApplyStats) {
+        let sum = |a: &mut crate::store::KindStats, b: &crate::store::KindStats| {
+            a.inserted += b.inserted;
+            a.updated += b.updated;
+            a.unchanged += b.unchanged;
+        };
+        sum(&mut self.applied.deployments, &stats.deployments);
+        sum(&mut self.applied.commits, &stats.commits);
+        sum(&mut self.applied.compares, &stats.compares);
+        sum(&mut self.applied.incidents, &stats.incidents);
+        sum(&mut self.applied.pull_requests, &stats.pull_requests);
+        sum(&mut self.applied.cursors, &stats.cursors);
+    }
+}
+
+/// Why a repository sync failed. The message names the repository, the URL or the
+/// store file as relevant, and never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Github(#[from] github::GithubError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store task could not run (the runtime is shutting down).
+    #[error("the store task failed: {0}")]
+    StoreTask(String),
+    /// The sync was stopped by shutdown before it finished; nothing half-done was
+    /// written (cursors advance only with their data).
+    #[error("stopped by shutdown")]
+    Cancelled,
+}
+
+impl SourceError {
+    /// Whether this is the shutdown stopping the sync rather than a failure.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Cancelled | SourceError::Github(github::GithubError::Cancelled)
+        )
+    }
+}
+
+/// A source's API health since the process started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiHealth {
+    /// Requests by endpoint template and status, sorted.
+    pub requests: Vec<ApiRequests>,
+    /// The latest rate limit reported per resource, sorted.
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// A place events come from.
+///
+/// Implementations are shared between tasks (`Arc<dyn Source>`); one
+/// `sync_repository` call per repository runs at a time, but calls for different
+/// repositories may run concurrently.
+pub trait Source: Send + Sync {
+    /// The `source` label of the health metrics and the store's sync status
+    /// (`github`).
+    fn name(&self) -> &'static str;
+
+    /// The repositories this source syncs, in configuration order.
+    fn repositories(&self) -> &[RepoName];
+
+    /// Reads what is new for `repository` and writes it to `context.store`, each
+    /// batch with the cursors it covers. On error, what was written before stays
+    /// (it is consistent), and the next sync resumes from the stored cursors.
+    fn sync_repository<'a>(
+        &'a self,
+        repository: &'a RepoName,
+        context: &'a SyncContext,
+    ) -> BoxFuture<'a, Result<RepoSyncStats, SourceError>>;
+
+    /// Requests and rate limits since the process started.
+    fn api_health(&self) -> ApiHealth;
+}

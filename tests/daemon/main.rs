@@ -1,0 +1,13 @@
+//! The daemon end to end against the simulated GitHub, on 127.0.0.1 only: the
+//! golden `/metrics` page, restarts, incremental syncs, errors, pagination and the
+//! `sync --once` command.
+
+mod scenario;
+mod support;
+
+mod cli;
+mod errors;
+mod golden;
+mod hostile;
+mod incremental;
+mod pagination;

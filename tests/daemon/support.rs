@@ -1,0 +1,186 @@
+//! Helpers: start the simulator and the daemon on 127.0.0.1:0 with a fixed clock,
+//! scrape over HTTP, parse the text format, capture logs.
+
+use dora_collector::config::Config;
+use dora_collector::daemon::{self, DaemonHandle, ManualClock, RunOptions};
+use dora_collector::sim::{Org, SimHandle, SimOptions, SimServer, SIM_TOKEN};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A repository line of a test configuration.
+pub struct Repo<'a> {
+    pub name: &'a str,
+    pub team: &'a str,
+    /// `Some(workflow)`: deployments from workflow runs of it on `main`.
+    pub workflow: Option<&'a str>,
+}
+
+pub fn repo<'a>(name: &'a str, team: &'a str) -> Repo<'a> {
+    Repo {
+        name,
+        team,
+        workflow: None,
+    }
+}
+
+pub fn workflow_repo<'a>(name: &'a str, team: &'a str, workflow: &'a str) -> Repo<'a> {
+    Repo {
+        name,
+        team,
+        workflow: Some(workflow),
+    }
+}
+
+/// A configuration for `api_url` with `token`, the store at `store`.
+pub fn config(api_url: &str, token: &str, store: &Path, repos: &[Repo<'_>]) -> Config {
+    config_with(api_url, token, store, repos, "")
+}
+
+/// [`config`] with extra `[github]` lines.
+pub fn config_with(
+    api_url: &str,
+    token: &str,
+    store: &Path,
+    repos: &[Repo<'_>],
+    github_extra: &str,
+) -> Config {
+    let text = config_text(api_url, token, store, repos, github_extra);
+    Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
+        .unwrap_or_else(|problems| panic!("test config invalid: {problems:?}\n{text}"))
+}
+
+/// The TOML text of [`config_with`].
+pub fn config_text(
+    api_url: &str,
+    token: &str,
+    store: &Path,
+    repos: &[Repo<'_>],
+    github_extra: &str,
+) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n\
+         [github]\napi_url = {api_url:?}\ntoken = {token:?}\n{github_extra}\n",
+        store.display().to_string(),
+    );
+    for repo in repos {
+        text.push_str(&format!(
+            "[[github.repositories]]\nname = {:?}\nteam = {:?}\n",
+            repo.name, repo.team
+        ));
+        if let Some(workflow) = repo.workflow {
+            text.push_str(&format!(
+                "deployments = {{ from = \"workflow_runs\", workflow = {workflow:?}, \
+                 branch = \"main\", environment = \"production\" }}\n"
+            ));
+        }
+    }
+    text
+}
+
+/// A simulator, a temporary store, a fixed clock.
+pub struct World {
+    pub sim: SimHandle,
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+}
+
+impl World {
+    pub async fn new(org: Org) -> World {
+        let now = org.now;
+        let sim = SimServer::start(org, SimOptions::default())
+            .await
+            .expect("simulator starts");
+        World {
+            sim,
+            dir: tempfile::tempdir().unwrap(),
+            clock: Arc::new(ManualClock::new(now)),
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("dora.db")
+    }
+
+    pub fn config(&self, repos: &[Repo<'_>]) -> Config {
+        config(self.sim.base_url(), SIM_TOKEN, &self.store_path(), repos)
+    }
+
+    /// Starts the daemon with this world's clock on 127.0.0.1:0.
+    pub async fn start(&self, config: Config) -> DaemonHandle {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let options = RunOptions {
+            clock: self.clock.clone(),
+            simulated: false,
+        };
+        daemon::start(config, listener, options)
+            .await
+            .expect("daemon starts")
+    }
+}
+
+/// GET `path` from the daemon: status and body.
+pub async fn get(handle: &DaemonHandle, path: &str) -> (u16, String) {
+    let url = format!("http://{}{path}", handle.local_addr());
+    let response = reqwest::get(&url).await.expect("daemon answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Waits for the first cycle, checks `/readyz`, returns `/metrics`.
+pub async fn ready_metrics(handle: &mut DaemonHandle) -> String {
+    let report = handle.wait_for_cycles(1).await.expect("a cycle completes");
+    let failures: Vec<_> = report.failures().collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    let (status, reason) = get(handle, "/readyz").await;
+    assert_eq!(status, 200, "{reason}");
+    get(handle, "/metrics").await.1
+}
+
+/// The samples of a text exposition: `name{labels}` → value, health families
+/// (`dora_collector_*`) left out when `without_health`.
+pub fn samples(text: &str, without_health: bool) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter(|l| !(without_health && l.starts_with("dora_collector_")))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// One sample's value, if present.
+pub fn value(text: &str, series: &str) -> Option<f64> {
+    samples(text, false).get(series).copied()
+}
+
+/// Log output captured from a `tracing` subscriber.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A subscriber logging everything, trace included, into `captured`.
+pub fn capturing_subscriber(captured: &Captured) -> impl tracing::Subscriber + Send + Sync {
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish()
+}
