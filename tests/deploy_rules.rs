@@ -79,7 +79,10 @@ fn promtool_check_rules_accepts_every_rule_file() {
         return;
     };
     for file in rule_files() {
-        let ran = run(Command::new(&promtool).args(["check", "rules"]).arg(&file), None);
+        let ran = run(
+            Command::new(&promtool).args(["check", "rules"]).arg(&file),
+            None,
+        );
         assert!(
             ran.status.success() && ran.stdout.contains("SUCCESS"),
             "promtool check rules {}:\n{}",
@@ -133,7 +136,10 @@ fn promtool_test_rules_reports_a_wrong_expectation() {
         ),
     )
     .unwrap();
-    let ran = run(Command::new(&promtool).args(["test", "rules"]).arg(&test), None);
+    let ran = run(
+        Command::new(&promtool).args(["test", "rules"]).arg(&test),
+        None,
+    );
     assert!(
         !ran.status.success() && ran.output().contains("FAILED"),
         "promtool accepted a wrong expectation:\n{}",
@@ -226,9 +232,12 @@ fn every_alert_has_a_runbook_in_docs_alerts() {
     let headings: Vec<&str> = docs.lines().filter(|l| l.starts_with("## ")).collect();
     for alert in alerts() {
         let heading = format!("## {}", alert.name);
-        let start = docs
-            .find(&format!("\n{heading}\n"))
-            .unwrap_or_else(|| panic!("docs/alerts.md has no {heading:?} (anchor #{})", alert.name.to_lowercase()));
+        let start = docs.find(&format!("\n{heading}\n")).unwrap_or_else(|| {
+            panic!(
+                "docs/alerts.md has no {heading:?} (anchor #{})",
+                alert.name.to_lowercase()
+            )
+        });
         let section = &docs[start + heading.len() + 1..];
         let section = &section[..section.find("\n## ").unwrap_or(section.len())];
         for part in RUNBOOK_SECTIONS {
@@ -245,7 +254,11 @@ fn every_alert_has_a_runbook_in_docs_alerts() {
         );
     }
     let alert_headings = headings.iter().filter(|h| h.starts_with("## Dora")).count();
-    assert_eq!(alert_headings, alerts().len(), "one runbook per alert, no more");
+    assert_eq!(
+        alert_headings,
+        alerts().len(),
+        "one runbook per alert, no more"
+    );
 }
 
 #[test]
@@ -276,9 +289,20 @@ fn every_alert_is_tested_firing_and_not_firing() {
             }
         }
     }
-    assert_eq!(loaded, shipped, "the unit tests load the shipped rule files");
+    assert_eq!(
+        loaded, shipped,
+        "the unit tests load the shipped rule files"
+    );
     for alert in alerts() {
-        assert!(firing.contains(&alert.name), "no test where {} fires", alert.name);
-        assert!(quiet.contains(&alert.name), "no test where {} stays quiet", alert.name);
+        assert!(
+            firing.contains(&alert.name),
+            "no test where {} fires",
+            alert.name
+        );
+        assert!(
+            quiet.contains(&alert.name),
+            "no test where {} stays quiet",
+            alert.name
+        );
     }
 }

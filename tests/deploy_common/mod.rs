@@ -314,5 +314,7 @@ pub fn substitute(expr: &str) -> String {
     sorted.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
     sorted
         .into_iter()
-        .fold(expr.to_owned(), |expr, (name, value)| expr.replace(name, value))
+        .fold(expr.to_owned(), |expr, (name, value)| {
+            expr.replace(name, value)
+        })
 }
