@@ -59,10 +59,14 @@ pub fn missing(what: &str, skipped: &str, install: &str) {
     eprintln!("SKIPPED: {what} not found; {skipped} was not run ({install}, or run .ci/run)");
 }
 
-/// Finds the program `name`: in the CI tools' virtualenv first, then on `PATH`.
-/// `None` after [`missing`] when it is nowhere.
+/// Finds the program `name`: in the CI tools' `bin/` (programs a package ships
+/// behind a wrapper script), then their virtualenv, then on `PATH`. `None` after
+/// [`missing`] when it is nowhere.
 pub fn tool(name: &str, skipped: &str, install: &str) -> Option<PathBuf> {
-    let venv = ci_tools_dir().map(|dir| dir.join("venv/bin").join(name));
+    let venv = ci_tools_dir()
+        .map(|dir| [dir.join("bin").join(name), dir.join("venv/bin").join(name)])
+        .into_iter()
+        .flatten();
     let on_path = std::env::var_os("PATH")
         .map(|path| {
             std::env::split_paths(&path)
