@@ -44,8 +44,11 @@ const SCRAPE_INTERVAL: &str = "1s";
 /// The scrapes to wait for before querying: rates and increases need two samples.
 const MIN_SCRAPES: f64 = 2.0;
 
-/// A child process killed (and reaped) when dropped; its output goes to a file
-/// that failures print.
+/// How long a child may take to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A child process stopped when dropped (SIGTERM, then SIGKILL after
+/// [`STOP_GRACE`]) and reaped; its output goes to a file that failures print.
 struct Process {
     name: &'static str,
     child: Child,
@@ -79,6 +82,21 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // SIGTERM first, so that the demo removes its temporary store and
+        // Prometheus closes its database; std only sends SIGKILL.
+        let asked = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        let deadline = Instant::now() + STOP_GRACE;
+        while asked && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -228,7 +246,10 @@ fn dashboards_and_rules_work_against_prometheus_scraping_the_demo() {
             .args(["demo", "--listen"])
             .arg(format!("127.0.0.1:{collector_port}"))
             .env_remove("RUST_LOG")
-            .env_remove("GITHUB_TOKEN"),
+            .env_remove("GITHUB_TOKEN")
+            // Its temporary store goes into the test's directory, removed at the
+            // end even if the demo could not remove it.
+            .env("TMPDIR", dir.path()),
         dir.path(),
     );
     let readyz = collector_url.join("readyz").unwrap();
