@@ -63,7 +63,7 @@ pub fn missing(what: &str, skipped: &str, install: &str) {
 /// behind a wrapper script), then their virtualenv, then on `PATH`. `None` after
 /// [`missing`] when it is nowhere.
 pub fn tool(name: &str, skipped: &str, install: &str) -> Option<PathBuf> {
-    let venv = ci_tools_dir()
+    let installed = ci_tools_dir()
         .map(|dir| [dir.join("bin").join(name), dir.join("venv/bin").join(name)])
         .into_iter()
         .flatten();
@@ -74,7 +74,7 @@ pub fn tool(name: &str, skipped: &str, install: &str) -> Option<PathBuf> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let found = venv.into_iter().chain(on_path).find(|p| p.is_file());
+    let found = installed.chain(on_path).find(|p| p.is_file());
     if found.is_none() {
         missing(name, skipped, install);
     }
