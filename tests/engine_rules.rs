@@ -894,3 +894,20 @@ fn cumulative_histogram_has_the_level_thresholds_as_buckets() {
     assert_eq!(cumulative.last().unwrap(), &(f64::INFINITY, 2));
     assert_eq!(histogram.sum, (HOUR + 2 * DAY) as f64);
 }
+
+#[test]
+fn a_redeploy_of_a_sha_unknown_to_the_history_is_identical_not_unknown() {
+    // Only the deployments are known (no commits, no compare results): the second
+    // deployment of the same sha is a redeploy with no changes, not an unknown set.
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, PROD, 1, 2 * DAY)
+        .deploy(R, PROD, 2, 3 * DAY)
+        .compute(4 * DAY);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").deployments, 3);
+    assert_eq!(
+        snapshot.diagnostics.deployments_with_unknown_changes, 1,
+        "only the third"
+    );
+}

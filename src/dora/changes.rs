@@ -110,7 +110,10 @@ pub(crate) fn replay(
             scratch.changes.clear();
         } else {
             let previous = deployments[ordinal as usize - 1].0;
-            if let Some(compare) = context.repo.compares.get(&(previous.sha, record.sha)) {
+            if previous.sha == record.sha {
+                // A redeploy: identical, whatever the history knows of the sha.
+                status = Some(CompareStatus::Identical);
+            } else if let Some(compare) = context.repo.compares.get(&(previous.sha, record.sha)) {
                 status = Some(compare.status);
                 for sha in &compare.commits {
                     match graph.index_of(sha) {
@@ -122,10 +125,8 @@ pub(crate) fn replay(
                     }
                 }
             } else if let Some(head) = head {
-                if previous.sha == record.sha {
-                    status = Some(CompareStatus::Identical);
-                } else if history.marks[head as usize] != UNMARKED {
-                    let behind = graph.index_of(&previous.sha).is_some_and(|from| {
+                if history.marks[head as usize] != UNMARKED {
+                    let behind = heads[ordinal as usize - 1].is_some_and(|from| {
                         is_shipped_ancestor(graph, &history.marks, head, from, scratch)
                     });
                     status = Some(if behind {
