@@ -148,12 +148,12 @@ fn write_page(out: &mut String, report: &Report, options: &HtmlOptions) -> std::
         escape(&report.previous_period.window),
         text::time(report.previous_period.start),
         text::time(report.previous_period.end),
-        count(
+        text::count(
             summary.repositories.unwrap_or(0),
             "repository",
             "repositories"
         ),
-        count(report.teams.len() as u64, "team", "teams"),
+        text::count(report.teams.len() as u64, "team", "teams"),
         text::time(report.generated_at),
     )?;
     if !options.window_links.is_empty() {
@@ -662,18 +662,18 @@ fn write_method(out: &mut String, report: &Report) -> std::fmt::Result {
         "<li>Data quality: {} without a base deployment (no lead-time samples from their \
          first deployment), {} with unknown changes, {} not attributed to any deployment, \
          {} whose root cause matched no deployment.</li>\n</ul>\n</section>",
-        count(
+        text::count(
             q.deployments_without_base.len() as u64,
             "repository environment",
             "repository environments"
         ),
-        count(
+        text::count(
             q.deployments_with_unknown_changes,
             "deployment",
             "deployments"
         ),
-        count(q.unattributed_incidents, "incident", "incidents"),
-        count(q.unmatched_root_causes, "incident", "incidents"),
+        text::count(q.unattributed_incidents, "incident", "incidents"),
+        text::count(q.unmatched_root_causes, "incident", "incidents"),
     )
 }
 
@@ -747,7 +747,7 @@ fn write_omitted(out: &mut String, omitted: u64, one: &str, many: &str) -> std::
         writeln!(
             out,
             "<p class=\"note\">… and {} more (see the JSON or CSV report).</p>",
-            count(omitted, one, many)
+            text::count(omitted, one, many)
         )?;
     }
     Ok(())
@@ -762,17 +762,7 @@ fn scope_title(scope: &ScopeReport) -> String {
 }
 
 fn regression_scope(r: &Regression) -> String {
-    match (&r.scope, &r.environment) {
-        (ScopeKind::Repository, Some(environment)) => {
-            format!("{} ({})", escape(&r.name), escape(environment))
-        }
-        (ScopeKind::Team, _) => format!("team {}", escape(&r.name)),
-        _ => escape(&r.name),
-    }
-}
-
-fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    text::regression_scope(r, escape)
 }
 
 /// Escapes text for HTML element content and attribute values.

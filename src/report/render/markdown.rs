@@ -36,12 +36,12 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
     writeln!(
         out,
         "- **Covers:** {} in {}.",
-        count(
+        text::count(
             summary.repositories.unwrap_or(0),
             "repository",
             "repositories"
         ),
-        count(report.teams.len() as u64, "team", "teams"),
+        text::count(report.teams.len() as u64, "team", "teams"),
     )?;
     writeln!(
         out,
@@ -325,18 +325,18 @@ fn write_method(out: &mut String, report: &Report) -> std::fmt::Result {
         "- Data quality: {} without a base deployment (no lead-time samples from \
          their first deployment), {} with unknown changes, {} not attributed to any \
          deployment, {} whose root cause matched no deployment.",
-        count(
+        text::count(
             q.deployments_without_base.len() as u64,
             "repository environment",
             "repository environments"
         ),
-        count(
+        text::count(
             q.deployments_with_unknown_changes,
             "deployment",
             "deployments"
         ),
-        count(q.unattributed_incidents, "incident", "incidents"),
-        count(q.unmatched_root_causes, "incident", "incidents"),
+        text::count(q.unattributed_incidents, "incident", "incidents"),
+        text::count(q.unmatched_root_causes, "incident", "incidents"),
     )
 }
 
@@ -381,7 +381,7 @@ fn write_omitted(out: &mut String, omitted: u64, one: &str, many: &str) -> std::
         writeln!(
             out,
             "\n… and {} more (see the JSON or CSV report).",
-            count(omitted, one, many)
+            text::count(omitted, one, many)
         )?;
     }
     Ok(())
@@ -396,17 +396,7 @@ fn scope_title(scope: &ScopeReport) -> String {
 }
 
 fn regression_scope(r: &Regression) -> String {
-    match (&r.scope, &r.environment) {
-        (ScopeKind::Repository, Some(environment)) => {
-            format!("{} ({})", escape(&r.name), escape(environment))
-        }
-        (ScopeKind::Team, _) => format!("team {}", escape(&r.name)),
-        _ => escape(&r.name),
-    }
-}
-
-fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    text::regression_scope(r, escape)
 }
 
 /// Escapes text from outside for a Markdown table cell: characters with a meaning
