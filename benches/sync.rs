@@ -91,6 +91,7 @@ fn main() {
         let run = RunOptions {
             clock: Arc::new(ManualClock::new(spec.now)),
             simulated: true,
+            ..RunOptions::default()
         };
 
         let start = Instant::now();

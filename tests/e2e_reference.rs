@@ -49,6 +49,7 @@ async fn check(org: Org) {
     let options = RunOptions {
         clock: Arc::new(ManualClock::new(now)),
         simulated: true,
+        ..RunOptions::default()
     };
     let mut handle = daemon::start(config, listener, options)
         .await

@@ -91,6 +91,8 @@ impl HealthTracker {
                 repositories: state.repositories.values().cloned().collect(),
                 api_requests: api.requests,
                 rate_limits: api.rate_limits,
+                rate_limit_wait_seconds: api.rate_limit_wait_seconds,
+                api_retries: api.retries,
             });
         }
         out

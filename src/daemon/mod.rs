@@ -35,7 +35,7 @@ use crate::config::Config;
 use crate::domain::RepoName;
 use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
-use crate::sources::github::GithubSource;
+use crate::sources::github::{GithubSource, RetryPolicy};
 use crate::sources::{SharedStore, Source};
 use crate::store::{SqliteStore, StoreError};
 use anyhow::Context as _;
@@ -71,6 +71,9 @@ pub struct RunOptions {
     pub clock: Arc<dyn Clock>,
     /// The data is simulated: the landing page says so (`demo`).
     pub simulated: bool,
+    /// Retries and rate-limit waits of the sources (default: production; tests
+    /// inject short waits).
+    pub retry: RetryPolicy,
 }
 
 impl Default for RunOptions {
@@ -78,6 +81,7 @@ impl Default for RunOptions {
         RunOptions {
             clock: Arc::new(SystemClock),
             simulated: false,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -215,7 +219,7 @@ pub async fn start(
         .local_addr()
         .context("cannot read the listening address")?;
     let store = open_store(&config.storage.path).await?;
-    let sources = sources(&config)?;
+    let sources = sources_with(&config, options.retry.clone())?;
     let repositories: Vec<RepoName> = config
         .github
         .repositories
@@ -370,10 +374,15 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (today: GitHub).
+/// The sources of `config` (today: GitHub), with the production retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    let github =
-        GithubSource::new(&config.github).map_err(|error| anyhow::anyhow!("github: {error}"))?;
+    sources_with(config, RetryPolicy::default())
+}
+
+/// [`sources`] with `retry` for retries and rate-limit waits.
+pub fn sources_with(config: &Config, retry: RetryPolicy) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+    let github = GithubSource::with_policy(&config.github, retry)
+        .map_err(|error| anyhow::anyhow!("github: {error}"))?;
     Ok(vec![Arc::new(github)])
 }
 
@@ -385,8 +394,19 @@ pub async fn sync_once(
     shutdown: &CancellationToken,
     progress: &(dyn Fn(&RepoReport) + Send + Sync),
 ) -> anyhow::Result<CycleReport> {
+    sync_once_with(config, clock, shutdown, progress, RetryPolicy::default()).await
+}
+
+/// [`sync_once`] with `retry` for retries and rate-limit waits.
+pub async fn sync_once_with(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    shutdown: &CancellationToken,
+    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    retry: RetryPolicy,
+) -> anyhow::Result<CycleReport> {
     let store = open_store(&config.storage.path).await?;
-    let sources = sources(config)?;
+    let sources = sources_with(config, retry)?;
     let report = sync_all(&sources, &store, clock.as_ref(), shutdown, progress).await;
     log_cycle(&report);
     Ok(report)

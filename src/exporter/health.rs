@@ -31,6 +31,11 @@ pub struct SourceHealth {
     pub api_requests: Vec<ApiRequests>,
     /// The rate limits the source last reported, by resource.
     pub rate_limits: Vec<RateLimit>,
+    /// Seconds requests were held back by rate limits since the process started,
+    /// summed over requests.
+    pub rate_limit_wait_seconds: f64,
+    /// Requests retried since the process started, by reason.
+    pub api_retries: Vec<ApiRetries>,
 }
 
 /// One repository as seen by its source.
@@ -63,6 +68,15 @@ pub struct ApiRequests {
     pub endpoint: String,
     /// The HTTP status code (`200`, `403`, …), or `error` when no response arrived.
     pub status: String,
+    pub count: u64,
+}
+
+/// How many requests were retried for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRetries {
+    /// A bounded reason: `server_error`, `network`, `truncated`, `invalid_body`,
+    /// `secondary_rate_limit`, `rate_limit`.
+    pub reason: String,
     pub count: u64,
 }
 

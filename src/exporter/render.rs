@@ -464,6 +464,18 @@ pub const RATE_LIMIT_RESET: Family = family(
     &["source", "resource"],
     "When the source's current rate-limit window resets (Unix seconds), as last reported.",
 );
+pub const RATE_LIMIT_WAIT: Family = family(
+    "dora_collector_rate_limit_wait_seconds_total",
+    Kind::Counter,
+    &["source"],
+    "Seconds requests to the source were held back by its rate limits since the process started, summed over requests.",
+);
+pub const API_RETRIES: Family = family(
+    "dora_collector_api_retries_total",
+    Kind::Counter,
+    &["source", "reason"],
+    "API requests to the source retried since the process started, by reason.",
+);
 pub const SYNC_ERRORS: Family = family(
     "dora_collector_sync_errors_total",
     Kind::Counter,
@@ -502,6 +514,8 @@ pub fn all_families() -> Vec<Family> {
         API_REQUESTS,
         RATE_LIMIT_REMAINING,
         RATE_LIMIT_RESET,
+        RATE_LIMIT_WAIT,
+        API_RETRIES,
         SYNC_ERRORS,
         SNAPSHOT_TIMESTAMP,
         BUILD_INFO,
@@ -707,6 +721,14 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
                 out.gauge(&RATE_LIMIT_RESET, &labels, reset.0 as f64);
             }
         }
+        out.counter_f64(&RATE_LIMIT_WAIT, &[name], source.rate_limit_wait_seconds);
+        for retries in &source.api_retries {
+            out.counter(
+                &API_RETRIES,
+                &[name, retries.reason.as_str()],
+                retries.count,
+            );
+        }
     }
 }
 
@@ -760,9 +782,17 @@ impl Families {
     }
 
     fn counter(&mut self, family: &Family, values: &[&str], value: u64) {
+        self.counter_f64(family, values, value as f64);
+    }
+
+    /// A counter of a non-integer quantity (seconds); skipped if not finite.
+    fn counter_f64(&mut self, family: &Family, values: &[&str], value: f64) {
         debug_assert_eq!(family.kind, Kind::Counter, "{}", family.name);
+        if !value.is_finite() {
+            return;
+        }
         let mut counter = proto::Counter::default();
-        counter.set_value(value as f64);
+        counter.set_value(value);
         let mut metric = proto::Metric::default();
         metric.set_counter(counter);
         self.push(family, values, metric);

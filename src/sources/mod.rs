@@ -19,7 +19,7 @@ mod store;
 pub use store::SharedStore;
 
 use crate::domain::{RepoName, Timestamp};
-use crate::exporter::{ApiRequests, RateLimit};
+use crate::exporter::{ApiRequests, ApiRetries, RateLimit};
 use crate::store::{ApplyStats, StoreError};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -104,6 +104,10 @@ pub struct ApiHealth {
     pub requests: Vec<ApiRequests>,
     /// The latest rate limit reported per resource, sorted.
     pub rate_limits: Vec<RateLimit>,
+    /// Seconds requests were held back by rate limits, summed over requests.
+    pub rate_limit_wait_seconds: f64,
+    /// Retries by reason (every reason the source knows, zero included).
+    pub retries: Vec<ApiRetries>,
 }
 
 /// A place events come from.

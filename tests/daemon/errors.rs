@@ -4,7 +4,9 @@
 //! checked for the token too.
 
 use crate::scenario::tiny;
-use crate::support::{capturing_subscriber, config, get, repo, workflow_repo, Captured, World};
+use crate::support::{
+    capturing_subscriber, config, fast_retries, get, repo, workflow_repo, Captured, World,
+};
 use dora_collector::cli::sync_result;
 use dora_collector::daemon::{self, CancellationToken, CycleReport, RepoOutcome};
 use dora_collector::sim::{TokenUse, SIM_TOKEN};
@@ -26,11 +28,12 @@ fn with_logs<F: Future<Output = ()>>(test: impl FnOnce(Captured) -> F) -> String
 }
 
 async fn sync_once(config: &dora_collector::config::Config, world: &World) -> CycleReport {
-    daemon::sync_once(
+    daemon::sync_once_with(
         config,
         world.clock.clone(),
         &CancellationToken::new(),
         &|_| {},
+        fast_retries(),
     )
     .await
     .expect("the sync runs")

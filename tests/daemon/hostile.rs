@@ -3,7 +3,7 @@
 //! repository with one clear error, and a request that never answers does not
 //! hold up shutdown. Nothing panics.
 
-use crate::support::{config, repo, World};
+use crate::support::{config, fast_retries, repo, World};
 use axum::extract::Path as UrlPath;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -83,11 +83,12 @@ async fn odd_items_are_skipped_and_odd_bodies_fail_one_repository_each() {
     let names = ["acme/odd", "acme/huge", "acme/html", "acme/away"];
     let repos: Vec<_> = names.iter().map(|n| repo(n, "t")).collect();
     let config = config(&url, "token", &world.store_path(), &repos);
-    let report = daemon::sync_once(
+    let report = daemon::sync_once_with(
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
         &|_| {},
+        fast_retries(),
     )
     .await
     .unwrap();

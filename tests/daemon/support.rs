@@ -4,6 +4,7 @@
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, DaemonHandle, ManualClock, RunOptions};
 use dora_collector::sim::{Org, SimHandle, SimOptions, SimServer, SIM_TOKEN};
+use dora_collector::sources::github::RetryPolicy;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,19 @@ pub fn config_text(
     text
 }
 
+/// The production retry policy with waits short enough for tests: every bound
+/// and count as in production, backoffs of milliseconds, secondary limits waited
+/// for exactly their `retry-after` (the simulator's are about a second).
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        base_backoff: std::time::Duration::from_millis(2),
+        max_backoff: std::time::Duration::from_millis(20),
+        min_secondary_wait: std::time::Duration::from_millis(50),
+        max_rate_limit_wait: std::time::Duration::from_secs(30),
+        ..RetryPolicy::default()
+    }
+}
+
 /// A simulator, a temporary store, a fixed clock.
 pub struct World {
     pub sim: SimHandle,
@@ -112,6 +126,7 @@ impl World {
         let options = RunOptions {
             clock: self.clock.clone(),
             simulated: false,
+            retry: fast_retries(),
         };
         daemon::start(config, listener, options)
             .await

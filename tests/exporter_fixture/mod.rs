@@ -10,7 +10,7 @@ use dora_collector::dora::{
     RollupMetrics, Snapshot, SummaryStats, Totals, Window, WindowedMetrics,
 };
 use dora_collector::exporter::{
-    ApiRequests, HealthSnapshot, RateLimit, RepositoryHealth, SourceHealth,
+    ApiRequests, ApiRetries, HealthSnapshot, RateLimit, RepositoryHealth, SourceHealth,
 };
 
 /// The `dora_build_info` version in every rendering of the fixture.
@@ -330,6 +330,17 @@ pub fn health() -> HealthSnapshot {
                     resource: "graphql".to_owned(),
                     remaining: 4_999,
                     reset_at: None,
+                },
+            ],
+            rate_limit_wait_seconds: 61.5,
+            api_retries: vec![
+                ApiRetries {
+                    reason: "server_error".to_owned(),
+                    count: 3,
+                },
+                ApiRetries {
+                    reason: "secondary_rate_limit".to_owned(),
+                    count: 1,
                 },
             ],
         }],

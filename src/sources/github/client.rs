@@ -8,13 +8,18 @@
 //! its transport (auth header, base URI, timeouts, TLS) and read raw bytes. Its
 //! types never leave this module.
 //!
-//! Not here: what a response means (the endpoint modules decide), retries (a
-//! failed sync is retried by the next cycle from the stored cursors), and waiting
-//! for a rate limit to reset (requests fail fast with `RateLimited` until then).
+//! Every GET goes through the token's [`Governor`] (rate limits, retries,
+//! concurrency): one attempt is [`Client::fetch_once`], which also checks that a
+//! 2xx body parses as JSON, so a truncated or garbled page is retried rather than
+//! read as an empty or partial list.
+//!
+//! Not here: what a response means (the endpoint modules decide), the retry and
+//! wait policy (`governor.rs`), and retries across cycles (a failed sync is
+//! retried by the next cycle from the stored cursors).
 
 use super::error::{clean, server_message, GithubError};
-use crate::domain::Timestamp;
-use crate::exporter::{ApiRequests, RateLimit};
+use super::governor::{Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE};
+use crate::exporter::ApiRequests;
 use axum::body::Bytes;
 use http::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
 use http::StatusCode;
@@ -24,7 +29,7 @@ use octocrab::Octocrab;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Items per page: GitHub's maximum, so a list costs as few requests as possible.
@@ -67,6 +72,18 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The fine-grained repository permission the endpoint needs (named in the
+    /// error of a plain 403).
+    pub const fn permission(self) -> &'static str {
+        match self {
+            Endpoint::Deployments | Endpoint::DeploymentStatuses => "Deployments: read",
+            Endpoint::WorkflowRuns => "Actions: read",
+            Endpoint::Compare => "Contents: read",
+            Endpoint::Issues => "Issues: read",
+            Endpoint::Pulls | Endpoint::PullCommits => "Pull requests: read",
+        }
+    }
+
     pub const fn template(self) -> &'static str {
         match self {
             Endpoint::Deployments => "/repos/{owner}/{repo}/deployments",
@@ -98,9 +115,6 @@ pub enum Fetched {
 #[derive(Debug, Default)]
 struct Stats {
     requests: BTreeMap<(&'static str, String), u64>,
-    rate_limits: BTreeMap<String, RateLimit>,
-    /// Set when the server said the budget is spent: `(resource, reset epoch)`.
-    exhausted: Option<(String, i64)>,
 }
 
 /// The GitHub REST client: shared by every repository sync of the source.
@@ -110,6 +124,8 @@ pub struct Client {
     base: String,
     origin: url::Origin,
     stats: Mutex<Stats>,
+    /// Rate limits, retries and concurrency of this client's token.
+    governor: Governor,
 }
 
 impl std::fmt::Debug for Client {
@@ -121,9 +137,15 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for the API at `api_url` authenticating with `token`. Must be
-    /// called within a tokio runtime (octocrab spawns its connection buffer).
-    pub fn new(api_url: &url::Url, token: &SecretString) -> Result<Client, GithubError> {
+    /// A client for the API at `api_url` authenticating with `token`, with
+    /// `policy` for retries and rate-limit waits (`RetryPolicy::default()` in
+    /// production). Must be called within a tokio runtime (octocrab spawns its
+    /// connection buffer).
+    pub fn with_policy(
+        api_url: &url::Url,
+        token: &SecretString,
+        policy: RetryPolicy,
+    ) -> Result<Client, GithubError> {
         let base = api_url.as_str().trim_end_matches('/').to_owned();
         // octocrab turns the token into a header value and panics if it cannot;
         // check first (the configuration rejects whitespace, not every non-ASCII).
@@ -147,6 +169,7 @@ impl Client {
             origin: api_url.origin(),
             base,
             stats: Mutex::new(Stats::default()),
+            governor: Governor::new(policy),
         })
     }
 
@@ -160,7 +183,8 @@ impl Client {
     }
 
     /// One GET of `url` (absolute, under `github.api_url`), counted under
-    /// `endpoint`. With `if_none_match`, a 304 means nothing changed.
+    /// `endpoint`, through the governor (waits for rate limits, retries transient
+    /// failures). With `if_none_match`, a 304 means nothing changed.
     pub async fn fetch(
         &self,
         endpoint: Endpoint,
@@ -168,26 +192,42 @@ impl Client {
         if_none_match: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<Fetched, GithubError> {
-        self.check_budget(url)?;
         let uri: http::Uri = url.parse().map_err(|_| GithubError::InvalidUrl {
             url: url.to_owned(),
         })?;
+        let uri = &uri;
+        self.governor
+            .send(CORE_RESOURCE, url, cancel, || {
+                self.fetch_once(endpoint, uri, url, if_none_match, cancel)
+            })
+            .await
+    }
+
+    /// One attempt of [`Client::fetch`]: the response's headers and its meaning.
+    async fn fetch_once(
+        &self,
+        endpoint: Endpoint,
+        uri: &http::Uri,
+        url: &str,
+        if_none_match: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Attempt<Fetched> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(GITHUB_JSON));
         if let Some(tag) = if_none_match.and_then(|t| HeaderValue::from_str(t).ok()) {
             headers.insert(IF_NONE_MATCH, tag);
         }
-        let request = self.octocrab._get_with_headers(uri, Some(headers));
+        let request = self.octocrab._get_with_headers(uri.clone(), Some(headers));
         let response = tokio::select! {
             biased;
-            () = cancel.cancelled() => return Err(GithubError::Cancelled),
+            () = cancel.cancelled() => return failed(GithubError::Cancelled),
             response = request => response,
         };
         let response = match response {
             Ok(response) => response,
             Err(error) => {
                 self.count(endpoint, "error");
-                return Err(GithubError::Unreachable {
+                return failed(GithubError::Unreachable {
                     url: url.to_owned(),
                     cause: error_chain(&error),
                 });
@@ -196,8 +236,26 @@ impl Client {
         let status = response.status();
         self.count(endpoint, status.as_str());
         let headers = response.headers().clone();
-        self.record_rate_limit(&headers);
         let body = response.into_body();
+        let result = self
+            .read_response(endpoint, status, &headers, body, url, cancel)
+            .await;
+        Attempt {
+            headers: Some(headers),
+            result,
+        }
+    }
+
+    /// What a response with `status` and `headers` means, reading its body.
+    async fn read_response(
+        &self,
+        endpoint: Endpoint,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: BoxBody<Bytes, octocrab::Error>,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Fetched, GithubError> {
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
         }
@@ -208,6 +266,13 @@ impl Client {
                     url: url.to_owned(),
                     limit: MAX_RESPONSE_BYTES,
                 })?;
+            // A page that does not parse is retried, never read as a short list.
+            if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                return Err(GithubError::InvalidBody {
+                    url: url.to_owned(),
+                    reason: format!("not JSON: {error}"),
+                });
+            }
             let next = match headers.get(LINK).and_then(|v| v.to_str().ok()) {
                 Some(link) => match next_link(link) {
                     Some(next) if self.same_origin(next) => Some(next.to_owned()),
@@ -228,68 +293,7 @@ impl Client {
             .ok()
             .flatten()
             .unwrap_or_default();
-        Err(self.status_error(status, &headers, &body, url))
-    }
-
-    fn status_error(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: &[u8],
-        url: &str,
-    ) -> GithubError {
-        let url = url.to_owned();
-        let message = server_message(body);
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let limited = matches!(
-            status,
-            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
-        ) && (header("x-ratelimit-remaining") == Some("0")
-            || headers.contains_key(RETRY_AFTER)
-            || message.to_ascii_lowercase().contains("rate limit"));
-        if limited {
-            let resource = header("x-ratelimit-resource").unwrap_or("core").to_owned();
-            let retry_after =
-                header(RETRY_AFTER.as_str()).and_then(|v| v.trim().parse::<i64>().ok());
-            let reset = match retry_after {
-                Some(seconds) => Some(epoch_now().saturating_add(seconds.max(0))),
-                None => header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok()),
-            };
-            if let Some(reset) = reset {
-                self.stats().exhausted = Some((resource.clone(), reset));
-            }
-            return GithubError::RateLimited {
-                url,
-                resource,
-                reset_at: reset.map(Timestamp),
-            };
-        }
-        match status {
-            StatusCode::UNAUTHORIZED => GithubError::Unauthorized { url, message },
-            StatusCode::FORBIDDEN => GithubError::Forbidden { url, message },
-            StatusCode::NOT_FOUND => GithubError::NotFound { url },
-            _ => GithubError::Status {
-                url,
-                status: status.as_u16(),
-                message,
-            },
-        }
-    }
-
-    /// Fails fast while the server has told us the budget is spent.
-    fn check_budget(&self, url: &str) -> Result<(), GithubError> {
-        let mut stats = self.stats();
-        if let Some((resource, reset)) = &stats.exhausted {
-            if epoch_now() < *reset {
-                return Err(GithubError::RateLimited {
-                    url: url.to_owned(),
-                    resource: resource.clone(),
-                    reset_at: Some(Timestamp(*reset)),
-                });
-            }
-            stats.exhausted = None;
-        }
-        Ok(())
+        Err(status_error(endpoint, status, headers, &body, url))
     }
 
     fn count(&self, endpoint: Endpoint, status: &str) {
@@ -300,54 +304,15 @@ impl Client {
             .or_default() += 1;
     }
 
-    fn record_rate_limit(&self, headers: &HeaderMap) {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok())
-        else {
-            return;
-        };
-        // Resource names come from the server: keep them short and plain, as they
-        // become label values.
-        let resource = header("x-ratelimit-resource")
-            .filter(|r| {
-                !r.is_empty()
-                    && r.len() <= 32
-                    && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            })
-            .unwrap_or("core")
-            .to_owned();
-        let reset_at = header("x-ratelimit-reset")
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .map(Timestamp);
-        let mut stats = self.stats();
-        let limit = stats
-            .rate_limits
-            .entry(resource.clone())
-            .or_insert(RateLimit {
-                resource,
-                remaining,
-                reset_at,
-            });
-        // Within one window the budget only shrinks; responses to concurrent
-        // requests arrive in any order, so keep the lowest. A new reset time is a
-        // new window.
-        if limit.reset_at == reset_at {
-            limit.remaining = limit.remaining.min(remaining);
-        } else {
-            limit.remaining = remaining;
-            limit.reset_at = reset_at;
-        }
-    }
-
     fn same_origin(&self, url: &str) -> bool {
         url::Url::parse(url).is_ok_and(|u| u.origin() == self.origin)
     }
 
-    /// Requests so far by endpoint template and status, and the latest rate limit
-    /// per resource; both sorted.
-    pub fn health(&self) -> (Vec<ApiRequests>, Vec<RateLimit>) {
-        let stats = self.stats();
-        let requests = stats
+    /// Requests so far by endpoint template and status (sorted), and the
+    /// governor's rate limits, waits and retries.
+    pub fn health(&self) -> (Vec<ApiRequests>, GovernorHealth) {
+        let requests = self
+            .stats()
             .requests
             .iter()
             .map(|((endpoint, status), count)| ApiRequests {
@@ -356,8 +321,84 @@ impl Client {
                 count: *count,
             })
             .collect();
-        let limits = stats.rate_limits.values().cloned().collect();
-        (requests, limits)
+        (requests, self.governor.health())
+    }
+}
+
+/// An attempt that failed before any response arrived.
+fn failed<T>(error: GithubError) -> Attempt<T> {
+    Attempt {
+        headers: None,
+        result: Err(error),
+    }
+}
+
+/// The error for a non-2xx, non-304 answer to a GET of `endpoint`.
+fn status_error(
+    endpoint: Endpoint,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    url: &str,
+) -> GithubError {
+    let url = url.to_owned();
+    let message = server_message(body);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if matches!(
+        status,
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    ) {
+        let retry_after = header(RETRY_AFTER.as_str()).and_then(|v| v.trim().parse::<u64>().ok());
+        // GitHub: the primary limit is spent when `x-ratelimit-remaining` is 0; a
+        // `retry-after` or a rate-limit message otherwise is a secondary limit.
+        if header("x-ratelimit-remaining").map(str::trim) == Some("0") {
+            let resource = header("x-ratelimit-resource")
+                .map(clean)
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| CORE_RESOURCE.to_owned());
+            let reset_at = header("x-ratelimit-reset")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map(crate::domain::Timestamp);
+            return GithubError::RateLimited {
+                url,
+                resource,
+                reset_at,
+            };
+        }
+        if retry_after.is_some() || message.to_ascii_lowercase().contains("rate limit") {
+            return GithubError::SecondaryRateLimited {
+                url,
+                status: status.as_u16(),
+                message,
+                retry_after,
+            };
+        }
+    }
+    match status {
+        StatusCode::UNAUTHORIZED => GithubError::Unauthorized { url, message },
+        StatusCode::FORBIDDEN => GithubError::Forbidden {
+            repository: repository_of(&url),
+            endpoint: endpoint.template(),
+            permission: endpoint.permission(),
+            url,
+            message,
+        },
+        StatusCode::NOT_FOUND => GithubError::NotFound { url },
+        _ => GithubError::Status {
+            url,
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
+/// `owner/name` from a `…/repos/{owner}/{name}/…` URL (as escaped in it), bounded.
+fn repository_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let mut segments = path.split('/').skip_while(|s| *s != "repos").skip(1);
+    match (segments.next(), segments.next()) {
+        (Some(owner), Some(name)) => clean(&format!("{owner}/{name}")),
+        _ => "(unknown)".to_owned(),
     }
 }
 
@@ -376,7 +417,7 @@ async fn read_limited(
             frame = body.frame() => frame,
         };
         let Some(frame) = frame else { break };
-        let frame = frame.map_err(|error| GithubError::Unreachable {
+        let frame = frame.map_err(|error| GithubError::Truncated {
             url: url.to_owned(),
             cause: format!(
                 "the connection broke while reading the response: {}",
@@ -439,13 +480,6 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         .take(MAX_CHAIN_CHARS)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-fn epoch_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// A list read page by page, following `Link: rel="next"`; the first page may be
@@ -586,7 +620,12 @@ mod tests {
     #[tokio::test]
     async fn tokens_that_cannot_be_headers_are_refused_without_showing_them() {
         let url = url::Url::parse("http://127.0.0.1:1").unwrap();
-        let error = Client::new(&url, &SecretString::from("tok\u{1}en-secret")).unwrap_err();
+        let error = Client::with_policy(
+            &url,
+            &SecretString::from("tok\u{1}en-secret"),
+            RetryPolicy::default(),
+        )
+        .unwrap_err();
         assert_eq!(error, GithubError::InvalidToken);
         assert!(!error.to_string().contains("secret"));
     }

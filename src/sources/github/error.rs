@@ -23,11 +23,23 @@ pub enum GithubError {
     )]
     Unauthorized { url: String, message: String },
 
-    /// 403 that is not a rate limit: the token lacks a permission or scope.
+    /// 403 that is not a rate limit: the token lacks a permission or scope. Names
+    /// the repository, the endpoint and the permission that endpoint needs.
     #[error(
-        "access denied (HTTP 403 {message}) at {url}; the token may lack a scope or permission"
+        "access denied (HTTP 403 {message}) to {endpoint} of repository {repository}: the \
+         token needs the \"{permission}\" repository permission (fine-grained token) or the \
+         repo scope (classic token); at {url}"
     )]
-    Forbidden { url: String, message: String },
+    Forbidden {
+        url: String,
+        message: String,
+        /// `owner/name` as it appears in the URL.
+        repository: String,
+        /// The endpoint's route template.
+        endpoint: &'static str,
+        /// The fine-grained permission the endpoint needs, e.g. `Deployments: read`.
+        permission: &'static str,
+    },
 
     /// 404: no such repository (or the token cannot see it; GitHub answers 404 for
     /// private repositories it hides), or no such object.
@@ -46,6 +58,26 @@ pub enum GithubError {
         reset_at: Option<Timestamp>,
     },
 
+    /// A secondary rate limit (403 or 429 with `retry-after` or GitHub's "secondary
+    /// rate limit" message): the token sent too much too fast; every request of
+    /// the token waits before the next one is sent.
+    #[error("GitHub secondary rate limit (HTTP {status} {message}){}; at {url}", retry_text(.retry_after))]
+    SecondaryRateLimited {
+        url: String,
+        status: u16,
+        message: String,
+        /// The `retry-after` header, in seconds, when there was one.
+        retry_after: Option<u64>,
+    },
+
+    /// A request was retried as often as the retry policy allows and still
+    /// failed; `last` is the last failure.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp {
+        attempts: u32,
+        last: Box<GithubError>,
+    },
+
     /// Any other HTTP status.
     #[error("HTTP {status} {message} at {url}")]
     Status {
@@ -57,6 +89,10 @@ pub enum GithubError {
     /// No HTTP response at all: DNS, connection refused, TLS, timeout.
     #[error("cannot reach the GitHub API at {url}: {cause}")]
     Unreachable { url: String, cause: String },
+
+    /// The connection broke while the body was being read (a truncated response).
+    #[error("the response from {url} was cut short: {cause}")]
+    Truncated { url: String, cause: String },
 
     /// The response body was larger than the bound.
     #[error("the response from {url} is larger than {limit} bytes; refusing to read it")]
@@ -96,6 +132,13 @@ pub enum GithubError {
     Cancelled,
 }
 
+fn retry_text(retry_after: &Option<u64>) -> String {
+    match retry_after {
+        Some(seconds) => format!(", retry after {seconds} s"),
+        None => String::new(),
+    }
+}
+
 fn reset_text(reset_at: &Option<Timestamp>) -> String {
     match reset_at {
         Some(at) => format!(" until {at}"),
@@ -108,8 +151,12 @@ impl GithubError {
     /// network trouble, server errors), as opposed to a configuration problem.
     pub fn is_transient(&self) -> bool {
         match self {
-            GithubError::RateLimited { .. } | GithubError::Unreachable { .. } => true,
+            GithubError::RateLimited { .. }
+            | GithubError::SecondaryRateLimited { .. }
+            | GithubError::Unreachable { .. }
+            | GithubError::Truncated { .. } => true,
             GithubError::Status { status, .. } => *status >= 500,
+            GithubError::GaveUp { last, .. } => last.is_transient(),
             _ => false,
         }
     }

@@ -25,6 +25,7 @@ mod changes;
 mod client;
 mod deployments;
 mod error;
+mod governor;
 mod incidents;
 mod models;
 mod pulls;
@@ -35,8 +36,13 @@ pub use client::{
     PER_PAGE, READ_TIMEOUT,
 };
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
+pub use governor::{
+    Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
+    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT,
+    DEFAULT_MAX_RETRIES, DEFAULT_MIN_SECONDARY_WAIT,
+};
 
-use super::{ApiHealth, RepoSyncStats, Source, SourceError, SyncContext};
+use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
 use crate::config::{DeploymentsConfig, GithubConfig, LabelName};
 use crate::domain::{Environment, RepoName, Timestamp};
 use crate::dora::LeadTimeStart;
@@ -83,7 +89,16 @@ impl GithubSource {
     /// (an unusable token or URL). No request is made here. Must be called within
     /// a tokio runtime.
     pub fn new(config: &GithubConfig) -> Result<GithubSource, GithubError> {
-        let client = Client::new(config.api_url.as_url(), &config.token)?;
+        GithubSource::with_policy(config, RetryPolicy::default())
+    }
+
+    /// [`GithubSource::new`] with `policy` for retries and rate-limit waits (tests
+    /// inject short waits).
+    pub fn with_policy(
+        config: &GithubConfig,
+        policy: RetryPolicy,
+    ) -> Result<GithubSource, GithubError> {
+        let client = Client::with_policy(config.api_url.as_url(), &config.token, policy)?;
         Ok(GithubSource {
             client,
             settings: Settings {
@@ -149,10 +164,19 @@ impl Source for GithubSource {
     }
 
     fn api_health(&self) -> ApiHealth {
-        let (requests, rate_limits) = self.client.health();
+        let (requests, governor) = self.client.health();
         ApiHealth {
             requests,
-            rate_limits,
+            rate_limits: governor.rate_limits,
+            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
+            retries: governor
+                .retries
+                .into_iter()
+                .map(|(reason, count)| ApiRetries {
+                    reason: reason.label().to_owned(),
+                    count,
+                })
+                .collect(),
         }
     }
 }

@@ -1,0 +1,594 @@
+//! The rate-limit governor: one per token (the [`Client`](super::client::Client)
+//! owns one), through which every request to GitHub is sent. It
+//!
+//! - reads `x-ratelimit-{remaining,reset,resource}` on every response and never
+//!   sends a request for a resource whose budget is spent before its reset: it
+//!   waits for the reset (cancellable by shutdown), or, when the reset is further
+//!   away than [`RetryPolicy::max_rate_limit_wait`], fails that request at once with
+//!   [`GithubError::RateLimited`] instead of hanging past the cycle. Requests in
+//!   flight count against the budget until they are answered, so concurrent
+//!   requests cannot overdraw it either;
+//! - on a secondary rate limit (403/429 with `retry-after` or GitHub's message)
+//!   pauses every request of the token for `retry-after` (or
+//!   [`RetryPolicy::min_secondary_wait`] without one), then backs off exponentially
+//!   with jitter if the same request is limited again;
+//! - retries server errors (5xx), network failures (resets, timeouts), truncated
+//!   bodies and bodies that are not JSON with bounded exponential backoff and jitter;
+//! - bounds the requests in flight per token ([`RetryPolicy::max_concurrency`]);
+//! - counts the time requests spent held back by rate limits and the retries by
+//!   reason, for the health metrics.
+//!
+//! The policy (bounds and waits) is one [`RetryPolicy`] with production defaults as
+//! named constants; tests inject a fast one.
+//!
+//! [`Governor::send`] is generic over the request: it takes a closure that builds
+//! and sends one attempt and reports its headers and result, so REST GETs and
+//! GraphQL POSTs go through the same governor.
+//!
+//! Not here: building requests, mapping HTTP statuses to [`GithubError`]s (the
+//! caller's closure does that), what a response means, and retries across cycles
+//! (a repository that still fails is retried by the next cycle from its cursors).
+
+use super::error::GithubError;
+use crate::domain::Timestamp;
+use crate::exporter::RateLimit;
+use http::HeaderMap;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Retries of one request after its first attempt. GitHub's transient failures
+/// rarely last more than a couple of attempts; five, with the backoff below, spans
+/// about half a minute before the repository's sync fails and waits for the next
+/// cycle.
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+
+/// The first backoff after a server or network error; it doubles with each retry.
+pub const DEFAULT_BASE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest backoff after a server or network error: a request is never held
+/// longer than this between two attempts (rate limits aside).
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait after a secondary rate limit without `retry-after`, and the base of the
+/// exponential backoff when the same request is limited again: GitHub's documented
+/// "wait for at least one minute before retrying".
+pub const DEFAULT_MIN_SECONDARY_WAIT: Duration = Duration::from_secs(60);
+
+/// The longest wait for a rate limit (primary reset or secondary `retry-after`)
+/// within a sync. A longer one fails the request at once with a clear error, and
+/// the next cycle (after the reset) resumes from the cursors, instead of one cycle
+/// hanging for most of GitHub's hour-long window.
+pub const DEFAULT_MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Requests in flight per token. GitHub asks integrations to avoid concurrent
+/// requests (secondary limits); four matches the repositories synced at a time.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
+
+/// Added to the wait for a primary reset: the server's clock and ours differ, and a
+/// request sent a moment early would be refused and counted as a violation.
+pub const RESET_MARGIN: Duration = Duration::from_secs(1);
+
+/// The jitter added to a secondary-limit wait, as a share of it: it only ever
+/// lengthens the wait (never below `retry-after`), and spreads the restart of
+/// collectors limited together.
+pub const SECONDARY_JITTER_FRACTION: f64 = 0.1;
+
+/// The most rate-limit resources tracked. Resource names come from the server and
+/// become label values; GitHub has about ten.
+pub const MAX_RESOURCES: usize = 16;
+
+/// The longest rate-limit resource name accepted from a response header.
+pub const MAX_RESOURCE_CHARS: usize = 32;
+
+/// The resource a request is charged to when the server does not say: REST.
+pub const CORE_RESOURCE: &str = "core";
+
+/// How requests are retried and how long they may wait. [`Default`] is the
+/// production policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries of one request after its first attempt, every reason together.
+    pub max_retries: u32,
+    /// The first backoff after a server or network error (doubles per retry).
+    pub base_backoff: Duration,
+    /// The longest backoff after a server or network error.
+    pub max_backoff: Duration,
+    /// The wait after a secondary limit without `retry-after`, and the base of the
+    /// backoff when one request is limited again.
+    pub min_secondary_wait: Duration,
+    /// The longest rate-limit wait accepted within a sync.
+    pub max_rate_limit_wait: Duration,
+    /// Requests in flight per token (at least 1).
+    pub max_concurrency: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: DEFAULT_MAX_RETRIES,
+            base_backoff: DEFAULT_BASE_BACKOFF,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            min_secondary_wait: DEFAULT_MIN_SECONDARY_WAIT,
+            max_rate_limit_wait: DEFAULT_MAX_RATE_LIMIT_WAIT,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff before retry `retry` (0 for the first) after a server or network
+    /// error, with `random` in `0..=1`: "equal jitter", between half and all of
+    /// `base_backoff · 2^retry` (at most `max_backoff`).
+    pub fn backoff(&self, retry: u32, random: f64) -> Duration {
+        let full = self
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.max_backoff);
+        full / 2 + (full / 2).mul_f64(random.clamp(0.0, 1.0))
+    }
+
+    /// The wait after the `nth` (from 1) secondary limit in a row on one request:
+    /// `retry-after` (or `min_secondary_wait` without one); from the second in a
+    /// row at least `min_secondary_wait · 2^(nth-2)`; plus up to
+    /// [`SECONDARY_JITTER_FRACTION`] of it at random (`random` in `0..=1`).
+    pub fn secondary_wait(&self, retry_after: Option<u64>, nth: u32, random: f64) -> Duration {
+        let floor = retry_after.map_or(self.min_secondary_wait, Duration::from_secs);
+        let exponential = match nth.checked_sub(2) {
+            Some(doublings) => self
+                .min_secondary_wait
+                .saturating_mul(2u32.saturating_pow(doublings)),
+            None => Duration::ZERO,
+        };
+        let base = floor.max(exponential);
+        base.saturating_add(base.mul_f64(SECONDARY_JITTER_FRACTION * random.clamp(0.0, 1.0)))
+    }
+}
+
+/// Why a request was retried: the bounded `reason` label of
+/// `dora_collector_api_retries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RetryReason {
+    /// A 5xx answer.
+    ServerError,
+    /// No answer: connection refused or reset, timeout.
+    Network,
+    /// The connection broke while the body was read.
+    Truncated,
+    /// A 2xx whose body is not JSON.
+    InvalidBody,
+    /// A secondary rate limit.
+    SecondaryRateLimit,
+    /// The primary budget was spent (the request was refused).
+    RateLimit,
+}
+
+impl RetryReason {
+    /// Every reason, in label order.
+    pub const ALL: [RetryReason; 6] = [
+        RetryReason::ServerError,
+        RetryReason::Network,
+        RetryReason::Truncated,
+        RetryReason::InvalidBody,
+        RetryReason::SecondaryRateLimit,
+        RetryReason::RateLimit,
+    ];
+
+    /// The label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            RetryReason::ServerError => "server_error",
+            RetryReason::Network => "network",
+            RetryReason::Truncated => "truncated",
+            RetryReason::InvalidBody => "invalid_body",
+            RetryReason::SecondaryRateLimit => "secondary_rate_limit",
+            RetryReason::RateLimit => "rate_limit",
+        }
+    }
+
+    /// Whether `error` is worth retrying, and why.
+    pub fn of(error: &GithubError) -> Option<RetryReason> {
+        match error {
+            GithubError::Status { status, .. } if *status >= 500 => Some(RetryReason::ServerError),
+            GithubError::Unreachable { .. } => Some(RetryReason::Network),
+            GithubError::Truncated { .. } => Some(RetryReason::Truncated),
+            GithubError::InvalidBody { .. } => Some(RetryReason::InvalidBody),
+            GithubError::SecondaryRateLimited { .. } => Some(RetryReason::SecondaryRateLimit),
+            GithubError::RateLimited { .. } => Some(RetryReason::RateLimit),
+            _ => None,
+        }
+    }
+}
+
+/// What one attempt of a governed request returned.
+#[derive(Debug)]
+pub struct Attempt<T> {
+    /// The response headers, when a response arrived (rate-limit bookkeeping).
+    pub headers: Option<HeaderMap>,
+    /// The attempt's result; the caller maps statuses to [`GithubError`]s.
+    pub result: Result<T, GithubError>,
+}
+
+/// The governor's counters, for the health metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GovernorHealth {
+    /// The latest rate limit per resource (the lowest remaining seen in the
+    /// current window), sorted by resource.
+    pub rate_limits: Vec<RateLimit>,
+    /// Seconds requests were held back by rate limits, summed over requests.
+    pub rate_limit_wait_seconds: f64,
+    /// Retries by reason, every reason present (zero included).
+    pub retries: Vec<(RetryReason, u64)>,
+}
+
+/// A resource's budget as the server last reported it.
+#[derive(Debug, Clone)]
+struct Limit {
+    remaining: u64,
+    /// Epoch seconds of the reset, as reported.
+    reset_at: Option<i64>,
+    /// The reset on the runtime's clock (plus [`RESET_MARGIN`]): when requests may
+    /// be sent again once the budget is spent.
+    open_at: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    limits: BTreeMap<String, Limit>,
+    /// Requests sent and not yet answered, by the resource they are charged to.
+    pending: BTreeMap<String, u64>,
+    /// A secondary limit holds every request of the token until then.
+    paused_until: Option<Instant>,
+    waited: Duration,
+    retries: BTreeMap<RetryReason, u64>,
+}
+
+impl State {
+    /// How long a request for `resource` must wait for the budget, if at all, and
+    /// whether the budget is spent outright (not merely reserved by requests in
+    /// flight).
+    fn budget_wait(&self, resource: &str, now: Instant) -> Option<(Duration, bool)> {
+        let limit = self.limits.get(resource)?;
+        let open_at = limit.open_at?;
+        if now >= open_at {
+            return None;
+        }
+        let pending = self.pending.get(resource).copied().unwrap_or(0);
+        if limit.remaining > pending {
+            return None;
+        }
+        Some((open_at - now, pending == 0))
+    }
+}
+
+/// The rate-limit governor of one token.
+#[derive(Debug)]
+pub struct Governor {
+    policy: RetryPolicy,
+    permits: Semaphore,
+    state: Mutex<State>,
+    /// Woken when an answer arrives (a reserved budget may be free again).
+    answered: Notify,
+}
+
+/// Counts a request as in flight until it is answered or dropped.
+struct InFlight<'a> {
+    governor: &'a Governor,
+    resource: &'a str,
+    headers: Option<HeaderMap>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut state = self.governor.state();
+        if let Some(headers) = &self.headers {
+            observe(&mut state, headers, self.resource);
+        }
+        if let Some(pending) = state.pending.get_mut(self.resource) {
+            *pending = pending.saturating_sub(1);
+        }
+        drop(state);
+        self.governor.answered.notify_waiters();
+    }
+}
+
+impl Governor {
+    /// A governor with `policy` (a concurrency of 0 is taken as 1).
+    pub fn new(policy: RetryPolicy) -> Governor {
+        let permits = Semaphore::new(policy.max_concurrency.max(1));
+        Governor {
+            policy,
+            permits,
+            state: Mutex::new(State::default()),
+            answered: Notify::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends one request through the governor: `attempt` builds and sends it once
+    /// and is called again for each retry. `resource` is the rate-limit resource
+    /// the request is charged to (`core` for REST, `graphql`); `url` names the
+    /// request in errors and logs.
+    pub async fn send<T, F, Fut>(
+        &self,
+        resource: &str,
+        url: &str,
+        cancel: &CancellationToken,
+        mut attempt: F,
+    ) -> Result<T, GithubError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let mut retries = 0u32;
+        let mut secondary_in_a_row = 0u32;
+        loop {
+            let permit = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(GithubError::Cancelled),
+                permit = self.permits.acquire() => permit.map_err(|_| GithubError::Cancelled)?,
+            };
+            self.wait_turn(resource, url, cancel).await?;
+            let mut in_flight = InFlight {
+                governor: self,
+                resource,
+                headers: None,
+            };
+            let outcome = attempt().await;
+            in_flight.headers = outcome.headers;
+            drop(in_flight);
+            let error = match outcome.result {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let Some(reason) = RetryReason::of(&error) else {
+                return Err(error);
+            };
+            if reason == RetryReason::RateLimit {
+                // Spent beyond the bound: the error says until when.
+                self.check_budget(resource, url)?;
+            }
+            if retries >= self.policy.max_retries {
+                return Err(GithubError::GaveUp {
+                    attempts: retries + 1,
+                    last: Box::new(error),
+                });
+            }
+            retries += 1;
+            *self.state().retries.entry(reason).or_default() += 1;
+            tracing::info!(
+                %url,
+                reason = reason.label(),
+                retry = retries,
+                %error,
+                "retrying a GitHub request"
+            );
+            match (reason, &error) {
+                (
+                    RetryReason::SecondaryRateLimit,
+                    GithubError::SecondaryRateLimited { retry_after, .. },
+                ) => {
+                    secondary_in_a_row += 1;
+                    let wait = self.policy.secondary_wait(
+                        *retry_after,
+                        secondary_in_a_row,
+                        rand::random::<f64>(),
+                    );
+                    self.pause(wait);
+                    drop(permit);
+                    if wait > self.policy.max_rate_limit_wait {
+                        return Err(error);
+                    }
+                }
+                (RetryReason::RateLimit, _) => {
+                    secondary_in_a_row = 0;
+                    let gated = self
+                        .state()
+                        .budget_wait(resource, Instant::now())
+                        .is_some();
+                    if !gated {
+                        // Refused without a usable reset time: GitHub says to
+                        // wait at least a minute.
+                        self.pause(self.policy.min_secondary_wait);
+                    }
+                    drop(permit);
+                }
+                _ => {
+                    secondary_in_a_row = 0;
+                    drop(permit);
+                    let backoff = self.policy.backoff(retries - 1, rand::random::<f64>());
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return Err(GithubError::Cancelled),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails when `resource`'s budget is spent and resets beyond the bound.
+    fn check_budget(&self, resource: &str, url: &str) -> Result<(), GithubError> {
+        let state = self.state();
+        match state.budget_wait(resource, Instant::now()) {
+            Some((wait, true)) if wait > self.policy.max_rate_limit_wait => {
+                Err(exhausted(&state, resource, url))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Holds every request of the token for `wait` from now (never shortens a
+    /// pause in force).
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut state = self.state();
+        state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
+    }
+
+    /// Waits until a request for `resource` may be sent, then counts it in flight
+    /// (the caller's [`InFlight`] uncounts it).
+    async fn wait_turn(
+        &self,
+        resource: &str,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), GithubError> {
+        loop {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            let wait = {
+                let mut state = self.state();
+                let now = Instant::now();
+                if let Some(until) = state.paused_until.filter(|u| *u > now) {
+                    let wait = until - now;
+                    if wait > self.policy.max_rate_limit_wait {
+                        return Err(GithubError::RateLimited {
+                            url: url.to_owned(),
+                            resource: "secondary".to_owned(),
+                            reset_at: Some(Timestamp(
+                                epoch_now().saturating_add(ceil_secs(wait)),
+                            )),
+                        });
+                    }
+                    wait
+                } else if let Some((wait, spent)) = state.budget_wait(resource, now) {
+                    if spent && wait > self.policy.max_rate_limit_wait {
+                        return Err(exhausted(&state, resource, url));
+                    }
+                    wait
+                } else {
+                    *state.pending.entry(resource.to_owned()).or_default() += 1;
+                    return Ok(());
+                }
+            };
+            tracing::debug!(%url, wait_seconds = wait.as_secs_f64(), "waiting for the GitHub rate limit");
+            let started = Instant::now();
+            let cancelled = tokio::select! {
+                biased;
+                () = cancel.cancelled() => true,
+                () = tokio::time::sleep(wait) => false,
+                () = &mut answered => false,
+            };
+            let waited = started.elapsed();
+            self.state().waited += waited;
+            if cancelled {
+                return Err(GithubError::Cancelled);
+            }
+        }
+    }
+
+    /// The counters for the health metrics.
+    pub fn health(&self) -> GovernorHealth {
+        let state = self.state();
+        GovernorHealth {
+            rate_limits: state
+                .limits
+                .iter()
+                .map(|(resource, limit)| RateLimit {
+                    resource: resource.clone(),
+                    remaining: limit.remaining,
+                    reset_at: limit.reset_at.map(Timestamp),
+                })
+                .collect(),
+            rate_limit_wait_seconds: state.waited.as_secs_f64(),
+            retries: RetryReason::ALL
+                .iter()
+                .map(|r| (*r, state.retries.get(r).copied().unwrap_or(0)))
+                .collect(),
+        }
+    }
+}
+
+/// The error for a request refused because `resource`'s budget is spent.
+fn exhausted(state: &State, resource: &str, url: &str) -> GithubError {
+    GithubError::RateLimited {
+        url: url.to_owned(),
+        resource: resource.to_owned(),
+        reset_at: state
+            .limits
+            .get(resource)
+            .and_then(|l| l.reset_at)
+            .map(Timestamp),
+    }
+}
+
+/// Takes in the `x-ratelimit-*` headers of one response to a request charged to
+/// `requested`.
+fn observe(state: &mut State, headers: &HeaderMap, requested: &str) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok())
+    else {
+        return;
+    };
+    // Resource names come from the server: keep them short and plain, as they
+    // become label values.
+    let resource = header("x-ratelimit-resource")
+        .filter(|r| {
+            !r.is_empty()
+                && r.len() <= MAX_RESOURCE_CHARS
+                && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .unwrap_or(requested);
+    let reset_at = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
+    if !state.limits.contains_key(resource) && state.limits.len() >= MAX_RESOURCES {
+        return;
+    }
+    let open_at = reset_at.map(open_instant);
+    let limit = state
+        .limits
+        .entry(resource.to_owned())
+        .or_insert_with(|| Limit {
+            remaining,
+            reset_at,
+            open_at,
+        });
+    // Within one window the budget only shrinks; answers to concurrent requests
+    // arrive in any order, so keep the lowest. A later reset time is a new window;
+    // a late answer from an older window is ignored.
+    if limit.reset_at == reset_at {
+        limit.remaining = limit.remaining.min(remaining);
+    } else if reset_at > limit.reset_at {
+        *limit = Limit {
+            remaining,
+            reset_at,
+            open_at,
+        };
+    }
+}
+
+/// The runtime instant at which a reset at epoch second `reset` has surely passed.
+fn open_instant(reset: i64) -> Instant {
+    let now_ms = epoch_millis();
+    let until_ms = reset.saturating_mul(1000).saturating_sub(now_ms).max(0);
+    Instant::now() + Duration::from_millis(u64::try_from(until_ms).unwrap_or(0)) + RESET_MARGIN
+}
+
+fn epoch_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn epoch_now() -> i64 {
+    epoch_millis() / 1000
+}
+
+fn ceil_secs(duration: Duration) -> i64 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
