@@ -18,7 +18,9 @@ mod render;
 mod routes;
 mod state;
 
-pub use health::{ApiRequests, ApiRetries, HealthSnapshot, RateLimit, RepositoryHealth, SourceHealth};
+pub use health::{
+    ApiRequests, ApiRetries, HealthSnapshot, RateLimit, RepositoryHealth, SourceHealth,
+};
 pub use render::{
     all_families, metric_families, render, Family, Kind, RenderError, ScopeFamilies, ORGANISATION,
     REPOSITORY, SUMMARY_QUANTILES, TEAM_ROLLUP,

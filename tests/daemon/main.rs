@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod errors;
+mod faults;
 mod golden;
 mod hostile;
 mod incremental;

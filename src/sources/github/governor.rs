@@ -394,10 +394,7 @@ impl Governor {
                 }
                 (RetryReason::RateLimit, _) => {
                     secondary_in_a_row = 0;
-                    let gated = self
-                        .state()
-                        .budget_wait(resource, Instant::now())
-                        .is_some();
+                    let gated = self.state().budget_wait(resource, Instant::now()).is_some();
                     if !gated {
                         // Refused without a usable reset time: GitHub says to
                         // wait at least a minute.
@@ -459,9 +456,7 @@ impl Governor {
                         return Err(GithubError::RateLimited {
                             url: url.to_owned(),
                             resource: "secondary".to_owned(),
-                            reset_at: Some(Timestamp(
-                                epoch_now().saturating_add(ceil_secs(wait)),
-                            )),
+                            reset_at: Some(Timestamp(epoch_now().saturating_add(ceil_secs(wait)))),
                         });
                     }
                     wait
@@ -591,4 +586,402 @@ fn epoch_now() -> i64 {
 fn ceil_secs(duration: Duration) -> i64 {
     let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    const URL: &str = "http://127.0.0.1:1/repos/acme/api/deployments";
+
+    fn limit_headers(remaining: u64, reset: i64) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", remaining.into());
+        headers.insert("x-ratelimit-reset", reset.into());
+        headers.insert("x-ratelimit-resource", "core".parse().unwrap());
+        headers
+    }
+
+    fn ok<T>(value: T, headers: Option<HeaderMap>) -> Attempt<T> {
+        Attempt {
+            headers,
+            result: Ok(value),
+        }
+    }
+
+    fn err<T>(error: GithubError) -> Attempt<T> {
+        Attempt {
+            headers: None,
+            result: Err(error),
+        }
+    }
+
+    fn secondary(retry_after: Option<u64>) -> GithubError {
+        GithubError::SecondaryRateLimited {
+            url: URL.into(),
+            status: 403,
+            message: "You have exceeded a secondary rate limit".into(),
+            retry_after,
+        }
+    }
+
+    fn server_error() -> GithubError {
+        GithubError::Status {
+            url: URL.into(),
+            status: 500,
+            message: "Server Error".into(),
+        }
+    }
+
+    fn retries(governor: &Governor, reason: RetryReason) -> u64 {
+        governor
+            .health()
+            .retries
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    #[test]
+    fn the_production_policy_is_the_named_constants() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.max_retries, DEFAULT_MAX_RETRIES);
+        assert_eq!(policy.min_secondary_wait, Duration::from_secs(60));
+        assert_eq!(policy.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        // Equal jitter: half to all of 1 s · 2^retry, capped at 30 s.
+        assert_eq!(policy.backoff(0, 0.0), Duration::from_millis(500));
+        assert_eq!(policy.backoff(0, 1.0), Duration::from_secs(1));
+        assert_eq!(policy.backoff(3, 1.0), Duration::from_secs(8));
+        assert_eq!(policy.backoff(10, 1.0), DEFAULT_MAX_BACKOFF);
+        assert_eq!(policy.backoff(u32::MAX, 0.0), DEFAULT_MAX_BACKOFF / 2);
+        // Secondary: retry-after, or a minute; then a minute doubling; jitter only adds.
+        assert_eq!(
+            policy.secondary_wait(Some(5), 1, 0.0),
+            Duration::from_secs(5)
+        );
+        assert_eq!(policy.secondary_wait(None, 1, 0.0), Duration::from_secs(60));
+        assert_eq!(policy.secondary_wait(None, 1, 1.0), Duration::from_secs(66));
+        assert_eq!(
+            policy.secondary_wait(Some(5), 2, 0.0),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            policy.secondary_wait(Some(5), 3, 0.0),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            policy.secondary_wait(Some(300), 2, 0.0),
+            Duration::from_secs(300)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_secondary_limit_without_retry_after_holds_every_request_a_minute() {
+        let governor = Governor::new(RetryPolicy::default());
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let limited = governor.send("core", URL, &cancel, || {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if call == 0 {
+                    err(secondary(None))
+                } else {
+                    ok(Instant::now(), None)
+                }
+            }
+        });
+        // Another request of the same token, sent a second later.
+        let other = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            governor
+                .send("core", URL, &cancel, || async { ok(Instant::now(), None) })
+                .await
+        };
+        let (limited, other) = tokio::join!(limited, other);
+        let retried_at = limited.unwrap() - start;
+        let other_at = other.unwrap() - start;
+        assert!(
+            retried_at >= Duration::from_secs(60) && retried_at <= Duration::from_secs(67),
+            "{retried_at:?}"
+        );
+        assert!(other_at >= Duration::from_secs(60), "{other_at:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(retries(&governor, RetryReason::SecondaryRateLimit), 1);
+        // Both requests were held back: about 60 s + 59 s.
+        let waited = governor.health().rate_limit_wait_seconds;
+        assert!((118.0..=140.0).contains(&waited), "{waited}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_secondary_limits_back_off_exponentially() {
+        let governor = Governor::new(RetryPolicy::default());
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let result = governor
+            .send("core", URL, &cancel, || {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if call < 3 {
+                        err(secondary(Some(2)))
+                    } else {
+                        ok((), None)
+                    }
+                }
+            })
+            .await;
+        result.unwrap();
+        // 2 s (retry-after), then at least 60 s, then at least 120 s.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_secs(182), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_secs(201), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_errors_are_retried_a_bounded_number_of_times() {
+        let governor = Governor::new(RetryPolicy::default());
+        let cancel = CancellationToken::new();
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let error = governor
+            .send("core", URL, &cancel, || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { err::<()>(server_error()) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), DEFAULT_MAX_RETRIES + 1);
+        assert_eq!(
+            error,
+            GithubError::GaveUp {
+                attempts: DEFAULT_MAX_RETRIES + 1,
+                last: Box::new(server_error()),
+            }
+        );
+        assert!(error.to_string().ends_with("(gave up after 6 attempts)"));
+        // Backoffs of half to all of 1, 2, 4, 8, 16 s.
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(15_500) && elapsed <= Duration::from_secs(32),
+            "{elapsed:?}"
+        );
+        assert_eq!(retries(&governor, RetryReason::ServerError), 5);
+        assert_eq!(governor.health().rate_limit_wait_seconds, 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_that_retrying_cannot_fix_are_returned_at_once() {
+        let governor = Governor::new(RetryPolicy::default());
+        let cancel = CancellationToken::new();
+        let calls = AtomicU32::new(0);
+        let error = governor
+            .send("core", URL, &cancel, || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { err::<()>(GithubError::NotFound { url: URL.into() }) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error, GithubError::NotFound { url: URL.into() });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_waits_for_its_reset() {
+        let governor = Governor::new(RetryPolicy::default());
+        let cancel = CancellationToken::new();
+        let reset = epoch_now() + 30;
+        governor
+            .send("core", URL, &cancel, || async move {
+                ok((), Some(limit_headers(0, reset)))
+            })
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let sent_at = governor
+            .send("core", URL, &cancel, || async { ok(Instant::now(), None) })
+            .await
+            .unwrap();
+        let waited = sent_at - start;
+        assert!(
+            waited > Duration::from_secs(30) && waited <= Duration::from_secs(31),
+            "{waited:?}"
+        );
+        let health = governor.health();
+        assert_eq!(health.rate_limits[0].remaining, 0);
+        assert_eq!(health.rate_limits[0].reset_at, Some(Timestamp(reset)));
+        assert!(health.rate_limit_wait_seconds > 30.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_resetting_beyond_the_bound_fails_without_a_request() {
+        let governor = Governor::new(RetryPolicy::default());
+        let cancel = CancellationToken::new();
+        let reset = epoch_now() + 3600;
+        governor
+            .send("core", URL, &cancel, || async move {
+                ok((), Some(limit_headers(0, reset)))
+            })
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let error = governor
+            .send("core", URL, &cancel, || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { ok((), None) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(
+            error,
+            GithubError::RateLimited {
+                url: URL.into(),
+                resource: "core".into(),
+                reset_at: Some(Timestamp(reset)),
+            }
+        );
+        // Another resource is not held back.
+        governor
+            .send("graphql", URL, &cancel, || async { ok((), None) })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_a_wait() {
+        let governor = Governor::new(RetryPolicy::default());
+        let cancel = CancellationToken::new();
+        let reset = epoch_now() + 600;
+        governor
+            .send("core", URL, &cancel, || async move {
+                ok((), Some(limit_headers(0, reset)))
+            })
+            .await
+            .unwrap();
+        let stop = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            cancel.cancel();
+        };
+        let start = Instant::now();
+        let (result, ()) = tokio::join!(
+            governor.send("core", URL, &cancel, || async { ok((), None) }),
+            stop
+        );
+        assert_eq!(result, Err(GithubError::Cancelled));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    /// A fake server with a budget of `budget` per 30 s window that counts
+    /// requests sent while it is spent; each answer takes 100 ms.
+    struct Budgeted {
+        remaining: AtomicU64,
+        reset: i64,
+        refill_at: Instant,
+        violations: AtomicU64,
+        in_flight: AtomicU64,
+        most_in_flight: AtomicU64,
+    }
+
+    impl Budgeted {
+        async fn answer(&self) -> Attempt<()> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if Instant::now() >= self.refill_at {
+                return ok((), None);
+            }
+            let left = self.remaining.load(Ordering::SeqCst);
+            if left == 0 {
+                self.violations.fetch_add(1, Ordering::SeqCst);
+                return Attempt {
+                    headers: Some(limit_headers(0, self.reset)),
+                    result: Err(GithubError::RateLimited {
+                        url: URL.into(),
+                        resource: "core".into(),
+                        reset_at: Some(Timestamp(self.reset)),
+                    }),
+                };
+            }
+            self.remaining.store(left - 1, Ordering::SeqCst);
+            ok((), Some(limit_headers(left - 1, self.reset)))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_requests_never_overdraw_the_budget_and_stay_within_the_bound() {
+        let governor = Arc::new(Governor::new(RetryPolicy::default()));
+        let cancel = CancellationToken::new();
+        let server = Arc::new(Budgeted {
+            remaining: AtomicU64::new(4),
+            reset: epoch_now() + 30,
+            // The server's window surely ended by then (the reset is whole seconds).
+            refill_at: Instant::now() + Duration::from_secs(29),
+            violations: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            most_in_flight: AtomicU64::new(0),
+        });
+        // One answer first, so that the budget is known.
+        governor
+            .send("core", URL, &cancel, || server.answer())
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let governor = Arc::clone(&governor);
+                let server = Arc::clone(&server);
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    governor
+                        .send("core", URL, &cancel, || server.answer())
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(server.violations.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            server.most_in_flight.load(Ordering::SeqCst),
+            DEFAULT_MAX_CONCURRENCY as u64
+        );
+        assert_eq!(retries(&governor, RetryReason::RateLimit), 0);
+    }
+
+    #[test]
+    fn observed_limits_keep_the_lowest_of_a_window_and_follow_new_windows() {
+        let mut state = State::default();
+        observe(&mut state, &limit_headers(10, 100), "core");
+        observe(&mut state, &limit_headers(12, 100), "core");
+        assert_eq!(state.limits["core"].remaining, 10);
+        observe(&mut state, &limit_headers(4999, 200), "core");
+        assert_eq!(state.limits["core"].remaining, 4999);
+        observe(&mut state, &limit_headers(3, 100), "core");
+        assert_eq!(
+            state.limits["core"].remaining, 4999,
+            "a late answer of the old window"
+        );
+        let mut odd = limit_headers(1, 100);
+        odd.insert(
+            "x-ratelimit-resource",
+            http::HeaderValue::from_static("a b"),
+        );
+        observe(&mut state, &odd, "graphql");
+        assert_eq!(
+            state.limits["graphql"].remaining, 1,
+            "an odd resource name is not kept"
+        );
+        for i in 0..(MAX_RESOURCES + 5) {
+            let mut headers = limit_headers(1, 100);
+            headers.insert("x-ratelimit-resource", format!("r{i}").parse().unwrap());
+            observe(&mut state, &headers, "core");
+        }
+        assert_eq!(state.limits.len(), MAX_RESOURCES);
+    }
 }

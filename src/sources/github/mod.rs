@@ -38,8 +38,8 @@ pub use client::{
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
 pub use governor::{
     Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
-    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT,
-    DEFAULT_MAX_RETRIES, DEFAULT_MIN_SECONDARY_WAIT,
+    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES,
+    DEFAULT_MIN_SECONDARY_WAIT,
 };
 
 use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};

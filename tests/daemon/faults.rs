@@ -1,0 +1,334 @@
+//! Faults: the daemon against a simulated GitHub that throttles and fails on
+//! purpose. A chaos run (5xx, secondary limits, connection resets, truncated
+//! bodies) exports exactly the values of a fault-free run and stores exactly the
+//! same events, without a request sent into a spent budget or a secondary limit;
+//! a tiny primary budget is waited out, not overdrawn; a plain 403 names the
+//! repository, the endpoint and the missing permission; a server that always
+//! fails exhausts the bounded retries of its repository only.
+
+use crate::support::{config, fast_retries, repo, samples, World};
+use axum::extract::Path as UrlPath;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use dora_collector::daemon::{self, demo, CancellationToken, ManualClock, RepoOutcome, RunOptions};
+use dora_collector::domain::RepoName;
+use dora_collector::sim::{ChaosOptions, Org, OrgSpec, SimHandle, SimOptions, SimServer};
+use dora_collector::sources::github::RetryPolicy;
+use dora_collector::store::{SqliteStore, Store, SyncBatch};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one daemon run against a simulator left behind.
+struct Run {
+    /// `/metrics` after the first cycle.
+    metrics: String,
+    /// Every repository's stored events and cursors.
+    stored: Vec<SyncBatch>,
+}
+
+/// Runs the daemon over `org` served with `options` until its first cycle
+/// completes (every repository must sync), with `retry` as the retry policy.
+async fn run(org: &Org, options: SimOptions, retry: RetryPolicy) -> (Run, SimHandle) {
+    let sim = SimServer::start(org.clone(), options)
+        .await
+        .expect("simulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = demo::demo_config(org, sim.base_url(), addr, &store).expect("configuration");
+    let repositories: Vec<RepoName> = config
+        .github
+        .repositories
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    let options = RunOptions {
+        clock: Arc::new(ManualClock::new(org.now)),
+        simulated: true,
+        retry,
+    };
+    let mut handle = daemon::start(config, listener, options)
+        .await
+        .expect("daemon starts");
+    let report = handle.wait_for_cycles(1).await.expect("a cycle completes");
+    let failures: Vec<_> = report.failures().collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    handle.shutdown().await.expect("clean shutdown");
+    let store = SqliteStore::open(&store).unwrap();
+    let stored = repositories
+        .iter()
+        .map(|r| store.read_repository(r).unwrap())
+        .collect();
+    (Run { metrics, stored }, sim)
+}
+
+/// The DORA series of a scrape (the collector's own health left out).
+fn dora_values(metrics: &str) -> BTreeMap<String, f64> {
+    samples(metrics, true)
+}
+
+/// Asserts that two stores hold the same rows (events and cursors), showing only
+/// the differences.
+fn assert_same_store(got: &[SyncBatch], expected: &[SyncBatch]) {
+    fn rows(stored: &[SyncBatch]) -> std::collections::BTreeSet<String> {
+        let mut rows = std::collections::BTreeSet::new();
+        for b in stored {
+            rows.extend(b.deployments.iter().map(|x| format!("{x:?}")));
+            rows.extend(b.commits.iter().map(|x| format!("{} {x:?}", b.repository)));
+            rows.extend(b.compares.iter().map(|x| format!("{} {x:?}", b.repository)));
+            rows.extend(b.incidents.iter().map(|x| format!("{x:?}")));
+            rows.extend(b.pull_requests.iter().map(|x| format!("{x:?}")));
+            // A cursor's ETag hashes a body that holds the server's URL (its
+            // port), so two simulators never agree on it; the rest must.
+            rows.extend(
+                b.cursors
+                    .iter()
+                    .map(|(key, c)| format!("{key:?} since {:?} at {:?}", c.since, c.updated_at)),
+            );
+        }
+        rows
+    }
+    let (got, expected) = (rows(got), rows(expected));
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing: {missing:#?}\nextra: {extra:#?}"
+    );
+}
+
+/// How many events (deployments, commits, compares, incidents, pull requests) are stored.
+fn items(stored: &[SyncBatch]) -> usize {
+    stored
+        .iter()
+        .map(|b| {
+            b.deployments.len()
+                + b.commits.len()
+                + b.compares.len()
+                + b.incidents.len()
+                + b.pull_requests.len()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaos_run_exports_and_stores_exactly_what_a_fault_free_run_does() {
+    let org = Org::generate(&OrgSpec::small(5));
+    let (clean, clean_sim) = run(&org, SimOptions::default(), fast_retries()).await;
+    assert_eq!(clean_sim.chaos_counts().faults(), 0);
+
+    let chaos = ChaosOptions {
+        seed: 11,
+        server_error_rate: 0.05,
+        bad_gateway_rate: 0.05,
+        secondary_limit_rate: 0.025,
+        too_many_requests_rate: 0.025,
+        reset_rate: 0.02,
+        truncated_rate: 0.01,
+        retry_after: Duration::from_secs(1),
+        ..ChaosOptions::default()
+    };
+    // One request at a time: a request already on its way when GitHub imposes a
+    // secondary limit cannot be called back, so with several in flight a
+    // violation would not be the governor's doing. With one, any violation is.
+    let retry = RetryPolicy {
+        max_concurrency: 1,
+        ..fast_retries()
+    };
+    let options = SimOptions {
+        chaos,
+        ..SimOptions::default()
+    };
+    let (faulty, sim) = run(&org, options, retry).await;
+
+    let counts = sim.chaos_counts();
+    assert!(counts.server_error > 0, "{counts:?}");
+    assert!(counts.bad_gateway > 0, "{counts:?}");
+    assert!(
+        counts.secondary_limit + counts.too_many_requests > 0,
+        "{counts:?}"
+    );
+    assert!(counts.reset > 0, "{counts:?}");
+    assert!(counts.truncated > 0, "{counts:?}");
+    assert_eq!(sim.secondary_limit_violations(), 0, "{counts:?}");
+    assert_eq!(sim.rate_limit_violations(), 0);
+
+    let expected = dora_values(&clean.metrics);
+    assert!(
+        expected.len() > 100,
+        "a real organisation: {}",
+        expected.len()
+    );
+    assert_eq!(dora_values(&faulty.metrics), expected);
+    // No event lost or duplicated: the stores hold the same rows.
+    assert!(items(&clean.stored) > 100);
+    assert_eq!(items(&faulty.stored), items(&clean.stored));
+    assert_same_store(&faulty.stored, &clean.stored);
+
+    // The health metrics tell the story.
+    let health = samples(&faulty.metrics, false);
+    let retried = |reason: &str| {
+        health
+            .get(&format!(
+                "dora_collector_api_retries_total{{source=\"github\",reason=\"{reason}\"}}"
+            ))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        retried("server_error") as u64,
+        counts.server_error + counts.bad_gateway
+    );
+    assert_eq!(
+        retried("secondary_rate_limit") as u64,
+        counts.secondary_limit + counts.too_many_requests
+    );
+    assert_eq!(retried("network") as u64, counts.reset);
+    assert_eq!(retried("truncated") as u64, counts.truncated);
+    assert_eq!(retried("rate_limit"), 0.0);
+    let waited = health["dora_collector_rate_limit_wait_seconds_total{source=\"github\"}"];
+    assert!(
+        waited >= 1.0,
+        "each secondary limit is waited out: {waited}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_budget_is_waited_out_never_overdrawn() {
+    let org = Org::generate(&OrgSpec {
+        repositories: 2,
+        workflow_run_repositories: 1,
+        days: 10,
+        ..OrgSpec::small(3)
+    });
+    let (clean, clean_sim) = run(&org, SimOptions::default(), fast_retries()).await;
+    let needed = clean_sim.rate_limit().used;
+    // Ten requests a second: the sync needs several windows.
+    let budget = 10;
+    assert!(needed > 2 * budget, "{needed} requests");
+    let options = SimOptions {
+        rate_limit: budget,
+        rate_limit_window: Duration::from_secs(1),
+        ..SimOptions::default()
+    };
+    let (limited, sim) = run(&org, options, fast_retries()).await;
+    assert_eq!(sim.rate_limit_violations(), 0);
+    assert_eq!(dora_values(&limited.metrics), dora_values(&clean.metrics));
+    assert_same_store(&limited.stored, &clean.stored);
+    let health = samples(&limited.metrics, false);
+    let waited = health["dora_collector_rate_limit_wait_seconds_total{source=\"github\"}"];
+    assert!(waited > 0.0, "the budget was waited for: {waited}");
+    let remaining =
+        health["dora_collector_rate_limit_remaining{source=\"github\",resource=\"core\"}"];
+    assert!(remaining < budget as f64, "{remaining}");
+}
+
+/// A fake GitHub: `acme/private` answers a plain 403 (a missing permission),
+/// `acme/broken` always 500, `acme/fine` empty lists.
+async fn deployments(
+    UrlPath((_, name)): UrlPath<(String, String)>,
+    counter: Arc<AtomicU64>,
+) -> Response {
+    match name.as_str() {
+        "private" => (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({
+                "message": "Resource not accessible by personal access token",
+                "documentation_url": "https://docs.github.com/rest/deployments/deployments#list-deployments",
+                "status": "403"
+            })),
+        )
+            .into_response(),
+        "broken" => {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({"message": "Server Error"})),
+            )
+                .into_response()
+        }
+        _ => axum::Json(serde_json::json!([])).into_response(),
+    }
+}
+
+async fn empty() -> Response {
+    axum::Json(serde_json::json!([])).into_response()
+}
+
+#[tokio::test]
+async fn a_plain_403_names_the_permission_and_a_failing_server_exhausts_bounded_retries() {
+    const TOKEN: &str = "ghp_CanaryToken0123456789abcdefghijKLMNOP";
+    let broken_requests = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&broken_requests);
+    let router = Router::new()
+        .route(
+            "/repos/{owner}/{name}/deployments",
+            get(move |path| deployments(path, Arc::clone(&counter))),
+        )
+        .route("/repos/{owner}/{name}/issues", get(empty))
+        .route("/repos/{owner}/{name}/pulls", get(empty));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let world = World::new(Org::empty("acme", dora_collector::sim::DEFAULT_NOW)).await;
+    let names = ["acme/private", "acme/broken", "acme/fine"];
+    let repos: Vec<_> = names.iter().map(|n| repo(n, "t")).collect();
+    let config = config(&url, TOKEN, &world.store_path(), &repos);
+    let report = daemon::sync_once_with(
+        &config,
+        world.clock.clone(),
+        &CancellationToken::new(),
+        &|_| {},
+        fast_retries(),
+    )
+    .await
+    .unwrap();
+    let outcome = |index: usize| report.repositories[index].outcome.clone();
+
+    let RepoOutcome::Failed(private) = outcome(0) else {
+        panic!("{:?}", outcome(0));
+    };
+    assert_eq!(
+        private,
+        format!(
+            "access denied (HTTP 403 Resource not accessible by personal access token) to \
+             /repos/{{owner}}/{{repo}}/deployments of repository acme/private: the token needs \
+             the \"Deployments: read\" repository permission (fine-grained token) or the repo \
+             scope (classic token); at {url}/repos/acme/private/deployments?per_page=100"
+        )
+    );
+
+    let RepoOutcome::Failed(broken) = outcome(1) else {
+        panic!("{:?}", outcome(1));
+    };
+    let retries = u64::from(fast_retries().max_retries);
+    assert_eq!(
+        broken,
+        format!(
+            "HTTP 500 Server Error at {url}/repos/acme/broken/deployments?per_page=100 \
+             (gave up after {} attempts)",
+            retries + 1
+        )
+    );
+    assert_eq!(broken_requests.load(Ordering::SeqCst), retries + 1);
+
+    assert!(
+        matches!(outcome(2), RepoOutcome::Synced(_)),
+        "{:?}",
+        outcome(2)
+    );
+    for error in [&private, &broken] {
+        assert!(!error.contains(TOKEN), "{error}");
+    }
+}
