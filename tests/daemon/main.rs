@@ -1,6 +1,6 @@
 //! The daemon end to end against the simulated GitHub, on 127.0.0.1 only: the
-//! golden `/metrics` page, restarts, incremental syncs, errors, pagination and the
-//! `sync --once` command.
+//! golden `/metrics` page, restarts, incremental syncs, errors, faults (chaos, rate
+//! limits, retries), pagination and the `sync --once` command.
 
 mod scenario;
 mod support;
