@@ -139,13 +139,11 @@ async fn a_chaos_run_exports_and_stores_exactly_what_a_fault_free_run_does() {
         retry_after: Duration::from_secs(1),
         ..ChaosOptions::default()
     };
-    // One request at a time: a request already on its way when GitHub imposes a
-    // secondary limit cannot be called back, so with several in flight a
-    // violation would not be the governor's doing. With one, any violation is.
-    let retry = RetryPolicy {
-        max_concurrency: 1,
-        ..fast_retries()
-    };
+    // The default of one request at a time: a request already on its way when
+    // GitHub imposes a secondary limit cannot be called back, so any violation
+    // is the governor's doing.
+    let retry = fast_retries();
+    assert_eq!(retry.max_concurrency, 1);
     let options = SimOptions {
         chaos,
         ..SimOptions::default()

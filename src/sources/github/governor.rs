@@ -65,9 +65,11 @@ pub const DEFAULT_MIN_SECONDARY_WAIT: Duration = Duration::from_secs(60);
 /// hanging for most of GitHub's hour-long window.
 pub const DEFAULT_MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 
-/// Requests in flight per token. GitHub asks integrations to avoid concurrent
-/// requests (secondary limits); four matches the repositories synced at a time.
-pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
+/// Requests in flight per token. GitHub's best practices ask integrations to make
+/// a token's requests serially, not concurrently, to avoid secondary limits; one
+/// in flight also means no request is ever already on its way when a secondary
+/// limit is imposed. The first sync is bound by the hourly budget, not latency.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 1;
 
 /// Added to the wait for a primary reset: the server's clock and ours differ, and a
 /// request sent a moment early would be refused and counted as a violation.
@@ -679,7 +681,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_secondary_limit_without_retry_after_holds_every_request_a_minute() {
-        let governor = Governor::new(RetryPolicy::default());
+        // Two in flight, so that the second request is held by the limit itself,
+        // not by waiting for the first one's permit.
+        let governor = Governor::new(RetryPolicy {
+            max_concurrency: 2,
+            ..RetryPolicy::default()
+        });
         let cancel = CancellationToken::new();
         let start = Instant::now();
         let calls = AtomicU32::new(0);
@@ -915,7 +922,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_requests_never_overdraw_the_budget_and_stay_within_the_bound() {
-        let governor = Arc::new(Governor::new(RetryPolicy::default()));
+        const BOUND: usize = 4;
+        let governor = Arc::new(Governor::new(RetryPolicy {
+            max_concurrency: BOUND,
+            ..RetryPolicy::default()
+        }));
         let cancel = CancellationToken::new();
         let server = Arc::new(Budgeted {
             remaining: AtomicU64::new(4),
@@ -947,10 +958,7 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(server.violations.load(Ordering::SeqCst), 0);
-        assert_eq!(
-            server.most_in_flight.load(Ordering::SeqCst),
-            DEFAULT_MAX_CONCURRENCY as u64
-        );
+        assert_eq!(server.most_in_flight.load(Ordering::SeqCst), BOUND as u64);
         assert_eq!(retries(&governor, RetryReason::RateLimit), 0);
     }
 
