@@ -6,6 +6,7 @@ mod scenario;
 mod support;
 
 mod cli;
+mod crash;
 mod errors;
 mod golden;
 mod hostile;
