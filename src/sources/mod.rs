@@ -104,6 +104,9 @@ pub struct ApiHealth {
     pub requests: Vec<ApiRequests>,
     /// The latest rate limit reported per resource, sorted.
     pub rate_limits: Vec<RateLimit>,
+    /// Unreadable items skipped per repository (whether or not its sync then
+    /// succeeded), sorted by repository; repositories with none may be absent.
+    pub skipped_items: Vec<(RepoName, u64)>,
 }
 
 /// A place events come from.
@@ -128,6 +131,6 @@ pub trait Source: Send + Sync {
         context: &'a SyncContext,
     ) -> BoxFuture<'a, Result<RepoSyncStats, SourceError>>;
 
-    /// Requests and rate limits since the process started.
+    /// Requests, rate limits and skipped items since the process started.
     fn api_health(&self) -> ApiHealth;
 }
