@@ -5,6 +5,7 @@
 mod scenario;
 mod support;
 
+mod canary;
 mod cli;
 mod crash;
 mod errors;

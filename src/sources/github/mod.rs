@@ -87,6 +87,7 @@ impl GithubSource {
     /// a tokio runtime.
     pub fn new(config: &GithubConfig) -> Result<GithubSource, GithubError> {
         let client = Client::new(config.api_url.as_url(), &config.token)?;
+        error::mask_secret(&config.token);
         Ok(GithubSource {
             client,
             settings: Settings {
@@ -242,7 +243,7 @@ impl RepoSync<'_> {
                 tracing::warn!(
                     repository = %self.repository,
                     endpoint = endpoint.template(),
-                    %reason,
+                    reason = %error::clean(&reason),
                     "skipping an item GitHub returned that cannot be read"
                 );
                 None
