@@ -5,7 +5,8 @@
 //! status at start, so a restarted daemon is ready at once when every repository
 //! had synced before) and the failures since the process started; per source, the
 //! duration of the last completed cycle. API requests and rate limits come from
-//! the sources themselves. No I/O.
+//! the sources themselves, and so do the unreadable items skipped per repository.
+//! No I/O.
 
 use super::cycle::{CycleReport, RepoOutcome};
 use crate::domain::{RepoName, Timestamp};
@@ -85,10 +86,22 @@ impl HealthTracker {
                 .find(|s| s.name() == *name)
                 .map(|s| s.api_health())
                 .unwrap_or_default();
+            let repositories = state
+                .repositories
+                .values()
+                .map(|r| RepositoryHealth {
+                    skipped_items: api
+                        .skipped_items
+                        .iter()
+                        .find(|(repository, _)| repository == &r.repository)
+                        .map_or(0, |(_, n)| *n),
+                    ..r.clone()
+                })
+                .collect();
             out.sources.push(SourceHealth {
                 source: (*name).to_owned(),
                 last_sync_duration_seconds: state.last_duration,
-                repositories: state.repositories.values().cloned().collect(),
+                repositories,
                 api_requests: api.requests,
                 rate_limits: api.rate_limits,
                 rate_limit_wait_seconds: api.rate_limit_wait_seconds,

@@ -47,6 +47,9 @@ pub struct RepositoryHealth {
     pub last_success: Option<Timestamp>,
     /// Failed syncs of this repository since the process started.
     pub sync_errors: u64,
+    /// Items of API responses for this repository that could not be read (odd
+    /// or hostile JSON) and were skipped, since the process started.
+    pub skipped_items: u64,
 }
 
 impl RepositoryHealth {
@@ -56,6 +59,7 @@ impl RepositoryHealth {
             repository,
             last_success: None,
             sync_errors: 0,
+            skipped_items: 0,
         }
     }
 }

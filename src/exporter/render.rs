@@ -482,6 +482,12 @@ pub const SYNC_ERRORS: Family = family(
     &["source", "repository"],
     "Failed syncs of the repository from the source since the process started.",
 );
+pub const SKIPPED_ITEMS: Family = family(
+    "dora_collector_skipped_items_total",
+    Kind::Counter,
+    &["source", "repository"],
+    "Items of the source's API responses for the repository that could not be read (unexpected or hostile JSON) and were skipped, since the process started.",
+);
 pub const SNAPSHOT_TIMESTAMP: Family = family(
     "dora_collector_snapshot_timestamp_seconds",
     Kind::Gauge,
@@ -517,6 +523,7 @@ pub fn all_families() -> Vec<Family> {
         RATE_LIMIT_WAIT,
         API_RETRIES,
         SYNC_ERRORS,
+        SKIPPED_ITEMS,
         SNAPSHOT_TIMESTAMP,
         BUILD_INFO,
     ]);
@@ -706,6 +713,7 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
                 out.gauge(&LAST_SUCCESSFUL_SYNC, &labels, at.0 as f64);
             }
             out.counter(&SYNC_ERRORS, &labels, repository.sync_errors);
+            out.counter(&SKIPPED_ITEMS, &labels, repository.skipped_items);
         }
         for requests in &source.api_requests {
             out.counter(

@@ -108,6 +108,9 @@ pub struct ApiHealth {
     pub rate_limit_wait_seconds: f64,
     /// Retries by reason (every reason the source knows, zero included).
     pub retries: Vec<ApiRetries>,
+    /// Unreadable items skipped per repository (whether or not its sync then
+    /// succeeded), sorted by repository; repositories with none may be absent.
+    pub skipped_items: Vec<(RepoName, u64)>,
 }
 
 /// A place events come from.
@@ -132,6 +135,6 @@ pub trait Source: Send + Sync {
         context: &'a SyncContext,
     ) -> BoxFuture<'a, Result<RepoSyncStats, SourceError>>;
 
-    /// Requests and rate limits since the process started.
+    /// Requests, rate limits and skipped items since the process started.
     fn api_health(&self) -> ApiHealth;
 }

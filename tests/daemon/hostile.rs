@@ -1,4 +1,7 @@
-//! A hand-written fake GitHub that misbehaves: odd items are skipped and counted,
+//! A hand-written fake GitHub that misbehaves: odd and hostile items (unknown enum
+//! values, nulls, wrong types, JSON nested too deeply) are skipped and counted, in
+//! the sync report and in `dora_collector_skipped_items_total`; null optional
+//! fields are read;
 //! bodies that are too large, not JSON, or that link away from `api_url` fail the
 //! repository with one clear error, and a request that never answers does not
 //! hold up shutdown. Nothing panics.
@@ -258,4 +261,138 @@ async fn a_compare_without_link_headers_is_paged_by_number() {
         .unwrap();
     assert_eq!(stored.compares.len(), 1);
     assert_eq!(stored.compares[0].commits.len(), 150);
+}
+
+/// JSON nested this deep: far beyond `serde_json`'s recursion limit (128), and
+/// deep enough to overflow a stack if anything parsed it recursively.
+const DEEP_NESTING: usize = 100_000;
+
+async fn hostile_deployments(UrlPath((_, name)): UrlPath<(String, String)>) -> Response {
+    if name == "huge" {
+        let body = format!("[{}]", "0,".repeat(MAX_RESPONSE_BYTES / 2 + 1) + "0");
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    let deep = format!("{}{}", "[".repeat(DEEP_NESTING), "]".repeat(DEEP_NESTING));
+    let body = format!(
+        r#"[
+        {{"id": 10, "sha": "{SHA}", "environment": "production", "created_at": "{NOW}"}},
+        null,
+        {{"id": 11, "sha": null, "environment": "production", "created_at": "{NOW}"}},
+        {{"id": 12, "sha": "{SHA}", "environment": "production", "created_at": "{NOW}", "payload": {deep}}},
+        {{"id": 13, "sha": "{SHA}", "environment": "production", "created_at": "{NOW}",
+          "description": null, "creator": null, "task": null, "payload": null}},
+        {{"id": 14, "environment": "production", "created_at": "{NOW}"}},
+        {{"id": "fifteen", "sha": "{SHA}", "environment": "production", "created_at": "{NOW}"}}
+        ]"#
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Deployment 10 succeeded, 13 failed; each list has an unknown state and a null.
+async fn hostile_statuses(UrlPath((_, _, id)): UrlPath<(String, String, u64)>) -> Response {
+    let last = if id == 10 { "success" } else { "failure" };
+    axum::Json(serde_json::json!([
+        {"state": "exploded", "created_at": NOW},
+        null,
+        {"state": last, "created_at": NOW, "description": null, "creator": null}
+    ]))
+    .into_response()
+}
+
+async fn hostile_issues(
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if query.get("state").map(String::as_str) == Some("open") {
+        return axum::Json(serde_json::json!([])).into_response();
+    }
+    axum::Json(serde_json::json!([
+        null,
+        {"number": null, "created_at": NOW, "updated_at": NOW},
+        {"number": 8, "state": "haunted", "created_at": NOW, "updated_at": NOW,
+         "closed_at": null, "body": null, "labels": [{"name": "incident"}]},
+        {"number": 9, "created_at": "soon", "updated_at": NOW, "labels": []}
+    ]))
+    .into_response()
+}
+
+async fn hostile_pulls() -> Response {
+    axum::Json(serde_json::json!([null, "a pull request"])).into_response()
+}
+
+#[tokio::test]
+async fn hostile_items_are_skipped_and_counted_in_the_metric_and_oversized_bodies_fail_one_repository(
+) {
+    let router = Router::new()
+        .route(
+            "/repos/{owner}/{name}/deployments",
+            get(hostile_deployments),
+        )
+        .route(
+            "/repos/{owner}/{name}/deployments/{id}/statuses",
+            get(hostile_statuses),
+        )
+        .route("/repos/{owner}/{name}/issues", get(hostile_issues))
+        .route("/repos/{owner}/{name}/pulls", get(hostile_pulls));
+    let url = serve(router).await;
+    let world = World::new(dora_collector::sim::Org::empty(
+        "acme",
+        dora_collector::sim::DEFAULT_NOW,
+    ))
+    .await;
+    let config = config(
+        &url,
+        "token",
+        &world.store_path(),
+        &[repo("acme/odd", "t"), repo("acme/huge", "t")],
+    );
+    let mut daemon = world.start(config).await;
+    let report = daemon.wait_for_cycles(1).await.expect("a cycle completes");
+    let RepoOutcome::Synced(odd) = &report.repositories[0].outcome else {
+        panic!("acme/odd syncs: {report:?}");
+    };
+    // Deployments: a null, a null sha, too deep, no sha, a string id (5); two
+    // statuses lists with an unknown state and a null each (4); issues: a null, a
+    // null number, an unreadable date (3); pulls: a null and a string (2).
+    assert_eq!(odd.skipped_items, 14, "{odd:?}");
+    let RepoOutcome::Failed(huge) = &report.repositories[1].outcome else {
+        panic!("acme/huge fails: {report:?}");
+    };
+    assert!(huge.contains("is larger than"), "{huge}");
+
+    let (status, page) = crate::support::get(&daemon, "/metrics").await;
+    assert_eq!(status, 200);
+    let series = |repository: &str| {
+        format!(
+            "dora_collector_skipped_items_total{{source=\"github\",repository=\"{repository}\"}}"
+        )
+    };
+    assert_eq!(
+        crate::support::value(&page, &series("acme/odd")),
+        Some(14.0),
+        "{page}"
+    );
+    assert_eq!(
+        crate::support::value(&page, &series("acme/huge")),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        crate::support::value(
+            &page,
+            "dora_collector_sync_errors_total{source=\"github\",repository=\"acme/huge\"}"
+        ),
+        Some(1.0)
+    );
+
+    // What could be read is stored: deployments 10 (succeeded) and 13 (failed,
+    // its null optional fields ignored), incident 8 (null body and closed_at).
+    let store = SqliteStore::open(world.store_path()).unwrap();
+    let stored = store
+        .read_repository(&RepoName::parse("acme/odd").unwrap())
+        .unwrap();
+    let ids: Vec<u64> = stored.deployments.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![10, 13]);
+    let incidents: Vec<u64> = stored.incidents.iter().map(|i| i.number).collect();
+    assert_eq!(incidents, vec![8]);
+    daemon.shutdown().await.unwrap();
 }

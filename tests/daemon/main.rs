@@ -5,7 +5,9 @@
 mod scenario;
 mod support;
 
+mod canary;
 mod cli;
+mod crash;
 mod errors;
 mod faults;
 mod golden;

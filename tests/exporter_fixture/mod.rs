@@ -296,11 +296,13 @@ pub fn health() -> HealthSnapshot {
                     repository: repo("acme/api"),
                     last_success: Some(Timestamp(NOW.0 - 60)),
                     sync_errors: 0,
+                    skipped_items: 0,
                 },
                 RepositoryHealth {
                     repository: repo("acme/web"),
                     last_success: Some(Timestamp(NOW.0 - 30)),
                     sync_errors: 2,
+                    skipped_items: 3,
                 },
             ],
             api_requests: vec![

@@ -126,7 +126,8 @@ impl RepoSync<'_> {
         'list: while let Some(body) = self.next_page(&mut pages).await? {
             let mut past_window = false;
             for value in models::array(&body, &url)? {
-                let Some(deployment) = self.item(Endpoint::Deployments, models::deployment(value))
+                let Some(deployment) =
+                    self.item(Endpoint::Deployments, value.and_then(models::deployment))
                 else {
                     continue;
                 };
@@ -266,7 +267,7 @@ impl RepoSync<'_> {
             for value in models::array(&body, &url)? {
                 statuses.extend(self.item(
                     Endpoint::DeploymentStatuses,
-                    models::deployment_status(value),
+                    value.and_then(models::deployment_status),
                 ));
             }
             read += 1;

@@ -5,8 +5,32 @@
 //! travels only in the `Authorization` header, which no message includes) and, for
 //! an HTTP error, the status and GitHub's own `message`, cut to
 //! [`MAX_SERVER_MESSAGE_CHARS`] and stripped of control characters.
+//!
+//! Text that comes from the server (its `message`, a `Link` URL, an unreadable
+//! item's value) is untrusted: a broken proxy or hostile server may echo the
+//! request's `Authorization` header into it. Every token a [`GithubSource`]
+//! authenticates with is registered here ([`mask_secret`]) and replaced by
+//! [`REDACTED`] in all such text ([`clean`]) before it reaches an error, a log
+//! line or the store's sync status.
+//!
+//! [`GithubSource`]: super::GithubSource
 
 use crate::domain::Timestamp;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::RwLock;
+
+/// What a token echoed by the server is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Tokens shorter than this are not masked: so short a string occurs by chance in
+/// ordinary messages, which masking would make unreadable, and no token GitHub
+/// issues is this short (classic and fine-grained tokens have 40 or more
+/// characters).
+pub const MIN_MASKED_SECRET_CHARS: usize = 8;
+
+/// The tokens masked in server-provided text, for the whole process (a process may
+/// run several sources; masking another source's token too is harmless).
+static SECRETS: RwLock<Vec<SecretString>> = RwLock::new(Vec::new());
 
 /// The most of GitHub's error `message` repeated in an error: enough for "Bad
 /// credentials" or "API rate limit exceeded for user ID 1. If you reach out...",
@@ -172,10 +196,40 @@ pub(crate) fn server_message(body: &[u8]) -> String {
     clean(&message)
 }
 
-/// Cuts untrusted text to [`MAX_SERVER_MESSAGE_CHARS`] and replaces control
-/// characters, so it is safe in one log line.
+/// Masks `secret` in every server-provided text from now on (see the module
+/// documentation).
+pub(crate) fn mask_secret(secret: &SecretString) {
+    let exposed = secret.expose_secret();
+    if exposed.chars().count() < MIN_MASKED_SECRET_CHARS {
+        return;
+    }
+    if let Ok(mut secrets) = SECRETS.write() {
+        if !secrets.iter().any(|s| s.expose_secret() == exposed) {
+            secrets.push(secret.clone());
+        }
+    }
+}
+
+/// `text` with every registered token replaced by [`REDACTED`].
+pub(crate) fn redact(text: &str) -> String {
+    let mut out = text.to_owned();
+    if let Ok(secrets) = SECRETS.read() {
+        for secret in secrets.iter() {
+            let exposed = secret.expose_secret();
+            if out.contains(exposed) {
+                out = out.replace(exposed, REDACTED);
+            }
+        }
+    }
+    out
+}
+
+/// Masks registered tokens in untrusted text (before cutting it, so that no
+/// prefix of a token survives), cuts it to [`MAX_SERVER_MESSAGE_CHARS`] and
+/// replaces control characters, so it is safe in one log line.
 pub(crate) fn clean(text: &str) -> String {
-    text.chars()
+    redact(text)
+        .chars()
         .take(MAX_SERVER_MESSAGE_CHARS)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
@@ -200,6 +254,25 @@ mod tests {
             server_message(long.as_bytes()).len(),
             MAX_SERVER_MESSAGE_CHARS
         );
+    }
+
+    #[test]
+    fn registered_tokens_are_masked_in_server_text_before_it_is_cut() {
+        let token = "ghp_masked0123456789abcdefghijklmnopqrstu";
+        mask_secret(&SecretString::from(token));
+        mask_secret(&SecretString::from("short"));
+        let echoed = format!(r#"{{"message":"Bad credentials: Bearer {token}"}}"#);
+        assert_eq!(
+            server_message(echoed.as_bytes()),
+            "Bad credentials: Bearer [REDACTED]"
+        );
+        // A token straddling the cut leaves no prefix behind.
+        let long = format!("{}{token}", "x".repeat(MAX_SERVER_MESSAGE_CHARS - 10));
+        let cleaned = clean(&long);
+        assert!(!cleaned.contains(&token[..10]), "{cleaned}");
+        assert!(cleaned.ends_with("[REDACTED]"), "{cleaned}");
+        // Too short to mask without garbling ordinary text.
+        assert_eq!(clean("a short message"), "a short message");
     }
 
     #[test]

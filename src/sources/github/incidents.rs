@@ -102,7 +102,9 @@ impl RepoSync<'_> {
     ) -> Result<(), SourceError> {
         while let Some(body) = self.next_page(pages).await? {
             for value in models::array(&body, url)? {
-                if let Some(Some(issue)) = self.item(Endpoint::Issues, models::issue(value)) {
+                if let Some(Some(issue)) =
+                    self.item(Endpoint::Issues, value.and_then(models::issue))
+                {
                     issues.insert(issue.number, issue);
                 }
             }

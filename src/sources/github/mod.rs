@@ -51,7 +51,7 @@ use axum::body::Bytes;
 use client::{Client, Pages};
 use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -82,6 +82,9 @@ pub struct GithubSource {
     settings: Settings,
     repositories: Vec<RepoName>,
     deployments: HashMap<RepoName, DeploymentsConfig>,
+    /// Unreadable items skipped per repository since the process started (the
+    /// `dora_collector_skipped_items_total` counter).
+    skipped: Mutex<BTreeMap<RepoName, u64>>,
 }
 
 impl GithubSource {
@@ -99,6 +102,7 @@ impl GithubSource {
         policy: RetryPolicy,
     ) -> Result<GithubSource, GithubError> {
         let client = Client::with_policy(config.api_url.as_url(), &config.token, policy)?;
+        error::mask_secret(&config.token);
         Ok(GithubSource {
             client,
             settings: Settings {
@@ -114,6 +118,7 @@ impl GithubSource {
                 .iter()
                 .map(|r| (r.name.clone(), r.deployments.clone()))
                 .collect(),
+            skipped: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -156,6 +161,12 @@ impl Source for GithubSource {
             let mut stats = sync.stats.lock().map(|s| *s).unwrap_or_default();
             stats.requests = sync.requests.load(Ordering::Relaxed);
             stats.skipped_items = sync.skipped.load(Ordering::Relaxed);
+            // Counted whether the sync succeeded or not: the items were skipped.
+            if stats.skipped_items > 0 {
+                if let Ok(mut skipped) = self.skipped.lock() {
+                    *skipped.entry(repository.clone()).or_default() += stats.skipped_items;
+                }
+            }
             result.map(|first_sync| RepoSyncStats {
                 first_sync,
                 ..stats
@@ -165,6 +176,11 @@ impl Source for GithubSource {
 
     fn api_health(&self) -> ApiHealth {
         let (requests, governor) = self.client.health();
+        let skipped_items = self
+            .skipped
+            .lock()
+            .map(|s| s.iter().map(|(r, n)| (r.clone(), *n)).collect())
+            .unwrap_or_default();
         ApiHealth {
             requests,
             rate_limits: governor.rate_limits,
@@ -177,6 +193,7 @@ impl Source for GithubSource {
                     count,
                 })
                 .collect(),
+            skipped_items,
         }
     }
 }
@@ -250,7 +267,7 @@ impl RepoSync<'_> {
                 tracing::warn!(
                     repository = %self.repository,
                     endpoint = endpoint.template(),
-                    %reason,
+                    reason = %error::clean(&reason),
                     "skipping an item GitHub returned that cannot be read"
                 );
                 None

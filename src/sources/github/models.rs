@@ -19,18 +19,31 @@ use serde_json::{Map, Value};
 /// Why one item was skipped.
 pub type Skip = String;
 
-/// A page body as a JSON array.
-pub fn array(body: &[u8], url: &str) -> Result<Vec<Value>, GithubError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => Ok(items),
-        Ok(other) => Err(GithubError::InvalidBody {
-            url: url.to_owned(),
-            reason: format!("expected a JSON array, got {}", kind(&other)),
-        }),
-        Err(error) => Err(GithubError::InvalidBody {
-            url: url.to_owned(),
-            reason: format!("not JSON: {error}"),
-        }),
+/// A page body as a JSON array, item by item: an item that is valid JSON but
+/// cannot be read as a value (nested deeper than `serde_json`'s recursion limit
+/// of 128) is an `Err` to skip, not a failure of the whole page. The array itself
+/// is scanned without recursion, so no nesting can overflow the stack.
+pub fn array(body: &[u8], url: &str) -> Result<Vec<Result<Value, Skip>>, GithubError> {
+    let invalid = |reason: String| GithubError::InvalidBody {
+        url: url.to_owned(),
+        reason,
+    };
+    match serde_json::from_slice::<Vec<Box<serde_json::value::RawValue>>>(body) {
+        Ok(items) => Ok(items
+            .iter()
+            .map(|raw| {
+                serde_json::from_str::<Value>(raw.get())
+                    .map_err(|e| format!("unreadable JSON: {e}"))
+            })
+            .collect()),
+        // Not an array: say what it is, or why it is not JSON.
+        Err(_) => match serde_json::from_slice::<Value>(body) {
+            Ok(other) => Err(invalid(format!(
+                "expected a JSON array, got {}",
+                kind(&other)
+            ))),
+            Err(error) => Err(invalid(format!("not JSON: {error}"))),
+        },
     }
 }
 
@@ -399,6 +412,17 @@ mod tests {
         assert!(record.is_revert());
         let no_date = json!({"sha": SHA, "commit": {"message": "x"}});
         assert!(commit(no_date).is_err());
+    }
+
+    #[test]
+    fn an_item_nested_too_deeply_is_skipped_alone() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let body = format!(r#"[{{"id": 1}}, {{"payload": {deep}}}, null]"#);
+        let items = array(body.as_bytes(), "u").unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0], Ok(json!({"id": 1})));
+        assert!(items[1].as_ref().unwrap_err().contains("recursion limit"));
+        assert_eq!(items[2], Ok(Value::Null));
     }
 
     #[test]

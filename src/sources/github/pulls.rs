@@ -80,7 +80,7 @@ impl RepoSync<'_> {
         let mut batch = SyncBatch::new(self.repository.clone());
         'list: while let Some(body) = self.next_page(&mut pages).await? {
             for value in models::array(&body, &url)? {
-                let Some(pull) = self.item(Endpoint::Pulls, models::pull(value)) else {
+                let Some(pull) = self.item(Endpoint::Pulls, value.and_then(models::pull)) else {
                     continue;
                 };
                 if pull.updated_at < stop_before {
@@ -148,7 +148,9 @@ impl RepoSync<'_> {
         let mut first: Option<Timestamp> = None;
         while let Some(body) = self.next_page(&mut pages).await? {
             for value in models::array(&body, &url)? {
-                if let Some(commit) = self.item(Endpoint::PullCommits, models::commit(value)) {
+                if let Some(commit) =
+                    self.item(Endpoint::PullCommits, value.and_then(models::commit))
+                {
                     first = Some(first.map_or(commit.author_date, |f| f.min(commit.author_date)));
                     shas.push(commit.sha);
                 }

@@ -1,0 +1,501 @@
+//! A canary token never leaks: the real binary, configured with a distinctive
+//! token and logging everything (`RUST_LOG=trace`, text and JSON formats), runs a
+//! successful sync, a sync GitHub refuses (401), a sync of an unreachable URL, a
+//! sync of a hostile server (odd items, oversized and non-JSON bodies, and errors
+//! whose messages and links echo the request's `Authorization` header back),
+//! invalid configurations with the token present, `check-config`, and a running
+//! daemon whose `/metrics`, `/`, `/readyz` and `/report` are scraped. Neither the
+//! token nor its base64 form (as Basic authentication would send it) appears on
+//! stdout, stderr or any page.
+//!
+//! Panics: a panic prints its message, and only a value formatted into it could
+//! carry the token, so every type that holds the token (the configuration, its
+//! `[github]` part, the token itself, the GitHub source and its HTTP client) is
+//! formatted with `{:?}` (and `{}` where it has `Display`) inside a panic caught
+//! with `catch_unwind`, and the payload is checked. No panic hook is installed by
+//! the binary, and none is needed: the default hook prints only the payload, the
+//! location and (on request) a backtrace of function names.
+
+use crate::support::{config_text, repo, workflow_repo};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::Engine;
+use dora_collector::config::Config;
+use dora_collector::sim::{Org, OrgSpec, SimHandle, SimOptions, SimServer, SIM_TOKEN};
+use dora_collector::sources::github::{GithubSource, MAX_RESPONSE_BYTES};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_dora-collector");
+
+/// The canary: looks like a GitHub token, appears nowhere else.
+const CANARY: &str = "ghp_CaNaRy7q3Z9xK2mW8vB4nT6yR1uE5sL0pJdora";
+
+/// How many times a test looks at `/readyz` of the running daemon, and how long it
+/// waits between two looks (a bound on the wait, not a timing assertion).
+const READY_POLLS: usize = 600;
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Bounds each request to the running daemon, so that a stuck daemon fails the
+/// test instead of hanging it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The forms of the canary to look for: itself, and the part of its base64
+/// encoding that does not depend on what precedes it (`user:` in Basic
+/// authentication shifts the alignment, so all three alignments).
+fn forms() -> Vec<String> {
+    let mut forms = vec![CANARY.to_owned()];
+    for shift in 0..3 {
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}{CANARY}", "x".repeat(shift)));
+        // The first group of four holds the shift's bytes, the last may be padded.
+        forms.push(encoded[4..encoded.len() - 4].to_owned());
+    }
+    forms
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for form in forms() {
+        assert!(
+            !text.contains(&form),
+            "{what}: the canary token appears (as {form:?}):\n{text}"
+        );
+    }
+}
+
+fn assert_output_clean(what: &str, output: &Output) {
+    assert_clean(
+        &format!("{what} (stdout)"),
+        &String::from_utf8_lossy(&output.stdout),
+    );
+    assert_clean(
+        &format!("{what} (stderr)"),
+        &String::from_utf8_lossy(&output.stderr),
+    );
+}
+
+/// The `[log]` table of a configuration in `format`.
+fn log_table(format: &str) -> String {
+    format!("\n[log]\nformat = {format:?}\nlevel = \"trace\"\n")
+}
+
+/// Runs the binary with `args` and the configuration `config`, logging at trace.
+async fn run(args: &[&str], config: &Path) -> Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "trace")
+        .env("GITHUB_TOKEN", CANARY)
+        .stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().expect("run dora-collector"))
+        .await
+        .unwrap()
+}
+
+/// A simulated organisation whose history ends now (the binary runs on the real
+/// clock), served with `token` as the only accepted token.
+async fn simulator(token: &str) -> SimHandle {
+    let now = dora_collector::daemon::demo::demo_spec(
+        2,
+        10,
+        1,
+        <dora_collector::daemon::SystemClock as dora_collector::daemon::Clock>::now(
+            &dora_collector::daemon::SystemClock,
+        ),
+    )
+    .now;
+    let spec = OrgSpec {
+        repositories: 2,
+        days: 10,
+        now,
+        ..OrgSpec::small(1)
+    };
+    let options = SimOptions {
+        token: token.to_owned(),
+        ..SimOptions::default()
+    };
+    SimServer::start(Org::generate(&spec), options)
+        .await
+        .unwrap()
+}
+
+/// The request's `Authorization` header, as a hostile or broken server might
+/// echo it.
+fn echoed(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A fake GitHub that misbehaves in every way it can while holding the token.
+async fn hostile_server() -> String {
+    async fn deployments(
+        axum::extract::Path((_, name)): axum::extract::Path<(String, String)>,
+        headers: HeaderMap,
+    ) -> Response {
+        let auth = echoed(&headers);
+        match name.as_str() {
+            "odd" => axum::Json(serde_json::json!([
+                {"id": 1, "sha": auth, "environment": "production", "created_at": "2025-01-15T11:00:00Z"},
+                {"id": 2, "sha": "0123456789abcdef0123456789abcdef01234567", "environment": auth, "created_at": "2025-01-15T11:00:00Z"},
+                {"id": 3, "sha": "0123456789abcdef0123456789abcdef01234567", "environment": "production", "created_at": auth},
+                null
+            ]))
+            .into_response(),
+            "unauthorized" => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"message": format!("Bad credentials: {auth}")})),
+            )
+                .into_response(),
+            "forbidden" => (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"message": format!("Resource not accessible by {auth}")})),
+            )
+                .into_response(),
+            "broken" => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("<html>proxy error, you sent {auth}</html>"),
+            )
+                .into_response(),
+            "notjson" => (
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("{{\"token\": \"{auth}\""),
+            )
+                .into_response(),
+            "huge" => {
+                let body = format!("[{}]", "0,".repeat(MAX_RESPONSE_BYTES / 2 + 1) + "0");
+                ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            }
+            "away" => (
+                [(
+                    header::LINK,
+                    format!(
+                        "<http://elsewhere.example/?token={}>; rel=\"next\"",
+                        auth.replace(' ', "%20")
+                    ),
+                )],
+                axum::Json(serde_json::json!([])),
+            )
+                .into_response(),
+            _ => (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"message": format!("Not Found for {auth}")})),
+            )
+                .into_response(),
+        }
+    }
+    async fn statuses(headers: HeaderMap) -> Response {
+        axum::Json(
+            serde_json::json!([{"state": echoed(&headers), "created_at": "2025-01-15T11:00:00Z"}]),
+        )
+        .into_response()
+    }
+    async fn empty() -> Response {
+        axum::Json(serde_json::json!([])).into_response()
+    }
+    let router = Router::new()
+        .route("/repos/{owner}/{name}/deployments", get(deployments))
+        .route(
+            "/repos/{owner}/{name}/deployments/{id}/statuses",
+            get(statuses),
+        )
+        .route("/repos/{owner}/{name}/issues", get(empty))
+        .route("/repos/{owner}/{name}/pulls", get(empty));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// The configured repositories of `sim`.
+fn sim_repos(sim: &SimHandle) -> Vec<(String, bool)> {
+    sim.with_org(|org| {
+        (0..org.repos.len())
+            .map(|i| (org.full_name(i), org.repos[i].workflow().is_some()))
+            .collect()
+    })
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The configuration text for `api_url` with `repos`, the canary as the token
+/// (literally, or through `${GITHUB_TOKEN}`), logging in `format`.
+fn canary_config(
+    api_url: &str,
+    store: &Path,
+    repos: &[(String, bool)],
+    literal: bool,
+    format: &str,
+) -> String {
+    let repos: Vec<_> = repos
+        .iter()
+        .map(|(name, workflow)| {
+            if *workflow {
+                workflow_repo(name, "t", dora_collector::sim::DEPLOY_WORKFLOW_FILE)
+            } else {
+                repo(name, "t")
+            }
+        })
+        .collect();
+    let token = if literal { CANARY } else { "${GITHUB_TOKEN}" };
+    config_text(api_url, token, store, &repos, "") + &log_table(format)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_token_appears_in_no_log_error_or_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let good = simulator(CANARY).await;
+    let refusing = simulator(SIM_TOKEN).await;
+    let hostile = hostile_server().await;
+    let hostile_repos: Vec<(String, bool)> = [
+        "odd",
+        "unauthorized",
+        "forbidden",
+        "broken",
+        "notjson",
+        "huge",
+        "away",
+        "gone",
+    ]
+    .iter()
+    .map(|n| (format!("acme/{n}"), false))
+    .collect();
+
+    for format in ["text", "json"] {
+        for literal in [true, false] {
+            let what = |case: &str| format!("{case} ({format}, literal token: {literal})");
+            // A successful sync.
+            let file = write(
+                dir.path(),
+                "good.toml",
+                &canary_config(good.base_url(), &store, &sim_repos(&good), literal, format),
+            );
+            let output = run(&["sync", "--once"], &file).await;
+            assert!(output.status.success(), "{output:?}");
+            // Trace-level logging really is on: the HTTP stack logs at trace.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("TRACE") || stderr.contains("\"TRACE\""),
+                "{stderr}"
+            );
+            assert_output_clean(&what("successful sync"), &output);
+
+            // GitHub refuses the token (401).
+            let file = write(
+                dir.path(),
+                "refused.toml",
+                &canary_config(
+                    refusing.base_url(),
+                    &store,
+                    &sim_repos(&refusing),
+                    literal,
+                    format,
+                ),
+            );
+            let output = run(&["sync", "--once"], &file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+            assert_output_clean(&what("refused token"), &output);
+
+            // Nothing listens there.
+            let file = write(
+                dir.path(),
+                "unreachable.toml",
+                &canary_config(
+                    "http://127.0.0.1:1",
+                    &store,
+                    &[("acme/api".to_owned(), false)],
+                    literal,
+                    format,
+                ),
+            );
+            let output = run(&["sync", "--once"], &file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert_output_clean(&what("unreachable URL"), &output);
+
+            // A hostile server that echoes the token back in bodies, errors, links.
+            let file = write(
+                dir.path(),
+                "hostile.toml",
+                &canary_config(&hostile, &store, &hostile_repos, literal, format),
+            );
+            let output = run(&["sync", "--once"], &file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert_output_clean(&what("hostile server"), &output);
+            // The echoes arrived, masked.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("HTTP 401 Bad credentials: Bearer [REDACTED]"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("?token=Bearer%20[REDACTED]"), "{stderr}");
+
+            // check-config of a valid file.
+            let file = write(
+                dir.path(),
+                "check.toml",
+                &canary_config(good.base_url(), &store, &sim_repos(&good), literal, format),
+            );
+            let output = run(&["check-config"], &file).await;
+            assert!(output.status.success(), "{output:?}");
+            assert_output_clean(&what("check-config"), &output);
+        }
+
+        // Invalid configurations with the token present (or the token itself
+        // invalid), through check-config and sync --once.
+        let base = canary_config(good.base_url(), &store, &sim_repos(&good), true, format);
+        let invalid = [
+            base.replace("[github]\n", "[github]\npoll_interval = \"soon\"\n"),
+            base.replace("[github]\n", "[github]\ntokn = \"x\"\n"),
+            base.replace(
+                &format!("token = {CANARY:?}"),
+                &format!("token = [{CANARY:?}]"),
+            ),
+            base.replace(
+                &format!("token = {CANARY:?}"),
+                &format!("token = {:?}", format!("{CANARY}\n")),
+            ),
+            base.replace(
+                &format!("token = {CANARY:?}"),
+                &format!("token = {CANARY:?}\ntoken = {CANARY:?}"),
+            ),
+            format!("{base}\n[github]\nlookback = \"1d\"\n"),
+            format!("token = {CANARY:?} oops\n{base}"),
+        ];
+        for (index, text) in invalid.iter().enumerate() {
+            let file = write(dir.path(), "invalid.toml", text);
+            for args in [&["check-config"][..], &["sync", "--once"][..]] {
+                let output = run(args, &file).await;
+                assert!(!output.status.success(), "{index} {args:?}: {output:?}");
+                assert_output_clean(
+                    &format!("invalid config {index} {args:?} ({format})"),
+                    &output,
+                );
+            }
+        }
+
+        // A running daemon: logs and every page.
+        serve_and_scrape(&dir, &good, format).await;
+    }
+}
+
+/// Runs `serve` against `sim`, scrapes every page once ready, stops it with
+/// SIGTERM, and checks pages and output.
+async fn serve_and_scrape(dir: &tempfile::TempDir, sim: &SimHandle, format: &str) {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let store = dir.path().join(format!("serve-{format}.db"));
+    let text = canary_config(sim.base_url(), &store, &sim_repos(sim), true, format)
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let file = write(dir.path(), "serve.toml", &text);
+    // Files, not pipes: a trace-level daemon fills a pipe nobody reads yet.
+    let stdout_path = dir.path().join(format!("serve-{format}.out"));
+    let stderr_path = dir.path().join(format!("serve-{format}.err"));
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("serve starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..READY_POLLS {
+        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+            if response.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(READY_POLL_INTERVAL).await;
+    }
+    let mut pages = Vec::new();
+    for path in ["/metrics", "/", "/readyz", "/report"] {
+        let response = client.get(format!("{base}{path}")).send().await;
+        let (status, body) = match response {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        };
+        pages.push((path, status, body));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let output = Output {
+        status,
+        stdout: std::fs::read(&stdout_path).unwrap(),
+        stderr: std::fs::read(&stderr_path).unwrap(),
+    };
+    assert!(ready, "the daemon became ready: {output:?}");
+    for (path, status, body) in &pages {
+        assert_eq!(*status, 200, "{path}: {body}");
+        assert_clean(&format!("{path} ({format})"), body);
+    }
+    assert!(pages[0].2.contains("dora_org_deployments_total"));
+    assert!(output.status.success(), "graceful exit: {output:?}");
+    assert_output_clean(&format!("serve ({format})"), &output);
+}
+
+/// Every type that holds the token, formatted into a panic message.
+#[tokio::test]
+async fn panics_formatting_what_holds_the_token_do_not_print_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = canary_config(
+        "http://127.0.0.1:1",
+        &dir.path().join("dora.db"),
+        &[("acme/api".to_owned(), false)],
+        true,
+        "text",
+    );
+    let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        config.github.token.expose_secret(),
+        CANARY,
+        "the canary is the configured token"
+    );
+    let source = GithubSource::new(&config.github).unwrap();
+    let messages = [
+        format!("{config:?}"),
+        format!("{config:#?}"),
+        format!("{:?}", config.github),
+        format!("{:?}", config.github.token),
+        format!("{source:?}"),
+        format!("{source:#?}"),
+    ];
+    for message in messages {
+        let caught = std::panic::catch_unwind(|| panic!("{message}"));
+        let payload = caught.unwrap_err();
+        let printed = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .expect("a formatted panic message");
+        assert!(!printed.is_empty());
+        assert_clean("panic message", &printed);
+    }
+}

@@ -1,0 +1,365 @@
+//! Crash safety of the daemon's sync: the real binary (`sync --once`) is killed
+//! with SIGKILL at 20 seeded-random points of a sync of a simulated organisation,
+//! restarted until a run completes, and the store it leaves must equal the store
+//! of an uninterrupted run, table by table.
+//!
+//! A kill point is a number of simulator requests into a run (drawn uniformly
+//! below the request count of a whole first sync): the test watches the
+//! simulator's request count, not the clock, and kills the child when it is
+//! reached. A kill counts only when it landed mid-sync: at least one request
+//! made, and the child still running until SIGKILL ended it. A restarted run that
+//! completes before its kill point ends that chain of kills; the next kill point
+//! starts a new chain on a fresh store, until 20 kills have landed.
+//!
+//! Stores are compared through [`dump`], every row of every table (the set of
+//! tables is checked, so a new one cannot be missed), with only the values that
+//! record wall time or an insertion order replaced; each exclusion says why.
+
+use dora_collector::daemon::{demo, Clock, SystemClock};
+use dora_collector::sim::{Org, OrgSpec, SimHandle, SimOptions, SimServer};
+use rand::{Rng, SeedableRng};
+use rusqlite::types::ValueRef;
+use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_dora-collector");
+
+/// Kills that must land mid-sync (the "20 random points of a sync").
+const KILLS: usize = 20;
+/// Seed of the kill points and of the organisation.
+const SEED: u64 = 5;
+/// Days of simulated history: small enough for a debug build to sync the
+/// organisation in a few seconds, long enough for every kind of event.
+const DAYS: u32 = 14;
+/// Bounds the runs of the binary (a chain whose restarts never complete fails
+/// the test instead of looping).
+const MAX_RUNS: usize = 60;
+/// SIGKILL's signal number (9 on every Unix).
+const SIGKILL: i32 = 9;
+/// How often the test looks at the simulator's request count while a child runs.
+const POLL: Duration = Duration::from_millis(1);
+/// Every table the store has; [`dump`] fails on any other, so that a new table
+/// is compared or its exclusion justified here.
+const TABLES: [&str; 8] = [
+    "commits",
+    "compares",
+    "cursors",
+    "deployments",
+    "incidents",
+    "pull_requests",
+    "repositories",
+    "sync_status",
+];
+
+/// A small organisation whose history ends at the real present, so that the
+/// binary (which runs on the system clock) reads all of it.
+fn org() -> Org {
+    let now = SystemClock.now();
+    let spec = OrgSpec {
+        days: DAYS,
+        now: demo::demo_spec(4, DAYS, SEED, now).now,
+        ..OrgSpec::small(SEED)
+    };
+    Org::generate(&spec)
+}
+
+/// Writes the configuration of `org` at `sim` with the store at `store`.
+fn write_config(dir: &Path, sim: &SimHandle, store: &Path) -> std::path::PathBuf {
+    let text = sim.with_org(|org| {
+        demo::demo_config_text(org, sim.base_url(), "127.0.0.1:0".parse().unwrap(), store)
+    });
+    let file = dir.join(format!(
+        "{}.toml",
+        store.file_stem().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn start(config: &Path, log: &Path) -> Child {
+    Command::new(BINARY)
+        .args(["sync", "--once", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("run dora-collector")
+}
+
+/// Runs the binary to completion; returns the requests it made.
+async fn run_whole(sim: &SimHandle, config: &Path, log: &Path) -> u64 {
+    let before = sim.request_counts().total;
+    let mut child = start(config, log);
+    let status = wait(&mut child).await;
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    sim.request_counts().total - before
+}
+
+/// Waits for `child` without blocking the runtime the simulator runs on.
+async fn wait(child: &mut Child) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// How a run with a kill point ended.
+enum Run {
+    /// SIGKILL landed after `requests` requests, while the child was running.
+    Killed { requests: u64 },
+    /// The child completed the sync before reaching the kill point.
+    Completed,
+}
+
+/// Runs the binary and kills it once it has made `kill_after` requests.
+async fn run_and_kill(sim: &SimHandle, config: &Path, log: &Path, kill_after: u64) -> Run {
+    let before = sim.request_counts().total;
+    let mut child = start(config, log);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "{status:?}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return Run::Completed;
+        }
+        let requests = sim.request_counts().total - before;
+        if requests >= kill_after {
+            child.kill().unwrap(); // SIGKILL
+            let status = child.wait().unwrap();
+            if status.signal() == Some(SIGKILL) {
+                return Run::Killed { requests };
+            }
+            // It exited on its own between the two looks: a completed run.
+            assert!(status.success(), "{status:?}");
+            return Run::Completed;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Every row of every table of the store at `path`, as sorted text lines, with
+/// these values replaced:
+/// - `repositories.id` (and every `repo_id`): a surrogate key assigned in the
+///   order repositories are first written, which concurrent repository syncs make
+///   vary between two uninterrupted runs; rows carry the repository's name instead;
+/// - `cursors.updated_at`, `sync_status.last_attempt_at` and
+///   `sync_status.last_success_at`: the wall time of the process that wrote them;
+/// - `cursors.since` when it lies before the simulated history (`history_start`):
+///   such a cursor listed nothing, so its lower bound is the lookback start, the
+///   wall time of the run that first wrote it minus `github.lookback`. Any value
+///   before the history reads the same items; one inside it must be equal;
+/// - with [`Validators::Presence`], `cursors.opaque` (the `ETag` of the first page
+///   of the step's last listing) only as present or not: a step that completed
+///   before a kill is read again by the restart from its stored cursor, a
+///   different request (`since=<newest>` instead of the lookback start) whose
+///   response has another `ETag`, while its data and `since` are the same. The
+///   next sync sends the `since=<newest>` request in both cases, so after one
+///   more sync the validators must be equal too ([`Validators::Exact`]).
+fn dump(path: &Path, history_start: i64, validators: Validators) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let tables: BTreeSet<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        tables,
+        TABLES.iter().map(|t| t.to_string()).collect(),
+        "the store's tables changed: compare the new one in dump()"
+    );
+    let mut lines = Vec::new();
+    for table in TABLES {
+        if table == "repositories" {
+            let mut names = conn.prepare("SELECT name FROM repositories").unwrap();
+            for name in names.query_map([], |row| row.get::<_, String>(0)).unwrap() {
+                lines.push(format!("repositories: {}", name.unwrap()));
+            }
+            continue;
+        }
+        let mut statement = conn
+            .prepare(&format!(
+                "SELECT r.name, t.* FROM {table} t JOIN repositories r ON r.id = t.repo_id"
+            ))
+            .unwrap();
+        let columns: Vec<String> = statement.column_names().map(|c| c.to_string()).collect();
+        let mut rows = statement.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let mut line = format!("{table}:");
+            for (index, column) in columns.iter().enumerate() {
+                let value = match (table, column.as_str()) {
+                    (_, "repo_id") => continue,
+                    ("cursors", "updated_at")
+                    | ("sync_status", "last_attempt_at")
+                    | ("sync_status", "last_success_at") => "<wall time>".to_owned(),
+                    ("cursors", "opaque") if validators == Validators::Presence => {
+                        match row.get_ref(index).unwrap() {
+                            ValueRef::Null => "NULL".to_owned(),
+                            _ => "<validator>".to_owned(),
+                        }
+                    }
+                    ("cursors", "since") => match row.get_ref(index).unwrap() {
+                        ValueRef::Integer(since) if since < history_start => {
+                            "<lookback start>".to_owned()
+                        }
+                        other => text(other),
+                    },
+                    _ => text(row.get_ref(index).unwrap()),
+                };
+                line.push_str(&format!(" {column}={value}"));
+            }
+            lines.push(line);
+        }
+    }
+    lines.sort();
+    lines
+}
+
+/// How [`dump`] shows `cursors.opaque`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Validators {
+    Presence,
+    Exact,
+}
+
+fn text(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(r) => r.to_string(),
+        ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+        ValueRef::Blob(b) => b.iter().map(|byte| format!("{byte:02x}")).collect(),
+    }
+}
+
+/// The rows of one dump and not the other (counting repeats), for a readable
+/// failure.
+fn first_difference(expected: &[String], actual: &[String]) -> String {
+    let mut counts: std::collections::BTreeMap<&String, i64> = Default::default();
+    for line in expected {
+        *counts.entry(line).or_default() += 1;
+    }
+    for line in actual {
+        *counts.entry(line).or_default() -= 1;
+    }
+    let missing: Vec<_> = counts.iter().filter(|(_, n)| **n > 0).take(5).collect();
+    let extra: Vec<_> = counts.iter().filter(|(_, n)| **n < 0).take(5).collect();
+    format!(
+        "{} rows expected, {} found; missing {missing:#?}; unexpected {extra:#?}",
+        expected.len(),
+        actual.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_20_random_points_of_a_sync_then_restart_gives_the_uninterrupted_store() {
+    let org = org();
+    let history_start = org.now.0 - i64::from(DAYS) * dora_collector::sim::SECONDS_PER_DAY;
+    let options = SimOptions {
+        // Every run and restart reads from the same budget; none may run out.
+        rate_limit: 10_000_000,
+        ..SimOptions::default()
+    };
+    let sim = SimServer::start(org, options).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+
+    // Two uninterrupted runs: their equality shows the dump ignores only what
+    // legitimately differs between runs.
+    let reference_store = dir.path().join("reference.db");
+    let config = write_config(dir.path(), &sim, &reference_store);
+    let whole = run_whole(&sim, &config, &log).await;
+    let reference = dump(&reference_store, history_start, Validators::Presence);
+    let again_store = dir.path().join("again.db");
+    let config = write_config(dir.path(), &sim, &again_store);
+    assert_eq!(run_whole(&sim, &config, &log).await, whole);
+    let again = dump(&again_store, history_start, Validators::Exact);
+    let reference_exact = dump(&reference_store, history_start, Validators::Exact);
+    assert!(
+        again == reference_exact,
+        "{}",
+        first_difference(&reference_exact, &again)
+    );
+    // The next sync after an uninterrupted one.
+    let next_requests = run_whole(&sim, &config, &log).await;
+    let reference_next = dump(&again_store, history_start, Validators::Exact);
+    assert!(
+        reference.iter().any(|l| l.starts_with("commits:"))
+            && reference.iter().any(|l| l.starts_with("compares:"))
+            && reference.iter().any(|l| l.starts_with("incidents:"))
+            && reference.iter().any(|l| l.starts_with("pull_requests:")),
+        "the organisation exercises every table"
+    );
+    assert!(whole > 50, "a sync of {whole} requests is too short to cut");
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SEED);
+    let mut landed: Vec<(usize, u64)> = Vec::new();
+    let mut chains = 0;
+    let mut runs = 0;
+    while landed.len() < KILLS {
+        chains += 1;
+        let store = dir.path().join(format!("chain{chains}.db"));
+        let config = write_config(dir.path(), &sim, &store);
+        // Kill, restart, kill... until a run completes (or the kills are done and
+        // the last restart runs uninterrupted).
+        loop {
+            runs += 1;
+            assert!(runs <= MAX_RUNS, "{runs} runs for {} kills", landed.len());
+            if landed.len() == KILLS {
+                run_whole(&sim, &config, &log).await;
+                break;
+            }
+            let kill_after = rng.random_range(1..whole);
+            match run_and_kill(&sim, &config, &log, kill_after).await {
+                Run::Killed { requests } => {
+                    assert!(requests >= 1 && requests >= kill_after);
+                    landed.push((chains, requests));
+                }
+                Run::Completed => break,
+            }
+        }
+        let restored = dump(&store, history_start, Validators::Presence);
+        assert!(
+            restored == reference,
+            "chain {chains} (kills {landed:?}): {}",
+            first_difference(&reference, &restored)
+        );
+        // The next sync reads what it would have read after an uninterrupted
+        // sync, and leaves the same store, validators included.
+        assert_eq!(
+            run_whole(&sim, &config, &log).await,
+            next_requests,
+            "chain {chains}"
+        );
+        let next = dump(&store, history_start, Validators::Exact);
+        assert!(
+            next == reference_next,
+            "chain {chains}, next sync (kills {landed:?}): {}",
+            first_difference(&reference_next, &next)
+        );
+    }
+    assert_eq!(landed.len(), KILLS);
+    // The kills spread over the sync, not only its start.
+    let late = landed.iter().filter(|(_, r)| *r > whole / 2).count();
+    assert!(late > 0, "no kill in the second half of a sync: {landed:?}");
+    eprintln!("{KILLS} kills over {chains} chains, {runs} runs, a whole sync is {whole} requests: {landed:?}");
+}
