@@ -225,9 +225,8 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "report end to end (open, load_events, {} engine evaluations, build, render HTML): \
+        "report end to end (open, load_events, evaluate, build, render HTML): \
          median {:.3} s, best {:.3} s, worst {:.3} s",
-        report::TREND_WEEKS + 1,
         times[times.len() / 2],
         times[0],
         times[times.len() - 1]
@@ -254,9 +253,10 @@ fn main() {
     }
     let render = started.elapsed();
     println!(
-        "breakdown: load_events {load:.3?}; evaluate {evaluate:.3?} for {} distinct times on up \
-         to {} threads (one compute alone: {single:.3?}); render all four formats {render:.3?}",
-        1 + evaluation.weeks.len(),
+        "breakdown: load_events {load:.3?}; evaluate {evaluate:.3?} (the period with a {}-week \
+         trend and the previous period, two replays on up to {} threads; one compute alone: \
+         {single:.3?}); render all four formats {render:.3?}",
+        evaluation.trend.len(),
         report::MAX_EVALUATION_THREADS
     );
 }

@@ -1,12 +1,13 @@
 //! Property tests of the engine over random small organisations: rates stay in
-//! [0, 1], frequency × days = count, repositories are independent of each other, and
-//! results do not depend on the order events arrive in.
+//! [0, 1], frequency × days = count, repositories are independent of each other,
+//! results do not depend on the order events arrive in, and `compute_with_trend`'s
+//! one-replay trend equals a `compute` at every trend end.
 
 mod common;
 
 use common::*;
 use dora_collector::domain::*;
-use dora_collector::dora::{self, EngineConfig, Events, Snapshot, Window};
+use dora_collector::dora::{self, EngineConfig, Events, LeadTimeStart, Snapshot, Window};
 use proptest::prelude::*;
 
 /// One event of a random scenario, in a form that can be fed in any order.
@@ -193,5 +194,45 @@ proptest! {
         now in 0i64..70 * DAY,
     ) {
         prop_assert_eq!(evaluate(&events, now), evaluate(&shuffled, now));
+    }
+
+    #[test]
+    fn one_replay_trend_equals_a_compute_at_every_end(
+        mine in repo_events("acme/a"),
+        theirs in repo_events("acme/other"),
+        now in 0i64..70 * DAY,
+        step in 1i64..10 * DAY,
+        start in prop::sample::select(vec![
+            LeadTimeStart::Commit,
+            LeadTimeStart::PrFirstCommit,
+            LeadTimeStart::PrMerged,
+        ]),
+    ) {
+        let events: Vec<Event> = mine.into_iter().chain(theirs).collect();
+        let events = build(&events);
+        let mut config = config();
+        config.lead_time_start = start;
+        config.teams.insert(repo("acme/a"), Team::parse("alpha").unwrap());
+        let week = Window::days(7);
+        // Twelve ends, the last after `now` (it sees nothing after `now`).
+        let ends: Vec<Timestamp> = (0..12).map(|k| at(now + DAY - k * step)).collect();
+        let (snapshot, trend) = dora::compute_with_trend(&events, &config, at(now), &week, &ends);
+        prop_assert_eq!(&snapshot, &dora::compute(&events, &config, at(now)));
+        prop_assert_eq!(trend.len(), ends.len());
+        let weekly = EngineConfig { windows: vec![week.clone()], ..config.clone() };
+        for (point, end) in trend.iter().zip(&ends) {
+            prop_assert_eq!(point.end, *end);
+            let expected = dora::compute(&events, &weekly, Timestamp(end.0.min(at(now).0)));
+            let org = &expected.organisation.windows[0];
+            prop_assert_eq!(point.organisation.deployments, org.deployments);
+            prop_assert_eq!(&point.organisation.lead_time, &org.lead_time);
+            prop_assert_eq!(point.teams.len(), expected.teams.len());
+            for team in &expected.teams {
+                let name = team.team.as_ref().expect("a team rollup names its team");
+                let values = &point.teams[name];
+                prop_assert_eq!(values.deployments, team.windows[0].deployments);
+                prop_assert_eq!(&values.lead_time, &team.windows[0].lead_time);
+            }
+        }
     }
 }

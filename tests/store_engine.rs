@@ -1,7 +1,7 @@
 //! The store and the engine together: events written through `Store::apply`, read
 //! back with `load_events` (also after reopening the file, and when written twice in
 //! other batches) give exactly the snapshot the same events give when fed to the
-//! engine directly.
+//! engine directly, also when a large load reads repositories on several threads.
 
 mod common;
 
@@ -158,4 +158,43 @@ fn writing_the_same_events_again_in_other_batches_changes_nothing() {
         at(20 * DAY),
     );
     assert_eq!(before, after);
+}
+
+#[test]
+fn a_load_on_several_threads_gives_the_same_events_as_direct_ones() {
+    // Enough repositories for `load_events` to read on several connections (on a
+    // machine with more than one core; on one core this checks the serial path).
+    let repositories: Vec<RepoName> = (0..3
+        * dora_collector::store::MIN_REPOSITORIES_PER_LOAD_THREAD)
+        .map(|r| repo(&format!("acme/service-{r:03}")))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dora.db");
+    let mut builder = Events::builder();
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        for (r, name) in repositories.iter().enumerate() {
+            let batch = batch_for(name.as_str(), 5 + (r as u32 % 7), r as u32 * 1_000);
+            store.apply(&batch).unwrap();
+            feed(&batch, &mut builder);
+        }
+    }
+    let direct = builder.build();
+    let store = SqliteStore::open(&path).unwrap();
+    // Asked twice and out of order: each repository is loaded once.
+    let mut asked = repositories.clone();
+    asked.reverse();
+    asked.extend(repositories.iter().take(5).cloned());
+    let loaded = store.load_events(&asked).unwrap();
+    assert_eq!(
+        loaded.repositories().collect::<Vec<_>>(),
+        repositories.iter().collect::<Vec<_>>()
+    );
+    assert_eq!(loaded.deployment_count(), direct.deployment_count());
+    assert_eq!(loaded.commit_count(), direct.commit_count());
+    for now in [2 * DAY, 10 * DAY] {
+        let expected = dora::compute(&direct, &config(), at(now));
+        assert!(expected.organisation.totals.deployments > 0);
+        assert_eq!(dora::compute(&loaded, &config(), at(now)), expected);
+    }
 }

@@ -39,6 +39,110 @@ struct RepoResult {
 /// (a deployment not yet done, an incident not yet opened or closed), so the same
 /// store evaluated at an earlier `now` gives that day's numbers.
 pub fn compute(events: &Events, config: &EngineConfig, now: Timestamp) -> Snapshot {
+    let repos = analyse_all(events, config, now);
+    snapshot_of(&repos, config, now)
+}
+
+/// Deployments and lead time of one scope in one trend window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendValues {
+    /// Successful production deployments in the window.
+    pub deployments: u64,
+    /// Lead times of the changes those deployments shipped.
+    pub lead_time: SummaryStats,
+}
+
+/// One point of a trend: the window ending at `end`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendPoint {
+    pub end: Timestamp,
+    pub organisation: TrendValues,
+    /// Every team of the snapshot (configured teams and `unassigned`).
+    pub teams: BTreeMap<Team, TrendValues>,
+}
+
+/// [`compute`] at `now`, plus the deployments and lead time of the organisation
+/// and every team in `trend_window` ending at each of `trend_ends` — what
+/// `compute` at each end would report in that window (`deployments` and
+/// `lead_time` of its rollups), without replaying the history once per end.
+///
+/// Why one replay is enough: a deployment's change set and lead times depend only
+/// on the deployments and commits before it (the replay walks deployments in time
+/// order; rollbacks and shipped marks look only backwards), so replaying up to
+/// `now` and counting the window `(end − window, end]` gives exactly the values a
+/// replay up to `end` gives. Failures, recoveries and rework are not in a trend
+/// point because they do depend on later events (an incident opened after `end`).
+/// Under a pull-request lead-time start, a PR merged after `end` can still move a
+/// start, so those configurations evaluate each end separately (same result,
+/// slower). Ends after `now` see nothing after `now`.
+pub fn compute_with_trend(
+    events: &Events,
+    config: &EngineConfig,
+    now: Timestamp,
+    trend_window: &Window,
+    trend_ends: &[Timestamp],
+) -> (Snapshot, Vec<TrendPoint>) {
+    let repos = analyse_all(events, config, now);
+    let snapshot = snapshot_of(&repos, config, now);
+    let trend = if config.lead_time_start == LeadTimeStart::Commit {
+        trend_of(&repos, trend_window, now, trend_ends, &config.thresholds)
+    } else {
+        let single = EngineConfig {
+            windows: vec![trend_window.clone()],
+            ..config.clone()
+        };
+        trend_ends
+            .iter()
+            .flat_map(|end| {
+                let at = Timestamp(end.0.min(now.0));
+                let repos = analyse_all(events, &single, at);
+                trend_of(&repos, trend_window, at, &[at], &config.thresholds)
+                    .into_iter()
+                    .map(|point| TrendPoint { end: *end, ..point })
+            })
+            .collect()
+    };
+    (snapshot, trend)
+}
+
+fn trend_of(
+    repos: &[RepoResult],
+    window: &Window,
+    now: Timestamp,
+    ends: &[Timestamp],
+    thresholds: &Thresholds,
+) -> Vec<TrendPoint> {
+    let mut samples = Vec::new();
+    let mut by_team: BTreeMap<&Team, Vec<&EnvResult>> = BTreeMap::new();
+    for repo in repos {
+        by_team
+            .entry(&repo.team)
+            .or_default()
+            .extend(&repo.environments);
+    }
+    let everyone: Vec<&EnvResult> = repos.iter().flat_map(|r| &r.environments).collect();
+    let mut values = |parts: &[&EnvResult], end: Timestamp| {
+        let at = Timestamp(end.0.min(now.0));
+        let windowed = windowed(parts, window, at, thresholds, &mut samples);
+        TrendValues {
+            deployments: windowed.deployments,
+            lead_time: windowed.lead_time,
+        }
+    };
+    ends.iter()
+        .map(|end| TrendPoint {
+            end: *end,
+            organisation: values(&everyone, *end),
+            teams: by_team
+                .iter()
+                .map(|(team, parts)| ((*team).clone(), values(parts, *end)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Every repository (configured or with events) replayed at `now`.
+fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> AnalysedRepos {
     let empty = RepoEvents::default();
     let names: BTreeSet<&RepoName> = config
         .teams
@@ -63,11 +167,29 @@ pub fn compute(events: &Events, config: &EngineConfig, now: Timestamp) -> Snapsh
             )
         })
         .collect();
+    AnalysedRepos { repos, diagnostics }
+}
 
+/// The replayed repositories and what the replay noticed.
+struct AnalysedRepos {
+    repos: Vec<RepoResult>,
+    diagnostics: Diagnostics,
+}
+
+impl std::ops::Deref for AnalysedRepos {
+    type Target = [RepoResult];
+    fn deref(&self) -> &[RepoResult] {
+        &self.repos
+    }
+}
+
+/// The windows and rollups of `analysed` at `now`.
+fn snapshot_of(analysed: &AnalysedRepos, config: &EngineConfig, now: Timestamp) -> Snapshot {
+    let repos = &analysed.repos;
     let mut samples = Vec::new();
     let mut repositories = Vec::new();
     let mut incidents = Vec::new();
-    for repo in &repos {
+    for repo in repos {
         for env in &repo.environments {
             repositories.push(RepoEnvMetrics {
                 repository: repo.name.clone(),
@@ -98,7 +220,7 @@ pub fn compute(events: &Events, config: &EngineConfig, now: Timestamp) -> Snapsh
     }
 
     let mut by_team: BTreeMap<&Team, Vec<&RepoResult>> = BTreeMap::new();
-    for repo in &repos {
+    for repo in repos {
         by_team.entry(&repo.team).or_default().push(repo);
     }
     let teams = by_team
@@ -115,7 +237,7 @@ pub fn compute(events: &Events, config: &EngineConfig, now: Timestamp) -> Snapsh
         incidents,
         teams,
         organisation,
-        diagnostics,
+        diagnostics: analysed.diagnostics.clone(),
     }
 }
 

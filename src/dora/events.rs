@@ -56,6 +56,13 @@ impl Events {
             .sum()
     }
 
+    /// Adds `other`'s repositories (loaded separately, e.g. on another thread).
+    /// The two must hold different repositories; a repository in both keeps
+    /// `other`'s events.
+    pub fn merge(&mut self, other: Events) {
+        self.repositories.extend(other.repositories);
+    }
+
     /// Number of distinct known commits.
     pub fn commit_count(&self) -> usize {
         self.repositories.values().map(|r| r.graph.len()).sum()

@@ -15,7 +15,7 @@ mod snapshot;
 mod thresholds;
 mod window;
 
-pub use compute::compute;
+pub use compute::{compute, compute_with_trend, TrendPoint, TrendValues};
 pub use events::{Events, EventsBuilder};
 pub use quantile::{quantile, quantiles};
 pub use snapshot::{

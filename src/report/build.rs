@@ -137,29 +137,19 @@ impl Report {
 
         let week = evaluation.week_window();
         let trend = evaluation
-            .weeks
+            .trend
             .iter()
-            .map(|snapshot| {
-                let rollup = context
+            .map(|point| {
+                let values = context
                     .team
-                    .and_then(|team| {
-                        snapshot
-                            .teams
-                            .iter()
-                            .find(|t| t.team.as_ref() == Some(team))
-                    })
-                    .unwrap_or(&snapshot.organisation);
-                let windowed = snapshot
-                    .windows
-                    .iter()
-                    .position(|w| w.seconds == week.seconds)
-                    .and_then(|i| rollup.windows.get(i));
+                    .and_then(|team| point.teams.get(team))
+                    .unwrap_or(&point.organisation);
                 TrendWeek {
-                    start: week.start(snapshot.evaluated_at),
-                    end: snapshot.evaluated_at,
-                    deployments: windowed.map_or(0, |w| w.deployments),
-                    lead_time_median_seconds: windowed.and_then(|w| w.lead_time.median),
-                    lead_time_samples: windowed.map_or(0, |w| w.lead_time.count),
+                    start: week.start(point.end),
+                    end: point.end,
+                    deployments: values.deployments,
+                    lead_time_median_seconds: values.lead_time.median,
+                    lead_time_samples: values.lead_time.count,
                 }
             })
             .collect();

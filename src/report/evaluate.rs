@@ -1,20 +1,19 @@
 //! The engine evaluations one report needs, from one set of loaded events: the
 //! period (at `until`), the previous period (at `until − window`) and the weekly
-//! trend (a 7-day window at each of the last [`TREND_WEEKS`] week ends).
+//! trend (deployments and lead time in a 7-day window at each of the last
+//! [`TREND_WEEKS`] week ends).
 //!
-//! Every number comes from [`dora::compute`], which is pure and ignores events after
-//! its `now`; so evaluating at `until − window` reproduces what the previous report
-//! showed. Evaluation times that coincide share one `compute` (with both windows),
-//! and the computes run on up to [`MAX_EVALUATION_THREADS`] threads over the same
-//! `Events`: one load, about 13 computes, never 13 loads.
+//! Every number comes from the engine, which is pure and ignores events after its
+//! `now`; so evaluating at `until − window` reproduces what the previous report
+//! showed. The trend comes with the period's evaluation from one replay
+//! ([`dora::compute_with_trend`]: equal to a compute at every week end, see its
+//! documentation), and the previous period is computed on a second thread over
+//! the same `Events`: one load, two replays.
 //!
-//! It does not load, filter or interpret anything: `build` reads the snapshots.
+//! It does not load, filter or interpret anything: `build` reads the results.
 
 use crate::domain::Timestamp;
-use crate::dora::{self, EngineConfig, Events, Snapshot, Window};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use crate::dora::{self, EngineConfig, Events, Snapshot, TrendPoint, Window};
 
 /// Weeks in the trend charts: a quarter, enough to see a direction, short enough
 /// to read on one page.
@@ -23,12 +22,11 @@ pub const TREND_WEEKS: usize = 12;
 /// The length of one trend point.
 pub const WEEK_SECONDS: i64 = 7 * 86_400;
 
-/// The most threads the computes use. Each `compute` is single-threaded and the
-/// report needs about 13; more than 4 threads gains little on the machines this
-/// runs on and would crowd out a daemon serving the live page.
-pub const MAX_EVALUATION_THREADS: usize = 4;
+/// The most threads the evaluations use: the period (with the trend) and the
+/// previous period run side by side.
+pub const MAX_EVALUATION_THREADS: usize = 2;
 
-/// The snapshots of one report.
+/// The results of one report's evaluations.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
     /// The report window.
@@ -39,13 +37,13 @@ pub struct Evaluation {
     pub current: Snapshot,
     /// At `until − window`; holds `window`.
     pub previous: Snapshot,
-    /// At `until − k weeks` for k = TREND_WEEKS−1 … 0 (oldest first); each holds a
-    /// window of [`WEEK_SECONDS`] (the report window itself when it is 7 days long).
-    pub weeks: Vec<Snapshot>,
+    /// The week windows ending at `until − k weeks` for k = TREND_WEEKS−1 … 0
+    /// (oldest first), each [`Evaluation::week_window`] long.
+    pub trend: Vec<TrendPoint>,
 }
 
 impl Evaluation {
-    /// The week window used by the trend snapshots.
+    /// The window of one trend point.
     pub fn week_window(&self) -> Window {
         week_window(&self.window)
     }
@@ -60,93 +58,46 @@ fn week_window(report: &Window) -> Window {
 }
 
 /// Evaluates `events` for a report over `window` ending at `until`. `config.windows`
-/// is replaced by the windows each evaluation needs; everything else is used as is.
+/// is replaced by `window`; everything else is used as is.
 pub fn evaluate(
     events: &Events,
     config: &EngineConfig,
     window: &Window,
     until: Timestamp,
 ) -> Evaluation {
-    let week = week_window(window);
-    // Every distinct evaluation time with the windows it needs.
-    let mut times: BTreeMap<i64, Vec<Window>> = BTreeMap::new();
-    let mut need = |at: i64, window: &Window| {
-        let windows = times.entry(at).or_default();
-        if !windows.iter().any(|w| w.seconds == window.seconds) {
-            windows.push(window.clone());
-        }
+    let config = EngineConfig {
+        windows: vec![window.clone()],
+        ..config.clone()
     };
-    let previous_at = until.0.saturating_sub(window.seconds);
-    need(until.0, window);
-    need(previous_at, window);
-    let week_ends: Vec<i64> = (0..TREND_WEEKS as i64)
+    let previous_at = Timestamp(until.0.saturating_sub(window.seconds));
+    let week_ends: Vec<Timestamp> = (0..TREND_WEEKS as i64)
         .rev()
-        .map(|k| until.0.saturating_sub(k * WEEK_SECONDS))
+        .map(|k| Timestamp(until.0.saturating_sub(k * WEEK_SECONDS)))
         .collect();
-    for at in &week_ends {
-        need(*at, &week);
-    }
-
-    // Latest first: they replay the most history, so they start first.
-    let jobs: Vec<(Timestamp, EngineConfig)> = times
-        .into_iter()
-        .rev()
-        .map(|(at, windows)| {
-            let config = EngineConfig {
-                windows,
-                ..config.clone()
-            };
-            (Timestamp(at), config)
+    let week = week_window(window);
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    let ((current, trend), previous) = if parallel {
+        std::thread::scope(|scope| {
+            let previous = scope.spawn(|| dora::compute(events, &config, previous_at));
+            let current = dora::compute_with_trend(events, &config, until, &week, &week_ends);
+            let previous = previous
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (current, previous)
         })
-        .collect();
-    let snapshots: BTreeMap<i64, Snapshot> = compute_all(events, &jobs)
-        .into_iter()
-        .map(|snapshot| (snapshot.evaluated_at.0, snapshot))
-        .collect();
-    let at = |time: i64| snapshots[&time].clone();
+    } else {
+        (
+            dora::compute_with_trend(events, &config, until, &week, &week_ends),
+            dora::compute(events, &config, previous_at),
+        )
+    };
     Evaluation {
         window: window.clone(),
         until,
-        current: at(until.0),
-        previous: at(previous_at),
-        weeks: week_ends.iter().map(|t| at(*t)).collect(),
+        current,
+        previous,
+        trend,
     }
-}
-
-/// Runs `dora::compute` for every job, on several threads, results in job order.
-fn compute_all(events: &Events, jobs: &[(Timestamp, EngineConfig)]) -> Vec<Snapshot> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_EVALUATION_THREADS)
-        .min(jobs.len());
-    if threads <= 1 {
-        return jobs
-            .iter()
-            .map(|(at, config)| dora::compute(events, config, *at))
-            .collect();
-    }
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Snapshot>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((at, config)) = jobs.get(i) else {
-                    break;
-                };
-                let snapshot = dora::compute(events, config, *at);
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("every job ran: a panicking compute propagates out of the scope")
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -164,22 +115,15 @@ mod tests {
             Timestamp(until.0 - 30 * 86_400)
         );
         let ends: Vec<i64> = evaluation
-            .weeks
+            .trend
             .iter()
-            .map(|s| until.0 - s.evaluated_at.0)
+            .map(|point| until.0 - point.end.0)
             .collect();
         let expected: Vec<i64> = (0..12).rev().map(|k| k * WEEK_SECONDS).collect();
         assert_eq!(ends, expected);
-        // The current snapshot also serves the last week: both windows in one compute.
-        let seconds: Vec<i64> = evaluation
-            .current
-            .windows
-            .iter()
-            .map(|w| w.seconds)
-            .collect();
-        assert_eq!(seconds, vec![30 * 86_400, WEEK_SECONDS]);
+        assert_eq!(evaluation.current.windows, vec![Window::days(30)]);
         assert_eq!(evaluation.previous.windows, vec![Window::days(30)]);
-        assert_eq!(evaluation.weeks[0].windows, vec![Window::days(7)]);
+        assert_eq!(evaluation.week_window(), Window::days(7));
     }
 
     #[test]
@@ -191,10 +135,6 @@ mod tests {
         };
         let evaluation = evaluate(&events, &EngineConfig::default(), &window, Timestamp(0));
         assert_eq!(evaluation.week_window(), window);
-        for snapshot in evaluation.weeks.iter().chain([&evaluation.current]) {
-            assert_eq!(snapshot.windows, vec![window.clone()]);
-        }
-        // The previous period is the second-to-last week.
-        assert_eq!(evaluation.previous, evaluation.weeks[10]);
+        assert_eq!(evaluation.current.windows, vec![window.clone()]);
     }
 }

@@ -24,7 +24,10 @@ mod sqlite;
 mod types;
 
 pub use error::StoreError;
-pub use sqlite::{SqliteStore, BUSY_TIMEOUT, CACHE_SIZE_KIB, SCHEMA_VERSION};
+pub use sqlite::{
+    SqliteStore, BUSY_TIMEOUT, CACHE_SIZE_KIB, MAX_LOAD_THREADS, MIN_REPOSITORIES_PER_LOAD_THREAD,
+    SCHEMA_VERSION,
+};
 pub use types::{
     commit_subject, merge_outcome, ApplyStats, CommitRecord, Cursor, CursorKey, KindStats,
     StoreCounts, SyncBatch, SyncOutcome, SyncStatus, MAX_COMMIT_SUBJECT_BYTES,

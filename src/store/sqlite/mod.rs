@@ -6,8 +6,10 @@
 //! but never half of one), foreign keys on, a busy timeout for the rare moment two
 //! processes write at once.
 //!
-//! It does not pool connections or spawn threads: the caller decides where it runs
-//! (see the [`store`](crate::store) module documentation).
+//! It does not pool connections, and spawns threads in one place only: a large
+//! `load_events` from a file reads repositories on a few extra read-only
+//! connections at once ([`MAX_LOAD_THREADS`]); everything else runs where the
+//! caller runs it (see the [`store`](crate::store) module documentation).
 
 mod codec;
 mod read;
@@ -40,6 +42,16 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// engine's own footprint at that scale.
 pub const CACHE_SIZE_KIB: i64 = 64 * 1024;
 
+/// The most threads (each with its own read-only connection) one `load_events`
+/// reads with. Reading and decoding rows is CPU-bound and repositories are
+/// independent; beyond a few threads SQLite's shared page reads and the memory
+/// bus stop it scaling.
+pub const MAX_LOAD_THREADS: usize = 4;
+
+/// The fewest repositories per load thread: below this, opening connections
+/// costs more than it saves.
+pub const MIN_REPOSITORIES_PER_LOAD_THREAD: usize = 32;
+
 /// How a store without a file names itself in errors.
 const IN_MEMORY_PATH: &str = ":memory:";
 
@@ -49,6 +61,8 @@ pub struct SqliteStore {
     conn: Connection,
     /// The file, for error messages.
     path: String,
+    /// The file, for extra read connections (`None` in memory).
+    file: Option<std::path::PathBuf>,
 }
 
 /// Maps a database error of `operation` on the store at `path`.
@@ -84,7 +98,68 @@ impl SqliteStore {
             path: shown.clone(),
             cause,
         })?;
-        Self::configure(conn, shown, true)
+        let mut store = Self::configure(conn, shown, true)?;
+        store.file = Some(path.to_path_buf());
+        Ok(store)
+    }
+
+    /// Another connection to this store's file that can only read, configured like
+    /// the main one (no migration: the main connection did that).
+    fn read_connection(file: &Path, path: &str) -> Result<Connection, StoreError> {
+        let open_error = |cause| StoreError::Open {
+            path: path.to_owned(),
+            cause,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(file, flags).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB)
+            .map_err(open_error)?;
+        Ok(conn)
+    }
+
+    /// `load_events` on several threads: repository `i` is read by thread
+    /// `i % threads`, each on its own read-only connection in its own read
+    /// transaction (every repository is still read within one transaction, so it is
+    /// consistent; different repositories may be read a moment apart, as they are
+    /// written in separate syncs anyway).
+    fn load_events_parallel(
+        &self,
+        file: &Path,
+        repositories: &[RepoName],
+        threads: usize,
+    ) -> Result<Events, StoreError> {
+        let mut unique: Vec<&RepoName> = Vec::with_capacity(repositories.len());
+        let mut seen = HashSet::new();
+        unique.extend(repositories.iter().filter(|r| seen.insert(*r)));
+        let share = |k: usize| -> Vec<RepoName> {
+            unique
+                .iter()
+                .skip(k)
+                .step_by(threads)
+                .map(|r| (*r).clone())
+                .collect()
+        };
+        let path = self.path.as_str();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (1..threads)
+                .map(|k| {
+                    let mine = share(k);
+                    scope.spawn(move || {
+                        let conn = Self::read_connection(file, path)?;
+                        read::load_events(&conn, path, &mine)
+                    })
+                })
+                .collect();
+            let mut events = read::load_events(&self.conn, &self.path, &share(0))?;
+            for worker in workers {
+                let loaded = worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                events.merge(loaded);
+            }
+            Ok(events)
+        })
     }
 
     /// A fresh store in memory (for tests); gone when dropped.
@@ -145,7 +220,11 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_error)?;
-        Ok(SqliteStore { conn, path })
+        Ok(SqliteStore {
+            conn,
+            path,
+            file: None,
+        })
     }
 
     /// The id of `repository`, if the store has seen it.
@@ -301,7 +380,14 @@ impl Store for SqliteStore {
     }
 
     fn load_events(&self, repositories: &[RepoName]) -> Result<Events, StoreError> {
-        read::load_events(&self.conn, &self.path, repositories)
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_LOAD_THREADS)
+            .min(repositories.len() / MIN_REPOSITORIES_PER_LOAD_THREAD);
+        match &self.file {
+            Some(file) if threads > 1 => self.load_events_parallel(file, repositories, threads),
+            _ => read::load_events(&self.conn, &self.path, repositories),
+        }
     }
 
     fn read_repository(&self, repository: &RepoName) -> Result<SyncBatch, StoreError> {
