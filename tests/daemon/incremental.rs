@@ -255,3 +255,54 @@ async fn configuring_another_production_environment_reads_its_history_once() {
         r#"dora_deployments_total{repository="acme/api",environment="Staging",team="payments"}"#;
     assert_eq!(value(&metrics, staging_total), Some(1.0));
 }
+
+#[tokio::test]
+async fn a_new_token_reads_each_list_once_in_full_then_conditional_requests_resume() {
+    // GitHub's ETags are specific to the token (the simulator's too): after a
+    // token change (a rotated token, a new App installation token) the stored
+    // ETags can never match again. The collector does not send the old token's
+    // ETags, reads each list's first page in full once, stores the new token's
+    // ETags, and nothing stored changes.
+    const NEW_TOKEN: &str = "dora-sim-token-rotated-1111";
+    let scenario = tiny();
+    let world = World::new(scenario.org).await;
+    let mut first = world.start(world.config(&tiny_repos())).await;
+    let before = ready_metrics(&mut first).await;
+    first.shutdown().await.unwrap();
+
+    world.sim.set_token(NEW_TOKEN);
+    world.sim.reset_counts();
+    let config = crate::support::config(
+        world.sim.base_url(),
+        NEW_TOKEN,
+        &world.store_path(),
+        &tiny_repos(),
+    );
+    let mut second = world.start(config).await;
+    let rotated = second.wait_for_cycles(1).await.unwrap();
+    assert_eq!(rotated.failures().count(), 0, "{rotated:?}");
+    let (_, after) = get(&second, "/metrics").await;
+    assert_eq!(samples(&after, true), samples(&before, true));
+    let written = rotated.total().applied;
+    assert_eq!(written.deployments.written(), 0, "{written:?}");
+    assert_eq!(written.incidents.written(), 0, "{written:?}");
+    assert_eq!(written.pull_requests.written(), 0, "{written:?}");
+    let requests = world.sim.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|r| !r.conditional),
+        "an ETag of the old token was sent: {requests:?}"
+    );
+    let counts = world.sim.request_counts();
+    assert_eq!(counts.status(304), 0, "{counts:?}");
+    assert_eq!(counts.status(401), 0, "{counts:?}");
+
+    // The next idle sync is conditional again, with the new token's ETags.
+    world.sim.reset_counts();
+    second.sync_now();
+    let idle = second.wait_for_cycles(2).await.unwrap().total();
+    second.shutdown().await.unwrap();
+    assert_eq!(idle.applied.total().total(), 0, "{idle:?}");
+    let counts = world.sim.request_counts();
+    assert_eq!(counts.status(304), counts.total - 1, "{counts:?}");
+}

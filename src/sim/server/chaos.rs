@@ -592,7 +592,7 @@ impl Shared {
     /// faulted: no valid token, or the primary budget spent (the API answers and
     /// counts the violation).
     fn chaos_request(&self, request: &Request) -> Option<ChaosRequest> {
-        if token_use(request.headers(), &self.token) != TokenUse::Valid {
+        if token_use(request.headers(), &self.token()) != TokenUse::Valid {
             return None;
         }
         let uri = request.uri();
@@ -621,7 +621,7 @@ impl Shared {
         });
         Some(ChaosRequest {
             key: hash_of((request.method().as_str(), uri.path(), uri.query())),
-            token: hash_of(&self.token),
+            token: hash_of(&self.token()),
             shifting_page,
         })
     }

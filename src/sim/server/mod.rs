@@ -196,13 +196,22 @@ struct ServerState {
 
 struct Shared {
     org: RwLock<Org>,
-    token: String,
+    /// The one token accepted (replaceable, as a rotated token is).
+    token: RwLock<String>,
     base_url: String,
     state: Mutex<ServerState>,
     chaos: Mutex<chaos::ChaosState>,
 }
 
 impl Shared {
+    /// The token accepted now.
+    fn token(&self) -> String {
+        self.token
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     fn state(&self) -> MutexGuard<'_, ServerState> {
         self.state
             .lock()
@@ -237,7 +246,7 @@ impl SimServer {
             .max(1);
         let shared = Arc::new(Shared {
             org: RwLock::new(org),
-            token: options.token,
+            token: RwLock::new(options.token),
             base_url: base_url.clone(),
             state: Mutex::new(ServerState {
                 budget: Budget {
@@ -308,8 +317,19 @@ impl SimHandle {
     }
 
     /// The token requests must carry.
-    pub fn token(&self) -> &str {
-        &self.shared.token
+    pub fn token(&self) -> String {
+        self.shared.token()
+    }
+
+    /// Accepts `token` instead from now on (the old one gets 401), as when a token
+    /// is rotated. ETags are specific to the token, as on GitHub, so an ETag
+    /// obtained with the old token never matches again.
+    pub fn set_token(&self, token: &str) {
+        *self
+            .shared
+            .token
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = token.to_owned();
     }
 
     /// Reads the served organisation.
@@ -426,6 +446,16 @@ fn token_use(headers: &HeaderMap, token: &str) -> TokenUse {
     }
 }
 
+/// The `ETag` of `body` served to `token`: a hash of both, so that, as on GitHub,
+/// another token's ETag for the same content never matches.
+fn etag_of(token: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(token.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    format!("\"{:x}\"", hasher.finalize())
+}
+
 /// Whether an `If-None-Match` value matches `etag` (weak comparison, lists, `*`).
 fn etag_matches(header: &str, etag: &str) -> bool {
     let bare = etag.trim_start_matches("W/");
@@ -457,7 +487,7 @@ impl Shared {
             None
         };
         let template = route.as_ref().map_or(UNMATCHED, |r| r.endpoint.template());
-        let token = token_use(headers, &self.token);
+        let token = token_use(headers, &self.token());
         let if_none_match = headers
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok());
@@ -564,7 +594,8 @@ impl Shared {
         match result {
             Ok(reply) => {
                 let body = to_bytes(&reply.body);
-                let etag = format!("\"{:x}\"", Sha256::digest(&body));
+                // GitHub's ETags are specific to the token (`Vary: Authorization`).
+                let etag = etag_of(&self.token(), &body);
                 if if_none_match.is_some_and(|h| etag_matches(h, &etag)) {
                     let budget = if free { budget } else { self.refund(now) };
                     return Outcome {

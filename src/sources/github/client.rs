@@ -55,6 +55,30 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// well under a second; a minute covers a slow GitHub Enterprise Server.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Separates the token fingerprint from the `ETag` in a stored cursor value
+/// (ETags are quoted strings without spaces).
+const ETAG_SEPARATOR: char = ' ';
+
+/// Domain separation for [`token_fingerprint`]: the hash of a token here is never
+/// the plain SHA-256 of the token someone could look up elsewhere.
+const FINGERPRINT_CONTEXT: &[u8] = b"dora-collector etag owner v1\0";
+
+/// Hex digits of the fingerprint kept: 64 bits tell tokens apart and say nothing
+/// about a token (a high-entropy secret; a one-way hash, truncated).
+const FINGERPRINT_HEX_DIGITS: usize = 16;
+
+/// A one-way fingerprint of `token`, stored next to ETags so that a changed token
+/// does not reuse the old token's ETags. Never logged or exported.
+fn token_fingerprint(token: &SecretString) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(FINGERPRINT_CONTEXT);
+    hasher.update(token.expose_secret().as_bytes());
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..FINGERPRINT_HEX_DIGITS].to_owned()
+}
+
 /// The media type GitHub recommends for the REST API.
 const GITHUB_JSON: &str = "application/vnd.github+json";
 
@@ -126,6 +150,8 @@ pub struct Client {
     stats: Mutex<Stats>,
     /// Rate limits, retries and concurrency of this client's token.
     governor: Governor,
+    /// Which token stored ETags belong to: see [`token_fingerprint`].
+    token_fingerprint: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -170,7 +196,24 @@ impl Client {
             base,
             stats: Mutex::new(Stats::default()),
             governor: Governor::new(policy),
+            token_fingerprint: token_fingerprint(token),
         })
+    }
+
+    /// An `ETag` as stored in a cursor: tagged with this client's token
+    /// fingerprint, because GitHub's ETags vary with the token (`Vary:
+    /// Authorization`), so one token's ETag must never be sent with another.
+    pub fn etag_to_store(&self, etag: &str) -> String {
+        format!("{}{ETAG_SEPARATOR}{etag}", self.token_fingerprint)
+    }
+
+    /// The `ETag` to send from a stored cursor value: only when it was stored
+    /// under this client's token (after a token change, or from a version that
+    /// did not tag ETags, the first page is read in full once and the new ETag
+    /// stored).
+    pub fn etag_from_store<'a>(&self, stored: &'a str) -> Option<&'a str> {
+        let (fingerprint, etag) = stored.split_once(ETAG_SEPARATOR)?;
+        (fingerprint == self.token_fingerprint && !etag.is_empty()).then_some(etag)
     }
 
     /// `github.api_url` without a trailing slash.
@@ -493,7 +536,8 @@ pub struct Pages {
     pages: usize,
     /// The first page answered 304: nothing changed since the ETag was stored.
     pub not_modified: bool,
-    /// The `ETag` of the first page, to store for the next sync.
+    /// The `ETag` of the first page as stored for the next sync (tagged with the
+    /// token's fingerprint, see [`Client::etag_to_store`]).
     pub etag: Option<String>,
 }
 
@@ -527,7 +571,9 @@ impl Pages {
             });
         }
         let conditional = if self.pages == 0 {
-            self.if_none_match.as_deref()
+            self.if_none_match
+                .as_deref()
+                .and_then(|stored| client.etag_from_store(stored))
         } else {
             None
         };
@@ -542,7 +588,7 @@ impl Pages {
             }
             Fetched::Page { body, next, etag } => {
                 if self.pages == 0 {
-                    self.etag = etag;
+                    self.etag = etag.map(|etag| client.etag_to_store(&etag));
                 }
                 self.pages += 1;
                 self.next = next;

@@ -180,7 +180,7 @@ impl GraphqlState {
 /// The axum handler of `POST /graphql`.
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let token = token_use(&parts.headers, &shared.token);
+    let token = token_use(&parts.headers, &shared.token());
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
     let outcome = match body {
         Ok(body) => shared.graphql(token, &body),
