@@ -9,6 +9,9 @@
 //! limit is lifted so that the first sync is not cut short (see the printed total
 //! against GitHub's 5000 requests an hour).
 //!
+//! Deployments are read the default way (`github.api = "graphql"`);
+//! `DORA_SYNC_BENCH_API=rest` measures the REST path instead.
+//!
 //! Run with `cargo bench --bench sync` (harness = false: prints a report).
 
 use dora_collector::daemon::{self, demo, DaemonHandle, ManualClock, RunOptions};
@@ -84,8 +87,12 @@ fn main() {
         };
         let config_org = org.clone();
         let sim = SimServer::start(org, options).await.expect("simulator");
-        let config =
+        let mut config =
             demo::demo_config(&config_org, sim.base_url(), addr, &store).expect("configuration");
+        if std::env::var("DORA_SYNC_BENCH_API").as_deref() == Ok("rest") {
+            config.github.api = dora_collector::config::GithubApi::Rest;
+        }
+        println!("deployments read through: {:?}", config.github.api);
         let config_for_engine = config.clone();
         drop(config_org);
         let run = RunOptions {
@@ -117,17 +124,22 @@ fn main() {
             total.skipped_items
         );
         print_counts("first sync", &first, to_ready);
+        println!("  GraphQL points: {}", sim.graphql_points_used());
         println!(
             "  = {:.1} hours of GitHub's {GITHUB_HOURLY_BUDGET}-an-hour budget",
             first.total as f64 / GITHUB_HOURLY_BUDGET as f64
         );
 
         sim.reset_counts();
+        let points = sim.graphql_points_used();
         let second = cycle(&mut handle, 2).await;
         print_counts("idle second sync", &sim.request_counts(), second);
+        println!("  GraphQL points: {}", sim.graphql_points_used() - points);
         sim.reset_counts();
+        let points = sim.graphql_points_used();
         let third = cycle(&mut handle, 3).await;
         print_counts("steady state (third sync)", &sim.request_counts(), third);
+        println!("  GraphQL points: {}", sim.graphql_points_used() - points);
         // Where an idle cycle's time goes: the simulator renders a full first page
         // (and hashes it for the ETag) even when it answers 304.
         let client = reqwest::Client::new();

@@ -120,6 +120,7 @@ fn the_example_shows_defaults_and_is_documented() {
     assert_eq!(ours.rework_labels, theirs.rework_labels);
     assert_eq!(ours.lead_time_start, theirs.lead_time_start);
     assert_eq!(ours.rollback_is_failure, theirs.rollback_is_failure);
+    assert_eq!(ours.api, theirs.api);
 
     let source = std::fs::read_to_string(example()).unwrap();
     let table: toml::Table = toml::from_str(&source).unwrap();
@@ -132,7 +133,7 @@ fn the_example_shows_defaults_and_is_documented() {
             "docs/configuration.md does not document `{key}`"
         );
     }
-    assert_eq!(keys.len(), 24, "the example shows every option: {keys:?}");
+    assert_eq!(keys.len(), 25, "the example shows every option: {keys:?}");
 }
 
 fn collect_keys(value: &toml::Value, path: &str, keys: &mut Vec<String>) {

@@ -1,7 +1,9 @@
 //! End to end against the truth: the daemon syncs a simulated organisation through
 //! its real GitHub client and store, and EVERY DORA series it exports equals what the
 //! independent brute-force reference (`tests/reference/`) computes from the
-//! simulator's generated events — nothing missing, nothing extra.
+//! simulator's generated events — nothing missing, nothing extra. Both ways of
+//! reading deployments (`github.api = "graphql"`, the default, and `"rest"`) are
+//! checked, and export identical values.
 
 #[allow(unused_imports)]
 mod reference;
@@ -24,8 +26,14 @@ const TEST_RATE_LIMIT: u64 = u64::MAX / 2;
 /// metric value still agrees (checked), only this diagnostic count is higher.
 const HISTORY_DEPENDENT_DIAGNOSTIC: &str = "dora_diagnostics_unmatched_root_causes";
 
-/// Syncs `org` with the daemon at the organisation's `now` and compares the scrape.
-async fn check(org: Org) {
+/// The route of the simulator's GraphQL endpoint and of the REST statuses list.
+const GRAPHQL_ROUTE: &str = "POST /graphql";
+const STATUSES_ROUTE: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
+
+/// Syncs `org` with the daemon (reading deployments through `api`) at the
+/// organisation's `now`, compares the scrape with the reference and returns it
+/// with the simulator's request counts.
+async fn check(org: Org, api: &str) -> (String, dora_collector::sim::RequestCounts) {
     let now = org.now;
     let options = SimOptions {
         rate_limit: TEST_RATE_LIMIT,
@@ -36,12 +44,15 @@ async fn check(org: Org) {
         .expect("simulator");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("dora.db");
-    let text = Params::for_org(&org).to_config_toml(
-        sim.base_url(),
-        SIM_TOKEN,
-        &store.display().to_string(),
-        "127.0.0.1:0",
-    );
+    let text = Params::for_org(&org)
+        .to_config_toml(
+            sim.base_url(),
+            SIM_TOKEN,
+            &store.display().to_string(),
+            "127.0.0.1:0",
+        )
+        .replacen("[github]\n", &format!("[github]\napi = \"{api}\"\n"), 1);
+    assert!(text.contains(&format!("api = \"{api}\"")), "{text}");
     let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
         .unwrap_or_else(|problems| panic!("config invalid: {problems:?}\n{text}"));
     let params = Params::from_config(&config, Some(now));
@@ -100,16 +111,21 @@ async fn check(org: Org) {
         );
     }
     handle.shutdown().await.expect("clean shutdown");
+    (scrape, sim.request_counts())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_organisation_matches_the_reference() {
-    check(Org::generate(&OrgSpec::small(1))).await;
+    check(Org::generate(&OrgSpec::small(1)), "graphql").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_organisation_with_every_kind_of_event_matches_the_reference() {
-    let spec = OrgSpec {
+    check(Org::generate(&busy()), "graphql").await;
+}
+
+fn busy() -> OrgSpec {
+    OrgSpec {
         failure_rate: 0.15,
         rollback_rate: 0.08,
         incident_rate: 0.2,
@@ -117,8 +133,43 @@ async fn a_busy_organisation_with_every_kind_of_event_matches_the_reference() {
         revert_rate: 0.05,
         clock_skew_rate: 0.05,
         ..OrgSpec::small(7)
+    }
+}
+
+/// The REST path (a statuses request per deployment) and the GraphQL path
+/// (deployments with their statuses, a page per query) export exactly the same
+/// values, and each uses only its own way of reading statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_and_graphql_paths_export_identical_values() {
+    let org = Org::generate(&busy());
+    let deployments = org.repos.iter().map(|r| r.deployments.len()).sum::<usize>();
+    let (graphql, graphql_requests) = check(org.clone(), "graphql").await;
+    let (rest, rest_requests) = check(org, "rest").await;
+    let dora = |scrape: &str| -> Vec<String> {
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("dora_") && !l.starts_with("dora_collector_"))
+            .map(str::to_owned)
+            .collect()
     };
-    check(Org::generate(&spec)).await;
+    assert!(dora(&graphql).len() > 100);
+    assert_eq!(dora(&graphql), dora(&rest));
+
+    assert!(
+        graphql_requests.route(GRAPHQL_ROUTE) > 0,
+        "{graphql_requests:?}"
+    );
+    assert_eq!(
+        graphql_requests.route(STATUSES_ROUTE),
+        0,
+        "{graphql_requests:?}"
+    );
+    assert_eq!(rest_requests.route(GRAPHQL_ROUTE), 0, "{rest_requests:?}");
+    assert!(
+        rest_requests.route(STATUSES_ROUTE) as usize > deployments / 2,
+        "{rest_requests:?}"
+    );
+    assert!(graphql_requests.total * 2 < rest_requests.total);
 }
 
 /// The acceptance case: 50 repositories, 90 days of history.
@@ -129,5 +180,5 @@ async fn fifty_repositories_over_ninety_days_match_the_reference() {
         days: 90,
         ..OrgSpec::default()
     };
-    check(Org::generate(&spec)).await;
+    check(Org::generate(&spec), "graphql").await;
 }

@@ -314,9 +314,25 @@ pub struct GithubConfig {
     /// A rollback marks the deployment it rolls back as failed. Default `true`.
     #[serde(default = "defaults::rollback_is_failure")]
     pub rollback_is_failure: bool,
+    /// How deployments and their statuses are read: `graphql` (default: a page of
+    /// 100 deployments with their statuses per query) or `rest` (a statuses
+    /// request per deployment; for GitHub Enterprise Servers without GraphQL).
+    #[serde(default)]
+    pub api: GithubApi,
     /// `[[github.repositories]]`: at least one, no name twice.
     #[serde(default)]
     pub repositories: Vec<RepositoryConfig>,
+}
+
+/// `github.api`: which GitHub API reads deployments and their statuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GithubApi {
+    /// GraphQL for deployments with their statuses (the fewest requests).
+    #[default]
+    Graphql,
+    /// REST only: a statuses request per deployment.
+    Rest,
 }
 
 /// `[[github.repositories]]`

@@ -16,9 +16,9 @@
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
 use super::{
-    defaults, ApiUrl, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubConfig,
-    LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, Problem, RepositoryConfig, Seconds,
-    ServerConfig, StorageConfig, ThresholdsConfig,
+    defaults, ApiUrl, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi,
+    GithubConfig, LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, Problem,
+    RepositoryConfig, Seconds, ServerConfig, StorageConfig, ThresholdsConfig,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
@@ -635,6 +635,9 @@ impl Walker<'_> {
         let rollback_is_failure = self
             .scalar(&mut table, "rollback_is_failure", bool::deserialize)
             .or_else(defaults::rollback_is_failure);
+        let api = self
+            .scalar(&mut table, "api", GithubApi::deserialize)
+            .or_else(GithubApi::default);
         let repositories = self.repositories(&mut table);
         self.finish(table);
         Some(GithubConfig {
@@ -647,6 +650,7 @@ impl Walker<'_> {
             rework_labels: rework_labels?,
             lead_time_start: lead_time_start?,
             rollback_is_failure: rollback_is_failure?,
+            api: api?,
             repositories: repositories?,
         })
     }

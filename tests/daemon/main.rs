@@ -11,6 +11,7 @@ mod crash;
 mod errors;
 mod faults;
 mod golden;
+mod graphql;
 mod hostile;
 mod incremental;
 mod pagination;

@@ -51,7 +51,10 @@ pub fn config_with(
         .unwrap_or_else(|problems| panic!("test config invalid: {problems:?}\n{text}"))
 }
 
-/// The TOML text of [`config_with`].
+/// The TOML text of [`config_with`]. Deployments are read through REST
+/// (`api = "rest"`) unless `github_extra` sets `api`: most tests here check REST
+/// request shapes or serve a hand-written REST fake; `graphql.rs` and
+/// `tests/e2e_reference.rs` cover the GraphQL path (the default).
 pub fn config_text(
     api_url: &str,
     token: &str,
@@ -59,6 +62,15 @@ pub fn config_text(
     repos: &[Repo<'_>],
     github_extra: &str,
 ) -> String {
+    let api = if github_extra
+        .lines()
+        .any(|l| l.trim_start().starts_with("api "))
+    {
+        ""
+    } else {
+        "api = \"rest\"\n"
+    };
+    let github_extra = format!("{api}{github_extra}");
     let mut text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n\
          [github]\napi_url = {api_url:?}\ntoken = {token:?}\n{github_extra}\n",

@@ -621,7 +621,7 @@ impl Shared {
         });
         Some(ChaosRequest {
             key: hash_of((request.method().as_str(), uri.path(), uri.query())),
-            token: hash_of(&self.token()),
+            token: hash_of(self.token()),
             shifting_page,
         })
     }

@@ -18,7 +18,9 @@
 //! retried by the next cycle from the stored cursors).
 
 use super::error::{clean, server_message, GithubError};
-use super::governor::{Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE};
+use super::governor::{
+    Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
+};
 use crate::exporter::ApiRequests;
 use axum::body::Bytes;
 use http::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
@@ -93,6 +95,8 @@ pub enum Endpoint {
     Issues,
     Pulls,
     PullCommits,
+    /// `POST /graphql` (deployments with their statuses).
+    Graphql,
 }
 
 impl Endpoint {
@@ -105,6 +109,7 @@ impl Endpoint {
             Endpoint::Compare => "Contents: read",
             Endpoint::Issues => "Issues: read",
             Endpoint::Pulls | Endpoint::PullCommits => "Pull requests: read",
+            Endpoint::Graphql => "Deployments: read",
         }
     }
 
@@ -119,6 +124,7 @@ impl Endpoint {
             Endpoint::Issues => "/repos/{owner}/{repo}/issues",
             Endpoint::Pulls => "/repos/{owner}/{repo}/pulls",
             Endpoint::PullCommits => "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+            Endpoint::Graphql => "/graphql",
         }
     }
 }
@@ -152,6 +158,8 @@ pub struct Client {
     governor: Governor,
     /// Which token stored ETags belong to: see [`token_fingerprint`].
     token_fingerprint: String,
+    /// Where GraphQL queries go (see [`graphql_url`]).
+    graphql_url: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -191,6 +199,7 @@ impl Client {
             .build()
             .map_err(|e| client_error(error_chain(&e)))?;
         Ok(Client {
+            graphql_url: graphql_url(&base),
             octocrab,
             origin: api_url.origin(),
             base,
@@ -214,6 +223,11 @@ impl Client {
     pub fn etag_from_store<'a>(&self, stored: &'a str) -> Option<&'a str> {
         let (fingerprint, etag) = stored.split_once(ETAG_SEPARATOR)?;
         (fingerprint == self.token_fingerprint && !etag.is_empty()).then_some(etag)
+    }
+
+    /// Where GraphQL queries go.
+    pub fn graphql_url(&self) -> &str {
+        &self.graphql_url
     }
 
     /// `github.api_url` without a trailing slash.
@@ -244,6 +258,75 @@ impl Client {
                 self.fetch_once(endpoint, uri, url, if_none_match, cancel)
             })
             .await
+    }
+
+    /// One GraphQL query through the governor (charged to the `graphql` budget):
+    /// the answer's `data`. An answer with `errors` is an error: rate limited
+    /// (GitHub's `RATE_LIMITED`, waited out like a REST limit) or
+    /// [`GithubError::Graphql`] naming GitHub's first message.
+    pub async fn graphql(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+        cancel: &CancellationToken,
+    ) -> Result<serde_json::Value, GithubError> {
+        let url = self.graphql_url.as_str();
+        let uri: http::Uri = url.parse().map_err(|_| GithubError::InvalidUrl {
+            url: url.to_owned(),
+        })?;
+        let body = serde_json::json!({ "query": query, "variables": variables });
+        let (uri, body) = (&uri, &body);
+        self.governor
+            .send(GRAPHQL_RESOURCE, url, cancel, || {
+                self.graphql_once(uri, url, body, cancel)
+            })
+            .await
+    }
+
+    /// One attempt of [`Client::graphql`].
+    async fn graphql_once(
+        &self,
+        uri: &http::Uri,
+        url: &str,
+        body: &serde_json::Value,
+        cancel: &CancellationToken,
+    ) -> Attempt<serde_json::Value> {
+        let endpoint = Endpoint::Graphql;
+        let request = self.octocrab._post(uri.clone(), Some(body));
+        let response = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return failed(GithubError::Cancelled),
+            response = request => response,
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                self.count(endpoint, "error");
+                return failed(GithubError::Unreachable {
+                    url: url.to_owned(),
+                    cause: error_chain(&error),
+                });
+            }
+        };
+        let status = response.status();
+        self.count(endpoint, status.as_str());
+        let headers = response.headers().clone();
+        let body = response.into_body();
+        let result = match self
+            .read_response(endpoint, status, &headers, body, url, cancel)
+            .await
+        {
+            Ok(Fetched::Page { body, .. }) => graphql_data(&body, &headers, url),
+            Ok(Fetched::NotModified) => Err(GithubError::InvalidBody {
+                url: url.to_owned(),
+                reason: "304 to a GraphQL query".to_owned(),
+            }),
+            Err(error) => Err(error),
+        };
+        Attempt {
+            headers: Some(headers),
+            result,
+        }
     }
 
     /// One attempt of [`Client::fetch`]: the response's headers and its meaning.
@@ -339,7 +422,7 @@ impl Client {
         Err(status_error(endpoint, status, headers, &body, url))
     }
 
-    fn count(&self, endpoint: Endpoint, status: &str) {
+    pub(super) fn count(&self, endpoint: Endpoint, status: &str) {
         *self
             .stats()
             .requests
@@ -366,6 +449,75 @@ impl Client {
             .collect();
         (requests, self.governor.health())
     }
+}
+
+/// The GraphQL endpoint of the REST API at `base`: `https://api.github.com/graphql`
+/// for github.com, `https://HOST/api/graphql` for GitHub Enterprise Server
+/// (`https://HOST/api/v3`), `{base}/graphql` otherwise (simulators).
+pub fn graphql_url(base: &str) -> String {
+    match base.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{base}/graphql"),
+    }
+}
+
+/// The `data` of a GraphQL answer (already checked to be JSON), or its error.
+fn graphql_data(
+    body: &[u8],
+    headers: &HeaderMap,
+    url: &str,
+) -> Result<serde_json::Value, GithubError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        data: Option<serde_json::Value>,
+        #[serde(default)]
+        errors: Vec<AnswerError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct AnswerError {
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let invalid = |reason: String| GithubError::InvalidBody {
+        url: url.to_owned(),
+        reason,
+    };
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("not a GraphQL answer: {e}")))?;
+    if answer
+        .errors
+        .iter()
+        .any(|e| e.kind.as_deref() == Some("RATE_LIMITED"))
+    {
+        let reset_at = headers
+            .get("x-ratelimit-reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(crate::domain::Timestamp);
+        return Err(GithubError::RateLimited {
+            url: url.to_owned(),
+            resource: GRAPHQL_RESOURCE.to_owned(),
+            reset_at,
+        });
+    }
+    if let Some(first) = answer.errors.first() {
+        let message = first.message.as_deref().map(clean).unwrap_or_default();
+        let message: String = message
+            .chars()
+            .take(super::error::MAX_SERVER_MESSAGE_CHARS)
+            .collect();
+        return Err(GithubError::Graphql {
+            url: url.to_owned(),
+            message,
+        });
+    }
+    answer
+        .data
+        .filter(|d| !d.is_null())
+        .ok_or_else(|| invalid("a GraphQL answer without data".to_owned()))
 }
 
 /// An attempt that failed before any response arrived.
@@ -616,6 +768,58 @@ impl Pages {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_graphql_endpoint_follows_the_api_url() {
+        assert_eq!(
+            graphql_url("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            graphql_url("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com/api/graphql"
+        );
+        assert_eq!(
+            graphql_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/graphql"
+        );
+    }
+
+    #[test]
+    fn graphql_answers_map_to_data_or_a_clear_error() {
+        let headers = HeaderMap::new();
+        let url = "https://api.github.com/graphql";
+        let data = graphql_data(br#"{"data":{"a":1}}"#, &headers, url).unwrap();
+        assert_eq!(data["a"], 1);
+        let mut limited = HeaderMap::new();
+        limited.insert("x-ratelimit-reset", HeaderValue::from_static("1700000000"));
+        let error = graphql_data(
+            br#"{"errors":[{"type":"RATE_LIMITED","message":"API rate limit exceeded"}]}"#,
+            &limited,
+            url,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, GithubError::RateLimited { resource, reset_at: Some(_), .. } if resource == "graphql"),
+            "{error:?}"
+        );
+        let error = graphql_data(
+            br#"{"data":{"repository":null},"errors":[{"type":"NOT_FOUND","message":"Could not resolve to a Repository with the name 'acme/gone'."}]}"#,
+            &headers,
+            url,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, GithubError::Graphql { message, .. } if message.contains("acme/gone")),
+            "{error:?}"
+        );
+        for odd in [&br#"{"data":null}"#[..], br#"[]"#, br#"{}"#] {
+            assert!(matches!(
+                graphql_data(odd, &headers, url),
+                Err(GithubError::InvalidBody { .. })
+            ));
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -22,14 +22,27 @@
 //! [`MAX_BASE_CANDIDATES`] and [`MAX_BASE_SEARCH_PAGES`].
 
 use super::client::{Endpoint, Pages, PER_PAGE};
+use super::graphql::{GraphqlPages, ListedDeployment};
 use super::models::{self, WireDeployment};
 use super::{GithubError, RepoSync};
+use crate::config::GithubApi;
 use crate::domain::{
-    outcome_from_statuses, Deployment, DeploymentOutcome, DeploymentSource, Timestamp,
+    outcome_from_statuses, Deployment, DeploymentOutcome, DeploymentSource, StatusState, Timestamp,
 };
 use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+/// Items on the REST page that tells the GraphQL path whether anything changed:
+/// one is enough (a new deployment is the newest), and a small body hashes fast.
+pub const PROBE_PER_PAGE: u32 = 1;
+
+/// A GraphQL listing: whether the REST probe was asked yet, and the pages.
+#[derive(Debug, Default)]
+struct Listing {
+    probed: bool,
+    pages: GraphqlPages,
+}
 
 /// The cursor endpoint name's base; the name also carries the production
 /// environments (lowercase, sorted), so that configuring another one reads its
@@ -113,9 +126,17 @@ impl RepoSync<'_> {
             .as_ref()
             .and_then(|c| c.since)
             .unwrap_or_else(|| self.lookback_start());
-        let url = self.url("/deployments", &[("per_page", &PER_PAGE.to_string())]);
+        // With GraphQL, GraphQL lists the deployments with their statuses, and the
+        // REST list's first page of one, asked with `If-None-Match`, says for free
+        // whether anything was created since the last sync (its ETag is the
+        // cursor's). With REST, the REST list is read and its ETag kept.
+        let graphql = self.settings.api == GithubApi::Graphql;
+        let per_page = if graphql { PROBE_PER_PAGE } else { PER_PAGE };
+        let url = self.url("/deployments", &[("per_page", &per_page.to_string())]);
         let etag = cursor.and_then(|c| c.opaque);
         let mut pages = Pages::new(Endpoint::Deployments, url.clone(), etag);
+        let mut listing = graphql.then(Listing::default);
+        let mut inline: HashMap<u64, Vec<(StatusState, Timestamp)>> = HashMap::new();
 
         let mut newest: Option<Timestamp> = None;
         let mut listed = HashSet::new();
@@ -123,12 +144,13 @@ impl RepoSync<'_> {
         let mut bases = BaseSearch::new(self.settings.production.len());
         let mut batch = SyncBatch::new(self.repository.clone());
         let mut pages_past_window = 0;
-        'list: while let Some(body) = self.next_page(&mut pages).await? {
+        'list: while let Some(items) = self
+            .next_deployments(&mut pages, &mut listing, &url)
+            .await?
+        {
             let mut past_window = false;
-            for value in models::array(&body, &url)? {
-                let Some(deployment) =
-                    self.item(Endpoint::Deployments, value.and_then(models::deployment))
-                else {
+            for (item, statuses) in items {
+                let Some(deployment) = self.item(Endpoint::Deployments, item) else {
                     continue;
                 };
                 // A deployment created while we page shifts the list by one.
@@ -147,6 +169,8 @@ impl RepoSync<'_> {
                         let outcome = if terminal.contains(&deployment.id) {
                             // Stored before (the settings changed since): no request.
                             self.stored_outcome(deployment.id).await?
+                        } else if let Some(statuses) = &statuses {
+                            Some(outcome_from_statuses(statuses))
                         } else {
                             self.deployment_outcome(deployment.id).await?
                         };
@@ -163,6 +187,9 @@ impl RepoSync<'_> {
                     continue;
                 }
                 if production.is_some() && !terminal.contains(&deployment.id) {
+                    if let Some(statuses) = statuses {
+                        inline.insert(deployment.id, statuses);
+                    }
                     fresh.push(deployment);
                 }
             }
@@ -179,7 +206,11 @@ impl RepoSync<'_> {
 
         for deployment in &fresh {
             self.check_cancelled()?;
-            if let Some(outcome) = self.deployment_outcome(deployment.id).await? {
+            let outcome = match inline.remove(&deployment.id) {
+                Some(statuses) => Some(outcome_from_statuses(&statuses)),
+                None => self.deployment_outcome(deployment.id).await?,
+            };
+            if let Some(outcome) = outcome {
                 batch
                     .deployments
                     .push(self.to_deployment(deployment, outcome));
@@ -213,6 +244,36 @@ impl RepoSync<'_> {
         }
         self.apply(batch).await?;
         Ok(first)
+    }
+
+    /// The next page of deployments (each with its statuses when they came
+    /// inline); `None` when the listing is done or the list did not change.
+    async fn next_deployments(
+        &self,
+        pages: &mut Pages,
+        listing: &mut Option<Listing>,
+        url: &str,
+    ) -> Result<Option<Vec<ListedDeployment>>, GithubError> {
+        let Some(listing) = listing else {
+            let Some(body) = self.next_page(pages).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(
+                models::array(&body, url)?
+                    .into_iter()
+                    .map(|value| (value.and_then(models::deployment), None))
+                    .collect(),
+            ));
+        };
+        if !listing.probed {
+            listing.probed = true;
+            // 304: nothing was created since the ETag was stored.
+            if self.next_page(pages).await?.is_none() {
+                return Ok(None);
+            }
+            pages.stop();
+        }
+        self.next_graphql_page(&mut listing.pages).await
     }
 
     fn to_deployment(&self, wire: &WireDeployment, outcome: DeploymentOutcome) -> Deployment {

@@ -137,6 +137,11 @@ pub enum GithubError {
     ForeignLink { url: String },
 
     /// `github.api_url` or a URL built from it is not a valid request URI.
+    /// A GraphQL answer with `errors` (HTTP 200): the query was understood but
+    /// could not be answered (a repository not found, a field not allowed).
+    #[error("GitHub GraphQL error at {url}: {message}")]
+    Graphql { url: String, message: String },
+
     #[error("invalid request URL {url}")]
     InvalidUrl { url: String },
 

@@ -90,6 +90,9 @@ pub const MAX_RESOURCE_CHARS: usize = 32;
 /// The resource a request is charged to when the server does not say: REST.
 pub const CORE_RESOURCE: &str = "core";
 
+/// The resource GraphQL queries are charged to (points, a budget of its own).
+pub const GRAPHQL_RESOURCE: &str = "graphql";
+
 /// How requests are retried and how long they may wait. [`Default`] is the
 /// production policy.
 #[derive(Debug, Clone, PartialEq)]

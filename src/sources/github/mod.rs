@@ -17,7 +17,11 @@
 //!
 //! `docs/sources.md` describes what is read, the cursors and the request cost.
 //!
-//! Not here: GraphQL, webhooks, GitHub Apps authentication, and anything about
+//! With `github.api = "graphql"` (the default) step 1 lists deployments with
+//! their statuses through GraphQL (`graphql.rs`) instead of a statuses request per
+//! deployment.
+//!
+//! Not here: webhooks, GitHub Apps authentication, and anything about
 //! what counts as a DORA event beyond skipping what can never count (non-production
 //! deployments, unmerged pull requests).
 
@@ -26,6 +30,7 @@ mod client;
 mod deployments;
 mod error;
 mod governor;
+mod graphql;
 mod incidents;
 mod models;
 mod pulls;
@@ -73,6 +78,7 @@ struct Settings {
     incident_labels: Vec<LabelName>,
     rework_labels: Vec<LabelName>,
     lead_time_start: LeadTimeStart,
+    api: crate::config::GithubApi,
 }
 
 /// The GitHub source for the repositories of one `[github]` configuration.
@@ -111,6 +117,7 @@ impl GithubSource {
                 incident_labels: config.incident_labels.clone(),
                 rework_labels: config.rework_labels.clone(),
                 lead_time_start: config.lead_time_start,
+                api: config.api,
             },
             repositories: config.repositories.iter().map(|r| r.name.clone()).collect(),
             deployments: config

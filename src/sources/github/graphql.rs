@@ -1,0 +1,291 @@
+//! Deployments with their statuses through GitHub's GraphQL API (`github.api =
+//! "graphql"`, the default): one query reads a page of 100 deployments, newest
+//! first, each with up to 100 statuses. By GitHub's point formula that page costs
+//! one point (the deployments connection plus one statuses connection per
+//! deployment: 101 requests, divided by 100, rounded), where the REST path spends
+//! one request per deployment on its statuses.
+//!
+//! Only the listing changes: what counts, the cursor, the base search and the
+//! pending re-checks stay in `deployments.rs`. A deployment with more than 100
+//! statuses (never seen in practice) has its statuses read through REST.
+//!
+//! Not here: the transport (`Client::graphql`: the governor, the `graphql`
+//! budget, GraphQL errors), other lists (issues, pull requests, workflow runs and
+//! change sets are REST lists with free conditional requests).
+
+use super::client::PER_PAGE;
+use super::models::{Skip, WireDeployment};
+use super::{GithubError, RepoSync};
+use crate::domain::{CommitSha, Environment, StatusState, Timestamp};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Statuses read inline per deployment: more than any real deployment has (a
+/// handful: queued, in progress, success, later inactive).
+pub const STATUSES_PER_DEPLOYMENT: u32 = 100;
+
+/// The query of one page. `rateLimit { cost }` makes every answer say what it cost
+/// (debug log), as GitHub recommends for checking a query's price.
+const DEPLOYMENTS_QUERY: &str = r#"
+query Deployments($owner: String!, $name: String!, $first: Int!, $statuses: Int!, $after: String) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    deployments(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        databaseId
+        commitOid
+        environment
+        createdAt
+        statuses(first: $statuses) {
+          totalCount
+          nodes { state createdAt }
+        }
+      }
+    }
+  }
+}
+"#;
+
+/// One deployment of a page: the deployment, or why it cannot be read, and its
+/// statuses when all of them came inline.
+pub(super) type ListedDeployment = (
+    Result<WireDeployment, Skip>,
+    Option<Vec<(StatusState, Timestamp)>>,
+);
+
+/// Where a GraphQL listing stands.
+#[derive(Debug, Default)]
+pub(super) struct GraphqlPages {
+    after: Option<String>,
+    done: bool,
+    pages: usize,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "rateLimit")]
+    rate_limit: Option<RateLimitInfo>,
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct RateLimitInfo {
+    cost: Option<u64>,
+    remaining: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    deployments: Connection,
+}
+
+#[derive(Deserialize)]
+struct Connection {
+    #[serde(rename = "pageInfo")]
+    page_info: PageInfo,
+    nodes: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct PageInfo {
+    #[serde(rename = "hasNextPage")]
+    has_next_page: bool,
+    #[serde(rename = "endCursor")]
+    end_cursor: Option<String>,
+}
+
+impl RepoSync<'_> {
+    /// The next page of the repository's deployments with their statuses; `None`
+    /// when the listing is done.
+    pub(super) async fn next_graphql_page(
+        &self,
+        pages: &mut GraphqlPages,
+    ) -> Result<Option<Vec<ListedDeployment>>, GithubError> {
+        if pages.done {
+            return Ok(None);
+        }
+        if pages.pages >= super::MAX_PAGES {
+            return Err(GithubError::TooManyPages {
+                url: format!(
+                    "{} (deployments of {})",
+                    self.client.graphql_url(),
+                    self.repository
+                ),
+                limit: super::MAX_PAGES,
+            });
+        }
+        let variables = json!({
+            "owner": self.repository.owner(),
+            "name": self.repository.name(),
+            "first": PER_PAGE,
+            "statuses": STATUSES_PER_DEPLOYMENT,
+            "after": pages.after,
+        });
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data = self
+            .client
+            .graphql(DEPLOYMENTS_QUERY, variables, &self.context.shutdown)
+            .await?;
+        let url = self.client.graphql_url();
+        let data: Data = serde_json::from_value(data).map_err(|e| GithubError::InvalidBody {
+            url: url.to_owned(),
+            reason: format!("unexpected deployments answer: {e}"),
+        })?;
+        if let Some(rate) = &data.rate_limit {
+            tracing::debug!(
+                repository = %self.repository,
+                cost = rate.cost,
+                remaining = rate.remaining,
+                "GraphQL deployments page"
+            );
+        }
+        let Some(repository) = data.repository else {
+            return Err(GithubError::NotFound {
+                url: format!("{url} (repository {})", self.repository),
+            });
+        };
+        let connection = repository.deployments;
+        pages.pages += 1;
+        match connection.page_info.end_cursor {
+            Some(cursor) if connection.page_info.has_next_page => pages.after = Some(cursor),
+            _ => pages.done = true,
+        }
+        Ok(Some(connection.nodes.into_iter().map(deployment).collect()))
+    }
+}
+
+/// One deployment node with its statuses (`None` when it has more than came
+/// inline).
+fn deployment(value: serde_json::Value) -> ListedDeployment {
+    #[derive(Deserialize)]
+    struct Node {
+        #[serde(rename = "databaseId")]
+        database_id: Option<u64>,
+        #[serde(rename = "commitOid")]
+        commit_oid: String,
+        environment: Option<String>,
+        #[serde(rename = "createdAt")]
+        created_at: String,
+        statuses: Option<Statuses>,
+    }
+    #[derive(Deserialize)]
+    struct Statuses {
+        #[serde(rename = "totalCount")]
+        total_count: usize,
+        nodes: Vec<Status>,
+    }
+    #[derive(Deserialize)]
+    struct Status {
+        state: String,
+        #[serde(rename = "createdAt")]
+        created_at: String,
+    }
+    let node: Node = match serde_json::from_value(value) {
+        Ok(node) => node,
+        Err(error) => return (Err(format!("unexpected deployment: {error}")), None),
+    };
+    let parsed = (|| {
+        let id = node.database_id.ok_or("a deployment without databaseId")?;
+        let sha = CommitSha::parse(&node.commit_oid)
+            .map_err(|_| "a deployment whose commitOid is not a commit sha")?;
+        let environment = node
+            .environment
+            .as_deref()
+            .and_then(|e| Environment::parse(e).ok())
+            .ok_or("a deployment without a readable environment")?;
+        let created_at = Timestamp::parse_rfc3339(&node.created_at)
+            .map_err(|_| "a deployment with an unreadable createdAt")?;
+        Ok::<_, &str>(WireDeployment {
+            id,
+            sha,
+            environment,
+            created_at,
+        })
+    })()
+    .map_err(Skip::from);
+
+    let statuses = node.statuses.and_then(|s| {
+        if s.total_count > s.nodes.len() {
+            return None;
+        }
+        s.nodes
+            .iter()
+            .map(|status| {
+                let state = StatusState::parse(&status.state.to_ascii_lowercase())?;
+                let at = Timestamp::parse_rfc3339(&status.created_at).ok()?;
+                Some((state, at))
+            })
+            .collect::<Option<Vec<_>>>()
+    });
+    (parsed, statuses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn node(statuses: serde_json::Value) -> serde_json::Value {
+        json!({
+            "databaseId": 42,
+            "commitOid": SHA,
+            "environment": "Production",
+            "createdAt": "2026-01-02T03:04:05Z",
+            "statuses": statuses,
+        })
+    }
+
+    #[test]
+    fn a_node_with_all_its_statuses_gives_the_deployment_and_the_statuses() {
+        let (deployment, statuses) = deployment(node(json!({
+            "totalCount": 2,
+            "nodes": [
+                {"state": "IN_PROGRESS", "createdAt": "2026-01-02T03:04:06Z"},
+                {"state": "SUCCESS", "createdAt": "2026-01-02T03:05:00Z"},
+            ],
+        })));
+        let deployment = deployment.unwrap();
+        assert_eq!(deployment.id, 42);
+        assert_eq!(deployment.sha.to_string(), SHA);
+        assert_eq!(deployment.environment.as_str(), "Production");
+        let statuses = statuses.unwrap();
+        assert_eq!(statuses.len(), 2);
+        assert_eq!(statuses[1].0, StatusState::Success);
+    }
+
+    #[test]
+    fn more_statuses_than_came_inline_or_an_unknown_state_are_read_through_rest() {
+        let (_, more) = deployment(node(json!({
+            "totalCount": 101,
+            "nodes": [{"state": "SUCCESS", "createdAt": "2026-01-02T03:05:00Z"}],
+        })));
+        assert_eq!(more, None);
+        let (_, unknown) = deployment(node(json!({
+            "totalCount": 1,
+            "nodes": [{"state": "EXPLODED", "createdAt": "2026-01-02T03:05:00Z"}],
+        })));
+        assert_eq!(unknown, None);
+        let (deployment, missing) = deployment(node(serde_json::Value::Null));
+        assert!(deployment.is_ok());
+        assert_eq!(missing, None);
+    }
+
+    #[test]
+    fn hostile_nodes_are_skipped_with_a_reason() {
+        for hostile in [
+            json!(null),
+            json!("a string"),
+            json!({"databaseId": null, "commitOid": SHA, "environment": "p", "createdAt": "2026-01-02T03:04:05Z"}),
+            json!({"databaseId": 1, "commitOid": "not-a-sha", "environment": "p", "createdAt": "2026-01-02T03:04:05Z"}),
+            json!({"databaseId": 1, "commitOid": SHA, "environment": null, "createdAt": "2026-01-02T03:04:05Z"}),
+            json!({"databaseId": 1, "commitOid": SHA, "environment": "p", "createdAt": "yesterday"}),
+            json!({"databaseId": -1, "commitOid": SHA, "environment": "p", "createdAt": "2026-01-02T03:04:05Z"}),
+        ] {
+            let (deployment, _) = deployment(hostile.clone());
+            assert!(deployment.is_err(), "{hostile}");
+        }
+    }
+}
