@@ -5,8 +5,12 @@
 //! skipped. A reopened issue comes back with `closed_at: null` and is stored so,
 //! which reopens the incident (dora-definitions §1).
 //!
-//! Cursor `issues?labels=<label>`: `since` is the newest `updated_at` seen, `opaque`
-//! the first page's `ETag` (a 304 means no labelled issue changed).
+//! Cursor `issues?labels=<label>`: `since` is the `since` of the next query, `opaque`
+//! the first page's `ETag` (a 304 means no labelled issue changed). The `ETag`
+//! belongs to the URL, which contains `since`: so while the answer fits on one
+//! page, `since` stays where it is and the next sync asks the same URL (a free
+//! 304 when nothing changed); only a list longer than one page moves `since` to
+//! the newest `updated_at` seen, which costs one full read of the new URL.
 //!
 //! The first sync reads the issues updated within the lookback window **and**
 //! every open one, however old (a second query with `state=open`), so that an
@@ -51,7 +55,7 @@ impl RepoSync<'_> {
         );
         let mut pages = Pages::new(Endpoint::Issues, url.clone(), cursor.and_then(|c| c.opaque));
         let mut issues: BTreeMap<u64, WireIssue> = BTreeMap::new();
-        self.read_issues(&mut pages, &url, &mut issues).await?;
+        let pages_read = self.read_issues(&mut pages, &url, &mut issues).await?;
         if pages.not_modified {
             return Ok(());
         }
@@ -84,7 +88,11 @@ impl RepoSync<'_> {
         batch.cursors.push((
             key,
             Cursor {
-                since: Some(newest.map_or(since, |n: Timestamp| n.max(since))),
+                since: Some(if pages_read <= 1 {
+                    since
+                } else {
+                    newest.map_or(since, |n: Timestamp| n.max(since))
+                }),
                 opaque: pages.etag.clone(),
                 updated_at: self.context.now,
             },
@@ -93,14 +101,16 @@ impl RepoSync<'_> {
     }
 
     /// Reads every page into `issues` (by number, later pages win), skipping pull
-    /// requests.
+    /// requests; returns the number of pages read.
     async fn read_issues(
         &self,
         pages: &mut Pages,
         url: &str,
         issues: &mut BTreeMap<u64, WireIssue>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<usize, SourceError> {
+        let mut read = 0;
         while let Some(body) = self.next_page(pages).await? {
+            read += 1;
             for value in models::array(&body, url)? {
                 if let Some(Some(issue)) =
                     self.item(Endpoint::Issues, value.and_then(models::issue))
@@ -109,6 +119,6 @@ impl RepoSync<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(read)
     }
 }
