@@ -291,40 +291,18 @@ impl Client {
         body: &serde_json::Value,
         cancel: &CancellationToken,
     ) -> Attempt<serde_json::Value> {
-        let endpoint = Endpoint::Graphql;
         let request = self.octocrab._post(uri.clone(), Some(body));
-        let response = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return failed(GithubError::Cancelled),
-            response = request => response,
-        };
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => {
-                self.count(endpoint, "error");
-                return failed(GithubError::Unreachable {
-                    url: url.to_owned(),
-                    cause: error_chain(&error),
-                });
-            }
-        };
-        let status = response.status();
-        self.count(endpoint, status.as_str());
-        let headers = response.headers().clone();
-        let body = response.into_body();
-        let result = match self
-            .read_response(endpoint, status, &headers, body, url, cancel)
-            .await
-        {
-            Ok(Fetched::Page { body, .. }) => graphql_data(&body, &headers, url),
-            Ok(Fetched::NotModified) => Err(GithubError::InvalidBody {
+        let attempt = self.exchange(Endpoint::Graphql, request, url, cancel).await;
+        let result = match (attempt.result, &attempt.headers) {
+            (Ok(Fetched::Page { body, .. }), Some(headers)) => graphql_data(&body, headers, url),
+            (Ok(_), _) => Err(GithubError::InvalidBody {
                 url: url.to_owned(),
                 reason: "304 to a GraphQL query".to_owned(),
             }),
-            Err(error) => Err(error),
+            (Err(error), _) => Err(error),
         };
         Attempt {
-            headers: Some(headers),
+            headers: attempt.headers,
             result,
         }
     }
@@ -344,6 +322,20 @@ impl Client {
             headers.insert(IF_NONE_MATCH, tag);
         }
         let request = self.octocrab._get_with_headers(uri.clone(), Some(headers));
+        self.exchange(endpoint, request, url, cancel).await
+    }
+
+    /// Sends `request` (counted under `endpoint`; given up on shutdown) and reads
+    /// its answer: the headers (for the governor) and what the answer means.
+    async fn exchange(
+        &self,
+        endpoint: Endpoint,
+        request: impl std::future::Future<
+            Output = octocrab::Result<http::Response<BoxBody<Bytes, octocrab::Error>>>,
+        >,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Attempt<Fetched> {
         let response = tokio::select! {
             biased;
             () = cancel.cancelled() => return failed(GithubError::Cancelled),
