@@ -169,6 +169,19 @@ struct Budget {
 }
 
 impl Budget {
+    /// The budget as of `now` (starting a new window when the old one passed).
+    fn state(&mut self, now: i64) -> RateLimitState {
+        self.refresh(now);
+        let reset = self.reset_at(now);
+        RateLimitState {
+            limit: self.limit,
+            used: self.used,
+            remaining: self.remaining(),
+            reset,
+            violations: self.violations,
+        }
+    }
+
     /// Starts a new window when the old one has passed.
     fn refresh(&mut self, now: i64) {
         if self.reset.is_some_and(|r| now >= r) {
@@ -364,18 +377,7 @@ impl SimHandle {
 
     /// The rate-limit budget now.
     pub fn rate_limit(&self) -> RateLimitState {
-        let now = epoch_now();
-        let mut state = self.shared.state();
-        let budget = &mut state.budget;
-        budget.refresh(now);
-        let reset = budget.reset_at(now);
-        RateLimitState {
-            limit: budget.limit,
-            used: budget.used,
-            remaining: budget.remaining(),
-            reset,
-            violations: budget.violations,
-        }
+        self.shared.state().budget.state(epoch_now())
     }
 
     /// Requests received while the budget was exhausted.

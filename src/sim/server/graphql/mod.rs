@@ -477,18 +477,7 @@ impl Shared {
 impl SimHandle {
     /// The GraphQL budget now (points).
     pub fn graphql_rate_limit(&self) -> RateLimitState {
-        let now = epoch_now();
-        let mut state = self.shared.state();
-        let budget = &mut state.graphql.budget;
-        budget.refresh(now);
-        let reset = budget.reset_at(now);
-        RateLimitState {
-            limit: budget.limit,
-            used: budget.used,
-            remaining: budget.remaining(),
-            reset,
-            violations: budget.violations,
-        }
+        self.shared.state().graphql.budget.state(epoch_now())
     }
 
     /// GraphQL points charged since the server started (or the last
