@@ -50,6 +50,12 @@ pub(crate) struct EnvHistory {
     pub(crate) without_base: bool,
     /// Deployments whose change set could not be determined.
     pub(crate) unknown_changes: u64,
+    /// Deployments after the first whose change set came from the commit graph
+    /// but that graph cannot decide it: `(ordinal, shas that would)`: the deployed
+    /// sha when it is unknown, or the unknown parents the walk reached; empty when
+    /// only a compare can tell (a deployment of an already shipped sha that is not
+    /// an ancestor of the previous one).
+    pub(crate) uncovered: Vec<(u32, Vec<CommitSha>)>,
 }
 
 /// Lookups shared by all environments of a repository.
@@ -132,14 +138,28 @@ pub(crate) fn replay(
                     status = Some(if behind {
                         CompareStatus::Behind
                     } else {
+                        // A path through unknown commits could still make it
+                        // `behind`: only a compare decides.
+                        history.uncovered.push((ordinal, Vec::new()));
                         CompareStatus::Diverged
                     });
                 } else {
                     mark_new_history(graph, head, ordinal, &mut history.marks, scratch);
                     status = Some(CompareStatus::Ahead);
+                    if graph.has_unknown_parents() {
+                        let edge: Vec<CommitSha> = scratch
+                            .changes
+                            .iter()
+                            .flat_map(|&change| graph.unknown_parents_of(change))
+                            .collect();
+                        if !edge.is_empty() {
+                            history.uncovered.push((ordinal, edge));
+                        }
+                    }
                 }
             } else {
                 history.unknown_changes += 1;
+                history.uncovered.push((ordinal, vec![record.sha]));
             }
         }
 

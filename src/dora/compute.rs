@@ -241,23 +241,21 @@ fn snapshot_of(analysed: &AnalysedRepos, config: &EngineConfig, now: Timestamp) 
     }
 }
 
-fn analyse_repository(
-    name: &RepoName,
-    team: Team,
-    repo: &RepoEvents,
-    config: &EngineConfig,
+/// Per configured production environment (by index): the successful deployments
+/// at or before `now` in replay order (deploy time, then source and id), and the
+/// number of failed attempts.
+#[allow(clippy::type_complexity)]
+pub(crate) fn production_deployments<'a>(
+    repo: &'a RepoEvents,
+    production: &[Environment],
     now: Timestamp,
-    scratch: &mut Scratch,
-    diagnostics: &mut Diagnostics,
-) -> RepoResult {
-    let production = &config.production_environments;
+) -> (Vec<Vec<(&'a DeploymentRecord, i64)>>, Vec<u64>) {
     // Repository environment index -> production environment index.
     let production_index: Vec<Option<usize>> = repo
         .environments
         .iter()
         .map(|env| production.iter().position(|p| p.matches(env.as_str())))
         .collect();
-
     let mut successful: Vec<Vec<(&DeploymentRecord, i64)>> = vec![Vec::new(); production.len()];
     let mut attempt_failures = vec![0u64; production.len()];
     for record in &repo.deployments {
@@ -270,6 +268,23 @@ fn analyse_repository(
             _ => {}
         }
     }
+    for list in &mut successful {
+        list.sort_unstable_by_key(|(record, at)| (*at, record.source, record.id));
+    }
+    (successful, attempt_failures)
+}
+
+fn analyse_repository(
+    name: &RepoName,
+    team: Team,
+    repo: &RepoEvents,
+    config: &EngineConfig,
+    now: Timestamp,
+    scratch: &mut Scratch,
+    diagnostics: &mut Diagnostics,
+) -> RepoResult {
+    let production = &config.production_environments;
+    let (mut successful, attempt_failures) = production_deployments(repo, production, now);
 
     let context = RepoContext {
         repo,
@@ -279,10 +294,7 @@ fn analyse_repository(
     };
     let histories: Vec<changes::EnvHistory> = successful
         .iter_mut()
-        .map(|list| {
-            list.sort_unstable_by_key(|(record, at)| (*at, record.source, record.id));
-            changes::replay(&context, list, scratch)
-        })
+        .map(|list| changes::replay(&context, list, scratch))
         .collect();
 
     let incidents = attribution::incidents_at(&repo.incidents, &config.incident_labels, now);

@@ -73,11 +73,16 @@ pub(crate) struct CommitGraph {
     second_parent: Vec<u32>,
     /// Third and further parents (octopus merges, rare): `(child, parent)`, sorted.
     extra_parents: Vec<(u32, u32)>,
+    /// Parents outside the known commits: `(child, parent sha)`, sorted. Walks stop
+    /// there; a walk that reaches one does not know the whole change set
+    /// (`coverage`).
+    unknown_parents: Vec<(u32, CommitSha)>,
 }
 
 impl CommitGraph {
     /// Sorts by sha, keeps the first of duplicate shas, resolves parents (a parent
-    /// outside the known commits is dropped: walks stop at the edge of what is known).
+    /// outside the known commits is kept aside in `unknown_parents`: walks stop at the
+    /// edge of what is known).
     /// `existing` is merged in (commits added after a repository was finished).
     pub(crate) fn build(mut staged: StagedCommits, existing: Option<CommitGraph>) -> CommitGraph {
         if let Some(graph) = existing {
@@ -104,12 +109,14 @@ impl CommitGraph {
         let mut first_parent = vec![NO_COMMIT; shas.len()];
         let mut second_parent = vec![NO_COMMIT; shas.len()];
         let mut extra_parents = Vec::new();
-        for (position, parent) in staged.parents {
+        let mut unknown_parents = Vec::new();
+        for (position, parent_sha) in staged.parents {
             let child = final_index[position as usize];
             if child == NO_COMMIT {
                 continue;
             }
-            let Ok(parent) = shas.binary_search(&parent) else {
+            let Ok(parent) = shas.binary_search(&parent_sha) else {
+                unknown_parents.push((child, parent_sha));
                 continue;
             };
             let parent = parent as u32;
@@ -129,6 +136,8 @@ impl CommitGraph {
         }
         extra_parents.sort_unstable();
         extra_parents.dedup();
+        unknown_parents.sort_unstable();
+        unknown_parents.dedup();
         CommitGraph {
             shas,
             author_dates,
@@ -136,6 +145,7 @@ impl CommitGraph {
             first_parent,
             second_parent,
             extra_parents,
+            unknown_parents,
         }
     }
 
@@ -143,6 +153,7 @@ impl CommitGraph {
         for index in 0..self.shas.len() {
             let mut parents = Vec::new();
             self.for_each_parent(index as u32, |p| parents.push(self.shas[p as usize]));
+            parents.extend(self.unknown_parents_of(index as u32));
             staged.push(
                 self.shas[index],
                 &parents,
@@ -210,6 +221,25 @@ impl CommitGraph {
             .iter()
             .take_while(move |(child, _)| *child == index)
             .map(|(_, parent)| *parent)
+    }
+
+    /// The parents of `index` that are not known commits.
+    pub(crate) fn unknown_parents_of(&self, index: u32) -> impl Iterator<Item = CommitSha> + '_ {
+        let start = if self.unknown_parents.is_empty() {
+            0
+        } else {
+            self.unknown_parents
+                .partition_point(|(child, _)| *child < index)
+        };
+        self.unknown_parents[start..]
+            .iter()
+            .take_while(move |(child, _)| *child == index)
+            .map(|(_, parent)| *parent)
+    }
+
+    /// Whether some known commit has a parent that is not known.
+    pub(crate) fn has_unknown_parents(&self) -> bool {
+        !self.unknown_parents.is_empty()
     }
 
     /// Calls `visit` on every parent of `index`.

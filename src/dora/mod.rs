@@ -8,6 +8,7 @@
 mod attribution;
 mod changes;
 mod compute;
+mod coverage;
 mod events;
 mod graph;
 mod quantile;
@@ -16,6 +17,7 @@ mod thresholds;
 mod window;
 
 pub use compute::{compute, compute_with_trend, TrendPoint, TrendValues};
+pub use coverage::{uncovered_change_sets, UncoveredChangeSet};
 pub use events::{Events, EventsBuilder};
 pub use quantile::{quantile, quantiles};
 pub use snapshot::{

@@ -5,13 +5,14 @@
 //! deployment (through REST); a new deployment costs one GraphQL page; and the
 //! numbers equal the REST path's.
 
-use crate::scenario::{at, tiny, API};
+use crate::scenario::{at, tiny, API, DAY, HOUR};
 use crate::support::{config_with, get, ready_metrics, repo, samples, value, workflow_repo, World};
 use dora_collector::domain::StatusState;
-use dora_collector::sim::{NewDeployment, NewOutcome};
+use dora_collector::sim::{MergeStyle, NewDeployment, NewOutcome, NewPull};
 
 const GRAPHQL: &str = "POST /graphql";
 const DEPLOYMENTS: &str = "GET /repos/{owner}/{repo}/deployments";
+const COMPARE: &str = "GET /repos/{owner}/{repo}/compare/{basehead}";
 const STATUSES: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
 
 fn repos() -> Vec<crate::support::Repo<'static>> {
@@ -39,10 +40,15 @@ async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_po
     let counts = world.sim.request_counts();
     assert_eq!(
         counts.route(GRAPHQL),
-        1,
-        "one page of deployments: {counts:?}"
+        3,
+        "one page of deployments, one page of history per repository: {counts:?}"
     );
     assert_eq!(counts.route(STATUSES), 0, "{counts:?}");
+    assert_eq!(
+        counts.route(COMPARE),
+        0,
+        "history decides every change set: {counts:?}"
+    );
     assert_eq!(counts.route(DEPLOYMENTS), 1, "the probe: {counts:?}");
     assert!(world.sim.graphql_points_used() >= 1);
 
@@ -102,4 +108,81 @@ async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_po
 /// The scenario's pending deployment (the tiny scenario has exactly one).
 fn scenario_pending(_world: &World) -> u64 {
     tiny().pending_deployment
+}
+
+#[tokio::test]
+async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_paths() {
+    let scenario = tiny();
+    let world = World::new(scenario.org.clone()).await;
+    let graphql_config = || {
+        config_with(
+            world.sim.base_url(),
+            &world.sim.token(),
+            &world.store_path(),
+            &repos(),
+            "api = \"graphql\"\n",
+        )
+    };
+    let mut daemon = world.start(graphql_config()).await;
+    ready_metrics(&mut daemon).await;
+
+    // A long-lived branch merged with a merge commit (its commits are older than
+    // anything read so far), a direct push, and a deployment of the new head.
+    world.sim.with_org_mut(|org| {
+        org.merge_pull(
+            API,
+            NewPull {
+                title: "A long-lived branch".to_owned(),
+                labels: vec![],
+                commit_dates: vec![at(-120 * DAY), at(-100 * DAY), at(-3 * DAY)],
+                opened_at: at(-120 * DAY),
+                merged_at: at(-2 * HOUR),
+                style: MergeStyle::MergeCommit,
+            },
+        )
+        .unwrap();
+        org.push_commit(API, "A direct push", at(-HOUR), at(-HOUR))
+            .unwrap();
+        org.add_deployment(
+            API,
+            NewDeployment {
+                environment: "production".to_owned(),
+                sha: None,
+                created_at: at(-30 * 60),
+                outcome: NewOutcome::Success { after: 120 },
+            },
+        )
+        .unwrap();
+    });
+    world.sim.reset_counts();
+    daemon.sync_now();
+    daemon.wait_for_cycles(2).await.unwrap();
+    let counts = world.sim.request_counts();
+    assert_eq!(counts.route(COMPARE), 0, "{counts:?}");
+    assert!(
+        (2..=3).contains(&counts.route(GRAPHQL)),
+        "a deployments page and a history page or two: {counts:?}"
+    );
+
+    // An idle sync reads no history again.
+    world.sim.reset_counts();
+    daemon.sync_now();
+    daemon.wait_for_cycles(3).await.unwrap();
+    let counts = world.sim.request_counts();
+    assert_eq!(counts.route(GRAPHQL), 0, "{counts:?}");
+    let (_, graphql_metrics) = get(&daemon, "/metrics").await;
+    daemon.shutdown().await.unwrap();
+
+    // The REST path (a compare per change set) on the same organisation, from
+    // scratch, exports the same values.
+    let org = world.sim.with_org_mut(|org| org.clone());
+    let rest_world = World::new(org).await;
+    let mut rest = rest_world.start(rest_world.config(&repos())).await;
+    let rest_metrics = ready_metrics(&mut rest).await;
+    rest.shutdown().await.unwrap();
+    assert!(rest_world.sim.request_counts().route(COMPARE) > 0);
+    assert_eq!(
+        samples(&graphql_metrics, true),
+        samples(&rest_metrics, true)
+    );
 }

@@ -1,22 +1,28 @@
 //! Step 2: change sets. For every consecutive pair `(P, D)` of successful
 //! deployments to a production environment whose compare the store lacks
-//! (`Store::missing_compares`, in deploy-time order), read
-//! `compare/P.sha...D.sha` with all its pages and store the result as a `Compare`
-//! plus one `CommitRecord` per commit (parents and author date), which the engine
-//! turns into changes (dora-definitions §1).
+//! (`Store::missing_compares`, in deploy-time order), the commits `D` shipped.
 //!
-//! There is no cursor: a stored compare is never read again, and the store says
-//! which pairs are missing. Compares are written in batches of
-//! [`COMPARES_PER_BATCH`], so an interrupted first sync keeps most of its work.
-//! A pair GitHub cannot compare (a sha that no longer exists: 404 or 422) is
-//! skipped and logged; the engine then walks the stored commit graph instead.
+//! With `github.api = "graphql"` the deployed history is read first
+//! (`history.rs`) and the engine walks it; only the pairs it cannot decide get a
+//! compare, and a digest of the pairs left (the `history` cursor) makes a sync
+//! with no new deployment read nothing. With `"rest"` every pair is one
+//! `compare/P.sha...D.sha` with all its pages, stored as a `Compare` plus one
+//! `CommitRecord` per commit (parents and author date), which the engine turns
+//! into changes (dora-definitions §1).
+//!
+//! A stored compare is never read again, and the store says which pairs are
+//! missing. Compares are written in batches of [`COMPARES_PER_BATCH`], so an
+//! interrupted first sync keeps most of its work. A pair GitHub cannot compare
+//! (a sha that no longer exists: 404 or 422) is skipped and logged; the engine
+//! then walks the stored commit graph instead.
 
 use super::client::{Endpoint, Pages, PER_PAGE};
 use super::models;
 use super::{GithubError, RepoSync};
-use crate::domain::{CommitSha, Compare, CompareStatus};
+use crate::config::GithubApi;
+use crate::domain::{CommitSha, Compare, CompareStatus, Environment};
 use crate::sources::SourceError;
-use crate::store::{CommitRecord, SyncBatch};
+use crate::store::{CommitRecord, Cursor, SyncBatch};
 use std::collections::HashSet;
 
 /// Compares written per transaction.
@@ -37,14 +43,25 @@ impl RepoSync<'_> {
         let missing = self
             .read(move |store| store.missing_compares(&repository))
             .await?;
-        let mut seen = HashSet::new();
-        let mut pairs: Vec<(CommitSha, CommitSha)> = missing
-            .into_iter()
-            .filter(|(environment, _, _)| self.production_index(environment).is_some())
-            .map(|(_, base, head)| (base, head))
-            .filter(|pair| seen.insert(*pair))
-            .collect();
-        if pairs.len() > MAX_COMPARES_PER_SYNC {
+        let mut pairs = self.production_pairs(missing);
+        // With GraphQL, history decides most change sets; a digest of the pairs
+        // still without a compare says whether anything changed since it last did.
+        let history = (self.settings.api == GithubApi::Graphql).then(|| self.history_cursor_key());
+        if let Some(key) = &history {
+            if pairs.is_empty() {
+                return Ok(());
+            }
+            let read_key = key.clone();
+            let cursor = self.read(move |store| store.cursor(&read_key)).await?;
+            if cursor.and_then(|c| c.opaque) == Some(digest(&pairs)) {
+                return Ok(());
+            }
+            let undecided: HashSet<(CommitSha, CommitSha)> =
+                self.sync_history().await?.into_iter().collect();
+            pairs.retain(|pair| undecided.contains(pair));
+        }
+        let complete = pairs.len() <= MAX_COMPARES_PER_SYNC;
+        if !complete {
             tracing::info!(
                 repository = %self.repository,
                 missing = pairs.len(),
@@ -81,7 +98,40 @@ impl RepoSync<'_> {
                 self.apply(full).await?;
             }
         }
-        self.apply(batch).await
+        self.apply(batch).await?;
+        if let (Some(key), true) = (history, complete) {
+            // What is left has been decided as far as GitHub can: until a
+            // deployment changes the list, nothing is read again.
+            let repository = self.repository.clone();
+            let left = self
+                .read(move |store| store.missing_compares(&repository))
+                .await?;
+            let mut batch = SyncBatch::new(self.repository.clone());
+            batch.cursors.push((
+                key,
+                Cursor {
+                    since: None,
+                    opaque: Some(digest(&self.production_pairs(left))),
+                    updated_at: self.context.now,
+                },
+            ));
+            self.apply(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The distinct `(base, head)` pairs of production environments.
+    fn production_pairs(
+        &self,
+        missing: Vec<(Environment, CommitSha, CommitSha)>,
+    ) -> Vec<(CommitSha, CommitSha)> {
+        let mut seen = HashSet::new();
+        missing
+            .into_iter()
+            .filter(|(environment, _, _)| self.production_index(environment).is_some())
+            .map(|(_, base, head)| (base, head))
+            .filter(|pair| seen.insert(*pair))
+            .collect()
     }
 
     /// All pages of `compare/{base}...{head}`.
@@ -142,4 +192,17 @@ impl RepoSync<'_> {
         };
         Ok((compare, commits))
     }
+}
+
+/// A short digest of `pairs` (the history cursor's value).
+fn digest(pairs: &[(CommitSha, CommitSha)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (base, head) in pairs {
+        hasher.update(base.as_bytes());
+        hasher.update(head.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{}:{hex}", pairs.len())
 }

@@ -95,7 +95,7 @@ pub enum Endpoint {
     Issues,
     Pulls,
     PullCommits,
-    /// `POST /graphql` (deployments with their statuses).
+    /// `POST /graphql` (deployments with their statuses, commit history).
     Graphql,
 }
 
@@ -109,7 +109,7 @@ impl Endpoint {
             Endpoint::Compare => "Contents: read",
             Endpoint::Issues => "Issues: read",
             Endpoint::Pulls | Endpoint::PullCommits => "Pull requests: read",
-            Endpoint::Graphql => "Deployments: read",
+            Endpoint::Graphql => "Deployments: read and Contents: read",
         }
     }
 

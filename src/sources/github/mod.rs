@@ -10,8 +10,10 @@
 //! 1. `deployments` or `workflow_runs`: new and still-pending deployments, and on
 //!    the first sync one older successful deployment per production environment as
 //!    the base of the first change set;
-//! 2. `changes`: the compare of every consecutive pair of successful deployments
-//!    the store lacks (`Store::missing_compares`), with the commits;
+//! 2. `changes`: the change set of every consecutive pair of successful
+//!    deployments the store lacks (`Store::missing_compares`): with GraphQL the
+//!    deployed history in pages of 100 commits (`history.rs`) and a compare only
+//!    for a pair that history cannot decide; with REST a compare per pair;
 //! 3. `incidents`: issues with an incident label, per label;
 //! 4. `pulls`: merged pull requests (rework labels, PR-based lead-time starts).
 //!
@@ -19,7 +21,7 @@
 //!
 //! With `github.api = "graphql"` (the default) step 1 lists deployments with
 //! their statuses through GraphQL (`graphql.rs`) instead of a statuses request per
-//! deployment.
+//! deployment, and step 2 reads history instead of a compare per deployment.
 //!
 //! Not here: webhooks, GitHub Apps authentication, and anything about
 //! what counts as a DORA event beyond skipping what can never count (non-production
@@ -31,6 +33,7 @@ mod deployments;
 mod error;
 mod governor;
 mod graphql;
+mod history;
 mod incidents;
 mod models;
 mod pulls;

@@ -1,0 +1,195 @@
+//! Which change sets the known commit history decides: the engine takes a
+//! deployment's change set from a stored compare when there is one and otherwise
+//! walks the commit graph from the deployed sha down to what earlier deployments
+//! shipped. That walk is only the real change set when it never leaves the known
+//! commits. This module replays the same walks (`changes::replay`) and lists the
+//! deployments whose walk did leave them, with the shas that would complete it.
+//!
+//! A source uses it to read just enough history, and to ask for a compare only
+//! where history cannot answer (dora-definitions §1). It reads nothing itself.
+
+use super::changes::{self, RepoContext, Scratch};
+use super::compute::production_deployments;
+use super::{Events, LeadTimeStart};
+use crate::domain::{CommitSha, Environment, RepoName, Timestamp};
+use std::collections::HashMap;
+
+/// A consecutive pair of successful production deployments whose change set
+/// neither a stored compare nor the known history decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncoveredChangeSet {
+    pub repository: RepoName,
+    /// The configured production environment.
+    pub environment: Environment,
+    /// The previous successful deployment's sha and deploy time.
+    pub base: CommitSha,
+    pub base_at: Timestamp,
+    /// The deployment's sha and deploy time.
+    pub head: CommitSha,
+    pub head_at: Timestamp,
+    /// Shas whose history would decide it: the deployed sha when it is unknown,
+    /// or the unknown parents its walk reached. Empty when only a compare can (a
+    /// deployment of an already shipped sha that is not known to be an ancestor
+    /// of the previous one).
+    pub missing: Vec<CommitSha>,
+}
+
+/// Every uncovered change set of `events` at `now` for the `production`
+/// environments, per repository in deploy-time order.
+pub fn uncovered_change_sets(
+    events: &Events,
+    production: &[Environment],
+    now: Timestamp,
+) -> Vec<UncoveredChangeSet> {
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for (name, repo) in &events.repositories {
+        let (successful, _) = production_deployments(repo, production, now);
+        let context = RepoContext {
+            repo,
+            lead_time_start: LeadTimeStart::Commit,
+            pr_start: HashMap::new(),
+            rework_merges: Vec::new(),
+        };
+        for (environment, list) in production.iter().zip(&successful) {
+            let history = changes::replay(&context, list, &mut scratch);
+            for (ordinal, missing) in history.uncovered {
+                let (base, base_at) = list[ordinal as usize - 1];
+                let (head, head_at) = list[ordinal as usize];
+                out.push(UncoveredChangeSet {
+                    repository: name.clone(),
+                    environment: environment.clone(),
+                    base: base.sha,
+                    base_at: Timestamp(base_at),
+                    head: head.sha,
+                    head_at: Timestamp(head_at),
+                    missing,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Commit, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
+    };
+
+    fn sha(n: u8) -> CommitSha {
+        CommitSha::from_bytes([n; 20])
+    }
+
+    fn repo() -> RepoName {
+        RepoName::parse("acme/api").unwrap()
+    }
+
+    fn commit(n: u8, parents: &[u8]) -> Commit {
+        Commit::new(
+            sha(n),
+            parents.iter().map(|p| sha(*p)).collect(),
+            Timestamp(i64::from(n) * 100),
+            "a change",
+        )
+    }
+
+    fn deployment(id: u64, n: u8, at: i64) -> Deployment {
+        Deployment {
+            source: DeploymentSource::GithubDeployments,
+            repository: repo(),
+            id,
+            environment: Environment::parse("production").unwrap(),
+            sha: sha(n),
+            created_at: Timestamp(at),
+            outcome: DeploymentOutcome::Succeeded { at: Timestamp(at) },
+        }
+    }
+
+    fn uncovered(commits: &[Commit], deployments: &[Deployment]) -> Vec<(u8, Vec<CommitSha>)> {
+        uncovered_with(commits, deployments, &[])
+    }
+
+    fn uncovered_with(
+        commits: &[Commit],
+        deployments: &[Deployment],
+        compares: &[Compare],
+    ) -> Vec<(u8, Vec<CommitSha>)> {
+        let mut builder = Events::builder();
+        for c in commits {
+            builder.commit(&repo(), c);
+        }
+        for d in deployments {
+            builder.deployment(d.clone());
+        }
+        for c in compares {
+            builder.compare(&repo(), c.clone());
+        }
+        let events = builder.build();
+        let production = [Environment::parse("Production").unwrap()];
+        uncovered_change_sets(&events, &production, Timestamp(1_000_000))
+            .into_iter()
+            .map(|u| (u.head.as_bytes()[0], u.missing))
+            .collect()
+    }
+
+    #[test]
+    fn a_linear_history_read_down_to_the_first_deployment_decides_everything() {
+        // 1 <- 2 <- 3 <- 4, deployed 2 then 4; 1's parent 0 is unknown but only
+        // the first deployment (no change set) reaches it.
+        let commits = [
+            commit(1, &[0]),
+            commit(2, &[1]),
+            commit(3, &[2]),
+            commit(4, &[3]),
+        ];
+        let deployments = [deployment(1, 2, 1_000), deployment(2, 4, 2_000)];
+        assert_eq!(uncovered(&commits, &deployments), vec![]);
+    }
+
+    #[test]
+    fn an_unknown_deployed_sha_or_an_unknown_parent_on_the_walk_is_uncovered() {
+        let commits = [commit(1, &[]), commit(2, &[1]), commit(4, &[2, 3])];
+        // 4 merges 3, which is unknown: the walk from 4 leaves the known commits.
+        let deployments = [
+            deployment(1, 1, 1_000),
+            deployment(2, 4, 2_000),
+            deployment(3, 9, 3_000),
+        ];
+        assert_eq!(
+            uncovered(&commits, &deployments),
+            vec![(4, vec![sha(3)]), (9, vec![sha(9)])]
+        );
+        // A stored compare decides the pair whatever the graph knows.
+        let compare = Compare {
+            base: sha(1),
+            head: sha(4),
+            status: CompareStatus::Ahead,
+            commits: vec![sha(2), sha(4)],
+        };
+        assert_eq!(
+            uncovered_with(&commits, &deployments, &[compare]),
+            vec![(9, vec![sha(9)])]
+        );
+    }
+
+    #[test]
+    fn a_redeploy_and_a_rollback_to_an_ancestor_are_decided_a_diverged_one_is_not() {
+        let commits = [
+            commit(1, &[]),
+            commit(2, &[1]),
+            commit(3, &[2]),
+            commit(5, &[1]),
+        ];
+        let deployments = [
+            deployment(1, 2, 1_000),
+            deployment(2, 3, 2_000),
+            deployment(3, 3, 3_000), // redeploy
+            deployment(4, 2, 4_000), // rollback: 2 is an ancestor of 3
+            deployment(5, 5, 5_000), // 5 forks at 1: new history, decided
+            deployment(6, 3, 6_000), // 3 again: shipped, not an ancestor of 5
+        ];
+        assert_eq!(uncovered(&commits, &deployments), vec![(3, vec![])]);
+    }
+}

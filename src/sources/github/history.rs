@@ -1,0 +1,435 @@
+//! Step 2 with GraphQL: change sets from the deployed history instead of a
+//! compare per deployment. The commits the deployments shipped are read as
+//! history pages (`Commit.history`, 100 commits a page with their parents, one
+//! point each), stored, and the engine walks them (dora-definitions §1: the
+//! commits reachable from the deployed sha that no earlier deployment shipped).
+//! A compare is read only for a pair the history cannot decide
+//! ([`crate::dora::uncovered_change_sets`]): a deployed sha GitHub no longer has,
+//! a walk that leaves what was read within the page bounds, a redeploy of an older
+//! sha that is not known to be an ancestor of the previous one.
+//!
+//! How much is read: a listing starts at the newest undecided deployed sha (or
+//! the unknown parent a walk stopped at) and pages back, newest commit first,
+//! without asking which change sets are decided until it has passed the oldest
+//! undecided pair's base deployment, or a page brought nothing new; from then on it
+//! asks after every page and stops as soon as everything is decided. So a first
+//! sync reads the window's history about once, and a sync after one deployment
+//! reads one page.
+//!
+//! Cursor `history?environments=…`: `opaque` is a digest of the pairs that still
+//! lack a compare once this step succeeded; while the store lists the same pairs
+//! (no deployment succeeded since), the step reads nothing, not even the store's
+//! commits.
+//!
+//! Not here: the compares themselves (`changes.rs`), the deployments listing.
+
+use super::client::PER_PAGE;
+use super::{GithubError, RepoSync};
+use crate::domain::{CommitSha, Timestamp};
+use crate::dora::{uncovered_change_sets, UncoveredChangeSet};
+use crate::sources::SourceError;
+use crate::store::{CommitRecord, CursorKey, SyncBatch};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashSet;
+
+/// The cursor endpoint name's base (the name also carries the production
+/// environments, as the deployments cursor's does).
+pub const CURSOR: &str = "history";
+
+/// Parents read per commit: merges have two; octopus merges rarely more. A commit
+/// with more keeps the first ten (logged), and a walk through it may stop short.
+pub const PARENTS_PER_COMMIT: u32 = 10;
+
+/// The most history pages one repository sync reads (100,000 commits); the pairs
+/// still undecided then get compares.
+pub const MAX_HISTORY_PAGES_PER_SYNC: usize = 1_000;
+
+/// Pages read after a listing passed the oldest undecided base deployment, before
+/// the remaining pairs are left to compares: bounds the cost of a change set that
+/// ships very old commits (a long-lived branch merged without a rebase).
+pub const MAX_PAGES_PAST_BASES: usize = 10;
+
+/// The query of one history page. `rateLimit { cost }` makes the answer say what it
+/// cost (debug log).
+const HISTORY_QUERY: &str = r#"
+query History($owner: String!, $name: String!, $oid: GitObjectID!, $first: Int!, $parents: Int!, $after: String) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    object(oid: $oid) {
+      ... on Commit {
+        history(first: $first, after: $after) {
+          pageInfo { hasNextPage endCursor }
+          nodes {
+            oid
+            authoredDate
+            committedDate
+            message
+            parents(first: $parents) { totalCount nodes { oid } }
+          }
+        }
+      }
+    }
+  }
+}
+"#;
+
+/// One page of history: the commits, the oldest committer date on it, and the
+/// cursor of the next page.
+struct HistoryPage {
+    commits: Vec<CommitRecord>,
+    oldest_committed: Option<Timestamp>,
+    next: Option<String>,
+}
+
+/// One listing: the history of `start`, page by page.
+struct Listing {
+    start: CommitSha,
+    after: Option<String>,
+    done: bool,
+    /// Parents of the commits listed so far that were not listed yet: the
+    /// unknown shas this listing will still reach.
+    reaches: HashSet<CommitSha>,
+}
+
+impl RepoSync<'_> {
+    /// The cursor key of this step.
+    pub(super) fn history_cursor_key(&self) -> CursorKey {
+        let mut environments: Vec<String> = self
+            .settings
+            .production
+            .iter()
+            .map(|e| e.as_str().to_ascii_lowercase())
+            .collect();
+        environments.sort();
+        CursorKey::new(
+            self.repository.clone(),
+            super::cursor_name(CURSOR, &[("environments", environments.join(","))]),
+        )
+    }
+
+    /// Reads the history the undecided change sets need and stores it; returns the
+    /// pairs `(base, head)` only a compare can decide.
+    pub(super) async fn sync_history(&self) -> Result<Vec<(CommitSha, CommitSha)>, SourceError> {
+        let mut uncovered = self.uncovered().await?;
+        let mut listing: Option<Listing> = None;
+        let mut started: HashSet<CommitSha> = HashSet::new();
+        let mut known: HashSet<CommitSha> = HashSet::new();
+        let mut pages = 0usize;
+        let mut pages_past_bases = 0usize;
+        loop {
+            let wanted: HashSet<CommitSha> = uncovered
+                .iter()
+                .flat_map(|u| u.missing.iter().copied())
+                .collect();
+            if wanted.is_empty() {
+                break;
+            }
+            let keep = listing
+                .as_ref()
+                .is_some_and(|l| !l.done && wanted.iter().any(|sha| l.reaches.contains(sha)));
+            if !keep {
+                // The newest undecided deployment first: its history holds most of
+                // the older ones'.
+                let start = uncovered
+                    .iter()
+                    .rev()
+                    .flat_map(|u| u.missing.iter())
+                    .find(|sha| !started.contains(*sha))
+                    .copied();
+                let Some(start) = start else { break };
+                started.insert(start);
+                listing = Some(Listing {
+                    start,
+                    after: None,
+                    done: false,
+                    reaches: HashSet::new(),
+                });
+            }
+            let Some(current) = listing.as_mut() else {
+                break;
+            };
+            let oldest_base = uncovered
+                .iter()
+                .filter(|u| !u.missing.is_empty())
+                .map(|u| u.base_at)
+                .min()
+                .unwrap_or(Timestamp(i64::MIN));
+            // Page on without asking the store until the listing is past the
+            // oldest undecided base, or brings nothing new, or ends.
+            loop {
+                self.check_cancelled()?;
+                if pages >= MAX_HISTORY_PAGES_PER_SYNC {
+                    tracing::info!(
+                        repository = %self.repository,
+                        pages,
+                        "read the most history pages one sync reads; the change sets still \
+                         undecided are read as compares"
+                    );
+                    return Ok(pairs(&self.uncovered().await?));
+                }
+                let Some(page) = self.history_page(current).await? else {
+                    // GitHub does not know the sha (force-pushed away): compares
+                    // decide its pairs (and say so).
+                    current.done = true;
+                    break;
+                };
+                pages += 1;
+                let mut fresh = 0;
+                for commit in &page.commits {
+                    current.reaches.remove(&commit.sha);
+                    if known.insert(commit.sha) {
+                        fresh += 1;
+                    }
+                }
+                for commit in &page.commits {
+                    for parent in &commit.parents {
+                        if !known.contains(parent) {
+                            current.reaches.insert(*parent);
+                        }
+                    }
+                }
+                current.after = page.next.clone();
+                current.done = page.next.is_none();
+                let past_bases = page.oldest_committed.is_some_and(|at| at < oldest_base);
+                let mut batch = SyncBatch::new(self.repository.clone());
+                batch.commits = page.commits;
+                self.apply(batch).await?;
+                if past_bases {
+                    pages_past_bases += 1;
+                }
+                if current.done || past_bases || fresh == 0 {
+                    break;
+                }
+            }
+            uncovered = self.uncovered().await?;
+            if pages_past_bases >= MAX_PAGES_PAST_BASES {
+                tracing::info!(
+                    repository = %self.repository,
+                    undecided = uncovered.len(),
+                    "change sets ship commits much older than their deployments; reading \
+                     compares for them"
+                );
+                break;
+            }
+        }
+        Ok(pairs(&uncovered))
+    }
+
+    /// The undecided change sets of this repository, from the stored events.
+    async fn uncovered(&self) -> Result<Vec<UncoveredChangeSet>, SourceError> {
+        let repository = self.repository.clone();
+        let production = self.settings.production.clone();
+        let now = self.context.now;
+        self.read(move |store| {
+            let events = store.load_events(std::slice::from_ref(&repository))?;
+            let mut uncovered = uncovered_change_sets(&events, &production, now);
+            uncovered.sort_by_key(|u| (u.head_at, u.base_at));
+            Ok(uncovered)
+        })
+        .await
+    }
+
+    /// The next page of `listing`; `None` when GitHub does not know its start.
+    async fn history_page(&self, listing: &Listing) -> Result<Option<HistoryPage>, GithubError> {
+        let variables = json!({
+            "owner": self.repository.owner(),
+            "name": self.repository.name(),
+            "oid": listing.start.to_string(),
+            "first": PER_PAGE,
+            "parents": PARENTS_PER_COMMIT,
+            "after": listing.after,
+        });
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data = self
+            .client
+            .graphql(HISTORY_QUERY, variables, &self.context.shutdown)
+            .await?;
+        let url = self.client.graphql_url();
+        let data: Data = serde_json::from_value(data).map_err(|e| GithubError::InvalidBody {
+            url: url.to_owned(),
+            reason: format!("unexpected history answer: {e}"),
+        })?;
+        if let Some(rate) = &data.rate_limit {
+            tracing::debug!(
+                repository = %self.repository,
+                cost = rate.cost,
+                remaining = rate.remaining,
+                "GraphQL history page"
+            );
+        }
+        let Some(repository) = data.repository else {
+            return Err(GithubError::NotFound {
+                url: format!("{url} (repository {})", self.repository),
+            });
+        };
+        let Some(history) = repository.object.and_then(|o| o.history) else {
+            tracing::warn!(
+                repository = %self.repository,
+                sha = %listing.start,
+                "GitHub does not know a deployed commit (force-pushed away?); its change set \
+                 is left to a compare"
+            );
+            return Ok(None);
+        };
+        let mut oldest_committed: Option<Timestamp> = None;
+        let mut commits = Vec::with_capacity(history.nodes.len());
+        for node in history.nodes {
+            let (record, committed) = match commit(node) {
+                Ok(parsed) => parsed,
+                Err(reason) => {
+                    self.item::<()>(super::Endpoint::Graphql, Err(reason));
+                    continue;
+                }
+            };
+            oldest_committed = Some(oldest_committed.map_or(committed, |o| o.min(committed)));
+            commits.push(record);
+        }
+        let next = match history.page_info.end_cursor {
+            Some(cursor) if history.page_info.has_next_page => Some(cursor),
+            _ => None,
+        };
+        Ok(Some(HistoryPage {
+            commits,
+            oldest_committed,
+            next,
+        }))
+    }
+}
+
+/// The `(base, head)` pairs of `uncovered`.
+fn pairs(uncovered: &[UncoveredChangeSet]) -> Vec<(CommitSha, CommitSha)> {
+    uncovered.iter().map(|u| (u.base, u.head)).collect()
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "rateLimit")]
+    rate_limit: Option<RateLimitInfo>,
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct RateLimitInfo {
+    cost: Option<u64>,
+    remaining: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    object: Option<Object>,
+}
+
+/// A `GitObject`; `history` is absent when it is not a commit.
+#[derive(Deserialize)]
+struct Object {
+    history: Option<History>,
+}
+
+#[derive(Deserialize)]
+struct History {
+    #[serde(rename = "pageInfo")]
+    page_info: PageInfo,
+    nodes: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct PageInfo {
+    #[serde(rename = "hasNextPage")]
+    has_next_page: bool,
+    #[serde(rename = "endCursor")]
+    end_cursor: Option<String>,
+}
+
+/// One commit node: the record and its committer date.
+fn commit(value: serde_json::Value) -> Result<(CommitRecord, Timestamp), super::models::Skip> {
+    #[derive(Deserialize)]
+    struct Node {
+        oid: String,
+        #[serde(rename = "authoredDate")]
+        authored_date: String,
+        #[serde(rename = "committedDate")]
+        committed_date: String,
+        message: Option<String>,
+        parents: Parents,
+    }
+    #[derive(Deserialize)]
+    struct Parents {
+        #[serde(rename = "totalCount")]
+        total_count: usize,
+        nodes: Vec<Parent>,
+    }
+    #[derive(Deserialize)]
+    struct Parent {
+        oid: String,
+    }
+    let node: Node =
+        serde_json::from_value(value).map_err(|e| format!("unexpected commit: {e}"))?;
+    let sha = CommitSha::parse(&node.oid).map_err(|e| format!("oid: {e}"))?;
+    let authored =
+        Timestamp::parse_rfc3339(&node.authored_date).map_err(|e| format!("authoredDate: {e}"))?;
+    let committed = Timestamp::parse_rfc3339(&node.committed_date)
+        .map_err(|e| format!("committedDate: {e}"))?;
+    let parents = node
+        .parents
+        .nodes
+        .iter()
+        .map(|p| CommitSha::parse(&p.oid).map_err(|e| format!("parents.oid: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if node.parents.total_count > parents.len() {
+        tracing::warn!(
+            %sha,
+            parents = node.parents.total_count,
+            "a commit with more parents than are read; walks through it may stop short"
+        );
+    }
+    let record = CommitRecord::new(
+        sha,
+        parents,
+        authored,
+        node.message.as_deref().unwrap_or(""),
+    );
+    Ok((record, committed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+    const PARENT: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_commit_node_gives_its_record_and_committer_date() {
+        let (record, committed) = commit(json!({
+            "oid": SHA,
+            "authoredDate": "2026-01-02T03:04:05Z",
+            "committedDate": "2026-01-03T00:00:00Z",
+            "message": "Revert \"x\"\n\nThis reverts commit 0123.",
+            "parents": {"totalCount": 1, "nodes": [{"oid": PARENT}]},
+        }))
+        .unwrap();
+        assert_eq!(record.sha.to_string(), SHA);
+        assert_eq!(record.parents[0].to_string(), PARENT);
+        assert_eq!(record.author_date.to_rfc3339(), "2026-01-02T03:04:05Z");
+        assert_eq!(committed.to_rfc3339(), "2026-01-03T00:00:00Z");
+        assert_eq!(record.message, "Revert \"x\"");
+        assert!(record.is_revert());
+    }
+
+    #[test]
+    fn hostile_commit_nodes_are_skipped_with_a_reason() {
+        let parents = json!({"totalCount": 0, "nodes": []});
+        for hostile in [
+            json!(null),
+            json!([]),
+            json!({"oid": "nope", "authoredDate": "2026-01-02T03:04:05Z", "committedDate": "2026-01-02T03:04:05Z", "parents": parents}),
+            json!({"oid": SHA, "authoredDate": "then", "committedDate": "2026-01-02T03:04:05Z", "parents": parents}),
+            json!({"oid": SHA, "authoredDate": "2026-01-02T03:04:05Z", "committedDate": "2026-01-02T03:04:05Z"}),
+            json!({"oid": SHA, "authoredDate": "2026-01-02T03:04:05Z", "committedDate": "2026-01-02T03:04:05Z", "parents": {"totalCount": 1, "nodes": [{"oid": 7}]}}),
+        ] {
+            assert!(commit(hostile.clone()).is_err(), "{hostile}");
+        }
+    }
+}
