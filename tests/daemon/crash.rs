@@ -33,7 +33,7 @@ const KILLS: usize = 20;
 const SEED: u64 = 5;
 /// Days of simulated history: small enough for a debug build to sync the
 /// organisation in a few seconds, long enough for every kind of event.
-const DAYS: u32 = 14;
+const DAYS: u32 = 60;
 /// Bounds the runs of the binary (a chain whose restarts never complete fails
 /// the test instead of looping).
 const MAX_RUNS: usize = 60;
@@ -64,6 +64,31 @@ fn org() -> Org {
         ..OrgSpec::small(SEED)
     };
     Org::generate(&spec)
+}
+
+/// `restored` without the commits `reference` lacks. History is read in pages of
+/// 100 commits from the newest undecided deployment; a restart resumes from
+/// where the killed run stopped, so its last page may end a few commits further
+/// back than the uninterrupted run's did. Such extra commits are older history
+/// (never a change set's: the engine's values are compared too); any other extra
+/// or missing row still fails.
+fn beyond_pages(restored: Vec<String>, reference: &[String]) -> Vec<String> {
+    let known: std::collections::HashSet<&String> = reference.iter().collect();
+    restored
+        .into_iter()
+        .filter(|line| known.contains(line) || !line.starts_with("commits:"))
+        .collect()
+}
+
+/// The engine's values over everything in `store`.
+fn snapshot(
+    store: &Path,
+    now: dora_collector::domain::Timestamp,
+) -> dora_collector::dora::Snapshot {
+    use dora_collector::store::Store;
+    let store = dora_collector::store::SqliteStore::open(store).unwrap();
+    let events = store.load_events(&store.repositories().unwrap()).unwrap();
+    dora_collector::dora::compute(&events, &dora_collector::dora::EngineConfig::default(), now)
 }
 
 /// Writes the configuration of `org` at `sim` with the store at `store`.
@@ -304,7 +329,9 @@ async fn kill_9_at_20_random_points_of_a_sync_then_restart_gives_the_uninterrupt
     let reference_next = dump(&again_store, history_start, Validators::Exact);
     assert!(
         reference.iter().any(|l| l.starts_with("commits:"))
-            && reference.iter().any(|l| l.starts_with("compares:"))
+            && reference
+                .iter()
+                .any(|l| l.starts_with("cursors:") && l.contains("history"))
             && reference.iter().any(|l| l.starts_with("incidents:"))
             && reference.iter().any(|l| l.starts_with("pull_requests:")),
         "the organisation exercises every table"
@@ -337,7 +364,15 @@ async fn kill_9_at_20_random_points_of_a_sync_then_restart_gives_the_uninterrupt
                 Run::Completed => break,
             }
         }
-        let restored = dump(&store, history_start, Validators::Presence);
+        let now = SystemClock.now();
+        assert!(
+            snapshot(&store, now) == snapshot(&reference_store, now),
+            "chain {chains} (kills {landed:?}): the engine's values differ"
+        );
+        let restored = beyond_pages(
+            dump(&store, history_start, Validators::Presence),
+            &reference,
+        );
         assert!(
             restored == reference,
             "chain {chains} (kills {landed:?}): {}",
@@ -350,7 +385,10 @@ async fn kill_9_at_20_random_points_of_a_sync_then_restart_gives_the_uninterrupt
             next_requests,
             "chain {chains}"
         );
-        let next = dump(&store, history_start, Validators::Exact);
+        let next = beyond_pages(
+            dump(&store, history_start, Validators::Exact),
+            &reference_next,
+        );
         assert!(
             next == reference_next,
             "chain {chains}, next sync (kills {landed:?}): {}",

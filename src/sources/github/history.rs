@@ -220,10 +220,11 @@ impl RepoSync<'_> {
     async fn uncovered(&self) -> Result<Vec<UncoveredChangeSet>, SourceError> {
         let repository = self.repository.clone();
         let production = self.settings.production.clone();
-        let now = self.context.now;
         self.read(move |store| {
             let events = store.load_events(std::slice::from_ref(&repository))?;
-            let mut uncovered = uncovered_change_sets(&events, &production, now);
+            // Every stored deployment, whatever the clock says: a success stamped
+            // after `now` (clock skew) still needs its change set.
+            let mut uncovered = uncovered_change_sets(&events, &production, Timestamp(i64::MAX));
             uncovered.sort_by_key(|u| (u.head_at, u.base_at));
             Ok(uncovered)
         })

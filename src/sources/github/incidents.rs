@@ -5,12 +5,14 @@
 //! skipped. A reopened issue comes back with `closed_at: null` and is stored so,
 //! which reopens the incident (dora-definitions §1).
 //!
-//! Cursor `issues?labels=<label>`: `since` is the `since` of the next query, `opaque`
-//! the first page's `ETag` (a 304 means no labelled issue changed). The `ETag`
-//! belongs to the URL, which contains `since`: so while the answer fits on one
-//! page, `since` stays where it is and the next sync asks the same URL (a free
-//! 304 when nothing changed); only a list longer than one page moves `since` to
-//! the newest `updated_at` seen, which costs one full read of the new URL.
+//! Cursor `issues?labels=<label>`: `since` is the `since` of every query (the
+//! start of the lookback window at the first sync; it never moves, so the URL and
+//! its `ETag` stay the same), `opaque` the newest `updated_at` stored and the
+//! first page's `ETag` (a 304 means no labelled issue changed, and costs no rate
+//! limit). When the list changed, pages are read newest update first only until
+//! one holds an issue updated before the newest stored: that one and everything
+//! after it is stored already. So a change costs about one page, and an idle poll
+//! nothing, however long the list.
 //!
 //! The first sync reads the issues updated within the lookback window **and**
 //! every open one, however old (a second query with `state=open`), so that an
@@ -41,6 +43,7 @@ impl RepoSync<'_> {
             .as_ref()
             .and_then(|c| c.since)
             .unwrap_or_else(|| self.lookback_start());
+        let (stored_newest, etag) = split_opaque(cursor.and_then(|c| c.opaque));
         let per_page = PER_PAGE.to_string();
         let url = self.url(
             "/issues",
@@ -53,13 +56,18 @@ impl RepoSync<'_> {
                 ("per_page", &per_page),
             ],
         );
-        let mut pages = Pages::new(Endpoint::Issues, url.clone(), cursor.and_then(|c| c.opaque));
+        let mut pages = Pages::new(Endpoint::Issues, url.clone(), etag);
         let mut issues: BTreeMap<u64, WireIssue> = BTreeMap::new();
-        let pages_read = self.read_issues(&mut pages, &url, &mut issues).await?;
+        self.read_issues(&mut pages, &url, &mut issues, stored_newest)
+            .await?;
         if pages.not_modified {
             return Ok(());
         }
-        let newest = issues.values().map(|i| i.updated_at).max();
+        let newest = issues
+            .values()
+            .map(|i| i.updated_at)
+            .chain(stored_newest)
+            .max();
         if first {
             let open_url = self.url(
                 "/issues",
@@ -70,7 +78,7 @@ impl RepoSync<'_> {
                 ],
             );
             let mut open_pages = Pages::new(Endpoint::Issues, open_url.clone(), None);
-            self.read_issues(&mut open_pages, &open_url, &mut issues)
+            self.read_issues(&mut open_pages, &open_url, &mut issues, None)
                 .await?;
         }
         let mut batch = SyncBatch::new(self.repository.clone());
@@ -88,37 +96,101 @@ impl RepoSync<'_> {
         batch.cursors.push((
             key,
             Cursor {
-                since: Some(if pages_read <= 1 {
-                    since
-                } else {
-                    newest.map_or(since, |n: Timestamp| n.max(since))
-                }),
-                opaque: pages.etag.clone(),
+                since: Some(since),
+                opaque: join_opaque(newest, pages.etag.as_deref()),
                 updated_at: self.context.now,
             },
         ));
         self.apply(batch).await
     }
 
-    /// Reads every page into `issues` (by number, later pages win), skipping pull
-    /// requests; returns the number of pages read.
+    /// Reads pages into `issues` (by number, later pages win), skipping pull
+    /// requests, until the last page or, with `stored_newest`, a page holding an
+    /// issue updated before it (the list is newest update first).
     async fn read_issues(
         &self,
         pages: &mut Pages,
         url: &str,
         issues: &mut BTreeMap<u64, WireIssue>,
-    ) -> Result<usize, SourceError> {
-        let mut read = 0;
+        stored_newest: Option<Timestamp>,
+    ) -> Result<(), SourceError> {
         while let Some(body) = self.next_page(pages).await? {
-            read += 1;
+            let mut reached_stored = false;
             for value in models::array(&body, url)? {
                 if let Some(Some(issue)) =
                     self.item(Endpoint::Issues, value.and_then(models::issue))
                 {
+                    reached_stored |= stored_newest.is_some_and(|n| issue.updated_at < n);
                     issues.insert(issue.number, issue);
                 }
             }
+            if reached_stored {
+                pages.stop();
+            }
         }
-        Ok(read)
+        Ok(())
+    }
+}
+
+/// The prefix of the newest stored `updated_at` in the cursor's `opaque`.
+const NEWEST_PREFIX: &str = "newest=";
+
+/// The cursor's `opaque`: `newest=<unix seconds>;<stored ETag>`.
+fn join_opaque(newest: Option<Timestamp>, etag: Option<&str>) -> Option<String> {
+    match (newest, etag) {
+        (None, None) => None,
+        (Some(newest), etag) => Some(format!(
+            "{NEWEST_PREFIX}{};{}",
+            newest.0,
+            etag.unwrap_or("")
+        )),
+        (None, Some(etag)) => Some(etag.to_owned()),
+    }
+}
+
+/// The newest stored `updated_at` and the stored `ETag` from a cursor's `opaque`
+/// (a bare `ETag`, as older versions stored it, has no newest: the changed list
+/// is then read in full once).
+fn split_opaque(opaque: Option<String>) -> (Option<Timestamp>, Option<String>) {
+    let Some(opaque) = opaque else {
+        return (None, None);
+    };
+    let parsed = opaque.strip_prefix(NEWEST_PREFIX).and_then(|rest| {
+        let (newest, etag) = rest.split_once(';')?;
+        let newest = Timestamp(newest.parse().ok()?);
+        Some((newest, (!etag.is_empty()).then(|| etag.to_owned())))
+    });
+    match parsed {
+        Some((newest, etag)) => (Some(newest), etag),
+        None => (None, Some(opaque)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_value_carries_the_newest_update_and_the_etag() {
+        let etag = "abc|W/\"1234\"";
+        let joined = join_opaque(Some(Timestamp(1_700_000_000)), Some(etag));
+        assert_eq!(
+            split_opaque(joined),
+            (Some(Timestamp(1_700_000_000)), Some(etag.to_owned()))
+        );
+        assert_eq!(
+            split_opaque(join_opaque(Some(Timestamp(5)), None)),
+            (Some(Timestamp(5)), None)
+        );
+        // An older version's bare ETag, and a damaged value: read in full.
+        assert_eq!(
+            split_opaque(Some(etag.to_owned())),
+            (None, Some(etag.to_owned()))
+        );
+        assert_eq!(
+            split_opaque(Some("newest=soon;x".to_owned())),
+            (None, Some("newest=soon;x".to_owned()))
+        );
+        assert_eq!(split_opaque(None), (None, None));
     }
 }
