@@ -14,7 +14,9 @@
 //! costs no rate limit and means nothing new) and otherwise reads pages until it
 //! meets a deployment created before `since`. A terminal deployment is never read
 //! again; a pending one has its statuses read again on every sync until it ends
-//! (or is older than [`PENDING_RECHECK_SECONDS`]).
+//! (or is older than [`PENDING_RECHECK_SECONDS`]), asked with the `ETag` of its
+//! last read (cursor `deployments/{id}/statuses`), so that while no status is
+//! added the read is a free 304.
 //!
 //! The first sync reads back to the lookback window, then keeps paging for one
 //! successful deployment per production environment older than the window, the base
@@ -69,6 +71,19 @@ pub const PENDING_RECHECK_SECONDS: i64 = 30 * 86_400;
 /// deployment has a handful).
 pub const MAX_STATUS_PAGES: usize = 10;
 
+/// The cursor keeping the `ETag` of a pending deployment's statuses.
+fn statuses_cursor(repository: &crate::domain::RepoName, id: u64) -> CursorKey {
+    CursorKey::new(repository.clone(), format!("deployments/{id}/statuses"))
+}
+
+/// What reading a deployment's statuses gave.
+struct StatusesRead {
+    /// `None`: the deployment is gone, or nothing changed since `etag` was stored.
+    outcome: Option<DeploymentOutcome>,
+    /// The first page's `ETag` (as stored).
+    etag: Option<String>,
+}
+
 /// Per production environment: whether a base was found, and how many candidates
 /// were checked.
 struct BaseSearch {
@@ -115,7 +130,12 @@ impl RepoSync<'_> {
                 let mut pending = Vec::new();
                 for (from, id) in store.pending_deployments(&repository)? {
                     if from == source {
-                        pending.extend(store.deployment(&repository, from, id)?);
+                        if let Some(deployment) = store.deployment(&repository, from, id)? {
+                            let etag = store
+                                .cursor(&statuses_cursor(&repository, id))?
+                                .and_then(|c| c.opaque);
+                            pending.push((deployment, etag));
+                        }
                     }
                 }
                 Ok((cursor, terminal, pending))
@@ -172,7 +192,7 @@ impl RepoSync<'_> {
                         } else if let Some(statuses) = &statuses {
                             Some(outcome_from_statuses(statuses))
                         } else {
-                            self.deployment_outcome(deployment.id).await?
+                            self.deployment_outcome(deployment.id, None).await?.outcome
                         };
                         if let Some(outcome @ DeploymentOutcome::Succeeded { .. }) = outcome {
                             bases.found[index] = true;
@@ -208,7 +228,11 @@ impl RepoSync<'_> {
             self.check_cancelled()?;
             let outcome = match inline.remove(&deployment.id) {
                 Some(statuses) => Some(outcome_from_statuses(&statuses)),
-                None => self.deployment_outcome(deployment.id).await?,
+                None => {
+                    let read = self.deployment_outcome(deployment.id, None).await?;
+                    self.keep_statuses_etag(&mut batch, deployment.id, &read);
+                    read.outcome
+                }
             };
             if let Some(outcome) = outcome {
                 batch
@@ -218,12 +242,15 @@ impl RepoSync<'_> {
         }
         let fresh_ids: HashSet<u64> = fresh.iter().map(|d| d.id).collect();
         let recheck_after = self.context.now.0.saturating_sub(PENDING_RECHECK_SECONDS);
-        for stored in pending {
+        for (stored, etag) in pending {
             if fresh_ids.contains(&stored.id) || stored.created_at.0 < recheck_after {
                 continue;
             }
             self.check_cancelled()?;
-            match self.deployment_outcome(stored.id).await? {
+            // Asked with the stored ETag: a 304 (no new status) is free.
+            let read = self.deployment_outcome(stored.id, etag).await?;
+            self.keep_statuses_etag(&mut batch, stored.id, &read);
+            match read.outcome {
                 Some(outcome) if outcome.is_terminal() => {
                     batch.deployments.push(Deployment { outcome, ..stored });
                 }
@@ -299,14 +326,35 @@ impl RepoSync<'_> {
         Ok(stored.map(|d| d.outcome))
     }
 
-    /// The outcome of deployment `id` from all its statuses; `None` when GitHub no
-    /// longer knows the deployment (deleted), which is logged and skipped.
-    async fn deployment_outcome(&self, id: u64) -> Result<Option<DeploymentOutcome>, SourceError> {
+    /// Keeps the `ETag` of a still pending deployment's statuses in `batch`, so
+    /// that the next sync asks with `If-None-Match`.
+    fn keep_statuses_etag(&self, batch: &mut SyncBatch, id: u64, read: &StatusesRead) {
+        let pending = matches!(read.outcome, Some(o) if !o.is_terminal());
+        if let (true, Some(etag)) = (pending, &read.etag) {
+            batch.cursors.push((
+                statuses_cursor(self.repository, id),
+                Cursor {
+                    since: None,
+                    opaque: Some(etag.clone()),
+                    updated_at: self.context.now,
+                },
+            ));
+        }
+    }
+
+    /// The outcome of deployment `id` from all its statuses (`outcome` is `None`
+    /// when GitHub no longer knows the deployment, which is logged and skipped, or
+    /// when `etag` still matches: no status was added).
+    async fn deployment_outcome(
+        &self,
+        id: u64,
+        etag: Option<String>,
+    ) -> Result<StatusesRead, SourceError> {
         let url = self.url(
             &format!("/deployments/{id}/statuses"),
             &[("per_page", &PER_PAGE.to_string())],
         );
-        let mut pages = Pages::new(Endpoint::DeploymentStatuses, url.clone(), None);
+        let mut pages = Pages::new(Endpoint::DeploymentStatuses, url.clone(), etag);
         let mut statuses = Vec::new();
         let mut read = 0;
         loop {
@@ -321,7 +369,10 @@ impl RepoSync<'_> {
                         deployment = id,
                         "the statuses of a deployment are gone (HTTP 404); skipping it"
                     );
-                    return Ok(None);
+                    return Ok(StatusesRead {
+                        outcome: None,
+                        etag: None,
+                    });
                 }
                 Err(error) => return Err(error.into()),
             };
@@ -336,7 +387,16 @@ impl RepoSync<'_> {
                 pages.stop();
             }
         }
-        Ok(Some(outcome_from_statuses(&statuses)))
+        if pages.not_modified {
+            return Ok(StatusesRead {
+                outcome: None,
+                etag: None,
+            });
+        }
+        Ok(StatusesRead {
+            outcome: Some(outcome_from_statuses(&statuses)),
+            etag: pages.etag.clone(),
+        })
     }
 
     fn log_missing_bases(&self, bases: &BaseSearch) {
