@@ -1,9 +1,10 @@
 //! The GraphQL path (`github.api = "graphql"`, the default) against the simulator:
 //! a first sync reads deployments with their statuses in GraphQL pages (no
-//! statuses request per deployment); an idle sync spends no GraphQL point (the
-//! REST list's one-item first page answers 304) and re-reads only the pending
-//! deployment (through REST); a new deployment costs one GraphQL page; and the
-//! numbers equal the REST path's.
+//! statuses request per deployment) and change sets from history pages (no
+//! compare); an idle sync spends no GraphQL point (the REST list's one-item first
+//! page answers 304) and re-reads only the pending deployment (through REST); a
+//! new deployment costs one GraphQL page, which brings the new history too; and
+//! the numbers equal the REST path's (statuses and a compare per deployment).
 
 use crate::scenario::{at, tiny, API, DAY, HOUR};
 use crate::support::{config_with, get, ready_metrics, repo, samples, value, workflow_repo, World};
@@ -159,15 +160,46 @@ async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_pat
     daemon.wait_for_cycles(2).await.unwrap();
     let counts = world.sim.request_counts();
     assert_eq!(counts.route(COMPARE), 0, "{counts:?}");
-    assert!(
-        (2..=3).contains(&counts.route(GRAPHQL)),
-        "a deployments page and a history page or two: {counts:?}"
+    assert_eq!(
+        counts.route(GRAPHQL),
+        1,
+        "the deployments page brings the newest deployment's history: {counts:?}"
+    );
+
+    // Sixty pushes then a deployment: more than the deployments page brings, so
+    // one history page of its own.
+    world.sim.with_org_mut(|org| {
+        for n in 0..60 {
+            let when = at(-50 * 60 + n * 10);
+            org.push_commit(API, &format!("Push {n}"), when, when)
+                .unwrap();
+        }
+        org.add_deployment(
+            API,
+            NewDeployment {
+                environment: "production".to_owned(),
+                sha: None,
+                created_at: at(-20 * 60),
+                outcome: NewOutcome::Success { after: 60 },
+            },
+        )
+        .unwrap();
+    });
+    world.sim.reset_counts();
+    daemon.sync_now();
+    daemon.wait_for_cycles(3).await.unwrap();
+    let counts = world.sim.request_counts();
+    assert_eq!(counts.route(COMPARE), 0, "{counts:?}");
+    assert_eq!(
+        counts.route(GRAPHQL),
+        2,
+        "the deployments page and one history page: {counts:?}"
     );
 
     // An idle sync reads no history again.
     world.sim.reset_counts();
     daemon.sync_now();
-    daemon.wait_for_cycles(3).await.unwrap();
+    daemon.wait_for_cycles(4).await.unwrap();
     let counts = world.sim.request_counts();
     assert_eq!(counts.route(GRAPHQL), 0, "{counts:?}");
     let (_, graphql_metrics) = get(&daemon, "/metrics").await;

@@ -39,10 +39,12 @@ use std::collections::{HashMap, HashSet};
 /// one is enough (a new deployment is the newest), and a small body hashes fast.
 pub const PROBE_PER_PAGE: u32 = 1;
 
-/// A GraphQL listing: whether the REST probe was asked yet, and the pages.
+/// A GraphQL listing: whether the REST probe was asked yet, whether this is a
+/// later sync (the first page then brings history too), and the pages.
 #[derive(Debug, Default)]
 struct Listing {
     probed: bool,
+    incremental: bool,
     pages: GraphqlPages,
 }
 
@@ -155,7 +157,10 @@ impl RepoSync<'_> {
         let url = self.url("/deployments", &[("per_page", &per_page.to_string())]);
         let etag = cursor.and_then(|c| c.opaque);
         let mut pages = Pages::new(Endpoint::Deployments, url.clone(), etag);
-        let mut listing = graphql.then(Listing::default);
+        let mut listing = graphql.then(|| Listing {
+            incremental: !first,
+            ..Listing::default()
+        });
         let mut inline: HashMap<u64, Vec<(StatusState, Timestamp)>> = HashMap::new();
 
         let mut newest: Option<Timestamp> = None;
@@ -269,6 +274,9 @@ impl RepoSync<'_> {
                 },
             ));
         }
+        if let Some(listing) = listing {
+            batch.commits = listing.pages.commits;
+        }
         self.apply(batch).await?;
         Ok(first)
     }
@@ -295,10 +303,19 @@ impl RepoSync<'_> {
         if !listing.probed {
             listing.probed = true;
             // 304: nothing was created since the ETag was stored.
-            if self.next_page(pages).await?.is_none() {
+            let Some(body) = self.next_page(pages).await? else {
                 return Ok(None);
-            }
+            };
             pages.stop();
+            if listing.incremental {
+                // The newest deployment's history comes with the first page: the
+                // usual new change set is then decided without a query of its own.
+                listing.pages.history_from = models::array(&body, url)?
+                    .into_iter()
+                    .next()
+                    .and_then(|value| value.and_then(models::deployment).ok())
+                    .map(|deployment| deployment.sha);
+            }
         }
         self.next_graphql_page(&mut listing.pages).await
     }

@@ -344,7 +344,9 @@ struct PageInfo {
 }
 
 /// One commit node: the record and its committer date.
-fn commit(value: serde_json::Value) -> Result<(CommitRecord, Timestamp), super::models::Skip> {
+pub(super) fn commit(
+    value: serde_json::Value,
+) -> Result<(CommitRecord, Timestamp), super::models::Skip> {
     #[derive(Deserialize)]
     struct Node {
         oid: String,
