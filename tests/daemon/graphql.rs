@@ -14,6 +14,7 @@ use dora_collector::sim::{MergeStyle, NewDeployment, NewOutcome, NewPull};
 const GRAPHQL: &str = "POST /graphql";
 const DEPLOYMENTS: &str = "GET /repos/{owner}/{repo}/deployments";
 const COMPARE: &str = "GET /repos/{owner}/{repo}/compare/{basehead}";
+const PULLS: &str = "GET /repos/{owner}/{repo}/pulls";
 const STATUSES: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
 
 fn repos() -> Vec<crate::support::Repo<'static>> {
@@ -41,8 +42,14 @@ async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_po
     let counts = world.sim.request_counts();
     assert_eq!(
         counts.route(GRAPHQL),
-        3,
-        "one page of deployments, one page of history per repository: {counts:?}"
+        5,
+        "one page of deployments, per repository one page of history and one of \
+         merged pull requests: {counts:?}"
+    );
+    assert_eq!(
+        counts.route(PULLS),
+        2,
+        "only the first page of the REST list, for its ETag: {counts:?}"
     );
     assert_eq!(counts.route(STATUSES), 0, "{counts:?}");
     assert_eq!(

@@ -16,15 +16,134 @@
 //! request updated before the cursor. Cursor
 //! `pulls?lead_time_start=…&rework_labels=…`: `since` is the newest
 //! `updated_at` seen, `opaque` the first page's `ETag`.
+//!
+//! With `github.api = "graphql"` a first sync (other than for `pr_first_commit`,
+//! which needs each pull request's commits from REST) reads only what it keeps:
+//! `pullRequests(states: MERGED)`, filtered by the rework labels when only rework
+//! matters, 100 a page (one point), newest update first, back to the lookback
+//! window; then just the REST list's first page, for its `ETag` and for anything
+//! updated meanwhile. The closed pull requests that are not kept (most of them)
+//! are never listed. Later syncs read the REST list as above.
 
-use super::client::{Endpoint, Pages, PER_PAGE};
-use super::models;
-use super::RepoSync;
+use super::client::{Endpoint, Pages, MAX_PAGES, PER_PAGE};
+use super::models::{self, Skip, WirePull};
+use super::{GithubError, RepoSync};
+use crate::config::GithubApi;
 use crate::domain::{CommitSha, PullRequest, Timestamp};
 use crate::dora::LeadTimeStart;
 use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
+use serde::Deserialize;
+use serde_json::json;
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+/// Labels read per pull request through GraphQL (more than any pull request
+/// carries in practice; a rework label past them is missed and logged).
+pub const LABELS_PER_PULL: u32 = 20;
+
+/// Merged pull requests, newest update first (a first sync with GraphQL).
+const MERGED_PULLS_QUERY: &str = r#"
+query MergedPulls($owner: String!, $name: String!, $labels: [String!], $first: Int!, $labelsPerPull: Int!, $after: String) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    pullRequests(labels: $labels, states: [MERGED], first: $first, after: $after, orderBy: {field: UPDATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        number
+        updatedAt
+        mergedAt
+        mergeCommit { oid }
+        labels(first: $labelsPerPull) { totalCount nodes { name } }
+      }
+    }
+  }
+}
+"#;
+
+#[derive(Deserialize)]
+struct PullsData {
+    repository: Option<PullsRepository>,
+}
+
+#[derive(Deserialize)]
+struct PullsRepository {
+    #[serde(rename = "pullRequests")]
+    pull_requests: PullConnection,
+}
+
+#[derive(Deserialize)]
+struct PullConnection {
+    #[serde(rename = "pageInfo")]
+    page_info: PageInfo,
+    nodes: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct PageInfo {
+    #[serde(rename = "hasNextPage")]
+    has_next_page: bool,
+    #[serde(rename = "endCursor")]
+    end_cursor: Option<String>,
+}
+
+/// One pull request node.
+fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
+    #[derive(Deserialize)]
+    struct Node {
+        number: u64,
+        #[serde(rename = "updatedAt")]
+        updated_at: String,
+        #[serde(rename = "mergedAt")]
+        merged_at: Option<String>,
+        #[serde(rename = "mergeCommit")]
+        merge_commit: Option<Oid>,
+        labels: Option<Labels>,
+    }
+    #[derive(Deserialize)]
+    struct Oid {
+        oid: String,
+    }
+    #[derive(Deserialize)]
+    struct Labels {
+        #[serde(rename = "totalCount")]
+        total_count: usize,
+        nodes: Vec<Label>,
+    }
+    #[derive(Deserialize)]
+    struct Label {
+        name: String,
+    }
+    let node: Node =
+        serde_json::from_value(value).map_err(|e| format!("unexpected pull request: {e}"))?;
+    let time = |text: &str, field: &str| {
+        Timestamp::parse_rfc3339(text).map_err(|e| format!("{field}: {e}"))
+    };
+    let labels = node.labels.map_or_else(Vec::new, |l| {
+        if l.total_count > l.nodes.len() {
+            tracing::warn!(
+                number = node.number,
+                labels = l.total_count,
+                "a pull request with more labels than are read"
+            );
+        }
+        l.nodes.into_iter().map(|n| n.name).collect()
+    });
+    Ok(WirePull {
+        number: node.number,
+        updated_at: time(&node.updated_at, "updatedAt")?,
+        merged_at: node
+            .merged_at
+            .as_deref()
+            .map(|t| time(t, "mergedAt"))
+            .transpose()?,
+        merge_commit_sha: node
+            .merge_commit
+            .map(|c| CommitSha::parse(&c.oid).map_err(|e| format!("mergeCommit.oid: {e}")))
+            .transpose()?,
+        labels,
+    })
+}
 
 /// The cursor endpoint name's base; the name also carries `lead_time_start` and
 /// the rework labels (what decides which pull requests are kept).
@@ -74,11 +193,35 @@ impl RepoSync<'_> {
                 ("per_page", &PER_PAGE.to_string()),
             ],
         );
+        let first = cursor.is_none();
         let mut pages = Pages::new(Endpoint::Pulls, url.clone(), cursor.and_then(|c| c.opaque));
         let mut listed = HashSet::new();
         let mut newest: Option<Timestamp> = None;
         let mut batch = SyncBatch::new(self.repository.clone());
+        let through_graphql = first
+            && self.settings.api == GithubApi::Graphql
+            && self.settings.lead_time_start != LeadTimeStart::PrFirstCommit;
+        if through_graphql {
+            let rework_only = !all_merged;
+            for pull in self.merged_pulls(rework_only, stop_before).await? {
+                newest = newest.max(Some(pull.updated_at));
+                batch.pull_requests.push(PullRequest {
+                    repository: self.repository.clone(),
+                    number: pull.number,
+                    merged_at: pull.merged_at,
+                    merge_commit_sha: pull.merge_commit_sha,
+                    labels: pull.labels,
+                    commits: Vec::new(),
+                    first_commit_at: None,
+                });
+            }
+        }
         'list: while let Some(body) = self.next_page(&mut pages).await? {
+            if through_graphql {
+                // GraphQL read the window; this page gives the ETag and what
+                // was updated meanwhile.
+                pages.stop();
+            }
             for value in models::array(&body, &url)? {
                 let Some(pull) = self.item(Endpoint::Pulls, value.and_then(models::pull)) else {
                     continue;
@@ -132,6 +275,83 @@ impl RepoSync<'_> {
             },
         ));
         self.apply(batch).await
+    }
+
+    /// The merged pull requests updated at or after `stop_before` (only those with
+    /// a rework label when `rework_only`), through GraphQL, newest update first.
+    async fn merged_pulls(
+        &self,
+        rework_only: bool,
+        stop_before: Timestamp,
+    ) -> Result<Vec<WirePull>, SourceError> {
+        let labels: Option<Vec<&str>> = rework_only.then(|| {
+            self.settings
+                .rework_labels
+                .iter()
+                .map(|l| l.as_str())
+                .collect()
+        });
+        let url = self.client.graphql_url();
+        let mut after: Option<String> = None;
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            self.check_cancelled()?;
+            let variables = json!({
+                "owner": self.repository.owner(),
+                "name": self.repository.name(),
+                "labels": labels,
+                "first": PER_PAGE,
+                "labelsPerPull": LABELS_PER_PULL,
+                "after": after,
+            });
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let data = self
+                .client
+                .graphql(MERGED_PULLS_QUERY, variables, &self.context.shutdown)
+                .await?;
+            let page: PullsData =
+                serde_json::from_value(data).map_err(|e| GithubError::InvalidBody {
+                    url: url.to_owned(),
+                    reason: format!("unexpected pull requests answer: {e}"),
+                })?;
+            let Some(repository) = page.repository else {
+                return Err(GithubError::NotFound {
+                    url: format!("{url} (repository {})", self.repository),
+                }
+                .into());
+            };
+            let connection = repository.pull_requests;
+            let mut older = false;
+            for node in connection.nodes {
+                let Some(pull) = self.item(Endpoint::Graphql, graphql_pull(node)) else {
+                    continue;
+                };
+                if pull.updated_at < stop_before {
+                    older = true;
+                    break;
+                }
+                let rework = pull.labels.iter().any(|label| {
+                    self.settings
+                        .rework_labels
+                        .iter()
+                        .any(|r| r.as_str().eq_ignore_ascii_case(label))
+                });
+                if pull.merged_at.is_some() && (rework || !rework_only) {
+                    out.push(pull);
+                }
+            }
+            match connection.page_info.end_cursor {
+                Some(cursor) if connection.page_info.has_next_page && !older => {
+                    after = Some(cursor);
+                }
+                _ => return Ok(out),
+            }
+        }
+        Err(GithubError::TooManyPages {
+            url: format!("{url} (pull requests of {})", self.repository),
+            limit: MAX_PAGES,
+        }
+        .into())
     }
 
     /// The pull request's commits and their earliest author date.
