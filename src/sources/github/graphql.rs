@@ -27,14 +27,14 @@ pub const STATUSES_PER_DEPLOYMENT: u32 = 100;
 
 /// Deployments on the first page of a later sync, which also carries the newest
 /// deployed sha's history: small enough that the page costs one point (GitHub
-/// rounds 1 + 20 + 1 + 50 = 72 requests down to none, and a call costs at least
-/// one); a later sync rarely finds more, and then pages on by 100.
-pub const INCREMENTAL_DEPLOYMENTS: u32 = 20;
+/// divides 1 + 40 + 1 + 100 = 142 requests by 100 and rounds to 1); a later sync
+/// rarely finds more, and then pages on by 100.
+pub const INCREMENTAL_DEPLOYMENTS: u32 = 40;
 
-/// Commits of the newest deployed sha's history on that page: a few days of a
-/// busy repository, enough for the usual new change set to be decided without a
-/// history query of its own.
-pub const INCREMENTAL_HISTORY: u32 = 50;
+/// Commits of the newest deployed sha's history on that page (GitHub's most):
+/// days of a busy repository, enough for the usual new change set to be decided
+/// without a history query of its own.
+pub const INCREMENTAL_HISTORY: u32 = 100;
 
 /// The query of one page. `rateLimit { cost }` makes every answer say what it cost
 /// (debug log), as GitHub recommends for checking a query's price.
