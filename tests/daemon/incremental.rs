@@ -309,3 +309,71 @@ async fn a_new_token_reads_each_list_once_in_full_then_conditional_requests_resu
     let counts = world.sim.request_counts();
     assert_eq!(counts.status(304), counts.total, "{counts:?}");
 }
+
+#[tokio::test]
+async fn a_long_incident_list_is_free_when_idle_and_one_page_when_it_changes() {
+    let scenario = tiny();
+    let world = World::new(scenario.org).await;
+    // 150 incidents: the list is two pages long.
+    world.sim.with_org_mut(|org| {
+        for n in 0..150 {
+            org.open_issue(
+                API,
+                dora_collector::sim::NewIssue {
+                    title: format!("Outage {n}"),
+                    body: None,
+                    labels: vec!["incident".to_owned()],
+                    opened_at: at(-30 * DAY + n * HOUR),
+                },
+            )
+            .unwrap();
+        }
+    });
+    let mut daemon = world.start(world.config(&tiny_repos())).await;
+    ready_metrics(&mut daemon).await;
+
+    world.sim.reset_counts();
+    daemon.sync_now();
+    daemon.wait_for_cycles(2).await.unwrap();
+    let counts = world.sim.request_counts();
+    assert_eq!(
+        counts.route(ISSUES),
+        counts.route_status(ISSUES, 304),
+        "{counts:?}"
+    );
+
+    world.sim.with_org_mut(|org| {
+        org.open_issue(
+            API,
+            dora_collector::sim::NewIssue {
+                title: "A new outage".to_owned(),
+                body: None,
+                labels: vec!["incident".to_owned()],
+                opened_at: at(-HOUR),
+            },
+        )
+        .unwrap();
+    });
+    world.sim.reset_counts();
+    daemon.sync_now();
+    let changed = daemon.wait_for_cycles(3).await.unwrap().total();
+    let counts = world.sim.request_counts();
+    assert_eq!(
+        counts.route_status(ISSUES, 200),
+        1,
+        "the first page holds the change and an issue stored before: {counts:?}"
+    );
+    assert_eq!(changed.applied.incidents.inserted, 1, "{changed:?}");
+
+    // And the next idle poll is free again.
+    world.sim.reset_counts();
+    daemon.sync_now();
+    daemon.wait_for_cycles(4).await.unwrap();
+    daemon.shutdown().await.unwrap();
+    let counts = world.sim.request_counts();
+    assert_eq!(
+        counts.route(ISSUES),
+        counts.route_status(ISSUES, 304),
+        "{counts:?}"
+    );
+}
