@@ -173,10 +173,10 @@ async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_pat
         "the deployments page brings the newest deployment's history: {counts:?}"
     );
 
-    // Sixty pushes then a deployment: more than the deployments page brings, so
+    // 150 pushes then a deployment: more than the deployments page brings, so
     // one history page of its own.
     world.sim.with_org_mut(|org| {
-        for n in 0..60 {
+        for n in 0..150 {
             let when = at(-50 * 60 + n * 10);
             org.push_commit(API, &format!("Push {n}"), when, when)
                 .unwrap();

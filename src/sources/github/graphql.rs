@@ -117,16 +117,19 @@ pub(super) struct GraphqlPages {
 
 #[derive(Deserialize)]
 struct Data {
-    #[serde(rename = "rateLimit")]
-    rate_limit: Option<RateLimitInfo>,
     repository: Option<Repository>,
 }
 
+/// What every query asks about itself: `rateLimit { cost remaining resetAt }`.
 #[derive(Deserialize)]
 struct RateLimitInfo {
     cost: Option<u64>,
     remaining: Option<u64>,
 }
+
+/// The points every query of this source is built to cost (one page of 100, or a
+/// later sync's page of 142 requests).
+pub const EXPECTED_POINTS: u64 = 1;
 
 #[derive(Deserialize)]
 struct Repository {
@@ -162,6 +165,48 @@ struct PageInfo {
 }
 
 impl RepoSync<'_> {
+    /// One GraphQL query for this repository (`what` names it in logs): counted,
+    /// sent, its `rateLimit.cost` checked (more than [`EXPECTED_POINTS`] is
+    /// logged as a warning: the query is priced otherwise than this source
+    /// assumes), and its `data` decoded.
+    pub(super) async fn query<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<T, GithubError> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut data = self
+            .client
+            .graphql(query, variables, &self.context.shutdown)
+            .await?;
+        let rate = data
+            .get_mut("rateLimit")
+            .map(serde_json::Value::take)
+            .and_then(|value| serde_json::from_value::<RateLimitInfo>(value).ok());
+        if let Some(rate) = rate {
+            tracing::debug!(
+                repository = %self.repository,
+                cost = rate.cost,
+                remaining = rate.remaining,
+                "GraphQL {what} query"
+            );
+            if rate.cost.is_some_and(|cost| cost > EXPECTED_POINTS) {
+                tracing::warn!(
+                    repository = %self.repository,
+                    cost = rate.cost,
+                    expected = EXPECTED_POINTS,
+                    "a GraphQL {what} query cost more points than it is built to"
+                );
+            }
+        }
+        serde_json::from_value(data).map_err(|e| GithubError::InvalidBody {
+            url: self.client.graphql_url().to_owned(),
+            reason: format!("unexpected {what} answer: {e}"),
+        })
+    }
+
     /// The next page of the repository's deployments with their statuses; `None`
     /// when the listing is done.
     pub(super) async fn next_graphql_page(
@@ -196,25 +241,8 @@ impl RepoSync<'_> {
             variables["history"] = json!(INCREMENTAL_HISTORY);
             variables["parents"] = json!(super::history::PARENTS_PER_COMMIT);
         }
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let data = self
-            .client
-            .graphql(query, variables, &self.context.shutdown)
-            .await?;
+        let data: Data = self.query("deployments", query, variables).await?;
         let url = self.client.graphql_url();
-        let data: Data = serde_json::from_value(data).map_err(|e| GithubError::InvalidBody {
-            url: url.to_owned(),
-            reason: format!("unexpected deployments answer: {e}"),
-        })?;
-        if let Some(rate) = &data.rate_limit {
-            tracing::debug!(
-                repository = %self.repository,
-                cost = rate.cost,
-                remaining = rate.remaining,
-                "GraphQL deployments page"
-            );
-        }
         let Some(repository) = data.repository else {
             return Err(GithubError::NotFound {
                 url: format!("{url} (repository {})", self.repository),

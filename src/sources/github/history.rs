@@ -241,25 +241,8 @@ impl RepoSync<'_> {
             "parents": PARENTS_PER_COMMIT,
             "after": listing.after,
         });
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let data = self
-            .client
-            .graphql(HISTORY_QUERY, variables, &self.context.shutdown)
-            .await?;
+        let data: Data = self.query("history", HISTORY_QUERY, variables).await?;
         let url = self.client.graphql_url();
-        let data: Data = serde_json::from_value(data).map_err(|e| GithubError::InvalidBody {
-            url: url.to_owned(),
-            reason: format!("unexpected history answer: {e}"),
-        })?;
-        if let Some(rate) = &data.rate_limit {
-            tracing::debug!(
-                repository = %self.repository,
-                cost = rate.cost,
-                remaining = rate.remaining,
-                "GraphQL history page"
-            );
-        }
         let Some(repository) = data.repository else {
             return Err(GithubError::NotFound {
                 url: format!("{url} (repository {})", self.repository),
@@ -306,15 +289,7 @@ fn pairs(uncovered: &[UncoveredChangeSet]) -> Vec<(CommitSha, CommitSha)> {
 
 #[derive(Deserialize)]
 struct Data {
-    #[serde(rename = "rateLimit")]
-    rate_limit: Option<RateLimitInfo>,
     repository: Option<Repository>,
-}
-
-#[derive(Deserialize)]
-struct RateLimitInfo {
-    cost: Option<u64>,
-    remaining: Option<u64>,
 }
 
 #[derive(Deserialize)]

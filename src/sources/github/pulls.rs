@@ -36,7 +36,6 @@ use crate::store::{Cursor, CursorKey, SyncBatch};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 /// Labels read per pull request through GraphQL (more than any pull request
 /// carries in practice; a rework label past them is missed and logged).
@@ -304,16 +303,9 @@ impl RepoSync<'_> {
                 "labelsPerPull": LABELS_PER_PULL,
                 "after": after,
             });
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let data = self
-                .client
-                .graphql(MERGED_PULLS_QUERY, variables, &self.context.shutdown)
+            let page: PullsData = self
+                .query("pull requests", MERGED_PULLS_QUERY, variables)
                 .await?;
-            let page: PullsData =
-                serde_json::from_value(data).map_err(|e| GithubError::InvalidBody {
-                    url: url.to_owned(),
-                    reason: format!("unexpected pull requests answer: {e}"),
-                })?;
             let Some(repository) = page.repository else {
                 return Err(GithubError::NotFound {
                     url: format!("{url} (repository {})", self.repository),
