@@ -107,6 +107,7 @@ pub async fn sync_all(
     };
     for source in sources {
         let timer = Instant::now();
+        source.prepare_cycle(&context).await;
         let jobs: Vec<BoxFuture<'_, (usize, RepoReport)>> = source
             .repositories()
             .iter()

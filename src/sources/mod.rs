@@ -126,6 +126,15 @@ pub trait Source: Send + Sync {
     /// The repositories this source syncs, in configuration order.
     fn repositories(&self) -> &[RepoName];
 
+    /// Work shared by every repository of one cycle, before any
+    /// `sync_repository` of it (one query that asks about many repositories at
+    /// once). It cannot fail the cycle: a source logs its failure and its
+    /// repository syncs do without. The default does nothing.
+    fn prepare_cycle<'a>(&'a self, context: &'a SyncContext) -> BoxFuture<'a, ()> {
+        let _ = context;
+        Box::pin(async {})
+    }
+
     /// Reads what is new for `repository` and writes it to `context.store`, each
     /// batch with the cursors it covers. On error, what was written before stays
     /// (it is consistent), and the next sync resumes from the stored cursors.

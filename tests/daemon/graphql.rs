@@ -1,10 +1,11 @@
 //! The GraphQL path (`github.api = "graphql"`, the default) against the simulator:
 //! a first sync reads deployments with their statuses in GraphQL pages (no
 //! statuses request per deployment) and change sets from history pages (no
-//! compare); an idle sync spends no GraphQL point (the REST list's one-item first
-//! page answers 304) and re-reads only the pending deployment (through REST); a
-//! new deployment costs one GraphQL page, which brings the new history too; and
-//! the numbers equal the REST path's (statuses and a compare per deployment).
+//! compare); an idle sync costs the cycle's one check query (every repository's
+//! newest deployment through aliases) and re-reads only the pending deployment
+//! (through REST); a new deployment costs one GraphQL page, which brings the new
+//! history too; a check that fails falls back to the REST probe; and the numbers
+//! equal the REST path's (statuses and a compare per deployment).
 
 use crate::scenario::{at, tiny, API, DAY, HOUR};
 use crate::support::{config_with, get, ready_metrics, repo, samples, value, workflow_repo, World};
@@ -25,7 +26,7 @@ fn repos() -> Vec<crate::support::Repo<'static>> {
 }
 
 #[tokio::test]
-async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_point() {
+async fn deployments_come_with_their_statuses_and_an_idle_sync_costs_one_check_point() {
     let scenario = tiny();
     let world = World::new(scenario.org.clone()).await;
     let graphql_config = || {
@@ -42,9 +43,9 @@ async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_po
     let counts = world.sim.request_counts();
     assert_eq!(
         counts.route(GRAPHQL),
-        5,
-        "one page of deployments, per repository one page of history and one of \
-         merged pull requests: {counts:?}"
+        6,
+        "the cycle's check, one page of deployments, per repository one page of \
+         history and one of merged pull requests: {counts:?}"
     );
     assert_eq!(
         counts.route(PULLS),
@@ -57,7 +58,11 @@ async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_po
         0,
         "history decides every change set: {counts:?}"
     );
-    assert_eq!(counts.route(DEPLOYMENTS), 1, "the probe: {counts:?}");
+    assert_eq!(
+        counts.route(DEPLOYMENTS),
+        0,
+        "the check replaces the REST probe: {counts:?}"
+    );
     assert!(world.sim.graphql_points_used() >= 1);
 
     // The same numbers as the REST path on the same organisation.
@@ -67,19 +72,19 @@ async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_po
     rest.shutdown().await.unwrap();
     assert_eq!(samples(&first, true), samples(&rest_metrics, true));
 
-    // Idle: no GraphQL, the probe is a free 304, only the pending deployment's
-    // statuses are read again.
+    // Idle: the cycle's check (one query, one point, for every repository) says
+    // nothing was created; only the pending deployment's statuses are read again.
     world.sim.reset_counts();
     let points = world.sim.graphql_points_used();
     daemon.sync_now();
     daemon.wait_for_cycles(2).await.unwrap();
     let counts = world.sim.request_counts();
-    assert_eq!(counts.route(GRAPHQL), 0, "{counts:?}");
-    assert_eq!(counts.route_status(DEPLOYMENTS, 304), 1, "{counts:?}");
+    assert_eq!(counts.route(GRAPHQL), 1, "{counts:?}");
+    assert_eq!(counts.route(DEPLOYMENTS), 0, "{counts:?}");
     assert_eq!(counts.route(STATUSES), 1, "{counts:?}");
-    assert_eq!(world.sim.graphql_points_used(), points);
+    assert_eq!(world.sim.graphql_points_used(), points + 1);
 
-    // A new deployment: the probe changes, one GraphQL page reads it with its
+    // A new deployment: the check sees it, one GraphQL page reads it with its
     // statuses, and the pending one, which succeeds meanwhile.
     world.sim.with_org_mut(|org| {
         org.add_deployment(
@@ -101,8 +106,12 @@ async fn deployments_come_with_their_statuses_and_idle_syncs_spend_no_graphql_po
     let (_, after) = get(&daemon, "/metrics").await;
     daemon.shutdown().await.unwrap();
     let counts = world.sim.request_counts();
-    assert_eq!(counts.route(GRAPHQL), 1, "{counts:?}");
-    assert_eq!(counts.route_status(DEPLOYMENTS, 200), 1, "{counts:?}");
+    assert_eq!(
+        counts.route(GRAPHQL),
+        2,
+        "the check and one page: {counts:?}"
+    );
+    assert_eq!(counts.route(DEPLOYMENTS), 0, "{counts:?}");
     // The pending deployment is on that page too: its statuses came inline.
     assert_eq!(counts.route(STATUSES), 0, "{counts:?}");
     let deployments =
@@ -169,8 +178,9 @@ async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_pat
     assert_eq!(counts.route(COMPARE), 0, "{counts:?}");
     assert_eq!(
         counts.route(GRAPHQL),
-        1,
-        "the deployments page brings the newest deployment's history: {counts:?}"
+        2,
+        "the check, and the deployments page, which brings the newest deployment's \
+         history: {counts:?}"
     );
 
     // 150 pushes then a deployment: more than the deployments page brings, so
@@ -199,8 +209,8 @@ async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_pat
     assert_eq!(counts.route(COMPARE), 0, "{counts:?}");
     assert_eq!(
         counts.route(GRAPHQL),
-        2,
-        "the deployments page and one history page: {counts:?}"
+        3,
+        "the check, the deployments page and one history page: {counts:?}"
     );
 
     // An idle sync reads no history again.
@@ -208,7 +218,7 @@ async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_pat
     daemon.sync_now();
     daemon.wait_for_cycles(4).await.unwrap();
     let counts = world.sim.request_counts();
-    assert_eq!(counts.route(GRAPHQL), 0, "{counts:?}");
+    assert_eq!(counts.route(GRAPHQL), 1, "only the check: {counts:?}");
     let (_, graphql_metrics) = get(&daemon, "/metrics").await;
     daemon.shutdown().await.unwrap();
 
@@ -223,5 +233,36 @@ async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_pat
     assert_eq!(
         samples(&graphql_metrics, true),
         samples(&rest_metrics, true)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_check_falls_back_to_the_rest_probe_and_the_other_repositories_sync() {
+    let scenario = tiny();
+    let world = World::new(scenario.org.clone()).await;
+    let mut with_typo = repos();
+    with_typo.push(repo("acme/typo", "payments"));
+    let config = config_with(
+        world.sim.base_url(),
+        &world.sim.token(),
+        &world.store_path(),
+        &with_typo,
+        "api = \"graphql\"\n",
+    );
+    let mut daemon = world.start(config).await;
+    let report = daemon.wait_for_cycles(1).await.unwrap();
+    let failures: Vec<String> = report.failures().map(|(r, _)| r.to_string()).collect();
+    assert_eq!(failures, vec!["acme/typo".to_owned()]);
+    // GitHub answers the whole check with an error for the missing repository:
+    // every Deployments-API repository asked the REST list's first page instead.
+    let counts = world.sim.request_counts();
+    assert_eq!(counts.route(DEPLOYMENTS), 2, "{counts:?}");
+    let (_, metrics) = get(&daemon, "/metrics").await;
+    daemon.shutdown().await.unwrap();
+    let deployments =
+        r#"dora_deployments_total{repository="acme/api",environment="production",team="payments"}"#;
+    assert!(
+        value(&metrics, deployments).is_some_and(|d| d > 0.0),
+        "{metrics}"
     );
 }

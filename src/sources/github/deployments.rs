@@ -9,10 +9,12 @@
 //! deployments in the list; statuses (one request per deployment, the bulk of the
 //! cost) are read for production deployments only.
 //!
-//! Cursor `deployments?environments=…`: `since` is the newest `created_at` listed, `opaque` the
-//! `ETag` of the list's first page. A later sync asks with `If-None-Match` (a 304
-//! costs no rate limit and means nothing new) and otherwise reads pages until it
-//! meets a deployment created before `since`. A terminal deployment is never read
+//! Cursor `deployments?environments=…`: `since` is the newest `created_at`
+//! listed; `opaque` the `ETag` of the list's first page (a later sync asks with
+//! `If-None-Match`: a 304 costs no rate limit and means nothing new), or with
+//! GraphQL and the cycle's check (`check.rs`) the newest deployment's id (the same
+//! id in the next check means nothing was created, and nothing is listed).
+//! Otherwise pages are read until a deployment created before `since`. A terminal deployment is never read
 //! again; a pending one has its statuses read again on every sync until it ends
 //! (or is older than [`PENDING_RECHECK_SECONDS`]), asked with the `ETag` of its
 //! last read (cursor `deployments/{id}/statuses`), so that while no status is
@@ -72,6 +74,15 @@ pub const PENDING_RECHECK_SECONDS: i64 = 30 * 86_400;
 /// The most status pages read for one deployment (GitHub keeps every status; a
 /// deployment has a handful).
 pub const MAX_STATUS_PAGES: usize = 10;
+
+/// The prefix of the cursor's `opaque` when it holds the newest deployment's id
+/// (GraphQL with the cycle's check) rather than the probe's `ETag`.
+const NEWEST_ID_PREFIX: &str = "newest-id=";
+
+/// The newest deployment id a cursor's `opaque` holds, if it holds one.
+fn stored_newest_id(opaque: &str) -> Option<u64> {
+    opaque.strip_prefix(NEWEST_ID_PREFIX)?.parse().ok()
+}
 
 /// The cursor keeping the `ETag` of a pending deployment's statuses.
 fn statuses_cursor(repository: &crate::domain::RepoName, id: u64) -> CursorKey {
@@ -155,12 +166,30 @@ impl RepoSync<'_> {
         let graphql = self.settings.api == GithubApi::Graphql;
         let per_page = if graphql { PROBE_PER_PAGE } else { PER_PAGE };
         let url = self.url("/deployments", &[("per_page", &per_page.to_string())]);
-        let etag = cursor.and_then(|c| c.opaque);
+        let opaque = cursor.and_then(|c| c.opaque);
+        // This cycle's GraphQL check (`check.rs`) replaces the probe: the same
+        // newest deployment as stored means nothing was created.
+        let checked = self.checked.filter(|_| graphql);
+        let unchanged = !first
+            && checked.is_some_and(|newest| {
+                newest.map(|(id, _)| id) == opaque.as_deref().and_then(stored_newest_id)
+            });
+        let etag = if checked.is_some() { None } else { opaque };
         let mut pages = Pages::new(Endpoint::Deployments, url.clone(), etag);
-        let mut listing = graphql.then(|| Listing {
-            incremental: !first,
-            ..Listing::default()
+        let mut listing = graphql.then(|| {
+            let mut pages = GraphqlPages::default();
+            pages.history_from = checked.flatten().map(|(_, sha)| sha).filter(|_| !first);
+            Listing {
+                probed: checked.is_some(),
+                incremental: !first,
+                pages,
+            }
         });
+        if unchanged {
+            listing = None;
+            pages.stop();
+        }
+        let mut newest_id: Option<u64> = None;
         let mut inline: HashMap<u64, Vec<(StatusState, Timestamp)>> = HashMap::new();
 
         let mut newest: Option<Timestamp> = None;
@@ -182,6 +211,7 @@ impl RepoSync<'_> {
                 if !listed.insert(deployment.id) {
                     continue;
                 }
+                newest_id.get_or_insert(deployment.id);
                 newest = newest.max(Some(deployment.created_at));
                 let production = self.production_index(&deployment.environment);
                 if deployment.created_at < stop_before {
@@ -263,13 +293,18 @@ impl RepoSync<'_> {
             }
         }
 
-        if !pages.not_modified {
+        if !pages.not_modified && !unchanged {
             let since = newest.map_or(stop_before, |n| n.max(stop_before));
+            let opaque = match checked {
+                // What the next cycle's check is compared with.
+                Some(_) => newest_id.map(|id| format!("{NEWEST_ID_PREFIX}{id}")),
+                None => pages.etag.clone(),
+            };
             batch.cursors.push((
                 key,
                 Cursor {
                     since: Some(since),
-                    opaque: pages.etag.clone(),
+                    opaque,
                     updated_at: self.context.now,
                 },
             ));

@@ -28,6 +28,7 @@
 //! deployments, unmerged pull requests).
 
 mod changes;
+mod check;
 mod client;
 mod deployments;
 mod error;
@@ -94,6 +95,9 @@ pub struct GithubSource {
     /// Unreadable items skipped per repository since the process started (the
     /// `dora_collector_skipped_items_total` counter).
     skipped: Mutex<BTreeMap<RepoName, u64>>,
+    /// This cycle's GraphQL check: each repository's newest deployment
+    /// (`check.rs`); taken by the repository's sync.
+    checked: Mutex<HashMap<RepoName, check::Newest>>,
 }
 
 impl GithubSource {
@@ -129,6 +133,7 @@ impl GithubSource {
                 .map(|r| (r.name.clone(), r.deployments.clone()))
                 .collect(),
             skipped: Mutex::new(BTreeMap::new()),
+            checked: Mutex::new(HashMap::new()),
         })
     }
 
@@ -147,6 +152,10 @@ impl Source for GithubSource {
         &self.repositories
     }
 
+    fn prepare_cycle<'a>(&'a self, context: &'a SyncContext) -> BoxFuture<'a, ()> {
+        Box::pin(self.check_cycle(context))
+    }
+
     fn sync_repository<'a>(
         &'a self,
         repository: &'a RepoName,
@@ -158,7 +167,13 @@ impl Source for GithubSource {
                 .get(repository)
                 .cloned()
                 .unwrap_or_default();
+            let checked = self
+                .checked
+                .lock()
+                .ok()
+                .and_then(|mut checked| checked.remove(repository));
             let sync = RepoSync {
+                checked,
                 client: &self.client,
                 settings: &self.settings,
                 repository,
@@ -210,6 +225,8 @@ impl Source for GithubSource {
 
 /// One repository sync: the shared pieces and the counters of this sync.
 struct RepoSync<'a> {
+    /// This cycle's GraphQL check of the newest deployment, when there was one.
+    checked: Option<check::Newest>,
     client: &'a Client,
     settings: &'a Settings,
     repository: &'a RepoName,
