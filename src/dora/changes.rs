@@ -67,6 +67,8 @@ pub(crate) struct RepoContext<'a> {
     /// Graph indices of merge commits of merged pull requests with a rework label,
     /// sorted.
     pub(crate) rework_merges: Vec<u32>,
+    /// Fill `EnvHistory::uncovered` (for `coverage`; the metrics do not need it).
+    pub(crate) track_uncovered: bool,
 }
 
 /// Scratch space reused across environments to avoid reallocating.
@@ -146,7 +148,7 @@ pub(crate) fn replay(
                 } else {
                     mark_new_history(graph, head, ordinal, &mut history.marks, scratch);
                     status = Some(CompareStatus::Ahead);
-                    if graph.has_unknown_parents() {
+                    if context.track_uncovered && graph.has_unknown_parents() {
                         let edge: Vec<CommitSha> = scratch
                             .changes
                             .iter()

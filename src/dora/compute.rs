@@ -291,6 +291,7 @@ fn analyse_repository(
         lead_time_start: config.lead_time_start,
         pr_start: pr_start_times(repo, config.lead_time_start, now),
         rework_merges: rework_merges(repo, &config.rework_labels, now),
+        track_uncovered: false,
     };
     let histories: Vec<changes::EnvHistory> = successful
         .iter_mut()

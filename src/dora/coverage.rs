@@ -50,6 +50,7 @@ pub fn uncovered_change_sets(
             lead_time_start: LeadTimeStart::Commit,
             pr_start: HashMap::new(),
             rework_merges: Vec::new(),
+            track_uncovered: true,
         };
         for (environment, list) in production.iter().zip(&successful) {
             let history = changes::replay(&context, list, &mut scratch);
