@@ -41,8 +41,8 @@ pub const CURSOR: &str = "history";
 /// with more keeps the first ten (logged), and a walk through it may stop short.
 pub const PARENTS_PER_COMMIT: u32 = 10;
 
-/// The most history pages one repository sync reads (100,000 commits); the pairs
-/// still undecided then get compares.
+/// The most history pages one repository sync reads (100,000 commits); the next
+/// sync goes on from the edge of what was read (no compare is read meanwhile).
 pub const MAX_HISTORY_PAGES_PER_SYNC: usize = 1_000;
 
 /// Pages read after a listing passed the oldest undecided base deployment, before
@@ -109,8 +109,11 @@ impl RepoSync<'_> {
     }
 
     /// Reads the history the undecided change sets need and stores it; returns the
-    /// pairs `(base, head)` only a compare can decide.
-    pub(super) async fn sync_history(&self) -> Result<Vec<(CommitSha, CommitSha)>, SourceError> {
+    /// pairs `(base, head)` only a compare can decide, or `None` when the page
+    /// bound stopped it before it was done (the next sync goes on).
+    pub(super) async fn sync_history(
+        &self,
+    ) -> Result<Option<Vec<(CommitSha, CommitSha)>>, SourceError> {
         let mut uncovered = self.uncovered().await?;
         let mut listing: Option<Listing> = None;
         let mut started: HashSet<CommitSha> = HashSet::new();
@@ -163,10 +166,9 @@ impl RepoSync<'_> {
                     tracing::info!(
                         repository = %self.repository,
                         pages,
-                        "read the most history pages one sync reads; the change sets still \
-                         undecided are read as compares"
+                        "read the most history pages one sync reads; the next sync goes on"
                     );
-                    return Ok(pairs(&self.uncovered().await?));
+                    return Ok(None);
                 }
                 let Some(page) = self.history_page(current).await? else {
                     // GitHub does not know the sha (force-pushed away): compares
@@ -213,7 +215,7 @@ impl RepoSync<'_> {
                 break;
             }
         }
-        Ok(pairs(&uncovered))
+        Ok(Some(pairs(&uncovered)))
     }
 
     /// The undecided change sets of this repository, from the stored events.
