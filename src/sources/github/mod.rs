@@ -19,9 +19,12 @@
 //!
 //! `docs/sources.md` describes what is read, the cursors and the request cost.
 //!
-//! With `github.api = "graphql"` (the default) step 1 lists deployments with
-//! their statuses through GraphQL (`graphql.rs`) instead of a statuses request per
-//! deployment, and step 2 reads history instead of a compare per deployment.
+//! With `github.api = "graphql"` (the default) each cycle starts with one query
+//! asking every repository for its newest deployment (`check.rs`, aliases), step 1
+//! lists deployments with their statuses through GraphQL (`graphql.rs`) instead
+//! of a statuses request per deployment, step 2 reads history instead of a compare
+//! per deployment, and step 4's first sync lists only the merged pull requests it
+//! keeps.
 //!
 //! Not here: webhooks, GitHub Apps authentication, and anything about
 //! what counts as a DORA event beyond skipping what can never count (non-production
