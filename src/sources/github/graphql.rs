@@ -156,12 +156,20 @@ struct Connection {
     nodes: Vec<serde_json::Value>,
 }
 
+/// A connection's `pageInfo { hasNextPage endCursor }`.
 #[derive(Deserialize)]
-struct PageInfo {
+pub(super) struct PageInfo {
     #[serde(rename = "hasNextPage")]
     has_next_page: bool,
     #[serde(rename = "endCursor")]
     end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// The cursor of the next page; `None` on the last one.
+    pub(super) fn next(self) -> Option<String> {
+        self.end_cursor.filter(|_| self.has_next_page)
+    }
 }
 
 impl RepoSync<'_> {
@@ -260,9 +268,9 @@ impl RepoSync<'_> {
         }
         let connection = repository.deployments;
         pages.pages += 1;
-        match connection.page_info.end_cursor {
-            Some(cursor) if connection.page_info.has_next_page => pages.after = Some(cursor),
-            _ => pages.done = true,
+        match connection.page_info.next() {
+            Some(cursor) => pages.after = Some(cursor),
+            None => pages.done = true,
         }
         Ok(Some(connection.nodes.into_iter().map(deployment).collect()))
     }

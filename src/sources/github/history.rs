@@ -24,6 +24,7 @@
 //! Not here: the compares themselves (`changes.rs`), the deployments listing.
 
 use super::client::PER_PAGE;
+use super::graphql::PageInfo;
 use super::{GithubError, RepoSync};
 use crate::domain::{CommitSha, Timestamp};
 use crate::dora::{uncovered_change_sets, UncoveredChangeSet};
@@ -272,10 +273,7 @@ impl RepoSync<'_> {
             oldest_committed = Some(oldest_committed.map_or(committed, |o| o.min(committed)));
             commits.push(record);
         }
-        let next = match history.page_info.end_cursor {
-            Some(cursor) if history.page_info.has_next_page => Some(cursor),
-            _ => None,
-        };
+        let next = history.page_info.next();
         Ok(Some(HistoryPage {
             commits,
             oldest_committed,
@@ -310,14 +308,6 @@ struct History {
     #[serde(rename = "pageInfo")]
     page_info: PageInfo,
     nodes: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct PageInfo {
-    #[serde(rename = "hasNextPage")]
-    has_next_page: bool,
-    #[serde(rename = "endCursor")]
-    end_cursor: Option<String>,
 }
 
 /// One commit node: the record and its committer date.

@@ -26,6 +26,7 @@
 //! are never listed. Later syncs read the REST list as above.
 
 use super::client::{Endpoint, Pages, MAX_PAGES, PER_PAGE};
+use super::graphql::PageInfo;
 use super::models::{self, Skip, WirePull};
 use super::{GithubError, RepoSync};
 use crate::config::GithubApi;
@@ -76,14 +77,6 @@ struct PullConnection {
     #[serde(rename = "pageInfo")]
     page_info: PageInfo,
     nodes: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct PageInfo {
-    #[serde(rename = "hasNextPage")]
-    has_next_page: bool,
-    #[serde(rename = "endCursor")]
-    end_cursor: Option<String>,
 }
 
 /// One pull request node.
@@ -332,10 +325,8 @@ impl RepoSync<'_> {
                     out.push(pull);
                 }
             }
-            match connection.page_info.end_cursor {
-                Some(cursor) if connection.page_info.has_next_page && !older => {
-                    after = Some(cursor);
-                }
+            match connection.page_info.next() {
+                Some(cursor) if !older => after = Some(cursor),
                 _ => return Ok(out),
             }
         }
