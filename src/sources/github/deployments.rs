@@ -125,14 +125,7 @@ impl RepoSync<'_> {
     /// Step 1 (Deployments API). Returns whether this was the first sync.
     pub(super) async fn sync_deployments(&self) -> Result<bool, SourceError> {
         let repository = self.repository.clone();
-        let mut environments: Vec<String> = self
-            .settings
-            .production
-            .iter()
-            .map(|e| e.as_str().to_ascii_lowercase())
-            .collect();
-        environments.sort();
-        let name = super::cursor_name(CURSOR, &[("environments", environments.join(","))]);
+        let name = super::cursor_name(CURSOR, &[("environments", self.production_names())]);
         let key = CursorKey::new(repository.clone(), name);
         let read_key = key.clone();
         let (cursor, terminal, pending) = self

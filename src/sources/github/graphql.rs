@@ -36,28 +36,56 @@ pub const INCREMENTAL_DEPLOYMENTS: u32 = 40;
 /// without a history query of its own.
 pub const INCREMENTAL_HISTORY: u32 = 100;
 
+/// The fields read of each deployment (a fragment the queries share).
+macro_rules! deployment_fields {
+    () => {
+        r#"
+fragment DeploymentFields on Deployment {
+  databaseId
+  commitOid
+  environment
+  createdAt
+  statuses(first: $statuses) {
+    totalCount
+    nodes { state createdAt }
+  }
+}
+"#
+    };
+}
+
+/// The fields read of each commit of a history (shared with `history.rs`).
+macro_rules! commit_fields {
+    () => {
+        r#"
+fragment CommitFields on Commit {
+  oid
+  authoredDate
+  committedDate
+  message
+  parents(first: $parents) { totalCount nodes { oid } }
+}
+"#
+    };
+}
+pub(super) use commit_fields;
+
 /// The query of one page. `rateLimit { cost }` makes every answer say what it cost
 /// (debug log), as GitHub recommends for checking a query's price.
-const DEPLOYMENTS_QUERY: &str = r#"
+const DEPLOYMENTS_QUERY: &str = concat!(
+    r#"
 query Deployments($owner: String!, $name: String!, $first: Int!, $statuses: Int!, $after: String) {
   rateLimit { cost remaining resetAt }
   repository(owner: $owner, name: $name) {
     deployments(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
       pageInfo { hasNextPage endCursor }
-      nodes {
-        databaseId
-        commitOid
-        environment
-        createdAt
-        statuses(first: $statuses) {
-          totalCount
-          nodes { state createdAt }
-        }
-      }
+      nodes { ...DeploymentFields }
     }
   }
 }
-"#;
+"#,
+    deployment_fields!()
+);
 
 /// One deployment of a page: the deployment, or why it cannot be read, and its
 /// statuses when all of them came inline.
@@ -68,39 +96,28 @@ pub(super) type ListedDeployment = (
 
 /// The first page of a later sync: the deployments and the newest deployed
 /// sha's history in one query (one point where two queries would cost two).
-const DEPLOYMENTS_WITH_HISTORY_QUERY: &str = r#"
+const DEPLOYMENTS_WITH_HISTORY_QUERY: &str = concat!(
+    r#"
 query DeploymentsWithHistory($owner: String!, $name: String!, $first: Int!, $statuses: Int!, $after: String, $oid: GitObjectID!, $history: Int!, $parents: Int!) {
   rateLimit { cost remaining resetAt }
   repository(owner: $owner, name: $name) {
     deployments(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
       pageInfo { hasNextPage endCursor }
-      nodes {
-        databaseId
-        commitOid
-        environment
-        createdAt
-        statuses(first: $statuses) {
-          totalCount
-          nodes { state createdAt }
-        }
-      }
+      nodes { ...DeploymentFields }
     }
     object(oid: $oid) {
       ... on Commit {
         history(first: $history) {
-          nodes {
-            oid
-            authoredDate
-            committedDate
-            message
-            parents(first: $parents) { totalCount nodes { oid } }
-          }
+          nodes { ...CommitFields }
         }
       }
     }
   }
 }
-"#;
+"#,
+    deployment_fields!(),
+    commit_fields!()
+);
 
 /// Where a GraphQL listing stands.
 #[derive(Debug, Default)]

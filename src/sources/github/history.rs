@@ -24,7 +24,7 @@
 //! Not here: the compares themselves (`changes.rs`), the deployments listing.
 
 use super::client::PER_PAGE;
-use super::graphql::PageInfo;
+use super::graphql::{commit_fields, PageInfo};
 use super::{GithubError, RepoSync};
 use crate::domain::{CommitSha, Timestamp};
 use crate::dora::{uncovered_change_sets, UncoveredChangeSet};
@@ -53,7 +53,8 @@ pub const MAX_PAGES_PAST_BASES: usize = 10;
 
 /// The query of one history page. `rateLimit { cost }` makes the answer say what it
 /// cost (debug log).
-const HISTORY_QUERY: &str = r#"
+const HISTORY_QUERY: &str = concat!(
+    r#"
 query History($owner: String!, $name: String!, $oid: GitObjectID!, $first: Int!, $parents: Int!, $after: String) {
   rateLimit { cost remaining resetAt }
   repository(owner: $owner, name: $name) {
@@ -61,19 +62,15 @@ query History($owner: String!, $name: String!, $oid: GitObjectID!, $first: Int!,
       ... on Commit {
         history(first: $first, after: $after) {
           pageInfo { hasNextPage endCursor }
-          nodes {
-            oid
-            authoredDate
-            committedDate
-            message
-            parents(first: $parents) { totalCount nodes { oid } }
-          }
+          nodes { ...CommitFields }
         }
       }
     }
   }
 }
-"#;
+"#,
+    commit_fields!()
+);
 
 /// One page of history: the commits, the oldest committer date on it, and the
 /// cursor of the next page.
@@ -96,16 +93,9 @@ struct Listing {
 impl RepoSync<'_> {
     /// The cursor key of this step.
     pub(super) fn history_cursor_key(&self) -> CursorKey {
-        let mut environments: Vec<String> = self
-            .settings
-            .production
-            .iter()
-            .map(|e| e.as_str().to_ascii_lowercase())
-            .collect();
-        environments.sort();
         CursorKey::new(
             self.repository.clone(),
-            super::cursor_name(CURSOR, &[("environments", environments.join(","))]),
+            super::cursor_name(CURSOR, &[("environments", self.production_names())]),
         )
     }
 

@@ -340,6 +340,19 @@ impl RepoSync<'_> {
         )
     }
 
+    /// The production environments as cursor names carry them: lowercase,
+    /// sorted, comma-separated.
+    fn production_names(&self) -> String {
+        let mut environments: Vec<String> = self
+            .settings
+            .production
+            .iter()
+            .map(|e| e.as_str().to_ascii_lowercase())
+            .collect();
+        environments.sort();
+        environments.join(",")
+    }
+
     /// The index of the configured production environment `environment` matches
     /// (case-insensitively), if any.
     fn production_index(&self, environment: &Environment) -> Option<usize> {
