@@ -101,6 +101,11 @@ pub(crate) fn replay(
     let heads = graph.index_of_all(&shas);
     drop(shas);
 
+    // With `track_uncovered`: the last deployment whose marks may miss commits
+    // (an unknown sha, a walk or compare reaching unknown parents). A rollback
+    // search through marks at or after it is not conclusive.
+    let mut last_incomplete: Option<u32> = None;
+    let tracking = context.track_uncovered;
     for (ordinal, &(record, at)) in deployments.iter().enumerate() {
         let ordinal = ordinal as u32;
         let head = heads[ordinal as usize];
@@ -112,8 +117,14 @@ pub(crate) fn replay(
         if ordinal == 0 {
             // No base: ship (mark) its history, but count no lead time.
             history.without_base = true;
-            if let Some(head) = head {
-                mark_new_history(graph, head, ordinal, &mut history.marks, scratch);
+            match head {
+                Some(head) => {
+                    mark_new_history(graph, head, ordinal, &mut history.marks, scratch);
+                    if tracking && !unknown_edge(graph, &scratch.changes).is_empty() {
+                        last_incomplete = Some(ordinal);
+                    }
+                }
+                None => last_incomplete = Some(ordinal),
             }
             scratch.changes.clear();
         } else {
@@ -129,8 +140,12 @@ pub(crate) fn replay(
                             history.marks[index as usize] = ordinal;
                             scratch.changes.push(index);
                         }
-                        _ => {}
+                        Some(_) => {}
+                        None => last_incomplete = Some(ordinal),
                     }
+                }
+                if tracking && !unknown_edge(graph, &scratch.changes).is_empty() {
+                    last_incomplete = Some(ordinal);
                 }
             } else if let Some(head) = head {
                 if history.marks[head as usize] != UNMARKED {
@@ -140,27 +155,30 @@ pub(crate) fn replay(
                     status = Some(if behind {
                         CompareStatus::Behind
                     } else {
-                        // A path through unknown commits could still make it
-                        // `behind`: only a compare decides.
-                        history.uncovered.push((ordinal, Vec::new()));
+                        // Every path to it runs through commits shipped since it
+                        // was; when one of those deployments may have missed
+                        // commits, a path through them could still make it
+                        // `behind`, and only a compare decides.
+                        let floor = history.marks[head as usize];
+                        if last_incomplete.is_some_and(|last| last >= floor) {
+                            history.uncovered.push((ordinal, Vec::new()));
+                        }
                         CompareStatus::Diverged
                     });
                 } else {
                     mark_new_history(graph, head, ordinal, &mut history.marks, scratch);
                     status = Some(CompareStatus::Ahead);
-                    if context.track_uncovered && graph.has_unknown_parents() {
-                        let edge: Vec<CommitSha> = scratch
-                            .changes
-                            .iter()
-                            .flat_map(|&change| graph.unknown_parents_of(change))
-                            .collect();
+                    if tracking {
+                        let edge = unknown_edge(graph, &scratch.changes);
                         if !edge.is_empty() {
+                            last_incomplete = Some(ordinal);
                             history.uncovered.push((ordinal, edge));
                         }
                     }
                 }
             } else {
                 history.unknown_changes += 1;
+                last_incomplete = Some(ordinal);
                 history.uncovered.push((ordinal, vec![record.sha]));
             }
         }
@@ -201,6 +219,17 @@ pub(crate) fn replay(
     unknown.sort_unstable();
     history.unknown_shas = unknown;
     history
+}
+
+/// The unknown parents of `commits`.
+fn unknown_edge(graph: &CommitGraph, commits: &[u32]) -> Vec<CommitSha> {
+    if !graph.has_unknown_parents() {
+        return Vec::new();
+    }
+    commits
+        .iter()
+        .flat_map(|&commit| graph.unknown_parents_of(commit))
+        .collect()
 }
 
 /// Marks `head` and every unmarked ancestor with `ordinal`, collecting them in

@@ -176,7 +176,7 @@ mod tests {
     }
 
     #[test]
-    fn a_redeploy_and_a_rollback_to_an_ancestor_are_decided_a_diverged_one_is_not() {
+    fn a_redeploy_a_rollback_and_a_diverged_deployment_are_decided_by_a_complete_history() {
         let commits = [
             commit(1, &[]),
             commit(2, &[1]),
@@ -191,6 +191,28 @@ mod tests {
             deployment(5, 5, 5_000), // 5 forks at 1: new history, decided
             deployment(6, 3, 6_000), // 3 again: shipped, not an ancestor of 5
         ];
-        assert_eq!(uncovered(&commits, &deployments), vec![(3, vec![])]);
+        assert_eq!(uncovered(&commits, &deployments), vec![]);
+    }
+
+    #[test]
+    fn a_diverged_deployment_after_an_incomplete_walk_is_left_to_a_compare() {
+        // 5 merges 4, which is unknown: a path from 5 through 4 to 3 could
+        // exist, so whether 3 is behind 5 is not known.
+        let commits = [
+            commit(1, &[]),
+            commit(2, &[1]),
+            commit(3, &[2]),
+            commit(5, &[1, 4]),
+        ];
+        let deployments = [
+            deployment(1, 2, 1_000),
+            deployment(2, 3, 2_000),
+            deployment(5, 5, 5_000),
+            deployment(6, 3, 6_000),
+        ];
+        assert_eq!(
+            uncovered(&commits, &deployments),
+            vec![(5, vec![sha(4)]), (3, vec![])]
+        );
     }
 }
