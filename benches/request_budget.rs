@@ -10,6 +10,7 @@
 //! (⌈items/100⌉ per list per repository: deployments, the branch's commits,
 //! incident issues, pull requests).
 //!
+//! `DORA_BUDGET_BENCH_PATHS=graphql` (or `rest`) runs one path only.
 //! `DORA_BUDGET_BENCH_REPOS=N` scales the organisation (the per-repository
 //! figures do not depend on N; the full 200 repositories take about a quarter of
 //! an hour on a 2-core machine, most of it the REST path's first sync).
@@ -200,9 +201,23 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // `DORA_BUDGET_BENCH_PATHS=graphql` (or `rest`) runs one path only.
+    let paths = std::env::var("DORA_BUDGET_BENCH_PATHS").unwrap_or_default();
+    let wanted = |name: &str| paths.is_empty() || paths.split(',').any(|p| p.trim() == name);
     runtime.block_on(async {
-        let graphql = run(&org, GithubApi::Graphql, repositories, lower_bound).await;
-        let rest = run(&org, GithubApi::Rest, repositories, lower_bound).await;
+        let graphql = if wanted("graphql") {
+            Some(run(&org, GithubApi::Graphql, repositories, lower_bound).await)
+        } else {
+            None
+        };
+        let rest = if wanted("rest") {
+            Some(run(&org, GithubApi::Rest, repositories, lower_bound).await)
+        } else {
+            None
+        };
+        let (Some(graphql), Some(rest)) = (graphql, rest) else {
+            return;
+        };
         let points = |c: &Case| (c.graphql_points + c.rest_points) as f64;
         println!(
             "\nfirst sync: GraphQL path {:.0} points, REST path {:.0} points: {:.1}x fewer \
