@@ -34,6 +34,9 @@ const SEED: u64 = 5;
 /// Days of simulated history: small enough for a debug build to sync the
 /// organisation in a few seconds, long enough for every kind of event.
 const DAYS: u32 = 60;
+/// Repositories: enough that a sync through GraphQL (100 deployments or commits
+/// a request) is long enough to cut at many points.
+const REPOSITORIES: usize = 6;
 /// Bounds the runs of the binary (a chain whose restarts never complete fails
 /// the test instead of looping).
 const MAX_RUNS: usize = 60;
@@ -59,6 +62,7 @@ const TABLES: [&str; 8] = [
 fn org() -> Org {
     let now = SystemClock.now();
     let spec = OrgSpec {
+        repositories: REPOSITORIES,
         days: DAYS,
         now: demo::demo_spec(4, DAYS, SEED, now).now,
         ..OrgSpec::small(SEED)
