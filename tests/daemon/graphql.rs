@@ -2,8 +2,8 @@
 //! a first sync reads deployments with their statuses in GraphQL pages (no
 //! statuses request per deployment) and change sets from history pages (no
 //! compare); an idle sync costs the cycle's one check query (every repository's
-//! newest deployment through aliases) and re-reads only the pending deployment
-//! (through REST); a new deployment costs one GraphQL page, which brings the new
+//! newest deployment through aliases, and whether the pending one is still
+//! pending) and nothing else; a new deployment costs one GraphQL page, which brings the new
 //! history too; a check that fails falls back to the REST probe; and the numbers
 //! equal the REST path's (statuses and a compare per deployment).
 
@@ -73,7 +73,8 @@ async fn deployments_come_with_their_statuses_and_an_idle_sync_costs_one_check_p
     assert_eq!(samples(&first, true), samples(&rest_metrics, true));
 
     // Idle: the cycle's check (one query, one point, for every repository) says
-    // nothing was created; only the pending deployment's statuses are read again.
+    // nothing was created, and that the pending deployment is still pending (its
+    // latest status): no REST request for it.
     world.sim.reset_counts();
     let points = world.sim.graphql_points_used();
     daemon.sync_now();
@@ -81,7 +82,7 @@ async fn deployments_come_with_their_statuses_and_an_idle_sync_costs_one_check_p
     let counts = world.sim.request_counts();
     assert_eq!(counts.route(GRAPHQL), 1, "{counts:?}");
     assert_eq!(counts.route(DEPLOYMENTS), 0, "{counts:?}");
-    assert_eq!(counts.route(STATUSES), 1, "{counts:?}");
+    assert_eq!(counts.route(STATUSES), 0, "{counts:?}");
     assert_eq!(world.sim.graphql_points_used(), points + 1);
 
     // A new deployment: the check sees it, one GraphQL page reads it with its

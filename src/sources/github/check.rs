@@ -4,6 +4,11 @@
 //! (`deployments(first: 1)`, newest first: its id and sha). By GitHub's point
 //! formula that is one request per repository, so 100 repositories cost one point.
 //!
+//! For a repository with deployments still pending in the store it asks for the
+//! 100 newest instead, with each one's `latestStatus` (not a connection: still one
+//! request): a pending deployment whose latest status is still pending, queued or
+//! in progress needs no re-check this cycle.
+//!
 //! A repository sync then compares the newest id with the one its cursor stored:
 //! equal means no deployment was created, and nothing is listed; different means
 //! the listing's first page brings the new deployments together with the history
@@ -15,10 +20,10 @@
 
 use super::{GithubError, GithubSource};
 use crate::config::{DeploymentsConfig, GithubApi};
-use crate::domain::{CommitSha, RepoName};
+use crate::domain::{CommitSha, DeploymentSource, RepoName};
 use crate::sources::SyncContext;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Repositories asked about in one check query (100 requests: one point).
 pub const REPOSITORIES_PER_CHECK: usize = 100;
@@ -27,12 +32,19 @@ pub const REPOSITORIES_PER_CHECK: usize = 100;
 /// or `None` when it has no deployment.
 pub(super) type Newest = Option<(u64, CommitSha)>;
 
+/// Deployments asked about per repository with pending ones (GitHub's most).
+pub const DEPLOYMENTS_PER_PENDING_CHECK: u32 = 100;
+
+/// `DeploymentStatusState`s that leave a pending deployment pending.
+const STILL_PENDING: [&str; 3] = ["PENDING", "QUEUED", "IN_PROGRESS"];
+
 impl GithubSource {
     /// Asks every Deployments-API repository for its newest deployment and keeps
     /// the answers for this cycle's repository syncs; on failure keeps none (the
     /// syncs fall back to the REST probe) and logs why.
     pub(super) async fn check_cycle(&self, context: &SyncContext) {
         let mut checked: HashMap<RepoName, Newest> = HashMap::new();
+        let mut still_pending: HashMap<RepoName, HashSet<u64>> = HashMap::new();
         if self.settings.api == GithubApi::Graphql {
             let repositories: Vec<&RepoName> = self
                 .repositories
@@ -44,9 +56,17 @@ impl GithubSource {
                     )
                 })
                 .collect();
+            let pending = self.pending_ids(&repositories, context).await;
             for chunk in repositories.chunks(REPOSITORIES_PER_CHECK) {
-                match self.check(chunk, context).await {
-                    Ok(answers) => checked.extend(answers),
+                match self.check(chunk, &pending, context).await {
+                    Ok(answers) => {
+                        for (repository, newest, pending) in answers {
+                            if !pending.is_empty() {
+                                still_pending.insert(repository.clone(), pending);
+                            }
+                            checked.insert(repository, newest);
+                        }
+                    }
                     Err(error) => {
                         tracing::warn!(
                             %error,
@@ -61,15 +81,55 @@ impl GithubSource {
         if let Ok(mut slot) = self.checked.lock() {
             *slot = checked;
         }
+        if let Ok(mut slot) = self.still_pending.lock() {
+            *slot = still_pending;
+        }
+    }
+
+    /// The ids of the pending deployments of `repositories` in the store (none
+    /// when the store cannot say: those are then re-checked through REST).
+    async fn pending_ids(
+        &self,
+        repositories: &[&RepoName],
+        context: &SyncContext,
+    ) -> HashMap<RepoName, HashSet<u64>> {
+        let repositories: Vec<RepoName> = repositories.iter().map(|r| (*r).clone()).collect();
+        let read = context
+            .store
+            .call(move |store| {
+                let mut out = HashMap::new();
+                for repository in repositories {
+                    let ids: HashSet<u64> = store
+                        .pending_deployments(&repository)?
+                        .into_iter()
+                        .filter(|(source, _)| *source == DeploymentSource::GithubDeployments)
+                        .map(|(_, id)| id)
+                        .collect();
+                    if !ids.is_empty() {
+                        out.insert(repository, ids);
+                    }
+                }
+                Ok::<_, crate::store::StoreError>(out)
+            })
+            .await;
+        read.unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not read the pending deployments for the check");
+            HashMap::new()
+        })
     }
 
     /// One check query for `repositories`.
     async fn check(
         &self,
         repositories: &[&RepoName],
+        pending: &HashMap<RepoName, HashSet<u64>>,
         context: &SyncContext,
-    ) -> Result<Vec<(RepoName, Newest)>, GithubError> {
-        let (query, variables) = check_query(repositories);
+    ) -> Result<Vec<(RepoName, Newest, HashSet<u64>)>, GithubError> {
+        let with_states: Vec<bool> = repositories
+            .iter()
+            .map(|r| pending.contains_key(*r))
+            .collect();
+        let (query, variables) = check_query(repositories, &with_states);
         let data = self
             .client
             .graphql(&query, variables, &context.shutdown)
@@ -103,7 +163,19 @@ impl GithubSource {
                     Some((id, sha))
                 }
             };
-            out.push(((*repository).clone(), newest));
+            let asked = pending.get(*repository);
+            let still: HashSet<u64> = answer
+                .deployments
+                .nodes
+                .iter()
+                .filter(|node| {
+                    let state = node.latest_status.as_ref().map(|s| s.state.as_str());
+                    state.is_none_or(|state| STILL_PENDING.contains(&state))
+                })
+                .filter_map(|node| node.database_id)
+                .filter(|id| asked.is_some_and(|ids| ids.contains(id)))
+                .collect();
+            out.push(((*repository).clone(), newest, still));
         }
         Ok(out)
     }
@@ -125,27 +197,52 @@ struct Node {
     database_id: Option<u64>,
     #[serde(rename = "commitOid")]
     commit_oid: String,
+    #[serde(default, rename = "latestStatus")]
+    latest_status: Option<LatestStatus>,
 }
 
-/// The aliased query and its variables for `repositories`.
-fn check_query(repositories: &[&RepoName]) -> (String, serde_json::Value) {
+#[derive(Deserialize)]
+struct LatestStatus {
+    state: String,
+}
+
+/// The aliased query and its variables for `repositories` (with the latest
+/// states of the newest 100 where `with_states` says so).
+fn check_query(repositories: &[&RepoName], with_states: &[bool]) -> (String, serde_json::Value) {
     let mut declarations = Vec::with_capacity(repositories.len());
     let mut selections = String::new();
     let mut variables = serde_json::Map::new();
     for (index, repository) in repositories.iter().enumerate() {
         declarations.push(format!("$o{index}: String!, $n{index}: String!"));
+        let fragment = if with_states.get(index).copied().unwrap_or(false) {
+            "NewestWithStates"
+        } else {
+            "Newest"
+        };
         selections.push_str(&format!(
-            "  r{index}: repository(owner: $o{index}, name: $n{index}) {{ ...Newest }}\n"
+            "  r{index}: repository(owner: $o{index}, name: $n{index}) {{ ...{fragment} }}\n"
         ));
         variables.insert(format!("o{index}"), repository.owner().into());
         variables.insert(format!("n{index}"), repository.name().into());
     }
-    let query = format!(
-        "query Check({}) {{\n  rateLimit {{ cost remaining resetAt }}\n{selections}}}\n\
-         fragment Newest on Repository {{\n  deployments(first: 1, orderBy: {{field: CREATED_AT, \
-         direction: DESC}}) {{ nodes {{ databaseId commitOid }} }}\n}}\n",
+    let mut query = format!(
+        "query Check({}) {{\n  rateLimit {{ cost remaining resetAt }}\n{selections}}}\n",
         declarations.join(", ")
     );
+    // GraphQL rejects a fragment no selection uses: each only when used.
+    if with_states.len() < repositories.len() || with_states.iter().any(|w| !*w) {
+        query.push_str(
+            "fragment Newest on Repository {\n  deployments(first: 1, orderBy: {field: \
+             CREATED_AT, direction: DESC}) { nodes { databaseId commitOid } }\n}\n",
+        );
+    }
+    if with_states.iter().any(|w| *w) {
+        query.push_str(&format!(
+            "fragment NewestWithStates on Repository {{\n  deployments(first: \
+             {DEPLOYMENTS_PER_PENDING_CHECK}, orderBy: {{field: CREATED_AT, direction: DESC}}) \
+             {{ nodes {{ databaseId commitOid latestStatus {{ state }} }} }}\n}}\n"
+        ));
+    }
     (query, serde_json::Value::Object(variables))
 }
 
@@ -157,10 +254,22 @@ mod tests {
     fn the_check_query_aliases_each_repository_with_its_own_variables() {
         let a = RepoName::parse("acme/api").unwrap();
         let b = RepoName::parse("acme/web").unwrap();
-        let (query, variables) = check_query(&[&a, &b]);
+        let (query, variables) = check_query(&[&a, &b], &[false, true]);
         assert!(query
             .starts_with("query Check($o0: String!, $n0: String!, $o1: String!, $n1: String!)"));
-        assert!(query.contains("r1: repository(owner: $o1, name: $n1) { ...Newest }"));
+        assert!(query.contains("r0: repository(owner: $o0, name: $n0) { ...Newest }"));
+        assert!(query.contains("r1: repository(owner: $o1, name: $n1) { ...NewestWithStates }"));
+        assert!(query.contains("latestStatus { state }"));
+        let (plain, _) = check_query(&[&a], &[false]);
+        assert!(
+            !plain.contains("NewestWithStates"),
+            "an unused fragment is invalid"
+        );
+        let (states, _) = check_query(&[&a], &[true]);
+        assert!(
+            !states.contains("fragment Newest "),
+            "an unused fragment is invalid"
+        );
         assert_eq!(variables["o1"], "acme");
         assert_eq!(variables["n1"], "web");
     }

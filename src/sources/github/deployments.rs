@@ -271,7 +271,10 @@ impl RepoSync<'_> {
         let fresh_ids: HashSet<u64> = fresh.iter().map(|d| d.id).collect();
         let recheck_after = self.context.now.0.saturating_sub(PENDING_RECHECK_SECONDS);
         for (stored, etag) in pending {
-            if fresh_ids.contains(&stored.id) || stored.created_at.0 < recheck_after {
+            if fresh_ids.contains(&stored.id)
+                || stored.created_at.0 < recheck_after
+                || self.still_pending.contains(&stored.id)
+            {
                 continue;
             }
             self.check_cancelled()?;

@@ -63,7 +63,7 @@ use axum::body::Bytes;
 use client::{Client, Pages};
 use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -101,6 +101,8 @@ pub struct GithubSource {
     /// This cycle's GraphQL check: each repository's newest deployment
     /// (`check.rs`); taken by the repository's sync.
     checked: Mutex<HashMap<RepoName, check::Newest>>,
+    /// This cycle's GraphQL check: the pending deployments it saw still pending.
+    still_pending: Mutex<HashMap<RepoName, HashSet<u64>>>,
 }
 
 impl GithubSource {
@@ -137,6 +139,7 @@ impl GithubSource {
                 .collect(),
             skipped: Mutex::new(BTreeMap::new()),
             checked: Mutex::new(HashMap::new()),
+            still_pending: Mutex::new(HashMap::new()),
         })
     }
 
@@ -175,8 +178,15 @@ impl Source for GithubSource {
                 .lock()
                 .ok()
                 .and_then(|mut checked| checked.remove(repository));
+            let still_pending = self
+                .still_pending
+                .lock()
+                .ok()
+                .and_then(|mut pending| pending.remove(repository))
+                .unwrap_or_default();
             let sync = RepoSync {
                 checked,
+                still_pending,
                 client: &self.client,
                 settings: &self.settings,
                 repository,
@@ -230,6 +240,8 @@ impl Source for GithubSource {
 struct RepoSync<'a> {
     /// This cycle's GraphQL check of the newest deployment, when there was one.
     checked: Option<check::Newest>,
+    /// Pending deployments the check saw still pending (no re-check needed).
+    still_pending: HashSet<u64>,
     client: &'a Client,
     settings: &'a Settings,
     repository: &'a RepoName,
