@@ -4,7 +4,7 @@
 //! 127.0.0.1 through each way of reading deployments (`github.api = "graphql"`,
 //! the default, and `"rest"`), for (a) the first sync, (b) an idle cycle and (c) a
 //! cycle after one new deployment per repository (and the idle cycle after (b),
-//! once validators of pending deployments are stored). Printed per case: requests by
+//! the steady state). Printed per case: requests by
 //! endpoint and status, GraphQL points, REST rate-limit points (304s are free) and
 //! wall time; and the lower bound: the pages needed to read each list once
 //! (⌈items/100⌉ per list per repository: deployments, the branch's commits,
@@ -134,8 +134,7 @@ async fn run(org: &Org, api: GithubApi, repositories: usize, lower_bound: usize)
         repositories,
         None,
     );
-    // The next idle cycle: a deployment pending at the first sync has had its
-    // statuses' validator stored by (b).
+    // The next idle cycle (steady state).
     let start = measure_start(&sim);
     let wall = cycle(&mut handle, 3).await;
     print_case(
