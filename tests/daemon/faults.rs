@@ -124,7 +124,13 @@ fn items(stored: &[SyncBatch]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaos_run_exports_and_stores_exactly_what_a_fault_free_run_does() {
-    let org = Org::generate(&OrgSpec::small(5));
+    // Twice the small organisation: a GraphQL sync of it alone is too few
+    // requests for every kind of fault to occur at these rates.
+    let small = OrgSpec::small(5);
+    let org = Org::generate(&OrgSpec {
+        repositories: small.repositories * 2,
+        ..small
+    });
     let (clean, clean_sim) = run(&org, SimOptions::default(), fast_retries()).await;
     assert_eq!(clean_sim.chaos_counts().faults(), 0);
 
