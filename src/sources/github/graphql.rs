@@ -152,18 +152,7 @@ pub const EXPECTED_POINTS: u64 = 1;
 struct Repository {
     deployments: Connection,
     #[serde(default)]
-    object: Option<Object>,
-}
-
-/// A `GitObject`; `history` is absent when it is not a commit.
-#[derive(Deserialize)]
-struct Object {
-    history: Option<History>,
-}
-
-#[derive(Deserialize)]
-struct History {
-    nodes: Vec<serde_json::Value>,
+    object: Option<super::history::Object>,
 }
 
 #[derive(Deserialize)]
@@ -274,14 +263,7 @@ impl RepoSync<'_> {
             });
         };
         if let Some(history) = repository.object.and_then(|o| o.history) {
-            for node in history.nodes {
-                match super::history::commit(node) {
-                    Ok((record, _)) => pages.commits.push(record),
-                    Err(reason) => {
-                        self.item::<()>(super::Endpoint::Graphql, Err(reason));
-                    }
-                }
-            }
+            pages.commits.extend(self.history_commits(history.nodes).0);
         }
         let connection = repository.deployments;
         pages.pages += 1;

@@ -250,25 +250,32 @@ impl RepoSync<'_> {
             );
             return Ok(None);
         };
-        let mut oldest_committed: Option<Timestamp> = None;
-        let mut commits = Vec::with_capacity(history.nodes.len());
-        for node in history.nodes {
-            let (record, committed) = match commit(node) {
-                Ok(parsed) => parsed,
-                Err(reason) => {
-                    self.item::<()>(super::Endpoint::Graphql, Err(reason));
-                    continue;
-                }
-            };
-            oldest_committed = Some(oldest_committed.map_or(committed, |o| o.min(committed)));
-            commits.push(record);
-        }
-        let next = history.page_info.next();
+        let next = history.page_info.and_then(PageInfo::next);
+        let (commits, oldest_committed) = self.history_commits(history.nodes);
         Ok(Some(HistoryPage {
             commits,
             oldest_committed,
             next,
         }))
+    }
+
+    /// The readable commits of history `nodes` (the others skipped, counted and
+    /// logged) and the oldest committer date among them.
+    pub(super) fn history_commits(
+        &self,
+        nodes: Vec<serde_json::Value>,
+    ) -> (Vec<CommitRecord>, Option<Timestamp>) {
+        let mut oldest_committed: Option<Timestamp> = None;
+        let mut commits = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let Some((record, committed)) = self.item(super::Endpoint::Graphql, commit(node))
+            else {
+                continue;
+            };
+            oldest_committed = Some(oldest_committed.map_or(committed, |o| o.min(committed)));
+            commits.push(record);
+        }
+        (commits, oldest_committed)
     }
 }
 
@@ -289,21 +296,20 @@ struct Repository {
 
 /// A `GitObject`; `history` is absent when it is not a commit.
 #[derive(Deserialize)]
-struct Object {
-    history: Option<History>,
+pub(super) struct Object {
+    pub(super) history: Option<History>,
 }
 
+/// A page of `Commit.history` (`pageInfo` only where the query asks for it).
 #[derive(Deserialize)]
-struct History {
-    #[serde(rename = "pageInfo")]
-    page_info: PageInfo,
-    nodes: Vec<serde_json::Value>,
+pub(super) struct History {
+    #[serde(default, rename = "pageInfo")]
+    page_info: Option<PageInfo>,
+    pub(super) nodes: Vec<serde_json::Value>,
 }
 
 /// One commit node: the record and its committer date.
-pub(super) fn commit(
-    value: serde_json::Value,
-) -> Result<(CommitRecord, Timestamp), super::models::Skip> {
+fn commit(value: serde_json::Value) -> Result<(CommitRecord, Timestamp), super::models::Skip> {
     #[derive(Deserialize)]
     struct Node {
         oid: String,
