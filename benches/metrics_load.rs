@@ -249,6 +249,7 @@ fn main() {
             clock: clock.clone(),
             simulated: true,
             retry: RetryPolicy::default(),
+            ..RunOptions::default()
         };
         let mut handle = daemon::start(config, listener, run).await.expect("daemon");
         let first = handle.wait_for_cycles(1).await.expect("first cycle");

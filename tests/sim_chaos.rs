@@ -4,6 +4,11 @@
 //! secondary limits that hold until `retry-after`, the consecutive-fault cap that
 //! lets a retrying client get every response unchanged, new items that shift
 //! pages, the primary rate limit taking precedence, and chaos off by default.
+//! On `POST /graphql` the faults GitHub's GraphQL API produces: timeouts as
+//! `502`/`504` with GitHub's message after a delay, nginx's `502` page, a proxy's
+//! plain-text `503`, `200` answers without data ("Something went wrong while
+//! executing your query", with and without "timeout"), and `RATE_LIMITED` at
+//! `200` with a spent budget that lasts until its reset.
 
 use dora_collector::sim::{
     ChaosCounts, ChaosOptions, Fault, Org, OrgSpec, SimHandle, SimOptions, SimServer,
@@ -32,6 +37,7 @@ fn only(fault: Fault, rate: f64) -> ChaosOptions {
     ChaosOptions {
         seed: 11,
         retry_after: Duration::ZERO,
+        timeout_delay: Duration::from_millis(1),
         ..ChaosOptions::default()
     }
     .with_rate(fault, rate)
@@ -150,6 +156,37 @@ impl Client {
         }
     }
 
+    /// `POST /graphql` with `body`, and how long the answer took.
+    async fn graphql(&self, body: &Value) -> (Seen, Duration) {
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => return (Seen::NoResponse(error), started.elapsed()),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_length = response.content_length();
+        let seen = match response.bytes().await {
+            Ok(body) => Seen::Complete {
+                status,
+                headers,
+                body: body.to_vec(),
+            },
+            Err(_) => Seen::BodyFailed {
+                status,
+                content_length,
+            },
+        };
+        (seen, started.elapsed())
+    }
+
     /// Retries until a `200` with JSON, at most `attempts` times.
     async fn get_retrying(&self, path: &str, attempts: u32) -> Option<(Value, u32)> {
         for attempt in 1..=attempts {
@@ -185,12 +222,29 @@ fn fault_of(seen: &Seen) -> Option<Fault> {
             assert!(seen.json().is_some(), "a 200 with a JSON body");
             None
         }
+        Seen::Complete {
+            status: status @ (502 | 504),
+            ..
+        } if seen.json().is_some() => {
+            let body = seen.json().unwrap();
+            assert!(body["message"].as_str().unwrap().starts_with(IN_TIME));
+            Some(if *status == 502 {
+                Fault::Timeout
+            } else {
+                Fault::GatewayTimeout
+            })
+        }
         Seen::Complete { status: 502, .. } => {
             assert!(seen
                 .header("content-type")
                 .is_some_and(|t| t.starts_with("text/html")));
             assert!(seen.json().is_none(), "an HTML page");
             Some(Fault::BadGateway)
+        }
+        Seen::Complete { status: 503, .. } => {
+            assert_eq!(seen.header("content-type"), Some("text/plain"));
+            assert!(seen.json().is_none(), "plain text");
+            Some(Fault::Unavailable)
         }
         Seen::Complete { status: 500, .. } => {
             assert_eq!(seen.json().unwrap()["message"], "Server Error");
@@ -292,6 +346,9 @@ async fn each_fault_shows_at_about_its_rate_and_only_answered_requests_cost_budg
         Fault::SecondaryLimit,
         Fault::TooManyRequests,
         Fault::Truncated,
+        Fault::Timeout,
+        Fault::GatewayTimeout,
+        Fault::Unavailable,
     ] {
         let handle = serve(only(fault, RATE)).await;
         let paths = distinct_paths(&handle, REQUESTS);
@@ -527,21 +584,26 @@ async fn a_retrying_client_gets_every_response_as_without_chaos() {
         let seen = client.get(path).await;
         clean.push(seen.json().unwrap());
     }
-    // Every request draws a fault (the rates sum to exactly 1) until the cap.
+    // Every request draws a fault (the rates sum to exactly 1) until the cap:
+    // every fault a REST request can get.
     let all = ChaosOptions {
         seed: 7,
         retry_after: Duration::ZERO,
         slow_delay: Duration::from_millis(1),
-        reset_rate: 0.25,
-        server_error_rate: 0.125,
-        bad_gateway_rate: 0.125,
-        secondary_limit_rate: 0.125,
-        too_many_requests_rate: 0.125,
-        slow_rate: 0.125,
-        truncated_rate: 0.125,
+        timeout_delay: Duration::from_millis(1),
+        reset_rate: 0.2,
+        server_error_rate: 0.1,
+        bad_gateway_rate: 0.1,
+        secondary_limit_rate: 0.1,
+        too_many_requests_rate: 0.1,
+        slow_rate: 0.1,
+        truncated_rate: 0.1,
+        timeout_rate: 0.1,
+        gateway_timeout_rate: 0.05,
+        unavailable_rate: 0.05,
         ..ChaosOptions::default()
     };
-    handle.set_chaos(all).unwrap();
+    handle.set_chaos(all.clone()).unwrap();
     let attempts = DEFAULT_MAX_CONSECUTIVE_FAULTS + 1;
     let mut slowed_successes = 0;
     for (path, expected) in paths.iter().zip(&clean) {
@@ -555,8 +617,17 @@ async fn a_retrying_client_gets_every_response_as_without_chaos() {
         }
     }
     let counts = handle.chaos_counts();
+    let graphql_only = [
+        Fault::QueryTimeout,
+        Fault::TransientError,
+        Fault::RateLimited,
+    ];
     for fault in Fault::ALL {
-        assert!(counts.get(fault) > 0, "{fault:?} never drawn: {counts:?}");
+        if graphql_only.contains(&fault) {
+            assert_eq!(all.rate(fault), 0.0, "{fault:?} is for GraphQL requests");
+        } else {
+            assert!(counts.get(fault) > 0, "{fault:?} never drawn: {counts:?}");
+        }
     }
     // A slow response is a fault that still succeeds, so the client stops early.
     assert_eq!(slowed_successes, counts.slow);
@@ -726,4 +797,224 @@ async fn invalid_chaos_is_refused() {
     let handle = serve(ChaosOptions::default()).await;
     assert!(handle.set_chaos(invalid).is_err());
     assert_eq!(handle.chaos(), ChaosOptions::default(), "left unchanged");
+}
+
+/// A valid query of the organisation's first repository, different per `n` (so
+/// that answers can be told apart).
+fn graphql_query(handle: &SimHandle, n: u64) -> Value {
+    let (owner, name) = handle.with_org(|org| (org.owner.clone(), org.repos[0].name.clone()));
+    serde_json::json!({
+        "query": "query Q($owner: String!, $name: String!, $first: Int!) { rateLimit { cost remaining } repository(owner: $owner, name: $name) { deployments(first: $first) { nodes { databaseId } } } }",
+        "variables": {"owner": owner, "name": name, "first": 1 + n % 50},
+    })
+}
+
+const TIMEOUT_DELAY: Duration = Duration::from_millis(30);
+
+/// GitHub's timeout message on `502`/`504`.
+const IN_TIME: &str = "We couldn't respond to your request in time.";
+
+/// The GraphQL fault an answer shows, checking that it looks as GitHub sends it;
+/// `None` for a whole answer.
+fn graphql_fault_of(seen: &Seen, took: Duration) -> Option<Fault> {
+    if !matches!(seen, Seen::Complete { .. }) {
+        return fault_of(seen);
+    }
+    let json = seen.json();
+    let resource = seen.header("x-ratelimit-resource");
+    let first_error = json
+        .as_ref()
+        .and_then(|b| b["errors"].get(0).cloned())
+        .unwrap_or(Value::Null);
+    let message = first_error["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match seen.status() {
+        Some(200) if json.as_ref().is_some_and(|b| b["data"].is_object()) => None,
+        Some(200)
+            if first_error["type"] == "RATE_LIMITED" || first_error["type"] == "RATE_LIMIT" =>
+        {
+            assert_eq!(seen.header("x-ratelimit-remaining"), Some("0"));
+            assert_eq!(resource, Some("graphql"));
+            Some(Fault::RateLimited)
+        }
+        Some(200) => {
+            assert!(json.as_ref().unwrap()["data"].is_null(), "{json:?}");
+            assert!(first_error.get("type").is_none(), "untyped: {first_error}");
+            assert!(
+                message.starts_with("Something went wrong while executing your query."),
+                "{message}"
+            );
+            if message.contains("This may be the result of a timeout") {
+                assert!(took >= TIMEOUT_DELAY, "{took:?}");
+                Some(Fault::QueryTimeout)
+            } else {
+                assert!(message.contains("when reporting this issue"), "{message}");
+                Some(Fault::TransientError)
+            }
+        }
+        Some(status @ (502 | 504)) if json.is_some() => {
+            assert!(json.unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(IN_TIME));
+            assert_eq!(resource, Some("graphql"));
+            assert!(took >= TIMEOUT_DELAY, "{took:?}");
+            Some(if status == 502 {
+                Fault::Timeout
+            } else {
+                Fault::GatewayTimeout
+            })
+        }
+        Some(502) => {
+            let Seen::Complete { body, .. } = seen else {
+                panic!("{seen:?}")
+            };
+            let page = String::from_utf8_lossy(body);
+            assert!(page.contains("<center>nginx</center>"), "{page}");
+            Some(Fault::BadGateway)
+        }
+        Some(503) => {
+            assert_eq!(seen.header("content-type"), Some("text/plain"));
+            assert!(json.is_none(), "plain text");
+            Some(Fault::Unavailable)
+        }
+        _ => fault_of(seen),
+    }
+}
+
+#[tokio::test]
+async fn graphql_requests_get_the_faults_github_sends() {
+    let faults = [
+        Fault::Timeout,
+        Fault::GatewayTimeout,
+        Fault::Unavailable,
+        Fault::QueryTimeout,
+        Fault::TransientError,
+        Fault::BadGateway,
+        Fault::ServerError,
+        Fault::Reset,
+        Fault::Truncated,
+    ];
+    for fault in faults {
+        let handle = serve(ChaosOptions {
+            timeout_delay: TIMEOUT_DELAY,
+            ..only(fault, RATE)
+        })
+        .await;
+        let client = Client::new(&handle);
+        let mut seen = Vec::new();
+        for n in 0..100 {
+            let (answer, took) = client.graphql(&graphql_query(&handle, n)).await;
+            seen.push(graphql_fault_of(&answer, took));
+        }
+        let tally = tally(&seen);
+        let injected = tally.get(&Some(fault)).copied().unwrap_or(0);
+        assert_eq!(
+            tally.len(),
+            2,
+            "{fault:?}: only that fault and successes: {tally:?}"
+        );
+        assert!((5..=40).contains(&injected), "{fault:?}: {injected} of 100");
+        assert_eq!(handle.chaos_counts().get(fault), injected, "{fault:?}");
+        assert_eq!(handle.rate_limit_violations(), 0);
+    }
+}
+
+#[tokio::test]
+async fn rest_requests_are_spared_the_graphql_only_faults_and_time_out_alike() {
+    for fault in [
+        Fault::QueryTimeout,
+        Fault::TransientError,
+        Fault::RateLimited,
+    ] {
+        let handle = serve(only(fault, 1.0)).await;
+        let paths = distinct_paths(&handle, 20);
+        assert!(observe(&handle, &paths).await.iter().all(Option::is_none));
+        assert_eq!(handle.chaos_counts().faults(), 0, "{fault:?}");
+    }
+    for (fault, status) in [(Fault::Timeout, 502), (Fault::GatewayTimeout, 504)] {
+        let handle = serve(ChaosOptions {
+            timeout_delay: TIMEOUT_DELAY,
+            ..only(fault, 1.0)
+        })
+        .await;
+        let client = Client::new(&handle);
+        let started = Instant::now();
+        let seen = client.get(&distinct_paths(&handle, 1)[0]).await;
+        assert!(started.elapsed() >= TIMEOUT_DELAY);
+        assert_eq!(seen.status(), Some(status));
+        assert!(seen.json().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(IN_TIME));
+        assert_eq!(seen.header("x-ratelimit-resource"), Some("core"));
+        assert_eq!(handle.rate_limit().used, 0, "a timeout costs no budget");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_graphql_budget_stays_spent_until_its_reset() {
+    let handle = serve(ChaosOptions {
+        retry_after: Duration::from_secs(1),
+        ..only(Fault::RateLimited, 1.0)
+    })
+    .await;
+    let client = Client::new(&handle);
+    let (first, _) = client.graphql(&graphql_query(&handle, 0)).await;
+    assert_eq!(
+        graphql_fault_of(&first, Duration::ZERO),
+        Some(Fault::RateLimited)
+    );
+    let reset: i64 = first.header("x-ratelimit-reset").unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        reset as f64 >= now && (reset as f64) <= now + 2.0,
+        "{reset} vs {now}"
+    );
+    // Chaos off: the spent budget is the token's state, not a fault to draw.
+    handle.set_chaos(ChaosOptions::default()).unwrap();
+    let (again, _) = client.graphql(&graphql_query(&handle, 1)).await;
+    assert_eq!(
+        graphql_fault_of(&again, Duration::ZERO),
+        Some(Fault::RateLimited)
+    );
+    assert_eq!(handle.chaos_counts().rate_limited_violations, 1);
+    // REST is another budget.
+    let rest = client.get(&distinct_paths(&handle, 1)[0]).await;
+    assert!(rest.is_success());
+    // From the reset on, GraphQL answers again.
+    let wait = (reset as f64 - now).max(0.0) + 0.05;
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+    let (after, _) = client.graphql(&graphql_query(&handle, 2)).await;
+    assert_eq!(graphql_fault_of(&after, Duration::ZERO), None, "{after:?}");
+    let counts = handle.chaos_counts();
+    assert_eq!(
+        (counts.rate_limited, counts.rate_limited_violations),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn graphql_rate_limits_are_spelled_both_ways() {
+    let handle = serve(ChaosOptions {
+        retry_after: Duration::from_secs(1),
+        ..only(Fault::RateLimited, 1.0)
+    })
+    .await;
+    let client = Client::new(&handle);
+    let mut spellings = HashSet::new();
+    for n in 0..6 {
+        let (seen, _) = client.graphql(&graphql_query(&handle, n)).await;
+        let body = seen.json().unwrap();
+        spellings.insert(body["errors"][0]["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        spellings,
+        HashSet::from(["RATE_LIMITED".to_owned(), "RATE_LIMIT".to_owned()])
+    );
 }

@@ -94,6 +94,31 @@ pub async fn sync_all(
     shutdown: &CancellationToken,
     progress: &(dyn Fn(&RepoReport) + Send + Sync),
 ) -> CycleReport {
+    sync_round(sources, store, clock, shutdown, progress, None).await
+}
+
+/// A retry round: syncs only the repositories in `only` (source name and
+/// repository), without the sources' per-cycle preparation (a repository sync
+/// does without it, as after a failed one) and without recording source
+/// durations (the round is not a whole sync of any source).
+pub async fn sync_selected(
+    sources: &[Arc<dyn Source>],
+    store: &SharedStore,
+    clock: &dyn Clock,
+    shutdown: &CancellationToken,
+    only: &[(&'static str, RepoName)],
+) -> CycleReport {
+    sync_round(sources, store, clock, shutdown, &|_| {}, Some(only)).await
+}
+
+async fn sync_round(
+    sources: &[Arc<dyn Source>],
+    store: &SharedStore,
+    clock: &dyn Clock,
+    shutdown: &CancellationToken,
+    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    only: Option<&[(&'static str, RepoName)]>,
+) -> CycleReport {
     let started_at = clock.now();
     let context = SyncContext {
         store: store.clone(),
@@ -106,11 +131,23 @@ pub async fn sync_all(
         durations: Vec::new(),
     };
     for source in sources {
+        let selected = |repository: &RepoName| {
+            only.is_none_or(|only| {
+                only.iter()
+                    .any(|(name, r)| *name == source.name() && r == repository)
+            })
+        };
+        if only.is_some() && !source.repositories().iter().any(selected) {
+            continue;
+        }
         let timer = Instant::now();
-        source.prepare_cycle(&context).await;
+        if only.is_none() {
+            source.prepare_cycle(&context).await;
+        }
         let jobs: Vec<BoxFuture<'_, (usize, RepoReport)>> = source
             .repositories()
             .iter()
+            .filter(|r| selected(r))
             .cloned()
             .enumerate()
             .map(|(index, repository)| {
@@ -176,9 +213,11 @@ pub async fn sync_all(
             .await;
         done.sort_by_key(|(index, _)| *index);
         report.repositories.extend(done.into_iter().map(|(_, r)| r));
-        report
-            .durations
-            .push((source.name(), clock.seconds_since(timer)));
+        if only.is_none() {
+            report
+                .durations
+                .push((source.name(), clock.seconds_since(timer)));
+        }
     }
     report
 }

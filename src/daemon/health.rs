@@ -9,6 +9,7 @@
 //! No I/O.
 
 use super::cycle::{CycleReport, RepoOutcome};
+use super::retry::RetryQueue;
 use crate::domain::{RepoName, Timestamp};
 use crate::exporter::{HealthSnapshot, RepositoryHealth, SourceHealth};
 use crate::sources::Source;
@@ -109,6 +110,15 @@ impl HealthTracker {
             });
         }
         out
+    }
+
+    /// Takes in when each repository waiting for a retry is tried again.
+    pub fn set_next_tries(&mut self, retries: &RetryQueue) {
+        for (source, state) in &mut self.sources {
+            for (repository, health) in &mut state.repositories {
+                health.next_retry = retries.next_try(source, repository);
+            }
+        }
     }
 
     /// The last successful sync of `repository` from `source`.

@@ -17,6 +17,8 @@
 //! - `clock`: `Clock`, `SystemClock`, `ManualClock`.
 //! - `cycle`: one sync cycle over every repository, and its report.
 //! - `health`: the collector's health as published.
+//! - `retry`: when a repository that failed is tried again (soon, not a poll
+//!   interval later).
 //! - `demo`: the configuration `demo` runs with.
 //!
 //! Not here: what a source reads (`sources`), the computation (`dora`), the text
@@ -26,10 +28,14 @@ mod clock;
 mod cycle;
 pub mod demo;
 mod health;
+mod retry;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cycle::{sync_all, CycleReport, RepoOutcome, RepoReport, MAX_CONCURRENT_REPOSITORIES};
+pub use cycle::{
+    sync_all, sync_selected, CycleReport, RepoOutcome, RepoReport, MAX_CONCURRENT_REPOSITORIES,
+};
 pub use health::HealthTracker;
+pub use retry::{retry_delay, RetryQueue, FIRST_RETRY_DELAY, RETRY_JITTER_FRACTION};
 
 use crate::config::Config;
 use crate::domain::RepoName;
@@ -74,6 +80,10 @@ pub struct RunOptions {
     /// Retries and rate-limit waits of the sources (default: production; tests
     /// inject short waits).
     pub retry: RetryPolicy,
+    /// The wait before a failed repository is first tried again (default
+    /// [`FIRST_RETRY_DELAY`]; doubles per failure in a row, up to the poll
+    /// interval).
+    pub first_retry_delay: Duration,
 }
 
 impl Default for RunOptions {
@@ -82,6 +92,7 @@ impl Default for RunOptions {
             clock: Arc::new(SystemClock),
             simulated: false,
             retry: RetryPolicy::default(),
+            first_retry_delay: FIRST_RETRY_DELAY,
         }
     }
 }
@@ -202,6 +213,7 @@ struct Scheduler {
     repositories: Vec<RepoName>,
     poll_interval: Duration,
     tracker: HealthTracker,
+    retries: RetryQueue,
     shutdown: CancellationToken,
     trigger: mpsc::Receiver<()>,
     cycles: watch::Sender<Cycles>,
@@ -249,6 +261,10 @@ pub async fn start(
         engine: config.engine_config(),
         repositories,
         poll_interval: config.github.poll_interval.to_std(),
+        retries: RetryQueue::new(
+            options.first_retry_delay,
+            config.github.poll_interval.to_std(),
+        ),
         shutdown: shutdown.clone(),
         trigger: trigger_rx,
         cycles: cycles_tx,
@@ -287,8 +303,11 @@ pub async fn start(
 }
 
 impl Scheduler {
+    /// Cycles every poll interval (or when triggered); in between, retry rounds
+    /// for the repositories that failed, as they come due. Retry rounds are
+    /// published like cycles but not counted in [`Cycles`].
     async fn run(mut self) {
-        loop {
+        'cycles: loop {
             let report = sync_all(
                 &self.sources,
                 &self.store,
@@ -297,8 +316,7 @@ impl Scheduler {
                 &|_| {},
             )
             .await;
-            self.tracker.record(&report);
-            if self.shutdown.is_cancelled() {
+            if !self.take_in(&report) {
                 break;
             }
             log_cycle(&report);
@@ -307,14 +325,66 @@ impl Scheduler {
                 cycles.completed += 1;
                 cycles.last = Some(Arc::new(report));
             });
-            let delay = next_delay(self.poll_interval, rand::random::<f64>());
-            tokio::select! {
-                () = self.shutdown.cancelled() => break,
-                () = tokio::time::sleep(delay) => {}
-                Some(()) = self.trigger.recv() => {}
+            let next_cycle =
+                tokio::time::Instant::now() + next_delay(self.poll_interval, rand::random::<f64>());
+            loop {
+                let retry_at = self.retries.next_due().filter(|due| *due < next_cycle);
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break 'cycles,
+                    () = tokio::time::sleep_until(next_cycle) => break,
+                    Some(()) = self.trigger.recv() => break,
+                    () = sleep_until_some(retry_at) => {
+                        let due = self.retries.due(tokio::time::Instant::now());
+                        let report = sync_selected(
+                            &self.sources,
+                            &self.store,
+                            self.clock.as_ref(),
+                            &self.shutdown,
+                            &due,
+                        )
+                        .await;
+                        if !self.take_in(&report) {
+                            break 'cycles;
+                        }
+                        tracing::info!(
+                            repositories = report.repositories.len(),
+                            failed = report.failures().count(),
+                            "retry of failed repositories finished"
+                        );
+                        self.publish().await;
+                    }
+                }
             }
         }
         tracing::info!("sync stopped");
+    }
+
+    /// Takes in a finished round: health, and the retries it calls for (logged
+    /// with when they come). False when shutdown cut the round short (then
+    /// nothing is published).
+    fn take_in(&mut self, report: &CycleReport) -> bool {
+        self.tracker.record(report);
+        if self.shutdown.is_cancelled() {
+            return false;
+        }
+        let scheduled = self.retries.record(
+            report,
+            tokio::time::Instant::now(),
+            self.clock.now(),
+            &mut || rand::random::<f64>(),
+        );
+        for retry in &scheduled {
+            tracing::warn!(
+                source = retry.source,
+                repository = %retry.repository,
+                failures_in_a_row = retry.failures,
+                retry_in_seconds = retry.delay.as_secs(),
+                next_try_at = %retry.due_at,
+                "the repository's sync failed; trying it again soon"
+            );
+        }
+        self.tracker.set_next_tries(&self.retries);
+        true
     }
 
     /// Computes the snapshot from the store at the clock's `now` and publishes it
@@ -348,6 +418,14 @@ impl Scheduler {
         tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
             .await
             .context("the computation failed")
+    }
+}
+
+/// Sleeps until `at`; forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

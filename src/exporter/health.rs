@@ -50,6 +50,9 @@ pub struct RepositoryHealth {
     /// Items of API responses for this repository that could not be read (odd
     /// or hostile JSON) and were skipped, since the process started.
     pub skipped_items: u64,
+    /// When the repository's sync is tried again after it failed; `None` while
+    /// it is not waiting for a retry.
+    pub next_retry: Option<Timestamp>,
 }
 
 impl RepositoryHealth {
@@ -60,6 +63,7 @@ impl RepositoryHealth {
             last_success: None,
             sync_errors: 0,
             skipped_items: 0,
+            next_retry: None,
         }
     }
 }

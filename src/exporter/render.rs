@@ -482,6 +482,12 @@ pub const SYNC_ERRORS: Family = family(
     &["source", "repository"],
     "Failed syncs of the repository from the source since the process started.",
 );
+pub const NEXT_SYNC_RETRY: Family = family(
+    "dora_collector_next_sync_retry_timestamp_seconds",
+    Kind::Gauge,
+    &["source", "repository"],
+    "When the failed sync of the repository from the source is tried again (Unix seconds); absent while it is not waiting for a retry.",
+);
 pub const SKIPPED_ITEMS: Family = family(
     "dora_collector_skipped_items_total",
     Kind::Counter,
@@ -523,6 +529,7 @@ pub fn all_families() -> Vec<Family> {
         RATE_LIMIT_WAIT,
         API_RETRIES,
         SYNC_ERRORS,
+        NEXT_SYNC_RETRY,
         SKIPPED_ITEMS,
         SNAPSHOT_TIMESTAMP,
         BUILD_INFO,
@@ -713,6 +720,9 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
                 out.gauge(&LAST_SUCCESSFUL_SYNC, &labels, at.0 as f64);
             }
             out.counter(&SYNC_ERRORS, &labels, repository.sync_errors);
+            if let Some(at) = repository.next_retry {
+                out.gauge(&NEXT_SYNC_RETRY, &labels, at.0 as f64);
+            }
             out.counter(&SKIPPED_ITEMS, &labels, repository.skipped_items);
         }
         for requests in &source.api_requests {

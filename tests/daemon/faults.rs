@@ -51,6 +51,7 @@ async fn run(org: &Org, options: SimOptions, retry: RetryPolicy) -> (Run, SimHan
         clock: Arc::new(ManualClock::new(org.now)),
         simulated: true,
         retry,
+        ..RunOptions::default()
     };
     let mut handle = daemon::start(config, listener, options)
         .await

@@ -139,6 +139,7 @@ impl World {
             clock: self.clock.clone(),
             simulated: false,
             retry: fast_retries(),
+            ..RunOptions::default()
         };
         daemon::start(config, listener, options)
             .await

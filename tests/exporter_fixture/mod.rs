@@ -297,12 +297,14 @@ pub fn health() -> HealthSnapshot {
                     last_success: Some(Timestamp(NOW.0 - 60)),
                     sync_errors: 0,
                     skipped_items: 0,
+                    next_retry: None,
                 },
                 RepositoryHealth {
                     repository: repo("acme/web"),
                     last_success: Some(Timestamp(NOW.0 - 30)),
                     sync_errors: 2,
                     skipped_items: 3,
+                    next_retry: Some(Timestamp(NOW.0 + 30)),
                 },
             ],
             api_requests: vec![

@@ -138,6 +138,10 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Default delay of a slow response: long enough to trip a tight client timeout.
 pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
 
+/// Default delay of a timeout fault: GitHub stops a request that takes longer
+/// than 10 seconds. Tests set a few milliseconds.
+pub const DEFAULT_TIMEOUT_DELAY: Duration = Duration::from_secs(10);
+
 /// Longest delay accepted for slow responses, so a misconfiguration cannot hang a
 /// test or a graceful shutdown (which waits for requests in flight) for long.
 pub const MAX_SLOW_DELAY: Duration = Duration::from_secs(60);
@@ -181,11 +185,31 @@ pub enum Fault {
     Slow,
     /// Half the body, then the connection ends.
     Truncated,
+    /// After [`ChaosOptions::timeout_delay`], `502` with GitHub's JSON "We
+    /// couldn't respond to your request in time".
+    Timeout,
+    /// After [`ChaosOptions::timeout_delay`], `504` with the same message.
+    GatewayTimeout,
+    /// `503` with a proxy's plain-text body.
+    Unavailable,
+    /// GraphQL only: after [`ChaosOptions::timeout_delay`], `200` with
+    /// `data: null` and GitHub's "Something went wrong while executing your
+    /// query. This may be the result of a timeout, …".
+    QueryTimeout,
+    /// GraphQL only: `200` with `data: null` and the untyped "Something went
+    /// wrong while executing your query. Please include `…` when reporting this
+    /// issue." GitHub answered before it mentioned timeouts.
+    TransientError,
+    /// GraphQL only: `200` with a `RATE_LIMITED` error (every other one spelled
+    /// `RATE_LIMIT`), `x-ratelimit-remaining: 0` and a reset
+    /// [`ChaosOptions::retry_after`] ahead; the token's GraphQL budget stays spent
+    /// until then.
+    RateLimited,
 }
 
 impl Fault {
     /// Every fault, in the order the per-request draw tests them.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 13] = [
         Fault::Reset,
         Fault::ServerError,
         Fault::BadGateway,
@@ -193,6 +217,12 @@ impl Fault {
         Fault::TooManyRequests,
         Fault::Slow,
         Fault::Truncated,
+        Fault::Timeout,
+        Fault::GatewayTimeout,
+        Fault::Unavailable,
+        Fault::QueryTimeout,
+        Fault::TransientError,
+        Fault::RateLimited,
     ];
 
     /// The name used in errors and by tests.
@@ -205,7 +235,30 @@ impl Fault {
             Fault::TooManyRequests => "too_many_requests",
             Fault::Slow => "slow",
             Fault::Truncated => "truncated",
+            Fault::Timeout => "timeout",
+            Fault::GatewayTimeout => "gateway_timeout",
+            Fault::Unavailable => "unavailable",
+            Fault::QueryTimeout => "query_timeout",
+            Fault::TransientError => "transient_error",
+            Fault::RateLimited => "rate_limited",
         }
+    }
+
+    /// Faults only a GraphQL request can get (their answers are GraphQL
+    /// documents); a REST request that draws one is served untouched.
+    const fn graphql_only(self) -> bool {
+        matches!(
+            self,
+            Fault::QueryTimeout | Fault::TransientError | Fault::RateLimited
+        )
+    }
+
+    /// Faults answered only after [`ChaosOptions::timeout_delay`].
+    const fn is_timeout(self) -> bool {
+        matches!(
+            self,
+            Fault::Timeout | Fault::GatewayTimeout | Fault::QueryTimeout
+        )
     }
 
     const fn is_secondary_limit(self) -> bool {
@@ -233,12 +286,28 @@ pub struct ChaosOptions {
     pub slow_rate: f64,
     /// [`Fault::Truncated`].
     pub truncated_rate: f64,
+    /// [`Fault::Timeout`] (`502`).
+    pub timeout_rate: f64,
+    /// [`Fault::GatewayTimeout`] (`504`).
+    pub gateway_timeout_rate: f64,
+    /// [`Fault::Unavailable`] (`503`).
+    pub unavailable_rate: f64,
+    /// [`Fault::QueryTimeout`] (GraphQL, `200`).
+    pub query_timeout_rate: f64,
+    /// [`Fault::TransientError`] (GraphQL, `200`).
+    pub transient_error_rate: f64,
+    /// [`Fault::RateLimited`] (GraphQL, `200`).
+    pub rate_limited_rate: f64,
     /// A new item at the head of a list before a page 2+ of it is served.
     pub new_items_rate: f64,
     /// Delay of a slow response (at most [`MAX_SLOW_DELAY`]).
     pub slow_delay: Duration,
+    /// How long a timeout fault holds the request before answering (at most
+    /// [`MAX_SLOW_DELAY`]); GitHub gives up on a request after 10 seconds.
+    pub timeout_delay: Duration,
     /// `retry-after` of a secondary-limit fault, rounded up to whole seconds (at
-    /// most [`MAX_RETRY_AFTER`]); the token stays limited that long.
+    /// most [`MAX_RETRY_AFTER`]); the token stays limited that long. Also how far
+    /// ahead a [`Fault::RateLimited`] puts the GraphQL budget's reset.
     pub retry_after: Duration,
     /// Most faults in a row on one request; the next attempt is served untouched.
     pub max_consecutive_faults: u32,
@@ -255,8 +324,15 @@ impl Default for ChaosOptions {
             too_many_requests_rate: 0.0,
             slow_rate: 0.0,
             truncated_rate: 0.0,
+            timeout_rate: 0.0,
+            gateway_timeout_rate: 0.0,
+            unavailable_rate: 0.0,
+            query_timeout_rate: 0.0,
+            transient_error_rate: 0.0,
+            rate_limited_rate: 0.0,
             new_items_rate: 0.0,
             slow_delay: DEFAULT_SLOW_DELAY,
+            timeout_delay: DEFAULT_TIMEOUT_DELAY,
             retry_after: DEFAULT_RETRY_AFTER,
             max_consecutive_faults: DEFAULT_MAX_CONSECUTIVE_FAULTS,
         }
@@ -274,6 +350,12 @@ impl ChaosOptions {
             Fault::TooManyRequests => self.too_many_requests_rate,
             Fault::Slow => self.slow_rate,
             Fault::Truncated => self.truncated_rate,
+            Fault::Timeout => self.timeout_rate,
+            Fault::GatewayTimeout => self.gateway_timeout_rate,
+            Fault::Unavailable => self.unavailable_rate,
+            Fault::QueryTimeout => self.query_timeout_rate,
+            Fault::TransientError => self.transient_error_rate,
+            Fault::RateLimited => self.rate_limited_rate,
         }
     }
 
@@ -287,6 +369,12 @@ impl ChaosOptions {
             Fault::TooManyRequests => &mut self.too_many_requests_rate,
             Fault::Slow => &mut self.slow_rate,
             Fault::Truncated => &mut self.truncated_rate,
+            Fault::Timeout => &mut self.timeout_rate,
+            Fault::GatewayTimeout => &mut self.gateway_timeout_rate,
+            Fault::Unavailable => &mut self.unavailable_rate,
+            Fault::QueryTimeout => &mut self.query_timeout_rate,
+            Fault::TransientError => &mut self.transient_error_rate,
+            Fault::RateLimited => &mut self.rate_limited_rate,
         };
         *slot = rate;
         self
@@ -316,6 +404,9 @@ impl ChaosOptions {
         }
         if self.slow_delay > MAX_SLOW_DELAY {
             return Err(ChaosError::SlowDelay(self.slow_delay));
+        }
+        if self.timeout_delay > MAX_SLOW_DELAY {
+            return Err(ChaosError::SlowDelay(self.timeout_delay));
         }
         if self.retry_after > MAX_RETRY_AFTER {
             return Err(ChaosError::RetryAfter(self.retry_after));
@@ -348,7 +439,7 @@ pub enum ChaosError {
     Rate { name: &'static str, rate: f64 },
     #[error("chaos per-request rates sum to {0}, more than 1")]
     Sum(f64),
-    #[error("chaos slow_delay {0:?} is longer than {MAX_SLOW_DELAY:?}")]
+    #[error("chaos slow_delay or timeout_delay {0:?} is longer than {MAX_SLOW_DELAY:?}")]
     SlowDelay(Duration),
     #[error("chaos retry_after {0:?} is longer than {MAX_RETRY_AFTER:?}")]
     RetryAfter(Duration),
@@ -364,11 +455,20 @@ pub struct ChaosCounts {
     pub too_many_requests: u64,
     pub slow: u64,
     pub truncated: u64,
+    pub timeout: u64,
+    pub gateway_timeout: u64,
+    pub unavailable: u64,
+    pub query_timeout: u64,
+    pub transient_error: u64,
+    pub rate_limited: u64,
     /// Items inserted at the head of a list before a later page of it was served.
     pub new_items: u64,
     /// Requests a token sent while still within a secondary limit's `retry-after`
     /// (answered with the limit's status again).
     pub secondary_violations: u64,
+    /// GraphQL requests a token sent while its budget was still spent by a
+    /// [`Fault::RateLimited`] (answered `RATE_LIMITED` again).
+    pub rate_limited_violations: u64,
     /// Requests that drew a fault but were served untouched because of the
     /// consecutive-fault cap.
     pub capped: u64,
@@ -385,6 +485,12 @@ impl ChaosCounts {
             Fault::TooManyRequests => self.too_many_requests,
             Fault::Slow => self.slow,
             Fault::Truncated => self.truncated,
+            Fault::Timeout => self.timeout,
+            Fault::GatewayTimeout => self.gateway_timeout,
+            Fault::Unavailable => self.unavailable,
+            Fault::QueryTimeout => self.query_timeout,
+            Fault::TransientError => self.transient_error,
+            Fault::RateLimited => self.rate_limited,
         }
     }
 
@@ -402,6 +508,12 @@ impl ChaosCounts {
             Fault::TooManyRequests => &mut self.too_many_requests,
             Fault::Slow => &mut self.slow,
             Fault::Truncated => &mut self.truncated,
+            Fault::Timeout => &mut self.timeout,
+            Fault::GatewayTimeout => &mut self.gateway_timeout,
+            Fault::Unavailable => &mut self.unavailable,
+            Fault::QueryTimeout => &mut self.query_timeout,
+            Fault::TransientError => &mut self.transient_error,
+            Fault::RateLimited => &mut self.rate_limited,
         };
         *slot += 1;
     }
@@ -433,6 +545,8 @@ pub(super) struct ChaosRequest {
     token: u64,
     /// A page 2+ of a list that new items shift.
     shifting_page: Option<Route>,
+    /// A `POST /graphql`.
+    graphql: bool,
 }
 
 /// What to do with a request.
@@ -445,6 +559,9 @@ pub(super) enum Plan {
         status: StatusCode,
         retry_after: u64,
     },
+    /// The token's GraphQL budget is spent by a [`Fault::RateLimited`] for
+    /// `left` more: answer `RATE_LIMITED` again.
+    GraphqlSpent { left: Duration },
     /// Inject these (then report what was applied with [`ChaosState::finish`]).
     Inject {
         fault: Option<Fault>,
@@ -463,6 +580,8 @@ pub(super) struct ChaosState {
     consecutive: HashMap<u64, u32>,
     /// Token key → its secondary limit.
     limits: HashMap<u64, Penalty>,
+    /// Token key → until when a [`Fault::RateLimited`] spent its GraphQL budget.
+    graphql_spent: HashMap<u64, Instant>,
     counts: ChaosCounts,
     /// Responses answered here, for their `x-github-request-id`.
     answered: u64,
@@ -476,6 +595,7 @@ impl ChaosState {
             options,
             consecutive: HashMap::new(),
             limits: HashMap::new(),
+            graphql_spent: HashMap::new(),
             counts: ChaosCounts::default(),
             answered: 0,
         }
@@ -491,7 +611,7 @@ impl ChaosState {
 
     /// Nothing to do for any request: no fault can be drawn, no limit in force.
     fn is_quiet(&self) -> bool {
-        self.options.is_off() && self.limits.is_empty()
+        self.options.is_off() && self.limits.is_empty() && self.graphql_spent.is_empty()
     }
 
     /// Decides a request's fate at `now`; an [`Plan::Inject`] must be followed by
@@ -504,6 +624,15 @@ impl ChaosState {
                 status: limit.status,
                 retry_after: ceil_secs(limit.until - now).max(1),
             };
+        }
+        self.graphql_spent.retain(|_, until| *until > now);
+        if let Some(until) = self
+            .graphql_spent
+            .get(&request.token)
+            .filter(|_| request.graphql)
+        {
+            self.counts.rate_limited_violations += 1;
+            return Plan::GraphqlSpent { left: *until - now };
         }
         if self.options.is_off() {
             return Plan::Pass;
@@ -549,6 +678,10 @@ impl ChaosState {
         if let Some(fault) = fault {
             self.counts.add(fault);
             let seconds = self.options.retry_after_secs();
+            if fault == Fault::RateLimited {
+                self.graphql_spent
+                    .insert(request.token, now + Duration::from_secs(seconds.max(1)));
+            }
             if fault.is_secondary_limit() && seconds > 0 {
                 let status = if fault == Fault::SecondaryLimit {
                     StatusCode::FORBIDDEN
@@ -623,6 +756,7 @@ impl Shared {
             key: hash_of((request.method().as_str(), uri.path(), uri.query())),
             token: hash_of(self.token()),
             shifting_page,
+            graphql: request.method() == Method::POST && uri.path() == "/graphql",
         })
     }
 
@@ -683,18 +817,25 @@ impl Shared {
         inserted.is_ok()
     }
 
-    /// The primary budget for headers, without charging or starting a window.
-    fn budget_headers(&self) -> (u64, u64, i64) {
+    /// The primary budget (or the GraphQL one) for headers, without charging or
+    /// starting a window.
+    fn budget_headers(&self, graphql: bool) -> (u64, u64, i64) {
         let now = epoch_now();
         let mut state = self.state();
-        let budget = &mut state.budget;
+        let budget = if graphql {
+            &mut state.graphql.budget
+        } else {
+            &mut state.budget
+        };
         budget.refresh(now);
         let reset = budget.reset.unwrap_or(now + budget.window);
         (budget.limit, budget.used, reset)
     }
 
-    /// A response the chaos layer answers itself.
-    fn fault_response(&self, status: StatusCode, retry_after: Option<u64>) -> Response {
+    /// A response the chaos layer answers itself: `status` with GitHub's JSON
+    /// error (a secondary limit's with `retry_after`), or the bodies proxies send
+    /// (`502` HTML, `503` text), or a GraphQL document at `200` (`graphql`).
+    fn fault_response(&self, answer: FaultAnswer, graphql: bool) -> Response {
         let request_id = self.chaos().next_request_id();
         let request_id = format!(
             "C4A0:{:04X}:{:X}:{:X}:{:X}",
@@ -703,41 +844,39 @@ impl Shared {
             0x35F_0000 + request_id * 3,
             0x72D6_0000 + request_id
         );
+        let status = answer.status();
         let mut builder = Response::builder()
             .status(status)
             .header(header::SERVER, "GitHub.com")
             .header("x-github-request-id", request_id.as_str());
-        let body = if status == StatusCode::BAD_GATEWAY {
-            builder = builder.header(header::CONTENT_TYPE, "text/html; charset=utf-8");
-            Body::from(BAD_GATEWAY_PAGE)
-        } else {
-            let (limit, used, reset) = self.budget_headers();
-            builder = builder
-                .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-                .header("x-github-media-type", "github.v3; format=json")
-                .header("x-ratelimit-limit", limit)
-                .header("x-ratelimit-remaining", limit.saturating_sub(used))
-                .header("x-ratelimit-reset", reset)
-                .header("x-ratelimit-used", used)
-                .header("x-ratelimit-resource", "core");
-            if let Some(seconds) = retry_after {
-                builder = builder.header(header::RETRY_AFTER, seconds);
+        let (content_type, body): (&str, Body) = match answer {
+            FaultAnswer::BadGateway if graphql => (HTML, Body::from(NGINX_BAD_GATEWAY_PAGE)),
+            FaultAnswer::BadGateway => (HTML, Body::from(BAD_GATEWAY_PAGE)),
+            FaultAnswer::Unavailable => (TEXT, Body::from(UNAVAILABLE_TEXT)),
+            _ => {
+                let (limit, used, mut reset) = self.budget_headers(graphql);
+                let mut remaining = limit.saturating_sub(used);
+                if let FaultAnswer::GraphqlSpent { left } = answer {
+                    remaining = 0;
+                    reset = reset_after(left);
+                }
+                builder = builder
+                    .header("x-github-media-type", "github.v3; format=json")
+                    .header("x-ratelimit-limit", limit)
+                    .header("x-ratelimit-remaining", remaining)
+                    .header("x-ratelimit-reset", reset)
+                    .header("x-ratelimit-used", limit - remaining)
+                    .header(
+                        "x-ratelimit-resource",
+                        if graphql { "graphql" } else { "core" },
+                    );
+                if let FaultAnswer::SecondaryLimit { retry_after, .. } = answer {
+                    builder = builder.header(header::RETRY_AFTER, retry_after);
+                }
+                (JSON, Body::from(answer.json_body(&request_id).to_string()))
             }
-            let body = if status == StatusCode::INTERNAL_SERVER_ERROR {
-                serde_json::json!({
-                    "message": "Server Error",
-                    "documentation_url": "https://docs.github.com/rest",
-                    "status": "500",
-                })
-            } else {
-                serde_json::json!({
-                    "message": format!("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID {request_id}."),
-                    "documentation_url": SECONDARY_DOCS,
-                    "status": status.as_str(),
-                })
-            };
-            Body::from(body.to_string())
         };
+        builder = builder.header(header::CONTENT_TYPE, content_type);
         builder.body(body).unwrap_or_else(|_| {
             let mut fallback = Response::new(Body::empty());
             *fallback.status_mut() = status;
@@ -745,6 +884,105 @@ impl Shared {
         })
     }
 }
+
+/// What a fault response says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FaultAnswer {
+    /// `500` with GitHub's JSON `Server Error`.
+    ServerError,
+    /// `502` with an HTML page.
+    BadGateway,
+    /// `503` with a proxy's text.
+    Unavailable,
+    /// `502` / `504` with GitHub's "We couldn't respond to your request in time".
+    Timeout { status: StatusCode },
+    /// `403` / `429` with GitHub's secondary-limit message and `retry-after`.
+    SecondaryLimit {
+        status: StatusCode,
+        retry_after: u64,
+    },
+    /// GraphQL `200`: GitHub's "Something went wrong … timeout" without data.
+    QueryTimeout,
+    /// GraphQL `200`: GitHub's older untyped "Something went wrong" without data.
+    TransientError,
+    /// GraphQL `200`: the budget is spent for `left` more; `odd` answers spell
+    /// the type `RATE_LIMIT` (as some of GitHub's do), the others `RATE_LIMITED`.
+    GraphqlSpent { left: Duration },
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+const TEXT: &str = "text/plain";
+
+impl FaultAnswer {
+    fn status(self) -> StatusCode {
+        match self {
+            FaultAnswer::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            FaultAnswer::BadGateway => StatusCode::BAD_GATEWAY,
+            FaultAnswer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            FaultAnswer::Timeout { status } | FaultAnswer::SecondaryLimit { status, .. } => status,
+            FaultAnswer::QueryTimeout
+            | FaultAnswer::TransientError
+            | FaultAnswer::GraphqlSpent { .. } => StatusCode::OK,
+        }
+    }
+
+    /// The JSON body of the answers that have one.
+    fn json_body(self, request_id: &str) -> serde_json::Value {
+        match self {
+            FaultAnswer::Timeout { .. } => serde_json::json!({
+                "message": "We couldn't respond to your request in time. Sorry about that. Please try resubmitting your request and contact us if the problem persists.",
+                "documentation_url": "https://docs.github.com/rest",
+            }),
+            FaultAnswer::SecondaryLimit { status, .. } => serde_json::json!({
+                "message": format!("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID {request_id}."),
+                "documentation_url": SECONDARY_DOCS,
+                "status": status.as_str(),
+            }),
+            FaultAnswer::QueryTimeout => serde_json::json!({
+                "data": null,
+                "errors": [{"message": format!("Something went wrong while executing your query. This may be the result of a timeout, or it could be a GitHub bug. Please include `{request_id}` when reporting this issue.")}],
+            }),
+            FaultAnswer::TransientError => serde_json::json!({
+                "data": null,
+                "errors": [{"message": format!("Something went wrong while executing your query. Please include `{request_id}` when reporting this issue.")}],
+            }),
+            FaultAnswer::GraphqlSpent { .. } => {
+                let odd = request_id.bytes().last().is_some_and(|b| b % 2 == 1);
+                serde_json::json!({"errors": [{
+                    "type": if odd { "RATE_LIMIT" } else { "RATE_LIMITED" },
+                    "code": "graphql_rate_limit",
+                    "message": format!("API rate limit exceeded for user ID {}.", super::graphql::VIEWER_ID),
+                }]})
+            }
+            FaultAnswer::ServerError | FaultAnswer::BadGateway | FaultAnswer::Unavailable => {
+                serde_json::json!({
+                    "message": "Server Error",
+                    "documentation_url": "https://docs.github.com/rest",
+                    "status": "500",
+                })
+            }
+        }
+    }
+}
+
+/// The epoch second to report as the reset of a budget spent for `left` more:
+/// the first whole second at or after its end.
+fn reset_after(left: Duration) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let end = now + left;
+    i64::try_from(end.as_secs() + u64::from(end.subsec_nanos() > 0)).unwrap_or(i64::MAX)
+}
+
+/// What nginx in front of GitHub's GraphQL API sends with a `502` (observed on
+/// slow queries).
+const NGINX_BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// A proxy's plain-text `503` (Envoy's wording).
+const UNAVAILABLE_TEXT: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
 
 /// The page GitHub's front end sends with a `502` (its "unicorn" page, shortened).
 const BAD_GATEWAY_PAGE: &str = "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>Unicorn! &middot; GitHub</title></head>\n<body>\n<h1>No server is currently available to service your request.</h1>\n<p>Sorry about that. Please try refreshing and contact us if the problem persists.</p>\n</body>\n</html>\n";
@@ -775,12 +1013,22 @@ pub(super) async fn layer(
         return next.run(request).await;
     };
     let plan = shared.chaos().begin(&chaos, Instant::now());
+    let graphql = chaos.graphql;
     let (fault, new_item, retry_after, slow_delay) = match plan {
         Plan::Pass => return next.run(request).await,
         Plan::Limited {
             status,
             retry_after,
-        } => return shared.fault_response(status, Some(retry_after)),
+        } => {
+            let answer = FaultAnswer::SecondaryLimit {
+                status,
+                retry_after,
+            };
+            return shared.fault_response(answer, graphql);
+        }
+        Plan::GraphqlSpent { left } => {
+            return shared.fault_response(FaultAnswer::GraphqlSpent { left }, graphql);
+        }
         Plan::Inject {
             fault,
             new_item,
@@ -788,6 +1036,9 @@ pub(super) async fn layer(
             slow_delay,
         } => (fault, new_item, retry_after, slow_delay),
     };
+    // A GraphQL-only fault drawn by a REST request is no fault.
+    let fault = fault.filter(|f| graphql || !f.graphql_only());
+    let timeout_delay = shared.chaos().options.timeout_delay;
     let new_item = new_item
         && chaos
             .shifting_page
@@ -816,14 +1067,14 @@ pub(super) async fn layer(
             *unsent.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             unsent
         }
-        Some(fault @ (Fault::ServerError | Fault::BadGateway)) => {
+        Some(fault @ (Fault::ServerError | Fault::BadGateway | Fault::Unavailable)) => {
             finish(Some(fault));
-            let status = if fault == Fault::ServerError {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::BAD_GATEWAY
+            let answer = match fault {
+                Fault::ServerError => FaultAnswer::ServerError,
+                Fault::BadGateway => FaultAnswer::BadGateway,
+                _ => FaultAnswer::Unavailable,
             };
-            shared.fault_response(status, None)
+            shared.fault_response(answer, graphql)
         }
         Some(fault @ (Fault::SecondaryLimit | Fault::TooManyRequests)) => {
             // The limit starts before the answer leaves, so a client that waits
@@ -834,7 +1085,36 @@ pub(super) async fn layer(
             } else {
                 StatusCode::TOO_MANY_REQUESTS
             };
-            shared.fault_response(status, Some(retry_after))
+            let answer = FaultAnswer::SecondaryLimit {
+                status,
+                retry_after,
+            };
+            shared.fault_response(answer, graphql)
+        }
+        Some(fault) if fault.is_timeout() => {
+            // Counted when the request arrives (a client may give up waiting).
+            finish(Some(fault));
+            tokio::time::sleep(timeout_delay).await;
+            let answer = match fault {
+                Fault::Timeout => FaultAnswer::Timeout {
+                    status: StatusCode::BAD_GATEWAY,
+                },
+                Fault::GatewayTimeout => FaultAnswer::Timeout {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                },
+                _ => FaultAnswer::QueryTimeout,
+            };
+            shared.fault_response(answer, graphql)
+        }
+        Some(Fault::TransientError) => {
+            finish(Some(Fault::TransientError));
+            shared.fault_response(FaultAnswer::TransientError, graphql)
+        }
+        Some(Fault::RateLimited) => {
+            // The budget is spent from before the answer leaves.
+            finish(Some(Fault::RateLimited));
+            let left = Duration::from_secs(retry_after.max(1));
+            shared.fault_response(FaultAnswer::GraphqlSpent { left }, graphql)
         }
         Some(Fault::Slow) => {
             finish(Some(Fault::Slow));
@@ -846,6 +1126,10 @@ pub(super) async fn layer(
             let (response, truncated) = truncate(response).await;
             finish(truncated.then_some(Fault::Truncated));
             response
+        }
+        Some(_) => {
+            finish(None);
+            next.run(request).await
         }
     }
 }
@@ -1052,6 +1336,7 @@ mod tests {
             key,
             token: 7,
             shifting_page: None,
+            graphql: false,
         }
     }
 
@@ -1086,13 +1371,17 @@ mod tests {
                 retry_after: MAX_RETRY_AFTER + Duration::from_secs(1),
                 ..ChaosOptions::default()
             },
+            ChaosOptions {
+                timeout_delay: MAX_SLOW_DELAY + Duration::from_millis(1),
+                ..ChaosOptions::default()
+            },
         ];
         for options in cases {
             assert!(options.validate().is_err(), "{options:?}");
         }
-        let full = Fault::ALL
-            .iter()
-            .fold(ChaosOptions::default(), |o, f| o.with_rate(*f, 1.0 / 7.0));
+        let full = Fault::ALL.iter().fold(ChaosOptions::default(), |o, f| {
+            o.with_rate(*f, 1.0 / Fault::ALL.len() as f64)
+        });
         assert_eq!(full.validate(), Ok(()));
     }
 

@@ -18,12 +18,22 @@
 //!
 //! Not here: the listing, the cursor.
 
+use super::answer::Partial;
+use super::client::QueryShape;
 use super::{GithubError, GithubSource};
 use crate::config::{DeploymentsConfig, GithubApi};
 use crate::domain::{CommitSha, DeploymentSource, RepoName};
 use crate::sources::SyncContext;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
+
+/// The check's answer is used field by field: a repository GitHub does not find
+/// (`NOT_FOUND` on its alias) leaves the others' answers. Its pages never
+/// shrink: one deployment each, or the 100 newest without a connection inside.
+const CHECK_SHAPE: QueryShape<'static> = QueryShape {
+    partial: Partial::Accepted,
+    pages: None,
+};
 
 /// Repositories asked about in one check query (100 requests: one point).
 pub const REPOSITORIES_PER_CHECK: usize = 100;
@@ -132,7 +142,7 @@ impl GithubSource {
         let (query, variables) = check_query(repositories, &with_states);
         let data = self
             .client
-            .graphql(&query, variables, &context.shutdown)
+            .graphql(&query, variables, CHECK_SHAPE, &context.shutdown)
             .await?;
         let url = self.client.graphql_url();
         let invalid = |reason: String| GithubError::InvalidBody {

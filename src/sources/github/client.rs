@@ -17,6 +17,7 @@
 //! wait policy (`governor.rs`), and retries across cycles (a failed sync is
 //! retried by the next cycle from the stored cursors).
 
+use super::answer::{self, PageSizes, Partial};
 use super::error::{clean, server_message, GithubError};
 use super::governor::{
     Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
@@ -36,6 +37,17 @@ use tokio_util::sync::CancellationToken;
 
 /// Items per page: GitHub's maximum, so a list costs as few requests as possible.
 pub const PER_PAGE: u32 = 100;
+
+/// How one GraphQL query may be answered and shrunk.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryShape<'a> {
+    /// Whether the answer's data may be used next to errors about some fields.
+    pub partial: Partial,
+    /// The page sizes shared by a repository sync's queries, and the names of
+    /// this query's page-size variables they halve while GitHub keeps timing out;
+    /// `None` for a query whose pages must not shrink.
+    pub pages: Option<(&'a PageSizes, &'a [&'a str])>,
+}
 
 /// The largest response body read. A page of 100 workflow runs (each embedding two
 /// repository objects) is about 2 MB; a compare page of 100 commits far less.
@@ -261,24 +273,53 @@ impl Client {
     }
 
     /// One GraphQL query through the governor (charged to the `graphql` budget):
-    /// the answer's `data`. An answer with `errors` is an error: rate limited
-    /// (GitHub's `RATE_LIMITED`, waited out like a REST limit) or
-    /// [`GithubError::Graphql`] naming GitHub's first message.
+    /// the answer's `data`, read as [`answer::graphql_data`] says (rate limits
+    /// waited out, timeouts and transient errors retried, errors about the query
+    /// final). With `shape.pages`, every timeout halves the named page-size
+    /// variables of this and the later queries sharing those [`PageSizes`].
     pub async fn graphql(
         &self,
         query: &str,
         variables: serde_json::Value,
+        shape: QueryShape<'_>,
         cancel: &CancellationToken,
     ) -> Result<serde_json::Value, GithubError> {
         let url = self.graphql_url.as_str();
         let uri: http::Uri = url.parse().map_err(|_| GithubError::InvalidUrl {
             url: url.to_owned(),
         })?;
-        let body = serde_json::json!({ "query": query, "variables": variables });
-        let (uri, body) = (&uri, &body);
+        let (uri, variables) = (&uri, &variables);
         self.governor
             .send(GRAPHQL_RESOURCE, url, cancel, || {
-                self.graphql_once(uri, url, body, cancel)
+                let mut asked = variables.clone();
+                if let Some((sizes, names)) = shape.pages {
+                    sizes.apply(&mut asked, names);
+                }
+                let body = serde_json::json!({ "query": query, "variables": asked });
+                async move {
+                    let attempt = self
+                        .graphql_once(uri, url, &body, shape.partial, cancel)
+                        .await;
+                    if let (Err(GithubError::Timeout { .. }), Some((sizes, names))) =
+                        (&attempt.result, shape.pages)
+                    {
+                        // The largest page the query wants, before shrinking.
+                        let full = names
+                            .iter()
+                            .filter_map(|name| variables[*name].as_u64())
+                            .max()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .unwrap_or(PER_PAGE);
+                        if sizes.shrink(full) {
+                            tracing::info!(
+                                %url,
+                                page_size = sizes.size(PER_PAGE),
+                                "GitHub timed out on a GraphQL query; asking for smaller pages"
+                            );
+                        }
+                    }
+                    attempt
+                }
             })
             .await
     }
@@ -289,12 +330,15 @@ impl Client {
         uri: &http::Uri,
         url: &str,
         body: &serde_json::Value,
+        partial: Partial,
         cancel: &CancellationToken,
     ) -> Attempt<serde_json::Value> {
         let request = self.octocrab._post(uri.clone(), Some(body));
         let attempt = self.exchange(Endpoint::Graphql, request, url, cancel).await;
         let result = match (attempt.result, &attempt.headers) {
-            (Ok(Fetched::Page { body, .. }), Some(headers)) => graphql_data(&body, headers, url),
+            (Ok(Fetched::Page { body, .. }), Some(headers)) => {
+                answer::graphql_data(&body, headers, url, partial)
+            }
             (Ok(_), _) => Err(GithubError::InvalidBody {
                 url: url.to_owned(),
                 reason: "304 to a GraphQL query".to_owned(),
@@ -453,65 +497,6 @@ pub fn graphql_url(base: &str) -> String {
     }
 }
 
-/// The `data` of a GraphQL answer (already checked to be JSON), or its error.
-fn graphql_data(
-    body: &[u8],
-    headers: &HeaderMap,
-    url: &str,
-) -> Result<serde_json::Value, GithubError> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        #[serde(default)]
-        data: Option<serde_json::Value>,
-        #[serde(default)]
-        errors: Vec<AnswerError>,
-    }
-    #[derive(serde::Deserialize)]
-    struct AnswerError {
-        #[serde(default, rename = "type")]
-        kind: Option<String>,
-        #[serde(default)]
-        message: Option<String>,
-    }
-    let invalid = |reason: String| GithubError::InvalidBody {
-        url: url.to_owned(),
-        reason,
-    };
-    let answer: Answer =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("not a GraphQL answer: {e}")))?;
-    if answer
-        .errors
-        .iter()
-        .any(|e| e.kind.as_deref() == Some("RATE_LIMITED"))
-    {
-        let reset_at = headers
-            .get("x-ratelimit-reset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .map(crate::domain::Timestamp);
-        return Err(GithubError::RateLimited {
-            url: url.to_owned(),
-            resource: GRAPHQL_RESOURCE.to_owned(),
-            reset_at,
-        });
-    }
-    if let Some(first) = answer.errors.first() {
-        let message = first.message.as_deref().map(clean).unwrap_or_default();
-        let message: String = message
-            .chars()
-            .take(super::error::MAX_SERVER_MESSAGE_CHARS)
-            .collect();
-        return Err(GithubError::Graphql {
-            url: url.to_owned(),
-            message,
-        });
-    }
-    answer
-        .data
-        .filter(|d| !d.is_null())
-        .ok_or_else(|| invalid("a GraphQL answer without data".to_owned()))
-}
-
 /// An attempt that failed before any response arrived.
 fn failed<T>(error: GithubError) -> Attempt<T> {
     Attempt {
@@ -571,6 +556,16 @@ fn status_error(
             message,
         },
         StatusCode::NOT_FOUND => GithubError::NotFound { url },
+        StatusCode::GATEWAY_TIMEOUT => GithubError::Timeout {
+            url,
+            status: status.as_u16(),
+            message,
+        },
+        _ if status.is_server_error() && answer::says_timeout(&message) => GithubError::Timeout {
+            url,
+            status: status.as_u16(),
+            message,
+        },
         _ => GithubError::Status {
             url,
             status: status.as_u16(),
@@ -776,42 +771,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn graphql_answers_map_to_data_or_a_clear_error() {
-        let headers = HeaderMap::new();
-        let url = "https://api.github.com/graphql";
-        let data = graphql_data(br#"{"data":{"a":1}}"#, &headers, url).unwrap();
-        assert_eq!(data["a"], 1);
-        let mut limited = HeaderMap::new();
-        limited.insert("x-ratelimit-reset", HeaderValue::from_static("1700000000"));
-        let error = graphql_data(
-            br#"{"errors":[{"type":"RATE_LIMITED","message":"API rate limit exceeded"}]}"#,
-            &limited,
-            url,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(&error, GithubError::RateLimited { resource, reset_at: Some(_), .. } if resource == "graphql"),
-            "{error:?}"
-        );
-        let error = graphql_data(
-            br#"{"data":{"repository":null},"errors":[{"type":"NOT_FOUND","message":"Could not resolve to a Repository with the name 'acme/gone'."}]}"#,
-            &headers,
-            url,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(&error, GithubError::Graphql { message, .. } if message.contains("acme/gone")),
-            "{error:?}"
-        );
-        for odd in [&br#"{"data":null}"#[..], br#"[]"#, br#"{}"#] {
-            assert!(matches!(
-                graphql_data(odd, &headers, url),
-                Err(GithubError::InvalidBody { .. })
-            ));
-        }
-    }
-
+    use super::super::governor::RetryReason;
     use super::*;
 
     #[test]
@@ -843,6 +803,55 @@ mod tests {
     }
 
     #[test]
+    fn error_answers_are_classified_like_githubs_clients_do() {
+        let url = "https://api.github.com/graphql";
+        let classify = |status: u16, body: &str| {
+            status_error(
+                Endpoint::Graphql,
+                StatusCode::from_u16(status).unwrap(),
+                &HeaderMap::new(),
+                body.as_bytes(),
+                url,
+            )
+        };
+        let in_time = r#"{"message":"We couldn't respond to your request in time. Sorry about that. Please try resubmitting your request and contact us if the problem persists.","documentation_url":"https://docs.github.com/rest"}"#;
+        for status in [502, 504] {
+            let error = classify(status, in_time);
+            assert!(
+                matches!(&error, GithubError::Timeout { status: s, message, .. } if *s == status && message.starts_with("We couldn't respond")),
+                "{error:?}"
+            );
+            assert_eq!(RetryReason::of(&error), Some(RetryReason::Timeout));
+        }
+        // Any 504 is a timeout; a 502 carrying GitHub's GraphQL timeout too.
+        assert!(matches!(classify(504, ""), GithubError::Timeout { .. }));
+        let graphql_502 = r#"{"data":null,"errors":[{"message":"Something went wrong while executing your query. This may be the result of a timeout, or it could be a GitHub bug. Please include `C084:58C5` when reporting this issue."}]}"#;
+        assert!(matches!(
+            classify(502, graphql_502),
+            GithubError::Timeout { status: 502, .. }
+        ));
+        // Proxies' pages: server errors, retried, with an excerpt for a message.
+        let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+        let error = classify(502, nginx);
+        assert!(
+            matches!(&error, GithubError::Status { status: 502, message, .. } if message.starts_with("body: \"<html> <head><title>502 Bad Gateway")),
+            "{error:?}"
+        );
+        assert_eq!(RetryReason::of(&error), Some(RetryReason::ServerError));
+        let error = classify(
+            503,
+            "upstream connect error or disconnect/reset before headers",
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "HTTP 503 body: \"upstream connect error or disconnect/reset before headers\" at {url}"
+            )
+        );
+        assert_eq!(RetryReason::of(&error), Some(RetryReason::ServerError));
+    }
+
+    #[test]
     fn endpoint_templates_are_route_templates() {
         for endpoint in [
             Endpoint::Deployments,
@@ -857,6 +866,92 @@ mod tests {
             assert!(template.starts_with("/repos/{owner}/{repo}"), "{template}");
             assert!(!template.contains('?'), "{template}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_query_that_keeps_timing_out_asks_for_smaller_pages_down_to_the_floor() {
+        use super::super::answer::MIN_PAGE_SIZE;
+        use axum::response::IntoResponse;
+        use std::sync::Arc;
+        const IN_TIME: &str = "We couldn't respond to your request in time. Sorry about that. Please try resubmitting your request and contact us if the problem persists.";
+        // A GraphQL endpoint that times out on pages larger than 25, and on every
+        // page of a query asking `always`.
+        let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let log = Arc::clone(&seen);
+        let router = axum::Router::new().route(
+            "/graphql",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let log = Arc::clone(&log);
+                async move {
+                    let first = body["variables"]["first"].as_u64().unwrap_or(0);
+                    log.lock().unwrap().push(first);
+                    if first > 25 || body["variables"]["always"] == true {
+                        let timeout = serde_json::json!({"message": IN_TIME});
+                        (StatusCode::BAD_GATEWAY, axum::Json(timeout)).into_response()
+                    } else {
+                        axum::Json(serde_json::json!({"data": {"first": first}})).into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let policy = RetryPolicy {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        let client = Client::with_policy(
+            &url,
+            &SecretString::from("ghp_pagesizes0123456789abcdefghijklmnopqr"),
+            policy,
+        )
+        .unwrap();
+        let sizes = PageSizes::new();
+        let names: &[&str] = &["first"];
+        let shape = QueryShape {
+            partial: Partial::Refused,
+            pages: Some((&sizes, names)),
+        };
+        let cancel = CancellationToken::new();
+        let ask = |variables: serde_json::Value| {
+            client.graphql("query Q { x }", variables, shape, &cancel)
+        };
+        let data = ask(serde_json::json!({"first": 100})).await.unwrap();
+        assert_eq!(data["first"], 25);
+        assert_eq!(*seen.lock().unwrap(), [100, 50, 25]);
+        // The sync's later queries ask for the smaller pages at once.
+        ask(serde_json::json!({"first": 100})).await.unwrap();
+        assert_eq!(seen.lock().unwrap().last(), Some(&25));
+        // A query that times out at every size stops shrinking at the floor and
+        // fails, after the policy's retries, as a timeout.
+        seen.lock().unwrap().clear();
+        let error = ask(serde_json::json!({"first": 100, "always": true}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, GithubError::GaveUp { attempts: 6, last } if matches!(**last, GithubError::Timeout { status: 502, .. })),
+            "{error:?}"
+        );
+        let floor = u64::from(MIN_PAGE_SIZE);
+        assert_eq!(*seen.lock().unwrap(), [25, 12, floor, floor, floor, floor]);
+        // Without page sizes a query is asked as it is.
+        seen.lock().unwrap().clear();
+        let whole = QueryShape {
+            partial: Partial::Refused,
+            pages: None,
+        };
+        client
+            .graphql(
+                "query Q { x }",
+                serde_json::json!({"first": 20}),
+                whole,
+                &cancel,
+            )
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), [20]);
     }
 
     #[tokio::test]

@@ -102,6 +102,23 @@ pub enum GithubError {
         last: Box<GithubError>,
     },
 
+    /// GitHub did not answer in time: any `504`, a `502` with GitHub's "We
+    /// couldn't respond to your request in time", or a GraphQL answer whose
+    /// errors say the query timed out ("Something went wrong while executing your
+    /// query. This may be the result of a timeout…"). Retried; a GraphQL query
+    /// that keeps timing out asks for smaller pages.
+    #[error("GitHub did not answer in time (HTTP {status} {message}); at {url}")]
+    Timeout {
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    /// A GraphQL answer without data whose errors carry no type, no code and no
+    /// location: GitHub failed to execute a valid query this time. Retried.
+    #[error("GitHub could not execute the GraphQL query ({message}); at {url}")]
+    GraphqlTransient { url: String, message: String },
+
     /// Any other HTTP status.
     #[error("HTTP {status} {message} at {url}")]
     Status {
@@ -136,12 +153,12 @@ pub enum GithubError {
     #[error("the next page of a list points outside github.api_url: {url}")]
     ForeignLink { url: String },
 
-    /// `github.api_url` or a URL built from it is not a valid request URI.
-    /// A GraphQL answer with `errors` (HTTP 200): the query was understood but
-    /// could not be answered (a repository not found, a field not allowed).
+    /// A GraphQL answer with `errors` about the query itself (a repository not
+    /// found, a field not allowed, a schema error): retrying cannot help.
     #[error("GitHub GraphQL error at {url}: {message}")]
     Graphql { url: String, message: String },
 
+    /// `github.api_url` or a URL built from it is not a valid request URI.
     #[error("invalid request URL {url}")]
     InvalidUrl { url: String },
 
@@ -183,7 +200,9 @@ impl GithubError {
             GithubError::RateLimited { .. }
             | GithubError::SecondaryRateLimited { .. }
             | GithubError::Unreachable { .. }
-            | GithubError::Truncated { .. } => true,
+            | GithubError::Truncated { .. }
+            | GithubError::Timeout { .. }
+            | GithubError::GraphqlTransient { .. } => true,
             GithubError::Status { status, .. } => *status >= 500,
             GithubError::GaveUp { last, .. } => last.is_transient(),
             _ => false,
@@ -191,14 +210,58 @@ impl GithubError {
     }
 }
 
-/// GitHub's error `message`, bounded and without control characters; empty when
-/// the body has none.
+/// The most of a body without a JSON `message` shown in an error: enough to
+/// recognise an nginx `502 Bad Gateway` page or a proxy's one-line `503`.
+pub const MAX_BODY_EXCERPT_CHARS: usize = 160;
+
+/// GitHub's error `message` (or, for a GraphQL-shaped error body, the first of
+/// its `errors[].message`), bounded and without control characters. A body with
+/// neither (an HTML page from a proxy, plain text) gives a short excerpt of
+/// itself instead ([`body_excerpt`]), so an error is never without a message;
+/// an empty body gives an empty message.
 pub(crate) fn server_message(body: &[u8]) -> String {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_default();
-    clean(&message)
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let message = parsed.as_ref().and_then(|v| {
+        v.get("message")
+            .and_then(|m| m.as_str())
+            .or_else(|| {
+                v.get("errors")
+                    .and_then(|e| e.get(0))
+                    .and_then(|e| e.get("message"))
+                    .and_then(|m| m.as_str())
+            })
+            .map(str::to_owned)
+    });
+    match message {
+        Some(message) => clean(&message),
+        None => body_excerpt(body),
+    }
+}
+
+/// A short excerpt of an untrusted body for an error message: registered tokens
+/// masked, whitespace runs folded to one space, other control characters,
+/// quotes and backslashes escaped (`\u{7}`, `\"`), at most
+/// [`MAX_BODY_EXCERPT_CHARS`] characters (`…` when cut), quoted and prefixed
+/// with `body:`; empty for an empty (or all-whitespace) body.
+pub(crate) fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let folded = redact(&text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if folded.is_empty() {
+        return String::new();
+    }
+    let cut = folded.chars().count() > MAX_BODY_EXCERPT_CHARS;
+    let mut excerpt = String::new();
+    for c in folded.chars().take(MAX_BODY_EXCERPT_CHARS) {
+        if c.is_control() || c == '"' || c == '\\' {
+            excerpt.extend(c.escape_default());
+        } else {
+            excerpt.push(c);
+        }
+    }
+    format!("body: \"{excerpt}{}\"", if cut { "…" } else { "" })
 }
 
 /// Masks `secret` in every server-provided text from now on (see the module
@@ -252,12 +315,42 @@ mod tests {
             server_message(br#"{"message":"Bad credentials"}"#),
             "Bad credentials"
         );
-        assert_eq!(server_message(b"not json"), "");
+        assert_eq!(server_message(b"not json"), r#"body: "not json""#);
+        assert_eq!(server_message(b""), "");
+        assert_eq!(
+            server_message(br#"{"data":null,"errors":[{"message":"Something went wrong"}]}"#),
+            "Something went wrong"
+        );
         assert_eq!(server_message(br#"{"message":"a\nb\u0007c"}"#), "a b c");
         let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
         assert_eq!(
             server_message(long.as_bytes()).len(),
             MAX_SERVER_MESSAGE_CHARS
+        );
+    }
+
+    #[test]
+    fn bodies_without_a_message_are_shown_as_a_short_escaped_excerpt() {
+        let nginx = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(
+            server_message(nginx),
+            "body: \"<html> <head><title>502 Bad Gateway</title></head> <body> <center><h1>502 Bad \
+             Gateway</h1></center> <hr><center>nginx</center> </body> </html>\""
+        );
+        assert_eq!(
+            server_message(b"upstream connect error\x07 \"x\"\n"),
+            r#"body: "upstream connect error\u{7} \"x\"""#
+        );
+        let long = "y".repeat(1000);
+        let excerpt = server_message(long.as_bytes());
+        assert_eq!(
+            excerpt,
+            format!("body: \"{}…\"", "y".repeat(MAX_BODY_EXCERPT_CHARS))
+        );
+        assert_eq!(server_message(b" \r\n "), "");
+        assert_eq!(
+            server_message(&[0xff, 0xfe, b'a']),
+            "body: \"\u{fffd}\u{fffd}a\""
         );
     }
 

@@ -170,17 +170,24 @@ pub enum RetryReason {
     SecondaryRateLimit,
     /// The primary budget was spent (the request was refused).
     RateLimit,
+    /// GitHub did not answer in time (a `504`, a `502` saying so, a GraphQL
+    /// timeout error).
+    Timeout,
+    /// A GraphQL answer without data whose errors say nothing about the query.
+    GraphqlError,
 }
 
 impl RetryReason {
     /// Every reason, in label order.
-    pub const ALL: [RetryReason; 6] = [
+    pub const ALL: [RetryReason; 8] = [
         RetryReason::ServerError,
         RetryReason::Network,
         RetryReason::Truncated,
         RetryReason::InvalidBody,
         RetryReason::SecondaryRateLimit,
         RetryReason::RateLimit,
+        RetryReason::Timeout,
+        RetryReason::GraphqlError,
     ];
 
     /// The label value.
@@ -192,6 +199,8 @@ impl RetryReason {
             RetryReason::InvalidBody => "invalid_body",
             RetryReason::SecondaryRateLimit => "secondary_rate_limit",
             RetryReason::RateLimit => "rate_limit",
+            RetryReason::Timeout => "timeout",
+            RetryReason::GraphqlError => "graphql_error",
         }
     }
 
@@ -204,6 +213,8 @@ impl RetryReason {
             GithubError::InvalidBody { .. } => Some(RetryReason::InvalidBody),
             GithubError::SecondaryRateLimited { .. } => Some(RetryReason::SecondaryRateLimit),
             GithubError::RateLimited { .. } => Some(RetryReason::RateLimit),
+            GithubError::Timeout { .. } => Some(RetryReason::Timeout),
+            GithubError::GraphqlTransient { .. } => Some(RetryReason::GraphqlError),
             _ => None,
         }
     }
@@ -361,6 +372,15 @@ impl Governor {
             let Some(reason) = RetryReason::of(&error) else {
                 return Err(error);
             };
+            if let GithubError::RateLimited {
+                reset_at: Some(reset_at),
+                ..
+            } = &error
+            {
+                // The server says the budget is spent until `reset_at`, whatever
+                // window the headers seemed to be in before.
+                self.spent_until(resource, reset_at.0);
+            }
             if reason == RetryReason::RateLimit {
                 // Spent beyond the bound: the error says until when.
                 self.check_budget(resource, url)?;
@@ -430,6 +450,24 @@ impl Governor {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Takes `resource`'s budget as spent until epoch second `reset`: a refusal
+    /// saying so outranks the headers of earlier answers (a window the server
+    /// ended early, or an answer whose headers were not read).
+    fn spent_until(&self, resource: &str, reset: i64) {
+        let mut state = self.state();
+        if !state.limits.contains_key(resource) && state.limits.len() >= MAX_RESOURCES {
+            return;
+        }
+        state.limits.insert(
+            resource.to_owned(),
+            Limit {
+                remaining: 0,
+                reset_at: Some(reset),
+                open_at: Some(open_instant(reset)),
+            },
+        );
     }
 
     /// Holds every request of the token for `wait` from now (never shortens a

@@ -13,7 +13,8 @@
 //! budget, GraphQL errors), other lists (issues, pull requests, workflow runs and
 //! change sets are REST lists with free conditional requests).
 
-use super::client::PER_PAGE;
+use super::answer::Partial;
+use super::client::{QueryShape, PER_PAGE};
 use super::models::{Skip, WireDeployment};
 use super::{GithubError, RepoSync};
 use crate::domain::{CommitSha, Environment, StatusState, Timestamp};
@@ -188,12 +189,17 @@ impl RepoSync<'_> {
         what: &str,
         query: &str,
         variables: serde_json::Value,
+        page_sizes: &[&str],
     ) -> Result<T, GithubError> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let shape = QueryShape {
+            partial: Partial::Refused,
+            pages: Some((&self.page_sizes, page_sizes)),
+        };
         let mut data = self
             .client
-            .graphql(query, variables, &self.context.shutdown)
+            .graphql(query, variables, shape, &self.context.shutdown)
             .await?;
         let rate = data
             .get_mut("rateLimit")
@@ -255,7 +261,9 @@ impl RepoSync<'_> {
             variables["history"] = json!(INCREMENTAL_HISTORY);
             variables["parents"] = json!(super::history::PARENTS_PER_COMMIT);
         }
-        let data: Data = self.query("deployments", query, variables).await?;
+        let data: Data = self
+            .query("deployments", query, variables, &["first", "history"])
+            .await?;
         let url = self.client.graphql_url();
         let Some(repository) = data.repository else {
             return Err(GithubError::NotFound {

@@ -234,7 +234,9 @@ impl RepoSync<'_> {
             "parents": PARENTS_PER_COMMIT,
             "after": listing.after,
         });
-        let data: Data = self.query("history", HISTORY_QUERY, variables).await?;
+        let data: Data = self
+            .query("history", HISTORY_QUERY, variables, &["first"])
+            .await?;
         let url = self.client.graphql_url();
         let Some(repository) = data.repository else {
             return Err(GithubError::NotFound {

@@ -30,6 +30,7 @@
 //! what counts as a DORA event beyond skipping what can never count (non-production
 //! deployments, unmerged pull requests).
 
+mod answer;
 mod changes;
 mod check;
 mod client;
@@ -193,6 +194,7 @@ impl Source for GithubSource {
                 context,
                 requests: AtomicU64::new(0),
                 skipped: AtomicU64::new(0),
+                page_sizes: answer::PageSizes::new(),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
@@ -248,6 +250,8 @@ struct RepoSync<'a> {
     context: &'a SyncContext,
     requests: AtomicU64,
     skipped: AtomicU64,
+    /// The GraphQL page sizes of this sync (halved while GitHub times out).
+    page_sizes: answer::PageSizes,
     stats: Mutex<RepoSyncStats>,
 }
 

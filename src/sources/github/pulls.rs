@@ -297,7 +297,7 @@ impl RepoSync<'_> {
                 "after": after,
             });
             let page: PullsData = self
-                .query("pull requests", MERGED_PULLS_QUERY, variables)
+                .query("pull requests", MERGED_PULLS_QUERY, variables, &["first"])
                 .await?;
             let Some(repository) = page.repository else {
                 return Err(GithubError::NotFound {
