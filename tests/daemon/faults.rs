@@ -6,15 +6,17 @@
 //! repository, the endpoint and the missing permission; a server that always
 //! fails exhausts the bounded retries of its repository only.
 
-use crate::support::{config, fast_retries, repo, samples, World};
+use crate::support::{config, fast_retries, get as scrape, repo, samples, value, World};
 use axum::extract::Path as UrlPath;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use dora_collector::daemon::{self, demo, CancellationToken, ManualClock, RepoOutcome, RunOptions};
+use dora_collector::daemon::{
+    self, demo, CancellationToken, Clock, ManualClock, RepoOutcome, RunOptions,
+};
 use dora_collector::domain::RepoName;
-use dora_collector::sim::{ChaosOptions, Org, OrgSpec, SimHandle, SimOptions, SimServer};
+use dora_collector::sim::{ChaosOptions, Fault, Org, OrgSpec, SimHandle, SimOptions, SimServer};
 use dora_collector::sources::github::RetryPolicy;
 use dora_collector::store::{SqliteStore, Store, SyncBatch};
 use std::collections::BTreeMap;
@@ -106,6 +108,38 @@ fn assert_same_store(got: &[SyncBatch], expected: &[SyncBatch]) {
     assert!(
         missing.is_empty() && extra.is_empty(),
         "missing: {missing:#?}\nextra: {extra:#?}"
+    );
+}
+
+/// Asserts that `got` holds the rows of `expected` but some commits: a sync that
+/// asked for smaller pages while GitHub timed out reads the history it needs,
+/// not the rest of a larger page. Every other row must be the same.
+fn assert_same_store_but_fewer_commits(got: &[SyncBatch], expected: &[SyncBatch]) {
+    let without_commits = |stored: &[SyncBatch]| -> Vec<SyncBatch> {
+        stored
+            .iter()
+            .map(|b| SyncBatch {
+                commits: Vec::new(),
+                ..b.clone()
+            })
+            .collect()
+    };
+    assert_same_store(&without_commits(got), &without_commits(expected));
+    let commits = |stored: &[SyncBatch]| -> std::collections::BTreeSet<String> {
+        stored
+            .iter()
+            .flat_map(|b| {
+                b.commits
+                    .iter()
+                    .map(move |c| format!("{} {c:?}", b.repository))
+            })
+            .collect()
+    };
+    let (got, expected) = (commits(got), commits(expected));
+    let extra: Vec<_> = got.difference(&expected).take(5).collect();
+    assert!(
+        extra.is_empty(),
+        "commits no fault-free run read: {extra:#?}"
     );
 }
 
@@ -207,6 +241,105 @@ async fn a_chaos_run_exports_and_stores_exactly_what_a_fault_free_run_does() {
         waited >= 1.0,
         "each secondary limit is waited out: {waited}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graphql_chaos_run_as_github_fails_exports_exactly_what_a_fault_free_run_does() {
+    // Three times the small organisation: GraphQL requests alone must draw every
+    // GraphQL-only kind at these rates.
+    let small = OrgSpec::small(5);
+    let org = Org::generate(&OrgSpec {
+        repositories: small.repositories * 3,
+        ..small
+    });
+    let (clean, _) = run(&org, SimOptions::default(), fast_retries()).await;
+
+    let expected = dora_values(&clean.metrics);
+    assert!(expected.len() > 100, "{}", expected.len());
+
+    // 10 % 5xx and timeouts, 5 % secondary limits, 3 % transient errors at 200,
+    // 1 % RATE_LIMITED, 2 % resets, 1 % truncated bodies. Repositories sync
+    // concurrently, so which request draws which fault varies between runs: the
+    // run is repeated with the next seed (each run held to every assertion)
+    // until every kind of fault has been hit.
+    let chaos = |seed: u64| ChaosOptions {
+        seed,
+        server_error_rate: 0.01,
+        bad_gateway_rate: 0.02,
+        unavailable_rate: 0.02,
+        timeout_rate: 0.02,
+        gateway_timeout_rate: 0.01,
+        query_timeout_rate: 0.02,
+        secondary_limit_rate: 0.025,
+        too_many_requests_rate: 0.025,
+        transient_error_rate: 0.03,
+        rate_limited_rate: 0.01,
+        reset_rate: 0.02,
+        truncated_rate: 0.01,
+        retry_after: Duration::from_secs(1),
+        timeout_delay: Duration::from_millis(20),
+        ..ChaosOptions::default()
+    };
+    const MAX_RUNS: u64 = 5;
+    let mut hit: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for seed in 1..=MAX_RUNS {
+        let options = SimOptions {
+            chaos: chaos(seed),
+            ..SimOptions::default()
+        };
+        // `run` asserts that every repository synced in the first cycle: ready
+        // without waiting for a retry or a poll interval.
+        let (faulty, sim) = run(&org, options, fast_retries()).await;
+        let counts = sim.chaos_counts();
+        assert_eq!(sim.secondary_limit_violations(), 0, "{counts:?}");
+        assert_eq!(counts.rate_limited_violations, 0, "{counts:?}");
+        assert_eq!(sim.rate_limit_violations(), 0);
+
+        assert_eq!(dora_values(&faulty.metrics), expected, "seed {seed}");
+        assert_same_store_but_fewer_commits(&faulty.stored, &clean.stored);
+
+        let health = samples(&faulty.metrics, false);
+        let retried = |reason: &str| {
+            health
+                .get(&format!(
+                    "dora_collector_api_retries_total{{source=\"github\",reason=\"{reason}\"}}"
+                ))
+                .copied()
+                .unwrap_or_default() as u64
+        };
+        assert_eq!(
+            retried("server_error"),
+            counts.server_error + counts.bad_gateway + counts.unavailable,
+            "{counts:?}"
+        );
+        assert_eq!(
+            retried("timeout"),
+            counts.timeout + counts.gateway_timeout + counts.query_timeout,
+            "{counts:?}"
+        );
+        assert_eq!(retried("graphql_error"), counts.transient_error);
+        assert_eq!(retried("rate_limit"), counts.rate_limited);
+        assert_eq!(
+            retried("secondary_rate_limit"),
+            counts.secondary_limit + counts.too_many_requests
+        );
+        assert_eq!(retried("network"), counts.reset);
+        assert_eq!(retried("truncated"), counts.truncated);
+        assert_eq!(retried("invalid_body"), 0);
+
+        for fault in Fault::ALL {
+            *hit.entry(fault.name()).or_default() += counts.get(fault);
+        }
+        let missing: Vec<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|f| chaos(seed).rate(*f) > 0.0 && hit[f.name()] == 0)
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        eprintln!("after seed {seed}, not hit yet: {missing:?}");
+    }
+    panic!("some kinds of fault were never hit in {MAX_RUNS} runs: {hit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,4 +470,118 @@ async fn a_plain_403_names_the_permission_and_a_failing_server_exhausts_bounded_
     for error in [&private, &broken] {
         assert!(!error.contains(TOKEN), "{error}");
     }
+}
+
+/// nginx's `502` page, as GitHub's GraphQL front end sends it on slow queries.
+const NGINX_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+#[tokio::test]
+async fn a_failed_repository_is_retried_soon_not_a_poll_interval_later() {
+    // `acme/flaky` answers nginx's 502 page to its first `FAILING` deployment
+    // requests: more than one sync's retries, so its first sync fails.
+    let retries = u64::from(fast_retries().max_retries);
+    let failing = retries + 1;
+    let requests = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&requests);
+    let router = Router::new()
+        .route(
+            "/repos/{owner}/{name}/deployments",
+            get(move |UrlPath((_, name)): UrlPath<(String, String)>| {
+                let counter = Arc::clone(&counter);
+                async move {
+                    if name == "flaky" && counter.fetch_add(1, Ordering::SeqCst) < failing {
+                        return (
+                            StatusCode::BAD_GATEWAY,
+                            [("content-type", "text/html")],
+                            NGINX_502,
+                        )
+                            .into_response();
+                    }
+                    axum::Json(serde_json::json!([])).into_response()
+                }
+            }),
+        )
+        .route("/repos/{owner}/{name}/issues", get(empty))
+        .route("/repos/{owner}/{name}/pulls", get(empty));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let world = World::new(Org::empty("acme", dora_collector::sim::DEFAULT_NOW)).await;
+    let repos = [repo("acme/flaky", "t"), repo("acme/fine", "t")];
+    // The default poll interval (5 minutes): far longer than the test.
+    let config = config(
+        &url,
+        "ghp_retrysoon0123456789abcdefghijklmnop",
+        &world.store_path(),
+        &repos,
+    );
+    assert!(config.github.poll_interval.to_std() >= Duration::from_secs(300));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = RunOptions {
+        clock: world.clock.clone(),
+        retry: fast_retries(),
+        first_retry_delay: Duration::from_millis(300),
+        ..RunOptions::default()
+    };
+    let mut daemon = daemon::start(config, listener, options).await.unwrap();
+    let report = daemon.wait_for_cycles(1).await.unwrap();
+
+    // The error says what the server sent, though it was no JSON.
+    let failures: Vec<(String, String)> = report
+        .failures()
+        .map(|(r, e)| (r.to_string(), e.to_owned()))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, "acme/flaky");
+    assert_eq!(
+        failures[0].1,
+        format!(
+            "HTTP 502 body: \"<html> <head><title>502 Bad Gateway</title></head> <body> \
+             <center><h1>502 Bad Gateway</h1></center> <hr><center>nginx</center> </body> \
+             </html>\" at {url}/repos/acme/flaky/deployments?per_page=100 (gave up after {failing} \
+             attempts)"
+        )
+    );
+    // Not ready yet, and the health metrics say when the next try is.
+    let now = world.clock.now().0 as f64;
+    let (status, _) = scrape(&daemon, "/readyz").await;
+    assert_eq!(status, 503);
+    let (_, metrics) = scrape(&daemon, "/metrics").await;
+    let next_try = value(
+        &metrics,
+        r#"dora_collector_next_sync_retry_timestamp_seconds{source="github",repository="acme/flaky"}"#,
+    )
+    .unwrap_or_else(|| panic!("{metrics}"));
+    assert!((now..=now + 1.0).contains(&next_try), "{next_try} vs {now}");
+    assert!(value(
+        &metrics,
+        r#"dora_collector_next_sync_retry_timestamp_seconds{source="github",repository="acme/fine"}"#
+    )
+    .is_none());
+
+    // Ready within seconds, with no cycle triggered and none due.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = scrape(&daemon, "/readyz").await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(daemon.cycles().completed, 1, "a retry, not a cycle");
+    assert_eq!(requests.load(Ordering::SeqCst), failing + 1);
+    let (_, metrics) = scrape(&daemon, "/metrics").await;
+    assert!(
+        !metrics.contains("dora_collector_next_sync_retry_timestamp_seconds{"),
+        "no retry pending: {metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"dora_collector_sync_errors_total{source="github",repository="acme/flaky"}"#
+        ),
+        Some(1.0)
+    );
+    daemon.shutdown().await.unwrap();
 }

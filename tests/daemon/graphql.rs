@@ -4,7 +4,8 @@
 //! compare); an idle sync costs the cycle's one check query (every repository's
 //! newest deployment through aliases, and whether the pending one is still
 //! pending) and nothing else; a new deployment costs one GraphQL page, which brings the new
-//! history too; a check that fails falls back to the REST probe; and the numbers
+//! history too; a check that fails falls back to the REST probe, and a missing
+//! repository fails only itself (the check's other answers are used); and the numbers
 //! equal the REST path's (statuses and a compare per deployment).
 
 use crate::scenario::{at, tiny, API, DAY, HOUR};
@@ -238,7 +239,7 @@ async fn change_sets_come_from_history_pages_not_compares_and_equal_the_rest_pat
 }
 
 #[tokio::test]
-async fn a_failed_check_falls_back_to_the_rest_probe_and_the_other_repositories_sync() {
+async fn a_missing_repository_leaves_the_checks_other_answers_and_fails_alone() {
     let scenario = tiny();
     let world = World::new(scenario.org.clone()).await;
     let mut with_typo = repos();
@@ -254,10 +255,12 @@ async fn a_failed_check_falls_back_to_the_rest_probe_and_the_other_repositories_
     let report = daemon.wait_for_cycles(1).await.unwrap();
     let failures: Vec<String> = report.failures().map(|(r, _)| r.to_string()).collect();
     assert_eq!(failures, vec!["acme/typo".to_owned()]);
-    // GitHub answers the whole check with an error for the missing repository:
-    // every Deployments-API repository asked the REST list's first page instead.
+    // GitHub answers the check with data for every repository it found and a
+    // NOT_FOUND error for the missing one: only that one asks the REST list
+    // (and is told 404).
     let counts = world.sim.request_counts();
-    assert_eq!(counts.route(DEPLOYMENTS), 2, "{counts:?}");
+    assert_eq!(counts.route(DEPLOYMENTS), 1, "{counts:?}");
+    assert_eq!(counts.route_status(DEPLOYMENTS, 404), 1, "{counts:?}");
     let (_, metrics) = get(&daemon, "/metrics").await;
     daemon.shutdown().await.unwrap();
     let deployments =
@@ -266,4 +269,45 @@ async fn a_failed_check_falls_back_to_the_rest_probe_and_the_other_repositories_
         value(&metrics, deployments).is_some_and(|d| d > 0.0),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_failed_check_falls_back_to_the_rest_probe() {
+    let scenario = tiny();
+    let world = World::new(scenario.org.clone()).await;
+    let config = config_with(
+        world.sim.base_url(),
+        &world.sim.token(),
+        &world.store_path(),
+        &repos(),
+        "api = \"graphql\"\n",
+    );
+    let mut daemon = world.start(config).await;
+    ready_metrics(&mut daemon).await;
+    // The GraphQL budget spent until its reset, an hour away: the check is
+    // refused (RATE_LIMITED) and fails at once.
+    world.sim.set_graphql_rate_limit_remaining(0);
+    world.sim.reset_counts();
+    daemon.sync_now();
+    let report = daemon.wait_for_cycles(2).await.unwrap();
+    let counts = world.sim.request_counts();
+    // One refused check; the Deployments-API repository asked the REST list's
+    // first page instead. It has no validator for that page yet (the check
+    // stood in for it), so it lists its deployments: through GraphQL, whose
+    // budget is spent, so that repository fails saying so, and only it.
+    assert_eq!(counts.route(GRAPHQL), 1, "{counts:?}");
+    assert_eq!(counts.route_status(DEPLOYMENTS, 200), 1, "{counts:?}");
+    let failures: Vec<(String, String)> = report
+        .failures()
+        .map(|(r, e)| (r.to_string(), e.to_owned()))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, "acme/api");
+    assert!(
+        failures[0]
+            .1
+            .starts_with("GitHub API rate limit exhausted (resource graphql) until "),
+        "{failures:?}"
+    );
+    daemon.shutdown().await.unwrap();
 }

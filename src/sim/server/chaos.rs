@@ -23,6 +23,25 @@
 //!   `retry-after` header ([`ChaosOptions::retry_after`], whole seconds).
 //! - [`Fault::Slow`]: the response is delayed by [`ChaosOptions::slow_delay`]
 //!   (bounded by [`MAX_SLOW_DELAY`]) before the endpoint runs.
+//! - [`Fault::Timeout`] / [`Fault::GatewayTimeout`]: after
+//!   [`ChaosOptions::timeout_delay`] (GitHub gives up after 10 s), `502` / `504`
+//!   with GitHub's JSON "We couldn't respond to your request in time. …".
+//! - [`Fault::Unavailable`]: `503` with a proxy's plain-text body (Envoy's
+//!   "upstream connect error or disconnect/reset before headers …").
+//! - GraphQL only (`POST /graphql`; a REST request that draws one is served
+//!   untouched): [`Fault::QueryTimeout`], after the timeout delay, `200` with
+//!   `data: null` and "Something went wrong while executing your query. This may
+//!   be the result of a timeout, or it could be a GitHub bug. Please include
+//!   `ID` when reporting this issue."; [`Fault::TransientError`], the same
+//!   without the timeout sentence, as GitHub answered before; and
+//!   [`Fault::RateLimited`], `200` with a `RATE_LIMITED` error (every other
+//!   answer spelled `RATE_LIMIT`), `x-ratelimit-remaining: 0` and a reset
+//!   [`ChaosOptions::retry_after`] ahead: the token's GraphQL budget stays spent
+//!   until then, and every GraphQL request it sends before is answered the same
+//!   and counted in [`ChaosCounts::rate_limited_violations`].
+//!   On `POST /graphql` the `502` page of [`Fault::BadGateway`] is nginx's, as
+//!   GitHub's GraphQL front end sends it; fault answers there carry the GraphQL
+//!   budget's `x-ratelimit-*` and `x-ratelimit-resource: graphql`.
 //! - [`Fault::Truncated`]: the endpoint's response keeps its status and headers
 //!   and a `Content-Length` of the whole body, but only the first half of the body
 //!   is sent; then the body stream fails and the connection is closed, so the
@@ -64,8 +83,9 @@
 //! requests awaiting a retry; beyond that they are forgotten all at once.
 //!
 //! # The rate-limit budget
-//! Faults answered here (reset, `500`, `502`, `403`, `429`, and answers during a
-//! secondary limit) never reach the API and **cost no budget**: the simulator
+//! Faults answered here (reset, `500`, `502`, `503`, `504`, `403`, `429`, the
+//! GraphQL answers at `200`, and answers during a secondary limit or a spent
+//! GraphQL budget) never reach the API and **cost no budget**: the simulator
 //! treats them as failures in front of the API, and a client's budget arithmetic
 //! from `x-ratelimit-*` stays exact. (GitHub does not document whether its own
 //! `5xx` count; a client must not rely on either.) Their JSON answers carry the
@@ -94,8 +114,10 @@
 //! # What it does not do
 //! No faults on `401`s or primary-limit answers; no bans for ignoring
 //! `retry-after`; no slow bodies (only a slow start); no HTTP/2 stream-level
-//! resets; no faults chosen per route (every route may get every fault; a route
-//! added later, e.g. GraphQL, gets them too).
+//! resets; no faults chosen per route (every route may get every fault, but the
+//! GraphQL-only ones). Every `POST /graphql` has the same key for the
+//! consecutive-fault cap (path and query string alike), so the cap counts faults
+//! in a row across GraphQL requests.
 
 use super::route::{self, Endpoint, Query, Route};
 use super::{epoch_now, token_use, Shared, SimHandle, TokenUse};

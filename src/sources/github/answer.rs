@@ -21,10 +21,11 @@ pub const RATE_LIMIT_TYPES: [&str; 2] = ["RATE_LIMITED", "RATE_LIMIT"];
 /// What GitHub says (compared in lower case) when it ran out of time: its `502`
 /// "We couldn't respond to your request in time", its GraphQL "Something went
 /// wrong while executing your query. This may be the result of a timeout, or it
-/// could be a GitHub bug", and proxies' plain "timeout" / "timed out".
-const TIMEOUT_PHRASES: [&str; 4] = [
+/// could be a GitHub bug", and proxies' plain "timeout" / "timed out". (The
+/// older "Something went wrong while executing your query. Please include …"
+/// says nothing of time: an untyped, transient error.)
+const TIMEOUT_PHRASES: [&str; 3] = [
     "couldn't respond to your request in time",
-    "something went wrong while executing your query",
     "timeout",
     "timed out",
 ];
@@ -250,6 +251,7 @@ mod tests {
     #[test]
     fn untyped_errors_without_data_are_transient() {
         for body in [
+            r#"{"data":null,"errors":[{"message":"Something went wrong while executing your query. Please include `AE24:722D:20DF2FD:45B79D6:5C07C446` when reporting this issue."}]}"#,
             r#"{"data":null,"errors":[{"message":"Something unexpected happened"}]}"#,
             r#"{"errors":[{"message":"Internal error"}]}"#,
             r#"{"errors":[{}]}"#,
@@ -332,7 +334,8 @@ mod tests {
     #[test]
     fn timeouts_are_recognised_in_githubs_words() {
         assert!(says_timeout("We couldn't respond to your request in time. Sorry about that. Please try resubmitting your request and contact us if the problem persists."));
-        assert!(says_timeout("Something went wrong while executing your query. Please include `AE24:722D` when reporting this issue."));
+        assert!(says_timeout("Something went wrong while executing your query. This may be the result of a timeout, or it could be a GitHub bug."));
+        assert!(!says_timeout("Something went wrong while executing your query. Please include `AE24:722D` when reporting this issue."));
         assert!(says_timeout("upstream request timeout"));
         assert!(!says_timeout("Server Error"));
         assert!(!says_timeout("Could not resolve to a Repository"));

@@ -26,10 +26,10 @@
 //! route `POST /graphql`, and the points charged in
 //! [`SimHandle::graphql_points_used`].
 //!
-//! Not modelled: mutations and subscriptions (refused), introspection
-//! (`__schema`, `__type`), `rateLimit(dryRun: true)`, persisted queries,
-//! secondary rate limits and timeouts, and GET requests (answered by the REST
-//! router: 404). The schema is parsed on the first GraphQL request, not when the
+//! Not modelled here: mutations and subscriptions (refused), introspection
+//! (`__schema`, `__type`), `rateLimit(dryRun: true)`, persisted queries, and GET
+//! requests (answered by the REST router: 404). Secondary rate limits, timeouts
+//! and transient errors are the chaos layer's ([`super::chaos`]). The schema is parsed on the first GraphQL request, not when the
 //! server starts, so that REST-only users never pay for it.
 
 pub mod cost;
