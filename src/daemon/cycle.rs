@@ -176,7 +176,7 @@ async fn sync_round(
                                 source = source.name(),
                                 %repository,
                                 %error,
-                                "repository sync failed; the next sync resumes from what was stored"
+                                "repository sync failed; its next sync resumes from what was stored"
                             );
                             RepoOutcome::Failed(error.to_string())
                         }

@@ -13,9 +13,10 @@
 //! 2xx body parses as JSON, so a truncated or garbled page is retried rather than
 //! read as an empty or partial list.
 //!
-//! Not here: what a response means (the endpoint modules decide), the retry and
-//! wait policy (`governor.rs`), and retries across cycles (a failed sync is
-//! retried by the next cycle from the stored cursors).
+//! Not here: what a response means (the endpoint modules decide; a GraphQL
+//! answer's errors are read in `answer.rs`), the retry and wait policy
+//! (`governor.rs`), and retries of a failed repository (the daemon tries it again
+//! soon, from the stored cursors: `daemon/retry.rs`).
 
 use super::answer::{self, PageSizes, Partial};
 use super::error::{clean, server_message, GithubError};

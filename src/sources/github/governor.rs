@@ -26,8 +26,9 @@
 //! GraphQL POSTs go through the same governor.
 //!
 //! Not here: building requests, mapping HTTP statuses to [`GithubError`]s (the
-//! caller's closure does that), what a response means, and retries across cycles
-//! (a repository that still fails is retried by the next cycle from its cursors).
+//! caller's closure does that), what a response means, and retries of a
+//! repository that still fails (the daemon tries it again soon, from its
+//! cursors: `daemon/retry.rs`).
 
 use super::error::GithubError;
 use crate::domain::Timestamp;
