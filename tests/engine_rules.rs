@@ -1,4 +1,4 @@
-//! One test per rule of `dora-definitions.md`, named after the rule. Each builds a
+//! One test per rule of `docs/computation.md`, named after the rule. Each builds a
 //! small scenario by hand and checks the numbers a person would compute.
 
 mod common;
@@ -14,7 +14,7 @@ fn hours(h: f64) -> Option<f64> {
     Some(h * HOUR as f64)
 }
 
-// ---- §3 windows and formulas -------------------------------------------------
+// ---- computation.md § Windows and formulas, § Quantiles ------------------------
 
 #[test]
 fn empty_window_gives_absent_values() {
@@ -200,7 +200,7 @@ fn rates_and_quantiles_stay_absent_without_samples_but_frequency_is_zero() {
     );
 }
 
-// ---- §1 events -----------------------------------------------------------------
+// ---- computation.md § Events, § Change sets, § Lead time ------------------------
 
 #[test]
 fn only_production_environments_count_compared_case_insensitively() {
@@ -423,7 +423,7 @@ fn lead_time_level_follows_the_median() {
     }
 }
 
-// ---- §2 attribution ------------------------------------------------------------
+// ---- computation.md § Change failures, § Recovery, § Rollbacks and rework ------
 
 #[test]
 fn rollback_marks_the_previous_deployment_failed_and_is_itself_rework() {
@@ -910,4 +910,100 @@ fn a_redeploy_of_a_sha_unknown_to_the_history_is_identical_not_unknown() {
         snapshot.diagnostics.deployments_with_unknown_changes, 1,
         "only the third"
     );
+}
+
+#[test]
+fn the_worked_example_of_docs_computation_md() {
+    // docs/computation.md § Worked example, in 2026 (T0 is 1 January 2026).
+    let mar = |day: i64, hour: i64| (58 + day) * DAY + hour * HOUR;
+    let feb = |day: i64, hour: i64| (30 + day) * DAY + hour * HOUR;
+    let (a, b, c, d, e) = (1, 2, 3, 4, 5);
+    let cause = sha(c).to_string()[..7].to_owned();
+    let snapshot = Scenario::new()
+        .windows(&[7, 30])
+        .commit(R, a, &[], feb(20, 10))
+        .commit(R, b, &[a], mar(3, 10))
+        .commit(R, c, &[b], mar(4, 8))
+        .commit(R, d, &[c], mar(4, 14))
+        .commit(R, e, &[d], mar(6, 9))
+        .deploy(R, PROD, a, feb(25, 12))
+        .deploy(R, PROD, c, mar(4, 12))
+        .deploy(R, PROD, d, mar(5, 10))
+        .deploy(R, PROD, c, mar(5, 11))
+        .failed_attempt(R, PROD, e, mar(6, 10))
+        .deploy(R, PROD, e, mar(6, 11))
+        .incident(R, 7, mar(7, 15), Some(mar(7, 18)))
+        .incident_with_cause(R, 8, mar(8, 9), Some(mar(8, 21)), &cause)
+        .compute(mar(10, 0));
+
+    let w = scope(&snapshot, R, PROD, "7d");
+    assert_eq!(w.deployments, 4);
+    assert_close(
+        Some(w.deployment_frequency_per_day),
+        Some(4.0 / 7.0),
+        "7d frequency",
+    );
+    assert_eq!((w.lead_time.count, w.lead_time.sum), (4, 187_200.0));
+    assert_close(w.lead_time.median, hours(12.0), "lead time median");
+    assert_close(w.lead_time.p90, hours(24.2), "lead time p90");
+    assert_eq!(w.failed_deployments, 3);
+    assert_close(w.change_failure_rate, Some(0.75), "change failure rate");
+    assert_eq!(w.recovery_time.count, 3);
+    assert_close(w.recovery_time.median, hours(31.0), "recovery median");
+    assert_close(w.recovery_time.p90, hours(90.2), "recovery p90");
+    assert_close(w.rework_rate, Some(0.25), "rework rate");
+    assert_eq!(
+        (
+            w.levels.deployment_frequency,
+            w.levels.lead_time,
+            w.levels.change_failure_rate,
+            w.levels.recovery_time
+        ),
+        (
+            Some(Level::High),
+            Some(Level::Elite),
+            Some(Level::Low),
+            Some(Level::Medium)
+        )
+    );
+    let ttr = &snapshot.incidents[0].windows[0].time_to_restore;
+    assert_close(ttr.median, hours(7.5), "time to restore median");
+    assert_close(ttr.p90, hours(11.1), "time to restore p90");
+
+    let w30 = scope(&snapshot, R, PROD, "30d");
+    assert_eq!((w30.deployments, w30.lead_time.count), (5, 4));
+    assert_close(
+        Some(w30.deployment_frequency_per_day),
+        Some(5.0 / 30.0),
+        "30d frequency",
+    );
+    assert_eq!(w30.levels.deployment_frequency, Some(Level::High));
+    assert_close(
+        w30.change_failure_rate,
+        Some(0.6),
+        "30d change failure rate",
+    );
+    assert_close(w30.rework_rate, Some(0.2), "30d rework rate");
+
+    let t = totals(&snapshot, R, PROD);
+    assert_eq!(
+        (t.deployments, t.failed_deployments, t.attempt_failures),
+        (5, 3, 1)
+    );
+    let cumulative = t.lead_time.cumulative();
+    let at_bound = |bound: f64| cumulative.iter().find(|(b, _)| *b == bound).unwrap().1;
+    assert_eq!(
+        [3600.0, 10800.0, 21600.0, 43200.0, 86400.0, 172800.0].map(at_bound),
+        [0, 1, 2, 2, 3, 4]
+    );
+    assert_eq!(snapshot.diagnostics.deployments_without_base.len(), 1);
+    assert_eq!(
+        (
+            snapshot.diagnostics.deployments_with_unknown_changes,
+            snapshot.diagnostics.unattributed_incidents,
+            snapshot.diagnostics.unmatched_root_causes
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(snapshot.organisation.windows[0], *w);
 }

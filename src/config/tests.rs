@@ -45,7 +45,8 @@ token = "${GITHUB_TOKEN}"
 name = "acme/api"
 "#;
 
-/// The example of `shared/docs/interfaces.md`, verbatim.
+/// The full example of the published configuration interface (every first-stage key),
+/// verbatim: a file written from it must keep loading unchanged.
 const INTERFACES_EXAMPLE: &str = r#"
 [server]
 listen = "127.0.0.1:9184"          # default 0.0.0.0:9184

@@ -6,7 +6,8 @@
 //! deployments whose walk did leave them, with the shas that would complete it.
 //!
 //! A source uses it to read just enough history, and to ask for a compare only
-//! where history cannot answer (dora-definitions §1). It reads nothing itself.
+//! where history cannot answer (`docs/computation.md` § Change sets). It reads
+//! nothing itself.
 
 use super::changes::{self, RepoContext, Scratch};
 use super::compute::production_deployments;

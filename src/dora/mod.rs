@@ -1,7 +1,8 @@
 //! The pure DORA engine: events, the engine configuration and the evaluation time
 //! `now` in, one [`Snapshot`] of every metric for every scope out.
 //!
-//! It implements `shared/docs/dora-definitions.md` (mirrored in `docs/metrics.md`).
+//! It implements the definitions of `docs/computation.md` (every metric family of
+//! `docs/metrics.md` links to its section there).
 //! No I/O, no clock reads, no async, no failure: everything it needs is an argument.
 //! The exporter and the report render its `Snapshot`; nothing computes elsewhere.
 

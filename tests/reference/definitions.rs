@@ -1,15 +1,15 @@
-//! The DORA definitions (§1 and §2 of `dora-definitions.md`) applied to one
-//! simulated repository, the plain way: ancestor sets as `HashSet`s rebuilt for
-//! every deployment, change sets as set differences, attribution by scanning every
-//! deployment for every incident. Slow (quadratic) on purpose, so that each step
+//! The DORA definitions (`docs/computation.md` § Events to § Time to restore
+//! service) applied to one simulated repository, the plain way: ancestor sets as
+//! `HashSet`s rebuilt for every deployment, change sets as set differences,
+//! attribution by scanning every deployment for every incident. Slow (quadratic) on purpose, so that each step
 //! can be checked against the text by reading it.
 //!
-//! Where the definitions leave a choice open, this follows what
-//! `docs/computation.md` documents (each such place says so); where neither says,
-//! the comment says what is assumed.
+//! Where DORA itself leaves a choice open, this follows what `docs/computation.md`
+//! decides (§ Choices made where DORA leaves room; each such place says so);
+//! where the page does not say, the comment says what is assumed.
 //!
-//! Windows, rollups and levels (§3, §4) are `series`' job; nothing here knows about
-//! Prometheus.
+//! Windows, rollups and levels (computation.md § Windows and formulas to
+//! § Performance levels) are `series`' job; nothing here knows about Prometheus.
 
 use super::params::{Params, RepoParams};
 use super::store::{stored_attempts, Attempt, Outcome, Source};
@@ -18,14 +18,17 @@ use dora_collector::dora::LeadTimeStart;
 use dora_collector::sim::SimRepo;
 use std::collections::{HashMap, HashSet};
 
-/// A commit message starting with this is a revert (§2 rework).
+/// A commit message starting with this is a revert (computation.md § Rollbacks and
+/// rework).
 const REVERT_PREFIX: &str = "Revert \"";
-/// The line that names an incident's root cause (§1), compared case-insensitively.
+/// The line that names an incident's root cause (computation.md § Incidents),
+/// compared case-insensitively.
 const ROOT_CAUSE_KEY: &str = "root cause:";
-/// A root cause names 7 to 40 hex digits (§1).
+/// A root cause names 7 to 40 hex digits (computation.md § Incidents).
 const ROOT_CAUSE_LENGTHS: std::ops::RangeInclusive<usize> = 7..=40;
 
-/// Why a deployment is rework (§2); any one suffices.
+/// Why a deployment is rework (computation.md § Rollbacks and rework); any one
+/// suffices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rework {
     /// (a) its compare against the previous deployment is `behind`.
@@ -69,13 +72,14 @@ pub struct DeploymentFacts {
     pub incidents: Vec<usize>,
     /// The deploy time of the next deployment when that one is a rollback of this.
     pub rolled_back_at: Option<i64>,
-    /// A change failure (§2).
+    /// A change failure (computation.md § Change failures).
     pub failed: bool,
-    /// When it recovered (§2): `None` while unrecovered or when not failed.
+    /// When it recovered (computation.md § Recovery): `None` while unrecovered or
+    /// when not failed.
     pub recovered_at: Option<i64>,
 }
 
-/// How an incident was attributed (§2).
+/// How an incident was attributed (computation.md § Change failures).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attribution {
     /// Rule 1: per environment, the deployment that first shipped the root cause
@@ -194,7 +198,7 @@ fn has_any_label(labels: &[String], wanted: &[String]) -> bool {
         .any(|l| wanted.iter().any(|w| w.eq_ignore_ascii_case(l)))
 }
 
-/// §1: the first line `root cause: <sha>` naming 7-40 hex digits, lowercase. The
+/// computation.md § Incidents: the first line `root cause: <sha>` naming 7-40 hex digits, lowercase. The
 /// sha may be wrapped in punctuation such as backticks or a final full stop.
 pub fn root_cause(body: &str) -> Option<String> {
     for line in body.lines() {
@@ -216,7 +220,7 @@ pub fn root_cause(body: &str) -> Option<String> {
     None
 }
 
-/// Applies §1 and §2 to one configured repository at `now`. `repo` is `None` when
+/// Applies computation.md § Events to § Recovery to one configured repository at `now`. `repo` is `None` when
 /// the organisation has no such repository (the scopes exist, empty).
 pub fn analyse(
     repo: Option<&SimRepo>,
@@ -237,7 +241,8 @@ pub fn analyse(
     let attempts = stored_attempts(repo, config, params, now);
 
     for (e, environment) in params.production_environments.iter().enumerate() {
-        // §1: only production environments count, compared case-insensitively.
+        // computation.md § Deployments: only production environments count,
+        // compared case-insensitively.
         let mine: Vec<&Attempt> = attempts
             .iter()
             .filter(|a| a.environment.eq_ignore_ascii_case(environment))
@@ -265,7 +270,8 @@ pub fn analyse(
     analysis
 }
 
-/// §1 Change, for one environment's successful deployments in order.
+/// computation.md § Change sets and § Lead time, for one environment's successful
+/// deployments in order.
 fn changes_of(
     history: &History<'_>,
     successes: &[(i64, &Attempt)],
@@ -332,7 +338,7 @@ fn changes_of(
         facts.rework.rollback = status == CompareStatus::Behind;
         for &change in &facts.changes {
             let lead = at - lead_time_start(history, change, params, now);
-            // §3: negative values are dropped (computation.md: zero is kept).
+            // computation.md § Lead time: negative values are dropped, zero is kept.
             if lead >= 0 {
                 facts.lead_times.push(lead);
             } else {
@@ -367,7 +373,7 @@ fn pulls_introducing(repo: &SimRepo, commit: u32, now: i64) -> Vec<usize> {
         .collect()
 }
 
-/// §1 `lead_time_start`. With the pull-request starts, a commit in no pull request
+/// computation.md § Lead time, `lead_time_start`. With the pull-request starts, a commit in no pull request
 /// falls back to its author date and one in several takes the earliest start
 /// (computation.md).
 fn lead_time_start(history: &History<'_>, commit: u32, params: &Params, now: i64) -> i64 {
@@ -388,7 +394,7 @@ fn lead_time_start(history: &History<'_>, commit: u32, params: &Params, now: i64
     starts.into_iter().min().unwrap_or(author_date)
 }
 
-/// §2 rework (c): `commit` is the merge commit of a merged pull request carrying a
+/// computation.md § Rollbacks and rework (c): `commit` is the merge commit of a merged pull request carrying a
 /// rework label.
 fn is_labelled_merge(repo: &SimRepo, commit: u32, params: &Params, now: i64) -> bool {
     repo.pulls.iter().any(|p| {
@@ -398,7 +404,7 @@ fn is_labelled_merge(repo: &SimRepo, commit: u32, params: &Params, now: i64) -> 
     })
 }
 
-/// §1 Incident: issues (the simulator keeps pull requests apart) with an incident
+/// computation.md § Incidents: issues (the simulator keeps pull requests apart) with an incident
 /// label, created at or before `now`; closed later means still open.
 fn incidents_of(repo: &SimRepo, params: &Params, now: i64) -> Vec<IncidentFacts> {
     repo.issues
@@ -416,7 +422,8 @@ fn incidents_of(repo: &SimRepo, params: &Params, now: i64) -> Vec<IncidentFacts>
         .collect()
 }
 
-/// §2: which deployments failed, and when they recovered.
+/// computation.md § Change failures and § Recovery: which deployments failed, and
+/// when they recovered.
 fn attribute(history: &History<'_>, analysis: &mut RepoAnalysis, params: &Params) {
     for (n, incident) in analysis.incidents.iter_mut().enumerate() {
         let mut targets: Vec<(usize, usize)> = Vec::new();

@@ -2,7 +2,7 @@
 //! from a simulated organisation (the generator's truth), the configuration and the
 //! evaluation time `now`, every DORA series `/metrics` must export, computed
 //! independently of the collector's engine (`dora::compute`), the naive way and
-//! straight from `shared/docs/dora-definitions.md`.
+//! straight from the definitions of `docs/computation.md`.
 //!
 //! ```ignore
 //! mod reference;
@@ -18,20 +18,22 @@
 //!   collector's `Config`), including the first sync's lookback.
 //! - `store`: what the collector reads of a repository's deployments (the lookback
 //!   plus one older successful deployment per environment as the base), with
-//!   outcomes derived from raw statuses and run fields (§1).
+//!   outcomes derived from raw statuses and run fields (computation.md § Deployments).
 //! - `definitions`: changes, lead times, rollbacks, rework, attribution, recovery
-//!   (§1, §2) per repository, with plain sets and scans.
-//! - `series`: windows, formulas, rollups and levels (§3, §4) written as the series
-//!   of `docs/metrics.md`.
+//!   (computation.md § Change sets to § Time to restore service) per repository,
+//!   with plain sets and scans.
+//! - `series`: windows, formulas, rollups and levels (computation.md § Windows and
+//!   formulas to § Performance levels) written as the series of `docs/metrics.md`.
 //! - `prom`: a parser of the Prometheus text exposition.
 //! - `compare`: scrape versus expectations, every difference listed.
 //!
-//! Where the definitions are silent it follows `docs/computation.md` (scopes are every
-//! configured repository × every production environment; events after `now` do not
-//! exist; the first deployment has no base and gives no lead time; a root cause
-//! matching nothing falls back to time; negative lead times are dropped). It uses
-//! the simulator's raw data only (statuses, run fields, parent links, messages,
-//! labels, bodies), never its derived helpers such as `SimDeployment::outcome`.
+//! Where DORA itself is silent it follows the choices `docs/computation.md` records
+//! (scopes are every configured repository × every production environment; events
+//! after `now` do not exist; the first deployment has no base and gives no lead
+//! time; a root cause matching nothing falls back to time; negative lead times are
+//! dropped). It uses the simulator's raw data only (statuses, run fields, parent
+//! links, messages, labels, bodies), never its derived helpers such as
+//! `SimDeployment::outcome`.
 //!
 //! It does not cover the collector's own health families, and it is slow on
 //! purpose: small organisations only.
@@ -52,7 +54,7 @@ pub use series::Expected;
 use dora_collector::domain::Timestamp;
 use dora_collector::sim::Org;
 
-/// §1 and §2 for every configured repository at `now` (in configuration order).
+/// computation.md § Events to § Recovery for every configured repository at `now` (in configuration order).
 pub fn analyse(org: &Org, params: &Params, now: Timestamp) -> Vec<RepoAnalysis> {
     params
         .repositories

@@ -1,4 +1,5 @@
-//! §3 and §4 (windows, formulas, rollups, levels) over the per-repository analysis,
+//! `docs/computation.md` § Windows and formulas to § Performance levels (windows,
+//! formulas, quantiles, rollups, levels) over the per-repository analysis,
 //! written out as the series `docs/metrics.md` says `/metrics` exports: names,
 //! labels, and which values are absent.
 //!
@@ -186,7 +187,7 @@ impl Summary {
     }
 }
 
-/// §3: linear interpolation between closest ranks (`percentile_cont`) of sorted
+/// computation.md § Quantiles: linear interpolation between closest ranks (`percentile_cont`) of sorted
 /// values: at position `q × (n − 1)`, between the values on either side.
 pub fn quantile(sorted: &[i64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -268,7 +269,8 @@ impl Names {
     }
 }
 
-/// The cumulative and windowed deployment values of one scope (§1-§4).
+/// The cumulative and windowed deployment values of one scope (computation.md
+/// § Windows and formulas, § Cumulative values, § Performance levels).
 fn deployment_series(
     out: &mut Expected,
     names: &Names,
@@ -326,7 +328,7 @@ fn deployment_series(
         }
 
         // Recovery: the failed deployments whose recovery completed in the window;
-        // one before its deployment gives no sample (computation.md).
+        // one before its deployment gives no sample (computation.md § Recovery).
         let recoveries: Vec<i64> = pool
             .deployments
             .iter()
@@ -351,7 +353,7 @@ fn deployment_series(
             );
         }
 
-        // §4: no level where the value is absent.
+        // computation.md § Performance levels: no level where the value is absent.
         let lead_median = Summary::of(&lead_times).median;
         let recovery_median = Summary::of(&recoveries).median;
         let levels = [
@@ -412,7 +414,7 @@ fn incident_series(
     for window in &params.windows {
         let labels = with(labels, &[("window", window.label.as_str())]);
         // Closed in the window, attributed or not; closed before created: dropped
-        // (computation.md).
+        // (computation.md § Time to restore service).
         let restores: Vec<i64> = pool
             .incidents
             .iter()

@@ -1,6 +1,7 @@
 //! What the collector can know: the deployment attempts of a simulated repository
 //! as the first sync and the later ones read them, each with its outcome derived
-//! here from the raw statuses or run fields by the rules of §1.
+//! here from the raw statuses or run fields by the rules of `docs/computation.md`
+//! § Deployments.
 //!
 //! The first sync reads the deployments created within `lookback` of its start,
 //! plus, per repository and environment, the newest older deployment that had
@@ -24,7 +25,7 @@ pub enum Source {
     WorkflowRuns,
 }
 
-/// What became of an attempt, by §1.
+/// What became of an attempt, by computation.md § Deployments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Deployed at this time.
@@ -47,7 +48,7 @@ pub struct Attempt {
     pub outcome: Outcome,
 }
 
-/// §1, Deployments API: successful once any status is `success` (deploy time: the
+/// computation.md § Deployments, Deployments API: successful once any status is `success` (deploy time: the
 /// earliest one); failed when none is and the latest status that is not
 /// `inactive` is `failure` or `error`; otherwise not deployed yet. Statuses are
 /// given oldest first; of two latest at the same second, the later listed counts.
@@ -115,7 +116,8 @@ fn all_attempts(repo: &SimRepo, config: &RepoParams) -> Vec<Attempt> {
             }
             repo.workflow_runs
                 .iter()
-                // §1: runs on other branches are not deployments.
+                // computation.md § Deployments: runs on other branches are not
+                // deployments.
                 .filter(|r| &*r.head_branch == branch.as_str())
                 .map(|r| Attempt {
                     source: Source::WorkflowRuns,
@@ -123,7 +125,8 @@ fn all_attempts(repo: &SimRepo, config: &RepoParams) -> Vec<Attempt> {
                     environment: environment.clone(),
                     sha: r.head_sha,
                     created_at: r.created_at.0,
-                    // §1: `conclusion = success` deploys at `updated_at`; `failure`
+                    // computation.md § Deployments: `conclusion = success` deploys at
+                    // `updated_at`; `failure`
                     // is a failed attempt; anything else has not deployed.
                     outcome: match (r.status, r.conclusion) {
                         (RunStatus::Completed, Some(RunConclusion::Success)) => {

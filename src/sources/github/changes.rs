@@ -8,7 +8,7 @@
 //! with no new deployment read nothing. With `"rest"` every pair is one
 //! `compare/P.sha...D.sha` with all its pages, stored as a `Compare` plus one
 //! `CommitRecord` per commit (parents and author date), which the engine turns
-//! into changes (dora-definitions §1).
+//! into changes (`docs/computation.md` § Change sets).
 //!
 //! A stored compare is never read again, and the store says which pairs are
 //! missing. Compares are written in batches of [`COMPARES_PER_BATCH`], so an

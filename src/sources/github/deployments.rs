@@ -22,7 +22,7 @@
 //!
 //! The first sync reads back to the lookback window, then keeps paging for one
 //! successful deployment per production environment older than the window, the base
-//! of the first change set (dora-definitions §1, DevLake #7193), bounded by
+//! of the first change set (`docs/computation.md` § Change sets, DevLake #7193), bounded by
 //! [`MAX_BASE_CANDIDATES`] and [`MAX_BASE_SEARCH_PAGES`].
 
 use super::client::{Endpoint, Pages, PER_PAGE};

@@ -1,7 +1,7 @@
 //! Step 2 with GraphQL: change sets from the deployed history instead of a
 //! compare per deployment. The commits the deployments shipped are read as
 //! history pages (`Commit.history`, 100 commits a page with their parents, one
-//! point each), stored, and the engine walks them (dora-definitions §1: the
+//! point each), stored, and the engine walks them (`docs/computation.md` § Change sets: the
 //! commits reachable from the deployed sha that no earlier deployment shipped).
 //! A compare is read only for a pair the history cannot decide
 //! ([`crate::dora::uncovered_change_sets`]): a deployed sha GitHub no longer has,

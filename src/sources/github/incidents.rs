@@ -3,7 +3,7 @@
 //! *any*), with `state=all` and `since` (updated at or after), newest update first.
 //! Pull requests appear in the issues list with a `pull_request` key and are
 //! skipped. A reopened issue comes back with `closed_at: null` and is stored so,
-//! which reopens the incident (dora-definitions §1).
+//! which reopens the incident (`docs/computation.md` § Incidents).
 //!
 //! Cursor `issues?labels=<label>`: `since` is the `since` of every query (the
 //! start of the lookback window at the first sync; it never moves, so the URL and

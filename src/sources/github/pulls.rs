@@ -1,5 +1,5 @@
 //! Step 4: merged pull requests, for two uses:
-//! - rework (dora-definitions §2): the merge commit of a merged pull request with a
+//! - rework (`docs/computation.md` § Rollbacks and rework): the merge commit of a merged pull request with a
 //!   rework label marks the deployment that ships it as rework;
 //! - PR-based lead-time starts: with `lead_time_start = "pr_merged"` every merged
 //!   pull request's `merged_at`; with `"pr_first_commit"` also its commits
