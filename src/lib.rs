@@ -8,6 +8,8 @@
 //! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
 //! - `report`: the KPI report for meetings (`report` command, `/report` page).
+//! - `templates`: the template engine of the HTML and Markdown the collector writes
+//!   (the report, the landing page), escaping every value for its format.
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
 //! - `sources`: where events come from, behind the `Source` trait; `sources::github`
 //!   reads the GitHub REST API incrementally into the store.
@@ -26,3 +28,4 @@ pub mod report;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod templates;

@@ -1,6 +1,7 @@
 //! The report over a fixed store (`report_fixture`): every format's numbers equal
 //! the engine's snapshot, golden files per format (insta), JSON round trip, team
-//! filter, an empty store and a one-repository store.
+//! filter, an empty store and a one-repository store, and hostile names and errors
+//! escaped in HTML and Markdown.
 
 mod report_fixture;
 
@@ -579,5 +580,130 @@ fn html_is_self_contained() {
         // Sync errors quote URLs as text; none of them is in an attribute.
         let in_text = html.matches(&format!("GET {external}")).count();
         assert_eq!(count, in_text, "{external} in the page");
+    }
+}
+
+/// Text from outside with every character that means something in HTML or Markdown.
+const HOSTILE: &str =
+    "<script>alert('x')</script> & \"quoted\" | piped\nline *bold* [link](x) `code` #";
+
+/// The fixture's report with `HOSTILE` in every name and error text it shows.
+fn hostile_report(fixture: &Fixture) -> Report {
+    let mut report = make(fixture, "30d", Some("payments"));
+    let hostile = |s: &mut String| s.push_str(HOSTILE);
+    hostile(&mut report.summary.name);
+    for scope in report.teams.iter_mut().chain(&mut report.repositories) {
+        hostile(&mut scope.name);
+        scope.team.as_mut().map(hostile);
+        scope.environment.as_mut().map(hostile);
+    }
+    let risks = &mut report.risks;
+    for r in &mut risks.regressions.items {
+        hostile(&mut r.name);
+        r.environment.as_mut().map(hostile);
+    }
+    for r in &mut risks.change_failure_rate.repositories.items {
+        hostile(&mut r.repository);
+        hostile(&mut r.environment);
+        hostile(&mut r.team);
+    }
+    for r in &mut risks.open_incidents.items {
+        hostile(&mut r.repository);
+        hostile(&mut r.team);
+    }
+    for r in &mut risks.stale_data.repositories.items {
+        hostile(&mut r.repository);
+        hostile(&mut r.team);
+        r.source = Some(format!("deployments{HOSTILE}"));
+        r.last_error = Some(format!("GitHub said: {HOSTILE}"));
+    }
+    report
+}
+
+#[test]
+fn text_from_outside_is_escaped_in_html_and_markdown() {
+    let fixture = Fixture::new();
+    let report = hostile_report(&fixture);
+    assert!(!report.risks.stale_data.repositories.items.is_empty());
+    assert!(!report.risks.regressions.items.is_empty());
+    assert!(!report
+        .risks
+        .change_failure_rate
+        .repositories
+        .items
+        .is_empty());
+
+    let html = render(&report, Format::Html).unwrap();
+    assert!(!html.contains("<script"), "raw <script in the HTML");
+    assert!(!html.contains(HOSTILE));
+    let escaped = report::render::html::escape(HOSTILE);
+    assert!(escaped
+        .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;quoted&quot;"));
+    // Every place a name or error is shown, it is shown escaped.
+    let team = &report.teams[0].name;
+    assert!(html.contains(&format!(
+        "<tr><td>{}</td>",
+        report::render::html::escape(team)
+    )));
+    assert!(html.contains(&format!("<title>DORA report: team payments{escaped}, 30d")));
+    assert!(html.contains(&format!("<td>GitHub said: {escaped}</td>")));
+    assert!(html.contains(&format!("<td>deployments{escaped}</td>")));
+    let shown = html.matches(&escaped).count();
+    let risks = &report.risks;
+    let regressions: usize = risks
+        .regressions
+        .items
+        .iter()
+        .map(|r| 1 + usize::from(r.scope == ScopeKind::Repository && r.environment.is_some()))
+        .sum();
+    let names = 2 // the summary's name, in the title and the heading
+        + report.teams.len()
+        + report.repositories.len() * 3
+        + regressions
+        + risks.change_failure_rate.repositories.items.len() * 3
+        + risks.open_incidents.items.len() * 2
+        + risks.stale_data.repositories.items.len() * 4;
+    assert_eq!(shown, names, "every name and error, escaped");
+
+    let markdown = render(&report, Format::Markdown).unwrap();
+    // Markdown shows `\<script\>` as text: every `<script` has its backslash.
+    assert!(markdown.contains("<script"));
+    assert!(
+        markdown
+            .match_indices("<script")
+            .all(|(at, _)| markdown[..at].ends_with('\\')),
+        "raw <script in the Markdown"
+    );
+    assert!(!markdown.contains(HOSTILE));
+    let escaped = report::render::markdown::escape(HOSTILE);
+    assert!(escaped.contains("\\<script\\>") && !escaped.contains('\n'));
+    assert!(markdown.contains(&format!("| GitHub said: {escaped} |")));
+    assert!(markdown.contains(&format!("# DORA report: team payments{escaped}, 30d")));
+    // The same places as in the HTML, the title once.
+    assert_eq!(markdown.matches(&escaped).count(), names - 1);
+    // No table is broken: every row of a table has as many cells as its heading.
+    let cells = |line: &str| {
+        let mut count = 0;
+        let mut previous = ' ';
+        for c in line.chars() {
+            count += usize::from(c == '|' && previous != '\\');
+            previous = if previous == '\\' { ' ' } else { c };
+        }
+        count
+    };
+    let mut tables = 0;
+    let lines: Vec<&str> = markdown.lines().collect();
+    for block in lines.split(|line| !line.starts_with('|')) {
+        if let Some(heading) = block.first() {
+            tables += 1;
+            for row in block {
+                assert_eq!(cells(row), cells(heading), "{row}");
+            }
+        }
+    }
+    assert!(tables >= 7, "{tables} tables");
+    // No heading, list item or other block starts inside a value.
+    for line in &lines {
+        assert!(!line.starts_with("line *bold*"), "{line}");
     }
 }

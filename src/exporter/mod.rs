@@ -9,7 +9,8 @@
 //! - `health`: the collector's own health as plain data, filled by the sync loop.
 //! - `render`: snapshot + health → text exposition 0.0.4; the family catalogue.
 //! - `state`: the published page and readiness shared by sync loop and routes.
-//! - `routes`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`).
+//! - `routes`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`); the landing
+//!   page is the template `index.html`, escaped by [`crate::templates`].
 //!
 //! Every family is documented in `docs/metrics.md`.
 

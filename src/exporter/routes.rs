@@ -1,9 +1,10 @@
 //! The HTTP routes: `/metrics`, `/healthz`, `/readyz` and a small landing page at
 //! `/`, all reading the page last published to [`ExporterState`].
 //!
-//! Handlers only clone the published page and write it out: no rendering, no
-//! computation, no store or source access. Binding the listener and shutting down
-//! are the caller's job (tests bind `127.0.0.1:0`).
+//! Handlers only clone the published page and write it out (the landing page is the
+//! template `index.html`, HTML-escaped by [`crate::templates`]): no metric
+//! rendering, no computation, no store or source access. Binding the listener and
+//! shutting down are the caller's job (tests bind `127.0.0.1:0`).
 
 use super::state::ExporterState;
 use axum::extract::State;
@@ -11,7 +12,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::sync::Arc;
+use minijinja::{context, Environment};
+use std::sync::{Arc, LazyLock};
 
 /// The content type of the text exposition format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -57,15 +59,18 @@ async fn readyz(State(state): State<Arc<ExporterState>>) -> Response {
         .into_response()
 }
 
-async fn index(State(state): State<Arc<ExporterState>>) -> Html<String> {
+/// The landing page's template.
+const INDEX_TEMPLATE: &str = "index.html";
+
+/// The landing page's template, compiled once.
+static TEMPLATES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
+    crate::templates::environment(&[(INDEX_TEMPLATE, include_str!("index.html"))])
+        .map_err(|e| e.to_string())
+});
+
+async fn index(State(state): State<Arc<ExporterState>>) -> Response {
     let page = state.page();
     let options = state.options();
-    let simulated = if options.simulated {
-        "<p class=\"simulated\"><strong>The data shown is simulated</strong>: it comes from \
-         the built-in demo organisation, not from GitHub.</p>\n"
-    } else {
-        ""
-    };
     let snapshot = match page.evaluated_at {
         Some(at) => format!("metrics evaluated at {at}"),
         None => "no metrics published yet".to_owned(),
@@ -75,38 +80,32 @@ async fn index(State(state): State<Arc<ExporterState>>) -> Html<String> {
     } else {
         "not ready"
     };
-    Html(format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-         <title>dora-collector</title></head>\n<body>\n<h1>dora-collector {version}</h1>\n\
-         {simulated}<p>DORA software-delivery metrics for Prometheus; {snapshot}; {status}.</p>\n\
-         <ul>\n<li><a href=\"/metrics\">/metrics</a>: the metrics (Prometheus text format)</li>\n\
-         <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
-         <li><a href=\"/readyz\">/readyz</a>: readiness (every repository synced once)</li>\n\
-         <li><a href=\"/report\">/report</a>: the KPI report for meetings (<a href=\"/report?window=7d\">7d</a>, <a href=\"/report?window=30d\">30d</a>, <a href=\"/report?window=90d\">90d</a>)</li>\n\
-         </ul>\n</body>\n</html>\n",
-        version = escape_html(&options.version),
-    ))
-}
-
-/// Escapes text for HTML element content and attribute values.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    let rendered = TEMPLATES.as_ref().map_err(Clone::clone).and_then(|env| {
+        env.get_template(INDEX_TEMPLATE)
+            .and_then(|template| {
+                template.render(context! {
+                    version => options.version.as_str(),
+                    simulated => options.simulated,
+                    snapshot => snapshot,
+                    status => status,
+                })
+            })
+            .map_err(|e| e.to_string())
+    });
+    match rendered {
+        Ok(html) => Html(html).into_response(),
+        Err(cause) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, PLAIN_TEXT)],
+            format!("cannot render the page: {cause}\n"),
+        )
+            .into_response(),
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::templates::escape_html;
 
     #[test]
     fn html_is_escaped() {

@@ -78,7 +78,7 @@ pub fn live_page(
     let options = HtmlOptions {
         window_links: window_links(config, window, team),
     };
-    Ok(html::render(&report, &options))
+    html::render(&report, &options)
 }
 
 /// The configured windows (and the one shown, if it is not one of them), each a

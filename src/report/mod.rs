@@ -11,7 +11,8 @@
 //!   running them on a few threads → [`Evaluation`].
 //! - `build`: snapshots + sync status → the [`Report`] value (`model`), pairing
 //!   each value with the previous period's and ranking the risks by documented rules.
-//! - `render`: Markdown, HTML, JSON, CSV; they only format the report.
+//! - `render`: Markdown, HTML, JSON, CSV; they only format the report (Markdown and
+//!   HTML through templates that escape every value, see [`crate::templates`]).
 //! - `live`: the HTML page on request, and the axum router the daemon mounts.
 //! - `period`: `--window` / `?window=` and `--until`, validated and bounded.
 //!

@@ -1,21 +1,56 @@
 //! The renderers: a [`Report`] in, text out. They format what the report holds and
-//! compute nothing (chart coordinates are the only arithmetic, in `html`).
+//! compute nothing (chart coordinates are the only arithmetic, in `chart`).
 //!
 //! - `markdown`: tables for a wiki page or a GitHub issue, no HTML.
 //! - `html`: one self-contained page with inline CSS and SVG charts.
 //! - `json`: the serde form of `Report` (the documented schema).
 //! - `csv`: one row per team and repository, exact values.
 //! - `text`: how values read in the human formats.
+//!
+//! Markdown and HTML are templates (`templates/report.md`, `templates/report.html`)
+//! over one view model (`view`, and `chart` for the HTML charts), rendered by the
+//! collector's template engine ([`crate::templates`]), which escapes every printed
+//! value for the template's format. Each section is written once per format, in its
+//! template.
 
+mod chart;
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod text;
+mod view;
 
 use super::model::Report;
 use super::ReportError;
+use minijinja::value::{Serde, Value};
+use minijinja::Environment;
+use serde::Serialize;
 use std::fmt;
+use std::sync::LazyLock;
+
+/// The report's templates, compiled once (an error would be a mistake in a
+/// template, which every report test shows).
+static TEMPLATES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
+    crate::templates::environment(&[
+        (html::TEMPLATE, include_str!("templates/report.html")),
+        (markdown::TEMPLATE, include_str!("templates/report.md")),
+    ])
+    .map_err(|e| e.to_string())
+});
+
+/// Renders the template `name` over `context`; `format` names the format in an error.
+fn render_template(
+    name: &str,
+    format: &'static str,
+    context: &impl Serialize,
+) -> Result<String, ReportError> {
+    let failed = |cause: String| ReportError::Render { format, cause };
+    let env = TEMPLATES.as_ref().map_err(|e| failed(e.clone()))?;
+    env.get_template(name)
+        .and_then(|template| template.render(Value::from(Serde(context))))
+        .map_err(|e| failed(e.to_string()))
+}
 
 /// An output format of `dora-collector report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,8 +95,8 @@ impl fmt::Display for Format {
 /// Renders `report` in `format` (HTML without a window selector: a file).
 pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
     match format {
-        Format::Markdown => Ok(markdown::render(report)),
-        Format::Html => Ok(html::render(report, &html::HtmlOptions::default())),
+        Format::Markdown => markdown::render(report),
+        Format::Html => html::render(report, &html::HtmlOptions::default()),
         Format::Json => json::render(report),
         Format::Csv => csv::render(report),
     }

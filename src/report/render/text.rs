@@ -4,23 +4,11 @@
 
 use crate::domain::Timestamp;
 use crate::dora::Level;
-use crate::report::model::{Direction, Metric, MetricValue, Regression, ScopeKind, Unit};
+use crate::report::model::{Direction, Metric, MetricValue, Unit};
 
 /// `1 incident`, `3 incidents`.
 pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Where a regression is: `acme/api (production)`, `team payments`, with names
-/// escaped by the format's `escape`.
-pub fn regression_scope(r: &Regression, escape: fn(&str) -> String) -> String {
-    match (&r.scope, &r.environment) {
-        (ScopeKind::Repository, Some(environment)) => {
-            format!("{} ({})", escape(&r.name), escape(environment))
-        }
-        (ScopeKind::Team, _) => format!("team {}", escape(&r.name)),
-        _ => escape(&r.name),
-    }
 }
 
 /// Shown where a value is absent (no samples in the period).
