@@ -3,9 +3,10 @@
 //!
 //! # Layout
 //! - `cli`: the command line (clap): `check-config`, `serve`, `sync --once`, `demo`.
-//! - `domain`: validated newtypes and the normalized events.
+//! - `domain`: validated newtypes and the normalized events (crate `dora-domain`).
 //! - `config`: the typed TOML configuration and its validation.
-//! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out.
+//! - `dora`: the pure engine — events, configuration and `now` in, a `Snapshot` out
+//!   (crate `dora-engine`).
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
 //! - `report`: the KPI report for meetings (`report` command, `/report` page).
 //! - `templates`: the template engine of the HTML and Markdown the collector writes
@@ -15,17 +16,23 @@
 //!   reads the GitHub REST API incrementally into the store.
 //! - `daemon`: the scheduler (sources → store → engine → exporter), the HTTP server,
 //!   graceful shutdown, the injectable clock; `sync --once` and the demo's setup.
-//! - `sim`: the simulated GitHub (synthetic organisation + REST server) for the demo,
-//!   the end-to-end tests and the benchmarks.
+//! - `sim`: the simulated GitHub (synthetic organisation + REST and GraphQL server)
+//!   for the demo, the end-to-end tests and the benchmarks (crate `dora-sim`, only
+//!   with the default feature `demo`).
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod domain;
-pub mod dora;
 pub mod exporter;
 pub mod report;
-pub mod sim;
 pub mod sources;
 pub mod store;
 pub mod templates;
+
+/// The shared vocabulary (crate `dora-domain`).
+pub use dora_domain as domain;
+/// The pure engine (crate `dora-engine`).
+pub use dora_engine as dora;
+/// The simulated GitHub (crate `dora-sim`), with the `demo` feature.
+#[cfg(feature = "demo")]
+pub use dora_sim as sim;

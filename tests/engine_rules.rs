@@ -243,7 +243,7 @@ fn failed_attempts_and_pending_deployments_are_not_deployments() {
 fn deployment_outcome_follows_statuses() {
     // The status rule itself lives in the domain; this checks it feeds the engine:
     // the deploy time is the earliest success, inactive is ignored.
-    use dora_collector::domain::outcome_from_statuses;
+    use dora_collector::sources::github::rules::outcome_from_statuses;
     let outcome = outcome_from_statuses(&[
         (StatusState::InProgress, at(DAY)),
         (StatusState::Success, at(2 * DAY)),

@@ -9,13 +9,15 @@
 mod reference;
 
 use dora_collector::domain::{
-    outcome_from_statuses, outcome_from_workflow_run, parse_root_cause, Commit, Compare,
-    Deployment, DeploymentOutcome, DeploymentSource, Environment, Incident, PullRequest, RepoName,
-    StatusState, Team, Timestamp,
+    Commit, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment, Incident,
+    PullRequest, RepoName, StatusState, Team, Timestamp,
 };
 use dora_collector::dora::{self, EngineConfig, Events, LeadTimeStart, Window};
 use dora_collector::exporter::{self, HealthSnapshot};
 use dora_collector::sim::{MergeStyle, NewDeployment, NewOutcome, NewPull, Org, OrgSpec, SimRepo};
+use dora_collector::sources::github::rules::{
+    outcome_from_statuses, outcome_from_workflow_run, parse_root_cause,
+};
 use reference::definitions::Attribution;
 use reference::prom::SeriesKey;
 use reference::{DeploymentsFrom, Params, RepoParams, WindowParam};

@@ -28,11 +28,10 @@
 use super::client::{Endpoint, Pages, PER_PAGE};
 use super::graphql::{GraphqlPages, ListedDeployment};
 use super::models::{self, WireDeployment};
+use super::rules::outcome_from_statuses;
 use super::{GithubError, RepoSync};
 use crate::config::GithubApi;
-use crate::domain::{
-    outcome_from_statuses, Deployment, DeploymentOutcome, DeploymentSource, StatusState, Timestamp,
-};
+use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, StatusState, Timestamp};
 use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::{HashMap, HashSet};

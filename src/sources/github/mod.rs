@@ -42,6 +42,7 @@ mod history;
 mod incidents;
 mod models;
 mod pulls;
+pub mod rules;
 mod workflow_runs;
 
 pub use client::{

@@ -9,9 +9,8 @@
 //! the rest of the page goes on. Nothing here panics on any input.
 
 use super::error::GithubError;
-use crate::domain::{
-    parse_root_cause, CommitSha, CompareStatus, Environment, ShaPrefix, StatusState, Timestamp,
-};
+use super::rules::parse_root_cause;
+use crate::domain::{CommitSha, CompareStatus, Environment, ShaPrefix, StatusState, Timestamp};
 use crate::store::CommitRecord;
 use serde::Deserialize;
 use serde_json::{Map, Value};

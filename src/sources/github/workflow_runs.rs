@@ -1,7 +1,7 @@
 //! Step 1 for workflow-run repositories (`deployments = { from = "workflow_runs",
 //! workflow, branch, environment }`): runs of the configured workflow on the
 //! configured branch are deployments of their `head_sha` to the configured
-//! environment (`docs/computation.md` § Deployments, `domain::outcome_from_workflow_run`).
+//! environment (`docs/computation.md` § Deployments, `rules::outcome_from_workflow_run`).
 //!
 //! Cursor `workflow_runs?workflow=…&branch=…`: `since` is the lower bound of the next
 //! `created>=since` query: the creation time of the oldest run still in progress
@@ -15,11 +15,9 @@
 
 use super::client::{Endpoint, Pages, PER_PAGE};
 use super::models;
+use super::rules::outcome_from_workflow_run;
 use super::RepoSync;
-use crate::domain::{
-    outcome_from_workflow_run, Deployment, DeploymentOutcome, DeploymentSource, Environment,
-    Timestamp,
-};
+use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, Environment, Timestamp};
 use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::HashSet;

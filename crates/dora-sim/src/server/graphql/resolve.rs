@@ -46,10 +46,10 @@
 //! (`ABANDONED`, `DESTROYED` and `WAITING` are never produced).
 
 use crate::domain::{StatusState, Timestamp};
-use crate::sim::model::{Org, Person, SimDeployment, SimIssue, SimPull, SimRepo, SimStatus};
-use crate::sim::server::api::MAX_UNPAGED_COMMITS;
-use crate::sim::server::render::{node_id, segment, WEB_URL};
-use crate::sim::server::route::parse_time;
+use crate::model::{Org, Person, SimDeployment, SimIssue, SimPull, SimRepo, SimStatus};
+use crate::server::api::MAX_UNPAGED_COMMITS;
+use crate::server::render::{node_id, segment, WEB_URL};
+use crate::server::route::parse_time;
 use apollo_compiler::resolvers::{FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{JsonMap, JsonValue};
 use base64::Engine;
@@ -933,7 +933,7 @@ impl ObjectValue for DeploymentObj<'_> {
             "createdAt" => leaf(ts(d.created_at)),
             "updatedAt" => leaf(ts(d.updated_at())),
             "environment" | "originalEnvironment" | "latestEnvironment" => leaf(&*d.environment),
-            "task" => leaf(crate::sim::model::DEPLOY_TASK),
+            "task" => leaf(crate::model::DEPLOY_TASK),
             "state" => leaf(deployment_state(d)),
             "commitOid" => leaf(d.sha.to_string()),
             "commit" => Ok(ResolvedValue::nullable_object(

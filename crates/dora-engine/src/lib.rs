@@ -6,6 +6,9 @@
 //! No I/O, no clock reads, no async, no failure: everything it needs is an argument.
 //! The exporter and the report render its `Snapshot`; nothing computes elsewhere.
 
+/// The shared vocabulary, under the name the engine's modules use.
+use dora_domain as domain;
+
 mod attribution;
 mod changes;
 mod compute;

@@ -3,8 +3,10 @@
 //! (deployments, commits, incidents, pull requests, compare results).
 //!
 //! Values here are always valid: every constructor from untrusted text returns a
-//! `Result`. Nothing here knows about GitHub's wire format, SQL or HTTP; the sources
-//! convert their API types into these at the border.
+//! `Result`. Nothing here knows about GitHub's wire format, SQL or HTTP, nor how a
+//! source's raw states read as events; the sources convert their API types into
+//! these at the border. A crate of its own, so that the engine, the collector and
+//! the simulator share one vocabulary and nothing else.
 
 mod events;
 mod names;
@@ -12,9 +14,8 @@ mod sha;
 mod time;
 
 pub use events::{
-    outcome_from_statuses, outcome_from_workflow_run, parse_root_cause, Commit, Compare,
-    CompareStatus, Deployment, DeploymentOutcome, DeploymentSource, Incident, PullRequest,
-    StatusState, REVERT_MESSAGE_PREFIX,
+    Commit, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource, Incident,
+    PullRequest, StatusState, REVERT_MESSAGE_PREFIX,
 };
 pub use names::{Environment, RepoName, Team, DEFAULT_TEAM};
 pub use sha::{CommitSha, ShaPrefix};

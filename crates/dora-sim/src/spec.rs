@@ -3,7 +3,7 @@
 //!
 //! Rates are averages; the generator draws from Poisson processes and Bernoulli
 //! trials around them, so a small organisation may show none of a rare feature.
-//! Nothing here generates anything: see [`crate::sim::Org::generate`].
+//! Nothing here generates anything: see [`crate::Org::generate`].
 
 use crate::domain::Timestamp;
 
@@ -20,7 +20,7 @@ pub const PRODUCTION: &str = "production";
 /// The non-production environment name the generator uses.
 pub const STAGING: &str = "staging";
 
-/// The knobs of [`crate::sim::Org::generate`]. Every field has a documented default
+/// The knobs of [`crate::Org::generate`]. Every field has a documented default
 /// ([`OrgSpec::default`]); tests usually start from [`OrgSpec::small`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrgSpec {

@@ -12,13 +12,13 @@
 //! every situation the DORA definitions care about, at configurable rates.
 
 use crate::domain::{CommitSha, StatusState, Timestamp};
-use crate::sim::model::{
+use crate::model::{
     bump, CommitMessage, MergeStyle, Org, RunConclusion, RunEvent, RunStatus, SimBranch, SimCommit,
     SimDeployment, SimIssue, SimPull, SimStatus, SimWorkflowRun, Text, HOTFIX_LABEL,
     INCIDENT_LABEL, NO_PARENT,
 };
-use crate::sim::names;
-use crate::sim::spec::{OrgSpec, PRODUCTION, SECONDS_PER_DAY, STAGING};
+use crate::names;
+use crate::spec::{OrgSpec, PRODUCTION, SECONDS_PER_DAY, STAGING};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, StandardNormal};
@@ -346,7 +346,7 @@ impl<'a> RepoSim<'a> {
         }
     }
 
-    fn repo_mut(&mut self) -> &mut crate::sim::model::SimRepo {
+    fn repo_mut(&mut self) -> &mut crate::model::SimRepo {
         &mut self.org.repos[self.repo]
     }
 

@@ -8,10 +8,9 @@
 //! holds hundreds of thousands of commits. Nothing here speaks HTTP or JSON.
 
 use crate::domain::{
-    outcome_from_statuses, outcome_from_workflow_run, parse_root_cause, CommitSha,
-    DeploymentOutcome, ShaPrefix, StatusState, Timestamp, REVERT_MESSAGE_PREFIX,
+    CommitSha, DeploymentOutcome, ShaPrefix, StatusState, Timestamp, REVERT_MESSAGE_PREFIX,
 };
-use crate::sim::names;
+use crate::names;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -174,14 +173,33 @@ pub struct SimDeployment {
 }
 
 impl SimDeployment {
-    /// The outcome by the project's definitions (any `success` wins, ...).
+    /// The outcome the simulator gave the deployment, read from its statuses
+    /// (the simulator's own reading of GitHub's states, not the collector's): it
+    /// went out at its first `success`, even if a later status says otherwise; a
+    /// deployment that never succeeded failed when its newest status that is not
+    /// `inactive` (GitHub's mark of a superseded deployment) is `failure` or
+    /// `error`; anything else is still under way.
     pub fn outcome(&self) -> DeploymentOutcome {
-        let statuses: Vec<(StatusState, Timestamp)> = self
+        if let Some(at) = self
             .statuses
             .iter()
-            .map(|s| (s.state, s.created_at))
-            .collect();
-        outcome_from_statuses(&statuses)
+            .filter(|s| s.state == StatusState::Success)
+            .map(|s| s.created_at)
+            .min()
+        {
+            return DeploymentOutcome::Succeeded { at };
+        }
+        let newest = self
+            .statuses
+            .iter()
+            .filter(|s| s.state != StatusState::Inactive)
+            .max_by_key(|s| s.created_at);
+        match newest {
+            Some(s) if matches!(s.state, StatusState::Failure | StatusState::Error) => {
+                DeploymentOutcome::Failed { at: s.created_at }
+            }
+            _ => DeploymentOutcome::Pending,
+        }
     }
 
     /// GitHub's `updated_at`: the latest status, or creation.
@@ -275,13 +293,20 @@ pub struct SimWorkflowRun {
 }
 
 impl SimWorkflowRun {
-    /// The outcome by the project's workflow-run rule (ignoring the branch).
+    /// What the run did, by the simulator's own reading (ignoring the branch):
+    /// a completed run that succeeded deployed when it last changed, one that
+    /// failed was a failed attempt then; a run still going, cancelled or skipped
+    /// deployed nothing.
     pub fn outcome(&self) -> DeploymentOutcome {
-        outcome_from_workflow_run(
-            self.status.as_str(),
-            self.conclusion.map(RunConclusion::as_str),
-            self.updated_at,
-        )
+        match (self.status.as_str(), self.conclusion) {
+            ("completed", Some(RunConclusion::Success)) => DeploymentOutcome::Succeeded {
+                at: self.updated_at,
+            },
+            ("completed", Some(RunConclusion::Failure)) => DeploymentOutcome::Failed {
+                at: self.updated_at,
+            },
+            _ => DeploymentOutcome::Pending,
+        }
     }
 }
 
@@ -319,9 +344,23 @@ impl SimIssue {
         self.has_label(INCIDENT_LABEL)
     }
 
-    /// The root cause named in the body, by the project's parser.
+    /// The root cause the body names, by the simulator's own reading of the
+    /// lines it writes (`root cause: <sha>`, `Root Cause: `<sha>`.`,
+    /// `ROOT CAUSE: <SHA>`): the first line whose start reads "root cause:" in
+    /// any case, its first word without backticks and a closing period, when
+    /// that is 7 to 40 hex digits.
     pub fn root_cause(&self) -> Option<ShaPrefix> {
-        self.body.as_deref().and_then(parse_root_cause)
+        const LINE_START: &str = "root cause:";
+        self.body.as_deref()?.lines().find_map(|line| {
+            let line = line.trim_start();
+            let start = line.get(..LINE_START.len())?;
+            if !start.eq_ignore_ascii_case(LINE_START) {
+                return None;
+            }
+            let word = line[LINE_START.len()..].split_whitespace().next()?;
+            let word = word.trim_end_matches('.').trim_matches('`');
+            ShaPrefix::parse(word).ok()
+        })
     }
 
     /// GitHub's `state_reason`.
@@ -461,7 +500,7 @@ pub struct SimRepo {
 /// distributed already, so the general-purpose (and slower) SipHash adds nothing;
 /// the index only ever holds the simulator's own shas, so no one can flood it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShaHashBuilder;
+pub(crate) struct ShaHashBuilder;
 
 impl std::hash::BuildHasher for ShaHashBuilder {
     type Hasher = ShaHasher;
@@ -472,7 +511,7 @@ impl std::hash::BuildHasher for ShaHashBuilder {
 
 /// See [`ShaHashBuilder`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ShaHasher(u64);
+pub(crate) struct ShaHasher(u64);
 
 impl std::hash::Hasher for ShaHasher {
     fn finish(&self) -> u64 {
@@ -881,7 +920,7 @@ impl Org {
             DeploySource::WorkflowRuns(SimWorkflow {
                 id: bump(&mut self.ids.workflow),
                 name: "Deploy".to_owned(),
-                file: crate::sim::spec::DEPLOY_WORKFLOW_FILE.to_owned(),
+                file: crate::spec::DEPLOY_WORKFLOW_FILE.to_owned(),
                 created_at,
             })
         } else {
@@ -1234,7 +1273,7 @@ impl Org {
                 self.add_deployment(
                     repo,
                     NewDeployment {
-                        environment: crate::sim::spec::PRODUCTION.to_owned(),
+                        environment: crate::spec::PRODUCTION.to_owned(),
                         sha: None,
                         created_at: at,
                         outcome: NewOutcome::Success {

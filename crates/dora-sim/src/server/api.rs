@@ -6,11 +6,9 @@
 //! Authentication, rate limiting, ETags and counting are the server's business.
 
 use crate::domain::Timestamp;
-use crate::sim::model::{Org, SimIssue, SimPull, SimRepo};
-use crate::sim::server::render::{Ctx, RepoCtx};
-use crate::sim::server::route::{
-    parse_created, parse_time, Endpoint, Paging, Query, RepoKey, Route,
-};
+use crate::model::{Org, SimIssue, SimPull, SimRepo};
+use crate::server::render::{Ctx, RepoCtx};
+use crate::server::route::{parse_created, parse_time, Endpoint, Paging, Query, RepoKey, Route};
 use serde_json::{json, Value};
 
 /// Most commits a compare returns without pagination, and the most commits a
@@ -237,9 +235,7 @@ fn list(values: Vec<Value>, link: Option<String>) -> Result<Reply, ApiError> {
 fn deployments(rc: &RepoCtx<'_>, pages: &Pager<'_>) -> Result<Reply, ApiError> {
     let q = pages.query;
     // Every simulated deployment has the default task.
-    let task_matches = q
-        .get("task")
-        .is_none_or(|t| t == crate::sim::model::DEPLOY_TASK);
+    let task_matches = q.get("task").is_none_or(|t| t == crate::model::DEPLOY_TASK);
     let mut matching: Vec<_> = rc
         .repo
         .deployments
@@ -676,7 +672,7 @@ fn org_repos(ctx: &Ctx<'_>, login: &str, query: &Query) -> Result<Reply, ApiErro
     let link_base = format!(
         "{}/orgs/{}/repos",
         ctx.api,
-        crate::sim::server::render::segment(&org.owner)
+        crate::server::render::segment(&org.owner)
     );
     let pager = Pager {
         link_base: &link_base,

@@ -122,7 +122,7 @@
 use super::route::{self, Endpoint, Query, Route};
 use super::{epoch_now, token_use, Shared, SimHandle, TokenUse};
 use crate::domain::Timestamp;
-use crate::sim::model::{NewDeployment, NewIssue, NewOutcome, NewRun, RunConclusion, RunEvent};
+use crate::model::{NewDeployment, NewIssue, NewOutcome, NewRun, RunConclusion, RunEvent};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Request, State};
@@ -800,7 +800,7 @@ impl Shared {
                 .add_deployment(
                     index,
                     NewDeployment {
-                        environment: crate::sim::spec::PRODUCTION.to_owned(),
+                        environment: crate::spec::PRODUCTION.to_owned(),
                         sha: None,
                         created_at: now,
                         outcome: NewOutcome::Success { after: 0 },

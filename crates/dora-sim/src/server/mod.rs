@@ -28,7 +28,7 @@ pub mod graphql;
 pub mod render;
 pub mod route;
 
-use crate::sim::model::Org;
+use crate::model::Org;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};

@@ -9,12 +9,12 @@
 //! assignees, files) are present but empty. Nothing here filters or paginates.
 
 use crate::domain::{CommitSha, StatusState, Timestamp};
-use crate::sim::history::Comparison;
-use crate::sim::model::{
+use crate::history::Comparison;
+use crate::model::{
     Org, Person, SimCommit, SimDeployment, SimIssue, SimPull, SimRepo, SimStatus, SimWorkflowRun,
     DEPLOY_TASK,
 };
-use crate::sim::spec::PRODUCTION;
+use crate::spec::PRODUCTION;
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
@@ -411,7 +411,7 @@ impl<'a> RepoCtx<'a> {
             None => Value::Null,
         };
         let display_title = match (run.event, head) {
-            (crate::sim::model::RunEvent::WorkflowDispatch, _) => {
+            (crate::model::RunEvent::WorkflowDispatch, _) => {
                 format!("{name} {}", &run.head_sha.to_string()[..7])
             }
             (_, Some(i)) => self.repo.commit_subject(i),

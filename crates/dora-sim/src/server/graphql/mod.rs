@@ -76,7 +76,7 @@ const MAX_QUERY_TOKENS: usize = 50_000;
 
 /// GitHub's schema (from `@octokit/graphql-schema`, MIT licence; see
 /// `tests/fixtures/github/NOTICE`).
-const SCHEMA_SDL: &str = include_str!("../../../../tests/fixtures/github/graphql-schema.graphql");
+const SCHEMA_SDL: &str = include_str!("../../../fixtures/graphql-schema.graphql");
 
 /// What `apollo-compiler`'s executor puts before a resolver's error message.
 const RESOLVER_ERROR_PREFIX: &str = "resolver error: ";

@@ -7,7 +7,7 @@
 //! rename detection, file lists or diffs: the simulator has no trees.
 
 use crate::domain::{CommitSha, CompareStatus};
-use crate::sim::model::SimRepo;
+use crate::model::SimRepo;
 use std::collections::{BinaryHeap, HashMap};
 
 /// Shortest sha prefix accepted as a ref (what `git` and GitHub accept).
@@ -172,7 +172,7 @@ impl SimRepo {
 mod tests {
     use super::*;
     use crate::domain::Timestamp;
-    use crate::sim::model::{MergeStyle, NewPull, Org};
+    use crate::model::{MergeStyle, NewPull, Org};
 
     fn t(s: i64) -> Timestamp {
         Timestamp(1_700_000_000 + s)

@@ -106,6 +106,9 @@
 //!   `chaos` faults, `graphql` for `POST /graphql`: `cost` limits and points,
 //!   `resolve` fields).
 
+/// The shared vocabulary, under the name the simulator's modules use.
+use dora_domain as domain;
+
 mod generate;
 mod history;
 mod model;

@@ -144,7 +144,7 @@ const ISSUE_TITLES: &[&str] = &[
 
 /// The name of repository number `index` (0-based): plain stems first, then
 /// `stem-kind` pairs, then a numeric suffix; never repeats.
-pub fn repo_name(index: usize) -> String {
+pub(crate) fn repo_name(index: usize) -> String {
     let stems = REPO_STEMS.len();
     if index < stems {
         return REPO_STEMS[index].to_owned();
@@ -165,7 +165,7 @@ pub fn repo_name(index: usize) -> String {
 }
 
 /// The name of team number `index`.
-pub fn team_name(index: usize) -> String {
+pub(crate) fn team_name(index: usize) -> String {
     match TEAMS.get(index) {
         Some(name) => (*name).to_owned(),
         None => format!("{}-{}", TEAMS[index % TEAMS.len()], index / TEAMS.len() + 1),
@@ -173,7 +173,7 @@ pub fn team_name(index: usize) -> String {
 }
 
 /// `(login, display name)` of person number `index`; unique per index.
-pub fn person(index: usize) -> (String, String) {
+pub(crate) fn person(index: usize) -> (String, String) {
     let first = FIRST_NAMES[index % FIRST_NAMES.len()];
     let last = LAST_NAMES[(index / FIRST_NAMES.len() + index) % LAST_NAMES.len()];
     let login = format!(
@@ -186,7 +186,7 @@ pub fn person(index: usize) -> (String, String) {
 }
 
 /// The subject line of a generated change number `index`.
-pub fn subject(index: u32) -> String {
+pub(crate) fn subject(index: u32) -> String {
     let i = index as usize;
     let verb = VERBS[i % VERBS.len()];
     let object = OBJECTS[(i / VERBS.len()) % OBJECTS.len()];
@@ -194,7 +194,7 @@ pub fn subject(index: u32) -> String {
 }
 
 /// A branch-name slug for change `index`, e.g. `fix-the-checkout-flow`.
-pub fn slug(index: u32) -> String {
+pub(crate) fn slug(index: u32) -> String {
     let mut out = String::new();
     for word in subject(index).split_whitespace().take(5) {
         if !out.is_empty() {
@@ -210,13 +210,13 @@ pub fn slug(index: u32) -> String {
 }
 
 /// An incident title for index `index`.
-pub fn incident_title(index: u32) -> String {
+pub(crate) fn incident_title(index: u32) -> String {
     let symptom = INCIDENT_SYMPTOMS[index as usize % INCIDENT_SYMPTOMS.len()];
     format!("Incident: {symptom}")
 }
 
 /// A plain issue title for index `index`.
-pub fn issue_title(index: u32) -> String {
+pub(crate) fn issue_title(index: u32) -> String {
     ISSUE_TITLES[index as usize % ISSUE_TITLES.len()].to_owned()
 }
 
