@@ -12,7 +12,7 @@ use super::changes::{self, RepoContext, Scratch};
 use super::compute::production_deployments;
 use super::{Events, LeadTimeStart};
 use crate::domain::{CommitSha, Environment, RepoName, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A consecutive pair of successful production deployments whose change set
 /// neither a stored compare nor the known history decides.
@@ -68,6 +68,112 @@ pub fn uncovered_change_sets(
                 });
             }
         }
+    }
+    out
+}
+
+/// The deployed changes of one repository whose pull request no stored pull
+/// request names (see [`changes_without_pull`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangesWithoutPull {
+    pub repository: RepoName,
+    /// Commits shipped (first, per environment) by a successful production
+    /// deployment after `after` and before the first undecided change set, that
+    /// are neither the merge commit nor one of the commits of a stored merged
+    /// pull request; sorted, without duplicates.
+    pub shas: Vec<CommitSha>,
+    /// Every change set of a deployment at or before this time (and after
+    /// `after`) is decided and listed above: where the next search starts.
+    /// `after` itself when nothing was decided since.
+    pub decided_through: Timestamp,
+    /// The numbers of the repository's stored pull requests, sorted.
+    pub stored_pulls: Vec<u64>,
+}
+
+/// For each repository of `events`: the changes that successful deployments to
+/// the `production` environments shipped after `after` (up to `now`) whose pull
+/// request is not stored, so that a source can ask GitHub for it
+/// (dora-definitions §1 `lead_time_start`: the start comes from "the PR that
+/// introduced the change", however long before the lookback it was merged).
+/// The first deployment of an environment has no change set (no base) and
+/// counts no lead time, so its history is not listed. Stops, per environment,
+/// before the first change set the known history does not decide (its changes
+/// are not known yet).
+pub fn changes_without_pull(
+    events: &Events,
+    production: &[Environment],
+    after: Timestamp,
+    now: Timestamp,
+) -> Vec<ChangesWithoutPull> {
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for (name, repo) in &events.repositories {
+        let known: HashSet<CommitSha> = repo
+            .pull_requests
+            .iter()
+            .filter(|pr| pr.merged_at.is_some())
+            .flat_map(|pr| pr.merge_commit_sha.iter().chain(&pr.commits).copied())
+            .collect();
+        let (successful, _) = production_deployments(repo, production, now);
+        let context = RepoContext {
+            repo,
+            lead_time_start: LeadTimeStart::Commit,
+            pr_start: HashMap::new(),
+            rework_merges: Vec::new(),
+            track_uncovered: true,
+        };
+        let mut shas: Vec<CommitSha> = Vec::new();
+        // The deploy time before each environment's first undecided change set,
+        // and the newest deploy time.
+        let mut undecided_from: Option<i64> = None;
+        let mut newest = after.0;
+        for list in &successful {
+            let history = changes::replay(&context, list, &mut scratch);
+            // Ordinals after `after`, from the first (ordinal 0 has no base).
+            let from = list
+                .iter()
+                .position(|(_, at)| *at > after.0)
+                .unwrap_or(list.len())
+                .max(1);
+            let until = history
+                .uncovered
+                .iter()
+                .map(|(ordinal, _)| *ordinal as usize)
+                .filter(|ordinal| *ordinal >= from)
+                .min()
+                .unwrap_or(list.len());
+            if until < list.len() {
+                let through = if until > from {
+                    list[until - 1].1.max(after.0)
+                } else {
+                    after.0
+                };
+                undecided_from = Some(undecided_from.map_or(through, |d| d.min(through)));
+            }
+            if let Some((_, at)) = list.last() {
+                newest = newest.max(*at);
+            }
+            for (index, mark) in history.marks.iter().enumerate() {
+                let mark = *mark as usize;
+                if mark != changes::UNMARKED as usize && mark >= from && mark < until {
+                    let sha = repo.graph.sha(index as u32);
+                    if !known.contains(&sha) {
+                        shas.push(sha);
+                    }
+                }
+            }
+        }
+        shas.sort_unstable();
+        shas.dedup();
+        let mut stored_pulls: Vec<u64> = repo.pull_requests.iter().map(|pr| pr.number).collect();
+        stored_pulls.sort_unstable();
+        stored_pulls.dedup();
+        out.push(ChangesWithoutPull {
+            repository: name.clone(),
+            shas,
+            stored_pulls,
+            decided_through: Timestamp(undecided_from.unwrap_or(newest)),
+        });
     }
     out
 }

@@ -40,6 +40,7 @@ mod graphql;
 mod history;
 mod incidents;
 mod models;
+mod pull_lookup;
 mod pulls;
 mod workflow_runs;
 
@@ -270,6 +271,7 @@ impl RepoSync<'_> {
             self.sync_incidents(label).await?;
         }
         self.sync_pulls().await?;
+        self.sync_pull_lookup().await?;
         Ok(first)
     }
 

@@ -61,6 +61,36 @@ query MergedPulls($owner: String!, $name: String!, $labels: [String!], $first: I
 }
 "#;
 
+/// [`MERGED_PULLS_QUERY`] with each pull request's commits (the PR-based
+/// lead-time starts): [`PULLS_WITH_COMMITS_PER_PAGE`] pull requests a page, so
+/// that the page, its labels and its commits stay one point (1 + 50 + 50
+/// requests by GitHub's formula).
+const MERGED_PULLS_WITH_COMMITS_QUERY: &str = r#"
+query MergedPullsWithCommits($owner: String!, $name: String!, $labels: [String!], $first: Int!, $labelsPerPull: Int!, $commitsPerPull: Int!, $after: String) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    pullRequests(labels: $labels, states: [MERGED], first: $first, after: $after, orderBy: {field: UPDATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        number
+        updatedAt
+        mergedAt
+        mergeCommit { oid }
+        labels(first: $labelsPerPull) { totalCount nodes { name } }
+        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }
+      }
+    }
+  }
+}
+"#;
+
+/// Pull requests a page of [`MERGED_PULLS_WITH_COMMITS_QUERY`] asks for.
+pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 50;
+
+/// Commits read inline per pull request; a pull request with more has its
+/// commits read through REST (`/pulls/{n}/commits`).
+pub const COMMITS_PER_PULL: u32 = 100;
+
 #[derive(Deserialize)]
 struct PullsData {
     repository: Option<PullsRepository>,
@@ -79,8 +109,28 @@ struct PullConnection {
     nodes: Vec<serde_json::Value>,
 }
 
-/// One pull request node.
-fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
+/// A pull request's commits and their earliest author date.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct PullCommits {
+    pub(super) shas: Vec<CommitSha>,
+    pub(super) first_commit_at: Option<Timestamp>,
+}
+
+impl PullCommits {
+    fn add(&mut self, sha: CommitSha, author_date: Timestamp) {
+        self.first_commit_at = Some(
+            self.first_commit_at
+                .map_or(author_date, |first| first.min(author_date)),
+        );
+        self.shas.push(sha);
+    }
+}
+
+/// One pull request node, with its commits when the query asked for them and
+/// they all came inline.
+pub(super) fn graphql_pull(
+    value: serde_json::Value,
+) -> Result<(WirePull, Option<PullCommits>), Skip> {
     #[derive(Deserialize)]
     struct Node {
         number: u64,
@@ -91,6 +141,7 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
         #[serde(rename = "mergeCommit")]
         merge_commit: Option<Oid>,
         labels: Option<Labels>,
+        commits: Option<Commits>,
     }
     #[derive(Deserialize)]
     struct Oid {
@@ -105,6 +156,22 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
     #[derive(Deserialize)]
     struct Label {
         name: String,
+    }
+    #[derive(Deserialize)]
+    struct Commits {
+        #[serde(rename = "totalCount")]
+        total_count: usize,
+        nodes: Vec<PullCommitNode>,
+    }
+    #[derive(Deserialize)]
+    struct PullCommitNode {
+        commit: CommitNode,
+    }
+    #[derive(Deserialize)]
+    struct CommitNode {
+        oid: String,
+        #[serde(rename = "authoredDate")]
+        authored_date: String,
     }
     let node: Node =
         serde_json::from_value(value).map_err(|e| format!("unexpected pull request: {e}"))?;
@@ -121,7 +188,20 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
         }
         l.nodes.into_iter().map(|n| n.name).collect()
     });
-    Ok(WirePull {
+    let commits = match node.commits {
+        Some(list) if list.total_count <= list.nodes.len() => {
+            let mut commits = PullCommits::default();
+            for node in list.nodes {
+                let sha = CommitSha::parse(&node.commit.oid)
+                    .map_err(|e| format!("commits.commit.oid: {e}"))?;
+                commits.add(sha, time(&node.commit.authored_date, "authoredDate")?);
+            }
+            Some(commits)
+        }
+        // More than came inline: read through REST.
+        _ => None,
+    };
+    let pull = WirePull {
         number: node.number,
         updated_at: time(&node.updated_at, "updatedAt")?,
         merged_at: node
@@ -134,7 +214,8 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
             .map(|c| CommitSha::parse(&c.oid).map_err(|e| format!("mergeCommit.oid: {e}")))
             .transpose()?,
         labels,
-    })
+    };
+    Ok((pull, commits))
 }
 
 /// The cursor endpoint name's base; the name also carries `lead_time_start` and
@@ -151,11 +232,7 @@ impl RepoSync<'_> {
         if !all_merged && self.settings.rework_labels.is_empty() {
             return Ok(());
         }
-        let start = match self.settings.lead_time_start {
-            LeadTimeStart::Commit => "commit",
-            LeadTimeStart::PrFirstCommit => "pr_first_commit",
-            LeadTimeStart::PrMerged => "pr_merged",
-        };
+        let start = lead_time_start_name(self.settings.lead_time_start);
         let labels: Vec<&str> = self
             .settings
             .rework_labels
@@ -190,22 +267,20 @@ impl RepoSync<'_> {
         let mut listed = HashSet::new();
         let mut newest: Option<Timestamp> = None;
         let mut batch = SyncBatch::new(self.repository.clone());
-        let through_graphql = first
-            && self.settings.api == GithubApi::Graphql
-            && self.settings.lead_time_start != LeadTimeStart::PrFirstCommit;
+        let through_graphql = first && self.settings.api == GithubApi::Graphql;
         if through_graphql {
             let rework_only = !all_merged;
-            for pull in self.merged_pulls(rework_only, stop_before).await? {
+            for (pull, commits) in self.merged_pulls(rework_only, stop_before).await? {
                 newest = newest.max(Some(pull.updated_at));
-                batch.pull_requests.push(PullRequest {
-                    repository: self.repository.clone(),
-                    number: pull.number,
-                    merged_at: pull.merged_at,
-                    merge_commit_sha: pull.merge_commit_sha,
-                    labels: pull.labels,
-                    commits: Vec::new(),
-                    first_commit_at: None,
-                });
+                let commits = match commits {
+                    Some(commits) => commits,
+                    None if all_merged => {
+                        self.check_cancelled()?;
+                        self.pull_commits(pull.number).await?
+                    }
+                    None => PullCommits::default(),
+                };
+                batch.pull_requests.push(self.pull_request(pull, commits));
             }
         }
         'list: while let Some(body) = self.next_page(&mut pages).await? {
@@ -225,9 +300,9 @@ impl RepoSync<'_> {
                     continue;
                 }
                 newest = newest.max(Some(pull.updated_at));
-                let Some(merged_at) = pull.merged_at else {
+                if pull.merged_at.is_none() {
                     continue;
-                };
+                }
                 let rework = pull.labels.iter().any(|label| {
                     self.settings
                         .rework_labels
@@ -237,22 +312,13 @@ impl RepoSync<'_> {
                 if !all_merged && !rework {
                     continue;
                 }
-                let (commits, first_commit_at) =
-                    if self.settings.lead_time_start == LeadTimeStart::PrFirstCommit {
-                        self.check_cancelled()?;
-                        self.pull_commits(pull.number).await?
-                    } else {
-                        (Vec::new(), None)
-                    };
-                batch.pull_requests.push(PullRequest {
-                    repository: self.repository.clone(),
-                    number: pull.number,
-                    merged_at: Some(merged_at),
-                    merge_commit_sha: pull.merge_commit_sha,
-                    labels: pull.labels,
-                    commits,
-                    first_commit_at,
-                });
+                let commits = if all_merged {
+                    self.check_cancelled()?;
+                    self.pull_commits(pull.number).await?
+                } else {
+                    PullCommits::default()
+                };
+                batch.pull_requests.push(self.pull_request(pull, commits));
             }
         }
         if pages.not_modified {
@@ -269,13 +335,28 @@ impl RepoSync<'_> {
         self.apply(batch).await
     }
 
+    /// The stored form of a merged pull request and its commits.
+    pub(super) fn pull_request(&self, pull: WirePull, commits: PullCommits) -> PullRequest {
+        PullRequest {
+            repository: self.repository.clone(),
+            number: pull.number,
+            merged_at: pull.merged_at,
+            merge_commit_sha: pull.merge_commit_sha,
+            labels: pull.labels,
+            commits: commits.shas,
+            first_commit_at: commits.first_commit_at,
+        }
+    }
+
     /// The merged pull requests updated at or after `stop_before` (only those with
-    /// a rework label when `rework_only`), through GraphQL, newest update first.
+    /// a rework label when `rework_only`), through GraphQL, newest update first;
+    /// with a PR-based lead-time start each with its commits when they all came
+    /// inline.
     async fn merged_pulls(
         &self,
         rework_only: bool,
         stop_before: Timestamp,
-    ) -> Result<Vec<WirePull>, SourceError> {
+    ) -> Result<Vec<(WirePull, Option<PullCommits>)>, SourceError> {
         let labels: Option<Vec<&str>> = rework_only.then(|| {
             self.settings
                 .rework_labels
@@ -283,22 +364,29 @@ impl RepoSync<'_> {
                 .map(|l| l.as_str())
                 .collect()
         });
+        let with_commits = self.settings.lead_time_start != LeadTimeStart::Commit;
+        let (query, first) = if with_commits {
+            (MERGED_PULLS_WITH_COMMITS_QUERY, PULLS_WITH_COMMITS_PER_PAGE)
+        } else {
+            (MERGED_PULLS_QUERY, PER_PAGE)
+        };
         let url = self.client.graphql_url();
         let mut after: Option<String> = None;
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             self.check_cancelled()?;
-            let variables = json!({
+            let mut variables = json!({
                 "owner": self.repository.owner(),
                 "name": self.repository.name(),
                 "labels": labels,
-                "first": PER_PAGE,
+                "first": first,
                 "labelsPerPull": LABELS_PER_PULL,
                 "after": after,
             });
-            let page: PullsData = self
-                .query("pull requests", MERGED_PULLS_QUERY, variables)
-                .await?;
+            if with_commits {
+                variables["commitsPerPull"] = json!(COMMITS_PER_PULL);
+            }
+            let page: PullsData = self.query("pull requests", query, variables).await?;
             let Some(repository) = page.repository else {
                 return Err(GithubError::NotFound {
                     url: format!("{url} (repository {})", self.repository),
@@ -308,7 +396,7 @@ impl RepoSync<'_> {
             let connection = repository.pull_requests;
             let mut older = false;
             for node in connection.nodes {
-                let Some(pull) = self.item(Endpoint::Graphql, graphql_pull(node)) else {
+                let Some((pull, commits)) = self.item(Endpoint::Graphql, graphql_pull(node)) else {
                     continue;
                 };
                 if pull.updated_at < stop_before {
@@ -322,7 +410,7 @@ impl RepoSync<'_> {
                         .any(|r| r.as_str().eq_ignore_ascii_case(label))
                 });
                 if pull.merged_at.is_some() && (rework || !rework_only) {
-                    out.push(pull);
+                    out.push((pull, commits));
                 }
             }
             match connection.page_info.next() {
@@ -337,31 +425,36 @@ impl RepoSync<'_> {
         .into())
     }
 
-    /// The pull request's commits and their earliest author date.
-    async fn pull_commits(
-        &self,
-        number: u64,
-    ) -> Result<(Vec<CommitSha>, Option<Timestamp>), SourceError> {
+    /// The pull request's commits (`/pulls/{n}/commits`, at most
+    /// [`MAX_PULL_COMMITS`]) and their earliest author date.
+    pub(super) async fn pull_commits(&self, number: u64) -> Result<PullCommits, SourceError> {
         let url = self.url(
             &format!("/pulls/{number}/commits"),
             &[("per_page", &PER_PAGE.to_string())],
         );
         let mut pages = Pages::new(Endpoint::PullCommits, url.clone(), None);
-        let mut shas = Vec::new();
-        let mut first: Option<Timestamp> = None;
+        let mut commits = PullCommits::default();
         while let Some(body) = self.next_page(&mut pages).await? {
             for value in models::array(&body, &url)? {
                 if let Some(commit) =
                     self.item(Endpoint::PullCommits, value.and_then(models::commit))
                 {
-                    first = Some(first.map_or(commit.author_date, |f| f.min(commit.author_date)));
-                    shas.push(commit.sha);
+                    commits.add(commit.sha, commit.author_date);
                 }
             }
-            if shas.len() >= MAX_PULL_COMMITS {
+            if commits.shas.len() >= MAX_PULL_COMMITS {
                 pages.stop();
             }
         }
-        Ok((shas, first))
+        Ok(commits)
+    }
+}
+
+/// `lead_time_start` as the configuration and the cursor names spell it.
+pub(super) fn lead_time_start_name(start: LeadTimeStart) -> &'static str {
+    match start {
+        LeadTimeStart::Commit => "commit",
+        LeadTimeStart::PrFirstCommit => "pr_first_commit",
+        LeadTimeStart::PrMerged => "pr_merged",
     }
 }
