@@ -321,4 +321,91 @@ mod tests {
             vec![(5, vec![sha(4)]), (3, vec![])]
         );
     }
+
+    /// `changes_without_pull` over `commits`, `deployments` and one merged pull
+    /// request with merge commit `merge` and commits `pull_commits`, after `after`.
+    fn without_pull(
+        commits: &[Commit],
+        deployments: &[Deployment],
+        merge: u8,
+        pull_commits: &[u8],
+        after: i64,
+    ) -> (Vec<u8>, i64, Vec<u64>) {
+        let mut builder = Events::builder();
+        for c in commits {
+            builder.commit(&repo(), c);
+        }
+        for d in deployments {
+            builder.deployment(d.clone());
+        }
+        builder.pull_request(crate::domain::PullRequest {
+            repository: repo(),
+            number: 7,
+            merged_at: Some(Timestamp(1)),
+            merge_commit_sha: Some(sha(merge)),
+            labels: Vec::new(),
+            commits: pull_commits.iter().map(|n| sha(*n)).collect(),
+            first_commit_at: Some(Timestamp(1)),
+        });
+        let events = builder.build();
+        let production = [Environment::parse("production").unwrap()];
+        let mut all =
+            changes_without_pull(&events, &production, Timestamp(after), Timestamp(1_000_000));
+        assert_eq!(all.len(), 1);
+        let found = all.remove(0);
+        (
+            found.shas.iter().map(|s| s.as_bytes()[0]).collect(),
+            found.decided_through.0,
+            found.stored_pulls,
+        )
+    }
+
+    #[test]
+    fn the_deployed_changes_no_pull_request_names_are_listed_once() {
+        // 1 <- 2 <- 3 <- 4 <- 5; deployed 1 (no base), 3, 5. The pull request
+        // made 3 (merge) with 2 (its commit); 4 and 5 came through none.
+        let commits = [
+            commit(1, &[]),
+            commit(2, &[1]),
+            commit(3, &[2]),
+            commit(4, &[3]),
+            commit(5, &[4]),
+        ];
+        let deployments = [
+            deployment(1, 1, 1_000),
+            deployment(2, 3, 2_000),
+            deployment(3, 5, 3_000),
+        ];
+        assert_eq!(
+            without_pull(&commits, &deployments, 3, &[2], 0),
+            (vec![4, 5], 3_000, vec![7])
+        );
+        // After the deployment at 2,000: only what the later one shipped.
+        assert_eq!(
+            without_pull(&commits, &deployments, 3, &[2], 2_000).0,
+            vec![4, 5]
+        );
+        // Nothing new after the last one.
+        assert_eq!(
+            without_pull(&commits, &deployments, 3, &[2], 3_000),
+            (vec![], 3_000, vec![7])
+        );
+    }
+
+    #[test]
+    fn the_listing_stops_before_the_first_undecided_change_set() {
+        // 1 <- 2 <- 4 with 4's other parent 3 unknown: the deployment of 4 is
+        // undecided; the one of 2 before it is listed, and the search resumes
+        // after it.
+        let commits = [commit(1, &[]), commit(2, &[1]), commit(4, &[2, 3])];
+        let deployments = [
+            deployment(1, 1, 1_000),
+            deployment(2, 2, 2_000),
+            deployment(3, 4, 3_000),
+        ];
+        assert_eq!(
+            without_pull(&commits, &deployments, 9, &[], 0),
+            (vec![2], 2_000, vec![7])
+        );
+    }
 }
