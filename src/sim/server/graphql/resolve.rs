@@ -752,7 +752,13 @@ impl<'o> RepoObj<'o> {
             .pulls
             .iter()
             .filter(|p| {
-                only.is_none_or(|index| p.merge_commit == Some(index) || p.commits.contains(&index))
+                // `Commit.associatedPullRequests`: "the merged Pull Request that
+                // introduced the commit [...], additionally [...] open Pull
+                // Requests associated with the commit"; never one closed unmerged.
+                only.is_none_or(|index| {
+                    (p.merge_commit == Some(index) || p.commits.contains(&index))
+                        && (p.merged_at.is_some() || p.is_open())
+                })
             })
             .filter(|p| {
                 states
