@@ -1,29 +1,31 @@
 //! Step 4: merged pull requests, for two uses:
 //! - rework (dora-definitions §2): the merge commit of a merged pull request with a
 //!   rework label marks the deployment that ships it as rework;
-//! - PR-based lead-time starts: with `lead_time_start = "pr_merged"` every merged
-//!   pull request's `merged_at`; with `"pr_first_commit"` also its commits
-//!   (`/pulls/{n}/commits`, one request per pull request, at most 250 commits as
-//!   GitHub caps that list) and their earliest author date.
+//! - PR-based lead-time starts (`lead_time_start = "pr_merged"` or
+//!   `"pr_first_commit"`): every merged pull request with its commits (and their
+//!   earliest author date), so that every commit it introduced — its own commits
+//!   and its merge or squash commit — starts from it (`merged_at` or the earliest
+//!   author date). GitHub lists at most 250 commits of a pull request
+//!   ([`MAX_PULL_COMMITS`]).
 //!
 //! With the default `lead_time_start = "commit"` only pull requests carrying a
 //! rework label are kept, and with no rework labels either, nothing is read.
-//! With `pr_merged` the pull request's own commits are not read, so in a
-//! merge-commit workflow those commits fall back to their author date; only the
-//! merge commit itself starts at `merged_at`.
+//! Pull requests merged before the lookback start are found by step 5
+//! (`pull_lookup.rs`), from the deployed changes.
 //!
 //! The list is `state=closed&sort=updated&direction=desc`, read until a pull
-//! request updated before the cursor. Cursor
+//! request updated before the cursor; each merged pull request it brings under a
+//! PR-based start has its commits read (`/pulls/{n}/commits`). Cursor
 //! `pulls?lead_time_start=…&rework_labels=…`: `since` is the newest
 //! `updated_at` seen, `opaque` the first page's `ETag`.
 //!
-//! With `github.api = "graphql"` a first sync (other than for `pr_first_commit`,
-//! which needs each pull request's commits from REST) reads only what it keeps:
+//! With `github.api = "graphql"` a first sync reads only what it keeps:
 //! `pullRequests(states: MERGED)`, filtered by the rework labels when only rework
-//! matters, 100 a page (one point), newest update first, back to the lookback
-//! window; then just the REST list's first page, for its `ETag` and for anything
-//! updated meanwhile. The closed pull requests that are not kept (most of them)
-//! are never listed. Later syncs read the REST list as above.
+//! matters, 100 a page (one point) — or under a PR-based start 50 a page with
+//! each one's first 100 commits (still one point) — newest update first, back to
+//! the lookback window; then just the REST list's first page, for its `ETag` and
+//! for anything updated meanwhile. The closed pull requests that are not kept
+//! (most of them) are never listed.
 
 use super::client::{Endpoint, Pages, MAX_PAGES, PER_PAGE};
 use super::graphql::PageInfo;
