@@ -273,6 +273,9 @@ impl RepoSync<'_> {
         if through_graphql {
             let rework_only = !all_merged;
             for (pull, commits) in self.merged_pulls(rework_only, stop_before).await? {
+                // Read: the REST page below skips it (and does not read its
+                // commits again).
+                listed.insert(pull.number);
                 newest = newest.max(Some(pull.updated_at));
                 let commits = match commits {
                     Some(commits) => commits,
