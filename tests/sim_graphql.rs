@@ -686,9 +686,10 @@ async fn pull_requests_of_commits_and_by_number_equal_the_rest_endpoints() {
             .iter()
             .flat_map(|p| p.commits.clone().chain(p.merge_commit))
             .map(|c| repo.commits[c as usize].sha.to_string())
-            .take(60)
+            // As many as the collector asks in one query (one point, rounded).
+            .take(149)
             .collect();
-        (shas, repo.pulls.iter().map(|p| p.number).take(40).collect())
+        (shas, repo.pulls.iter().map(|p| p.number).take(74).collect())
     });
     let base = format!("/repos/{}/{}", sim.owner(), sim.repo_name(0));
     let aliases: String = shas
@@ -741,6 +742,7 @@ async fn pull_requests_of_commits_and_by_number_equal_the_rest_endpoints() {
     );
     let got = sim.graphql(&query, vars).await;
     let data = got.data();
+    assert_eq!(data["rateLimit"]["cost"], json!(1));
     assert_eq!(data["repository"]["missing"], Value::Null);
     let listed = sim.rest_all(&format!("{base}/pulls?state=all")).await;
     for (n, number) in numbers.iter().enumerate() {

@@ -8,9 +8,9 @@
 //! request since the repository began, this step asks GitHub for the pull
 //! requests of just those changes (dora-definitions §1 `lead_time_start`):
 //!
-//! - GraphQL: `Commit.associatedPullRequests` for up to 100 commits a query
+//! - GraphQL: `Commit.associatedPullRequests` for up to 149 commits a query
 //!   (aliases, one point), then the merged pull requests not stored yet with
-//!   their labels and commits (`Repository.pullRequest(number:)`, 50 a query,
+//!   their labels and commits (`Repository.pullRequest(number:)`, 74 a query,
 //!   one point);
 //! - REST: `GET /repos/{owner}/{repo}/commits/{sha}/pulls` per commit, then
 //!   `/pulls/{n}/commits` per merged pull request not stored yet.
@@ -39,15 +39,15 @@ use std::collections::BTreeMap;
 pub const CURSOR: &str = "pull_lookup";
 
 /// Commits asked about per GraphQL query (aliases; one request each by
-/// GitHub's formula, so one point).
-pub const COMMITS_PER_LOOKUP_QUERY: usize = 100;
+/// GitHub's formula, which divides 149 by 100 and rounds to one point).
+pub const COMMITS_PER_LOOKUP_QUERY: usize = 149;
 
 /// Pull requests read per commit (a change is rarely in more than a couple).
 pub const PULLS_PER_COMMIT: u32 = 10;
 
 /// Pull requests read per GraphQL details query (two connections each: labels
-/// and commits, so 100 requests, one point).
-pub const PULLS_PER_DETAILS_QUERY: usize = 50;
+/// and commits, so 148 requests, rounded to one point).
+pub const PULLS_PER_DETAILS_QUERY: usize = 74;
 
 impl RepoSync<'_> {
     /// Step 5.

@@ -21,7 +21,7 @@
 //!
 //! With `github.api = "graphql"` a first sync reads only what it keeps:
 //! `pullRequests(states: MERGED)`, filtered by the rework labels when only rework
-//! matters, 100 a page (one point) — or under a PR-based start 50 a page with
+//! matters, 100 a page (one point) — or under a PR-based start 74 a page with
 //! each one's first 100 commits (still one point) — newest update first, back to
 //! the lookback window; then just the REST list's first page, for its `ETag` and
 //! for anything updated meanwhile. The closed pull requests that are not kept
@@ -65,8 +65,8 @@ query MergedPulls($owner: String!, $name: String!, $labels: [String!], $first: I
 
 /// [`MERGED_PULLS_QUERY`] with each pull request's commits (the PR-based
 /// lead-time starts): [`PULLS_WITH_COMMITS_PER_PAGE`] pull requests a page, so
-/// that the page, its labels and its commits stay one point (1 + 50 + 50
-/// requests by GitHub's formula).
+/// that the page, its labels and its commits stay one point (GitHub's formula
+/// divides 1 + 74 + 74 = 149 requests by 100 and rounds to 1).
 const MERGED_PULLS_WITH_COMMITS_QUERY: &str = r#"
 query MergedPullsWithCommits($owner: String!, $name: String!, $labels: [String!], $first: Int!, $labelsPerPull: Int!, $commitsPerPull: Int!, $after: String) {
   rateLimit { cost remaining resetAt }
@@ -87,7 +87,7 @@ query MergedPullsWithCommits($owner: String!, $name: String!, $labels: [String!]
 "#;
 
 /// Pull requests a page of [`MERGED_PULLS_WITH_COMMITS_QUERY`] asks for.
-pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 50;
+pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 74;
 
 /// Commits read inline per pull request; a pull request with more has its
 /// commits read through REST (`/pulls/{n}/commits`).
