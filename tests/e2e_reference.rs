@@ -30,6 +30,9 @@ const HISTORY_DEPENDENT_DIAGNOSTIC: &str = "dora_diagnostics_unmatched_root_caus
 /// The route of the simulator's GraphQL endpoint and of the REST statuses list.
 const GRAPHQL_ROUTE: &str = "POST /graphql";
 const STATUSES_ROUTE: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
+/// The REST routes of a commit's pull requests and of a pull request's commits.
+const COMMIT_PULLS_ROUTE: &str = "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls";
+const PULL_COMMITS_ROUTE: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits";
 
 /// Syncs `org` with the daemon (reading deployments through `api`) at the
 /// organisation's `now`, compares the scrape with the reference and returns it
@@ -121,8 +124,22 @@ async fn check_with(
             "{difference}"
         );
     }
+    let counts = sim.request_counts();
+    if params.lead_time_start != LeadTimeStart::Commit {
+        // Each deployed change is asked for its pull request once: an idle cycle
+        // asks nothing and reads no pull request's commits.
+        sim.reset_counts();
+        handle.sync_now();
+        let idle = handle.wait_for_cycles(2).await.expect("an idle cycle");
+        let idle = idle.total();
+        let counts = sim.request_counts();
+        assert_eq!(counts.route(COMMIT_PULLS_ROUTE), 0, "{counts:?}");
+        assert_eq!(counts.route(PULL_COMMITS_ROUTE), 0, "{counts:?}");
+        assert!(counts.route(GRAPHQL_ROUTE) <= 1, "{counts:?}");
+        assert_eq!(idle.applied.pull_requests.written(), 0, "{idle:?}");
+    }
     handle.shutdown().await.expect("clean shutdown");
-    (scrape, sim.request_counts())
+    (scrape, counts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +291,16 @@ async fn check_every_start(api: &str) {
             ],
             ..Params::for_org(&org)
         };
-        let (scrape, _) = check_with(org.clone(), api, params).await;
+        let (scrape, counts) = check_with(org.clone(), api, params).await;
+        // Only the PR-based starts ask for the pull requests of commits.
+        if api == "rest" {
+            let asked = counts.route(COMMIT_PULLS_ROUTE) > 0;
+            assert_eq!(
+                asked,
+                start != LeadTimeStart::Commit,
+                "{start:?}: {counts:?}"
+            );
+        }
         let lines: Vec<String> = scrape
             .lines()
             .filter(|l| l.starts_with("dora_lead_time"))
