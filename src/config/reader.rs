@@ -1,17 +1,24 @@
-//! The loader's walk over a parsed TOML document: builds a [`Config`] or collects
-//! every problem in the file, each with its key path and line.
+//! The loader's walk over a parsed TOML document, and the one definition of the
+//! configuration schema: builds a [`Config`] or collects every problem in the file,
+//! each with its key path and line.
 //!
 //! The document is parsed with `toml::de::DeTable`, which keeps the byte span of
 //! every key and value. The walk asks each table for the keys of the schema, one by
-//! one, deserializing each value on its own with the same serde type or function as
-//! the derive on [`Config`]; whatever a table holds beyond the keys asked for is
-//! reported as unknown. Missing optional keys take the defaults of
-//! `config::defaults`. The rules between values (`rules`) then run on what parsed.
+//! one, deserializing each value on its own with the value type's serde
+//! `Deserialize` (or a `deserialize_*` function of `values`); whatever a table holds
+//! beyond the keys asked for is reported as unknown. Missing optional keys take the
+//! defaults of `config::defaults`; missing required ones are reported. The rules
+//! between values (`rules`) then run on what parsed.
 //!
-//! This module does not decide what is valid: types and `rules` do. It only walks,
-//! locates and collects. It never quotes the token: after the walk, the token's text
-//! is replaced by `[REDACTED]` in every message (a defence for a token pasted into
-//! some other key).
+//! The walk is written by hand rather than derived because a serde derive stops at
+//! the first error and cannot yield a partial value: here a bad value is one problem
+//! and the walk goes on, and the rules see every element that parsed at its index in
+//! the file.
+//!
+//! Beyond the schema, this module does not decide what is valid: value types and
+//! `rules` do. It never quotes the token: after the walk, the token's text is
+//! replaced by `[REDACTED]` in every message (a defence for a token pasted into some
+//! other key).
 
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
