@@ -675,3 +675,38 @@ fn load_reports_files_it_cannot_use() {
     .unwrap();
     assert_eq!(config.github.token.expose_secret(), "from-map");
 }
+
+/// The documentation derives from the one schema: every key the loader knows has a
+/// row in `docs/configuration.md` (`| `github.lookback` |`) or, for a table, a
+/// heading (`[server]`, `[[github.repositories]]`), and every documented key or table
+/// is one the loader knows.
+#[test]
+fn the_documentation_lists_exactly_the_keys_of_the_schema() {
+    let docs = include_str!("../../docs/configuration.md");
+    let schema = reader::schema_paths();
+    assert!(schema.len() > 20, "{schema:?}");
+    let rows: Vec<&str> = docs
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once("` |").map(|(key, _)| key))
+        .collect();
+    let tables: Vec<&str> = docs
+        .lines()
+        .filter(|line| line.starts_with('#'))
+        .filter_map(|line| line.split_once("`[").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_once("]`").map(|(table, _)| table))
+        .map(|table| table.trim_start_matches('[').trim_end_matches(']'))
+        .collect();
+    for path in &schema {
+        assert!(
+            rows.contains(&path.as_str()) || tables.contains(&path.as_str()),
+            "docs/configuration.md does not document `{path}`"
+        );
+    }
+    for documented in rows.iter().chain(&tables) {
+        assert!(
+            schema.iter().any(|path| path == documented),
+            "docs/configuration.md documents `{documented}`, which the loader does not know"
+        );
+    }
+}
