@@ -10,7 +10,13 @@
 //! (⌈items/100⌉ per list per repository: deployments, the branch's commits,
 //! incident issues, pull requests).
 //!
-//! `DORA_BUDGET_BENCH_PATHS=graphql` (or `rest`) runs one path only.
+//! Each path runs under each `lead_time_start` (issue 21): `commit`, then the
+//! two PR-based starts, which also read every merged pull request's commits and
+//! ask for the pull requests of the deployed changes no listed one names; the
+//! report ends with what they add over `commit`.
+//!
+//! `DORA_BUDGET_BENCH_PATHS=graphql` (or `rest`) runs one path only;
+//! `DORA_BUDGET_BENCH_STARTS=commit,pr_merged` only those starts.
 //! `DORA_BUDGET_BENCH_REPOS=N` scales the organisation (the per-repository
 //! figures do not depend on N; the full 200 repositories take about a quarter of
 //! an hour on a 2-core machine, most of it the REST path's first sync).
@@ -19,6 +25,7 @@
 
 use dora_collector::config::{Duration as ConfigDuration, GithubApi, Unit};
 use dora_collector::daemon::{self, demo, Clock, DaemonHandle, ManualClock, RunOptions};
+use dora_collector::dora::LeadTimeStart;
 use dora_collector::sim::{Org, OrgSpec, RequestCounts, SimHandle, SimOptions, SimServer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +45,13 @@ const PAGE: usize = 100;
 const STEP_SECONDS: i64 = 3_600;
 /// Lead time of the shipped changes.
 const SHIPPED_LEAD_SECONDS: i64 = 1_800;
+
+/// The three lead-time starts, as the configuration spells them.
+const STARTS: [(&str, LeadTimeStart); 3] = [
+    ("commit", LeadTimeStart::Commit),
+    ("pr_merged", LeadTimeStart::PrMerged),
+    ("pr_first_commit", LeadTimeStart::PrFirstCommit),
+];
 
 struct Case {
     requests: RequestCounts,
@@ -90,7 +104,20 @@ async fn cycle(handle: &mut DaemonHandle, n: u64) -> Duration {
     start.elapsed()
 }
 
-async fn run(org: &Org, api: GithubApi, repositories: usize, lower_bound: usize) -> Case {
+/// The (a), (b) and (c) cases of one path and lead-time start.
+struct Cases {
+    first: Case,
+    idle: Case,
+    new_deployment: Case,
+}
+
+async fn run(
+    org: &Org,
+    api: GithubApi,
+    start: (&str, LeadTimeStart),
+    repositories: usize,
+    lower_bound: usize,
+) -> Cases {
     let options = SimOptions {
         rate_limit: u64::MAX / 2,
         // GraphQL's `Int` is 32-bit: `rateLimit { remaining }` must fit.
@@ -108,6 +135,7 @@ async fn run(org: &Org, api: GithubApi, repositories: usize, lower_bound: usize)
     let addr = listener.local_addr().expect("address");
     let mut config = demo::demo_config(org, sim.base_url(), addr, &store).expect("configuration");
     config.github.api = api;
+    config.github.lead_time_start = start.1;
     config.github.lookback = ConfigDuration::new(LOOKBACK_DAYS, Unit::Days).expect("lookback");
     let clock = Arc::new(ManualClock::new(org.now));
     let options = RunOptions {
@@ -115,7 +143,10 @@ async fn run(org: &Org, api: GithubApi, repositories: usize, lower_bound: usize)
         simulated: true,
         ..RunOptions::default()
     };
-    println!("\n=== github.api = {api:?} ===");
+    println!(
+        "\n=== github.api = {api:?}, lead_time_start = {} ===",
+        start.0
+    );
     let start = measure_start(&sim);
     let started = Instant::now();
     let mut handle = daemon::start(config, listener, options)
@@ -128,12 +159,8 @@ async fn run(org: &Org, api: GithubApi, repositories: usize, lower_bound: usize)
 
     let start = measure_start(&sim);
     let wall = cycle(&mut handle, 2).await;
-    print_case(
-        "(b) idle cycle",
-        &finish(&sim, start, wall),
-        repositories,
-        None,
-    );
+    let idle = finish(&sim, start, wall);
+    print_case("(b) idle cycle", &idle, repositories, None);
     // The next idle cycle (steady state).
     let start = measure_start(&sim);
     let wall = cycle(&mut handle, 3).await;
@@ -149,14 +176,45 @@ async fn run(org: &Org, api: GithubApi, repositories: usize, lower_bound: usize)
     sim.with_org_mut(|org| org.ship_everywhere(at, SHIPPED_LEAD_SECONDS));
     let start = measure_start(&sim);
     let wall = cycle(&mut handle, 4).await;
+    let new_deployment = finish(&sim, start, wall);
     print_case(
         "(c) one new deployment per repository",
-        &finish(&sim, start, wall),
+        &new_deployment,
         repositories,
         None,
     );
     handle.shutdown().await.expect("shutdown");
-    first
+    Cases {
+        first,
+        idle,
+        new_deployment,
+    }
+}
+
+fn points(case: &Case) -> f64 {
+    (case.graphql_points + case.rest_points) as f64
+}
+
+/// What each PR-based start adds over `commit` on one path.
+fn print_starts(api: GithubApi, results: &[(&str, Cases)], repositories: usize) {
+    let Some((_, commit)) = results.iter().find(|(name, _)| *name == "commit") else {
+        return;
+    };
+    println!(
+        "
+lead_time_start on {api:?} (points; (c) per repository):"
+    );
+    for (name, cases) in results {
+        println!(
+            "  {name:>15}: (a) {:.0} = {:.2}x commit (target 1.3x), (b) {:.0} ({:.0} REST), \
+             (c) {:.2}",
+            points(&cases.first),
+            points(&cases.first) / points(&commit.first),
+            points(&cases.idle),
+            cases.idle.rest_points,
+            points(&cases.new_deployment) / repositories as f64,
+        );
+    }
 }
 
 fn main() {
@@ -203,28 +261,35 @@ fn main() {
     // `DORA_BUDGET_BENCH_PATHS=graphql` (or `rest`) runs one path only.
     let paths = std::env::var("DORA_BUDGET_BENCH_PATHS").unwrap_or_default();
     let wanted = |name: &str| paths.is_empty() || paths.split(',').any(|p| p.trim() == name);
+    let starts = std::env::var("DORA_BUDGET_BENCH_STARTS").unwrap_or_default();
+    let wanted_start =
+        |name: &str| starts.is_empty() || starts.split(',').any(|p| p.trim() == name);
     runtime.block_on(async {
-        let graphql = if wanted("graphql") {
-            Some(run(&org, GithubApi::Graphql, repositories, lower_bound).await)
-        } else {
-            None
-        };
-        let rest = if wanted("rest") {
-            Some(run(&org, GithubApi::Rest, repositories, lower_bound).await)
-        } else {
-            None
-        };
-        let (Some(graphql), Some(rest)) = (graphql, rest) else {
+        let mut firsts = Vec::new();
+        for (path, api) in [("graphql", GithubApi::Graphql), ("rest", GithubApi::Rest)] {
+            if !wanted(path) {
+                continue;
+            }
+            let mut results = Vec::new();
+            for start in STARTS.into_iter().filter(|(name, _)| wanted_start(name)) {
+                let cases = run(&org, api, start, repositories, lower_bound).await;
+                results.push((start.0, cases));
+            }
+            print_starts(api, &results, repositories);
+            if let Some((_, commit)) = results.into_iter().find(|(name, _)| *name == "commit") {
+                firsts.push(commit.first);
+            }
+        }
+        let [graphql, rest] = firsts.as_slice() else {
             return;
         };
-        let points = |c: &Case| (c.graphql_points + c.rest_points) as f64;
         println!(
             "\nfirst sync: GraphQL path {:.0} points, REST path {:.0} points: {:.1}x fewer \
              (target: 25x); GraphQL path {:.2}x the lower bound (target: 1.2x)",
-            points(&graphql),
-            points(&rest),
-            points(&rest) / points(&graphql),
-            points(&graphql) / lower_bound as f64
+            points(graphql),
+            points(rest),
+            points(rest) / points(graphql),
+            points(graphql) / lower_bound as f64
         );
     });
 }

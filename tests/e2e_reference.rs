@@ -10,6 +10,7 @@ mod reference;
 
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, ManualClock, RunOptions};
+use dora_collector::dora::LeadTimeStart;
 use dora_collector::sim::{Org, OrgSpec, SimOptions, SimServer, SIM_TOKEN};
 use reference::Params;
 use std::sync::Arc;
@@ -29,11 +30,24 @@ const HISTORY_DEPENDENT_DIAGNOSTIC: &str = "dora_diagnostics_unmatched_root_caus
 /// The route of the simulator's GraphQL endpoint and of the REST statuses list.
 const GRAPHQL_ROUTE: &str = "POST /graphql";
 const STATUSES_ROUTE: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
+/// The REST routes of a commit's pull requests and of a pull request's commits.
+const COMMIT_PULLS_ROUTE: &str = "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls";
+const PULL_COMMITS_ROUTE: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits";
 
 /// Syncs `org` with the daemon (reading deployments through `api`) at the
 /// organisation's `now`, compares the scrape with the reference and returns it
 /// with the simulator's request counts.
 async fn check(org: Org, api: &str) -> (String, dora_collector::sim::RequestCounts) {
+    let params = Params::for_org(&org);
+    check_with(org, api, params).await
+}
+
+/// [`check`] with the configuration `params` writes.
+async fn check_with(
+    org: Org,
+    api: &str,
+    params: Params,
+) -> (String, dora_collector::sim::RequestCounts) {
     let now = org.now;
     let options = SimOptions {
         rate_limit: TEST_RATE_LIMIT,
@@ -44,7 +58,7 @@ async fn check(org: Org, api: &str) -> (String, dora_collector::sim::RequestCoun
         .expect("simulator");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("dora.db");
-    let text = Params::for_org(&org)
+    let text = params
         .to_config_toml(
             sim.base_url(),
             SIM_TOKEN,
@@ -110,8 +124,22 @@ async fn check(org: Org, api: &str) -> (String, dora_collector::sim::RequestCoun
             "{difference}"
         );
     }
+    let counts = sim.request_counts();
+    if params.lead_time_start != LeadTimeStart::Commit {
+        // Each deployed change is asked for its pull request once: an idle cycle
+        // asks nothing and reads no pull request's commits.
+        sim.reset_counts();
+        handle.sync_now();
+        let idle = handle.wait_for_cycles(2).await.expect("an idle cycle");
+        let idle = idle.total();
+        let counts = sim.request_counts();
+        assert_eq!(counts.route(COMMIT_PULLS_ROUTE), 0, "{counts:?}");
+        assert_eq!(counts.route(PULL_COMMITS_ROUTE), 0, "{counts:?}");
+        assert!(counts.route(GRAPHQL_ROUTE) <= 1, "{counts:?}");
+        assert_eq!(idle.applied.pull_requests.written(), 0, "{idle:?}");
+    }
     handle.shutdown().await.expect("clean shutdown");
-    (scrape, sim.request_counts())
+    (scrape, counts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,4 +209,118 @@ async fn fifty_repositories_over_ninety_days_match_the_reference() {
         ..OrgSpec::default()
     };
     check(Org::generate(&spec), "graphql").await;
+}
+
+/// Days of history of the lead-time-start organisation, and its lookback: the
+/// first sync starts well inside the history, so pull requests merged before the
+/// lookback start have commits deployed after it.
+const PR_ORG_DAYS: u32 = 40;
+const PR_ORG_LOOKBACK_DAYS: i64 = 25;
+
+/// An organisation with every way a change reaches `main`: direct pushes, squash
+/// merges, merge commits (branch commits authored long before the merge) and
+/// stacked pull requests (commits in two merged pull requests).
+fn pull_request_org() -> Org {
+    let spec = OrgSpec {
+        days: PR_ORG_DAYS,
+        merge_commit_share: 0.5,
+        stacked_pull_share: 0.15,
+        // Incidents and rework labels reach back before the lookback too
+        // (the collector reads them back to its start only); not this test's
+        // subject, which is every lead time.
+        incident_rate: 0.0,
+        hotfix_rate: 0.0,
+        ..busy()
+    };
+    let org = Org::generate(&spec);
+    let cutoff = org.now.0 - PR_ORG_LOOKBACK_DAYS * 86_400;
+    let merged = |p: &&dora_collector::sim::SimPull| p.merged_at.is_some();
+    let pulls = || org.repos.iter().flat_map(|r| r.pulls.iter().filter(merged));
+    assert!(pulls().any(|p| p.merge_style == dora_collector::sim::MergeStyle::Squash));
+    assert!(pulls().any(|p| p.merge_style == dora_collector::sim::MergeStyle::MergeCommit));
+    // A commit in two merged pull requests.
+    assert!(org.repos.iter().any(|r| {
+        let mut seen = std::collections::HashSet::new();
+        r.pulls
+            .iter()
+            .filter(merged)
+            .flat_map(|p| p.commits.clone())
+            .any(|c| !seen.insert(c))
+    }));
+    // Direct pushes: single-parent commits on `main` that no pull request made.
+    assert!(org.repos.iter().any(|r| {
+        r.commits.iter().enumerate().any(|(i, c)| {
+            let i = i as u32;
+            c.parents().count() == 1
+                && !r
+                    .pulls
+                    .iter()
+                    .any(|p| p.commits.contains(&i) || p.merge_commit == Some(i))
+        })
+    }));
+    // A pull request merged before the lookback start and deployed after it: no
+    // production deployment between its merge and the lookback start.
+    assert!(org.repos.iter().any(|r| {
+        r.pulls.iter().filter(merged).any(|p| {
+            let merged_at = p.merged_at.unwrap().0;
+            merged_at < cutoff
+                && !r.deployments.iter().any(|d| {
+                    &*d.environment == "production" && (merged_at..cutoff).contains(&d.created_at.0)
+                })
+        })
+    }));
+    org
+}
+
+/// Every lead-time series and the histogram, under each of the three starts, on
+/// both ways of reading (issue 21).
+async fn check_every_start(api: &str) {
+    let org = pull_request_org();
+    let mut lead_times = Vec::new();
+    for start in [
+        LeadTimeStart::Commit,
+        LeadTimeStart::PrMerged,
+        LeadTimeStart::PrFirstCommit,
+    ] {
+        let params = Params {
+            lead_time_start: start,
+            lookback_seconds: PR_ORG_LOOKBACK_DAYS * 86_400,
+            windows: vec![
+                reference::WindowParam::days(7),
+                reference::WindowParam::days(PR_ORG_LOOKBACK_DAYS),
+            ],
+            ..Params::for_org(&org)
+        };
+        let (scrape, counts) = check_with(org.clone(), api, params).await;
+        // Only the PR-based starts ask for the pull requests of commits.
+        if api == "rest" {
+            let asked = counts.route(COMMIT_PULLS_ROUTE) > 0;
+            assert_eq!(
+                asked,
+                start != LeadTimeStart::Commit,
+                "{start:?}: {counts:?}"
+            );
+        }
+        let lines: Vec<String> = scrape
+            .lines()
+            .filter(|l| l.starts_with("dora_lead_time"))
+            .map(str::to_owned)
+            .collect();
+        assert!(!lines.is_empty(), "{start:?}");
+        lead_times.push(lines);
+    }
+    // Each start gives other lead times: the option does something.
+    assert_ne!(lead_times[0], lead_times[1]);
+    assert_ne!(lead_times[1], lead_times[2]);
+    assert_ne!(lead_times[0], lead_times[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lead_time_start_matches_the_reference_through_graphql() {
+    check_every_start("graphql").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lead_time_start_matches_the_reference_through_rest() {
+    check_every_start("rest").await;
 }

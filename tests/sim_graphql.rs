@@ -666,6 +666,109 @@ async fn merged_pull_requests_equal_the_rest_pull_list_and_commits() {
     assert!(seen > 10, "only {seen} merged pull requests compared");
 }
 
+/// `Commit.associatedPullRequests` lists what REST's `/commits/{sha}/pulls`
+/// lists (never a pull request closed without merging), and
+/// `Repository.pullRequest(number:)` is the pull request REST lists; both in the aliased
+/// shapes the collector asks for (issue 21), including stacked pull requests
+/// (a commit in two merged ones).
+#[tokio::test]
+async fn pull_requests_of_commits_and_by_number_equal_the_rest_endpoints() {
+    let spec = OrgSpec {
+        stacked_pull_share: 0.3,
+        merge_commit_share: 0.5,
+        ..OrgSpec::small(3)
+    };
+    let sim = Sim::start(Org::generate(&spec)).await;
+    let (shas, numbers): (Vec<String>, Vec<u64>) = sim.handle.with_org(|org| {
+        let repo = &org.repos[0];
+        let shas = repo
+            .pulls
+            .iter()
+            .flat_map(|p| p.commits.clone().chain(p.merge_commit))
+            .map(|c| repo.commits[c as usize].sha.to_string())
+            // As many as the collector asks in one query (one point, rounded).
+            .take(149)
+            .collect();
+        (shas, repo.pulls.iter().map(|p| p.number).take(74).collect())
+    });
+    let base = format!("/repos/{}/{}", sim.owner(), sim.repo_name(0));
+    let aliases: String = shas
+        .iter()
+        .enumerate()
+        .map(|(n, sha)| {
+            format!(
+                "c{n}: object(oid: \"{sha}\") {{ ... on Commit {{ associatedPullRequests(first: 10) {{ nodes {{ number mergedAt }} }} }} }}\n"
+            )
+        })
+        .collect();
+    let query = format!(
+        "query($owner: String!, $name: String!) {{ rateLimit {{ cost }} repository(owner: $owner, name: $name) {{ {aliases} }} }}"
+    );
+    let vars = json!({"owner": sim.owner(), "name": sim.repo_name(0)});
+    let got = sim.graphql(&query, vars.clone()).await;
+    assert_eq!(got.data()["rateLimit"]["cost"], json!(1));
+    let mut in_two = 0;
+    for (n, sha) in shas.iter().enumerate() {
+        let rest = sim.rest_all(&format!("{base}/commits/{sha}/pulls")).await;
+        let mut rest: Vec<(u64, Value)> = rest
+            .iter()
+            .map(|p| (p["number"].as_u64().unwrap(), p["merged_at"].clone()))
+            .collect();
+        rest.sort_by_key(|(number, _)| *number);
+        assert!(rest.iter().all(|(_, merged)| !merged.is_null()), "{rest:?}");
+        let mut gql: Vec<(u64, Value)> = got.data()["repository"][format!("c{n}")]
+            ["associatedPullRequests"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["number"].as_u64().unwrap(), p["mergedAt"].clone()))
+            .collect();
+        gql.sort_by_key(|(number, _)| *number);
+        assert_eq!(gql, rest, "{sha}");
+        in_two += usize::from(gql.len() > 1);
+    }
+    assert!(in_two > 0, "no commit in two merged pull requests");
+    let aliases: String = numbers
+        .iter()
+        .enumerate()
+        .map(|(n, number)| {
+            format!(
+                "p{n}: pullRequest(number: {number}) {{ number mergedAt mergeCommit {{ oid }} labels(first: 20) {{ nodes {{ name }} }} commits(first: 100) {{ totalCount nodes {{ commit {{ oid authoredDate }} }} }} }}\n"
+            )
+        })
+        .collect();
+    let query = format!(
+        "query($owner: String!, $name: String!) {{ rateLimit {{ cost }} repository(owner: $owner, name: $name) {{ {aliases} missing: pullRequest(number: 999999) {{ number }} }} }}"
+    );
+    let got = sim.graphql(&query, vars).await;
+    let data = got.data();
+    assert_eq!(data["rateLimit"]["cost"], json!(1));
+    assert_eq!(data["repository"]["missing"], Value::Null);
+    let listed = sim.rest_all(&format!("{base}/pulls?state=all")).await;
+    for (n, number) in numbers.iter().enumerate() {
+        let node = &data["repository"][format!("p{n}")];
+        let rest = listed
+            .iter()
+            .find(|p| p["number"].as_u64() == Some(*number))
+            .unwrap();
+        assert_eq!(node["number"], rest["number"]);
+        assert_eq!(node["mergedAt"], rest["merged_at"]);
+        assert_eq!(node["mergeCommit"]["oid"], rest["merge_commit_sha"]);
+        let commits = sim
+            .rest_all(&format!("{base}/pulls/{number}/commits"))
+            .await;
+        assert_eq!(node["commits"]["totalCount"], json!(commits.len()));
+        for (g, c) in node["commits"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&commits)
+        {
+            assert_eq!(g["commit"]["oid"], c["sha"]);
+        }
+    }
+}
+
 #[tokio::test]
 async fn aliases_read_several_repositories_in_one_request() {
     let sim = Sim::start(small()).await;

@@ -1,33 +1,39 @@
 //! The typed configuration of dora-collector (`dora-collector.toml`), how a file
 //! becomes one, and how it feeds the engine.
 //!
-//! [`Config`] is one serde struct tree, `deny_unknown_fields` on every table, with a
-//! documented default for every optional key (`docs/configuration.md` is the user's
-//! reference). A loaded `Config` is valid: values are domain newtypes
-//! ([`RepoName`], [`Environment`], [`Duration`], ...), never raw strings.
+//! [`Config`] is a plain struct tree with a documented default for every optional
+//! key (`docs/configuration.md` is the user's reference). A loaded `Config` is valid:
+//! values are domain newtypes ([`RepoName`], [`Environment`], [`Duration`], ...),
+//! never raw strings.
+//!
+//! # One definition of the schema
+//!
+//! The schema (which keys each table has, the type of each value, its default,
+//! whether it is required) is written once: in the loader's walk (module `reader`),
+//! which names every key, deserializes its value with the value type's own serde
+//! `Deserialize` (or a `deserialize_*` function of module `values`) and takes its
+//! default from [`defaults`]. The structs below carry no `Deserialize` of their own,
+//! so there is no second schema to keep in step. (A serde derive cannot be the one
+//! definition without losing behaviour: it stops at the first error and yields no
+//! partial values, while the loader reports every problem and runs the rules between
+//! values on whatever parsed, with the key paths and indices of the file.)
 //!
 //! # Loading: every problem at once
 //!
 //! [`Config::load`] reads the file (at most [`MAX_CONFIG_BYTES`]), expands `${NAME}`
-//! environment variables on the raw text (module `env`), then parses it. Serde stops
-//! at the first error, and a user fixing a file wants all of them, so the loader does
-//! not hand the document to serde in one piece. Instead (module `reader`):
+//! environment variables on the raw text (module `env`), then parses it (module
+//! `reader`):
 //!
 //! 1. `toml::de::DeTable::parse_recoverable` parses the text into a table that keeps
 //!    the byte span of every key and value; every syntax error is reported.
-//! 2. A walker visits the schema table by table. Each leaf is deserialized on its own
-//!    with the same serde type (or `deserialize_with` function) that [`Config`]'s
-//!    derive uses, so a bad value is one problem at its own key path and line, and
-//!    the walk goes on. List elements are deserialized one by one (`windows[2]`).
-//!    Keys left over in a table are reported as unknown, all of them, with their full
-//!    path and a "did you mean" suggestion.
+//! 2. A walker visits the schema table by table. Each leaf is deserialized on its own,
+//!    so a bad value is one problem at its own key path and line, and the walk goes
+//!    on. List elements are deserialized one by one (`windows[2]`). Keys left over in
+//!    a table are reported as unknown, all of them, with their full path and a "did
+//!    you mean" suggestion.
 //! 3. The rules between values (module `rules`: duplicates, the lookback against the
 //!    windows, threshold order, ...) run on whatever parsed, so they are reported
 //!    together with the value errors.
-//!
-//! The derived `Deserialize` remains the definition of the schema: tests check that
-//! `toml::from_str::<Config>` followed by [`Config::validate`] accepts and rejects the
-//! same files and builds the same `Config` as the walker.
 //!
 //! The token is a [`SecretString`]; `Debug` prints `[REDACTED]` and the loader
 //! removes the token's text from every problem message.
@@ -66,8 +72,8 @@ use std::path::{Path, PathBuf};
 /// large is the wrong file, and the bound keeps a mistake from filling memory.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// The defaults of every optional key, in one place for the derive, the loader and
-/// the documentation.
+/// The defaults of every optional key, in one place for the loader and the
+/// documentation.
 pub mod defaults {
     use super::{ApiUrl, Duration, LabelName, Unit};
     use crate::domain::Environment;
@@ -141,35 +147,25 @@ pub mod defaults {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `[server]`: the HTTP endpoint. Optional.
-    #[serde(default)]
     pub server: ServerConfig,
     /// `[storage]`: the embedded store. Optional.
-    #[serde(default)]
     pub storage: StorageConfig,
     /// `[metrics]`: windows and level thresholds. Optional.
-    #[serde(default)]
     pub metrics: MetricsConfig,
     /// `[github]`: the source. Required (it holds the token and the repositories).
     pub github: GithubConfig,
     /// `[log]`: the daemon's own log output. Optional.
-    #[serde(default)]
     pub log: LogConfig,
 }
 
 /// `[server]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// IP address and port of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/`).
     /// Default `0.0.0.0:9184`.
-    #[serde(
-        default = "defaults::listen",
-        deserialize_with = "values::deserialize_listen"
-    )]
     pub listen: SocketAddr,
 }
 
@@ -182,15 +178,10 @@ impl Default for ServerConfig {
 }
 
 /// `[storage]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     /// The SQLite database file, created when missing; relative paths are relative to
     /// the working directory. Default `./dora.db`.
-    #[serde(
-        default = "defaults::storage_path",
-        deserialize_with = "values::deserialize_storage_path"
-    )]
     pub path: PathBuf,
 }
 
@@ -203,17 +194,14 @@ impl Default for StorageConfig {
 }
 
 /// `[metrics]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
     /// The evaluation windows; each becomes a `window` label value, spelled as
     /// written. Default `["7d", "30d", "90d"]`. At least one, at most [`MAX_WINDOWS`],
     /// no two of the same length, none longer than `github.lookback`.
-    #[serde(default = "defaults::windows")]
     pub windows: Vec<Duration>,
     /// `[metrics.thresholds]`: the performance-level boundaries. Default: the 2023
     /// State of DevOps report (see [`Thresholds::default`]).
-    #[serde(default)]
     pub thresholds: ThresholdsConfig,
 }
 
@@ -235,8 +223,7 @@ impl MetricsConfig {
 
 /// `[metrics.thresholds]`: `[elite, high, medium]` boundaries per metric, with the
 /// field names of [`Thresholds`]. Each key is optional and defaults on its own.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdsConfig {
     /// Deployments per day at or above which each level starts; strictly decreasing,
     /// positive. Default `[1, 1/7, 1/30]`.
@@ -280,47 +267,35 @@ impl ThresholdsConfig {
 }
 
 /// `[github]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct GithubConfig {
     /// REST API base URL. Default `https://api.github.com`; GitHub Enterprise Server:
     /// `https://HOST/api/v3`; `http://` is allowed (tests, simulators).
-    #[serde(default = "defaults::api_url")]
     pub api_url: ApiUrl,
     /// The API token. Required; normally `"${GITHUB_TOKEN}"`. Never printed.
-    #[serde(deserialize_with = "values::deserialize_token")]
     pub token: SecretString,
     /// Time between two syncs. Default `5m`.
-    #[serde(default = "defaults::poll_interval")]
     pub poll_interval: Duration,
     /// How far back the first sync reads. Default `90d`; at least the longest window.
-    #[serde(default = "defaults::lookback")]
     pub lookback: Duration,
     /// The environments that count, compared case-insensitively. Default
     /// `["production"]`; at least one, no duplicates.
-    #[serde(default = "defaults::production_environments")]
     pub production_environments: Vec<Environment>,
     /// Issues with any of these labels are incidents. Default `["incident"]`; empty
     /// means no incidents are read.
-    #[serde(default = "defaults::incident_labels")]
     pub incident_labels: Vec<LabelName>,
     /// Merged pull requests with any of these labels are rework. Default `["hotfix"]`;
     /// empty disables this rework criterion.
-    #[serde(default = "defaults::rework_labels")]
     pub rework_labels: Vec<LabelName>,
     /// Where lead time starts: `commit` (default), `pr_first_commit`, `pr_merged`.
-    #[serde(default)]
     pub lead_time_start: LeadTimeStart,
     /// A rollback marks the deployment it rolls back as failed. Default `true`.
-    #[serde(default = "defaults::rollback_is_failure")]
     pub rollback_is_failure: bool,
     /// How deployments and their statuses are read: `graphql` (default: a page of
     /// 100 deployments with their statuses per query) or `rest` (a statuses
     /// request per deployment; for GitHub Enterprise Servers without GraphQL).
-    #[serde(default)]
     pub api: GithubApi,
     /// `[[github.repositories]]`: at least one, no name twice.
-    #[serde(default)]
     pub repositories: Vec<RepositoryConfig>,
 }
 
@@ -336,22 +311,18 @@ pub enum GithubApi {
 }
 
 /// `[[github.repositories]]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryConfig {
     /// `owner/name`, compared and reported lowercase. Required.
     pub name: RepoName,
     /// The team that owns it (the `team` label). Default `unassigned`.
-    #[serde(default)]
     pub team: Team,
     /// Where its deployments come from. Default: the Deployments API.
-    #[serde(default)]
     pub deployments: DeploymentsConfig,
 }
 
 /// `deployments = { from = ... }` of a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "RawDeployments")]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum DeploymentsConfig {
     /// `from = "deployments"` (the default): the GitHub Deployments API and its
     /// statuses; no other key is allowed.
@@ -382,12 +353,6 @@ enum Field<T> {
     Absent,
     Invalid,
     Valid(T),
-}
-
-impl<T> From<Option<T>> for Field<T> {
-    fn from(value: Option<T>) -> Self {
-        value.map_or(Field::Absent, Field::Valid)
-    }
 }
 
 impl<T> Field<T> {
@@ -464,45 +429,12 @@ impl DeploymentsConfig {
     }
 }
 
-/// The serde form of a `deployments` table, resolved by [`DeploymentsConfig::resolve`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDeployments {
-    #[serde(default)]
-    from: DeploymentsFrom,
-    workflow: Option<WorkflowName>,
-    branch: Option<BranchName>,
-    environment: Option<Environment>,
-}
-
-impl TryFrom<RawDeployments> for DeploymentsConfig {
-    type Error = String;
-    fn try_from(raw: RawDeployments) -> Result<Self, Self::Error> {
-        DeploymentsConfig::resolve(
-            raw.from,
-            raw.workflow.into(),
-            raw.branch.into(),
-            raw.environment.into(),
-        )
-        .map_err(|problems| {
-            problems
-                .iter()
-                .map(|(key, message)| format!("{key}: {message}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-}
-
 /// `[log]`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogConfig {
     /// `text` (default) or `json`.
-    #[serde(default)]
     pub format: LogFormat,
     /// `error`, `warn`, `info` (default), `debug` or `trace`; `RUST_LOG` overrides.
-    #[serde(default)]
     pub level: LogLevel,
 }
 
@@ -549,9 +481,8 @@ impl Config {
         reader::read(&expanded)
     }
 
-    /// Checks the rules between values of a `Config` built some other way (the derived
-    /// `Deserialize`, or code): what the loader checks beyond each value's type. A
-    /// `Config` from [`Config::load`] always passes.
+    /// Checks the rules between values of a `Config` built in code: what the loader
+    /// checks beyond each value's type. A `Config` from [`Config::load`] always passes.
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
         let problems = rules::check_config(self);
         if problems.is_empty() {

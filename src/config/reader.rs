@@ -1,17 +1,24 @@
-//! The loader's walk over a parsed TOML document: builds a [`Config`] or collects
-//! every problem in the file, each with its key path and line.
+//! The loader's walk over a parsed TOML document, and the one definition of the
+//! configuration schema: builds a [`Config`] or collects every problem in the file,
+//! each with its key path and line.
 //!
 //! The document is parsed with `toml::de::DeTable`, which keeps the byte span of
 //! every key and value. The walk asks each table for the keys of the schema, one by
-//! one, deserializing each value on its own with the same serde type or function as
-//! the derive on [`Config`]; whatever a table holds beyond the keys asked for is
-//! reported as unknown. Missing optional keys take the defaults of
-//! `config::defaults`. The rules between values (`rules`) then run on what parsed.
+//! one, deserializing each value on its own with the value type's serde
+//! `Deserialize` (or a `deserialize_*` function of `values`); whatever a table holds
+//! beyond the keys asked for is reported as unknown. Missing optional keys take the
+//! defaults of `config::defaults`; missing required ones are reported. The rules
+//! between values (`rules`) then run on what parsed.
 //!
-//! This module does not decide what is valid: types and `rules` do. It only walks,
-//! locates and collects. It never quotes the token: after the walk, the token's text
-//! is replaced by `[REDACTED]` in every message (a defence for a token pasted into
-//! some other key).
+//! The walk is written by hand rather than derived because a serde derive stops at
+//! the first error and cannot yield a partial value: here a bad value is one problem
+//! and the walk goes on, and the rules see every element that parsed at its index in
+//! the file.
+//!
+//! Beyond the schema, this module does not decide what is valid: value types and
+//! `rules` do. It never quotes the token: after the walk, the token's text is
+//! replaced by `[REDACTED]` in every message (a defence for a token pasted into some
+//! other key).
 
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
@@ -58,13 +65,7 @@ pub(super) fn read(text: &str) -> Result<Config, Vec<Problem>> {
             })
             .collect());
     }
-    let mut walker = Walker {
-        lines: &lines,
-        problems: Vec::new(),
-        key_lines: HashMap::new(),
-        windows: None,
-        lookback: None,
-    };
+    let mut walker = Walker::new(&lines);
     let root_table = Table::new(String::new(), root.get_ref());
     let config = walker.config(root_table);
     let token = root
@@ -92,6 +93,46 @@ pub(super) fn read(text: &str) -> Result<Config, Vec<Problem>> {
             Err(problems)
         }
     }
+}
+
+/// A document with every table of the schema, each empty, for [`schema_paths`].
+#[cfg(test)]
+const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
+                           [[github.repositories]]\ndeployments = {}\n[log]\n";
+
+/// Every key path of the schema, tables included, spelled as
+/// `docs/configuration.md` spells them (`github.repositories[].name`): the keys that
+/// each table asks for when a document holding every table is walked.
+#[cfg(test)]
+pub(super) fn schema_paths() -> Vec<String> {
+    let lines = LineIndex::new(EVERY_TABLE);
+    let (root, errors) = DeTable::parse_recoverable(EVERY_TABLE);
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut walker = Walker::new(&lines);
+    walker.config(Table::new(String::new(), root.get_ref()));
+    walker.schema
+}
+
+/// `path` with every array index left out: `a[0].b` is `a[].b`.
+#[cfg(test)]
+fn without_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Byte offset to 1-based line (and column) numbers.
@@ -199,9 +240,24 @@ struct Walker<'l> {
     windows: Option<Vec<(usize, Duration)>>,
     /// The lookback, when it parsed.
     lookback: Option<Duration>,
+    /// Every key path asked for, without indices (for [`schema_paths`]).
+    #[cfg(test)]
+    schema: Vec<String>,
 }
 
-impl Walker<'_> {
+impl<'l> Walker<'l> {
+    fn new(lines: &'l LineIndex) -> Self {
+        Walker {
+            lines,
+            problems: Vec::new(),
+            key_lines: HashMap::new(),
+            windows: None,
+            lookback: None,
+            #[cfg(test)]
+            schema: Vec::new(),
+        }
+    }
+
     fn problem(&mut self, path: String, line: Option<usize>, message: impl Into<String>) {
         self.problems
             .push(Problem::at_path(path, line, message.into()));
@@ -451,6 +507,13 @@ impl Walker<'_> {
 
     /// Reports every key of `table` the walk did not ask for.
     fn finish(&mut self, table: Table<'_, '_>) {
+        #[cfg(test)]
+        self.schema.extend(
+            table
+                .known
+                .iter()
+                .map(|key| without_indices(&table.child(key))),
+        );
         for (key, _) in table.entries.iter() {
             let name: &str = key.get_ref();
             if table.known.contains(&name) {

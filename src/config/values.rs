@@ -8,7 +8,7 @@
 //! except for the token and URLs with credentials, which are never quoted.
 
 use super::duration::Duration;
-use crate::domain::{DomainError, MAX_QUOTED_INPUT};
+use crate::domain::{name_newtype, DomainError, MAX_QUOTED_INPUT};
 use secrecy::SecretString;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -92,49 +92,10 @@ impl fmt::Display for ApiUrl {
     }
 }
 
-macro_rules! name_newtype {
-    ($(#[$doc:meta])* $name:ident, $expected:literal, $check:path) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn parse(text: &str) -> Result<Self, DomainError> {
-                if text.len() <= MAX_NAME_LEN && $check(text) {
-                    Ok($name(text.to_owned()))
-                } else {
-                    Err(DomainError::new($expected, text))
-                }
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = DomainError;
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                $name::parse(&value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> Self {
-                value.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
 fn is_workflow(text: &str) -> bool {
+    if text.len() > MAX_NAME_LEN {
+        return false;
+    }
     let is_id = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     let is_file = (text.ends_with(".yml") || text.ends_with(".yaml"))
         && text.len() > ".yml".len()
@@ -147,7 +108,8 @@ fn is_workflow(text: &str) -> bool {
 
 /// Follows the essentials of `git check-ref-format` for a branch name.
 fn is_branch(text: &str) -> bool {
-    !text.is_empty()
+    text.len() <= MAX_NAME_LEN
+        && !text.is_empty()
         && !text.starts_with(['/', '-', '.'])
         && !text.ends_with(['/', '.'])
         && !text.ends_with(".lock")
@@ -161,7 +123,10 @@ fn is_branch(text: &str) -> bool {
 }
 
 fn is_label(text: &str) -> bool {
-    !text.is_empty() && text.trim() == text && !text.chars().any(char::is_control)
+    text.len() <= MAX_NAME_LEN
+        && !text.is_empty()
+        && text.trim() == text
+        && !text.chars().any(char::is_control)
 }
 
 name_newtype!(

@@ -362,7 +362,10 @@ fn changes_of(
 }
 
 /// The merged pull requests (as of `now`) whose merge commit or own commits include
-/// `commit`.
+/// `commit`: the reference's own pull-request mapping, read from the simulator's
+/// model (never from what the collector stored), whenever the pull request was
+/// merged — before the lookback too — and however many include the commit
+/// (stacked pull requests).
 fn pulls_introducing(repo: &SimRepo, commit: u32, now: i64) -> Vec<usize> {
     repo.pulls
         .iter()

@@ -17,6 +17,7 @@ pub use events::{
     Commit, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource, Incident,
     PullRequest, StatusState, REVERT_MESSAGE_PREFIX,
 };
+pub(crate) use names::name_newtype;
 pub use names::{Environment, RepoName, Team, DEFAULT_TEAM};
 pub use sha::{CommitSha, ShaPrefix};
 pub use time::Timestamp;

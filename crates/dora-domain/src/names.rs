@@ -86,20 +86,28 @@ fn is_label_name(text: &str) -> bool {
         && !text.chars().any(char::is_control)
 }
 
-macro_rules! label_newtype {
-    ($(#[$doc:meta])* $name:ident, $expected:literal) => {
+/// Defines a validated name: a `String` newtype whose `parse` accepts a text for
+/// which `$check` holds and otherwise fails with a [`DomainError`] quoting it and
+/// saying `$expected`; serde goes through `parse`, so a deserialized name is valid.
+/// Used here for environments and teams and by the configuration for its own names
+/// (workflows, branches, labels).
+macro_rules! name_newtype {
+    ($(#[$doc:meta])* $name:ident, $expected:expr, $check:path) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize,
+            ::serde::Deserialize,
+        )]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            /// Accepts a non-blank name of at most 255 bytes without control characters.
-            pub fn parse(text: &str) -> Result<Self, DomainError> {
-                if is_label_name(text) {
+            /// Accepts `text` when it is a valid name of this kind; the error quotes it.
+            pub fn parse(text: &str) -> Result<Self, $crate::domain::DomainError> {
+                if $check(text) {
                     Ok($name(text.to_owned()))
                 } else {
-                    Err(DomainError::new($expected, text))
+                    Err($crate::domain::DomainError::new($expected, text))
                 }
             }
 
@@ -109,7 +117,7 @@ macro_rules! label_newtype {
         }
 
         impl TryFrom<String> for $name {
-            type Error = DomainError;
+            type Error = $crate::domain::DomainError;
             fn try_from(value: String) -> Result<Self, Self::Error> {
                 $name::parse(&value)
             }
@@ -121,26 +129,29 @@ macro_rules! label_newtype {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
     };
 }
+pub(crate) use name_newtype;
 
-label_newtype!(
+name_newtype!(
     /// A deployment environment as the source names it (`production`, `prod-eu`, ...).
     /// Which environments count is configuration, compared case-insensitively with
     /// [`Environment::matches`].
     Environment,
-    "an environment name (1-255 characters, no control characters)"
+    "an environment name (1-255 characters, no control characters)",
+    is_label_name
 );
 
-label_newtype!(
+name_newtype!(
     /// A team that owns repositories; rollups are computed per team.
     Team,
-    "a team name (1-255 characters, no control characters)"
+    "a team name (1-255 characters, no control characters)",
+    is_label_name
 );
 
 impl Environment {

@@ -13,7 +13,7 @@ use super::changes::{self, RepoContext, Scratch};
 use super::compute::production_deployments;
 use super::{Events, LeadTimeStart};
 use crate::domain::{CommitSha, Environment, RepoName, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A consecutive pair of successful production deployments whose change set
 /// neither a stored compare nor the known history decides.
@@ -69,6 +69,112 @@ pub fn uncovered_change_sets(
                 });
             }
         }
+    }
+    out
+}
+
+/// The deployed changes of one repository whose pull request no stored pull
+/// request names (see [`changes_without_pull`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangesWithoutPull {
+    pub repository: RepoName,
+    /// Commits shipped (first, per environment) by a successful production
+    /// deployment after `after` and before the first undecided change set, that
+    /// are neither the merge commit nor one of the commits of a stored merged
+    /// pull request; sorted, without duplicates.
+    pub shas: Vec<CommitSha>,
+    /// Every change set of a deployment at or before this time (and after
+    /// `after`) is decided and listed above: where the next search starts.
+    /// `after` itself when nothing was decided since.
+    pub decided_through: Timestamp,
+    /// The numbers of the repository's stored pull requests, sorted.
+    pub stored_pulls: Vec<u64>,
+}
+
+/// For each repository of `events`: the changes that successful deployments to
+/// the `production` environments shipped after `after` (up to `now`) whose pull
+/// request is not stored, so that a source can ask GitHub for it
+/// (dora-definitions §1 `lead_time_start`: the start comes from "the PR that
+/// introduced the change", however long before the lookback it was merged).
+/// The first deployment of an environment has no change set (no base) and
+/// counts no lead time, so its history is not listed. Stops, per environment,
+/// before the first change set the known history does not decide (its changes
+/// are not known yet).
+pub fn changes_without_pull(
+    events: &Events,
+    production: &[Environment],
+    after: Timestamp,
+    now: Timestamp,
+) -> Vec<ChangesWithoutPull> {
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for (name, repo) in &events.repositories {
+        let known: HashSet<CommitSha> = repo
+            .pull_requests
+            .iter()
+            .filter(|pr| pr.merged_at.is_some())
+            .flat_map(|pr| pr.merge_commit_sha.iter().chain(&pr.commits).copied())
+            .collect();
+        let (successful, _) = production_deployments(repo, production, now);
+        let context = RepoContext {
+            repo,
+            lead_time_start: LeadTimeStart::Commit,
+            pr_start: HashMap::new(),
+            rework_merges: Vec::new(),
+            track_uncovered: true,
+        };
+        let mut shas: Vec<CommitSha> = Vec::new();
+        // The deploy time before each environment's first undecided change set,
+        // and the newest deploy time.
+        let mut undecided_from: Option<i64> = None;
+        let mut newest = after.0;
+        for list in &successful {
+            let history = changes::replay(&context, list, &mut scratch);
+            // Ordinals after `after`, from the first (ordinal 0 has no base).
+            let from = list
+                .iter()
+                .position(|(_, at)| *at > after.0)
+                .unwrap_or(list.len())
+                .max(1);
+            let until = history
+                .uncovered
+                .iter()
+                .map(|(ordinal, _)| *ordinal as usize)
+                .filter(|ordinal| *ordinal >= from)
+                .min()
+                .unwrap_or(list.len());
+            if until < list.len() {
+                let through = if until > from {
+                    list[until - 1].1.max(after.0)
+                } else {
+                    after.0
+                };
+                undecided_from = Some(undecided_from.map_or(through, |d| d.min(through)));
+            }
+            if let Some((_, at)) = list.last() {
+                newest = newest.max(*at);
+            }
+            for (index, mark) in history.marks.iter().enumerate() {
+                let mark = *mark as usize;
+                if mark != changes::UNMARKED as usize && mark >= from && mark < until {
+                    let sha = repo.graph.sha(index as u32);
+                    if !known.contains(&sha) {
+                        shas.push(sha);
+                    }
+                }
+            }
+        }
+        shas.sort_unstable();
+        shas.dedup();
+        let mut stored_pulls: Vec<u64> = repo.pull_requests.iter().map(|pr| pr.number).collect();
+        stored_pulls.sort_unstable();
+        stored_pulls.dedup();
+        out.push(ChangesWithoutPull {
+            repository: name.clone(),
+            shas,
+            stored_pulls,
+            decided_through: Timestamp(undecided_from.unwrap_or(newest)),
+        });
     }
     out
 }
@@ -214,6 +320,93 @@ mod tests {
         assert_eq!(
             uncovered(&commits, &deployments),
             vec![(5, vec![sha(4)]), (3, vec![])]
+        );
+    }
+
+    /// `changes_without_pull` over `commits`, `deployments` and one merged pull
+    /// request with merge commit `merge` and commits `pull_commits`, after `after`.
+    fn without_pull(
+        commits: &[Commit],
+        deployments: &[Deployment],
+        merge: u8,
+        pull_commits: &[u8],
+        after: i64,
+    ) -> (Vec<u8>, i64, Vec<u64>) {
+        let mut builder = Events::builder();
+        for c in commits {
+            builder.commit(&repo(), c);
+        }
+        for d in deployments {
+            builder.deployment(d.clone());
+        }
+        builder.pull_request(crate::domain::PullRequest {
+            repository: repo(),
+            number: 7,
+            merged_at: Some(Timestamp(1)),
+            merge_commit_sha: Some(sha(merge)),
+            labels: Vec::new(),
+            commits: pull_commits.iter().map(|n| sha(*n)).collect(),
+            first_commit_at: Some(Timestamp(1)),
+        });
+        let events = builder.build();
+        let production = [Environment::parse("production").unwrap()];
+        let mut all =
+            changes_without_pull(&events, &production, Timestamp(after), Timestamp(1_000_000));
+        assert_eq!(all.len(), 1);
+        let found = all.remove(0);
+        (
+            found.shas.iter().map(|s| s.as_bytes()[0]).collect(),
+            found.decided_through.0,
+            found.stored_pulls,
+        )
+    }
+
+    #[test]
+    fn the_deployed_changes_no_pull_request_names_are_listed_once() {
+        // 1 <- 2 <- 3 <- 4 <- 5; deployed 1 (no base), 3, 5. The pull request
+        // made 3 (merge) with 2 (its commit); 4 and 5 came through none.
+        let commits = [
+            commit(1, &[]),
+            commit(2, &[1]),
+            commit(3, &[2]),
+            commit(4, &[3]),
+            commit(5, &[4]),
+        ];
+        let deployments = [
+            deployment(1, 1, 1_000),
+            deployment(2, 3, 2_000),
+            deployment(3, 5, 3_000),
+        ];
+        assert_eq!(
+            without_pull(&commits, &deployments, 3, &[2], 0),
+            (vec![4, 5], 3_000, vec![7])
+        );
+        // After the deployment at 2,000: only what the later one shipped.
+        assert_eq!(
+            without_pull(&commits, &deployments, 3, &[2], 2_000).0,
+            vec![4, 5]
+        );
+        // Nothing new after the last one.
+        assert_eq!(
+            without_pull(&commits, &deployments, 3, &[2], 3_000),
+            (vec![], 3_000, vec![7])
+        );
+    }
+
+    #[test]
+    fn the_listing_stops_before_the_first_undecided_change_set() {
+        // 1 <- 2 <- 4 with 4's other parent 3 unknown: the deployment of 4 is
+        // undecided; the one of 2 before it is listed, and the search resumes
+        // after it.
+        let commits = [commit(1, &[]), commit(2, &[1]), commit(4, &[2, 3])];
+        let deployments = [
+            deployment(1, 1, 1_000),
+            deployment(2, 2, 2_000),
+            deployment(3, 4, 3_000),
+        ];
+        assert_eq!(
+            without_pull(&commits, &deployments, 9, &[], 0),
+            (vec![2], 2_000, vec![7])
         );
     }
 }

@@ -21,7 +21,9 @@ mod thresholds;
 mod window;
 
 pub use compute::{compute, compute_with_trend, TrendPoint, TrendValues};
-pub use coverage::{uncovered_change_sets, UncoveredChangeSet};
+pub use coverage::{
+    changes_without_pull, uncovered_change_sets, ChangesWithoutPull, UncoveredChangeSet,
+};
 pub use events::{Events, EventsBuilder};
 pub use quantile::{quantile, quantiles};
 pub use snapshot::{

@@ -80,6 +80,9 @@ const CANCELLED_RUN_SHARE: f64 = 0.02;
 /// Share of pull requests in workflow-run repositories that run the deploy
 /// workflow on their own branch (not deployments).
 const BRANCH_RUN_SHARE: f64 = 0.3;
+/// Seconds between the squash merge of the lower of two stacked pull requests
+/// and the merge of the upper one.
+const STACK_MERGE_GAP: i64 = 600;
 /// Open pull requests per repository per day over the last days of history.
 const OPEN_PRS_PER_DAY: f64 = 0.5;
 /// How many final days of history may hold still-open pull requests.
@@ -410,7 +413,16 @@ impl<'a> RepoSim<'a> {
             self.direct_commit(at, None);
         } else {
             let hotfix = self.rng.random_bool(self.spec.hotfix_rate.clamp(0.0, 1.0));
-            self.pull_request(at, hotfix, None);
+            let stacked = !hotfix
+                && self.spec.stacked_pull_share > 0.0
+                && self
+                    .rng
+                    .random_bool(self.spec.stacked_pull_share.clamp(0.0, 1.0));
+            if stacked {
+                self.stacked_pull_requests(at);
+            } else {
+                self.pull_request(at, hotfix, None);
+            }
         }
     }
 
@@ -559,6 +571,112 @@ impl<'a> RepoSim<'a> {
             );
         }
         self.repo_mut().pulls.push(pull);
+    }
+
+    /// Two stacked pull requests landing at `at`: the lower one's commits, the
+    /// upper one's commits on top of them; the lower one squash-merged
+    /// [`STACK_MERGE_GAP`] seconds before the upper one is merged with a merge
+    /// commit, which brings every commit of both onto `main`. The lower one's
+    /// commits are in both pull requests.
+    fn stacked_pull_requests(&mut self, at: i64) {
+        let lead = lognormal(&mut self.rng, PR_LEAD_MEDIAN).clamp(900, 20 * SECONDS_PER_DAY);
+        let fork = self.main_at(at - lead);
+        let fork_date = self.org.repos[self.repo].commits[fork as usize]
+            .committer_date
+            .0;
+        let floor = self.org.repos[self.repo].commits[self.main_head() as usize]
+            .committer_date
+            .0;
+        if floor + 2 * STACK_MERGE_GAP > at {
+            // No room on `main` for two merges before `at`.
+            self.pull_request(at, false, None);
+            return;
+        }
+        let upper_merge = at;
+        let lower_merge = upper_merge - STACK_MERGE_GAP;
+        let first = (at - lead).max(fork_date + 1);
+        let lower_count = self.rng.random_range(1..=3u32);
+        let upper_count = self.rng.random_range(1..=2u32);
+        let mut dates: Vec<i64> = (0..lower_count + upper_count)
+            .map(|_| self.rng.random_range(first..lower_merge))
+            .collect();
+        dates.sort_unstable();
+        dates[0] = first;
+        let author = self.member();
+        let start = self.org.repos[self.repo].commits.len() as u32;
+        let mut parent = fork;
+        for date in &dates {
+            let sha = self.random_sha();
+            let message = CommitMessage::Change(self.next_subject());
+            parent = self.push(SimCommit {
+                sha,
+                parent_slots: [parent, NO_PARENT],
+                author_date: Timestamp(*date),
+                committer_date: Timestamp(*date),
+                author,
+                message,
+            });
+        }
+        let lower_end = start + lower_count;
+        let upper_end = parent + 1;
+        let created_at = Timestamp(first);
+        let lower_index = self.org.repos[self.repo].pulls.len() as u32;
+        let mut pulls = Vec::with_capacity(2);
+        for (index, commits, style, merged_at) in [
+            (
+                lower_index,
+                start..lower_end,
+                MergeStyle::Squash,
+                lower_merge,
+            ),
+            (
+                lower_index + 1,
+                start..upper_end,
+                MergeStyle::MergeCommit,
+                upper_merge,
+            ),
+        ] {
+            let main = self.main_head();
+            let head = commits.end - 1;
+            let (slots, message) = match style {
+                MergeStyle::Squash => ([main, NO_PARENT], CommitMessage::Squash(index)),
+                MergeStyle::MergeCommit => {
+                    self.landed.extend(commits.clone());
+                    ([main, head], CommitMessage::Merge(index))
+                }
+            };
+            let sha = self.random_sha();
+            let merger = self.member();
+            let merge = self.push(SimCommit {
+                sha,
+                parent_slots: slots,
+                author_date: Timestamp(merged_at),
+                committer_date: Timestamp(merged_at),
+                author: merger,
+                message,
+            });
+            self.set_main_head(merge, Timestamp(merged_at));
+            let subject = self.next_subject();
+            pulls.push(SimPull {
+                id: 0,
+                issue_id: 0,
+                number: 0,
+                title: Text::Subject(subject),
+                labels: Vec::new(),
+                user: author,
+                commits,
+                base: fork,
+                created_at,
+                updated_at: Timestamp(merged_at),
+                closed_at: Some(Timestamp(merged_at)),
+                merged_at: Some(Timestamp(merged_at)),
+                merge_commit: Some(merge),
+                merge_style: style,
+                draft: false,
+                comments: 0,
+            });
+        }
+        self.repo_mut().pulls.extend(pulls);
     }
 
     fn deploy(&mut self, at: i64, production: bool) {

@@ -70,6 +70,12 @@ pub struct OrgSpec {
     /// Share of deployed commits whose author date lies after their deploy time
     /// (clock skew; the engine must drop such negative lead times).
     pub clock_skew_rate: f64,
+    /// Share of pull-request landings that are two stacked pull requests: the
+    /// lower one squash-merged, then the upper one (branched from the lower one's
+    /// head, so it lists the lower one's commits too) merged with a merge commit
+    /// — commits in two merged pull requests. 0 (the default) draws nothing, so
+    /// organisations generated without it stay the same.
+    pub stacked_pull_share: f64,
 }
 
 impl Default for OrgSpec {
@@ -96,6 +102,7 @@ impl Default for OrgSpec {
             staging_deployments_per_day: 2.0,
             pending_deployments: 2,
             clock_skew_rate: 0.005,
+            stacked_pull_share: 0.0,
         }
     }
 }

@@ -108,6 +108,8 @@ pub enum Endpoint {
     Issues,
     Pulls,
     PullCommits,
+    /// The pull requests of a commit (PR-based lead-time starts).
+    CommitPulls,
     /// `POST /graphql` (deployments with their statuses, commit history).
     Graphql,
 }
@@ -121,7 +123,9 @@ impl Endpoint {
             Endpoint::WorkflowRuns => "Actions: read",
             Endpoint::Compare => "Contents: read",
             Endpoint::Issues => "Issues: read",
-            Endpoint::Pulls | Endpoint::PullCommits => "Pull requests: read",
+            Endpoint::Pulls | Endpoint::PullCommits | Endpoint::CommitPulls => {
+                "Pull requests: read"
+            }
             Endpoint::Graphql => "Deployments: read and Contents: read",
         }
     }
@@ -137,6 +141,7 @@ impl Endpoint {
             Endpoint::Issues => "/repos/{owner}/{repo}/issues",
             Endpoint::Pulls => "/repos/{owner}/{repo}/pulls",
             Endpoint::PullCommits => "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+            Endpoint::CommitPulls => "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
             Endpoint::Graphql => "/graphql",
         }
     }
@@ -862,6 +867,7 @@ mod tests {
             Endpoint::Issues,
             Endpoint::Pulls,
             Endpoint::PullCommits,
+            Endpoint::CommitPulls,
         ] {
             let template = endpoint.template();
             assert!(template.starts_with("/repos/{owner}/{repo}"), "{template}");

@@ -191,12 +191,38 @@ impl RepoSync<'_> {
         variables: serde_json::Value,
         page_sizes: &[&str],
     ) -> Result<T, GithubError> {
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shape = QueryShape {
             partial: Partial::Refused,
             pages: Some((&self.page_sizes, page_sizes)),
         };
+        self.query_shaped(what, query, variables, shape).await
+    }
+
+    /// [`RepoSync::query`] for a query built of aliases (one per commit or pull
+    /// request): the answers GitHub could give are used when it cannot answer
+    /// some (a commit it no longer has); its pages never shrink.
+    pub(super) async fn query_aliases<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<T, GithubError> {
+        let shape = QueryShape {
+            partial: Partial::Accepted,
+            pages: None,
+        };
+        self.query_shaped(what, query, variables, shape).await
+    }
+
+    async fn query_shaped<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        query: &str,
+        variables: serde_json::Value,
+        shape: QueryShape<'_>,
+    ) -> Result<T, GithubError> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut data = self
             .client
             .graphql(query, variables, shape, &self.context.shutdown)

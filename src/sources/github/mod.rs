@@ -15,7 +15,11 @@
 //!    deployed history in pages of 100 commits (`history.rs`) and a compare only
 //!    for a pair that history cannot decide; with REST a compare per pair;
 //! 3. `incidents`: issues with an incident label, per label;
-//! 4. `pulls`: merged pull requests (rework labels, PR-based lead-time starts).
+//! 4. `pulls`: merged pull requests (rework labels, PR-based lead-time starts,
+//!    which also read each one's commits);
+//! 5. `pull_lookup` (PR-based lead-time starts only): the pull requests of the
+//!    deployed changes no stored pull request names (merged before the lookback,
+//!    or none: a direct push), asked once per change.
 //!
 //! `docs/sources.md` describes what is read, the cursors and the request cost.
 //!
@@ -41,6 +45,7 @@ mod graphql;
 mod history;
 mod incidents;
 mod models;
+mod pull_lookup;
 mod pulls;
 pub mod rules;
 mod workflow_runs;
@@ -275,6 +280,7 @@ impl RepoSync<'_> {
             self.sync_incidents(label).await?;
         }
         self.sync_pulls().await?;
+        self.sync_pull_lookup().await?;
         Ok(first)
     }
 

@@ -1,29 +1,31 @@
 //! Step 4: merged pull requests, for two uses:
 //! - rework (`docs/computation.md` § Rollbacks and rework): the merge commit of a merged pull request with a
 //!   rework label marks the deployment that ships it as rework;
-//! - PR-based lead-time starts: with `lead_time_start = "pr_merged"` every merged
-//!   pull request's `merged_at`; with `"pr_first_commit"` also its commits
-//!   (`/pulls/{n}/commits`, one request per pull request, at most 250 commits as
-//!   GitHub caps that list) and their earliest author date.
+//! - PR-based lead-time starts (`lead_time_start = "pr_merged"` or
+//!   `"pr_first_commit"`): every merged pull request with its commits (and their
+//!   earliest author date), so that every commit it introduced — its own commits
+//!   and its merge or squash commit — starts from it (`merged_at` or the earliest
+//!   author date). GitHub lists at most 250 commits of a pull request
+//!   ([`MAX_PULL_COMMITS`]).
 //!
 //! With the default `lead_time_start = "commit"` only pull requests carrying a
 //! rework label are kept, and with no rework labels either, nothing is read.
-//! With `pr_merged` the pull request's own commits are not read, so in a
-//! merge-commit workflow those commits fall back to their author date; only the
-//! merge commit itself starts at `merged_at`.
+//! Pull requests merged before the lookback start are found by step 5
+//! (`pull_lookup.rs`), from the deployed changes.
 //!
 //! The list is `state=closed&sort=updated&direction=desc`, read until a pull
-//! request updated before the cursor. Cursor
+//! request updated before the cursor; each merged pull request it brings under a
+//! PR-based start has its commits read (`/pulls/{n}/commits`). Cursor
 //! `pulls?lead_time_start=…&rework_labels=…`: `since` is the newest
 //! `updated_at` seen, `opaque` the first page's `ETag`.
 //!
-//! With `github.api = "graphql"` a first sync (other than for `pr_first_commit`,
-//! which needs each pull request's commits from REST) reads only what it keeps:
+//! With `github.api = "graphql"` a first sync reads only what it keeps:
 //! `pullRequests(states: MERGED)`, filtered by the rework labels when only rework
-//! matters, 100 a page (one point), newest update first, back to the lookback
-//! window; then just the REST list's first page, for its `ETag` and for anything
-//! updated meanwhile. The closed pull requests that are not kept (most of them)
-//! are never listed. Later syncs read the REST list as above.
+//! matters, 100 a page (one point) — or under a PR-based start 74 a page with
+//! each one's first 100 commits (still one point) — newest update first, back to
+//! the lookback window; then just the REST list's first page, for its `ETag` and
+//! for anything updated meanwhile. The closed pull requests that are not kept
+//! (most of them) are never listed.
 
 use super::client::{Endpoint, Pages, MAX_PAGES, PER_PAGE};
 use super::graphql::PageInfo;
@@ -61,6 +63,36 @@ query MergedPulls($owner: String!, $name: String!, $labels: [String!], $first: I
 }
 "#;
 
+/// [`MERGED_PULLS_QUERY`] with each pull request's commits (the PR-based
+/// lead-time starts): [`PULLS_WITH_COMMITS_PER_PAGE`] pull requests a page, so
+/// that the page, its labels and its commits stay one point (GitHub's formula
+/// divides 1 + 74 + 74 = 149 requests by 100 and rounds to 1).
+const MERGED_PULLS_WITH_COMMITS_QUERY: &str = r#"
+query MergedPullsWithCommits($owner: String!, $name: String!, $labels: [String!], $first: Int!, $labelsPerPull: Int!, $commitsPerPull: Int!, $after: String) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    pullRequests(labels: $labels, states: [MERGED], first: $first, after: $after, orderBy: {field: UPDATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        number
+        updatedAt
+        mergedAt
+        mergeCommit { oid }
+        labels(first: $labelsPerPull) { totalCount nodes { name } }
+        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }
+      }
+    }
+  }
+}
+"#;
+
+/// Pull requests a page of [`MERGED_PULLS_WITH_COMMITS_QUERY`] asks for.
+pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 74;
+
+/// Commits read inline per pull request; a pull request with more has its
+/// commits read through REST (`/pulls/{n}/commits`).
+pub const COMMITS_PER_PULL: u32 = 100;
+
 #[derive(Deserialize)]
 struct PullsData {
     repository: Option<PullsRepository>,
@@ -79,8 +111,28 @@ struct PullConnection {
     nodes: Vec<serde_json::Value>,
 }
 
-/// One pull request node.
-fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
+/// A pull request's commits and their earliest author date.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct PullCommits {
+    pub(super) shas: Vec<CommitSha>,
+    pub(super) first_commit_at: Option<Timestamp>,
+}
+
+impl PullCommits {
+    fn add(&mut self, sha: CommitSha, author_date: Timestamp) {
+        self.first_commit_at = Some(
+            self.first_commit_at
+                .map_or(author_date, |first| first.min(author_date)),
+        );
+        self.shas.push(sha);
+    }
+}
+
+/// One pull request node, with its commits when the query asked for them and
+/// they all came inline.
+pub(super) fn graphql_pull(
+    value: serde_json::Value,
+) -> Result<(WirePull, Option<PullCommits>), Skip> {
     #[derive(Deserialize)]
     struct Node {
         number: u64,
@@ -91,6 +143,7 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
         #[serde(rename = "mergeCommit")]
         merge_commit: Option<Oid>,
         labels: Option<Labels>,
+        commits: Option<Commits>,
     }
     #[derive(Deserialize)]
     struct Oid {
@@ -105,6 +158,22 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
     #[derive(Deserialize)]
     struct Label {
         name: String,
+    }
+    #[derive(Deserialize)]
+    struct Commits {
+        #[serde(rename = "totalCount")]
+        total_count: usize,
+        nodes: Vec<PullCommitNode>,
+    }
+    #[derive(Deserialize)]
+    struct PullCommitNode {
+        commit: CommitNode,
+    }
+    #[derive(Deserialize)]
+    struct CommitNode {
+        oid: String,
+        #[serde(rename = "authoredDate")]
+        authored_date: String,
     }
     let node: Node =
         serde_json::from_value(value).map_err(|e| format!("unexpected pull request: {e}"))?;
@@ -121,7 +190,20 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
         }
         l.nodes.into_iter().map(|n| n.name).collect()
     });
-    Ok(WirePull {
+    let commits = match node.commits {
+        Some(list) if list.total_count <= list.nodes.len() => {
+            let mut commits = PullCommits::default();
+            for node in list.nodes {
+                let sha = CommitSha::parse(&node.commit.oid)
+                    .map_err(|e| format!("commits.commit.oid: {e}"))?;
+                commits.add(sha, time(&node.commit.authored_date, "authoredDate")?);
+            }
+            Some(commits)
+        }
+        // More than came inline: read through REST.
+        _ => None,
+    };
+    let pull = WirePull {
         number: node.number,
         updated_at: time(&node.updated_at, "updatedAt")?,
         merged_at: node
@@ -134,7 +216,8 @@ fn graphql_pull(value: serde_json::Value) -> Result<WirePull, Skip> {
             .map(|c| CommitSha::parse(&c.oid).map_err(|e| format!("mergeCommit.oid: {e}")))
             .transpose()?,
         labels,
-    })
+    };
+    Ok((pull, commits))
 }
 
 /// The cursor endpoint name's base; the name also carries `lead_time_start` and
@@ -151,11 +234,7 @@ impl RepoSync<'_> {
         if !all_merged && self.settings.rework_labels.is_empty() {
             return Ok(());
         }
-        let start = match self.settings.lead_time_start {
-            LeadTimeStart::Commit => "commit",
-            LeadTimeStart::PrFirstCommit => "pr_first_commit",
-            LeadTimeStart::PrMerged => "pr_merged",
-        };
+        let start = lead_time_start_name(self.settings.lead_time_start);
         let labels: Vec<&str> = self
             .settings
             .rework_labels
@@ -190,22 +269,23 @@ impl RepoSync<'_> {
         let mut listed = HashSet::new();
         let mut newest: Option<Timestamp> = None;
         let mut batch = SyncBatch::new(self.repository.clone());
-        let through_graphql = first
-            && self.settings.api == GithubApi::Graphql
-            && self.settings.lead_time_start != LeadTimeStart::PrFirstCommit;
+        let through_graphql = first && self.settings.api == GithubApi::Graphql;
         if through_graphql {
             let rework_only = !all_merged;
-            for pull in self.merged_pulls(rework_only, stop_before).await? {
+            for (pull, commits) in self.merged_pulls(rework_only, stop_before).await? {
+                // Read: the REST page below skips it (and does not read its
+                // commits again).
+                listed.insert(pull.number);
                 newest = newest.max(Some(pull.updated_at));
-                batch.pull_requests.push(PullRequest {
-                    repository: self.repository.clone(),
-                    number: pull.number,
-                    merged_at: pull.merged_at,
-                    merge_commit_sha: pull.merge_commit_sha,
-                    labels: pull.labels,
-                    commits: Vec::new(),
-                    first_commit_at: None,
-                });
+                let commits = match commits {
+                    Some(commits) => commits,
+                    None if all_merged => {
+                        self.check_cancelled()?;
+                        self.pull_commits(pull.number).await?
+                    }
+                    None => PullCommits::default(),
+                };
+                batch.pull_requests.push(self.pull_request(pull, commits));
             }
         }
         'list: while let Some(body) = self.next_page(&mut pages).await? {
@@ -225,9 +305,9 @@ impl RepoSync<'_> {
                     continue;
                 }
                 newest = newest.max(Some(pull.updated_at));
-                let Some(merged_at) = pull.merged_at else {
+                if pull.merged_at.is_none() {
                     continue;
-                };
+                }
                 let rework = pull.labels.iter().any(|label| {
                     self.settings
                         .rework_labels
@@ -237,22 +317,13 @@ impl RepoSync<'_> {
                 if !all_merged && !rework {
                     continue;
                 }
-                let (commits, first_commit_at) =
-                    if self.settings.lead_time_start == LeadTimeStart::PrFirstCommit {
-                        self.check_cancelled()?;
-                        self.pull_commits(pull.number).await?
-                    } else {
-                        (Vec::new(), None)
-                    };
-                batch.pull_requests.push(PullRequest {
-                    repository: self.repository.clone(),
-                    number: pull.number,
-                    merged_at: Some(merged_at),
-                    merge_commit_sha: pull.merge_commit_sha,
-                    labels: pull.labels,
-                    commits,
-                    first_commit_at,
-                });
+                let commits = if all_merged {
+                    self.check_cancelled()?;
+                    self.pull_commits(pull.number).await?
+                } else {
+                    PullCommits::default()
+                };
+                batch.pull_requests.push(self.pull_request(pull, commits));
             }
         }
         if pages.not_modified {
@@ -269,13 +340,28 @@ impl RepoSync<'_> {
         self.apply(batch).await
     }
 
+    /// The stored form of a merged pull request and its commits.
+    pub(super) fn pull_request(&self, pull: WirePull, commits: PullCommits) -> PullRequest {
+        PullRequest {
+            repository: self.repository.clone(),
+            number: pull.number,
+            merged_at: pull.merged_at,
+            merge_commit_sha: pull.merge_commit_sha,
+            labels: pull.labels,
+            commits: commits.shas,
+            first_commit_at: commits.first_commit_at,
+        }
+    }
+
     /// The merged pull requests updated at or after `stop_before` (only those with
-    /// a rework label when `rework_only`), through GraphQL, newest update first.
+    /// a rework label when `rework_only`), through GraphQL, newest update first;
+    /// with a PR-based lead-time start each with its commits when they all came
+    /// inline.
     async fn merged_pulls(
         &self,
         rework_only: bool,
         stop_before: Timestamp,
-    ) -> Result<Vec<WirePull>, SourceError> {
+    ) -> Result<Vec<(WirePull, Option<PullCommits>)>, SourceError> {
         let labels: Option<Vec<&str>> = rework_only.then(|| {
             self.settings
                 .rework_labels
@@ -283,21 +369,30 @@ impl RepoSync<'_> {
                 .map(|l| l.as_str())
                 .collect()
         });
+        let with_commits = self.settings.lead_time_start != LeadTimeStart::Commit;
+        let (query, first) = if with_commits {
+            (MERGED_PULLS_WITH_COMMITS_QUERY, PULLS_WITH_COMMITS_PER_PAGE)
+        } else {
+            (MERGED_PULLS_QUERY, PER_PAGE)
+        };
         let url = self.client.graphql_url();
         let mut after: Option<String> = None;
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             self.check_cancelled()?;
-            let variables = json!({
+            let mut variables = json!({
                 "owner": self.repository.owner(),
                 "name": self.repository.name(),
                 "labels": labels,
-                "first": PER_PAGE,
+                "first": first,
                 "labelsPerPull": LABELS_PER_PULL,
                 "after": after,
             });
+            if with_commits {
+                variables["commitsPerPull"] = json!(COMMITS_PER_PULL);
+            }
             let page: PullsData = self
-                .query("pull requests", MERGED_PULLS_QUERY, variables, &["first"])
+                .query("pull requests", query, variables, &["first"])
                 .await?;
             let Some(repository) = page.repository else {
                 return Err(GithubError::NotFound {
@@ -308,7 +403,7 @@ impl RepoSync<'_> {
             let connection = repository.pull_requests;
             let mut older = false;
             for node in connection.nodes {
-                let Some(pull) = self.item(Endpoint::Graphql, graphql_pull(node)) else {
+                let Some((pull, commits)) = self.item(Endpoint::Graphql, graphql_pull(node)) else {
                     continue;
                 };
                 if pull.updated_at < stop_before {
@@ -322,7 +417,7 @@ impl RepoSync<'_> {
                         .any(|r| r.as_str().eq_ignore_ascii_case(label))
                 });
                 if pull.merged_at.is_some() && (rework || !rework_only) {
-                    out.push(pull);
+                    out.push((pull, commits));
                 }
             }
             match connection.page_info.next() {
@@ -337,31 +432,36 @@ impl RepoSync<'_> {
         .into())
     }
 
-    /// The pull request's commits and their earliest author date.
-    async fn pull_commits(
-        &self,
-        number: u64,
-    ) -> Result<(Vec<CommitSha>, Option<Timestamp>), SourceError> {
+    /// The pull request's commits (`/pulls/{n}/commits`, at most
+    /// [`MAX_PULL_COMMITS`]) and their earliest author date.
+    pub(super) async fn pull_commits(&self, number: u64) -> Result<PullCommits, SourceError> {
         let url = self.url(
             &format!("/pulls/{number}/commits"),
             &[("per_page", &PER_PAGE.to_string())],
         );
         let mut pages = Pages::new(Endpoint::PullCommits, url.clone(), None);
-        let mut shas = Vec::new();
-        let mut first: Option<Timestamp> = None;
+        let mut commits = PullCommits::default();
         while let Some(body) = self.next_page(&mut pages).await? {
             for value in models::array(&body, &url)? {
                 if let Some(commit) =
                     self.item(Endpoint::PullCommits, value.and_then(models::commit))
                 {
-                    first = Some(first.map_or(commit.author_date, |f| f.min(commit.author_date)));
-                    shas.push(commit.sha);
+                    commits.add(commit.sha, commit.author_date);
                 }
             }
-            if shas.len() >= MAX_PULL_COMMITS {
+            if commits.shas.len() >= MAX_PULL_COMMITS {
                 pages.stop();
             }
         }
-        Ok((shas, first))
+        Ok(commits)
+    }
+}
+
+/// `lead_time_start` as the configuration and the cursor names spell it.
+pub(super) fn lead_time_start_name(start: LeadTimeStart) -> &'static str {
+    match start {
+        LeadTimeStart::Commit => "commit",
+        LeadTimeStart::PrFirstCommit => "pr_first_commit",
+        LeadTimeStart::PrMerged => "pr_merged",
     }
 }

@@ -413,7 +413,11 @@ fn commit_pulls(rc: &RepoCtx<'_>, pages: &Pager<'_>, sha: &str) -> Result<Reply,
         .repo
         .pulls
         .iter()
+        // GitHub: "the merged pull request that introduced the commit [...]
+        // merged and open pull requests associated with the commit": never one
+        // closed without merging.
         .filter(|p| p.merge_commit == Some(index) || p.commits.contains(&index))
+        .filter(|p| p.merged_at.is_some() || p.is_open())
         .collect();
     matching.sort_by_key(|p| std::cmp::Reverse(p.number));
     let (page, link) = pages.page(&matching);

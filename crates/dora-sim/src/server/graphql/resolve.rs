@@ -752,7 +752,13 @@ impl<'o> RepoObj<'o> {
             .pulls
             .iter()
             .filter(|p| {
-                only.is_none_or(|index| p.merge_commit == Some(index) || p.commits.contains(&index))
+                // `Commit.associatedPullRequests`: "the merged Pull Request that
+                // introduced the commit [...], additionally [...] open Pull
+                // Requests associated with the commit"; never one closed unmerged.
+                only.is_none_or(|index| {
+                    (p.merge_commit == Some(index) || p.commits.contains(&index))
+                        && (p.merged_at.is_some() || p.is_open())
+                })
             })
             .filter(|p| {
                 states
@@ -820,6 +826,16 @@ impl ObjectValue for RepoObj<'_> {
             "deployments" => self.deployments(info),
             "issues" => self.issues(info),
             "pullRequests" => self.pulls(info, None),
+            "pullRequest" => {
+                // GitHub: "Returns a single pull request from the current
+                // repository by number" (null when there is none).
+                let number = arg(info, "number").and_then(JsonValue::as_u64);
+                Ok(ResolvedValue::nullable_object(
+                    number
+                        .and_then(|n| repo.pulls.iter().find(|p| p.number == n))
+                        .map(|pull| PullObj { repo: *self, pull }),
+                ))
+            }
             "defaultBranchRef" => Ok(ResolvedValue::object(
                 self.branch(&repo.default_branch, repo.main_head),
             )),
