@@ -17,11 +17,15 @@
 //! may be broken.
 
 use crate::config::{Config, ConfigError, LogConfig, LogFormat};
-use crate::daemon::{self, demo, CancellationToken, Clock, CycleReport, RunOptions, SystemClock};
+use crate::daemon::{self, CancellationToken, CycleReport, SystemClock};
+#[cfg(feature = "demo")]
+use crate::daemon::{demo, Clock, RunOptions};
 use crate::domain::{Team, Timestamp};
 use crate::report::{self, Format, ReportRequest, ReportWindow, DEFAULT_WINDOW};
+#[cfg(feature = "demo")]
 use crate::sim::{Org, SimOptions, SimServer};
 use anyhow::Context as _;
+#[cfg(feature = "demo")]
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeSet;
@@ -32,6 +36,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+#[cfg(feature = "demo")]
 /// The simulator's rate-limit budget in `demo`: GitHub's 5000 an hour would make a
 /// larger demo organisation wait an hour, which is not what the demo is about.
 pub const DEMO_RATE_LIMIT: u64 = 1_000_000;
@@ -82,7 +87,8 @@ pub enum Command {
     ///
     /// No token and no network needed: a generated organisation is served by a fake
     /// GitHub on 127.0.0.1, the store is a temporary file removed on exit. Prints the
-    /// URL to open.
+    /// URL to open. (Not in a build without the `demo` feature.)
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 }
 
@@ -119,6 +125,7 @@ pub struct SyncArgs {
 }
 
 /// `demo`
+#[cfg(feature = "demo")]
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Where the demo's HTTP server listens.
@@ -254,6 +261,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }),
         Command::Serve(args) => serve(&args),
         Command::Sync(args) => sync(&args, &mut io::stdout().lock()),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo(&args, &mut io::stdout().lock()),
     };
     match result {
@@ -547,6 +555,7 @@ impl Write for SuspendingWriter {
 }
 
 /// `demo`: the daemon against a simulated organisation until Ctrl-C.
+#[cfg(feature = "demo")]
 pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     init_tracing(&LogConfig::default())?;
     runtime()?.block_on(async {
@@ -668,6 +677,11 @@ mod tests {
             Cli::try_parse_from(["dora-collector", "sync", "--config", "d.toml"]).is_err(),
             "--once is required"
         );
+    }
+
+    #[cfg(feature = "demo")]
+    #[test]
+    fn parses_the_demo_command() {
         let cli = Cli::try_parse_from(["dora-collector", "demo"]).unwrap();
         let Command::Demo(demo) = cli.command else {
             panic!("not demo")

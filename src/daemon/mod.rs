@@ -26,6 +26,7 @@
 
 mod clock;
 mod cycle;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod health;
 mod retry;

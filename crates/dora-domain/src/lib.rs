@@ -17,7 +17,6 @@ pub use events::{
     Commit, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource, Incident,
     PullRequest, StatusState, REVERT_MESSAGE_PREFIX,
 };
-pub(crate) use names::name_newtype;
 pub use names::{Environment, RepoName, Team, DEFAULT_TEAM};
 pub use sha::{CommitSha, ShaPrefix};
 pub use time::Timestamp;
@@ -38,7 +37,9 @@ pub struct DomainError {
 pub const MAX_QUOTED_INPUT: usize = 80;
 
 impl DomainError {
-    pub(crate) fn new(expected: &'static str, got: &str) -> Self {
+    /// The error for `got` (quoted up to [`MAX_QUOTED_INPUT`] characters), which
+    /// is not `expected`.
+    pub fn new(expected: &'static str, got: &str) -> Self {
         let got = got.chars().take(MAX_QUOTED_INPUT).collect();
         DomainError { expected, got }
     }

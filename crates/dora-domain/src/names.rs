@@ -91,6 +91,7 @@ fn is_label_name(text: &str) -> bool {
 /// saying `$expected`; serde goes through `parse`, so a deserialized name is valid.
 /// Used here for environments and teams and by the configuration for its own names
 /// (workflows, branches, labels).
+#[macro_export]
 macro_rules! name_newtype {
     ($(#[$doc:meta])* $name:ident, $expected:expr, $check:path) => {
         $(#[$doc])*
@@ -103,21 +104,22 @@ macro_rules! name_newtype {
 
         impl $name {
             /// Accepts `text` when it is a valid name of this kind; the error quotes it.
-            pub fn parse(text: &str) -> Result<Self, $crate::domain::DomainError> {
+            pub fn parse(text: &str) -> Result<Self, $crate::DomainError> {
                 if $check(text) {
                     Ok($name(text.to_owned()))
                 } else {
-                    Err($crate::domain::DomainError::new($expected, text))
+                    Err($crate::DomainError::new($expected, text))
                 }
             }
 
+            /// The name as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
         }
 
         impl TryFrom<String> for $name {
-            type Error = $crate::domain::DomainError;
+            type Error = $crate::DomainError;
             fn try_from(value: String) -> Result<Self, Self::Error> {
                 $name::parse(&value)
             }
@@ -136,7 +138,6 @@ macro_rules! name_newtype {
         }
     };
 }
-pub(crate) use name_newtype;
 
 name_newtype!(
     /// A deployment environment as the source names it (`production`, `prod-eu`, ...).

@@ -123,6 +123,7 @@ pub use model::{
     SimCommit, SimDeployment, SimIssue, SimPull, SimRepo, SimStatus, SimTeam, SimWorkflow,
     SimWorkflowRun, Text, ACTIONS_BOT_LOGIN, DEPLOY_TASK, HOTFIX_LABEL, INCIDENT_LABEL, NO_PARENT,
 };
+#[cfg(feature = "chaos")]
 pub use server::chaos::{
     ChaosCounts, ChaosError, ChaosOptions, Fault, DEFAULT_MAX_CONSECUTIVE_FAULTS,
 };

@@ -23,6 +23,7 @@
 //! not in the request counters.
 
 pub mod api;
+#[cfg(feature = "chaos")]
 pub mod chaos;
 pub mod graphql;
 pub mod render;
@@ -71,7 +72,8 @@ pub struct SimOptions {
     pub rate_limit: u64,
     /// Length of the rate-limit window.
     pub rate_limit_window: Duration,
-    /// Faults to inject (none by default).
+    /// Faults to inject (none by default; with the `chaos` feature).
+    #[cfg(feature = "chaos")]
     pub chaos: chaos::ChaosOptions,
     /// GraphQL points allowed per window (a separate budget, as on GitHub).
     pub graphql_rate_limit: u64,
@@ -83,6 +85,7 @@ impl Default for SimOptions {
             token: SIM_TOKEN.to_owned(),
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_limit_window: DEFAULT_RATE_LIMIT_WINDOW,
+            #[cfg(feature = "chaos")]
             chaos: chaos::ChaosOptions::default(),
             graphql_rate_limit: graphql::DEFAULT_GRAPHQL_RATE_LIMIT,
         }
@@ -213,6 +216,7 @@ struct Shared {
     token: RwLock<String>,
     base_url: String,
     state: Mutex<ServerState>,
+    #[cfg(feature = "chaos")]
     chaos: Mutex<chaos::ChaosState>,
 }
 
@@ -248,6 +252,7 @@ impl SimServer {
         org: Org,
         options: SimOptions,
     ) -> std::io::Result<SimHandle> {
+        #[cfg(feature = "chaos")]
         options
             .chaos
             .validate()
@@ -274,30 +279,40 @@ impl SimServer {
                 requests_seen: 0,
                 graphql: graphql::GraphqlState::new(options.graphql_rate_limit, window),
             }),
+            #[cfg(feature = "chaos")]
             chaos: Mutex::new(chaos::ChaosState::new(options.chaos)),
         });
-        let app = Router::new()
+        let router = Router::new()
             .route(
                 "/graphql",
                 axum::routing::post(graphql::handle).fallback(handle),
             )
-            .fallback(handle)
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::clone(&shared),
-                chaos::layer,
-            ))
-            .with_state(Arc::clone(&shared));
+            .fallback(handle);
+        #[cfg(feature = "chaos")]
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            chaos::layer,
+        ));
+        let app = router.with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        #[cfg(feature = "chaos")]
         let task = tokio::spawn(async move {
             let listener = chaos::ChaosListener::new(listener);
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<chaos::ConnKill>(),
             )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
+            .with_graceful_shutdown(stopped)
             .await
+        });
+        #[cfg(not(feature = "chaos"))]
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
         });
         Ok(SimHandle {
             shared,
