@@ -182,12 +182,6 @@ impl DaemonHandle {
         self.cycles.borrow().clone()
     }
 
-    /// A token that, cancelled, shuts the daemon down (as [`DaemonHandle::shutdown`]
-    /// does, without waiting).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
     /// Stops every task and waits for them: in-flight HTTP requests complete, the
     /// sync stops between two requests, store writes finish.
     pub async fn shutdown(self) -> anyhow::Result<()> {
