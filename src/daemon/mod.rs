@@ -271,8 +271,12 @@ pub async fn start(
         tracing::error!(%error, "cannot publish the health metrics");
     }
     let server_token = shutdown.clone();
-    let app =
-        router(Arc::clone(&state)).merge(crate::report::live_router(Arc::new(config.clone())));
+    // `/report` is evaluated at the daemon's clock, like the metrics.
+    let report_clock = Arc::clone(&scheduler.clock);
+    let app = router(Arc::clone(&state)).merge(crate::report::live_router(
+        Arc::new(config.clone()),
+        Arc::new(move || report_clock.now()),
+    ));
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(server_token.cancelled_owned())

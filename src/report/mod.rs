@@ -38,7 +38,7 @@ pub use generate::{
     generate, open_store, selected_repositories, ReportError, ReportRequest, MAX_LISTED_TEAMS,
 };
 pub use live::{
-    live_page, live_router, LiveQuery, LiveReport, StoreOpener, LIVE_REPORT_CONCURRENCY,
+    live_page, live_router, LiveQuery, LiveReport, Now, StoreOpener, LIVE_REPORT_CONCURRENCY,
     LIVE_REPORT_WAIT, MAX_QUERY_BYTES, REPORT_PATH,
 };
 pub use model::*;
