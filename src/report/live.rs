@@ -34,20 +34,20 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Where the page is served.
-pub const REPORT_PATH: &str = "/report";
+pub(crate) const REPORT_PATH: &str = "/report";
 
 /// The longest query string accepted: `window` and `team` need far less; a longer
 /// one is a mistake or an attack, refused before any parsing.
-pub const MAX_QUERY_BYTES: usize = 512;
+pub(crate) const MAX_QUERY_BYTES: usize = 512;
 
 /// How many reports are computed at once. A report loads the whole store and runs
 /// the engine about 13 times; one at a time keeps a burst of page loads from
 /// multiplying the daemon's memory and starving its syncs.
-pub const LIVE_REPORT_CONCURRENCY: usize = 1;
+pub(crate) const LIVE_REPORT_CONCURRENCY: usize = 1;
 
 /// How long a request waits for its turn before a 503: long enough for a report or
 /// two ahead of it, short enough that a person is told rather than left waiting.
-pub const LIVE_REPORT_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const LIVE_REPORT_WAIT: Duration = Duration::from_secs(30);
 
 /// `Retry-After` (seconds) on a 503.
 const RETRY_AFTER_SECONDS: &str = "10";
