@@ -244,7 +244,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Report(args) => init_tracing(&LogConfig::default())
             .map_err(CliError::from)
             .and_then(|()| {
-                let now = Timestamp::from_datetime(chrono::Utc::now());
+                let now = SystemClock.now();
                 report(
                     &args,
                     |name| std::env::var(name),

@@ -126,7 +126,6 @@ impl GithubSource {
         policy: RetryPolicy,
     ) -> Result<GithubSource, GithubError> {
         let client = Client::with_policy(config.api_url.as_url(), &config.token, policy)?;
-        error::mask_secret(&config.token);
         Ok(GithubSource {
             client,
             settings: Settings {
@@ -319,7 +318,7 @@ impl RepoSync<'_> {
                 tracing::warn!(
                     repository = %self.repository,
                     endpoint = endpoint.template(),
-                    reason = %error::clean(&reason),
+                    reason = %self.client.redactor().clean(&reason),
                     "skipping an item GitHub returned that cannot be read"
                 );
                 None
