@@ -17,9 +17,9 @@
 //! may be broken.
 
 use crate::config::{Config, ConfigError, LogConfig, LogFormat};
-use crate::daemon::{self, CancellationToken, CycleReport, SystemClock};
+use crate::daemon::{self, CancellationToken, Clock, CycleReport, SystemClock};
 #[cfg(feature = "demo")]
-use crate::daemon::{demo, Clock, RunOptions};
+use crate::daemon::{demo, RunOptions};
 use crate::domain::{Team, Timestamp};
 use crate::report::{self, Format, ReportRequest, ReportWindow, DEFAULT_WINDOW};
 #[cfg(feature = "demo")]
@@ -251,7 +251,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Report(args) => init_tracing(&LogConfig::default())
             .map_err(CliError::from)
             .and_then(|()| {
-                let now = Timestamp::from_datetime(chrono::Utc::now());
+                let now = SystemClock.now();
                 report(
                     &args,
                     |name| std::env::var(name),

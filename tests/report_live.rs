@@ -1,14 +1,16 @@
 //! The live report page at `/report`, served on 127.0.0.1 the way the daemon mounts
 //! it (merged into the exporter's router): the page and its headers, the window
 //! selector, query validation (400 with a reason), a missing store (503), one report
-//! computed at a time, and `live_page` over a fixed time.
+//! computed at a time, the page evaluated at the clock it is given, and `live_page`
+//! over a fixed time.
 
 mod report_fixture;
 
-use dora_collector::domain::Team;
+use dora_collector::daemon::{Clock, ManualClock, SystemClock};
+use dora_collector::domain::{Team, Timestamp};
 use dora_collector::exporter::{self, ExporterOptions, ExporterState};
 use dora_collector::report::{
-    self, generate, live_page, LiveQuery, LiveReport, ReportRequest, ReportWindow, StoreOpener,
+    self, generate, live_page, LiveQuery, LiveReport, Now, ReportRequest, ReportWindow, StoreOpener,
 };
 use dora_collector::store::{SqliteStore, Store};
 use report_fixture::{Fixture, UNTIL};
@@ -64,9 +66,14 @@ async fn serve(router: axum::Router, fixture: Option<Fixture>) -> App {
     }
 }
 
+/// The wall clock, as the daemon's default `SystemClock`.
+fn wall_clock() -> Now {
+    Arc::new(|| SystemClock.now())
+}
+
 async fn fixture_app() -> App {
     let fixture = Fixture::new();
-    let router = report::live_router(Arc::new(fixture.config()));
+    let router = report::live_router(Arc::new(fixture.config()), wall_clock());
     serve(router, Some(fixture)).await
 }
 
@@ -163,7 +170,7 @@ async fn a_missing_store_is_503_and_is_not_created() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("dora.db");
     let config = Arc::new(report_fixture::config(&missing));
-    let app = serve(report::live_router(config), None).await;
+    let app = serve(report::live_router(config, wall_clock()), None).await;
     let response = app.get("/report").await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "10");
@@ -187,7 +194,8 @@ async fn reports_are_computed_one_at_a_time() {
         a.fetch_sub(1, Ordering::SeqCst);
         Ok(Box::new(store?) as Box<dyn Store>)
     });
-    let router = LiveReport::with_store_opener(Arc::new(fixture.config()), open).router();
+    let router =
+        LiveReport::with_store_opener(Arc::new(fixture.config()), open, wall_clock()).router();
     let app = Arc::new(serve(router, Some(fixture)).await);
     let requests: Vec<_> = (0..4)
         .map(|_| {
@@ -199,6 +207,31 @@ async fn reports_are_computed_one_at_a_time() {
         assert_eq!(request.await.unwrap(), 200);
     }
     assert_eq!(most.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_page_is_evaluated_at_the_clock_it_is_given() {
+    let fixture = Fixture::new();
+    let config = fixture.config();
+    let store = SqliteStore::open(fixture.store_path()).unwrap();
+    let window = ReportWindow::default();
+    let expected = |at: Timestamp| live_page(&store, &config, at, window, None).unwrap();
+    let (at_until, a_day_later) = (expected(UNTIL), expected(Timestamp(UNTIL.0 + 86_400)));
+    assert_ne!(at_until, a_day_later);
+    let clock = Arc::new(ManualClock::new(UNTIL));
+    let now: Now = {
+        let clock = Arc::clone(&clock);
+        Arc::new(move || clock.now())
+    };
+    let app = serve(report::live_router(Arc::new(fixture.config()), now), None).await;
+    let (status, body) = app.text("/report").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, at_until);
+    // Read on every request, not once.
+    clock.advance(86_400);
+    let (status, body) = app.text("/report").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, a_day_later);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// are sequential; GitHub asks clients to avoid many concurrent requests
 /// (secondary rate limits), and four keep a first sync of a large organisation
 /// reasonably quick.
-pub const MAX_CONCURRENT_REPOSITORIES: usize = 4;
+pub(crate) const MAX_CONCURRENT_REPOSITORIES: usize = 4;
 
 /// How one repository's sync ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub async fn sync_all(
 /// repository), without the sources' per-cycle preparation (a repository sync
 /// does without it, as after a failed one) and without recording source
 /// durations (the round is not a whole sync of any source).
-pub async fn sync_selected(
+pub(crate) async fn sync_selected(
     sources: &[Arc<dyn Source>],
     store: &SharedStore,
     clock: &dyn Clock,

@@ -18,12 +18,12 @@ pub const DEFAULT_REPOSITORIES: usize = 12;
 /// first sync finds a base deployment before the window).
 pub const DEFAULT_DAYS: u32 = 120;
 /// The generator's seed by default.
-pub const DEFAULT_SEED: u64 = 42;
+pub(crate) const DEFAULT_SEED: u64 = 42;
 /// Teams the demo repositories are spread over.
-pub const DEMO_TEAMS: usize = 4;
+pub(crate) const DEMO_TEAMS: usize = 4;
 /// The simulated present is the real present, floored to this many seconds, so the
 /// windows (`7d`, `30d`, `90d`) cover the simulated history.
-pub const NOW_GRANULARITY_SECONDS: i64 = 60;
+pub(crate) const NOW_GRANULARITY_SECONDS: i64 = 60;
 
 /// The demo organisation: [`OrgSpec::default`] with the given size and seed, its
 /// history ending at `now` (floored to [`NOW_GRANULARITY_SECONDS`]).

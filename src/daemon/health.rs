@@ -50,7 +50,7 @@ impl HealthTracker {
 
     /// Whether any repository has ever synced successfully (then the store holds
     /// data worth publishing before the first cycle of this process).
-    pub fn any_synced(&self) -> bool {
+    pub(crate) fn any_synced(&self) -> bool {
         self.sources
             .values()
             .flat_map(|s| s.repositories.values())
@@ -113,7 +113,7 @@ impl HealthTracker {
     }
 
     /// Takes in when each repository waiting for a retry is tried again.
-    pub fn set_next_tries(&mut self, retries: &RetryQueue) {
+    pub(crate) fn set_next_tries(&mut self, retries: &RetryQueue) {
         for (source, state) in &mut self.sources {
             for (repository, health) in &mut state.repositories {
                 health.next_retry = retries.next_try(source, repository);

@@ -32,11 +32,11 @@ mod health;
 mod retry;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cycle::{
-    sync_all, sync_selected, CycleReport, RepoOutcome, RepoReport, MAX_CONCURRENT_REPOSITORIES,
-};
+pub(crate) use cycle::sync_selected;
+pub use cycle::{sync_all, CycleReport, RepoOutcome, RepoReport};
 pub use health::HealthTracker;
-pub use retry::{retry_delay, RetryQueue, FIRST_RETRY_DELAY, RETRY_JITTER_FRACTION};
+pub use retry::RetryQueue;
+pub(crate) use retry::FIRST_RETRY_DELAY;
 
 use crate::config::Config;
 use crate::domain::RepoName;
@@ -59,14 +59,14 @@ pub use tokio_util::sync::CancellationToken;
 /// The share of the poll interval added at random to each wait (up to
 /// [`MAX_JITTER`]), so that many collectors started together do not poll GitHub in
 /// lockstep.
-pub const JITTER_FRACTION: f64 = 0.1;
+pub(crate) const JITTER_FRACTION: f64 = 0.1;
 
 /// The most jitter added to one wait: a minute keeps a long interval predictable.
-pub const MAX_JITTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_JITTER: Duration = Duration::from_secs(60);
 
 /// The wait before the next cycle: `interval` plus `random` (0 to 1) times the
 /// jitter bound.
-pub fn next_delay(interval: Duration, random: f64) -> Duration {
+pub(crate) fn next_delay(interval: Duration, random: f64) -> Duration {
     let bound = interval.mul_f64(JITTER_FRACTION).min(MAX_JITTER);
     interval + bound.mul_f64(random.clamp(0.0, 1.0))
 }
@@ -117,7 +117,7 @@ pub async fn run(
 }
 
 /// [`run`] with options (a clock, the demo's `simulated` flag).
-pub async fn run_with(
+pub(crate) async fn run_with(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -181,12 +181,6 @@ impl DaemonHandle {
     /// Cycles completed so far.
     pub fn cycles(&self) -> Cycles {
         self.cycles.borrow().clone()
-    }
-
-    /// A token that, cancelled, shuts the daemon down (as [`DaemonHandle::shutdown`]
-    /// does, without waiting).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
     }
 
     /// Stops every task and waits for them: in-flight HTTP requests complete, the
@@ -278,8 +272,12 @@ pub async fn start(
         tracing::error!(%error, "cannot publish the health metrics");
     }
     let server_token = shutdown.clone();
-    let app =
-        router(Arc::clone(&state)).merge(crate::report::live_router(Arc::new(config.clone())));
+    // `/report` is evaluated at the daemon's clock, like the metrics.
+    let report_clock = Arc::clone(&scheduler.clock);
+    let app = router(Arc::clone(&state)).merge(crate::report::live_router(
+        Arc::new(config.clone()),
+        Arc::new(move || report_clock.now()),
+    ));
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(server_token.cancelled_owned())
@@ -459,7 +457,10 @@ pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
 }
 
 /// [`sources`] with `retry` for retries and rate-limit waits.
-pub fn sources_with(config: &Config, retry: RetryPolicy) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+pub(crate) fn sources_with(
+    config: &Config,
+    retry: RetryPolicy,
+) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     let github = GithubSource::with_policy(&config.github, retry)
         .map_err(|error| anyhow::anyhow!("github: {error}"))?;
     Ok(vec![Arc::new(github)])

@@ -16,15 +16,15 @@ use tokio::time::Instant;
 /// The wait before the first retry of a repository that failed: long enough for
 /// a bad minute on the API's side to pass, short enough that readiness and the
 /// series come back well before a poll interval (5 minutes by default).
-pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// The most random extra wait, as a fraction of the retry delay.
-pub const RETRY_JITTER_FRACTION: f64 = 0.1;
+pub(crate) const RETRY_JITTER_FRACTION: f64 = 0.1;
 
 /// The wait before the next try of a repository that failed `failures` times in
 /// a row (at least 1): `first · 2^(failures-1)`, at most `poll_interval`, plus up
 /// to [`RETRY_JITTER_FRACTION`] of it (`random` in `0..=1`).
-pub fn retry_delay(
+pub(crate) fn retry_delay(
     failures: u32,
     first: Duration,
     poll_interval: Duration,
@@ -120,7 +120,7 @@ impl RetryQueue {
     }
 
     /// When the earliest retry is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.pending.values().map(|p| p.due).min()
     }
 

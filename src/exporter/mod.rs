@@ -22,9 +22,6 @@ mod state;
 pub use health::{
     ApiRequests, ApiRetries, HealthSnapshot, RateLimit, RepositoryHealth, SourceHealth,
 };
-pub use render::{
-    all_families, metric_families, render, Family, Kind, RenderError, ScopeFamilies, ORGANISATION,
-    REPOSITORY, SUMMARY_QUANTILES, TEAM_ROLLUP,
-};
+pub use render::{all_families, render, Family, Kind, RenderError, ScopeFamilies, REPOSITORY};
 pub use routes::{router, METRICS_CONTENT_TYPE};
-pub use state::{ExporterOptions, ExporterState, Page, Readiness, MAX_LISTED_PENDING};
+pub use state::{ExporterOptions, ExporterState, Page, Readiness};

@@ -93,7 +93,7 @@ const fn family(
 }
 
 /// The quantiles every summary exports (median and p90, as the definitions ask).
-pub const SUMMARY_QUANTILES: [f64; 2] = [0.5, 0.9];
+pub(crate) const SUMMARY_QUANTILES: [f64; 2] = [0.5, 0.9];
 
 /// The `metric` label values of the performance-level families.
 const LEVEL_METRICS: [&str; 4] = [
@@ -232,7 +232,7 @@ pub const REPOSITORY: ScopeFamilies = ScopeFamilies {
 };
 
 /// Team rollups, from the union of the samples of the team's repositories.
-pub const TEAM_ROLLUP: ScopeFamilies = ScopeFamilies {
+pub(crate) const TEAM_ROLLUP: ScopeFamilies = ScopeFamilies {
     deployments: family(
         "dora_team_deployments_total",
         Kind::Counter,
@@ -308,7 +308,7 @@ pub const TEAM_ROLLUP: ScopeFamilies = ScopeFamilies {
 };
 
 /// Organisation rollups, from the union of the samples of every repository.
-pub const ORGANISATION: ScopeFamilies = ScopeFamilies {
+pub(crate) const ORGANISATION: ScopeFamilies = ScopeFamilies {
     deployments: family(
         "dora_org_deployments_total",
         Kind::Counter,
@@ -384,7 +384,7 @@ pub const ORGANISATION: ScopeFamilies = ScopeFamilies {
 };
 
 /// Repositories covered by each team.
-pub const TEAM_REPOSITORIES: Family = family(
+pub(crate) const TEAM_REPOSITORIES: Family = family(
     "dora_team_repositories",
     Kind::Gauge,
     TEAM,
@@ -392,7 +392,7 @@ pub const TEAM_REPOSITORIES: Family = family(
 );
 
 /// Repositories covered by the organisation rollup.
-pub const ORG_REPOSITORIES: Family = family(
+pub(crate) const ORG_REPOSITORIES: Family = family(
     "dora_org_repositories",
     Kind::Gauge,
     NONE,
@@ -400,7 +400,7 @@ pub const ORG_REPOSITORIES: Family = family(
 );
 
 /// The creation time of a repository's oldest open incident (alert on "open too long").
-pub const INCIDENT_OLDEST_OPEN: Family = family(
+pub(crate) const INCIDENT_OLDEST_OPEN: Family = family(
     "dora_incident_oldest_open_timestamp_seconds",
     Kind::Gauge,
     REPO_TEAM,
@@ -408,25 +408,25 @@ pub const INCIDENT_OLDEST_OPEN: Family = family(
 );
 
 /// Data-quality diagnostics: they change no metric's definition.
-pub const DIAGNOSTICS_WITHOUT_BASE: Family = family(
+pub(crate) const DIAGNOSTICS_WITHOUT_BASE: Family = family(
     "dora_diagnostics_first_deployment_without_base",
     Kind::Gauge,
     REPO_ENV,
     "1 for each repository and environment whose first known deployment has no base deployment, so it contributed no lead-time samples.",
 );
-pub const DIAGNOSTICS_UNKNOWN_CHANGES: Family = family(
+pub(crate) const DIAGNOSTICS_UNKNOWN_CHANGES: Family = family(
     "dora_diagnostics_deployments_with_unknown_changes",
     Kind::Gauge,
     NONE,
     "Deployments whose change set could not be determined (sha unknown to the commit history, no compare result).",
 );
-pub const DIAGNOSTICS_UNATTRIBUTED_INCIDENTS: Family = family(
+pub(crate) const DIAGNOSTICS_UNATTRIBUTED_INCIDENTS: Family = family(
     "dora_diagnostics_unattributed_incidents",
     Kind::Gauge,
     NONE,
     "Incidents that precede every deployment of their repository, so are attributed to none.",
 );
-pub const DIAGNOSTICS_UNMATCHED_ROOT_CAUSES: Family = family(
+pub(crate) const DIAGNOSTICS_UNMATCHED_ROOT_CAUSES: Family = family(
     "dora_diagnostics_unmatched_root_causes",
     Kind::Gauge,
     NONE,
@@ -434,73 +434,73 @@ pub const DIAGNOSTICS_UNMATCHED_ROOT_CAUSES: Family = family(
 );
 
 /// The collector's own health.
-pub const LAST_SUCCESSFUL_SYNC: Family = family(
+pub(crate) const LAST_SUCCESSFUL_SYNC: Family = family(
     "dora_collector_last_successful_sync_timestamp_seconds",
     Kind::Gauge,
     &["source", "repository"],
     "When the last sync of the repository from the source completed successfully (Unix seconds); absent before the first.",
 );
-pub const SYNC_DURATION: Family = family(
+pub(crate) const SYNC_DURATION: Family = family(
     "dora_collector_sync_duration_seconds",
     Kind::Gauge,
     &["source"],
     "How long the last completed sync of the source took.",
 );
-pub const API_REQUESTS: Family = family(
+pub(crate) const API_REQUESTS: Family = family(
     "dora_collector_api_requests_total",
     Kind::Counter,
     &["source", "endpoint", "status"],
     "API requests made to the source since the process started, by endpoint template and HTTP status (error: no response).",
 );
-pub const RATE_LIMIT_REMAINING: Family = family(
+pub(crate) const RATE_LIMIT_REMAINING: Family = family(
     "dora_collector_rate_limit_remaining",
     Kind::Gauge,
     &["source", "resource"],
     "Requests left in the source's current rate-limit window, as last reported.",
 );
-pub const RATE_LIMIT_RESET: Family = family(
+pub(crate) const RATE_LIMIT_RESET: Family = family(
     "dora_collector_rate_limit_reset_timestamp_seconds",
     Kind::Gauge,
     &["source", "resource"],
     "When the source's current rate-limit window resets (Unix seconds), as last reported.",
 );
-pub const RATE_LIMIT_WAIT: Family = family(
+pub(crate) const RATE_LIMIT_WAIT: Family = family(
     "dora_collector_rate_limit_wait_seconds_total",
     Kind::Counter,
     &["source"],
     "Seconds requests to the source were held back by its rate limits since the process started, summed over requests.",
 );
-pub const API_RETRIES: Family = family(
+pub(crate) const API_RETRIES: Family = family(
     "dora_collector_api_retries_total",
     Kind::Counter,
     &["source", "reason"],
     "API requests to the source retried since the process started, by reason.",
 );
-pub const SYNC_ERRORS: Family = family(
+pub(crate) const SYNC_ERRORS: Family = family(
     "dora_collector_sync_errors_total",
     Kind::Counter,
     &["source", "repository"],
     "Failed syncs of the repository from the source since the process started.",
 );
-pub const NEXT_SYNC_RETRY: Family = family(
+pub(crate) const NEXT_SYNC_RETRY: Family = family(
     "dora_collector_next_sync_retry_timestamp_seconds",
     Kind::Gauge,
     &["source", "repository"],
     "When the failed sync of the repository from the source is tried again (Unix seconds); absent while it is not waiting for a retry.",
 );
-pub const SKIPPED_ITEMS: Family = family(
+pub(crate) const SKIPPED_ITEMS: Family = family(
     "dora_collector_skipped_items_total",
     Kind::Counter,
     &["source", "repository"],
     "Items of the source's API responses for the repository that could not be read (unexpected or hostile JSON) and were skipped, since the process started.",
 );
-pub const SNAPSHOT_TIMESTAMP: Family = family(
+pub(crate) const SNAPSHOT_TIMESTAMP: Family = family(
     "dora_collector_snapshot_timestamp_seconds",
     Kind::Gauge,
     NONE,
     "The evaluation time (Unix seconds) of the snapshot the metrics come from.",
 );
-pub const BUILD_INFO: Family = family(
+pub(crate) const BUILD_INFO: Family = family(
     "dora_build_info",
     Kind::Gauge,
     &["version"],
@@ -553,7 +553,7 @@ pub fn render(
 
 /// The metric families of [`render`], sorted by name, each with its series sorted
 /// by label values; families without series are left out.
-pub fn metric_families(
+pub(crate) fn metric_families(
     snapshot: Option<&Snapshot>,
     health: &HealthSnapshot,
     version: &str,

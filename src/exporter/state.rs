@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// How many not-yet-synced repositories a readiness reason names before it says
 /// "and N more": the reason is for a person reading a probe failure, and must stay
 /// short for organisations with thousands of repositories.
-pub const MAX_LISTED_PENDING: usize = 10;
+pub(crate) const MAX_LISTED_PENDING: usize = 10;
 
 /// What the exporter is told once, at start.
 #[derive(Debug, Clone, PartialEq, Eq)]

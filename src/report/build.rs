@@ -31,29 +31,29 @@ use std::collections::{BTreeMap, HashMap};
 /// Data is stale after this many poll intervals without a successful sync: one
 /// missed poll is routine (a slow sync, a restart), three in a row is an outage.
 /// The same rule as the alert suggested in `docs/metrics.md`.
-pub const STALE_AFTER_POLL_INTERVALS: i64 = 3;
+pub(crate) const STALE_AFTER_POLL_INTERVALS: i64 = 3;
 
 /// Fewest samples in each period for a change to count as a regression: below it,
 /// one odd deployment or incident swings a median or a rate.
-pub const MIN_REGRESSION_SAMPLES: u64 = 3;
+pub(crate) const MIN_REGRESSION_SAMPLES: u64 = 3;
 
 /// Smallest relative worsening of a duration or of deployment frequency that is a
 /// regression without a lost level, `|change ÷ previous| ≥ 0.5`: a median half as
 /// long again, or half the deployments. Smaller moves are ordinary week-to-week noise.
-pub const REGRESSION_RELATIVE_CHANGE: f64 = 0.5;
+pub(crate) const REGRESSION_RELATIVE_CHANGE: f64 = 0.5;
 
 /// Smallest rise of a rate (change failure, rework) that is a regression without a
 /// lost level: 5 percentage points, the width of one DORA band.
-pub const REGRESSION_RATE_POINTS: f64 = 0.05;
+pub(crate) const REGRESSION_RATE_POINTS: f64 = 0.05;
 
 /// Regressions listed: a meeting reads the top of the list.
-pub const MAX_LISTED_REGRESSIONS: usize = 10;
+pub(crate) const MAX_LISTED_REGRESSIONS: usize = 10;
 
 /// Entries listed in each of the other risk lists (the totals are always given).
-pub const MAX_LISTED_RISKS: usize = 20;
+pub(crate) const MAX_LISTED_RISKS: usize = 20;
 
 /// The name of the organisation scope.
-pub const ORGANISATION: &str = "organisation";
+pub(crate) const ORGANISATION: &str = "organisation";
 
 /// Everything besides the snapshots that a report shows.
 #[derive(Debug, Clone, Copy)]

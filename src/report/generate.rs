@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// How many configured team names an unknown-team error lists before "and N more".
-pub const MAX_LISTED_TEAMS: usize = 20;
+pub(crate) const MAX_LISTED_TEAMS: usize = 20;
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ pub fn open_store(path: &Path) -> Result<SqliteStore, ReportError> {
 
 /// The configured repositories in the report and their teams: all of them, or
 /// those of `team` (an unknown team is an error naming the known ones).
-pub fn selected_repositories(
+pub(crate) fn selected_repositories(
     config: &Config,
     team: Option<&Team>,
 ) -> Result<BTreeMap<RepoName, Team>, ReportError> {

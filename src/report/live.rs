@@ -1,9 +1,11 @@
 //! The live report page: the HTML report at `/report`, made on request from the
 //! store, for the daemon to serve next to `/metrics`.
 //!
-//! Mounting it is one line: `app.merge(report::live_router(config))` with the
-//! daemon's `Arc<Config>` (or [`LiveReport::with_store_opener`] to choose how the
-//! store is opened). Each request opens its own connection to the store in a
+//! Mounting it is one line: `app.merge(report::live_router(config, now))` with the
+//! daemon's `Arc<Config>` and its clock (or [`LiveReport::with_store_opener`] to
+//! choose how the store is opened). Each page is evaluated at the time `now` gives
+//! (the daemon passes its injected `Clock`, so a test's fixed clock reaches the
+//! page). Each request opens its own connection to the store in a
 //! blocking task (SQLite's WAL lets it read while the daemon writes), evaluates the
 //! engine and renders the page; at most [`LIVE_REPORT_CONCURRENCY`] requests do so
 //! at once, the others wait up to [`LIVE_REPORT_WAIT`] and then get 503.
@@ -32,20 +34,20 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Where the page is served.
-pub const REPORT_PATH: &str = "/report";
+pub(crate) const REPORT_PATH: &str = "/report";
 
 /// The longest query string accepted: `window` and `team` need far less; a longer
 /// one is a mistake or an attack, refused before any parsing.
-pub const MAX_QUERY_BYTES: usize = 512;
+pub(crate) const MAX_QUERY_BYTES: usize = 512;
 
 /// How many reports are computed at once. A report loads the whole store and runs
 /// the engine about 13 times; one at a time keeps a burst of page loads from
 /// multiplying the daemon's memory and starving its syncs.
-pub const LIVE_REPORT_CONCURRENCY: usize = 1;
+pub(crate) const LIVE_REPORT_CONCURRENCY: usize = 1;
 
 /// How long a request waits for its turn before a 503: long enough for a report or
 /// two ahead of it, short enough that a person is told rather than left waiting.
-pub const LIVE_REPORT_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const LIVE_REPORT_WAIT: Duration = Duration::from_secs(30);
 
 /// `Retry-After` (seconds) on a 503.
 const RETRY_AFTER_SECONDS: &str = "10";
@@ -58,6 +60,9 @@ const QUERY_KEYS: &str = "window, team";
 
 /// Opens the store for one request.
 pub type StoreOpener = Arc<dyn Fn() -> Result<Box<dyn Store>, ReportError> + Send + Sync>;
+
+/// The time a page is evaluated at, read once per request (the daemon's clock).
+pub type Now = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// The report page at `now` over `window` (and `team`), with a window selector
 /// linking to the configured windows. Pure apart from reading `store`.
@@ -174,24 +179,27 @@ fn quote(text: &str) -> String {
 pub struct LiveReport {
     config: Arc<Config>,
     open: StoreOpener,
+    now: Now,
     gate: Arc<Semaphore>,
 }
 
 impl LiveReport {
     /// Reads the store at `config.storage.path` (opened per request; a missing file
-    /// answers 503 until the daemon has created it).
-    pub fn new(config: Arc<Config>) -> Self {
+    /// answers 503 until the daemon has created it), each page evaluated at `now()`.
+    pub fn new(config: Arc<Config>, now: Now) -> Self {
         let path = config.storage.path.clone();
         let open: StoreOpener =
             Arc::new(move || Ok(Box::new(open_store(&path)?) as Box<dyn Store>));
-        LiveReport::with_store_opener(config, open)
+        LiveReport::with_store_opener(config, open, now)
     }
 
-    /// Reads the store `open` returns, once per request.
-    pub fn with_store_opener(config: Arc<Config>, open: StoreOpener) -> Self {
+    /// Reads the store `open` returns, once per request, each page evaluated at
+    /// `now()`.
+    pub fn with_store_opener(config: Arc<Config>, open: StoreOpener, now: Now) -> Self {
         LiveReport {
             config,
             open,
+            now,
             gate: Arc::new(Semaphore::new(LIVE_REPORT_CONCURRENCY)),
         }
     }
@@ -204,10 +212,10 @@ impl LiveReport {
     }
 }
 
-/// `GET /report` over the store at `config.storage.path`: the one line the daemon
-/// needs is `app.merge(report::live_router(config))`.
-pub fn live_router(config: Arc<Config>) -> Router {
-    LiveReport::new(config).router()
+/// `GET /report` over the store at `config.storage.path`, evaluated at `now()`: the
+/// one line the daemon needs is `app.merge(report::live_router(config, now))`.
+pub fn live_router(config: Arc<Config>, now: Now) -> Router {
+    LiveReport::new(config, now).router()
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
@@ -237,7 +245,7 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
                 )
             }
         };
-    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let now = (live.now)();
     let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;

@@ -29,20 +29,11 @@ mod model;
 mod period;
 pub mod render;
 
-pub use build::{
-    ReportContext, MAX_LISTED_REGRESSIONS, MAX_LISTED_RISKS, MIN_REGRESSION_SAMPLES, ORGANISATION,
-    REGRESSION_RATE_POINTS, REGRESSION_RELATIVE_CHANGE, STALE_AFTER_POLL_INTERVALS,
-};
+pub use build::ReportContext;
 pub use evaluate::{evaluate, Evaluation, MAX_EVALUATION_THREADS, TREND_WEEKS, WEEK_SECONDS};
-pub use generate::{
-    generate, open_store, selected_repositories, ReportError, ReportRequest, MAX_LISTED_TEAMS,
-};
-pub use live::{
-    live_page, live_router, LiveQuery, LiveReport, StoreOpener, LIVE_REPORT_CONCURRENCY,
-    LIVE_REPORT_WAIT, MAX_QUERY_BYTES, REPORT_PATH,
-};
+pub use generate::{generate, open_store, ReportError, ReportRequest};
+pub use live::{live_page, live_router, LiveQuery, LiveReport, Now, StoreOpener};
 pub use model::*;
-pub use period::{
-    parse_until, InvalidInput, ReportWindow, DEFAULT_WINDOW, MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS,
-};
+pub(crate) use period::{parse_until, DEFAULT_WINDOW};
+pub use period::{InvalidInput, ReportWindow};
 pub use render::{render, Format};

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the JSON schema. Adding a field keeps it; renaming, removing or
 /// changing the meaning of one increments it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Where the definitions behind every number are explained (shown in every format).
-pub const DEFINITIONS: &str = "docs/computation.md";
+pub(crate) const DEFINITIONS: &str = "docs/computation.md";
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,7 +251,7 @@ impl Metric {
     }
 
     /// A short column heading.
-    pub const fn short_title(self) -> &'static str {
+    pub(crate) const fn short_title(self) -> &'static str {
         match self {
             Metric::DeploymentFrequency => "Deploy frequency",
             Metric::LeadTime => "Lead time",
@@ -271,17 +271,17 @@ impl Metric {
     }
 
     /// Whether a larger value is better (only deployment frequency).
-    pub const fn higher_is_better(self) -> bool {
+    pub(crate) const fn higher_is_better(self) -> bool {
         matches!(self, Metric::DeploymentFrequency)
     }
 
     /// Whether the DORA scale classifies it.
-    pub const fn has_level(self) -> bool {
+    pub(crate) const fn has_level(self) -> bool {
         !matches!(self, Metric::TimeToRestore | Metric::ReworkRate)
     }
 
     /// What `samples` counts for this metric.
-    pub const fn samples_are(self) -> &'static str {
+    pub(crate) const fn samples_are(self) -> &'static str {
         match self {
             Metric::DeploymentFrequency | Metric::ChangeFailureRate | Metric::ReworkRate => {
                 "deployments"
@@ -442,11 +442,16 @@ mod rfc3339 {
     use crate::domain::Timestamp;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        at: &Timestamp,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&at.to_rfc3339())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Timestamp, D::Error> {
         let text = String::deserialize(deserializer)?;
         Timestamp::parse_rfc3339(&text).map_err(serde::de::Error::custom)
     }
@@ -457,7 +462,7 @@ mod rfc3339_option {
     use crate::domain::Timestamp;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         at: &Option<Timestamp>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -467,7 +472,7 @@ mod rfc3339_option {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Timestamp>, D::Error> {
         Option::<String>::deserialize(deserializer)?

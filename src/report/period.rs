@@ -13,16 +13,16 @@ use std::fmt;
 
 /// The window when none is given: the middle default window, a month, the usual
 /// rhythm of a delivery review.
-pub const DEFAULT_WINDOW: &str = "30d";
+pub(crate) const DEFAULT_WINDOW: &str = "30d";
 
 /// The shortest report window: one hour. Anything shorter holds too few events to
 /// say anything, and a per-day frequency over seconds is noise.
-pub const MIN_WINDOW_SECONDS: u64 = 3_600;
+pub(crate) const MIN_WINDOW_SECONDS: u64 = 3_600;
 
 /// The longest report window: 366 days, a year including a leap day. The report
 /// also evaluates the period before it, so it reads up to two years back, which is
 /// about what a store holds; it bounds the `?window=` of the live page too.
-pub const MAX_WINDOW_SECONDS: u64 = 366 * 86_400;
+pub(crate) const MAX_WINDOW_SECONDS: u64 = 366 * 86_400;
 
 /// The earliest accepted `--until`: the Unix epoch (timestamps are seconds since it).
 const MIN_UNTIL_YEAR: i32 = 1970;
@@ -62,7 +62,7 @@ impl ReportWindow {
     }
 
     /// A window from an already valid configuration duration, if within bounds.
-    pub fn from_duration(duration: Duration) -> Option<Self> {
+    pub(crate) fn from_duration(duration: Duration) -> Option<Self> {
         (MIN_WINDOW_SECONDS..=MAX_WINDOW_SECONDS)
             .contains(&duration.as_secs())
             .then_some(ReportWindow(duration))
@@ -107,7 +107,7 @@ const UNTIL_EXPECTED: &str = "an RFC 3339 time (2024-03-31T18:00:00Z) or a date 
 /// Parses `--until`: an RFC 3339 time (any offset; sub-seconds dropped), or a date
 /// `YYYY-MM-DD` meaning the **end of that day in UTC**, `YYYY-MM-DDT23:59:59Z`, so
 /// that a window ending on a date covers whole days up to and including it.
-pub fn parse_until(text: &str) -> Result<Timestamp, InvalidInput> {
+pub(crate) fn parse_until(text: &str) -> Result<Timestamp, InvalidInput> {
     let invalid = || InvalidInput::new(UNTIL_EXPECTED, text);
     let at = if is_plain_date(text) {
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| invalid())?;

@@ -24,15 +24,12 @@ mod sqlite;
 mod types;
 
 pub use error::StoreError;
-pub use sqlite::{
-    SqliteStore, BUSY_TIMEOUT, CACHE_SIZE_KIB, MAX_LOAD_THREADS, MIN_REPOSITORIES_PER_LOAD_THREAD,
-    SCHEMA_VERSION,
-};
+pub use sqlite::{SqliteStore, MIN_REPOSITORIES_PER_LOAD_THREAD};
+pub(crate) use types::{commit_subject, MAX_CURSOR_ENDPOINT_BYTES, MAX_SYNC_SOURCE_BYTES};
 pub use types::{
-    commit_subject, merge_outcome, ApplyStats, CommitRecord, Cursor, CursorKey, KindStats,
-    StoreCounts, SyncBatch, SyncOutcome, SyncStatus, MAX_COMMIT_SUBJECT_BYTES,
-    MAX_CURSOR_ENDPOINT_BYTES, MAX_CURSOR_OPAQUE_BYTES, MAX_SYNC_ERROR_BYTES,
-    MAX_SYNC_SOURCE_BYTES,
+    merge_outcome, ApplyStats, CommitRecord, Cursor, CursorKey, KindStats, StoreCounts, SyncBatch,
+    SyncOutcome, SyncStatus, MAX_COMMIT_SUBJECT_BYTES, MAX_CURSOR_OPAQUE_BYTES,
+    MAX_SYNC_ERROR_BYTES,
 };
 
 use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};

@@ -15,14 +15,14 @@ pub const MAX_COMMIT_SUBJECT_BYTES: usize = 256;
 
 /// Longest cursor endpoint name. Endpoint names are chosen by the sources (an
 /// endpoint path, maybe with a token fingerprint); this only stops a runaway key.
-pub const MAX_CURSOR_ENDPOINT_BYTES: usize = 512;
+pub(crate) const MAX_CURSOR_ENDPOINT_BYTES: usize = 512;
 
 /// Longest opaque cursor value. ETags and GraphQL end cursors are well under 200
 /// bytes; a value larger than this is a bug or a hostile server, not a cursor.
 pub const MAX_CURSOR_OPAQUE_BYTES: usize = 4096;
 
 /// Longest sync source name (`github_deployments`, ...).
-pub const MAX_SYNC_SOURCE_BYTES: usize = 64;
+pub(crate) const MAX_SYNC_SOURCE_BYTES: usize = 64;
 
 /// The most of a sync error's text the store keeps: enough for the HTTP status,
 /// the URL and the cause, bounded so that a huge response body cannot bloat it.
@@ -43,7 +43,7 @@ pub(crate) fn cut_to_bytes(text: &str, max: usize) -> &str {
 
 /// What the store keeps of a commit message: its first line (without the line
 /// break, `\r\n` or `\n`), cut to [`MAX_COMMIT_SUBJECT_BYTES`] on a char boundary.
-pub fn commit_subject(message: &str) -> &str {
+pub(crate) fn commit_subject(message: &str) -> &str {
     let first_line = message.split('\n').next().unwrap_or("");
     let first_line = first_line.strip_suffix('\r').unwrap_or(first_line);
     cut_to_bytes(first_line, MAX_COMMIT_SUBJECT_BYTES)

@@ -1,6 +1,7 @@
 //! The daemon end to end against the simulated GitHub, on 127.0.0.1 only: the
 //! golden `/metrics` page, restarts, incremental syncs, errors, faults (chaos, rate
-//! limits, retries), pagination and the `sync --once` command.
+//! limits, retries), pagination, the `/report` page at the daemon's clock and the
+//! `sync --once` command.
 
 mod scenario;
 mod support;
@@ -15,3 +16,4 @@ mod graphql;
 mod hostile;
 mod incremental;
 mod pagination;
+mod report;

@@ -74,11 +74,6 @@ impl CommitSha {
     pub const fn as_bytes(&self) -> &[u8; 20] {
         &self.0
     }
-
-    /// Lowercase hex.
-    pub fn to_hex(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for CommitSha {

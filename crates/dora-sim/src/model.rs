@@ -1218,26 +1218,6 @@ impl Org {
         Ok(id)
     }
 
-    /// Completes an in-progress workflow run with `conclusion` at `at`.
-    pub fn complete_workflow_run(
-        &mut self,
-        repo: usize,
-        run_id: u64,
-        conclusion: RunConclusion,
-        at: Timestamp,
-    ) -> Result<(), MutationError> {
-        let r = self.repo_mut(repo)?;
-        let run = r
-            .workflow_runs
-            .iter_mut()
-            .find(|w| w.id == run_id)
-            .ok_or(MutationError::NotFound("workflow run"))?;
-        run.status = RunStatus::Completed;
-        run.conclusion = Some(conclusion);
-        run.updated_at = at;
-        Ok(())
-    }
-
     /// One new change deployed to production in every repository: a commit on
     /// `main` authored `lead` seconds before `at`, then a deployment created at `at`
     /// that succeeds `DEPLOY_SECONDS` later (a Deployments-API deployment, or a

@@ -64,7 +64,7 @@ pub fn frequency(per_day: f64) -> String {
 }
 
 /// `12.5%`.
-pub fn percent(ratio: f64) -> String {
+pub(crate) fn percent(ratio: f64) -> String {
     format!("{:.1}%", ratio * 100.0)
 }
 
@@ -107,7 +107,7 @@ pub fn direction(direction: Option<Direction>) -> &'static str {
 }
 
 /// A one-character mark for table cells: `↗` better, `↘` worse, `=` unchanged.
-pub fn direction_mark(direction: Option<Direction>) -> &'static str {
+pub(crate) fn direction_mark(direction: Option<Direction>) -> &'static str {
     match direction {
         Some(Direction::Better) => "↗",
         Some(Direction::Worse) => "↘",
@@ -132,7 +132,7 @@ pub fn date(at: Timestamp) -> String {
 }
 
 /// `03-31`, for chart axes.
-pub fn month_day(at: Timestamp) -> String {
+pub(crate) fn month_day(at: Timestamp) -> String {
     at.to_datetime().format("%m-%d").to_string()
 }
 

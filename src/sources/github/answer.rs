@@ -8,7 +8,7 @@
 //! Not here: sending, retrying and waiting (`client.rs`, `governor.rs`), HTTP
 //! statuses other than `200` (`client.rs` maps them, with [`says_timeout`]).
 
-use super::error::{clean, GithubError};
+use super::error::{GithubError, Redactor};
 use super::governor::GRAPHQL_RESOURCE;
 use http::header::HeaderMap;
 use serde_json::Value;
@@ -55,12 +55,14 @@ pub enum Partial {
 }
 
 /// The `data` of a GraphQL answer with HTTP `200` (`body` already checked to be
-/// JSON), or what went wrong. `headers` give the reset of a spent budget.
+/// JSON), or what went wrong. `headers` give the reset of a spent budget;
+/// `redactor` cleans the server's messages.
 pub(super) fn graphql_data(
     body: &[u8],
     headers: &HeaderMap,
     url: &str,
     partial: Partial,
+    redactor: &Redactor,
 ) -> Result<Value, GithubError> {
     let invalid = |reason: &str| GithubError::InvalidBody {
         url: url.to_owned(),
@@ -97,7 +99,11 @@ pub(super) fn graphql_data(
             reset_at,
         });
     }
-    let message_of = |error: &Value| text(error, "message").map(clean).unwrap_or_default();
+    let message_of = |error: &Value| {
+        text(error, "message")
+            .map(|m| redactor.clean(m))
+            .unwrap_or_default()
+    };
     if let Some(timeout) = errors
         .iter()
         .find(|e| text(e, "message").is_some_and(says_timeout))
@@ -198,7 +204,13 @@ mod tests {
     const URL: &str = "https://api.github.com/graphql";
 
     fn read(body: &str, partial: Partial) -> Result<Value, GithubError> {
-        graphql_data(body.as_bytes(), &HeaderMap::new(), URL, partial)
+        graphql_data(
+            body.as_bytes(),
+            &HeaderMap::new(),
+            URL,
+            partial,
+            &Redactor::default(),
+        )
     }
 
     #[test]
@@ -218,8 +230,14 @@ mod tests {
             let body = format!(
                 r#"{{"errors":[{{"type":"{kind}","code":"graphql_rate_limit","message":"API rate limit exceeded for user ID 1."}}]}}"#
             );
-            let error =
-                graphql_data(body.as_bytes(), &headers, URL, Partial::Accepted).unwrap_err();
+            let error = graphql_data(
+                body.as_bytes(),
+                &headers,
+                URL,
+                Partial::Accepted,
+                &Redactor::default(),
+            )
+            .unwrap_err();
             assert_eq!(
                 error,
                 GithubError::RateLimited {

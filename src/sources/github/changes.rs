@@ -153,7 +153,8 @@ impl RepoSync<'_> {
         let mut commits: Vec<CommitRecord> = Vec::new();
         let mut read = 0;
         while let Some(body) = self.next_page(&mut pages).await? {
-            let (page_status, page_total, items) = models::compare_page(&body, &url)?;
+            let (page_status, page_total, items) =
+                models::compare_page(&body, &url, self.client.redactor())?;
             status = status.or(Some(page_status));
             total = total.or(page_total);
             let page_was_empty = items.is_empty();

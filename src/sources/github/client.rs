@@ -19,7 +19,7 @@
 //! soon, from the stored cursors: `daemon/retry.rs`).
 
 use super::answer::{self, PageSizes, Partial};
-use super::error::{clean, server_message, GithubError};
+use super::error::{GithubError, Redactor};
 use super::governor::{
     Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
 };
@@ -178,6 +178,8 @@ pub struct Client {
     token_fingerprint: String,
     /// Where GraphQL queries go (see [`graphql_url`]).
     graphql_url: String,
+    /// Masks this client's token in every text the server sends back.
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for Client {
@@ -224,7 +226,13 @@ impl Client {
             stats: Mutex::new(Stats::default()),
             governor: Governor::new(policy),
             token_fingerprint: token_fingerprint(token),
+            redactor: Redactor::new([token]),
         })
+    }
+
+    /// Cleans server-provided text of this client's token (see [`Redactor`]).
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// An `ETag` as stored in a cursor: tagged with this client's token
@@ -343,7 +351,7 @@ impl Client {
         let attempt = self.exchange(Endpoint::Graphql, request, url, cancel).await;
         let result = match (attempt.result, &attempt.headers) {
             (Ok(Fetched::Page { body, .. }), Some(headers)) => {
-                answer::graphql_data(&body, headers, url, partial)
+                answer::graphql_data(&body, headers, url, partial, &self.redactor)
             }
             (Ok(_), _) => Err(GithubError::InvalidBody {
                 url: url.to_owned(),
@@ -444,7 +452,11 @@ impl Client {
             let next = match headers.get(LINK).and_then(|v| v.to_str().ok()) {
                 Some(link) => match next_link(link) {
                     Some(next) if self.same_origin(next) => Some(next.to_owned()),
-                    Some(next) => return Err(GithubError::ForeignLink { url: clean(next) }),
+                    Some(next) => {
+                        return Err(GithubError::ForeignLink {
+                            url: self.redactor.clean(next),
+                        })
+                    }
                     None => None,
                 },
                 None => None,
@@ -461,7 +473,14 @@ impl Client {
             .ok()
             .flatten()
             .unwrap_or_default();
-        Err(status_error(endpoint, status, headers, &body, url))
+        Err(status_error(
+            endpoint,
+            status,
+            headers,
+            &body,
+            url,
+            &self.redactor,
+        ))
     }
 
     pub(super) fn count(&self, endpoint: Endpoint, status: &str) {
@@ -518,9 +537,10 @@ fn status_error(
     headers: &HeaderMap,
     body: &[u8],
     url: &str,
+    redactor: &Redactor,
 ) -> GithubError {
     let url = url.to_owned();
-    let message = server_message(body);
+    let message = redactor.server_message(body);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if matches!(
         status,
@@ -531,7 +551,7 @@ fn status_error(
         // `retry-after` or a rate-limit message otherwise is a secondary limit.
         if header("x-ratelimit-remaining").map(str::trim) == Some("0") {
             let resource = header("x-ratelimit-resource")
-                .map(clean)
+                .map(|r| redactor.clean(r))
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| CORE_RESOURCE.to_owned());
             let reset_at = header("x-ratelimit-reset")
@@ -555,7 +575,7 @@ fn status_error(
     match status {
         StatusCode::UNAUTHORIZED => GithubError::Unauthorized { url, message },
         StatusCode::FORBIDDEN => GithubError::Forbidden {
-            repository: repository_of(&url),
+            repository: repository_of(&url, redactor),
             endpoint: endpoint.template(),
             permission: endpoint.permission(),
             url,
@@ -581,11 +601,11 @@ fn status_error(
 }
 
 /// `owner/name` from a `…/repos/{owner}/{name}/…` URL (as escaped in it), bounded.
-fn repository_of(url: &str) -> String {
+fn repository_of(url: &str, redactor: &Redactor) -> String {
     let path = url.split(['?', '#']).next().unwrap_or_default();
     let mut segments = path.split('/').skip_while(|s| *s != "repos").skip(1);
     match (segments.next(), segments.next()) {
-        (Some(owner), Some(name)) => clean(&format!("{owner}/{name}")),
+        (Some(owner), Some(name)) => redactor.clean(&format!("{owner}/{name}")),
         _ => "(unknown)".to_owned(),
     }
 }
@@ -818,6 +838,7 @@ mod tests {
                 &HeaderMap::new(),
                 body.as_bytes(),
                 url,
+                &Redactor::default(),
             )
         };
         let in_time = r#"{"message":"We couldn't respond to your request in time. Sorry about that. Please try resubmitting your request and contact us if the problem persists.","documentation_url":"https://docs.github.com/rest"}"#;

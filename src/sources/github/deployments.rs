@@ -426,7 +426,7 @@ impl RepoSync<'_> {
             for value in models::array(&body, &url)? {
                 statuses.extend(self.item(
                     Endpoint::DeploymentStatuses,
-                    value.and_then(models::deployment_status),
+                    value.and_then(|v| models::deployment_status(v, self.client.redactor())),
                 ));
             }
             read += 1;

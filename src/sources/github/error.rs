@@ -8,16 +8,17 @@
 //!
 //! Text that comes from the server (its `message`, a `Link` URL, an unreadable
 //! item's value) is untrusted: a broken proxy or hostile server may echo the
-//! request's `Authorization` header into it. Every token a [`GithubSource`]
-//! authenticates with is registered here ([`mask_secret`]) and replaced by
-//! [`REDACTED`] in all such text ([`clean`]) before it reaches an error, a log
-//! line or the store's sync status.
+//! request's `Authorization` header into it. The token a [`Client`] authenticates
+//! with is held by its [`Redactor`] (a value, passed where text is cleaned, not a
+//! process-global list) and replaced by [`REDACTED`] in all such text
+//! ([`Redactor::clean`]) before it reaches an error, a log line or the store's
+//! sync status.
 //!
-//! [`GithubSource`]: super::GithubSource
+//! [`Client`]: super::client::Client
 
 use crate::domain::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::RwLock;
+use std::sync::Arc;
 
 /// What a token echoed by the server is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
@@ -27,10 +28,6 @@ pub const REDACTED: &str = "[REDACTED]";
 /// issues is this short (classic and fine-grained tokens have 40 or more
 /// characters).
 pub const MIN_MASKED_SECRET_CHARS: usize = 8;
-
-/// The tokens masked in server-provided text, for the whole process (a process may
-/// run several sources; masking another source's token too is harmless).
-static SECRETS: RwLock<Vec<SecretString>> = RwLock::new(Vec::new());
 
 /// The most of GitHub's error `message` repeated in an error: enough for "Bad
 /// credentials" or "API rate limit exceeded for user ID 1. If you reach out...",
@@ -214,100 +211,117 @@ impl GithubError {
 /// recognise an nginx `502 Bad Gateway` page or a proxy's one-line `503`.
 pub const MAX_BODY_EXCERPT_CHARS: usize = 160;
 
-/// GitHub's error `message` (or, for a GraphQL-shaped error body, the first of
-/// its `errors[].message`), bounded and without control characters. A body with
-/// neither (an HTML page from a proxy, plain text) gives a short excerpt of
-/// itself instead ([`body_excerpt`]), so an error is never without a message;
-/// an empty body gives an empty message.
-pub(crate) fn server_message(body: &[u8]) -> String {
-    let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
-    let message = parsed.as_ref().and_then(|v| {
-        v.get("message")
-            .and_then(|m| m.as_str())
-            .or_else(|| {
-                v.get("errors")
-                    .and_then(|e| e.get(0))
-                    .and_then(|e| e.get("message"))
-                    .and_then(|m| m.as_str())
-            })
-            .map(str::to_owned)
-    });
-    match message {
-        Some(message) => clean(&message),
-        None => body_excerpt(body),
-    }
+/// The tokens masked in server-provided text: the client's own token, held by the
+/// [`Client`](super::client::Client) that authenticates with it and passed to
+/// whatever cleans text from the server. Cheap to clone; the default masks nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<[SecretString]>,
 }
 
-/// A short excerpt of an untrusted body for an error message: registered tokens
-/// masked, whitespace runs folded to one space, other control characters,
-/// quotes and backslashes escaped (`\u{7}`, `\"`), at most
-/// [`MAX_BODY_EXCERPT_CHARS`] characters (`…` when cut), quoted and prefixed
-/// with `body:`; empty for an empty (or all-whitespace) body.
-pub(crate) fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let folded = redact(&text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if folded.is_empty() {
-        return String::new();
-    }
-    let cut = folded.chars().count() > MAX_BODY_EXCERPT_CHARS;
-    let mut excerpt = String::new();
-    for c in folded.chars().take(MAX_BODY_EXCERPT_CHARS) {
-        if c.is_control() || c == '"' || c == '\\' {
-            excerpt.extend(c.escape_default());
-        } else {
-            excerpt.push(c);
+impl Redactor {
+    /// A redactor masking `secrets` (those shorter than
+    /// [`MIN_MASKED_SECRET_CHARS`] are left out, see there).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a SecretString>) -> Self {
+        let mut kept: Vec<SecretString> = Vec::new();
+        for secret in secrets {
+            let exposed = secret.expose_secret();
+            if exposed.chars().count() >= MIN_MASKED_SECRET_CHARS
+                && !kept.iter().any(|s| s.expose_secret() == exposed)
+            {
+                kept.push(secret.clone());
+            }
+        }
+        Redactor {
+            secrets: kept.into(),
         }
     }
-    format!("body: \"{excerpt}{}\"", if cut { "…" } else { "" })
-}
 
-/// Masks `secret` in every server-provided text from now on (see the module
-/// documentation).
-pub(crate) fn mask_secret(secret: &SecretString) {
-    let exposed = secret.expose_secret();
-    if exposed.chars().count() < MIN_MASKED_SECRET_CHARS {
-        return;
-    }
-    if let Ok(mut secrets) = SECRETS.write() {
-        if !secrets.iter().any(|s| s.expose_secret() == exposed) {
-            secrets.push(secret.clone());
+    /// GitHub's error `message` (or, for a GraphQL-shaped error body, the first of
+    /// its `errors[].message`), bounded and without control characters. A body with
+    /// neither (an HTML page from a proxy, plain text) gives a short excerpt of
+    /// itself instead ([`Redactor::body_excerpt`]), so an error is never without a
+    /// message; an empty body gives an empty message.
+    pub(crate) fn server_message(&self, body: &[u8]) -> String {
+        let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+        let message = parsed.as_ref().and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .or_else(|| {
+                    v.get("errors")
+                        .and_then(|e| e.get(0))
+                        .and_then(|e| e.get("message"))
+                        .and_then(|m| m.as_str())
+                })
+                .map(str::to_owned)
+        });
+        match message {
+            Some(message) => self.clean(&message),
+            None => self.body_excerpt(body),
         }
     }
-}
 
-/// `text` with every registered token replaced by [`REDACTED`].
-pub(crate) fn redact(text: &str) -> String {
-    let mut out = text.to_owned();
-    if let Ok(secrets) = SECRETS.read() {
-        for secret in secrets.iter() {
+    /// A short excerpt of an untrusted body for an error message: the tokens
+    /// masked, whitespace runs folded to one space, other control characters,
+    /// quotes and backslashes escaped (`\u{7}`, `\"`), at most
+    /// [`MAX_BODY_EXCERPT_CHARS`] characters (`…` when cut), quoted and prefixed
+    /// with `body:`; empty for an empty (or all-whitespace) body.
+    pub(crate) fn body_excerpt(&self, body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        let folded = self
+            .redact(&text)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if folded.is_empty() {
+            return String::new();
+        }
+        let cut = folded.chars().count() > MAX_BODY_EXCERPT_CHARS;
+        let mut excerpt = String::new();
+        for c in folded.chars().take(MAX_BODY_EXCERPT_CHARS) {
+            if c.is_control() || c == '"' || c == '\\' {
+                excerpt.extend(c.escape_default());
+            } else {
+                excerpt.push(c);
+            }
+        }
+        format!("body: \"{excerpt}{}\"", if cut { "…" } else { "" })
+    }
+
+    /// `text` with every token replaced by [`REDACTED`].
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in self.secrets.iter() {
             let exposed = secret.expose_secret();
             if out.contains(exposed) {
                 out = out.replace(exposed, REDACTED);
             }
         }
+        out
     }
-    out
-}
 
-/// Masks registered tokens in untrusted text (before cutting it, so that no
-/// prefix of a token survives), cuts it to [`MAX_SERVER_MESSAGE_CHARS`] and
-/// replaces control characters, so it is safe in one log line.
-pub(crate) fn clean(text: &str) -> String {
-    redact(text)
-        .chars()
-        .take(MAX_SERVER_MESSAGE_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    /// Masks the tokens in untrusted text (before cutting it, so that no prefix of
+    /// a token survives), cuts it to [`MAX_SERVER_MESSAGE_CHARS`] and replaces
+    /// control characters, so it is safe in one log line.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        self.redact(text)
+            .chars()
+            .take(MAX_SERVER_MESSAGE_CHARS)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Server text as a client with no token to mask cleans it.
+    fn server_message(body: &[u8]) -> String {
+        Redactor::default().server_message(body)
+    }
 
     #[test]
     fn server_messages_are_bounded_and_single_line() {
@@ -357,20 +371,25 @@ mod tests {
     #[test]
     fn registered_tokens_are_masked_in_server_text_before_it_is_cut() {
         let token = "ghp_masked0123456789abcdefghijklmnopqrstu";
-        mask_secret(&SecretString::from(token));
-        mask_secret(&SecretString::from("short"));
+        let secrets = [SecretString::from(token), SecretString::from("short")];
+        let redactor = Redactor::new(&secrets);
         let echoed = format!(r#"{{"message":"Bad credentials: Bearer {token}"}}"#);
         assert_eq!(
-            server_message(echoed.as_bytes()),
+            redactor.server_message(echoed.as_bytes()),
             "Bad credentials: Bearer [REDACTED]"
         );
         // A token straddling the cut leaves no prefix behind.
         let long = format!("{}{token}", "x".repeat(MAX_SERVER_MESSAGE_CHARS - 10));
-        let cleaned = clean(&long);
+        let cleaned = redactor.clean(&long);
         assert!(!cleaned.contains(&token[..10]), "{cleaned}");
         assert!(cleaned.ends_with("[REDACTED]"), "{cleaned}");
         // Too short to mask without garbling ordinary text.
-        assert_eq!(clean("a short message"), "a short message");
+        assert_eq!(redactor.clean("a short message"), "a short message");
+        // A redactor masks only its own tokens: nothing is registered for the process.
+        assert_eq!(
+            Redactor::default().server_message(echoed.as_bytes()),
+            format!("Bad credentials: Bearer {token}")
+        );
     }
 
     #[test]

@@ -127,7 +127,6 @@ impl GithubSource {
         policy: RetryPolicy,
     ) -> Result<GithubSource, GithubError> {
         let client = Client::with_policy(config.api_url.as_url(), &config.token, policy)?;
-        error::mask_secret(&config.token);
         Ok(GithubSource {
             client,
             settings: Settings {
@@ -320,7 +319,7 @@ impl RepoSync<'_> {
                 tracing::warn!(
                     repository = %self.repository,
                     endpoint = endpoint.template(),
-                    reason = %error::clean(&reason),
+                    reason = %self.client.redactor().clean(&reason),
                     "skipping an item GitHub returned that cannot be read"
                 );
                 None

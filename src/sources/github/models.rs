@@ -8,7 +8,7 @@
 //! is an `Err` with a short reason; the caller skips it, counts it and logs it, and
 //! the rest of the page goes on. Nothing here panics on any input.
 
-use super::error::GithubError;
+use super::error::{GithubError, Redactor};
 use super::rules::parse_root_cause;
 use crate::domain::{CommitSha, CompareStatus, Environment, ShaPrefix, StatusState, Timestamp};
 use crate::store::CommitRecord;
@@ -130,8 +130,11 @@ pub fn deployment(value: Value) -> Result<WireDeployment, Skip> {
     })
 }
 
-/// A deployment status: its state and time.
-pub fn deployment_status(value: Value) -> Result<(StatusState, Timestamp), Skip> {
+/// A deployment status: its state and time (`redactor` cleans an unknown state).
+pub fn deployment_status(
+    value: Value,
+    redactor: &Redactor,
+) -> Result<(StatusState, Timestamp), Skip> {
     #[derive(Deserialize)]
     struct Json {
         state: String,
@@ -139,7 +142,7 @@ pub fn deployment_status(value: Value) -> Result<(StatusState, Timestamp), Skip>
     }
     let json: Json = typed(value)?;
     let state = StatusState::parse(&json.state)
-        .ok_or_else(|| format!("unknown state {:?}", super::error::clean(&json.state)))?;
+        .ok_or_else(|| format!("unknown state {:?}", redactor.clean(&json.state)))?;
     Ok((state, time(&json.created_at, "created_at")?))
 }
 
@@ -235,10 +238,11 @@ pub fn commit(value: Value) -> Result<CommitRecord, Skip> {
 }
 
 /// The head of a compare response: its status, total commits, and this page's
-/// commits (still as JSON items).
+/// commits (still as JSON items). `redactor` cleans an unknown status.
 pub fn compare_page(
     body: &[u8],
     url: &str,
+    redactor: &Redactor,
 ) -> Result<(CompareStatus, Option<u64>, Vec<Value>), GithubError> {
     let mut map = object(body, url)?;
     let invalid = |reason: String| GithubError::InvalidBody {
@@ -252,7 +256,7 @@ pub fn compare_page(
     let status = CompareStatus::parse(status).ok_or_else(|| {
         invalid(format!(
             "unknown compare status {:?}",
-            super::error::clean(status)
+            redactor.clean(status)
         ))
     })?;
     let total = map.get("total_commits").and_then(Value::as_u64);
@@ -378,11 +382,16 @@ mod tests {
 
     #[test]
     fn statuses_with_unknown_states_are_skipped() {
-        let ok =
-            deployment_status(json!({"state": "success", "created_at": "2025-01-15T12:00:00Z"}));
+        let none = Redactor::default();
+        let ok = deployment_status(
+            json!({"state": "success", "created_at": "2025-01-15T12:00:00Z"}),
+            &none,
+        );
         assert_eq!(ok, Ok((StatusState::Success, Timestamp(1_736_942_400))));
-        let odd =
-            deployment_status(json!({"state": "exploded\n", "created_at": "2025-01-15T12:00:00Z"}));
+        let odd = deployment_status(
+            json!({"state": "exploded\n", "created_at": "2025-01-15T12:00:00Z"}),
+            &none,
+        );
         assert_eq!(odd, Err("unknown state \"exploded\"".to_owned()));
     }
 
@@ -433,10 +442,12 @@ mod tests {
         );
         assert!(array(b"[1,", "u").is_err());
         assert!(runs_page(b"{\"total_count\": 1}", "u").is_err());
-        assert!(compare_page(b"{\"status\": \"sideways\"}", "u").is_err());
+        let none = Redactor::default();
+        assert!(compare_page(b"{\"status\": \"sideways\"}", "u", &none).is_err());
         let (status, total, commits) = compare_page(
             br#"{"status":"behind","total_commits":0,"commits":[]}"#,
             "u",
+            &none,
         )
         .unwrap();
         assert_eq!(

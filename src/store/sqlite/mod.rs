@@ -33,20 +33,20 @@ use std::time::Duration;
 /// How long a write waits for another process's write to finish before failing with
 /// "database is locked". Transactions here last milliseconds to a few seconds (a large
 /// first sync); a `report` run only reads, which WAL never blocks.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// SQLite's page cache per connection, in KiB. Commits are clustered by sha, so a
 /// bulk insert touches pages all over the table; with the default 2 MiB cache,
 /// `benches/store.rs` applies 300,000 commits about 1.4 times slower. 64 MiB holds
 /// the upper levels of every B-tree at 10 million commits and is small next to the
 /// engine's own footprint at that scale.
-pub const CACHE_SIZE_KIB: i64 = 64 * 1024;
+pub(crate) const CACHE_SIZE_KIB: i64 = 64 * 1024;
 
 /// The most threads (each with its own read-only connection) one `load_events`
 /// reads with. Reading and decoding rows is CPU-bound and repositories are
 /// independent; beyond a few threads SQLite's shared page reads and the memory
 /// bus stop it scaling.
-pub const MAX_LOAD_THREADS: usize = 4;
+pub(crate) const MAX_LOAD_THREADS: usize = 4;
 
 /// The fewest repositories per load thread: below this, opening connections
 /// costs more than it saves.

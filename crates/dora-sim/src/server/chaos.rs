@@ -1208,11 +1208,6 @@ impl SimHandle {
     pub fn secondary_limit_violations(&self) -> u64 {
         self.shared.chaos().counts.secondary_violations
     }
-
-    /// Clears the chaos counters (not the limits in force).
-    pub fn reset_chaos_counts(&self) {
-        self.shared.chaos().counts = ChaosCounts::default();
-    }
 }
 
 /// A connection's kill switch, shared by its `ChaosIo` and (as connect info) its
