@@ -75,7 +75,7 @@ const MAX_QUERY_DEPTH: usize = 64;
 const MAX_QUERY_TOKENS: usize = 50_000;
 
 /// GitHub's schema (from `@octokit/graphql-schema`, MIT licence; see
-/// `tests/fixtures/github/NOTICE`).
+/// `crates/dora-sim/fixtures/NOTICE`).
 const SCHEMA_SDL: &str = include_str!("../../../fixtures/graphql-schema.graphql");
 
 /// What `apollo-compiler`'s executor puts before a resolver's error message.
