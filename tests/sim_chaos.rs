@@ -115,6 +115,28 @@ fn is_reset(error: &reqwest::Error) -> bool {
     false
 }
 
+/// What a client got for a request that was sent.
+async fn seen(response: Result<reqwest::Response, reqwest::Error>) -> Seen {
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => return Seen::NoResponse(error),
+    };
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let content_length = response.content_length();
+    match response.bytes().await {
+        Ok(body) => Seen::Complete {
+            status,
+            headers,
+            body: body.to_vec(),
+        },
+        Err(_) => Seen::BodyFailed {
+            status,
+            content_length,
+        },
+    }
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -136,24 +158,7 @@ impl Client {
         } else {
             format!("{}{path}", self.base)
         };
-        let response = match self.http.get(url).bearer_auth(&self.token).send().await {
-            Ok(response) => response,
-            Err(error) => return Seen::NoResponse(error),
-        };
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let content_length = response.content_length();
-        match response.bytes().await {
-            Ok(body) => Seen::Complete {
-                status,
-                headers,
-                body: body.to_vec(),
-            },
-            Err(_) => Seen::BodyFailed {
-                status,
-                content_length,
-            },
-        }
+        seen(self.http.get(url).bearer_auth(&self.token).send().await).await
     }
 
     /// `POST /graphql` with `body`, and how long the answer took.
@@ -166,25 +171,7 @@ impl Client {
             .json(body)
             .send()
             .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => return (Seen::NoResponse(error), started.elapsed()),
-        };
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let content_length = response.content_length();
-        let seen = match response.bytes().await {
-            Ok(body) => Seen::Complete {
-                status,
-                headers,
-                body: body.to_vec(),
-            },
-            Err(_) => Seen::BodyFailed {
-                status,
-                content_length,
-            },
-        };
-        (seen, started.elapsed())
+        (seen(response).await, started.elapsed())
     }
 
     /// Retries until a `200` with JSON, at most `attempts` times.

@@ -78,8 +78,9 @@ impl HealthTracker {
         }
     }
 
-    /// The health to publish, with each source's API counters as of now.
-    pub fn snapshot(&self, sources: &[Arc<dyn Source>]) -> HealthSnapshot {
+    /// The health to publish, with each source's API counters as of now and
+    /// when each repository waiting in `retries` is tried again.
+    pub fn snapshot(&self, sources: &[Arc<dyn Source>], retries: &RetryQueue) -> HealthSnapshot {
         let mut out = HealthSnapshot::default();
         for (name, state) in &self.sources {
             let api = sources
@@ -96,6 +97,7 @@ impl HealthTracker {
                         .iter()
                         .find(|(repository, _)| repository == &r.repository)
                         .map_or(0, |(_, n)| *n),
+                    next_retry: retries.next_try(name, &r.repository),
                     ..r.clone()
                 })
                 .collect();
@@ -110,15 +112,6 @@ impl HealthTracker {
             });
         }
         out
-    }
-
-    /// Takes in when each repository waiting for a retry is tried again.
-    pub(crate) fn set_next_tries(&mut self, retries: &RetryQueue) {
-        for (source, state) in &mut self.sources {
-            for (repository, health) in &mut state.repositories {
-                health.next_retry = retries.next_try(source, repository);
-            }
-        }
     }
 
     /// The last successful sync of `repository` from `source`.
@@ -170,7 +163,7 @@ mod tests {
             Some(Timestamp(10))
         );
         assert_eq!(tracker.last_success("github", &repo("a/bad")), None);
-        let health = tracker.snapshot(&[]);
+        let health = tracker.snapshot(&[], &RetryQueue::default());
         let github = &health.sources[0];
         assert_eq!(
             github.last_sync_duration_seconds,

@@ -267,8 +267,11 @@ pub async fn start(
     if scheduler.tracker.any_synced() {
         // Numbers right from the first scrape after a restart.
         scheduler.publish().await;
-    } else if let Err(error) = state.publish_health(scheduler.tracker.snapshot(&scheduler.sources))
-    {
+    } else if let Err(error) = state.publish_health(
+        scheduler
+            .tracker
+            .snapshot(&scheduler.sources, &scheduler.retries),
+    ) {
         tracing::error!(%error, "cannot publish the health metrics");
     }
     let server_token = shutdown.clone();
@@ -382,14 +385,13 @@ impl Scheduler {
                 "the repository's sync failed; trying it again soon"
             );
         }
-        self.tracker.set_next_tries(&self.retries);
         true
     }
 
     /// Computes the snapshot from the store at the clock's `now` and publishes it
     /// with the current health; on failure the health alone.
     async fn publish(&self) {
-        let health = self.tracker.snapshot(&self.sources);
+        let health = self.tracker.snapshot(&self.sources, &self.retries);
         match self.compute().await {
             Ok(snapshot) => {
                 if let Err(error) = self.state.publish(snapshot, health) {

@@ -143,6 +143,25 @@ fn assert_same_store_but_fewer_commits(got: &[SyncBatch], expected: &[SyncBatch]
     );
 }
 
+/// `OrgSpec::small(5)` with `times` as many repositories.
+fn small_organisation_times(times: usize) -> Org {
+    let small = OrgSpec::small(5);
+    Org::generate(&OrgSpec {
+        repositories: small.repositories * times,
+        ..small
+    })
+}
+
+/// `dora_collector_api_retries_total` for `reason` in a scrape (0 when absent).
+fn retries(metrics: &str, reason: &str) -> f64 {
+    samples(metrics, false)
+        .get(&format!(
+            "dora_collector_api_retries_total{{source=\"github\",reason=\"{reason}\"}}"
+        ))
+        .copied()
+        .unwrap_or_default()
+}
+
 /// How many events (deployments, commits, compares, incidents, pull requests) are stored.
 fn items(stored: &[SyncBatch]) -> usize {
     stored
@@ -161,11 +180,7 @@ fn items(stored: &[SyncBatch]) -> usize {
 async fn a_chaos_run_exports_and_stores_exactly_what_a_fault_free_run_does() {
     // Twice the small organisation: a GraphQL sync of it alone is too few
     // requests for every kind of fault to occur at these rates.
-    let small = OrgSpec::small(5);
-    let org = Org::generate(&OrgSpec {
-        repositories: small.repositories * 2,
-        ..small
-    });
+    let org = small_organisation_times(2);
     let (clean, clean_sim) = run(&org, SimOptions::default(), fast_retries()).await;
     assert_eq!(clean_sim.chaos_counts().faults(), 0);
 
@@ -217,14 +232,7 @@ async fn a_chaos_run_exports_and_stores_exactly_what_a_fault_free_run_does() {
 
     // The health metrics tell the story.
     let health = samples(&faulty.metrics, false);
-    let retried = |reason: &str| {
-        health
-            .get(&format!(
-                "dora_collector_api_retries_total{{source=\"github\",reason=\"{reason}\"}}"
-            ))
-            .copied()
-            .unwrap_or_default()
-    };
+    let retried = |reason: &str| retries(&faulty.metrics, reason);
     assert_eq!(
         retried("server_error") as u64,
         counts.server_error + counts.bad_gateway
@@ -247,11 +255,7 @@ async fn a_chaos_run_exports_and_stores_exactly_what_a_fault_free_run_does() {
 async fn a_graphql_chaos_run_as_github_fails_exports_exactly_what_a_fault_free_run_does() {
     // Four times the small organisation (about 140 requests a run, 80 of them
     // GraphQL), so that most runs draw even the 1 % kinds.
-    let small = OrgSpec::small(5);
-    let org = Org::generate(&OrgSpec {
-        repositories: small.repositories * 4,
-        ..small
-    });
+    let org = small_organisation_times(4);
     let (clean, _) = run(&org, SimOptions::default(), fast_retries()).await;
 
     let expected = dora_values(&clean.metrics);
@@ -300,15 +304,7 @@ async fn a_graphql_chaos_run_as_github_fails_exports_exactly_what_a_fault_free_r
         assert_eq!(dora_values(&faulty.metrics), expected, "seed {seed}");
         assert_same_store_but_fewer_commits(&faulty.stored, &clean.stored);
 
-        let health = samples(&faulty.metrics, false);
-        let retried = |reason: &str| {
-            health
-                .get(&format!(
-                    "dora_collector_api_retries_total{{source=\"github\",reason=\"{reason}\"}}"
-                ))
-                .copied()
-                .unwrap_or_default() as u64
-        };
+        let retried = |reason: &str| retries(&faulty.metrics, reason) as u64;
         assert_eq!(
             retried("server_error"),
             counts.server_error + counts.bad_gateway + counts.unavailable,

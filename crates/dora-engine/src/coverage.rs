@@ -219,11 +219,8 @@ mod tests {
         uncovered_with(commits, deployments, &[])
     }
 
-    fn uncovered_with(
-        commits: &[Commit],
-        deployments: &[Deployment],
-        compares: &[Compare],
-    ) -> Vec<(u8, Vec<CommitSha>)> {
+    /// A builder holding `commits` and `deployments` of [`repo`].
+    fn builder_with(commits: &[Commit], deployments: &[Deployment]) -> crate::EventsBuilder {
         let mut builder = Events::builder();
         for c in commits {
             builder.commit(&repo(), c);
@@ -231,6 +228,15 @@ mod tests {
         for d in deployments {
             builder.deployment(d.clone());
         }
+        builder
+    }
+
+    fn uncovered_with(
+        commits: &[Commit],
+        deployments: &[Deployment],
+        compares: &[Compare],
+    ) -> Vec<(u8, Vec<CommitSha>)> {
+        let mut builder = builder_with(commits, deployments);
         for c in compares {
             builder.compare(&repo(), c.clone());
         }
@@ -332,13 +338,7 @@ mod tests {
         pull_commits: &[u8],
         after: i64,
     ) -> (Vec<u8>, i64, Vec<u64>) {
-        let mut builder = Events::builder();
-        for c in commits {
-            builder.commit(&repo(), c);
-        }
-        for d in deployments {
-            builder.deployment(d.clone());
-        }
+        let mut builder = builder_with(commits, deployments);
         builder.pull_request(crate::domain::PullRequest {
             repository: repo(),
             number: 7,

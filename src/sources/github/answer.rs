@@ -9,7 +9,7 @@
 //! statuses other than `200` (`client.rs` maps them, with [`says_timeout`]).
 
 use super::error::{GithubError, Redactor};
-use super::governor::GRAPHQL_RESOURCE;
+use super::governor::{reset_of, GRAPHQL_RESOURCE};
 use http::header::HeaderMap;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,11 +88,7 @@ pub(super) fn graphql_data(
         .iter()
         .any(|e| text(e, "type").is_some_and(|t| RATE_LIMIT_TYPES.contains(&t)))
     {
-        let reset_at = headers
-            .get("x-ratelimit-reset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .map(crate::domain::Timestamp);
+        let reset_at = reset_of(headers).map(crate::domain::Timestamp);
         return Err(GithubError::RateLimited {
             url: url.to_owned(),
             resource: GRAPHQL_RESOURCE.to_owned(),

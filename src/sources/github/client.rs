@@ -21,7 +21,7 @@
 use super::answer::{self, PageSizes, Partial};
 use super::error::{GithubError, Redactor};
 use super::governor::{
-    Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
+    reset_of, Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
 };
 use crate::exporter::ApiRequests;
 use axum::body::Bytes;
@@ -554,9 +554,7 @@ fn status_error(
                 .map(|r| redactor.clean(r))
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| CORE_RESOURCE.to_owned());
-            let reset_at = header("x-ratelimit-reset")
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(crate::domain::Timestamp);
+            let reset_at = reset_of(headers).map(crate::domain::Timestamp);
             return GithubError::RateLimited {
                 url,
                 resource,

@@ -582,7 +582,7 @@ fn observe(state: &mut State, headers: &HeaderMap, requested: &str) {
                 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         })
         .unwrap_or(requested);
-    let reset_at = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
+    let reset_at = reset_of(headers);
     if !state.limits.contains_key(resource) && state.limits.len() >= MAX_RESOURCES {
         return;
     }
@@ -607,6 +607,14 @@ fn observe(state: &mut State, headers: &HeaderMap, requested: &str) {
             open_at,
         };
     }
+}
+
+/// The epoch second `x-ratelimit-reset` names, if it is one.
+pub(super) fn reset_of(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
 }
 
 /// The runtime instant at which a reset at epoch second `reset` has surely passed.

@@ -44,9 +44,17 @@ use std::collections::HashSet;
 /// carries in practice; a rework label past them is missed and logged).
 pub const LABELS_PER_PULL: u32 = 20;
 
-/// Merged pull requests, newest update first (a first sync with GraphQL).
-const MERGED_PULLS_QUERY: &str = r#"
-query MergedPulls($owner: String!, $name: String!, $labels: [String!], $first: Int!, $labelsPerPull: Int!, $after: String) {
+/// A query of merged pull requests, newest update first, named `$name`, with
+/// the variables `$variables` and the fields `$fields` per pull request beyond
+/// the ones every such query asks.
+macro_rules! merged_pulls_query {
+    ($name:literal, $variables:literal, $fields:literal) => {
+        concat!(
+            "\nquery ",
+            $name,
+            "($owner: String!, $name: String!, $labels: [String!], $first: Int!, $labelsPerPull: Int!",
+            $variables,
+            ", $after: String) {
   rateLimit { cost remaining resetAt }
   repository(owner: $owner, name: $name) {
     pullRequests(labels: $labels, states: [MERGED], first: $first, after: $after, orderBy: {field: UPDATED_AT, direction: DESC}) {
@@ -57,34 +65,29 @@ query MergedPulls($owner: String!, $name: String!, $labels: [String!], $first: I
         mergedAt
         mergeCommit { oid }
         labels(first: $labelsPerPull) { totalCount nodes { name } }
-      }
+",
+            $fields,
+            "      }
     }
   }
 }
-"#;
+"
+        )
+    };
+}
+
+/// Merged pull requests, newest update first (a first sync with GraphQL).
+const MERGED_PULLS_QUERY: &str = merged_pulls_query!("MergedPulls", "", "");
 
 /// [`MERGED_PULLS_QUERY`] with each pull request's commits (the PR-based
 /// lead-time starts): [`PULLS_WITH_COMMITS_PER_PAGE`] pull requests a page, so
 /// that the page, its labels and its commits stay one point (GitHub's formula
 /// divides 1 + 74 + 74 = 149 requests by 100 and rounds to 1).
-const MERGED_PULLS_WITH_COMMITS_QUERY: &str = r#"
-query MergedPullsWithCommits($owner: String!, $name: String!, $labels: [String!], $first: Int!, $labelsPerPull: Int!, $commitsPerPull: Int!, $after: String) {
-  rateLimit { cost remaining resetAt }
-  repository(owner: $owner, name: $name) {
-    pullRequests(labels: $labels, states: [MERGED], first: $first, after: $after, orderBy: {field: UPDATED_AT, direction: DESC}) {
-      pageInfo { hasNextPage endCursor }
-      nodes {
-        number
-        updatedAt
-        mergedAt
-        mergeCommit { oid }
-        labels(first: $labelsPerPull) { totalCount nodes { name } }
-        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }
-      }
-    }
-  }
-}
-"#;
+const MERGED_PULLS_WITH_COMMITS_QUERY: &str = merged_pulls_query!(
+    "MergedPullsWithCommits",
+    ", $commitsPerPull: Int!",
+    "        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }\n"
+);
 
 /// Pull requests a page of [`MERGED_PULLS_WITH_COMMITS_QUERY`] asks for.
 pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 74;

@@ -590,6 +590,7 @@ pub(super) enum Plan {
         new_item: bool,
         retry_after: u64,
         slow_delay: Duration,
+        timeout_delay: Duration,
     },
 }
 
@@ -680,6 +681,7 @@ impl ChaosState {
             new_item,
             retry_after: self.options.retry_after_secs(),
             slow_delay: self.options.slow_delay,
+            timeout_delay: self.options.timeout_delay,
         }
     }
 
@@ -1036,7 +1038,7 @@ pub(super) async fn layer(
     };
     let plan = shared.chaos().begin(&chaos, Instant::now());
     let graphql = chaos.graphql;
-    let (fault, new_item, retry_after, slow_delay) = match plan {
+    let (fault, new_item, retry_after, slow_delay, timeout_delay) = match plan {
         Plan::Pass => return next.run(request).await,
         Plan::Limited {
             status,
@@ -1056,11 +1058,11 @@ pub(super) async fn layer(
             new_item,
             retry_after,
             slow_delay,
-        } => (fault, new_item, retry_after, slow_delay),
+            timeout_delay,
+        } => (fault, new_item, retry_after, slow_delay, timeout_delay),
     };
     // A GraphQL-only fault drawn by a REST request is no fault.
     let fault = fault.filter(|f| graphql || !f.graphql_only());
-    let timeout_delay = shared.chaos().options.timeout_delay;
     let new_item = new_item
         && chaos
             .shifting_page
