@@ -13,6 +13,7 @@
 use dora_collector::config::Config;
 use dora_collector::domain::*;
 use dora_collector::dora::EngineConfig;
+use dora_collector::dora::EventsBuilder;
 use dora_collector::report::{self, Format, ReportRequest, ReportWindow};
 use dora_collector::store::{CommitRecord, SqliteStore, Store, SyncBatch, SyncOutcome};
 use std::time::Instant;
@@ -237,7 +238,7 @@ fn main() {
     let engine: EngineConfig = config.engine_config();
     let names: Vec<RepoName> = engine.teams.keys().cloned().collect();
     let started = Instant::now();
-    let events = store.load_events(&names).expect("load");
+    let events = EventsBuilder::collect(|sink| store.load_events(&names, sink)).expect("load");
     let load = started.elapsed();
     let started = Instant::now();
     let evaluation = report::evaluate(&events, &engine, &request.window.to_window(), request.until);

@@ -10,6 +10,7 @@ use dora_collector::domain::{
     Environment, Incident, RepoName, Timestamp,
 };
 use dora_collector::dora::Events;
+use dora_collector::dora::EventsBuilder;
 use dora_collector::store::{CommitRecord, Cursor, CursorKey, SqliteStore, Store, SyncBatch};
 use std::time::{Duration, Instant};
 
@@ -201,9 +202,10 @@ fn main() {
     let store = SqliteStore::open(&path).expect("reopen");
     for label in ["fresh connection", "second load"] {
         let started = Instant::now();
-        let events = store
-            .load_events(std::slice::from_ref(&repository))
-            .expect("load");
+        let events = EventsBuilder::collect(|sink| {
+            store.load_events(std::slice::from_ref(&repository), sink)
+        })
+        .expect("load");
         let elapsed = started.elapsed();
         assert_eq!(events.commit_count() as u64, counts.commits);
         println!(

@@ -15,6 +15,7 @@
 //! Run with `cargo bench --bench sync` (harness = false: prints a report).
 
 use dora_collector::daemon::{self, demo, DaemonHandle, ManualClock, RunOptions};
+use dora_collector::dora::EventsBuilder;
 use dora_collector::sim::{Org, OrgSpec, RequestCounts, SimOptions, SimServer};
 use dora_collector::store::{SqliteStore, Store};
 use std::sync::Arc;
@@ -181,7 +182,8 @@ fn main() {
         let repositories = opened.repositories().expect("repositories");
         let engine = dora_collector::config::Config::engine_config(&config_for_engine);
         let publish = Instant::now();
-        let events = opened.load_events(&repositories).expect("events");
+        let events =
+            EventsBuilder::collect(|sink| opened.load_events(&repositories, sink)).expect("events");
         let loaded = publish.elapsed();
         let snapshot = dora_collector::dora::compute(&events, &engine, spec.now);
         let computed = publish.elapsed() - loaded;

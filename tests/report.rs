@@ -7,6 +7,7 @@ mod report_fixture;
 
 use dora_collector::config::Config;
 use dora_collector::domain::{Team, Timestamp};
+use dora_collector::dora::EventsBuilder;
 use dora_collector::dora::{self, EngineConfig, Level, RollupMetrics, Snapshot, Window};
 use dora_collector::report::render::text;
 use dora_collector::report::{
@@ -38,7 +39,7 @@ fn engine_snapshot(fixture: &Fixture, config: &Config, window: &Window, at: Time
         ..config.engine_config()
     };
     let names: Vec<_> = engine.teams.keys().cloned().collect();
-    let events = store.load_events(&names).unwrap();
+    let events = EventsBuilder::collect(|sink| store.load_events(&names, sink)).unwrap();
     dora::compute(&events, &engine, at)
 }
 

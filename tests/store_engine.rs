@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use dora_collector::domain::*;
+use dora_collector::dora::EventsBuilder;
 use dora_collector::dora::{self, EngineConfig, Events, Window};
 use dora_collector::store::{CommitRecord, SqliteStore, Store, SyncBatch};
 
@@ -117,7 +118,7 @@ fn stored_events_give_the_same_snapshot_as_direct_ones_after_reopening() {
     let direct = builder.build();
     let store = SqliteStore::open(&path).unwrap();
     let repositories = [repo("acme/api"), repo("acme/web")];
-    let loaded = store.load_events(&repositories).unwrap();
+    let loaded = EventsBuilder::collect(|sink| store.load_events(&repositories, sink)).unwrap();
     assert_eq!(loaded.deployment_count(), direct.deployment_count());
     assert_eq!(loaded.commit_count(), direct.commit_count());
     for now in [5 * DAY, 10 * DAY, 40 * DAY] {
@@ -138,7 +139,7 @@ fn writing_the_same_events_again_in_other_batches_changes_nothing() {
     store.apply(&batch).unwrap();
     let repositories = [repo("acme/api")];
     let before = dora::compute(
-        &store.load_events(&repositories).unwrap(),
+        &EventsBuilder::collect(|sink| store.load_events(&repositories, sink)).unwrap(),
         &config(),
         at(20 * DAY),
     );
@@ -153,7 +154,7 @@ fn writing_the_same_events_again_in_other_batches_changes_nothing() {
     }
     store.apply(&again).unwrap();
     let after = dora::compute(
-        &store.load_events(&repositories).unwrap(),
+        &EventsBuilder::collect(|sink| store.load_events(&repositories, sink)).unwrap(),
         &config(),
         at(20 * DAY),
     );
@@ -185,7 +186,7 @@ fn a_load_on_several_threads_gives_the_same_events_as_direct_ones() {
     let mut asked = repositories.clone();
     asked.reverse();
     asked.extend(repositories.iter().take(5).cloned());
-    let loaded = store.load_events(&asked).unwrap();
+    let loaded = EventsBuilder::collect(|sink| store.load_events(&asked, sink)).unwrap();
     assert_eq!(
         loaded.repositories().collect::<Vec<_>>(),
         repositories.iter().collect::<Vec<_>>()

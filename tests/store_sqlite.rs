@@ -6,6 +6,7 @@ use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
     Environment, Incident, PullRequest, RepoName, ShaPrefix, Timestamp,
 };
+use dora_collector::dora::EventsBuilder;
 use dora_collector::store::{
     merge_outcome, CommitRecord, Cursor, CursorKey, KindStats, SqliteStore, Store, StoreCounts,
     StoreError, SyncBatch, SyncOutcome, MAX_COMMIT_SUBJECT_BYTES, MAX_CURSOR_OPAQUE_BYTES,
@@ -685,7 +686,8 @@ fn load_events_reads_the_requested_repositories() {
     store.apply(&sample_batch(&web)).unwrap();
     assert_eq!(store.repositories().unwrap(), vec![api(), web.clone()]);
 
-    let events = store.load_events(&[api(), web.clone()]).unwrap();
+    let events =
+        EventsBuilder::collect(|sink| store.load_events(&[api(), web.clone()], sink)).unwrap();
     assert_eq!(events.deployment_count(), 8);
     assert_eq!(events.commit_count(), 10);
     assert_eq!(
@@ -693,13 +695,19 @@ fn load_events_reads_the_requested_repositories() {
         vec![&api(), &web]
     );
 
-    let only_web = store
-        .load_events(&[web.clone(), web.clone(), repo("acme/unknown")])
-        .unwrap();
+    let only_web = EventsBuilder::collect(|sink| {
+        store.load_events(&[web.clone(), web.clone(), repo("acme/unknown")], sink)
+    })
+    .unwrap();
     assert_eq!(only_web.deployment_count(), 4);
     assert_eq!(only_web.commit_count(), 5);
     assert_eq!(only_web.repositories().collect::<Vec<_>>(), vec![&web]);
-    assert_eq!(store.load_events(&[]).unwrap().deployment_count(), 0);
+    assert_eq!(
+        EventsBuilder::collect(|sink| store.load_events(&[], sink))
+            .unwrap()
+            .deployment_count(),
+        0
+    );
 }
 
 #[test]
@@ -721,7 +729,7 @@ fn a_reopened_file_store_reads_back_the_same_events() {
                 &SyncOutcome::Succeeded,
             )
             .unwrap();
-        let events = store.load_events(&repositories).unwrap();
+        let events = EventsBuilder::collect(|sink| store.load_events(&repositories, sink)).unwrap();
         let stored: Vec<SyncBatch> = repositories
             .iter()
             .map(|r| store.read_repository(r).unwrap())
@@ -734,7 +742,7 @@ fn a_reopened_file_store_reads_back_the_same_events() {
         )
     };
     let store = SqliteStore::open(&path).unwrap();
-    let events = store.load_events(&repositories).unwrap();
+    let events = EventsBuilder::collect(|sink| store.load_events(&repositories, sink)).unwrap();
     assert_eq!(events.deployment_count(), deployments);
     assert_eq!(events.commit_count(), commits);
     assert_eq!(store.counts().unwrap(), counts);
@@ -754,7 +762,12 @@ fn two_stores_on_one_file_see_each_others_committed_batches() {
     let mut report = SqliteStore::open(&path).unwrap();
     assert_eq!(report.counts().unwrap(), StoreCounts::default());
     daemon.apply(&sample_batch(&api())).unwrap();
-    assert_eq!(report.load_events(&[api()]).unwrap().commit_count(), 5);
+    assert_eq!(
+        EventsBuilder::collect(|sink| report.load_events(&[api()], sink))
+            .unwrap()
+            .commit_count(),
+        5
+    );
     report.apply(&sample_batch(&repo("acme/web"))).unwrap();
     assert_eq!(daemon.repositories().unwrap().len(), 2);
 }

@@ -7,9 +7,10 @@
 //! written stays consistent (each batch is one transaction with its cursors).
 
 use super::clock::Clock;
+use super::ledger::StoreLedger;
 use crate::domain::{RepoName, Timestamp};
-use crate::sources::{RepoSyncStats, SharedStore, Source, SyncContext};
-use crate::store::{StoreError, SyncOutcome};
+use crate::sources::{RepoSyncStats, Source, SyncContext};
+use crate::store::{SharedStore, StoreError, SyncOutcome};
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use std::sync::Arc;
@@ -120,8 +121,10 @@ async fn sync_round(
     only: Option<&[(&'static str, RepoName)]>,
 ) -> CycleReport {
     let started_at = clock.now();
+    let ledger = Arc::new(StoreLedger::new(store.clone()));
     let context = SyncContext {
-        store: store.clone(),
+        ledger: ledger.clone(),
+        sink: ledger,
         now: started_at,
         shutdown: shutdown.clone(),
     };
@@ -187,14 +190,7 @@ async fn sync_round(
                         RepoOutcome::Cancelled => None,
                     };
                     if let Some(recorded) = recorded {
-                        record(
-                            &context.store,
-                            repository,
-                            source.name(),
-                            finished_at,
-                            recorded,
-                        )
-                        .await;
+                        record(store, repository, source.name(), finished_at, recorded).await;
                     }
                     let entry = RepoReport {
                         source: source.name(),

@@ -29,6 +29,7 @@ mod cycle;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod health;
+mod ledger;
 mod retry;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -40,10 +41,12 @@ pub(crate) use retry::FIRST_RETRY_DELAY;
 
 use crate::config::Config;
 use crate::domain::RepoName;
+use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
 use crate::sources::github::{GithubSource, RetryPolicy};
-use crate::sources::{SharedStore, Source};
+use crate::sources::Source;
+use crate::store::SharedStore;
 use crate::store::{SqliteStore, StoreError};
 use anyhow::Context as _;
 use std::future::Future;
@@ -411,7 +414,9 @@ impl Scheduler {
         let repositories = self.repositories.clone();
         let events = self
             .store
-            .call(move |store| store.load_events(&repositories))
+            .call(move |store| {
+                EventsBuilder::collect(|sink| store.load_events(&repositories, sink))
+            })
             .await
             .context("cannot read the events")?;
         let engine = self.engine.clone();

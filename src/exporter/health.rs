@@ -9,6 +9,7 @@
 //! `/repos/{owner}/{repo}/deployments`, never a concrete URL.
 
 use crate::domain::{RepoName, Timestamp};
+use crate::sources::{ApiRequests, ApiRetries, RateLimit};
 
 /// The health of every source at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,36 +67,4 @@ impl RepositoryHealth {
             next_retry: None,
         }
     }
-}
-
-/// How many API requests to one endpoint ended with one status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiRequests {
-    /// A route template (`/repos/{owner}/{repo}/deployments`, `graphql`): bounded,
-    /// never a concrete URL.
-    pub endpoint: String,
-    /// The HTTP status code (`200`, `403`, …), or `error` when no response arrived.
-    pub status: String,
-    pub count: u64,
-}
-
-/// How many requests were retried for one reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiRetries {
-    /// A bounded reason: `server_error`, `network`, `truncated`, `invalid_body`,
-    /// `secondary_rate_limit`, `rate_limit`.
-    pub reason: String,
-    pub count: u64,
-}
-
-/// A rate limit as the source last reported it (`x-ratelimit-*` headers or the
-/// `/rate_limit` endpoint).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimit {
-    /// The rate-limit resource: `core`, `graphql`, `search`, …
-    pub resource: String,
-    /// Requests left in the current rate-limit window.
-    pub remaining: u64,
-    /// When the current window resets, if reported.
-    pub reset_at: Option<Timestamp>,
 }

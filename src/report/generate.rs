@@ -11,6 +11,7 @@ use super::model::Report;
 use super::period::ReportWindow;
 use crate::config::Config;
 use crate::domain::{RepoName, Team, Timestamp};
+use crate::dora::EventsBuilder;
 use crate::store::{SqliteStore, Store, StoreError, SyncStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -113,7 +114,7 @@ pub fn generate(
         .into_iter()
         .filter(|s| repositories.contains_key(&s.repository))
         .collect();
-    let events = store.load_events(&names)?;
+    let events = EventsBuilder::collect(|sink| store.load_events(&names, sink))?;
     let window = request.window.to_window();
     let evaluation = evaluate(&events, &engine, &window, request.until);
     drop(events);

@@ -2,11 +2,13 @@
 //! [`Source`] trait; today there is one, [`github`].
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
-//! in the store, turns the API's wire types into domain events at its border, and
-//! writes them as [`SyncBatch`](crate::store::SyncBatch)es together with the cursors
-//! they cover (through [`SharedStore`], which runs the synchronous store on tokio's
-//! blocking pool). It also keeps its own API health (requests by endpoint and
-//! status, rate limits) for the collector's health metrics.
+//! it was given, turns the API's wire types into domain events at its border, and
+//! hands them on as [`SyncBatch`](crate::domain::batch::SyncBatch)es together with
+//! the cursors they cover. What it needs from the past (cursors, deployments still
+//! pending, change sets not decided yet) it asks a read-only [`Ledger`]; batches go
+//! to a [`BatchSink`]. The sync layer provides both: a source never sees where or
+//! how events are kept. It also keeps its own API health (requests by endpoint
+//! and status, rate limits) for the collector's health metrics.
 //!
 //! Deliberately not here: scheduling, retries across cycles, the engine, the
 //! exporter, and anything that decides what counts as a DORA event (the engine
@@ -14,27 +16,39 @@
 //! count).
 
 pub mod github;
-mod store;
+mod health;
+mod ledger;
 
-pub use store::SharedStore;
+pub use health::{ApiRequests, ApiRetries, RateLimit};
+pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
 
+use crate::domain::batch::{ApplyStats, KindStats};
 use crate::domain::{RepoName, Timestamp};
-use crate::exporter::{ApiRequests, ApiRetries, RateLimit};
-use crate::store::{ApplyStats, StoreError};
 use futures::future::BoxFuture;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What a source is given for one repository sync.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SyncContext {
-    /// The store the source reads cursors from and writes batches to.
-    pub store: SharedStore,
+    /// What was kept before: cursors, pending deployments, undecided change sets.
+    pub ledger: Arc<dyn Ledger>,
+    /// Where the source hands each batch with its cursors.
+    pub sink: Arc<dyn BatchSink>,
     /// The evaluation clock's `now`: the end of the lookback window on a first
     /// sync and the `updated_at` of the cursors it advances.
     pub now: Timestamp,
     /// Cancelled on shutdown: the source stops between two requests, never in the
-    /// middle of a store write.
+    /// middle of handing on a batch.
     pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for SyncContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncContext")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one repository sync did.
@@ -56,7 +70,7 @@ pub struct RepoSyncStats {
 impl RepoSyncStats {
     /// Adds the statistics of one applied batch (or of another sync's total).
     pub fn add_applied(&mut self, stats: &ApplyStats) {
-        let sum = |a: &mut crate::store::KindStats, b: &crate::store::KindStats| {
+        let sum = |a: &mut KindStats, b: &KindStats| {
             a.inserted += b.inserted;
             a.updated += b.updated;
             a.unchanged += b.unchanged;
@@ -70,17 +84,16 @@ impl RepoSyncStats {
     }
 }
 
-/// Why a repository sync failed. The message names the repository, the URL or the
-/// store file as relevant, and never contains a token.
+/// Why a repository sync failed. The message names the repository, the URL or
+/// what keeps the events (a file, a server) as relevant, and never contains a
+/// token.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The store task could not run (the runtime is shutting down).
-    #[error("the store task failed: {0}")]
-    StoreTask(String),
+    Ledger(#[from] LedgerError),
     /// The sync was stopped by shutdown before it finished; nothing half-done was
     /// written (cursors advance only with their data).
     #[error("stopped by shutdown")]
@@ -119,7 +132,7 @@ pub struct ApiHealth {
 /// `sync_repository` call per repository runs at a time, but calls for different
 /// repositories may run concurrently.
 pub trait Source: Send + Sync {
-    /// The `source` label of the health metrics and the store's sync status
+    /// The `source` label of the health metrics and of the recorded sync status
     /// (`github`).
     fn name(&self) -> &'static str;
 
@@ -135,9 +148,9 @@ pub trait Source: Send + Sync {
         Box::pin(async {})
     }
 
-    /// Reads what is new for `repository` and writes it to `context.store`, each
+    /// Reads what is new for `repository` and hands it to `context.sink`, each
     /// batch with the cursors it covers. On error, what was written before stays
-    /// (it is consistent), and the next sync resumes from the stored cursors.
+    /// (it is consistent), and the next sync resumes from the kept cursors.
     fn sync_repository<'a>(
         &'a self,
         repository: &'a RepoName,

@@ -70,4 +70,9 @@ pub enum StoreError {
         table: &'static str,
         what: String,
     },
+
+    /// The blocking task that runs store calls could not run (the runtime is
+    /// shutting down) or panicked.
+    #[error("the store task failed: {0}")]
+    Task(String),
 }

@@ -5,7 +5,7 @@
 //! This module is the only place in the project that speaks SQL. It keeps events
 //! idempotently (re-reading an event updates it, never duplicates it), advances a
 //! cursor only in the same transaction as the data it covers, and streams the events
-//! into the engine's [`EventsBuilder`](crate::dora::EventsBuilder).
+//! into a sink the engine defines ([`EventSink`](crate::dora::EventSink)).
 //!
 //! It deliberately does not decide what counts: no metric, no filtering by
 //! environment or label, no knowledge of GitHub's wire format or of time (every
@@ -20,10 +20,12 @@
 //! an async worker thread: a large `apply` or `load_events` blocks for seconds.
 
 mod error;
+mod shared;
 mod sqlite;
 mod types;
 
 pub use error::StoreError;
+pub use shared::SharedStore;
 pub use sqlite::{SqliteStore, MIN_REPOSITORIES_PER_LOAD_THREAD};
 pub(crate) use types::{commit_subject, MAX_CURSOR_ENDPOINT_BYTES, MAX_SYNC_SOURCE_BYTES};
 pub use types::{
@@ -33,7 +35,7 @@ pub use types::{
 };
 
 use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
-use crate::dora::Events;
+use crate::dora::EventSink;
 use std::collections::HashSet;
 
 /// Where events, cursors and sync status are kept.
@@ -81,23 +83,6 @@ pub trait Store: Send {
         id: u64,
     ) -> Result<Option<Deployment>, StoreError>;
 
-    /// The successful deployment of `repository` to `environment` (exact name) with
-    /// the latest deploy time; among equal deploy times the greatest `(source, id)`.
-    fn latest_successful_deployment(
-        &self,
-        repository: &RepoName,
-        environment: &Environment,
-    ) -> Result<Option<Deployment>, StoreError>;
-
-    /// Like [`Store::latest_successful_deployment`], among those deployed strictly
-    /// before `before`: the base for the compare of a deployment made at `before`.
-    fn previous_successful_deployment(
-        &self,
-        repository: &RepoName,
-        environment: &Environment,
-        before: Timestamp,
-    ) -> Result<Option<Deployment>, StoreError>;
-
     /// The change sets a source still has to read: for every environment (names
     /// grouped case-insensitively, ASCII), the consecutive pairs `(P, D)` of
     /// successful deployments of `repository` in deploy-time order (ties by source,
@@ -108,14 +93,6 @@ pub trait Store: Send {
         &self,
         repository: &RepoName,
     ) -> Result<Vec<(Environment, CommitSha, CommitSha)>, StoreError>;
-
-    /// One stored commit; its `message` is the stored first line (see
-    /// [`CommitRecord`]), for reports.
-    fn commit(
-        &self,
-        repository: &RepoName,
-        sha: &CommitSha,
-    ) -> Result<Option<CommitRecord>, StoreError>;
 
     /// Records the end of one sync of `repository` by `source` (a short name such as
     /// `github_deployments` or `github_issues`). A success sets the last success time
@@ -138,10 +115,16 @@ pub trait Store: Send {
     fn repositories(&self) -> Result<Vec<RepoName>, StoreError>;
 
     /// Streams every stored event of `repositories` (unknown ones are skipped,
-    /// duplicates read once) into an [`EventsBuilder`](crate::dora::EventsBuilder),
-    /// finishing each repository before the next one to keep memory low. Reads one
+    /// duplicates read once) into `sink` (the engine's
+    /// [`EventsBuilder`](crate::dora::EventsBuilder), usually), finishing each
+    /// repository before the next one to keep memory low. A backend may fill
+    /// [`EventSink::fork`]ed sinks on other threads and join them. Reads one
     /// consistent snapshot of the store.
-    fn load_events(&self, repositories: &[RepoName]) -> Result<Events, StoreError>;
+    fn load_events(
+        &self,
+        repositories: &[RepoName],
+        sink: &mut dyn EventSink,
+    ) -> Result<(), StoreError>;
 
     /// Everything stored for `repository` as one batch (events sorted by identity,
     /// cursors by endpoint), read from one consistent snapshot. It materializes the

@@ -16,6 +16,7 @@
 //! record wall time or an insertion order replaced; each exclusion says why.
 
 use dora_collector::daemon::{demo, Clock, SystemClock};
+use dora_collector::dora::EventsBuilder;
 use dora_collector::sim::{Org, OrgSpec, SimHandle, SimOptions, SimServer};
 use rand::{Rng, SeedableRng};
 use rusqlite::types::ValueRef;
@@ -102,7 +103,9 @@ fn snapshot(
 ) -> dora_collector::dora::Snapshot {
     use dora_collector::store::Store;
     let store = dora_collector::store::SqliteStore::open(store).unwrap();
-    let events = store.load_events(&store.repositories().unwrap()).unwrap();
+    let events =
+        EventsBuilder::collect(|sink| store.load_events(&store.repositories().unwrap(), sink))
+            .unwrap();
     dora_collector::dora::compute(&events, &dora_collector::dora::EngineConfig::default(), now)
 }
 

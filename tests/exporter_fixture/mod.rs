@@ -9,9 +9,8 @@ use dora_collector::dora::{
     Diagnostics, Histogram, IncidentMetrics, Level, Levels, RepoEnvMetrics, RepoIncidents,
     RollupMetrics, Snapshot, SummaryStats, Totals, Window, WindowedMetrics,
 };
-use dora_collector::exporter::{
-    ApiRequests, ApiRetries, HealthSnapshot, RateLimit, RepositoryHealth, SourceHealth,
-};
+use dora_collector::exporter::{HealthSnapshot, RepositoryHealth, SourceHealth};
+use dora_collector::sources::{ApiRequests, ApiRetries, RateLimit};
 
 /// The `dora_build_info` version in every rendering of the fixture.
 pub const VERSION: &str = "1.2.3-test";

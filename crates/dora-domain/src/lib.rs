@@ -8,6 +8,7 @@
 //! these at the border. A crate of its own, so that the engine, the collector and
 //! the simulator share one vocabulary and nothing else.
 
+pub mod batch;
 mod events;
 mod names;
 mod sha;

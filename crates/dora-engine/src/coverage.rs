@@ -88,7 +88,7 @@ pub struct ChangesWithoutPull {
     /// `after` itself when nothing was decided since.
     pub decided_through: Timestamp,
     /// The numbers of the repository's stored pull requests, sorted.
-    pub stored_pulls: Vec<u64>,
+    pub known_pulls: Vec<u64>,
 }
 
 /// For each repository of `events`: the changes that successful deployments to
@@ -166,13 +166,13 @@ pub fn changes_without_pull(
         }
         shas.sort_unstable();
         shas.dedup();
-        let mut stored_pulls: Vec<u64> = repo.pull_requests.iter().map(|pr| pr.number).collect();
-        stored_pulls.sort_unstable();
-        stored_pulls.dedup();
+        let mut known_pulls: Vec<u64> = repo.pull_requests.iter().map(|pr| pr.number).collect();
+        known_pulls.sort_unstable();
+        known_pulls.dedup();
         out.push(ChangesWithoutPull {
             repository: name.clone(),
             shas,
-            stored_pulls,
+            known_pulls,
             decided_through: Timestamp(undecided_from.unwrap_or(newest)),
         });
     }
@@ -357,7 +357,7 @@ mod tests {
         (
             found.shas.iter().map(|s| s.as_bytes()[0]).collect(),
             found.decided_through.0,
-            found.stored_pulls,
+            found.known_pulls,
         )
     }
 

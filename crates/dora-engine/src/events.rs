@@ -1,11 +1,14 @@
 //! `Events`, the engine's input, and `EventsBuilder`, which collects domain events
 //! in any order and indexes them per repository (commit graphs, compare lookups).
+//! [`EventSink`] is how a reader of kept events (the store) hands them over
+//! without building the engine's types itself.
 
 use super::graph::{CommitGraph, StagedCommits};
 use crate::domain::{
     Commit, CommitSha, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment,
     Incident, PullRequest, RepoName,
 };
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 
 /// A deployment as the engine keeps it (the repository is implied, the environment
@@ -66,6 +69,82 @@ impl Events {
     /// Number of distinct known commits.
     pub fn commit_count(&self) -> usize {
         self.repositories.values().map(|r| r.graph.len()).sum()
+    }
+}
+
+/// Where a reader of kept events puts them, repository by repository (every
+/// event of one repository, then [`EventSink::finish_repository`]). The engine's
+/// [`EventsBuilder`] is one; a reader (the store) fills whichever sink it is given
+/// and never names the engine's own types.
+pub trait EventSink: Send {
+    /// Adds one deployment.
+    fn deployment(&mut self, deployment: Deployment);
+    /// Adds one commit of `repository`.
+    fn commit(
+        &mut self,
+        repository: &RepoName,
+        sha: CommitSha,
+        parents: &[CommitSha],
+        author_date: crate::domain::Timestamp,
+        is_revert: bool,
+    );
+    /// Adds one compare result of `repository`.
+    fn compare(&mut self, repository: &RepoName, compare: Compare);
+    /// Adds one incident.
+    fn incident(&mut self, incident: Incident);
+    /// Adds one pull request.
+    fn pull_request(&mut self, pull_request: PullRequest);
+    /// Every event of `repository` has been added (the sink may index it now).
+    fn finish_repository(&mut self, repository: &RepoName);
+    /// An empty sink of the same kind, for a share of the repositories that a
+    /// reader fills on another thread; [`EventSink::join`] takes it back.
+    fn fork(&self) -> Box<dyn EventSink>;
+    /// Takes in a sink that [`EventSink::fork`] gave, filled with other
+    /// repositories than this one holds (a repository in both keeps the forked
+    /// sink's events).
+    fn join(&mut self, forked: Box<dyn EventSink>);
+    /// This sink as [`Any`], so that [`EventSink::join`] can take back its own kind.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl EventSink for EventsBuilder {
+    fn deployment(&mut self, deployment: Deployment) {
+        EventsBuilder::deployment(self, deployment);
+    }
+    fn commit(
+        &mut self,
+        repository: &RepoName,
+        sha: CommitSha,
+        parents: &[CommitSha],
+        author_date: crate::domain::Timestamp,
+        is_revert: bool,
+    ) {
+        self.commit_parts(repository, sha, parents, author_date, is_revert);
+    }
+    fn compare(&mut self, repository: &RepoName, compare: Compare) {
+        EventsBuilder::compare(self, repository, compare);
+    }
+    fn incident(&mut self, incident: Incident) {
+        EventsBuilder::incident(self, incident);
+    }
+    fn pull_request(&mut self, pull_request: PullRequest) {
+        EventsBuilder::pull_request(self, pull_request);
+    }
+    fn finish_repository(&mut self, repository: &RepoName) {
+        EventsBuilder::finish_repository(self, repository);
+    }
+    fn fork(&self) -> Box<dyn EventSink> {
+        Box::new(EventsBuilder::default())
+    }
+    fn join(&mut self, forked: Box<dyn EventSink>) {
+        match forked.into_any().downcast::<EventsBuilder>() {
+            Ok(forked) => self.absorb(*forked),
+            // A sink of another kind cannot have come from `fork`.
+            Err(_) => unreachable!("EventsBuilder::join of a sink it did not fork"),
+        }
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
     }
 }
 
@@ -186,6 +265,28 @@ impl EventsBuilder {
             finish(&mut self.repositories[position].1);
         }
         self
+    }
+
+    /// Takes in `other`'s repositories (a repository in both keeps `other`'s).
+    fn absorb(&mut self, other: EventsBuilder) {
+        for (name, repo) in other.repositories {
+            match self.index.get(&name) {
+                Some(&position) => self.repositories[position].1 = repo,
+                None => {
+                    self.index.insert(name.clone(), self.repositories.len());
+                    self.repositories.push((name, repo));
+                }
+            }
+        }
+        self.last = None;
+    }
+
+    /// Fills a new builder through `fill` (a reader of kept events, such as the
+    /// store's `load_events`) and builds the events.
+    pub fn collect<E>(fill: impl FnOnce(&mut dyn EventSink) -> Result<(), E>) -> Result<Events, E> {
+        let mut builder = EventsBuilder::default();
+        fill(&mut builder)?;
+        Ok(builder.build())
     }
 
     pub fn build(self) -> Events {

@@ -24,7 +24,7 @@ pub use compute::{compute, compute_with_trend, TrendPoint, TrendValues};
 pub use coverage::{
     changes_without_pull, uncovered_change_sets, ChangesWithoutPull, UncoveredChangeSet,
 };
-pub use events::{Events, EventsBuilder};
+pub use events::{EventSink, Events, EventsBuilder};
 pub use quantile::{quantile, quantiles};
 pub use snapshot::{
     Diagnostics, Histogram, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics,

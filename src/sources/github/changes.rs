@@ -1,28 +1,28 @@
 //! Step 2: change sets. For every consecutive pair `(P, D)` of successful
-//! deployments to a production environment whose compare the store lacks
-//! (`Store::missing_compares`, in deploy-time order), the commits `D` shipped.
+//! deployments to a production environment whose compare the ledger lacks
+//! (`Ledger::missing_compares`, in deploy-time order), the commits `D` shipped.
 //!
 //! With `github.api = "graphql"` the deployed history is read first
 //! (`history.rs`) and the engine walks it; only the pairs it cannot decide get a
 //! compare, and a digest of the pairs left (the `history` cursor) makes a sync
 //! with no new deployment read nothing. With `"rest"` every pair is one
-//! `compare/P.sha...D.sha` with all its pages, stored as a `Compare` plus one
+//! `compare/P.sha...D.sha` with all its pages, kept as a `Compare` plus one
 //! `CommitRecord` per commit (parents and author date), which the engine turns
 //! into changes (`docs/computation.md` § Change sets).
 //!
-//! A stored compare is never read again, and the store says which pairs are
+//! A kept compare is never read again, and the ledger says which pairs are
 //! missing. Compares are written in batches of [`COMPARES_PER_BATCH`], so an
 //! interrupted first sync keeps most of its work. A pair GitHub cannot compare
 //! (a sha that no longer exists: 404 or 422) is skipped and logged; the engine
-//! then walks the stored commit graph instead.
+//! then walks the kept commit graph instead.
 
 use super::client::{Endpoint, Pages, PER_PAGE};
 use super::models;
 use super::{GithubError, RepoSync};
 use crate::config::GithubApi;
+use crate::domain::batch::{CommitRecord, Cursor, SyncBatch};
 use crate::domain::{CommitSha, Compare, CompareStatus, Environment};
 use crate::sources::SourceError;
-use crate::store::{CommitRecord, Cursor, SyncBatch};
 use std::collections::HashSet;
 
 /// Compares written per transaction.
@@ -33,16 +33,14 @@ pub const COMPARES_PER_BATCH: usize = 25;
 pub const MAX_COMPARES_PER_SYNC: usize = 2_000;
 
 /// The most pages of one compare (100 commits each). A deployment shipping more
-/// than 10,000 commits is stored with the first 10,000 and logged.
+/// than 10,000 commits is kept with the first 10,000 and logged.
 pub const MAX_COMPARE_PAGES: usize = 100;
 
 impl RepoSync<'_> {
     /// Step 2.
     pub(super) async fn sync_changes(&self) -> Result<(), SourceError> {
         let repository = self.repository.clone();
-        let missing = self
-            .read(move |store| store.missing_compares(&repository))
-            .await?;
+        let missing = self.ledger().missing_compares(repository).await?;
         let mut pairs = self.production_pairs(missing);
         // With GraphQL, history decides most change sets; a digest of the pairs
         // still without a compare says whether anything changed since it last did.
@@ -51,8 +49,7 @@ impl RepoSync<'_> {
             if pairs.is_empty() {
                 return Ok(());
             }
-            let read_key = key.clone();
-            let cursor = self.read(move |store| store.cursor(&read_key)).await?;
+            let cursor = self.cursor(key).await?;
             if cursor.and_then(|c| c.opaque) == Some(digest(&pairs)) {
                 return Ok(());
             }
@@ -91,7 +88,7 @@ impl RepoSync<'_> {
                         repository = %self.repository,
                         %url,
                         "GitHub cannot compare these deployments (a sha is gone); the engine \
-                         uses the stored history for this change set"
+                         uses the kept history for this change set"
                     );
                 }
                 Err(error) => return Err(error.into()),
@@ -106,9 +103,7 @@ impl RepoSync<'_> {
             // What is left has been decided as far as GitHub can: until a
             // deployment changes the list, nothing is read again.
             let repository = self.repository.clone();
-            let left = self
-                .read(move |store| store.missing_compares(&repository))
-                .await?;
+            let left = self.ledger().missing_compares(repository).await?;
             let mut batch = SyncBatch::new(self.repository.clone());
             batch.cursors.push((
                 key,

@@ -4,12 +4,12 @@
 //! (`deployments(first: 1)`, newest first: its id and sha). By GitHub's point
 //! formula that is one request per repository, so 100 repositories cost one point.
 //!
-//! For a repository with deployments still pending in the store it asks for the
+//! For a repository with deployments still pending in the ledger it asks for the
 //! 100 newest instead, with each one's `latestStatus` (not a connection: still one
 //! request): a pending deployment whose latest status is still pending, queued or
 //! in progress needs no re-check this cycle.
 //!
-//! A repository sync then compares the newest id with the one its cursor stored:
+//! A repository sync then compares the newest id with the one its cursor kept:
 //! equal means no deployment was created, and nothing is listed; different means
 //! the listing's first page brings the new deployments together with the history
 //! of the newest sha (`graphql.rs`). Without a check (REST, a failed check, a
@@ -96,36 +96,35 @@ impl GithubSource {
         }
     }
 
-    /// The ids of the pending deployments of `repositories` in the store (none
-    /// when the store cannot say: those are then re-checked through REST).
+    /// The ids of the pending deployments of `repositories` (none for a
+    /// repository the ledger cannot answer for: it is then re-checked through
+    /// REST).
     async fn pending_ids(
         &self,
         repositories: &[&RepoName],
         context: &SyncContext,
     ) -> HashMap<RepoName, HashSet<u64>> {
-        let repositories: Vec<RepoName> = repositories.iter().map(|r| (*r).clone()).collect();
-        let read = context
-            .store
-            .call(move |store| {
-                let mut out = HashMap::new();
-                for repository in repositories {
-                    let ids: HashSet<u64> = store
-                        .pending_deployments(&repository)?
-                        .into_iter()
-                        .filter(|(source, _)| *source == DeploymentSource::GithubDeployments)
-                        .map(|(_, id)| id)
-                        .collect();
-                    if !ids.is_empty() {
-                        out.insert(repository, ids);
-                    }
+        let mut out = HashMap::new();
+        for repository in repositories {
+            let pending = context
+                .ledger
+                .pending_deployments((*repository).clone(), DeploymentSource::GithubDeployments)
+                .await;
+            match pending {
+                Ok(pending) if !pending.is_empty() => {
+                    out.insert(
+                        (*repository).clone(),
+                        pending.iter().map(|d| d.id).collect(),
+                    );
                 }
-                Ok::<_, crate::store::StoreError>(out)
-            })
-            .await;
-        read.unwrap_or_else(|error| {
-            tracing::warn!(%error, "could not read the pending deployments for the check");
-            HashMap::new()
-        })
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the pending deployments for the check");
+                    return HashMap::new();
+                }
+            }
+        }
+        out
     }
 
     /// One check query for `repositories`.

@@ -16,15 +16,15 @@
 //! Not here: what a response means (the endpoint modules decide; a GraphQL
 //! answer's errors are read in `answer.rs`), the retry and wait policy
 //! (`governor.rs`), and retries of a failed repository (the daemon tries it again
-//! soon, from the stored cursors: `daemon/retry.rs`).
+//! soon, from the kept cursors: `daemon/retry.rs`).
 
 use super::answer::{self, PageSizes, Partial};
 use super::error::{GithubError, Redactor};
 use super::governor::{
     reset_of, Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
 };
-use crate::exporter::ApiRequests;
-use axum::body::Bytes;
+use crate::sources::ApiRequests;
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
 use http::StatusCode;
 use http_body_util::combinators::BoxBody;
@@ -70,7 +70,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// well under a second; a minute covers a slow GitHub Enterprise Server.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Separates the token fingerprint from the `ETag` in a stored cursor value
+/// Separates the token fingerprint from the `ETag` in a kept cursor value
 /// (ETags are quoted strings without spaces).
 const ETAG_SEPARATOR: char = ' ';
 
@@ -82,7 +82,7 @@ const FINGERPRINT_CONTEXT: &[u8] = b"dora-collector etag owner v1\0";
 /// about a token (a high-entropy secret; a one-way hash, truncated).
 const FINGERPRINT_HEX_DIGITS: usize = 16;
 
-/// A one-way fingerprint of `token`, stored next to ETags so that a changed token
+/// A one-way fingerprint of `token`, kept next to ETags so that a changed token
 /// does not reuse the old token's ETags. Never logged or exported.
 fn token_fingerprint(token: &SecretString) -> String {
     use sha2::{Digest, Sha256};
@@ -174,7 +174,7 @@ pub struct Client {
     stats: Mutex<Stats>,
     /// Rate limits, retries and concurrency of this client's token.
     governor: Governor,
-    /// Which token stored ETags belong to: see [`token_fingerprint`].
+    /// Which token kept ETags belong to: see [`token_fingerprint`].
     token_fingerprint: String,
     /// Where GraphQL queries go (see [`graphql_url`]).
     graphql_url: String,
@@ -235,19 +235,19 @@ impl Client {
         &self.redactor
     }
 
-    /// An `ETag` as stored in a cursor: tagged with this client's token
+    /// An `ETag` as kept in a cursor: tagged with this client's token
     /// fingerprint, because GitHub's ETags vary with the token (`Vary:
     /// Authorization`), so one token's ETag must never be sent with another.
-    pub fn etag_to_store(&self, etag: &str) -> String {
+    pub fn etag_to_keep(&self, etag: &str) -> String {
         format!("{}{ETAG_SEPARATOR}{etag}", self.token_fingerprint)
     }
 
-    /// The `ETag` to send from a stored cursor value: only when it was stored
+    /// The `ETag` to send from a kept cursor value: only when it was kept
     /// under this client's token (after a token change, or from a version that
     /// did not tag ETags, the first page is read in full once and the new ETag
-    /// stored).
-    pub fn etag_from_store<'a>(&self, stored: &'a str) -> Option<&'a str> {
-        let (fingerprint, etag) = stored.split_once(ETAG_SEPARATOR)?;
+    /// kept).
+    pub fn etag_from_kept<'a>(&self, kept: &'a str) -> Option<&'a str> {
+        let (fingerprint, etag) = kept.split_once(ETAG_SEPARATOR)?;
         (fingerprint == self.token_fingerprint && !etag.is_empty()).then_some(etag)
     }
 
@@ -464,7 +464,7 @@ impl Client {
             let etag = headers
                 .get(ETAG)
                 .and_then(|v| v.to_str().ok())
-                .filter(|t| t.len() <= crate::store::MAX_CURSOR_OPAQUE_BYTES)
+                .filter(|t| t.len() <= crate::domain::batch::MAX_CURSOR_OPAQUE_BYTES)
                 .map(str::to_owned);
             return Ok(Fetched::Page { body, next, etag });
         }
@@ -697,10 +697,10 @@ pub struct Pages {
     next: Option<String>,
     if_none_match: Option<String>,
     pages: usize,
-    /// The first page answered 304: nothing changed since the ETag was stored.
+    /// The first page answered 304: nothing changed since the ETag was kept.
     pub not_modified: bool,
-    /// The `ETag` of the first page as stored for the next sync (tagged with the
-    /// token's fingerprint, see [`Client::etag_to_store`]).
+    /// The `ETag` of the first page as kept for the next sync (tagged with the
+    /// token's fingerprint, see [`Client::etag_to_keep`]).
     pub etag: Option<String>,
 }
 
@@ -736,7 +736,7 @@ impl Pages {
         let conditional = if self.pages == 0 {
             self.if_none_match
                 .as_deref()
-                .and_then(|stored| client.etag_from_store(stored))
+                .and_then(|kept| client.etag_from_kept(kept))
         } else {
             None
         };
@@ -751,7 +751,7 @@ impl Pages {
             }
             Fetched::Page { body, next, etag } => {
                 if self.pages == 0 {
-                    self.etag = etag.map(|etag| client.etag_to_store(&etag));
+                    self.etag = etag.map(|etag| client.etag_to_keep(&etag));
                 }
                 self.pages += 1;
                 self.next = next;

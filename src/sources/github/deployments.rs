@@ -31,9 +31,9 @@ use super::models::{self, WireDeployment};
 use super::rules::outcome_from_statuses;
 use super::{GithubError, RepoSync};
 use crate::config::GithubApi;
+use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, StatusState, Timestamp};
 use crate::sources::SourceError;
-use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::{HashMap, HashSet};
 
 /// Items on the REST page that tells the GraphQL path whether anything changed:
@@ -79,7 +79,7 @@ pub const MAX_STATUS_PAGES: usize = 10;
 const NEWEST_ID_PREFIX: &str = "newest-id=";
 
 /// The newest deployment id a cursor's `opaque` holds, if it holds one.
-fn stored_newest_id(opaque: &str) -> Option<u64> {
+fn kept_newest_id(opaque: &str) -> Option<u64> {
     opaque.strip_prefix(NEWEST_ID_PREFIX)?.parse().ok()
 }
 
@@ -90,9 +90,9 @@ fn statuses_cursor(repository: &crate::domain::RepoName, id: u64) -> CursorKey {
 
 /// What reading a deployment's statuses gave.
 struct StatusesRead {
-    /// `None`: the deployment is gone, or nothing changed since `etag` was stored.
+    /// `None`: the deployment is gone, or nothing changed since `etag` was kept.
     outcome: Option<DeploymentOutcome>,
-    /// The first page's `ETag` (as stored).
+    /// The first page's `ETag` (as kept).
     etag: Option<String>,
 }
 
@@ -126,26 +126,24 @@ impl RepoSync<'_> {
         let repository = self.repository.clone();
         let name = super::cursor_name(CURSOR, &[("environments", self.production_names())]);
         let key = CursorKey::new(repository.clone(), name);
-        let read_key = key.clone();
-        let (cursor, terminal, pending) = self
-            .read(move |store| {
-                let cursor = store.cursor(&read_key)?;
-                let source = DeploymentSource::GithubDeployments;
-                let terminal = store.terminal_deployment_ids(&repository, source)?;
-                let mut pending = Vec::new();
-                for (from, id) in store.pending_deployments(&repository)? {
-                    if from == source {
-                        if let Some(deployment) = store.deployment(&repository, from, id)? {
-                            let etag = store
-                                .cursor(&statuses_cursor(&repository, id))?
-                                .and_then(|c| c.opaque);
-                            pending.push((deployment, etag));
-                        }
-                    }
-                }
-                Ok((cursor, terminal, pending))
-            })
+        let source = DeploymentSource::GithubDeployments;
+        let cursor = self.cursor(&key).await?;
+        let terminal = self
+            .ledger()
+            .terminal_deployment_ids(repository.clone(), source)
             .await?;
+        let mut pending = Vec::new();
+        for deployment in self
+            .ledger()
+            .pending_deployments(repository.clone(), source)
+            .await?
+        {
+            let etag = self
+                .cursor(&statuses_cursor(&repository, deployment.id))
+                .await?
+                .and_then(|c| c.opaque);
+            pending.push((deployment, etag));
+        }
         let first = cursor.is_none();
         let stop_before = cursor
             .as_ref()
@@ -160,11 +158,11 @@ impl RepoSync<'_> {
         let url = self.url("/deployments", &[("per_page", &per_page.to_string())]);
         let opaque = cursor.and_then(|c| c.opaque);
         // This cycle's GraphQL check (`check.rs`) replaces the probe: the same
-        // newest deployment as stored means nothing was created.
+        // newest deployment as kept means nothing was created.
         let checked = self.checked.filter(|_| graphql);
         let unchanged = !first
             && checked.is_some_and(|newest| {
-                newest.map(|(id, _)| id) == opaque.as_deref().and_then(stored_newest_id)
+                newest.map(|(id, _)| id) == opaque.as_deref().and_then(kept_newest_id)
             });
         let etag = if checked.is_some() { None } else { opaque };
         let mut pages = Pages::new(Endpoint::Deployments, url.clone(), etag);
@@ -214,8 +212,8 @@ impl RepoSync<'_> {
                     if let Some(index) = production.filter(|i| bases.wants(*i)) {
                         bases.checked[index] += 1;
                         let outcome = if terminal.contains(&deployment.id) {
-                            // Stored before (the settings changed since): no request.
-                            self.stored_outcome(deployment.id).await?
+                            // Kept before (the settings changed since): no request.
+                            self.kept_outcome(deployment.id).await?
                         } else if let Some(statuses) = &statuses {
                             Some(outcome_from_statuses(statuses))
                         } else {
@@ -269,20 +267,20 @@ impl RepoSync<'_> {
         }
         let fresh_ids: HashSet<u64> = fresh.iter().map(|d| d.id).collect();
         let recheck_after = self.context.now.0.saturating_sub(PENDING_RECHECK_SECONDS);
-        for (stored, etag) in pending {
-            if fresh_ids.contains(&stored.id)
-                || stored.created_at.0 < recheck_after
-                || self.still_pending.contains(&stored.id)
+        for (kept, etag) in pending {
+            if fresh_ids.contains(&kept.id)
+                || kept.created_at.0 < recheck_after
+                || self.still_pending.contains(&kept.id)
             {
                 continue;
             }
             self.check_cancelled()?;
-            // Asked with the stored ETag: a 304 (no new status) is free.
-            let read = self.deployment_outcome(stored.id, etag).await?;
-            self.keep_statuses_etag(&mut batch, stored.id, &read);
+            // Asked with the kept ETag: a 304 (no new status) is free.
+            let read = self.deployment_outcome(kept.id, etag).await?;
+            self.keep_statuses_etag(&mut batch, kept.id, &read);
             match read.outcome {
                 Some(outcome) if outcome.is_terminal() => {
-                    batch.deployments.push(Deployment { outcome, ..stored });
+                    batch.deployments.push(Deployment { outcome, ..kept });
                 }
                 _ => {}
             }
@@ -332,7 +330,7 @@ impl RepoSync<'_> {
         };
         if !listing.probed {
             listing.probed = true;
-            // 304: nothing was created since the ETag was stored.
+            // 304: nothing was created since the ETag was kept.
             let Some(body) = self.next_page(pages).await? else {
                 return Ok(None);
             };
@@ -362,15 +360,17 @@ impl RepoSync<'_> {
         }
     }
 
-    /// The stored outcome of deployment `id`.
-    async fn stored_outcome(&self, id: u64) -> Result<Option<DeploymentOutcome>, SourceError> {
-        let repository = self.repository.clone();
-        let stored = self
-            .read(move |store| {
-                store.deployment(&repository, DeploymentSource::GithubDeployments, id)
-            })
+    /// The kept outcome of deployment `id`.
+    async fn kept_outcome(&self, id: u64) -> Result<Option<DeploymentOutcome>, SourceError> {
+        let kept = self
+            .ledger()
+            .deployment(
+                self.repository.clone(),
+                DeploymentSource::GithubDeployments,
+                id,
+            )
             .await?;
-        Ok(stored.map(|d| d.outcome))
+        Ok(kept.map(|d| d.outcome))
     }
 
     /// Keeps the `ETag` of a still pending deployment's statuses in `batch`, so

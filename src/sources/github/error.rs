@@ -11,7 +11,7 @@
 //! request's `Authorization` header into it. The token a [`Client`] authenticates
 //! with is held by its [`Redactor`] (a value, passed where text is cleaned, not a
 //! process-global list) and replaced by [`REDACTED`] in all such text
-//! ([`Redactor::clean`]) before it reaches an error, a log line or the store's
+//! ([`Redactor::clean`]) before it reaches an error, a log line or the recorded
 //! sync status.
 //!
 //! [`Client`]: super::client::Client

@@ -32,7 +32,7 @@
 
 use super::error::GithubError;
 use crate::domain::Timestamp;
-use crate::exporter::RateLimit;
+use crate::sources::RateLimit;
 use http::HeaderMap;
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -15,10 +15,11 @@
 
 use super::answer::Partial;
 use super::client::{QueryShape, PER_PAGE};
-use super::models::{Skip, WireDeployment};
+use super::history::commit_fields;
+use super::models::{PageInfo, Skip, WireDeployment};
 use super::{GithubError, RepoSync};
+use crate::domain::batch::CommitRecord;
 use crate::domain::{CommitSha, Environment, StatusState, Timestamp};
-use crate::store::CommitRecord;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -54,22 +55,6 @@ fragment DeploymentFields on Deployment {
 "#
     };
 }
-
-/// The fields read of each commit of a history (shared with `history.rs`).
-macro_rules! commit_fields {
-    () => {
-        r#"
-fragment CommitFields on Commit {
-  oid
-  authoredDate
-  committedDate
-  message
-  parents(first: $parents) { totalCount nodes { oid } }
-}
-"#
-    };
-}
-pub(super) use commit_fields;
 
 /// The query of one page. `rateLimit { cost }` makes every answer say what it cost
 /// (debug log), as GitHub recommends for checking a query's price.
@@ -161,22 +146,6 @@ struct Connection {
     #[serde(rename = "pageInfo")]
     page_info: PageInfo,
     nodes: Vec<serde_json::Value>,
-}
-
-/// A connection's `pageInfo { hasNextPage endCursor }`.
-#[derive(Deserialize)]
-pub(super) struct PageInfo {
-    #[serde(rename = "hasNextPage")]
-    has_next_page: bool,
-    #[serde(rename = "endCursor")]
-    end_cursor: Option<String>,
-}
-
-impl PageInfo {
-    /// The cursor of the next page; `None` on the last one.
-    pub(super) fn next(self) -> Option<String> {
-        self.end_cursor.filter(|_| self.has_next_page)
-    }
 }
 
 impl RepoSync<'_> {

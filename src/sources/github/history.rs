@@ -1,7 +1,7 @@
 //! Step 2 with GraphQL: change sets from the deployed history instead of a
 //! compare per deployment. The commits the deployments shipped are read as
 //! history pages (`Commit.history`, 100 commits a page with their parents, one
-//! point each), stored, and the engine walks them (`docs/computation.md` § Change sets: the
+//! point each), kept, and the engine walks them (`docs/computation.md` § Change sets: the
 //! commits reachable from the deployed sha that no earlier deployment shipped).
 //! A compare is read only for a pair the history cannot decide
 //! ([`crate::dora::uncovered_change_sets`]): a deployed sha GitHub no longer has,
@@ -17,19 +17,19 @@
 //! reads one page.
 //!
 //! Cursor `history?environments=…`: `opaque` is a digest of the pairs that still
-//! lack a compare once this step succeeded; while the store lists the same pairs
-//! (no deployment succeeded since), the step reads nothing, not even the store's
+//! lack a compare once this step succeeded; while the ledger lists the same pairs
+//! (no deployment succeeded since), the step reads nothing, not even the ledger's
 //! commits.
 //!
 //! Not here: the compares themselves (`changes.rs`), the deployments listing.
 
 use super::client::PER_PAGE;
-use super::graphql::{commit_fields, PageInfo};
+use super::models::PageInfo;
 use super::{GithubError, RepoSync};
+use crate::domain::batch::{CommitRecord, CursorKey, SyncBatch};
 use crate::domain::{CommitSha, Timestamp};
-use crate::dora::{uncovered_change_sets, UncoveredChangeSet};
+use crate::dora::UncoveredChangeSet;
 use crate::sources::SourceError;
-use crate::store::{CommitRecord, CursorKey, SyncBatch};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
@@ -50,6 +50,22 @@ pub const MAX_HISTORY_PAGES_PER_SYNC: usize = 1_000;
 /// the remaining pairs are left to compares: bounds the cost of a change set that
 /// ships very old commits (a long-lived branch merged without a rebase).
 pub const MAX_PAGES_PAST_BASES: usize = 10;
+
+/// The fields read of each commit of a history (shared with the deployments query of `graphql.rs`).
+macro_rules! commit_fields {
+    () => {
+        r#"
+fragment CommitFields on Commit {
+  oid
+  authoredDate
+  committedDate
+  message
+  parents(first: $parents) { totalCount nodes { oid } }
+}
+"#
+    };
+}
+pub(super) use commit_fields;
 
 /// The query of one history page. `rateLimit { cost }` makes the answer say what it
 /// cost (debug log).
@@ -99,7 +115,7 @@ impl RepoSync<'_> {
         )
     }
 
-    /// Reads the history the undecided change sets need and stores it; returns the
+    /// Reads the history the undecided change sets need and keeps it; returns the
     /// pairs `(base, head)` only a compare can decide, or `None` when the page
     /// bound stopped it before it was done (the next sync goes on).
     pub(super) async fn sync_history(
@@ -149,7 +165,7 @@ impl RepoSync<'_> {
                 .map(|u| u.base_at)
                 .min()
                 .unwrap_or(Timestamp(i64::MIN));
-            // Page on without asking the store until the listing is past the
+            // Page on without asking the ledger until the listing is past the
             // oldest undecided base, or brings nothing new, or ends.
             loop {
                 self.check_cancelled()?;
@@ -209,19 +225,14 @@ impl RepoSync<'_> {
         Ok(Some(pairs(&uncovered)))
     }
 
-    /// The undecided change sets of this repository, from the stored events.
+    /// The undecided change sets of this repository, from the kept events.
     async fn uncovered(&self) -> Result<Vec<UncoveredChangeSet>, SourceError> {
-        let repository = self.repository.clone();
-        let production = self.settings.production.clone();
-        self.read(move |store| {
-            let events = store.load_events(std::slice::from_ref(&repository))?;
-            // Every stored deployment, whatever the clock says: a success stamped
-            // after `now` (clock skew) still needs its change set.
-            let mut uncovered = uncovered_change_sets(&events, &production, Timestamp(i64::MAX));
-            uncovered.sort_by_key(|u| (u.head_at, u.base_at));
-            Ok(uncovered)
-        })
-        .await
+        // Every kept deployment, whatever the clock says: a success stamped after
+        // `now` (clock skew) still needs its change set.
+        Ok(self
+            .ledger()
+            .undecided_change_sets(self.repository.clone(), self.settings.production.clone())
+            .await?)
     }
 
     /// The next page of `listing`; `None` when GitHub does not know its start.

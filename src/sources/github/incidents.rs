@@ -2,16 +2,16 @@
 //! (GitHub's `labels` parameter requires *all* the labels given, and we want
 //! *any*), with `state=all` and `since` (updated at or after), newest update first.
 //! Pull requests appear in the issues list with a `pull_request` key and are
-//! skipped. A reopened issue comes back with `closed_at: null` and is stored so,
+//! skipped. A reopened issue comes back with `closed_at: null` and is kept so,
 //! which reopens the incident (`docs/computation.md` § Incidents).
 //!
 //! Cursor `issues?labels=<label>`: `since` is the `since` of every query (the
 //! start of the lookback window at the first sync; it never moves, so the URL and
-//! its `ETag` stay the same), `opaque` the newest `updated_at` stored and the
+//! its `ETag` stay the same), `opaque` the newest `updated_at` kept and the
 //! first page's `ETag` (a 304 means no labelled issue changed, and costs no rate
 //! limit). When the list changed, pages are read newest update first only until
-//! one holds an issue updated before the newest stored: that one and everything
-//! after it is stored already. So a change costs about one page, and an idle poll
+//! one holds an issue updated before the newest kept: that one and everything
+//! after it is kept already. So a change costs about one page, and an idle poll
 //! nothing, however long the list.
 //!
 //! The first sync reads the issues updated within the lookback window **and**
@@ -22,9 +22,9 @@ use super::client::{Endpoint, Pages, PER_PAGE};
 use super::models::{self, WireIssue};
 use super::RepoSync;
 use crate::config::LabelName;
+use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Incident, Timestamp};
 use crate::sources::SourceError;
-use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::BTreeMap;
 
 /// The cursor endpoint name for `label`.
@@ -36,14 +36,13 @@ impl RepoSync<'_> {
     /// Step 3, for one incident label.
     pub(super) async fn sync_incidents(&self, label: &LabelName) -> Result<(), SourceError> {
         let key = CursorKey::new(self.repository.clone(), cursor_name(label));
-        let read_key = key.clone();
-        let cursor = self.read(move |store| store.cursor(&read_key)).await?;
+        let cursor = self.cursor(&key).await?;
         let first = cursor.is_none();
         let since = cursor
             .as_ref()
             .and_then(|c| c.since)
             .unwrap_or_else(|| self.lookback_start());
-        let (stored_newest, etag) = split_opaque(cursor.and_then(|c| c.opaque));
+        let (kept_newest, etag) = split_opaque(cursor.and_then(|c| c.opaque));
         let per_page = PER_PAGE.to_string();
         let url = self.url(
             "/issues",
@@ -58,7 +57,7 @@ impl RepoSync<'_> {
         );
         let mut pages = Pages::new(Endpoint::Issues, url.clone(), etag);
         let mut issues: BTreeMap<u64, WireIssue> = BTreeMap::new();
-        self.read_issues(&mut pages, &url, &mut issues, stored_newest)
+        self.read_issues(&mut pages, &url, &mut issues, kept_newest)
             .await?;
         if pages.not_modified {
             return Ok(());
@@ -66,7 +65,7 @@ impl RepoSync<'_> {
         let newest = issues
             .values()
             .map(|i| i.updated_at)
-            .chain(stored_newest)
+            .chain(kept_newest)
             .max();
         if first {
             let open_url = self.url(
@@ -105,26 +104,26 @@ impl RepoSync<'_> {
     }
 
     /// Reads pages into `issues` (by number, later pages win), skipping pull
-    /// requests, until the last page or, with `stored_newest`, a page holding an
+    /// requests, until the last page or, with `kept_newest`, a page holding an
     /// issue updated before it (the list is newest update first).
     async fn read_issues(
         &self,
         pages: &mut Pages,
         url: &str,
         issues: &mut BTreeMap<u64, WireIssue>,
-        stored_newest: Option<Timestamp>,
+        kept_newest: Option<Timestamp>,
     ) -> Result<(), SourceError> {
         while let Some(body) = self.next_page(pages).await? {
-            let mut reached_stored = false;
+            let mut reached_kept = false;
             for value in models::array(&body, url)? {
                 if let Some(Some(issue)) =
                     self.item(Endpoint::Issues, value.and_then(models::issue))
                 {
-                    reached_stored |= stored_newest.is_some_and(|n| issue.updated_at < n);
+                    reached_kept |= kept_newest.is_some_and(|n| issue.updated_at < n);
                     issues.insert(issue.number, issue);
                 }
             }
-            if reached_stored {
+            if reached_kept {
                 pages.stop();
             }
         }
@@ -132,10 +131,10 @@ impl RepoSync<'_> {
     }
 }
 
-/// The prefix of the newest stored `updated_at` in the cursor's `opaque`.
+/// The prefix of the newest kept `updated_at` in the cursor's `opaque`.
 const NEWEST_PREFIX: &str = "newest=";
 
-/// The cursor's `opaque`: `newest=<unix seconds>;<stored ETag>`.
+/// The cursor's `opaque`: `newest=<unix seconds>;<kept ETag>`.
 fn join_opaque(newest: Option<Timestamp>, etag: Option<&str>) -> Option<String> {
     match (newest, etag) {
         (None, None) => None,
@@ -148,8 +147,8 @@ fn join_opaque(newest: Option<Timestamp>, etag: Option<&str>) -> Option<String> 
     }
 }
 
-/// The newest stored `updated_at` and the stored `ETag` from a cursor's `opaque`
-/// (a bare `ETag`, as older versions stored it, has no newest: the changed list
+/// The newest kept `updated_at` and the kept `ETag` from a cursor's `opaque`
+/// (a bare `ETag`, as older versions kept it, has no newest: the changed list
 /// is then read in full once).
 fn split_opaque(opaque: Option<String>) -> (Option<Timestamp>, Option<String>) {
     let Some(opaque) = opaque else {

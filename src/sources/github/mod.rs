@@ -11,14 +11,14 @@
 //!    the first sync one older successful deployment per production environment as
 //!    the base of the first change set;
 //! 2. `changes`: the change set of every consecutive pair of successful
-//!    deployments the store lacks (`Store::missing_compares`): with GraphQL the
+//!    deployments the ledger lacks (`Ledger::missing_compares`): with GraphQL the
 //!    deployed history in pages of 100 commits (`history.rs`) and a compare only
 //!    for a pair that history cannot decide; with REST a compare per pair;
 //! 3. `incidents`: issues with an incident label, per label;
 //! 4. `pulls`: merged pull requests (rework labels, PR-based lead-time starts,
 //!    which also read each one's commits);
 //! 5. `pull_lookup` (PR-based lead-time starts only): the pull requests of the
-//!    deployed changes no stored pull request names (merged before the lookback,
+//!    deployed changes no kept pull request names (merged before the lookback,
 //!    or none: a direct push), asked once per change.
 //!
 //! `docs/sources.md` describes what is read, the cursors and the request cost.
@@ -63,10 +63,11 @@ pub use governor::{
 
 use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
 use crate::config::{DeploymentsConfig, GithubConfig, LabelName};
+use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Environment, RepoName, Timestamp};
 use crate::dora::LeadTimeStart;
-use crate::store::{StoreError, SyncBatch};
-use axum::body::Bytes;
+use crate::sources::Ledger;
+use bytes::Bytes;
 use client::{Client, Pages};
 use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -327,16 +328,12 @@ impl RepoSync<'_> {
         }
     }
 
-    /// Writes `batch` (with its cursors) in one transaction.
+    /// Hands `batch` (with its cursors) on, to be kept in one transaction.
     async fn apply(&self, batch: SyncBatch) -> Result<(), SourceError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let stats = self
-            .context
-            .store
-            .call(move |store| store.apply(&batch))
-            .await?;
+        let stats = self.context.sink.keep(batch).await?;
         if let Ok(mut total) = self.stats.lock() {
             total.add_applied(&stats);
             total.batches += 1;
@@ -344,12 +341,14 @@ impl RepoSync<'_> {
         Ok(())
     }
 
-    /// Reads from the store on the blocking pool.
-    async fn read<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(&mut dyn crate::store::Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, SourceError> {
-        self.context.store.call(read).await
+    /// What was kept before (cursors, pending deployments, undecided change sets).
+    fn ledger(&self) -> &dyn Ledger {
+        self.context.ledger.as_ref()
+    }
+
+    /// The cursor kept under `key`, if any.
+    async fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, SourceError> {
+        Ok(self.ledger().cursor(key.clone()).await?)
     }
 
     /// The start of the lookback window: where a first sync begins.
@@ -394,7 +393,7 @@ impl RepoSync<'_> {
 }
 
 /// The longest cursor name kept readable; a longer one ends in a hash of its
-/// settings instead (the store bounds names at 512 bytes).
+/// settings instead (the ledger bounds names at 512 bytes).
 const MAX_READABLE_CURSOR: usize = 200;
 
 /// A cursor endpoint name: `base` plus the settings that decide what its step

@@ -10,8 +10,8 @@
 
 use super::error::{GithubError, Redactor};
 use super::rules::parse_root_cause;
+use crate::domain::batch::CommitRecord;
 use crate::domain::{CommitSha, CompareStatus, Environment, ShaPrefix, StatusState, Timestamp};
-use crate::store::CommitRecord;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -454,5 +454,21 @@ mod tests {
             (status, total, commits.len()),
             (CompareStatus::Behind, Some(0), 0)
         );
+    }
+}
+
+/// A connection's `pageInfo { hasNextPage endCursor }`.
+#[derive(Deserialize)]
+pub(super) struct PageInfo {
+    #[serde(rename = "hasNextPage")]
+    has_next_page: bool,
+    #[serde(rename = "endCursor")]
+    end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// The cursor of the next page; `None` on the last one.
+    pub(super) fn next(self) -> Option<String> {
+        self.end_cursor.filter(|_| self.has_next_page)
     }
 }

@@ -1,5 +1,5 @@
 //! Step 5 (PR-based lead-time starts only): the pull request of every deployed
-//! change that no stored pull request names.
+//! change that no kept pull request names.
 //!
 //! Step 4 lists the pull requests merged since the lookback start with their
 //! commits. A change deployed in the lookback can still come from a pull request
@@ -9,11 +9,11 @@
 //! requests of just those changes (dora-definitions §1 `lead_time_start`):
 //!
 //! - GraphQL: `Commit.associatedPullRequests` for up to 149 commits a query
-//!   (aliases, one point), then the merged pull requests not stored yet with
+//!   (aliases, one point), then the merged pull requests not kept yet with
 //!   their labels and commits (`Repository.pullRequest(number:)`, 74 a query,
 //!   one point);
 //! - REST: `GET /repos/{owner}/{repo}/commits/{sha}/pulls` per commit, then
-//!   `/pulls/{n}/commits` per merged pull request not stored yet.
+//!   `/pulls/{n}/commits` per merged pull request not kept yet.
 //!
 //! Each change is asked about once: cursor
 //! `pull_lookup?environments=…&lead_time_start=…` keeps (`since`) the deploy time
@@ -28,10 +28,10 @@ use super::pulls::{
 };
 use super::{models, GithubError, RepoSync};
 use crate::config::GithubApi;
-use crate::domain::{CommitSha, PullRequest, Timestamp};
-use crate::dora::{changes_without_pull, ChangesWithoutPull, LeadTimeStart};
+use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
+use crate::domain::{CommitSha, PullRequest};
+use crate::dora::{ChangesWithoutPull, LeadTimeStart};
 use crate::sources::SourceError;
-use crate::store::{Cursor, CursorKey, SyncBatch};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -64,27 +64,21 @@ impl RepoSync<'_> {
             ],
         );
         let key = CursorKey::new(self.repository.clone(), name);
-        let read_key = key.clone();
-        let cursor = self.read(move |store| store.cursor(&read_key)).await?;
+        let cursor = self.cursor(&key).await?;
         let after = cursor
             .as_ref()
             .and_then(|c| c.since)
             .unwrap_or_else(|| self.lookback_start());
-        let repository = self.repository.clone();
-        let production = self.settings.production.clone();
+        // Every kept deployment, whatever the clock says (as history).
         let changes = self
-            .read(move |store| {
-                let events = store.load_events(std::slice::from_ref(&repository))?;
-                // Every stored deployment, whatever the clock says (as history).
-                Ok(changes_without_pull(
-                    &events,
-                    &production,
-                    after,
-                    Timestamp(i64::MAX),
-                ))
-            })
+            .ledger()
+            .changes_without_pull(
+                self.repository.clone(),
+                self.settings.production.clone(),
+                after,
+            )
             .await?;
-        let Some(changes) = changes.into_iter().next() else {
+        let Some(changes) = changes else {
             return Ok(());
         };
         if changes.decided_through <= after && changes.shas.is_empty() {
@@ -107,7 +101,7 @@ impl RepoSync<'_> {
         self.apply(batch).await
     }
 
-    /// The merged pull requests (not stored yet) of `changes`, through REST.
+    /// The merged pull requests (not kept yet) of `changes`, through REST.
     async fn pulls_through_rest(
         &self,
         changes: &ChangesWithoutPull,
@@ -135,7 +129,7 @@ impl RepoSync<'_> {
                         add_change(known, *sha);
                         continue;
                     }
-                    if changes.stored_pulls.binary_search(&pull.number).is_ok() {
+                    if changes.known_pulls.binary_search(&pull.number).is_ok() {
                         continue;
                     }
                     let commits = self.pull_commits(pull.number).await?;
@@ -148,7 +142,7 @@ impl RepoSync<'_> {
         Ok(found)
     }
 
-    /// The merged pull requests (not stored yet) of `changes`, through GraphQL.
+    /// The merged pull requests (not kept yet) of `changes`, through GraphQL.
     async fn pulls_through_graphql(
         &self,
         changes: &ChangesWithoutPull,
@@ -184,7 +178,7 @@ impl RepoSync<'_> {
                         );
                         continue;
                     };
-                    if merged && changes.stored_pulls.binary_search(&number).is_err() {
+                    if merged && changes.known_pulls.binary_search(&number).is_err() {
                         associated.entry(number).or_default().push(*sha);
                     }
                 }

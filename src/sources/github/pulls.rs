@@ -28,14 +28,13 @@
 //! (most of them) are never listed.
 
 use super::client::{Endpoint, Pages, MAX_PAGES, PER_PAGE};
-use super::graphql::PageInfo;
-use super::models::{self, Skip, WirePull};
+use super::models::{self, PageInfo, Skip, WirePull};
 use super::{GithubError, RepoSync};
 use crate::config::GithubApi;
+use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{CommitSha, PullRequest, Timestamp};
 use crate::dora::LeadTimeStart;
 use crate::sources::SourceError;
-use crate::store::{Cursor, CursorKey, SyncBatch};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
@@ -252,8 +251,7 @@ impl RepoSync<'_> {
             ],
         );
         let key = CursorKey::new(self.repository.clone(), name);
-        let read_key = key.clone();
-        let cursor = self.read(move |store| store.cursor(&read_key)).await?;
+        let cursor = self.cursor(&key).await?;
         let stop_before = cursor
             .as_ref()
             .and_then(|c| c.since)
@@ -343,7 +341,7 @@ impl RepoSync<'_> {
         self.apply(batch).await
     }
 
-    /// The stored form of a merged pull request and its commits.
+    /// The kept form of a merged pull request and its commits.
     pub(super) fn pull_request(&self, pull: WirePull, commits: PullCommits) -> PullRequest {
         PullRequest {
             repository: self.repository.clone(),

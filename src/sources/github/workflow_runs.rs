@@ -8,7 +8,7 @@
 //! (so it is listed, and read, again until it completes), else of the newest run
 //! seen. `opaque` is the first page's `ETag`. A run that completed as neither
 //! `success` nor `failure` (cancelled, skipped, ...) never deployed: it is not
-//! stored and does not hold the cursor back.
+//! kept and does not hold the cursor back.
 //!
 //! The first sync lists runs created in the lookback window, plus the newest
 //! successful run created before it (one request, `per_page=1`) as the base.
@@ -17,9 +17,9 @@ use super::client::{Endpoint, Pages, PER_PAGE};
 use super::models;
 use super::rules::outcome_from_workflow_run;
 use super::RepoSync;
+use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, Environment, Timestamp};
 use crate::sources::SourceError;
-use crate::store::{Cursor, CursorKey, SyncBatch};
 use std::collections::HashSet;
 
 /// The cursor endpoint name's base; the name also carries the workflow and the
@@ -47,17 +47,10 @@ impl RepoSync<'_> {
             ],
         );
         let key = CursorKey::new(repository.clone(), name);
-        let read_key = key.clone();
-        let (cursor, terminal) = self
-            .read(move |store| {
-                Ok((
-                    store.cursor(&read_key)?,
-                    store.terminal_deployment_ids(
-                        &repository,
-                        DeploymentSource::GithubWorkflowRuns,
-                    )?,
-                ))
-            })
+        let cursor = self.cursor(&key).await?;
+        let terminal = self
+            .ledger()
+            .terminal_deployment_ids(repository.clone(), DeploymentSource::GithubWorkflowRuns)
             .await?;
         let first = cursor.is_none();
         let since = cursor

@@ -23,7 +23,7 @@ use super::{
     SyncOutcome, SyncStatus,
 };
 use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
-use crate::dora::Events;
+use crate::dora::EventSink;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use schema::MigrateError;
 use std::collections::HashSet;
@@ -128,7 +128,8 @@ impl SqliteStore {
         file: &Path,
         repositories: &[RepoName],
         threads: usize,
-    ) -> Result<Events, StoreError> {
+        sink: &mut dyn EventSink,
+    ) -> Result<(), StoreError> {
         let mut unique: Vec<&RepoName> = Vec::with_capacity(repositories.len());
         let mut seen = HashSet::new();
         unique.extend(repositories.iter().filter(|r| seen.insert(*r)));
@@ -145,20 +146,22 @@ impl SqliteStore {
             let workers: Vec<_> = (1..threads)
                 .map(|k| {
                     let mine = share(k);
+                    let mut forked = sink.fork();
                     scope.spawn(move || {
                         let conn = Self::read_connection(file, path)?;
-                        read::load_events(&conn, path, &mine)
+                        read::load_events(&conn, path, &mine, forked.as_mut())?;
+                        Ok::<_, StoreError>(forked)
                     })
                 })
                 .collect();
-            let mut events = read::load_events(&self.conn, &self.path, &share(0))?;
+            read::load_events(&self.conn, &self.path, &share(0), sink)?;
             for worker in workers {
-                let loaded = worker
+                let forked = worker
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-                events.merge(loaded);
+                sink.join(forked);
             }
-            Ok(events)
+            Ok(())
         })
     }
 
@@ -231,6 +234,62 @@ impl SqliteStore {
     fn repo_id(&self, repository: &RepoName) -> Result<Option<i64>, StoreError> {
         read::repo_id(&self.conn, &self.path, repository)
     }
+
+    /// The successful deployment of `repository` to `environment` (exact name)
+    /// with the latest deploy time; among equal deploy times the greatest
+    /// `(source, id)`. (Not part of [`Store`]: no source needs it; tests and tools
+    /// read it.)
+    pub fn latest_successful_deployment(
+        &self,
+        repository: &RepoName,
+        environment: &Environment,
+    ) -> Result<Option<Deployment>, StoreError> {
+        let Some(repo_id) = self.repo_id(repository)? else {
+            return Ok(None);
+        };
+        read::successful_deployment_before(
+            &self.conn,
+            &self.path,
+            repository,
+            repo_id,
+            environment,
+            None,
+        )
+    }
+
+    /// Like [`SqliteStore::latest_successful_deployment`], among those deployed
+    /// strictly before `before`.
+    pub fn previous_successful_deployment(
+        &self,
+        repository: &RepoName,
+        environment: &Environment,
+        before: Timestamp,
+    ) -> Result<Option<Deployment>, StoreError> {
+        let Some(repo_id) = self.repo_id(repository)? else {
+            return Ok(None);
+        };
+        read::successful_deployment_before(
+            &self.conn,
+            &self.path,
+            repository,
+            repo_id,
+            environment,
+            Some(before),
+        )
+    }
+
+    /// One stored commit; its `message` is the stored first line (see
+    /// [`CommitRecord`]). (Not part of [`Store`]: for tests and tools.)
+    pub fn commit(
+        &self,
+        repository: &RepoName,
+        sha: &CommitSha,
+    ) -> Result<Option<CommitRecord>, StoreError> {
+        let Some(repo_id) = self.repo_id(repository)? else {
+            return Ok(None);
+        };
+        read::commit(&self.conn, &self.path, repo_id, sha)
+    }
 }
 
 impl Store for SqliteStore {
@@ -296,43 +355,6 @@ impl Store for SqliteStore {
         read::deployment(&self.conn, &self.path, repository, repo_id, source, id)
     }
 
-    fn latest_successful_deployment(
-        &self,
-        repository: &RepoName,
-        environment: &Environment,
-    ) -> Result<Option<Deployment>, StoreError> {
-        let Some(repo_id) = self.repo_id(repository)? else {
-            return Ok(None);
-        };
-        read::successful_deployment_before(
-            &self.conn,
-            &self.path,
-            repository,
-            repo_id,
-            environment,
-            None,
-        )
-    }
-
-    fn previous_successful_deployment(
-        &self,
-        repository: &RepoName,
-        environment: &Environment,
-        before: Timestamp,
-    ) -> Result<Option<Deployment>, StoreError> {
-        let Some(repo_id) = self.repo_id(repository)? else {
-            return Ok(None);
-        };
-        read::successful_deployment_before(
-            &self.conn,
-            &self.path,
-            repository,
-            repo_id,
-            environment,
-            Some(before),
-        )
-    }
-
     fn missing_compares(
         &self,
         repository: &RepoName,
@@ -341,17 +363,6 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         };
         read::missing_compares(&self.conn, &self.path, repo_id)
-    }
-
-    fn commit(
-        &self,
-        repository: &RepoName,
-        sha: &CommitSha,
-    ) -> Result<Option<CommitRecord>, StoreError> {
-        let Some(repo_id) = self.repo_id(repository)? else {
-            return Ok(None);
-        };
-        read::commit(&self.conn, &self.path, repo_id, sha)
     }
 
     fn record_sync(
@@ -379,14 +390,20 @@ impl Store for SqliteStore {
         read::repositories(&self.conn, &self.path)
     }
 
-    fn load_events(&self, repositories: &[RepoName]) -> Result<Events, StoreError> {
+    fn load_events(
+        &self,
+        repositories: &[RepoName],
+        sink: &mut dyn EventSink,
+    ) -> Result<(), StoreError> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_LOAD_THREADS)
             .min(repositories.len() / MIN_REPOSITORIES_PER_LOAD_THREAD);
         match &self.file {
-            Some(file) if threads > 1 => self.load_events_parallel(file, repositories, threads),
-            _ => read::load_events(&self.conn, &self.path, repositories),
+            Some(file) if threads > 1 => {
+                self.load_events_parallel(file, repositories, threads, sink)
+            }
+            _ => read::load_events(&self.conn, &self.path, repositories, sink),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
     Environment, Incident, PullRequest, RepoName, ShaPrefix, Timestamp, REVERT_MESSAGE_PREFIX,
 };
-use crate::dora::{Events, EventsBuilder};
+use crate::dora::EventSink as EngineSink;
 use crate::store::{
     CommitRecord, Cursor, CursorKey, StoreCounts, StoreError, SyncBatch, SyncStatus,
 };
@@ -376,9 +376,9 @@ pub(super) fn load_events(
     conn: &Connection,
     path: &str,
     repositories: &[RepoName],
-) -> Result<Events, StoreError> {
+    builder: &mut dyn EngineSink,
+) -> Result<(), StoreError> {
     in_read_transaction(conn, path, || {
-        let mut builder = Events::builder();
         let mut seen = HashSet::new();
         for repository in repositories {
             if !seen.insert(repository) {
@@ -387,13 +387,11 @@ pub(super) fn load_events(
             let Some(repo_id) = repo_id(conn, path, repository)? else {
                 continue;
             };
-            let mut sink = BuilderSink {
-                builder: &mut builder,
-            };
+            let mut sink = BuilderSink { builder };
             stream_repository(conn, path, repository, repo_id, &mut sink)?;
             builder.finish_repository(repository);
         }
-        Ok(builder.build())
+        Ok(())
     })
 }
 
@@ -432,8 +430,9 @@ trait EventSink {
     fn pull_request(&mut self, pull_request: PullRequest);
 }
 
+/// The engine's sink, fed what it reads (commit messages are not read).
 struct BuilderSink<'a> {
-    builder: &'a mut EventsBuilder,
+    builder: &'a mut dyn EngineSink,
 }
 
 impl EventSink for BuilderSink<'_> {
@@ -450,7 +449,7 @@ impl EventSink for BuilderSink<'_> {
         _message: Option<&str>,
     ) {
         self.builder
-            .commit_parts(repository, sha, parents, author_date, is_revert);
+            .commit(repository, sha, parents, author_date, is_revert);
     }
     fn wants_messages(&self) -> bool {
         false

@@ -36,13 +36,12 @@ enum Written {
     Unchanged,
 }
 
-impl KindStats {
-    fn count(&mut self, written: Written) {
-        match written {
-            Written::Inserted => self.inserted += 1,
-            Written::Updated => self.updated += 1,
-            Written::Unchanged => self.unchanged += 1,
-        }
+/// Counts one row's `written` into `stats`.
+fn count(stats: &mut KindStats, written: Written) {
+    match written {
+        Written::Inserted => stats.inserted += 1,
+        Written::Updated => stats.updated += 1,
+        Written::Unchanged => stats.unchanged += 1,
     }
 }
 
@@ -231,7 +230,7 @@ impl Writer<'_> {
                     Written::Updated
                 }
             };
-            stats.count(written);
+            count(&mut stats, written);
         }
         Ok(stats)
     }
@@ -271,7 +270,10 @@ impl Writer<'_> {
                 &parents,
                 &subject,
             ];
-            stats.count(upsert(&mut insert, &mut update, &params).map_err(&db)?);
+            count(
+                &mut stats,
+                upsert(&mut insert, &mut update, &params).map_err(&db)?,
+            );
         }
         Ok(stats)
     }
@@ -302,7 +304,10 @@ impl Writer<'_> {
             let status = compare_status_column(compare.status);
             let commits = commits.as_slice();
             let params: [&dyn ToSql; 5] = [&self.repo_id, &base, &head, &status, &commits];
-            stats.count(upsert(&mut insert, &mut update, &params).map_err(&db)?);
+            count(
+                &mut stats,
+                upsert(&mut insert, &mut update, &params).map_err(&db)?,
+            );
         }
         Ok(stats)
     }
@@ -345,7 +350,10 @@ impl Writer<'_> {
                 &labels,
                 &root_cause,
             ];
-            stats.count(upsert(&mut insert, &mut update, &params).map_err(&db)?);
+            count(
+                &mut stats,
+                upsert(&mut insert, &mut update, &params).map_err(&db)?,
+            );
         }
         Ok(stats)
     }
@@ -399,7 +407,10 @@ impl Writer<'_> {
                 &commits,
                 &first_commit_at,
             ];
-            stats.count(upsert(&mut insert, &mut update, &params).map_err(&db)?);
+            count(
+                &mut stats,
+                upsert(&mut insert, &mut update, &params).map_err(&db)?,
+            );
         }
         Ok(stats)
     }
@@ -439,7 +450,10 @@ impl Writer<'_> {
                 &cursor.opaque,
                 &cursor.updated_at.0,
             ];
-            stats.count(upsert(&mut insert, &mut update, &params).map_err(&db)?);
+            count(
+                &mut stats,
+                upsert(&mut insert, &mut update, &params).map_err(&db)?,
+            );
         }
         Ok(stats)
     }

@@ -10,8 +10,7 @@
 //!
 //! It adds no caching and no logic: each method is one store call.
 
-use super::SourceError;
-use crate::store::Store;
+use super::{Store, StoreError};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A [`Store`] shared between the sync tasks; cheap to clone.
@@ -27,6 +26,7 @@ impl std::fmt::Debug for SharedStore {
 }
 
 impl SharedStore {
+    /// Shares `store`.
     pub fn new(store: impl Store + 'static) -> Self {
         SharedStore {
             inner: Arc::new(Mutex::new(Box::new(store))),
@@ -34,24 +34,20 @@ impl SharedStore {
     }
 
     /// Runs `call` with the store on the blocking pool and returns its result.
-    pub async fn call<T, E>(
+    pub async fn call<T: Send + 'static>(
         &self,
-        call: impl FnOnce(&mut dyn Store) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, SourceError>
-    where
-        T: Send + 'static,
-        E: Into<SourceError> + Send + 'static,
-    {
+        call: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let inner = Arc::clone(&self.inner);
         let task = tokio::task::spawn_blocking(move || {
             // A panic inside a store call cannot leave the store half-written (each
             // call is one transaction), so a poisoned lock is still usable.
             let mut store = inner.lock().unwrap_or_else(PoisonError::into_inner);
-            call(store.as_mut()).map_err(Into::into)
+            call(store.as_mut())
         });
         match task.await {
             Ok(result) => result,
-            Err(error) => Err(SourceError::StoreTask(error.to_string())),
+            Err(error) => Err(StoreError::Task(error.to_string())),
         }
     }
 }
