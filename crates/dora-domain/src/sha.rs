@@ -17,6 +17,7 @@ pub struct CommitSha([u8; 20]);
 
 impl CommitSha {
     /// The bytes as two big-endian integers, whose order is the bytes' order.
+    #[inline]
     fn order_key(&self) -> (u128, u32) {
         let mut high = [0u8; 16];
         let mut low = [0u8; 4];
@@ -30,12 +31,15 @@ impl CommitSha {
 /// millions of shas is the engine's hottest comparison, and this avoids a `memcmp`
 /// call per comparison.
 impl Ord for CommitSha {
+    // Inlined across crates: the engine sorts and searches millions of shas.
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.order_key().cmp(&other.order_key())
     }
 }
 
 impl PartialOrd for CommitSha {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
@@ -67,10 +71,12 @@ impl CommitSha {
         Ok(CommitSha(out))
     }
 
+    #[inline]
     pub const fn from_bytes(bytes: [u8; 20]) -> Self {
         CommitSha(bytes)
     }
 
+    #[inline]
     pub const fn as_bytes(&self) -> &[u8; 20] {
         &self.0
     }

@@ -13,6 +13,7 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     /// Seconds since the epoch.
+    #[inline]
     pub const fn seconds(self) -> i64 {
         self.0
     }
