@@ -1,13 +1,15 @@
 //! The daemon end to end against the simulated GitHub, on 127.0.0.1 only: the
 //! golden `/metrics` page, restarts, incremental syncs, errors, faults (chaos, rate
 //! limits, retries), pagination, the `/report` page at the daemon's clock and the
-//! `sync --once` command.
+//! `sync --once` command; and the binary against the corpus of invalid
+//! configurations (`config_cli.rs`).
 
 mod scenario;
 mod support;
 
 mod canary;
 mod cli;
+mod config_cli;
 mod crash;
 mod errors;
 mod faults;

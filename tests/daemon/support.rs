@@ -54,7 +54,7 @@ pub fn config_with(
 /// The TOML text of [`config_with`]. Deployments are read through REST
 /// (`api = "rest"`) unless `github_extra` sets `api`: most tests here check REST
 /// request shapes or serve a hand-written REST fake; `graphql.rs` and
-/// `tests/e2e_reference.rs` cover the GraphQL path (the default).
+/// `tests/engine/e2e_reference.rs` cover the GraphQL path (the default).
 pub fn config_text(
     api_url: &str,
     token: &str,

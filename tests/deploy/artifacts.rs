@@ -15,7 +15,7 @@
 //! The validators come from PyPI, npm and Debian (`.ci/run` installs them); a
 //! missing one skips its check locally and fails under `CI=true`.
 
-mod deploy_common;
+use crate::deploy_common;
 
 use deploy_common::{
     deploy, files, prometheus_operator_schemas, read, root, run, tool, yaml, yaml_documents,

@@ -4,9 +4,9 @@
 //! metric families with their own labels and only defined variables, the level
 //! colours switch exactly where the collector's default thresholds do, and
 //! `docs/dashboards.md` describes every panel. That every query returns data from a
-//! real collector is `tests/deploy_prometheus_e2e.rs`.
+//! real collector is `tests/deploy/prometheus_e2e.rs`.
 
-mod deploy_common;
+use crate::deploy_common;
 
 use deploy_common::{
     dashboard, dashboard_files, deploy, label_values, panels, queries, read, root, variables, yaml,

@@ -13,7 +13,7 @@
 //! `CI=true`. Every wait is bounded; both child processes are killed when the
 //! test ends, however it ends. Everything listens on 127.0.0.1 only.
 
-mod deploy_common;
+use crate::deploy_common;
 
 use deploy_common::{
     dashboard, dashboard_files, deploy, files, queries, run, substitute, tool, yaml,

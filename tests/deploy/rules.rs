@@ -4,7 +4,7 @@
 //! has its annotations, a runbook in `docs/alerts.md`, and unit tests where it
 //! fires and where it does not.
 
-mod deploy_common;
+use crate::deploy_common;
 
 use deploy_common::{deploy, files, read, root, run, tool, yaml};
 use serde_json::Value;

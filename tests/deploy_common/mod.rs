@@ -6,7 +6,7 @@
 //! A missing program skips the check with a `SKIPPED:` notice on a developer's
 //! machine but fails the test when `CI=true`, so that an install that silently
 //! broke cannot hide behind a skipped test (the same rule as the promtool check of
-//! `tests/exporter_metrics.rs`). Nothing here talks to the network.
+//! `tests/exporter/metrics.rs`). Nothing here talks to the network.
 #![allow(dead_code)]
 
 use serde::Deserialize;

@@ -6,7 +6,7 @@
 //! Also here: the reference checked against hand-computed numbers on small
 //! hand-built organisations, and its Prometheus parser and comparison on their own.
 
-mod reference;
+use crate::reference;
 
 use dora_collector::domain::{
     Commit, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment, Incident,

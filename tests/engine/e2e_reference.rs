@@ -6,7 +6,7 @@
 //! checked, and export identical values.
 
 #[allow(unused_imports)]
-mod reference;
+use crate::reference;
 
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, ManualClock, RunOptions};

@@ -3,7 +3,7 @@
 //! results do not depend on the order events arrive in, and `compute_with_trend`'s
 //! one-replay trend equals a `compute` at every trend end.
 
-mod common;
+use crate::common;
 
 use common::*;
 use dora_collector::domain::*;

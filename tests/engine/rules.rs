@@ -1,7 +1,7 @@
 //! One test per rule of `docs/computation.md`, named after the rule. Each builds a
 //! small scenario by hand and checks the numbers a person would compute.
 
-mod common;
+use crate::common;
 
 use common::*;
 use dora_collector::domain::{CompareStatus, DeploymentOutcome, Environment, StatusState};

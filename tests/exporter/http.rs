@@ -2,7 +2,7 @@
 //! liveness, readiness before and after the first syncs, the landing page, and
 //! `/metrics` returning exactly the bytes rendered at publish time.
 
-mod exporter_fixture;
+use crate::exporter_fixture;
 
 use dora_collector::exporter::{
     render, router, ExporterOptions, ExporterState, HealthSnapshot, METRICS_CONTENT_TYPE,

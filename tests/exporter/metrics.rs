@@ -2,7 +2,7 @@
 //! check metrics`, and the format rules checked on parsed output (escaping, empty
 //! summaries, cumulative histograms, absent values, documentation of every family).
 
-mod exporter_fixture;
+use crate::exporter_fixture;
 
 use dora_collector::domain::Team;
 use dora_collector::dora::{Histogram, SummaryStats, LEAD_TIME_BUCKETS};

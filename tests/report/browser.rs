@@ -6,7 +6,7 @@
 //! Skipped with a notice when `chromium` is not installed, unless `CI=true`, where a
 //! missing browser fails the test (`.ci/run` installs it).
 
-mod report_fixture;
+use crate::report_fixture;
 
 use dora_collector::report::{self, generate, render, Format, ReportRequest, ReportWindow};
 use dora_collector::store::SqliteStore;

@@ -2,7 +2,7 @@
 //! store, every format, `--output`, `--team`, and a clear error with a non-zero
 //! exit for every bad argument, a missing store and an unknown team.
 
-mod report_fixture;
+use crate::report_fixture;
 
 use report_fixture::{Fixture, TOKEN, UNTIL_DATE};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! computed at a time, the page evaluated at the clock it is given, and `live_page`
 //! over a fixed time.
 
-mod report_fixture;
+use crate::report_fixture;
 
 use dora_collector::daemon::{Clock, ManualClock, SystemClock};
 use dora_collector::domain::{Team, Timestamp};

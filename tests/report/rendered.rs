@@ -3,7 +3,7 @@
 //! filter, an empty store and a one-repository store, and hostile names and errors
 //! escaped in HTML and Markdown.
 
-mod report_fixture;
+use crate::report_fixture;
 
 use dora_collector::config::Config;
 use dora_collector::domain::{Team, Timestamp};

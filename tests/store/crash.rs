@@ -95,7 +95,7 @@ fn run_writer_and_kill(path: &std::path::Path, after: usize) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "writer_process",
+            "crash::writer_process",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -3,7 +3,7 @@
 //! other batches) give exactly the snapshot the same events give when fed to the
 //! engine directly, also when a large load reads repositories on several threads.
 
-mod common;
+use crate::common;
 
 use common::*;
 use dora_collector::domain::*;

@@ -1,5 +1,5 @@
 //! Tests that need SQL (file headers, pragmas, injected failures, query plans); the
-//! behaviour through the trait is tested in `tests/store_sqlite.rs`.
+//! behaviour through the trait is tested in `tests/store/sqlite.rs`.
 
 use super::schema::APPLICATION_ID;
 use super::*;

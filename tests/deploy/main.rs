@@ -1,0 +1,14 @@
+//! The deployment artifacts: container, compose, systemd and Kubernetes files,
+//! the Grafana dashboards, the Prometheus rules (promtool) and a real
+//! Prometheus scraping the daemon.
+//!
+//! One test binary (each module was a binary of its own): the library is
+//! linked once for all of them.
+
+#[path = "../deploy_common/mod.rs"]
+mod deploy_common;
+
+mod artifacts;
+mod dashboards;
+mod prometheus_e2e;
+mod rules;

@@ -1,0 +1,12 @@
+//! The simulated GitHub: schema conformance, HTTP and pagination, octocrab
+//! against it, the organisation generator, GraphQL, fault injection.
+//!
+//! One test binary (each module was a binary of its own): the library is
+//! linked once for all of them.
+
+mod chaos;
+mod graphql;
+mod http;
+mod octocrab;
+mod org;
+mod schema;
