@@ -22,12 +22,12 @@
 //! reach the steps above: they cost no budget and are counted in its own counters,
 //! not in the request counters.
 
-pub mod api;
+mod api;
 #[cfg(feature = "chaos")]
 pub mod chaos;
 pub mod graphql;
-pub mod render;
-pub mod route;
+mod render;
+mod route;
 
 use crate::model::Org;
 use axum::body::Body;
