@@ -55,10 +55,14 @@ pub fn commit_subject(message: &str) -> &str {
 /// its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitRecord {
+    /// The commit's full sha.
     pub sha: CommitSha,
+    /// Its parents' shas, first parent first (two or more for a merge).
     pub parents: Vec<CommitSha>,
     /// `commit.author.date`: survives rebases.
     pub author_date: Timestamp,
+    /// The commit message: its subject once built by [`CommitRecord::new`] or read
+    /// back from the store.
     pub message: String,
 }
 
@@ -108,11 +112,15 @@ impl CommitRecord {
 /// fingerprint must be a one-way hash, never the token.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CursorKey {
+    /// The repository read.
     pub repository: RepoName,
+    /// The source's name for what it reads (not empty, at most
+    /// [`MAX_CURSOR_ENDPOINT_BYTES`]).
     pub endpoint: String,
 }
 
 impl CursorKey {
+    /// The cursor of `endpoint` in `repository`.
     pub fn new(repository: RepoName, endpoint: impl Into<String>) -> Self {
         CursorKey {
             repository,
@@ -137,11 +145,18 @@ pub struct Cursor {
 /// Every event and cursor key must name `repository`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncBatch {
+    /// The one repository every event and cursor of the batch belongs to.
     pub repository: RepoName,
+    /// Deployments read (a re-read one replaces the stored one: a pending
+    /// deployment may have finished since).
     pub deployments: Vec<Deployment>,
+    /// Commits read.
     pub commits: Vec<CommitRecord>,
+    /// Compare results read.
     pub compares: Vec<Compare>,
+    /// Issues read that may be incidents.
     pub incidents: Vec<Incident>,
+    /// Pull requests read.
     pub pull_requests: Vec<PullRequest>,
     /// Cursors to advance together with the data above.
     pub cursors: Vec<(CursorKey, Cursor)>,
@@ -171,6 +186,7 @@ impl SyncBatch {
             + self.cursors.len()
     }
 
+    /// The batch holds no event and no cursor.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -208,11 +224,17 @@ impl KindStats {
 /// What one `apply` did, per kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
+    /// Deployment rows.
     pub deployments: KindStats,
+    /// Commit rows.
     pub commits: KindStats,
+    /// Compare rows.
     pub compares: KindStats,
+    /// Incident rows.
     pub incidents: KindStats,
+    /// Pull-request rows.
     pub pull_requests: KindStats,
+    /// Cursor rows.
     pub cursors: KindStats,
 }
 

@@ -20,6 +20,7 @@ pub enum DeploymentSource {
 }
 
 impl DeploymentSource {
+    /// The stable snake_case name (as serialized and stored).
     pub const fn as_str(self) -> &'static str {
         match self {
             DeploymentSource::GithubDeployments => "github_deployments",
@@ -27,6 +28,7 @@ impl DeploymentSource {
         }
     }
 
+    /// The source named by [`DeploymentSource::as_str`]; `None` for any other text.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "github_deployments" => Some(DeploymentSource::GithubDeployments),
@@ -41,9 +43,15 @@ impl DeploymentSource {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeploymentOutcome {
     /// Reached the environment; `at` is the deploy time.
-    Succeeded { at: Timestamp },
+    Succeeded {
+        /// The deploy time.
+        at: Timestamp,
+    },
     /// Never succeeded; `at` is when its final failing status was reported.
-    Failed { at: Timestamp },
+    Failed {
+        /// When the final failing status was reported.
+        at: Timestamp,
+    },
     /// Not deployed yet: look again on the next sync.
     Pending,
 }
@@ -59,13 +67,19 @@ impl DeploymentOutcome {
 /// Identity: `(source, repository, id)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
+    /// Where it was read from.
     pub source: DeploymentSource,
+    /// The repository shipped.
     pub repository: RepoName,
     /// The source's id (GitHub deployment id or workflow run id).
     pub id: u64,
+    /// The environment shipped to.
     pub environment: Environment,
+    /// The commit shipped.
     pub sha: CommitSha,
+    /// When the deployment (or workflow run) was created, not when it finished.
     pub created_at: Timestamp,
+    /// What became of it, as of the latest read.
     pub outcome: DeploymentOutcome,
 }
 
@@ -73,12 +87,19 @@ pub struct Deployment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusState {
+    /// `success`: the deployment reached the environment.
     Success,
+    /// `failure`: the deployment failed.
     Failure,
+    /// `error`: the deployment could not run.
     Error,
+    /// `inactive`: superseded by a later deployment to the environment.
     Inactive,
+    /// `pending`: not started.
     Pending,
+    /// `queued`: waiting to run.
     Queued,
+    /// `in_progress`: running.
     InProgress,
 }
 
@@ -102,7 +123,9 @@ impl StatusState {
 /// A commit with what the engine needs of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
+    /// The commit's full sha.
     pub sha: CommitSha,
+    /// Its parents' shas, first parent first (two or more for a merge).
     pub parents: Vec<CommitSha>,
     /// `commit.author.date`: survives rebases.
     pub author_date: Timestamp,
@@ -111,6 +134,7 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// A commit whose `is_revert` is read from `message` (which is not kept).
     pub fn new(
         sha: CommitSha,
         parents: Vec<CommitSha>,
@@ -130,13 +154,19 @@ impl Commit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CompareStatus {
+    /// `head` has commits that `base` has not, and `base` none that `head` has not.
     Ahead,
+    /// `base` has commits that `head` has not, and `head` none (a rollback when
+    /// `base` was deployed before `head`).
     Behind,
+    /// Each has commits the other has not.
     Diverged,
+    /// The same commit.
     Identical,
 }
 
 impl CompareStatus {
+    /// GitHub's spelling; `None` for any other text.
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "ahead" => CompareStatus::Ahead,
@@ -147,6 +177,7 @@ impl CompareStatus {
         })
     }
 
+    /// GitHub's spelling.
     pub const fn as_str(self) -> &'static str {
         match self {
             CompareStatus::Ahead => "ahead",
@@ -161,8 +192,11 @@ impl CompareStatus {
 /// details (author date, parents) are given separately as [`Commit`]s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compare {
+    /// The commit compared from (e.g. the previous deployment's).
     pub base: CommitSha,
+    /// The commit compared to (e.g. the new deployment's).
     pub head: CommitSha,
+    /// How `head` relates to `base`.
     pub status: CompareStatus,
     /// The commits in `head` and not in `base` (all pages).
     pub commits: Vec<CommitSha>,
@@ -172,12 +206,19 @@ pub struct Compare {
 /// Identity: `(repository, number)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
+    /// The repository the issue is in.
     pub repository: RepoName,
+    /// The issue number.
     pub number: u64,
+    /// When the issue was opened: the incident's start.
     pub created_at: Timestamp,
     /// `None` while open (a reopened issue has none until closed again).
     pub closed_at: Option<Timestamp>,
+    /// The issue's label names, as given (the engine compares them case-insensitively).
     pub labels: Vec<String>,
+    /// The commit the issue names as its cause, if any (the source reads it from
+    /// the body). Without one, or when it matches no deployed commit, the engine
+    /// blames the latest deployment before the incident.
     pub root_cause: Option<ShaPrefix>,
 }
 
@@ -185,10 +226,17 @@ pub struct Incident {
 /// Identity: `(repository, number)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequest {
+    /// The repository the pull request is in.
     pub repository: RepoName,
+    /// The pull request number.
     pub number: u64,
+    /// When it was merged; `None` if it was not (the engine then ignores it).
     pub merged_at: Option<Timestamp>,
+    /// The commit its merge put on the base branch (merge, squash or rebase
+    /// result); `None` when the source did not give one.
     pub merge_commit_sha: Option<CommitSha>,
+    /// The pull request's label names, as given (rework labels are matched
+    /// case-insensitively).
     pub labels: Vec<String>,
     /// The PR's own commits (they reach the branch in merge-commit workflows).
     pub commits: Vec<CommitSha>,

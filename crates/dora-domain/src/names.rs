@@ -46,6 +46,7 @@ impl RepoName {
         }
     }
 
+    /// The name as `owner/name`, lowercase.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -71,11 +71,13 @@ impl CommitSha {
         Ok(CommitSha(out))
     }
 
+    /// The sha with these 20 bytes.
     #[inline]
     pub const fn from_bytes(bytes: [u8; 20]) -> Self {
         CommitSha(bytes)
     }
 
+    /// The sha's 20 bytes.
     #[inline]
     pub const fn as_bytes(&self) -> &[u8; 20] {
         &self.0
@@ -127,6 +129,7 @@ impl ShaPrefix {
         }
     }
 
+    /// The prefix as lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -55,7 +55,9 @@ pub struct TrendValues {
 /// One point of a trend: the window ending at `end`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrendPoint {
+    /// The window's inclusive end (one of the requested ends).
     pub end: Timestamp,
+    /// The whole organisation.
     pub organisation: TrendValues,
     /// Every team of the snapshot (configured teams and `unassigned`).
     pub teams: BTreeMap<Team, TrendValues>,

@@ -19,14 +19,17 @@ use std::collections::{HashMap, HashSet};
 /// neither a stored compare nor the known history decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UncoveredChangeSet {
+    /// The repository deployed.
     pub repository: RepoName,
     /// The configured production environment.
     pub environment: Environment,
     /// The previous successful deployment's sha and deploy time.
     pub base: CommitSha,
+    /// The previous successful deployment's deploy time.
     pub base_at: Timestamp,
     /// The deployment's sha and deploy time.
     pub head: CommitSha,
+    /// The deployment's deploy time.
     pub head_at: Timestamp,
     /// Shas whose history would decide it: the deployed sha when it is unknown,
     /// or the unknown parents its walk reached. Empty when only a compare can (a
@@ -77,6 +80,7 @@ pub fn uncovered_change_sets(
 /// request names (see [`changes_without_pull`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangesWithoutPull {
+    /// The repository deployed.
     pub repository: RepoName,
     /// Commits shipped (first, per environment) by a successful production
     /// deployment after `after` and before the first undecided change set, that

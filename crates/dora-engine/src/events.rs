@@ -42,6 +42,7 @@ pub struct Events {
 }
 
 impl Events {
+    /// An empty [`EventsBuilder`].
     pub fn builder() -> EventsBuilder {
         EventsBuilder::default()
     }
@@ -186,6 +187,7 @@ impl EventsBuilder {
         &mut self.repositories[position].1
     }
 
+    /// Adds one deployment (replacing an earlier one of the same source and id).
     pub fn deployment(&mut self, deployment: Deployment) -> &mut Self {
         let repo = &mut self.repo(&deployment.repository).events;
         let environment = match repo
@@ -209,6 +211,7 @@ impl EventsBuilder {
         self
     }
 
+    /// Adds one commit of `repository`.
     pub fn commit(&mut self, repository: &RepoName, commit: &Commit) -> &mut Self {
         self.repo(repository).staged.push(
             commit.sha,
@@ -234,6 +237,8 @@ impl EventsBuilder {
         self
     }
 
+    /// Adds one compare result of `repository` (replacing an earlier one of the
+    /// same base and head).
     pub fn compare(&mut self, repository: &RepoName, compare: Compare) -> &mut Self {
         self.repo(repository)
             .events
@@ -242,12 +247,15 @@ impl EventsBuilder {
         self
     }
 
+    /// Adds one incident (replacing an earlier one of the same repository and number).
     pub fn incident(&mut self, incident: Incident) -> &mut Self {
         let repository = incident.repository.clone();
         self.repo(&repository).events.incidents.push(incident);
         self
     }
 
+    /// Adds one pull request (replacing an earlier one of the same repository and
+    /// number).
     pub fn pull_request(&mut self, pull_request: PullRequest) -> &mut Self {
         let repository = pull_request.repository.clone();
         self.repo(&repository)
@@ -289,6 +297,8 @@ impl EventsBuilder {
         Ok(builder.build())
     }
 
+    /// Indexes what is not yet indexed, keeps the last added of each identity and
+    /// returns the events.
     pub fn build(self) -> Events {
         let repositories = self
             .repositories

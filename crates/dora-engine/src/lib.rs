@@ -61,9 +61,11 @@ pub struct EngineConfig {
     pub incident_labels: Vec<String>,
     /// A merged PR with any of these labels (case-insensitive) is rework.
     pub rework_labels: Vec<String>,
+    /// Where a change's lead time starts.
     pub lead_time_start: LeadTimeStart,
     /// A rollback marks the deployment it rolls back as failed.
     pub rollback_is_failure: bool,
+    /// The level boundaries the metrics are classified by.
     pub thresholds: Thresholds,
     /// The team of each configured repository. Repositories listed here get scopes
     /// even with no events; repositories with events but absent here belong to

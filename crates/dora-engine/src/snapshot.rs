@@ -30,11 +30,15 @@ pub const LEAD_TIME_BUCKETS: [f64; 14] = [
 pub struct Histogram {
     /// Non-cumulative count per bucket; index `LEAD_TIME_BUCKETS.len()` is `+Inf`.
     pub bucket_counts: Vec<u64>,
+    /// Number of values observed.
     pub count: u64,
+    /// Sum of the values observed (seconds).
     pub sum: f64,
 }
 
 impl Histogram {
+    /// An empty histogram with every bucket (unlike `Histogram::default()`, whose
+    /// `bucket_counts` is empty).
     pub fn new() -> Self {
         Histogram {
             bucket_counts: vec![0; LEAD_TIME_BUCKETS.len() + 1],
@@ -43,6 +47,7 @@ impl Histogram {
         }
     }
 
+    /// Counts `value` (seconds) in the first bucket whose upper bound is at least it.
     pub fn observe(&mut self, value: f64) {
         let bucket = LEAD_TIME_BUCKETS.partition_point(|bound| *bound < value);
         self.bucket_counts[bucket] += 1;
@@ -71,6 +76,7 @@ impl Histogram {
         self.sum += seconds as f64;
     }
 
+    /// Adds `other`'s counts and sum to this one's (both with every bucket).
     pub fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.bucket_counts.iter_mut().zip(&other.bucket_counts) {
             *mine += theirs;
@@ -99,9 +105,13 @@ impl Histogram {
 /// A windowed summary: count and sum of the samples, median and p90 when any.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SummaryStats {
+    /// Number of samples.
     pub count: u64,
+    /// Sum of the samples (seconds).
     pub sum: f64,
+    /// The median (interpolated, see [`crate::quantile()`]); `None` with no samples.
     pub median: Option<f64>,
+    /// The 90th percentile (interpolated); `None` with no samples.
     pub p90: Option<f64>,
 }
 
@@ -121,15 +131,20 @@ pub struct Totals {
 /// The performance level of each classified metric; `None` where the value is absent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Levels {
+    /// Of `deployment_frequency_per_day` (always present: no deployments is low).
     pub deployment_frequency: Option<Level>,
+    /// Of the median lead time.
     pub lead_time: Option<Level>,
+    /// Of the change failure rate.
     pub change_failure_rate: Option<Level>,
+    /// Of the median recovery time.
     pub recovery_time: Option<Level>,
 }
 
 /// The deployment metrics of one scope over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowedMetrics {
+    /// The window `(now - W, now]` these values cover.
     pub window: Window,
     /// Successful production deployments with deploy time in the window.
     pub deployments: u64,
@@ -147,12 +162,14 @@ pub struct WindowedMetrics {
     pub rework_deployments: u64,
     /// `rework_deployments ÷ deployments`; absent with no deployments.
     pub rework_rate: Option<f64>,
+    /// The performance levels of the values above.
     pub levels: Levels,
 }
 
 /// Incident metrics of one scope over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentMetrics {
+    /// The window `(now - W, now]` these values cover.
     pub window: Window,
     /// `closed_at − created_at` of the incidents closed in the window.
     pub time_to_restore: SummaryStats,
@@ -161,10 +178,13 @@ pub struct IncidentMetrics {
 /// One repository in one production environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepoEnvMetrics {
+    /// The repository.
     pub repository: RepoName,
     /// The configured spelling of the production environment.
     pub environment: Environment,
+    /// The repository's team ([`crate::domain::DEFAULT_TEAM`] when none is configured).
     pub team: Team,
+    /// Cumulative values up to `now`.
     pub totals: Totals,
     /// One per configured window, in configuration order.
     pub windows: Vec<WindowedMetrics>,
@@ -173,12 +193,15 @@ pub struct RepoEnvMetrics {
 /// The incidents of one repository (incidents have no environment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepoIncidents {
+    /// The repository.
     pub repository: RepoName,
+    /// The repository's team ([`crate::domain::DEFAULT_TEAM`] when none is configured).
     pub team: Team,
     /// Incidents open at `now`.
     pub open: u64,
     /// The creation times of the open incidents, oldest first (for "open for N hours").
     pub open_since: Vec<Timestamp>,
+    /// One per configured window, in configuration order.
     pub windows: Vec<IncidentMetrics>,
 }
 
@@ -189,9 +212,13 @@ pub struct RollupMetrics {
     pub team: Option<Team>,
     /// How many repositories it covers.
     pub repositories: u64,
+    /// Cumulative values up to `now`, summed over its repositories and environments.
     pub totals: Totals,
+    /// One per configured window, in configuration order.
     pub windows: Vec<WindowedMetrics>,
+    /// Incidents open at `now` in its repositories.
     pub incidents_open: u64,
+    /// Incident metrics, one per configured window, in configuration order.
     pub incident_windows: Vec<IncidentMetrics>,
 }
 
@@ -214,7 +241,9 @@ pub struct Diagnostics {
 /// Every value at `evaluated_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The evaluation time `now`: events after it are ignored.
     pub evaluated_at: Timestamp,
+    /// The configured windows, in configuration order.
     pub windows: Vec<Window>,
     /// Sorted by repository, then environment.
     pub repositories: Vec<RepoEnvMetrics>,
@@ -222,7 +251,9 @@ pub struct Snapshot {
     pub incidents: Vec<RepoIncidents>,
     /// Sorted by team.
     pub teams: Vec<RollupMetrics>,
+    /// Every repository together.
     pub organisation: RollupMetrics,
+    /// Facts about the data that change no metric.
     pub diagnostics: Diagnostics,
 }
 

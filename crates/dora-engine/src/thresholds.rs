@@ -6,17 +6,23 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
+    /// `1`: misses the medium bound.
     Low = 1,
+    /// `2`: meets the medium bound, not the high one.
     Medium = 2,
+    /// `3`: meets the high bound, not the elite one.
     High = 3,
+    /// `4`: meets the elite bound.
     Elite = 4,
 }
 
 impl Level {
+    /// The level as a number, 1 (low) to 4 (elite), as the metrics export it.
     pub const fn value(self) -> u8 {
         self as u8
     }
 
+    /// The lowercase name: `low`, `medium`, `high` or `elite`.
     pub const fn name(self) -> &'static str {
         match self {
             Level::Low => "low",

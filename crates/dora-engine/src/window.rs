@@ -7,7 +7,9 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// An evaluation window of `seconds` length, labelled as configured (`7d`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Window {
+    /// The label of the window's metrics, as configured (`7d`).
     pub label: String,
+    /// The window's length in seconds.
     pub seconds: i64,
 }
 

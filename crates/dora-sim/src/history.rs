@@ -16,6 +16,7 @@ pub const MIN_REF_PREFIX: usize = 7;
 /// The result of comparing `base...head`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comparison {
+    /// GitHub's status of `base...head`: ahead, behind, diverged or identical.
     pub status: CompareStatus,
     /// Commits reachable from head but not from base, chronological (oldest first).
     pub ahead: Vec<u32>,

@@ -33,9 +33,13 @@ pub const ACTIONS_BOT_LOGIN: &str = "github-actions[bot]";
 /// A person (or bot) who authors commits, opens issues and creates deployments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
+    /// GitHub's user id.
     pub id: u64,
+    /// The login, e.g. `octocat`.
     pub login: String,
+    /// The display name, as in commit authors.
     pub name: String,
+    /// The commit email (GitHub's `noreply` form).
     pub email: String,
     /// Rendered with `"type": "Bot"` instead of `"User"`.
     pub bot: bool,
@@ -44,7 +48,9 @@ pub struct Person {
 /// A team owning repositories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimTeam {
+    /// GitHub's team id.
     pub id: u64,
+    /// The display name; [`SimTeam::slug`] derives the slug.
     pub name: String,
 }
 
@@ -67,11 +73,14 @@ pub enum DeploySource {
 /// The deploy workflow of a workflow-run repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimWorkflow {
+    /// GitHub's workflow id (`actions/workflows/{id}/runs` also accepts the file
+    /// name or the path).
     pub id: u64,
     /// Display name, e.g. `Deploy`.
     pub name: String,
     /// File name under `.github/workflows/`, e.g. `deploy.yml`.
     pub file: String,
+    /// When the workflow was added (the repository's creation).
     pub created_at: Timestamp,
 }
 
@@ -103,6 +112,7 @@ pub enum CommitMessage {
 /// than the commit's own index (the list is topologically ordered).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimCommit {
+    /// The commit's sha, unique within the repository.
     pub sha: CommitSha,
     /// First and second parent; [`NO_PARENT`] when absent.
     pub parent_slots: [u32; 2],
@@ -112,6 +122,7 @@ pub struct SimCommit {
     pub committer_date: Timestamp,
     /// Index into [`Org::people`].
     pub author: u32,
+    /// The message, rendered by [`SimRepo::commit_message`].
     pub message: CommitMessage,
 }
 
@@ -142,6 +153,7 @@ impl SimCommit {
 /// A branch other than the default one (the feature branches of open PRs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimBranch {
+    /// The branch name, e.g. `feature/fix-the-checkout-flow-12`.
     pub name: String,
     /// Commit index of its head.
     pub head: u32,
@@ -150,19 +162,26 @@ pub struct SimBranch {
 /// One deployment status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimStatus {
+    /// GitHub's status id.
     pub id: u64,
+    /// The state it reports.
     pub state: StatusState,
+    /// When it was reported.
     pub created_at: Timestamp,
 }
 
 /// A Deployments-API deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimDeployment {
+    /// GitHub's deployment id.
     pub id: u64,
+    /// The commit deployed.
     pub sha: CommitSha,
     /// The ref it was requested for: the default branch, or the sha for rollbacks.
     pub git_ref: Arc<str>,
+    /// The environment name, e.g. [`crate::PRODUCTION`] or [`crate::STAGING`].
     pub environment: Arc<str>,
+    /// When the deployment was created.
     pub created_at: Timestamp,
     /// Index into [`Org::people`].
     pub creator: u32,
@@ -221,12 +240,16 @@ impl SimDeployment {
 /// A workflow run's triggering event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunEvent {
+    /// `push`: a push to the branch.
     Push,
+    /// `pull_request`: activity on a pull request.
     PullRequest,
+    /// `workflow_dispatch`: started by hand (the simulator's rollbacks).
     WorkflowDispatch,
 }
 
 impl RunEvent {
+    /// GitHub's spelling, e.g. `workflow_dispatch`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RunEvent::Push => "push",
@@ -239,12 +262,16 @@ impl RunEvent {
 /// A workflow run's `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunStatus {
+    /// `queued`: waiting for a runner.
     Queued,
+    /// `in_progress`: running.
     InProgress,
+    /// `completed`: finished; the run has a conclusion.
     Completed,
 }
 
 impl RunStatus {
+    /// GitHub's spelling, e.g. `in_progress`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RunStatus::Queued => "queued",
@@ -257,12 +284,16 @@ impl RunStatus {
 /// A completed workflow run's `conclusion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunConclusion {
+    /// `success`: the run deployed.
     Success,
+    /// `failure`: a failed deployment attempt.
     Failure,
+    /// `cancelled`: stopped before it finished; deployed nothing.
     Cancelled,
 }
 
 impl RunConclusion {
+    /// GitHub's spelling, e.g. `cancelled`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RunConclusion::Success => "success",
@@ -275,16 +306,26 @@ impl RunConclusion {
 /// A run of the repository's deploy workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimWorkflowRun {
+    /// GitHub's run id.
     pub id: u64,
+    /// The run's number within its workflow (from 1).
     pub run_number: u32,
+    /// The branch it ran on.
     pub head_branch: Arc<str>,
+    /// The commit it ran on.
     pub head_sha: CommitSha,
+    /// What triggered it.
     pub event: RunEvent,
+    /// Where it is.
     pub status: RunStatus,
     /// `None` unless completed.
     pub conclusion: Option<RunConclusion>,
+    /// When it was triggered.
     pub created_at: Timestamp,
+    /// When it started running (at or after `created_at`).
     pub run_started_at: Timestamp,
+    /// When it last changed: for a completed run, when it finished (its deploy
+    /// time when it succeeded).
     pub updated_at: Timestamp,
     /// Index into [`Org::people`].
     pub actor: u32,
@@ -313,23 +354,32 @@ impl SimWorkflowRun {
 /// An issue that is not a pull request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimIssue {
+    /// GitHub's issue id.
     pub id: u64,
+    /// The issue number, from the sequence it shares with pull requests.
     pub number: u64,
+    /// The title.
     pub title: String,
+    /// The body; `None` for an issue opened without one.
     pub body: Option<String>,
+    /// The label names (e.g. [`INCIDENT_LABEL`]).
     pub labels: Vec<String>,
     /// Index into [`Org::people`].
     pub user: u32,
+    /// When it was opened.
     pub created_at: Timestamp,
+    /// When it last changed (GitHub's `updated_at`).
     pub updated_at: Timestamp,
     /// Set while closed; a reopened issue has none until closed again.
     pub closed_at: Option<Timestamp>,
     /// The latest reopening, if it was ever reopened.
     pub reopened_at: Option<Timestamp>,
+    /// The number of comments GitHub reports (the simulator has no comment bodies).
     pub comments: u32,
 }
 
 impl SimIssue {
+    /// Whether it is open (never closed, or reopened since).
     pub fn is_open(&self) -> bool {
         self.closed_at.is_none()
     }
@@ -345,7 +395,7 @@ impl SimIssue {
     }
 
     /// The root cause the body names, by the simulator's own reading of the
-    /// lines it writes (`root cause: <sha>`, `Root Cause: `<sha>`.`,
+    /// lines it writes (`root cause: <sha>`, ``Root Cause: `<sha>`.``,
     /// `ROOT CAUSE: <SHA>`): the first line whose start reads "root cause:" in
     /// any case, its first word without backticks and a closing period, when
     /// that is 7 to 40 hex digits.
@@ -378,10 +428,12 @@ impl SimIssue {
 pub enum Text {
     /// A generated subject (see `names::subject`).
     Subject(u32),
+    /// This text (mutations).
     Custom(Box<str>),
 }
 
 impl Text {
+    /// The text itself.
     pub fn render(&self) -> String {
         match self {
             Text::Subject(i) => names::subject(*i),
@@ -406,8 +458,11 @@ pub struct SimPull {
     pub id: u64,
     /// Its id as an issue (`/issues`).
     pub issue_id: u64,
+    /// The pull request number, from the sequence it shares with issues.
     pub number: u64,
+    /// The title.
     pub title: Text,
+    /// The label names (e.g. [`HOTFIX_LABEL`]).
     pub labels: Vec<String>,
     /// Index into [`Org::people`].
     pub user: u32,
@@ -416,14 +471,21 @@ pub struct SimPull {
     pub commits: Range<u32>,
     /// The commit the branch was forked from.
     pub base: u32,
+    /// When it was opened.
     pub created_at: Timestamp,
+    /// When it last changed.
     pub updated_at: Timestamp,
+    /// When it was closed (merged or abandoned); `None` while open.
     pub closed_at: Option<Timestamp>,
+    /// When it was merged; `None` unless merged.
     pub merged_at: Option<Timestamp>,
     /// Index of the commit the merge made on the default branch.
     pub merge_commit: Option<u32>,
+    /// How it was (or would be) merged.
     pub merge_style: MergeStyle,
+    /// Whether it is a draft.
     pub draft: bool,
+    /// The number of comments GitHub reports (the simulator has no comment bodies).
     pub comments: u32,
 }
 
@@ -438,6 +500,7 @@ impl SimPull {
         self.commits.end.saturating_sub(1).max(self.commits.start)
     }
 
+    /// Whether it is open (neither merged nor abandoned).
     pub fn is_open(&self) -> bool {
         self.closed_at.is_none()
     }
@@ -471,13 +534,17 @@ impl SimPull {
 /// A repository and everything in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimRepo {
+    /// GitHub's repository id (`/repositories/{id}/...`).
     pub id: u64,
     /// The name without the owner, e.g. `api`.
     pub name: String,
     /// Index into [`Org::teams`].
     pub team: usize,
+    /// When it was created (its first commit's date).
     pub created_at: Timestamp,
+    /// The default branch's name (`main`).
     pub default_branch: String,
+    /// Where its deployments come from.
     pub source: DeploySource,
     /// Every commit, parents before children.
     pub commits: Vec<SimCommit>,
@@ -666,12 +733,19 @@ impl SimRepo {
 /// Counts of what an [`Org`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OrgStats {
+    /// Repositories.
     pub repositories: usize,
+    /// Commits (all of them, not only the default branch's).
     pub commits: usize,
+    /// Deployments-API deployments.
     pub deployments: usize,
+    /// Statuses of those deployments.
     pub deployment_statuses: usize,
+    /// Workflow runs.
     pub workflow_runs: usize,
+    /// Issues that are not pull requests.
     pub issues: usize,
+    /// Pull requests.
     pub pull_requests: usize,
 }
 
@@ -718,12 +792,15 @@ pub(crate) fn bump(counter: &mut u64) -> u64 {
 pub struct Org {
     /// The organisation login.
     pub owner: String,
+    /// The organisation's GitHub id.
     pub owner_id: u64,
     /// The simulated present; nothing in the data is later.
     pub now: Timestamp,
     /// Index 0 is the GitHub Actions bot.
     pub people: Vec<Person>,
+    /// The teams ([`SimRepo::team`] indexes them).
     pub teams: Vec<SimTeam>,
+    /// The repositories (the mutation methods take an index into them).
     pub repos: Vec<SimRepo>,
     pub(crate) ids: Ids,
 }
@@ -732,11 +809,20 @@ pub struct Org {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewOutcome {
     /// `in_progress`, then `success` this many seconds after creation.
-    Success { after: i64 },
+    Success {
+        /// Seconds from creation to `success` (a negative value counts as 0).
+        after: i64,
+    },
     /// `in_progress`, then `failure` this many seconds after creation.
-    Failure { after: i64 },
+    Failure {
+        /// Seconds from creation to `failure` (a negative value counts as 0).
+        after: i64,
+    },
     /// `in_progress`, then `error` this many seconds after creation.
-    Error { after: i64 },
+    Error {
+        /// Seconds from creation to `error` (a negative value counts as 0).
+        after: i64,
+    },
     /// Only `queued`.
     Queued,
     /// `queued`, then `in_progress`.
@@ -746,10 +832,13 @@ pub enum NewOutcome {
 /// A deployment to add with [`Org::add_deployment`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDeployment {
+    /// The environment name, e.g. [`crate::PRODUCTION`].
     pub environment: String,
     /// `None`: the default branch's head.
     pub sha: Option<CommitSha>,
+    /// When it is created (its first status is at the same time).
     pub created_at: Timestamp,
+    /// The statuses it gets.
     pub outcome: NewOutcome,
 }
 
@@ -760,47 +849,68 @@ pub struct NewRun {
     pub branch: Option<String>,
     /// `None`: the branch head.
     pub sha: Option<CommitSha>,
+    /// What triggered it.
     pub event: RunEvent,
+    /// When it is triggered (and starts).
     pub created_at: Timestamp,
     /// `None`: still in progress; otherwise completed `duration` seconds later.
     pub conclusion: Option<RunConclusion>,
+    /// Seconds from creation to completion (ignored while in progress; a negative
+    /// value counts as 0).
     pub duration: i64,
 }
 
 /// A pull request to merge with [`Org::merge_pull`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPull {
+    /// The title (its commits' messages are derived from it).
     pub title: String,
+    /// The label names, e.g. [`HOTFIX_LABEL`].
     pub labels: Vec<String>,
     /// Author dates of the PR's own commits (at least one), oldest first.
     pub commit_dates: Vec<Timestamp>,
+    /// When it is opened.
     pub opened_at: Timestamp,
+    /// When it is merged (and closed); the merge commit's date.
     pub merged_at: Timestamp,
+    /// How it is merged.
     pub style: MergeStyle,
 }
 
 /// An issue to open with [`Org::open_issue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIssue {
+    /// The title.
     pub title: String,
+    /// The body, if any.
     pub body: Option<String>,
+    /// The label names, e.g. [`INCIDENT_LABEL`].
     pub labels: Vec<String>,
+    /// When it is opened.
     pub opened_at: Timestamp,
 }
 
 /// Why a mutation could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MutationError {
+    /// No repository at this index of [`Org::repos`].
     #[error("no repository with index {0}")]
     NoRepository(usize),
+    /// The sha names no commit of the repository.
     #[error("no commit {0} in the repository")]
     NoCommit(CommitSha),
+    /// The repository has no branch of this name.
     #[error("no branch {0:?} in the repository")]
     NoBranch(String),
+    /// The repository's deployments come from the source named, not the one the
+    /// mutation adds to (a deployment to a workflow-run repository, or a run to a
+    /// Deployments-API one).
     #[error("the repository's deployments come from {0}")]
     WrongSource(&'static str),
+    /// No object of this kind (e.g. `issue`) has the id or number given.
     #[error("no {0} with that id or number")]
     NotFound(&'static str),
+    /// The input breaks the rule stated, e.g. a pull request without commits.
     #[error("invalid input: {0}")]
     Invalid(&'static str),
 }

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 
 /// Most commits a compare returns without pagination, and the most commits a
 /// pull request's commit list ever returns (GitHub's documented limits).
-pub const MAX_UNPAGED_COMMITS: usize = 250;
+pub(crate) const MAX_UNPAGED_COMMITS: usize = 250;
 /// Most workflow runs GitHub returns when a search filter is used.
-pub const MAX_FILTERED_RUNS: usize = 1000;
+pub(crate) const MAX_FILTERED_RUNS: usize = 1000;
 /// Longest piece of client input echoed in an error message.
 const MAX_ECHO: usize = 100;
 /// Seconds in 30 days (`long-running` pull requests).
@@ -23,14 +23,14 @@ const MONTH: i64 = 30 * 86_400;
 
 /// A successful response.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub body: Value,
     pub link: Option<String>,
 }
 
 /// GitHub's error responses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 404 `Not Found`, or 404 with a more specific message.
     NotFound(Option<String>),
     /// 422 with a message, e.g. `No commit found for SHA: x`.
@@ -45,7 +45,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             ApiError::NotFound(_) => 404,
             ApiError::Unprocessable(_) | ApiError::Invalid { .. } => 422,
@@ -54,7 +54,7 @@ impl ApiError {
     }
 
     /// The JSON body, shaped like GitHub's (`basic-error` / `validation-error`).
-    pub fn body(&self, docs: &str) -> Value {
+    pub(crate) fn body(&self, docs: &str) -> Value {
         let status = self.status().to_string();
         match self {
             ApiError::NotFound(message) => json!({
@@ -78,7 +78,7 @@ impl ApiError {
 }
 
 /// The documentation URL GitHub puts in an endpoint's errors.
-pub fn docs_url(endpoint: Option<&Endpoint>) -> &'static str {
+pub(crate) fn docs_url(endpoint: Option<&Endpoint>) -> &'static str {
     match endpoint {
         Some(Endpoint::Repo) => "https://docs.github.com/rest/repos/repos#get-a-repository",
         Some(Endpoint::Deployments) => "https://docs.github.com/rest/deployments/deployments#list-deployments",
@@ -116,7 +116,12 @@ fn echo(text: &str) -> String {
 
 /// Answers a parsed request (every endpoint but `/rate_limit`, which the server
 /// answers from its budget).
-pub fn respond(org: &Org, api: &str, route: &Route, query: &Query) -> Result<Reply, ApiError> {
+pub(crate) fn respond(
+    org: &Org,
+    api: &str,
+    route: &Route,
+    query: &Query,
+) -> Result<Reply, ApiError> {
     let ctx = Ctx::new(api, org);
     if let Endpoint::OrgRepos { org: login } = &route.endpoint {
         return org_repos(&ctx, login, query);

@@ -457,12 +457,21 @@ impl ChaosOptions {
 /// Why chaos options were refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ChaosError {
+    /// A rate outside `0..=1` (or NaN).
     #[error("chaos rate {name} is {rate}, not within 0..=1")]
-    Rate { name: &'static str, rate: f64 },
+    Rate {
+        /// The fault's name (e.g. `reset` for `reset_rate`), or `new_items`.
+        name: &'static str,
+        /// The value given.
+        rate: f64,
+    },
+    /// The per-request rates sum to more than 1 (the sum given).
     #[error("chaos per-request rates sum to {0}, more than 1")]
     Sum(f64),
+    /// `slow_delay` or `timeout_delay` longer than [`MAX_SLOW_DELAY`].
     #[error("chaos slow_delay or timeout_delay {0:?} is longer than {MAX_SLOW_DELAY:?}")]
     SlowDelay(Duration),
+    /// `retry_after` longer than [`MAX_RETRY_AFTER`].
     #[error("chaos retry_after {0:?} is longer than {MAX_RETRY_AFTER:?}")]
     RetryAfter(Duration),
 }
@@ -470,18 +479,31 @@ pub enum ChaosError {
 /// Faults injected so far, per kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChaosCounts {
+    /// [`Fault::Reset`] injections.
     pub reset: u64,
+    /// [`Fault::ServerError`] injections.
     pub server_error: u64,
+    /// [`Fault::BadGateway`] injections.
     pub bad_gateway: u64,
+    /// [`Fault::SecondaryLimit`] injections.
     pub secondary_limit: u64,
+    /// [`Fault::TooManyRequests`] injections.
     pub too_many_requests: u64,
+    /// [`Fault::Slow`] injections.
     pub slow: u64,
+    /// [`Fault::Truncated`] injections.
     pub truncated: u64,
+    /// [`Fault::Timeout`] injections.
     pub timeout: u64,
+    /// [`Fault::GatewayTimeout`] injections.
     pub gateway_timeout: u64,
+    /// [`Fault::Unavailable`] injections.
     pub unavailable: u64,
+    /// [`Fault::QueryTimeout`] injections.
     pub query_timeout: u64,
+    /// [`Fault::TransientError`] injections.
     pub transient_error: u64,
+    /// [`Fault::RateLimited`] injections.
     pub rate_limited: u64,
     /// Items inserted at the head of a list before a later page of it was served.
     pub new_items: u64,

@@ -22,12 +22,12 @@
 //! reach the steps above: they cost no budget and are counted in its own counters,
 //! not in the request counters.
 
-pub mod api;
+mod api;
 #[cfg(feature = "chaos")]
 pub mod chaos;
 pub mod graphql;
-pub mod render;
-pub mod route;
+mod render;
+mod route;
 
 use crate::model::Org;
 use axum::body::Body;
@@ -106,12 +106,15 @@ pub enum TokenUse {
 /// One request as the simulator saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
+    /// The HTTP method (cut to 16 characters).
     pub method: String,
     /// Path and query (cut to a bounded length).
     pub target: String,
     /// The route template, e.g. `GET /repos/{owner}/{repo}/deployments`.
     pub route: &'static str,
+    /// The HTTP status answered.
     pub status: u16,
+    /// What the request carried in `Authorization`.
     pub token: TokenUse,
     /// It carried `If-None-Match`.
     pub conditional: bool,
@@ -120,9 +123,13 @@ pub struct RequestRecord {
 /// Request counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestCounts {
+    /// Every request counted (REST and GraphQL).
     pub total: u64,
+    /// Requests per route template.
     pub by_route: BTreeMap<&'static str, u64>,
+    /// Responses per HTTP status.
     pub by_status: BTreeMap<u16, u64>,
+    /// Responses per route template and HTTP status.
     pub by_route_status: BTreeMap<(&'static str, u16), u64>,
 }
 
@@ -154,8 +161,11 @@ impl RequestCounts {
 /// The rate-limit budget as the simulator currently sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitState {
+    /// Requests (or GraphQL points) allowed per window.
     pub limit: u64,
+    /// Spent in the current window.
     pub used: u64,
+    /// Left in the current window: `limit - used`, at least 0.
     pub remaining: u64,
     /// Epoch seconds when the window resets.
     pub reset: i64,
@@ -340,6 +350,7 @@ impl SimHandle {
         &self.base_url
     }
 
+    /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

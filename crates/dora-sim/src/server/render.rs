@@ -22,7 +22,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
 /// Where web (`html_url`) links point.
-pub const WEB_URL: &str = "https://github.com";
+pub(crate) const WEB_URL: &str = "https://github.com";
 
 /// Characters escaped in a URL path segment (RFC 3986 minus unreserved and
 /// sub-delimiters GitHub leaves alone).
@@ -44,7 +44,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 /// A URL path segment, percent-encoded.
-pub fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     utf8_percent_encode(text, SEGMENT).to_string()
 }
 
@@ -57,7 +57,7 @@ fn opt_ts(at: Option<Timestamp>) -> Value {
 }
 
 /// GitHub's legacy global node id: base64 of `0<len>:<Type><id>`.
-pub fn node_id(kind: &str, id: impl std::fmt::Display) -> String {
+pub(crate) fn node_id(kind: &str, id: impl std::fmt::Display) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("0{}:{kind}{id}", kind.len()))
 }
 
@@ -74,7 +74,7 @@ fn tree_sha(sha: &CommitSha) -> String {
 const WEB_FLOW: (&str, u64) = ("web-flow", 19_864_447);
 
 /// The rendering context of one request: base URLs and the organisation.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub api: &'a str,
     pub org: &'a Org,
     /// Users rendered so far in this request (a list embeds the same few people
@@ -83,7 +83,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(api: &'a str, org: &'a Org) -> Self {
+    pub(crate) fn new(api: &'a str, org: &'a Org) -> Self {
         Ctx {
             api,
             org,
@@ -118,7 +118,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A Simple User for person `index` (a missing index renders the bot).
-    pub fn user(&self, index: u32) -> Value {
+    pub(crate) fn user(&self, index: u32) -> Value {
         if let Some(user) = self.users.borrow().get(&index) {
             return user.clone();
         }
@@ -138,7 +138,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The organisation as a Simple User of type `Organization`.
-    pub fn owner(&self) -> Value {
+    pub(crate) fn owner(&self) -> Value {
         self.user_json(&self.org.owner, self.org.owner_id, "Organization")
     }
 
@@ -148,7 +148,13 @@ impl<'a> Ctx<'a> {
 
     /// The rate-limit document (`GET /rate_limit`); `graphql` is the GraphQL
     /// budget's `(limit, used, reset)`.
-    pub fn rate_limit(&self, limit: u64, used: u64, reset: i64, graphql: (u64, u64, i64)) -> Value {
+    pub(crate) fn rate_limit(
+        &self,
+        limit: u64,
+        used: u64,
+        reset: i64,
+        graphql: (u64, u64, i64),
+    ) -> Value {
         let remaining = limit.saturating_sub(used);
         let core = json!({"limit": limit, "used": used, "remaining": remaining, "reset": reset, "resource": "core"});
         let fixed = |limit: u64, resource: &str| json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset, "resource": resource});
@@ -173,7 +179,7 @@ impl<'a> Ctx<'a> {
 
 /// Rendering of one repository's objects; caches the repository object, which is
 /// embedded in many others.
-pub struct RepoCtx<'a> {
+pub(crate) struct RepoCtx<'a> {
     pub ctx: &'a Ctx<'a>,
     pub repo: &'a SimRepo,
     /// `{api}/repos/{owner}/{name}`
@@ -185,7 +191,7 @@ pub struct RepoCtx<'a> {
 }
 
 impl<'a> RepoCtx<'a> {
-    pub fn new(ctx: &'a Ctx<'a>, repo: &'a SimRepo) -> Self {
+    pub(crate) fn new(ctx: &'a Ctx<'a>, repo: &'a SimRepo) -> Self {
         let path = format!("{}/{}", segment(&ctx.org.owner), segment(&repo.name));
         RepoCtx {
             ctx,
@@ -207,7 +213,7 @@ impl<'a> RepoCtx<'a> {
 
     /// The repository object (GitHub's `repository` schema; also valid as a
     /// `minimal-repository`).
-    pub fn repository(&self) -> Value {
+    pub(crate) fn repository(&self) -> Value {
         self.repo_json
             .get_or_init(|| self.build_repository())
             .clone()
@@ -318,7 +324,7 @@ impl<'a> RepoCtx<'a> {
 
     /// The `GET /repos/{owner}/{repo}` object: the repository plus the fields of
     /// GitHub's `full-repository`.
-    pub fn full_repository(&self) -> Value {
+    pub(crate) fn full_repository(&self) -> Value {
         let mut value = self.repository();
         if let Value::Object(map) = &mut value {
             map.insert("organization".into(), self.owner());
@@ -333,7 +339,7 @@ impl<'a> RepoCtx<'a> {
     }
 
     /// A Deployments-API deployment.
-    pub fn deployment(&self, d: &SimDeployment) -> Value {
+    pub(crate) fn deployment(&self, d: &SimDeployment) -> Value {
         let a = &self.api_repo;
         let by_bot = self
             .ctx
@@ -370,7 +376,7 @@ impl<'a> RepoCtx<'a> {
     }
 
     /// One status of deployment `d`.
-    pub fn deployment_status(&self, d: &SimDeployment, s: &SimStatus) -> Value {
+    pub(crate) fn deployment_status(&self, d: &SimDeployment, s: &SimStatus) -> Value {
         let a = &self.api_repo;
         let (state, description) = status_words(s.state);
         let target = format!("{}/actions/runs/{}", self.web_repo, d.id);
@@ -394,7 +400,7 @@ impl<'a> RepoCtx<'a> {
     }
 
     /// A workflow run of the repository's deploy workflow.
-    pub fn workflow_run(&self, run: &SimWorkflowRun) -> Value {
+    pub(crate) fn workflow_run(&self, run: &SimWorkflowRun) -> Value {
         let a = &self.api_repo;
         let workflow = self.repo.workflow();
         let (workflow_id, name, path) = match workflow {
@@ -495,7 +501,7 @@ impl<'a> RepoCtx<'a> {
 
     /// A commit as `GET /commits` lists it (`detail` adds `stats` and `files`, as
     /// `GET /commits/{ref}` does).
-    pub fn commit(&self, index: u32, detail: bool) -> Value {
+    pub(crate) fn commit(&self, index: u32, detail: bool) -> Value {
         let a = &self.api_repo;
         let c = &self.repo.commits[index as usize];
         let sha = c.sha.to_string();
@@ -557,7 +563,7 @@ impl<'a> RepoCtx<'a> {
     }
 
     /// A compare result; `commits` is the page of ahead commits to include.
-    pub fn compare(
+    pub(crate) fn compare(
         &self,
         basehead: &str,
         base: u32,
@@ -618,7 +624,7 @@ impl<'a> RepoCtx<'a> {
     }
 
     /// An issue (not a pull request) as `GET /issues` lists it.
-    pub fn issue(&self, i: &SimIssue) -> Value {
+    pub(crate) fn issue(&self, i: &SimIssue) -> Value {
         let a = &self.api_repo;
         let url = format!("{a}/issues/{}", i.number);
         json!({
@@ -655,7 +661,7 @@ impl<'a> RepoCtx<'a> {
     }
 
     /// A pull request as `GET /issues` lists it (with its `pull_request` key).
-    pub fn pull_as_issue(&self, p: &SimPull) -> Value {
+    pub(crate) fn pull_as_issue(&self, p: &SimPull) -> Value {
         let a = &self.api_repo;
         let url = format!("{a}/issues/{}", p.number);
         let html = format!("{}/pull/{}", self.web_repo, p.number);
@@ -700,7 +706,7 @@ impl<'a> RepoCtx<'a> {
     }
 
     /// A pull request as `GET /pulls` lists it (`pull-request-simple`).
-    pub fn pull(&self, p: &SimPull) -> Value {
+    pub(crate) fn pull(&self, p: &SimPull) -> Value {
         let a = &self.api_repo;
         let url = format!("{a}/pulls/{}", p.number);
         let html = format!("{}/pull/{}", self.web_repo, p.number);

@@ -13,23 +13,23 @@ use chrono::{NaiveDate, NaiveDateTime};
 use percent_encoding::percent_decode_str;
 
 /// GitHub's default page size.
-pub const DEFAULT_PER_PAGE: u64 = 30;
+pub(crate) const DEFAULT_PER_PAGE: u64 = 30;
 /// GitHub's largest page size; larger requests are capped to it.
-pub const MAX_PER_PAGE: u64 = 100;
+pub(crate) const MAX_PER_PAGE: u64 = 100;
 /// Most query parameters read from one request; the rest are ignored, so a
 /// hostile query string cannot make the simulator do unbounded work.
-pub const MAX_QUERY_PAIRS: usize = 64;
+pub(crate) const MAX_QUERY_PAIRS: usize = 64;
 
 /// How a request names its repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RepoKey {
+pub(crate) enum RepoKey {
     Name { owner: String, repo: String },
     Id(u64),
 }
 
 /// The endpoints the simulator serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     RateLimit,
     OrgRepos { org: String },
     Repo,
@@ -48,7 +48,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// The route template requests are counted under.
-    pub const fn template(&self) -> &'static str {
+    pub(crate) const fn template(&self) -> &'static str {
         match self {
             Endpoint::RateLimit => "GET /rate_limit",
             Endpoint::OrgRepos { .. } => "GET /orgs/{org}/repos",
@@ -73,11 +73,11 @@ impl Endpoint {
 }
 
 /// The template of requests that match no route.
-pub const UNMATCHED: &str = "(unmatched)";
+pub(crate) const UNMATCHED: &str = "(unmatched)";
 
 /// A parsed request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     /// `None` for endpoints outside a repository.
     pub repo: Option<RepoKey>,
     pub endpoint: Endpoint,
@@ -87,7 +87,7 @@ pub struct Route {
 }
 
 /// Parses a GET path; `None` for paths the simulator does not serve.
-pub fn parse_path(path: &str) -> Option<Route> {
+pub(crate) fn parse_path(path: &str) -> Option<Route> {
     let mut segments = Vec::new();
     for raw in path.split('/').skip(1) {
         segments.push(percent_decode_str(raw).decode_utf8().ok()?.into_owned());
@@ -171,12 +171,12 @@ pub fn parse_path(path: &str) -> Option<Route> {
 
 /// The query string's parameters, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Query {
+pub(crate) struct Query {
     pairs: Vec<(String, String)>,
 }
 
 impl Query {
-    pub fn parse(raw: Option<&str>) -> Query {
+    pub(crate) fn parse(raw: Option<&str>) -> Query {
         let pairs = raw
             .map(|q| {
                 form_urlencoded::parse(q.as_bytes())
@@ -189,7 +189,7 @@ impl Query {
     }
 
     /// The last value given for `name` (later values win, as in Rails).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .rev()
@@ -198,12 +198,12 @@ impl Query {
     }
 
     /// Whether `name` was given at all.
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
     }
 
     /// The pairs without `page`, for building `Link` URLs.
-    pub fn without_page(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn without_page(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs
             .iter()
             .filter(|(k, _)| k != "page")
@@ -211,7 +211,7 @@ impl Query {
     }
 
     /// `page` and `per_page` as GitHub reads them.
-    pub fn paging(&self) -> Paging {
+    pub(crate) fn paging(&self) -> Paging {
         let per_page = match self.get("per_page").and_then(parse_count) {
             None | Some(0) => DEFAULT_PER_PAGE,
             Some(n) => n.min(MAX_PER_PAGE),
@@ -236,7 +236,7 @@ fn parse_count(text: &str) -> Option<u64> {
 
 /// One page of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Paging {
+pub(crate) struct Paging {
     /// 1-based.
     pub page: u64,
     pub per_page: u64,
@@ -244,7 +244,7 @@ pub struct Paging {
 
 impl Paging {
     /// The index range of this page within `total` items (empty past the end).
-    pub fn range(&self, total: usize) -> std::ops::Range<usize> {
+    pub(crate) fn range(&self, total: usize) -> std::ops::Range<usize> {
         let start = (self.page - 1).saturating_mul(self.per_page);
         let start = usize::try_from(start).unwrap_or(usize::MAX).min(total);
         let end = start.saturating_add(self.per_page as usize).min(total);
@@ -252,14 +252,14 @@ impl Paging {
     }
 
     /// The number of the last page (at least 1).
-    pub fn last_page(&self, total: usize) -> u64 {
+    pub(crate) fn last_page(&self, total: usize) -> u64 {
         (total as u64).div_ceil(self.per_page).max(1)
     }
 }
 
 /// Parses GitHub's timestamp parameters: `YYYY-MM-DDTHH:MM:SSZ` (any RFC 3339
 /// offset), `YYYY-MM-DDTHH:MM:SS` (UTC), or a bare date (midnight UTC).
-pub fn parse_time(text: &str) -> Option<Timestamp> {
+pub(crate) fn parse_time(text: &str) -> Option<Timestamp> {
     let text = text.trim();
     if let Ok(at) = Timestamp::parse_rfc3339(text) {
         return Some(at);
@@ -277,7 +277,7 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
 /// `created` filter: `>=D`, `>D`, `<=D`, `<D`, `D..D` (either side may be `*`),
 /// or `D` alone (that whole day, or that instant when a time is given).
 /// Bounds are inclusive `(from, to)`.
-pub fn parse_created(text: &str) -> Option<(Option<Timestamp>, Option<Timestamp>)> {
+pub(crate) fn parse_created(text: &str) -> Option<(Option<Timestamp>, Option<Timestamp>)> {
     const DAY: i64 = 86_400;
     let text = text.trim();
     let is_date_only = |s: &str| s.len() == 10 && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok();

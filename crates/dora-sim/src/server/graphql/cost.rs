@@ -77,6 +77,7 @@ impl QueryCost {
 /// Why an operation breaks GitHub's static limits: errors to answer with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitErrors {
+    /// The errors, in GitHub's words (with locations where GitHub gives them).
     pub errors: Vec<GraphQLError>,
     /// GitHub's `type` for the errors, when it gives one.
     pub kind: Option<&'static str>,

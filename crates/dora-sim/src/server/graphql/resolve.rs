@@ -69,7 +69,7 @@ const CURSOR_PREFIX: &str = "cursor:v2:";
 
 /// The rate-limit figures of the current call, for `rateLimit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateInfo {
+pub(crate) struct RateInfo {
     pub cost: u64,
     pub node_count: u64,
     pub limit: u64,
@@ -81,7 +81,7 @@ pub struct RateInfo {
 /// What every resolver can see: the organisation, the call's rate-limit figures
 /// and the errors that carry GitHub's `type` (the executor's errors have only a
 /// message, so the server adds the type afterwards by matching it).
-pub struct Env<'o> {
+pub(crate) struct Env<'o> {
     pub org: &'o Org,
     pub rate: RateInfo,
     pub typed_errors: RefCell<Vec<(String, &'static str)>>,
@@ -412,7 +412,7 @@ impl ObjectValue for PageInfo {
 // Query
 
 /// The root `Query` object.
-pub struct QueryRoot<'o> {
+pub(crate) struct QueryRoot<'o> {
     pub env: &'o Env<'o>,
 }
 
@@ -1404,6 +1404,6 @@ impl ObjectValue for PullCommitObj<'_> {
 }
 
 /// Converts client JSON into the executor's JSON.
-pub fn to_json_map(value: serde_json::Value) -> Option<JsonMap> {
+pub(crate) fn to_json_map(value: serde_json::Value) -> Option<JsonMap> {
     serde_json::from_value(value).ok()
 }
