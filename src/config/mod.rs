@@ -20,12 +20,13 @@
 //!
 //! # Loading: every problem at once
 //!
-//! [`Config::load`] reads the file (at most [`MAX_CONFIG_BYTES`]), expands `${NAME}`
-//! environment variables on the raw text (module `env`), then parses it (module
-//! `reader`):
+//! [`Config::load`] reads the file (at most [`MAX_CONFIG_BYTES`]) and parses it
+//! (module `reader`):
 //!
 //! 1. `toml::de::DeTable::parse_recoverable` parses the text into a table that keeps
-//!    the byte span of every key and value; every syntax error is reported.
+//!    the byte span of every key and value; every syntax error is reported. Then
+//!    `${NAME}` environment variables are expanded inside string values (module
+//!    `env`), so that a variable is only ever the string it stands in, never TOML.
 //! 2. A walker visits the schema table by table. Each leaf is deserialized on its own,
 //!    so a bad value is one problem at its own key path and line, and the walk goes
 //!    on. List elements are deserialized one by one (`windows[2]`). Keys left over in
@@ -471,14 +472,13 @@ impl Config {
         Config::from_toml_str(&text, lookup).map_err(invalid)
     }
 
-    /// Expands `${NAME}` with `lookup`, parses and checks `text`; on failure returns
-    /// every problem, ordered by line.
+    /// Parses `text`, expands `${NAME}` in its string values with `lookup` and
+    /// checks it; on failure returns every problem, ordered by line.
     pub fn from_toml_str<F>(text: &str, lookup: F) -> Result<Config, Vec<Problem>>
     where
         F: Fn(&str) -> Result<String, VarError>,
     {
-        let expanded = expand_env(text, lookup)?;
-        reader::read(&expanded)
+        reader::read(text, lookup)
     }
 
     /// Checks the rules between values of a `Config` built in code: what the loader
