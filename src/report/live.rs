@@ -14,7 +14,9 @@
 //! as `--window`) and `team` (a configured team). Anything else, a repeated key, a
 //! bad value or a query longer than [`MAX_QUERY_BYTES`] is a 400 with a plain-text
 //! reason. The page is never cached, and carries the same Content-Security-Policy
-//! as a header as in its `<meta>`.
+//! as a header as in its `<meta>`. A failure is answered with what failed (the
+//! store could not be read, ...) but never a file path or a lower-level message:
+//! the page is not authenticated, and those go to the log.
 //!
 //! It does not bind a socket, read the sources or write the store.
 
@@ -36,9 +38,23 @@ use tokio::sync::Semaphore;
 /// Where the page is served.
 pub(crate) const REPORT_PATH: &str = "/report";
 
-/// The longest query string accepted: `window` and `team` need far less; a longer
-/// one is a mistake or an attack, refused before any parsing.
-pub(crate) const MAX_QUERY_BYTES: usize = 512;
+/// The longest query string accepted: room for the longest valid `window` and the
+/// longest valid team name with every byte percent-encoded; a longer one is a
+/// mistake or an attack, refused before any parsing.
+pub(crate) const MAX_QUERY_BYTES: usize = 1024;
+
+/// The longest `window` value that can be valid, percent-encoded (a window is at
+/// most 366 days: `31622400s` is 9 bytes, 27 encoded).
+const MAX_WINDOW_QUERY_BYTES: usize = 32;
+
+const _: () = assert!(
+    MAX_QUERY_BYTES
+        >= "window=".len()
+            + MAX_WINDOW_QUERY_BYTES
+            + "&team=".len()
+            + 3 * crate::domain::MAX_LABEL_NAME_LEN,
+    "a valid query must fit"
+);
 
 /// How many reports are computed at once. A report loads the whole store and runs
 /// the engine about 13 times; one at a time keeps a burst of page loads from
@@ -169,6 +185,17 @@ impl LiveQuery {
     }
 }
 
+/// What failed, for an unauthenticated client: the kind of failure, never a path
+/// or a message from below.
+fn public_reason(error: &ReportError) -> &'static str {
+    match error {
+        ReportError::MissingStore { .. } => "the store does not exist yet",
+        ReportError::Store(_) => "the store could not be read",
+        ReportError::UnknownTeam { .. } => "the team is not in the configuration",
+        ReportError::Render { .. } => "the page could not be rendered",
+    }
+}
+
 /// A bounded prefix of untrusted text for an error message.
 fn quote(text: &str) -> String {
     text.chars().take(crate::domain::MAX_QUOTED_INPUT).collect()
@@ -270,14 +297,21 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
             page,
         )
             .into_response(),
-        Ok(Err(error @ ReportError::MissingStore { .. })) => {
-            unavailable(format!("no data yet: {error}"))
-        }
+        // The answers name what failed but no file: the page is not authenticated,
+        // and the log has the details.
+        Ok(Err(ReportError::MissingStore { .. })) => unavailable(
+            "no data yet: the store does not exist yet; the daemon creates it at its first \
+             sync"
+                .to_owned(),
+        ),
         Ok(Err(error)) => {
             tracing::error!(error = %error, "the live report failed");
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the report could not be made: {error}"),
+                format!(
+                    "the report could not be made: {}; the daemon's log has the details",
+                    public_reason(&error)
+                ),
             )
         }
         Err(join) => {
