@@ -95,6 +95,11 @@ pub mod defaults {
     pub const REWORK_LABEL: &str = "hotfix";
     /// `github.rollback_is_failure`.
     pub const ROLLBACK_IS_FAILURE: bool = true;
+    /// `server.shutdown_grace_period`: 10s, how long a stopping daemon lets
+    /// requests and store writes in progress finish; well inside systemd's default
+    /// stop timeout (90 s) and the shipped unit's (30 s), and Kubernetes' default
+    /// termination grace period (30 s).
+    pub const SHUTDOWN_GRACE_PERIOD: Duration = duration(10, Unit::Seconds);
     /// `github.poll_interval`: 5m, a sync every five minutes stays far inside
     /// GitHub's hourly rate limit for dozens of repositories.
     pub const POLL_INTERVAL: Duration = duration(5, Unit::Minutes);
@@ -117,6 +122,9 @@ pub mod defaults {
     /// `0.0.0.0:9184`: every interface, so that Prometheus can reach it.
     pub fn listen() -> SocketAddr {
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, LISTEN_PORT))
+    }
+    pub fn shutdown_grace_period() -> Duration {
+        SHUTDOWN_GRACE_PERIOD
     }
     pub fn storage_path() -> PathBuf {
         PathBuf::from(STORAGE_PATH)
@@ -168,12 +176,17 @@ pub struct ServerConfig {
     /// IP address and port of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/`).
     /// Default `0.0.0.0:9184`.
     pub listen: SocketAddr,
+    /// On SIGTERM or Ctrl-C: how long requests and store writes in progress may
+    /// take to finish before the rest is closed and the process exits. Default
+    /// `10s`.
+    pub shutdown_grace_period: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: defaults::listen(),
+            shutdown_grace_period: defaults::shutdown_grace_period(),
         }
     }
 }

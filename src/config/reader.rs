@@ -738,8 +738,14 @@ impl<'l> Walker<'l> {
         let listen = self
             .scalar(&mut table, "listen", deserialize_listen)
             .or_else(defaults::listen);
+        let shutdown_grace_period = self
+            .scalar(&mut table, "shutdown_grace_period", Duration::deserialize)
+            .or_else(defaults::shutdown_grace_period);
         self.finish(table);
-        Some(ServerConfig { listen: listen? })
+        Some(ServerConfig {
+            listen: listen?,
+            shutdown_grace_period: shutdown_grace_period?,
+        })
     }
 
     fn storage(&mut self, mut table: Table<'_, '_>) -> Option<StorageConfig> {

@@ -83,6 +83,7 @@ deployments = { from = "workflow_runs", workflow = "deploy.yml", branch = "main"
 fn minimal_file_takes_every_default() {
     let config = load(MINIMAL).unwrap();
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:9184");
+    assert_eq!(config.server.shutdown_grace_period.to_string(), "10s");
     assert_eq!(config.storage.path, PathBuf::from("./dora.db"));
     let windows: Vec<String> = config
         .metrics
@@ -337,7 +338,8 @@ fn every_invalid_case_reports_its_path_and_message() {
 #[test]
 fn a_file_setting_every_key_builds_that_config() {
     let full = doc(
-        "[server]\nlisten = \"[::1]:9000\"\n[storage]\npath = \"/var/lib/dora.db\"\n\
+        "[server]\nlisten = \"[::1]:9000\"\nshutdown_grace_period = \"3s\"\n\
+         [storage]\npath = \"/var/lib/dora.db\"\n\
          [metrics]\nwindows = [\"12h\", \"14d\"]\n[metrics.thresholds]\n\
          deployment_frequency_per_day = [2, 0.5, 0.1]\nlead_time_seconds = [\"2h\", 86400, \"3d\"]\n\
          change_failure_rate = [0, 0.2, 0.4]\nrecovery_time_seconds = [\"30m\", \"6h\", \"2d\"]\n\
@@ -352,6 +354,7 @@ fn a_file_setting_every_key_builds_that_config() {
     let config = load(&full).unwrap();
     assert_eq!(config.validate(), Ok(()));
     assert_eq!(config.server.listen.to_string(), "[::1]:9000");
+    assert_eq!(config.server.shutdown_grace_period.to_string(), "3s");
     assert_eq!(config.storage.path, PathBuf::from("/var/lib/dora.db"));
     let windows: Vec<String> = config
         .metrics
@@ -443,7 +446,7 @@ deployments = { from = \"workflow_runs\", workflow = \"deploy\" }
         [
             "line 2: server.listen: expected an IP address and port such as \"0.0.0.0:9184\" \
              or \"[::1]:9184\", got \"nowhere\"",
-            "line 3: server.colour: unknown key (expected one of: listen)",
+            "line 3: server.colour: unknown key (expected one of: listen, shutdown_grace_period)",
             "line 6: metrics.windows[1]: expected a duration like \"30s\", \"5m\", \"2h\" or \
              \"90d\", got \"1 week\"",
             "line 6: metrics.windows[2]: \"168h\" is as long as metrics.windows[0] (\"7d\"); \
