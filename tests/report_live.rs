@@ -330,3 +330,48 @@ async fn a_failure_is_500_naming_what_failed_but_no_path() {
     let dir_text = dir.path().display().to_string();
     assert!(!body.contains(&dir_text), "{body}");
 }
+
+/// A flood of `/report` requests: one computes, 8 wait their turn, and every
+/// other is answered 503 at once rather than held (each held request keeps one of
+/// the server's connections busy).
+#[tokio::test]
+async fn a_flood_of_reports_is_refused_at_once_beyond_the_waiting_room() {
+    const FLOOD: usize = 20;
+    const ADMITTED: usize = 1 + 8;
+    let fixture = Fixture::new();
+    let path = fixture.store_path();
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hold = Arc::clone(&released);
+    let open: StoreOpener = Arc::new(move || {
+        // The first report holds its turn until the test has seen the refusals.
+        while !hold.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(Box::new(report::open_store(&path)?) as Box<dyn Store>)
+    });
+    let router =
+        LiveReport::with_store_opener(Arc::new(fixture.config()), open, wall_clock()).router();
+    let app = Arc::new(serve(router, Some(fixture)).await);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..FLOOD {
+        let app = Arc::clone(&app);
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let _ = done.send(app.text("/report?window=7d").await);
+        });
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..FLOOD - ADMITTED {
+        let (status, body) = done_rx.recv().await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("busy"), "{body}");
+        statuses.push(status);
+    }
+    released.store(true, Ordering::SeqCst);
+    for _ in 0..ADMITTED {
+        let (status, body) = done_rx.recv().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        statuses.push(status);
+    }
+    assert_eq!(statuses.len(), FLOOD);
+}

@@ -8,7 +8,8 @@
 //! page). Each request opens its own connection to the store in a
 //! blocking task (SQLite's WAL lets it read while the daemon writes), evaluates the
 //! engine and renders the page; at most [`LIVE_REPORT_CONCURRENCY`] requests do so
-//! at once, the others wait up to [`LIVE_REPORT_WAIT`] and then get 503.
+//! at once, up to [`LIVE_REPORT_MAX_WAITING`] others wait up to [`LIVE_REPORT_WAIT`]
+//! and then get 503, and any more get 503 at once.
 //!
 //! Query string: `window` (a duration from 1h to 366d, default 30d, the same rule
 //! as `--window`) and `team` (a configured team). Anything else, a repeated key, a
@@ -64,6 +65,12 @@ pub(crate) const LIVE_REPORT_CONCURRENCY: usize = 1;
 /// How long a request waits for its turn before a 503: long enough for a report or
 /// two ahead of it, short enough that a person is told rather than left waiting.
 pub(crate) const LIVE_REPORT_WAIT: Duration = Duration::from_secs(30);
+
+/// How many requests may wait for their turn; one more is answered 503 at once. A
+/// waiting request holds one of the HTTP server's connections busy (not to be
+/// closed for a newcomer), so a flood of `/report` requests must not be able to
+/// hold them all.
+pub(crate) const LIVE_REPORT_MAX_WAITING: usize = 8;
 
 /// `Retry-After` (seconds) on a 503.
 const RETRY_AFTER_SECONDS: &str = "10";
@@ -208,6 +215,8 @@ pub struct LiveReport {
     open: StoreOpener,
     now: Now,
     gate: Arc<Semaphore>,
+    /// Admission: the requests computing or waiting to.
+    queue: Arc<Semaphore>,
 }
 
 impl LiveReport {
@@ -228,6 +237,9 @@ impl LiveReport {
             open,
             now,
             gate: Arc::new(Semaphore::new(LIVE_REPORT_CONCURRENCY)),
+            queue: Arc::new(Semaphore::new(
+                LIVE_REPORT_CONCURRENCY + LIVE_REPORT_MAX_WAITING,
+            )),
         }
     }
 
@@ -263,19 +275,21 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
         Ok(query) => query,
         Err(reason) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {reason}")),
     };
+    let busy = || {
+        unavailable("the report is busy with other requests; try again in a few seconds".to_owned())
+    };
+    let Ok(admitted) = live.queue.clone().try_acquire_owned() else {
+        return busy();
+    };
     let permit =
         match tokio::time::timeout(LIVE_REPORT_WAIT, live.gate.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
-            _ => {
-                return unavailable(
-                    "the report is busy with other requests; try again in a few seconds".to_owned(),
-                )
-            }
+            _ => return busy(),
         };
     let now = (live.now)();
     let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
     let result = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _permits = (permit, admitted);
         let store = open()?;
         live_page(
             store.as_ref(),
