@@ -31,13 +31,16 @@
 //!
 //! Shutdown ([`serve`]'s `shutdown` token): the listener is closed at once, every
 //! connection is told to close after its current answer, and the server waits until
-//! no request is in flight, at most `grace`; then every connection still open
-//! (idle, half-sent, or still answering at the deadline) is closed.
+//! no request is in flight (a request is in flight from its head until hyper has
+//! taken the whole answer), at most `grace`; then connections get up to
+//! [`SHUTDOWN_FLUSH_WAIT`] to finish writing and close, and every connection still
+//! open (idle, half-sent, or still answering at the deadline) is closed.
 //!
 //! Not here: the routes (`exporter`, `report`), what the scheduler does at shutdown
 //! (`daemon`).
 
 use axum::Router;
+use http_body_util::BodyExt as _;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
@@ -86,6 +89,11 @@ const MIN_CONNECTIONS: usize = 8;
 /// The pause after a failed `accept` (out of descriptors, ...), so that a
 /// persistent error does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// At shutdown, once no request is in flight: how long connections may take to
+/// finish writing their last answer and close by themselves before the rest (idle,
+/// half-sent) are closed.
+const SHUTDOWN_FLUSH_WAIT: Duration = Duration::from_millis(500);
 
 /// At most one log line per this interval for each repeated condition (refused
 /// connections, failed accepts), with the count since the last line.
@@ -207,27 +215,40 @@ pub async fn serve(
         grace_seconds = grace.as_secs_f64(),
         "the HTTP server stopped accepting; waiting for the requests in flight"
     );
+    let deadline = tokio::time::Instant::now() + grace;
     let mut idle = connections.watch_in_flight();
-    let drained = tokio::time::timeout(grace, async {
+    let drained = tokio::time::timeout_at(deadline, async {
         tokio::select! {
             // Every connection closed by itself (after its answer).
-            () = async { while tasks.join_next().await.is_some() {} } => {}
-            // Or no request is in flight: what is left is idle or half-sent.
+            () = join_all(&mut tasks) => {}
+            // Or no request is in flight: what is left is idle, half-sent, or
+            // writing out the end of an answer.
             _ = idle.wait_for(|n| *n == 0) => {}
         }
     })
-    .await;
+    .await
+    .is_ok();
+    if drained {
+        let flushed = deadline.min(tokio::time::Instant::now() + SHUTDOWN_FLUSH_WAIT);
+        let _ = tokio::time::timeout_at(flushed, join_all(&mut tasks)).await;
+    }
     let open = tasks.len();
     tasks.shutdown().await;
-    match drained {
-        Ok(()) => tracing::info!(closed_idle = open, "the HTTP server has stopped"),
-        Err(_) => tracing::warn!(
+    if drained {
+        tracing::info!(closed_idle = open, "the HTTP server has stopped");
+    } else {
+        tracing::warn!(
             closed = open,
             requests_in_flight = connections.in_flight(),
             "the shutdown grace period ran out; closed the connections still open"
-        ),
+        );
     }
     Ok(())
+}
+
+/// Waits until every task of `tasks` has finished.
+async fn join_all(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Serves one connection until it ends, is evicted, or shutdown has closed it
@@ -239,9 +260,14 @@ async fn connection(stream: TcpStream, app: Router, entry: Entry, shutdown: Canc
         let in_flight = InFlight::start(&counter, id);
         let app = app.clone();
         async move {
-            let response = app.oneshot(request).await;
-            drop(in_flight);
-            Ok::<_, Infallible>(response.unwrap_or_else(|e| match e {}))
+            let response = app.oneshot(request).await.unwrap_or_else(|e| match e {});
+            // In flight until hyper has taken the whole body (it drops it then).
+            Ok::<_, Infallible>(response.map(|body| {
+                axum::body::Body::new(body.map_err(move |error| {
+                    let _in_flight = &in_flight;
+                    error
+                }))
+            }))
         }
     });
     let mut builder = http1::Builder::new();

@@ -722,6 +722,57 @@ async fn a_half_sent_request_does_not_hold_up_shutdown_and_sighup_is_ignored() {
     }
 }
 
+/// The HTTP server itself: a request in flight when shutdown begins is answered,
+/// on a connection that then closes, while new connections are refused.
+#[tokio::test]
+async fn a_request_in_flight_at_shutdown_is_answered() {
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (notify, wait) = (Arc::clone(&entered), Arc::clone(&release));
+    let app = Router::new().route(
+        "/slow",
+        get(move || {
+            let (notify, wait) = (Arc::clone(&notify), Arc::clone(&wait));
+            async move {
+                notify.notify_one();
+                wait.notified().await;
+                "done"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(daemon::server::serve(
+        listener,
+        app,
+        shutdown.clone(),
+        GRACE,
+    ));
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    entered.notified().await;
+    shutdown.cancel();
+    // The listener is closed while the request is still in flight.
+    tokio::time::sleep(TRICKLE_INTERVAL).await;
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    release.notify_one();
+    let mut answer = Vec::new();
+    tokio::time::timeout(GRACE, slow.read_to_end(&mut answer))
+        .await
+        .expect("answered, then closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("done"), "{answer}");
+    tokio::time::timeout(GRACE, server)
+        .await
+        .expect("serve returns")
+        .unwrap()
+        .unwrap();
+}
+
 /// The HTTP server itself: a request whose handler never ends is cut at the grace
 /// period's end, and `serve` returns (the daemon then exits 0).
 #[tokio::test]
