@@ -648,8 +648,9 @@ async fn idle_and_byte_by_byte_connections_cannot_starve_metrics_or_exhaust_desc
 }
 
 /// `serve` with a half-sent request (the head never finished), an idle connection
-/// and a kept-alive one open: SIGHUP is logged and ignored (it keeps serving), and
-/// SIGTERM stops it with status 0 within the grace period, closing them all.
+/// and a kept-alive one open: a 100 KB header is refused with 431, SIGHUP is logged
+/// and ignored (it keeps serving), and SIGTERM stops it with status 0 within the
+/// grace period, closing them all.
 #[tokio::test]
 async fn a_half_sent_request_does_not_hold_up_shutdown_and_sighup_is_ignored() {
     let sim = live_simulator(SIM_TOKEN).await;
@@ -683,6 +684,21 @@ async fn a_half_sent_request_does_not_hold_up_shutdown_and_sighup_is_ignored() {
     let mut answer = [0u8; 512];
     let read = kept_alive.read(&mut answer).await.unwrap();
     assert!(answer[..read].starts_with(b"HTTP/1.1 200 OK"));
+
+    // A 100 KB header: refused (431), and the daemon keeps serving.
+    let mut big = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    // The daemon may close before reading it all.
+    let _ = big.write_all(head.as_bytes()).await;
+    let read = big.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 431 Request Header Fields Too Large"),
+        "{}",
+        String::from_utf8_lossy(&answer[..read])
+    );
 
     for _ in 0..2 {
         daemon.signal("HUP");
