@@ -41,6 +41,10 @@ use std::sync::Arc;
 /// larger demo organisation wait an hour, which is not what the demo is about.
 pub const DEMO_RATE_LIMIT: u64 = 1_000_000;
 
+#[cfg(feature = "demo")]
+/// How long `demo` waits for its simulated GitHub to stop after the daemon has.
+pub const DEMO_SIMULATOR_STOP: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Exit status for a configuration file that was read but has problems.
 pub const EXIT_INVALID_CONFIG: u8 = 2;
 /// Exit status for every other error (a file that cannot be read, I/O, ...).
@@ -73,8 +77,9 @@ pub enum Command {
 
     /// Run the daemon: poll GitHub, keep the store, serve /metrics.
     ///
-    /// Listens on server.listen; stops gracefully on SIGTERM or Ctrl-C (in-flight
-    /// store writes finish first).
+    /// Listens on server.listen; stops gracefully on SIGTERM or Ctrl-C: in-flight
+    /// requests and store writes may finish for server.shutdown_grace_period (10s by
+    /// default), then the process exits 0. SIGHUP is logged and ignored.
     Serve(ServeArgs),
 
     /// Sync every repository once, then exit.
@@ -426,28 +431,82 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
+/// Runs `work` on a new runtime and returns its result without waiting for the
+/// blocking tasks it left behind: the commands have waited for what they must
+/// (a shutdown waits at most its grace period), and a store call still running
+/// past that is not waited for (SQLite rolls back a transaction the process did
+/// not commit).
+fn run_to_end<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = runtime()?;
+    let result = runtime.block_on(work);
+    runtime.shutdown_background();
+    result
+}
+
+/// The signals of the long-running commands (`serve`, `demo`, `sync --once`),
+/// registered as soon as the runtime runs, before the store or the listener is
+/// opened, so that none of them takes its default action (ending the process
+/// without a word) during start-up:
+///
+/// - SIGTERM and SIGINT (Ctrl-C) stop: [`Signals::shutdown`] completes, and the
+///   command shuts down gracefully within `server.shutdown_grace_period`.
+/// - SIGHUP is logged and ignored: the configuration is read once, at start (a
+///   reload would have to re-check it and restart the sources and the store
+///   anyway; restart the process to apply a changed file). A terminal that closes
+///   therefore does not stop a daemon started from it.
+pub struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the handlers; call it inside the runtime, before anything else.
+    pub fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let register = |kind: SignalKind, name: &str| {
+                signal(kind).with_context(|| format!("cannot handle {name}"))
+            };
+            Ok(Signals {
+                interrupt: register(SignalKind::interrupt(), "SIGINT")?,
+                terminate: register(SignalKind::terminate(), "SIGTERM")?,
+                hangup: register(SignalKind::hangup(), "SIGHUP")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
+        }
+    }
+
+    /// Completes on SIGTERM or SIGINT; logs and ignores every SIGHUP until then.
+    pub async fn shutdown(mut self) {
+        #[cfg(unix)]
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => {
+                    tracing::info!("interrupted (SIGINT): shutting down");
+                    return;
+                }
+                _ = self.terminate.recv() => {
+                    tracing::info!("terminated (SIGTERM): shutting down");
+                    return;
+                }
+                _ = self.hangup.recv() => tracing::warn!(
+                    "SIGHUP received and ignored: the configuration is read only at start; \
+                     restart the process to apply a changed one"
+                ),
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
-            // No signal handling: never complete on this branch.
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("interrupted (SIGINT)"),
-        () = terminate => tracing::info!("terminated (SIGTERM)"),
     }
 }
 
@@ -462,9 +521,10 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let config = Config::load(&args.file.config)?;
     init_tracing(&config.log)?;
-    runtime()?.block_on(async {
+    run_to_end(async {
+        let signals = Signals::install()?;
         let listener = bind(config.server.listen).await?;
-        daemon::run(config, listener, shutdown_signal()).await
+        daemon::run(config, listener, signals.shutdown()).await
     })?;
     Ok(())
 }
@@ -487,11 +547,12 @@ pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
         None => init_tracing(&config.log)?,
     }
-    let report = runtime()?.block_on(async {
+    let report = run_to_end(async {
+        let signals = Signals::install()?;
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.shutdown().await;
             on_signal.cancel();
         });
         let progress = |report: &daemon::RepoReport| {
@@ -558,7 +619,15 @@ impl Write for SuspendingWriter {
 #[cfg(feature = "demo")]
 pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     init_tracing(&LogConfig::default())?;
-    runtime()?.block_on(async {
+    // Outside the runtime, so that it is removed on every way out: a stop by
+    // signal, an error, a panic (the drop of `TempDir`).
+    let dir = tempfile::Builder::new()
+        .prefix("dora-collector-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo store")?;
+    let store = dir.path().join("dora-demo.db");
+    let result = run_to_end(async {
+        let signals = Signals::install()?;
         let spec = demo::demo_spec(args.repositories, args.days, args.seed, SystemClock.now());
         let org = tokio::task::spawn_blocking(move || Org::generate(&spec))
             .await
@@ -569,10 +638,6 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
             rate_limit: DEMO_RATE_LIMIT,
             ..SimOptions::default()
         };
-        let dir = tempfile::Builder::new()
-            .prefix("dora-collector-demo-")
-            .tempdir()
-            .context("cannot create a temporary directory for the demo store")?;
         let listener = bind(args.listen).await?;
         let addr = listener
             .local_addr()
@@ -581,12 +646,7 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let sim = SimServer::start(org, options)
             .await
             .context("cannot start the simulated GitHub")?;
-        let config = demo::demo_config(
-            &config_org,
-            sim.base_url(),
-            addr,
-            &dir.path().join("dora-demo.db"),
-        )?;
+        let config = demo::demo_config(&config_org, sim.base_url(), addr, &store)?;
         drop(config_org);
         writeln!(
             out,
@@ -609,13 +669,18 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
             simulated: true,
             ..RunOptions::default()
         };
-        let result = daemon::run_with(config, listener, shutdown_signal(), options).await;
-        let _ = sim.shutdown().await;
-        // The store is closed (the daemon has stopped): remove it.
-        dir.close()
-            .context("cannot remove the demo's temporary store")?;
+        let result = daemon::run_with(config, listener, signals.shutdown(), options).await;
+        // Its only clients were the daemon's; bounded all the same, so that the
+        // store below is always removed.
+        let _ = tokio::time::timeout(DEMO_SIMULATOR_STOP, sim.shutdown()).await;
         result
-    })?;
+    });
+    // The daemon has stopped: remove its store.
+    let removed = dir
+        .close()
+        .context("cannot remove the demo's temporary store");
+    result?;
+    removed?;
     Ok(())
 }
 

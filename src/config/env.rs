@@ -1,44 +1,88 @@
-//! `${NAME}` environment-variable expansion on the raw text of the configuration file,
-//! before it is parsed.
+//! `${NAME}` environment-variable expansion inside the string values of the
+//! configuration, after the file is parsed.
 //!
 //! Rules:
-//! - `${NAME}` is replaced by the variable's value, verbatim. `NAME` is an ASCII
-//!   letter or `_` followed by letters, digits or `_`.
-//! - `$${` stands for a literal `${` (so `$${HOME}` becomes the text `${HOME}`).
+//! - `${NAME}` inside a string value is replaced by the variable's value, verbatim.
+//!   `NAME` is an ASCII letter or `_` followed by letters, digits or `_`.
+//! - `$${` stands for a literal `${` (so `"$${HOME}"` is the text `${HOME}`).
 //! - A `$` not followed by `{` is left alone (`$5`, `a$b`).
 //! - A variable that is not set (or not valid UTF-8), a malformed reference (`${}`,
 //!   `${1X}`, `${A` without `}`), or a value containing a line break is a problem
 //!   naming the line; every such problem in the file is reported, not only the first.
 //!   A value that is set but empty expands to the empty string.
 //!
-//! Expansion runs on the whole text, comments included: a `${...}` in a comment must
-//! also resolve, or be escaped as `$${...}`. The value is inserted as is, not quoted
-//! or escaped, so references normally sit inside a TOML string (`"${GITHUB_TOKEN}"`).
-//! Line breaks are refused so that a value can neither add keys to the file nor shift
-//! the line numbers of later problems.
+//! Because expansion happens after parsing, a variable only ever becomes (part of)
+//! the one string it stands in: its quotes, `#`, `,`, `}` or backslashes are text,
+//! never TOML, so a value cannot add keys, end the string early or be unescaped.
+//! Comments are not expanded. A reference outside a string (`token = ${X}`) is a
+//! syntax error, and one in a key is refused (module `reader` reports both, naming
+//! them). Line breaks are still refused: no value of the schema holds one, and in
+//! the token or a label one is always a mistake.
 //!
-//! The variables come from a lookup function, so tests never touch the process
-//! environment. Problems name variables, never their values.
+//! This module expands one string; the walk over the parsed document is in
+//! `reader`. The variables come from a lookup function, so tests never touch the
+//! process environment. Problems name variables, never their values.
 
 use super::problem::Problem;
 use std::env::VarError;
 
-/// Expands every `${NAME}` in `text` with `lookup` (normally [`std::env::var`]).
-/// On failure returns every problem found, in line order.
+/// Expands every `${NAME}` in `text` with `lookup` (normally [`std::env::var`]),
+/// counting lines from 1. On failure returns every problem found, in line order.
 pub fn expand_env<F>(text: &str, lookup: F) -> Result<String, Vec<Problem>>
 where
     F: Fn(&str) -> Result<String, VarError>,
 {
-    let mut out = String::with_capacity(text.len());
     let mut problems = Vec::new();
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        expand_line(line, index + 1, &lookup, &mut out, &mut problems);
-    }
+    let expanded = expand_value(text, 1, &lookup, &mut problems);
     if problems.is_empty() {
-        Ok(out)
+        Ok(expanded.unwrap_or_else(|| text.to_owned()))
     } else {
         Err(problems)
     }
+}
+
+/// Expands one string value whose text starts on line `first_line`, adding its
+/// problems to `problems`. `None` when it holds no `$` (nothing to expand).
+pub(super) fn expand_value<F>(
+    text: &str,
+    first_line: usize,
+    lookup: &F,
+    problems: &mut Vec<Problem>,
+) -> Option<String>
+where
+    F: Fn(&str) -> Result<String, VarError>,
+{
+    if !text.contains('$') {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        expand_line(line, first_line + index, lookup, &mut out, problems);
+    }
+    Some(out)
+}
+
+/// The variable names `text` refers to (`${NAME}`, not `$${`), for messages.
+pub(super) fn references(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at..];
+        if let Some(escaped) = after.strip_prefix("$${") {
+            rest = escaped;
+        } else if let Some(reference) = after.strip_prefix("${") {
+            let Some(end) = reference.find('}') else {
+                break;
+            };
+            if is_variable_name(&reference[..end]) {
+                names.push(&reference[..end]);
+            }
+            rest = &reference[end + 1..];
+        } else {
+            rest = &after[1..];
+        }
+    }
+    names
 }
 
 fn expand_line<F>(

@@ -20,12 +20,13 @@
 //!
 //! # Loading: every problem at once
 //!
-//! [`Config::load`] reads the file (at most [`MAX_CONFIG_BYTES`]), expands `${NAME}`
-//! environment variables on the raw text (module `env`), then parses it (module
-//! `reader`):
+//! [`Config::load`] reads the file (at most [`MAX_CONFIG_BYTES`]) and parses it
+//! (module `reader`):
 //!
 //! 1. `toml::de::DeTable::parse_recoverable` parses the text into a table that keeps
-//!    the byte span of every key and value; every syntax error is reported.
+//!    the byte span of every key and value; every syntax error is reported. Then
+//!    `${NAME}` environment variables are expanded inside string values (module
+//!    `env`), so that a variable is only ever the string it stands in, never TOML.
 //! 2. A walker visits the schema table by table. Each leaf is deserialized on its own,
 //!    so a bad value is one problem at its own key path and line, and the walk goes
 //!    on. List elements are deserialized one by one (`windows[2]`). Keys left over in
@@ -94,6 +95,11 @@ pub mod defaults {
     pub const REWORK_LABEL: &str = "hotfix";
     /// `github.rollback_is_failure`.
     pub const ROLLBACK_IS_FAILURE: bool = true;
+    /// `server.shutdown_grace_period`: 10s, how long a stopping daemon lets
+    /// requests and store writes in progress finish; well inside systemd's default
+    /// stop timeout (90 s) and the shipped unit's (30 s), and Kubernetes' default
+    /// termination grace period (30 s).
+    pub const SHUTDOWN_GRACE_PERIOD: Duration = duration(10, Unit::Seconds);
     /// `github.poll_interval`: 5m, a sync every five minutes stays far inside
     /// GitHub's hourly rate limit for dozens of repositories.
     pub const POLL_INTERVAL: Duration = duration(5, Unit::Minutes);
@@ -116,6 +122,9 @@ pub mod defaults {
     /// `0.0.0.0:9184`: every interface, so that Prometheus can reach it.
     pub fn listen() -> SocketAddr {
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, LISTEN_PORT))
+    }
+    pub fn shutdown_grace_period() -> Duration {
+        SHUTDOWN_GRACE_PERIOD
     }
     pub fn storage_path() -> PathBuf {
         PathBuf::from(STORAGE_PATH)
@@ -167,12 +176,17 @@ pub struct ServerConfig {
     /// IP address and port of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/`).
     /// Default `0.0.0.0:9184`.
     pub listen: SocketAddr,
+    /// On SIGTERM or Ctrl-C: how long requests and store writes in progress may
+    /// take to finish before the rest is closed and the process exits. Default
+    /// `10s`.
+    pub shutdown_grace_period: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: defaults::listen(),
+            shutdown_grace_period: defaults::shutdown_grace_period(),
         }
     }
 }
@@ -471,14 +485,13 @@ impl Config {
         Config::from_toml_str(&text, lookup).map_err(invalid)
     }
 
-    /// Expands `${NAME}` with `lookup`, parses and checks `text`; on failure returns
-    /// every problem, ordered by line.
+    /// Parses `text`, expands `${NAME}` in its string values with `lookup` and
+    /// checks it; on failure returns every problem, ordered by line.
     pub fn from_toml_str<F>(text: &str, lookup: F) -> Result<Config, Vec<Problem>>
     where
         F: Fn(&str) -> Result<String, VarError>,
     {
-        let expanded = expand_env(text, lookup)?;
-        reader::read(&expanded)
+        reader::read(text, lookup)
     }
 
     /// Checks the rules between values of a `Config` built in code: what the loader

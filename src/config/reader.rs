@@ -20,6 +20,7 @@
 //! replaced by `[REDACTED]` in every message (a defence for a token pasted into some
 //! other key).
 
+use super::env;
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
 use super::{
@@ -30,7 +31,9 @@ use super::{
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::env::VarError;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
@@ -48,24 +51,51 @@ const MIN_REDACTED_TOKEN_LEN: usize = 4;
 
 const REDACTED: &str = "[REDACTED]";
 
-/// Parses and checks `text` (already expanded).
-pub(super) fn read(text: &str) -> Result<Config, Vec<Problem>> {
+/// How deep the expansion walk descends into nested values. The schema's deepest
+/// value is four levels down (`github.repositories[0].deployments.from`), and the
+/// TOML parser itself stops at about 80; anything deeper is refused by the schema
+/// walk, whether or not its strings were expanded.
+const MAX_EXPANSION_DEPTH: usize = 16;
+
+/// Parses `text`, expands `${NAME}` in its string values with `lookup`, and checks
+/// the result.
+pub(super) fn read<F>(text: &str, lookup: F) -> Result<Config, Vec<Problem>>
+where
+    F: Fn(&str) -> Result<String, VarError>,
+{
     let lines = LineIndex::new(text);
-    let (root, errors) = DeTable::parse_recoverable(text);
-    if !errors.is_empty() {
-        return Err(errors
-            .iter()
-            .map(|error| {
-                let offset = error.span().map_or(0, |span| span.start);
-                let (line, column) = lines.line_column(text, offset);
-                Problem::at_line(
-                    line,
-                    format!("TOML syntax error at column {column}: {}", error.message()),
-                )
-            })
-            .collect());
+    let (mut root, errors) = DeTable::parse_recoverable(text);
+    let syntax: Vec<(Problem, bool)> = errors
+        .iter()
+        .map(|error| syntax_problem(text, &lines, error))
+        .collect();
+    // A reference outside a string confuses the parser for the rest of its line:
+    // that line's other errors are its echoes.
+    let misplaced: Vec<Option<usize>> = syntax
+        .iter()
+        .filter(|(_, reference)| *reference)
+        .map(|(problem, _)| problem.line)
+        .collect();
+    let mut problems: Vec<Problem> = syntax
+        .into_iter()
+        .filter(|(problem, reference)| *reference || !misplaced.contains(&problem.line))
+        .map(|(problem, _)| problem)
+        .collect();
+    // What parsed is expanded even when something did not: a missing variable is
+    // reported together with the syntax errors.
+    let mut expander = Expander {
+        lines: &lines,
+        lookup: &lookup,
+        problems: Vec::new(),
+        expanded: HashMap::new(),
+    };
+    expander.table("", root.get_mut(), 0);
+    problems.append(&mut expander.problems);
+    if !problems.is_empty() {
+        return Err(in_line_order(problems));
     }
     let mut walker = Walker::new(&lines);
+    walker.expanded = expander.expanded;
     let root_table = Table::new(String::new(), root.get_ref());
     let config = walker.config(root_table);
     let token = root
@@ -91,6 +121,110 @@ pub(super) fn read(text: &str) -> Result<Config, Vec<Problem>> {
                 ));
             }
             Err(problems)
+        }
+    }
+}
+
+/// A TOML syntax error as a problem at its line, and whether it is a `${NAME}`
+/// written where a value or key belongs (not inside a string), which is said so,
+/// naming it.
+fn syntax_problem(text: &str, lines: &LineIndex, error: &toml::de::Error) -> (Problem, bool) {
+    let offset = error.span().map_or(0, |span| span.start);
+    let (line, column) = lines.line_column(text, offset);
+    let at = text.get(offset..).unwrap_or("");
+    if let Some(name) = at
+        .starts_with("${")
+        .then(|| env::references(at).into_iter().next())
+        .flatten()
+        .filter(|name| at.starts_with(&format!("${{{name}}}")))
+    {
+        let problem = Problem::at_line(
+            line,
+            format!(
+                "`${{{name}}}` at column {column} is outside a string: environment variables \
+                 are expanded only inside quoted string values (`key = \"${{{name}}}\"`), \
+                 never in keys or unquoted values, so that a variable can never become a \
+                 key, a number or more TOML"
+            ),
+        );
+        return (problem, true);
+    }
+    let problem = Problem::at_line(
+        line,
+        format!("TOML syntax error at column {column}: {}", error.message()),
+    );
+    (problem, false)
+}
+
+/// `problems` ordered by line, each told once: a parser that recovers from the
+/// same error again and again (an unclosed array nested thousands deep) reports it
+/// at every level.
+fn in_line_order(mut problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|problem| seen.insert((problem.line, problem.message.clone())));
+    problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+    problems
+}
+
+/// Expands `${NAME}` in every string value of a parsed document, and refuses
+/// references in keys.
+struct Expander<'a, F> {
+    lines: &'a LineIndex,
+    lookup: &'a F,
+    problems: Vec<Problem>,
+    /// The variables each expanded value came from, by the value's byte offset in
+    /// the file (for the hint of a value of the wrong type).
+    expanded: HashMap<usize, String>,
+}
+
+impl<F> Expander<'_, F>
+where
+    F: Fn(&str) -> Result<String, VarError>,
+{
+    fn table(&mut self, path: &str, table: &mut DeTable<'_>, depth: usize) {
+        for (key, value) in table.iter_mut() {
+            let child = child_path(path, key.get_ref());
+            if key.get_ref().contains("${") {
+                self.problems.push(Problem::at_path(
+                    child.clone(),
+                    Some(self.lines.line(key.span().start)),
+                    "a `${...}` reference in a key: environment variables are expanded only \
+                     inside string values, never in keys"
+                        .to_owned(),
+                ));
+            }
+            self.value(&child, value, depth + 1);
+        }
+    }
+
+    fn value(&mut self, path: &str, value: &mut Spanned<DeValue<'_>>, depth: usize) {
+        if depth > MAX_EXPANSION_DEPTH {
+            return;
+        }
+        let start = value.span().start;
+        match value.get_mut() {
+            DeValue::String(text) => {
+                let line = self.lines.line(start);
+                if let Some(expanded) =
+                    env::expand_value(text, line, self.lookup, &mut self.problems)
+                {
+                    let names: Vec<String> = env::references(text)
+                        .into_iter()
+                        .map(|name| format!("${{{name}}}"))
+                        .collect();
+                    if !names.is_empty() {
+                        self.expanded.insert(start, names.join(", "));
+                    }
+                    *text = Cow::Owned(expanded);
+                }
+            }
+            DeValue::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.value(&format!("{path}[{i}]"), item, depth + 1);
+                }
+            }
+            DeValue::Table(table) => self.table(path, table, depth),
+            _ => {}
         }
     }
 }
@@ -240,6 +374,8 @@ struct Walker<'l> {
     windows: Option<Vec<(usize, Duration)>>,
     /// The lookback, when it parsed.
     lookback: Option<Duration>,
+    /// The `${NAME}` references of each expanded string value, by its offset.
+    expanded: HashMap<usize, String>,
     /// Every key path asked for, without indices (for [`schema_paths`]).
     #[cfg(test)]
     schema: Vec<String>,
@@ -253,6 +389,7 @@ impl<'l> Walker<'l> {
             key_lines: HashMap::new(),
             windows: None,
             lookback: None,
+            expanded: HashMap::new(),
             #[cfg(test)]
             schema: Vec::new(),
         }
@@ -318,7 +455,18 @@ impl<'l> Walker<'l> {
         match de(ValueDeserializer::from(value.clone())) {
             Ok(value) => Some(value),
             Err(error) => {
-                self.problem(path.to_owned(), Some(line), error.message());
+                let mut message = error.message().to_owned();
+                // A string that wanted to be another type: say that no variable
+                // can change a value's type.
+                if let Some(names) = self.expanded.get(&value.span().start) {
+                    if message.starts_with("invalid type: string") {
+                        message.push_str(&format!(
+                            " ({names} is expanded inside the string and stays a string; \
+                             a variable never changes a value's type)"
+                        ));
+                    }
+                }
+                self.problem(path.to_owned(), Some(line), message);
                 None
             }
         }
@@ -590,8 +738,14 @@ impl<'l> Walker<'l> {
         let listen = self
             .scalar(&mut table, "listen", deserialize_listen)
             .or_else(defaults::listen);
+        let shutdown_grace_period = self
+            .scalar(&mut table, "shutdown_grace_period", Duration::deserialize)
+            .or_else(defaults::shutdown_grace_period);
         self.finish(table);
-        Some(ServerConfig { listen: listen? })
+        Some(ServerConfig {
+            listen: listen?,
+            shutdown_grace_period: shutdown_grace_period?,
+        })
     }
 
     fn storage(&mut self, mut table: Table<'_, '_>) -> Option<StorageConfig> {

@@ -83,6 +83,7 @@ deployments = { from = "workflow_runs", workflow = "deploy.yml", branch = "main"
 fn minimal_file_takes_every_default() {
     let config = load(MINIMAL).unwrap();
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:9184");
+    assert_eq!(config.server.shutdown_grace_period.to_string(), "10s");
     assert_eq!(config.storage.path, PathBuf::from("./dora.db"));
     let windows: Vec<String> = config
         .metrics
@@ -242,6 +243,10 @@ fn invalid_cases() -> Vec<(String, &'static str, &'static str)> {
         (github("incident_labels = [\" incident\"]"), "github.incident_labels[0]", "label name"),
         (github("lead_time_start = \"merge\""), "github.lead_time_start", "unknown variant"),
         (repo("team = \"\""), "github.repositories[0].team", "team name"),
+        (repo("team = \"pay\\u202Ements\""), "github.repositories[0].team", "bidirectional formatting"),
+        (repo("team = \"\\u2067web\""), "github.repositories[0].team", "got \"\\u{2067}web\""),
+        (github("production_environments = [\"prod\\u200F\"]"), "github.production_environments[0]", "bidirectional formatting"),
+        (repo("deployments = { from = \"workflow_runs\", workflow = \"d.yml\", branch = \"main\", environment = \"\\u202Dprod\" }"), "github.repositories[0].deployments.environment", "bidirectional formatting"),
         (head("[log]\nformat = \"xml\""), "log.format", "unknown variant"),
         (head("[log]\nlevel = \"verbose\""), "log.level", "unknown variant"),
         (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.2]"), "metrics.thresholds.change_failure_rate", "expected 3 values"),
@@ -333,7 +338,8 @@ fn every_invalid_case_reports_its_path_and_message() {
 #[test]
 fn a_file_setting_every_key_builds_that_config() {
     let full = doc(
-        "[server]\nlisten = \"[::1]:9000\"\n[storage]\npath = \"/var/lib/dora.db\"\n\
+        "[server]\nlisten = \"[::1]:9000\"\nshutdown_grace_period = \"3s\"\n\
+         [storage]\npath = \"/var/lib/dora.db\"\n\
          [metrics]\nwindows = [\"12h\", \"14d\"]\n[metrics.thresholds]\n\
          deployment_frequency_per_day = [2, 0.5, 0.1]\nlead_time_seconds = [\"2h\", 86400, \"3d\"]\n\
          change_failure_rate = [0, 0.2, 0.4]\nrecovery_time_seconds = [\"30m\", \"6h\", \"2d\"]\n\
@@ -348,6 +354,7 @@ fn a_file_setting_every_key_builds_that_config() {
     let config = load(&full).unwrap();
     assert_eq!(config.validate(), Ok(()));
     assert_eq!(config.server.listen.to_string(), "[::1]:9000");
+    assert_eq!(config.server.shutdown_grace_period.to_string(), "3s");
     assert_eq!(config.storage.path, PathBuf::from("/var/lib/dora.db"));
     let windows: Vec<String> = config
         .metrics
@@ -439,7 +446,7 @@ deployments = { from = \"workflow_runs\", workflow = \"deploy\" }
         [
             "line 2: server.listen: expected an IP address and port such as \"0.0.0.0:9184\" \
              or \"[::1]:9184\", got \"nowhere\"",
-            "line 3: server.colour: unknown key (expected one of: listen)",
+            "line 3: server.colour: unknown key (expected one of: listen, shutdown_grace_period)",
             "line 6: metrics.windows[1]: expected a duration like \"30s\", \"5m\", \"2h\" or \
              \"90d\", got \"1 week\"",
             "line 6: metrics.windows[2]: \"168h\" is as long as metrics.windows[0] (\"7d\"); \
@@ -709,4 +716,165 @@ fn the_documentation_lists_exactly_the_keys_of_the_schema() {
             "docs/configuration.md documents `{documented}`, which the loader does not know"
         );
     }
+}
+
+/// The variables of the injection tests: each value is TOML that would change the
+/// file if it were pasted into the text.
+fn hostile_lookup(name: &str) -> Result<String, VarError> {
+    let value = match name {
+        "GITHUB_TOKEN" => TOKEN,
+        "TOKEN_WITH_KEY" => "x\", poll_interval = \"1s",
+        "TOKEN_WITH_COMMENT" => "abc\"#x",
+        "TOKEN_WITH_SPACED_COMMENT" => "abc\" # x",
+        "REPOSITORY_WITH_ANOTHER" => "acme/api\" }, { name = \"acme/billing",
+        "TEAM_WITH_ESCAPES" => "pay\\u0041\\t\\\"",
+        "TEAM_WITH_TABLE" => "web\"\n[server]\nlisten = \"0.0.0.0:1",
+        "TRUE" => "true",
+        "SECONDS" => "3600",
+        _ => return Err(VarError::NotPresent),
+    };
+    Ok(value.to_owned())
+}
+
+#[test]
+fn a_variable_is_only_ever_the_string_it_stands_in() {
+    let load = |text: &str| Config::from_toml_str(text, hostile_lookup);
+    // Kept literal: quotes, `#` and backslashes are text of the value.
+    let config =
+        load(&doc("", "", "").replace("${GITHUB_TOKEN}", "${TOKEN_WITH_COMMENT}")).unwrap();
+    assert_eq!(config.github.token.expose_secret(), "abc\"#x");
+    let config = load(&doc("", "", "team = \"${TEAM_WITH_ESCAPES}\"")).unwrap();
+    assert_eq!(
+        config.github.repositories[0].team.as_str(),
+        "pay\\u0041\\t\\\""
+    );
+    // A variable next to text, in a list, in an inline table.
+    let config = load(&doc(
+        "",
+        "production_environments = [\"prod-${TRUE}\"]",
+        "deployments = { from = \"workflow_runs\", workflow = \"${SECONDS}\", branch = \"b\", environment = \"e\" }",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.github.production_environments[0].as_str(),
+        "prod-true"
+    );
+    assert!(matches!(
+        &config.github.repositories[0].deployments,
+        DeploymentsConfig::WorkflowRuns { workflow, .. } if workflow.as_str() == "3600"
+    ));
+
+    // Refused, naming the key, and nothing was injected.
+    let cases = [
+        (doc("", "", "").replace("${GITHUB_TOKEN}", "${TOKEN_WITH_KEY}"), "github.token"),
+        (doc("", "", "").replace("${GITHUB_TOKEN}", "${TOKEN_WITH_SPACED_COMMENT}"), "github.token"),
+        (
+            doc("", "", "").replace("name = \"acme/api\"", "name = \"${REPOSITORY_WITH_ANOTHER}\""),
+            "github.repositories[0].name",
+        ),
+        (
+            "[github]\ntoken = \"t0ken\"\nrepositories = [{ name = \"${REPOSITORY_WITH_ANOTHER}\" }]\n"
+                .to_owned(),
+            "github.repositories[0].name",
+        ),
+        (doc("", "", "team = \"${TEAM_WITH_TABLE}\""), "github.repositories[0].team"),
+    ];
+    for (text, path) in cases {
+        let problems = load(&text).unwrap_err();
+        let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 1, "{rendered:#?}\n{text}");
+        let problem = &problems[0];
+        if path == "github.repositories[0].team" {
+            // A line break is refused before any key is read.
+            assert_eq!(
+                problem.message,
+                "environment variable TEAM_WITH_TABLE contains a line break"
+            );
+        } else {
+            assert_eq!(problem.path.as_deref(), Some(path), "{rendered:#?}");
+        }
+        assert!(!rendered[0].contains("poll_interval = "), "{rendered:#?}");
+    }
+    // The repository value stays one repository.
+    let problems = load(&doc("", "", "").replace(
+        "name = \"acme/api\"",
+        "name = \"${REPOSITORY_WITH_ANOTHER}\"",
+    ))
+    .unwrap_err();
+    assert!(
+        problems[0]
+            .message
+            .starts_with("expected \"owner/name\", got \"acme/api\\\" }"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn references_in_keys_outside_strings_or_of_another_type_are_refused_by_name() {
+    let load = |text: &str| Config::from_toml_str(text, hostile_lookup);
+    let rendered = |text: &str| -> Vec<String> {
+        load(text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        rendered(&doc("", "", "\"${TRUE}\" = 1")),
+        [
+            "line 7: github.repositories[0].\"${TRUE}\": a `${...}` reference in a key: \
+          environment variables are expanded only inside string values, never in keys"
+        ]
+    );
+    assert_eq!(
+        rendered(&doc("", "rollback_is_failure = ${TRUE}", "")),
+        [
+            "line 4: `${TRUE}` at column 23 is outside a string: environment variables are \
+          expanded only inside quoted string values (`key = \"${TRUE}\"`), never in keys or \
+          unquoted values, so that a variable can never become a key, a number or more TOML"
+        ]
+    );
+    let bare_key = rendered(&doc("", "", "${TRUE} = 1"));
+    assert_eq!(bare_key.len(), 1, "{bare_key:?}");
+    assert!(
+        bare_key[0].starts_with("line 7: `${TRUE}` at column 1 is outside a string"),
+        "{bare_key:?}"
+    );
+    let problems = rendered(&doc("", "rollback_is_failure = \"${TRUE}\"", ""));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .starts_with("line 4: github.rollback_is_failure: invalid type: string \"true\"")
+            && problems[0].ends_with(
+                "(${TRUE} is expanded inside the string and stays a string; a variable never \
+                 changes a value's type)"
+            ),
+        "{problems:?}"
+    );
+    // Comments are not expanded: an unset variable there is no problem.
+    assert!(load(&doc("# ${NOT_SET_ANYWHERE}", "", "")).is_ok());
+    // `$${` is a literal `${`.
+    let config = load(&doc("", "", "team = \"$${TRUE}\"")).unwrap();
+    assert_eq!(config.github.repositories[0].team.as_str(), "${TRUE}");
+}
+
+#[test]
+fn a_missing_variable_is_reported_with_the_syntax_errors() {
+    let text = "[github]\ntoken = \"${NOPE}\"\nlisten = \n";
+    let rendered: Vec<String> = problems(text).iter().map(ToString::to_string).collect();
+    assert_eq!(rendered.len(), 2, "{rendered:#?}");
+    assert_eq!(rendered[0], "line 2: environment variable NOPE is not set");
+    assert!(
+        rendered[1].starts_with("line 3: TOML syntax error"),
+        "{rendered:#?}"
+    );
+}
+
+#[test]
+fn an_error_the_parser_repeats_is_reported_once() {
+    let deep = format!("x = {}\n", "[".repeat(200_000));
+    let rendered: Vec<String> = problems(&deep).iter().map(ToString::to_string).collect();
+    let unique: std::collections::BTreeSet<&String> = rendered.iter().collect();
+    assert_eq!(unique.len(), rendered.len(), "{rendered:#?}");
+    assert!(rendered.len() <= 3, "{rendered:#?}");
 }

@@ -3,8 +3,11 @@
 //! Used by the daemon's scheduler and by `sync --once`.
 //!
 //! A repository that fails does not stop the others: its error is logged once,
-//! recorded, and reported. Shutdown stops the cycle between two requests; what was
-//! written stays consistent (each batch is one transaction with its cursors).
+//! recorded, and reported. A sync whose end cannot be recorded in the store (a
+//! read-only or full store) is a failed sync, not a successful one: nothing proves
+//! the store can keep what the next sync reads. Shutdown stops the cycle between two
+//! requests; what was written stays consistent (each batch is one transaction with
+//! its cursors).
 
 use super::clock::Clock;
 use super::ledger::StoreLedger;
@@ -53,6 +56,9 @@ pub struct CycleReport {
     pub repositories: Vec<RepoReport>,
     /// Seconds each source took, by the daemon's clock.
     pub durations: Vec<(&'static str, f64)>,
+    /// The store refused to record some repository's sync status in this round
+    /// (those syncs are reported failed).
+    pub status_unrecorded: bool,
 }
 
 impl CycleReport {
@@ -132,6 +138,7 @@ async fn sync_round(
         started_at,
         repositories: Vec::new(),
         durations: Vec::new(),
+        status_unrecorded: false,
     };
     for source in sources {
         let selected = |repository: &RepoName| {
@@ -147,7 +154,7 @@ async fn sync_round(
         if only.is_none() {
             source.prepare_cycle(&context).await;
         }
-        let jobs: Vec<BoxFuture<'_, (usize, RepoReport)>> = source
+        let jobs: Vec<BoxFuture<'_, (usize, RepoReport, bool)>> = source
             .repositories()
             .iter()
             .filter(|r| selected(r))
@@ -160,7 +167,7 @@ async fn sync_round(
                     let repository = &repository;
                     let result = source.sync_repository(repository, context).await;
                     let finished_at = clock.now();
-                    let outcome = match result {
+                    let mut outcome = match result {
                         Ok(stats) => {
                             tracing::info!(
                                 source = source.name(),
@@ -189,8 +196,24 @@ async fn sync_round(
                         RepoOutcome::Failed(error) => Some(SyncOutcome::Failed(error.clone())),
                         RepoOutcome::Cancelled => None,
                     };
+                    let mut unrecorded = false;
                     if let Some(recorded) = recorded {
-                        record(store, repository, source.name(), finished_at, recorded).await;
+                        let result = record(
+                            store,
+                            repository,
+                            source.name(),
+                            finished_at,
+                            recorded,
+                        )
+                        .await;
+                        if let Err(error) = result {
+                            unrecorded = true;
+                            if let RepoOutcome::Synced(_) = outcome {
+                                outcome = RepoOutcome::Failed(format!(
+                                    "the sync status cannot be recorded in the store: {error}"
+                                ));
+                            }
+                        }
                     }
                     let entry = RepoReport {
                         source: source.name(),
@@ -199,16 +222,19 @@ async fn sync_round(
                         finished_at,
                     };
                     progress(&entry);
-                    (index, entry)
-                }) as BoxFuture<'_, (usize, RepoReport)>
+                    (index, entry, unrecorded)
+                }) as BoxFuture<'_, (usize, RepoReport, bool)>
             })
             .collect();
-        let mut done: Vec<(usize, RepoReport)> = stream::iter(jobs)
+        let mut done: Vec<(usize, RepoReport, bool)> = stream::iter(jobs)
             .buffer_unordered(MAX_CONCURRENT_REPOSITORIES)
             .collect()
             .await;
-        done.sort_by_key(|(index, _)| *index);
-        report.repositories.extend(done.into_iter().map(|(_, r)| r));
+        done.sort_by_key(|(index, _, _)| *index);
+        report.status_unrecorded |= done.iter().any(|(_, _, unrecorded)| *unrecorded);
+        report
+            .repositories
+            .extend(done.into_iter().map(|(_, r, _)| r));
         if only.is_none() {
             report
                 .durations
@@ -218,22 +244,27 @@ async fn sync_round(
     report
 }
 
-/// Records the end of a repository's sync; a store failure here is logged (the
-/// data itself is already written or not, consistently).
+/// Records the end of a repository's sync; a store failure here is logged and
+/// returned (the data itself is already written or not, consistently).
 async fn record(
     store: &SharedStore,
     repository: &RepoName,
     source: &'static str,
     finished_at: Timestamp,
     outcome: SyncOutcome,
-) {
+) -> Result<(), StoreError> {
     let repository_owned = repository.clone();
     let result = store
         .call(move |store| -> Result<(), StoreError> {
             store.record_sync(&repository_owned, source, finished_at, &outcome)
         })
         .await;
-    if let Err(error) = result {
-        tracing::error!(%repository, %error, "cannot record the sync status");
+    if let Err(error) = &result {
+        tracing::error!(
+            %repository,
+            %error,
+            "cannot record the sync status; the sync counts as failed"
+        );
     }
+    result
 }

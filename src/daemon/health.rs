@@ -27,6 +27,8 @@ struct SourceState {
 #[derive(Debug, Default)]
 pub struct HealthTracker {
     sources: BTreeMap<&'static str, SourceState>,
+    /// The latest round could not record a sync status in the store.
+    status_unrecorded: bool,
 }
 
 impl HealthTracker {
@@ -59,6 +61,7 @@ impl HealthTracker {
 
     /// Takes in a finished cycle.
     pub fn record(&mut self, cycle: &CycleReport) {
+        self.status_unrecorded = cycle.status_unrecorded;
         for report in &cycle.repositories {
             let state = self.sources.entry(report.source).or_default();
             let health = state
@@ -81,7 +84,10 @@ impl HealthTracker {
     /// The health to publish, with each source's API counters as of now and
     /// when each repository waiting in `retries` is tried again.
     pub fn snapshot(&self, sources: &[Arc<dyn Source>], retries: &RetryQueue) -> HealthSnapshot {
-        let mut out = HealthSnapshot::default();
+        let mut out = HealthSnapshot {
+            status_unrecorded: self.status_unrecorded,
+            ..HealthSnapshot::default()
+        };
         for (name, state) in &self.sources {
             let api = sources
                 .iter()
@@ -149,6 +155,7 @@ mod tests {
                 report("a/bad", RepoOutcome::Failed("HTTP 404".into()), 11),
             ],
             durations: vec![("github", 2.5)],
+            status_unrecorded: false,
         });
         tracker.record(&CycleReport {
             started_at: Timestamp(20),
@@ -157,6 +164,7 @@ mod tests {
                 report("a/bad", RepoOutcome::Failed("HTTP 404".into()), 31),
             ],
             durations: vec![("github", 9.0)],
+            status_unrecorded: false,
         });
         assert_eq!(
             tracker.last_success("github", &repo("a/ok")),

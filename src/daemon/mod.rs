@@ -12,13 +12,18 @@
 //! accepting and finishes in-flight requests; the scheduler stops its sync between
 //! two requests, never inside a store call (those always run to completion on the
 //! blocking pool), and does not publish a cut-short cycle. [`DaemonHandle::shutdown`]
-//! waits for both tasks.
+//! waits for both tasks, at most `server.shutdown_grace_period`: then the HTTP
+//! server closes the connections still open and the sync task is dropped (a store
+//! write still running is either committed or, should the process exit first,
+//! rolled back by SQLite: never half-applied).
 //!
 //! - `clock`: `Clock`, `SystemClock`, `ManualClock`.
 //! - `cycle`: one sync cycle over every repository, and its report.
 //! - `health`: the collector's health as published.
 //! - `retry`: when a repository that failed is tried again (soon, not a poll
 //!   interval later).
+//! - `server`: the HTTP server's limits and timeouts, and its graceful shutdown
+//!   with a deadline.
 //! - `demo`: the configuration `demo` runs with.
 //!
 //! Not here: what a source reads (`sources`), the computation (`dora`), the text
@@ -31,6 +36,7 @@ pub mod demo;
 mod health;
 mod ledger;
 mod retry;
+pub mod server;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use cycle::sync_selected;
@@ -150,6 +156,8 @@ pub struct DaemonHandle {
     trigger: mpsc::Sender<()>,
     cycles: watch::Receiver<Cycles>,
     shutdown: CancellationToken,
+    /// `server.shutdown_grace_period`.
+    grace: Duration,
     server: JoinHandle<std::io::Result<()>>,
     scheduler: JoinHandle<()>,
 }
@@ -186,13 +194,28 @@ impl DaemonHandle {
         self.cycles.borrow().clone()
     }
 
-    /// Stops every task and waits for them: in-flight HTTP requests complete, the
-    /// sync stops between two requests, store writes finish.
+    /// Stops every task and waits for them, at most the shutdown grace period:
+    /// in-flight HTTP requests complete, the sync stops between two requests, a
+    /// store write finishes. What is still running at the deadline is stopped (the
+    /// HTTP server closes its connections; the sync task is dropped) and this
+    /// returns `Ok`, as after a clean stop.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        let scheduler = self.scheduler.await;
+        let deadline = tokio::time::Instant::now() + self.grace;
+        let mut scheduler = self.scheduler;
+        match tokio::time::timeout_at(deadline, &mut scheduler).await {
+            Ok(result) => result.map_err(|e| anyhow::anyhow!("the sync task failed: {e}"))?,
+            Err(_) => {
+                scheduler.abort();
+                tracing::warn!(
+                    grace_seconds = self.grace.as_secs_f64(),
+                    "the sync did not stop within the shutdown grace period; stopped it \
+                     (the store keeps every batch committed before)"
+                );
+            }
+        }
+        // The server keeps its own deadline, started by the same cancellation.
         let server = self.server.await;
-        scheduler.map_err(|e| anyhow::anyhow!("the sync task failed: {e}"))?;
         match server {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(anyhow::anyhow!("the HTTP server failed: {error}")),
@@ -284,11 +307,8 @@ pub async fn start(
         Arc::new(config.clone()),
         Arc::new(move || report_clock.now()),
     ));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(server_token.cancelled_owned())
-            .await
-    });
+    let grace = config.server.shutdown_grace_period.to_std();
+    let server = tokio::spawn(server::serve(listener, app, server_token, grace));
     tracing::info!(
         address = %addr,
         repositories = state.options().repositories.len(),
@@ -302,6 +322,7 @@ pub async fn start(
         trigger: trigger_tx,
         cycles: cycles_rx,
         shutdown,
+        grace,
         server,
         scheduler,
     })

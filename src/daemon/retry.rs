@@ -193,6 +193,7 @@ mod tests {
                 })
                 .collect(),
             durations: Vec::new(),
+            status_unrecorded: false,
         }
     }
 

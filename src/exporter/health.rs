@@ -16,6 +16,9 @@ use crate::sources::{ApiRequests, ApiRetries, RateLimit};
 pub struct HealthSnapshot {
     /// One entry per source (`github`, …).
     pub sources: Vec<SourceHealth>,
+    /// The latest sync round could not record a sync status in the store
+    /// (read-only or full): `/readyz` says so while it is not ready.
+    pub status_unrecorded: bool,
 }
 
 /// The health of one source, such as GitHub.

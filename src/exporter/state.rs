@@ -8,8 +8,10 @@
 //!
 //! Readiness is derived from what was published, and is sticky: the exporter is
 //! ready once a snapshot has been published and every configured repository has
-//! had a successful sync (a `last_success` in some published health). From then on
-//! it stays ready; later sync errors show in the health metrics, not in `/readyz`.
+//! had a successful sync (a `last_success` in some published health; a sync whose
+//! status the store could not record is not one, and the reason says the store
+//! cannot record syncs). From then on it stays ready; later sync errors show in the
+//! health metrics, not in `/readyz`.
 //!
 //! It does no I/O and knows nothing about HTTP; `routes` serves it.
 
@@ -58,6 +60,9 @@ pub struct Readiness {
     pub has_snapshot: bool,
     /// Configured repositories without a successful sync yet, sorted.
     pub pending: Vec<RepoName>,
+    /// The latest sync round could not record its status in the store (the
+    /// reason says so).
+    pub status_unrecorded: bool,
 }
 
 impl Readiness {
@@ -91,6 +96,13 @@ impl Readiness {
                 waiting.push_str(&format!(" and {more} more"));
             }
             parts.push(waiting);
+        }
+        if self.status_unrecorded {
+            parts.push(
+                "the store cannot record syncs (read-only or full? the log names the file \
+                 and the error)"
+                    .to_owned(),
+            );
         }
         format!("not ready: {}", parts.join("; "))
     }
@@ -217,6 +229,7 @@ fn build_page(
     let readiness = Readiness {
         has_snapshot: inputs.snapshot.is_some(),
         pending: configured.difference(&inputs.synced).cloned().collect(),
+        status_unrecorded: inputs.health.status_unrecorded,
     };
     Ok(Page {
         metrics: Bytes::from(metrics),
@@ -259,9 +272,24 @@ mod tests {
             let readiness = Readiness {
                 has_snapshot: *has_snapshot,
                 pending: repos(pending),
+                status_unrecorded: false,
             };
             assert_eq!(readiness.reason(), *expected);
         }
+    }
+
+    #[test]
+    fn reason_says_when_the_store_cannot_record_syncs() {
+        let readiness = Readiness {
+            has_snapshot: true,
+            pending: repos(&["acme/api"]),
+            status_unrecorded: true,
+        };
+        assert_eq!(
+            readiness.reason(),
+            "not ready: waiting for the first successful sync of acme/api; the store cannot \
+             record syncs (read-only or full? the log names the file and the error)"
+        );
     }
 
     #[test]
@@ -273,6 +301,7 @@ mod tests {
         let readiness = Readiness {
             has_snapshot: true,
             pending: repos(&names),
+            status_unrecorded: false,
         };
         let reason = readiness.reason();
         assert!(reason.ends_with("acme/r09 and 3 more"), "{reason}");

@@ -8,13 +8,16 @@
 //! page). Each request opens its own connection to the store in a
 //! blocking task (SQLite's WAL lets it read while the daemon writes), evaluates the
 //! engine and renders the page; at most [`LIVE_REPORT_CONCURRENCY`] requests do so
-//! at once, the others wait up to [`LIVE_REPORT_WAIT`] and then get 503.
+//! at once, up to [`LIVE_REPORT_MAX_WAITING`] others wait up to [`LIVE_REPORT_WAIT`]
+//! and then get 503, and any more get 503 at once.
 //!
 //! Query string: `window` (a duration from 1h to 366d, default 30d, the same rule
 //! as `--window`) and `team` (a configured team). Anything else, a repeated key, a
 //! bad value or a query longer than [`MAX_QUERY_BYTES`] is a 400 with a plain-text
 //! reason. The page is never cached, and carries the same Content-Security-Policy
-//! as a header as in its `<meta>`.
+//! as a header as in its `<meta>`. A failure is answered with what failed (the
+//! store could not be read, ...) but never a file path or a lower-level message:
+//! the page is not authenticated, and those go to the log.
 //!
 //! It does not bind a socket, read the sources or write the store.
 
@@ -36,9 +39,23 @@ use tokio::sync::Semaphore;
 /// Where the page is served.
 pub(crate) const REPORT_PATH: &str = "/report";
 
-/// The longest query string accepted: `window` and `team` need far less; a longer
-/// one is a mistake or an attack, refused before any parsing.
-pub(crate) const MAX_QUERY_BYTES: usize = 512;
+/// The longest query string accepted: room for the longest valid `window` and the
+/// longest valid team name with every byte percent-encoded; a longer one is a
+/// mistake or an attack, refused before any parsing.
+pub(crate) const MAX_QUERY_BYTES: usize = 1024;
+
+/// The longest `window` value that can be valid, percent-encoded (a window is at
+/// most 366 days: `31622400s` is 9 bytes, 27 encoded).
+const MAX_WINDOW_QUERY_BYTES: usize = 32;
+
+const _: () = assert!(
+    MAX_QUERY_BYTES
+        >= "window=".len()
+            + MAX_WINDOW_QUERY_BYTES
+            + "&team=".len()
+            + 3 * crate::domain::MAX_LABEL_NAME_LEN,
+    "a valid query must fit"
+);
 
 /// How many reports are computed at once. A report loads the whole store and runs
 /// the engine about 13 times; one at a time keeps a burst of page loads from
@@ -48,6 +65,12 @@ pub(crate) const LIVE_REPORT_CONCURRENCY: usize = 1;
 /// How long a request waits for its turn before a 503: long enough for a report or
 /// two ahead of it, short enough that a person is told rather than left waiting.
 pub(crate) const LIVE_REPORT_WAIT: Duration = Duration::from_secs(30);
+
+/// How many requests may wait for their turn; one more is answered 503 at once. A
+/// waiting request holds one of the HTTP server's connections busy (not to be
+/// closed for a newcomer), so a flood of `/report` requests must not be able to
+/// hold them all.
+pub(crate) const LIVE_REPORT_MAX_WAITING: usize = 8;
 
 /// `Retry-After` (seconds) on a 503.
 const RETRY_AFTER_SECONDS: &str = "10";
@@ -169,6 +192,17 @@ impl LiveQuery {
     }
 }
 
+/// What failed, for an unauthenticated client: the kind of failure, never a path
+/// or a message from below.
+fn public_reason(error: &ReportError) -> &'static str {
+    match error {
+        ReportError::MissingStore { .. } => "the store does not exist yet",
+        ReportError::Store(_) => "the store could not be read",
+        ReportError::UnknownTeam { .. } => "the team is not in the configuration",
+        ReportError::Render { .. } => "the page could not be rendered",
+    }
+}
+
 /// A bounded prefix of untrusted text for an error message.
 fn quote(text: &str) -> String {
     text.chars().take(crate::domain::MAX_QUOTED_INPUT).collect()
@@ -181,6 +215,8 @@ pub struct LiveReport {
     open: StoreOpener,
     now: Now,
     gate: Arc<Semaphore>,
+    /// Admission: the requests computing or waiting to.
+    queue: Arc<Semaphore>,
 }
 
 impl LiveReport {
@@ -201,6 +237,9 @@ impl LiveReport {
             open,
             now,
             gate: Arc::new(Semaphore::new(LIVE_REPORT_CONCURRENCY)),
+            queue: Arc::new(Semaphore::new(
+                LIVE_REPORT_CONCURRENCY + LIVE_REPORT_MAX_WAITING,
+            )),
         }
     }
 
@@ -236,19 +275,21 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
         Ok(query) => query,
         Err(reason) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {reason}")),
     };
+    let busy = || {
+        unavailable("the report is busy with other requests; try again in a few seconds".to_owned())
+    };
+    let Ok(admitted) = live.queue.clone().try_acquire_owned() else {
+        return busy();
+    };
     let permit =
         match tokio::time::timeout(LIVE_REPORT_WAIT, live.gate.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
-            _ => {
-                return unavailable(
-                    "the report is busy with other requests; try again in a few seconds".to_owned(),
-                )
-            }
+            _ => return busy(),
         };
     let now = (live.now)();
     let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
     let result = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _permits = (permit, admitted);
         let store = open()?;
         live_page(
             store.as_ref(),
@@ -270,14 +311,21 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
             page,
         )
             .into_response(),
-        Ok(Err(error @ ReportError::MissingStore { .. })) => {
-            unavailable(format!("no data yet: {error}"))
-        }
+        // The answers name what failed but no file: the page is not authenticated,
+        // and the log has the details.
+        Ok(Err(ReportError::MissingStore { .. })) => unavailable(
+            "no data yet: the store does not exist yet; the daemon creates it at its first \
+             sync"
+                .to_owned(),
+        ),
         Ok(Err(error)) => {
             tracing::error!(error = %error, "the live report failed");
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the report could not be made: {error}"),
+                format!(
+                    "the report could not be made: {}; the daemon's log has the details",
+                    public_reason(&error)
+                ),
             )
         }
         Err(join) => {

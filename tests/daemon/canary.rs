@@ -16,14 +16,14 @@
 //! the binary, and none is needed: the default hook prints only the payload, the
 //! location and (on request) a backtrace of function names.
 
-use crate::support::{config_text, repo, workflow_repo};
+use crate::support::{config_text, live_simulator, repo, workflow_repo};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine;
 use dora_collector::config::Config;
-use dora_collector::sim::{Org, OrgSpec, SimHandle, SimOptions, SimServer, SIM_TOKEN};
+use dora_collector::sim::{SimHandle, SIM_TOKEN};
 use dora_collector::sources::github::{GithubSource, MAX_RESPONSE_BYTES};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -83,42 +83,20 @@ fn log_table(format: &str) -> String {
 
 /// Runs the binary with `args` and the configuration `config`, logging at trace.
 async fn run(args: &[&str], config: &Path) -> Output {
+    run_with_token(args, config, CANARY).await
+}
+
+/// [`run`] with `token` as `GITHUB_TOKEN`.
+async fn run_with_token(args: &[&str], config: &Path, token: &str) -> Output {
     let mut command = Command::new(BINARY);
     command
         .args(args)
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "trace")
-        .env("GITHUB_TOKEN", CANARY)
+        .env("GITHUB_TOKEN", token)
         .stdin(Stdio::null());
     tokio::task::spawn_blocking(move || command.output().expect("run dora-collector"))
-        .await
-        .unwrap()
-}
-
-/// A simulated organisation whose history ends now (the binary runs on the real
-/// clock), served with `token` as the only accepted token.
-async fn simulator(token: &str) -> SimHandle {
-    let now = dora_collector::daemon::demo::demo_spec(
-        2,
-        10,
-        1,
-        <dora_collector::daemon::SystemClock as dora_collector::daemon::Clock>::now(
-            &dora_collector::daemon::SystemClock,
-        ),
-    )
-    .now;
-    let spec = OrgSpec {
-        repositories: 2,
-        days: 10,
-        now,
-        ..OrgSpec::small(1)
-    };
-    let options = SimOptions {
-        token: token.to_owned(),
-        ..SimOptions::default()
-    };
-    SimServer::start(Org::generate(&spec), options)
         .await
         .unwrap()
 }
@@ -255,8 +233,8 @@ fn canary_config(
 async fn the_canary_token_appears_in_no_log_error_or_page() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("dora.db");
-    let good = simulator(CANARY).await;
-    let refusing = simulator(SIM_TOKEN).await;
+    let good = live_simulator(CANARY).await;
+    let refusing = live_simulator(SIM_TOKEN).await;
     let hostile = hostile_server().await;
     let hostile_repos: Vec<(String, bool)> = [
         "odd",
@@ -382,6 +360,33 @@ async fn the_canary_token_appears_in_no_log_error_or_page() {
                     &format!("invalid config {index} {args:?} ({format})"),
                     &output,
                 );
+            }
+        }
+
+        // A token variable that holds TOML (issue 19): it is only ever the token's
+        // text, refused as a token (it has a space), and never printed; nothing is
+        // injected (no 1-second poll, no truncated token).
+        let file = write(
+            dir.path(),
+            "injected.toml",
+            &canary_config(good.base_url(), &store, &sim_repos(&good), false, format),
+        );
+        for injected in [
+            format!("{CANARY}\", poll_interval = \"1s"),
+            format!("{CANARY}\" # x"),
+        ] {
+            for args in [&["check-config"][..], &["sync", "--once"][..]] {
+                let output = run_with_token(args, &file, &injected).await;
+                assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(
+                    stderr.contains(
+                        "github.token: must not contain spaces or control characters \
+                         (the value is not shown)"
+                    ),
+                    "{stderr}"
+                );
+                assert_output_clean(&format!("injected token {args:?} ({format})"), &output);
             }
         }
 

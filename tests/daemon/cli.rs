@@ -1,6 +1,7 @@
 //! The real binary: `sync --once` (exit status, summary, the failing repository
 //! named, no token printed) and `demo` (prints its URLs, says the data is
-//! simulated, serves ready metrics, stops on SIGTERM and removes its store).
+//! simulated, serves ready metrics, ignores SIGHUP, stops on SIGTERM within its
+//! grace period even with a half-sent request open, and removes its store).
 
 use crate::scenario::tiny;
 use crate::support::{config_text, repo, workflow_repo, World};
@@ -155,13 +156,41 @@ fn demo_says_the_data_is_simulated_serves_it_and_cleans_up_on_sigterm() {
         assert!(metrics.contains("dora_org_deployments_total "), "{metrics}");
     });
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    // SIGHUP (a closed terminal) is ignored: the demo keeps serving.
+    signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the demo"
+    );
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut half_sent = std::net::TcpStream::connect(&address).unwrap();
+    std::io::Write::write_all(&mut half_sent, b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    runtime.block_on(async {
+        let status = reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "still serving after SIGHUP");
+    });
+
+    // A half-sent request does not hold up SIGTERM (the default grace period is
+    // 10 s; nothing is in flight, so the demo stops at once).
+    let stopping = std::time::Instant::now();
+    signal("TERM");
     let status = child.wait().unwrap();
+    let took = stopping.elapsed();
     assert!(status.success(), "graceful exit: {status:?}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "the temporary store is removed: {left:?}");
+    drop(half_sent);
 }

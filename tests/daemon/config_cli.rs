@@ -133,7 +133,7 @@ fn the_example_shows_defaults_and_is_documented() {
             "docs/configuration.md does not document `{key}`"
         );
     }
-    assert_eq!(keys.len(), 25, "the example shows every option: {keys:?}");
+    assert_eq!(keys.len(), 26, "the example shows every option: {keys:?}");
 }
 
 fn collect_keys(value: &toml::Value, path: &str, keys: &mut Vec<String>) {
@@ -313,4 +313,131 @@ fn an_invalid_rust_log_is_one_clear_error() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Runs `check-config` on `text` with `vars` in the environment (and the usual
+/// token unless `vars` sets `GITHUB_TOKEN`).
+fn check_text_with(text: &str, vars: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dora.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut command = Command::new(BINARY);
+    command
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .env("GITHUB_TOKEN", SECRET);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().expect("run dora-collector")
+}
+
+/// The attacks of issue 19 through the environment: each variable's value is TOML
+/// that changed the file while `${NAME}` was text substitution. Now each one is
+/// only the string it stands in: refused by that key's own rule, naming the key,
+/// or kept as literal text; no key, repository or shortened token appears.
+#[test]
+fn an_environment_variable_cannot_inject_toml() {
+    let file = |token: &str, repositories: &str| {
+        format!("[github]\ntoken = \"{token}\"\n{repositories}\n")
+    };
+    let one_repo = "[[github.repositories]]\nname = \"acme/api\"";
+    // (what, file, variables, expected exit, a line of the output)
+    type Case<'a> = (&'a str, String, &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            "a key in the token",
+            file("${TOK}", one_repo),
+            &[("TOK", "x\", poll_interval = \"1s")],
+            2,
+            ":2: github.token: must not contain spaces or control characters (the value is not shown)",
+        ),
+        (
+            "a comment in the token",
+            file("${TOK}", one_repo),
+            &[("TOK", "abc\" # x")],
+            2,
+            ":2: github.token: must not contain spaces or control characters (the value is not shown)",
+        ),
+        (
+            "a quote and a hash in the token, kept",
+            file("${TOK}", one_repo),
+            &[("TOK", "abc\"#x")],
+            0,
+            "OK: 1 repository (1 team), windows 7d 30d 90d, lookback 90d, poll every 5m,",
+        ),
+        (
+            "TOML escapes in a team, kept as text",
+            file("${GITHUB_TOKEN}", &format!("{one_repo}\nteam = \"${{TEAM}}\"")),
+            &[("TEAM", "pay\\u0041\\\"")],
+            0,
+            "OK: 1 repository (1 team),",
+        ),
+        (
+            "a second repository in a repository name",
+            file(
+                "${GITHUB_TOKEN}",
+                "repositories = [{ name = \"${REPO}\" }]",
+            ),
+            &[("REPO", "acme/api\" }, { name = \"acme/billing")],
+            2,
+            ":3: github.repositories[0].name: expected \"owner/name\", got \"acme/api\\\" }, { name = \\\"acme/billing\"",
+        ),
+        (
+            "a table in a team",
+            file("${GITHUB_TOKEN}", &format!("{one_repo}\nteam = \"${{TEAM}}\"")),
+            &[("TEAM", "web\"\n[server]\nlisten = \"0.0.0.0:1")],
+            2,
+            ":5: environment variable TEAM contains a line break",
+        ),
+        (
+            "a reference outside a string",
+            "[github]\ntoken = \"${GITHUB_TOKEN}\"\npoll_interval = ${POLL}\n[[github.repositories]]\nname = \"a/b\"\n".to_owned(),
+            &[("POLL", "\"1s\"")],
+            2,
+            ":3: `${POLL}` at column 17 is outside a string",
+        ),
+    ];
+    for (what, text, vars, code, line) in cases {
+        let output = check_text_with(text, vars);
+        let (stdout, stderr) = (text_of(&output.stdout), text_of(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(*code),
+            "{what}:\n{stdout}{stderr}"
+        );
+        let printed = format!("{stdout}{stderr}");
+        assert!(
+            printed.lines().any(|l| l.contains(line)),
+            "{what}: expected a line with\n  {line}\ngot\n{printed}"
+        );
+        if *code == 2 {
+            assert!(
+                stderr.ends_with("is invalid (1 problem)\n"),
+                "{what}: {stderr}"
+            );
+        }
+        assert!(!printed.contains("acme/billing\n"), "{what}: {printed}");
+        assert!(!printed.contains("poll every 1s"), "{what}: {printed}");
+        assert_no_secret(&output, what);
+    }
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An array left open 200,000 levels deep: one problem, told once (not once per
+/// level the parser recovered at).
+#[test]
+fn a_deeply_unclosed_array_is_one_problem_told_once() {
+    let text = format!("x = {}\n", "[".repeat(200_000));
+    let output = check_text_with(&text, &[]);
+    let stderr = text_of(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let unique: std::collections::BTreeSet<&&str> = lines.iter().collect();
+    assert_eq!(unique.len(), lines.len(), "{stderr}");
+    assert!(lines.len() <= 3, "{stderr}");
 }

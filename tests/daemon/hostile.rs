@@ -5,18 +5,34 @@
 //! bodies that are too large, not JSON, or that link away from `api_url` fail the
 //! repository with one clear error, and a request that never answers does not
 //! hold up shutdown. Nothing panics.
+//!
+//! And a hostile network against the real binary on 127.0.0.1 (issue 19): 2,000
+//! idle and byte-by-byte connections under a 1,024-descriptor limit do not starve
+//! `/metrics` or exhaust descriptors; a half-sent request, idle connections and a
+//! request that never ends do not hold up shutdown past its grace period; SIGHUP
+//! is logged and ignored; a store that cannot record syncs keeps `/readyz` at 503
+//! saying why.
 
-use crate::support::{config, fast_retries, repo, World};
+use crate::support::{
+    config, config_text, fast_retries, free_port, live_simulator, repo, Running, World, BINARY,
+};
 use axum::extract::Path as UrlPath;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use dora_collector::daemon::server::{MAX_CONNECTIONS, RESERVED_DESCRIPTORS};
 use dora_collector::daemon::{self, CancellationToken, RepoOutcome};
 use dora_collector::domain::RepoName;
+use dora_collector::sim::SIM_TOKEN;
 use dora_collector::sources::github::MAX_RESPONSE_BYTES;
 use dora_collector::store::{SqliteStore, Store};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -395,4 +411,533 @@ async fn hostile_items_are_skipped_and_counted_in_the_metric_and_oversized_bodie
     let incidents: Vec<u64> = stored.incidents.iter().map(|i| i.number).collect();
     assert_eq!(incidents, vec![8]);
     daemon.shutdown().await.unwrap();
+}
+
+/// The descriptor limit the attacked daemon runs under: the usual default soft
+/// limit (systemd's and many distributions').
+const DAEMON_DESCRIPTOR_LIMIT: u64 = 1024;
+
+/// The attacker's connections: half idle, half sending a request a byte at a time.
+const ATTACK_CONNECTIONS: usize = 2000;
+
+/// Descriptors the test process needs for the attack, besides its own.
+const TEST_DESCRIPTORS: u64 = ATTACK_CONNECTIONS as u64 + 512;
+
+/// How long the attacker waits for one connection to be accepted.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pause between two bytes of each byte-by-byte connection.
+const TRICKLE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Scrapes of `/metrics` made during the attack, one new connection each, and the
+/// time each may take (a bound, not a performance assertion).
+const SCRAPES: usize = 10;
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The shutdown grace period of the daemons in these tests, and the margin allowed
+/// for the process to exit after it (runtime teardown).
+const GRACE: Duration = Duration::from_secs(4);
+const EXIT_MARGIN: Duration = Duration::from_secs(3);
+
+/// The request a byte-by-byte client sends, never finishing it in time.
+const SLOW_REQUEST: &[u8] =
+    b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+
+/// A `serve` configuration against `api_url` on `port` with a store in `dir`.
+fn serve_config(
+    dir: &Path,
+    api_url: &str,
+    port: u16,
+    repos: &[crate::support::Repo<'_>],
+) -> std::path::PathBuf {
+    let text = config_text(api_url, "${GITHUB_TOKEN}", &dir.join("dora.db"), repos, "").replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\nshutdown_grace_period = \"{}s\"",
+            GRACE.as_secs()
+        ),
+    );
+    let path = dir.join("dora.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `serve --config CONFIG`, logging at info, with the simulator's token.
+fn serve_command(config: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("GITHUB_TOKEN", SIM_TOKEN)
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// The descriptors process `pid` has open.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
+}
+
+/// Raises this process's soft descriptor limit to at least `wanted` (up to the
+/// hard limit); returns the limit now.
+fn raise_descriptor_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls read or write exactly one valid `rlimit`.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Whether the tests run as root (for whom file permissions do not apply).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// 2,000 connections, half idle and half trickling a request a byte at a time,
+/// against the real binary under a 1,024-descriptor limit: `/metrics` answers every
+/// scrape on a new connection, the daemon's descriptors stay far below its limit
+/// (no `Too many open files`), and SIGTERM still stops it within the grace period
+/// while the attacker's connections are open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_byte_by_byte_connections_cannot_starve_metrics_or_exhaust_descriptors() {
+    let own = raise_descriptor_limit(TEST_DESCRIPTORS);
+    assert!(
+        own >= TEST_DESCRIPTORS,
+        "the test needs {TEST_DESCRIPTORS} file descriptors; the hard limit allows {own}"
+    );
+    let sim = live_simulator(SIM_TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let names: Vec<String> =
+        sim.with_org(|org| (0..org.repos.len()).map(|i| org.full_name(i)).collect());
+    let repos: Vec<_> = names
+        .iter()
+        .zip(sim.with_org(|org| {
+            org.repos
+                .iter()
+                .map(|r| r.workflow().is_some())
+                .collect::<Vec<_>>()
+        }))
+        .map(|(name, workflow)| {
+            if workflow {
+                crate::support::workflow_repo(name, "t", dora_collector::sim::DEPLOY_WORKFLOW_FILE)
+            } else {
+                repo(name, "t")
+            }
+        })
+        .collect();
+    let config = serve_config(dir.path(), sim.base_url(), port, &repos);
+    // `ulimit -n` in the shell that execs the daemon: soft and hard limit 1,024.
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            &format!("ulimit -n {DAEMON_DESCRIPTOR_LIMIT} && exec \"$0\" \"$@\""),
+        ])
+        .arg(BINARY)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("GITHUB_TOKEN", SIM_TOKEN)
+        .env("RUST_LOG", "info");
+    let mut daemon = Running::spawn(command, dir.path(), "serve");
+    let base = format!("http://127.0.0.1:{port}");
+    daemon
+        .wait_for(&format!("{base}/readyz"), |status, _| status == 200)
+        .await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.pid())).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 1024 ")),
+        "{limits}"
+    );
+    let idle_descriptors = open_descriptors(daemon.pid());
+
+    // The attack.
+    let started = Instant::now();
+    let mut idle = Vec::new();
+    let mut slow = Vec::new();
+    for i in 0..ATTACK_CONNECTIONS {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", port)))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} was not accepted in {CONNECT_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        if i % 2 == 0 {
+            idle.push(stream);
+        } else {
+            slow.push(stream);
+        }
+    }
+    let connected_in = started.elapsed();
+    let trickling = CancellationToken::new();
+    let trickle = tokio::spawn({
+        let trickling = trickling.clone();
+        async move {
+            for byte in SLOW_REQUEST.iter().cycle() {
+                for stream in &mut slow {
+                    // Closed by the daemon (evicted or timed out): ignored.
+                    let _ = stream.try_write(std::slice::from_ref(byte));
+                }
+                tokio::select! {
+                    () = trickling.cancelled() => break,
+                    () = tokio::time::sleep(TRICKLE_INTERVAL) => {}
+                }
+            }
+            slow
+        }
+    });
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(SCRAPE_TIMEOUT)
+        .build()
+        .unwrap();
+    let mut slowest = Duration::ZERO;
+    let mut most_descriptors = open_descriptors(daemon.pid());
+    for scrape in 0..SCRAPES {
+        let asked = Instant::now();
+        let response = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "scrape {scrape} failed under attack: {e}\n{}",
+                    daemon.stderr()
+                )
+            });
+        assert_eq!(response.status(), 200, "scrape {scrape}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("dora_build_info"), "scrape {scrape}: {body}");
+        slowest = slowest.max(asked.elapsed());
+        most_descriptors = most_descriptors.max(open_descriptors(daemon.pid()));
+        tokio::time::sleep(TRICKLE_INTERVAL).await;
+    }
+    let stderr = daemon.stderr();
+    eprintln!(
+        "{ATTACK_CONNECTIONS} connections opened in {connected_in:?}; {SCRAPES} scrapes, the \
+         slowest {slowest:?}; daemon descriptors: {idle_descriptors} before, at most \
+         {most_descriptors} during (limit {DAEMON_DESCRIPTOR_LIMIT})"
+    );
+    assert!(
+        most_descriptors <= MAX_CONNECTIONS + RESERVED_DESCRIPTORS,
+        "{most_descriptors} descriptors"
+    );
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+    assert!(!stderr.contains("cannot accept a connection"), "{stderr}");
+
+    // Shutdown, with the attacker's connections still open.
+    daemon.signal("TERM");
+    let (status, took, daemon) = daemon.wait_exit(GRACE + EXIT_MARGIN).await;
+    eprintln!("stopped {took:?} after SIGTERM with the attack on");
+    assert!(status.success(), "{status:?}\n{}", daemon.stderr());
+    assert!(took < GRACE, "{took:?}");
+    trickling.cancel();
+    drop(trickle.await.unwrap());
+    drop(idle);
+}
+
+/// `serve` with a half-sent request (the head never finished), an idle connection
+/// and a kept-alive one open: a 100 KB header is refused with 431, SIGHUP is logged
+/// and ignored (it keeps serving), and SIGTERM stops it with status 0 within the
+/// grace period, closing them all.
+#[tokio::test]
+async fn a_half_sent_request_does_not_hold_up_shutdown_and_sighup_is_ignored() {
+    let sim = live_simulator(SIM_TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let names: Vec<String> = sim.with_org(|org| {
+        (0..org.repos.len())
+            .filter(|i| org.repos[*i].workflow().is_none())
+            .map(|i| org.full_name(i))
+            .collect()
+    });
+    let repos: Vec<_> = names.iter().map(|name| repo(name, "t")).collect();
+    let config = serve_config(dir.path(), sim.base_url(), port, &repos);
+    let mut daemon = Running::spawn(serve_command(&config), dir.path(), "serve");
+    let base = format!("http://127.0.0.1:{port}");
+    daemon
+        .wait_for(&format!("{base}/readyz"), |status, _| status == 200)
+        .await;
+
+    let mut half_sent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    half_sent
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut kept_alive = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let read = kept_alive.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200 OK"));
+
+    // A 100 KB header: refused (431), and the daemon keeps serving.
+    let mut big = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    // The daemon may close before reading it all.
+    let _ = big.write_all(head.as_bytes()).await;
+    let read = big.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 431 Request Header Fields Too Large"),
+        "{}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+
+    for _ in 0..2 {
+        daemon.signal("HUP");
+    }
+    let (status, _) = daemon
+        .wait_for(&format!("{base}/healthz"), |status, _| status == 200)
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(TRICKLE_INTERVAL).await;
+    assert!(
+        daemon.is_running(),
+        "SIGHUP stopped it:\n{}",
+        daemon.stderr()
+    );
+    let ignored = "SIGHUP received and ignored: the configuration is read only at start";
+    assert_eq!(
+        daemon.stderr().matches(ignored).count(),
+        2,
+        "{}",
+        daemon.stderr()
+    );
+
+    daemon.signal("TERM");
+    let (status, took, daemon) = daemon.wait_exit(GRACE + EXIT_MARGIN).await;
+    eprintln!("stopped {took:?} after SIGTERM with a half-sent request open");
+    let stderr = daemon.stderr();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(took < GRACE, "{took:?}\n{stderr}");
+    assert!(stderr.contains("the HTTP server has stopped"), "{stderr}");
+    // Every connection was closed by the daemon.
+    for stream in [&mut half_sent, &mut idle, &mut kept_alive] {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(EXIT_MARGIN, stream.read(&mut buf))
+            .await
+            .expect("closed");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+}
+
+/// The HTTP server itself: a request in flight when shutdown begins is answered,
+/// on a connection that then closes, while new connections are refused.
+#[tokio::test]
+async fn a_request_in_flight_at_shutdown_is_answered() {
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (notify, wait) = (Arc::clone(&entered), Arc::clone(&release));
+    let app = Router::new().route(
+        "/slow",
+        get(move || {
+            let (notify, wait) = (Arc::clone(&notify), Arc::clone(&wait));
+            async move {
+                notify.notify_one();
+                wait.notified().await;
+                "done"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(daemon::server::serve(
+        listener,
+        app,
+        shutdown.clone(),
+        GRACE,
+    ));
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    entered.notified().await;
+    shutdown.cancel();
+    // The listener is closed while the request is still in flight.
+    tokio::time::sleep(TRICKLE_INTERVAL).await;
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    release.notify_one();
+    let mut answer = Vec::new();
+    tokio::time::timeout(GRACE, slow.read_to_end(&mut answer))
+        .await
+        .expect("answered, then closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("done"), "{answer}");
+    tokio::time::timeout(GRACE, server)
+        .await
+        .expect("serve returns")
+        .unwrap()
+        .unwrap();
+}
+
+/// The HTTP server itself: a request whose handler never ends is cut at the grace
+/// period's end, and `serve` returns (the daemon then exits 0).
+#[tokio::test]
+async fn a_request_still_running_at_the_deadline_is_closed_and_the_server_returns() {
+    let entered = Arc::new(Notify::new());
+    let notify = Arc::clone(&entered);
+    let app = Router::new().route(
+        "/stuck",
+        get(move || {
+            let notify = Arc::clone(&notify);
+            async move {
+                notify.notify_one();
+                std::future::pending::<()>().await;
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let shutdown = CancellationToken::new();
+    let grace = Duration::from_millis(500);
+    let server = tokio::spawn(daemon::server::serve(
+        listener,
+        app,
+        shutdown.clone(),
+        grace,
+    ));
+    let mut stuck = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stuck
+        .write_all(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    entered.notified().await;
+    let started = Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(grace + EXIT_MARGIN, server)
+        .await
+        .expect("serve returns after the grace period")
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= grace, "the request had its grace period: {took:?}");
+    let mut buf = [0u8; 64];
+    let read = stuck.read(&mut buf).await;
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without an answer: {read:?}"
+    );
+    // The listener is closed.
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+}
+
+/// A store file the daemon cannot write (as a user whose file is read-only; as
+/// root, the daemon runs as `nobody`) that already holds everything GitHub has:
+/// the repository has nothing to write, so its sync gets as far as recording its
+/// status, which fails. It is not synced: `/readyz` stays 503 and says that the
+/// store cannot record syncs.
+#[tokio::test]
+async fn a_store_that_cannot_record_syncs_keeps_readyz_at_503_saying_why() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let sim = live_simulator(SIM_TOKEN).await;
+    let names: Vec<String> = sim.with_org(|org| {
+        (0..org.repos.len())
+            .filter(|i| org.repos[*i].workflow().is_none())
+            .map(|i| org.full_name(i))
+            .collect()
+    });
+    let quiet = names
+        .first()
+        .expect("a repository with deployments")
+        .clone();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = serve_config(dir.path(), sim.base_url(), port, &[repo(&quiet, "t")]);
+    // GraphQL (the default): a cycle first asks each repository for its newest
+    // deployment, and one with nothing new is not read further.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("api = \"rest\"\n", "");
+    std::fs::write(&config, text).unwrap();
+    let store = dir.path().join("dora.db");
+    // A store that has read everything there is (a `sync --once`), but holds no
+    // sync status (so nothing says the repository ever synced) ...
+    let mut sync = Command::new(BINARY);
+    sync.args(["sync", "--once", "--config"])
+        .arg(&config)
+        .env("GITHUB_TOKEN", SIM_TOKEN)
+        .env_remove("RUST_LOG");
+    let synced = tokio::task::spawn_blocking(move || sync.output().unwrap())
+        .await
+        .unwrap();
+    assert!(synced.status.success(), "{synced:?}");
+    rusqlite::Connection::open(&store)
+        .unwrap()
+        .execute("DELETE FROM sync_status", [])
+        .unwrap();
+    // ... then read-only; the directory stays writable (the daemon may create
+    // SQLite's shared-memory file next to it).
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o444)).unwrap();
+    for file in [dir.path().to_owned(), config.clone()] {
+        let mode = if file.is_dir() { 0o777 } else { 0o644 };
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut command = serve_command(&config);
+    if is_root() {
+        // Root writes read-only files: run the daemon as nobody instead.
+        command.uid(65534).gid(65534);
+    }
+    let mut daemon = Running::spawn(command, dir.path(), "serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let (_, reason) = daemon
+        .wait_for(&format!("{base}/readyz"), |status, body| {
+            assert_ne!(
+                status, 200,
+                "ready on a store that cannot record syncs: {body}"
+            );
+            body.contains("the store cannot record syncs")
+        })
+        .await;
+    assert_eq!(
+        reason,
+        format!(
+            "not ready: waiting for the first successful sync of {quiet}; the store cannot \
+             record syncs (read-only or full? the log names the file and the error)\n"
+        )
+    );
+    let stderr = daemon.stderr();
+    // The sync itself read everything and had nothing to write ...
+    assert!(stderr.contains("repository synced"), "{stderr}");
+    // ... and recording it failed, so it failed.
+    assert!(
+        stderr.contains("cannot record the sync status; the sync counts as failed"),
+        "{stderr}"
+    );
+    let (_, metrics) = daemon
+        .wait_for(&format!("{base}/metrics"), |s, _| s == 200)
+        .await;
+    assert!(
+        metrics.contains(&format!(
+            "dora_collector_sync_errors_total{{source=\"github\",repository=\"{quiet}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    let (status, body) = daemon
+        .wait_for(&format!("{base}/readyz"), |_, _| true)
+        .await;
+    assert_eq!((status, body), (503, reason));
+    daemon.signal("TERM");
+    let (status, _, daemon) = daemon.wait_exit(GRACE + EXIT_MARGIN).await;
+    assert!(status.success(), "{status:?}\n{}", daemon.stderr());
 }

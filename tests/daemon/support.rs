@@ -1,5 +1,6 @@
 //! Helpers: start the simulator and the daemon on 127.0.0.1:0 with a fixed clock,
-//! scrape over HTTP, parse the text format, capture logs.
+//! scrape over HTTP, parse the text format, capture logs; run the real binary as a
+//! daemon (its output in files) and signal it.
 
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, DaemonHandle, ManualClock, RunOptions};
@@ -211,4 +212,141 @@ pub fn capturing_subscriber(captured: &Captured) -> impl tracing::Subscriber + S
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish()
+}
+
+/// The real binary.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_dora-collector");
+
+/// How often a test looks at a running binary (its `/readyz`, its exit), and how
+/// many times at most: a bound on the wait, not a timing assertion.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+pub const MAX_POLLS: u32 = 1200;
+
+/// A simulated organisation whose history ends now (the binary runs on the real
+/// clock), served with `token` as the only accepted token.
+pub async fn live_simulator(token: &str) -> SimHandle {
+    use dora_collector::daemon::{Clock, SystemClock};
+    let now = dora_collector::daemon::demo::demo_spec(2, 10, 1, SystemClock.now()).now;
+    let spec = dora_collector::sim::OrgSpec {
+        repositories: 2,
+        days: 10,
+        now,
+        ..dora_collector::sim::OrgSpec::small(1)
+    };
+    let options = SimOptions {
+        token: token.to_owned(),
+        ..SimOptions::default()
+    };
+    SimServer::start(Org::generate(&spec), options)
+        .await
+        .unwrap()
+}
+
+/// A port free on 127.0.0.1 a moment ago, for a binary's `server.listen`.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The real binary running in the background, its stdout and stderr in files.
+pub struct Running {
+    child: std::process::Child,
+    stderr: PathBuf,
+}
+
+impl Running {
+    /// Starts `command`, writing its output to `NAME.out` and `NAME.err` in `dir`
+    /// (files, not pipes: a daemon fills a pipe nobody reads).
+    pub fn spawn(mut command: std::process::Command, dir: &Path, name: &str) -> Running {
+        let stdout = dir.join(format!("{name}.out"));
+        let stderr = dir.join(format!("{name}.err"));
+        let child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("the binary starts");
+        Running { child, stderr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, ...).
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal}");
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Polls `url` until `done(status, body)` holds; the last status and body.
+    /// Fails the test, with the binary's output, when it never does.
+    pub async fn wait_for(&mut self, url: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut last = (0, String::new());
+        for _ in 0..MAX_POLLS {
+            assert!(self.is_running(), "it exited:\n{}", self.stderr());
+            if let Ok(response) = client.get(url).send().await {
+                let status = response.status().as_u16();
+                last = (status, response.text().await.unwrap_or_default());
+                if done(last.0, &last.1) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        panic!(
+            "{url} never answered as expected; last {last:?}\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Waits for the exit, at most `limit` (then kills it and fails the test);
+    /// returns the status and how long it took.
+    pub async fn wait_exit(
+        mut self,
+        limit: std::time::Duration,
+    ) -> (std::process::ExitStatus, std::time::Duration, Running) {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, start.elapsed(), self);
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running {limit:?} after being told to stop:\n{}",
+                    self.stderr()
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL / 5).await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed test leaves no daemon behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -654,6 +654,13 @@ fn the_kubernetes_resources_refer_to_each_other() {
         spec["strategy"]["type"], "Recreate",
         "never two pods on the store"
     );
+    let termination = spec["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds");
+    assert!(
+        termination > dora_collector::config::defaults::SHUTDOWN_GRACE_PERIOD.as_secs(),
+        "the pod is killed before the daemon's grace period ends"
+    );
     let pod_labels = &spec["template"]["metadata"]["labels"];
     assert_eq!(&spec["selector"]["matchLabels"], pod_labels);
     let pod = &spec["template"]["spec"];
@@ -824,6 +831,29 @@ fn the_systemd_unit_runs_serve_sandboxed_with_its_state_directory() {
     ] {
         assert!(directives.contains(&expected), "the unit has no {expected}");
     }
+    // Room for the HTTP server's connections beside the daemon's own files, and
+    // a stop timeout beyond the default shutdown grace period.
+    let value = |key: &str| {
+        directives
+            .iter()
+            .find_map(|d| d.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("the unit has no {key}="))
+    };
+    let files: usize = value("LimitNOFILE").parse().unwrap();
+    use dora_collector::daemon::server::{MAX_CONNECTIONS, RESERVED_DESCRIPTORS};
+    assert!(
+        files >= MAX_CONNECTIONS + RESERVED_DESCRIPTORS,
+        "LimitNOFILE={files}"
+    );
+    let stop: u64 = value("TimeoutStopSec")
+        .strip_suffix('s')
+        .and_then(|s| s.parse().ok())
+        .expect("TimeoutStopSec in seconds");
+    let grace = dora_collector::config::defaults::SHUTDOWN_GRACE_PERIOD.as_secs();
+    assert!(
+        stop > grace,
+        "TimeoutStopSec={stop}s, grace period {grace}s"
+    );
     let no_restart = format!(
         "RestartPreventExitStatus={}",
         dora_collector::cli::EXIT_INVALID_CONFIG

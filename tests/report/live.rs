@@ -130,7 +130,7 @@ async fn the_window_and_team_come_from_the_query() {
 #[tokio::test]
 async fn bad_queries_are_400_with_a_reason() {
     let app = fixture_app().await;
-    let long = format!("/report?window={}", "9".repeat(600));
+    let long = format!("/report?window={}", "9".repeat(1100));
     let cases: [(&str, &str); 7] = [
         (
             "/report?window=abc",
@@ -150,7 +150,7 @@ async fn bad_queries_are_400_with_a_reason() {
             "/report?team=nobody",
             "team: \"nobody\" is not a team of the configuration",
         ),
-        (&long, "the query string is longer than 512 bytes"),
+        (&long, "the query string is longer than 1024 bytes"),
     ];
     for (path, reason) in cases {
         let response = app.get(path).await;
@@ -276,4 +276,102 @@ fn queries_parse_against_the_configuration() {
             .window,
         ReportWindow::parse("7d").unwrap()
     );
+}
+
+/// The longest valid team name (255 bytes), every byte percent-encoded, with the
+/// longest window: the query fits.
+#[tokio::test]
+async fn the_longest_valid_team_name_can_be_asked_for() {
+    let fixture = Fixture::new();
+    let team = "é".repeat(127);
+    assert_eq!(team.len(), 254);
+    let text = std::fs::read_to_string(fixture.config_path())
+        .unwrap()
+        .replace("team = \"web\"", &format!("team = \"{team}\""));
+    let config = dora_collector::config::Config::from_toml_str(&text, report_fixture::lookup)
+        .expect("a valid configuration");
+    let app = serve(
+        report::live_router(Arc::new(config), wall_clock()),
+        Some(fixture),
+    )
+    .await;
+    let encoded: String = team.bytes().map(|b| format!("%{b:02X}")).collect();
+    let query = format!("window=%33%36%36%64&team={encoded}");
+    assert!(
+        query.len() > 512,
+        "longer than the old limit: {}",
+        query.len()
+    );
+    let (status, body) = app.text(&format!("/report?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("team {team}, 366d")), "{body}");
+}
+
+/// A store that cannot be read: a 500 that says so, without the file's path
+/// (the page is not authenticated; the log has it).
+#[tokio::test]
+async fn a_failure_is_500_naming_what_failed_but_no_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    std::fs::write(
+        &store,
+        "this is not a SQLite database, but a text file ".repeat(100),
+    )
+    .unwrap();
+    let config = Arc::new(report_fixture::config(&store));
+    let app = serve(report::live_router(config, wall_clock()), None).await;
+    let (status, body) = app.text("/report").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body,
+        "the report could not be made: the store could not be read; the daemon's log has \
+         the details\n"
+    );
+    let dir_text = dir.path().display().to_string();
+    assert!(!body.contains(&dir_text), "{body}");
+}
+
+/// A flood of `/report` requests: one computes, 8 wait their turn, and every
+/// other is answered 503 at once rather than held (each held request keeps one of
+/// the server's connections busy).
+#[tokio::test]
+async fn a_flood_of_reports_is_refused_at_once_beyond_the_waiting_room() {
+    const FLOOD: usize = 20;
+    const ADMITTED: usize = 1 + 8;
+    let fixture = Fixture::new();
+    let path = fixture.store_path();
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hold = Arc::clone(&released);
+    let open: StoreOpener = Arc::new(move || {
+        // The first report holds its turn until the test has seen the refusals.
+        while !hold.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(Box::new(report::open_store(&path)?) as Box<dyn Store>)
+    });
+    let router =
+        LiveReport::with_store_opener(Arc::new(fixture.config()), open, wall_clock()).router();
+    let app = Arc::new(serve(router, Some(fixture)).await);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..FLOOD {
+        let app = Arc::clone(&app);
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let _ = done.send(app.text("/report?window=7d").await);
+        });
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..FLOOD - ADMITTED {
+        let (status, body) = done_rx.recv().await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("busy"), "{body}");
+        statuses.push(status);
+    }
+    released.store(true, Ordering::SeqCst);
+    for _ in 0..ADMITTED {
+        let (status, body) = done_rx.recv().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        statuses.push(status);
+    }
+    assert_eq!(statuses.len(), FLOOD);
 }

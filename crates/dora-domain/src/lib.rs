@@ -18,7 +18,9 @@ pub use events::{
     Commit, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource, Incident,
     PullRequest, StatusState, REVERT_MESSAGE_PREFIX,
 };
-pub use names::{Environment, RepoName, Team, DEFAULT_TEAM};
+pub use names::{
+    is_bidi_formatting, Environment, RepoName, Team, DEFAULT_TEAM, MAX_LABEL_NAME_LEN,
+};
 pub use sha::{CommitSha, ShaPrefix};
 pub use time::Timestamp;
 

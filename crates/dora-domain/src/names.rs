@@ -8,8 +8,9 @@ use std::fmt;
 const MAX_OWNER_LEN: usize = 39;
 /// GitHub's limit on a repository name.
 const MAX_REPO_LEN: usize = 100;
-/// Bound on environment and team names: they become Prometheus label values.
-const MAX_LABEL_NAME_LEN: usize = 255;
+/// Bound on environment and team names, in bytes of UTF-8: they become Prometheus
+/// label values.
+pub const MAX_LABEL_NAME_LEN: usize = 255;
 
 /// The team of a repository that configures none.
 pub const DEFAULT_TEAM: &str = "unassigned";
@@ -81,10 +82,23 @@ impl fmt::Display for RepoName {
     }
 }
 
+/// The Unicode bidirectional formatting characters (embeddings, overrides,
+/// isolates and marks): shown, they reorder the text around them, so a name
+/// holding one can pass for another name in a dashboard or report ("Trojan
+/// Source", CVE-2021-42574).
+pub fn is_bidi_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 fn is_label_name(text: &str) -> bool {
     !text.trim().is_empty()
         && text.len() <= MAX_LABEL_NAME_LEN
-        && !text.chars().any(char::is_control)
+        && !text
+            .chars()
+            .any(|c| c.is_control() || is_bidi_formatting(c))
 }
 
 /// Defines a validated name: a `String` newtype whose `parse` accepts a text for
@@ -145,14 +159,14 @@ name_newtype!(
     /// Which environments count is configuration, compared case-insensitively with
     /// [`Environment::matches`].
     Environment,
-    "an environment name (1-255 characters, no control characters)",
+    "an environment name (1-255 bytes, no control or bidirectional formatting characters)",
     is_label_name
 );
 
 name_newtype!(
     /// A team that owns repositories; rollups are computed per team.
     Team,
-    "a team name (1-255 characters, no control characters)",
+    "a team name (1-255 bytes, no control or bidirectional formatting characters)",
     is_label_name
 );
 
@@ -191,6 +205,40 @@ mod tests {
             let got = RepoName::parse(input).ok().map(|r| r.to_string());
             assert_eq!(got.as_deref(), *expected, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn team_and_environment_names_refuse_control_and_bidi_formatting() {
+        for bad in [
+            "pay\u{202E}stnemyap",
+            "\u{2066}web\u{2069}",
+            "a\u{200F}",
+            "x\u{061C}",
+            "tab\there",
+            "nul\0",
+            " ",
+        ] {
+            assert!(Team::parse(bad).is_err(), "{bad:?}");
+            assert!(Environment::parse(bad).is_err(), "{bad:?}");
+        }
+        let error = Team::parse("pay\u{202E}x").unwrap_err().to_string();
+        assert!(
+            error.contains("\\u{202e}"),
+            "the character is shown escaped: {error}"
+        );
+        for good in [
+            "payments",
+            "équipe",
+            "فريق",
+            "チーム",
+            "=HYPERLINK(1)",
+            "a b",
+        ] {
+            assert!(Team::parse(good).is_ok(), "{good:?}");
+            assert!(Environment::parse(good).is_ok(), "{good:?}");
+        }
+        assert!(Team::parse(&"é".repeat(MAX_LABEL_NAME_LEN / 2)).is_ok());
+        assert!(Team::parse(&"é".repeat(MAX_LABEL_NAME_LEN / 2 + 1)).is_err());
     }
 
     #[test]

