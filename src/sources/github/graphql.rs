@@ -16,6 +16,7 @@
 use super::answer::Partial;
 use super::client::{QueryShape, PER_PAGE};
 use super::models::{Skip, WireDeployment};
+use super::pulls::riding_pulls;
 use super::{GithubError, RepoSync};
 use crate::domain::{CommitSha, Environment, StatusState, Timestamp};
 use crate::store::CommitRecord;
@@ -88,6 +89,25 @@ query Deployments($owner: String!, $name: String!, $first: Int!, $statuses: Int!
     deployment_fields!()
 );
 
+/// [`DEPLOYMENTS_QUERY`] with a page of step 4's listing riding on it
+/// ([`super::pulls::riding_pulls!`]): still one point (101 + 48 requests).
+const DEPLOYMENTS_WITH_PULLS_QUERY: &str = concat!(
+    r#"
+query DeploymentsWithPulls($owner: String!, $name: String!, $first: Int!, $statuses: Int!, $after: String, $pullsFirst: Int!, $pullsAfter: String, $commitsPerPull: Int!) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    deployments(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...DeploymentFields }
+    }
+"#,
+    riding_pulls!(),
+    r#"  }
+}
+"#,
+    deployment_fields!()
+);
+
 /// One deployment of a page: the deployment, or why it cannot be read, and its
 /// statuses when all of them came inline.
 pub(super) type ListedDeployment = (
@@ -154,6 +174,9 @@ struct Repository {
     deployments: Connection,
     #[serde(default)]
     object: Option<super::history::Object>,
+    /// Step 4's riding page, when one rode ([`DEPLOYMENTS_WITH_PULLS_QUERY`]).
+    #[serde(default, rename = "ridingPulls")]
+    riding_pulls: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -286,9 +309,16 @@ impl RepoSync<'_> {
             variables["oid"] = json!(sha.to_string());
             variables["history"] = json!(INCREMENTAL_HISTORY);
             variables["parents"] = json!(super::history::PARENTS_PER_COMMIT);
+        } else if self.ride(&mut variables) {
+            query = DEPLOYMENTS_WITH_PULLS_QUERY;
         }
         let data: Data = self
-            .query("deployments", query, variables, &["first", "history"])
+            .query(
+                "deployments",
+                query,
+                variables,
+                &["first", "history", "pullsFirst"],
+            )
             .await?;
         let url = self.client.graphql_url();
         let Some(repository) = data.repository else {
@@ -299,6 +329,7 @@ impl RepoSync<'_> {
         if let Some(history) = repository.object.and_then(|o| o.history) {
             pages.commits.extend(self.history_commits(history.nodes).0);
         }
+        self.rode(repository.riding_pulls);
         let connection = repository.deployments;
         pages.pages += 1;
         match connection.page_info.next() {
