@@ -19,6 +19,7 @@ use super::models::{Skip, WireDeployment};
 use super::pulls::riding_pulls;
 use super::{GithubError, RepoSync};
 use crate::domain::{CommitSha, Environment, StatusState, Timestamp};
+use crate::dora::LeadTimeStart;
 use crate::store::CommitRecord;
 use serde::Deserialize;
 use serde_json::json;
@@ -139,6 +140,38 @@ query DeploymentsWithHistory($owner: String!, $name: String!, $first: Int!, $sta
     deployment_fields!(),
     commit_fields!()
 );
+
+/// [`DEPLOYMENTS_WITH_HISTORY_QUERY`] under a PR-based lead-time start: each
+/// commit of the history also with its pull requests
+/// (`Commit.associatedPullRequests`), so that step 5 need not ask for those of
+/// the new changes. [`INCREMENTAL_HISTORY_WITH_PULLS`] commits keep it one point.
+const DEPLOYMENTS_WITH_HISTORY_AND_PULLS_QUERY: &str = concat!(
+    r#"
+query DeploymentsWithHistoryAndPulls($owner: String!, $name: String!, $first: Int!, $statuses: Int!, $after: String, $oid: GitObjectID!, $history: Int!, $parents: Int!, $pullsPerCommit: Int!) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    deployments(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...DeploymentFields }
+    }
+    object(oid: $oid) {
+      ... on Commit {
+        history(first: $history) {
+          nodes { ...CommitFields associatedPullRequests(first: $pullsPerCommit) { nodes { number mergedAt } } }
+        }
+      }
+    }
+  }
+}
+"#,
+    deployment_fields!(),
+    commit_fields!()
+);
+
+/// Commits of the newest deployed sha's history on the first page of a later
+/// sync under a PR-based start, each with its pull requests: GitHub divides
+/// 1 + 40 + 1 + 53 + 53 = 148 requests by 100 and rounds to 1.
+pub const INCREMENTAL_HISTORY_WITH_PULLS: u32 = 53;
 
 /// Where a GraphQL listing stands.
 #[derive(Debug, Default)]
@@ -309,6 +342,11 @@ impl RepoSync<'_> {
             variables["oid"] = json!(sha.to_string());
             variables["history"] = json!(INCREMENTAL_HISTORY);
             variables["parents"] = json!(super::history::PARENTS_PER_COMMIT);
+            if self.settings.lead_time_start != LeadTimeStart::Commit {
+                query = DEPLOYMENTS_WITH_HISTORY_AND_PULLS_QUERY;
+                variables["history"] = json!(INCREMENTAL_HISTORY_WITH_PULLS);
+                variables["pullsPerCommit"] = json!(super::pull_lookup::PULLS_PER_COMMIT);
+            }
         } else if self.ride(&mut variables) {
             query = DEPLOYMENTS_WITH_PULLS_QUERY;
         }
@@ -327,6 +365,7 @@ impl RepoSync<'_> {
             });
         };
         if let Some(history) = repository.object.and_then(|o| o.history) {
+            self.keep_associated_pulls(&history.nodes);
             pages.commits.extend(self.history_commits(history.nodes).0);
         }
         self.rode(repository.riding_pulls);

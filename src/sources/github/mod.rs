@@ -202,6 +202,7 @@ impl Source for GithubSource {
                 skipped: AtomicU64::new(0),
                 page_sizes: answer::PageSizes::new(),
                 riding: Mutex::new(None),
+                associated: Mutex::new(HashMap::new()),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
@@ -262,6 +263,9 @@ struct RepoSync<'a> {
     /// Step 4's listing while it rides on the pages of steps 1 and 2 (a first
     /// sync under a PR-based lead-time start through GraphQL).
     riding: Mutex<Option<pulls::RidingPulls>>,
+    /// The merged pull requests of the commits this sync's pages named them for
+    /// (`associatedPullRequests`), for step 5.
+    associated: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
     stats: Mutex<RepoSyncStats>,
 }
 
