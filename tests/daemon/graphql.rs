@@ -21,6 +21,7 @@ const COMPARE: &str = "GET /repos/{owner}/{repo}/compare/{basehead}";
 const PULLS: &str = "GET /repos/{owner}/{repo}/pulls";
 const STATUSES: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
 const PULL_COMMITS: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits";
+const COMMIT_PULLS: &str = "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls";
 
 fn repos() -> Vec<crate::support::Repo<'static>> {
     vec![
@@ -452,3 +453,113 @@ type StoredPull = (
     Option<Timestamp>,
     bool,
 );
+
+/// Under a PR-based lead-time start a later sync learns the pull requests of the
+/// changes a new deployment ships from the page it reads anyway (the newest
+/// history comes with each commit's pull requests), so it asks GitHub nothing
+/// more for them; and it reads no commits of a pull request it stored before
+/// (the REST list starts again at its cursor's second, and a push changes the
+/// list's `ETag`). The numbers equal a REST sync's from scratch.
+#[tokio::test]
+async fn under_a_pr_based_start_a_new_deployment_asks_nothing_more_for_its_pull_requests() {
+    for start in ["pr_merged", "pr_first_commit"] {
+        let scenario = tiny();
+        let world = World::new(scenario.org.clone()).await;
+        let extra = format!("api = \"graphql\"\nlead_time_start = \"{start}\"\n");
+        let config = config_with(
+            world.sim.base_url(),
+            &world.sim.token(),
+            &world.store_path(),
+            &repos(),
+            &extra,
+        );
+        let mut daemon = world.start(config).await;
+        ready_metrics(&mut daemon).await;
+        let deploy = |org: &mut Org, created_at| {
+            org.add_deployment(
+                API,
+                NewDeployment {
+                    environment: "production".to_owned(),
+                    sha: None,
+                    created_at,
+                    outcome: NewOutcome::Success { after: 60 },
+                },
+            )
+            .unwrap();
+        };
+
+        // A direct push, deployed.
+        world.sim.with_org_mut(|org| {
+            org.push_commit(API, "A direct push", at(-3 * HOUR), at(-3 * HOUR))
+                .unwrap();
+            deploy(org, at(-2 * HOUR));
+        });
+        world.sim.reset_counts();
+        daemon.sync_now();
+        daemon.wait_for_cycles(2).await.unwrap();
+        let counts = world.sim.request_counts();
+        assert_eq!(
+            counts.route(GRAPHQL),
+            2,
+            "{start}: the check and the deployments page, which brings the new \
+             history with its pull requests: {counts:?}"
+        );
+        assert_eq!(counts.route(PULLS), 2, "{start}: {counts:?}");
+        assert_eq!(counts.route(PULL_COMMITS), 0, "{start}: {counts:?}");
+        assert_eq!(counts.route(COMMIT_PULLS), 0, "{start}: {counts:?}");
+
+        // A squash-merged pull request with commits from days ago and a merge
+        // commit's, deployed together.
+        world.sim.with_org_mut(|org| {
+            for (title, style) in [
+                ("A squashed branch", MergeStyle::Squash),
+                ("A merged branch", MergeStyle::MergeCommit),
+            ] {
+                org.merge_pull(
+                    API,
+                    NewPull {
+                        title: title.to_owned(),
+                        labels: vec![],
+                        commit_dates: vec![at(-4 * DAY), at(-2 * DAY)],
+                        opened_at: at(-4 * DAY),
+                        merged_at: at(-HOUR),
+                        style,
+                    },
+                )
+                .unwrap();
+            }
+            deploy(org, at(-30 * 60));
+        });
+        world.sim.reset_counts();
+        daemon.sync_now();
+        daemon.wait_for_cycles(3).await.unwrap();
+        let counts = world.sim.request_counts();
+        assert_eq!(counts.route(GRAPHQL), 2, "{start}: {counts:?}");
+        assert_eq!(
+            counts.route(PULL_COMMITS),
+            2,
+            "{start}: the new pull requests' commits only: {counts:?}"
+        );
+        assert_eq!(counts.route(COMMIT_PULLS), 0, "{start}: {counts:?}");
+        let (_, graphql_metrics) = get(&daemon, "/metrics").await;
+        daemon.shutdown().await.unwrap();
+
+        let org = world.sim.with_org_mut(|org| org.clone());
+        let rest_world = World::new(org).await;
+        let rest_config = config_with(
+            rest_world.sim.base_url(),
+            &rest_world.sim.token(),
+            &rest_world.store_path(),
+            &repos(),
+            &format!("lead_time_start = \"{start}\"\n"),
+        );
+        let mut rest = rest_world.start(rest_config).await;
+        let rest_metrics = ready_metrics(&mut rest).await;
+        rest.shutdown().await.unwrap();
+        assert_eq!(
+            samples(&graphql_metrics, true),
+            samples(&rest_metrics, true),
+            "{start}"
+        );
+    }
+}

@@ -45,7 +45,7 @@ use crate::sources::SourceError;
 use crate::store::{Cursor, CursorKey, SyncBatch};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Labels read per pull request through GraphQL (more than any pull request
 /// carries in practice; a rework label past them is missed and logged).
@@ -422,8 +422,14 @@ impl RepoSync<'_> {
             ],
         );
         let first = cursor.is_none();
-        let mut pages = Pages::new(Endpoint::Pulls, url.clone(), cursor.and_then(|c| c.opaque));
+        let (etag, at_since) = cursor
+            .and_then(|c| c.opaque)
+            .map_or((None, BTreeMap::new()), |opaque| split_opaque(&opaque));
+        let mut pages = Pages::new(Endpoint::Pulls, url.clone(), etag);
         let mut listed = HashSet::new();
+        // Every pull request of the REST list with its digest, for the next
+        // sync's cursor.
+        let mut digests: Vec<(u64, Timestamp, String)> = Vec::new();
         let mut newest: Option<Timestamp> = None;
         let mut batch = SyncBatch::new(self.repository.clone());
         let through_graphql = first && self.settings.api == GithubApi::Graphql;
@@ -467,11 +473,20 @@ impl RepoSync<'_> {
                 if pull.updated_at < stop_before {
                     break 'list;
                 }
+                let digest = pull_digest(&pull);
+                digests.push((pull.number, pull.updated_at, digest.clone()));
                 if !listed.insert(pull.number) {
                     continue;
                 }
                 newest = newest.max(Some(pull.updated_at));
                 if pull.merged_at.is_none() {
+                    continue;
+                }
+                if pull.updated_at == stop_before && at_since.get(&pull.number) == Some(&digest) {
+                    // The previous sync listed it as it is (the list starts at
+                    // its `since` again, for what was updated in that second
+                    // after it read): stored, and a merged pull request's
+                    // commits never change.
                     continue;
                 }
                 if !all_merged && !self.has_rework_label(&pull) {
@@ -489,11 +504,22 @@ impl RepoSync<'_> {
         if pages.not_modified {
             return Ok(());
         }
+        let since = newest.map_or(stop_before, |n| n.max(stop_before));
+        let mut at_new_since: BTreeMap<u64, String> = if since == stop_before {
+            at_since
+        } else {
+            BTreeMap::new()
+        };
+        for (number, updated_at, digest) in digests {
+            if updated_at == since {
+                at_new_since.insert(number, digest);
+            }
+        }
         batch.cursors.push((
             key,
             Cursor {
-                since: Some(newest.map_or(stop_before, |n| n.max(stop_before))),
-                opaque: pages.etag.clone(),
+                since: Some(since),
+                opaque: join_opaque(pages.etag.as_deref(), &at_new_since),
                 updated_at: self.context.now,
             },
         ));
@@ -676,11 +702,120 @@ impl RepoSync<'_> {
     }
 }
 
+/// The most pull requests updated at the cursor's `since` that its `opaque`
+/// remembers (more, in one second, are read again).
+pub const MAX_REMEMBERED_AT_SINCE: usize = 20;
+
+/// What the cursor remembers of a pull request listed at its `since`: a digest
+/// of what the list says of it and what is stored from it (`merged_at`, merge
+/// commit, labels).
+fn pull_digest(pull: &WirePull) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(format!(
+        "{:?}|{:?}|{:?}",
+        pull.merged_at.map(|t| t.0),
+        pull.merge_commit_sha.map(|s| s.to_string()),
+        pull.labels
+    ));
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The cursor's `opaque`: the first page's `ETag`, then (after a line break,
+/// which no header value holds) the pull requests listed at `since` with their
+/// digests, `number=digest` separated by commas.
+fn join_opaque(etag: Option<&str>, at_since: &BTreeMap<u64, String>) -> Option<String> {
+    let etag = etag?;
+    if at_since.is_empty() || at_since.len() > MAX_REMEMBERED_AT_SINCE {
+        return Some(etag.to_owned());
+    }
+    let listed: Vec<String> = at_since
+        .iter()
+        .map(|(number, digest)| format!("{number}={digest}"))
+        .collect();
+    Some(format!("{etag}\n{}", listed.join(",")))
+}
+
+/// [`join_opaque`] read back (an `opaque` without a line break is an `ETag`
+/// alone, as earlier versions stored it).
+fn split_opaque(opaque: &str) -> (Option<String>, BTreeMap<u64, String>) {
+    let (etag, listed) = opaque.split_once('\n').unwrap_or((opaque, ""));
+    let at_since = listed
+        .split(',')
+        .filter_map(|entry| {
+            let (number, digest) = entry.split_once('=')?;
+            Some((number.parse().ok()?, digest.to_owned()))
+        })
+        .collect();
+    (Some(etag.to_owned()).filter(|e| !e.is_empty()), at_since)
+}
+
 /// `lead_time_start` as the configuration and the cursor names spell it.
 pub(super) fn lead_time_start_name(start: LeadTimeStart) -> &'static str {
     match start {
         LeadTimeStart::Commit => "commit",
         LeadTimeStart::PrFirstCommit => "pr_first_commit",
         LeadTimeStart::PrMerged => "pr_merged",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pull(number: u64, labels: &[&str]) -> WirePull {
+        WirePull {
+            number,
+            updated_at: Timestamp(1_000),
+            merged_at: Some(Timestamp(900)),
+            merge_commit_sha: Some(CommitSha::from_bytes([7; 20])),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_cursor_keeps_the_etag_and_the_pull_requests_listed_at_its_since() {
+        let at_since: BTreeMap<u64, String> =
+            [(12, pull_digest(&pull(12, &[]))), (15, "ab".into())]
+                .into_iter()
+                .collect();
+        let opaque = join_opaque(Some("W/\"abc\""), &at_since).unwrap();
+        assert_eq!(
+            split_opaque(&opaque),
+            (Some("W/\"abc\"".to_owned()), at_since)
+        );
+        // What earlier versions stored: the ETag alone.
+        assert_eq!(
+            split_opaque("\"abc\""),
+            (Some("\"abc\"".to_owned()), BTreeMap::new())
+        );
+        assert_eq!(
+            join_opaque(Some("\"e\""), &BTreeMap::new()).as_deref(),
+            Some("\"e\"")
+        );
+        assert_eq!(join_opaque(None, &BTreeMap::new()), None);
+        // Too many in one second: none remembered (read again).
+        let many: BTreeMap<u64, String> = (0..=MAX_REMEMBERED_AT_SINCE as u64)
+            .map(|n| (n, "ab".into()))
+            .collect();
+        assert_eq!(join_opaque(Some("\"e\""), &many).as_deref(), Some("\"e\""));
+    }
+
+    #[test]
+    fn a_digest_changes_with_what_is_stored_of_a_pull_request() {
+        let digest = pull_digest(&pull(12, &["hotfix"]));
+        assert_eq!(digest, pull_digest(&pull(12, &["hotfix"])));
+        assert_ne!(digest, pull_digest(&pull(12, &[])));
+        let mut other = pull(12, &["hotfix"]);
+        other.merge_commit_sha = Some(CommitSha::from_bytes([8; 20]));
+        assert_ne!(digest, pull_digest(&other));
+        other = pull(12, &["hotfix"]);
+        other.merged_at = None;
+        assert_ne!(digest, pull_digest(&other));
     }
 }
