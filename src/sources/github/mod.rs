@@ -202,7 +202,7 @@ impl Source for GithubSource {
                 skipped: AtomicU64::new(0),
                 page_sizes: answer::PageSizes::new(),
                 riding: Mutex::new(None),
-                associated: Mutex::new(HashMap::new()),
+                answered: Mutex::new(HashMap::new()),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
@@ -265,7 +265,7 @@ struct RepoSync<'a> {
     riding: Mutex<Option<pulls::RidingPulls>>,
     /// The merged pull requests of the commits this sync's pages named them for
     /// (`associatedPullRequests`), for step 5.
-    associated: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
+    answered: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
     stats: Mutex<RepoSyncStats>,
 }
 

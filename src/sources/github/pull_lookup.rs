@@ -9,7 +9,9 @@
 //! requests of just those changes (dora-definitions §1 `lead_time_start`):
 //!
 //! - GraphQL: `Commit.associatedPullRequests` for up to 149 commits a query
-//!   (aliases, one point), then the merged pull requests not stored yet with
+//!   (aliases, one point) — none for a change the first page of a later sync
+//!   already answered (it brings the newest history with each commit's pull
+//!   requests: `graphql.rs`) — then the merged pull requests not stored yet with
 //!   their labels and commits (`Repository.pullRequest(number:)`, 74 a query,
 //!   one point);
 //! - REST: `GET /repos/{owner}/{repo}/commits/{sha}/pulls` per commit, then
@@ -159,13 +161,9 @@ impl RepoSync<'_> {
         // brings the new history with each commit's pull requests).
         let mut unanswered = Vec::with_capacity(changes.shas.len());
         {
-            let answered = self
-                .associated
-                .lock()
-                .map(|a| a.clone())
-                .unwrap_or_default();
+            let answered = self.answered.lock().ok();
             for sha in &changes.shas {
-                match answered.get(sha) {
+                match answered.as_ref().and_then(|a| a.get(sha)) {
                     Some(numbers) => {
                         for number in numbers {
                             if changes.stored_pulls.binary_search(number).is_err() {
@@ -259,7 +257,7 @@ impl RepoSync<'_> {
     /// the query asked for them (`associatedPullRequests { nodes { number
     /// mergedAt } }`), for [`RepoSync::sync_pull_lookup`] later in this sync.
     pub(super) fn keep_associated_pulls(&self, nodes: &[serde_json::Value]) {
-        let Ok(mut associated) = self.associated.lock() else {
+        let Ok(mut answered) = self.answered.lock() else {
             return;
         };
         for node in nodes {
@@ -288,7 +286,7 @@ impl RepoSync<'_> {
                 })
                 .collect();
             if let Some(numbers) = numbers {
-                associated.insert(sha, numbers.into_iter().flatten().collect());
+                answered.insert(sha, numbers.into_iter().flatten().collect());
             }
         }
     }

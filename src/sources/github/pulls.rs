@@ -17,7 +17,11 @@
 //! request updated before the cursor; each merged pull request it brings under a
 //! PR-based start has its commits read (`/pulls/{n}/commits`). Cursor
 //! `pulls?lead_time_start=…&rework_labels=…`: `since` is the newest
-//! `updated_at` seen, `opaque` the first page's `ETag`.
+//! `updated_at` seen, `opaque` the first page's `ETag` and the pull requests
+//! listed at `since` with a digest of what is stored of them: the next list
+//! starts at that second again (for what was updated in it after the read), and
+//! one of those it brings unchanged is skipped (a merged pull request's commits
+//! never change), not read again.
 //!
 //! With `github.api = "graphql"` a first sync reads only what it keeps:
 //! `pullRequests(states: MERGED)`, newest update first, back to the lookback
