@@ -11,9 +11,10 @@
 //! incident issues, pull requests).
 //!
 //! Each path runs under each `lead_time_start` (issue 21): `commit`, then the
-//! two PR-based starts, which also read every merged pull request's commits and
-//! ask for the pull requests of the deployed changes no listed one names; the
-//! report ends with what they add over `commit`.
+//! two PR-based starts, which also read every merged pull request's commits
+//! (with GraphQL, on the deployment and history pages a first sync reads anyway)
+//! and ask for the pull requests of the deployed changes no listed one names;
+//! the report ends with what they add over `commit`.
 //!
 //! `DORA_BUDGET_BENCH_PATHS=graphql` (or `rest`) runs one path only;
 //! `DORA_BUDGET_BENCH_STARTS=commit,pr_merged` only those starts.

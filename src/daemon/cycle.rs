@@ -198,14 +198,8 @@ async fn sync_round(
                     };
                     let mut unrecorded = false;
                     if let Some(recorded) = recorded {
-                        let result = record(
-                            store,
-                            repository,
-                            source.name(),
-                            finished_at,
-                            recorded,
-                        )
-                        .await;
+                        let result =
+                            record(store, repository, source.name(), finished_at, recorded).await;
                         if let Err(error) = result {
                             unrecorded = true;
                             if let RepoOutcome::Synced(_) = outcome {

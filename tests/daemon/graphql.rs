@@ -10,14 +10,18 @@
 
 use crate::scenario::{at, tiny, API, DAY, HOUR};
 use crate::support::{config_with, get, ready_metrics, repo, samples, value, workflow_repo, World};
-use dora_collector::domain::StatusState;
-use dora_collector::sim::{MergeStyle, NewDeployment, NewOutcome, NewPull};
+use dora_collector::domain::{CommitSha, RepoName, StatusState, Timestamp};
+use dora_collector::sim::{MergeStyle, NewDeployment, NewOutcome, NewPull, Org, OrgSpec};
+use dora_collector::store::{SqliteStore, Store};
+use std::collections::BTreeMap;
 
 const GRAPHQL: &str = "POST /graphql";
 const DEPLOYMENTS: &str = "GET /repos/{owner}/{repo}/deployments";
 const COMPARE: &str = "GET /repos/{owner}/{repo}/compare/{basehead}";
 const PULLS: &str = "GET /repos/{owner}/{repo}/pulls";
 const STATUSES: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
+const PULL_COMMITS: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits";
+const COMMIT_PULLS: &str = "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls";
 
 fn repos() -> Vec<crate::support::Repo<'static>> {
     vec![
@@ -310,4 +314,252 @@ async fn a_failed_check_falls_back_to_the_rest_probe() {
         "{failures:?}"
     );
     daemon.shutdown().await.unwrap();
+}
+
+/// Under a PR-based lead-time start a first sync lists every merged pull request
+/// of the window with its commits on the deployment and history pages it reads
+/// anyway (one point each still), then in pages of its own; those with a rework
+/// label come again with their labels. What it stores is the simulator's truth,
+/// as the REST path's (a commits request per pull request), and so are the
+/// numbers.
+#[tokio::test]
+async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_sync_reads() {
+    // Squash merges mostly: more pull requests than history pages carry, so the
+    // listing goes on in pages of its own.
+    let org = Org::generate(&OrgSpec {
+        repositories: 1,
+        workflow_run_repositories: 0,
+        teams: 1,
+        days: 30,
+        deployments_per_day: 2.0,
+        commits_per_deployment: 10.0,
+        merge_commit_share: 0.2,
+        stacked_pull_share: 0.1,
+        hotfix_rate: 0.1,
+        staging_deployments_per_day: 0.0,
+        pending_deployments: 0,
+        ..OrgSpec::small(11)
+    });
+    let name = org.full_name(0);
+    let repository = RepoName::parse(&name).unwrap();
+    // Every merged pull request (the whole history is inside the 90-day lookback)
+    // as stored: number, merged_at, merge commit, commits (sorted), first commit.
+    let truth: BTreeMap<u64, StoredPull> = org.repos[0]
+        .pulls
+        .iter()
+        .filter(|p| p.merged_at.is_some())
+        .map(|p| {
+            let commits = &org.repos[0].commits;
+            let mut shas: Vec<CommitSha> =
+                p.commits.clone().map(|c| commits[c as usize].sha).collect();
+            shas.sort_unstable();
+            let first = p
+                .commits
+                .clone()
+                .map(|c| commits[c as usize].author_date)
+                .min();
+            let merge = p.merge_commit.map(|c| commits[c as usize].sha);
+            (
+                p.number,
+                (p.merged_at, merge, shas, first, p.has_label("hotfix")),
+            )
+        })
+        .collect();
+    assert!(
+        truth.values().any(|p| p.4),
+        "a pull request with a rework label"
+    );
+
+    let mut points = BTreeMap::new();
+    for start in ["commit", "pr_merged", "pr_first_commit"] {
+        let mut stored_by_api = Vec::new();
+        let mut metrics_by_api = Vec::new();
+        for api in ["graphql", "rest"] {
+            let world = World::new(org.clone()).await;
+            let config = config_with(
+                world.sim.base_url(),
+                &world.sim.token(),
+                &world.store_path(),
+                &[repo(&name, "team")],
+                &format!("api = \"{api}\"\nlead_time_start = \"{start}\"\n"),
+            );
+            let mut daemon = world.start(config).await;
+            let metrics = ready_metrics(&mut daemon).await;
+            daemon.shutdown().await.unwrap();
+            let counts = world.sim.request_counts();
+            if api == "graphql" {
+                points.insert(start, world.sim.graphql_points_used());
+                assert_eq!(counts.route(PULL_COMMITS), 0, "{start}: {counts:?}");
+            }
+            let store = SqliteStore::open(world.store_path()).unwrap();
+            let stored: BTreeMap<u64, StoredPull> = store
+                .read_repository(&repository)
+                .unwrap()
+                .pull_requests
+                .into_iter()
+                .map(|p| {
+                    let mut shas = p.commits.clone();
+                    shas.sort_unstable();
+                    let rework = p.labels.iter().any(|l| l == "hotfix");
+                    (
+                        p.number,
+                        (
+                            p.merged_at,
+                            p.merge_commit_sha,
+                            shas,
+                            p.first_commit_at,
+                            rework,
+                        ),
+                    )
+                })
+                .collect();
+            if start == "commit" {
+                // Only the pull requests with a rework label are kept.
+                assert!(stored.values().all(|p| p.4), "{api}");
+            } else {
+                assert_eq!(stored, truth, "{start} through {api}");
+            }
+            stored_by_api.push(stored);
+            metrics_by_api.push(samples(&metrics, true));
+        }
+        assert_eq!(stored_by_api[0], stored_by_api[1], "{start}");
+        assert_eq!(metrics_by_api[0], metrics_by_api[1], "{start}");
+    }
+    // The commit start's queries, but the check and the rework listing, are the
+    // pages the listing rides on (47 pull requests each); the rest of it takes
+    // pages of 100, the rework listing with commits one, and the question for the
+    // deployed changes no pull request names (direct pushes) one.
+    let riding = (points["commit"] - 2) * u64::from(47u32);
+    let merged = truth.len() as u64;
+    assert!(
+        merged > riding,
+        "the listing outgrows the pages it rides on"
+    );
+    let own_pages = (merged - riding).div_ceil(100);
+    for start in ["pr_merged", "pr_first_commit"] {
+        assert!(
+            points[start] <= points["commit"] + own_pages + 2,
+            "{start}: {points:?}, {own_pages} pages of its own"
+        );
+    }
+}
+
+/// A stored pull request as compared: merged_at, merge commit, commits (sorted),
+/// first commit, whether it carries the rework label.
+type StoredPull = (
+    Option<Timestamp>,
+    Option<CommitSha>,
+    Vec<CommitSha>,
+    Option<Timestamp>,
+    bool,
+);
+
+/// Under a PR-based lead-time start a later sync learns the pull requests of the
+/// changes a new deployment ships from the page it reads anyway (the newest
+/// history comes with each commit's pull requests), so it asks GitHub nothing
+/// more for them; and it reads no commits of a pull request it stored before
+/// (the REST list starts again at its cursor's second, and a push changes the
+/// list's `ETag`). The numbers equal a REST sync's from scratch.
+#[tokio::test]
+async fn under_a_pr_based_start_a_new_deployment_asks_nothing_more_for_its_pull_requests() {
+    for start in ["pr_merged", "pr_first_commit"] {
+        let scenario = tiny();
+        let world = World::new(scenario.org.clone()).await;
+        let extra = format!("api = \"graphql\"\nlead_time_start = \"{start}\"\n");
+        let config = config_with(
+            world.sim.base_url(),
+            &world.sim.token(),
+            &world.store_path(),
+            &repos(),
+            &extra,
+        );
+        let mut daemon = world.start(config).await;
+        ready_metrics(&mut daemon).await;
+        let deploy = |org: &mut Org, created_at| {
+            org.add_deployment(
+                API,
+                NewDeployment {
+                    environment: "production".to_owned(),
+                    sha: None,
+                    created_at,
+                    outcome: NewOutcome::Success { after: 60 },
+                },
+            )
+            .unwrap();
+        };
+
+        // A direct push, deployed.
+        world.sim.with_org_mut(|org| {
+            org.push_commit(API, "A direct push", at(-3 * HOUR), at(-3 * HOUR))
+                .unwrap();
+            deploy(org, at(-2 * HOUR));
+        });
+        world.sim.reset_counts();
+        daemon.sync_now();
+        daemon.wait_for_cycles(2).await.unwrap();
+        let counts = world.sim.request_counts();
+        assert_eq!(
+            counts.route(GRAPHQL),
+            2,
+            "{start}: the check and the deployments page, which brings the new \
+             history with its pull requests: {counts:?}"
+        );
+        assert_eq!(counts.route(PULLS), 2, "{start}: {counts:?}");
+        assert_eq!(counts.route(PULL_COMMITS), 0, "{start}: {counts:?}");
+        assert_eq!(counts.route(COMMIT_PULLS), 0, "{start}: {counts:?}");
+
+        // A squash-merged pull request with commits from days ago and a merge
+        // commit's, deployed together.
+        world.sim.with_org_mut(|org| {
+            for (title, style) in [
+                ("A squashed branch", MergeStyle::Squash),
+                ("A merged branch", MergeStyle::MergeCommit),
+            ] {
+                org.merge_pull(
+                    API,
+                    NewPull {
+                        title: title.to_owned(),
+                        labels: vec![],
+                        commit_dates: vec![at(-4 * DAY), at(-2 * DAY)],
+                        opened_at: at(-4 * DAY),
+                        merged_at: at(-HOUR),
+                        style,
+                    },
+                )
+                .unwrap();
+            }
+            deploy(org, at(-30 * 60));
+        });
+        world.sim.reset_counts();
+        daemon.sync_now();
+        daemon.wait_for_cycles(3).await.unwrap();
+        let counts = world.sim.request_counts();
+        assert_eq!(counts.route(GRAPHQL), 2, "{start}: {counts:?}");
+        assert_eq!(
+            counts.route(PULL_COMMITS),
+            2,
+            "{start}: the new pull requests' commits only: {counts:?}"
+        );
+        assert_eq!(counts.route(COMMIT_PULLS), 0, "{start}: {counts:?}");
+        let (_, graphql_metrics) = get(&daemon, "/metrics").await;
+        daemon.shutdown().await.unwrap();
+
+        let org = world.sim.with_org_mut(|org| org.clone());
+        let rest_world = World::new(org).await;
+        let rest_config = config_with(
+            rest_world.sim.base_url(),
+            &rest_world.sim.token(),
+            &rest_world.store_path(),
+            &repos(),
+            &format!("lead_time_start = \"{start}\"\n"),
+        );
+        let mut rest = rest_world.start(rest_config).await;
+        let rest_metrics = ready_metrics(&mut rest).await;
+        rest.shutdown().await.unwrap();
+        assert_eq!(
+            samples(&graphql_metrics, true),
+            samples(&rest_metrics, true),
+            "{start}"
+        );
+    }
 }

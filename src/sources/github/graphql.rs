@@ -17,9 +17,11 @@ use super::answer::Partial;
 use super::client::{QueryShape, PER_PAGE};
 use super::history::commit_fields;
 use super::models::{PageInfo, Skip, WireDeployment};
+use super::pulls::riding_pulls;
 use super::{GithubError, RepoSync};
 use crate::domain::batch::CommitRecord;
 use crate::domain::{CommitSha, Environment, StatusState, Timestamp};
+use crate::dora::LeadTimeStart;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -73,6 +75,25 @@ query Deployments($owner: String!, $name: String!, $first: Int!, $statuses: Int!
     deployment_fields!()
 );
 
+/// [`DEPLOYMENTS_QUERY`] with a page of step 4's listing riding on it
+/// ([`super::pulls::riding_pulls!`]): still one point (101 + 48 requests).
+const DEPLOYMENTS_WITH_PULLS_QUERY: &str = concat!(
+    r#"
+query DeploymentsWithPulls($owner: String!, $name: String!, $first: Int!, $statuses: Int!, $after: String, $pullsFirst: Int!, $pullsAfter: String, $commitsPerPull: Int!) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    deployments(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...DeploymentFields }
+    }
+"#,
+    riding_pulls!(),
+    r#"  }
+}
+"#,
+    deployment_fields!()
+);
+
 /// One deployment of a page: the deployment, or why it cannot be read, and its
 /// statuses when all of them came inline.
 pub(super) type ListedDeployment = (
@@ -104,6 +125,38 @@ query DeploymentsWithHistory($owner: String!, $name: String!, $first: Int!, $sta
     deployment_fields!(),
     commit_fields!()
 );
+
+/// [`DEPLOYMENTS_WITH_HISTORY_QUERY`] under a PR-based lead-time start: each
+/// commit of the history also with its pull requests
+/// (`Commit.associatedPullRequests`), so that step 5 need not ask for those of
+/// the new changes. [`INCREMENTAL_HISTORY_WITH_PULLS`] commits keep it one point.
+const DEPLOYMENTS_WITH_HISTORY_AND_PULLS_QUERY: &str = concat!(
+    r#"
+query DeploymentsWithHistoryAndPulls($owner: String!, $name: String!, $first: Int!, $statuses: Int!, $after: String, $oid: GitObjectID!, $history: Int!, $parents: Int!, $pullsPerCommit: Int!) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    deployments(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...DeploymentFields }
+    }
+    object(oid: $oid) {
+      ... on Commit {
+        history(first: $history) {
+          nodes { ...CommitFields associatedPullRequests(first: $pullsPerCommit) { nodes { number mergedAt } } }
+        }
+      }
+    }
+  }
+}
+"#,
+    deployment_fields!(),
+    commit_fields!()
+);
+
+/// Commits of the newest deployed sha's history on the first page of a later
+/// sync under a PR-based start, each with its pull requests: GitHub divides
+/// 1 + 40 + 1 + 53 + 53 = 148 requests by 100 and rounds to 1.
+pub const INCREMENTAL_HISTORY_WITH_PULLS: u32 = 53;
 
 /// Where a GraphQL listing stands.
 #[derive(Debug, Default)]
@@ -139,6 +192,9 @@ struct Repository {
     deployments: Connection,
     #[serde(default)]
     object: Option<super::history::Object>,
+    /// Step 4's riding page, when one rode ([`DEPLOYMENTS_WITH_PULLS_QUERY`]).
+    #[serde(default, rename = "ridingPulls")]
+    riding_pulls: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -255,9 +311,21 @@ impl RepoSync<'_> {
             variables["oid"] = json!(sha.to_string());
             variables["history"] = json!(INCREMENTAL_HISTORY);
             variables["parents"] = json!(super::history::PARENTS_PER_COMMIT);
+            if self.settings.lead_time_start != LeadTimeStart::Commit {
+                query = DEPLOYMENTS_WITH_HISTORY_AND_PULLS_QUERY;
+                variables["history"] = json!(INCREMENTAL_HISTORY_WITH_PULLS);
+                variables["pullsPerCommit"] = json!(super::pull_lookup::PULLS_PER_COMMIT);
+            }
+        } else if self.ride(&mut variables) {
+            query = DEPLOYMENTS_WITH_PULLS_QUERY;
         }
         let data: Data = self
-            .query("deployments", query, variables, &["first", "history"])
+            .query(
+                "deployments",
+                query,
+                variables,
+                &["first", "history", "pullsFirst"],
+            )
             .await?;
         let url = self.client.graphql_url();
         let Some(repository) = data.repository else {
@@ -266,8 +334,10 @@ impl RepoSync<'_> {
             });
         };
         if let Some(history) = repository.object.and_then(|o| o.history) {
+            self.keep_associated_pulls(&history.nodes);
             pages.commits.extend(self.history_commits(history.nodes).0);
         }
+        self.rode(repository.riding_pulls);
         let connection = repository.deployments;
         pages.pages += 1;
         match connection.page_info.next() {

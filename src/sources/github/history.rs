@@ -25,6 +25,7 @@
 
 use super::client::PER_PAGE;
 use super::models::PageInfo;
+use super::pulls::riding_pulls;
 use super::{GithubError, RepoSync};
 use crate::domain::batch::{CommitRecord, CursorKey, SyncBatch};
 use crate::domain::{CommitSha, Timestamp};
@@ -83,6 +84,29 @@ query History($owner: String!, $name: String!, $oid: GitObjectID!, $first: Int!,
       }
     }
   }
+}
+"#,
+    commit_fields!()
+);
+
+/// [`HISTORY_QUERY`] with a page of step 4's listing riding on it
+/// ([`super::pulls::riding_pulls!`]): still one point (101 + 48 requests).
+const HISTORY_WITH_PULLS_QUERY: &str = concat!(
+    r#"
+query HistoryWithPulls($owner: String!, $name: String!, $oid: GitObjectID!, $first: Int!, $parents: Int!, $after: String, $pullsFirst: Int!, $pullsAfter: String, $commitsPerPull: Int!) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    object(oid: $oid) {
+      ... on Commit {
+        history(first: $first, after: $after) {
+          pageInfo { hasNextPage endCursor }
+          nodes { ...CommitFields }
+        }
+      }
+    }
+"#,
+    riding_pulls!(),
+    r#"  }
 }
 "#,
     commit_fields!()
@@ -237,7 +261,7 @@ impl RepoSync<'_> {
 
     /// The next page of `listing`; `None` when GitHub does not know its start.
     async fn history_page(&self, listing: &Listing) -> Result<Option<HistoryPage>, GithubError> {
-        let variables = json!({
+        let mut variables = json!({
             "owner": self.repository.owner(),
             "name": self.repository.name(),
             "oid": listing.start.to_string(),
@@ -245,8 +269,13 @@ impl RepoSync<'_> {
             "parents": PARENTS_PER_COMMIT,
             "after": listing.after,
         });
+        let query = if self.ride(&mut variables) {
+            HISTORY_WITH_PULLS_QUERY
+        } else {
+            HISTORY_QUERY
+        };
         let data: Data = self
-            .query("history", HISTORY_QUERY, variables, &["first"])
+            .query("history", query, variables, &["first", "pullsFirst"])
             .await?;
         let url = self.client.graphql_url();
         let Some(repository) = data.repository else {
@@ -254,6 +283,7 @@ impl RepoSync<'_> {
                 url: format!("{url} (repository {})", self.repository),
             });
         };
+        self.rode(repository.riding_pulls);
         let Some(history) = repository.object.and_then(|o| o.history) else {
             tracing::warn!(
                 repository = %self.repository,
@@ -305,6 +335,9 @@ struct Data {
 #[derive(Deserialize)]
 struct Repository {
     object: Option<Object>,
+    /// Step 4's riding page, when one rode ([`HISTORY_WITH_PULLS_QUERY`]).
+    #[serde(default, rename = "ridingPulls")]
+    riding_pulls: Option<serde_json::Value>,
 }
 
 /// A `GitObject`; `history` is absent when it is not a commit.

@@ -28,7 +28,8 @@
 //! lists deployments with their statuses through GraphQL (`graphql.rs`) instead
 //! of a statuses request per deployment, step 2 reads history instead of a compare
 //! per deployment, and step 4's first sync lists only the merged pull requests it
-//! keeps.
+//! keeps (under a PR-based lead-time start, on the pages of steps 1 and 2 first:
+//! `pulls.rs`).
 //!
 //! Not here: webhooks, GitHub Apps authentication, and anything about
 //! what counts as a DORA event beyond skipping what can never count (non-production
@@ -201,6 +202,8 @@ impl Source for GithubSource {
                 requests: AtomicU64::new(0),
                 skipped: AtomicU64::new(0),
                 page_sizes: answer::PageSizes::new(),
+                riding: Mutex::new(None),
+                answered: Mutex::new(HashMap::new()),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
@@ -258,12 +261,19 @@ struct RepoSync<'a> {
     skipped: AtomicU64,
     /// The GraphQL page sizes of this sync (halved while GitHub times out).
     page_sizes: answer::PageSizes,
+    /// Step 4's listing while it rides on the pages of steps 1 and 2 (a first
+    /// sync under a PR-based lead-time start through GraphQL).
+    riding: Mutex<Option<pulls::RidingPulls>>,
+    /// The merged pull requests of the commits this sync's pages named them for
+    /// (`associatedPullRequests`), for step 5.
+    answered: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
     stats: Mutex<RepoSyncStats>,
 }
 
 impl RepoSync<'_> {
     /// Runs every step; returns whether this was the repository's first sync.
     async fn run(&self, deployments: &DeploymentsConfig) -> Result<bool, SourceError> {
+        self.start_riding_pulls().await?;
         let first = match deployments {
             DeploymentsConfig::DeploymentsApi => self.sync_deployments().await?,
             DeploymentsConfig::WorkflowRuns {

@@ -9,7 +9,9 @@
 //! requests of just those changes (dora-definitions §1 `lead_time_start`):
 //!
 //! - GraphQL: `Commit.associatedPullRequests` for up to 149 commits a query
-//!   (aliases, one point), then the merged pull requests not kept yet with
+//!   (aliases, one point) — none for a change the first page of a later sync
+//!   already answered (it brings the newest history with each commit's pull
+//!   requests: `graphql.rs`) — then the merged pull requests not kept yet with
 //!   their labels and commits (`Repository.pullRequest(number:)`, 74 a query,
 //!   one point);
 //! - REST: `GET /repos/{owner}/{repo}/commits/{sha}/pulls` per commit, then
@@ -149,7 +151,25 @@ impl RepoSync<'_> {
     ) -> Result<BTreeMap<u64, PullRequest>, SourceError> {
         // Pull request number -> the changes GitHub associates with it.
         let mut associated: BTreeMap<u64, Vec<CommitSha>> = BTreeMap::new();
-        for chunk in changes.shas.chunks(COMMITS_PER_LOOKUP_QUERY) {
+        // What this sync's pages already said (the first page of a later sync
+        // brings the new history with each commit's pull requests).
+        let mut unanswered = Vec::with_capacity(changes.shas.len());
+        {
+            let answered = self.answered.lock().ok();
+            for sha in &changes.shas {
+                match answered.as_ref().and_then(|a| a.get(sha)) {
+                    Some(numbers) => {
+                        for number in numbers {
+                            if changes.known_pulls.binary_search(number).is_err() {
+                                associated.entry(*number).or_default().push(*sha);
+                            }
+                        }
+                    }
+                    None => unanswered.push(*sha),
+                }
+            }
+        }
+        for chunk in unanswered.chunks(COMMITS_PER_LOOKUP_QUERY) {
             self.check_cancelled()?;
             let data: serde_json::Value = self
                 .query_aliases(
@@ -225,6 +245,44 @@ impl RepoSync<'_> {
             }
         }
         Ok(found)
+    }
+
+    /// Keeps the merged pull requests each commit of history `nodes` names when
+    /// the query asked for them (`associatedPullRequests { nodes { number
+    /// mergedAt } }`), for [`RepoSync::sync_pull_lookup`] later in this sync.
+    pub(super) fn keep_associated_pulls(&self, nodes: &[serde_json::Value]) {
+        let Ok(mut answered) = self.answered.lock() else {
+            return;
+        };
+        for node in nodes {
+            let Some(sha) = node
+                .get("oid")
+                .and_then(|oid| oid.as_str())
+                .and_then(|oid| CommitSha::parse(oid).ok())
+            else {
+                continue;
+            };
+            let Some(pulls) = node
+                .get("associatedPullRequests")
+                .and_then(|connection| connection.get("nodes"))
+                .and_then(|nodes| nodes.as_array())
+            else {
+                continue;
+            };
+            // A pull request without a number leaves the commit unanswered:
+            // step 5 asks again.
+            let numbers: Option<Vec<Option<u64>>> = pulls
+                .iter()
+                .map(|pull| {
+                    let number = pull.get("number").and_then(|n| n.as_u64())?;
+                    let merged = pull.get("mergedAt").is_some_and(|m| !m.is_null());
+                    Some(merged.then_some(number))
+                })
+                .collect();
+            if let Some(numbers) = numbers {
+                answered.insert(sha, numbers.into_iter().flatten().collect());
+            }
+        }
     }
 
     /// The `repository` object of a GraphQL answer.
