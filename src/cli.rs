@@ -390,29 +390,36 @@ where
 /// `2 repositories (2 teams), windows 7d 30d 90d, lookback 90d, poll every 5m, GitHub
 /// API https://api.github.com/, listen 0.0.0.0:9184, store ./dora.db`
 pub fn summary(config: &Config) -> String {
-    let github = &config.github;
-    let repositories = github.repositories.len();
-    let teams: BTreeSet<&str> = github
-        .repositories
-        .iter()
-        .map(|repo| repo.team.as_str())
-        .collect();
+    let all = config.all_repositories();
+    let repositories = all.len();
+    let teams: BTreeSet<&str> = all.iter().map(|(_, team)| team.as_str()).collect();
     let windows: Vec<String> = config
         .metrics
         .windows
         .iter()
         .map(ToString::to_string)
         .collect();
+    let source = match &config.github {
+        Some(github) => format!(
+            "lookback {}, poll every {}, GitHub API {}",
+            github.lookback, github.poll_interval, github.api_url
+        ),
+        None => "no GitHub".to_owned(),
+    };
+    let ingest = match &config.ingest {
+        Some(ingest) => format!(
+            ", push API for {} client{}",
+            ingest.clients.len(),
+            if ingest.clients.len() == 1 { "" } else { "s" }
+        ),
+        None => String::new(),
+    };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, lookback {}, poll every {}, \
-         GitHub API {}, listen {}, store {}",
+        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
         windows.join(" "),
-        github.lookback,
-        github.poll_interval,
-        github.api_url,
         config.server.listen,
         config.storage.path.display(),
     )
@@ -472,7 +479,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
 /// `sync --once`: one sync of every repository; fails naming those that failed.
 pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(&args.file.config)?;
-    let repositories = config.github.repositories.len() as u64;
+    let repositories = config.github_repositories().len() as u64;
     let bar = io::stderr().is_terminal().then(|| {
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} repositories {msg}",

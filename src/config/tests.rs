@@ -95,7 +95,7 @@ fn minimal_file_takes_every_default() {
         config.metrics.thresholds.to_thresholds(),
         Thresholds::default()
     );
-    let github = &config.github;
+    let github = config.github.as_ref().unwrap();
     assert_eq!(github.api_url.as_str(), "https://api.github.com/");
     assert_eq!(github.token.expose_secret(), TOKEN);
     assert_eq!(github.poll_interval.to_string(), "5m");
@@ -127,7 +127,7 @@ fn minimal_file_gives_the_engine_defaults() {
 fn interfaces_example_loads() {
     let config = load(INTERFACES_EXAMPLE).unwrap();
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:9184");
-    let web = &config.github.repositories[1];
+    let web = &config.github.as_ref().unwrap().repositories[1];
     assert_eq!(web.name.as_str(), "acme/web");
     assert_eq!(web.team.as_str(), "web");
     assert_eq!(
@@ -367,7 +367,7 @@ fn a_file_setting_every_key_builds_that_config() {
     );
     assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.log.level, LogLevel::Debug);
-    let github = &config.github;
+    let github = config.github.as_ref().unwrap();
     assert_eq!(github.api_url.as_str(), "http://127.0.0.1:8080/api/v3");
     assert_eq!(github.token.expose_secret(), TOKEN);
     assert_eq!(github.poll_interval.to_string(), "30s");
@@ -581,10 +581,8 @@ fn thresholds_accept_seconds_and_durations_and_default_per_key() {
 fn validate_checks_configs_built_in_code() {
     let mut config = load(MINIMAL).unwrap();
     assert_eq!(config.validate(), Ok(()));
-    config
-        .github
-        .repositories
-        .push(config.github.repositories[0].clone());
+    let github = config.github.as_mut().unwrap();
+    github.repositories.push(github.repositories[0].clone());
     config
         .metrics
         .windows
@@ -673,7 +671,10 @@ fn load_reports_files_it_cannot_use() {
             .ok_or(VarError::NotPresent)
     })
     .unwrap();
-    assert_eq!(config.github.token.expose_secret(), "from-map");
+    assert_eq!(
+        config.github.as_ref().unwrap().token.expose_secret(),
+        "from-map"
+    );
 }
 
 /// The documentation derives from the one schema: every key the loader knows has a

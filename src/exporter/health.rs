@@ -16,6 +16,19 @@ use crate::sources::{ApiRequests, ApiRetries, RateLimit};
 pub struct HealthSnapshot {
     /// One entry per source (`github`, …).
     pub sources: Vec<SourceHealth>,
+    /// Push API requests by client and outcome (empty without `[ingest]`).
+    pub pushes: Vec<PushCount>,
+}
+
+/// Push API requests of one client with one outcome since the process started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushCount {
+    /// The configured client name; empty for requests without a valid token.
+    pub client: String,
+    /// `accepted`, `duplicate`, `unauthorized`, … (`docs/metrics.md`).
+    pub outcome: String,
+    /// Requests so far.
+    pub count: u64,
 }
 
 /// The health of one source, such as GitHub.

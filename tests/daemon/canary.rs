@@ -475,16 +475,16 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
     let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
     use secrecy::ExposeSecret;
     assert_eq!(
-        config.github.token.expose_secret(),
+        config.github.as_ref().unwrap().token.expose_secret(),
         CANARY,
         "the canary is the configured token"
     );
-    let source = GithubSource::new(&config.github).unwrap();
+    let source = GithubSource::new(config.github.as_ref().unwrap()).unwrap();
     let messages = [
         format!("{config:?}"),
         format!("{config:#?}"),
         format!("{:?}", config.github),
-        format!("{:?}", config.github.token),
+        format!("{:?}", config.github.as_ref().unwrap().token),
         format!("{source:?}"),
         format!("{source:#?}"),
     ];

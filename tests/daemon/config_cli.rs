@@ -111,7 +111,10 @@ fn the_example_shows_defaults_and_is_documented() {
     assert_eq!(config.metrics, defaults.metrics);
     assert_eq!(config.storage, defaults.storage);
     assert_eq!(config.log, defaults.log);
-    let (ours, theirs) = (&config.github, &defaults.github);
+    let (ours, theirs) = (
+        config.github.as_ref().unwrap(),
+        defaults.github.as_ref().unwrap(),
+    );
     assert_eq!(ours.api_url, theirs.api_url);
     assert_eq!(ours.poll_interval, theirs.poll_interval);
     assert_eq!(ours.lookback, theirs.lookback);
@@ -293,7 +296,10 @@ fn the_token_never_appears_in_any_output() {
     }
 
     let config = Config::load_with(&example(), lookup).unwrap();
-    let debug = format!("{config:?}\n{config:#?}\n{:?}", config.github.token);
+    let debug = format!(
+        "{config:?}\n{config:#?}\n{:?}",
+        config.github.as_ref().unwrap().token
+    );
     assert!(!debug.contains(SECRET), "{debug}");
 }
 

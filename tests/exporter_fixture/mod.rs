@@ -347,6 +347,7 @@ pub fn health() -> HealthSnapshot {
                 },
             ],
         }],
+        pushes: Vec::new(),
     }
 }
 

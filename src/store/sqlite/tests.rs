@@ -24,6 +24,7 @@ fn batch(first: u8, count: u8, cursor_since: i64) -> SyncBatch {
             "Add a thing",
         ));
         batch.incidents.push(Incident {
+            source: crate::domain::IncidentSource::GithubIssues,
             repository: repo(),
             number: u64::from(n),
             created_at: Timestamp(i64::from(n)),
