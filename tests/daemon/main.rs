@@ -18,4 +18,5 @@ mod graphql;
 mod hostile;
 mod incremental;
 mod pagination;
+mod push;
 mod report;
