@@ -320,3 +320,28 @@ fn an_invalid_rust_log_is_one_clear_error() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// A collector fed only by the push API: `[ingest]` and `[[repositories]]`, no
+/// `[github]`, is valid, and the ingest token is not printed.
+#[test]
+fn a_push_only_configuration_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("push.toml");
+    std::fs::write(
+        &path,
+        "[ingest]\n[[ingest.clients]]\nname = \"jenkins\"\n\
+         token = \"${GITHUB_TOKEN}-used-as-an-ingest-token\"\nrepositories = [\"acme/*\"]\n\
+         [[repositories]]\nname = \"acme/billing\"\nteam = \"payments\"\n",
+    )
+    .unwrap();
+    let output = check_config(&path, Some(SECRET));
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(
+            "OK: 1 repository (1 team), windows 7d 30d 90d, no GitHub, push API for 1 client,"
+        ),
+        "{stdout}"
+    );
+    assert_no_secret(&output, "push-only");
+}

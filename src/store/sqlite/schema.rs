@@ -23,7 +23,7 @@ pub(crate) const APPLICATION_ID: i64 = 0x444F_5241;
 
 /// The migration steps, in order; step `i` takes the schema from version `i` to
 /// `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // Version 1: the initial schema.
     r#"
     CREATE TABLE repositories (
