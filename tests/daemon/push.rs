@@ -168,6 +168,17 @@ fn counts(store: &Path) -> StoreCounts {
     SqliteStore::open(store).unwrap().counts().unwrap()
 }
 
+/// A refused request: what, path, token, content type, body, status, field.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    String,
+    u16,
+    Option<&'a str>,
+);
+
 /// A successful deployment of `acme/billing` carrying one root commit.
 fn deployment(id: &str, n: u64) -> Value {
     json!({
@@ -226,7 +237,7 @@ async fn bad_pushes_are_refused_with_their_status_and_field_and_nothing_is_store
     let too_many = format!("[{}]", vec![good.to_string(); 1_001].join(","));
     let huge = format!("[{}]", vec![good.to_string(); 5_000].join(","));
     #[rustfmt::skip]
-    let cases: Vec<(&str, &str, Option<&str>, Option<&str>, String, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("no token", deployments, None, json_type, good.to_string(), 401, None),
         ("a wrong token", deployments, Some("ci-token-0123456789abcdef0123456789abcdeX"), json_type, good.to_string(), 401, None),
         ("another client's token", deployments, Some(OTHER_TOKEN), json_type, good.to_string(), 403, Some("repository")),
