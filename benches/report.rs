@@ -109,6 +109,7 @@ fn batch(r: u64, deployments: u64, rng: &mut u64) -> SyncBatch {
             ShaPrefix::parse(&sha_of(r, commit).to_string()[..7]).unwrap()
         });
         batch.incidents.push(Incident {
+            source: dora_collector::domain::IncidentSource::GithubIssues,
             repository: name.clone(),
             number: i + 1,
             created_at: Timestamp(created),

@@ -135,9 +135,10 @@ async fn run(
         .expect("bind");
     let addr = listener.local_addr().expect("address");
     let mut config = demo::demo_config(org, sim.base_url(), addr, &store).expect("configuration");
-    config.github.api = api;
-    config.github.lead_time_start = start.1;
-    config.github.lookback = ConfigDuration::new(LOOKBACK_DAYS, Unit::Days).expect("lookback");
+    let github = config.github.as_mut().expect("[github]");
+    github.api = api;
+    github.lead_time_start = start.1;
+    github.lookback = ConfigDuration::new(LOOKBACK_DAYS, Unit::Days).expect("lookback");
     let clock = Arc::new(ManualClock::new(org.now));
     let options = RunOptions {
         clock: clock.clone(),

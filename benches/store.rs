@@ -82,6 +82,7 @@ fn batch(repository: &RepoName, commits: std::ops::Range<u64>) -> SyncBatch {
             });
             if id % 20 == 0 {
                 batch.incidents.push(Incident {
+                    source: dora_collector::domain::IncidentSource::GithubIssues,
                     repository: repository.clone(),
                     number: id,
                     created_at: Timestamp(1_600_000_000 + n as i64 * 60 + 900),

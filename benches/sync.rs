@@ -91,9 +91,12 @@ fn main() {
         let mut config =
             demo::demo_config(&config_org, sim.base_url(), addr, &store).expect("configuration");
         if std::env::var("DORA_SYNC_BENCH_API").as_deref() == Ok("rest") {
-            config.github.api = dora_collector::config::GithubApi::Rest;
+            config.github.as_mut().expect("[github]").api = dora_collector::config::GithubApi::Rest;
         }
-        println!("deployments read through: {:?}", config.github.api);
+        println!(
+            "deployments read through: {:?}",
+            config.github.as_ref().expect("[github]").api
+        );
         let config_for_engine = config.clone();
         drop(config_org);
         let run = RunOptions {

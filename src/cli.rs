@@ -95,6 +95,125 @@ pub enum Command {
     /// URL to open. (Not in a build without the `demo` feature.)
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+
+    /// Record a deployment or an incident through the push API (for pipelines).
+    ///
+    /// The token comes from DORA_INGEST_TOKEN. Retries connection errors, 5xx and
+    /// 429 with the same id until the deadline. Exits 0 once stored, 1 when the
+    /// collector refused it or could not be reached in time, 2 for bad arguments.
+    /// See docs/push.md.
+    Notify(NotifyArgs),
+}
+
+/// `notify`
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub what: NotifyWhat,
+}
+
+/// What `notify` records.
+#[derive(Debug, Clone, Subcommand)]
+pub enum NotifyWhat {
+    /// A deployment (POST /api/v1/deployments).
+    Deployment(NotifyDeploymentArgs),
+    /// An incident (POST /api/v1/incidents).
+    Incident(NotifyIncidentArgs),
+}
+
+/// Where `notify` sends, shared by both kinds.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyTarget {
+    /// The collector's base URL, e.g. http://dora-collector:9184.
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub url: String,
+    /// Give up after this long (all attempts together): 30s, 2m, ...
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub deadline: std::time::Duration,
+}
+
+/// The outcome of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyStatus {
+    Success,
+    Failure,
+}
+
+/// `notify deployment`
+#[derive(Debug, Clone, Args)]
+pub struct NotifyDeploymentArgs {
+    #[command(flatten)]
+    pub target: NotifyTarget,
+    /// The repository deployed, owner/name.
+    #[arg(long, value_name = "OWNER/NAME", value_parser = crate::domain::RepoName::parse)]
+    pub repository: crate::domain::RepoName,
+    /// The environment deployed to.
+    #[arg(long, value_name = "NAME", value_parser = crate::domain::Environment::parse)]
+    pub environment: crate::domain::Environment,
+    /// The commit deployed (40 hex digits).
+    #[arg(long, value_name = "SHA", value_parser = crate::domain::CommitSha::parse)]
+    pub sha: crate::domain::CommitSha,
+    /// Whether it reached the environment.
+    #[arg(long, value_enum)]
+    pub status: NotifyStatus,
+    /// Your id of this deployment; default: the CI system's run (GitHub Actions,
+    /// Jenkins, GitLab, Buildkite, CircleCI, Tekton).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// When it started (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = Timestamp::parse_rfc3339)]
+    pub started_at: Option<Timestamp>,
+    /// When it finished (RFC 3339); default: now.
+    #[arg(long, value_name = "TIME", value_parser = Timestamp::parse_rfc3339)]
+    pub finished_at: Option<Timestamp>,
+}
+
+/// `notify incident`
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["repository", "team"])))]
+pub struct NotifyIncidentArgs {
+    #[command(flatten)]
+    pub target: NotifyTarget,
+    /// The repository affected, owner/name.
+    #[arg(long, value_name = "OWNER/NAME", value_parser = crate::domain::RepoName::parse)]
+    pub repository: Option<crate::domain::RepoName>,
+    /// The team affected (not accepted by this collector version yet).
+    #[arg(long, value_name = "TEAM", value_parser = parse_team)]
+    pub team: Option<Team>,
+    /// Your id of the incident (the same id again with --resolved-at resolves it).
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// When it started (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = Timestamp::parse_rfc3339)]
+    pub created_at: Timestamp,
+    /// When it was resolved (RFC 3339); absent while open.
+    #[arg(long, value_name = "TIME", value_parser = Timestamp::parse_rfc3339)]
+    pub resolved_at: Option<Timestamp>,
+    /// The commit that caused it (7 to 40 hex digits).
+    #[arg(long, value_name = "SHA", value_parser = crate::domain::ShaPrefix::parse)]
+    pub root_cause: Option<crate::domain::ShaPrefix>,
+    /// A title.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+}
+
+fn parse_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("expected an http:// or https:// URL".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "must not contain a user name or password (the token is DORA_INGEST_TOKEN)".to_owned(),
+        );
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::Duration::parse(text)
+        .map(|d| d.to_std())
+        .map_err(|e| e.to_string())
 }
 
 /// `--config FILE`, shared by every command that reads a configuration file.
@@ -212,12 +331,17 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+    /// Arguments that cannot work (exit status 2, like clap's own).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config(ConfigError::Invalid { .. }) => EXIT_INVALID_CONFIG,
+            CliError::Config(ConfigError::Invalid { .. }) | CliError::Usage(_) => {
+                EXIT_INVALID_CONFIG
+            }
             CliError::Config(ConfigError::Read { .. }) | CliError::Other(_) => EXIT_FAILURE,
         }
     }
@@ -241,6 +365,7 @@ impl CliError {
             // Its message already ends with the I/O cause.
             CliError::Config(error @ ConfigError::Read { .. }) => writeln!(err, "error: {error}"),
             CliError::Other(error) => writeln!(err, "error: {error:#}"),
+            CliError::Usage(message) => writeln!(err, "error: {message}"),
         }
     }
 }
@@ -268,6 +393,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => sync(&args, &mut io::stdout().lock()),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo(&args, &mut io::stdout().lock()),
+        Command::Notify(args) => init_tracing(&LogConfig::default())
+            .map_err(CliError::from)
+            .and_then(|()| {
+                notify(
+                    &args,
+                    |name| std::env::var(name).ok(),
+                    SystemClock.now(),
+                    &mut io::stdout().lock(),
+                )
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -395,32 +530,120 @@ where
 /// `2 repositories (2 teams), windows 7d 30d 90d, lookback 90d, poll every 5m, GitHub
 /// API https://api.github.com/, listen 0.0.0.0:9184, store ./dora.db`
 pub fn summary(config: &Config) -> String {
-    let github = &config.github;
-    let repositories = github.repositories.len();
-    let teams: BTreeSet<&str> = github
-        .repositories
-        .iter()
-        .map(|repo| repo.team.as_str())
-        .collect();
+    let all = config.all_repositories();
+    let repositories = all.len();
+    let teams: BTreeSet<&str> = all.iter().map(|(_, team)| team.as_str()).collect();
     let windows: Vec<String> = config
         .metrics
         .windows
         .iter()
         .map(ToString::to_string)
         .collect();
+    let source = match &config.github {
+        Some(github) => format!(
+            "lookback {}, poll every {}, GitHub API {}",
+            github.lookback, github.poll_interval, github.api_url
+        ),
+        None => "no GitHub".to_owned(),
+    };
+    let ingest = match &config.ingest {
+        Some(ingest) => format!(
+            ", push API for {} client{}",
+            ingest.clients.len(),
+            if ingest.clients.len() == 1 { "" } else { "s" }
+        ),
+        None => String::new(),
+    };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, lookback {}, poll every {}, \
-         GitHub API {}, listen {}, store {}",
+        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
         windows.join(" "),
-        github.lookback,
-        github.poll_interval,
-        github.api_url,
         config.server.listen,
         config.storage.path.display(),
     )
+}
+
+/// `notify`: builds the item, sends it (with retries) and prints one line.
+pub fn notify(
+    args: &NotifyArgs,
+    env: impl Fn(&str) -> Option<String>,
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::notify::{ci_id, send, Target, TOKEN_VARIABLE};
+    let token = env(TOKEN_VARIABLE)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            CliError::Usage(format!("{TOKEN_VARIABLE} is not set (the client's token)"))
+        })?;
+    let (target, path, body, id) = match &args.what {
+        NotifyWhat::Deployment(d) => {
+            let id = match d.id.clone().or_else(|| ci_id(&env)) {
+                Some(id) => id,
+                None => {
+                    return Err(CliError::Usage(
+                        "--id is required outside a known CI system (no run id found)".to_owned(),
+                    ))
+                }
+            };
+            let mut body = serde_json::json!({
+                "id": id,
+                "repository": d.repository.as_str(),
+                "environment": d.environment.as_str(),
+                "sha": d.sha.to_string(),
+                "status": match d.status {
+                    NotifyStatus::Success => "success",
+                    NotifyStatus::Failure => "failure",
+                },
+                "finished_at": d.finished_at.unwrap_or(now).to_rfc3339(),
+            });
+            if let Some(started) = d.started_at {
+                body["started_at"] = serde_json::json!(started.to_rfc3339());
+            }
+            (&d.target, "/api/v1/deployments", body, id)
+        }
+        NotifyWhat::Incident(i) => {
+            let mut body = serde_json::json!({
+                "id": i.id,
+                "created_at": i.created_at.to_rfc3339(),
+            });
+            if let Some(repository) = &i.repository {
+                body["repository"] = serde_json::json!(repository.as_str());
+            }
+            if let Some(team) = &i.team {
+                body["team"] = serde_json::json!(team.as_str());
+            }
+            if let Some(resolved) = i.resolved_at {
+                body["resolved_at"] = serde_json::json!(resolved.to_rfc3339());
+            }
+            if let Some(root) = &i.root_cause {
+                body["root_cause"] = serde_json::json!(root.as_str());
+            }
+            if let Some(title) = &i.title {
+                body["title"] = serde_json::json!(title);
+            }
+            (&i.target, "/api/v1/incidents", body, i.id.clone())
+        }
+    };
+    let target = Target {
+        url: target.url.clone(),
+        token: secrecy::SecretString::from(token),
+        deadline: target.deadline,
+    };
+    let stored = runtime()?
+        .block_on(send(&target, path, &body))
+        .map_err(|e| CliError::Other(anyhow::anyhow!(e)))?;
+    writeln!(
+        out,
+        "stored {id:?} at {}{path} after {} attempt{}: {}",
+        target.url,
+        stored.attempts,
+        if stored.attempts == 1 { "" } else { "s" },
+        stored.answer
+    )
+    .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))
 }
 
 /// A multi-threaded tokio runtime for the commands that need one.
@@ -532,7 +755,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
 /// `sync --once`: one sync of every repository; fails naming those that failed.
 pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(&args.file.config)?;
-    let repositories = config.github.repositories.len() as u64;
+    let repositories = config.github_repositories().len() as u64;
     let bar = io::stderr().is_terminal().then(|| {
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} repositories {msg}",

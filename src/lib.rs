@@ -12,6 +12,9 @@
 //! - `templates`: the template engine of the HTML and Markdown the collector writes
 //!   (the report, the landing page), escaping every value for its format.
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
+//! - `ingest`: the push API (`POST /api/v1/deployments`, `/api/v1/incidents`):
+//!   clients, validation, group-committed writes.
+//! - `notify`: the push API's client for pipelines (`notify deployment|incident`).
 //! - `sources`: where events come from, behind the `Source` trait; `sources::github`
 //!   reads the GitHub REST API incrementally into the store.
 //! - `daemon`: the scheduler (sources → store → engine → exporter), the HTTP server,
@@ -24,6 +27,8 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod exporter;
+pub mod ingest;
+pub mod notify;
 pub mod report;
 pub mod sources;
 pub mod store;

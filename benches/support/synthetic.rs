@@ -105,6 +105,7 @@ pub fn events(repos: u64, deployments_per_repo: u64) -> Events {
                 ShaPrefix::parse(&sha_of(r, commit).to_string()[..7]).unwrap()
             });
             builder.incident(Incident {
+                source: dora_collector::domain::IncidentSource::GithubIssues,
                 repository: name.clone(),
                 number: i + 1,
                 created_at: Timestamp(created),

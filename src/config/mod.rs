@@ -55,8 +55,9 @@ pub use env::expand_env;
 pub use problem::{ConfigError, Problem};
 pub use rules::MAX_WINDOWS;
 pub use values::{
-    ApiUrl, ApiUrlError, BranchName, LabelName, LogFormat, LogLevel, Seconds, WorkflowName,
-    MAX_NAME_LEN, MAX_TOKEN_LEN,
+    ApiUrl, ApiUrlError, BranchName, ClientName, LabelName, LogFormat, LogLevel, RepoPattern,
+    Seconds, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_NAME_LEN, MAX_TOKEN_LEN,
+    MIN_INGEST_TOKEN_LEN,
 };
 
 use crate::domain::{Environment, RepoName, Team};
@@ -105,6 +106,10 @@ pub mod defaults {
     pub const POLL_INTERVAL: Duration = duration(5, Unit::Minutes);
     /// `github.lookback`: 90d, the longest default window.
     pub const LOOKBACK: Duration = duration(90, Unit::Days);
+    /// `ingest.requests_per_second`: 100 requests a second per client, far above
+    /// what a CI system reports and low enough that one runaway script cannot
+    /// flood the store.
+    pub const INGEST_REQUESTS_PER_SECOND: u32 = 100;
     /// `metrics.windows`: 7d, 30d, 90d.
     pub const WINDOWS: [Duration; 3] = [
         duration(7, Unit::Days),
@@ -164,10 +169,50 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[metrics]`: windows and level thresholds. Optional.
     pub metrics: MetricsConfig,
-    /// `[github]`: the source. Required (it holds the token and the repositories).
-    pub github: GithubConfig,
+    /// `[github]`: the source. Optional when `[ingest]` is there (a collector fed
+    /// only by the push API); at least one of the two.
+    pub github: Option<GithubConfig>,
+    /// `[ingest]`: the push API. Absent: disabled.
+    pub ingest: Option<IngestConfig>,
+    /// `[[repositories]]`: repositories known only through the push API (their
+    /// teams). Optional.
+    pub repositories: Vec<PushRepositoryConfig>,
     /// `[log]`: the daemon's own log output. Optional.
     pub log: LogConfig,
+}
+
+/// `[ingest]`: the push API (`POST /api/v1/deployments`, `POST /api/v1/incidents`).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Requests a second each client may send (and as many at once); more are
+    /// answered `429` with `Retry-After`. Default 100; 1 to
+    /// [`MAX_INGEST_REQUESTS_PER_SECOND`].
+    pub requests_per_second: u32,
+    /// `[[ingest.clients]]`: at least one, no name or token twice.
+    pub clients: Vec<IngestClientConfig>,
+}
+
+/// `[[ingest.clients]]`: one system that pushes (a Jenkins, a GitLab, a script).
+#[derive(Debug, Clone)]
+pub struct IngestClientConfig {
+    /// The client's name: the `client` label of the push counters and part of
+    /// every pushed item's identity. Required.
+    pub name: ClientName,
+    /// Its bearer token: at least [`MIN_INGEST_TOKEN_LEN`] characters, normally
+    /// `"${DORA_INGEST_…}"`. Required; never printed.
+    pub token: SecretString,
+    /// Glob patterns of the repositories it may write (`acme/*`). Required, at
+    /// least one.
+    pub repositories: Vec<RepoPattern>,
+}
+
+/// `[[repositories]]`: a repository known only through the push API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRepositoryConfig {
+    /// `owner/name`. Required; not also in `[[github.repositories]]`.
+    pub name: RepoName,
+    /// Its team. Default `unassigned`.
+    pub team: Team,
 }
 
 /// `[server]`
@@ -349,6 +394,20 @@ pub enum DeploymentsConfig {
         branch: BranchName,
         environment: Environment,
     },
+    /// `from = "push"`: deployments come from the push API; GitHub gives the
+    /// commits (change sets), incidents and pull requests. No other key.
+    Push,
+}
+
+impl DeploymentsConfig {
+    /// The name a `409` gives for where a repository's deployments come from.
+    pub fn source_name(&self) -> &'static str {
+        match self {
+            DeploymentsConfig::DeploymentsApi => "github (the Deployments API)",
+            DeploymentsConfig::WorkflowRuns { .. } => "github (workflow runs)",
+            DeploymentsConfig::Push => "push",
+        }
+    }
 }
 
 /// The value of `deployments.from`.
@@ -358,6 +417,7 @@ pub enum DeploymentsFrom {
     #[default]
     Deployments,
     WorkflowRuns,
+    Push,
 }
 
 /// A key of a table as the loader saw it: absent, present with a bad value (already
@@ -410,16 +470,18 @@ impl DeploymentsConfig {
             ("environment", environment.is_present()),
         ];
         match from {
-            DeploymentsFrom::Deployments => {
+            DeploymentsFrom::Deployments | DeploymentsFrom::Push => {
                 let extra: Vec<_> = presence
                     .iter()
                     .filter(|(_, present)| *present)
                     .map(|(key, _)| (*key, ONLY_WITH_WORKFLOW_RUNS))
                     .collect();
-                if extra.is_empty() {
-                    Ok(DeploymentsConfig::DeploymentsApi)
-                } else {
+                if !extra.is_empty() {
                     Err(extra)
+                } else if from == DeploymentsFrom::Push {
+                    Ok(DeploymentsConfig::Push)
+                } else {
+                    Ok(DeploymentsConfig::DeploymentsApi)
                 }
             }
             DeploymentsFrom::WorkflowRuns => {
@@ -506,24 +568,75 @@ impl Config {
     }
 
     /// What the engine needs: windows, thresholds, production environments, labels,
-    /// lead-time start, rollback policy and the team of every repository.
+    /// lead-time start, rollback policy and the team of every repository. Without
+    /// `[github]`, the GitHub keys' defaults.
     pub fn engine_config(&self) -> EngineConfig {
-        let github = &self.github;
         let labels = |labels: &[LabelName]| labels.iter().map(|l| l.as_str().to_owned()).collect();
+        let mut teams: BTreeMap<RepoName, Team> = self
+            .repositories
+            .iter()
+            .map(|repo| (repo.name.clone(), repo.team.clone()))
+            .collect();
+        teams.extend(
+            self.github_repositories()
+                .iter()
+                .map(|repo| (repo.name.clone(), repo.team.clone())),
+        );
+        let (production, incident, rework, start, rollback) = match &self.github {
+            Some(github) => (
+                github.production_environments.clone(),
+                labels(&github.incident_labels),
+                labels(&github.rework_labels),
+                github.lead_time_start,
+                github.rollback_is_failure,
+            ),
+            None => (
+                defaults::production_environments(),
+                labels(&defaults::incident_labels()),
+                labels(&defaults::rework_labels()),
+                LeadTimeStart::default(),
+                defaults::rollback_is_failure(),
+            ),
+        };
         EngineConfig {
             windows: self.metrics.engine_windows(),
-            production_environments: github.production_environments.clone(),
-            incident_labels: labels(&github.incident_labels),
-            rework_labels: labels(&github.rework_labels),
-            lead_time_start: github.lead_time_start,
-            rollback_is_failure: github.rollback_is_failure,
+            production_environments: production,
+            incident_labels: incident,
+            rework_labels: rework,
+            lead_time_start: start,
+            rollback_is_failure: rollback,
             thresholds: self.metrics.thresholds.to_thresholds(),
-            teams: github
-                .repositories
-                .iter()
-                .map(|repo| (repo.name.clone(), repo.team.clone()))
-                .collect::<BTreeMap<_, _>>(),
+            teams,
         }
+    }
+
+    /// `[[github.repositories]]`; none without `[github]`.
+    pub fn github_repositories(&self) -> &[RepositoryConfig] {
+        self.github
+            .as_ref()
+            .map_or(&[], |github| github.repositories.as_slice())
+    }
+
+    /// Every repository configured by name: `[[github.repositories]]`, then
+    /// `[[repositories]]`.
+    pub fn all_repositories(&self) -> Vec<(RepoName, Team)> {
+        self.github_repositories()
+            .iter()
+            .map(|repo| (repo.name.clone(), repo.team.clone()))
+            .chain(
+                self.repositories
+                    .iter()
+                    .map(|repo| (repo.name.clone(), repo.team.clone())),
+            )
+            .collect()
+    }
+
+    /// The time between two syncs: `github.poll_interval`, or its default
+    /// without `[github]` (the daemon then only recomputes on that rhythm).
+    pub fn poll_interval(&self) -> Duration {
+        self.github
+            .as_ref()
+            .map_or_else(defaults::poll_interval, |github| github.poll_interval)
     }
 }
 

@@ -24,12 +24,14 @@ use super::env;
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
 use super::{
-    defaults, ApiUrl, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi,
-    GithubConfig, LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, Problem,
-    RepositoryConfig, Seconds, ServerConfig, StorageConfig, ThresholdsConfig,
+    defaults, ApiUrl, ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field,
+    GithubApi, GithubConfig, IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat,
+    LogLevel, MetricsConfig, Problem, PushRepositoryConfig, RepoPattern, RepositoryConfig, Seconds,
+    ServerConfig, StorageConfig, ThresholdsConfig, MIN_INGEST_TOKEN_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -98,13 +100,29 @@ where
     walker.expanded = expander.expanded;
     let root_table = Table::new(String::new(), root.get_ref());
     let config = walker.config(root_table);
-    let token = root
+    let mut tokens: Vec<&str> = Vec::new();
+    let github_token = root
         .get_ref()
         .get("github")
         .and_then(|github| github.get_ref().as_table())
         .and_then(|github| github.get("token"))
         .and_then(|token| token.get_ref().as_str());
-    let mut problems = walker.finish_problems(token);
+    tokens.extend(github_token);
+    let clients = root
+        .get_ref()
+        .get("ingest")
+        .and_then(|ingest| ingest.get_ref().as_table())
+        .and_then(|ingest| ingest.get("clients"))
+        .and_then(|clients| clients.get_ref().as_array());
+    for client in clients.into_iter().flatten() {
+        let token = client
+            .get_ref()
+            .as_table()
+            .and_then(|client| client.get("token"))
+            .and_then(|token| token.get_ref().as_str());
+        tokens.extend(token);
+    }
+    let mut problems = walker.finish_problems(&tokens);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
         _ => {
@@ -232,7 +250,8 @@ where
 /// A document with every table of the schema, each empty, for [`schema_paths`].
 #[cfg(test)]
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
-                           [[github.repositories]]\ndeployments = {}\n[log]\n";
+                           [[github.repositories]]\ndeployments = {}\n[ingest]\n\
+                           [[ingest.clients]]\n[[repositories]]\n[log]\n";
 
 /// Every key path of the schema, tables included, spelled as
 /// `docs/configuration.md` spells them (`github.repositories[].name`): the keys that
@@ -404,8 +423,8 @@ impl<'l> Walker<'l> {
         self.problems.extend(problems);
     }
 
-    /// Locates the problems from `rules`, redacts the token, orders by line.
-    fn finish_problems(mut self, token: Option<&str>) -> Vec<Problem> {
+    /// Locates the problems from `rules`, redacts the tokens, orders by line.
+    fn finish_problems(mut self, tokens: &[&str]) -> Vec<Problem> {
         for problem in &mut self.problems {
             if problem.line.is_none() {
                 let mut path = problem.path.clone().unwrap_or_default();
@@ -419,7 +438,7 @@ impl<'l> Walker<'l> {
                     }
                 };
             }
-            if let Some(token) = token.filter(|t| t.len() >= MIN_REDACTED_TOKEN_LEN) {
+            for token in tokens.iter().filter(|t| t.len() >= MIN_REDACTED_TOKEN_LEN) {
                 problem.message = problem.message.replace(token, REDACTED);
                 if let Some(path) = &mut problem.path {
                     *path = path.replace(token, REDACTED);
@@ -709,29 +728,146 @@ impl<'l> Walker<'l> {
             Field::Valid(table) => self.metrics(table),
         };
         let github = match self.table(&mut root, "github") {
-            Field::Valid(table) => self.github(table),
+            Field::Valid(table) => self.github(table).map(Some),
             Field::Invalid => None,
-            Field::Absent => {
-                self.problem(
-                    "github".to_owned(),
-                    None,
-                    "missing required table [github] (the token and the repositories)",
-                );
-                None
-            }
+            Field::Absent => Some(None),
         };
+        let ingest = match self.table(&mut root, "ingest") {
+            Field::Valid(table) => self.ingest(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
+        if let (Some(None), Some(None)) = (&github, &ingest) {
+            self.problem(
+                "github".to_owned(),
+                None,
+                "missing required table [github] (the token and the repositories), \
+                 or [ingest] for a collector fed only by the push API",
+            );
+        }
+        let repositories = self.push_repositories(&mut root);
         let log = self.section(&mut root, "log", Self::log);
         self.finish(root);
         if let (Some(lookback), Some(windows)) = (self.lookback, self.windows.take()) {
             self.extend(rules::lookback(lookback, &windows));
         }
+        let (github, repositories) = (github?, repositories?);
+        let github_names: Vec<&RepoName> = github
+            .iter()
+            .flat_map(|github| &github.repositories)
+            .map(|repo| &repo.name)
+            .collect();
+        self.extend(rules::push_repositories_apart(&repositories, &github_names));
         Some(Config {
             server: server?,
             storage: storage?,
             metrics: metrics?,
-            github: github?,
+            github,
+            ingest: ingest?,
+            repositories,
             log: log?,
         })
+    }
+
+    fn ingest(&mut self, mut table: Table<'_, '_>) -> Option<IngestConfig> {
+        let rate = self
+            .scalar(&mut table, "requests_per_second", u32::deserialize)
+            .or_else(|| defaults::INGEST_REQUESTS_PER_SECOND);
+        if let Some(rate) = rate {
+            self.extend(rules::ingest_rate(rate));
+        }
+        let tables = self.tables(&mut table, "clients").or_else(Vec::new);
+        self.finish(table);
+        let tables = tables?;
+        let declared = tables.len();
+        let mut clients = Vec::new();
+        for table in tables {
+            clients.push(table.and_then(|table| self.ingest_client(table)));
+        }
+        let parsed: Vec<(usize, &IngestClientConfig)> = clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .collect();
+        let problems = rules::ingest_clients(&parsed, declared);
+        self.extend(problems);
+        Some(IngestConfig {
+            requests_per_second: rate?,
+            clients: clients.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn ingest_client(&mut self, mut table: Table<'_, '_>) -> Option<IngestClientConfig> {
+        let name = self.scalar(&mut table, "name", ClientName::deserialize);
+        let name = self.require(name, &table, "name");
+        let token_path = table.child("token");
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        if let Some(token) = &token {
+            if token.expose_secret().chars().count() < MIN_INGEST_TOKEN_LEN {
+                let line = self.key_lines.get(&token_path).copied();
+                self.problem(
+                    token_path,
+                    line,
+                    format!(
+                        "must be at least {MIN_INGEST_TOKEN_LEN} characters (the value is \
+                         not shown); generate one with `openssl rand -hex 32`"
+                    ),
+                );
+            }
+        }
+        let patterns_path = table.child("repositories");
+        let patterns = self.list(&mut table, "repositories", RepoPattern::deserialize);
+        let patterns = self.require(patterns, &table, "repositories");
+        if patterns.as_ref().is_some_and(Vec::is_empty) {
+            let line = self.key_lines.get(&patterns_path).copied();
+            self.problem(
+                patterns_path,
+                line,
+                "expected at least one repository pattern (such as \"acme/*\")",
+            );
+        }
+        self.finish(table);
+        let token = token.filter(|t| t.expose_secret().chars().count() >= MIN_INGEST_TOKEN_LEN);
+        let patterns: Vec<RepoPattern> = patterns?.into_iter().collect::<Option<_>>()?;
+        if patterns.is_empty() {
+            return None;
+        }
+        Some(IngestClientConfig {
+            name: name?,
+            token: token?,
+            repositories: patterns,
+        })
+    }
+
+    /// `[[repositories]]` at the top level.
+    fn push_repositories(&mut self, root: &mut Table<'_, '_>) -> Option<Vec<PushRepositoryConfig>> {
+        let tables = self.tables(root, "repositories").or_else(Vec::new)?;
+        let mut names = Vec::new();
+        let mut repositories = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let Some(mut table) = table else {
+                repositories.push(None);
+                continue;
+            };
+            let name = self.scalar(&mut table, "name", RepoName::deserialize);
+            let name = self.require(name, &table, "name");
+            let team = self
+                .scalar(&mut table, "team", Team::deserialize)
+                .or_else(Team::default);
+            self.finish(table);
+            if let Some(name) = &name {
+                names.push((i, name.clone()));
+            }
+            repositories.push(match (name, team) {
+                (Some(name), Some(team)) => Some(PushRepositoryConfig { name, team }),
+                _ => None,
+            });
+        }
+        let problems =
+            rules::push_repositories(&names.iter().map(|(i, name)| (*i, name)).collect::<Vec<_>>());
+        self.extend(problems);
+        repositories.into_iter().collect()
     }
 
     fn server(&mut self, mut table: Table<'_, '_>) -> Option<ServerConfig> {

@@ -17,8 +17,12 @@
 //! - Empty `incident_labels` and `rework_labels` are allowed (they switch the feature
 //!   off); empty `production_environments`, `windows` or repositories are not.
 
-use super::{Config, Duration, LabelName, Problem, Seconds};
+use super::{
+    Config, Duration, IngestClientConfig, LabelName, Problem, PushRepositoryConfig, Seconds,
+    MAX_INGEST_REQUESTS_PER_SECOND,
+};
 use crate::domain::{Environment, RepoName};
+use secrecy::ExposeSecret;
 use std::fmt::Display;
 
 /// The most windows allowed: every window multiplies every windowed series, so more
@@ -268,6 +272,100 @@ pub(super) fn seconds(values: [Seconds; 3]) -> [f64; 3] {
     values.map(Seconds::get)
 }
 
+pub(super) const INGEST_CLIENTS: &str = "ingest.clients";
+pub(super) const PUSH_REPOSITORIES: &str = "repositories";
+
+/// `ingest.requests_per_second`: 1 to [`MAX_INGEST_REQUESTS_PER_SECOND`].
+pub(super) fn ingest_rate(rate: u32) -> Vec<Problem> {
+    if (1..=MAX_INGEST_REQUESTS_PER_SECOND).contains(&rate) {
+        Vec::new()
+    } else {
+        vec![problem(
+            "ingest.requests_per_second".to_owned(),
+            format!("expected 1 to {MAX_INGEST_REQUESTS_PER_SECOND}, got {rate}"),
+        )]
+    }
+}
+
+/// `[[ingest.clients]]`: at least one, no name or token twice (a shared token
+/// could not tell its clients apart). Never quotes a token.
+pub(super) fn ingest_clients(
+    clients: &[(usize, &IngestClientConfig)],
+    declared: usize,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if declared == 0 {
+        problems.push(problem(
+            INGEST_CLIENTS.to_owned(),
+            "expected at least one [[ingest.clients]] entry (no one could push)".to_owned(),
+        ));
+    }
+    problems.extend(duplicates(
+        clients,
+        |client| client.name.clone(),
+        |(i, client), (j, _)| {
+            problem(
+                format!("{INGEST_CLIENTS}[{i}].name"),
+                format!(
+                    "\"{}\" is already a client name in {INGEST_CLIENTS}[{j}]",
+                    client.name
+                ),
+            )
+        },
+    ));
+    problems.extend(duplicates(
+        clients,
+        |client| client.token.expose_secret().to_owned(),
+        |(i, _), (j, _)| {
+            problem(
+                format!("{INGEST_CLIENTS}[{i}].token"),
+                format!(
+                    "the same token as {INGEST_CLIENTS}[{j}] (the value is not shown); \
+                     each client needs its own"
+                ),
+            )
+        },
+    ));
+    problems
+}
+
+/// `[[repositories]]`: each name once.
+pub(super) fn push_repositories(names: &[(usize, &RepoName)]) -> Vec<Problem> {
+    duplicates(
+        names,
+        |name| (*name).clone(),
+        |(i, name), (j, _)| {
+            problem(
+                format!("{PUSH_REPOSITORIES}[{i}].name"),
+                format!("\"{name}\" is already configured in {PUSH_REPOSITORIES}[{j}]"),
+            )
+        },
+    )
+}
+
+/// `[[repositories]]` names no repository of `[[github.repositories]]` (whose
+/// team is set there).
+pub(super) fn push_repositories_apart(
+    repositories: &[PushRepositoryConfig],
+    github: &[&RepoName],
+) -> Vec<Problem> {
+    repositories
+        .iter()
+        .enumerate()
+        .filter(|(_, repo)| github.contains(&&repo.name))
+        .map(|(i, repo)| {
+            problem(
+                format!("{PUSH_REPOSITORIES}[{i}].name"),
+                format!(
+                    "\"{}\" is in [[{REPOSITORIES}]] already; set its team there (and \
+                     deployments = {{ from = \"push\" }} for pushed deployments)",
+                    repo.name
+                ),
+            )
+        })
+        .collect()
+}
+
 fn indexed<T>(items: &[T]) -> Vec<(usize, &T)> {
     items.iter().enumerate().collect()
 }
@@ -275,7 +373,6 @@ fn indexed<T>(items: &[T]) -> Vec<(usize, &T)> {
 /// Every rule, on a complete configuration.
 pub(super) fn check_config(config: &Config) -> Vec<Problem> {
     let metrics = &config.metrics;
-    let github = &config.github;
     let windows_indexed: Vec<(usize, Duration)> =
         metrics.windows.iter().copied().enumerate().collect();
     let thresholds = &metrics.thresholds;
@@ -285,24 +382,52 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         thresholds.change_failure_rate,
         seconds(thresholds.recovery_time_seconds),
     ];
-    let names: Vec<(usize, &RepoName)> = github
-        .repositories
-        .iter()
-        .map(|repo| &repo.name)
-        .enumerate()
-        .collect();
 
     let mut problems = windows(&windows_indexed, metrics.windows.len());
     for (rule, values) in THRESHOLD_RULES.into_iter().zip(threshold_values) {
         problems.extend(threshold(rule, values));
     }
-    problems.extend(lookback(github.lookback, &windows_indexed));
-    problems.extend(production_environments(
-        &indexed(&github.production_environments),
-        github.production_environments.len(),
-    ));
-    problems.extend(labels(INCIDENT_LABELS, &indexed(&github.incident_labels)));
-    problems.extend(labels(REWORK_LABELS, &indexed(&github.rework_labels)));
-    problems.extend(repositories(&names, github.repositories.len()));
+    if config.github.is_none() && config.ingest.is_none() {
+        problems.push(problem(
+            "github".to_owned(),
+            "expected [github] or [ingest] (nothing to collect from)".to_owned(),
+        ));
+    }
+    if let Some(github) = &config.github {
+        let names: Vec<(usize, &RepoName)> = github
+            .repositories
+            .iter()
+            .map(|repo| &repo.name)
+            .enumerate()
+            .collect();
+        problems.extend(lookback(github.lookback, &windows_indexed));
+        problems.extend(production_environments(
+            &indexed(&github.production_environments),
+            github.production_environments.len(),
+        ));
+        problems.extend(labels(INCIDENT_LABELS, &indexed(&github.incident_labels)));
+        problems.extend(labels(REWORK_LABELS, &indexed(&github.rework_labels)));
+        problems.extend(repositories(&names, github.repositories.len()));
+    }
+    if let Some(ingest) = &config.ingest {
+        problems.extend(ingest_rate(ingest.requests_per_second));
+        problems.extend(ingest_clients(
+            &indexed(&ingest.clients),
+            ingest.clients.len(),
+        ));
+    }
+    let push_names: Vec<(usize, &RepoName)> = config
+        .repositories
+        .iter()
+        .map(|repo| &repo.name)
+        .enumerate()
+        .collect();
+    problems.extend(push_repositories(&push_names));
+    let github_names: Vec<&RepoName> = config
+        .github_repositories()
+        .iter()
+        .map(|repo| &repo.name)
+        .collect();
+    problems.extend(push_repositories_apart(&config.repositories, &github_names));
     problems
 }

@@ -96,7 +96,7 @@ fn minimal_file_takes_every_default() {
         config.metrics.thresholds.to_thresholds(),
         Thresholds::default()
     );
-    let github = &config.github;
+    let github = config.github.as_ref().unwrap();
     assert_eq!(github.api_url.as_str(), "https://api.github.com/");
     assert_eq!(github.token.expose_secret(), TOKEN);
     assert_eq!(github.poll_interval.to_string(), "5m");
@@ -128,7 +128,7 @@ fn minimal_file_gives_the_engine_defaults() {
 fn interfaces_example_loads() {
     let config = load(INTERFACES_EXAMPLE).unwrap();
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:9184");
-    let web = &config.github.repositories[1];
+    let web = &config.github.as_ref().unwrap().repositories[1];
     assert_eq!(web.name.as_str(), "acme/web");
     assert_eq!(web.team.as_str(), "web");
     assert_eq!(
@@ -374,7 +374,7 @@ fn a_file_setting_every_key_builds_that_config() {
     );
     assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.log.level, LogLevel::Debug);
-    let github = &config.github;
+    let github = config.github.as_ref().unwrap();
     assert_eq!(github.api_url.as_str(), "http://127.0.0.1:8080/api/v3");
     assert_eq!(github.token.expose_secret(), TOKEN);
     assert_eq!(github.poll_interval.to_string(), "30s");
@@ -588,10 +588,8 @@ fn thresholds_accept_seconds_and_durations_and_default_per_key() {
 fn validate_checks_configs_built_in_code() {
     let mut config = load(MINIMAL).unwrap();
     assert_eq!(config.validate(), Ok(()));
-    config
-        .github
-        .repositories
-        .push(config.github.repositories[0].clone());
+    let github = config.github.as_mut().unwrap();
+    github.repositories.push(github.repositories[0].clone());
     config
         .metrics
         .windows
@@ -680,7 +678,10 @@ fn load_reports_files_it_cannot_use() {
             .ok_or(VarError::NotPresent)
     })
     .unwrap();
-    assert_eq!(config.github.token.expose_secret(), "from-map");
+    assert_eq!(
+        config.github.as_ref().unwrap().token.expose_secret(),
+        "from-map"
+    );
 }
 
 /// The documentation derives from the one schema: every key the loader knows has a
@@ -742,10 +743,15 @@ fn a_variable_is_only_ever_the_string_it_stands_in() {
     // Kept literal: quotes, `#` and backslashes are text of the value.
     let config =
         load(&doc("", "", "").replace("${GITHUB_TOKEN}", "${TOKEN_WITH_COMMENT}")).unwrap();
-    assert_eq!(config.github.token.expose_secret(), "abc\"#x");
+    assert_eq!(
+        config.github.as_ref().unwrap().token.expose_secret(),
+        "abc\"#x"
+    );
     let config = load(&doc("", "", "team = \"${TEAM_WITH_ESCAPES}\"")).unwrap();
     assert_eq!(
-        config.github.repositories[0].team.as_str(),
+        config.github.as_ref().unwrap().repositories[0]
+            .team
+            .as_str(),
         "pay\\u0041\\t\\\""
     );
     // A variable next to text, in a list, in an inline table.
@@ -756,11 +762,11 @@ fn a_variable_is_only_ever_the_string_it_stands_in() {
     ))
     .unwrap();
     assert_eq!(
-        config.github.production_environments[0].as_str(),
+        config.github.as_ref().unwrap().production_environments[0].as_str(),
         "prod-true"
     );
     assert!(matches!(
-        &config.github.repositories[0].deployments,
+        &config.github.as_ref().unwrap().repositories[0].deployments,
         DeploymentsConfig::WorkflowRuns { workflow, .. } if workflow.as_str() == "3600"
     ));
 
@@ -855,7 +861,12 @@ fn references_in_keys_outside_strings_or_of_another_type_are_refused_by_name() {
     assert!(load(&doc("# ${NOT_SET_ANYWHERE}", "", "")).is_ok());
     // `$${` is a literal `${`.
     let config = load(&doc("", "", "team = \"$${TRUE}\"")).unwrap();
-    assert_eq!(config.github.repositories[0].team.as_str(), "${TRUE}");
+    assert_eq!(
+        config.github.as_ref().unwrap().repositories[0]
+            .team
+            .as_str(),
+        "${TRUE}"
+    );
 }
 
 #[test]

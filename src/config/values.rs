@@ -8,7 +8,7 @@
 //! except for the token and URLs with credentials, which are never quoted.
 
 use super::duration::Duration;
-use crate::domain::{name_newtype, DomainError, MAX_QUOTED_INPUT};
+use crate::domain::{name_newtype, DomainError, RepoName, MAX_QUOTED_INPUT};
 use secrecy::SecretString;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,95 @@ impl fmt::Display for ApiUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.as_str())
     }
+}
+
+/// The shortest ingest token accepted: 32 characters of a random token are far
+/// beyond guessing, and a shorter value is a placeholder left in by mistake.
+pub const MIN_INGEST_TOKEN_LEN: usize = 32;
+
+/// The highest `ingest.requests_per_second`: beyond it the limit protects nothing.
+pub const MAX_INGEST_REQUESTS_PER_SECOND: u32 = 100_000;
+
+/// The longest ingest client name: it becomes a label value and part of ids.
+const MAX_CLIENT_NAME_LEN: usize = 64;
+
+/// The longest repository pattern (an `owner/name` is at most 140 characters).
+const MAX_PATTERN_LEN: usize = 200;
+
+fn is_client_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_CLIENT_NAME_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+name_newtype!(
+    /// The name of an ingest client (`jenkins`, `gitlab-ci`): letters, digits, `-`,
+    /// `_` and `.`.
+    ClientName,
+    "a client name of 1-64 letters, digits, '-', '_' or '.'",
+    is_client_name
+);
+
+fn is_repo_pattern(text: &str) -> bool {
+    let Some((owner, name)) = text.split_once('/') else {
+        return false;
+    };
+    let part_ok = |part: &str, extra: &[u8]| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    text.len() <= MAX_PATTERN_LEN && part_ok(owner, b"-*?") && part_ok(name, b"-_.*?")
+}
+
+name_newtype!(
+    /// A glob pattern of repository names: `owner/name` where `*` stands for any
+    /// characters but `/` and `?` for one; compared case-insensitively
+    /// (`acme/*`, `*/api`, `acme/web-?`).
+    RepoPattern,
+    "a repository pattern such as \"acme/*\" (owner/name with * and ?)",
+    is_repo_pattern
+);
+
+impl RepoPattern {
+    /// Whether `repository` matches the pattern.
+    pub fn matches(&self, repository: &RepoName) -> bool {
+        glob_matches(
+            self.as_str().to_ascii_lowercase().as_bytes(),
+            repository.as_str().as_bytes(),
+        )
+    }
+}
+
+/// `*` (any run of bytes but `/`) and `?` (one byte but `/`) against `text`;
+/// iterative with one backtrack point, so linear in practice and never recursive.
+fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if (c == b'?' && text[t] != b'/') || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) if text[star_t] != b'/' => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                _ => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 fn is_workflow(text: &str) -> bool {
@@ -320,4 +409,38 @@ pub(crate) fn deserialize_token<'de, D: Deserializer<'de>>(
         }
     }
     deserializer.deserialize_any(TokenVisitor)
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn repository_patterns_match_by_glob_within_one_path_segment() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("acme/*", "acme/api", true),
+            ("acme/*", "other/api", false),
+            ("Acme/API", "acme/api", true),
+            ("*/api", "acme/api", true),
+            ("*/*", "x/y", true),
+            ("acme/web-?", "acme/web-1", true),
+            ("acme/web-?", "acme/web-12", false),
+            ("acme/*-svc", "acme/a-b-svc", true),
+            ("acme/*-svc", "acme/a-b-sv", false),
+            ("a*/api", "acme/api", true),
+            ("acme/api", "acme/api2", false),
+        ];
+        for (pattern, repository, expected) in cases {
+            let pattern = RepoPattern::parse(pattern).unwrap();
+            let repository = RepoName::parse(repository).unwrap();
+            assert_eq!(
+                pattern.matches(&repository),
+                *expected,
+                "{pattern} {repository}"
+            );
+        }
+        for bad in ["acme", "acme/", "/x", "ac me/x", "acme/x/y"] {
+            assert!(RepoPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -128,11 +128,11 @@ mod tests {
             Path::new("/tmp/x \"y\"/dora.db"),
         )
         .unwrap();
-        assert_eq!(config.github.repositories.len(), 5);
+        let github = config.github.as_ref().unwrap();
+        assert_eq!(github.repositories.len(), 5);
         assert_eq!(config.server.listen, listen);
         assert_eq!(config.storage.path, Path::new("/tmp/x \"y\"/dora.db"));
-        let workflow = config
-            .github
+        let workflow = github
             .repositories
             .iter()
             .filter(|r| matches!(r.deployments, DeploymentsConfig::WorkflowRuns { .. }))
@@ -141,7 +141,7 @@ mod tests {
             workflow,
             org.repos.iter().filter(|r| r.workflow().is_some()).count()
         );
-        for (index, repo) in config.github.repositories.iter().enumerate() {
+        for (index, repo) in github.repositories.iter().enumerate() {
             assert_eq!(repo.name.as_str(), org.full_name(index));
             assert_eq!(Some(repo.team.as_str()), org.team_of(index));
         }

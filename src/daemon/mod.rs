@@ -35,6 +35,7 @@ mod cycle;
 pub mod demo;
 mod health;
 mod ledger;
+mod push;
 mod retry;
 pub mod server;
 
@@ -160,6 +161,8 @@ pub struct DaemonHandle {
     grace: Duration,
     server: JoinHandle<std::io::Result<()>>,
     scheduler: JoinHandle<()>,
+    /// The push API's writer and publisher (none without `[ingest]`).
+    ingest: Vec<JoinHandle<()>>,
 }
 
 impl DaemonHandle {
@@ -216,6 +219,14 @@ impl DaemonHandle {
         }
         // The server keeps its own deadline, started by the same cancellation.
         let server = self.server.await;
+        for mut task in self.ingest {
+            // The writer ends once the server's routes are gone and its queue
+            // is empty: every push answered 202 is already kept; one still
+            // queued at the deadline was never acknowledged (its client retries).
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
         match server {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(anyhow::anyhow!("the HTTP server failed: {error}")),
@@ -238,6 +249,9 @@ struct Scheduler {
     shutdown: CancellationToken,
     trigger: mpsc::Receiver<()>,
     cycles: watch::Sender<Cycles>,
+    /// Held while computing and publishing a snapshot, so that a recompute after
+    /// pushes and one after a sync never publish out of order.
+    publishing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Opens the store, sets up the sources, publishes what the store already holds
@@ -254,8 +268,7 @@ pub async fn start(
     let store = open_store(&config.storage.path).await?;
     let sources = sources_with(&config, options.retry.clone())?;
     let repositories: Vec<RepoName> = config
-        .github
-        .repositories
+        .github_repositories()
         .iter()
         .map(|r| r.name.clone())
         .collect();
@@ -271,6 +284,7 @@ pub async fn start(
         .await
         .context("cannot read the sync status")?;
     let shutdown = CancellationToken::new();
+    let publishing = Arc::new(tokio::sync::Mutex::new(()));
     let (trigger_tx, trigger_rx) = mpsc::channel(1);
     let (cycles_tx, cycles_rx) = watch::channel(Cycles::default());
     let scheduler = Scheduler {
@@ -281,11 +295,9 @@ pub async fn start(
         clock: options.clock,
         engine: config.engine_config(),
         repositories,
-        poll_interval: config.github.poll_interval.to_std(),
-        retries: RetryQueue::new(
-            options.first_retry_delay,
-            config.github.poll_interval.to_std(),
-        ),
+        poll_interval: config.poll_interval().to_std(),
+        retries: RetryQueue::new(options.first_retry_delay, config.poll_interval().to_std()),
+        publishing: Arc::clone(&publishing),
         shutdown: shutdown.clone(),
         trigger: trigger_rx,
         cycles: cycles_tx,
@@ -303,16 +315,34 @@ pub async fn start(
     let server_token = shutdown.clone();
     // `/report` is evaluated at the daemon's clock, like the metrics.
     let report_clock = Arc::clone(&scheduler.clock);
-    let app = router(Arc::clone(&state)).merge(crate::report::live_router(
+    let mut app = router(Arc::clone(&state)).merge(crate::report::live_router(
         Arc::new(config.clone()),
         Arc::new(move || report_clock.now()),
     ));
+    let mut ingest_tasks = Vec::new();
+    if config.ingest.is_some() {
+        let (routes, tasks) = push::start(
+            &config,
+            push::Publisher {
+                store: scheduler.store.clone(),
+                state: Arc::clone(&state),
+                clock: Arc::clone(&scheduler.clock),
+                engine: scheduler.engine.clone(),
+                repositories: scheduler.repositories.clone(),
+                publishing,
+                shutdown: shutdown.clone(),
+            },
+        )
+        .await?;
+        app = app.merge(routes);
+        ingest_tasks = tasks;
+    }
     let grace = config.server.shutdown_grace_period.to_std();
     let server = tokio::spawn(server::serve(listener, app, server_token, grace));
     tracing::info!(
         address = %addr,
         repositories = state.options().repositories.len(),
-        poll_interval = %config.github.poll_interval,
+        poll_interval = %config.poll_interval(),
         "serving /metrics, /healthz, /readyz and /report"
     );
     let scheduler = tokio::spawn(scheduler.run());
@@ -325,6 +355,7 @@ pub async fn start(
         grace,
         server,
         scheduler,
+        ingest: ingest_tasks,
     })
 }
 
@@ -415,6 +446,7 @@ impl Scheduler {
     /// Computes the snapshot from the store at the clock's `now` and publishes it
     /// with the current health; on failure the health alone.
     async fn publish(&self) {
+        let _publishing = self.publishing.lock().await;
         let health = self.tracker.snapshot(&self.sources, &self.retries);
         match self.compute().await {
             Ok(snapshot) => {
@@ -432,20 +464,41 @@ impl Scheduler {
     }
 
     async fn compute(&self) -> anyhow::Result<dora::Snapshot> {
-        let repositories = self.repositories.clone();
-        let events = self
-            .store
-            .call(move |store| {
-                EventsBuilder::collect(|sink| store.load_events(&repositories, sink))
-            })
-            .await
-            .context("cannot read the events")?;
-        let engine = self.engine.clone();
-        let now = self.clock.now();
-        tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
-            .await
-            .context("the computation failed")
+        compute_snapshot(
+            &self.store,
+            &self.repositories,
+            &self.engine,
+            self.clock.as_ref(),
+        )
+        .await
     }
+}
+
+/// The snapshot of the configured repositories and of every repository with
+/// pushed events, from `store` at the clock's `now`.
+pub(crate) async fn compute_snapshot(
+    store: &SharedStore,
+    configured: &[RepoName],
+    engine: &EngineConfig,
+    clock: &dyn Clock,
+) -> anyhow::Result<dora::Snapshot> {
+    let mut repositories = configured.to_vec();
+    let events = store
+        .call(move |store| {
+            for pushed in store.pushed_repositories()? {
+                if !repositories.contains(&pushed) {
+                    repositories.push(pushed);
+                }
+            }
+            EventsBuilder::collect(|sink| store.load_events(&repositories, sink))
+        })
+        .await
+        .context("cannot read the events")?;
+    let engine = engine.clone();
+    let now = clock.now();
+    tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
+        .await
+        .context("the computation failed")
 }
 
 /// Sleeps until `at`; forever without one.
@@ -479,7 +532,8 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (today: GitHub), with the production retry policy.
+/// The sources of `config` (today: GitHub, when configured), with the production
+/// retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     sources_with(config, RetryPolicy::default())
 }
@@ -489,7 +543,10 @@ pub(crate) fn sources_with(
     config: &Config,
     retry: RetryPolicy,
 ) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    let github = GithubSource::with_policy(&config.github, retry)
+    let Some(github) = &config.github else {
+        return Ok(Vec::new());
+    };
+    let github = GithubSource::with_policy(github, retry)
         .map_err(|error| anyhow::anyhow!("github: {error}"))?;
     Ok(vec![Arc::new(github)])
 }

@@ -19,6 +19,19 @@ pub struct HealthSnapshot {
     /// The latest sync round could not record a sync status in the store
     /// (read-only or full): `/readyz` says so while it is not ready.
     pub status_unrecorded: bool,
+    /// Push API requests by client and outcome (empty without `[ingest]`).
+    pub pushes: Vec<PushCount>,
+}
+
+/// Push API requests of one client with one outcome since the process started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushCount {
+    /// The configured client name; empty for requests without a valid token.
+    pub client: String,
+    /// `accepted`, `duplicate`, `unauthorized`, … (`docs/metrics.md`).
+    pub outcome: String,
+    /// Requests so far.
+    pub count: u64,
 }
 
 /// The health of one source, such as GitHub.

@@ -494,6 +494,12 @@ pub(crate) const SKIPPED_ITEMS: Family = family(
     &["source", "repository"],
     "Items of the source's API responses for the repository that could not be read (unexpected or hostile JSON) and were skipped, since the process started.",
 );
+pub(crate) const PUSHES: Family = family(
+    "dora_collector_pushes_total",
+    Kind::Counter,
+    &["client", "outcome"],
+    "Push API requests since the process started, by client (empty without a valid token) and outcome (accepted, duplicate, unauthorized, forbidden, invalid, conflict, too_large, rate_limited, error).",
+);
 pub(crate) const SNAPSHOT_TIMESTAMP: Family = family(
     "dora_collector_snapshot_timestamp_seconds",
     Kind::Gauge,
@@ -531,6 +537,7 @@ pub fn all_families() -> Vec<Family> {
         SYNC_ERRORS,
         NEXT_SYNC_RETRY,
         SKIPPED_ITEMS,
+        PUSHES,
         SNAPSHOT_TIMESTAMP,
         BUILD_INFO,
     ]);
@@ -709,6 +716,13 @@ fn add_incident_windows(
 }
 
 fn add_health(out: &mut Families, health: &HealthSnapshot) {
+    for push in &health.pushes {
+        out.counter(
+            &PUSHES,
+            &[push.client.as_str(), push.outcome.as_str()],
+            push.count,
+        );
+    }
     for source in &health.sources {
         let name = source.source.as_str();
         if let Some(seconds) = source.last_sync_duration_seconds {

@@ -15,7 +15,7 @@
 //!
 //! It does no I/O and knows nothing about HTTP; `routes` serves it.
 
-use super::health::HealthSnapshot;
+use super::health::{HealthSnapshot, PushCount};
 use super::render::{render, RenderError};
 use crate::domain::{RepoName, Timestamp};
 use crate::dora::Snapshot;
@@ -123,6 +123,9 @@ pub struct Page {
 struct Inputs {
     snapshot: Option<Arc<Snapshot>>,
     health: HealthSnapshot,
+    /// The push counters, published on their own (the sources' health does
+    /// not carry them).
+    pushes: Vec<PushCount>,
     /// Configured repositories that have had a successful sync.
     synced: BTreeSet<RepoName>,
 }
@@ -166,6 +169,23 @@ impl ExporterState {
     ) -> Result<(), RenderError> {
         let mut inputs = lock(&self.inputs);
         inputs.snapshot = Some(snapshot.into());
+        self.update(&mut inputs, health)
+    }
+
+    /// Publishes a snapshot computed between syncs (after pushed events arrived):
+    /// re-renders it with the latest health.
+    pub fn publish_snapshot(&self, snapshot: impl Into<Arc<Snapshot>>) -> Result<(), RenderError> {
+        let mut inputs = lock(&self.inputs);
+        inputs.snapshot = Some(snapshot.into());
+        let health = inputs.health.clone();
+        self.update(&mut inputs, health)
+    }
+
+    /// Publishes the push counters: re-renders with the latest snapshot and health.
+    pub fn publish_pushes(&self, pushes: Vec<PushCount>) -> Result<(), RenderError> {
+        let mut inputs = lock(&self.inputs);
+        inputs.pushes = pushes;
+        let health = inputs.health.clone();
         self.update(&mut inputs, health)
     }
 
@@ -224,7 +244,17 @@ fn build_page(
     inputs: &Inputs,
     renders: &AtomicU64,
 ) -> Result<Page, RenderError> {
-    let metrics = render(inputs.snapshot.as_deref(), &inputs.health, &options.version)?;
+    let with_pushes;
+    let health = if inputs.pushes.is_empty() {
+        &inputs.health
+    } else {
+        with_pushes = HealthSnapshot {
+            pushes: inputs.pushes.clone(),
+            ..inputs.health.clone()
+        };
+        &with_pushes
+    };
+    let metrics = render(inputs.snapshot.as_deref(), health, &options.version)?;
     renders.fetch_add(1, Ordering::Relaxed);
     let readiness = Readiness {
         has_snapshot: inputs.snapshot.is_some(),

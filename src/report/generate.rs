@@ -120,8 +120,7 @@ pub fn generate(
     drop(events);
 
     let thresholds = engine.thresholds.clone();
-    let poll_interval_seconds =
-        i64::try_from(config.github.poll_interval.as_secs()).unwrap_or(i64::MAX);
+    let poll_interval_seconds = i64::try_from(config.poll_interval().as_secs()).unwrap_or(i64::MAX);
     let context = ReportContext {
         generated_at: request.generated_at,
         team: request.team.as_ref(),

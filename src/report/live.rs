@@ -179,7 +179,7 @@ impl LiveQuery {
             None => None,
             Some(text) => {
                 let team = Team::parse(&text).map_err(|e| format!("team: {e}"))?;
-                if !config.github.repositories.iter().any(|r| r.team == team) {
+                if !config.all_repositories().iter().any(|(_, t)| *t == team) {
                     return Err(format!(
                         "team: {:?} is not a team of the configuration",
                         quote(team.as_str())

@@ -24,6 +24,7 @@ mod shared;
 mod sqlite;
 mod types;
 
+pub use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
 pub use error::StoreError;
 pub use shared::SharedStore;
 pub use sqlite::{SqliteStore, MIN_REPOSITORIES_PER_LOAD_THREAD};
@@ -50,8 +51,8 @@ pub trait Store: Send {
     ///
     /// Identities: deployments by `(source, repository, id)` (the outcome only moves
     /// forward, see [`merge_outcome`]), commits by `(repository, sha)`, compares by
-    /// `(repository, base, head)`, incidents and pull requests by
-    /// `(repository, number)`, cursors by their key. Everything but deployments is
+    /// `(repository, base, head)`, incidents by `(source, repository, number)`, pull
+    /// requests by `(repository, number)`, cursors by their key. Everything but deployments is
     /// replaced by the newer read. Every event and cursor must belong to
     /// `batch.repository`; otherwise, or when a number does not fit the store, the
     /// whole batch is refused and nothing changes.
@@ -134,4 +135,18 @@ pub trait Store: Send {
 
     /// Row counts per table (for tests and logging).
     fn counts(&self) -> Result<StoreCounts, StoreError>;
+
+    /// Keeps pushed items (the push API's group commit): every request whole or
+    /// not at all, all of them in ONE transaction, so that when this returns
+    /// the kept ones are durable. A request whose item reuses a client's id with
+    /// other content than stored (beyond the one allowed update, see
+    /// [`PushItem`](crate::domain::batch::PushItem)) is kept not at all and
+    /// answered [`PushVerdict::Conflict`]; the others [`PushVerdict::Stored`].
+    /// Each new `(client, kind, id)` gets a number of its own, under which its
+    /// event is stored (deployments from `push`, incidents from `push`).
+    /// A database error keeps none of the requests.
+    fn push(&mut self, requests: &[PushRequest]) -> Result<Vec<PushVerdict>, StoreError>;
+
+    /// Every repository that has a pushed item, sorted.
+    fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError>;
 }

@@ -222,6 +222,7 @@ impl Scenario {
         labels: &[&str],
     ) -> Self {
         self.builder.incident(Incident {
+            source: dora_collector::domain::IncidentSource::GithubIssues,
             repository: repo(repository),
             number,
             created_at: at(created),

@@ -8,6 +8,12 @@
 //! token nor its base64 form (as Basic authentication would send it) appears on
 //! stdout, stderr or any page.
 //!
+//! The push API: the binary serving a push-only configuration whose client
+//! token is the canary answers pushes with it, with another client's token and
+//! with damaged forms of it (valid, refused, malformed and oversized bodies), and
+//! neither its logs nor its answers nor its pages show it; invalid ingest
+//! configurations holding it do not print it either.
+//!
 //! Panics: a panic prints its message, and only a value formatted into it could
 //! carry the token, so every type that holds the token (the configuration, its
 //! `[github]` part, the token itself, the GitHub source and its HTTP client) is
@@ -480,16 +486,16 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
     let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
     use secrecy::ExposeSecret;
     assert_eq!(
-        config.github.token.expose_secret(),
+        config.github.as_ref().unwrap().token.expose_secret(),
         CANARY,
         "the canary is the configured token"
     );
-    let source = GithubSource::new(&config.github).unwrap();
+    let source = GithubSource::new(config.github.as_ref().unwrap()).unwrap();
     let messages = [
         format!("{config:?}"),
         format!("{config:#?}"),
         format!("{:?}", config.github),
-        format!("{:?}", config.github.token),
+        format!("{:?}", config.github.as_ref().unwrap().token),
         format!("{source:?}"),
         format!("{source:#?}"),
     ];
@@ -502,5 +508,146 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
             .expect("a formatted panic message");
         assert!(!printed.is_empty());
         assert_clean("panic message", &printed);
+    }
+}
+
+/// The push API with the canary as a client's token: the binary's output (trace
+/// logs, text and JSON), every answer and every page are clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_ingest_token_appears_in_no_log_answer_or_page() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["text", "json"] {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let store = dir.path().join(format!("push-{format}.db"));
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = {:?}\n\
+             [ingest]\n[[ingest.clients]]\nname = \"ci\"\ntoken = \"${{GITHUB_TOKEN}}\"\n\
+             repositories = [\"acme/*\"]\n[[repositories]]\nname = \"acme/billing\"\n{}",
+            store.display().to_string(),
+            log_table(format)
+        );
+        let file = write(dir.path(), "push.toml", &text);
+        let stdout_path = dir.path().join(format!("push-{format}.out"));
+        let stderr_path = dir.path().join(format!("push-{format}.err"));
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--config"])
+            .arg(&file)
+            .env("RUST_LOG", "trace")
+            .env("GITHUB_TOKEN", CANARY)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("serve starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap();
+        let mut ready = false;
+        for _ in 0..READY_POLLS {
+            if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+                if response.status() == 200 {
+                    ready = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
+        }
+        let now = chrono::Utc::now().to_rfc3339();
+        let deployment = serde_json::json!({
+            "id": "run-1", "repository": "acme/billing", "environment": "production",
+            "sha": "0123456789abcdef0123456789abcdef01234567", "status": "success",
+            "finished_at": now, "commits": [],
+        });
+        let damaged = format!("{}x", &CANARY[..CANARY.len() - 1]);
+        let bodies: Vec<(String, String)> = vec![
+            (CANARY.to_owned(), deployment.to_string()),
+            (CANARY.to_owned(), deployment.to_string()),
+            (
+                CANARY.to_owned(),
+                format!("{{\"id\": \"{CANARY}\", \"x\": 1}}"),
+            ),
+            (CANARY.to_owned(), "{".repeat(100)),
+            (damaged, deployment.to_string()),
+            (format!("{CANARY} {CANARY}"), deployment.to_string()),
+            (CANARY.to_lowercase(), deployment.to_string()),
+            // Last: the daemon answers before reading it and closes the connection.
+            (CANARY.to_owned(), " ".repeat(2 * 1024 * 1024)),
+        ];
+        let mut answers = Vec::new();
+        for (token, body) in bodies {
+            let response = client
+                .post(format!("{base}/api/v1/deployments"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            answers.push(match response {
+                Ok(r) => (
+                    r.status().as_u16(),
+                    format!("{:?}", r.headers()),
+                    r.text().await.unwrap_or_default(),
+                ),
+                Err(e) => (0, String::new(), e.to_string()),
+            });
+        }
+        // Let the debounced publisher render the counters, then read the pages.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut pages = Vec::new();
+        for path in ["/metrics", "/", "/readyz"] {
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            pages.push((path, response.text().await.unwrap()));
+        }
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        let output = Output {
+            status,
+            stdout: std::fs::read(&stdout_path).unwrap(),
+            stderr: std::fs::read(&stderr_path).unwrap(),
+        };
+        assert!(ready, "the daemon became ready: {output:?}");
+        let statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
+        assert_eq!(statuses[..2], [202, 202], "{answers:?}");
+        assert_eq!(statuses[2..], [400, 400, 401, 401, 401, 413], "{answers:?}");
+        for (status, headers, body) in &answers {
+            assert_clean(
+                &format!("push answer {status} ({format})"),
+                &format!("{headers}{body}"),
+            );
+        }
+        for (path, body) in &pages {
+            assert_clean(&format!("{path} after pushes ({format})"), body);
+        }
+        assert!(
+            pages[0]
+                .1
+                .contains("dora_collector_pushes_total{client=\"ci\",outcome=\"accepted\"} 1"),
+            "{}",
+            pages[0].1
+        );
+        assert!(output.status.success(), "graceful exit: {output:?}");
+        assert_output_clean(&format!("push serve ({format})"), &output);
+    }
+    // Invalid ingest configurations holding the canary.
+    for (name, client) in [
+        ("twice", format!("[[ingest.clients]]\nname = \"a\"\ntoken = \"{CANARY}\"\nrepositories = [\"a/*\"]\n[[ingest.clients]]\nname = \"b\"\ntoken = \"{CANARY}\"\nrepositories = [\"{CANARY}\"]\n")),
+        ("short", format!("[[ingest.clients]]\nname = \"{CANARY}\"\ntoken = \"{}\"\nrepositories = [\"a/*\"]\n", &CANARY[..20])),
+    ] {
+        let file = write(dir.path(), &format!("{name}.toml"), &format!("[ingest]\n{client}"));
+        let output = run(&["check-config"], &file).await;
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert_output_clean(&format!("invalid ingest configuration ({name})"), &output);
     }
 }

@@ -111,7 +111,10 @@ fn the_example_shows_defaults_and_is_documented() {
     assert_eq!(config.metrics, defaults.metrics);
     assert_eq!(config.storage, defaults.storage);
     assert_eq!(config.log, defaults.log);
-    let (ours, theirs) = (&config.github, &defaults.github);
+    let (ours, theirs) = (
+        config.github.as_ref().unwrap(),
+        defaults.github.as_ref().unwrap(),
+    );
     assert_eq!(ours.api_url, theirs.api_url);
     assert_eq!(ours.poll_interval, theirs.poll_interval);
     assert_eq!(ours.lookback, theirs.lookback);
@@ -293,7 +296,10 @@ fn the_token_never_appears_in_any_output() {
     }
 
     let config = Config::load_with(&example(), lookup).unwrap();
-    let debug = format!("{config:?}\n{config:#?}\n{:?}", config.github.token);
+    let debug = format!(
+        "{config:?}\n{config:#?}\n{:?}",
+        config.github.as_ref().unwrap().token
+    );
     assert!(!debug.contains(SECRET), "{debug}");
 }
 
@@ -440,4 +446,29 @@ fn a_deeply_unclosed_array_is_one_problem_told_once() {
     let unique: std::collections::BTreeSet<&&str> = lines.iter().collect();
     assert_eq!(unique.len(), lines.len(), "{stderr}");
     assert!(lines.len() <= 3, "{stderr}");
+}
+
+/// A collector fed only by the push API: `[ingest]` and `[[repositories]]`, no
+/// `[github]`, is valid, and the ingest token is not printed.
+#[test]
+fn a_push_only_configuration_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("push.toml");
+    std::fs::write(
+        &path,
+        "[ingest]\n[[ingest.clients]]\nname = \"jenkins\"\n\
+         token = \"${GITHUB_TOKEN}-used-as-an-ingest-token\"\nrepositories = [\"acme/*\"]\n\
+         [[repositories]]\nname = \"acme/billing\"\nteam = \"payments\"\n",
+    )
+    .unwrap();
+    let output = check_config(&path, Some(SECRET));
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(
+            "OK: 1 repository (1 team), windows 7d 30d 90d, no GitHub, push API for 1 client,"
+        ),
+        "{stdout}"
+    );
+    assert_no_secret(&output, "push-only");
 }

@@ -44,8 +44,7 @@ async fn run(org: &Org, options: SimOptions, retry: RetryPolicy) -> (Run, SimHan
     let addr = listener.local_addr().unwrap();
     let config = demo::demo_config(org, sim.base_url(), addr, &store).expect("configuration");
     let repositories: Vec<RepoName> = config
-        .github
-        .repositories
+        .github_repositories()
         .iter()
         .map(|r| r.name.clone())
         .collect();
@@ -517,7 +516,7 @@ async fn a_failed_repository_is_retried_soon_not_a_poll_interval_later() {
         &world.store_path(),
         &repos,
     );
-    assert!(config.github.poll_interval.to_std() >= Duration::from_secs(300));
+    assert!(config.poll_interval().to_std() >= Duration::from_secs(300));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let options = RunOptions {
         clock: world.clock.clone(),

@@ -17,5 +17,7 @@ mod golden;
 mod graphql;
 mod hostile;
 mod incremental;
+mod notify;
 mod pagination;
+mod push;
 mod report;

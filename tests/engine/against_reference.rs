@@ -167,6 +167,7 @@ fn collector_events(org: &Org, params: &Params, now: i64, compares: bool) -> Eve
         }
         for issue in &repo.issues {
             builder.incident(Incident {
+                source: dora_collector::domain::IncidentSource::GithubIssues,
                 repository: name.clone(),
                 number: issue.number,
                 created_at: issue.created_at,

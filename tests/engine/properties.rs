@@ -76,6 +76,7 @@ fn repo_events(name: &'static str) -> impl Strategy<Value = Vec<Event>> {
                 }
                 for (number, (created, duration, cause, labelled)) in incidents.iter().enumerate() {
                     events.push(Event::Incident(Incident {
+                        source: dora_collector::domain::IncidentSource::GithubIssues,
                         repository: repository.clone(),
                         number: number as u64,
                         created_at: at(*created),

@@ -348,6 +348,7 @@ pub fn health() -> HealthSnapshot {
             ],
         }],
         status_unrecorded: false,
+        pushes: Vec::new(),
     }
 }
 

@@ -121,7 +121,7 @@ impl Params {
     /// The values of a loaded configuration file (the daemon's view), with the
     /// first sync at `first_sync_at` (`None`: at evaluation time).
     pub fn from_config(config: &Config, first_sync_at: Option<Timestamp>) -> Params {
-        let github = &config.github;
+        let github = config.github.as_ref().expect("a [github] configuration");
         Params {
             windows: config
                 .metrics
@@ -167,6 +167,9 @@ impl Params {
                             branch: branch.as_str().to_owned(),
                             environment: environment.as_str().to_owned(),
                         },
+                        // Pushed deployments are the simulator's Deployments API
+                        // deployments, sent by a test.
+                        DeploymentsConfig::Push => DeploymentsFrom::DeploymentsApi,
                     },
                 })
                 .collect(),

@@ -111,6 +111,7 @@ impl History {
         root_cause: Option<CommitSha>,
     ) {
         self.batch.incidents.push(Incident {
+            source: dora_collector::domain::IncidentSource::GithubIssues,
             repository: self.batch.repository.clone(),
             number,
             created_at: Timestamp(created),

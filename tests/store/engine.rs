@@ -56,6 +56,7 @@ fn batch_for(repository: &str, deployments: u32, salt: u32) -> SyncBatch {
     for i in 0..(deployments / 4) {
         let created = at(i as i64 * 12 * HOUR + 5 * HOUR);
         batch.incidents.push(Incident {
+            source: dora_collector::domain::IncidentSource::GithubIssues,
             repository: name.clone(),
             number: u64::from(i) + 1,
             created_at: created,

@@ -68,6 +68,7 @@ fn commit(n: u32, parents: &[u32], message: &str) -> CommitRecord {
 
 fn incident(repository: &RepoName, number: u64, closed_at: Option<i64>) -> Incident {
     Incident {
+        source: dora_collector::domain::IncidentSource::GithubIssues,
         repository: repository.clone(),
         number,
         created_at: Timestamp(1_700_000_000 + number as i64),
@@ -124,12 +125,14 @@ fn sample_batch(repository: &RepoName) -> SyncBatch {
     ];
     batch.incidents = vec![
         Incident {
+            source: dora_collector::domain::IncidentSource::GithubIssues,
             labels: (0..40).map(|i| format!("label-{i} ✓ \"q\"")).collect(),
             root_cause: Some(ShaPrefix::parse("abcdef0").unwrap()),
             ..incident(repository, 11, Some(1_700_100_000))
         },
         incident(repository, 12, None),
         Incident {
+            source: dora_collector::domain::IncidentSource::GithubIssues,
             labels: vec![],
             ..incident(repository, 13, Some(1_700_000_013))
         },
@@ -885,6 +888,7 @@ mod order {
                 commits: (0..n).map(sha).collect(),
             }),
             Read::Incident { number, .. } => batch.incidents.push(Incident {
+                source: dora_collector::domain::IncidentSource::GithubIssues,
                 labels: (0..number).map(|l| format!("l{l}")).collect(),
                 ..incident(&repository, number, (number % 2 == 0).then_some(99))
             }),

@@ -4,7 +4,9 @@
 //!
 //! The contract between every producer of events (the polling sources, the push
 //! API) and every store: producers fill a [`SyncBatch`], a store writes it in one
-//! transaction. Nothing here reads, writes or knows SQL or HTTP.
+//! transaction; the push API hands [`PushRequest`]s, each kept whole or not at
+//! all, and learns a [`PushVerdict`] for each. Nothing here reads, writes or knows
+//! SQL or HTTP.
 
 use crate::{
     Commit, CommitSha, Compare, Deployment, Incident, PullRequest, RepoName, Timestamp,
@@ -190,6 +192,118 @@ impl SyncBatch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What a pushed item is, with its own id space per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PushKind {
+    /// `POST /api/v1/deployments`.
+    Deployment,
+    /// `POST /api/v1/incidents`.
+    Incident,
+}
+
+impl PushKind {
+    /// The stable name (as stored).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PushKind::Deployment => "deployment",
+            PushKind::Incident => "incident",
+        }
+    }
+}
+
+/// The event a pushed item becomes. Its id (the deployment's `id`, the
+/// incident's `number`) is left to the store, which gives each client's id a
+/// number of its own: whatever the producer put there is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushedEvent {
+    /// A deployment (source [`DeploymentSource::Push`](crate::DeploymentSource)),
+    /// with the commits it carries (empty when the repository's code host gives
+    /// them).
+    Deployment {
+        /// The deployment.
+        deployment: Deployment,
+        /// The commits it carries, kept with it.
+        commits: Vec<CommitRecord>,
+    },
+    /// An incident (source [`IncidentSource::Push`](crate::IncidentSource)).
+    Incident(Incident),
+}
+
+impl PushedEvent {
+    /// The kind of item.
+    pub fn kind(&self) -> PushKind {
+        match self {
+            PushedEvent::Deployment { .. } => PushKind::Deployment,
+            PushedEvent::Incident(_) => PushKind::Incident,
+        }
+    }
+
+    /// The repository the event belongs to.
+    pub fn repository(&self) -> &RepoName {
+        match self {
+            PushedEvent::Deployment { deployment, .. } => &deployment.repository,
+            PushedEvent::Incident(incident) => &incident.repository,
+        }
+    }
+}
+
+/// The length of a pushed item's digests (SHA-256).
+pub const PUSH_DIGEST_BYTES: usize = 32;
+
+/// One pushed item: its identity `(client, kind, id)`, digests of its content
+/// and the event it becomes.
+///
+/// The producer computes the digests; the store only compares them. `digest`
+/// covers everything the client sent; `base_digest` is the digest the item
+/// would have without the one update allowed later (an open incident's
+/// resolution), and equals `digest` for everything else. Same `digest` as
+/// stored: a retry, nothing changes. `base_digest` equal to the stored
+/// `digest` (the stored item was the open version of this one): the one allowed
+/// update. `digest` equal to the stored `base_digest`: a late retry of the open
+/// version, nothing changes. Anything else: a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushItem {
+    /// The client's configured name.
+    pub client: String,
+    /// The client's id for the item (unique per client and kind).
+    pub id: String,
+    /// The digest of the item's whole content.
+    pub digest: [u8; PUSH_DIGEST_BYTES],
+    /// The digest of the item before its allowed update (see above).
+    pub base_digest: [u8; PUSH_DIGEST_BYTES],
+    /// What it becomes.
+    pub event: PushedEvent,
+}
+
+/// One push request: its items are kept all together or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PushRequest {
+    /// The items, in the order they were sent.
+    pub items: Vec<PushItem>,
+}
+
+/// What the store did with one push request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushVerdict {
+    /// Every item is stored (durably, once the call returns): `inserted` new
+    /// ones, `updated` (an open incident resolved), `unchanged` already stored
+    /// with the same content.
+    Stored {
+        /// Items stored for the first time.
+        inserted: u32,
+        /// Items that made their one allowed update.
+        updated: u32,
+        /// Items already stored as sent.
+        unchanged: u32,
+    },
+    /// Item `index` reuses an id of the client with other content; nothing of
+    /// the request was kept.
+    Conflict {
+        /// The position of the first conflicting item in the request.
+        index: usize,
+    },
 }
 
 /// What `apply` did with the rows of one kind.

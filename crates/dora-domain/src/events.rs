@@ -17,6 +17,8 @@ pub enum DeploymentSource {
     GithubDeployments,
     /// Runs of a configured GitHub Actions workflow.
     GithubWorkflowRuns,
+    /// The push API: a CI/CD system reported it (`POST /api/v1/deployments`).
+    Push,
 }
 
 impl DeploymentSource {
@@ -25,6 +27,7 @@ impl DeploymentSource {
         match self {
             DeploymentSource::GithubDeployments => "github_deployments",
             DeploymentSource::GithubWorkflowRuns => "github_workflow_runs",
+            DeploymentSource::Push => "push",
         }
     }
 
@@ -33,6 +36,7 @@ impl DeploymentSource {
         match text {
             "github_deployments" => Some(DeploymentSource::GithubDeployments),
             "github_workflow_runs" => Some(DeploymentSource::GithubWorkflowRuns),
+            "push" => Some(DeploymentSource::Push),
             _ => None,
         }
     }
@@ -202,13 +206,57 @@ pub struct Compare {
     pub commits: Vec<CommitSha>,
 }
 
-/// An issue that may be an incident (the engine filters by the configured labels).
-/// Identity: `(repository, number)`.
+/// Where an incident was read from; part of its identity.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentSource {
+    /// GitHub issues: an issue is an incident only when it carries one of the
+    /// configured incident labels (the engine filters).
+    #[default]
+    GithubIssues,
+    /// The push API (`POST /api/v1/incidents`): every pushed incident is one,
+    /// whatever its labels.
+    Push,
+}
+
+impl IncidentSource {
+    /// The stable snake_case name (as serialized and stored).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IncidentSource::GithubIssues => "github_issues",
+            IncidentSource::Push => "push",
+        }
+    }
+
+    /// The source named by [`IncidentSource::as_str`]; `None` for any other text.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "github_issues" => Some(IncidentSource::GithubIssues),
+            "push" => Some(IncidentSource::Push),
+            _ => None,
+        }
+    }
+
+    /// Whether an incident of this source counts only with an incident label
+    /// (`incident_labels`); the others are incidents by being reported.
+    pub const fn selected_by_label(self) -> bool {
+        matches!(self, IncidentSource::GithubIssues)
+    }
+}
+
+/// An issue that may be an incident (the engine filters GitHub issues by the
+/// configured labels), or an incident reported as such (the push API).
+/// Identity: `(source, repository, number)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
+    /// Where it was read from.
+    pub source: IncidentSource,
     /// The repository the issue is in.
     pub repository: RepoName,
-    /// The issue number.
+    /// The issue number (for pushed incidents: the number the store gave the
+    /// client's id).
     pub number: u64,
     /// When the issue was opened: the incident's start.
     pub created_at: Timestamp,

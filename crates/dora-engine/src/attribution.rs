@@ -45,7 +45,8 @@ pub(crate) fn has_label(labels: &[String], wanted: &[String]) -> bool {
         .any(|label| wanted.iter().any(|w| w.eq_ignore_ascii_case(label)))
 }
 
-/// The incidents of a repository as of `now` (label-filtered, creation ≤ now).
+/// The incidents of a repository as of `now` (creation ≤ now; those of a source
+/// that selects incidents by label only with one of `labels`).
 pub(crate) fn incidents_at<'a>(
     incidents: &'a [Incident],
     labels: &[String],
@@ -53,7 +54,9 @@ pub(crate) fn incidents_at<'a>(
 ) -> Vec<(IncidentAtNow, &'a Incident)> {
     incidents
         .iter()
-        .filter(|i| i.created_at <= now && has_label(&i.labels, labels))
+        .filter(|i| {
+            i.created_at <= now && (!i.source.selected_by_label() || has_label(&i.labels, labels))
+        })
         .map(|i| {
             let closed_at = i.closed_at.filter(|c| *c <= now).map(|c| c.0);
             (

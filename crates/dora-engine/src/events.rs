@@ -247,7 +247,8 @@ impl EventsBuilder {
         self
     }
 
-    /// Adds one incident (replacing an earlier one of the same repository and number).
+    /// Adds one incident (replacing an earlier one of the same source, repository
+    /// and number).
     pub fn incident(&mut self, incident: Incident) -> &mut Self {
         let repository = incident.repository.clone();
         self.repo(&repository).events.incidents.push(incident);
@@ -344,6 +345,6 @@ fn dedup_by_identity(repo: &mut RepoEvents) {
         *items = out;
     }
     keep_last(&mut repo.deployments, |d| (d.source, d.id));
-    keep_last(&mut repo.incidents, |i| i.number);
+    keep_last(&mut repo.incidents, |i| (i.source, i.number));
     keep_last(&mut repo.pull_requests, |p| p.number);
 }

@@ -84,6 +84,7 @@ impl RepoSync<'_> {
         batch.incidents = issues
             .into_values()
             .map(|issue| Incident {
+                source: crate::domain::IncidentSource::GithubIssues,
                 repository: self.repository.clone(),
                 number: issue.number,
                 created_at: issue.created_at,

@@ -19,8 +19,8 @@ mod write;
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    ApplyStats, CommitRecord, Cursor, CursorKey, Store, StoreCounts, StoreError, SyncBatch,
-    SyncOutcome, SyncStatus,
+    ApplyStats, CommitRecord, Cursor, CursorKey, PushRequest, PushVerdict, Store, StoreCounts,
+    StoreError, SyncBatch, SyncOutcome, SyncStatus,
 };
 use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
 use crate::dora::EventSink;
@@ -230,6 +230,16 @@ impl SqliteStore {
         })
     }
 
+    /// Makes every commit of this connection durable against power loss too
+    /// (`synchronous=FULL`: the WAL is synced at each commit), not only against
+    /// a crash of the process. For a writer that acknowledges each commit to a
+    /// client (the push API) and commits many items at once.
+    pub fn sync_every_commit(&self) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(db_error(&self.path, "setting synchronous=FULL"))
+    }
+
     /// The id of `repository`, if the store has seen it.
     fn repo_id(&self, repository: &RepoName) -> Result<Option<i64>, StoreError> {
         read::repo_id(&self.conn, &self.path, repository)
@@ -413,6 +423,14 @@ impl Store for SqliteStore {
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {
         read::counts(&self.conn, &self.path)
+    }
+
+    fn push(&mut self, requests: &[PushRequest]) -> Result<Vec<PushVerdict>, StoreError> {
+        write::push(&mut self.conn, &self.path, requests)
+    }
+
+    fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError> {
+        write::pushed_repositories(&self.conn, &self.path)
     }
 }
 

@@ -12,7 +12,8 @@ use super::codec::{
 use super::db_error;
 use crate::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
-    Environment, Incident, PullRequest, RepoName, ShaPrefix, Timestamp, REVERT_MESSAGE_PREFIX,
+    Environment, Incident, IncidentSource, PullRequest, RepoName, ShaPrefix, Timestamp,
+    REVERT_MESSAGE_PREFIX,
 };
 use crate::dora::EventSink as EngineSink;
 use crate::store::{
@@ -633,8 +634,8 @@ fn stream_incidents(
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT number, created_at, closed_at, labels, root_cause FROM incidents \
-             WHERE repo_id = ?1 ORDER BY number",
+            "SELECT number, created_at, closed_at, labels, root_cause, source FROM incidents \
+             WHERE repo_id = ?1 ORDER BY source, number",
         )
         .map_err(&db)?;
     let mut rows = stmt.query([repo_id]).map_err(&db)?;
@@ -648,7 +649,10 @@ fn stream_incidents(
             }
             Err(_) => return Err(decoder.corrupt(what("root cause"))),
         };
+        let source = IncidentSource::parse(column!(row, 5, str).map_err(&db)?)
+            .ok_or_else(|| decoder.corrupt(what("source")))?;
         sink.incident(Incident {
+            source,
             repository: repository.clone(),
             number: decoder.id(number, &what("number"))?,
             created_at: Timestamp(row.get(1).map_err(&db)?),

@@ -23,7 +23,7 @@ pub(crate) const APPLICATION_ID: i64 = 0x444F_5241;
 
 /// The migration steps, in order; step `i` takes the schema from version `i` to
 /// `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // Version 1: the initial schema.
     r#"
     CREATE TABLE repositories (
@@ -108,6 +108,63 @@ const MIGRATIONS: &[&str] = &[
         last_error      TEXT,
         PRIMARY KEY (repo_id, source)
     ) STRICT, WITHOUT ROWID;
+    "#,
+    // Version 2: the push API. Deployments may come from `push`; incidents carry
+    // their source in their identity (pushed incidents are numbered by the store
+    // and must not meet GitHub's issue numbers); `push_ids` gives each client's
+    // own id of a pushed item the number its event is stored under, with digests
+    // of what was pushed (idempotent retries, conflicting reuse). SQLite cannot
+    // change a CHECK or a primary key in place, so both tables are rebuilt.
+    r#"
+    CREATE TABLE deployments_v2 (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        source      TEXT NOT NULL
+                    CHECK (source IN ('github_deployments', 'github_workflow_runs', 'push')),
+        id          INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        sha         BLOB NOT NULL CHECK (length(sha) = 20),
+        created_at  INTEGER NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('pending', 'succeeded', 'failed')),
+        outcome_at  INTEGER CHECK ((outcome = 'pending') = (outcome_at IS NULL)),
+        PRIMARY KEY (repo_id, source, id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO deployments_v2
+        SELECT repo_id, source, id, environment, sha, created_at, outcome, outcome_at
+        FROM deployments;
+    DROP TABLE deployments;
+    ALTER TABLE deployments_v2 RENAME TO deployments;
+    CREATE INDEX deployments_pending ON deployments (repo_id)
+        WHERE outcome = 'pending';
+    CREATE INDEX deployments_succeeded ON deployments (repo_id, environment, outcome_at)
+        WHERE outcome = 'succeeded';
+
+    CREATE TABLE incidents_v2 (
+        repo_id    INTEGER NOT NULL REFERENCES repositories (id),
+        source     TEXT NOT NULL CHECK (source IN ('github_issues', 'push')),
+        number     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        labels     TEXT NOT NULL,
+        root_cause TEXT,
+        PRIMARY KEY (repo_id, source, number)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO incidents_v2
+        SELECT repo_id, 'github_issues', number, created_at, closed_at, labels, root_cause
+        FROM incidents;
+    DROP TABLE incidents;
+    ALTER TABLE incidents_v2 RENAME TO incidents;
+
+    CREATE TABLE push_ids (
+        id          INTEGER PRIMARY KEY,
+        client      TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('deployment', 'incident')),
+        external_id TEXT NOT NULL,
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        digest      BLOB NOT NULL CHECK (length(digest) = 32),
+        base_digest BLOB NOT NULL CHECK (length(base_digest) = 32),
+        UNIQUE (client, kind, external_id)
+    ) STRICT;
+    CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
 ];
 

@@ -4,7 +4,7 @@
 use super::schema::APPLICATION_ID;
 use super::*;
 use crate::domain::{DeploymentOutcome, Incident};
-use crate::store::{CursorKey, SyncBatch};
+use crate::store::{CursorKey, PushItem, PushRequest, PushVerdict, SyncBatch};
 
 fn repo() -> RepoName {
     RepoName::parse("acme/api").unwrap()
@@ -24,6 +24,7 @@ fn batch(first: u8, count: u8, cursor_since: i64) -> SyncBatch {
             "Add a thing",
         ));
         batch.incidents.push(Incident {
+            source: crate::domain::IncidentSource::GithubIssues,
             repository: repo(),
             number: u64::from(n),
             created_at: Timestamp(i64::from(n)),
@@ -217,4 +218,124 @@ fn the_source_queries_use_their_indices() {
     );
     assert!(commits.contains("PRIMARY KEY"), "{commits}");
     assert!(!commits.contains("TEMP B-TREE"), "no sort: {commits}");
+}
+
+#[test]
+fn a_version_1_store_keeps_its_events_through_the_push_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO deployments VALUES (1, 'github_deployments', 7, 'production',
+                 zeroblob(20), 10, 'succeeded', 20);
+             INSERT INTO incidents VALUES (1, 3, 30, NULL, '[\"incident\"]', 'abcdef1');",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let batch = store.read_repository(&repo()).unwrap();
+    assert_eq!(batch.deployments.len(), 1);
+    assert_eq!(batch.deployments[0].id, 7);
+    assert_eq!(batch.incidents.len(), 1);
+    assert_eq!(
+        batch.incidents[0].source,
+        crate::domain::IncidentSource::GithubIssues
+    );
+    assert_eq!(batch.incidents[0].number, 3);
+    // A pushed incident with the same number is another incident.
+    let mut pushed = batch.incidents[0].clone();
+    pushed.source = crate::domain::IncidentSource::Push;
+    let mut more = SyncBatch::new(repo());
+    more.incidents.push(pushed);
+    store.apply(&more).unwrap();
+    assert_eq!(store.counts().unwrap().incidents, 2);
+}
+
+fn pushed(client: &str, id: &str, digest: u8, base: u8, number: u64) -> PushItem {
+    PushItem {
+        client: client.to_owned(),
+        id: id.to_owned(),
+        digest: [digest; 32],
+        base_digest: [base; 32],
+        event: crate::domain::batch::PushedEvent::Incident(Incident {
+            source: crate::domain::IncidentSource::Push,
+            repository: repo(),
+            number,
+            created_at: Timestamp(1),
+            closed_at: (digest != base).then_some(Timestamp(2)),
+            labels: Vec::new(),
+            root_cause: None,
+        }),
+    }
+}
+
+#[test]
+fn pushes_are_kept_whole_numbered_per_client_id_and_idempotent() {
+    let mut store = SqliteStore::open_in_memory().unwrap();
+    let request = |items: Vec<PushItem>| PushRequest { items };
+    let stored = |inserted, updated, unchanged| PushVerdict::Stored {
+        inserted,
+        updated,
+        unchanged,
+    };
+    let verdicts = store
+        .push(&[
+            request(vec![
+                pushed("ci", "a", 1, 1, 99),
+                pushed("ci", "b", 2, 2, 99),
+            ]),
+            request(vec![pushed("other", "a", 3, 3, 99)]),
+            // A conflict inside the request: the whole request is dropped.
+            request(vec![
+                pushed("ci", "c", 4, 4, 99),
+                pushed("ci", "a", 5, 5, 99),
+            ]),
+        ])
+        .unwrap();
+    assert_eq!(
+        verdicts,
+        [
+            stored(2, 0, 0),
+            stored(1, 0, 0),
+            PushVerdict::Conflict { index: 1 }
+        ]
+    );
+    let numbers: Vec<u64> = store
+        .read_repository(&repo())
+        .unwrap()
+        .incidents
+        .iter()
+        .map(|i| i.number)
+        .collect();
+    assert_eq!(numbers, [1, 2, 3], "numbered by the store, `c` not kept");
+    // A retry; the one update (resolved); a late retry of the open version;
+    // another resolution.
+    let verdicts = store
+        .push(&[
+            request(vec![pushed("ci", "a", 1, 1, 0)]),
+            request(vec![pushed("ci", "a", 6, 1, 0)]),
+            request(vec![pushed("ci", "a", 1, 1, 0)]),
+            request(vec![pushed("ci", "a", 7, 1, 0)]),
+        ])
+        .unwrap();
+    assert_eq!(
+        verdicts,
+        [
+            stored(0, 0, 1),
+            stored(0, 1, 0),
+            stored(0, 0, 1),
+            PushVerdict::Conflict { index: 0 }
+        ]
+    );
+    let incidents = store.read_repository(&repo()).unwrap().incidents;
+    assert_eq!(incidents[0].closed_at, Some(Timestamp(2)));
+    assert_eq!(store.pushed_repositories().unwrap(), [repo()]);
+    assert_eq!(store.counts().unwrap().incidents, 3);
 }

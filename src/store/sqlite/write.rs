@@ -16,14 +16,17 @@ use super::codec::{
     sha_from_blob,
 };
 use super::db_error;
-use crate::domain::{DeploymentOutcome, RepoName, Timestamp, MAX_QUOTED_INPUT};
+use crate::domain::batch::{PushRequest, PushVerdict, PushedEvent};
+use crate::domain::{
+    Deployment, DeploymentOutcome, Incident, RepoName, Timestamp, MAX_QUOTED_INPUT,
+};
 use crate::store::types::cut_to_bytes;
 use crate::store::{
     merge_outcome, ApplyStats, KindStats, StoreError, SyncBatch, SyncOutcome,
     MAX_COMMIT_SUBJECT_BYTES, MAX_CURSOR_ENDPOINT_BYTES, MAX_CURSOR_OPAQUE_BYTES,
     MAX_SYNC_ERROR_BYTES, MAX_SYNC_SOURCE_BYTES,
 };
-use rusqlite::{Connection, OptionalExtension, Statement, ToSql, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Statement, ToSql, TransactionBehavior};
 
 /// A stored deployment's `(environment, sha, created_at, outcome, outcome_at)`.
 type StoredDeployment = (String, Vec<u8>, i64, String, Option<i64>);
@@ -71,7 +74,7 @@ fn to_i64(path: &str, what: &'static str, value: u64) -> Result<i64, StoreError>
 
 /// The id of `repository`, adding it when new.
 pub(super) fn ensure_repo(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     path: &str,
     repository: &RepoName,
 ) -> Result<i64, StoreError> {
@@ -134,7 +137,8 @@ pub(crate) fn apply(
 }
 
 struct Writer<'a> {
-    tx: &'a Transaction<'a>,
+    /// The open transaction (or savepoint) written in.
+    tx: &'a Connection,
     path: &'a str,
     repo_id: i64,
     repository: &'a RepoName,
@@ -313,22 +317,6 @@ impl Writer<'_> {
     }
 
     fn incidents(&self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
-        let db = db_error(self.path, "storing an incident");
-        let mut insert = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO incidents (repo_id, number, created_at, closed_at, labels, root_cause) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (repo_id, number) DO NOTHING",
-            )
-            .map_err(&db)?;
-        let mut update = self
-            .tx
-            .prepare_cached(
-                "UPDATE incidents SET created_at = ?3, closed_at = ?4, labels = ?5, root_cause = ?6 \
-                 WHERE repo_id = ?1 AND number = ?2 \
-                 AND (created_at, closed_at, labels, root_cause) IS NOT (?3, ?4, ?5, ?6)",
-            )
-            .map_err(&db)?;
         let mut stats = KindStats::default();
         for incident in &batch.incidents {
             same_repository(
@@ -338,24 +326,47 @@ impl Writer<'_> {
                 "incident",
                 incident.number,
             )?;
-            let number = to_i64(self.path, "incident number", incident.number)?;
-            let closed_at = incident.closed_at.map(|t| t.0);
-            let labels = labels_column(&incident.labels);
-            let root_cause = incident.root_cause.as_ref().map(|p| p.as_str());
-            let params: [&dyn ToSql; 6] = [
-                &self.repo_id,
-                &number,
-                &incident.created_at.0,
-                &closed_at,
-                &labels,
-                &root_cause,
-            ];
-            count(
-                &mut stats,
-                upsert(&mut insert, &mut update, &params).map_err(&db)?,
-            );
+            count(&mut stats, self.incident(incident)?);
         }
         Ok(stats)
+    }
+
+    /// Upserts one incident of this writer's repository.
+    fn incident(&self, incident: &Incident) -> Result<Written, StoreError> {
+        let db = db_error(self.path, "storing an incident");
+        let mut insert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO incidents \
+                 (repo_id, source, number, created_at, closed_at, labels, root_cause) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (repo_id, source, number) DO NOTHING",
+            )
+            .map_err(&db)?;
+        let mut update = self
+            .tx
+            .prepare_cached(
+                "UPDATE incidents SET created_at = ?4, closed_at = ?5, labels = ?6, \
+                 root_cause = ?7 \
+                 WHERE repo_id = ?1 AND source = ?2 AND number = ?3 \
+                 AND (created_at, closed_at, labels, root_cause) IS NOT (?4, ?5, ?6, ?7)",
+            )
+            .map_err(&db)?;
+        let number = to_i64(self.path, "incident number", incident.number)?;
+        let source = incident.source.as_str();
+        let closed_at = incident.closed_at.map(|t| t.0);
+        let labels = labels_column(&incident.labels);
+        let root_cause = incident.root_cause.as_ref().map(|p| p.as_str());
+        let params: [&dyn ToSql; 7] = [
+            &self.repo_id,
+            &source,
+            &number,
+            &incident.created_at.0,
+            &closed_at,
+            &labels,
+            &root_cause,
+        ];
+        upsert(&mut insert, &mut update, &params).map_err(&db)
     }
 
     fn pull_requests(&self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
@@ -457,6 +468,173 @@ impl Writer<'_> {
         }
         Ok(stats)
     }
+}
+
+/// Keeps every push request of `requests` that does not conflict, each whole or
+/// not at all (a savepoint per request), in ONE transaction: the group commit of
+/// the push API. Returns one verdict per request, in order; a database error
+/// fails the whole group (nothing is kept).
+pub(crate) fn push(
+    conn: &mut Connection,
+    path: &str,
+    requests: &[PushRequest],
+) -> Result<Vec<PushVerdict>, StoreError> {
+    let db = db_error(path, "storing pushed items");
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&db)?;
+    let mut verdicts = Vec::with_capacity(requests.len());
+    for request in requests {
+        let savepoint = tx.savepoint().map_err(&db)?;
+        match push_request(&savepoint, path, request)? {
+            Ok(verdict) => {
+                savepoint.commit().map_err(&db)?;
+                verdicts.push(verdict);
+            }
+            Err(index) => {
+                // Dropping a savepoint rolls it back: nothing of the request stays.
+                drop(savepoint);
+                verdicts.push(PushVerdict::Conflict { index });
+            }
+        }
+    }
+    tx.commit()
+        .map_err(db_error(path, "committing pushed items"))?;
+    Ok(verdicts)
+}
+
+/// A pushed item's row in `push_ids`: `(id, repo_id, digest, base_digest)`.
+type StoredPush = (i64, i64, Vec<u8>, Vec<u8>);
+
+/// Writes the items of one request; `Err(index)` at the first item that
+/// conflicts with what is stored (the caller rolls the request back).
+fn push_request(
+    conn: &Connection,
+    path: &str,
+    request: &PushRequest,
+) -> Result<Result<PushVerdict, usize>, StoreError> {
+    let db = db_error(path, "storing a pushed item");
+    let (mut inserted, mut updated, mut unchanged) = (0u32, 0u32, 0u32);
+    for (index, item) in request.items.iter().enumerate() {
+        let repository = item.event.repository();
+        let repo_id = ensure_repo(conn, path, repository)?;
+        let kind = item.event.kind().as_str();
+        let stored: Option<StoredPush> = conn
+            .prepare_cached(
+                "SELECT id, repo_id, digest, base_digest FROM push_ids \
+                 WHERE client = ?1 AND kind = ?2 AND external_id = ?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row((&item.client, kind, &item.id), |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(&db)?;
+        let id = match stored {
+            None => {
+                conn.prepare_cached(
+                    "INSERT INTO push_ids \
+                     (client, kind, external_id, repo_id, digest, base_digest) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute((
+                        &item.client,
+                        kind,
+                        &item.id,
+                        repo_id,
+                        item.digest.as_slice(),
+                        item.base_digest.as_slice(),
+                    ))
+                })
+                .map_err(&db)?;
+                inserted += 1;
+                conn.last_insert_rowid()
+            }
+            Some((_, _, digest, base)) if digest == item.digest || base == item.digest => {
+                // A retry (or a late retry of the open version of a since
+                // resolved incident): stored as it is.
+                unchanged += 1;
+                continue;
+            }
+            Some((id, stored_repo, digest, _))
+                if stored_repo == repo_id
+                    && item.base_digest != item.digest
+                    && digest == item.base_digest =>
+            {
+                // The one allowed update: the stored item was this one's open version.
+                conn.prepare_cached("UPDATE push_ids SET digest = ?2 WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute((id, item.digest.as_slice())))
+                    .map_err(&db)?;
+                updated += 1;
+                id
+            }
+            Some(_) => return Ok(Err(index)),
+        };
+        let id = u64::try_from(id).map_err(|_| StoreError::Corrupt {
+            path: path.to_owned(),
+            table: "push_ids",
+            what: format!("id {id}"),
+        })?;
+        let writer = Writer {
+            tx: conn,
+            path,
+            repo_id,
+            repository,
+        };
+        let mut batch = SyncBatch::new(repository.clone());
+        match &item.event {
+            PushedEvent::Deployment {
+                deployment,
+                commits,
+            } => {
+                batch.deployments.push(Deployment {
+                    id,
+                    ..deployment.clone()
+                });
+                batch.commits.clone_from(commits);
+                writer.deployments(&batch)?;
+                writer.commits(&batch)?;
+            }
+            PushedEvent::Incident(incident) => {
+                writer.incident(&Incident {
+                    number: id,
+                    ..incident.clone()
+                })?;
+            }
+        }
+    }
+    Ok(Ok(PushVerdict::Stored {
+        inserted,
+        updated,
+        unchanged,
+    }))
+}
+
+/// Every repository with a pushed item, sorted.
+pub(crate) fn pushed_repositories(
+    conn: &Connection,
+    path: &str,
+) -> Result<Vec<RepoName>, StoreError> {
+    let db = db_error(path, "listing pushed repositories");
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT name FROM repositories WHERE id IN (SELECT DISTINCT repo_id FROM push_ids) \
+             ORDER BY name",
+        )
+        .map_err(&db)?;
+    let mut rows = stmt.query([]).map_err(&db)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(&db)? {
+        let name: String = row.get(0).map_err(&db)?;
+        out.push(RepoName::parse(&name).map_err(|_| StoreError::Corrupt {
+            path: path.to_owned(),
+            table: "repositories",
+            what: "repository name".to_owned(),
+        })?);
+    }
+    Ok(out)
 }
 
 /// Whether a stored deployment row equals the values about to be written.

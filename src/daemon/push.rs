@@ -1,0 +1,120 @@
+//! The push API inside the daemon: opens the writer's own store connection,
+//! starts the [`Ingest`](crate::ingest::Ingest) and its publisher, which
+//! recomputes the metrics at most every [`PUSH_RECOMPUTE_DEBOUNCE`] after pushed
+//! events arrive (not once per request) and re-renders the push counters.
+//!
+//! Not here: the routes and checks (`ingest`), the computation (`dora`).
+
+use super::clock::Clock;
+use super::compute_snapshot;
+use crate::config::Config;
+use crate::domain::RepoName;
+use crate::dora::EngineConfig;
+use crate::exporter::{ExporterState, PushCount};
+use crate::ingest::{Changes, Ingest, PushCounters};
+use crate::store::{SharedStore, SqliteStore, StoreError};
+use anyhow::Context as _;
+use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long the publisher gathers pushes before it recomputes: the metrics
+/// reflect a push within this plus one computation (well inside the 5 s
+/// promised), and a storm of pushes costs one computation per period.
+pub(crate) const PUSH_RECOMPUTE_DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// What the publisher needs of the daemon.
+pub(crate) struct Publisher {
+    pub(crate) store: SharedStore,
+    pub(crate) state: Arc<ExporterState>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) engine: EngineConfig,
+    pub(crate) repositories: Vec<RepoName>,
+    pub(crate) publishing: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// The push API's routes and tasks (the writer, the publisher) for `config`.
+pub(crate) async fn start(
+    config: &Config,
+    publisher: Publisher,
+) -> anyhow::Result<(Router, Vec<JoinHandle<()>>)> {
+    let path = config.storage.path.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        let store = SqliteStore::open(&path)?;
+        store.sync_every_commit()?;
+        Ok::<_, StoreError>(store)
+    })
+    .await
+    .context("the store task failed")?
+    .map_err(|error| anyhow::anyhow!(error))?;
+    let clock = Arc::clone(&publisher.clock);
+    let Some((ingest, writer)) = Ingest::start(
+        config,
+        SharedStore::new(store),
+        Arc::new(move || clock.now()),
+    ) else {
+        return Ok((Router::new(), Vec::new()));
+    };
+    let router = ingest.router();
+    let counters = ingest.counters();
+    let changes = ingest.changes();
+    drop(ingest);
+    publish_counters(&publisher.state, &counters);
+    let publisher = tokio::spawn(run(publisher, changes, counters));
+    Ok((router, vec![writer, publisher]))
+}
+
+async fn run(publisher: Publisher, changes: Arc<Changes>, counters: Arc<PushCounters>) {
+    let shutdown = &publisher.shutdown;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = changes.changed() => {}
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(PUSH_RECOMPUTE_DEBOUNCE) => {}
+        }
+        let (data, _) = changes.take();
+        if data {
+            let _publishing = publisher.publishing.lock().await;
+            match compute_snapshot(
+                &publisher.store,
+                &publisher.repositories,
+                &publisher.engine,
+                publisher.clock.as_ref(),
+            )
+            .await
+            {
+                Ok(snapshot) => {
+                    if let Err(error) = publisher.state.publish_snapshot(snapshot) {
+                        tracing::error!(%error, "cannot publish the metrics");
+                    }
+                }
+                Err(error) => tracing::error!(
+                    error = %format!("{error:#}"),
+                    "cannot compute the metrics after pushes; serving the previous ones"
+                ),
+            }
+        }
+        publish_counters(&publisher.state, &counters);
+    }
+}
+
+fn publish_counters(state: &ExporterState, counters: &PushCounters) {
+    let pushes = counters
+        .snapshot()
+        .into_iter()
+        .map(|(client, outcome, count)| PushCount {
+            client,
+            outcome: outcome.to_owned(),
+            count,
+        })
+        .collect();
+    if let Err(error) = state.publish_pushes(pushes) {
+        tracing::error!(%error, "cannot publish the push counters");
+    }
+}

@@ -1,0 +1,316 @@
+//! The push API's two routes, `POST /api/v1/deployments` and `POST
+//! /api/v1/incidents`: the checks in order (token, rate, content type, size,
+//! body, fields, repositories), the hand-over to the writer, and the answers
+//! with their status codes (`docs/push.md`).
+//!
+//! The body is read only after the token and the rate passed, never beyond
+//! [`MAX_BODY_BYTES`] and never for longer than [`BODY_READ_TIMEOUT`]. Answers
+//! are JSON: `202 {"accepted", "duplicates"}` or `{"error", "field"}`. Nothing
+//! here logs or answers a token, and nothing of a refused request is stored.
+
+use super::auth::Client;
+use super::wire::{self, BadRequest, ValidItem};
+use super::writer::WriteError;
+use super::{IngestState, PushOutcome, RepositoryDeployments};
+use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The largest body read: 1,000 deployments with a few commits each fit.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long a body may take to arrive (a slow-loris client is cut off).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST /api/v1/deployments`.
+pub(super) async fn deployments(
+    State(state): State<Arc<IngestState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    push(&state, PushKind::Deployment, &headers, body).await
+}
+
+/// `POST /api/v1/incidents`.
+pub(super) async fn incidents(
+    State(state): State<Arc<IngestState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    push(&state, PushKind::Incident, &headers, body).await
+}
+
+/// A refusal: its status, JSON body and counter outcome.
+struct Refusal {
+    status: StatusCode,
+    outcome: PushOutcome,
+    error: String,
+    field: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, outcome: PushOutcome, error: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            outcome,
+            error: error.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    fn at(mut self, field: Option<String>) -> Self {
+        self.field = field;
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.error, "field": self.field});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<BadRequest> for Refusal {
+    fn from(bad: BadRequest) -> Self {
+        Refusal::new(StatusCode::BAD_REQUEST, PushOutcome::Invalid, bad.error).at(bad.field)
+    }
+}
+
+async fn push(state: &IngestState, kind: PushKind, headers: &HeaderMap, body: Body) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let Some(client) = state.clients.authenticate(authorization) else {
+        state.count("", PushOutcome::Unauthorized);
+        return Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            PushOutcome::Unauthorized,
+            "missing or invalid bearer token (Authorization: Bearer TOKEN)",
+        )
+        .into_response();
+    };
+    let (response, outcome) = match checked(state, client, kind, headers, body).await {
+        Ok((accepted, duplicates)) => {
+            let outcome = if accepted > 0 || duplicates == 0 {
+                PushOutcome::Accepted
+            } else {
+                PushOutcome::Duplicate
+            };
+            let body = serde_json::json!({"accepted": accepted, "duplicates": duplicates});
+            (
+                (StatusCode::ACCEPTED, axum::Json(body)).into_response(),
+                outcome,
+            )
+        }
+        Err(refusal) => {
+            let outcome = refusal.outcome;
+            if outcome != PushOutcome::RateLimited {
+                tracing::info!(
+                    client = %client.name,
+                    kind = kind.as_str(),
+                    status = refusal.status.as_u16(),
+                    field = refusal.field.as_deref().unwrap_or(""),
+                    "refused a push"
+                );
+            }
+            (refusal.into_response(), outcome)
+        }
+    };
+    state.count(&client.name, outcome);
+    response
+}
+
+/// Every check after the token; `(accepted, duplicates)` once kept.
+async fn checked(
+    state: &IngestState,
+    client: &Client,
+    kind: PushKind,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(u32, u32), Refusal> {
+    if let Err(wait) = client.admit(Instant::now()) {
+        let mut refusal = Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            PushOutcome::RateLimited,
+            "too many requests from this client; retry after the time in Retry-After",
+        );
+        refusal.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        return Err(refusal);
+    }
+    if !is_json(headers.get(header::CONTENT_TYPE)) {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PushOutcome::Invalid,
+            "expected Content-Type: application/json",
+        ));
+    }
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            PushOutcome::TooLarge,
+            format!("the body is larger than {MAX_BODY_BYTES} bytes; send fewer items at once"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let bytes = match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                PushOutcome::Invalid,
+                format!(
+                    "the body did not arrive within {} seconds",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ))
+        }
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(too_large())
+        }
+        Ok(Err(_)) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                PushOutcome::Invalid,
+                "the body could not be read",
+            ))
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let mut items = wire::parse(kind, &bytes, (state.now)())?;
+    for item in &mut items {
+        check_repository(state, client, item)?;
+    }
+    let request = PushRequest {
+        items: items
+            .into_iter()
+            .map(|item| PushItem {
+                client: client.name.clone(),
+                id: item.id,
+                digest: item.digest,
+                base_digest: item.base_digest,
+                event: item.event,
+            })
+            .collect(),
+    };
+    let ids: Vec<String> = request.items.iter().map(|i| i.id.clone()).collect();
+    let many = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    match state.writer.write(request).await {
+        Ok(PushVerdict::Stored {
+            inserted,
+            updated,
+            unchanged,
+        }) => Ok((inserted + updated, unchanged)),
+        Ok(PushVerdict::Conflict { index }) => {
+            let id = ids.get(index).map(String::as_str).unwrap_or("");
+            let field = if many {
+                format!("[{index}].id")
+            } else {
+                "id".to_owned()
+            };
+            Err(Refusal::new(
+                StatusCode::CONFLICT,
+                PushOutcome::Conflict,
+                format!(
+                    "id {:?} was pushed before with other content; a new {} needs a new id",
+                    crate::domain::DomainError::new("", id).got,
+                    kind.as_str()
+                ),
+            )
+            .at(Some(field)))
+        }
+        Err(error @ WriteError::Stopped) | Err(error @ WriteError::Store(_)) => Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            PushOutcome::Error,
+            format!("{error}; nothing was kept, retry later"),
+        )),
+    }
+}
+
+/// The client may write the item's repository (else `403`), and the repository
+/// takes pushed deployments (else `409` naming where they come from) with
+/// their commits where no code host gives them (else `400`).
+/// Commits pushed for a repository whose code host gives them are dropped.
+fn check_repository(
+    state: &IngestState,
+    client: &Client,
+    item: &mut ValidItem,
+) -> Result<(), Refusal> {
+    let repository = item.event.repository().clone();
+    let repository = &repository;
+    if !client.may_write(repository) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            PushOutcome::Forbidden,
+            format!(
+                "client {:?} may not write {repository} (see its repositories patterns)",
+                client.name
+            ),
+        )
+        .at(Some(item.field("repository"))));
+    }
+    if item.event.kind() != PushKind::Deployment {
+        return Ok(());
+    }
+    match state.repositories.get(repository) {
+        Some(RepositoryDeployments::Elsewhere(source)) => Err(Refusal::new(
+            StatusCode::CONFLICT,
+            PushOutcome::Conflict,
+            format!(
+                "{repository} takes its deployments from {source}; pushing them as well would \
+                 count them twice"
+            ),
+        )
+        .at(Some(item.field("repository")))),
+        Some(RepositoryDeployments::PushedWithCodeHost) => {
+            if let PushedEvent::Deployment { commits, .. } = &mut item.event {
+                commits.clear();
+            }
+            Ok(())
+        }
+        None if item.without_commits => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            PushOutcome::Invalid,
+            format!(
+                "missing field `commits`: no code host is configured for {repository}, so a \
+                 successful deployment carries its commits (an empty list for a redeploy)"
+            ),
+        )
+        .at(Some(item.field("commits")))),
+        None => Ok(()),
+    }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
