@@ -846,12 +846,14 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
              Open  http://{addr}/         the landing page\n      \
              http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
              http://{addr}/readyz   readiness\n\n\
-             Point Prometheus at http://{addr}/metrics to graph it. Press Ctrl-C to stop; the \
+             Point Prometheus at http://{addr}/metrics to graph it. The push API \
+             (docs/push.md) takes the demo client's token {}. Press Ctrl-C to stop; the \
              temporary store is removed on exit.",
             stats.repositories,
             args.days,
             stats.deployments + stats.workflow_runs,
             sim.base_url(),
+            demo::DEMO_INGEST_TOKEN,
         )
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;
