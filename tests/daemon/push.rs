@@ -720,6 +720,7 @@ async fn a_daemon_fed_only_by_pushes_exports_what_the_engine_computes_from_them(
     let extra = "[[repositories]]\nname = \"acme/api\"\nteam = \"platform\"\n";
     let config = push_config(&store, 100_000, extra);
     let engine_config = config.engine_config();
+    let report_config = config.clone();
     let mut handle = start(config).await;
     handle.wait_for_cycles(1).await.expect("a cycle");
     let repositories = ["acme/billing", "acme/api", "acme/unlisted"];
@@ -788,6 +789,32 @@ async fn a_daemon_fed_only_by_pushes_exports_what_the_engine_computes_from_them(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The report covers the repository known only through pushes too.
+    let request = dora_collector::report::ReportRequest {
+        // The generated history spans the first weeks of the 90 days.
+        window: dora_collector::report::ReportWindow::parse("90d").unwrap(),
+        until: NOW,
+        team: None,
+        generated_at: NOW,
+    };
+    let opened = dora_collector::report::open_store(&store).unwrap();
+    let report = dora_collector::report::generate(&opened, &report_config, &request).unwrap();
+    let names: Vec<&str> = report
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(names.contains(&"acme/unlisted"), "{names:?}");
+    let deployed: Vec<(&str, u64)> = report
+        .repositories
+        .iter()
+        .map(|r| (r.name.as_str(), r.deployments))
+        .collect();
+    assert!(
+        report.summary.deployments > 0,
+        "{deployed:?} {:?}",
+        report.period
+    );
     handle.shutdown().await.unwrap();
 }
 
