@@ -561,6 +561,11 @@ async fn push_storm_killed_and_retried_converges() {
     for client in clients {
         acked.extend(client.await.unwrap());
     }
+    println!(
+        "{} of {} pushes acknowledged before SIGKILL",
+        acked.len(),
+        STORM_CLIENTS * STORM_ITEMS
+    );
     assert!(
         !acked.is_empty(),
         "some pushes were acknowledged before the kill"
