@@ -166,6 +166,11 @@ pub struct NotifyDeploymentArgs {
     /// When it finished (RFC 3339); default: now.
     #[arg(long, value_name = "TIME", value_parser = Timestamp::parse_rfc3339)]
     pub finished_at: Option<Timestamp>,
+    /// Send the commits it ships, from the git clone at DIR: those reachable from
+    /// --sha and not from the collector's latest deployed sha (for a repository
+    /// whose code host the collector does not read).
+    #[arg(long, value_name = "DIR")]
+    pub commits_from_git: Option<PathBuf>,
 }
 
 /// `notify incident`
@@ -602,6 +607,28 @@ pub fn notify(
             if let Some(started) = d.started_at {
                 body["started_at"] = serde_json::json!(started.to_rfc3339());
             }
+            if let Some(dir) = &d.commits_from_git {
+                let target = Target {
+                    url: d.target.url.clone(),
+                    token: secrecy::SecretString::from(token.clone()),
+                    deadline: d.target.deadline,
+                };
+                let previous = runtime()?
+                    .block_on(crate::notify::latest_sha(
+                        &target,
+                        &d.repository,
+                        &d.environment,
+                    ))
+                    .map_err(|e| CliError::Other(anyhow::anyhow!(e)))?;
+                let commits = crate::notify::commits_from_git(
+                    dir,
+                    &d.sha,
+                    previous.as_ref(),
+                    crate::ingest::MAX_COMMITS,
+                )
+                .map_err(|e| CliError::Other(anyhow::anyhow!("--commits-from-git: {e}")))?;
+                body["commits"] = serde_json::json!(commits);
+            }
             (&d.target, "/api/v1/deployments", body, id)
         }
         NotifyWhat::Incident(i) => {
@@ -879,12 +906,14 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
              Open  http://{addr}/         the landing page\n      \
              http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
              http://{addr}/readyz   readiness\n\n\
-             Point Prometheus at http://{addr}/metrics to graph it. Press Ctrl-C to stop; the \
+             Point Prometheus at http://{addr}/metrics to graph it. The push API \
+             (docs/push.md) takes the demo client's token {}. Press Ctrl-C to stop; the \
              temporary store is removed on exit.",
             stats.repositories,
             args.days,
             stats.deployments + stats.workflow_runs,
             sim.base_url(),
+            demo::DEMO_INGEST_TOKEN,
         )
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;

@@ -9,7 +9,9 @@
 //! printed cut to [`MAX_SHOWN_ANSWER_BYTES`].
 
 use crate::domain::batch::cut_to_bytes;
+use crate::domain::{CommitSha, Environment, RepoName};
 use secrecy::{ExposeSecret, SecretString};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The environment variable holding the token.
@@ -106,24 +108,85 @@ pub async fn send(
     path: &str,
     body: &serde_json::Value,
 ) -> Result<Stored, NotifyError> {
-    let client = reqwest::Client::builder()
+    let client = http_client()?;
+    let url = format!("{}{path}", target.url.trim_end_matches('/'));
+    let text = body.to_string();
+    let (status, answer, attempts) = exchange(target, || {
+        client
+            .post(&url)
+            .bearer_auth(target.token.expose_secret())
+            .header("content-type", "application/json")
+            .body(text.clone())
+    })
+    .await?;
+    match status {
+        202 => Ok(Stored { answer, attempts }),
+        _ => Err(NotifyError::Refused { status, answer }),
+    }
+}
+
+/// The sha of the latest successful deployment of `repository` to
+/// `environment` the collector has (`GET /api/v1/deployments/latest`); `None`
+/// when it has none.
+pub async fn latest_sha(
+    target: &Target,
+    repository: &RepoName,
+    environment: &Environment,
+) -> Result<Option<CommitSha>, NotifyError> {
+    let client = http_client()?;
+    let mut url = url::Url::parse(&format!(
+        "{}/api/v1/deployments/latest",
+        target.url.trim_end_matches('/')
+    ))
+    .map_err(|e| NotifyError::Client(e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("repository", repository.as_str())
+        .append_pair("environment", environment.as_str());
+    let (status, answer, _) = exchange(target, || {
+        client
+            .get(url.clone())
+            .bearer_auth(target.token.expose_secret())
+    })
+    .await?;
+    match status {
+        200 => {
+            let sha = serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v["sha"].as_str().map(str::to_owned))
+                .and_then(|sha| CommitSha::parse(&sha).ok());
+            match sha {
+                Some(sha) => Ok(Some(sha)),
+                None => Err(NotifyError::Refused {
+                    status,
+                    answer: format!("an answer without a sha: {answer}"),
+                }),
+            }
+        }
+        404 => Ok(None),
+        _ => Err(NotifyError::Refused { status, answer }),
+    }
+}
+
+fn http_client() -> Result<reqwest::Client, NotifyError> {
+    reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
         .build()
-        .map_err(|e| NotifyError::Client(e.to_string()))?;
-    let url = format!("{}{path}", target.url.trim_end_matches('/'));
+        .map_err(|e| NotifyError::Client(e.to_string()))
+}
+
+/// Sends the request `build` makes until an answer that retrying cannot change
+/// (anything but a connection error, `408`, `429` and `5xx`) or the deadline:
+/// `(status, body cut to MAX_SHOWN_ANSWER_BYTES, attempts)`.
+async fn exchange(
+    target: &Target,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<(u16, String, u32), NotifyError> {
     let started = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let answer = client
-            .post(&url)
-            .bearer_auth(target.token.expose_secret())
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        let (last, asked) = match answer {
+        let (last, asked) = match build().send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let retry_after = response
@@ -134,21 +197,10 @@ pub async fn send(
                     .map(Duration::from_secs);
                 let text = response.text().await.unwrap_or_default();
                 let text = cut_to_bytes(text.trim(), MAX_SHOWN_ANSWER_BYTES).to_owned();
-                match status {
-                    202 => {
-                        return Ok(Stored {
-                            answer: text,
-                            attempts,
-                        })
-                    }
-                    408 | 429 | 500..=599 => (format!("HTTP {status}: {text}"), retry_after),
-                    _ => {
-                        return Err(NotifyError::Refused {
-                            status,
-                            answer: text,
-                        })
-                    }
+                if !matches!(status, 408 | 429 | 500..=599) {
+                    return Ok((status, text, attempts));
                 }
+                (format!("HTTP {status}: {text}"), retry_after)
             }
             // reqwest's errors name the URL, never a header.
             Err(error) => (error.to_string(), None),
@@ -161,9 +213,84 @@ pub async fn send(
                 last,
             });
         }
-        tracing::warn!(attempt = attempts, wait_seconds = wait.as_secs_f64(), %last, "not stored yet; retrying with the same id");
+        tracing::warn!(
+            attempt = attempts,
+            wait_seconds = wait.as_secs_f64(),
+            %last,
+            "not done yet; retrying with the same id"
+        );
         tokio::time::sleep(wait).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The commits a deployment of `sha` ships, read from the clone at `dir`: every
+/// commit reachable from `sha` and not from `previous` (the collector's latest
+/// deployed sha), as the push API's `commits` (`{"sha", "parents",
+/// "authored_at"}`). Without a previous deployment, or when the clone does not
+/// have it (a shallow clone), only `sha` itself (its lead time counts; the
+/// first deployment has none anyway). At most `max` commits: the newest.
+pub fn commits_from_git(
+    dir: &Path,
+    sha: &CommitSha,
+    previous: Option<&CommitSha>,
+    max: usize,
+) -> Result<Vec<serde_json::Value>, String> {
+    let known =
+        |commit: &CommitSha| git(dir, &["cat-file", "-e", &format!("{commit}^{{commit}}")]).is_ok();
+    let range: Vec<String> = match previous {
+        Some(previous) if previous == sha => return Ok(Vec::new()),
+        Some(previous) if known(previous) => vec![sha.to_string(), format!("^{previous}")],
+        Some(previous) => {
+            tracing::warn!(
+                %previous,
+                "the previous deployed commit is not in the clone (a shallow clone?); \
+                 sending only the deployed commit: fetch the whole history for every change"
+            );
+            vec!["-1".to_owned(), sha.to_string()]
+        }
+        None => vec!["-1".to_owned(), sha.to_string()],
+    };
+    let max_count = format!("--max-count={max}");
+    let mut args = vec!["log", "--format=%H%x09%P%x09%aI", max_count.as_str()];
+    args.extend(range.iter().map(String::as_str));
+    let text = git(dir, &args)?;
+    text.lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let mut fields = line.split('\t');
+            let (Some(commit), Some(parents), Some(date)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                return Err(format!("git printed an unexpected line: {line:?}"));
+            };
+            let parents: Vec<&str> = parents.split_whitespace().collect();
+            Ok(serde_json::json!({"sha": commit, "parents": parents, "authored_at": date}))
+        })
+        .collect()
+}
+
+/// `git -C dir args…`: its standard output, or an error with its standard error.
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if output.status.success() {
+        String::from_utf8(output.stdout)
+            .map_err(|_| "git printed something that is not UTF-8".to_owned())
+    } else {
+        Err(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            cut_to_bytes(
+                String::from_utf8_lossy(&output.stderr).trim(),
+                MAX_SHOWN_ANSWER_BYTES
+            )
+        ))
     }
 }
 

@@ -13,8 +13,9 @@ use super::wire::{self, BadRequest, ValidItem};
 use super::writer::WriteError;
 use super::{IngestState, PushOutcome, RepositoryDeployments};
 use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
+use crate::domain::{DeploymentOutcome, Environment, RepoName};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -43,6 +44,118 @@ pub(super) async fn incidents(
     body: Body,
 ) -> Response {
     push(&state, PushKind::Incident, &headers, body).await
+}
+
+/// The longest query string of `GET /api/v1/deployments/latest` read.
+pub const MAX_QUERY_BYTES: usize = 1_024;
+
+/// `GET /api/v1/deployments/latest?repository=R&environment=E`: the latest
+/// successful deployment of a repository to an environment (for `notify
+/// --commits-from-git`), to a client that may write the repository. Not a
+/// push: not counted in the push counters.
+pub(super) async fn latest(
+    State(state): State<Arc<IngestState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let Some(client) = state.clients.authenticate(authorization) else {
+        return Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            PushOutcome::Unauthorized,
+            "missing or invalid bearer token (Authorization: Bearer TOKEN)",
+        )
+        .into_response();
+    };
+    match latest_for(&state, client, query.as_deref().unwrap_or("")).await {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn latest_for(
+    state: &IngestState,
+    client: &Client,
+    query: &str,
+) -> Result<Response, Refusal> {
+    if let Err(wait) = client.admit(Instant::now()) {
+        let mut refusal = Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            PushOutcome::RateLimited,
+            "too many requests from this client; retry after the time in Retry-After",
+        );
+        refusal.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        return Err(refusal);
+    }
+    let bad = |field: &str, error: String| {
+        Refusal::new(StatusCode::BAD_REQUEST, PushOutcome::Invalid, error)
+            .at(Some(field.to_owned()))
+    };
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(bad(
+            "repository",
+            format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
+        ));
+    }
+    let (mut repository, mut environment) = (None, None);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "repository" => repository = Some(value.into_owned()),
+            "environment" => environment = Some(value.into_owned()),
+            other => {
+                let name = crate::domain::DomainError::new("", other).got;
+                return Err(bad(&name, format!("unknown parameter {name:?}")));
+            }
+        }
+    }
+    let repository = RepoName::parse(repository.as_deref().unwrap_or(""))
+        .map_err(|e| bad("repository", e.to_string()))?;
+    let environment = Environment::parse(environment.as_deref().unwrap_or(""))
+        .map_err(|e| bad("environment", e.to_string()))?;
+    if !client.may_write(&repository) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            PushOutcome::Forbidden,
+            format!("client {:?} may not read {repository}", client.name),
+        )
+        .at(Some("repository".to_owned())));
+    }
+    let (repo, env) = (repository.clone(), environment.clone());
+    let found = state
+        .reader
+        .call(move |store| store.latest_successful_deployment(&repo, &env))
+        .await
+        .map_err(|error| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PushOutcome::Error,
+                format!("the store could not be read: {error}"),
+            )
+        })?;
+    Ok(match found {
+        Some(deployment) => {
+            let finished_at = match deployment.outcome {
+                DeploymentOutcome::Succeeded { at } => at.to_rfc3339(),
+                _ => deployment.created_at.to_rfc3339(),
+            };
+            let body = serde_json::json!({
+                "repository": repository.as_str(),
+                "environment": environment.as_str(),
+                "sha": deployment.sha.to_string(),
+                "finished_at": finished_at,
+                "source": deployment.source.as_str(),
+            });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        None => Refusal::new(
+            StatusCode::NOT_FOUND,
+            PushOutcome::Invalid,
+            format!("no successful deployment of {repository} to {environment} is stored"),
+        )
+        .into_response(),
+    })
 }
 
 /// A refusal: its status, JSON body and counter outcome.
@@ -175,25 +288,29 @@ async fn checked(
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
+    let too_slow = || {
+        Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            PushOutcome::Invalid,
+            format!(
+                "the body did not arrive within {} seconds",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+    };
     let bytes = match tokio::time::timeout(
         BODY_READ_TIMEOUT,
         Limited::new(body, MAX_BODY_BYTES).collect(),
     )
     .await
     {
-        Err(_) => {
-            return Err(Refusal::new(
-                StatusCode::REQUEST_TIMEOUT,
-                PushOutcome::Invalid,
-                format!(
-                    "the body did not arrive within {} seconds",
-                    BODY_READ_TIMEOUT.as_secs()
-                ),
-            ))
-        }
+        Err(_) => return Err(too_slow()),
         Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
             return Err(too_large())
         }
+        // The server's own body timeout (a pause between two parts of the
+        // body) may fire first: the same answer.
+        Ok(Err(error)) if is_body_timeout(error.as_ref()) => return Err(too_slow()),
         Ok(Err(_)) => {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
@@ -313,4 +430,17 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether reading a body failed because the server's body timeout fired
+/// (tower-http's `TimeoutError`, wrapped by axum's body error).
+fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

@@ -1,6 +1,7 @@
 //! The push API: any CI/CD system or incident tool reports deployments and
 //! incidents over HTTP (`POST /api/v1/deployments`, `POST /api/v1/incidents`,
-//! `docs/push.md`), authenticated per client (`[[ingest.clients]]`), kept
+//! `docs/push.md`; `GET /api/v1/deployments/latest` tells a pipeline what it
+//! deployed last), authenticated per client (`[[ingest.clients]]`), kept
 //! idempotently by `(client, id)` and acknowledged only once durable.
 //!
 //! - `auth`: clients, bearer tokens in constant time, repository patterns, rates.
@@ -20,7 +21,7 @@ mod wire;
 mod writer;
 
 pub use auth::MAX_AUTHORIZATION_BYTES;
-pub use handler::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
+pub use handler::{BODY_READ_TIMEOUT, MAX_BODY_BYTES, MAX_QUERY_BYTES};
 pub use wire::{
     MAX_COMMITS, MAX_FUTURE_SECONDS, MAX_ID_BYTES, MAX_ITEMS, MAX_PARENTS, MAX_TITLE_BYTES,
     MAX_URL_BYTES,
@@ -31,7 +32,7 @@ use crate::config::{Config, DeploymentsConfig};
 use crate::domain::{RepoName, Timestamp};
 use crate::store::SharedStore;
 use auth::Clients;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -148,6 +149,8 @@ struct IngestState {
     /// The repositories of `[[github.repositories]]`.
     repositories: HashMap<RepoName, RepositoryDeployments>,
     writer: Writer,
+    /// The writer's store, for the one read (`/api/v1/deployments/latest`).
+    reader: SharedStore,
     counters: Arc<PushCounters>,
     changes: Arc<Changes>,
     /// The daemon's clock (timestamps more than a few minutes after it are refused).
@@ -196,11 +199,12 @@ impl Ingest {
             })
             .collect();
         let changes = Arc::new(Changes::default());
-        let (writer, task) = Writer::spawn(store, Arc::clone(&changes));
+        let (writer, task) = Writer::spawn(store.clone(), Arc::clone(&changes));
         let state = IngestState {
             clients,
             repositories,
             writer,
+            reader: store,
             counters,
             changes,
             now,
@@ -217,6 +221,7 @@ impl Ingest {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/api/v1/deployments", post(handler::deployments))
+            .route("/api/v1/deployments/latest", get(handler::latest))
             .route("/api/v1/incidents", post(handler::incidents))
             .with_state(Arc::clone(&self.state))
     }

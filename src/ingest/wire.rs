@@ -535,6 +535,46 @@ mod tests {
         }
     }
 
+    /// How many random bodies the parser is given (it must answer each without
+    /// panicking; a few seconds in a debug build).
+    const RANDOM_BODIES: u32 = 10_000;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: RANDOM_BODIES,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Random bytes, random text shaped like JSON, and valid bodies with a
+        /// random value spliced in: every one is parsed or refused, never a panic.
+        #[test]
+        fn random_bodies_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            text in "[\\[\\]{}\":,0-9a-z \\\\.eE+-]{0,200}",
+            splice in "[\\[\\]{}\":,0-9a-f \\.-]{0,40}",
+            at in 0usize..200,
+            many in proptest::prelude::any::<bool>(),
+        ) {
+            for kind in [PushKind::Deployment, PushKind::Incident] {
+                let _ = parse(kind, &bytes, NOW);
+                let _ = parse(kind, text.as_bytes(), NOW);
+                let mut body = deployment(r#", "commits": [{"sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e", "parents": [], "authored_at": "2023-11-14T20:00:00Z"}]"#);
+                if many {
+                    body = format!("[{body}, {body}]");
+                }
+                let mut cut = at.min(body.len());
+                while !body.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                body.insert_str(cut, &splice);
+                if let Ok(items) = parse(kind, body.as_bytes(), NOW) {
+                    proptest::prop_assert!(!items.is_empty() && items.len() <= MAX_ITEMS);
+                }
+            }
+        }
+    }
+
     #[test]
     fn arrays_are_bounded() {
         let one = deployment("");

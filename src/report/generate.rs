@@ -65,13 +65,12 @@ pub fn open_store(path: &Path) -> Result<SqliteStore, ReportError> {
     Ok(SqliteStore::open(path)?)
 }
 
-/// The configured repositories in the report and their teams: all of them, or
-/// those of `team` (an unknown team is an error naming the known ones).
+/// The repositories of the report out of `all` (with their teams): all of them,
+/// or those of `team` (an unknown team is an error naming the known ones).
 pub(crate) fn selected_repositories(
-    config: &Config,
+    all: BTreeMap<RepoName, Team>,
     team: Option<&Team>,
 ) -> Result<BTreeMap<RepoName, Team>, ReportError> {
-    let all = config.engine_config().teams;
     let Some(team) = team else {
         return Ok(all);
     };
@@ -104,7 +103,13 @@ pub fn generate(
     config: &Config,
     request: &ReportRequest,
 ) -> Result<Report, ReportError> {
-    let repositories = selected_repositories(config, request.team.as_ref())?;
+    // The configured repositories, and those known only through pushes (team
+    // `unassigned`, as in the metrics).
+    let mut all = config.engine_config().teams;
+    for pushed in store.pushed_repositories()? {
+        all.entry(pushed).or_default();
+    }
+    let repositories = selected_repositories(all, request.team.as_ref())?;
     let mut engine = config.engine_config();
     engine.teams = repositories.clone();
     let names: Vec<RepoName> = repositories.keys().cloned().collect();

@@ -149,4 +149,14 @@ pub trait Store: Send {
 
     /// Every repository that has a pushed item, sorted.
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError>;
+
+    /// The successful deployment of `repository` to `environment` (the exact
+    /// name) with the latest deploy time, whatever its source; among equal deploy
+    /// times the greatest `(source, id)`. (The push API's
+    /// `GET /api/v1/deployments/latest`: what a pipeline deployed last.)
+    fn latest_successful_deployment(
+        &self,
+        repository: &RepoName,
+        environment: &Environment,
+    ) -> Result<Option<Deployment>, StoreError>;
 }

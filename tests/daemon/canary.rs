@@ -620,7 +620,10 @@ async fn the_canary_ingest_token_appears_in_no_log_answer_or_page() {
         assert!(ready, "the daemon became ready: {output:?}");
         let statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
         assert_eq!(statuses[..2], [202, 202], "{answers:?}");
-        assert_eq!(statuses[2..], [400, 400, 401, 401, 401, 413], "{answers:?}");
+        assert_eq!(statuses[2..7], [400, 400, 401, 401, 401], "{answers:?}");
+        // 413 before the body is read; the client may still be writing it and
+        // see the connection closed instead (0).
+        assert!(matches!(statuses[7], 413 | 0), "{answers:?}");
         for (status, headers, body) in &answers {
             assert_clean(
                 &format!("push answer {status} ({format})"),

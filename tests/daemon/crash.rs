@@ -11,6 +11,10 @@
 //! completes before its kill point ends that chain of kills; the next kill point
 //! starts a new chain on a fresh store, until 20 kills have landed.
 //!
+//! The push API: a storm of pushes from several clients is cut by SIGKILL; every
+//! push answered `202` is in the store once, and the clients' retries with the
+//! same ids after a restart converge to exactly the set they sent.
+//!
 //! Stores are compared through [`dump`], every row of every table (the set of
 //! tables is checked, so a new one cannot be missed), with only the values that
 //! record wall time or an insertion order replaced; each exclusion says why.
@@ -47,13 +51,16 @@ const SIGKILL: i32 = 9;
 const POLL: Duration = Duration::from_millis(1);
 /// Every table the store has; [`dump`] fails on any other, so that a new table
 /// is compared or its exclusion justified here.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "commits",
     "compares",
     "cursors",
     "deployments",
     "incidents",
     "pull_requests",
+    // The push API's ids: empty here (a sync pushes nothing); its crash safety
+    // is `push_storm_killed_and_retried_converges`'s.
+    "push_ids",
     "repositories",
     "sync_status",
 ];
@@ -418,4 +425,186 @@ async fn kill_9_at_20_random_points_of_a_sync_then_restart_gives_the_uninterrupt
     let late = landed.iter().filter(|(_, r)| *r > whole / 2).count();
     assert!(late > 0, "no kill in the second half of a sync: {landed:?}");
     eprintln!("{KILLS} kills over {chains} chains, {runs} runs, a whole sync is {whole} requests: {landed:?}");
+}
+
+/// Clients pushing at once during the storm.
+const STORM_CLIENTS: usize = 4;
+/// Deployments each client sends (one per request, ids `c{client}-{n}`).
+const STORM_ITEMS: usize = 1_000;
+/// How long the storm runs before SIGKILL.
+const STORM_BEFORE_KILL: Duration = Duration::from_millis(1_500);
+const STORM_TOKEN: &str = "storm-token-0123456789abcdef0123456789abc";
+
+/// The binary serving a push-only configuration on `port` with the store at `store`.
+fn serve_push(dir: &Path, store: &Path, port: u16) -> Child {
+    let config = dir.join("push.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = {:?}\n\
+             [ingest]\nrequests_per_second = 100000\n\
+             [[ingest.clients]]\nname = \"storm\"\ntoken = \"{STORM_TOKEN}\"\n\
+             repositories = [\"acme/*\"]\n",
+            store.display().to_string()
+        ),
+    )
+    .unwrap();
+    Command::new(BINARY)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts")
+}
+
+/// The deployment with id `c{client}-{n}`: its own sha and root commit.
+fn storm_item(client: usize, n: usize) -> (String, String) {
+    let id = format!("c{client}-{n}");
+    let sha = format!("{:040x}", client * 1_000_000 + n + 1);
+    let at = chrono::Utc::now() - chrono::Duration::hours(1);
+    let body = serde_json::json!({
+        "id": id, "repository": format!("acme/r{client}"), "environment": "production",
+        "sha": sha, "status": "success", "finished_at": at.to_rfc3339(),
+        "commits": [{"sha": sha, "parents": [], "authored_at": at.to_rfc3339()}],
+    })
+    .to_string();
+    (sha, body)
+}
+
+/// Pushes `items` (`(sha, body)`) of one client in order until `stop`, returning
+/// the shas answered `202`.
+async fn storm(port: u16, items: Vec<(String, String)>) -> Vec<String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/v1/deployments");
+    let mut acked = Vec::new();
+    for (sha, body) in items {
+        let answer = client
+            .post(&url)
+            .bearer_auth(STORM_TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status() == 202 => acked.push(sha),
+            Ok(_) => {}
+            // Killed: the rest is never answered.
+            Err(_) => break,
+        }
+    }
+    acked
+}
+
+/// Waits until `/healthz` answers on `port`.
+async fn wait_up(port: u16) {
+    for _ in 0..600 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the daemon did not come up");
+}
+
+/// The shas of every stored deployment, and how many rows there are.
+fn stored_shas(store: &Path) -> (BTreeSet<String>, usize) {
+    let conn =
+        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let shas: Vec<String> = conn
+        .prepare("SELECT hex(sha) FROM deployments")
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|sha| sha.unwrap().to_lowercase())
+        .collect();
+    let rows = shas.len();
+    (shas.into_iter().collect(), rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_storm_killed_and_retried_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let all: Vec<Vec<(String, String)>> = (0..STORM_CLIENTS)
+        .map(|c| (0..STORM_ITEMS).map(|n| storm_item(c, n)).collect())
+        .collect();
+    let mut child = serve_push(dir.path(), &store, port);
+    wait_up(port).await;
+    let clients: Vec<_> = all
+        .iter()
+        .map(|items| tokio::spawn(storm(port, items.clone())))
+        .collect();
+    tokio::time::sleep(STORM_BEFORE_KILL).await;
+    let status = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.signal(), Some(SIGKILL), "killed mid-storm: {exit:?}");
+    let mut acked = BTreeSet::new();
+    for client in clients {
+        acked.extend(client.await.unwrap());
+    }
+    println!(
+        "{} of {} pushes acknowledged before SIGKILL",
+        acked.len(),
+        STORM_CLIENTS * STORM_ITEMS
+    );
+    assert!(
+        !acked.is_empty(),
+        "some pushes were acknowledged before the kill"
+    );
+    let total = STORM_CLIENTS * STORM_ITEMS;
+    assert!(
+        acked.len() < total,
+        "the kill landed mid-storm ({} acked)",
+        acked.len()
+    );
+
+    // Every acknowledged push survived the kill, once.
+    let (stored, rows) = stored_shas(&store);
+    assert_eq!(rows, stored.len(), "no deployment twice");
+    let lost: Vec<_> = acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+
+    // Restarted, the clients send everything again with the same ids: the
+    // store converges to exactly what they sent.
+    let mut child = serve_push(dir.path(), &store, port);
+    wait_up(port).await;
+    let retries: Vec<_> = all
+        .iter()
+        .map(|items| tokio::spawn(storm(port, items.clone())))
+        .collect();
+    for retry in retries {
+        assert_eq!(
+            retry.await.unwrap().len(),
+            STORM_ITEMS,
+            "every retry answered 202"
+        );
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let (stored, rows) = stored_shas(&store);
+    let sent: BTreeSet<String> = all.iter().flatten().map(|(sha, _)| sha.clone()).collect();
+    assert_eq!(rows, total, "each id stored once");
+    assert_eq!(stored, sent);
 }

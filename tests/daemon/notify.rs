@@ -256,3 +256,81 @@ async fn notify_waits_out_429_and_gives_up_on_an_unreachable_collector() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not stored within"), "{stderr}");
 }
+
+/// `git -C dir args…` with fixed identities and dates; its trimmed stdout.
+fn git(dir: &Path, args: &[&str], date: &str) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_AUTHOR_NAME", "a")
+        .env("GIT_AUTHOR_EMAIL", "a@example.com")
+        .env("GIT_COMMITTER_NAME", "a")
+        .env("GIT_COMMITTER_EMAIL", "a@example.com")
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_sends_the_commits_of_a_deployment_from_a_git_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let clone = dir.path().join("clone");
+    std::fs::create_dir(&clone).unwrap();
+    git(&clone, &["init", "-q"], "2023-11-14T10:00:00Z");
+    let mut shas = Vec::new();
+    for (n, hour) in [10, 11, 12, 13].iter().enumerate() {
+        let date = format!("2023-11-14T{hour}:00:00Z");
+        git(
+            &clone,
+            &["commit", "-q", "--allow-empty", "-m", &format!("c{n}")],
+            &date,
+        );
+        shas.push(git(&clone, &["rev-parse", "HEAD"], &date));
+    }
+    let handle = start(&store, 1_000).await;
+    let url = format!("http://{}", handle.local_addr());
+    let clone_arg = clone.display().to_string();
+    let deploy = |id: &str, sha: &str| {
+        let mut args = deployment_args(&url, &["--id", id, "--commits-from-git", &clone_arg]);
+        for arg in args.iter_mut() {
+            if arg == "acme/api" {
+                *arg = "acme/billing".to_owned();
+            } else if arg == SHA {
+                *arg = sha.to_owned();
+            }
+        }
+        args
+    };
+    // The first deployment: no previous one, so only its own commit.
+    let output = notify(deploy("d1", &shas[1]), &TOKEN_ENV).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stored = || SqliteStore::open(&store).unwrap().counts().unwrap();
+    assert_eq!(stored().commits, 1);
+    // The next: the two commits since.
+    let output = notify(deploy("d2", &shas[3]), &TOKEN_ENV).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(stored().commits, 3);
+    // A redeploy of the same sha carries none.
+    let output = notify(deploy("d3", &shas[3]), &TOKEN_ENV).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!((stored().commits, stored().deployments), (3, 3));
+    let store = SqliteStore::open(&store).unwrap();
+    let billing = dora_collector::domain::RepoName::parse("acme/billing").unwrap();
+    let c2 = store
+        .commit(
+            &billing,
+            &dora_collector::domain::CommitSha::parse(&shas[2]).unwrap(),
+        )
+        .unwrap()
+        .expect("c2 stored");
+    assert_eq!(c2.author_date, Timestamp(1_699_963_200));
+    assert_eq!(c2.parents[0].to_string(), shas[1]);
+    handle.shutdown().await.unwrap();
+}

@@ -720,6 +720,7 @@ async fn a_daemon_fed_only_by_pushes_exports_what_the_engine_computes_from_them(
     let extra = "[[repositories]]\nname = \"acme/api\"\nteam = \"platform\"\n";
     let config = push_config(&store, 100_000, extra);
     let engine_config = config.engine_config();
+    let report_config = config.clone();
     let mut handle = start(config).await;
     handle.wait_for_cycles(1).await.expect("a cycle");
     let repositories = ["acme/billing", "acme/api", "acme/unlisted"];
@@ -788,5 +789,119 @@ async fn a_daemon_fed_only_by_pushes_exports_what_the_engine_computes_from_them(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The report covers the repository known only through pushes too.
+    let request = dora_collector::report::ReportRequest {
+        // The generated history spans the first weeks of the 90 days.
+        window: dora_collector::report::ReportWindow::parse("90d").unwrap(),
+        until: NOW,
+        team: None,
+        generated_at: NOW,
+    };
+    let opened = dora_collector::report::open_store(&store).unwrap();
+    let report = dora_collector::report::generate(&opened, &report_config, &request).unwrap();
+    let names: Vec<&str> = report
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(names.contains(&"acme/unlisted"), "{names:?}");
+    let deployed: Vec<(&str, u64)> = report
+        .repositories
+        .iter()
+        .map(|r| (r.name.as_str(), r.deployments))
+        .collect();
+    assert!(
+        report.summary.deployments > 0,
+        "{deployed:?} {:?}",
+        report.period
+    );
     handle.shutdown().await.unwrap();
+}
+
+/// A repository whose deployments are pushed and whose commits, incidents and
+/// pull requests GitHub gives (`deployments = { from = "push" }`) has the numbers
+/// it has when GitHub gives the deployments too: the simulator's deployments of
+/// one repository, pushed without commits, against a daemon reading them from
+/// the Deployments API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_deployments_take_their_changes_from_github_and_count_as_github_s() {
+    use dora_collector::sim::{DeploySource, Org, OrgSpec, SIM_TOKEN};
+    let org = Org::generate(&OrgSpec::small(21));
+    let index = org
+        .repos
+        .iter()
+        .position(|r| matches!(r.source, DeploySource::Deployments))
+        .expect("a Deployments API repository");
+    let name = org.full_name(index);
+    let team = org.team_of(index).unwrap_or("unassigned").to_owned();
+    let deployments: Vec<Value> = org.repos[index]
+        .deployments
+        .iter()
+        .filter_map(|d| {
+            let (status, finished) = match d.outcome() {
+                DeploymentOutcome::Succeeded { at } => ("success", at),
+                DeploymentOutcome::Failed { at } => ("failure", at),
+                DeploymentOutcome::Pending => return None,
+            };
+            Some(json!({
+                "id": format!("gh-{}", d.id), "repository": name, "environment": &*d.environment,
+                "sha": d.sha.to_string(), "status": status,
+                "started_at": d.created_at.min(finished).to_rfc3339(),
+                "finished_at": finished.to_rfc3339(),
+            }))
+        })
+        .collect();
+    assert!(deployments.len() > 10, "a real history");
+    let world = crate::support::World::new(org).await;
+
+    // GitHub gives everything.
+    let mut reference = world
+        .start(world.config(&[crate::support::repo(&name, &team)]))
+        .await;
+    let expected = crate::support::ready_metrics(&mut reference).await;
+    reference.shutdown().await.unwrap();
+
+    // The same repository, its deployments pushed.
+    let store = world.dir.path().join("pushed.db");
+    let text = crate::support::config_text(world.sim.base_url(), SIM_TOKEN, &store, &[], "")
+        + &format!(
+            "[[github.repositories]]\nname = {name:?}\nteam = {team:?}\n\
+             deployments = {{ from = \"push\" }}\n\
+             [ingest]\n[[ingest.clients]]\nname = \"ci\"\ntoken = \"{CI_TOKEN}\"\n\
+             repositories = [\"*/*\"]\n"
+        );
+    let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
+        .unwrap_or_else(|problems| panic!("{problems:?}\n{text}"));
+    let mut pushed = world.start(config).await;
+    pushed.wait_for_cycles(1).await.expect("a first cycle");
+    let answer = post(&pushed, "/api/v1/deployments", &Value::Array(deployments)).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    // The next sync reads the change sets of the pushed deployments.
+    pushed.sync_now();
+    let report = pushed.wait_for_cycles(2).await.expect("a second cycle");
+    assert_eq!(report.failures().count(), 0);
+    let (_, got) = crate::support::get(&pushed, "/metrics").await;
+    let dora = |text: &str| {
+        let mut samples = crate::support::samples(text, true);
+        samples.retain(|series, _| !series.starts_with("dora_build_info"));
+        samples
+    };
+    let (want, got) = (dora(&expected), dora(&got));
+    let differ: Vec<_> = want
+        .iter()
+        .filter(|(series, value)| got.get(*series) != Some(value))
+        .take(10)
+        .map(|(series, value)| (series, value, got.get(series)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "pushed differs from GitHub's: {differ:?}"
+    );
+    assert_eq!(want.len(), got.len());
+    assert!(
+        want.keys()
+            .any(|s| s.starts_with("dora_lead_time_seconds_count") && want[s] > 0.0),
+        "lead time samples from GitHub's commits"
+    );
+    pushed.shutdown().await.unwrap();
 }

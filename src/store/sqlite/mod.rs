@@ -247,8 +247,7 @@ impl SqliteStore {
 
     /// The successful deployment of `repository` to `environment` (exact name)
     /// with the latest deploy time; among equal deploy times the greatest
-    /// `(source, id)`. (Not part of [`Store`]: no source needs it; tests and tools
-    /// read it.)
+    /// `(source, id)` (also [`Store::latest_successful_deployment`]).
     pub fn latest_successful_deployment(
         &self,
         repository: &RepoName,
@@ -431,6 +430,14 @@ impl Store for SqliteStore {
 
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError> {
         write::pushed_repositories(&self.conn, &self.path)
+    }
+
+    fn latest_successful_deployment(
+        &self,
+        repository: &RepoName,
+        environment: &Environment,
+    ) -> Result<Option<Deployment>, StoreError> {
+        SqliteStore::latest_successful_deployment(self, repository, environment)
     }
 }
 
