@@ -182,7 +182,8 @@ pub struct NotifyIncidentArgs {
     /// The repository affected, owner/name.
     #[arg(long, value_name = "OWNER/NAME", value_parser = crate::domain::RepoName::parse)]
     pub repository: Option<crate::domain::RepoName>,
-    /// The team affected (not accepted by this collector version yet).
+    /// The team affected, instead of a repository (attributed to the team's
+    /// repository latest in production at --created-at; docs/push.md).
     #[arg(long, value_name = "TEAM", value_parser = parse_team)]
     pub team: Option<Team>,
     /// Your id of the incident (the same id again with --resolved-at resolves it).

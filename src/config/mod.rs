@@ -188,6 +188,10 @@ pub struct IngestConfig {
     /// answered `429` with `Retry-After`. Default 100; 1 to
     /// [`MAX_INGEST_REQUESTS_PER_SECOND`].
     pub requests_per_second: u32,
+    /// The environments that count as production for the repositories no code
+    /// host reads (`[[repositories]]` and repositories pushed without being
+    /// listed). Default `["production"]`; at least one, no duplicates.
+    pub production_environments: Vec<Environment>,
     /// `[[ingest.clients]]`: at least one, no name or token twice.
     pub clients: Vec<IngestClientConfig>,
 }
@@ -567,9 +571,10 @@ impl Config {
         }
     }
 
-    /// What the engine needs: windows, thresholds, production environments, labels,
-    /// lead-time start, rollback policy and the team of every repository. Without
-    /// `[github]`, the GitHub keys' defaults.
+    /// What the engine needs: windows, thresholds, production environments (the
+    /// push API's for repositories no code host reads, GitHub's for GitHub's),
+    /// labels, lead-time start, rollback policy and the team of every repository.
+    /// Without `[github]`, the GitHub keys' defaults.
     pub fn engine_config(&self) -> EngineConfig {
         let labels = |labels: &[LabelName]| labels.iter().map(|l| l.as_str().to_owned()).collect();
         let mut teams: BTreeMap<RepoName, Team> = self
@@ -598,9 +603,23 @@ impl Config {
                 defaults::rollback_is_failure(),
             ),
         };
+        // Repositories no code host reads (listed in [[repositories]] or pushed
+        // unlisted) take the push API's production environments; GitHub's
+        // repositories keep GitHub's.
+        let (production, production_by_repository) = match &self.ingest {
+            Some(ingest) if ingest.production_environments != production => (
+                ingest.production_environments.clone(),
+                self.github_repositories()
+                    .iter()
+                    .map(|repo| (repo.name.clone(), production.clone()))
+                    .collect(),
+            ),
+            _ => (production, BTreeMap::new()),
+        };
         EngineConfig {
             windows: self.metrics.engine_windows(),
             production_environments: production,
+            production_by_repository,
             incident_labels: incident,
             rework_labels: rework,
             lead_time_start: start,

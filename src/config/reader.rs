@@ -776,6 +776,15 @@ impl<'l> Walker<'l> {
         if let Some(rate) = rate {
             self.extend(rules::ingest_rate(rate));
         }
+        let production_environments = self.checked_list(
+            &mut table,
+            "production_environments",
+            Environment::deserialize,
+            defaults::production_environments,
+            |items, declared| {
+                rules::production_environments(rules::INGEST_ENVIRONMENTS, items, declared)
+            },
+        );
         let tables = self.tables(&mut table, "clients").or_else(Vec::new);
         self.finish(table);
         let tables = tables?;
@@ -793,6 +802,7 @@ impl<'l> Walker<'l> {
         self.extend(problems);
         Some(IngestConfig {
             requests_per_second: rate?,
+            production_environments: production_environments?,
             clients: clients.into_iter().collect::<Option<Vec<_>>>()?,
         })
     }
@@ -966,7 +976,7 @@ impl<'l> Walker<'l> {
             "production_environments",
             Environment::deserialize,
             defaults::production_environments,
-            rules::production_environments,
+            |items, declared| rules::production_environments(rules::ENVIRONMENTS, items, declared),
         );
         let incident_labels = self.checked_list(
             &mut table,

@@ -33,6 +33,7 @@ pub(super) const WINDOWS: &str = "metrics.windows";
 pub(super) const LOOKBACK: &str = "github.lookback";
 pub(super) const REPOSITORIES: &str = "github.repositories";
 pub(super) const ENVIRONMENTS: &str = "github.production_environments";
+pub(super) const INGEST_ENVIRONMENTS: &str = "ingest.production_environments";
 pub(super) const INCIDENT_LABELS: &str = "github.incident_labels";
 pub(super) const REWORK_LABELS: &str = "github.rework_labels";
 pub(super) const THRESHOLDS: &str = "metrics.thresholds";
@@ -143,22 +144,24 @@ fn repeated_name(
     )
 }
 
-/// `github.production_environments`: at least one, no duplicates.
+/// `github.production_environments` and `ingest.production_environments`
+/// (named by `path`): at least one, no duplicates.
 pub(super) fn production_environments(
+    path: &str,
     items: &[(usize, &Environment)],
     declared: usize,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     if declared == 0 {
         problems.push(problem(
-            ENVIRONMENTS.to_owned(),
+            path.to_owned(),
             "expected at least one environment (nothing would count as a deployment)".to_owned(),
         ));
     }
     problems.extend(duplicates(
         items,
         |env| env.as_str().to_lowercase(),
-        |(i, name), (j, first)| repeated_name(ENVIRONMENTS, *i, *j, name, first),
+        |(i, name), (j, first)| repeated_name(path, *i, *j, name, first),
     ));
     problems
 }
@@ -402,6 +405,7 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
             .collect();
         problems.extend(lookback(github.lookback, &windows_indexed));
         problems.extend(production_environments(
+            ENVIRONMENTS,
             &indexed(&github.production_environments),
             github.production_environments.len(),
         ));
@@ -411,6 +415,11 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
     }
     if let Some(ingest) = &config.ingest {
         problems.extend(ingest_rate(ingest.requests_per_second));
+        problems.extend(production_environments(
+            INGEST_ENVIRONMENTS,
+            &indexed(&ingest.production_environments),
+            ingest.production_environments.len(),
+        ));
         problems.extend(ingest_clients(
             &indexed(&ingest.clients),
             ingest.clients.len(),

@@ -889,3 +889,46 @@ fn an_error_the_parser_repeats_is_reported_once() {
     assert_eq!(unique.len(), rendered.len(), "{rendered:#?}");
     assert!(rendered.len() <= 3, "{rendered:#?}");
 }
+
+#[test]
+fn the_push_apis_production_environments_are_those_of_repositories_no_code_host_reads() {
+    let config = load(
+        "[github]\ntoken = \"t\"\nproduction_environments = [\"live\"]\n\
+         [[github.repositories]]\nname = \"acme/api\"\n\
+         [ingest]\nproduction_environments = [\"prod\", \"prod-eu\"]\n\
+         [[ingest.clients]]\nname = \"ci\"\ntoken = \"0123456789abcdef0123456789abcdef\"\n\
+         repositories = [\"acme/*\"]\n\
+         [[repositories]]\nname = \"acme/billing\"\n",
+    )
+    .unwrap();
+    let engine = config.engine_config();
+    let names = |list: &[Environment]| {
+        list.iter()
+            .map(|e| e.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let repo = |name: &str| RepoName::parse(name).unwrap();
+    assert_eq!(
+        names(engine.production_environments_of(&repo("acme/api"))),
+        ["live"]
+    );
+    assert_eq!(
+        names(engine.production_environments_of(&repo("acme/billing"))),
+        ["prod", "prod-eu"]
+    );
+    // A pushed repository listed nowhere.
+    assert_eq!(
+        names(engine.production_environments_of(&repo("acme/other"))),
+        ["prod", "prod-eu"]
+    );
+    // Without the key, the push API's list is the default and GitHub's applies
+    // to GitHub's repositories only.
+    let config = load(
+        "[ingest]\n[[ingest.clients]]\nname = \"ci\"\n\
+         token = \"0123456789abcdef0123456789abcdef\"\nrepositories = [\"acme/*\"]\n",
+    )
+    .unwrap();
+    let engine = config.engine_config();
+    assert_eq!(names(&engine.production_environments), ["production"]);
+    assert!(engine.production_by_repository.is_empty());
+}

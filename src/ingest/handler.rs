@@ -13,7 +13,7 @@ use super::wire::{self, BadRequest, ValidItem};
 use super::writer::WriteError;
 use super::{IngestState, PushOutcome, RepositoryDeployments};
 use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
-use crate::domain::{DeploymentOutcome, Environment, RepoName};
+use crate::domain::{DeploymentOutcome, Environment, RepoName, Team};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -379,7 +379,13 @@ fn check_repository(
     client: &Client,
     item: &mut ValidItem,
 ) -> Result<(), Refusal> {
-    let repository = item.event.repository().clone();
+    let repository = match (&item.event, item.event.repository()) {
+        (PushedEvent::TeamIncident(incident), _) => {
+            return check_team(state, client, item, &incident.team)
+        }
+        (_, Some(repository)) => repository.clone(),
+        (_, None) => return Ok(()),
+    };
     let repository = &repository;
     if !client.may_write(repository) {
         return Err(Refusal::new(
@@ -420,6 +426,47 @@ fn check_repository(
             ),
         )
         .at(Some(item.field("commits")))),
+        None => Ok(()),
+    }
+}
+
+/// A team's incident: the team is configured (else `400`) and the client may
+/// write every repository of it (else `403`).
+fn check_team(
+    state: &IngestState,
+    client: &Client,
+    item: &ValidItem,
+    team: &Team,
+) -> Result<(), Refusal> {
+    let Some(repositories) = state.teams.get(team) else {
+        let known: Vec<&str> = state.teams.keys().map(Team::as_str).collect();
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            PushOutcome::Invalid,
+            format!(
+                "unknown team {:?}: a team is known by the repositories configured with it ({})",
+                team.as_str(),
+                if known.is_empty() {
+                    "none are".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )
+        .at(Some(item.field("team"))));
+    };
+    match repositories.iter().find(|r| !client.may_write(r)) {
+        Some(outside) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            PushOutcome::Forbidden,
+            format!(
+                "client {:?} may not write incidents of team {:?}: its repository {outside} is \
+                 outside the client's repositories patterns",
+                client.name,
+                team.as_str()
+            ),
+        )
+        .at(Some(item.field("team")))),
         None => Ok(()),
     }
 }

@@ -11,7 +11,7 @@
 use crate::domain::batch::{cut_to_bytes, CommitRecord, PushKind, PushedEvent, PUSH_DIGEST_BYTES};
 use crate::domain::{
     CommitSha, Deployment, DeploymentOutcome, DeploymentSource, Environment, Incident,
-    IncidentSource, RepoName, ShaPrefix, Team, Timestamp,
+    IncidentSource, RepoName, ShaPrefix, Team, TeamIncident, Timestamp,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -415,14 +415,9 @@ struct IncidentWire {
 impl WireItem for IncidentWire {
     fn validate(self, path: String, now: Timestamp) -> Result<ValidItem, BadRequest> {
         let at = |field: &str| format!("{path}{field}");
-        let repository = match (&self.repository, &self.team) {
-            (Some(repository), None) => repository.clone(),
-            (None, Some(_)) => {
-                return Err(BadRequest::at(
-                    at("team"),
-                    "incidents of a team are not supported yet: name the repository instead",
-                ))
-            }
+        let owner = match (&self.repository, &self.team) {
+            (Some(repository), None) => Ok(repository.clone()),
+            (None, Some(team)) => Err(team.clone()),
             (Some(_), Some(_)) => {
                 return Err(BadRequest::at(
                     at("team"),
@@ -456,15 +451,25 @@ impl WireItem for IncidentWire {
             id: self.id.0,
             digest,
             base_digest,
-            event: PushedEvent::Incident(Incident {
-                source: IncidentSource::Push,
-                repository,
-                number: 0,
-                created_at: self.created_at.0,
-                closed_at: self.resolved_at.map(|t| t.0),
-                labels: Vec::new(),
-                root_cause: self.root_cause,
-            }),
+            event: match owner {
+                Ok(repository) => PushedEvent::Incident(Incident {
+                    source: IncidentSource::Push,
+                    repository,
+                    number: 0,
+                    created_at: self.created_at.0,
+                    closed_at: self.resolved_at.map(|t| t.0),
+                    labels: Vec::new(),
+                    root_cause: self.root_cause,
+                }),
+                Err(team) => PushedEvent::TeamIncident(TeamIncident {
+                    source: IncidentSource::Push,
+                    team,
+                    number: 0,
+                    created_at: self.created_at.0,
+                    closed_at: self.resolved_at.map(|t| t.0),
+                    root_cause: self.root_cause,
+                }),
+            },
             without_commits: false,
             path,
         })
@@ -487,6 +492,20 @@ mod tests {
 
     fn bad(kind: PushKind, body: &str) -> BadRequest {
         parse(kind, body.as_bytes(), NOW).unwrap_err()
+    }
+
+    #[test]
+    fn an_incident_of_a_team_becomes_a_team_incident() {
+        let body = r#"{"id": "page-1", "team": "web", "created_at": "2023-11-14T22:00:00Z",
+                       "root_cause": "6dcb09b"}"#;
+        let items = parse(PushKind::Incident, body.as_bytes(), NOW).unwrap();
+        let PushedEvent::TeamIncident(incident) = &items[0].event else {
+            panic!("a team's incident: {:?}", items[0].event);
+        };
+        assert_eq!(incident.team.as_str(), "web");
+        assert_eq!(incident.closed_at, None);
+        assert_eq!(incident.root_cause.as_ref().unwrap().as_str(), "6dcb09b");
+        assert_eq!(items[0].event.repository(), None);
     }
 
     #[test]
@@ -523,7 +542,6 @@ mod tests {
             (PushKind::Deployment, deployment(r#", "started_at": "2023-11-14T22:05:00Z""#), Some("started_at"), "after finished_at"),
             (PushKind::Deployment, "[]".into(), None, "at least one"),
             (PushKind::Deployment, deployment("").replace("\"run-1\"", "7"), Some("id"), "invalid type"),
-            (PushKind::Incident, r#"{"id": "i", "team": "web", "created_at": "2023-11-14T22:00:00Z"}"#.into(), Some("team"), "not supported"),
             (PushKind::Incident, r#"{"id": "i", "created_at": "2023-11-14T22:00:00Z"}"#.into(), Some("repository"), "missing"),
             (PushKind::Incident, r#"{"id": "i", "repository": "acme/api", "created_at": "2023-11-14T22:00:00Z", "root_cause": "abc"}"#.into(), Some("root_cause"), "7 to 40"),
             (PushKind::Incident, r#"{"id": "i", "repository": "acme/api", "created_at": "2023-11-14T22:00:00Z", "resolved_at": "2023-11-14T21:00:00Z"}"#.into(), Some("resolved_at"), "before created_at"),

@@ -46,6 +46,7 @@ fn engine_config(params: &Params) -> EngineConfig {
             .iter()
             .map(|e| Environment::parse(e).unwrap())
             .collect(),
+        production_by_repository: BTreeMap::new(),
         incident_labels: params.incident_labels.clone(),
         rework_labels: params.rework_labels.clone(),
         lead_time_start: params.lead_time_start,

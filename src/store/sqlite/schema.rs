@@ -166,6 +166,41 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
+    // Version 3: incidents of a team (pushed with `team` instead of
+    // `repository`). A pushed item's row in `push_ids` names its repository or
+    // its team, never both; the table is rebuilt because SQLite cannot drop a
+    // NOT NULL in place.
+    r#"
+    CREATE TABLE team_incidents (
+        team       TEXT NOT NULL,
+        source     TEXT NOT NULL CHECK (source IN ('push')),
+        number     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        root_cause TEXT,
+        PRIMARY KEY (team, source, number)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE push_ids_v3 (
+        id          INTEGER PRIMARY KEY,
+        client      TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('deployment', 'incident')),
+        external_id TEXT NOT NULL,
+        repo_id     INTEGER REFERENCES repositories (id),
+        team        TEXT,
+        digest      BLOB NOT NULL CHECK (length(digest) = 32),
+        base_digest BLOB NOT NULL CHECK (length(base_digest) = 32),
+        CHECK ((repo_id IS NULL) <> (team IS NULL)),
+        UNIQUE (client, kind, external_id)
+    ) STRICT;
+    INSERT INTO push_ids_v3
+        (id, client, kind, external_id, repo_id, team, digest, base_digest)
+        SELECT id, client, kind, external_id, repo_id, NULL, digest, base_digest
+        FROM push_ids;
+    DROP TABLE push_ids;
+    ALTER TABLE push_ids_v3 RENAME TO push_ids;
+    CREATE INDEX push_ids_repository ON push_ids (repo_id);
+    "#,
 ];
 
 /// The schema version this build writes and reads.
