@@ -19,15 +19,32 @@ pub enum DeploymentSource {
     GithubWorkflowRuns,
     /// The push API: a CI/CD system reported it (`POST /api/v1/deployments`).
     Push,
+    /// An Argo CD application's sync history (`status.history`) and its last
+    /// operation (`status.operationState`).
+    #[serde(rename = "argocd")]
+    ArgoCd,
+    /// Builds of a Jenkins job.
+    Jenkins,
 }
 
 impl DeploymentSource {
+    /// Every source, in declaration order.
+    pub const ALL: [DeploymentSource; 5] = [
+        DeploymentSource::GithubDeployments,
+        DeploymentSource::GithubWorkflowRuns,
+        DeploymentSource::Push,
+        DeploymentSource::ArgoCd,
+        DeploymentSource::Jenkins,
+    ];
+
     /// The stable snake_case name (as serialized and stored).
     pub const fn as_str(self) -> &'static str {
         match self {
             DeploymentSource::GithubDeployments => "github_deployments",
             DeploymentSource::GithubWorkflowRuns => "github_workflow_runs",
             DeploymentSource::Push => "push",
+            DeploymentSource::ArgoCd => "argocd",
+            DeploymentSource::Jenkins => "jenkins",
         }
     }
 
@@ -37,6 +54,8 @@ impl DeploymentSource {
             "github_deployments" => Some(DeploymentSource::GithubDeployments),
             "github_workflow_runs" => Some(DeploymentSource::GithubWorkflowRuns),
             "push" => Some(DeploymentSource::Push),
+            "argocd" => Some(DeploymentSource::ArgoCd),
+            "jenkins" => Some(DeploymentSource::Jenkins),
             _ => None,
         }
     }
@@ -326,5 +345,15 @@ mod tests {
         let sha = CommitSha::from_bytes([1; 20]);
         assert!(Commit::new(sha, vec![], t(0), "Revert \"Add x\"\n\nThis reverts").is_revert);
         assert!(!Commit::new(sha, vec![], t(0), "Reverting things").is_revert);
+    }
+
+    #[test]
+    fn deployment_sources_are_named_alike_everywhere() {
+        for source in DeploymentSource::ALL {
+            assert_eq!(DeploymentSource::parse(source.as_str()), Some(source));
+            let json = serde_json::to_string(&source).unwrap();
+            assert_eq!(json, format!("\"{}\"", source.as_str()));
+        }
+        assert_eq!(DeploymentSource::parse("argo_cd"), None);
     }
 }

@@ -201,6 +201,33 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE push_ids_v3 RENAME TO push_ids;
     CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
+    // Version 4: deployments read from Argo CD (an application's sync history
+    // and last operation) and from Jenkins (a job's builds). The CHECK is
+    // rebuilt as in version 2.
+    r#"
+    CREATE TABLE deployments_v4 (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        source      TEXT NOT NULL
+                    CHECK (source IN ('github_deployments', 'github_workflow_runs', 'push',
+                                      'argocd', 'jenkins')),
+        id          INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        sha         BLOB NOT NULL CHECK (length(sha) = 20),
+        created_at  INTEGER NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('pending', 'succeeded', 'failed')),
+        outcome_at  INTEGER CHECK ((outcome = 'pending') = (outcome_at IS NULL)),
+        PRIMARY KEY (repo_id, source, id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO deployments_v4
+        SELECT repo_id, source, id, environment, sha, created_at, outcome, outcome_at
+        FROM deployments;
+    DROP TABLE deployments;
+    ALTER TABLE deployments_v4 RENAME TO deployments;
+    CREATE INDEX deployments_pending ON deployments (repo_id)
+        WHERE outcome = 'pending';
+    CREATE INDEX deployments_succeeded ON deployments (repo_id, environment, outcome_at)
+        WHERE outcome = 'succeeded';
+    "#,
 ];
 
 /// The schema version this build writes and reads.

@@ -463,3 +463,73 @@ fn a_version_2_store_keeps_its_pushed_ids_through_the_team_incidents_migration()
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].closed_at, Some(Timestamp(2)));
 }
+
+#[test]
+fn a_version_3_store_keeps_its_deployments_through_the_cicd_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        // Kept by a version-3 build: one deployment of each source it knew,
+        // one of them still pending.
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO deployments VALUES (1, 'github_deployments', 7, 'production',
+                 zeroblob(20), 10, 'succeeded', 20);
+             INSERT INTO deployments VALUES (1, 'github_workflow_runs', 8, 'production',
+                 zeroblob(20), 30, 'pending', NULL);
+             INSERT INTO deployments VALUES (1, 'push', 9, 'production',
+                 zeroblob(20), 40, 'failed', 41);",
+        )
+        .unwrap();
+        // A version-3 store refuses the new sources.
+        let refused = conn.execute_batch(
+            "INSERT INTO deployments VALUES (1, 'argocd', 1, 'production',
+                 zeroblob(20), 50, 'succeeded', 51);",
+        );
+        assert!(refused.is_err());
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let before = store.read_repository(&repo()).unwrap().deployments;
+    let sources: Vec<(DeploymentSource, u64)> = before.iter().map(|d| (d.source, d.id)).collect();
+    assert_eq!(
+        sources,
+        [
+            (DeploymentSource::GithubDeployments, 7),
+            (DeploymentSource::GithubWorkflowRuns, 8),
+            (DeploymentSource::Push, 9),
+        ]
+    );
+    assert_eq!(
+        store.pending_deployments(&repo()).unwrap(),
+        [(DeploymentSource::GithubWorkflowRuns, 8)],
+        "the pending index is rebuilt"
+    );
+    // The new sources are kept next to the old ones.
+    let mut batch = SyncBatch::new(repo());
+    for (source, id) in [
+        (DeploymentSource::ArgoCd, 7),
+        (DeploymentSource::Jenkins, 7),
+    ] {
+        let mut deployment = before[0].clone();
+        deployment.source = source;
+        deployment.id = id;
+        batch.deployments.push(deployment);
+    }
+    store.apply(&batch).unwrap();
+    let after = store.read_repository(&repo()).unwrap().deployments;
+    assert_eq!(after.len(), 5);
+    assert!(after
+        .iter()
+        .any(|d| d.source == DeploymentSource::ArgoCd && d.id == 7));
+    assert!(after
+        .iter()
+        .any(|d| d.source == DeploymentSource::Jenkins && d.id == 7));
+}
