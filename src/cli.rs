@@ -560,8 +560,26 @@ pub fn summary(config: &Config) -> String {
         ),
         None => String::new(),
     };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let argocd = match &config.argocd {
+        Some(argocd) => format!(
+            ", Argo CD {} ({})",
+            argocd.api_url,
+            plural(argocd.applications.len(), "application", "applications")
+        ),
+        None => String::new(),
+    };
+    let jenkins = match &config.jenkins {
+        Some(jenkins) => format!(
+            ", Jenkins {} ({})",
+            jenkins.url,
+            plural(jenkins.jobs.len(), "job", "jobs")
+        ),
+        None => String::new(),
+    };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}, listen {}, store {}",
+        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{argocd}{jenkins}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },

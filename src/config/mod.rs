@@ -55,9 +55,9 @@ pub use env::expand_env;
 pub use problem::{ConfigError, Problem};
 pub use rules::MAX_WINDOWS;
 pub use values::{
-    ApiUrl, ApiUrlError, BranchName, ClientName, LabelName, LogFormat, LogLevel, RepoPattern,
-    Seconds, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_NAME_LEN, MAX_TOKEN_LEN,
-    MIN_INGEST_TOKEN_LEN,
+    ApiUrl, ApiUrlError, ApplicationName, BranchName, ClientName, JenkinsUser, JobPath, LabelName,
+    LogFormat, LogLevel, RepoPattern, Seconds, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND,
+    MAX_JOB_DEPTH, MAX_NAME_LEN, MAX_TOKEN_LEN, MIN_INGEST_TOKEN_LEN,
 };
 
 use crate::domain::{Environment, RepoName, Team};
@@ -177,8 +177,83 @@ pub struct Config {
     /// `[[repositories]]`: repositories known only through the push API (their
     /// teams). Optional.
     pub repositories: Vec<PushRepositoryConfig>,
+    /// `[argocd]`: deployments from Argo CD applications. Optional.
+    pub argocd: Option<ArgoCdConfig>,
+    /// `[jenkins]`: deployments from Jenkins jobs. Optional.
+    pub jenkins: Option<JenkinsConfig>,
     /// `[log]`: the daemon's own log output. Optional.
     pub log: LogConfig,
+}
+
+/// `[argocd]`: deployments read from Argo CD: each configured application's sync
+/// history and its last operation.
+#[derive(Debug, Clone)]
+pub struct ArgoCdConfig {
+    /// The Argo CD server (`https://argocd.example.com`; the API is under
+    /// `/api/v1`). Required.
+    pub api_url: ApiUrl,
+    /// A bearer token of an account with `applications, get` (an API key of a
+    /// local account, or a project token). Required; normally `"${ARGOCD_TOKEN}"`.
+    /// Never printed.
+    pub token: SecretString,
+    /// `[[argocd.applications]]`: at least one, no name twice.
+    pub applications: Vec<ArgoCdApplicationConfig>,
+}
+
+/// `[[argocd.applications]]`: one application and the repository it deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgoCdApplicationConfig {
+    /// The application's name (`api-prod`, or `namespace/name` for an
+    /// application outside Argo CD's own namespace). Required.
+    pub name: ApplicationName,
+    /// The repository whose deployments its syncs are; its commits come from its
+    /// `[[github.repositories]]` entry. Required.
+    pub repository: RepoName,
+    /// The environment its syncs deploy to. Required.
+    pub environment: Environment,
+}
+
+/// `[jenkins]`: deployments read from the builds of Jenkins jobs.
+#[derive(Debug, Clone)]
+pub struct JenkinsConfig {
+    /// The Jenkins root URL (`https://jenkins.example.com`, or with its context
+    /// path: `https://ci.example.com/jenkins`). Required.
+    pub url: ApiUrl,
+    /// The user the API token belongs to. Required.
+    pub user: JenkinsUser,
+    /// The user's API token (sent with the user as HTTP basic authentication).
+    /// Required; normally `"${JENKINS_TOKEN}"`. Never printed.
+    pub token: SecretString,
+    /// What an `UNSTABLE` build is. Default: a failed attempt.
+    pub unstable: UnstableBuilds,
+    /// `[[jenkins.jobs]]`: at least one, no path twice.
+    pub jobs: Vec<JenkinsJobConfig>,
+}
+
+/// `jenkins.unstable`: what a build whose result is `UNSTABLE` (it ran, but a
+/// test or quality gate failed) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnstableBuilds {
+    /// A failed attempt (the default): it did not reach production.
+    #[default]
+    Failure,
+    /// A successful deployment (for jobs that deploy before a flaky check).
+    Success,
+}
+
+/// `[[jenkins.jobs]]`: one job whose builds are deployments of a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JenkinsJobConfig {
+    /// The job's full name: folders separated by `/` (`deploy/api`; the branch
+    /// job of a multibranch project: `api/main`, `api/release%2F1.x`).
+    /// Required.
+    pub path: JobPath,
+    /// The repository its builds deploy; its commits come from its
+    /// `[[github.repositories]]` entry. Required.
+    pub repository: RepoName,
+    /// The environment its builds deploy to. Required.
+    pub environment: Environment,
 }
 
 /// `[ingest]`: the push API (`POST /api/v1/deployments`, `POST /api/v1/incidents`).
@@ -401,6 +476,13 @@ pub enum DeploymentsConfig {
     /// `from = "push"`: deployments come from the push API; GitHub gives the
     /// commits (change sets), incidents and pull requests. No other key.
     Push,
+    /// Never written in the file: the repository is named in
+    /// `[[argocd.applications]]`, which gives its deployments; GitHub gives the
+    /// rest, as with `Push`.
+    ArgoCd,
+    /// Never written in the file: the repository is named in `[[jenkins.jobs]]`,
+    /// which gives its deployments; GitHub gives the rest.
+    Jenkins,
 }
 
 impl DeploymentsConfig {
@@ -410,7 +492,18 @@ impl DeploymentsConfig {
             DeploymentsConfig::DeploymentsApi => "github (the Deployments API)",
             DeploymentsConfig::WorkflowRuns { .. } => "github (workflow runs)",
             DeploymentsConfig::Push => "push",
+            DeploymentsConfig::ArgoCd => "argocd",
+            DeploymentsConfig::Jenkins => "jenkins",
         }
+    }
+
+    /// Whether GitHub reads this repository's deployments itself (else another
+    /// source brings them and GitHub gives only their change sets).
+    pub fn read_from_github(&self) -> bool {
+        matches!(
+            self,
+            DeploymentsConfig::DeploymentsApi | DeploymentsConfig::WorkflowRuns { .. }
+        )
     }
 }
 
@@ -634,6 +727,20 @@ impl Config {
         self.github
             .as_ref()
             .map_or(&[], |github| github.repositories.as_slice())
+    }
+
+    /// `[[argocd.applications]]`; none without `[argocd]`.
+    pub fn argocd_applications(&self) -> &[ArgoCdApplicationConfig] {
+        self.argocd
+            .as_ref()
+            .map_or(&[], |argocd| argocd.applications.as_slice())
+    }
+
+    /// `[[jenkins.jobs]]`; none without `[jenkins]`.
+    pub fn jenkins_jobs(&self) -> &[JenkinsJobConfig] {
+        self.jenkins
+            .as_ref()
+            .map_or(&[], |jenkins| jenkins.jobs.as_slice())
     }
 
     /// Every repository configured by name: `[[github.repositories]]`, then

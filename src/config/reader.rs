@@ -24,10 +24,12 @@ use super::env;
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
 use super::{
-    defaults, ApiUrl, ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field,
-    GithubApi, GithubConfig, IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat,
-    LogLevel, MetricsConfig, Problem, PushRepositoryConfig, RepoPattern, RepositoryConfig, Seconds,
-    ServerConfig, StorageConfig, ThresholdsConfig, MIN_INGEST_TOKEN_LEN,
+    defaults, ApiUrl, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig, ClientName, Config,
+    DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi, GithubConfig,
+    IngestClientConfig, IngestConfig, JenkinsConfig, JenkinsJobConfig, JenkinsUser, JobPath,
+    LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, Problem, PushRepositoryConfig,
+    RepoPattern, RepositoryConfig, Seconds, ServerConfig, StorageConfig, ThresholdsConfig,
+    UnstableBuilds, MIN_INGEST_TOKEN_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
@@ -108,6 +110,15 @@ where
         .and_then(|github| github.get("token"))
         .and_then(|token| token.get_ref().as_str());
     tokens.extend(github_token);
+    for section in ["argocd", "jenkins"] {
+        let token = root
+            .get_ref()
+            .get(section)
+            .and_then(|table| table.get_ref().as_table())
+            .and_then(|table| table.get("token"))
+            .and_then(|token| token.get_ref().as_str());
+        tokens.extend(token);
+    }
     let clients = root
         .get_ref()
         .get("ingest")
@@ -251,7 +262,8 @@ where
 #[cfg(test)]
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
                            [[github.repositories]]\ndeployments = {}\n[ingest]\n\
-                           [[ingest.clients]]\n[[repositories]]\n[log]\n";
+                           [[ingest.clients]]\n[[repositories]]\n[argocd]\n\
+                           [[argocd.applications]]\n[jenkins]\n[[jenkins.jobs]]\n[log]\n";
 
 /// Every key path of the schema, tables included, spelled as
 /// `docs/configuration.md` spells them (`github.repositories[].name`): the keys that
@@ -395,6 +407,9 @@ struct Walker<'l> {
     lookback: Option<Duration>,
     /// The `${NAME}` references of each expanded string value, by its offset.
     expanded: HashMap<usize, String>,
+    /// The indices of the `[[github.repositories]]` entries that set
+    /// `deployments` themselves.
+    explicit_deployments: Vec<usize>,
     /// Every key path asked for, without indices (for [`schema_paths`]).
     #[cfg(test)]
     schema: Vec<String>,
@@ -409,6 +424,7 @@ impl<'l> Walker<'l> {
             windows: None,
             lookback: None,
             expanded: HashMap::new(),
+            explicit_deployments: Vec::new(),
             #[cfg(test)]
             schema: Vec::new(),
         }
@@ -746,18 +762,50 @@ impl<'l> Walker<'l> {
             );
         }
         let repositories = self.push_repositories(&mut root);
+        let argocd = match self.table(&mut root, "argocd") {
+            Field::Valid(table) => self.argocd(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
+        let jenkins = match self.table(&mut root, "jenkins") {
+            Field::Valid(table) => self.jenkins(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
         let log = self.section(&mut root, "log", Self::log);
         self.finish(root);
         if let (Some(lookback), Some(windows)) = (self.lookback, self.windows.take()) {
             self.extend(rules::lookback(lookback, &windows));
         }
-        let (github, repositories) = (github?, repositories?);
+        let (mut github, repositories) = (github?, repositories?);
         let github_names: Vec<&RepoName> = github
             .iter()
             .flat_map(|github| &github.repositories)
             .map(|repo| &repo.name)
             .collect();
         self.extend(rules::push_repositories_apart(&repositories, &github_names));
+        let (argocd, jenkins) = (argocd?, jenkins?);
+        let applications: Vec<&RepoName> = argocd
+            .iter()
+            .flat_map(|argocd| &argocd.applications)
+            .map(|application| &application.repository)
+            .collect();
+        let jobs: Vec<&RepoName> = jenkins
+            .iter()
+            .flat_map(|jenkins| &jenkins.jobs)
+            .map(|job| &job.repository)
+            .collect();
+        let code_hosts = github
+            .as_mut()
+            .map_or(&mut [][..], |github| github.repositories.as_mut_slice());
+        let problems = rules::resolve_deployment_sources(
+            code_hosts,
+            &self.explicit_deployments,
+            &applications,
+            &jobs,
+            &repositories,
+        );
+        self.extend(problems);
         Some(Config {
             server: server?,
             storage: storage?,
@@ -765,7 +813,100 @@ impl<'l> Walker<'l> {
             github,
             ingest: ingest?,
             repositories,
+            argocd,
+            jenkins,
             log: log?,
+        })
+    }
+
+    fn argocd(&mut self, mut table: Table<'_, '_>) -> Option<ArgoCdConfig> {
+        let api_url = self.scalar(&mut table, "api_url", ApiUrl::deserialize);
+        let api_url = self.require(api_url, &table, "api_url");
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let tables = self.tables(&mut table, "applications").or_else(Vec::new);
+        self.finish(table);
+        let tables = tables?;
+        let declared = tables.len();
+        let mut applications = Vec::new();
+        for table in tables {
+            applications.push(table.and_then(|table| self.argocd_application(table)));
+        }
+        let names: Vec<(usize, &ApplicationName)> = applications
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().map(|a| (i, &a.name)))
+            .collect();
+        let problems = rules::argocd_applications(&names, declared);
+        self.extend(problems);
+        Some(ArgoCdConfig {
+            api_url: api_url?,
+            token: token?,
+            applications: applications.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn argocd_application(&mut self, mut table: Table<'_, '_>) -> Option<ArgoCdApplicationConfig> {
+        let name = self.scalar(&mut table, "name", ApplicationName::deserialize);
+        let name = self.require(name, &table, "name");
+        let repository = self.scalar(&mut table, "repository", RepoName::deserialize);
+        let repository = self.require(repository, &table, "repository");
+        let environment = self.scalar(&mut table, "environment", Environment::deserialize);
+        let environment = self.require(environment, &table, "environment");
+        self.finish(table);
+        Some(ArgoCdApplicationConfig {
+            name: name?,
+            repository: repository?,
+            environment: environment?,
+        })
+    }
+
+    fn jenkins(&mut self, mut table: Table<'_, '_>) -> Option<JenkinsConfig> {
+        let url = self.scalar(&mut table, "url", ApiUrl::deserialize);
+        let url = self.require(url, &table, "url");
+        let user = self.scalar(&mut table, "user", JenkinsUser::deserialize);
+        let user = self.require(user, &table, "user");
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let unstable = self
+            .scalar(&mut table, "unstable", UnstableBuilds::deserialize)
+            .or_else(UnstableBuilds::default);
+        let tables = self.tables(&mut table, "jobs").or_else(Vec::new);
+        self.finish(table);
+        let tables = tables?;
+        let declared = tables.len();
+        let mut jobs = Vec::new();
+        for table in tables {
+            jobs.push(table.and_then(|table| self.jenkins_job(table)));
+        }
+        let paths: Vec<(usize, &JobPath)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| j.as_ref().map(|j| (i, &j.path)))
+            .collect();
+        let problems = rules::jenkins_jobs(&paths, declared);
+        self.extend(problems);
+        Some(JenkinsConfig {
+            url: url?,
+            user: user?,
+            token: token?,
+            unstable: unstable?,
+            jobs: jobs.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn jenkins_job(&mut self, mut table: Table<'_, '_>) -> Option<JenkinsJobConfig> {
+        let path = self.scalar(&mut table, "path", JobPath::deserialize);
+        let path = self.require(path, &table, "path");
+        let repository = self.scalar(&mut table, "repository", RepoName::deserialize);
+        let repository = self.require(repository, &table, "repository");
+        let environment = self.scalar(&mut table, "environment", Environment::deserialize);
+        let environment = self.require(environment, &table, "environment");
+        self.finish(table);
+        Some(JenkinsJobConfig {
+            path: path?,
+            repository: repository?,
+            environment: environment?,
         })
     }
 
@@ -1025,7 +1166,12 @@ impl<'l> Walker<'l> {
         let mut repositories = Vec::new();
         for (i, table) in tables.into_iter().enumerate() {
             let (name, repository) = match table {
-                Some(table) => self.repository(table),
+                Some(table) => {
+                    if table.entries.get("deployments").is_some() {
+                        self.explicit_deployments.push(i);
+                    }
+                    self.repository(table)
+                }
                 None => (None, None),
             };
             if let Some(name) = name {

@@ -18,8 +18,8 @@
 //!   off); empty `production_environments`, `windows` or repositories are not.
 
 use super::{
-    Config, Duration, IngestClientConfig, LabelName, Problem, PushRepositoryConfig, Seconds,
-    MAX_INGEST_REQUESTS_PER_SECOND,
+    ApplicationName, Config, DeploymentsConfig, Duration, IngestClientConfig, JobPath, LabelName,
+    Problem, PushRepositoryConfig, RepositoryConfig, Seconds, MAX_INGEST_REQUESTS_PER_SECOND,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -369,6 +369,213 @@ pub(super) fn push_repositories_apart(
         .collect()
 }
 
+pub(super) const ARGOCD_APPLICATIONS: &str = "argocd.applications";
+pub(super) const JENKINS_JOBS: &str = "jenkins.jobs";
+
+/// `[[argocd.applications]]`: at least one, each name once.
+pub(super) fn argocd_applications(
+    names: &[(usize, &ApplicationName)],
+    declared: usize,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if declared == 0 {
+        problems.push(problem(
+            ARGOCD_APPLICATIONS.to_owned(),
+            "expected at least one [[argocd.applications]] entry".to_owned(),
+        ));
+    }
+    problems.extend(duplicates(
+        names,
+        |name| (*name).clone(),
+        |(i, name), (j, _)| {
+            problem(
+                format!("{ARGOCD_APPLICATIONS}[{i}].name"),
+                format!("\"{name}\" is already configured in {ARGOCD_APPLICATIONS}[{j}]"),
+            )
+        },
+    ));
+    problems
+}
+
+/// `[[jenkins.jobs]]`: at least one, each path once.
+pub(super) fn jenkins_jobs(paths: &[(usize, &JobPath)], declared: usize) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if declared == 0 {
+        problems.push(problem(
+            JENKINS_JOBS.to_owned(),
+            "expected at least one [[jenkins.jobs]] entry".to_owned(),
+        ));
+    }
+    problems.extend(duplicates(
+        paths,
+        |path| (*path).clone(),
+        |(i, path), (j, _)| {
+            problem(
+                format!("{JENKINS_JOBS}[{i}].path"),
+                format!("\"{path}\" is already configured in {JENKINS_JOBS}[{j}]"),
+            )
+        },
+    ));
+    problems
+}
+
+/// A repository whose deployments come from Argo CD or Jenkins and whose commits
+/// no code host gives.
+fn without_code_host(
+    path: String,
+    repository: &RepoName,
+    push: &[PushRepositoryConfig],
+) -> Problem {
+    let listed = if push.iter().any(|p| &p.name == repository) {
+        " ([[repositories]] gives a team to repositories whose pushed deployments carry \
+         their commits; Argo CD and Jenkins give only a revision)"
+    } else {
+        ""
+    };
+    problem(
+        path,
+        format!(
+            "\"{repository}\" is not in [[{REPOSITORIES}]]: no code host gives its commits, \
+             so its change sets and lead time could never be known; add an entry for it \
+             there (without a deployments key){listed}"
+        ),
+    )
+}
+
+/// The repositories named by `[[argocd.applications]]` (`applications`, their
+/// repositories in file order) and `[[jenkins.jobs]]` (`jobs`): each one's
+/// commits come from its `[[github.repositories]]` entry (`code_hosts`), which
+/// then sets no `deployments` key (`explicit`: the indices of the entries that
+/// do), and its deployments from one of the two. Sets the `deployments` of the
+/// entries so named to [`DeploymentsConfig::ArgoCd`] or
+/// [`DeploymentsConfig::Jenkins`]; returns the problems (naming both keys
+/// where two disagree).
+pub(super) fn resolve_deployment_sources(
+    code_hosts: &mut [RepositoryConfig],
+    explicit: &[usize],
+    applications: &[&RepoName],
+    jobs: &[&RepoName],
+    push: &[PushRepositoryConfig],
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let named = |list: &[&RepoName], repository: &RepoName| {
+        list.iter().position(|name| *name == repository)
+    };
+    for (j, repository) in applications.iter().enumerate() {
+        if !code_hosts.iter().any(|r| &r.name == *repository) {
+            problems.push(without_code_host(
+                format!("{ARGOCD_APPLICATIONS}[{j}].repository"),
+                repository,
+                push,
+            ));
+        }
+    }
+    for (k, repository) in jobs.iter().enumerate() {
+        if !code_hosts.iter().any(|r| &r.name == *repository) {
+            problems.push(without_code_host(
+                format!("{JENKINS_JOBS}[{k}].repository"),
+                repository,
+                push,
+            ));
+        }
+        if let Some(j) = named(applications, repository) {
+            problems.push(problem(
+                format!("{JENKINS_JOBS}[{k}].repository"),
+                format!(
+                    "\"{repository}\" takes its deployments from {ARGOCD_APPLICATIONS}[{j}] \
+                     already; a repository's deployments come from one source, or they would \
+                     be counted twice"
+                ),
+            ));
+        }
+    }
+    for (i, entry) in code_hosts.iter_mut().enumerate() {
+        let (source, key) = match (named(applications, &entry.name), named(jobs, &entry.name)) {
+            (Some(j), None) => (
+                DeploymentsConfig::ArgoCd,
+                format!("{ARGOCD_APPLICATIONS}[{j}]"),
+            ),
+            (None, Some(k)) => (DeploymentsConfig::Jenkins, format!("{JENKINS_JOBS}[{k}]")),
+            // Both: reported above. Neither: GitHub's own deployments.
+            _ => continue,
+        };
+        if explicit.contains(&i) {
+            problems.push(problem(
+                format!("{REPOSITORIES}[{i}].deployments"),
+                format!(
+                    "\"{}\" takes its deployments from {key}; remove this key (this entry then \
+                     gives its commits, incidents and pull requests), or remove it from {key}",
+                    entry.name
+                ),
+            ));
+        } else {
+            entry.deployments = source;
+        }
+    }
+    problems
+}
+
+/// On a configuration built in code: every repository named by
+/// `[[argocd.applications]]` or `[[jenkins.jobs]]` is a `[[github.repositories]]`
+/// entry whose `deployments` says so, and every entry that says so is named.
+fn deployment_sources(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let github = config.github_repositories();
+    let lists = [
+        (
+            ARGOCD_APPLICATIONS,
+            DeploymentsConfig::ArgoCd,
+            config
+                .argocd_applications()
+                .iter()
+                .map(|a| &a.repository)
+                .collect::<Vec<_>>(),
+        ),
+        (
+            JENKINS_JOBS,
+            DeploymentsConfig::Jenkins,
+            config
+                .jenkins_jobs()
+                .iter()
+                .map(|j| &j.repository)
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for (path, source, repositories) in &lists {
+        for (j, repository) in repositories.iter().enumerate() {
+            match github.iter().find(|r| &r.name == *repository) {
+                None => problems.push(without_code_host(
+                    format!("{path}[{j}].repository"),
+                    repository,
+                    &config.repositories,
+                )),
+                Some(entry) if &entry.deployments != source => problems.push(problem(
+                    format!("{path}[{j}].repository"),
+                    format!(
+                        "\"{repository}\" takes its deployments from {} already; a \
+                         repository's deployments come from one source",
+                        entry.deployments.source_name()
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        for (i, entry) in github.iter().enumerate() {
+            if &entry.deployments == source && !repositories.contains(&&entry.name) {
+                problems.push(problem(
+                    format!("{REPOSITORIES}[{i}].deployments"),
+                    format!(
+                        "\"{}\" takes its deployments from {}, but no [[{path}]] entry names it",
+                        entry.name,
+                        source.source_name()
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
 fn indexed<T>(items: &[T]) -> Vec<(usize, &T)> {
     items.iter().enumerate().collect()
 }
@@ -438,5 +645,20 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         .map(|repo| &repo.name)
         .collect();
     problems.extend(push_repositories_apart(&config.repositories, &github_names));
+    if let Some(argocd) = &config.argocd {
+        let names: Vec<(usize, &ApplicationName)> = argocd
+            .applications
+            .iter()
+            .map(|a| &a.name)
+            .enumerate()
+            .collect();
+        problems.extend(argocd_applications(&names, argocd.applications.len()));
+    }
+    if let Some(jenkins) = &config.jenkins {
+        let paths: Vec<(usize, &JobPath)> =
+            jenkins.jobs.iter().map(|j| &j.path).enumerate().collect();
+        problems.extend(jenkins_jobs(&paths, jenkins.jobs.len()));
+    }
+    problems.extend(deployment_sources(config));
     problems
 }

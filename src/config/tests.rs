@@ -932,3 +932,204 @@ fn the_push_apis_production_environments_are_those_of_repositories_no_code_host_
     assert_eq!(names(&engine.production_environments), ["production"]);
     assert!(engine.production_by_repository.is_empty());
 }
+
+/// A mixed organisation: GitHub gives every repository's commits; Argo CD the
+/// deployments of one, Jenkins those of another, GitHub itself the third's.
+const MIXED: &str = r#"
+[github]
+token = "${GITHUB_TOKEN}"
+
+[[github.repositories]]
+name = "acme/api"
+
+[[github.repositories]]
+name = "acme/web"
+
+[[github.repositories]]
+name = "acme/billing"
+
+[argocd]
+api_url = "https://argocd.example.com"
+token = "argocd-unit-test-token-0123"
+
+[[argocd.applications]]
+name = "api-prod"
+repository = "acme/api"
+environment = "production"
+
+[[argocd.applications]]
+name = "apps/api-eu"
+repository = "Acme/API"
+environment = "production"
+
+[jenkins]
+url = "https://ci.example.com/jenkins"
+user = "dora"
+token = "jenkins-unit-test-token-0123"
+
+[[jenkins.jobs]]
+path = "deploy/web"
+repository = "acme/web"
+environment = "production"
+"#;
+
+#[test]
+fn argocd_and_jenkins_give_the_deployments_of_the_repositories_they_name() {
+    let config = load(MIXED).unwrap();
+    let deployments: Vec<(&str, &DeploymentsConfig)> = config
+        .github_repositories()
+        .iter()
+        .map(|r| (r.name.as_str(), &r.deployments))
+        .collect();
+    assert_eq!(
+        deployments,
+        [
+            ("acme/api", &DeploymentsConfig::ArgoCd),
+            ("acme/web", &DeploymentsConfig::Jenkins),
+            ("acme/billing", &DeploymentsConfig::DeploymentsApi),
+        ]
+    );
+    let argocd = config.argocd.as_ref().unwrap();
+    assert_eq!(argocd.api_url.as_str(), "https://argocd.example.com/");
+    assert_eq!(argocd.applications.len(), 2);
+    assert_eq!(argocd.applications[1].name.namespace(), Some("apps"));
+    assert_eq!(argocd.applications[1].repository.as_str(), "acme/api");
+    let jenkins = config.jenkins.as_ref().unwrap();
+    assert_eq!(jenkins.unstable, UnstableBuilds::Failure);
+    assert_eq!(jenkins.user.as_str(), "dora");
+    assert_eq!(jenkins.jobs[0].path.as_str(), "deploy/web");
+    assert_eq!(config.validate(), Ok(()));
+    // Neither token is ever printed.
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("argocd-unit-test-token"), "{debug}");
+    assert!(!debug.contains("jenkins-unit-test-token"), "{debug}");
+}
+
+#[test]
+fn a_repository_gets_its_deployments_from_one_source_and_its_commits_from_a_code_host() {
+    let with = |extra: &str| format!("{MIXED}\n{extra}");
+    let cases: &[(String, &str, &str)] = &[
+        (
+            with(
+                "[[jenkins.jobs]]\npath = \"deploy/api\"\nrepository = \"acme/api\"\n\
+                 environment = \"production\"",
+            ),
+            "jenkins.jobs[1].repository",
+            "\"acme/api\" takes its deployments from argocd.applications[0] already",
+        ),
+        (
+            with(
+                "[[jenkins.jobs]]\npath = \"deploy/x\"\nrepository = \"acme/x\"\n\
+                 environment = \"production\"",
+            ),
+            "jenkins.jobs[1].repository",
+            "\"acme/x\" is not in [[github.repositories]]: no code host gives its commits",
+        ),
+        (
+            MIXED.replace(
+                "name = \"acme/web\"",
+                "name = \"acme/web\"\ndeployments = { from = \"push\" }",
+            ),
+            "github.repositories[1].deployments",
+            "\"acme/web\" takes its deployments from jenkins.jobs[0]; remove this key",
+        ),
+        (
+            MIXED.replace(
+                "name = \"acme/api\"",
+                "name = \"acme/api\"\ndeployments = { from = \"deployments\" }",
+            ),
+            "github.repositories[0].deployments",
+            "takes its deployments from argocd.applications[0]",
+        ),
+        (with("[[repositories]]\nname = \"acme/pushed\""), "", ""),
+        (
+            MIXED.replace("name = \"api-prod\"", "name = \"API_prod\""),
+            "argocd.applications[0].name",
+            "expected an Argo CD application name",
+        ),
+        (
+            MIXED.replace("name = \"apps/api-eu\"", "name = \"api-prod\""),
+            "argocd.applications[1].name",
+            "\"api-prod\" is already configured in argocd.applications[0]",
+        ),
+        (
+            MIXED.replace("path = \"deploy/web\"", "path = \"deploy//web\""),
+            "jenkins.jobs[0].path",
+            "expected a Jenkins job path",
+        ),
+        (
+            MIXED.replace("user = \"dora\"\n", ""),
+            "jenkins.user",
+            "missing required key",
+        ),
+        (
+            MIXED.replace("environment = \"production\"\n\n[jenkins]", "\n[jenkins]"),
+            "argocd.applications[1].environment",
+            "missing required key",
+        ),
+        (
+            MIXED.replace("user = \"dora\"", "user = \"dora\"\nunstable = \"maybe\""),
+            "jenkins.unstable",
+            "unknown variant `maybe`",
+        ),
+        (
+            MIXED.replace("[[jenkins.jobs]]", "[[jenkins.job]]"),
+            "jenkins.job",
+            "did you mean \"jobs\"?",
+        ),
+    ];
+    for (text, path, message) in cases {
+        if path.is_empty() {
+            assert!(load(text).is_ok(), "{text}");
+            continue;
+        }
+        let problems = problems(text);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path.as_deref() == Some(*path) && p.message.contains(message)),
+            "expected {path}: {message}\ngot {problems:#?}"
+        );
+    }
+    // A repository known only to [[repositories]] cannot take Argo CD's
+    // deployments: nothing would give its commits.
+    let text = MIXED.replace("[[github.repositories]]\nname = \"acme/api\"\n", "")
+        + "\n[[repositories]]\nname = \"acme/api\"\n";
+    let problems = problems(&text);
+    assert!(
+        problems.iter().any(|p| {
+            p.path.as_deref() == Some("argocd.applications[0].repository")
+                && p.message.contains("[[repositories]] gives a team")
+        }),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn validate_checks_the_deployment_sources_of_configs_built_in_code() {
+    let mut config = load(MIXED).unwrap();
+    config.github.as_mut().unwrap().repositories[2].deployments = DeploymentsConfig::Jenkins;
+    config.github.as_mut().unwrap().repositories[0].deployments = DeploymentsConfig::Push;
+    let problems = config.validate().unwrap_err();
+    let paths: Vec<&str> = problems.iter().filter_map(|p| p.path.as_deref()).collect();
+    assert!(
+        paths.contains(&"argocd.applications[0].repository"),
+        "{problems:#?}"
+    );
+    assert!(
+        paths.contains(&"github.repositories[2].deployments"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn the_argocd_and_jenkins_tokens_are_redacted_from_every_problem() {
+    let text = MIXED.replace(
+        "repository = \"acme/web\"",
+        "repository = \"jenkins-unit-test-token-0123\"",
+    );
+    let problems = problems(&text);
+    let all = format!("{problems:?}");
+    assert!(!all.contains("jenkins-unit-test-token-0123"), "{all}");
+    assert!(all.contains("[REDACTED]"), "{all}");
+}

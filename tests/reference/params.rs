@@ -167,9 +167,12 @@ impl Params {
                             branch: branch.as_str().to_owned(),
                             environment: environment.as_str().to_owned(),
                         },
-                        // Pushed deployments are the simulator's Deployments API
-                        // deployments, sent by a test.
-                        DeploymentsConfig::Push => DeploymentsFrom::DeploymentsApi,
+                        // Pushed deployments, and those of Argo CD and Jenkins, are
+                        // the simulator's Deployments API deployments, mirrored by
+                        // a test.
+                        DeploymentsConfig::Push
+                        | DeploymentsConfig::ArgoCd
+                        | DeploymentsConfig::Jenkins => DeploymentsFrom::DeploymentsApi,
                     },
                 })
                 .collect(),

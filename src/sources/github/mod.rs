@@ -284,9 +284,11 @@ impl RepoSync<'_> {
                 self.sync_workflow_runs(workflow.as_str(), branch.as_str(), environment)
                     .await?
             }
-            // The push API brings the deployments; the steps below read their
-            // change sets, incidents and pull requests.
-            DeploymentsConfig::Push => false,
+            // The push API, Argo CD or Jenkins brings the deployments; the steps
+            // below read their change sets, incidents and pull requests.
+            DeploymentsConfig::Push | DeploymentsConfig::ArgoCd | DeploymentsConfig::Jenkins => {
+                false
+            }
         };
         self.sync_changes().await?;
         for label in &self.settings.incident_labels {
