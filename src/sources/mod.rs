@@ -16,6 +16,7 @@
 //! count).
 
 pub mod github;
+pub mod governor;
 mod health;
 mod ledger;
 

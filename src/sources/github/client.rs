@@ -20,7 +20,7 @@
 
 use super::answer::{self, PageSizes, Partial};
 use super::error::{GithubError, Redactor};
-use super::governor::{
+use crate::sources::governor::{
     reset_of, Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
 };
 use crate::sources::ApiRequests;
@@ -346,7 +346,7 @@ impl Client {
         body: &serde_json::Value,
         partial: Partial,
         cancel: &CancellationToken,
-    ) -> Attempt<serde_json::Value> {
+    ) -> Attempt<serde_json::Value, GithubError> {
         let request = self.octocrab._post(uri.clone(), Some(body));
         let attempt = self.exchange(Endpoint::Graphql, request, url, cancel).await;
         let result = match (attempt.result, &attempt.headers) {
@@ -373,7 +373,7 @@ impl Client {
         url: &str,
         if_none_match: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Attempt<Fetched> {
+    ) -> Attempt<Fetched, GithubError> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(GITHUB_JSON));
         if let Some(tag) = if_none_match.and_then(|t| HeaderValue::from_str(t).ok()) {
@@ -393,7 +393,7 @@ impl Client {
         >,
         url: &str,
         cancel: &CancellationToken,
-    ) -> Attempt<Fetched> {
+    ) -> Attempt<Fetched, GithubError> {
         let response = tokio::select! {
             biased;
             () = cancel.cancelled() => return failed(GithubError::Cancelled),
@@ -523,7 +523,7 @@ pub fn graphql_url(base: &str) -> String {
 }
 
 /// An attempt that failed before any response arrived.
-fn failed<T>(error: GithubError) -> Attempt<T> {
+fn failed<T>(error: GithubError) -> Attempt<T, GithubError> {
     Attempt {
         headers: None,
         result: Err(error),
@@ -795,7 +795,7 @@ mod tests {
         );
     }
 
-    use super::super::governor::RetryReason;
+    use crate::sources::governor::{Governed, RetryReason};
     use super::*;
 
     #[test]
@@ -846,7 +846,7 @@ mod tests {
                 matches!(&error, GithubError::Timeout { status: s, message, .. } if *s == status && message.starts_with("We couldn't respond")),
                 "{error:?}"
             );
-            assert_eq!(RetryReason::of(&error), Some(RetryReason::Timeout));
+            assert_eq!(error.retry_reason(), Some(RetryReason::Timeout));
         }
         // Any 504 is a timeout; a 502 carrying GitHub's GraphQL timeout too.
         assert!(matches!(classify(504, ""), GithubError::Timeout { .. }));
@@ -862,7 +862,7 @@ mod tests {
             matches!(&error, GithubError::Status { status: 502, message, .. } if message.starts_with("body: \"<html> <head><title>502 Bad Gateway")),
             "{error:?}"
         );
-        assert_eq!(RetryReason::of(&error), Some(RetryReason::ServerError));
+        assert_eq!(error.retry_reason(), Some(RetryReason::ServerError));
         let error = classify(
             503,
             "upstream connect error or disconnect/reset before headers",
@@ -873,7 +873,7 @@ mod tests {
                 "HTTP 503 body: \"upstream connect error or disconnect/reset before headers\" at {url}"
             )
         );
-        assert_eq!(RetryReason::of(&error), Some(RetryReason::ServerError));
+        assert_eq!(error.retry_reason(), Some(RetryReason::ServerError));
     }
 
     #[test]

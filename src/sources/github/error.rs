@@ -17,6 +17,7 @@
 //! [`Client`]: super::client::Client
 
 use crate::domain::Timestamp;
+use crate::sources::governor::RetryReason;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
@@ -203,6 +204,55 @@ impl GithubError {
             GithubError::Status { status, .. } => *status >= 500,
             GithubError::GaveUp { last, .. } => last.is_transient(),
             _ => false,
+        }
+    }
+}
+
+impl crate::sources::governor::Governed for GithubError {
+    fn retry_reason(&self) -> Option<RetryReason> {
+        match self {
+            GithubError::Status { status, .. } if *status >= 500 => Some(RetryReason::ServerError),
+            GithubError::Unreachable { .. } => Some(RetryReason::Network),
+            GithubError::Truncated { .. } => Some(RetryReason::Truncated),
+            GithubError::InvalidBody { .. } => Some(RetryReason::InvalidBody),
+            GithubError::SecondaryRateLimited { .. } => Some(RetryReason::SecondaryRateLimit),
+            GithubError::RateLimited { .. } => Some(RetryReason::RateLimit),
+            GithubError::Timeout { .. } => Some(RetryReason::Timeout),
+            GithubError::GraphqlTransient { .. } => Some(RetryReason::GraphqlError),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            GithubError::SecondaryRateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn budget_reset(&self) -> Option<Timestamp> {
+        match self {
+            GithubError::RateLimited { reset_at, .. } => *reset_at,
+            _ => None,
+        }
+    }
+
+    fn cancelled() -> Self {
+        GithubError::Cancelled
+    }
+
+    fn gave_up(attempts: u32, last: Self) -> Self {
+        GithubError::GaveUp {
+            attempts,
+            last: Box::new(last),
+        }
+    }
+
+    fn rate_limited(url: &str, resource: &str, reset_at: Option<Timestamp>) -> Self {
+        GithubError::RateLimited {
+            url: url.to_owned(),
+            resource: resource.to_owned(),
+            reset_at,
         }
     }
 }

@@ -41,7 +41,6 @@ mod check;
 mod client;
 mod deployments;
 mod error;
-mod governor;
 mod graphql;
 mod history;
 mod incidents;
@@ -56,7 +55,7 @@ pub use client::{
     PER_PAGE, READ_TIMEOUT,
 };
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
-pub use governor::{
+pub use crate::sources::governor::{
     Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
     DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES,
     DEFAULT_MIN_SECONDARY_WAIT,

@@ -1,11 +1,11 @@
-//! The rate-limit governor: one per token (the [`Client`](super::client::Client)
-//! owns one), through which every request to GitHub is sent. It
+//! The rate-limit governor: one per token (each source's HTTP client owns one),
+//! through which every request to GitHub, Argo CD or Jenkins is sent. It
 //!
 //! - reads `x-ratelimit-{remaining,reset,resource}` on every response and never
 //!   sends a request for a resource whose budget is spent before its reset: it
 //!   waits for the reset (cancellable by shutdown), or, when the reset is further
 //!   away than [`RetryPolicy::max_rate_limit_wait`], fails that request at once with
-//!   [`GithubError::RateLimited`] instead of hanging past the cycle. Requests in
+//!   the error's [`Governed::rate_limited`] instead of hanging past the cycle. Requests in
 //!   flight count against the budget until they are answered, so concurrent
 //!   requests cannot overdraw it either;
 //! - on a secondary rate limit (403/429 with `retry-after` or GitHub's message)
@@ -25,12 +25,11 @@
 //! and sends one attempt and reports its headers and result, so REST GETs and
 //! GraphQL POSTs go through the same governor.
 //!
-//! Not here: building requests, mapping HTTP statuses to [`GithubError`]s (the
+//! Not here: building requests, mapping HTTP statuses to errors (the
 //! caller's closure does that), what a response means, and retries of a
 //! repository that still fails (the daemon tries it again soon, from its
 //! cursors: `daemon/retry.rs`).
 
-use super::error::GithubError;
 use crate::domain::Timestamp;
 use crate::sources::RateLimit;
 use http::HeaderMap;
@@ -205,29 +204,34 @@ impl RetryReason {
         }
     }
 
-    /// Whether `error` is worth retrying, and why.
-    pub fn of(error: &GithubError) -> Option<RetryReason> {
-        match error {
-            GithubError::Status { status, .. } if *status >= 500 => Some(RetryReason::ServerError),
-            GithubError::Unreachable { .. } => Some(RetryReason::Network),
-            GithubError::Truncated { .. } => Some(RetryReason::Truncated),
-            GithubError::InvalidBody { .. } => Some(RetryReason::InvalidBody),
-            GithubError::SecondaryRateLimited { .. } => Some(RetryReason::SecondaryRateLimit),
-            GithubError::RateLimited { .. } => Some(RetryReason::RateLimit),
-            GithubError::Timeout { .. } => Some(RetryReason::Timeout),
-            GithubError::GraphqlTransient { .. } => Some(RetryReason::GraphqlError),
-            _ => None,
-        }
-    }
+}
+
+/// What the governor needs to know of a source's request errors, and the errors
+/// it reports itself. Each source's error type implements it (GitHub's,
+/// and the one of Argo CD's and Jenkins' client).
+pub trait Governed: std::fmt::Display + Sized {
+    /// Whether the error is worth retrying, and why; `None` gives up at once.
+    fn retry_reason(&self) -> Option<RetryReason>;
+    /// For a secondary limit (or a `429`): the server's `retry-after`, seconds.
+    fn retry_after(&self) -> Option<u64>;
+    /// For a spent primary budget: when it resets, as the server said.
+    fn budget_reset(&self) -> Option<Timestamp>;
+    /// Shutdown stopped the request.
+    fn cancelled() -> Self;
+    /// The request failed `attempts` times; `last` is the last failure.
+    fn gave_up(attempts: u32, last: Self) -> Self;
+    /// The budget of `resource` at `url` stays spent (or the server asked for a
+    /// pause) longer than the policy waits; it resets at `reset_at`.
+    fn rate_limited(url: &str, resource: &str, reset_at: Option<Timestamp>) -> Self;
 }
 
 /// What one attempt of a governed request returned.
 #[derive(Debug)]
-pub struct Attempt<T> {
+pub struct Attempt<T, E> {
     /// The response headers, when a response arrived (rate-limit bookkeeping).
     pub headers: Option<HeaderMap>,
-    /// The attempt's result; the caller maps statuses to [`GithubError`]s.
-    pub result: Result<T, GithubError>,
+    /// The attempt's result; the caller maps statuses to its errors.
+    pub result: Result<T, E>,
 }
 
 /// The governor's counters, for the health metrics.
@@ -338,24 +342,25 @@ impl Governor {
     /// and is called again for each retry. `resource` is the rate-limit resource
     /// the request is charged to (`core` for REST, `graphql`); `url` names the
     /// request in errors and logs.
-    pub async fn send<T, F, Fut>(
+    pub async fn send<T, E, F, Fut>(
         &self,
         resource: &str,
         url: &str,
         cancel: &CancellationToken,
         mut attempt: F,
-    ) -> Result<T, GithubError>
+    ) -> Result<T, E>
     where
+        E: Governed,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Attempt<T>>,
+        Fut: Future<Output = Attempt<T, E>>,
     {
         let mut retries = 0u32;
         let mut secondary_in_a_row = 0u32;
         loop {
             let permit = tokio::select! {
                 biased;
-                () = cancel.cancelled() => return Err(GithubError::Cancelled),
-                permit = self.permits.acquire() => permit.map_err(|_| GithubError::Cancelled)?,
+                () = cancel.cancelled() => return Err(E::cancelled()),
+                permit = self.permits.acquire() => permit.map_err(|_| E::cancelled())?,
             };
             self.wait_turn(resource, url, cancel).await?;
             let mut in_flight = InFlight {
@@ -370,14 +375,10 @@ impl Governor {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let Some(reason) = RetryReason::of(&error) else {
+            let Some(reason) = error.retry_reason() else {
                 return Err(error);
             };
-            if let GithubError::RateLimited {
-                reset_at: Some(reset_at),
-                ..
-            } = &error
-            {
+            if let Some(reset_at) = error.budget_reset().filter(|_| reason == RetryReason::RateLimit) {
                 // The server says the budget is spent until `reset_at`, whatever
                 // window the headers seemed to be in before.
                 self.spent_until(resource, reset_at.0);
@@ -387,10 +388,7 @@ impl Governor {
                 self.check_budget(resource, url)?;
             }
             if retries >= self.policy.max_retries {
-                return Err(GithubError::GaveUp {
-                    attempts: retries + 1,
-                    last: Box::new(error),
-                });
+                return Err(E::gave_up(retries + 1, error));
             }
             retries += 1;
             *self.state().retries.entry(reason).or_default() += 1;
@@ -399,16 +397,13 @@ impl Governor {
                 reason = reason.label(),
                 retry = retries,
                 %error,
-                "retrying a GitHub request"
+                "retrying a request"
             );
-            match (reason, &error) {
-                (
-                    RetryReason::SecondaryRateLimit,
-                    GithubError::SecondaryRateLimited { retry_after, .. },
-                ) => {
+            match reason {
+                RetryReason::SecondaryRateLimit => {
                     secondary_in_a_row += 1;
                     let wait = self.policy.secondary_wait(
-                        *retry_after,
+                        error.retry_after(),
                         secondary_in_a_row,
                         rand::random::<f64>(),
                     );
@@ -418,7 +413,7 @@ impl Governor {
                         return Err(error);
                     }
                 }
-                (RetryReason::RateLimit, _) => {
+                RetryReason::RateLimit => {
                     secondary_in_a_row = 0;
                     let gated = self.state().budget_wait(resource, Instant::now()).is_some();
                     if !gated {
@@ -434,7 +429,7 @@ impl Governor {
                     let backoff = self.policy.backoff(retries - 1, rand::random::<f64>());
                     tokio::select! {
                         biased;
-                        () = cancel.cancelled() => return Err(GithubError::Cancelled),
+                        () = cancel.cancelled() => return Err(E::cancelled()),
                         () = tokio::time::sleep(backoff) => {}
                     }
                 }
@@ -443,7 +438,7 @@ impl Governor {
     }
 
     /// Fails when `resource`'s budget is spent and resets beyond the bound.
-    fn check_budget(&self, resource: &str, url: &str) -> Result<(), GithubError> {
+    fn check_budget<E: Governed>(&self, resource: &str, url: &str) -> Result<(), E> {
         let state = self.state();
         match state.budget_wait(resource, Instant::now()) {
             Some((wait, true)) if wait > self.policy.max_rate_limit_wait => {
@@ -481,12 +476,12 @@ impl Governor {
 
     /// Waits until a request for `resource` may be sent, then counts it in flight
     /// (the caller's [`InFlight`] uncounts it).
-    async fn wait_turn(
+    async fn wait_turn<E: Governed>(
         &self,
         resource: &str,
         url: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), GithubError> {
+    ) -> Result<(), E> {
         loop {
             let answered = self.answered.notified();
             tokio::pin!(answered);
@@ -497,11 +492,11 @@ impl Governor {
                 if let Some(until) = state.paused_until.filter(|u| *u > now) {
                     let wait = until - now;
                     if wait > self.policy.max_rate_limit_wait {
-                        return Err(GithubError::RateLimited {
-                            url: url.to_owned(),
-                            resource: "secondary".to_owned(),
-                            reset_at: Some(Timestamp(epoch_now().saturating_add(ceil_secs(wait)))),
-                        });
+                        return Err(E::rate_limited(
+                            url,
+                            "secondary",
+                            Some(Timestamp(epoch_now().saturating_add(ceil_secs(wait)))),
+                        ));
                     }
                     wait
                 } else if let Some((wait, spent)) = state.budget_wait(resource, now) {
@@ -514,7 +509,7 @@ impl Governor {
                     return Ok(());
                 }
             };
-            tracing::debug!(%url, wait_seconds = wait.as_secs_f64(), "waiting for the GitHub rate limit");
+            tracing::debug!(%url, wait_seconds = wait.as_secs_f64(), "waiting for the rate limit");
             let started = Instant::now();
             let cancelled = tokio::select! {
                 biased;
@@ -525,7 +520,7 @@ impl Governor {
             let waited = started.elapsed();
             self.state().waited += waited;
             if cancelled {
-                return Err(GithubError::Cancelled);
+                return Err(E::cancelled());
             }
         }
     }
@@ -553,16 +548,16 @@ impl Governor {
 }
 
 /// The error for a request refused because `resource`'s budget is spent.
-fn exhausted(state: &State, resource: &str, url: &str) -> GithubError {
-    GithubError::RateLimited {
-        url: url.to_owned(),
-        resource: resource.to_owned(),
-        reset_at: state
+fn exhausted<E: Governed>(state: &State, resource: &str, url: &str) -> E {
+    E::rate_limited(
+        url,
+        resource,
+        state
             .limits
             .get(resource)
             .and_then(|l| l.reset_at)
             .map(Timestamp),
-    }
+    )
 }
 
 /// Takes in the `x-ratelimit-*` headers of one response to a request charged to
@@ -643,6 +638,9 @@ fn ceil_secs(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The GitHub client's errors: the governor's behaviour as GitHub's limits
+    // need it (primary budgets, secondary limits).
+    use crate::sources::github::GithubError;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Arc;
 
@@ -656,14 +654,14 @@ mod tests {
         headers
     }
 
-    fn ok<T>(value: T, headers: Option<HeaderMap>) -> Attempt<T> {
+    fn ok<T>(value: T, headers: Option<HeaderMap>) -> Attempt<T, GithubError> {
         Attempt {
             headers,
             result: Ok(value),
         }
     }
 
-    fn err<T>(error: GithubError) -> Attempt<T> {
+    fn err<T>(error: GithubError) -> Attempt<T, GithubError> {
         Attempt {
             headers: None,
             result: Err(error),
@@ -945,7 +943,7 @@ mod tests {
     }
 
     impl Budgeted {
-        async fn answer(&self) -> Attempt<()> {
+        async fn answer(&self) -> Attempt<(), GithubError> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(100)).await;
