@@ -1237,10 +1237,10 @@ impl SimHandle {
 /// A connection's kill switch, shared by its `ChaosIo` and (as connect info) its
 /// requests.
 #[derive(Debug, Clone, Default)]
-pub(super) struct ConnKill(Arc<AtomicBool>);
+pub(crate) struct ConnKill(Arc<AtomicBool>);
 
 impl ConnKill {
-    fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
 
@@ -1256,12 +1256,12 @@ impl Connected<IncomingStream<'_, ChaosListener>> for ConnKill {
 }
 
 /// A TCP listener whose connections can be reset by the chaos layer.
-pub(super) struct ChaosListener {
+pub(crate) struct ChaosListener {
     inner: TcpListener,
 }
 
 impl ChaosListener {
-    pub(super) fn new(inner: TcpListener) -> ChaosListener {
+    pub(crate) fn new(inner: TcpListener) -> ChaosListener {
         ChaosListener { inner }
     }
 }
@@ -1288,7 +1288,7 @@ impl axum::serve::Listener for ChaosListener {
 
 /// A server-side TCP connection that fails every read and write once its kill
 /// switch is set, and is then closed with a reset.
-pub(super) struct ChaosIo {
+pub(crate) struct ChaosIo {
     stream: TcpStream,
     kill: ConnKill,
 }
