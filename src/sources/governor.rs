@@ -203,7 +203,6 @@ impl RetryReason {
             RetryReason::GraphqlError => "graphql_error",
         }
     }
-
 }
 
 /// What the governor needs to know of a source's request errors, and the errors
@@ -378,7 +377,10 @@ impl Governor {
             let Some(reason) = error.retry_reason() else {
                 return Err(error);
             };
-            if let Some(reset_at) = error.budget_reset().filter(|_| reason == RetryReason::RateLimit) {
+            if let Some(reset_at) = error
+                .budget_reset()
+                .filter(|_| reason == RetryReason::RateLimit)
+            {
                 // The server says the budget is spent until `reset_at`, whatever
                 // window the headers seemed to be in before.
                 self.spent_until(resource, reset_at.0);

@@ -795,8 +795,8 @@ mod tests {
         );
     }
 
-    use crate::sources::governor::{Governed, RetryReason};
     use super::*;
+    use crate::sources::governor::{Governed, RetryReason};
 
     #[test]
     fn finds_the_next_link() {
