@@ -51,7 +51,9 @@ use crate::domain::RepoName;
 use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
+use crate::sources::argocd::ArgoCdSource;
 use crate::sources::github::{GithubSource, RetryPolicy};
+use crate::sources::jenkins::JenkinsSource;
 use crate::sources::Source;
 use crate::store::SharedStore;
 use crate::store::{SqliteStore, StoreError};
@@ -532,8 +534,8 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (today: GitHub, when configured), with the production
-/// retry policy.
+/// The sources of `config` (Argo CD, Jenkins and GitHub, those configured),
+/// with the production retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     sources_with(config, RetryPolicy::default())
 }
@@ -543,12 +545,30 @@ pub(crate) fn sources_with(
     config: &Config,
     retry: RetryPolicy,
 ) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    let Some(github) = &config.github else {
-        return Ok(Vec::new());
-    };
-    let github = GithubSource::with_policy(github, retry)
-        .map_err(|error| anyhow::anyhow!("github: {error}"))?;
-    Ok(vec![Arc::new(github)])
+    // The deployment sources first: within one cycle GitHub then reads the
+    // change sets of the deployments they kept.
+    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    if let Some(argocd) = &config.argocd {
+        let source = ArgoCdSource::new(argocd, retry.clone())
+            .map_err(|error| anyhow::anyhow!("argocd: {error}"))?;
+        sources.push(Arc::new(source));
+    }
+    if let Some(jenkins) = &config.jenkins {
+        let lookback = config
+            .github
+            .as_ref()
+            .map_or_else(crate::config::defaults::lookback, |github| github.lookback);
+        let lookback = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
+        let source = JenkinsSource::new(jenkins, lookback, retry.clone())
+            .map_err(|error| anyhow::anyhow!("jenkins: {error}"))?;
+        sources.push(Arc::new(source));
+    }
+    if let Some(github) = &config.github {
+        let github = GithubSource::with_policy(github, retry)
+            .map_err(|error| anyhow::anyhow!("github: {error}"))?;
+        sources.push(Arc::new(github));
+    }
+    Ok(sources)
 }
 
 /// `sync --once`: one cycle over every repository (writing the store), without the

@@ -494,6 +494,12 @@ pub(crate) const SKIPPED_ITEMS: Family = family(
     &["source", "repository"],
     "Items of the source's API responses for the repository that could not be read (unexpected or hostile JSON) and were skipped, since the process started.",
 );
+pub(crate) const ARGOCD_HISTORY_GAPS: Family = family(
+    "dora_collector_argocd_history_gaps_total",
+    Kind::Counter,
+    &["application"],
+    "Polls that found syncs of the Argo CD application dropped from its history (revisionHistoryLimit) before they were read, since the process started; those deployments are missing.",
+);
 pub(crate) const PUSHES: Family = family(
     "dora_collector_pushes_total",
     Kind::Counter,
@@ -537,6 +543,7 @@ pub fn all_families() -> Vec<Family> {
         SYNC_ERRORS,
         NEXT_SYNC_RETRY,
         SKIPPED_ITEMS,
+        ARGOCD_HISTORY_GAPS,
         PUSHES,
         SNAPSHOT_TIMESTAMP,
         BUILD_INFO,
@@ -759,6 +766,13 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
                 &API_RETRIES,
                 &[name, retries.reason.as_str()],
                 retries.count,
+            );
+        }
+        for gaps in &source.history_gaps {
+            out.counter(
+                &ARGOCD_HISTORY_GAPS,
+                &[gaps.application.as_str()],
+                gaps.gaps,
             );
         }
     }

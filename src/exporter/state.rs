@@ -20,7 +20,7 @@ use super::render::{render, RenderError};
 use crate::domain::{RepoName, Timestamp};
 use crate::dora::Snapshot;
 use axum::body::Bytes;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -197,14 +197,21 @@ impl ExporterState {
     }
 
     fn update(&self, inputs: &mut Inputs, health: HealthSnapshot) -> Result<(), RenderError> {
-        let newly_synced: Vec<RepoName> = health
+        // A repository read by several sources (deployments from Argo CD or
+        // Jenkins, commits from GitHub) is synced once every one of them has
+        // synced it.
+        let mut every_source: BTreeMap<&RepoName, bool> = BTreeMap::new();
+        for repo in health
             .sources
             .iter()
             .flat_map(|source| &source.repositories)
-            .filter(|repo| {
-                repo.last_success.is_some() && self.configured.contains(&repo.repository)
-            })
-            .map(|repo| repo.repository.clone())
+        {
+            *every_source.entry(&repo.repository).or_insert(true) &= repo.last_success.is_some();
+        }
+        let newly_synced: Vec<RepoName> = every_source
+            .into_iter()
+            .filter(|(repository, synced)| *synced && self.configured.contains(*repository))
+            .map(|(repository, _)| repository.clone())
             .collect();
         inputs.synced.extend(newly_synced);
         inputs.health = health;

@@ -1,5 +1,9 @@
 //! The sources: where events come from. One module per source behind the small
-//! [`Source`] trait; today there is one, [`github`].
+//! [`Source`] trait: [`github`] (deployments, change sets, incidents and pull
+//! requests), [`argocd`] and [`jenkins`] (deployments only; GitHub gives those
+//! repositories' change sets). `governor` is the rate-limit and retry policy
+//! every client sends through; `rest` the plain JSON client of Argo CD and
+//! Jenkins.
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
 //! it was given, turns the API's wire types into domain events at its border, and
@@ -15,12 +19,15 @@
 //! filters by environment and label; a source only avoids reading what can never
 //! count).
 
+pub mod argocd;
 pub mod github;
 pub mod governor;
 mod health;
+pub mod jenkins;
 mod ledger;
+pub mod rest;
 
-pub use health::{ApiRequests, ApiRetries, RateLimit};
+pub use health::{ApiRequests, ApiRetries, HistoryGaps, RateLimit};
 pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
 
 use crate::domain::batch::{ApplyStats, KindStats};
@@ -92,6 +99,13 @@ impl RepoSyncStats {
 pub enum SourceError {
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    /// Argo CD or Jenkins: reading one application or job (`what`) failed.
+    #[error("{what}: {error}")]
+    Read {
+        /// `argocd application "api-prod"`, `jenkins job "deploy/api"`.
+        what: String,
+        error: rest::RestError,
+    },
     /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -106,7 +120,12 @@ impl SourceError {
     pub fn is_cancelled(&self) -> bool {
         matches!(
             self,
-            SourceError::Cancelled | SourceError::Github(github::GithubError::Cancelled)
+            SourceError::Cancelled
+                | SourceError::Github(github::GithubError::Cancelled)
+                | SourceError::Read {
+                    error: rest::RestError::Cancelled,
+                    ..
+                }
         )
     }
 }
@@ -125,6 +144,9 @@ pub struct ApiHealth {
     /// Unreadable items skipped per repository (whether or not its sync then
     /// succeeded), sorted by repository; repositories with none may be absent.
     pub skipped_items: Vec<(RepoName, u64)>,
+    /// Argo CD: history gaps found per application, sorted (empty for other
+    /// sources).
+    pub history_gaps: Vec<HistoryGaps>,
 }
 
 /// A place events come from.

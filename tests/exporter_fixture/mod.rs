@@ -10,7 +10,7 @@ use dora_collector::dora::{
     RollupMetrics, Snapshot, SummaryStats, Totals, Window, WindowedMetrics,
 };
 use dora_collector::exporter::{HealthSnapshot, RepositoryHealth, SourceHealth};
-use dora_collector::sources::{ApiRequests, ApiRetries, RateLimit};
+use dora_collector::sources::{ApiRequests, ApiRetries, HistoryGaps, RateLimit};
 
 /// The `dora_build_info` version in every rendering of the fixture.
 pub const VERSION: &str = "1.2.3-test";
@@ -287,66 +287,92 @@ pub fn snapshot() -> Snapshot {
 /// rate-limit resources (one without a reset time).
 pub fn health() -> HealthSnapshot {
     HealthSnapshot {
-        sources: vec![SourceHealth {
-            source: "github".to_owned(),
-            last_sync_duration_seconds: Some(12.5),
-            repositories: vec![
-                RepositoryHealth {
+        sources: vec![
+            SourceHealth {
+                source: "github".to_owned(),
+                last_sync_duration_seconds: Some(12.5),
+                repositories: vec![
+                    RepositoryHealth {
+                        repository: repo("acme/api"),
+                        last_success: Some(Timestamp(NOW.0 - 60)),
+                        sync_errors: 0,
+                        skipped_items: 0,
+                        next_retry: None,
+                    },
+                    RepositoryHealth {
+                        repository: repo("acme/web"),
+                        last_success: Some(Timestamp(NOW.0 - 30)),
+                        sync_errors: 2,
+                        skipped_items: 3,
+                        next_retry: Some(Timestamp(NOW.0 + 30)),
+                    },
+                ],
+                api_requests: vec![
+                    ApiRequests {
+                        endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
+                        status: "200".to_owned(),
+                        count: 40,
+                    },
+                    ApiRequests {
+                        endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
+                        status: "403".to_owned(),
+                        count: 1,
+                    },
+                    ApiRequests {
+                        endpoint: "graphql".to_owned(),
+                        status: "error".to_owned(),
+                        count: 3,
+                    },
+                ],
+                rate_limits: vec![
+                    RateLimit {
+                        resource: "core".to_owned(),
+                        remaining: 4_959,
+                        reset_at: Some(Timestamp(NOW.0 + 1_800)),
+                    },
+                    RateLimit {
+                        resource: "graphql".to_owned(),
+                        remaining: 4_999,
+                        reset_at: None,
+                    },
+                ],
+                rate_limit_wait_seconds: 61.5,
+                api_retries: vec![
+                    ApiRetries {
+                        reason: "server_error".to_owned(),
+                        count: 3,
+                    },
+                    ApiRetries {
+                        reason: "secondary_rate_limit".to_owned(),
+                        count: 1,
+                    },
+                ],
+                history_gaps: Vec::new(),
+            },
+            SourceHealth {
+                source: "argocd".to_owned(),
+                last_sync_duration_seconds: Some(0.5),
+                repositories: vec![RepositoryHealth {
                     repository: repo("acme/api"),
-                    last_success: Some(Timestamp(NOW.0 - 60)),
+                    last_success: Some(Timestamp(NOW.0 - 61)),
                     sync_errors: 0,
                     skipped_items: 0,
                     next_retry: None,
-                },
-                RepositoryHealth {
-                    repository: repo("acme/web"),
-                    last_success: Some(Timestamp(NOW.0 - 30)),
-                    sync_errors: 2,
-                    skipped_items: 3,
-                    next_retry: Some(Timestamp(NOW.0 + 30)),
-                },
-            ],
-            api_requests: vec![
-                ApiRequests {
-                    endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
+                }],
+                api_requests: vec![ApiRequests {
+                    endpoint: "/api/v1/applications/{name}".to_owned(),
                     status: "200".to_owned(),
-                    count: 40,
-                },
-                ApiRequests {
-                    endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
-                    status: "403".to_owned(),
-                    count: 1,
-                },
-                ApiRequests {
-                    endpoint: "graphql".to_owned(),
-                    status: "error".to_owned(),
-                    count: 3,
-                },
-            ],
-            rate_limits: vec![
-                RateLimit {
-                    resource: "core".to_owned(),
-                    remaining: 4_959,
-                    reset_at: Some(Timestamp(NOW.0 + 1_800)),
-                },
-                RateLimit {
-                    resource: "graphql".to_owned(),
-                    remaining: 4_999,
-                    reset_at: None,
-                },
-            ],
-            rate_limit_wait_seconds: 61.5,
-            api_retries: vec![
-                ApiRetries {
-                    reason: "server_error".to_owned(),
-                    count: 3,
-                },
-                ApiRetries {
-                    reason: "secondary_rate_limit".to_owned(),
-                    count: 1,
-                },
-            ],
-        }],
+                    count: 7,
+                }],
+                rate_limits: Vec::new(),
+                rate_limit_wait_seconds: 0.0,
+                api_retries: Vec::new(),
+                history_gaps: vec![HistoryGaps {
+                    application: "api-prod".to_owned(),
+                    gaps: 1,
+                }],
+            },
+        ],
         status_unrecorded: false,
         pushes: Vec::new(),
     }

@@ -242,6 +242,7 @@ impl Source for GithubSource {
                 })
                 .collect(),
             skipped_items,
+            history_gaps: Vec::new(),
         }
     }
 }

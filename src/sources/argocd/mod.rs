@@ -1,0 +1,405 @@
+//! The Argo CD source: the deployments of the repositories named in
+//! `[[argocd.applications]]`, read from each application's sync history and its
+//! last operation (`models.rs` says how they become deployments).
+//!
+//! A repository sync reads each of its applications with one request
+//! (`GET /api/v1/applications/{name}`, `appNamespace` for one outside Argo
+//! CD's namespace) and keeps what it read in one batch per application, with
+//! the application's cursor (`argocd:{name}`: its uid and the newest history id
+//! seen). An application that cannot be read (wrong token, unknown
+//! application: Argo CD answers `403` for both an application that does not
+//! exist and one the token may not read) fails the repository's sync with an
+//! error naming it, after the repository's other applications were read.
+//!
+//! Argo CD keeps only the last `revisionHistoryLimit` syncs (10 by default).
+//! When a poll finds that history entries newer than the last one seen were
+//! dropped before they were read, it logs a warning and counts a gap
+//! (`dora_collector_argocd_history_gaps_total{application}`); those syncs are
+//! lost to the metrics (Argo CD Notifications → the push API avoids that, see
+//! `docs/sources.md`). Likewise only the last operation is visible: a failed
+//! sync followed by another operation before the next poll is not seen.
+//!
+//! The change sets, incidents and pull requests of these repositories come from
+//! the GitHub source, which reads the change sets of every kept deployment
+//! whatever its source. Not here: anything but reading; no write to Argo CD.
+
+mod models;
+
+use super::governor::RetryPolicy;
+use super::rest::{Auth, RestClient, RestError, ServerKind};
+use super::{ApiHealth, ApiRetries, HistoryGaps, RepoSyncStats, Source, SourceError, SyncContext};
+use crate::config::{ArgoCdApplicationConfig, ArgoCdConfig};
+use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
+use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, RepoName};
+use futures::future::BoxFuture;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+pub use models::{application_key, history_id, operation_id, revision_sha};
+
+/// The `source` label and sync-status name of this source.
+pub const SOURCE_NAME: &str = "argocd";
+
+/// The endpoint template of the requests (the health metrics' label).
+pub const ENDPOINT_APPLICATION: &str = "/api/v1/applications/{name}";
+
+/// The cursor endpoint of an application: `argocd:` and its configured name.
+const CURSOR_PREFIX: &str = "argocd:";
+
+/// What the errors of this source's client say.
+const KIND: ServerKind = ServerKind {
+    server: SOURCE_NAME,
+    token_key: "argocd.token",
+    forbidden_hint: "the application does not exist, or the token may not read it (it needs \
+                     the `applications, get` permission on it; Argo CD answers 403 for both)",
+    not_found_hint: "no such application; check argocd.applications[].name and argocd.api_url",
+};
+
+/// Characters escaped in a URL path segment or query value.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The Argo CD source of one `[argocd]` configuration.
+#[derive(Debug)]
+pub struct ArgoCdSource {
+    client: RestClient,
+    repositories: Vec<RepoName>,
+    applications: BTreeMap<RepoName, Vec<ArgoCdApplicationConfig>>,
+    /// Unreadable items skipped per repository since the process started.
+    skipped: Mutex<BTreeMap<RepoName, u64>>,
+    /// History gaps found per application since the process started.
+    gaps: Mutex<BTreeMap<String, u64>>,
+}
+
+impl ArgoCdSource {
+    /// A source for `config`, retrying by `policy`; fails only when the HTTP
+    /// client cannot be set up. No request is made here.
+    pub fn new(config: &ArgoCdConfig, policy: RetryPolicy) -> Result<ArgoCdSource, RestError> {
+        let client = RestClient::new(
+            KIND,
+            config.api_url.as_url(),
+            &Auth::Bearer(config.token.clone()),
+            policy,
+        )?;
+        let mut repositories = Vec::new();
+        let mut applications: BTreeMap<RepoName, Vec<ArgoCdApplicationConfig>> = BTreeMap::new();
+        for application in &config.applications {
+            if !repositories.contains(&application.repository) {
+                repositories.push(application.repository.clone());
+            }
+            applications
+                .entry(application.repository.clone())
+                .or_default()
+                .push(application.clone());
+        }
+        let gaps = config
+            .applications
+            .iter()
+            .map(|a| (a.name.to_string(), 0))
+            .collect();
+        Ok(ArgoCdSource {
+            client,
+            repositories,
+            applications,
+            skipped: Mutex::new(BTreeMap::new()),
+            gaps: Mutex::new(gaps),
+        })
+    }
+
+    /// `GET /api/v1/applications/{name}` of `application`.
+    fn url(&self, application: &ArgoCdApplicationConfig) -> String {
+        let name = &application.name;
+        let mut url = format!(
+            "{}/api/v1/applications/{}",
+            self.client.base(),
+            utf8_percent_encode(name.name(), SEGMENT)
+        );
+        if let Some(namespace) = name.namespace() {
+            url.push_str("?appNamespace=");
+            url.push_str(&utf8_percent_encode(namespace, SEGMENT).to_string());
+        }
+        url
+    }
+
+    fn count_skipped(&self, repository: &RepoName, n: u64) {
+        if n > 0 {
+            let mut skipped = self.skipped.lock().unwrap_or_else(PoisonError::into_inner);
+            *skipped.entry(repository.clone()).or_default() += n;
+        }
+    }
+
+    /// Reads one application and keeps what it read; returns whether it was its
+    /// first read.
+    async fn sync_application(
+        &self,
+        repository: &RepoName,
+        application: &ArgoCdApplicationConfig,
+        context: &SyncContext,
+        stats: &mut RepoSyncStats,
+        keys: &mut HashMap<u64, String>,
+    ) -> Result<bool, SourceError> {
+        let what = || format!("argocd application {:?}", application.name.as_str());
+        let read = |error| SourceError::Read {
+            what: what(),
+            error,
+        };
+        let url = self.url(application);
+        let body = self
+            .client
+            .get(ENDPOINT_APPLICATION, &url, &context.shutdown)
+            .await
+            .map_err(read)?;
+        stats.requests += 1;
+        let app = models::application(&body, repository).map_err(|reason| {
+            read(RestError::InvalidBody {
+                url: url.clone(),
+                reason,
+            })
+        })?;
+        let name = application.name.to_string();
+        let key = application_key(&name, &app.uid);
+        if let Some(other) = keys
+            .insert(key, name.clone())
+            .filter(|other| *other != name)
+        {
+            return Err(read(RestError::InvalidBody {
+                url,
+                reason: format!(
+                    "its deployment ids would meet those of application {other:?} of the same \
+                     repository (a 1 in a billion chance); rename one of them"
+                ),
+            }));
+        }
+        let cursor_key = CursorKey::new(repository.clone(), format!("{CURSOR_PREFIX}{name}"));
+        let kept = context.ledger.cursor(cursor_key.clone()).await?;
+        let seen = kept
+            .as_ref()
+            .and_then(|c| c.opaque.as_deref())
+            .and_then(|opaque| {
+                let (uid, id) = opaque.split_once(' ')?;
+                Some((uid.to_owned(), id.parse::<i64>().ok()?))
+            });
+        let first = kept.is_none();
+        let mut skipped = 0;
+        let mut batch = SyncBatch::new(repository.clone());
+        let mut newest: Option<i64> = None;
+        let mut oldest: Option<i64> = None;
+        for entry in app.history {
+            let sync = match entry {
+                Ok(sync) => sync,
+                Err(reason) => {
+                    skipped += 1;
+                    tracing::warn!(
+                        %repository,
+                        application = %name,
+                        reason = %self.client.clean(&reason),
+                        "skipping an Argo CD history entry that cannot be read"
+                    );
+                    continue;
+                }
+            };
+            newest = Some(newest.map_or(sync.id, |n| n.max(sync.id)));
+            oldest = Some(oldest.map_or(sync.id, |o| o.min(sync.id)));
+            let Some(id) = history_id(key, sync.id) else {
+                skipped += 1;
+                tracing::warn!(%repository, application = %name, id = sync.id, "skipping a history entry whose id is out of range");
+                continue;
+            };
+            batch.deployments.push(Deployment {
+                source: DeploymentSource::ArgoCd,
+                repository: repository.clone(),
+                id,
+                environment: application.environment.clone(),
+                sha: revision_sha(&sync.revision),
+                created_at: sync.started_at,
+                outcome: DeploymentOutcome::Succeeded {
+                    at: sync.deployed_at,
+                },
+            });
+        }
+        match app.failed {
+            None => {}
+            Some(Err(reason)) => {
+                skipped += 1;
+                tracing::warn!(
+                    %repository,
+                    application = %name,
+                    reason = %self.client.clean(&reason),
+                    "skipping an Argo CD operation state that cannot be read"
+                );
+            }
+            Some(Ok(failed)) => match operation_id(key, failed.started_at) {
+                Some(id) => batch.deployments.push(Deployment {
+                    source: DeploymentSource::ArgoCd,
+                    repository: repository.clone(),
+                    id,
+                    environment: application.environment.clone(),
+                    sha: revision_sha(&failed.revision),
+                    created_at: failed.started_at,
+                    outcome: DeploymentOutcome::Failed {
+                        at: failed.finished_at,
+                    },
+                }),
+                None => skipped += 1,
+            },
+        }
+        self.check_gap(repository, &name, &app.uid, seen.as_ref(), oldest, first);
+        stats.skipped_items += skipped;
+        self.count_skipped(repository, skipped);
+        // The newest id seen stays when the history is empty now.
+        let last = newest.or_else(|| {
+            seen.as_ref()
+                .filter(|(uid, _)| *uid == app.uid)
+                .map(|(_, id)| *id)
+        });
+        batch.cursors.push((
+            cursor_key,
+            Cursor {
+                since: None,
+                opaque: last.map(|id| format!("{} {id}", app.uid)),
+                updated_at: context.now,
+            },
+        ));
+        let applied = context.sink.keep(batch).await?;
+        stats.add_applied(&applied);
+        stats.batches += 1;
+        Ok(first)
+    }
+
+    /// Warns and counts a gap when entries newer than the last one seen were
+    /// dropped before this read (the oldest entry now is further on than the
+    /// one after the last seen).
+    fn check_gap(
+        &self,
+        repository: &RepoName,
+        name: &str,
+        uid: &str,
+        seen: Option<&(String, i64)>,
+        oldest: Option<i64>,
+        first: bool,
+    ) {
+        let Some(oldest) = oldest else { return };
+        match seen {
+            Some((seen_uid, last)) if seen_uid == uid => {
+                let missed = oldest - last - 1;
+                if missed > 0 {
+                    tracing::warn!(
+                        %repository,
+                        application = %name,
+                        missed,
+                        "Argo CD dropped syncs of this application from its history before \
+                         they were read (revisionHistoryLimit): they are missing from the \
+                         metrics; poll more often, raise the limit, or send deployments \
+                         with Argo CD Notifications to the push API"
+                    );
+                    let mut gaps = self.gaps.lock().unwrap_or_else(PoisonError::into_inner);
+                    *gaps.entry(name.to_owned()).or_default() += 1;
+                }
+            }
+            Some(_) => tracing::info!(
+                %repository,
+                application = %name,
+                "the Argo CD application was deleted and created again (a new uid): reading \
+                 its new history"
+            ),
+            None if first && oldest > 0 => tracing::info!(
+                %repository,
+                application = %name,
+                earlier = oldest,
+                "Argo CD keeps only the latest syncs of this application; its {oldest} \
+                 earlier ones are not available to a first sync"
+            ),
+            None => {}
+        }
+    }
+}
+
+impl Source for ArgoCdSource {
+    fn name(&self) -> &'static str {
+        SOURCE_NAME
+    }
+
+    fn repositories(&self) -> &[RepoName] {
+        &self.repositories
+    }
+
+    fn sync_repository<'a>(
+        &'a self,
+        repository: &'a RepoName,
+        context: &'a SyncContext,
+    ) -> BoxFuture<'a, Result<RepoSyncStats, SourceError>> {
+        Box::pin(async move {
+            let mut stats = RepoSyncStats::default();
+            let mut failure = None;
+            let mut keys = HashMap::new();
+            let applications = self
+                .applications
+                .get(repository)
+                .map_or(&[][..], Vec::as_slice);
+            for application in applications {
+                if context.shutdown.is_cancelled() {
+                    return Err(SourceError::Cancelled);
+                }
+                match self
+                    .sync_application(repository, application, context, &mut stats, &mut keys)
+                    .await
+                {
+                    Ok(first) => stats.first_sync |= first,
+                    Err(error) if error.is_cancelled() => return Err(error),
+                    Err(error) => {
+                        tracing::error!(
+                            %repository,
+                            application = %application.name,
+                            %error,
+                            "cannot read the Argo CD application; the repository's other \
+                             applications are read on"
+                        );
+                        failure.get_or_insert(error);
+                    }
+                }
+            }
+            match failure {
+                Some(error) => Err(error),
+                None => Ok(stats),
+            }
+        })
+    }
+
+    fn api_health(&self) -> ApiHealth {
+        let (requests, governor) = self.client.health();
+        ApiHealth {
+            requests,
+            rate_limits: governor.rate_limits,
+            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
+            retries: governor
+                .retries
+                .into_iter()
+                .map(|(reason, count)| ApiRetries {
+                    reason: reason.label().to_owned(),
+                    count,
+                })
+                .collect(),
+            skipped_items: self
+                .skipped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(r, n)| (r.clone(), *n))
+                .collect(),
+            history_gaps: self
+                .gaps
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(application, gaps)| HistoryGaps {
+                    application: application.clone(),
+                    gaps: *gaps,
+                })
+                .collect(),
+        }
+    }
+}
