@@ -548,17 +548,17 @@ pub(crate) fn sources_with(
     // The deployment sources first: within one cycle GitHub then reads the
     // change sets of the deployments they kept.
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    let lookback = config
+        .github
+        .as_ref()
+        .map_or_else(crate::config::defaults::lookback, |github| github.lookback);
+    let lookback = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
     if let Some(argocd) = &config.argocd {
-        let source = ArgoCdSource::new(argocd, retry.clone())
+        let source = ArgoCdSource::new(argocd, lookback, retry.clone())
             .map_err(|error| anyhow::anyhow!("argocd: {error}"))?;
         sources.push(Arc::new(source));
     }
     if let Some(jenkins) = &config.jenkins {
-        let lookback = config
-            .github
-            .as_ref()
-            .map_or_else(crate::config::defaults::lookback, |github| github.lookback);
-        let lookback = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
         let source = JenkinsSource::new(jenkins, lookback, retry.clone())
             .map_err(|error| anyhow::anyhow!("jenkins: {error}"))?;
         sources.push(Arc::new(source));

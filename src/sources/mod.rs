@@ -130,6 +130,40 @@ impl SourceError {
     }
 }
 
+/// What a first sync of a deployment source keeps of the `deployments` it
+/// read (a few sources, Argo CD and Jenkins, cannot ask for a time range): those
+/// created at or after `start` (the lookback's start), plus per environment the
+/// newest older one that succeeded, the base of the first change set; as the
+/// GitHub source's first sync reads them (`docs/sources.md`).
+pub fn within_lookback(
+    deployments: Vec<crate::domain::Deployment>,
+    start: Timestamp,
+) -> Vec<crate::domain::Deployment> {
+    use crate::domain::DeploymentOutcome;
+    let mut bases: Vec<crate::domain::Deployment> = Vec::new();
+    let mut kept = Vec::new();
+    for deployment in deployments {
+        if deployment.created_at >= start {
+            kept.push(deployment);
+            continue;
+        }
+        if !matches!(deployment.outcome, DeploymentOutcome::Succeeded { .. }) {
+            continue;
+        }
+        let key = |d: &crate::domain::Deployment| (d.created_at, d.id);
+        match bases
+            .iter_mut()
+            .find(|b| b.environment == deployment.environment)
+        {
+            Some(base) if key(base) < key(&deployment) => *base = deployment,
+            Some(_) => {}
+            None => bases.push(deployment),
+        }
+    }
+    kept.extend(bases);
+    kept
+}
+
 /// A source's API health since the process started.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApiHealth {
@@ -182,4 +216,52 @@ pub trait Source: Send + Sync {
 
     /// Requests, rate limits and skipped items since the process started.
     fn api_health(&self) -> ApiHealth;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CommitSha, Deployment, DeploymentOutcome, DeploymentSource, Environment};
+
+    fn deployment(id: u64, environment: &str, created: i64, succeeded: bool) -> Deployment {
+        Deployment {
+            source: DeploymentSource::Jenkins,
+            repository: RepoName::parse("acme/api").unwrap(),
+            id,
+            environment: Environment::parse(environment).unwrap(),
+            sha: CommitSha::from_bytes([id as u8; 20]),
+            created_at: Timestamp(created),
+            outcome: if succeeded {
+                DeploymentOutcome::Succeeded {
+                    at: Timestamp(created + 5),
+                }
+            } else {
+                DeploymentOutcome::Failed {
+                    at: Timestamp(created + 5),
+                }
+            },
+        }
+    }
+
+    #[test]
+    fn a_first_sync_keeps_the_lookback_and_one_base_per_environment() {
+        let read = vec![
+            deployment(1, "production", 10, true),
+            deployment(2, "production", 20, true),
+            deployment(3, "production", 30, false),
+            deployment(4, "staging", 15, true),
+            deployment(5, "production", 100, false),
+            deployment(6, "production", 110, true),
+        ];
+        let mut ids: Vec<u64> = within_lookback(read, Timestamp(100))
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            [2, 4, 5, 6],
+            "the newest older success per environment"
+        );
+    }
 }

@@ -27,10 +27,13 @@ mod models;
 
 use super::governor::RetryPolicy;
 use super::rest::{Auth, RestClient, RestError, ServerKind};
-use super::{ApiHealth, ApiRetries, HistoryGaps, RepoSyncStats, Source, SourceError, SyncContext};
+use super::{
+    within_lookback, ApiHealth, ApiRetries, HistoryGaps, RepoSyncStats, Source, SourceError,
+    SyncContext,
+};
 use crate::config::{ArgoCdApplicationConfig, ArgoCdConfig};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
-use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, RepoName};
+use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, RepoName, Timestamp};
 use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::{BTreeMap, HashMap};
@@ -67,6 +70,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Debug)]
 pub struct ArgoCdSource {
     client: RestClient,
+    lookback_seconds: i64,
     repositories: Vec<RepoName>,
     applications: BTreeMap<RepoName, Vec<ArgoCdApplicationConfig>>,
     /// Unreadable items skipped per repository since the process started.
@@ -76,9 +80,14 @@ pub struct ArgoCdSource {
 }
 
 impl ArgoCdSource {
-    /// A source for `config`, retrying by `policy`; fails only when the HTTP
-    /// client cannot be set up. No request is made here.
-    pub fn new(config: &ArgoCdConfig, policy: RetryPolicy) -> Result<ArgoCdSource, RestError> {
+    /// A source for `config` whose first syncs keep `lookback_seconds` of
+    /// history (and one older base), retrying by `policy`; fails only when the
+    /// HTTP client cannot be set up. No request is made here.
+    pub fn new(
+        config: &ArgoCdConfig,
+        lookback_seconds: i64,
+        policy: RetryPolicy,
+    ) -> Result<ArgoCdSource, RestError> {
         let client = RestClient::new(
             KIND,
             config.api_url.as_url(),
@@ -103,6 +112,7 @@ impl ArgoCdSource {
             .collect();
         Ok(ArgoCdSource {
             client,
+            lookback_seconds,
             repositories,
             applications,
             skipped: Mutex::new(BTreeMap::new()),
@@ -176,14 +186,15 @@ impl ArgoCdSource {
         }
         let cursor_key = CursorKey::new(repository.clone(), format!("{CURSOR_PREFIX}{name}"));
         let kept = context.ledger.cursor(cursor_key.clone()).await?;
+        let first = kept.is_none();
         let seen = kept
             .as_ref()
             .and_then(|c| c.opaque.as_deref())
-            .and_then(|opaque| {
-                let (uid, id) = opaque.split_once(' ')?;
-                Some((uid.to_owned(), id.parse::<i64>().ok()?))
-            });
-        let first = kept.is_none();
+            .and_then(AppCursor::parse);
+        let uid = AppCursor::clean_uid(&app.uid);
+        // What this application (not an earlier one of the same name) showed
+        // before: read again, it is not kept again.
+        let same = seen.as_ref().filter(|seen| seen.uid == uid);
         let mut skipped = 0;
         let mut batch = SyncBatch::new(repository.clone());
         let mut newest: Option<i64> = None;
@@ -204,6 +215,12 @@ impl ArgoCdSource {
             };
             newest = Some(newest.map_or(sync.id, |n| n.max(sync.id)));
             oldest = Some(oldest.map_or(sync.id, |o| o.min(sync.id)));
+            if same
+                .and_then(|s| s.last_id)
+                .is_some_and(|last| sync.id <= last)
+            {
+                continue;
+            }
             let Some(id) = history_id(key, sync.id) else {
                 skipped += 1;
                 tracing::warn!(%repository, application = %name, id = sync.id, "skipping a history entry whose id is out of range");
@@ -221,6 +238,7 @@ impl ArgoCdSource {
                 },
             });
         }
+        let mut last_failure = None;
         match app.failed {
             None => {}
             Some(Err(reason)) => {
@@ -232,35 +250,47 @@ impl ArgoCdSource {
                     "skipping an Argo CD operation state that cannot be read"
                 );
             }
-            Some(Ok(failed)) => match operation_id(key, failed.started_at) {
-                Some(id) => batch.deployments.push(Deployment {
-                    source: DeploymentSource::ArgoCd,
-                    repository: repository.clone(),
-                    id,
-                    environment: application.environment.clone(),
-                    sha: revision_sha(&failed.revision),
-                    created_at: failed.started_at,
-                    outcome: DeploymentOutcome::Failed {
-                        at: failed.finished_at,
-                    },
-                }),
-                None => skipped += 1,
-            },
+            Some(Ok(failed)) => {
+                last_failure = Some(failed.started_at.0);
+                let known = same
+                    .and_then(|s| s.last_failure)
+                    .is_some_and(|at| failed.started_at.0 <= at);
+                match operation_id(key, failed.started_at) {
+                    _ if known => {}
+                    Some(id) => batch.deployments.push(Deployment {
+                        source: DeploymentSource::ArgoCd,
+                        repository: repository.clone(),
+                        id,
+                        environment: application.environment.clone(),
+                        sha: revision_sha(&failed.revision),
+                        created_at: failed.started_at,
+                        outcome: DeploymentOutcome::Failed {
+                            at: failed.finished_at,
+                        },
+                    }),
+                    None => skipped += 1,
+                }
+            }
         }
-        self.check_gap(repository, &name, &app.uid, seen.as_ref(), oldest, first);
+        if same.is_none() {
+            // A first read keeps the lookback and one base, as GitHub's does.
+            let start = Timestamp(context.now.0.saturating_sub(self.lookback_seconds));
+            batch.deployments = within_lookback(batch.deployments, start);
+        }
+        self.check_gap(repository, &name, seen.as_ref(), &uid, oldest, first);
         stats.skipped_items += skipped;
         self.count_skipped(repository, skipped);
-        // The newest id seen stays when the history is empty now.
-        let last = newest.or_else(|| {
-            seen.as_ref()
-                .filter(|(uid, _)| *uid == app.uid)
-                .map(|(_, id)| *id)
-        });
+        let cursor = AppCursor {
+            uid,
+            // The newest id seen stays when the history is empty now.
+            last_id: newest.max(same.and_then(|s| s.last_id)),
+            last_failure: last_failure.max(same.and_then(|s| s.last_failure)),
+        };
         batch.cursors.push((
             cursor_key,
             Cursor {
                 since: None,
-                opaque: last.map(|id| format!("{} {id}", app.uid)),
+                opaque: Some(cursor.render()),
                 updated_at: context.now,
             },
         ));
@@ -277,15 +307,15 @@ impl ArgoCdSource {
         &self,
         repository: &RepoName,
         name: &str,
+        seen: Option<&AppCursor>,
         uid: &str,
-        seen: Option<&(String, i64)>,
         oldest: Option<i64>,
         first: bool,
     ) {
         let Some(oldest) = oldest else { return };
         match seen {
-            Some((seen_uid, last)) if seen_uid == uid => {
-                let missed = oldest - last - 1;
+            Some(seen) if seen.uid == uid => {
+                let missed = seen.last_id.map_or(0, |last| oldest - last - 1);
                 if missed > 0 {
                     tracing::warn!(
                         %repository,
@@ -315,6 +345,58 @@ impl ArgoCdSource {
             ),
             None => {}
         }
+    }
+}
+
+/// An application's cursor: its uid, the newest history id and the start of
+/// the newest failed operation read (`uid id start`, `-` for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AppCursor {
+    uid: String,
+    last_id: Option<i64>,
+    last_failure: Option<i64>,
+}
+
+/// The most of a uid kept in a cursor (Kubernetes uids are 36 characters).
+const MAX_UID_CHARS: usize = 64;
+
+impl AppCursor {
+    /// The uid as a cursor keeps it: no whitespace, bounded (the server's text).
+    fn clean_uid(uid: &str) -> String {
+        let uid: String = uid
+            .chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control())
+            .take(MAX_UID_CHARS)
+            .collect();
+        if uid.is_empty() {
+            "-".to_owned()
+        } else {
+            uid
+        }
+    }
+
+    fn parse(opaque: &str) -> Option<AppCursor> {
+        let number = |part: &str| match part {
+            "-" => Some(None),
+            digits => digits.parse::<i64>().ok().map(Some),
+        };
+        let mut parts = opaque.split(' ');
+        let cursor = AppCursor {
+            uid: parts.next()?.to_owned(),
+            last_id: number(parts.next()?)?,
+            last_failure: number(parts.next()?)?,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+
+    fn render(&self) -> String {
+        let number = |n: Option<i64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        format!(
+            "{} {} {}",
+            self.uid,
+            number(self.last_id),
+            number(self.last_failure)
+        )
     }
 }
 
@@ -400,6 +482,26 @@ impl Source for ArgoCdSource {
                     gaps: *gaps,
                 })
                 .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let cursor = AppCursor {
+            uid: AppCursor::clean_uid("9f1c 0000\n"),
+            last_id: Some(41),
+            last_failure: None,
+        };
+        assert_eq!(cursor.uid, "9f1c0000");
+        assert_eq!(AppCursor::parse(&cursor.render()), Some(cursor));
+        assert_eq!(AppCursor::clean_uid(""), "-");
+        for bad in ["", "u", "u 1", "u 1 2 3", "u x -"] {
+            assert_eq!(AppCursor::parse(bad), None, "{bad}");
         }
     }
 }

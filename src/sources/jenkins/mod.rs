@@ -27,7 +27,9 @@ mod models;
 
 use super::governor::RetryPolicy;
 use super::rest::{Auth, RestClient, RestError, ServerKind};
-use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
+use super::{
+    within_lookback, ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext,
+};
 use crate::config::{JenkinsConfig, JenkinsJobConfig, UnstableBuilds};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, RepoName, Timestamp};
@@ -297,6 +299,9 @@ impl JenkinsSource {
                 });
             }
         }
+        if kept.is_none() || recreated {
+            batch.deployments = within_lookback(batch.deployments, self.lookback_start(context));
+        }
         // Up to the oldest build still running, or to the newest read.
         let running = fresh
             .iter()
@@ -337,6 +342,11 @@ impl JenkinsSource {
         Ok(kept.is_none())
     }
 
+    /// Where a first sync starts.
+    fn lookback_start(&self, context: &SyncContext) -> Timestamp {
+        Timestamp(context.now.0.saturating_sub(self.lookback_seconds))
+    }
+
     /// A first sync: `allBuilds` pages until one successful deployment before
     /// the lookback has been read, or the builds end.
     async fn first_builds(
@@ -346,7 +356,7 @@ impl JenkinsSource {
         context: &SyncContext,
         stats: &mut RepoSyncStats,
     ) -> Result<Vec<Build>, SourceError> {
-        let start = Timestamp(context.now.0.saturating_sub(self.lookback_seconds));
+        let start = self.lookback_start(context);
         let mut builds = Vec::new();
         for page in 0..MAX_PAGES_PER_SYNC {
             let from = page * ALL_BUILDS_PAGE;

@@ -289,6 +289,16 @@ impl ArgoEvent {
         }
     }
 
+    /// When the sync it is part of started.
+    pub fn started_at(&self) -> Timestamp {
+        match self {
+            ArgoEvent::Started { at, .. } => *at,
+            ArgoEvent::Succeeded { started_at, .. } | ArgoEvent::Failed { started_at, .. } => {
+                *started_at
+            }
+        }
+    }
+
     /// Applies the event to `app`.
     pub fn apply(&self, app: &mut ArgoApp) {
         match self {
