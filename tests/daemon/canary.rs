@@ -654,3 +654,360 @@ async fn the_canary_ingest_token_appears_in_no_log_answer_or_page() {
         assert_output_clean(&format!("invalid ingest configuration ({name})"), &output);
     }
 }
+
+/// A fake Argo CD and Jenkins in one server, misbehaving while holding the
+/// token: every answer echoes the request's `Authorization` header (Bearer for
+/// Argo CD, Basic `dora:TOKEN` for Jenkins) in error bodies, HTML pages, JSON
+/// fields and a redirect.
+async fn hostile_cicd_server() -> String {
+    async fn application(
+        axum::extract::Path(name): axum::extract::Path<String>,
+        headers: HeaderMap,
+    ) -> Response {
+        let auth = echoed(&headers);
+        match name.as_str() {
+            "forbidden" => (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": format!("permission denied: {auth}"), "code": 7, "message": format!("permission denied: {auth}")})),
+            )
+                .into_response(),
+            // Not retried (a 5xx would be, for half a minute: the binary runs
+            // with the production retry policy), the same masking.
+            "broken" => (
+                StatusCode::BAD_REQUEST,
+                format!("<html><body>upstream said {auth}</body></html>"),
+            )
+                .into_response(),
+            "array" => axum::Json(serde_json::json!([auth])).into_response(),
+            "odd" => axum::Json(serde_json::json!({
+                "metadata": {"name": "odd", "uid": auth},
+                "status": {
+                    "history": [{"id": 1, "revision": auth, "deployedAt": auth}, {"id": auth}],
+                    "operationState": {"phase": "Failed", "startedAt": auth, "message": auth},
+                },
+            }))
+            .into_response(),
+            "redirect" => (
+                StatusCode::FOUND,
+                [(header::LOCATION, format!("http://elsewhere.example/?t={}", auth.replace(' ', "%20")))],
+            )
+                .into_response(),
+            _ => (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": format!("not found for {auth}"), "code": 5})),
+            )
+                .into_response(),
+        }
+    }
+    async fn job(
+        axum::extract::Path(name): axum::extract::Path<String>,
+        headers: HeaderMap,
+    ) -> Response {
+        let auth = echoed(&headers);
+        match name.as_str() {
+            "unauthorized" => (
+                StatusCode::UNAUTHORIZED,
+                format!("<html><body>Invalid password/token for user: {auth}</body></html>"),
+            )
+                .into_response(),
+            "odd" => {
+                let builds = serde_json::json!([
+                    {"number": 2, "result": "SUCCESS", "building": false, "timestamp": 0, "duration": 0,
+                     "actions": [{"_class": "hudson.plugins.git.util.BuildData", "lastBuiltRevision": {"SHA1": auth}, "remoteUrls": [auth]}]},
+                    {"number": 1, "result": auth, "building": false, "timestamp": 0},
+                    {"number": auth},
+                ]);
+                axum::Json(serde_json::json!({"builds": builds, "allBuilds": builds}))
+                    .into_response()
+            }
+            "notalist" => {
+                axum::Json(serde_json::json!({"builds": auth, "allBuilds": auth})).into_response()
+            }
+            _ => (
+                StatusCode::NOT_FOUND,
+                format!("<html><body>Not Found: {auth}</body></html>"),
+            )
+                .into_response(),
+        }
+    }
+    let router = Router::new()
+        .route("/api/v1/applications/{name}", get(application))
+        .route("/job/{name}/api/json", get(job));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A configuration whose GitHub is `github` (its own token) and whose Argo CD
+/// and Jenkins (at `argocd` and `jenkins`) take the canary as their token,
+/// literally or through `${GITHUB_TOKEN}`; applications and jobs named
+/// `names` deploy the first and second repository.
+#[allow(clippy::too_many_arguments)]
+fn cicd_canary_config(
+    github: &SimHandle,
+    store: &Path,
+    argocd: &str,
+    jenkins: &str,
+    names: &[&str],
+    literal: bool,
+    format: &str,
+) -> String {
+    let repos = sim_repos(github);
+    let token = if literal { CANARY } else { "${GITHUB_TOKEN}" };
+    let mut text = config_text(
+        github.base_url(),
+        SIM_TOKEN,
+        store,
+        &repos
+            .iter()
+            .map(|(name, _)| repo(name, "t"))
+            .collect::<Vec<_>>(),
+        "",
+    );
+    text.push_str(&format!(
+        "\n[argocd]\napi_url = {argocd:?}\ntoken = {token:?}\n"
+    ));
+    for name in names {
+        text.push_str(&format!(
+            "[[argocd.applications]]\nname = {name:?}\nrepository = {:?}\nenvironment = \"production\"\n",
+            repos[0].0
+        ));
+    }
+    text.push_str(&format!(
+        "\n[jenkins]\nurl = {jenkins:?}\nuser = \"dora\"\ntoken = {token:?}\n"
+    ));
+    for name in names {
+        text.push_str(&format!(
+            "[[jenkins.jobs]]\npath = {name:?}\nrepository = {:?}\nenvironment = \"production\"\n",
+            repos[1].0
+        ));
+    }
+    text + &log_table(format)
+}
+
+/// Argo CD's and Jenkins' tokens (the canary) appear in no output or page of
+/// the binary: successful syncs, refused credentials, a hostile server that
+/// echoes them everywhere, `check-config` of valid and invalid files, and a
+/// running daemon's pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_argocd_and_jenkins_tokens_appear_in_no_log_error_or_page() {
+    use dora_collector::sim::cicd::argocd::{ArgoApp, ArgoCdState};
+    use dora_collector::sim::cicd::jenkins::{
+        BuildResult, Checkout, FolderKind, JenkinsJob, JenkinsState, JobKind,
+    };
+    use dora_collector::sim::cicd::{CicdHandle, CicdOptions, Credentials};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let github = live_simulator(SIM_TOKEN).await;
+    let repos = sim_repos(&github);
+    let (api_sha, web_sha) = github.with_org(|org| {
+        (
+            org.repos[0].commits.last().unwrap().sha,
+            org.repos[1].commits.last().unwrap().sha,
+        )
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut app = ArgoApp::new(
+        "api",
+        "https://github.com/acme/deploy.git",
+        dora_collector::domain::Timestamp(now - 86_400),
+    );
+    app.sync_succeeded(
+        &api_sha.to_string(),
+        dora_collector::domain::Timestamp(now - 600),
+        dora_collector::domain::Timestamp(now - 540),
+        true,
+    );
+    let mut job = JenkinsJob::new("api", JobKind::Freestyle);
+    let number = job.start_build(
+        (now - 900) * 1000,
+        vec![Checkout {
+            sha: web_sha.to_string(),
+            branch: "refs/remotes/origin/main".into(),
+            remote_url: format!("https://github.com/{}.git", repos[1].0),
+        }],
+    );
+    job.finish_build(number, BuildResult::Success, 60_000);
+    let mut jenkins_state = JenkinsState::default();
+    jenkins_state.insert(&[], FolderKind::Folder, job);
+    let argocd = CicdHandle::start(
+        ArgoCdState {
+            applications: vec![app],
+        },
+        Credentials::Bearer(CANARY.into()),
+        CicdOptions::default(),
+    )
+    .await
+    .unwrap();
+    let jenkins = CicdHandle::start(
+        jenkins_state,
+        Credentials::Basic {
+            user: "dora".into(),
+            token: CANARY.into(),
+        },
+        CicdOptions::default(),
+    )
+    .await
+    .unwrap();
+    let hostile = hostile_cicd_server().await;
+    let hostile_names = [
+        "forbidden",
+        "broken",
+        "array",
+        "odd",
+        "redirect",
+        "notalist",
+        "unauthorized",
+        "gone",
+    ];
+
+    for format in ["text", "json"] {
+        for literal in [true, false] {
+            let what = |case: &str| format!("{case} ({format}, literal token: {literal})");
+            let good = cicd_canary_config(
+                &github,
+                &store,
+                argocd.base_url(),
+                jenkins.base_url(),
+                &["api"],
+                literal,
+                format,
+            );
+            let file = write(dir.path(), "cicd-good.toml", &good);
+            let output = run(&["sync", "--once"], &file).await;
+            assert!(output.status.success(), "{output:?}");
+            assert_output_clean(&what("successful Argo CD and Jenkins sync"), &output);
+            let output = run(&["check-config"], &file).await;
+            assert!(output.status.success(), "{output:?}");
+            assert_output_clean(&what("check-config"), &output);
+
+            // Both refuse the canary.
+            argocd.set_credentials(Credentials::Bearer("another-token-entirely".into()));
+            jenkins.set_credentials(Credentials::Basic {
+                user: "dora".into(),
+                token: "another-token-entirely".into(),
+            });
+            let output = run(&["sync", "--once"], &file).await;
+            argocd.set_credentials(Credentials::Bearer(CANARY.into()));
+            jenkins.set_credentials(Credentials::Basic {
+                user: "dora".into(),
+                token: CANARY.into(),
+            });
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("check argocd.token") && stderr.contains("check jenkins.token"),
+                "{stderr}"
+            );
+            assert_output_clean(&what("refused tokens"), &output);
+
+            // The hostile server echoes them everywhere.
+            let text = cicd_canary_config(
+                &github,
+                &store,
+                &hostile,
+                &hostile,
+                &hostile_names,
+                literal,
+                format,
+            );
+            let file = write(dir.path(), "cicd-hostile.toml", &text);
+            let output = run(&["sync", "--once"], &file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert_output_clean(&what("hostile Argo CD and Jenkins"), &output);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("permission denied: Bearer [REDACTED]"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("Basic [REDACTED]"), "{stderr}");
+        }
+
+        // Invalid configurations holding the canary.
+        let base = cicd_canary_config(
+            &github,
+            &store,
+            argocd.base_url(),
+            jenkins.base_url(),
+            &["api"],
+            true,
+            format,
+        );
+        let invalid = [
+            base.replace("[argocd]\n", "[argocd]\ntokn = \"x\"\n"),
+            base.replace(
+                &format!("user = \"dora\"\ntoken = {CANARY:?}"),
+                &format!("user = \"dora\"\ntoken = {:?}", format!("{CANARY} x")),
+            ),
+            base.replace(
+                &format!(
+                    "repository = {:?}\nenvironment = \"production\"\n\n[jenkins]",
+                    repos[0].0
+                ),
+                &format!("repository = {CANARY:?}\nenvironment = \"production\"\n\n[jenkins]"),
+            ),
+            base.replace("name = \"api\"", &format!("name = {CANARY:?}")),
+        ];
+        for (index, text) in invalid.iter().enumerate() {
+            assert_ne!(text, &base, "{index}");
+            let file = write(dir.path(), "cicd-invalid.toml", text);
+            for args in [&["check-config"][..], &["sync", "--once"][..]] {
+                let output = run(args, &file).await;
+                assert_eq!(
+                    output.status.code(),
+                    Some(2),
+                    "{index} {args:?}: {output:?}"
+                );
+                assert_output_clean(
+                    &format!("invalid config {index} {args:?} ({format})"),
+                    &output,
+                );
+            }
+        }
+    }
+
+    // A running daemon: its pages and its output.
+    let port = crate::support::free_port();
+    let text = cicd_canary_config(
+        &github,
+        &dir.path().join("serve-cicd.db"),
+        argocd.base_url(),
+        jenkins.base_url(),
+        &["api"],
+        true,
+        "text",
+    )
+    .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let file = write(dir.path(), "cicd-serve.toml", &text);
+    let mut command = Command::new(BINARY);
+    command
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "trace");
+    let mut running = crate::support::Running::spawn(command, dir.path(), "cicd-serve");
+    let base = format!("http://127.0.0.1:{port}");
+    running
+        .wait_for(&format!("{base}/readyz"), |status, _| status == 200)
+        .await;
+    for path in ["/metrics", "/", "/readyz", "/report"] {
+        let (status, body) = running
+            .wait_for(&format!("{base}{path}"), |status, _| status == 200)
+            .await;
+        assert_eq!(status, 200);
+        assert_clean(&format!("{path} (Argo CD and Jenkins)"), &body);
+        if path == "/metrics" {
+            assert!(
+                body.contains("source=\"argocd\"") && body.contains("source=\"jenkins\""),
+                "{body}"
+            );
+        }
+    }
+    running.signal("TERM");
+    let (status, _, running) = running.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success());
+    assert_clean("serve with Argo CD and Jenkins (stderr)", &running.stderr());
+}

@@ -8,6 +8,7 @@ mod scenario;
 mod support;
 
 mod canary;
+mod cicd;
 mod cli;
 mod config_cli;
 mod crash;

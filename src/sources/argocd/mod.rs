@@ -191,7 +191,8 @@ impl ArgoCdSource {
             .as_ref()
             .and_then(|c| c.opaque.as_deref())
             .and_then(AppCursor::parse);
-        let uid = AppCursor::clean_uid(&app.uid);
+        // Server text: masked, as anything the server says.
+        let uid = AppCursor::clean_uid(&self.client.clean(&app.uid));
         // What this application (not an earlier one of the same name) showed
         // before: read again, it is not kept again.
         let same = seen.as_ref().filter(|seen| seen.uid == uid);

@@ -174,6 +174,16 @@ fn built_sha(actions: &[Value], repository: &RepoName) -> Result<CommitSha, Skip
         .map_err(|_| "lastBuiltRevision.SHA1 is not a commit sha".to_owned())
 }
 
+/// The longest text quoted as an unknown result.
+const MAX_QUOTED_RESULT: usize = 16;
+
+/// Whether `text` is shaped like a Jenkins result (`SUCCESS`, `NOT_BUILT`).
+fn looks_like_result(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_QUOTED_RESULT
+        && text.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+}
+
 /// Epoch milliseconds as whole seconds (rounded down).
 fn seconds(milliseconds: i64) -> Timestamp {
     Timestamp(milliseconds.div_euclid(1000))
@@ -193,12 +203,11 @@ fn build(value: Value, repository: &RepoName, unstable: UnstableBuilds) -> Resul
             let succeeded = match (result, unstable) {
                 ("SUCCESS", _) | ("UNSTABLE", UnstableBuilds::Success) => true,
                 ("FAILURE", _) | ("UNSTABLE", UnstableBuilds::Failure) => false,
-                (other, _) => {
-                    return Err(format!(
-                        "unknown result {:?}",
-                        other.chars().take(32).collect::<String>()
-                    ))
+                // Quoted only when it looks like a result (server text).
+                (other, _) if looks_like_result(other) => {
+                    return Err(format!("unknown result {other:?}"))
                 }
+                _ => return Err("a result that is not one of Jenkins' results".to_owned()),
             };
             let duration = wire.duration.unwrap_or(0).max(0);
             let at = seconds(wire.timestamp.saturating_add(duration));
