@@ -5,9 +5,9 @@
 //! taken by `--commits-from-git` from a real git repository built with `git
 //! fast-import` from the simulator's commit graph; at three points of the 90 days
 //! every DORA series of `/metrics` equals the brute-force reference
-//! (`reference::push`) at that time. (Reverts and hotfix pull requests are in the
-//! history too, but pushed commits carry no message and there are no pull
-//! requests without a code host: for these repositories only rollbacks are rework.)
+//! (`reference::push`) at that time. Pushed commits carry their subjects, so
+//! rollbacks and reverts are rework; hotfix pull requests are in the history too,
+//! but there are no pull requests without a code host.
 //!
 //! Git shas cannot be chosen, so the simulator's commits are written to git first
 //! and everything that names a commit (deployments, root causes) is translated to
@@ -183,25 +183,29 @@ fn build_clone(org: &Org, index: usize, dir: &Path) -> HashMap<CommitSha, Commit
 
 /// Every commit of the clone at `dir`, read back with `git log`.
 fn read_clone(dir: &Path) -> Vec<CloneCommit> {
-    git(dir, &["log", "--all", "--format=%H%x09%P%x09%at"], None)
-        .lines()
-        .map(|line| {
-            let mut fields = line.split('\t');
-            let (Some(sha), Some(parents), Some(at)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                panic!("an unexpected line of git log: {line:?}");
-            };
-            CloneCommit {
-                sha: CommitSha::parse(sha).unwrap(),
-                parents: parents
-                    .split_whitespace()
-                    .map(|p| CommitSha::parse(p).unwrap())
-                    .collect(),
-                authored_at: at.parse().unwrap(),
-            }
-        })
-        .collect()
+    git(
+        dir,
+        &["log", "--all", "--format=%H%x09%P%x09%at%x09%s"],
+        None,
+    )
+    .lines()
+    .map(|line| {
+        let mut fields = line.splitn(4, '\t');
+        let (Some(sha), Some(parents), Some(at)) = (fields.next(), fields.next(), fields.next())
+        else {
+            panic!("an unexpected line of git log: {line:?}");
+        };
+        CloneCommit {
+            sha: CommitSha::parse(sha).unwrap(),
+            parents: parents
+                .split_whitespace()
+                .map(|p| CommitSha::parse(p).unwrap())
+                .collect(),
+            authored_at: at.parse().unwrap(),
+            message: fields.next().unwrap_or("").to_owned(),
+        }
+    })
+    .collect()
 }
 
 /// One deployment a pipeline reports.
@@ -606,6 +610,7 @@ async fn ninety_days_of_notify_equal_the_reference_at_every_checkpoint() {
             deployments.iter().any(|d| d.negative_lead_times > 0),
         ),
         ("rollbacks", deployments.iter().any(|d| d.rework.rollback)),
+        ("reverts", deployments.iter().any(|d| d.rework.revert)),
         (
             "failed attempts",
             analysis

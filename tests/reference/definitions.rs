@@ -135,9 +135,11 @@ pub(super) struct History<'a> {
     /// there, as a walk of the store does).
     parents: Vec<Vec<u32>>,
     author_dates: Vec<i64>,
-    /// Where messages and pull requests come from; `None`: there are none (the
-    /// push API carries neither).
+    /// Where messages and pull requests come from; `None`: no pull requests, and
+    /// the messages are `messages` (what pushes carried).
     sim: Option<&'a SimRepo>,
+    /// Without `sim`: each commit's message subject as pushed (empty: none).
+    messages: Vec<String>,
     index: HashMap<CommitSha, u32>,
 }
 
@@ -154,29 +156,34 @@ impl<'a> History<'a> {
             parents: repo.commits.iter().map(|c| c.parents().collect()).collect(),
             author_dates: repo.commits.iter().map(|c| c.author_date.0).collect(),
             sim: Some(repo),
+            messages: Vec::new(),
             index,
         }
     }
 
-    /// `(sha, parents, author date)` of each commit, without messages or pull
-    /// requests. A sha listed twice is one commit (the first listing counts).
-    pub(super) fn of_commits(commits: &[(CommitSha, Vec<CommitSha>, i64)]) -> History<'static> {
+    /// `(sha, parents, author date, message subject)` of each commit, without
+    /// pull requests. A sha listed twice is one commit (the first listing counts).
+    pub(super) fn of_commits(
+        commits: &[(CommitSha, Vec<CommitSha>, i64, String)],
+    ) -> History<'static> {
         let mut history = History {
             shas: Vec::new(),
             parents: Vec::new(),
             author_dates: Vec::new(),
             sim: None,
+            messages: Vec::new(),
             index: HashMap::new(),
         };
-        for (sha, _, author_date) in commits {
+        for (sha, _, author_date, message) in commits {
             if !history.index.contains_key(sha) {
                 history.index.insert(*sha, history.shas.len() as u32);
                 history.shas.push(*sha);
                 history.author_dates.push(*author_date);
+                history.messages.push(message.clone());
             }
         }
         history.parents = vec![Vec::new(); history.shas.len()];
-        for (sha, parents, _) in commits {
+        for (sha, parents, _, _) in commits {
             let commit = history.index[sha] as usize;
             if history.parents[commit].is_empty() {
                 history.parents[commit] = parents
@@ -209,9 +216,10 @@ impl<'a> History<'a> {
     }
 
     fn message(&self, commit: u32) -> String {
-        self.sim
-            .map(|repo| repo.commit_message(commit))
-            .unwrap_or_default()
+        match self.sim {
+            Some(repo) => repo.commit_message(commit),
+            None => self.messages[commit as usize].clone(),
+        }
     }
 
     fn pulls(&self) -> &'a [SimPull] {

@@ -19,9 +19,10 @@
 //!   just its own commit", and `notify` sends its own commit). Failed attempts
 //!   carry theirs the same way. The history the definitions walk is every commit
 //!   that arrived; a parent that never arrived is unknown, as in the store.
-//! - Pushed commits carry no message and there are no pull requests (the push
-//!   API's commit is `{"sha", "parents", "authored_at"}`), so of the rework rules
-//!   only rollbacks apply, and lead time starts at the author date.
+//! - Pushed commits carry their message's subject (`"message"`, which `notify`
+//!   fills from the clone) and there are no pull requests, so of the rework
+//!   rules rollbacks and `Revert "` commits apply, and lead time starts at the
+//!   author date.
 //! - A pushed incident is an incident (no labels); its root cause is a field.
 
 use super::definitions::{self, Attribution, History, IncidentFacts, RepoAnalysis};
@@ -39,6 +40,8 @@ pub struct CloneCommit {
     pub parents: Vec<CommitSha>,
     /// The author date, seconds.
     pub authored_at: i64,
+    /// The subject of its message (`notify` sends it as `message`).
+    pub message: String,
 }
 
 /// One deployment pushed.
@@ -104,7 +107,7 @@ impl<'a> Clone<'a> {
 
 /// The commits in the store at `now`: those the deployments that arrived by then
 /// carried, as `(sha, parents, author date)`.
-fn stored_commits(repo: &PushedRepo, now: i64) -> Vec<(CommitSha, Vec<CommitSha>, i64)> {
+fn stored_commits(repo: &PushedRepo, now: i64) -> Vec<(CommitSha, Vec<CommitSha>, i64, String)> {
     let clone = Clone::new(&repo.clone);
     let mut arrived: Vec<&PushedDeployment> = repo
         .deployments
@@ -137,7 +140,12 @@ fn stored_commits(repo: &PushedRepo, now: i64) -> Vec<(CommitSha, Vec<CommitSha>
         };
         for sha in carried {
             let commit = clone.commits[&sha];
-            stored.push((sha, commit.parents.clone(), commit.authored_at));
+            stored.push((
+                sha,
+                commit.parents.clone(),
+                commit.authored_at,
+                commit.message.clone(),
+            ));
         }
         if deployment.succeeded {
             let key = (deployment.finished_at, deployment.arrival, deployment.sha);
