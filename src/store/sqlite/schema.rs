@@ -201,6 +201,29 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE push_ids_v3 RENAME TO push_ids;
     CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
+    // Version 4: incidents of a team or of a set of repositories (a PagerDuty
+    // service mapped to a team or to repositories) in one table, identified by
+    // source and number (pushed incidents' numbers are `push_ids` ids, PagerDuty's
+    // its account-wide `incident_number`); `repositories` is a JSON array of
+    // names. The team incidents of version 3 move over unchanged.
+    r#"
+    CREATE TABLE scoped_incidents (
+        source       TEXT NOT NULL CHECK (source IN ('push', 'pagerduty')),
+        number       INTEGER NOT NULL,
+        team         TEXT,
+        repositories TEXT CHECK (repositories IS NULL OR json_valid(repositories)),
+        created_at   INTEGER NOT NULL,
+        closed_at    INTEGER,
+        root_cause   TEXT,
+        CHECK ((team IS NULL) <> (repositories IS NULL)),
+        PRIMARY KEY (source, number)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO scoped_incidents
+        (source, number, team, repositories, created_at, closed_at, root_cause)
+        SELECT source, number, team, NULL, created_at, closed_at, root_cause
+        FROM team_incidents;
+    DROP TABLE team_incidents;
+    "#,
 ];
 
 /// The schema version this build writes and reads.
