@@ -18,8 +18,8 @@
 //!   off); empty `production_environments`, `windows` or repositories are not.
 
 use super::{
-    Config, Duration, IngestClientConfig, LabelName, Problem, PushRepositoryConfig, Seconds,
-    MAX_INGEST_REQUESTS_PER_SECOND,
+    Config, Duration, IngestClientConfig, LabelName, PagerDutyServiceConfig, Problem,
+    PushRepositoryConfig, Seconds, ServiceMapping, Urgency, MAX_INGEST_REQUESTS_PER_SECOND,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -369,6 +369,73 @@ pub(super) fn push_repositories_apart(
         .collect()
 }
 
+pub(super) const PAGERDUTY_SERVICES: &str = "pagerduty.services";
+pub(super) const URGENCIES: &str = "pagerduty.urgencies";
+
+/// `pagerduty.urgencies`: at least one, no duplicates.
+pub(super) fn urgencies(items: &[(usize, &Urgency)], declared: usize) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if declared == 0 {
+        problems.push(problem(
+            URGENCIES.to_owned(),
+            "expected at least one urgency (\"high\", \"low\"); leave the key out for both"
+                .to_owned(),
+        ));
+    }
+    problems.extend(duplicates(
+        items,
+        |u| **u,
+        |(i, u), (j, _)| {
+            problem(
+                format!("{URGENCIES}[{i}]"),
+                format!("\"{}\" is {URGENCIES}[{j}] already", u.as_str()),
+            )
+        },
+    ));
+    problems
+}
+
+/// `[[pagerduty.services]]`: no id twice; the repositories a service is mapped to
+/// are configured (`configured`), each once.
+pub(super) fn pagerduty_services(
+    services: &[PagerDutyServiceConfig],
+    configured: &[&RepoName],
+) -> Vec<Problem> {
+    let mut problems = duplicates(
+        &indexed(services),
+        |s| s.id.as_str().to_owned(),
+        |(i, s), (j, _)| {
+            problem(
+                format!("{PAGERDUTY_SERVICES}[{i}].id"),
+                format!(
+                    "\"{}\" is {PAGERDUTY_SERVICES}[{j}] already; a service is read once",
+                    s.id.as_str()
+                ),
+            )
+        },
+    );
+    for (i, service) in services.iter().enumerate() {
+        let ServiceMapping::Repositories(names) = &service.maps_to else {
+            continue;
+        };
+        for (k, name) in names.iter().enumerate() {
+            let path = format!("{PAGERDUTY_SERVICES}[{i}].repositories[{k}]");
+            if names[..k].contains(name) {
+                problems.push(problem(path, format!("\"{name}\" is listed twice")));
+            } else if !configured.contains(&name) {
+                problems.push(problem(
+                    path,
+                    format!(
+                        "\"{name}\" is not configured: list it in [[{REPOSITORIES}]] or \
+                         [[{PUSH_REPOSITORIES}]] (its deployments and team come from there)"
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
 fn indexed<T>(items: &[T]) -> Vec<(usize, &T)> {
     items.iter().enumerate().collect()
 }
@@ -438,5 +505,17 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         .map(|repo| &repo.name)
         .collect();
     problems.extend(push_repositories_apart(&config.repositories, &github_names));
+    if let Some(pagerduty) = &config.pagerduty {
+        problems.extend(urgencies(
+            &indexed(&pagerduty.urgencies),
+            pagerduty.urgencies.len(),
+        ));
+        let configured: Vec<&RepoName> = github_names
+            .iter()
+            .copied()
+            .chain(config.repositories.iter().map(|repo| &repo.name))
+            .collect();
+        problems.extend(pagerduty_services(&pagerduty.services, &configured));
+    }
     problems
 }
