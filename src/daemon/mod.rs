@@ -52,6 +52,7 @@ use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
 use crate::sources::github::{GithubSource, RetryPolicy};
+use crate::sources::pagerduty::PagerDutySource;
 use crate::sources::Source;
 use crate::store::SharedStore;
 use crate::store::{SqliteStore, StoreError};
@@ -532,8 +533,8 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (today: GitHub, when configured), with the production
-/// retry policy.
+/// The sources of `config` (GitHub and PagerDuty, each when configured), with the
+/// production retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     sources_with(config, RetryPolicy::default())
 }
@@ -543,12 +544,22 @@ pub(crate) fn sources_with(
     config: &Config,
     retry: RetryPolicy,
 ) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    let Some(github) = &config.github else {
-        return Ok(Vec::new());
-    };
-    let github = GithubSource::with_policy(github, retry)
-        .map_err(|error| anyhow::anyhow!("github: {error}"))?;
-    Ok(vec![Arc::new(github)])
+    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    if let Some(github) = &config.github {
+        let github = GithubSource::with_policy(github, retry.clone())
+            .map_err(|error| anyhow::anyhow!("github: {error}"))?;
+        sources.push(Arc::new(github));
+    }
+    if let Some(pagerduty) = &config.pagerduty {
+        let lookback = config
+            .github
+            .as_ref()
+            .map_or_else(crate::config::defaults::lookback, |github| github.lookback);
+        let pagerduty = PagerDutySource::new(pagerduty, lookback.to_std(), retry)
+            .map_err(|error| anyhow::anyhow!("pagerduty: {error}"))?;
+        sources.push(Arc::new(pagerduty));
+    }
+    Ok(sources)
 }
 
 /// `sync --once`: one cycle over every repository (writing the store), without the

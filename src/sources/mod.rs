@@ -1,5 +1,6 @@
 //! The sources: where events come from. One module per source behind the small
-//! [`Source`] trait; today there is one, [`github`].
+//! [`Source`] trait: [`github`] (repositories) and [`pagerduty`] (incidents of
+//! services; its sync units are services, named like repositories).
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
 //! it was given, turns the API's wire types into domain events at its border, and
@@ -18,6 +19,7 @@
 pub mod github;
 mod health;
 mod ledger;
+pub mod pagerduty;
 
 pub use health::{ApiRequests, ApiRetries, RateLimit};
 pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
@@ -91,6 +93,8 @@ impl RepoSyncStats {
 pub enum SourceError {
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    #[error(transparent)]
+    PagerDuty(#[from] pagerduty::PagerDutyError),
     /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -105,7 +109,9 @@ impl SourceError {
     pub fn is_cancelled(&self) -> bool {
         matches!(
             self,
-            SourceError::Cancelled | SourceError::Github(github::GithubError::Cancelled)
+            SourceError::Cancelled
+                | SourceError::Github(github::GithubError::Cancelled)
+                | SourceError::PagerDuty(pagerduty::PagerDutyError::Cancelled)
         )
     }
 }
