@@ -404,6 +404,9 @@ struct Walker<'l> {
     lookback: Option<Duration>,
     /// The `${NAME}` references of each expanded string value, by its offset.
     expanded: HashMap<usize, String>,
+    /// The `[[pagerduty.services]]` that parsed, with their index (for the rules
+    /// that need the repositories).
+    pagerduty_services: Vec<(usize, PagerDutyServiceConfig)>,
     /// Every key path asked for, without indices (for [`schema_paths`]).
     #[cfg(test)]
     schema: Vec<String>,
@@ -418,6 +421,7 @@ impl<'l> Walker<'l> {
             windows: None,
             lookback: None,
             expanded: HashMap::new(),
+            pagerduty_services: Vec::new(),
             #[cfg(test)]
             schema: Vec::new(),
         }
@@ -772,15 +776,16 @@ impl<'l> Walker<'l> {
             .map(|repo| &repo.name)
             .collect();
         self.extend(rules::push_repositories_apart(&repositories, &github_names));
+        let configured: Vec<&RepoName> = github_names
+            .iter()
+            .copied()
+            .chain(repositories.iter().map(|repo| &repo.name))
+            .collect();
+        let services = std::mem::take(&mut self.pagerduty_services);
+        let parsed: Vec<(usize, &PagerDutyServiceConfig)> =
+            services.iter().map(|(i, s)| (*i, s)).collect();
+        self.extend(rules::pagerduty_services(&parsed, &configured));
         let pagerduty = pagerduty?;
-        if let Some(pagerduty) = &pagerduty {
-            let configured: Vec<&RepoName> = github_names
-                .iter()
-                .copied()
-                .chain(repositories.iter().map(|repo| &repo.name))
-                .collect();
-            self.extend(rules::pagerduty_services(&pagerduty.services, &configured));
-        }
         Some(Config {
             server: server?,
             storage: storage?,
@@ -821,6 +826,11 @@ impl<'l> Walker<'l> {
         let services: Vec<Option<PagerDutyServiceConfig>> = tables
             .into_iter()
             .map(|table| table.and_then(|table| self.pagerduty_service(table)))
+            .collect();
+        self.pagerduty_services = services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
             .collect();
         Some(PagerDutyConfig {
             api_url: api_url?,

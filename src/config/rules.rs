@@ -398,11 +398,11 @@ pub(super) fn urgencies(items: &[(usize, &Urgency)], declared: usize) -> Vec<Pro
 /// `[[pagerduty.services]]`: no id twice; the repositories a service is mapped to
 /// are configured (`configured`), each once.
 pub(super) fn pagerduty_services(
-    services: &[PagerDutyServiceConfig],
+    services: &[(usize, &PagerDutyServiceConfig)],
     configured: &[&RepoName],
 ) -> Vec<Problem> {
     let mut problems = duplicates(
-        &indexed(services),
+        services,
         |s| s.id.as_str().to_owned(),
         |(i, s), (j, _)| {
             problem(
@@ -414,7 +414,7 @@ pub(super) fn pagerduty_services(
             )
         },
     );
-    for (i, service) in services.iter().enumerate() {
+    for (i, service) in services {
         let ServiceMapping::Repositories(names) = &service.maps_to else {
             continue;
         };
@@ -515,7 +515,10 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
             .copied()
             .chain(config.repositories.iter().map(|repo| &repo.name))
             .collect();
-        problems.extend(pagerduty_services(&pagerduty.services, &configured));
+        problems.extend(pagerduty_services(
+            &indexed(&pagerduty.services),
+            &configured,
+        ));
     }
     problems
 }

@@ -368,13 +368,22 @@ async fn pagerduty_incidents_and_github_deployments_match_the_reference_through_
         account
             .log(&open, PdLogKind::Resolve, Timestamp(now.0 + HOUR))
             .unwrap();
+        // The oldest resolved incident: older than every open one, so that only
+        // the listing of open incidents can see it open again.
+        let oldest_open = account
+            .incidents
+            .iter()
+            .filter(|i| i.resolved_at(now).is_none())
+            .map(|i| i.created_at)
+            .min()
+            .expect("an open incident");
         let resolved = account
             .incidents
             .iter()
-            .rev()
             .find(|i| i.resolved_at(now).is_some() && i.service == "PSET001")
+            .filter(|i| i.created_at < oldest_open)
             .map(|i| i.id.clone())
-            .expect("a resolved incident");
+            .expect("a resolved incident older than every open one");
         account
             .log(&resolved, PdLogKind::Trigger, Timestamp(now.0 + HOUR))
             .unwrap();
