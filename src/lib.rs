@@ -9,6 +9,8 @@
 //!   (crate `dora-engine`).
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
 //! - `report`: the KPI report for meetings (`report` command, `/report` page).
+//! - `backfill`: the windowed families at every step of the past, as OpenMetrics
+//!   text for `promtool tsdb create-blocks-from openmetrics`.
 //! - `templates`: the template engine of the HTML and Markdown the collector writes
 //!   (the report, the landing page), escaping every value for its format.
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
@@ -23,6 +25,7 @@
 //!   for the demo, the end-to-end tests and the benchmarks (crate `dora-sim`, only
 //!   with the default feature `demo`).
 
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -20,6 +20,7 @@ mod routes;
 mod state;
 
 pub use health::{HealthSnapshot, PushCount, RepositoryHealth, SourceHealth};
+pub(crate) use render::metric_families;
 pub use render::{all_families, render, Family, Kind, RenderError, ScopeFamilies, REPOSITORY};
 pub use routes::{router, METRICS_CONTENT_TYPE};
 pub use state::{ExporterOptions, ExporterState, Page, Readiness};
