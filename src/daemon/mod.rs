@@ -24,7 +24,8 @@
 //!   interval later).
 //! - `out_of_turn`: the syncs of single repositories asked for between cycles
 //!   (by webhook deliveries), gathered per repository.
-//! - `push`: the push API's routes wired into the server.
+//! - `push`, `webhooks`: the push API's and the webhooks' routes wired into the
+//!   server and the scheduler.
 //! - `server`: the HTTP server's limits and timeouts, and its graceful shutdown
 //!   with a deadline.
 //! - `demo`: the configuration `demo` runs with.
@@ -42,6 +43,7 @@ mod out_of_turn;
 mod push;
 mod retry;
 pub mod server;
+mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use cycle::sync_selected;
@@ -171,7 +173,8 @@ pub struct DaemonHandle {
     grace: Duration,
     server: JoinHandle<std::io::Result<()>>,
     scheduler: JoinHandle<()>,
-    /// The push API's writer and publisher (none without `[ingest]`).
+    /// The push API's writer and publisher (none without `[ingest]`), the
+    /// webhook counters' publisher (none without `[webhooks]`).
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -377,6 +380,15 @@ pub async fn start(
         .await?;
         app = app.merge(routes);
         tasks.extend(push_tasks);
+    }
+    if let Some((routes, publisher)) = webhooks::start(
+        &config,
+        Arc::clone(&requests),
+        Arc::clone(&state),
+        shutdown.clone(),
+    ) {
+        app = app.merge(routes);
+        tasks.push(publisher);
     }
     let grace = config.server.shutdown_grace_period.to_std();
     let server = tokio::spawn(server::serve(listener, app, server_token, grace));
