@@ -5,7 +5,7 @@
 //! 2. The body: at most [`MAX_BODY_BYTES`] (a larger `Content-Length` is refused
 //!    before anything is read, `413`), within [`BODY_READ_TIMEOUT`] (`408`), and
 //!    no more than [`MAX_BUFFERED_BYTES`] of all deliveries' bodies in memory at
-//!    once: a delivery waits for its share at most [`BODY_READ_TIMEOUT`], then
+//!    once: a delivery waits for its share at most [`MAX_BUDGET_WAIT`], then
 //!    gets `429`.
 //! 3. The signature matches the raw body, else `401`.
 //! 4. `Content-Type: application/json` (`415`), `X-GitHub-Delivery` and
@@ -41,6 +41,11 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// (a few kilobytes each). So 256 connections each sending 25 MiB cannot use up
 /// the daemon's memory; a body without `Content-Length` counts as the largest.
 pub const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long a delivery waits for its share of [`MAX_BUFFERED_BYTES`]: GitHub
+/// gives a delivery 10 s in all, and one that waited longer would have no time
+/// left to arrive.
+pub const MAX_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
 /// The bytes one permit of the memory budget stands for.
 const BUDGET_UNIT: usize = 1024;
@@ -162,17 +167,17 @@ async fn checked(
     }
     let share = declared.map_or(MAX_BODY_BYTES, |length| length as usize);
     let units = u32::try_from(budget_units(share)).unwrap_or(u32::MAX);
-    let _share =
-        match tokio::time::timeout(BODY_READ_TIMEOUT, state.budget.acquire_many(units)).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                return Err(Answer::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    WebhookOutcome::RateLimited,
-                    "too many large deliveries at once; redeliver it later",
-                ))
-            }
-        };
+    let _share = match tokio::time::timeout(MAX_BUDGET_WAIT, state.budget.acquire_many(units)).await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return Err(Answer::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                WebhookOutcome::RateLimited,
+                "too many large deliveries at once; redeliver it later",
+            ))
+        }
+    };
     let bytes = request_body::read(headers, body, MAX_BODY_BYTES, BODY_READ_TIMEOUT)
         .await
         .map_err(|error| match error {

@@ -27,7 +27,9 @@ mod signature;
 
 pub use deliveries::{DELIVERY_MEMORY, MAX_DELIVERY_ID_BYTES, MAX_REMEMBERED_DELIVERIES};
 pub use event::{Event, EVENT_HEADER};
-pub use handler::{BODY_READ_TIMEOUT, DELIVERY_HEADER, MAX_BODY_BYTES, MAX_BUFFERED_BYTES};
+pub use handler::{
+    BODY_READ_TIMEOUT, DELIVERY_HEADER, MAX_BODY_BYTES, MAX_BUDGET_WAIT, MAX_BUFFERED_BYTES,
+};
 pub use signature::SIGNATURE_HEADER;
 
 use crate::config::Config;

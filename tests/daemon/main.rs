@@ -1,7 +1,8 @@
 //! The daemon end to end against the simulated GitHub, on 127.0.0.1 only: the
 //! golden `/metrics` page, restarts, incremental syncs, errors, faults (chaos, rate
 //! limits, retries), pagination, the `/report` page at the daemon's clock and the
-//! `sync --once` command; and the binary against the corpus of invalid
+//! `sync --once` command; the push API, `notify` and GitHub webhooks
+//! (`webhooks.rs`); and the binary against the corpus of invalid
 //! configurations (`config_cli.rs`).
 
 mod scenario;
@@ -21,3 +22,4 @@ mod notify;
 mod pagination;
 mod push;
 mod report;
+mod webhooks;
