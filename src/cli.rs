@@ -559,8 +559,13 @@ pub fn summary(config: &Config) -> String {
         ),
         None => String::new(),
     };
+    let webhooks = if config.webhooks.github.is_some() {
+        ", GitHub webhooks"
+    } else {
+        ""
+    };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}, listen {}, store {}",
+        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{webhooks}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
@@ -907,13 +912,15 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
              http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
              http://{addr}/readyz   readiness\n\n\
              Point Prometheus at http://{addr}/metrics to graph it. The push API \
-             (docs/push.md) takes the demo client's token {}. Press Ctrl-C to stop; the \
-             temporary store is removed on exit.",
+             (docs/push.md) takes the demo client's token {}; GitHub webhooks \
+             (docs/webhooks.md, POST /webhooks/github) are verified with the secret {}. \
+             Press Ctrl-C to stop; the temporary store is removed on exit.",
             stats.repositories,
             args.days,
             stats.deployments + stats.workflow_runs,
             sim.base_url(),
             demo::DEMO_INGEST_TOKEN,
+            demo::DEMO_WEBHOOK_SECRET,
         )
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;

@@ -308,6 +308,8 @@ pub async fn start(
     let state = Arc::new(
         ExporterState::new(ExporterOptions {
             simulated: options.simulated,
+            push_api: config.ingest.is_some(),
+            github_webhooks: config.webhooks.github.is_some(),
             ..ExporterOptions::new(repositories.clone())
         })
         .context("cannot render the initial metrics page")?,

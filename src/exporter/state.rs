@@ -40,6 +40,11 @@ pub struct ExporterOptions {
     pub simulated: bool,
     /// The `version` label of `dora_build_info`.
     pub version: String,
+    /// The push API is served (`[ingest]`): the landing page lists its routes.
+    pub push_api: bool,
+    /// GitHub webhooks are taken (`[webhooks.github]`): the landing page lists
+    /// the route.
+    pub github_webhooks: bool,
 }
 
 impl ExporterOptions {
@@ -49,6 +54,8 @@ impl ExporterOptions {
             repositories,
             simulated: false,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            push_api: false,
+            github_webhooks: false,
         }
     }
 }
