@@ -46,6 +46,16 @@ pub async fn read(
     }
 }
 
+/// Whether the request says `Content-Type: application/json`, with or without
+/// parameters (`; charset=utf-8`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// The request's `Content-Length`, when it has a valid one.
 pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -73,6 +83,20 @@ mod tests {
     use axum::http::HeaderValue;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn json_is_recognised_with_parameters_and_in_any_case() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!with("application/jsonx"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
 
     #[tokio::test]
     async fn a_body_is_read_within_its_bounds() {

@@ -267,7 +267,7 @@ async fn checked(
         refusal.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         return Err(refusal);
     }
-    if !is_json(headers.get(header::CONTENT_TYPE)) {
+    if !request_body::is_json(headers) {
         return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PushOutcome::Invalid,
@@ -406,12 +406,4 @@ fn check_repository(
         .at(Some(item.field("commits")))),
         None => Ok(()),
     }
-}
-
-/// `application/json`, with or without parameters (`; charset=utf-8`).
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }

@@ -97,12 +97,7 @@ pub(super) async fn github(
     let answer = match checked(&state, event, &headers, body).await {
         Ok(answer) | Err(answer) => answer,
     };
-    let delivery = headers
-        .get(DELIVERY_HEADER)
-        .map(HeaderValue::as_bytes)
-        .filter(|id| is_delivery_id(id))
-        .and_then(|id| std::str::from_utf8(id).ok())
-        .unwrap_or("");
+    let delivery = delivery_id(&headers).unwrap_or("");
     match answer.outcome {
         WebhookOutcome::Unauthorized => tracing::debug!(
             event = event.as_str(),
@@ -204,7 +199,7 @@ async fn checked(
     }
     let invalid =
         |status: StatusCode, message: String| Answer::new(status, WebhookOutcome::Invalid, message);
-    if !is_json(headers.get(header::CONTENT_TYPE)) {
+    if !request_body::is_json(headers) {
         return Err(invalid(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "expected Content-Type: application/json: set the webhook's content type to \
@@ -212,17 +207,12 @@ async fn checked(
                 .to_owned(),
         ));
     }
-    let delivery = headers
-        .get(DELIVERY_HEADER)
-        .map(HeaderValue::as_bytes)
-        .filter(|id| is_delivery_id(id))
-        .and_then(|id| std::str::from_utf8(id).ok())
-        .ok_or_else(|| {
-            invalid(
-                StatusCode::BAD_REQUEST,
-                "missing or malformed X-GitHub-Delivery header".to_owned(),
-            )
-        })?;
+    let delivery = delivery_id(headers).ok_or_else(|| {
+        invalid(
+            StatusCode::BAD_REQUEST,
+            "missing or malformed X-GitHub-Delivery header".to_owned(),
+        )
+    })?;
     if !headers.contains_key(EVENT_HEADER) {
         return Err(invalid(
             StatusCode::BAD_REQUEST,
@@ -276,10 +266,11 @@ async fn checked(
     })
 }
 
-/// `application/json`, with or without parameters (`; charset=utf-8`).
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+/// The delivery's id, when `X-GitHub-Delivery` holds a usable one.
+fn delivery_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(DELIVERY_HEADER)
+        .map(HeaderValue::as_bytes)
+        .filter(|id| is_delivery_id(id))
+        .and_then(|id| std::str::from_utf8(id).ok())
 }
