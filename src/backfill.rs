@@ -44,11 +44,17 @@ pub struct BackfillRequest {
     pub step_seconds: i64,
     /// The OpenMetrics file to write (replaced whole, only once complete).
     pub output: PathBuf,
+    /// One file per evaluation instant instead (`--split`): `history.om` becomes
+    /// `history.2025-01-01T00-00-00Z.om`, … (promtool reads each file once per
+    /// two hours it spans, so one instant per file is one pass each).
+    pub split: bool,
 }
 
 /// What a backfill wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackfillSummary {
+    /// The files written, in time order (one without `split`).
+    pub files: Vec<PathBuf>,
     /// Evaluation instants.
     pub steps: u64,
     /// Families written.
@@ -123,10 +129,12 @@ pub fn backfill(
     };
     // One scratch file per family: OpenMetrics wants each family's samples
     // together, and each series' samples in time order, so the steps are
-    // written family by family and joined at the end.
+    // written family by family and joined at the end (split: at each step).
     let mut families: BTreeMap<String, FamilyScratch> = BTreeMap::new();
+    let mut names_written = std::collections::BTreeSet::new();
+    let mut files = Vec::new();
+    let (mut samples, mut bytes) = (0u64, 0u64);
     let health = HealthSnapshot::default();
-    let mut samples = 0u64;
     for (done, at) in instants.iter().enumerate() {
         let snapshot = dora::compute(&events, &engine, *at);
         for family in crate::exporter::metric_families(Some(&snapshot), &health, version) {
@@ -148,15 +156,44 @@ pub fn backfill(
             };
             samples += write_samples(&mut scratch.lines, &family, *at).map_err(write_error)?;
         }
+        if request.split {
+            let path = split_path(&request.output, *at);
+            bytes +=
+                assemble(&path, families.iter_mut()).map_err(|cause| BackfillError::Write {
+                    path: path.clone(),
+                    cause,
+                })?;
+            names_written.extend(families.keys().cloned());
+            families.clear();
+            files.push(path);
+        }
         progress(done as u64 + 1);
     }
-    let bytes = assemble(&request.output, families.iter_mut()).map_err(write_error)?;
+    if !request.split {
+        bytes = assemble(&request.output, families.iter_mut()).map_err(write_error)?;
+        names_written.extend(families.keys().cloned());
+        files.push(request.output.clone());
+    }
     Ok(BackfillSummary {
+        files,
         steps: instants.len() as u64,
-        families: families.len(),
+        families: names_written.len(),
         samples,
         bytes,
     })
+}
+
+/// `history.om` at 2025-01-01T00:00:00Z → `history.2025-01-01T00-00-00Z.om`
+/// (no `:` in file names).
+pub fn split_path(output: &Path, at: Timestamp) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map_or_else(|| "backfill".into(), |s| s.to_string_lossy().into_owned());
+    let extension = output
+        .extension()
+        .map_or_else(|| "om".into(), |s| s.to_string_lossy().into_owned());
+    let instant = at.to_rfc3339().replace(':', "-");
+    output.with_file_name(format!("{stem}.{instant}.{extension}"))
 }
 
 /// One family's metadata and its sample lines so far.
@@ -311,7 +348,20 @@ mod tests {
             until: Timestamp(until),
             step_seconds: step,
             output: PathBuf::from("out.om"),
+            split: false,
         }
+    }
+
+    #[test]
+    fn split_files_are_named_by_their_instant() {
+        assert_eq!(
+            split_path(Path::new("/tmp/history.om"), Timestamp(1_735_689_600)),
+            PathBuf::from("/tmp/history.2025-01-01T00-00-00Z.om")
+        );
+        assert_eq!(
+            split_path(Path::new("out"), Timestamp(0)),
+            PathBuf::from("out.1970-01-01T00-00-00Z.om")
+        );
     }
 
     #[test]

@@ -310,6 +310,11 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Above this many evaluations ...
+const SPLIT_HINT_MIN_STEPS: u64 = 31;
+/// ... and this many bytes, `backfill` suggests `--split`.
+const SPLIT_HINT_MIN_BYTES: u64 = 64 * 1024 * 1024;
+
 /// `backfill`
 #[derive(Debug, Clone, Args)]
 pub struct BackfillArgs {
@@ -333,6 +338,12 @@ pub struct BackfillArgs {
     /// The OpenMetrics file to write (replaced only once complete).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: PathBuf,
+
+    /// One file per evaluation (history.om -> history.2025-01-01T00-00-00Z.om, ...):
+    /// promtool reads a file once per two hours it spans, so for many
+    /// repositories or a long range this is far faster to turn into blocks.
+    #[arg(long)]
+    pub split: bool,
 }
 
 /// `--from`: a date is the start of that day (UTC).
@@ -572,6 +583,7 @@ where
         until: args.until.unwrap_or(now),
         step_seconds: i64::try_from(args.step.as_secs()).unwrap_or(i64::MAX),
         output: args.output.clone(),
+        split: args.split,
     };
     let total = crate::backfill::steps(&request)
         .map_err(anyhow::Error::from)?
@@ -598,20 +610,51 @@ where
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    let written = match summary.files.as_slice() {
+        [one] => one.display().to_string(),
+        files => format!(
+            "{} files, {} ... {}",
+            files.len(),
+            files
+                .first()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            files
+                .last()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
+        ),
+    };
+    let next = if args.split {
+        "for f in FILES; do promtool tsdb create-blocks-from openmetrics \"$f\" DATA_DIR; done"
+            .to_owned()
+    } else {
+        format!(
+            "promtool tsdb create-blocks-from openmetrics {} DATA_DIR",
+            args.output.display()
+        )
+    };
     writeln!(
         out,
-        "wrote {} ({} evaluations from {} to {}, {} families, {} samples, {} bytes)
-         next: promtool tsdb create-blocks-from openmetrics {} DATA_DIR (docs/backfill.md)",
-        args.output.display(),
+        "wrote {written} ({} evaluations from {} to {}, {} families, {} samples, {} bytes)\n\
+         next: {next} (docs/backfill.md)",
         summary.steps,
         request.from.to_rfc3339(),
         request.until.to_rfc3339(),
         summary.families,
         summary.samples,
         summary.bytes,
-        args.output.display(),
     )
     .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    if !args.split && summary.steps > SPLIT_HINT_MIN_STEPS && summary.bytes > SPLIT_HINT_MIN_BYTES {
+        writeln!(
+            out,
+            "hint: promtool reads this file once per two hours it spans ({} passes); --split \
+             writes one file per evaluation, read once each",
+            (request.until.0 - request.from.0) / 7_200 + 1
+        )
+        .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    }
     Ok(())
 }
 
@@ -675,8 +718,13 @@ pub fn summary(config: &Config) -> String {
         ),
         None => String::new(),
     };
+    let webhooks = if config.webhooks.github.is_some() {
+        ", GitHub webhooks"
+    } else {
+        ""
+    };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}, listen {}, store {}",
+        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{webhooks}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
@@ -1023,13 +1071,15 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
              http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
              http://{addr}/readyz   readiness\n\n\
              Point Prometheus at http://{addr}/metrics to graph it. The push API \
-             (docs/push.md) takes the demo client's token {}. Press Ctrl-C to stop; the \
-             temporary store is removed on exit.",
+             (docs/push.md) takes the demo client's token {}; GitHub webhooks \
+             (docs/webhooks.md, POST /webhooks/github) are verified with the secret {}. \
+             Press Ctrl-C to stop; the temporary store is removed on exit.",
             stats.repositories,
             args.days,
             stats.deployments + stats.workflow_runs,
             sim.base_url(),
             demo::DEMO_INGEST_TOKEN,
+            demo::DEMO_WEBHOOK_SECRET,
         )
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;

@@ -92,6 +92,48 @@ fn backfilled_blocks_answer_in_prometheus_what_the_metrics_said_then() {
     let text = std::fs::read_to_string(&output).unwrap();
     assert!(text.ends_with("# EOF\n"));
 
+    // --split: one file per evaluation, holding together exactly the samples of
+    // the single file.
+    let split_dir = dir.join("split");
+    std::fs::create_dir(&split_dir).unwrap();
+    let printed = run_ok(
+        Command::new(BINARY)
+            .args(["backfill", "--split", "--config"])
+            .arg(fixture.config_path())
+            .args(["--from", FROM, "--until", report_fixture::UNTIL_DATE, "-o"])
+            .arg(split_dir.join("history.om"))
+            .env("GITHUB_TOKEN", TOKEN)
+            .env_remove("RUST_LOG"),
+        "dora-collector backfill --split",
+    );
+    assert!(printed.contains("90 files"), "{printed}");
+    let samples = |text: &str| -> Vec<String> {
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&split_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 90);
+    assert!(
+        files[0].ends_with("history.2026-01-01T00-00-00Z.om"),
+        "{files:?}"
+    );
+    let mut joined = String::new();
+    for file in &files {
+        let part = std::fs::read_to_string(file).unwrap();
+        assert!(part.ends_with("# EOF\n"), "{}", file.display());
+        joined.push_str(&part);
+    }
+    assert_eq!(samples(&joined), samples(&text));
+
     let data = dir.join("data");
     run_ok(
         Command::new(&promtool)
