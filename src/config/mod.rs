@@ -57,7 +57,7 @@ pub use rules::MAX_WINDOWS;
 pub use values::{
     ApiUrl, ApiUrlError, BranchName, ClientName, LabelName, LogFormat, LogLevel, RepoPattern,
     Seconds, ServiceId, Urgency, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_NAME_LEN,
-    MAX_SERVICE_ID_LEN, MAX_TOKEN_LEN, MIN_INGEST_TOKEN_LEN,
+    MAX_SERVICE_ID_LEN, MAX_TOKEN_LEN, MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 
 use crate::domain::{Environment, RepoName, Team};
@@ -188,8 +188,28 @@ pub struct Config {
     pub repositories: Vec<PushRepositoryConfig>,
     /// `[pagerduty]`: incidents of PagerDuty services. Absent: not read.
     pub pagerduty: Option<PagerDutyConfig>,
+    /// `[webhooks]`: deliveries from code hosts. Optional; each part absent:
+    /// its route is disabled.
+    pub webhooks: WebhooksConfig,
     /// `[log]`: the daemon's own log output. Optional.
     pub log: LogConfig,
+}
+
+/// `[webhooks]`: the code hosts whose webhook deliveries the daemon takes.
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksConfig {
+    /// `[webhooks.github]`: `POST /webhooks/github`. Absent: the route does not
+    /// exist. Requires `[github]`.
+    pub github: Option<GithubWebhookConfig>,
+}
+
+/// `[webhooks.github]`: GitHub's webhook deliveries (`docs/webhooks.md`).
+#[derive(Debug, Clone)]
+pub struct GithubWebhookConfig {
+    /// The hook's secret, the key of the HMAC-SHA256 in `X-Hub-Signature-256`:
+    /// at least [`MIN_WEBHOOK_SECRET_LEN`] characters, normally
+    /// `"${GITHUB_WEBHOOK_SECRET}"`. Required; never printed.
+    pub secret: SecretString,
 }
 
 /// `[ingest]`: the push API (`POST /api/v1/deployments`, `POST /api/v1/incidents`).

@@ -25,10 +25,11 @@ use super::rules::{self, THRESHOLD_RULES};
 use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
 use super::{
     defaults, ApiUrl, ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field,
-    GithubApi, GithubConfig, IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat,
-    LogLevel, MetricsConfig, PagerDutyConfig, PagerDutyServiceConfig, Problem,
-    PushRepositoryConfig, RepoPattern, RepositoryConfig, Seconds, ServerConfig, ServiceId,
-    ServiceMapping, StorageConfig, ThresholdsConfig, Urgency, MIN_INGEST_TOKEN_LEN,
+    GithubApi, GithubConfig, GithubWebhookConfig, IngestClientConfig, IngestConfig, LabelName,
+    LogConfig, LogFormat, LogLevel, MetricsConfig, PagerDutyConfig, PagerDutyServiceConfig,
+    Problem, PushRepositoryConfig, RepoPattern, RepositoryConfig, Seconds, ServerConfig, ServiceId,
+    ServiceMapping, StorageConfig, ThresholdsConfig, Urgency, WebhooksConfig, MIN_INGEST_TOKEN_LEN,
+    MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
@@ -130,6 +131,15 @@ where
             .and_then(|token| token.get_ref().as_str());
         tokens.extend(token);
     }
+    let webhook_secret = root
+        .get_ref()
+        .get("webhooks")
+        .and_then(|webhooks| webhooks.get_ref().as_table())
+        .and_then(|webhooks| webhooks.get("github"))
+        .and_then(|github| github.get_ref().as_table())
+        .and_then(|github| github.get("secret"))
+        .and_then(|secret| secret.get_ref().as_str());
+    tokens.extend(webhook_secret);
     let mut problems = walker.finish_problems(&tokens);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
@@ -260,7 +270,7 @@ where
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
                            [[github.repositories]]\ndeployments = {}\n[ingest]\n\
                            [[ingest.clients]]\n[[repositories]]\n[pagerduty]\n\
-                           [[pagerduty.services]]\n[log]\n";
+                           [[pagerduty.services]]\n[webhooks.github]\n[log]\n";
 
 /// Every key path of the schema, tables included, spelled as
 /// `docs/configuration.md` spells them (`github.repositories[].name`): the keys that
@@ -764,6 +774,15 @@ impl<'l> Walker<'l> {
             Field::Invalid => None,
             Field::Absent => Some(None),
         };
+        let github_hook = root
+            .entries
+            .get("webhooks")
+            .and_then(|webhooks| webhooks.get_ref().as_table())
+            .is_some_and(|webhooks| webhooks.contains_key("github"));
+        let webhooks = self.section(&mut root, "webhooks", Self::webhooks);
+        if let Some(None) = &github {
+            self.extend(rules::webhooks_need_github(false, github_hook));
+        }
         let log = self.section(&mut root, "log", Self::log);
         self.finish(root);
         if let (Some(lookback), Some(windows)) = (self.lookback, self.windows.take()) {
@@ -794,6 +813,7 @@ impl<'l> Walker<'l> {
             ingest: ingest?,
             repositories,
             pagerduty,
+            webhooks: webhooks?,
             log: log?,
         })
     }
@@ -882,6 +902,38 @@ impl<'l> Walker<'l> {
             _ => return None,
         };
         Some(PagerDutyServiceConfig { id: id?, maps_to })
+    }
+
+    fn webhooks(&mut self, mut table: Table<'_, '_>) -> Option<WebhooksConfig> {
+        let github = match self.table(&mut table, "github") {
+            Field::Absent => Some(None),
+            Field::Invalid => None,
+            Field::Valid(github) => self.github_webhook(github).map(Some),
+        };
+        self.finish(table);
+        Some(WebhooksConfig { github: github? })
+    }
+
+    fn github_webhook(&mut self, mut table: Table<'_, '_>) -> Option<GithubWebhookConfig> {
+        let secret_path = table.child("secret");
+        let secret = self.scalar(&mut table, "secret", deserialize_token);
+        let secret = self.require(secret, &table, "secret");
+        self.finish(table);
+        let secret = secret?;
+        if secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_LEN {
+            let line = self.key_lines.get(&secret_path).copied();
+            self.problem(
+                secret_path,
+                line,
+                format!(
+                    "must be at least {MIN_WEBHOOK_SECRET_LEN} characters (the value is not \
+                     shown); generate one with `openssl rand -hex 32` and set the same in \
+                     GitHub's webhook settings"
+                ),
+            );
+            return None;
+        }
+        Some(GithubWebhookConfig { secret })
     }
 
     fn ingest(&mut self, mut table: Table<'_, '_>) -> Option<IngestConfig> {

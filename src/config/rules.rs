@@ -19,7 +19,8 @@
 
 use super::{
     Config, Duration, IngestClientConfig, LabelName, PagerDutyServiceConfig, Problem,
-    PushRepositoryConfig, Seconds, ServiceMapping, Urgency, MAX_INGEST_REQUESTS_PER_SECOND,
+    PushRepositoryConfig, Seconds, ServiceMapping, Urgency, WebhooksConfig,
+    MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -436,6 +437,38 @@ pub(super) fn pagerduty_services(
     problems
 }
 
+/// `[webhooks.github]` needs `[github]`: a delivery only says which repository
+/// to sync, and GitHub (its token, its repositories) is what is synced.
+pub(super) fn webhooks_need_github(github: bool, github_hook: bool) -> Vec<Problem> {
+    if github_hook && !github {
+        vec![problem(
+            "webhooks.github".to_owned(),
+            "[webhooks.github] needs [github]: a delivery only tells which repository to \
+             sync from GitHub, so [github] with its token and [[github.repositories]] must be \
+             configured too"
+                .to_owned(),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `webhooks.github.secret`: at least [`MIN_WEBHOOK_SECRET_LEN`] characters.
+/// Never quotes it.
+fn webhook_secret(webhooks: &WebhooksConfig) -> Vec<Problem> {
+    match &webhooks.github {
+        Some(github) if github.secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_LEN => {
+            vec![problem(
+                "webhooks.github.secret".to_owned(),
+                format!(
+                    "must be at least {MIN_WEBHOOK_SECRET_LEN} characters (the value is not shown)"
+                ),
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn indexed<T>(items: &[T]) -> Vec<(usize, &T)> {
     items.iter().enumerate().collect()
 }
@@ -520,5 +553,10 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
             &configured,
         ));
     }
+    problems.extend(webhooks_need_github(
+        config.github.is_some(),
+        config.webhooks.github.is_some(),
+    ));
+    problems.extend(webhook_secret(&config.webhooks));
     problems
 }

@@ -2,8 +2,8 @@
 //! golden `/metrics` page, restarts, incremental syncs, errors, faults (chaos, rate
 //! limits, retries), pagination, the `/report` page at the daemon's clock and the
 //! `sync --once` command; the push API and `notify`, end to end against the
-//! brute-force reference (`notify_e2e.rs`); and the binary against the corpus of
-//! invalid configurations (`config_cli.rs`).
+//! brute-force reference (`notify_e2e.rs`); GitHub webhooks (`webhooks.rs`); and
+//! the binary against the corpus of invalid configurations (`config_cli.rs`).
 
 // The engine's tests use all of it; these only part.
 #[allow(unused_imports)]
@@ -28,3 +28,4 @@ mod pagerduty;
 mod pagination;
 mod push;
 mod report;
+mod webhooks;
