@@ -68,6 +68,10 @@ pub const MAX_PAGINATED: u64 = 10_000;
 /// creation time.
 pub const INCREMENTAL_OVERLAP: i64 = 15 * 60;
 
+/// Pages of one listing read at most (100,000 incidents of one service in one
+/// range): beyond it a server that always says `more` is refused.
+pub const MAX_LISTING_PAGES: u64 = 1_000;
+
 /// Pages of one incident's log entries read at most (10,000 entries): the log of
 /// a real incident is a few dozen entries.
 pub const MAX_LOG_PAGES: u64 = 100;
@@ -263,7 +267,7 @@ impl PagerDutySource {
     ) -> Result<(), SourceError> {
         let mut listing = listing;
         let mut offset = 0u64;
-        loop {
+        for _ in 0..MAX_LISTING_PAGES {
             let page = self
                 .incidents(service, listing, offset, &context.shutdown)
                 .await?;
@@ -324,6 +328,11 @@ impl PagerDutySource {
                 }
             }
         }
+        Err(PagerDutyError::Unexpected {
+            url: format!("/incidents?service_ids[]={}", service.id),
+            what: format!("more than {MAX_LISTING_PAGES} pages in one listing"),
+        }
+        .into())
     }
 
     async fn incidents(
