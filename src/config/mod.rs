@@ -56,8 +56,9 @@ pub use problem::{ConfigError, Problem};
 pub use rules::MAX_WINDOWS;
 pub use values::{
     ApiUrl, ApiUrlError, ApplicationName, BranchName, ClientName, JenkinsUser, JobPath, LabelName,
-    LogFormat, LogLevel, RepoPattern, Seconds, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND,
-    MAX_JOB_DEPTH, MAX_NAME_LEN, MAX_TOKEN_LEN, MIN_INGEST_TOKEN_LEN,
+    LogFormat, LogLevel, RepoPattern, Seconds, ServiceId, Urgency, WorkflowName,
+    MAX_INGEST_REQUESTS_PER_SECOND, MAX_JOB_DEPTH, MAX_NAME_LEN, MAX_SERVICE_ID_LEN, MAX_TOKEN_LEN,
+    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 
 use crate::domain::{Environment, RepoName, Team};
@@ -88,6 +89,8 @@ pub mod defaults {
     pub const STORAGE_PATH: &str = "./dora.db";
     /// `github.api_url`: github.com.
     pub const API_URL: &str = "https://api.github.com";
+    /// `pagerduty.api_url`: PagerDuty's REST API (US service region).
+    pub const PAGERDUTY_API_URL: &str = "https://api.pagerduty.com";
     /// `github.production_environments`.
     pub const PRODUCTION_ENVIRONMENT: &str = "production";
     /// `github.incident_labels`.
@@ -140,6 +143,13 @@ pub mod defaults {
     pub fn api_url() -> ApiUrl {
         ApiUrl::parse(API_URL).expect("the default API URL is valid")
     }
+    pub fn pagerduty_api_url() -> ApiUrl {
+        ApiUrl::parse(PAGERDUTY_API_URL).expect("the default PagerDuty URL is valid")
+    }
+    /// `pagerduty.urgencies`: every urgency counts.
+    pub fn urgencies() -> Vec<super::Urgency> {
+        vec![super::Urgency::High, super::Urgency::Low]
+    }
     pub fn poll_interval() -> Duration {
         POLL_INTERVAL
     }
@@ -177,6 +187,11 @@ pub struct Config {
     /// `[[repositories]]`: repositories known only through the push API (their
     /// teams). Optional.
     pub repositories: Vec<PushRepositoryConfig>,
+    /// `[pagerduty]`: incidents of PagerDuty services. Absent: not read.
+    pub pagerduty: Option<PagerDutyConfig>,
+    /// `[webhooks]`: deliveries from code hosts. Optional; each part absent:
+    /// its route is disabled.
+    pub webhooks: WebhooksConfig,
     /// `[argocd]`: deployments from Argo CD applications. Optional.
     pub argocd: Option<ArgoCdConfig>,
     /// `[jenkins]`: deployments from Jenkins jobs. Optional.
@@ -256,6 +271,23 @@ pub struct JenkinsJobConfig {
     pub environment: Environment,
 }
 
+/// `[webhooks]`: the code hosts whose webhook deliveries the daemon takes.
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksConfig {
+    /// `[webhooks.github]`: `POST /webhooks/github`. Absent: the route does not
+    /// exist. Requires `[github]`.
+    pub github: Option<GithubWebhookConfig>,
+}
+
+/// `[webhooks.github]`: GitHub's webhook deliveries (`docs/webhooks.md`).
+#[derive(Debug, Clone)]
+pub struct GithubWebhookConfig {
+    /// The hook's secret, the key of the HMAC-SHA256 in `X-Hub-Signature-256`:
+    /// at least [`MIN_WEBHOOK_SECRET_LEN`] characters, normally
+    /// `"${GITHUB_WEBHOOK_SECRET}"`. Required; never printed.
+    pub secret: SecretString,
+}
+
 /// `[ingest]`: the push API (`POST /api/v1/deployments`, `POST /api/v1/incidents`).
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -283,6 +315,41 @@ pub struct IngestClientConfig {
     /// Glob patterns of the repositories it may write (`acme/*`). Required, at
     /// least one.
     pub repositories: Vec<RepoPattern>,
+}
+
+/// `[pagerduty]`: incidents of PagerDuty services.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// REST API base URL. Default `https://api.pagerduty.com` (EU accounts:
+    /// `https://api.eu.pagerduty.com`); `http://` is allowed (tests, simulators).
+    pub api_url: ApiUrl,
+    /// A read-only REST API key. Required; normally `"${PAGERDUTY_TOKEN}"`. Never
+    /// printed.
+    pub token: SecretString,
+    /// The urgencies that count. Default `["high", "low"]` (every incident); at
+    /// least one, no duplicates.
+    pub urgencies: Vec<Urgency>,
+    /// `[[pagerduty.services]]`: at least one, no id twice.
+    pub services: Vec<PagerDutyServiceConfig>,
+}
+
+/// `[[pagerduty.services]]`: one service whose incidents are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagerDutyServiceConfig {
+    /// The service id (`PABC123`). Required.
+    pub id: ServiceId,
+    /// What its incidents are attributed over: `repositories = [...]` or
+    /// `team = "..."`, exactly one.
+    pub maps_to: ServiceMapping,
+}
+
+/// What a PagerDuty service is mapped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceMapping {
+    /// `repositories = [...]`: at least one, each configured, no repeats.
+    Repositories(Vec<RepoName>),
+    /// `team = "..."`: the repositories configured with that team.
+    Team(Team),
 }
 
 /// `[[repositories]]`: a repository known only through the push API.

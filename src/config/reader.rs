@@ -26,10 +26,12 @@ use super::values::{deserialize_listen, deserialize_storage_path, deserialize_to
 use super::{
     defaults, ApiUrl, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig, ClientName, Config,
     DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi, GithubConfig,
-    IngestClientConfig, IngestConfig, JenkinsConfig, JenkinsJobConfig, JenkinsUser, JobPath,
-    LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, Problem, PushRepositoryConfig,
-    RepoPattern, RepositoryConfig, Seconds, ServerConfig, StorageConfig, ThresholdsConfig,
-    UnstableBuilds, MIN_INGEST_TOKEN_LEN,
+    GithubWebhookConfig, IngestClientConfig, IngestConfig, JenkinsConfig, JenkinsJobConfig,
+    JenkinsUser, JobPath, LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig,
+    PagerDutyConfig, PagerDutyServiceConfig, Problem, PushRepositoryConfig, RepoPattern,
+    RepositoryConfig, Seconds, ServerConfig, ServiceId, ServiceMapping, StorageConfig,
+    ThresholdsConfig, UnstableBuilds, Urgency, WebhooksConfig, MIN_INGEST_TOKEN_LEN,
+    MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
@@ -119,6 +121,13 @@ where
             .and_then(|token| token.get_ref().as_str());
         tokens.extend(token);
     }
+    let pagerduty_token = root
+        .get_ref()
+        .get("pagerduty")
+        .and_then(|pagerduty| pagerduty.get_ref().as_table())
+        .and_then(|pagerduty| pagerduty.get("token"))
+        .and_then(|token| token.get_ref().as_str());
+    tokens.extend(pagerduty_token);
     let clients = root
         .get_ref()
         .get("ingest")
@@ -133,6 +142,15 @@ where
             .and_then(|token| token.get_ref().as_str());
         tokens.extend(token);
     }
+    let webhook_secret = root
+        .get_ref()
+        .get("webhooks")
+        .and_then(|webhooks| webhooks.get_ref().as_table())
+        .and_then(|webhooks| webhooks.get("github"))
+        .and_then(|github| github.get_ref().as_table())
+        .and_then(|github| github.get("secret"))
+        .and_then(|secret| secret.get_ref().as_str());
+    tokens.extend(webhook_secret);
     let mut problems = walker.finish_problems(&tokens);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
@@ -262,7 +280,8 @@ where
 #[cfg(test)]
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
                            [[github.repositories]]\ndeployments = {}\n[ingest]\n\
-                           [[ingest.clients]]\n[[repositories]]\n[argocd]\n\
+                           [[ingest.clients]]\n[[repositories]]\n[pagerduty]\n\
+                           [[pagerduty.services]]\n[webhooks.github]\n[argocd]\n\
                            [[argocd.applications]]\n[jenkins]\n[[jenkins.jobs]]\n[log]\n";
 
 /// Every key path of the schema, tables included, spelled as
@@ -410,6 +429,9 @@ struct Walker<'l> {
     /// The indices of the `[[github.repositories]]` entries that set
     /// `deployments` themselves.
     explicit_deployments: Vec<usize>,
+    /// The `[[pagerduty.services]]` that parsed, with their index (for the rules
+    /// that need the repositories).
+    pagerduty_services: Vec<(usize, PagerDutyServiceConfig)>,
     /// Every key path asked for, without indices (for [`schema_paths`]).
     #[cfg(test)]
     schema: Vec<String>,
@@ -425,6 +447,7 @@ impl<'l> Walker<'l> {
             lookback: None,
             expanded: HashMap::new(),
             explicit_deployments: Vec::new(),
+            pagerduty_services: Vec::new(),
             #[cfg(test)]
             schema: Vec::new(),
         }
@@ -762,6 +785,20 @@ impl<'l> Walker<'l> {
             );
         }
         let repositories = self.push_repositories(&mut root);
+        let pagerduty = match self.table(&mut root, "pagerduty") {
+            Field::Valid(table) => self.pagerduty(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
+        let github_hook = root
+            .entries
+            .get("webhooks")
+            .and_then(|webhooks| webhooks.get_ref().as_table())
+            .is_some_and(|webhooks| webhooks.contains_key("github"));
+        let webhooks = self.section(&mut root, "webhooks", Self::webhooks);
+        if let Some(None) = &github {
+            self.extend(rules::webhooks_need_github(false, github_hook));
+        }
         let argocd = match self.table(&mut root, "argocd") {
             Field::Valid(table) => self.argocd(table).map(Some),
             Field::Invalid => None,
@@ -784,6 +821,15 @@ impl<'l> Walker<'l> {
             .map(|repo| &repo.name)
             .collect();
         self.extend(rules::push_repositories_apart(&repositories, &github_names));
+        let configured: Vec<&RepoName> = github_names
+            .iter()
+            .copied()
+            .chain(repositories.iter().map(|repo| &repo.name))
+            .collect();
+        let services = std::mem::take(&mut self.pagerduty_services);
+        let parsed: Vec<(usize, &PagerDutyServiceConfig)> =
+            services.iter().map(|(i, s)| (*i, s)).collect();
+        self.extend(rules::pagerduty_services(&parsed, &configured));
         let (argocd, jenkins) = (argocd?, jenkins?);
         let applications: Vec<&RepoName> = argocd
             .iter()
@@ -806,6 +852,7 @@ impl<'l> Walker<'l> {
             &repositories,
         );
         self.extend(problems);
+        let pagerduty = pagerduty?;
         Some(Config {
             server: server?,
             storage: storage?,
@@ -813,6 +860,8 @@ impl<'l> Walker<'l> {
             github,
             ingest: ingest?,
             repositories,
+            pagerduty,
+            webhooks: webhooks?,
             argocd,
             jenkins,
             log: log?,
@@ -908,6 +957,124 @@ impl<'l> Walker<'l> {
             repository: repository?,
             environment: environment?,
         })
+    }
+
+    fn pagerduty(&mut self, mut table: Table<'_, '_>) -> Option<PagerDutyConfig> {
+        let api_url = self
+            .scalar(&mut table, "api_url", ApiUrl::deserialize)
+            .or_else(defaults::pagerduty_api_url);
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let urgencies = self.checked_list(
+            &mut table,
+            "urgencies",
+            Urgency::deserialize,
+            defaults::urgencies,
+            rules::urgencies,
+        );
+        let tables = self.tables(&mut table, "services").or_else(Vec::new);
+        let services_path = table.child("services");
+        self.finish(table);
+        let tables = tables?;
+        if tables.is_empty() {
+            let line = self.key_lines.get(&services_path).copied();
+            self.problem(
+                services_path,
+                line,
+                "expected at least one [[pagerduty.services]] (id and repositories or team)",
+            );
+        }
+        let services: Vec<Option<PagerDutyServiceConfig>> = tables
+            .into_iter()
+            .map(|table| table.and_then(|table| self.pagerduty_service(table)))
+            .collect();
+        self.pagerduty_services = services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
+            .collect();
+        Some(PagerDutyConfig {
+            api_url: api_url?,
+            token: token?,
+            urgencies: urgencies?,
+            services: services.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn pagerduty_service(&mut self, mut table: Table<'_, '_>) -> Option<PagerDutyServiceConfig> {
+        let id = self.scalar(&mut table, "id", ServiceId::deserialize);
+        let id = self.require(id, &table, "id");
+        let repositories = self.list(&mut table, "repositories", RepoName::deserialize);
+        let team = self.scalar(&mut table, "team", Team::deserialize);
+        let path = table.path.clone();
+        let line = self.key_lines.get(&path).copied();
+        self.finish(table);
+        let maps_to = match (repositories, team) {
+            (Field::Valid(names), Field::Absent) => {
+                let names: Vec<RepoName> = names.into_iter().collect::<Option<_>>()?;
+                if names.is_empty() {
+                    self.problem(
+                        child_path(&path, "repositories"),
+                        line,
+                        "expected at least one repository (or team = \"...\" instead)",
+                    );
+                    return None;
+                }
+                ServiceMapping::Repositories(names)
+            }
+            (Field::Absent, Field::Valid(team)) => ServiceMapping::Team(team),
+            (Field::Absent, Field::Absent) => {
+                self.problem(
+                    path,
+                    line,
+                    "expected repositories = [\"owner/name\", ...] or team = \"...\": what \
+                     the service's incidents are attributed over",
+                );
+                return None;
+            }
+            (Field::Valid(_), Field::Valid(_)) => {
+                self.problem(
+                    child_path(&path, "team"),
+                    line,
+                    "set either repositories or team, not both",
+                );
+                return None;
+            }
+            _ => return None,
+        };
+        Some(PagerDutyServiceConfig { id: id?, maps_to })
+    }
+
+    fn webhooks(&mut self, mut table: Table<'_, '_>) -> Option<WebhooksConfig> {
+        let github = match self.table(&mut table, "github") {
+            Field::Absent => Some(None),
+            Field::Invalid => None,
+            Field::Valid(github) => self.github_webhook(github).map(Some),
+        };
+        self.finish(table);
+        Some(WebhooksConfig { github: github? })
+    }
+
+    fn github_webhook(&mut self, mut table: Table<'_, '_>) -> Option<GithubWebhookConfig> {
+        let secret_path = table.child("secret");
+        let secret = self.scalar(&mut table, "secret", deserialize_token);
+        let secret = self.require(secret, &table, "secret");
+        self.finish(table);
+        let secret = secret?;
+        if secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_LEN {
+            let line = self.key_lines.get(&secret_path).copied();
+            self.problem(
+                secret_path,
+                line,
+                format!(
+                    "must be at least {MIN_WEBHOOK_SECRET_LEN} characters (the value is not \
+                     shown); generate one with `openssl rand -hex 32` and set the same in \
+                     GitHub's webhook settings"
+                ),
+            );
+            return None;
+        }
+        Some(GithubWebhookConfig { secret })
     }
 
     fn ingest(&mut self, mut table: Table<'_, '_>) -> Option<IngestConfig> {

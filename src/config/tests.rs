@@ -277,6 +277,24 @@ fn invalid_cases() -> Vec<(String, &'static str, &'static str)> {
             "missing required key",
         ),
         ("[server]\n".to_owned(), "github", "missing required table"),
+        // Webhooks.
+        (head("[webhooks.github]\nsecret = \"too-short\""), "webhooks.github.secret", "at least 32 characters (the value is not shown)"),
+        (head("[webhooks.github]\nsecret = \"with a space with a space with a space\""), "webhooks.github.secret", "spaces"),
+        (head("[webhooks.github]\nsecret = 1234"), "webhooks.github.secret", "expected a string (the value is not shown)"),
+        (head("[webhooks.github]"), "webhooks.github.secret", "missing required key"),
+        (head("[webhooks.github]\nsecrets = \"x\""), "webhooks.github.secrets", "did you mean \"secret\""),
+        (head("[webhooks.gitlab]\nsecret = \"x\""), "webhooks.gitlab", "unknown key"),
+        (head("[webhooks]\ngithub = \"x\""), "webhooks.github", "expected a table"),
+        (
+            format!("[ingest]\n[[ingest.clients]]\nname = \"ci\"\ntoken = \"{}\"\nrepositories = [\"acme/*\"]\n[webhooks.github]\nsecret = \"{}\"\n", "t".repeat(32), "s".repeat(32)),
+            "webhooks.github",
+            "[webhooks.github] needs [github]",
+        ),
+        (
+            format!("[ingest]\n[[ingest.clients]]\nname = \"ci\"\ntoken = \"{}\"\nrepositories = [\"acme/*\"]\n[webhooks.github]\nsecret = \"short\"\n", "t".repeat(32)),
+            "webhooks.github",
+            "[webhooks.github] needs [github]",
+        ),
         // Deployments.
         (repo("deployments = { from = \"workflow_runs\", workflow = \"deploy.yml\", branch = \"main\" }"), "github.repositories[0].deployments.environment", "required with from = \"workflow_runs\""),
         (repo("deployments = { from = \"workflow_runs\" }"), "github.repositories[0].deployments.workflow", "required"),
@@ -541,6 +559,64 @@ fn the_token_never_appears_in_debug_or_problems() {
             );
         }
     }
+}
+
+const WEBHOOK_SECRET: &str = "whsec-unit-test-0123456789abcdef0123456789";
+
+#[test]
+fn a_github_webhook_takes_its_secret_and_never_shows_it() {
+    let lookup = |name: &str| match name {
+        "GITHUB_WEBHOOK_SECRET" => Ok(WEBHOOK_SECRET.to_owned()),
+        other => lookup(other),
+    };
+    let text = doc(
+        "[webhooks.github]\nsecret = \"${GITHUB_WEBHOOK_SECRET}\"",
+        "",
+        "",
+    );
+    let config = Config::from_toml_str(&text, lookup).unwrap();
+    let hook = config.webhooks.github.as_ref().expect("[webhooks.github]");
+    assert_eq!(hook.secret.expose_secret(), WEBHOOK_SECRET);
+    assert!(config.validate().is_ok());
+    let debug = format!("{config:?} {config:#?}");
+    assert!(!debug.contains(WEBHOOK_SECRET), "{debug}");
+    // Without the table, no webhooks; an empty [webhooks] is allowed.
+    assert!(load(MINIMAL).unwrap().webhooks.github.is_none());
+    assert!(load(&doc("[webhooks]", "", ""))
+        .unwrap()
+        .webhooks
+        .github
+        .is_none());
+    // The secret pasted into another key is redacted from that key's problem.
+    let misplaced = doc(
+        "[webhooks.github]\nsecret = \"${GITHUB_WEBHOOK_SECRET}\"\n[server]\nlisten = \"${GITHUB_WEBHOOK_SECRET}\"",
+        "",
+        "",
+    );
+    let problems = Config::from_toml_str(&misplaced, lookup).unwrap_err();
+    let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(!rendered.is_empty());
+    for problem in &rendered {
+        assert!(!problem.contains(WEBHOOK_SECRET), "{problem}");
+    }
+    // Built in code: the rules apply too.
+    let mut config = load(MINIMAL).unwrap();
+    config.webhooks.github = Some(GithubWebhookConfig {
+        secret: SecretString::from("short"),
+    });
+    config.github = None;
+    let problems = config.validate().unwrap_err();
+    let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        rendered.iter().any(|p| p.contains("needs [github]")),
+        "{rendered:?}"
+    );
+    assert!(
+        rendered
+            .iter()
+            .any(|p| p.contains("at least 32 characters")),
+        "{rendered:?}"
+    );
 }
 
 #[test]
@@ -1132,4 +1208,38 @@ fn the_argocd_and_jenkins_tokens_are_redacted_from_every_problem() {
     let all = format!("{problems:?}");
     assert!(!all.contains("jenkins-unit-test-token-0123"), "{all}");
     assert!(all.contains("[REDACTED]"), "{all}");
+}
+
+#[test]
+fn pagerduty_services_map_to_repositories_or_a_team() {
+    let text = format!(
+        "{MINIMAL}\n[[repositories]]\nname = \"acme/worker\"\nteam = \"core\"\n\n\
+         [pagerduty]\ntoken = \"${{GITHUB_TOKEN}}\"\nurgencies = [\"high\"]\n\n\
+         [[pagerduty.services]]\nid = \"PAPI001\"\nrepositories = [\"acme/worker\", \"acme/api\"]\n\n\
+         [[pagerduty.services]]\nid = \"PWEB001\"\nteam = \"web\"\n"
+    );
+    let config = load(&text).unwrap();
+    let pagerduty = config.pagerduty.as_ref().unwrap();
+    assert_eq!(pagerduty.api_url, defaults::pagerduty_api_url());
+    assert_eq!(pagerduty.urgencies, [Urgency::High]);
+    assert_eq!(pagerduty.token.expose_secret(), TOKEN);
+    assert_eq!(
+        pagerduty.services[0].maps_to,
+        ServiceMapping::Repositories(vec![
+            RepoName::parse("acme/worker").unwrap(),
+            RepoName::parse("acme/api").unwrap()
+        ])
+    );
+    assert_eq!(
+        pagerduty.services[1].maps_to,
+        ServiceMapping::Team(Team::parse("web").unwrap())
+    );
+    assert!(config.validate().is_ok());
+    assert!(!format!("{config:?}").contains(TOKEN));
+    // Without the key: every urgency.
+    let text = text.replace("urgencies = [\"high\"]\n", "");
+    assert_eq!(
+        load(&text).unwrap().pagerduty.unwrap().urgencies,
+        [Urgency::High, Urgency::Low]
+    );
 }

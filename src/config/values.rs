@@ -99,6 +99,12 @@ impl fmt::Display for ApiUrl {
 /// beyond guessing, and a shorter value is a placeholder left in by mistake.
 pub const MIN_INGEST_TOKEN_LEN: usize = 32;
 
+/// The shortest webhook secret accepted, as for ingest tokens: whoever holds one
+/// signed delivery can try secrets offline as fast as HMAC-SHA256 runs, so the
+/// secret must be random (`openssl rand -hex 32`), and a short one is a
+/// placeholder or a password.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 32;
+
 /// The highest `ingest.requests_per_second`: beyond it the limit protects nothing.
 pub const MAX_INGEST_REQUESTS_PER_SECOND: u32 = 100_000;
 
@@ -123,6 +129,43 @@ name_newtype!(
     "a client name of 1-64 letters, digits, '-', '_' or '.'",
     is_client_name
 );
+
+/// The longest PagerDuty service id accepted (PagerDuty's are 7 characters).
+pub const MAX_SERVICE_ID_LEN: usize = 32;
+
+fn is_service_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_SERVICE_ID_LEN
+        && text.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+name_newtype!(
+    /// A PagerDuty service id (`PABC123`): letters and digits, as PagerDuty
+    /// spells it (ids are case-sensitive).
+    ServiceId,
+    "a PagerDuty service id such as \"PABC123\" (letters and digits)",
+    is_service_id
+);
+
+/// A PagerDuty incident urgency (`pagerduty.urgencies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    /// `high`.
+    High,
+    /// `low`.
+    Low,
+}
+
+impl Urgency {
+    /// PagerDuty's spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Urgency::High => "high",
+            Urgency::Low => "low",
+        }
+    }
+}
 
 fn is_repo_pattern(text: &str) -> bool {
     let Some((owner, name)) = text.split_once('/') else {

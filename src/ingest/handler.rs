@@ -13,12 +13,12 @@ use super::wire::{self, BadRequest, ValidItem};
 use super::writer::WriteError;
 use super::{IngestState, PushOutcome, RepositoryDeployments};
 use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
-use crate::domain::{DeploymentOutcome, Environment, RepoName, Team};
+use crate::domain::{DeploymentOutcome, Environment, IncidentScope, RepoName, Team};
+use crate::request_body::{self, BodyError};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -267,7 +267,7 @@ async fn checked(
         refusal.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         return Err(refusal);
     }
-    if !is_json(headers.get(header::CONTENT_TYPE)) {
+    if !request_body::is_json(headers) {
         return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PushOutcome::Invalid,
@@ -281,44 +281,28 @@ async fn checked(
             format!("the body is larger than {MAX_BODY_BYTES} bytes; send fewer items at once"),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    let too_slow = || {
-        Refusal::new(
-            StatusCode::REQUEST_TIMEOUT,
-            PushOutcome::Invalid,
-            format!(
-                "the body did not arrive within {} seconds",
-                BODY_READ_TIMEOUT.as_secs()
-            ),
-        )
-    };
-    let bytes = match tokio::time::timeout(
-        BODY_READ_TIMEOUT,
-        Limited::new(body, MAX_BODY_BYTES).collect(),
-    )
-    .await
-    {
-        Err(_) => return Err(too_slow()),
-        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(too_large())
-        }
+    let bytes = match request_body::read(headers, body, MAX_BODY_BYTES, BODY_READ_TIMEOUT).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return Err(too_large()),
         // The server's own body timeout (a pause between two parts of the
         // body) may fire first: the same answer.
-        Ok(Err(error)) if is_body_timeout(error.as_ref()) => return Err(too_slow()),
-        Ok(Err(_)) => {
+        Err(BodyError::TooSlow) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                PushOutcome::Invalid,
+                format!(
+                    "the body did not arrive within {} seconds",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ))
+        }
+        Err(BodyError::Unreadable) => {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 PushOutcome::Invalid,
                 "the body could not be read",
             ))
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
     };
     let mut items = wire::parse(kind, &bytes, (state.now)())?;
     for item in &mut items {
@@ -381,7 +365,11 @@ fn check_repository(
 ) -> Result<(), Refusal> {
     let repository = match (&item.event, item.event.repository()) {
         (PushedEvent::TeamIncident(incident), _) => {
-            return check_team(state, client, item, &incident.team)
+            return match &incident.scope {
+                IncidentScope::Team(team) => check_team(state, client, item, team),
+                // The push API only makes incidents of a team.
+                IncidentScope::Repositories(_) => Ok(()),
+            };
         }
         (_, Some(repository)) => repository.clone(),
         (_, None) => return Ok(()),
@@ -469,25 +457,4 @@ fn check_team(
         .at(Some(item.field("team")))),
         None => Ok(()),
     }
-}
-
-/// `application/json`, with or without parameters (`; charset=utf-8`).
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Whether reading a body failed because the server's body timeout fired
-/// (tower-http's `TimeoutError`, wrapped by axum's body error).
-fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
 }

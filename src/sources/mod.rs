@@ -1,9 +1,10 @@
 //! The sources: where events come from. One module per source behind the small
 //! [`Source`] trait: [`github`] (deployments, change sets, incidents and pull
-//! requests), [`argocd`] and [`jenkins`] (deployments only; GitHub gives those
-//! repositories' change sets). `governor` is the rate-limit and retry policy
-//! every client sends through; `rest` the plain JSON client of Argo CD and
-//! Jenkins.
+//! requests of repositories), [`argocd`] and [`jenkins`] (deployments only;
+//! GitHub gives those repositories' change sets) and [`pagerduty`] (incidents
+//! of services; its sync units are services, named like repositories).
+//! `governor` is the rate-limit and retry policy every client sends through;
+//! `rest` the plain JSON client of Argo CD and Jenkins.
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
 //! it was given, turns the API's wire types into domain events at its border, and
@@ -25,6 +26,7 @@ pub mod governor;
 mod health;
 pub mod jenkins;
 mod ledger;
+pub mod pagerduty;
 pub mod rest;
 
 pub use health::{ApiRequests, ApiRetries, HistoryGaps, RateLimit};
@@ -106,6 +108,8 @@ pub enum SourceError {
         what: String,
         error: rest::RestError,
     },
+    #[error(transparent)]
+    PagerDuty(#[from] pagerduty::PagerDutyError),
     /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -126,6 +130,7 @@ impl SourceError {
                     error: rest::RestError::Cancelled,
                     ..
                 }
+                | SourceError::PagerDuty(pagerduty::PagerDutyError::Cancelled)
         )
     }
 }

@@ -125,6 +125,8 @@ fn stored_deployments(
                 .collect(),
             _ => Vec::new(),
         },
+        // Pushed deployments are not the simulator's (`reference::push`).
+        DeploymentsFrom::Push => Vec::new(),
     };
     let first_sync = params.first_sync_at.map_or(now, |t| t.0);
     let cutoff = first_sync - params.lookback_seconds;

@@ -48,6 +48,9 @@ pub enum DeploymentsFrom {
         branch: String,
         environment: String,
     },
+    /// The push API (`POST /api/v1/deployments`), with the commits each push
+    /// carries: the reference's `push` module reads them, not the simulator.
+    Push,
 }
 
 /// One configured repository.
@@ -100,6 +103,11 @@ impl Params {
                 },
             })
             .collect();
+        Params::with_defaults(repositories)
+    }
+
+    /// `repositories` with every other value at its default (`docs/configuration.md`).
+    pub fn with_defaults(repositories: Vec<RepoParams>) -> Params {
         Params {
             windows: vec![
                 WindowParam::days(7),
@@ -238,6 +246,12 @@ impl Params {
             self.rollback_is_failure,
         );
         for repository in &self.repositories {
+            assert_ne!(
+                repository.deployments,
+                DeploymentsFrom::Push,
+                "{}: a repository fed by pushes is configured under [[repositories]], not [github]",
+                repository.name
+            );
             out.push_str(&format!(
                 "\n[[github.repositories]]\nname = {}\n",
                 toml_string(&repository.name)

@@ -1,6 +1,7 @@
 //! The simulated GitHub: schema conformance, HTTP and pagination, octocrab
 //! against it, the organisation generator, GraphQL, fault injection; the
-//! simulated Argo CD and Jenkins against their API descriptions.
+//! simulated PagerDuty (`pagerduty`); the simulated Argo CD and Jenkins against
+//! their API descriptions (`argocd`, `jenkins`).
 //!
 //! One test binary (each module was a binary of its own): the library is
 //! linked once for all of them.
@@ -12,4 +13,5 @@ mod http;
 mod jenkins;
 mod octocrab;
 mod org;
+mod pagerduty;
 mod schema;

@@ -114,6 +114,8 @@
 //! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes,
 //!   `chaos` faults, `graphql` for `POST /graphql`: `cost` limits and points,
 //!   `resolve` fields).
+//! - `pagerduty`: the simulated PagerDuty (its own account, generator and
+//!   server), for the collector's PagerDuty source.
 
 /// The shared vocabulary, under the name the simulator's modules use.
 use dora_domain as domain;
@@ -123,6 +125,7 @@ mod generate;
 mod history;
 mod model;
 mod names;
+pub mod pagerduty;
 pub mod server;
 mod spec;
 
