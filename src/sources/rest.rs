@@ -17,11 +17,12 @@
 //!
 //! Not here: what a response means (`argocd`, `jenkins`), scheduling.
 
+use crate::domain::RepoName;
 use crate::domain::Timestamp;
 use crate::sources::governor::{
     Attempt, Governed, Governor, GovernorHealth, RetryPolicy, RetryReason,
 };
-use crate::sources::ApiRequests;
+use crate::sources::{ApiHealth, ApiRequests, ApiRetries, HistoryGaps};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, LOCATION, RETRY_AFTER};
@@ -540,6 +541,37 @@ impl RestClient {
                 plain.split_whitespace().collect::<Vec<_>>().join(" ")
             });
         self.clean(&bounded(&text))
+    }
+
+    /// The source's API health: this client's requests, waits and retries,
+    /// with the items `skipped` per repository and the history gaps `gaps` per
+    /// application its source counted.
+    pub fn api_health(
+        &self,
+        skipped: &Mutex<BTreeMap<RepoName, u64>>,
+        gaps: Vec<HistoryGaps>,
+    ) -> ApiHealth {
+        let (requests, governor) = self.health();
+        ApiHealth {
+            requests,
+            rate_limits: governor.rate_limits,
+            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
+            retries: governor
+                .retries
+                .into_iter()
+                .map(|(reason, count)| ApiRetries {
+                    reason: reason.label().to_owned(),
+                    count,
+                })
+                .collect(),
+            skipped_items: skipped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(r, n)| (r.clone(), *n))
+                .collect(),
+            history_gaps: gaps,
+        }
     }
 
     /// Requests so far by endpoint and status (sorted), and the governor's

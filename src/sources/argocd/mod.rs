@@ -28,8 +28,7 @@ mod models;
 use super::governor::RetryPolicy;
 use super::rest::{Auth, RestClient, RestError, ServerKind};
 use super::{
-    within_lookback, ApiHealth, ApiRetries, HistoryGaps, RepoSyncStats, Source, SourceError,
-    SyncContext,
+    within_lookback, ApiHealth, HistoryGaps, RepoSyncStats, Source, SourceError, SyncContext,
 };
 use crate::config::{ArgoCdApplicationConfig, ArgoCdConfig};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
@@ -453,37 +452,17 @@ impl Source for ArgoCdSource {
     }
 
     fn api_health(&self) -> ApiHealth {
-        let (requests, governor) = self.client.health();
-        ApiHealth {
-            requests,
-            rate_limits: governor.rate_limits,
-            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
-            retries: governor
-                .retries
-                .into_iter()
-                .map(|(reason, count)| ApiRetries {
-                    reason: reason.label().to_owned(),
-                    count,
-                })
-                .collect(),
-            skipped_items: self
-                .skipped
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .map(|(r, n)| (r.clone(), *n))
-                .collect(),
-            history_gaps: self
-                .gaps
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .map(|(application, gaps)| HistoryGaps {
-                    application: application.clone(),
-                    gaps: *gaps,
-                })
-                .collect(),
-        }
+        let gaps = self
+            .gaps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(application, gaps)| HistoryGaps {
+                application: application.clone(),
+                gaps: *gaps,
+            })
+            .collect();
+        self.client.api_health(&self.skipped, gaps)
     }
 }
 

@@ -27,9 +27,7 @@ mod models;
 
 use super::governor::RetryPolicy;
 use super::rest::{Auth, RestClient, RestError, ServerKind};
-use super::{
-    within_lookback, ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext,
-};
+use super::{within_lookback, ApiHealth, RepoSyncStats, Source, SourceError, SyncContext};
 use crate::config::{JenkinsConfig, JenkinsJobConfig, UnstableBuilds};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Deployment, DeploymentOutcome, DeploymentSource, RepoName, Timestamp};
@@ -509,28 +507,7 @@ impl Source for JenkinsSource {
     }
 
     fn api_health(&self) -> ApiHealth {
-        let (requests, governor) = self.client.health();
-        ApiHealth {
-            requests,
-            rate_limits: governor.rate_limits,
-            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
-            retries: governor
-                .retries
-                .into_iter()
-                .map(|(reason, count)| ApiRetries {
-                    reason: reason.label().to_owned(),
-                    count,
-                })
-                .collect(),
-            skipped_items: self
-                .skipped
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .map(|(r, n)| (r.clone(), *n))
-                .collect(),
-            history_gaps: Vec::new(),
-        }
+        self.client.api_health(&self.skipped, Vec::new())
     }
 }
 
