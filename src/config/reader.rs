@@ -22,7 +22,9 @@
 
 use super::env;
 use super::rules::{self, THRESHOLD_RULES};
-use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
+use super::values::{
+    deserialize_github_repo, deserialize_listen, deserialize_storage_path, deserialize_token,
+};
 use super::{
     defaults, ApiUrl, ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field,
     GithubApi, GithubConfig, IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat,
@@ -1037,7 +1039,7 @@ impl<'l> Walker<'l> {
         &mut self,
         mut table: Table<'_, '_>,
     ) -> (Option<RepoName>, Option<RepositoryConfig>) {
-        let name = self.scalar(&mut table, "name", RepoName::deserialize);
+        let name = self.scalar(&mut table, "name", deserialize_github_repo);
         let name = self.require(name, &table, "name");
         let team = self
             .scalar(&mut table, "team", Team::deserialize)

@@ -9,8 +9,8 @@
 //! SQL or HTTP.
 
 use crate::{
-    Commit, CommitSha, Compare, Deployment, Incident, PullRequest, RepoName, Timestamp,
-    REVERT_MESSAGE_PREFIX,
+    Commit, CommitSha, Compare, Deployment, Environment, Incident, PullRequest, RepoName,
+    Timestamp, REVERT_MESSAGE_PREFIX,
 };
 
 /// The most of a commit message the store keeps: the first line, cut to this many
@@ -160,6 +160,10 @@ pub struct SyncBatch {
     pub incidents: Vec<Incident>,
     /// Pull requests read.
     pub pull_requests: Vec<PullRequest>,
+    /// The environments the source itself reads as production environments of
+    /// the repository, whatever `production_environments` says (GitLab: those of
+    /// tier `production`); `Some` replaces the kept list, `None` keeps it.
+    pub production_environments: Option<Vec<Environment>>,
     /// Cursors to advance together with the data above.
     pub cursors: Vec<(CursorKey, Cursor)>,
 }
@@ -174,6 +178,7 @@ impl SyncBatch {
             compares: Vec::new(),
             incidents: Vec::new(),
             pull_requests: Vec::new(),
+            production_environments: None,
             cursors: Vec::new(),
         }
     }
@@ -185,12 +190,14 @@ impl SyncBatch {
             + self.compares.len()
             + self.incidents.len()
             + self.pull_requests.len()
+            + self.production_environments.as_ref().map_or(0, Vec::len)
             + self.cursors.len()
     }
 
-    /// The batch holds no event and no cursor.
+    /// The batch holds no event, no cursor and no list of production
+    /// environments (an empty list replaces the kept one, so it counts).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.production_environments.is_none()
     }
 }
 

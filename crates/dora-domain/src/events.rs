@@ -19,6 +19,10 @@ pub enum DeploymentSource {
     GithubWorkflowRuns,
     /// The push API: a CI/CD system reported it (`POST /api/v1/deployments`).
     Push,
+    /// GitLab's Deployments API (a deployment with its status).
+    GitlabDeployments,
+    /// Pipelines of a GitLab project on a configured ref.
+    GitlabPipelines,
 }
 
 impl DeploymentSource {
@@ -28,6 +32,8 @@ impl DeploymentSource {
             DeploymentSource::GithubDeployments => "github_deployments",
             DeploymentSource::GithubWorkflowRuns => "github_workflow_runs",
             DeploymentSource::Push => "push",
+            DeploymentSource::GitlabDeployments => "gitlab_deployments",
+            DeploymentSource::GitlabPipelines => "gitlab_pipelines",
         }
     }
 
@@ -37,6 +43,8 @@ impl DeploymentSource {
             "github_deployments" => Some(DeploymentSource::GithubDeployments),
             "github_workflow_runs" => Some(DeploymentSource::GithubWorkflowRuns),
             "push" => Some(DeploymentSource::Push),
+            "gitlab_deployments" => Some(DeploymentSource::GitlabDeployments),
+            "gitlab_pipelines" => Some(DeploymentSource::GitlabPipelines),
             _ => None,
         }
     }
@@ -219,6 +227,10 @@ pub enum IncidentSource {
     /// The push API (`POST /api/v1/incidents`): every pushed incident is one,
     /// whatever its labels.
     Push,
+    /// GitLab issues the source read as incidents (of type `incident`, or with
+    /// one of `gitlab.incident_labels`): the source selects them, so every one is
+    /// an incident whatever the engine's labels say.
+    GitlabIssues,
 }
 
 impl IncidentSource {
@@ -227,6 +239,7 @@ impl IncidentSource {
         match self {
             IncidentSource::GithubIssues => "github_issues",
             IncidentSource::Push => "push",
+            IncidentSource::GitlabIssues => "gitlab_issues",
         }
     }
 
@@ -235,6 +248,7 @@ impl IncidentSource {
         match text {
             "github_issues" => Some(IncidentSource::GithubIssues),
             "push" => Some(IncidentSource::Push),
+            "gitlab_issues" => Some(IncidentSource::GitlabIssues),
             _ => None,
         }
     }

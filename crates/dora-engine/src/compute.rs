@@ -285,7 +285,7 @@ fn analyse_repository(
     scratch: &mut Scratch,
     diagnostics: &mut Diagnostics,
 ) -> RepoResult {
-    let production = &config.production_environments;
+    let production = &repo.production(&config.production_environments);
     let (mut successful, attempt_failures) = production_deployments(repo, production, now);
 
     let context = RepoContext {

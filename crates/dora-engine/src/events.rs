@@ -33,6 +33,26 @@ pub(crate) struct RepoEvents {
     pub(crate) compares: HashMap<(CommitSha, CommitSha), Compare>,
     pub(crate) incidents: Vec<Incident>,
     pub(crate) pull_requests: Vec<PullRequest>,
+    /// The environments the repository's source reads as production (GitLab's
+    /// tier `production`), counted besides the configured ones.
+    pub(crate) declared_production: Vec<Environment>,
+}
+
+impl RepoEvents {
+    /// The production environments of this repository: the configured ones, then
+    /// those its source declared that match none of them (case-insensitively),
+    /// in name order, each once. A scope's label is this spelling.
+    pub(crate) fn production(&self, configured: &[Environment]) -> Vec<Environment> {
+        let mut production = configured.to_vec();
+        let mut declared: Vec<&Environment> = self.declared_production.iter().collect();
+        declared.sort();
+        for environment in declared {
+            if !production.iter().any(|p| p.matches(environment.as_str())) {
+                production.push(environment.clone());
+            }
+        }
+        production
+    }
 }
 
 /// The engine's input: every event in the store, grouped by repository.
@@ -95,6 +115,9 @@ pub trait EventSink: Send {
     fn incident(&mut self, incident: Incident);
     /// Adds one pull request.
     fn pull_request(&mut self, pull_request: PullRequest);
+    /// Sets the environments `repository`'s source reads as production (GitLab's
+    /// tier `production`), replacing any set before.
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
     /// Every event of `repository` has been added (the sink may index it now).
     fn finish_repository(&mut self, repository: &RepoName);
     /// An empty sink of the same kind, for a share of the repositories that a
@@ -130,6 +153,9 @@ impl EventSink for EventsBuilder {
     }
     fn pull_request(&mut self, pull_request: PullRequest) {
         EventsBuilder::pull_request(self, pull_request);
+    }
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
+        EventsBuilder::production_environments(self, repository, environments);
     }
     fn finish_repository(&mut self, repository: &RepoName) {
         EventsBuilder::finish_repository(self, repository);
@@ -263,6 +289,18 @@ impl EventsBuilder {
             .events
             .pull_requests
             .push(pull_request);
+        self
+    }
+
+    /// Sets the environments `repository`'s source reads as production (GitLab's
+    /// tier `production`): they count besides the configured production
+    /// environments, labelled with their own spelling. Replaces any set before.
+    pub fn production_environments(
+        &mut self,
+        repository: &RepoName,
+        environments: Vec<Environment>,
+    ) -> &mut Self {
+        self.repo(repository).events.declared_production = environments;
         self
     }
 

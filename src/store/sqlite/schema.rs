@@ -166,6 +166,57 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
+    // Version 3: GitLab. Deployments may come from GitLab's Deployments API or
+    // its pipelines, incidents from GitLab issues; `production_environments`
+    // keeps, per repository, the environments its source reads as production
+    // (GitLab's tier `production`), replaced whole by each batch that carries
+    // them. The CHECKs are rebuilt as in version 2.
+    r#"
+    CREATE TABLE deployments_v3 (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        source      TEXT NOT NULL
+                    CHECK (source IN ('github_deployments', 'github_workflow_runs', 'push',
+                                      'gitlab_deployments', 'gitlab_pipelines')),
+        id          INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        sha         BLOB NOT NULL CHECK (length(sha) = 20),
+        created_at  INTEGER NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('pending', 'succeeded', 'failed')),
+        outcome_at  INTEGER CHECK ((outcome = 'pending') = (outcome_at IS NULL)),
+        PRIMARY KEY (repo_id, source, id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO deployments_v3
+        SELECT repo_id, source, id, environment, sha, created_at, outcome, outcome_at
+        FROM deployments;
+    DROP TABLE deployments;
+    ALTER TABLE deployments_v3 RENAME TO deployments;
+    CREATE INDEX deployments_pending ON deployments (repo_id)
+        WHERE outcome = 'pending';
+    CREATE INDEX deployments_succeeded ON deployments (repo_id, environment, outcome_at)
+        WHERE outcome = 'succeeded';
+
+    CREATE TABLE incidents_v3 (
+        repo_id    INTEGER NOT NULL REFERENCES repositories (id),
+        source     TEXT NOT NULL CHECK (source IN ('github_issues', 'push', 'gitlab_issues')),
+        number     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        labels     TEXT NOT NULL,
+        root_cause TEXT,
+        PRIMARY KEY (repo_id, source, number)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO incidents_v3
+        SELECT repo_id, source, number, created_at, closed_at, labels, root_cause
+        FROM incidents;
+    DROP TABLE incidents;
+    ALTER TABLE incidents_v3 RENAME TO incidents;
+
+    CREATE TABLE production_environments (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        environment TEXT NOT NULL,
+        PRIMARY KEY (repo_id, environment)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes and reads.
