@@ -5,8 +5,10 @@
 //! linked once for all of them.
 
 mod chaos;
+mod gitlab_schema;
 mod graphql;
 mod http;
 mod octocrab;
+mod openapi;
 mod org;
 mod schema;

@@ -105,11 +105,14 @@
 //! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes,
 //!   `chaos` faults, `graphql` for `POST /graphql`: `cost` limits and points,
 //!   `resolve` fields).
+//! - `gitlab`: the same organisation as a GitLab group, and a server speaking
+//!   GitLab's REST API v4 over it (with its own faults on `chaos`).
 
 /// The shared vocabulary, under the name the simulator's modules use.
 use dora_domain as domain;
 
 mod generate;
+pub mod gitlab;
 mod history;
 mod model;
 mod names;
