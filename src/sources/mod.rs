@@ -16,7 +16,9 @@
 //! count).
 
 pub mod github;
+pub mod governor;
 mod health;
+pub mod http;
 mod ledger;
 
 pub use health::{ApiRequests, ApiRetries, RateLimit};

@@ -20,9 +20,11 @@
 
 use super::answer::{self, PageSizes, Partial};
 use super::error::{GithubError, Redactor};
-use super::governor::{
+use crate::sources::governor::{
     reset_of, Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
 };
+use crate::sources::http::error_chain;
+pub use crate::sources::http::next_link;
 use crate::sources::ApiRequests;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
@@ -346,7 +348,7 @@ impl Client {
         body: &serde_json::Value,
         partial: Partial,
         cancel: &CancellationToken,
-    ) -> Attempt<serde_json::Value> {
+    ) -> Attempt<serde_json::Value, GithubError> {
         let request = self.octocrab._post(uri.clone(), Some(body));
         let attempt = self.exchange(Endpoint::Graphql, request, url, cancel).await;
         let result = match (attempt.result, &attempt.headers) {
@@ -373,7 +375,7 @@ impl Client {
         url: &str,
         if_none_match: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Attempt<Fetched> {
+    ) -> Attempt<Fetched, GithubError> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(GITHUB_JSON));
         if let Some(tag) = if_none_match.and_then(|t| HeaderValue::from_str(t).ok()) {
@@ -393,7 +395,7 @@ impl Client {
         >,
         url: &str,
         cancel: &CancellationToken,
-    ) -> Attempt<Fetched> {
+    ) -> Attempt<Fetched, GithubError> {
         let response = tokio::select! {
             biased;
             () = cancel.cancelled() => return failed(GithubError::Cancelled),
@@ -523,7 +525,7 @@ pub fn graphql_url(base: &str) -> String {
 }
 
 /// An attempt that failed before any response arrived.
-fn failed<T>(error: GithubError) -> Attempt<T> {
+fn failed<T>(error: GithubError) -> Attempt<T, GithubError> {
     Attempt {
         headers: None,
         result: Err(error),
@@ -640,54 +642,6 @@ async fn read_limited(
     Ok(Some(Bytes::from(out)))
 }
 
-/// The URL of `rel="next"` in a `Link` header (RFC 8288), if any.
-pub fn next_link(header: &str) -> Option<&str> {
-    let mut rest = header;
-    loop {
-        let start = rest.find('<')?;
-        let end = start + rest[start..].find('>')?;
-        let url = &rest[start + 1..end];
-        let after = &rest[end + 1..];
-        let params_end = after.find('<').unwrap_or(after.len());
-        let is_next = after[..params_end].split(';').any(|param| {
-            let param = param.trim().trim_end_matches(',').trim();
-            match param.split_once('=') {
-                Some((name, value)) if name.trim().eq_ignore_ascii_case("rel") => value
-                    .trim()
-                    .trim_matches('"')
-                    .split_whitespace()
-                    .any(|rel| rel.eq_ignore_ascii_case("next")),
-                _ => false,
-            }
-        });
-        if is_next {
-            return Some(url);
-        }
-        rest = &after[params_end..];
-    }
-}
-
-/// An error and its causes on one line, bounded.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    /// Long enough for "client error (Connect): tcp connect error: Connection
-    /// refused (os error 111)" and similar chains.
-    const MAX_CHAIN_CHARS: usize = 400;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text.chars()
-        .take(MAX_CHAIN_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 /// A list read page by page, following `Link: rel="next"`; the first page may be
 /// conditional.
 #[derive(Debug)]
@@ -795,8 +749,8 @@ mod tests {
         );
     }
 
-    use super::super::governor::RetryReason;
     use super::*;
+    use crate::sources::governor::RetryReason;
 
     #[test]
     fn finds_the_next_link() {

@@ -41,7 +41,6 @@ mod check;
 mod client;
 mod deployments;
 mod error;
-mod governor;
 mod graphql;
 mod history;
 mod incidents;
@@ -51,16 +50,16 @@ mod pulls;
 pub mod rules;
 mod workflow_runs;
 
+pub use crate::sources::governor::{
+    Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
+    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES,
+    DEFAULT_MIN_SECONDARY_WAIT,
+};
 pub use client::{
     next_link, Endpoint, CONNECT_TIMEOUT, MAX_ERROR_BODY_BYTES, MAX_PAGES, MAX_RESPONSE_BYTES,
     PER_PAGE, READ_TIMEOUT,
 };
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
-pub use governor::{
-    Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
-    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES,
-    DEFAULT_MIN_SECONDARY_WAIT,
-};
 
 use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
 use crate::config::{DeploymentsConfig, GithubConfig, LabelName};
