@@ -356,6 +356,20 @@ pub(crate) fn deserialize_github_repo<'de, D: Deserializer<'de>>(
     RepoName::parse_github(&text).map_err(de::Error::custom)
 }
 
+/// `gitlab.projects[].path`: a project's full path, `group/project` or
+/// `group/subgroup/project` (at least two segments).
+pub(crate) fn deserialize_gitlab_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RepoName, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    RepoName::parse(&text).map_err(|_| {
+        de::Error::custom(DomainError::new(
+            r#"a project path such as "group/project" or "group/subgroup/project""#,
+            &text,
+        ))
+    })
+}
+
 /// `storage.path`: any non-empty path.
 pub(crate) fn deserialize_storage_path<'de, D: Deserializer<'de>>(
     deserializer: D,

@@ -197,6 +197,15 @@ impl Ingest {
                 };
                 (repo.name.clone(), deployments)
             })
+            .chain(config.gitlab_projects().iter().map(|project| {
+                let deployments = match &project.deployments {
+                    crate::config::GitlabDeploymentsConfig::Push => {
+                        RepositoryDeployments::PushedWithCodeHost
+                    }
+                    other => RepositoryDeployments::Elsewhere(other.source_name()),
+                };
+                (project.path.clone(), deployments)
+            }))
             .collect();
         let changes = Arc::new(Changes::default());
         let (writer, task) = Writer::spawn(store.clone(), Arc::clone(&changes));
