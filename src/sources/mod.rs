@@ -1,5 +1,7 @@
 //! The sources: where events come from. One module per source behind the small
-//! [`Source`] trait; today there is one, [`github`].
+//! [`Source`] trait: [`github`] and [`gitlab`]; what the two HTTP API sources
+//! share is the rate-limit [`governor`] and [`http`] (token masking, `Link`
+//! headers).
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
 //! it was given, turns the API's wire types into domain events at its border, and
@@ -16,6 +18,7 @@
 //! count).
 
 pub mod github;
+pub mod gitlab;
 pub mod governor;
 mod health;
 pub mod http;
@@ -93,6 +96,8 @@ impl RepoSyncStats {
 pub enum SourceError {
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    #[error(transparent)]
+    Gitlab(#[from] gitlab::GitlabError),
     /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -107,7 +112,9 @@ impl SourceError {
     pub fn is_cancelled(&self) -> bool {
         matches!(
             self,
-            SourceError::Cancelled | SourceError::Github(github::GithubError::Cancelled)
+            SourceError::Cancelled
+                | SourceError::Github(github::GithubError::Cancelled)
+                | SourceError::Gitlab(gitlab::GitlabError::Cancelled)
         )
     }
 }
