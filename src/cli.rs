@@ -544,12 +544,22 @@ pub fn summary(config: &Config) -> String {
         .iter()
         .map(ToString::to_string)
         .collect();
-    let source = match &config.github {
-        Some(github) => format!(
+    let github = config.github.as_ref().map(|github| {
+        format!(
             "lookback {}, poll every {}, GitHub API {}",
             github.lookback, github.poll_interval, github.api_url
-        ),
-        None => "no GitHub".to_owned(),
+        )
+    });
+    let gitlab = config.gitlab.as_ref().map(|gitlab| {
+        format!(
+            "GitLab lookback {}, poll every {}, GitLab API {}",
+            gitlab.lookback, gitlab.poll_interval, gitlab.api_url
+        )
+    });
+    let source = match (github, gitlab) {
+        (Some(github), Some(gitlab)) => format!("{github}, {gitlab}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "no GitHub".to_owned(),
     };
     let ingest = match &config.ingest {
         Some(ingest) => format!(
@@ -782,7 +792,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
 /// `sync --once`: one sync of every repository; fails naming those that failed.
 pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(&args.file.config)?;
-    let repositories = config.github_repositories().len() as u64;
+    let repositories = config.synced_repositories().len() as u64;
     let bar = io::stderr().is_terminal().then(|| {
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} repositories {msg}",

@@ -52,6 +52,7 @@ use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
 use crate::sources::github::{GithubSource, RetryPolicy};
+use crate::sources::gitlab::GitlabSource;
 use crate::sources::Source;
 use crate::store::SharedStore;
 use crate::store::{SqliteStore, StoreError};
@@ -267,11 +268,7 @@ pub async fn start(
         .context("cannot read the listening address")?;
     let store = open_store(&config.storage.path).await?;
     let sources = sources_with(&config, options.retry.clone())?;
-    let repositories: Vec<RepoName> = config
-        .github_repositories()
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
+    let repositories: Vec<RepoName> = config.synced_repositories();
     let state = Arc::new(
         ExporterState::new(ExporterOptions {
             simulated: options.simulated,
@@ -532,8 +529,8 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (today: GitHub, when configured), with the production
-/// retry policy.
+/// The sources of `config` (GitHub and GitLab, each when configured), with the
+/// production retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     sources_with(config, RetryPolicy::default())
 }
@@ -543,12 +540,19 @@ pub(crate) fn sources_with(
     config: &Config,
     retry: RetryPolicy,
 ) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    let Some(github) = &config.github else {
-        return Ok(Vec::new());
-    };
-    let github = GithubSource::with_policy(github, retry)
-        .map_err(|error| anyhow::anyhow!("github: {error}"))?;
-    Ok(vec![Arc::new(github)])
+    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    if let Some(github) = &config.github {
+        let github = GithubSource::with_policy(github, retry.clone())
+            .map_err(|error| anyhow::anyhow!("github: {error}"))?;
+        sources.push(Arc::new(github));
+    }
+    if let Some(gitlab) = &config.gitlab {
+        let start = config.engine_config().lead_time_start;
+        let gitlab = GitlabSource::with_policy(gitlab, start, retry)
+            .map_err(|error| anyhow::anyhow!("gitlab: {error}"))?;
+        sources.push(Arc::new(gitlab));
+    }
+    Ok(sources)
 }
 
 /// `sync --once`: one cycle over every repository (writing the store), without the

@@ -124,6 +124,9 @@ fn stored_deployments(
                 .collect(),
             _ => Vec::new(),
         },
+        // This comparison builds GitHub's events only (GitLab has its own end
+        // to end tests against the reference, `e2e_gitlab.rs`).
+        DeploymentsFrom::GitlabDeployments | DeploymentsFrom::GitlabPipelines { .. } => Vec::new(),
     };
     let first_sync = params.first_sync_at.map_or(now, |t| t.0);
     let cutoff = first_sync - params.lookback_seconds;
@@ -505,6 +508,7 @@ fn other_labels_teams_and_repositories() {
         name: "acme/not-in-the-org".to_owned(),
         team: Some("ghosts".to_owned()),
         deployments: DeploymentsFrom::DeploymentsApi,
+        tier_production: Vec::new(),
     });
     check(&org, &params, org.now, false);
 }

@@ -11,6 +11,7 @@ mod common;
 mod reference;
 
 mod against_reference;
+mod e2e_gitlab;
 mod e2e_reference;
 mod properties;
 mod rules;
