@@ -513,3 +513,48 @@ async fn broken_responses_are_rejected() {
         assert!(!validator.is_valid(&broken), "{pointer}");
     }
 }
+
+/// The simulated GitLab's faults, the GitLab way: a `500` with GitLab's body,
+/// a `429` with `Retry-After` and `RateLimit-Remaining: 0` that holds the token
+/// until it passes (a request meanwhile is a violation), and real TCP resets.
+#[tokio::test]
+async fn faults_are_answered_the_gitlab_way() {
+    use dora_collector::sim::{ChaosOptions, Fault};
+    let sim = Sim::start().await;
+    let project = sim.project(0);
+    let only = |fault: Fault| ChaosOptions {
+        max_consecutive_faults: 100,
+        retry_after: std::time::Duration::from_secs(1),
+        ..ChaosOptions::default().with_rate(fault, 1.0)
+    };
+    sim.handle.set_chaos(only(Fault::ServerError)).unwrap();
+    let (status, _, body) = sim.get(&format!("{project}/issues")).await;
+    assert_eq!(
+        (status, body),
+        (500, json!({"message": "500 Internal Server Error"}))
+    );
+
+    sim.handle.set_chaos(only(Fault::TooManyRequests)).unwrap();
+    let (status, headers, _) = sim.get(&format!("{project}/issues")).await;
+    assert_eq!(status, 429);
+    assert_eq!(header(&headers, "retry-after"), "1");
+    assert_eq!(header(&headers, "ratelimit-remaining"), "0");
+    sim.handle.set_chaos(ChaosOptions::default()).unwrap();
+    let (status, _, _) = sim.get(&format!("{project}/issues")).await;
+    assert_eq!(status, 429, "held until Retry-After passes");
+    assert_eq!(sim.handle.throttle_violations(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let (status, _, _) = sim.get(&format!("{project}/issues")).await;
+    assert_eq!(status, 200);
+
+    sim.handle.set_chaos(only(Fault::Reset)).unwrap();
+    let error = sim
+        .client
+        .get(format!("{}{project}/issues", sim.handle.api_url()))
+        .header("PRIVATE-TOKEN", sim.handle.token())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.is_request() || error.is_connect(), "{error:?}");
+    assert_eq!(sim.handle.chaos_counts().reset, 1);
+}
