@@ -3,6 +3,12 @@
 //! as the daemon writes it; then open → `report::generate` (one `load_events`, the
 //! evaluations, the build) → render, timed several times. Target: under 2 s.
 //!
+//! Then `backfill --split` over the same store: one year at a daily step (365
+//! evaluations, one OpenMetrics file each), its time and size, and, when
+//! promtool is installed, the time and size of the blocks `promtool tsdb
+//! create-blocks-from openmetrics` makes of them (`DORA_BACKFILL_BENCH=0` skips
+//! this part).
+//!
 //! A plain bench binary that prints its figures (`cargo bench --bench report`).
 //! The history follows `support/synthetic.rs`: about 10 changes per deployment
 //! (mostly linear, a merge every tenth commit), 2% rollbacks, 50 incidents per
@@ -260,5 +266,80 @@ fn main() {
          {single:.3?}); render all four formats {render:.3?}",
         evaluation.trend.len(),
         report::MAX_EVALUATION_THREADS
+    );
+    drop(store);
+    if std::env::var("DORA_BACKFILL_BENCH").as_deref() != Ok("0") {
+        backfill(&path, &config, dir.path());
+    }
+}
+
+/// Total size of the files under `dir`.
+fn size_of(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => size_of(&entry.path()),
+                    _ => entry.metadata().map_or(0, |m| m.len()),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A year of daily evaluations of the store as OpenMetrics, then its blocks.
+fn backfill(path: &std::path::Path, config: &Config, dir: &std::path::Path) {
+    let output = dir.join("history.om");
+    let request = dora_collector::backfill::BackfillRequest {
+        from: Timestamp(NOW - 364 * DAY),
+        until: Timestamp(NOW),
+        step_seconds: DAY,
+        output: output.clone(),
+        split: true,
+    };
+    let store = report::open_store(path).expect("open");
+    let cpu = process_cpu_seconds();
+    let started = Instant::now();
+    let summary = dora_collector::backfill::backfill(&store, config, &request, "bench", |_| {})
+        .expect("backfill");
+    println!(
+        "backfill: {} evaluations of {} repositories in {:.1?} wall, {:.1} s CPU: {} families, \
+         {} samples, {:.1} MiB of OpenMetrics",
+        summary.steps,
+        REPOSITORIES,
+        started.elapsed(),
+        process_cpu_seconds() - cpu,
+        summary.families,
+        summary.samples,
+        summary.bytes as f64 / 1_048_576.0
+    );
+    let blocks = dir.join("blocks");
+    let started = Instant::now();
+    for file in &summary.files {
+        match std::process::Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics", "-q"])
+            .arg(file)
+            .arg(&blocks)
+            .output()
+        {
+            Ok(done) if done.status.success() => {}
+            Ok(done) => {
+                println!(
+                    "promtool failed: {}",
+                    String::from_utf8_lossy(&done.stderr).trim()
+                );
+                return;
+            }
+            Err(error) => {
+                println!("promtool not run ({error}): no block size");
+                return;
+            }
+        }
+    }
+    println!(
+        "promtool tsdb create-blocks-from openmetrics, once per file: {:.1?}, blocks {:.1} MiB",
+        started.elapsed(),
+        size_of(&blocks) as f64 / 1_048_576.0
     );
 }

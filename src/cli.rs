@@ -75,6 +75,14 @@ pub enum Command {
     /// team and repository, the risks and a 12-week trend. See docs/report.md.
     Report(ReportArgs),
 
+    /// Write a year of history for Prometheus, from the store alone.
+    ///
+    /// The windowed DORA families (repository, team, organisation) as /metrics
+    /// would have exported them at every --step from --from to --until, as
+    /// OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`. See
+    /// docs/backfill.md.
+    Backfill(BackfillArgs),
+
     /// Run the daemon: poll GitHub, keep the store, serve /metrics.
     ///
     /// Listens on server.listen; stops gracefully on SIGTERM or Ctrl-C: in-flight
@@ -182,7 +190,8 @@ pub struct NotifyIncidentArgs {
     /// The repository affected, owner/name.
     #[arg(long, value_name = "OWNER/NAME", value_parser = crate::domain::RepoName::parse)]
     pub repository: Option<crate::domain::RepoName>,
-    /// The team affected (not accepted by this collector version yet).
+    /// The team affected, instead of a repository (attributed to the team's
+    /// repository latest in production at --created-at; docs/push.md).
     #[arg(long, value_name = "TEAM", value_parser = parse_team)]
     pub team: Option<Team>,
     /// Your id of the incident (the same id again with --resolved-at resolves it).
@@ -301,6 +310,52 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Above this many evaluations ...
+const SPLIT_HINT_MIN_STEPS: u64 = 31;
+/// ... and this many bytes, `backfill` suggests `--split`.
+const SPLIT_HINT_MIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `backfill`
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+
+    /// The first evaluation: an RFC 3339 time, or a date (2024-01-01) meaning the
+    /// start of that day, 00:00:00 UTC.
+    #[arg(long, value_name = "DATE", value_parser = parse_from)]
+    pub from: Timestamp,
+
+    /// No evaluation after this: an RFC 3339 time, or a date meaning the end of
+    /// that day. Default: now.
+    #[arg(long, value_name = "DATE", value_parser = report::parse_until)]
+    pub until: Option<Timestamp>,
+
+    /// Time between two evaluations: a whole number then s, m, h or d.
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
+    pub step: std::time::Duration,
+
+    /// The OpenMetrics file to write (replaced only once complete).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: PathBuf,
+
+    /// One file per evaluation (history.om -> history.2025-01-01T00-00-00Z.om, ...):
+    /// promtool reads a file once per two hours it spans, so for many
+    /// repositories or a long range this is far faster to turn into blocks.
+    #[arg(long)]
+    pub split: bool,
+}
+
+/// `--from`: a date is the start of that day (UTC).
+fn parse_from(text: &str) -> Result<Timestamp, report::InvalidInput> {
+    let until = report::parse_until(text)?;
+    if text.len() == 10 && !text.contains('T') {
+        // The end of the day, 23:59:59 → its start.
+        return Ok(Timestamp(until.0 - 86_399));
+    }
+    Ok(until)
+}
+
 /// `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -391,6 +446,16 @@ pub fn run(cli: Cli) -> ExitCode {
                     &args,
                     |name| std::env::var(name),
                     now,
+                    &mut io::stdout().lock(),
+                )
+            }),
+        Command::Backfill(args) => init_tracing(&LogConfig::default())
+            .map_err(CliError::from)
+            .and_then(|()| {
+                backfill(
+                    &args,
+                    |name| std::env::var(name),
+                    SystemClock.now(),
                     &mut io::stdout().lock(),
                 )
             }),
@@ -499,6 +564,100 @@ where
     }
 }
 
+/// `backfill`: loads the configuration (variables from `lookup`), reads the
+/// store, and writes the OpenMetrics file with a progress bar on a terminal;
+/// prints a summary and the promtool command. `now` is the default `--until`.
+pub fn backfill<F>(
+    args: &BackfillArgs,
+    lookup: F,
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> Result<(), CliError>
+where
+    F: Fn(&str) -> Result<String, VarError>,
+{
+    let config = load_report_config(&args.file.config, lookup)?;
+    let store = report::open_store(&config.storage.path).map_err(anyhow::Error::from)?;
+    let request = crate::backfill::BackfillRequest {
+        from: args.from,
+        until: args.until.unwrap_or(now),
+        step_seconds: i64::try_from(args.step.as_secs()).unwrap_or(i64::MAX),
+        output: args.output.clone(),
+        split: args.split,
+    };
+    let total = crate::backfill::steps(&request)
+        .map_err(anyhow::Error::from)?
+        .len() as u64;
+    let bar = io::stderr().is_terminal().then(|| {
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} evaluations, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::new(total).with_style(style)
+    });
+    let summary = crate::backfill::backfill(
+        &store,
+        &config,
+        &request,
+        env!("CARGO_PKG_VERSION"),
+        |done| {
+            if let Some(bar) = &bar {
+                bar.set_position(done);
+            }
+        },
+    )
+    .map_err(anyhow::Error::from)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let written = match summary.files.as_slice() {
+        [one] => one.display().to_string(),
+        files => format!(
+            "{} files, {} ... {}",
+            files.len(),
+            files
+                .first()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            files
+                .last()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
+        ),
+    };
+    let next = if args.split {
+        "for f in FILES; do promtool tsdb create-blocks-from openmetrics \"$f\" DATA_DIR; done"
+            .to_owned()
+    } else {
+        format!(
+            "promtool tsdb create-blocks-from openmetrics {} DATA_DIR",
+            args.output.display()
+        )
+    };
+    writeln!(
+        out,
+        "wrote {written} ({} evaluations from {} to {}, {} families, {} samples, {} bytes)\n\
+         next: {next} (docs/backfill.md)",
+        summary.steps,
+        request.from.to_rfc3339(),
+        request.until.to_rfc3339(),
+        summary.families,
+        summary.samples,
+        summary.bytes,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    if !args.split && summary.steps > SPLIT_HINT_MIN_STEPS && summary.bytes > SPLIT_HINT_MIN_BYTES {
+        writeln!(
+            out,
+            "hint: promtool reads this file once per two hours it spans ({} passes); --split \
+             writes one file per evaluation, read once each",
+            (request.until.0 - request.from.0) / 7_200 + 1
+        )
+        .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    }
+    Ok(())
+}
+
 /// `report`: loads the configuration (variables from `lookup`), reads the store,
 /// and writes the report to `--output` or to `out`. `now` is the default `--until`
 /// and the report's generation time.
@@ -569,8 +728,13 @@ pub fn summary(config: &Config) -> String {
         ),
         None => String::new(),
     };
+    let webhooks = if config.webhooks.github.is_some() {
+        ", GitHub webhooks"
+    } else {
+        ""
+    };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}, listen {}, store {}",
+        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{webhooks}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
@@ -917,13 +1081,15 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
              http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
              http://{addr}/readyz   readiness\n\n\
              Point Prometheus at http://{addr}/metrics to graph it. The push API \
-             (docs/push.md) takes the demo client's token {}. Press Ctrl-C to stop; the \
-             temporary store is removed on exit.",
+             (docs/push.md) takes the demo client's token {}; GitHub webhooks \
+             (docs/webhooks.md, POST /webhooks/github) are verified with the secret {}. \
+             Press Ctrl-C to stop; the temporary store is removed on exit.",
             stats.repositories,
             args.days,
             stats.deployments + stats.workflow_runs,
             sim.base_url(),
             demo::DEMO_INGEST_TOKEN,
+            demo::DEMO_WEBHOOK_SECRET,
         )
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;

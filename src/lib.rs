@@ -9,11 +9,17 @@
 //!   (crate `dora-engine`).
 //! - `exporter`: `Snapshot` + collector health → Prometheus text; the HTTP routes.
 //! - `report`: the KPI report for meetings (`report` command, `/report` page).
+//! - `backfill`: the windowed families at every step of the past, as OpenMetrics
+//!   text for `promtool tsdb create-blocks-from openmetrics`.
 //! - `templates`: the template engine of the HTML and Markdown the collector writes
 //!   (the report, the landing page), escaping every value for its format.
 //! - `store`: the `Store` trait and its embedded SQLite backend (the only SQL).
 //! - `ingest`: the push API (`POST /api/v1/deployments`, `/api/v1/incidents`):
 //!   clients, validation, group-committed writes.
+//! - `webhooks`: GitHub's webhook deliveries (`POST /webhooks/github`): verified,
+//!   done once, each a hint to sync one repository at once.
+//! - `request_body`: reading a request body whole, bounded in size and time (the
+//!   push API, webhooks).
 //! - `notify`: the push API's client for pipelines (`notify deployment|incident`).
 //! - `sources`: where events come from, behind the `Source` trait; `sources::github`
 //!   reads the GitHub REST API incrementally into the store.
@@ -23,6 +29,7 @@
 //!   for the demo, the end-to-end tests and the benchmarks (crate `dora-sim`, only
 //!   with the default feature `demo`).
 
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -30,9 +37,11 @@ pub mod exporter;
 pub mod ingest;
 pub mod notify;
 pub mod report;
+pub mod request_body;
 pub mod sources;
 pub mod store;
 pub mod templates;
+pub mod webhooks;
 
 /// The shared vocabulary (crate `dora-domain`).
 pub use dora_domain as domain;

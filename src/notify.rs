@@ -227,7 +227,7 @@ async fn exchange(
 /// The commits a deployment of `sha` ships, read from the clone at `dir`: every
 /// commit reachable from `sha` and not from `previous` (the collector's latest
 /// deployed sha), as the push API's `commits` (`{"sha", "parents",
-/// "authored_at"}`). Without a previous deployment, or when the clone does not
+/// "authored_at", "message"}`, the message being the subject). Without a previous deployment, or when the clone does not
 /// have it (a shallow clone), only `sha` itself (its lead time counts; the
 /// first deployment has none anyway). At most `max` commits: the newest.
 pub fn commits_from_git(
@@ -252,20 +252,35 @@ pub fn commits_from_git(
         None => vec!["-1".to_owned(), sha.to_string()],
     };
     let max_count = format!("--max-count={max}");
-    let mut args = vec!["log", "--format=%H%x09%P%x09%aI", max_count.as_str()];
+    let mut args = vec!["log", "--format=%H%x09%P%x09%aI%x09%s", max_count.as_str()];
     args.extend(range.iter().map(String::as_str));
     let text = git(dir, &args)?;
     text.lines()
         .filter(|line| !line.is_empty())
         .map(|line| {
-            let mut fields = line.split('\t');
+            // The subject is last: it may itself hold a tab.
+            let mut fields = line.splitn(4, '\t');
             let (Some(commit), Some(parents), Some(date)) =
                 (fields.next(), fields.next(), fields.next())
             else {
                 return Err(format!("git printed an unexpected line: {line:?}"));
             };
             let parents: Vec<&str> = parents.split_whitespace().collect();
-            Ok(serde_json::json!({"sha": commit, "parents": parents, "authored_at": date}))
+            let mut commit =
+                serde_json::json!({"sha": commit, "parents": parents, "authored_at": date});
+            // The subject, without control characters and cut to what the API
+            // takes (only a `Revert "` prefix matters to the collector).
+            let subject: String = fields
+                .next()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            let subject = cut_to_bytes(subject.trim(), crate::ingest::MAX_COMMIT_MESSAGE_BYTES);
+            if !subject.is_empty() {
+                commit["message"] = serde_json::json!(subject);
+            }
+            Ok(commit)
         })
         .collect()
 }

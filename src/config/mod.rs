@@ -57,7 +57,7 @@ pub use rules::MAX_WINDOWS;
 pub use values::{
     ApiUrl, ApiUrlError, BranchName, ClientName, LabelName, LogFormat, LogLevel, RepoPattern,
     Seconds, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_NAME_LEN, MAX_TOKEN_LEN,
-    MIN_INGEST_TOKEN_LEN,
+    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 
 use crate::domain::{Environment, RepoName, Team};
@@ -184,8 +184,28 @@ pub struct Config {
     /// `[[repositories]]`: repositories known only through the push API (their
     /// teams). Optional.
     pub repositories: Vec<PushRepositoryConfig>,
+    /// `[webhooks]`: deliveries from code hosts. Optional; each part absent:
+    /// its route is disabled.
+    pub webhooks: WebhooksConfig,
     /// `[log]`: the daemon's own log output. Optional.
     pub log: LogConfig,
+}
+
+/// `[webhooks]`: the code hosts whose webhook deliveries the daemon takes.
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksConfig {
+    /// `[webhooks.github]`: `POST /webhooks/github`. Absent: the route does not
+    /// exist. Requires `[github]`.
+    pub github: Option<GithubWebhookConfig>,
+}
+
+/// `[webhooks.github]`: GitHub's webhook deliveries (`docs/webhooks.md`).
+#[derive(Debug, Clone)]
+pub struct GithubWebhookConfig {
+    /// The hook's secret, the key of the HMAC-SHA256 in `X-Hub-Signature-256`:
+    /// at least [`MIN_WEBHOOK_SECRET_LEN`] characters, normally
+    /// `"${GITHUB_WEBHOOK_SECRET}"`. Required; never printed.
+    pub secret: SecretString,
 }
 
 /// `[ingest]`: the push API (`POST /api/v1/deployments`, `POST /api/v1/incidents`).
@@ -195,6 +215,10 @@ pub struct IngestConfig {
     /// answered `429` with `Retry-After`. Default 100; 1 to
     /// [`MAX_INGEST_REQUESTS_PER_SECOND`].
     pub requests_per_second: u32,
+    /// The environments that count as production for the repositories no code
+    /// host reads (`[[repositories]]` and repositories pushed without being
+    /// listed). Default `["production"]`; at least one, no duplicates.
+    pub production_environments: Vec<Environment>,
     /// `[[ingest.clients]]`: at least one, no name or token twice.
     pub clients: Vec<IngestClientConfig>,
 }
@@ -652,12 +676,18 @@ impl Config {
         }
     }
 
-    /// What the engine needs: windows, thresholds, production environments, labels,
-    /// lead-time start, rollback policy and the team of every repository. The
-    /// environment and label lists are `[github]`'s and `[gitlab]`'s together;
-    /// with neither, the GitHub keys' defaults.
+    /// What the engine needs: windows, thresholds, production environments (the
+    /// push API's for repositories no code host reads, GitHub's for GitHub's,
+    /// GitLab's for GitLab's), labels (`[github]`'s and `[gitlab]`'s together:
+    /// the engine has one list of each), lead-time start, rollback policy and the
+    /// team of every repository. Without `[github]`, the GitHub keys' defaults.
     pub fn engine_config(&self) -> EngineConfig {
-        let labels = |labels: &[LabelName]| labels.iter().map(|l| l.as_str().to_owned()).collect();
+        let labels = |labels: &[LabelName]| {
+            labels
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect::<Vec<String>>()
+        };
         let mut teams: BTreeMap<RepoName, Team> = self
             .repositories
             .iter()
@@ -673,20 +703,13 @@ impl Config {
                 .iter()
                 .map(|project| (project.path.clone(), project.team.clone())),
         );
-        let (mut production, mut incident, mut rework, start, rollback) = match &self.github {
+        let (production, mut incident, mut rework, start, rollback) = match &self.github {
             Some(github) => (
                 github.production_environments.clone(),
                 labels(&github.incident_labels),
                 labels(&github.rework_labels),
                 github.lead_time_start,
                 github.rollback_is_failure,
-            ),
-            None if self.gitlab.is_some() => (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                LeadTimeStart::default(),
-                defaults::rollback_is_failure(),
             ),
             None => (
                 defaults::production_environments(),
@@ -696,15 +719,27 @@ impl Config {
                 defaults::rollback_is_failure(),
             ),
         };
-        // One list each for the engine: GitLab's names join GitHub's (its
-        // tiers come from the source, per project; its incidents are selected by
-        // the source).
+        // Repositories no code host reads (listed in [[repositories]] or pushed
+        // unlisted) take the push API's production environments; GitHub's
+        // repositories keep GitHub's, GitLab's projects take GitLab's (and the
+        // environments of tier production their source declares).
+        let (production, mut production_by_repository) = match &self.ingest {
+            Some(ingest) if ingest.production_environments != production => (
+                ingest.production_environments.clone(),
+                self.github_repositories()
+                    .iter()
+                    .map(|repo| (repo.name.clone(), production.clone()))
+                    .collect(),
+            ),
+            _ => (production, BTreeMap::new()),
+        };
         if let Some(gitlab) = &self.gitlab {
-            for environment in &gitlab.production_environments {
-                if !production.iter().any(|p| p.matches(environment.as_str())) {
-                    production.push(environment.clone());
-                }
+            for project in &gitlab.projects {
+                production_by_repository
+                    .insert(project.path.clone(), gitlab.production_environments.clone());
             }
+            // GitLab's incidents are selected by the source (type or label); its
+            // rework labels join GitHub's.
             for (list, extra) in [
                 (&mut incident, &gitlab.incident_labels),
                 (&mut rework, &gitlab.rework_labels),
@@ -722,6 +757,7 @@ impl Config {
         EngineConfig {
             windows: self.metrics.engine_windows(),
             production_environments: production,
+            production_by_repository,
             incident_labels: incident,
             rework_labels: rework,
             lead_time_start: start,

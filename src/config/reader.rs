@@ -28,10 +28,11 @@ use super::values::{
 };
 use super::{
     defaults, ApiUrl, ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field,
-    GithubApi, GithubConfig, GitlabConfig, GitlabDeploymentsConfig, GitlabDeploymentsFrom,
-    IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig,
-    Problem, ProjectConfig, PushRepositoryConfig, RepoPattern, RepositoryConfig, Seconds,
-    ServerConfig, StorageConfig, ThresholdsConfig, MIN_INGEST_TOKEN_LEN,
+    GithubApi, GithubConfig, GithubWebhookConfig, GitlabConfig, GitlabDeploymentsConfig,
+    GitlabDeploymentsFrom, IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat,
+    LogLevel, MetricsConfig, Problem, ProjectConfig, PushRepositoryConfig, RepoPattern,
+    RepositoryConfig, Seconds, ServerConfig, StorageConfig, ThresholdsConfig, WebhooksConfig,
+    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
@@ -133,6 +134,15 @@ where
             .and_then(|token| token.get_ref().as_str());
         tokens.extend(token);
     }
+    let webhook_secret = root
+        .get_ref()
+        .get("webhooks")
+        .and_then(|webhooks| webhooks.get_ref().as_table())
+        .and_then(|webhooks| webhooks.get("github"))
+        .and_then(|github| github.get_ref().as_table())
+        .and_then(|github| github.get("secret"))
+        .and_then(|secret| secret.get_ref().as_str());
+    tokens.extend(webhook_secret);
     let mut problems = walker.finish_problems(&tokens);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
@@ -263,7 +273,7 @@ where
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
                            [[github.repositories]]\ndeployments = {}\n[gitlab]\n\
                            [[gitlab.projects]]\ndeployments = {}\n[ingest]\n\
-                           [[ingest.clients]]\n[[repositories]]\n[log]\n";
+                           [[ingest.clients]]\n[[repositories]]\n[webhooks.github]\n[log]\n";
 
 /// Every key path of the schema, tables included, spelled as
 /// `docs/configuration.md` spells them (`github.repositories[].name`): the keys that
@@ -765,6 +775,15 @@ impl<'l> Walker<'l> {
             );
         }
         let repositories = self.push_repositories(&mut root);
+        let github_hook = root
+            .entries
+            .get("webhooks")
+            .and_then(|webhooks| webhooks.get_ref().as_table())
+            .is_some_and(|webhooks| webhooks.contains_key("github"));
+        let webhooks = self.section(&mut root, "webhooks", Self::webhooks);
+        if let Some(None) = &github {
+            self.extend(rules::webhooks_need_github(false, github_hook));
+        }
         let log = self.section(&mut root, "log", Self::log);
         self.finish(root);
         if let Some(windows) = self.windows.take() {
@@ -799,8 +818,41 @@ impl<'l> Walker<'l> {
             gitlab,
             ingest: ingest?,
             repositories,
+            webhooks: webhooks?,
             log: log?,
         })
+    }
+
+    fn webhooks(&mut self, mut table: Table<'_, '_>) -> Option<WebhooksConfig> {
+        let github = match self.table(&mut table, "github") {
+            Field::Absent => Some(None),
+            Field::Invalid => None,
+            Field::Valid(github) => self.github_webhook(github).map(Some),
+        };
+        self.finish(table);
+        Some(WebhooksConfig { github: github? })
+    }
+
+    fn github_webhook(&mut self, mut table: Table<'_, '_>) -> Option<GithubWebhookConfig> {
+        let secret_path = table.child("secret");
+        let secret = self.scalar(&mut table, "secret", deserialize_token);
+        let secret = self.require(secret, &table, "secret");
+        self.finish(table);
+        let secret = secret?;
+        if secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_LEN {
+            let line = self.key_lines.get(&secret_path).copied();
+            self.problem(
+                secret_path,
+                line,
+                format!(
+                    "must be at least {MIN_WEBHOOK_SECRET_LEN} characters (the value is not \
+                     shown); generate one with `openssl rand -hex 32` and set the same in \
+                     GitHub's webhook settings"
+                ),
+            );
+            return None;
+        }
+        Some(GithubWebhookConfig { secret })
     }
 
     fn ingest(&mut self, mut table: Table<'_, '_>) -> Option<IngestConfig> {
@@ -810,6 +862,15 @@ impl<'l> Walker<'l> {
         if let Some(rate) = rate {
             self.extend(rules::ingest_rate(rate));
         }
+        let production_environments = self.checked_list(
+            &mut table,
+            "production_environments",
+            Environment::deserialize,
+            defaults::production_environments,
+            |items, declared| {
+                rules::production_environments(rules::INGEST_ENVIRONMENTS, items, declared)
+            },
+        );
         let tables = self.tables(&mut table, "clients").or_else(Vec::new);
         self.finish(table);
         let tables = tables?;
@@ -827,6 +888,7 @@ impl<'l> Walker<'l> {
         self.extend(problems);
         Some(IngestConfig {
             requests_per_second: rate?,
+            production_environments: production_environments?,
             clients: clients.into_iter().collect::<Option<Vec<_>>>()?,
         })
     }
@@ -1002,7 +1064,7 @@ impl<'l> Walker<'l> {
             "production_environments",
             Environment::deserialize,
             defaults::production_environments,
-            rules::production_environments,
+            |items, declared| rules::production_environments(rules::ENVIRONMENTS, items, declared),
         );
         let incident_labels = self.checked_list(
             &mut table,

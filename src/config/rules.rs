@@ -19,7 +19,7 @@
 
 use super::{
     Config, Duration, IngestClientConfig, LabelName, Problem, PushRepositoryConfig, Seconds,
-    MAX_INGEST_REQUESTS_PER_SECOND,
+    WebhooksConfig, MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -38,6 +38,7 @@ pub(super) const GITLAB_INCIDENT_LABELS: &str = "gitlab.incident_labels";
 pub(super) const GITLAB_REWORK_LABELS: &str = "gitlab.rework_labels";
 pub(super) const REPOSITORIES: &str = "github.repositories";
 pub(super) const ENVIRONMENTS: &str = "github.production_environments";
+pub(super) const INGEST_ENVIRONMENTS: &str = "ingest.production_environments";
 pub(super) const INCIDENT_LABELS: &str = "github.incident_labels";
 pub(super) const REWORK_LABELS: &str = "github.rework_labels";
 pub(super) const THRESHOLDS: &str = "metrics.thresholds";
@@ -152,19 +153,21 @@ fn repeated_name(
     )
 }
 
-/// `github.production_environments`: at least one, no duplicates.
+/// `github.production_environments` and `ingest.production_environments`
+/// (named by `path`): at least one, no duplicates.
 pub(super) fn production_environments(
+    path: &str,
     items: &[(usize, &Environment)],
     declared: usize,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     if declared == 0 {
         problems.push(problem(
-            ENVIRONMENTS.to_owned(),
+            path.to_owned(),
             "expected at least one environment (nothing would count as a deployment)".to_owned(),
         ));
     }
-    problems.extend(environments_once(ENVIRONMENTS, items));
+    problems.extend(environments_once(path, items));
     problems
 }
 
@@ -428,6 +431,38 @@ pub(super) fn push_repositories_apart(
         .collect()
 }
 
+/// `[webhooks.github]` needs `[github]`: a delivery only says which repository
+/// to sync, and GitHub (its token, its repositories) is what is synced.
+pub(super) fn webhooks_need_github(github: bool, github_hook: bool) -> Vec<Problem> {
+    if github_hook && !github {
+        vec![problem(
+            "webhooks.github".to_owned(),
+            "[webhooks.github] needs [github]: a delivery only tells which repository to \
+             sync from GitHub, so [github] with its token and [[github.repositories]] must be \
+             configured too"
+                .to_owned(),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `webhooks.github.secret`: at least [`MIN_WEBHOOK_SECRET_LEN`] characters.
+/// Never quotes it.
+fn webhook_secret(webhooks: &WebhooksConfig) -> Vec<Problem> {
+    match &webhooks.github {
+        Some(github) if github.secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_LEN => {
+            vec![problem(
+                "webhooks.github.secret".to_owned(),
+                format!(
+                    "must be at least {MIN_WEBHOOK_SECRET_LEN} characters (the value is not shown)"
+                ),
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn indexed<T>(items: &[T]) -> Vec<(usize, &T)> {
     items.iter().enumerate().collect()
 }
@@ -464,6 +499,7 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
             .collect();
         problems.extend(lookback(LOOKBACK, github.lookback, &windows_indexed));
         problems.extend(production_environments(
+            ENVIRONMENTS,
             &indexed(&github.production_environments),
             github.production_environments.len(),
         ));
@@ -501,6 +537,11 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
     }
     if let Some(ingest) = &config.ingest {
         problems.extend(ingest_rate(ingest.requests_per_second));
+        problems.extend(production_environments(
+            INGEST_ENVIRONMENTS,
+            &indexed(&ingest.production_environments),
+            ingest.production_environments.len(),
+        ));
         problems.extend(ingest_clients(
             &indexed(&ingest.clients),
             ingest.clients.len(),
@@ -523,5 +564,10 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         &github_names,
         &gitlab_names,
     ));
+    problems.extend(webhooks_need_github(
+        config.github.is_some(),
+        config.webhooks.github.is_some(),
+    ));
+    problems.extend(webhook_secret(&config.webhooks));
     problems
 }

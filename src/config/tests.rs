@@ -277,6 +277,24 @@ fn invalid_cases() -> Vec<(String, &'static str, &'static str)> {
             "missing required key",
         ),
         ("[server]\n".to_owned(), "github", "missing required table"),
+        // Webhooks.
+        (head("[webhooks.github]\nsecret = \"too-short\""), "webhooks.github.secret", "at least 32 characters (the value is not shown)"),
+        (head("[webhooks.github]\nsecret = \"with a space with a space with a space\""), "webhooks.github.secret", "spaces"),
+        (head("[webhooks.github]\nsecret = 1234"), "webhooks.github.secret", "expected a string (the value is not shown)"),
+        (head("[webhooks.github]"), "webhooks.github.secret", "missing required key"),
+        (head("[webhooks.github]\nsecrets = \"x\""), "webhooks.github.secrets", "did you mean \"secret\""),
+        (head("[webhooks.gitlab]\nsecret = \"x\""), "webhooks.gitlab", "unknown key"),
+        (head("[webhooks]\ngithub = \"x\""), "webhooks.github", "expected a table"),
+        (
+            format!("[ingest]\n[[ingest.clients]]\nname = \"ci\"\ntoken = \"{}\"\nrepositories = [\"acme/*\"]\n[webhooks.github]\nsecret = \"{}\"\n", "t".repeat(32), "s".repeat(32)),
+            "webhooks.github",
+            "[webhooks.github] needs [github]",
+        ),
+        (
+            format!("[ingest]\n[[ingest.clients]]\nname = \"ci\"\ntoken = \"{}\"\nrepositories = [\"acme/*\"]\n[webhooks.github]\nsecret = \"short\"\n", "t".repeat(32)),
+            "webhooks.github",
+            "[webhooks.github] needs [github]",
+        ),
         // Deployments.
         (repo("deployments = { from = \"workflow_runs\", workflow = \"deploy.yml\", branch = \"main\" }"), "github.repositories[0].deployments.environment", "required with from = \"workflow_runs\""),
         (repo("deployments = { from = \"workflow_runs\" }"), "github.repositories[0].deployments.workflow", "required"),
@@ -379,7 +397,8 @@ fn a_gitlab_section_takes_its_defaults_and_nested_paths() {
         defaults::production_environments()
     );
     assert_eq!(config.synced_repositories().len(), 2);
-    // With [github] too: one list of each, GitHub's first; the shorter interval.
+    // With [github] too: each host's production environments for its own
+    // repositories, one list of rework labels, the shorter interval.
     let both = format!(
         "{}[github]\ntoken = \"t0ken-value\"\npoll_interval = \"10m\"\n\
          production_environments = [\"live\"]\n[[github.repositories]]\nname = \"acme/gh\"\n",
@@ -390,12 +409,15 @@ fn a_gitlab_section_takes_its_defaults_and_nested_paths() {
     );
     let config = load(&both).unwrap();
     let engine = config.engine_config();
-    let names: Vec<&str> = engine
-        .production_environments
-        .iter()
-        .map(|e| e.as_str())
-        .collect();
-    assert_eq!(names, ["live", "production"]);
+    let names = |list: &[Environment]| {
+        list.iter()
+            .map(|e| e.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let of = |name: &str| names(engine.production_environments_of(&RepoName::parse(name).unwrap()));
+    assert_eq!(of("acme/gh"), ["live"]);
+    assert_eq!(of("acme/platform/core/api"), ["production"]);
+    assert_eq!(of("acme/web"), ["production"]);
     assert_eq!(engine.rework_labels, ["hotfix", "revert"]);
     assert_eq!(config.poll_interval().to_string(), "2m");
     assert_eq!(config.synced_repositories().len(), 3);
@@ -634,6 +656,64 @@ fn the_token_never_appears_in_debug_or_problems() {
             );
         }
     }
+}
+
+const WEBHOOK_SECRET: &str = "whsec-unit-test-0123456789abcdef0123456789";
+
+#[test]
+fn a_github_webhook_takes_its_secret_and_never_shows_it() {
+    let lookup = |name: &str| match name {
+        "GITHUB_WEBHOOK_SECRET" => Ok(WEBHOOK_SECRET.to_owned()),
+        other => lookup(other),
+    };
+    let text = doc(
+        "[webhooks.github]\nsecret = \"${GITHUB_WEBHOOK_SECRET}\"",
+        "",
+        "",
+    );
+    let config = Config::from_toml_str(&text, lookup).unwrap();
+    let hook = config.webhooks.github.as_ref().expect("[webhooks.github]");
+    assert_eq!(hook.secret.expose_secret(), WEBHOOK_SECRET);
+    assert!(config.validate().is_ok());
+    let debug = format!("{config:?} {config:#?}");
+    assert!(!debug.contains(WEBHOOK_SECRET), "{debug}");
+    // Without the table, no webhooks; an empty [webhooks] is allowed.
+    assert!(load(MINIMAL).unwrap().webhooks.github.is_none());
+    assert!(load(&doc("[webhooks]", "", ""))
+        .unwrap()
+        .webhooks
+        .github
+        .is_none());
+    // The secret pasted into another key is redacted from that key's problem.
+    let misplaced = doc(
+        "[webhooks.github]\nsecret = \"${GITHUB_WEBHOOK_SECRET}\"\n[server]\nlisten = \"${GITHUB_WEBHOOK_SECRET}\"",
+        "",
+        "",
+    );
+    let problems = Config::from_toml_str(&misplaced, lookup).unwrap_err();
+    let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(!rendered.is_empty());
+    for problem in &rendered {
+        assert!(!problem.contains(WEBHOOK_SECRET), "{problem}");
+    }
+    // Built in code: the rules apply too.
+    let mut config = load(MINIMAL).unwrap();
+    config.webhooks.github = Some(GithubWebhookConfig {
+        secret: SecretString::from("short"),
+    });
+    config.github = None;
+    let problems = config.validate().unwrap_err();
+    let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        rendered.iter().any(|p| p.contains("needs [github]")),
+        "{rendered:?}"
+    );
+    assert!(
+        rendered
+            .iter()
+            .any(|p| p.contains("at least 32 characters")),
+        "{rendered:?}"
+    );
 }
 
 #[test]
@@ -981,4 +1061,47 @@ fn an_error_the_parser_repeats_is_reported_once() {
     let unique: std::collections::BTreeSet<&String> = rendered.iter().collect();
     assert_eq!(unique.len(), rendered.len(), "{rendered:#?}");
     assert!(rendered.len() <= 3, "{rendered:#?}");
+}
+
+#[test]
+fn the_push_apis_production_environments_are_those_of_repositories_no_code_host_reads() {
+    let config = load(
+        "[github]\ntoken = \"t\"\nproduction_environments = [\"live\"]\n\
+         [[github.repositories]]\nname = \"acme/api\"\n\
+         [ingest]\nproduction_environments = [\"prod\", \"prod-eu\"]\n\
+         [[ingest.clients]]\nname = \"ci\"\ntoken = \"0123456789abcdef0123456789abcdef\"\n\
+         repositories = [\"acme/*\"]\n\
+         [[repositories]]\nname = \"acme/billing\"\n",
+    )
+    .unwrap();
+    let engine = config.engine_config();
+    let names = |list: &[Environment]| {
+        list.iter()
+            .map(|e| e.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let repo = |name: &str| RepoName::parse(name).unwrap();
+    assert_eq!(
+        names(engine.production_environments_of(&repo("acme/api"))),
+        ["live"]
+    );
+    assert_eq!(
+        names(engine.production_environments_of(&repo("acme/billing"))),
+        ["prod", "prod-eu"]
+    );
+    // A pushed repository listed nowhere.
+    assert_eq!(
+        names(engine.production_environments_of(&repo("acme/other"))),
+        ["prod", "prod-eu"]
+    );
+    // Without the key, the push API's list is the default and GitHub's applies
+    // to GitHub's repositories only.
+    let config = load(
+        "[ingest]\n[[ingest.clients]]\nname = \"ci\"\n\
+         token = \"0123456789abcdef0123456789abcdef\"\nrepositories = [\"acme/*\"]\n",
+    )
+    .unwrap();
+    let engine = config.engine_config();
+    assert_eq!(names(&engine.production_environments), ["production"]);
+    assert!(engine.production_by_repository.is_empty());
 }

@@ -96,6 +96,12 @@ impl fmt::Display for ApiUrl {
 /// beyond guessing, and a shorter value is a placeholder left in by mistake.
 pub const MIN_INGEST_TOKEN_LEN: usize = 32;
 
+/// The shortest webhook secret accepted, as for ingest tokens: whoever holds one
+/// signed delivery can try secrets offline as fast as HMAC-SHA256 runs, so the
+/// secret must be random (`openssl rand -hex 32`), and a short one is a
+/// placeholder or a password.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 32;
+
 /// The highest `ingest.requests_per_second`: beyond it the limit protects nothing.
 pub const MAX_INGEST_REQUESTS_PER_SECOND: u32 = 100_000;
 

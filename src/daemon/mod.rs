@@ -22,6 +22,10 @@
 //! - `health`: the collector's health as published.
 //! - `retry`: when a repository that failed is tried again (soon, not a poll
 //!   interval later).
+//! - `out_of_turn`: the syncs of single repositories asked for between cycles
+//!   (by webhook deliveries), gathered per repository.
+//! - `push`, `webhooks`: the push API's and the webhooks' routes wired into the
+//!   server and the scheduler.
 //! - `server`: the HTTP server's limits and timeouts, and its graceful shutdown
 //!   with a deadline.
 //! - `demo`: the configuration `demo` runs with.
@@ -35,14 +39,18 @@ mod cycle;
 pub mod demo;
 mod health;
 mod ledger;
+mod out_of_turn;
 mod push;
 mod retry;
 pub mod server;
+mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use cycle::sync_selected;
 pub use cycle::{sync_all, CycleReport, RepoOutcome, RepoReport};
 pub use health::HealthTracker;
+use out_of_turn::SyncRequests;
+pub use out_of_turn::OUT_OF_TURN_DEBOUNCE;
 pub use retry::RetryQueue;
 pub(crate) use retry::FIRST_RETRY_DELAY;
 
@@ -156,14 +164,19 @@ pub struct DaemonHandle {
     addr: SocketAddr,
     state: Arc<ExporterState>,
     trigger: mpsc::Sender<()>,
+    /// Out-of-turn syncs for the scheduler.
+    requests: Arc<SyncRequests>,
+    /// Every repository of every source.
+    repositories: Vec<(&'static str, RepoName)>,
     cycles: watch::Receiver<Cycles>,
     shutdown: CancellationToken,
     /// `server.shutdown_grace_period`.
     grace: Duration,
     server: JoinHandle<std::io::Result<()>>,
     scheduler: JoinHandle<()>,
-    /// The push API's writer and publisher (none without `[ingest]`).
-    ingest: Vec<JoinHandle<()>>,
+    /// The push API's writer and publisher (none without `[ingest]`), the
+    /// webhook counters' publisher (none without `[webhooks]`).
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl DaemonHandle {
@@ -181,6 +194,23 @@ impl DaemonHandle {
     /// is running, the next starts as soon as it ends).
     pub fn sync_now(&self) {
         let _ = self.trigger.try_send(());
+    }
+
+    /// Syncs these repositories (of every source that has them) out of turn,
+    /// as a webhook delivery does: within [`OUT_OF_TURN_DEBOUNCE`], or right
+    /// after the sync that is running. The poll's rhythm, the cycle count and
+    /// the retries are unchanged. Returns how many syncs were asked for
+    /// (repositories no source has are left out).
+    pub fn sync_repositories(&self, repositories: &[RepoName]) -> usize {
+        let now = tokio::time::Instant::now();
+        let mut asked = 0;
+        for (source, repository) in &self.repositories {
+            if repositories.contains(repository) {
+                self.requests.request(source, repository, now);
+                asked += 1;
+            }
+        }
+        asked
     }
 
     /// Waits until `n` cycles have completed since start (and been published);
@@ -220,10 +250,11 @@ impl DaemonHandle {
         }
         // The server keeps its own deadline, started by the same cancellation.
         let server = self.server.await;
-        for mut task in self.ingest {
+        for mut task in self.tasks {
             // The writer ends once the server's routes are gone and its queue
             // is empty: every push answered 202 is already kept; one still
             // queued at the deadline was never acknowledged (its client retries).
+            // The publishers end with the cancellation.
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 task.abort();
             }
@@ -249,6 +280,8 @@ struct Scheduler {
     retries: RetryQueue,
     shutdown: CancellationToken,
     trigger: mpsc::Receiver<()>,
+    /// Syncs of single repositories asked for between cycles.
+    requests: Arc<SyncRequests>,
     cycles: watch::Sender<Cycles>,
     /// Held while computing and publishing a snapshot, so that a recompute after
     /// pushes and one after a sync never publish out of order.
@@ -272,6 +305,8 @@ pub async fn start(
     let state = Arc::new(
         ExporterState::new(ExporterOptions {
             simulated: options.simulated,
+            push_api: config.ingest.is_some(),
+            github_webhooks: config.webhooks.github.is_some(),
             ..ExporterOptions::new(repositories.clone())
         })
         .context("cannot render the initial metrics page")?,
@@ -284,6 +319,16 @@ pub async fn start(
     let publishing = Arc::new(tokio::sync::Mutex::new(()));
     let (trigger_tx, trigger_rx) = mpsc::channel(1);
     let (cycles_tx, cycles_rx) = watch::channel(Cycles::default());
+    let requests = Arc::new(SyncRequests::new(OUT_OF_TURN_DEBOUNCE));
+    let source_repositories: Vec<(&'static str, RepoName)> = sources
+        .iter()
+        .flat_map(|source| {
+            source
+                .repositories()
+                .iter()
+                .map(|repository| (source.name(), repository.clone()))
+        })
+        .collect();
     let scheduler = Scheduler {
         tracker: HealthTracker::new(&sources, &statuses),
         sources,
@@ -297,6 +342,7 @@ pub async fn start(
         publishing: Arc::clone(&publishing),
         shutdown: shutdown.clone(),
         trigger: trigger_rx,
+        requests: Arc::clone(&requests),
         cycles: cycles_tx,
     };
     if scheduler.tracker.any_synced() {
@@ -316,9 +362,9 @@ pub async fn start(
         Arc::new(config.clone()),
         Arc::new(move || report_clock.now()),
     ));
-    let mut ingest_tasks = Vec::new();
+    let mut tasks = Vec::new();
     if config.ingest.is_some() {
-        let (routes, tasks) = push::start(
+        let (routes, push_tasks) = push::start(
             &config,
             push::Publisher {
                 store: scheduler.store.clone(),
@@ -332,7 +378,16 @@ pub async fn start(
         )
         .await?;
         app = app.merge(routes);
-        ingest_tasks = tasks;
+        tasks.extend(push_tasks);
+    }
+    if let Some((routes, publisher)) = webhooks::start(
+        &config,
+        Arc::clone(&requests),
+        Arc::clone(&state),
+        shutdown.clone(),
+    ) {
+        app = app.merge(routes);
+        tasks.push(publisher);
     }
     let grace = config.server.shutdown_grace_period.to_std();
     let server = tokio::spawn(server::serve(listener, app, server_token, grace));
@@ -347,21 +402,26 @@ pub async fn start(
         addr,
         state,
         trigger: trigger_tx,
+        requests,
+        repositories: source_repositories,
         cycles: cycles_rx,
         shutdown,
         grace,
         server,
         scheduler,
-        ingest: ingest_tasks,
+        tasks,
     })
 }
 
 impl Scheduler {
     /// Cycles every poll interval (or when triggered); in between, retry rounds
-    /// for the repositories that failed, as they come due. Retry rounds are
+    /// for the repositories that failed, as they come due, and out-of-turn
+    /// rounds for the repositories asked for (webhooks). Those rounds are
     /// published like cycles but not counted in [`Cycles`].
     async fn run(mut self) {
         'cycles: loop {
+            // This cycle syncs every repository after every request so far.
+            self.requests.served_by_cycle();
             let report = sync_all(
                 &self.sources,
                 &self.store,
@@ -383,31 +443,40 @@ impl Scheduler {
                 tokio::time::Instant::now() + next_delay(self.poll_interval, rand::random::<f64>());
             loop {
                 let retry_at = self.retries.next_due().filter(|due| *due < next_cycle);
-                tokio::select! {
+                let requested_at = self.requests.next_due();
+                let (round, due) = tokio::select! {
                     () = self.shutdown.cancelled() => break 'cycles,
                     () = tokio::time::sleep_until(next_cycle) => break,
                     Some(()) = self.trigger.recv() => break,
+                    // A new request: look again at when the next one is due.
+                    () = self.requests.requested() => continue,
                     () = sleep_until_some(retry_at) => {
-                        let due = self.retries.due(tokio::time::Instant::now());
-                        let report = sync_selected(
-                            &self.sources,
-                            &self.store,
-                            self.clock.as_ref(),
-                            &self.shutdown,
-                            &due,
-                        )
-                        .await;
-                        if !self.take_in(&report) {
-                            break 'cycles;
-                        }
-                        tracing::info!(
-                            repositories = report.repositories.len(),
-                            failed = report.failures().count(),
-                            "retry of failed repositories finished"
-                        );
-                        self.publish().await;
+                        ("retry of failed repositories", self.retries.due(tokio::time::Instant::now()))
                     }
+                    () = sleep_until_some(requested_at) => {
+                        ("out-of-turn sync", self.requests.take_due(tokio::time::Instant::now()))
+                    }
+                };
+                if due.is_empty() {
+                    continue;
                 }
+                let report = sync_selected(
+                    &self.sources,
+                    &self.store,
+                    self.clock.as_ref(),
+                    &self.shutdown,
+                    &due,
+                )
+                .await;
+                if !self.take_in(&report) {
+                    break 'cycles;
+                }
+                tracing::info!(
+                    repositories = report.repositories.len(),
+                    failed = report.failures().count(),
+                    "{round} finished"
+                );
+                self.publish().await;
             }
         }
         tracing::info!("sync stopped");

@@ -60,8 +60,8 @@ use tower::ServiceExt as _;
 /// network and short for a connection that only occupies a slot.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a request body may take to arrive (no route reads one today; the push
-/// API will).
+/// How long a request body may take to arrive between two of its parts (the
+/// push API and webhooks read bodies, each also within a deadline of its own).
 pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a handler may take before the client gets `503`: a backstop for a

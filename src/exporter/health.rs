@@ -21,6 +21,19 @@ pub struct HealthSnapshot {
     pub status_unrecorded: bool,
     /// Push API requests by client and outcome (empty without `[ingest]`).
     pub pushes: Vec<PushCount>,
+    /// Webhook deliveries by event and outcome (empty without `[webhooks]`).
+    pub webhooks: Vec<WebhookCount>,
+}
+
+/// Webhook deliveries of one event with one outcome since the process started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookCount {
+    /// `deployment`, `push`, …, `ping` or `other` (`docs/metrics.md`).
+    pub event: String,
+    /// `accepted`, `duplicate`, `unauthorized`, … (`docs/metrics.md`).
+    pub outcome: String,
+    /// Deliveries so far.
+    pub count: u64,
 }
 
 /// Push API requests of one client with one outcome since the process started.

@@ -500,6 +500,12 @@ pub(crate) const PUSHES: Family = family(
     &["client", "outcome"],
     "Push API requests since the process started, by client (empty without a valid token) and outcome (accepted, duplicate, unauthorized, forbidden, invalid, conflict, too_large, rate_limited, error).",
 );
+pub(crate) const WEBHOOK_DELIVERIES: Family = family(
+    "dora_collector_webhook_deliveries_total",
+    Kind::Counter,
+    &["event", "outcome"],
+    "Webhook deliveries since the process started, by event (deployment, deployment_status, workflow_run, issues, pull_request, push, ping, other) and outcome (accepted, duplicate, unauthorized, invalid, too_large, ignored).",
+);
 pub(crate) const SNAPSHOT_TIMESTAMP: Family = family(
     "dora_collector_snapshot_timestamp_seconds",
     Kind::Gauge,
@@ -538,6 +544,7 @@ pub fn all_families() -> Vec<Family> {
         NEXT_SYNC_RETRY,
         SKIPPED_ITEMS,
         PUSHES,
+        WEBHOOK_DELIVERIES,
         SNAPSHOT_TIMESTAMP,
         BUILD_INFO,
     ]);
@@ -721,6 +728,13 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
             &PUSHES,
             &[push.client.as_str(), push.outcome.as_str()],
             push.count,
+        );
+    }
+    for delivery in &health.webhooks {
+        out.counter(
+            &WEBHOOK_DELIVERIES,
+            &[delivery.event.as_str(), delivery.outcome.as_str()],
+            delivery.count,
         );
     }
     for source in &health.sources {

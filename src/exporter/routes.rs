@@ -86,6 +86,8 @@ async fn index(State(state): State<Arc<ExporterState>>) -> Response {
                 template.render(context! {
                     version => options.version.as_str(),
                     simulated => options.simulated,
+                    push_api => options.push_api,
+                    github_webhooks => options.github_webhooks,
                     snapshot => snapshot,
                     status => status,
                 })

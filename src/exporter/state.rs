@@ -15,7 +15,7 @@
 //!
 //! It does no I/O and knows nothing about HTTP; `routes` serves it.
 
-use super::health::{HealthSnapshot, PushCount};
+use super::health::{HealthSnapshot, PushCount, WebhookCount};
 use super::render::{render, RenderError};
 use crate::domain::{RepoName, Timestamp};
 use crate::dora::Snapshot;
@@ -40,6 +40,11 @@ pub struct ExporterOptions {
     pub simulated: bool,
     /// The `version` label of `dora_build_info`.
     pub version: String,
+    /// The push API is served (`[ingest]`): the landing page lists its routes.
+    pub push_api: bool,
+    /// GitHub webhooks are taken (`[webhooks.github]`): the landing page lists
+    /// the route.
+    pub github_webhooks: bool,
 }
 
 impl ExporterOptions {
@@ -49,6 +54,8 @@ impl ExporterOptions {
             repositories,
             simulated: false,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            push_api: false,
+            github_webhooks: false,
         }
     }
 }
@@ -126,6 +133,8 @@ struct Inputs {
     /// The push counters, published on their own (the sources' health does
     /// not carry them).
     pushes: Vec<PushCount>,
+    /// The webhook delivery counters, likewise.
+    webhooks: Vec<WebhookCount>,
     /// Configured repositories that have had a successful sync.
     synced: BTreeSet<RepoName>,
 }
@@ -189,6 +198,15 @@ impl ExporterState {
         self.update(&mut inputs, health)
     }
 
+    /// Publishes the webhook delivery counters: re-renders with the latest
+    /// snapshot and health.
+    pub fn publish_webhooks(&self, webhooks: Vec<WebhookCount>) -> Result<(), RenderError> {
+        let mut inputs = lock(&self.inputs);
+        inputs.webhooks = webhooks;
+        let health = inputs.health.clone();
+        self.update(&mut inputs, health)
+    }
+
     /// Publishes new health alone (say, after a failed sync, when there is no new
     /// snapshot): re-renders with the latest snapshot.
     pub fn publish_health(&self, health: HealthSnapshot) -> Result<(), RenderError> {
@@ -244,15 +262,16 @@ fn build_page(
     inputs: &Inputs,
     renders: &AtomicU64,
 ) -> Result<Page, RenderError> {
-    let with_pushes;
-    let health = if inputs.pushes.is_empty() {
+    let with_counters;
+    let health = if inputs.pushes.is_empty() && inputs.webhooks.is_empty() {
         &inputs.health
     } else {
-        with_pushes = HealthSnapshot {
+        with_counters = HealthSnapshot {
             pushes: inputs.pushes.clone(),
+            webhooks: inputs.webhooks.clone(),
             ..inputs.health.clone()
         };
-        &with_pushes
+        &with_counters
     };
     let metrics = render(inputs.snapshot.as_deref(), health, &options.version)?;
     renders.fetch_add(1, Ordering::Relaxed);

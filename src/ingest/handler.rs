@@ -13,12 +13,12 @@ use super::wire::{self, BadRequest, ValidItem};
 use super::writer::WriteError;
 use super::{IngestState, PushOutcome, RepositoryDeployments};
 use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
-use crate::domain::{DeploymentOutcome, Environment, RepoName};
+use crate::domain::{DeploymentOutcome, Environment, RepoName, Team};
+use crate::request_body::{self, BodyError};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -267,7 +267,7 @@ async fn checked(
         refusal.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         return Err(refusal);
     }
-    if !is_json(headers.get(header::CONTENT_TYPE)) {
+    if !request_body::is_json(headers) {
         return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PushOutcome::Invalid,
@@ -281,44 +281,28 @@ async fn checked(
             format!("the body is larger than {MAX_BODY_BYTES} bytes; send fewer items at once"),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    let too_slow = || {
-        Refusal::new(
-            StatusCode::REQUEST_TIMEOUT,
-            PushOutcome::Invalid,
-            format!(
-                "the body did not arrive within {} seconds",
-                BODY_READ_TIMEOUT.as_secs()
-            ),
-        )
-    };
-    let bytes = match tokio::time::timeout(
-        BODY_READ_TIMEOUT,
-        Limited::new(body, MAX_BODY_BYTES).collect(),
-    )
-    .await
-    {
-        Err(_) => return Err(too_slow()),
-        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(too_large())
-        }
+    let bytes = match request_body::read(headers, body, MAX_BODY_BYTES, BODY_READ_TIMEOUT).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return Err(too_large()),
         // The server's own body timeout (a pause between two parts of the
         // body) may fire first: the same answer.
-        Ok(Err(error)) if is_body_timeout(error.as_ref()) => return Err(too_slow()),
-        Ok(Err(_)) => {
+        Err(BodyError::TooSlow) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                PushOutcome::Invalid,
+                format!(
+                    "the body did not arrive within {} seconds",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ))
+        }
+        Err(BodyError::Unreadable) => {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 PushOutcome::Invalid,
                 "the body could not be read",
             ))
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
     };
     let mut items = wire::parse(kind, &bytes, (state.now)())?;
     for item in &mut items {
@@ -379,7 +363,13 @@ fn check_repository(
     client: &Client,
     item: &mut ValidItem,
 ) -> Result<(), Refusal> {
-    let repository = item.event.repository().clone();
+    let repository = match (&item.event, item.event.repository()) {
+        (PushedEvent::TeamIncident(incident), _) => {
+            return check_team(state, client, item, &incident.team)
+        }
+        (_, Some(repository)) => repository.clone(),
+        (_, None) => return Ok(()),
+    };
     let repository = &repository;
     if !client.may_write(repository) {
         return Err(Refusal::new(
@@ -424,23 +414,43 @@ fn check_repository(
     }
 }
 
-/// `application/json`, with or without parameters (`; charset=utf-8`).
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Whether reading a body failed because the server's body timeout fired
-/// (tower-http's `TimeoutError`, wrapped by axum's body error).
-fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        cause = error.source();
+/// A team's incident: the team is configured (else `400`) and the client may
+/// write every repository of it (else `403`).
+fn check_team(
+    state: &IngestState,
+    client: &Client,
+    item: &ValidItem,
+    team: &Team,
+) -> Result<(), Refusal> {
+    let Some(repositories) = state.teams.get(team) else {
+        let known: Vec<&str> = state.teams.keys().map(Team::as_str).collect();
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            PushOutcome::Invalid,
+            format!(
+                "unknown team {:?}: a team is known by the repositories configured with it ({})",
+                team.as_str(),
+                if known.is_empty() {
+                    "none are".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )
+        .at(Some(item.field("team"))));
+    };
+    match repositories.iter().find(|r| !client.may_write(r)) {
+        Some(outside) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            PushOutcome::Forbidden,
+            format!(
+                "client {:?} may not write incidents of team {:?}: its repository {outside} is \
+                 outside the client's repositories patterns",
+                client.name,
+                team.as_str()
+            ),
+        )
+        .at(Some(item.field("team")))),
+        None => Ok(()),
     }
-    false
 }

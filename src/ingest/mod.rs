@@ -23,13 +23,13 @@ mod writer;
 pub use auth::MAX_AUTHORIZATION_BYTES;
 pub use handler::{BODY_READ_TIMEOUT, MAX_BODY_BYTES, MAX_QUERY_BYTES};
 pub use wire::{
-    MAX_COMMITS, MAX_FUTURE_SECONDS, MAX_ID_BYTES, MAX_ITEMS, MAX_PARENTS, MAX_TITLE_BYTES,
-    MAX_URL_BYTES,
+    MAX_COMMITS, MAX_COMMIT_MESSAGE_BYTES, MAX_FUTURE_SECONDS, MAX_ID_BYTES, MAX_ITEMS,
+    MAX_PARENTS, MAX_TITLE_BYTES, MAX_URL_BYTES,
 };
 pub use writer::{Changes, WriteError, Writer, MAX_REQUESTS_PER_COMMIT, QUEUE_CAPACITY};
 
 use crate::config::{Config, DeploymentsConfig};
-use crate::domain::{RepoName, Timestamp};
+use crate::domain::{RepoName, Team, Timestamp};
 use crate::store::SharedStore;
 use auth::Clients;
 use axum::routing::{get, post};
@@ -148,6 +148,9 @@ struct IngestState {
     clients: Clients,
     /// The repositories of `[[github.repositories]]`.
     repositories: HashMap<RepoName, RepositoryDeployments>,
+    /// Every configured team with its repositories (a team's incidents may be
+    /// pushed only for these).
+    teams: BTreeMap<Team, Vec<RepoName>>,
     writer: Writer,
     /// The writer's store, for the one read (`/api/v1/deployments/latest`).
     reader: SharedStore,
@@ -207,11 +210,16 @@ impl Ingest {
                 (project.path.clone(), deployments)
             }))
             .collect();
+        let mut teams: BTreeMap<Team, Vec<RepoName>> = BTreeMap::new();
+        for (repository, team) in config.engine_config().teams {
+            teams.entry(team).or_default().push(repository);
+        }
         let changes = Arc::new(Changes::default());
         let (writer, task) = Writer::spawn(store.clone(), Arc::clone(&changes));
         let state = IngestState {
             clients,
             repositories,
+            teams,
             writer,
             reader: store,
             counters,

@@ -11,7 +11,7 @@
 use crate::domain::batch::{cut_to_bytes, CommitRecord, PushKind, PushedEvent, PUSH_DIGEST_BYTES};
 use crate::domain::{
     CommitSha, Deployment, DeploymentOutcome, DeploymentSource, Environment, Incident,
-    IncidentSource, RepoName, ShaPrefix, Team, Timestamp,
+    IncidentSource, RepoName, ShaPrefix, Team, TeamIncident, Timestamp,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,10 @@ pub const MAX_ID_BYTES: usize = 256;
 
 /// The longest incident title kept.
 pub const MAX_TITLE_BYTES: usize = 1_024;
+
+/// The longest commit `message` accepted (the store keeps its first line, cut to
+/// its own limit).
+pub const MAX_COMMIT_MESSAGE_BYTES: usize = 1_024;
 
 /// The longest `url` accepted.
 pub const MAX_URL_BYTES: usize = 2_048;
@@ -284,6 +288,11 @@ struct CommitWire {
     #[serde(serialize_with = "serialize_bounded")]
     parents: Bounded<CommitSha, MAX_PARENTS>,
     authored_at: Time,
+    /// The subject (first line) of the commit message: a `Revert "` one makes
+    /// its deployment rework. Optional; absent from the digest when absent, so
+    /// items pushed without it keep their identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<Text<MAX_COMMIT_MESSAGE_BYTES>>,
 }
 
 fn serialize_bounded<S: serde::Serializer, T: Serialize, const MAX: usize>(
@@ -367,7 +376,10 @@ impl WireItem for DeploymentWire {
                 commits
                     .0
                     .into_iter()
-                    .map(|c| CommitRecord::new(c.sha, c.parents.0, c.authored_at.0, ""))
+                    .map(|c| {
+                        let message = c.message.as_ref().map_or("", |m| m.0.as_str());
+                        CommitRecord::new(c.sha, c.parents.0, c.authored_at.0, message)
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -415,14 +427,9 @@ struct IncidentWire {
 impl WireItem for IncidentWire {
     fn validate(self, path: String, now: Timestamp) -> Result<ValidItem, BadRequest> {
         let at = |field: &str| format!("{path}{field}");
-        let repository = match (&self.repository, &self.team) {
-            (Some(repository), None) => repository.clone(),
-            (None, Some(_)) => {
-                return Err(BadRequest::at(
-                    at("team"),
-                    "incidents of a team are not supported yet: name the repository instead",
-                ))
-            }
+        let owner = match (&self.repository, &self.team) {
+            (Some(repository), None) => Ok(repository.clone()),
+            (None, Some(team)) => Err(team.clone()),
             (Some(_), Some(_)) => {
                 return Err(BadRequest::at(
                     at("team"),
@@ -456,15 +463,25 @@ impl WireItem for IncidentWire {
             id: self.id.0,
             digest,
             base_digest,
-            event: PushedEvent::Incident(Incident {
-                source: IncidentSource::Push,
-                repository,
-                number: 0,
-                created_at: self.created_at.0,
-                closed_at: self.resolved_at.map(|t| t.0),
-                labels: Vec::new(),
-                root_cause: self.root_cause,
-            }),
+            event: match owner {
+                Ok(repository) => PushedEvent::Incident(Incident {
+                    source: IncidentSource::Push,
+                    repository,
+                    number: 0,
+                    created_at: self.created_at.0,
+                    closed_at: self.resolved_at.map(|t| t.0),
+                    labels: Vec::new(),
+                    root_cause: self.root_cause,
+                }),
+                Err(team) => PushedEvent::TeamIncident(TeamIncident {
+                    source: IncidentSource::Push,
+                    team,
+                    number: 0,
+                    created_at: self.created_at.0,
+                    closed_at: self.resolved_at.map(|t| t.0),
+                    root_cause: self.root_cause,
+                }),
+            },
             without_commits: false,
             path,
         })
@@ -487,6 +504,20 @@ mod tests {
 
     fn bad(kind: PushKind, body: &str) -> BadRequest {
         parse(kind, body.as_bytes(), NOW).unwrap_err()
+    }
+
+    #[test]
+    fn an_incident_of_a_team_becomes_a_team_incident() {
+        let body = r#"{"id": "page-1", "team": "web", "created_at": "2023-11-14T22:00:00Z",
+                       "root_cause": "6dcb09b"}"#;
+        let items = parse(PushKind::Incident, body.as_bytes(), NOW).unwrap();
+        let PushedEvent::TeamIncident(incident) = &items[0].event else {
+            panic!("a team's incident: {:?}", items[0].event);
+        };
+        assert_eq!(incident.team.as_str(), "web");
+        assert_eq!(incident.closed_at, None);
+        assert_eq!(incident.root_cause.as_ref().unwrap().as_str(), "6dcb09b");
+        assert_eq!(items[0].event.repository(), None);
     }
 
     #[test]
@@ -519,11 +550,10 @@ mod tests {
             (PushKind::Deployment, deployment("").replace("2023-11-14T22:00:00Z", "2030-01-01T00:00:00Z"), Some("finished_at"), "future"),
             (PushKind::Deployment, deployment("").replace(r#""id": "run-1", "#, ""), Some("id"), "missing field"),
             (PushKind::Deployment, format!("[{}, {}]", deployment(""), deployment(r#", "commits": [{"sha": "x"}]"#)), Some("[1].commits[0].sha"), "40-digit"),
-            (PushKind::Deployment, format!("[{}]", deployment(r#", "commits": [{"sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e", "parents": [], "authored_at": "2023-11-14T22:00:00Z", "message": "x"}]"#)), Some("[0].commits[0].message"), "unknown field"),
+            (PushKind::Deployment, format!("[{}]", deployment(r#", "commits": [{"sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e", "parents": [], "authored_at": "2023-11-14T22:00:00Z", "author": "x"}]"#)), Some("[0].commits[0].author"), "unknown field"),
             (PushKind::Deployment, deployment(r#", "started_at": "2023-11-14T22:05:00Z""#), Some("started_at"), "after finished_at"),
             (PushKind::Deployment, "[]".into(), None, "at least one"),
             (PushKind::Deployment, deployment("").replace("\"run-1\"", "7"), Some("id"), "invalid type"),
-            (PushKind::Incident, r#"{"id": "i", "team": "web", "created_at": "2023-11-14T22:00:00Z"}"#.into(), Some("team"), "not supported"),
             (PushKind::Incident, r#"{"id": "i", "created_at": "2023-11-14T22:00:00Z"}"#.into(), Some("repository"), "missing"),
             (PushKind::Incident, r#"{"id": "i", "repository": "acme/api", "created_at": "2023-11-14T22:00:00Z", "root_cause": "abc"}"#.into(), Some("root_cause"), "7 to 40"),
             (PushKind::Incident, r#"{"id": "i", "repository": "acme/api", "created_at": "2023-11-14T22:00:00Z", "resolved_at": "2023-11-14T21:00:00Z"}"#.into(), Some("resolved_at"), "before created_at"),

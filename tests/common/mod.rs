@@ -233,6 +233,26 @@ impl Scenario {
         self
     }
 
+    /// An incident reported against `team` (pushed: no label needed).
+    pub fn team_incident(
+        mut self,
+        team: &str,
+        number: u64,
+        created: i64,
+        closed: Option<i64>,
+        cause: Option<&str>,
+    ) -> Self {
+        self.builder.team_incident(TeamIncident {
+            source: dora_collector::domain::IncidentSource::Push,
+            team: Team::parse(team).unwrap(),
+            number,
+            created_at: at(created),
+            closed_at: closed.map(at),
+            root_cause: cause.map(|c| ShaPrefix::parse(c).unwrap()),
+        });
+        self
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn pull_request(
         mut self,

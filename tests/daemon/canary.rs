@@ -12,11 +12,15 @@
 //! token is the canary answers pushes with it, with another client's token and
 //! with damaged forms of it (valid, refused, malformed and oversized bodies), and
 //! neither its logs nor its answers nor its pages show it; invalid ingest
-//! configurations holding it do not print it either.
+//! configurations holding it do not print it either. GitHub webhooks likewise:
+//! the binary whose hook secret is the canary answers valid, replayed, forged
+//! and oversized deliveries, and neither the secret nor any signature it
+//! expected shows anywhere.
 //!
 //! Panics: a panic prints its message, and only a value formatted into it could
 //! carry the token, so every type that holds the token (the configuration, its
-//! `[github]` part, the token itself, the GitHub source and its HTTP client) is
+//! `[github]` part, the token itself, the GitHub source and its HTTP client, the
+//! webhook configuration and routes holding the secret) is
 //! formatted with `{:?}` (and `{}` where it has `Display`) inside a panic caught
 //! with `catch_unwind`, and the payload is checked. No panic hook is installed by
 //! the binary, and none is needed: the default hook prints only the payload, the
@@ -29,8 +33,10 @@ use axum::routing::get;
 use axum::Router;
 use base64::Engine;
 use dora_collector::config::Config;
+use dora_collector::domain::RepoName;
 use dora_collector::sim::{SimHandle, SIM_TOKEN};
 use dora_collector::sources::github::{GithubSource, MAX_RESPONSE_BYTES};
+use dora_collector::webhooks::Webhooks;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -483,6 +489,7 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
         true,
         "text",
     );
+    let text = format!("{text}[webhooks.github]\nsecret = \"{CANARY}\"\n");
     let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
     use secrecy::ExposeSecret;
     assert_eq!(
@@ -491,6 +498,7 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
         "the canary is the configured token"
     );
     let source = GithubSource::new(config.github.as_ref().unwrap()).unwrap();
+    let webhooks = Webhooks::github(&config, std::sync::Arc::new(|_: &RepoName| {})).unwrap();
     let messages = [
         format!("{config:?}"),
         format!("{config:#?}"),
@@ -498,6 +506,8 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
         format!("{:?}", config.github.as_ref().unwrap().token),
         format!("{source:?}"),
         format!("{source:#?}"),
+        format!("{:?}", config.webhooks),
+        format!("{webhooks:#?}"),
     ];
     for message in messages {
         let caught = std::panic::catch_unwind(|| panic!("{message}"));
@@ -894,5 +904,236 @@ async fn the_canary_gitlab_token_appears_in_no_log_error_or_page() {
             .cloned()
             .unwrap();
         assert_gitlab_clean("panic message", &printed);
+    }
+}
+
+/// `X-Hub-Signature-256` of `body` under `secret`.
+fn hub_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// GitHub webhooks with the canary as the hook's secret (from
+/// `${GITHUB_WEBHOOK_SECRET}`): the binary, logging at trace, answers valid,
+/// replayed, forged and oversized deliveries and deliveries signed with damaged
+/// forms of the secret; neither its logs nor its answers nor its pages show the
+/// secret, or the signature it expected of any body. Invalid configurations
+/// holding the secret do not print it either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_webhook_secret_appears_in_no_log_answer_or_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = live_simulator(SIM_TOKEN).await;
+    let repos = sim_repos(&sim);
+    let (target, _) = repos[0].clone();
+    for format in ["text", "json"] {
+        let port = crate::support::free_port();
+        let store = dir.path().join(format!("webhooks-{format}.db"));
+        let configured: Vec<_> = repos
+            .iter()
+            .map(|(name, workflow)| {
+                if *workflow {
+                    workflow_repo(name, "t", dora_collector::sim::DEPLOY_WORKFLOW_FILE)
+                } else {
+                    repo(name, "t")
+                }
+            })
+            .collect();
+        let text = config_text(sim.base_url(), SIM_TOKEN, &store, &configured, "").replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        ) + "[webhooks.github]\nsecret = \"${GITHUB_WEBHOOK_SECRET}\"\n"
+            + &log_table(format);
+        let file = write(dir.path(), "webhooks.toml", &text);
+        let stdout_path = dir.path().join(format!("webhooks-{format}.out"));
+        let stderr_path = dir.path().join(format!("webhooks-{format}.err"));
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--config"])
+            .arg(&file)
+            .env("RUST_LOG", "trace")
+            .env("GITHUB_WEBHOOK_SECRET", CANARY)
+            .env_remove("GITHUB_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("serve starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap();
+        let mut ready = false;
+        for _ in 0..READY_POLLS {
+            if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+                if response.status() == 200 {
+                    ready = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
+        }
+        let push = serde_json::json!({
+            "ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567",
+            "repository": {"full_name": target, "name": "x"},
+        })
+        .to_string();
+        let with_canary = serde_json::json!({"repository": {"full_name": CANARY}}).to_string();
+        let damaged = format!("{}x", &CANARY[..CANARY.len() - 1]);
+        // (event, delivery id, signature, body)
+        let deliveries: Vec<(&str, &str, String, String)> = vec![
+            (
+                "push",
+                "d-1",
+                hub_signature(CANARY, push.as_bytes()),
+                push.clone(),
+            ),
+            (
+                "push",
+                "d-1",
+                hub_signature(CANARY, push.as_bytes()),
+                push.clone(),
+            ),
+            (
+                "ping",
+                "d-2",
+                hub_signature(CANARY, with_canary.as_bytes()),
+                with_canary.clone(),
+            ),
+            (
+                "push",
+                "d-3",
+                hub_signature(CANARY, with_canary.as_bytes()),
+                with_canary.clone(),
+            ),
+            ("push", "d-4", hub_signature(CANARY, b"{"), "{".to_owned()),
+            (
+                "push",
+                "d-5",
+                hub_signature(&damaged, push.as_bytes()),
+                push.clone(),
+            ),
+            (
+                "push",
+                "d-6",
+                hub_signature(&CANARY.to_lowercase(), push.as_bytes()),
+                push.clone(),
+            ),
+            ("push", "d-7", format!("sha256={CANARY}"), push.clone()),
+            ("push", "d-8", CANARY.to_owned(), push.clone()),
+            (
+                "push",
+                "d-9",
+                hub_signature(CANARY, push.as_bytes()),
+                format!("{push} "),
+            ),
+            // Last: the daemon answers before reading it and closes the connection.
+            (
+                "push",
+                "d-10",
+                hub_signature(CANARY, b"{}"),
+                " ".repeat(26 * 1024 * 1024),
+            ),
+        ];
+        let mut answers = Vec::new();
+        for (event, id, signature, body) in &deliveries {
+            let response = client
+                .post(format!("{base}/webhooks/github"))
+                .header("x-github-event", *event)
+                .header("x-github-delivery", *id)
+                .header("x-hub-signature-256", signature.as_str())
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            answers.push(match response {
+                Ok(r) => (
+                    r.status().as_u16(),
+                    format!("{:?}", r.headers()),
+                    r.text().await.unwrap_or_default(),
+                ),
+                Err(e) => (0, String::new(), e.to_string()),
+            });
+        }
+        // Let the counters' publisher render, then read the pages.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut pages = Vec::new();
+        for path in ["/metrics", "/", "/readyz"] {
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            pages.push((path, response.text().await.unwrap()));
+        }
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        let output = Output {
+            status,
+            stdout: std::fs::read(&stdout_path).unwrap(),
+            stderr: std::fs::read(&stderr_path).unwrap(),
+        };
+        assert!(ready, "the daemon became ready: {output:?}");
+        let statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
+        assert_eq!(
+            statuses[..10],
+            [202, 202, 200, 202, 400, 401, 401, 401, 401, 401],
+            "{answers:?}"
+        );
+        assert!(matches!(statuses[10], 413 | 0), "{answers:?}");
+        for (status, headers, body) in &answers {
+            assert_clean(
+                &format!("webhook answer {status} ({format})"),
+                &format!("{headers}{body}"),
+            );
+        }
+        for (path, body) in &pages {
+            assert_clean(&format!("{path} after deliveries ({format})"), body);
+        }
+        assert!(
+            pages[0].1.contains(
+                "dora_collector_webhook_deliveries_total{event=\"push\",outcome=\"accepted\"} 1"
+            ),
+            "{}",
+            pages[0].1
+        );
+        assert!(output.status.success(), "graceful exit: {output:?}");
+        assert_output_clean(&format!("webhook serve ({format})"), &output);
+        // Nor the signature the collector expected of any body sent.
+        for (_, _, _, body) in &deliveries {
+            let expected = hub_signature(CANARY, body.as_bytes());
+            let hex = &expected["sha256=".len()..];
+            for stream in [&output.stdout, &output.stderr] {
+                assert!(
+                    !String::from_utf8_lossy(stream).contains(hex),
+                    "an expected signature was printed ({format})"
+                );
+            }
+        }
+    }
+    // Invalid webhook configurations holding the canary.
+    let github = format!(
+        "[github]\ntoken = \"{SIM_TOKEN}\"\n[[github.repositories]]\nname = \"acme/api\"\n"
+    );
+    for (name, text) in [
+        ("short", format!("{github}[webhooks.github]\nsecret = \"{}\"\n", &CANARY[..20])),
+        ("without github", format!("[ingest]\n[[ingest.clients]]\nname = \"ci\"\ntoken = \"{}\"\nrepositories = [\"a/*\"]\n[webhooks.github]\nsecret = \"{CANARY}\"\n", "t".repeat(32))),
+        ("elsewhere too", format!("{github}[webhooks.github]\nsecret = \"{CANARY}\"\nsecrets = \"{CANARY}\"\n[server]\nlisten = \"{CANARY}\"\n")),
+        ("with a space", format!("{github}[webhooks.github]\nsecret = \"{CANARY} \"\n")),
+    ] {
+        let file = write(dir.path(), "invalid-webhooks.toml", &text);
+        let output = run_with_token(&["check-config"], &file, SIM_TOKEN).await;
+        assert_eq!(output.status.code(), Some(2), "{name}: {output:?}");
+        assert_output_clean(&format!("invalid webhook configuration ({name})"), &output);
     }
 }

@@ -472,3 +472,25 @@ fn a_push_only_configuration_passes() {
     );
     assert_no_secret(&output, "push-only");
 }
+
+/// GitHub webhooks configured: the summary says so, and the secret (here the
+/// token's value with a suffix) is not printed.
+#[test]
+fn a_configuration_with_github_webhooks_passes_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.toml");
+    std::fs::write(
+        &path,
+        "[github]\ntoken = \"${GITHUB_TOKEN}\"\n[[github.repositories]]\nname = \"acme/api\"\n\
+         [webhooks.github]\nsecret = \"${GITHUB_TOKEN}-as-a-webhook-secret\"\n",
+    )
+    .unwrap();
+    let output = check_config(&path, Some(SECRET));
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(", GitHub API https://api.github.com/, GitHub webhooks, listen "),
+        "{stdout}"
+    );
+    assert_no_secret(&output, "webhooks");
+}

@@ -51,18 +51,23 @@ const SIGKILL: i32 = 9;
 const POLL: Duration = Duration::from_millis(1);
 /// Every table the store has; [`dump`] fails on any other, so that a new table
 /// is compared or its exclusion justified here.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 11] = [
     "commits",
     "compares",
     "cursors",
     "deployments",
     "incidents",
+    // The environments a source declares production (GitLab's tiers): empty
+    // here (a GitHub sync declares none).
+    "production_environments",
     "pull_requests",
     // The push API's ids: empty here (a sync pushes nothing); its crash safety
     // is `push_storm_killed_and_retried_converges`'s.
     "push_ids",
     "repositories",
     "sync_status",
+    // Incidents of teams: only pushed (empty here, like `push_ids`).
+    "team_incidents",
 ];
 
 /// A small organisation whose history ends at the real present, so that the
@@ -246,11 +251,13 @@ fn dump(path: &Path, history_start: i64, validators: Validators) -> Vec<String> 
             }
             continue;
         }
-        let mut statement = conn
-            .prepare(&format!(
-                "SELECT r.name, t.* FROM {table} t JOIN repositories r ON r.id = t.repo_id"
-            ))
-            .unwrap();
+        // Every table but the teams' incidents belongs to a repository.
+        let query = if table == "team_incidents" {
+            format!("SELECT t.* FROM {table} t")
+        } else {
+            format!("SELECT r.name, t.* FROM {table} t JOIN repositories r ON r.id = t.repo_id")
+        };
+        let mut statement = conn.prepare(&query).unwrap();
         let columns: Vec<String> = statement.column_names().map(|c| c.to_string()).collect();
         let mut rows = statement.query([]).unwrap();
         while let Some(row) = rows.next().unwrap() {

@@ -1,9 +1,14 @@
 //! The daemon end to end against the simulated GitHub, on 127.0.0.1 only: the
 //! golden `/metrics` page, restarts, incremental syncs, errors, faults (chaos, rate
 //! limits, retries), pagination, the `/report` page at the daemon's clock and the
-//! `sync --once` command; and the binary against the corpus of invalid
-//! configurations (`config_cli.rs`).
+//! `sync --once` command; the push API and `notify`, end to end against the
+//! brute-force reference (`notify_e2e.rs`); GitHub webhooks (`webhooks.rs`); and
+//! the binary against the corpus of invalid configurations (`config_cli.rs`).
 
+// The engine's tests use all of it; these only part.
+#[allow(unused_imports)]
+#[path = "../reference/mod.rs"]
+mod reference;
 mod scenario;
 mod support;
 
@@ -19,6 +24,8 @@ mod graphql;
 mod hostile;
 mod incremental;
 mod notify;
+mod notify_e2e;
 mod pagination;
 mod push;
 mod report;
+mod webhooks;

@@ -43,7 +43,7 @@ async fn start(store: &Path, rate: u32) -> DaemonHandle {
 }
 
 /// Runs `notify` with `args`, a clean environment plus `env`.
-async fn notify(args: Vec<String>, env: &[(&str, &str)]) -> Output {
+pub(crate) async fn notify(args: Vec<String>, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BINARY);
     command.arg("notify").args(args).env_clear();
     if let Ok(path) = std::env::var("PATH") {

@@ -256,8 +256,7 @@ async fn bad_pushes_are_refused_with_their_status_and_field_and_nothing_is_store
         ("no commits without a code host", deployments, Some(CI_TOKEN), json_type, without("commits"), 400, Some("commits")),
         ("a bad commit in an array", deployments, Some(CI_TOKEN), json_type, format!("[{good}, {}]", with("commits", json!([{"sha": sha(2), "parents": ["x"], "authored_at": at(NOW.0)}]))), 400, Some("[1].commits[0].parents[0]")),
         ("more than 1,000 items", deployments, Some(CI_TOKEN), json_type, too_many, 400, None),
-        ("over 1 MiB", deployments, Some(CI_TOKEN), json_type, huge, 413, None),
-        ("a team incident", incidents, Some(CI_TOKEN), json_type, json!({"id": "i", "team": "payments", "created_at": at(NOW.0)}).to_string(), 400, Some("team")),
+        ("an incident of an unknown team", incidents, Some(CI_TOKEN), json_type, json!({"id": "i", "team": "nobody", "created_at": at(NOW.0)}).to_string(), 400, Some("team")),
         ("a short root cause", incidents, Some(CI_TOKEN), json_type, json!({"id": "i", "repository": "acme/billing", "created_at": at(NOW.0), "root_cause": "abc"}).to_string(), 400, Some("root_cause")),
         ("a deployment sent as an incident", incidents, Some(CI_TOKEN), json_type, good.to_string(), 400, Some("commits")),
     ];
@@ -269,6 +268,12 @@ async fn bad_pushes_are_refused_with_their_status_and_field_and_nothing_is_store
             assert_eq!(answer.body["field"].as_str(), field, "{what}: {answer:?}");
         }
     }
+    // Over 1 MiB by its length: refused from the head alone, before any of the
+    // body is sent (a client still writing a body the daemon will not read may
+    // see the connection closed instead of the answer, so none is written).
+    assert!(huge.len() > dora_collector::ingest::MAX_BODY_BYTES);
+    let status = raw_status(&handle, &format!("Content-Length: {}", huge.len()), "").await;
+    assert_eq!(status, 413, "over 1 MiB");
     // Chunked, without a length: refused once it passes 1 MiB.
     let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
     let status = raw_status(&handle, "Transfer-Encoding: chunked", &chunk.repeat(17)).await;
@@ -904,4 +909,115 @@ async fn pushed_deployments_take_their_changes_from_github_and_count_as_github_s
         "lead time samples from GitHub's commits"
     );
     pushed.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_of_a_team_fails_the_teams_latest_deployment_and_counts_for_the_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let teams = "[[repositories]]\nname = \"acme/a\"\nteam = \"web\"\n\
+                 [[repositories]]\nname = \"acme/b\"\nteam = \"web\"\n\
+                 [[ingest.clients]]\nname = \"narrow\"\n\
+                 token = \"narrow-token-0123456789abcdef0123456789ab\"\n\
+                 repositories = [\"acme/a\"]\n";
+    let handle = start(push_config(&store, 100_000, teams)).await;
+    let deploy = |id: &str, repository: &str, n: u64, finished: i64| {
+        json!({
+            "id": id, "repository": repository, "environment": "production",
+            "sha": sha(n), "status": "success", "finished_at": at(finished),
+            "commits": [{"sha": sha(n), "parents": [], "authored_at": at(finished - 600)}],
+        })
+    };
+    let pushed = post(
+        &handle,
+        "/api/v1/deployments",
+        &json!([
+            deploy("a-1", "acme/a", 1, NOW.0 - 4 * 3600),
+            deploy("b-1", "acme/b", 2, NOW.0 - 3 * 3600),
+        ]),
+    )
+    .await;
+    assert_eq!(pushed.status, 202, "{pushed:?}");
+    let team_incident = json!({
+        "id": "page-1", "team": "web", "created_at": at(NOW.0 - 2 * 3600),
+        "resolved_at": at(NOW.0 - 3600),
+    });
+
+    // Refused: an unknown team, both a repository and a team, a client that may
+    // not write every repository of the team. Nothing is kept.
+    let mut unknown = team_incident.clone();
+    unknown["team"] = json!("nobody");
+    let answer = post(&handle, "/api/v1/incidents", &unknown).await;
+    assert_eq!(
+        (answer.status, &answer.body["field"]),
+        (400, &json!("team"))
+    );
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("payments, web"),
+        "{answer:?}"
+    );
+    let mut both = team_incident.clone();
+    both["repository"] = json!("acme/a");
+    let answer = post(&handle, "/api/v1/incidents", &both).await;
+    assert_eq!(
+        (answer.status, &answer.body["field"]),
+        (400, &json!("team"))
+    );
+    let narrow = post_raw(
+        &handle,
+        "/api/v1/incidents",
+        Some("narrow-token-0123456789abcdef0123456789ab"),
+        Some("application/json"),
+        team_incident.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (narrow.status, &narrow.body["field"]),
+        (403, &json!("team"))
+    );
+    assert!(
+        narrow.body["error"].as_str().unwrap().contains("acme/b"),
+        "{narrow:?}"
+    );
+    assert_eq!(counts(&store).team_incidents, 0);
+
+    // Accepted, idempotent; acme/b's deployment was the team's latest at its start.
+    for _ in 0..2 {
+        let answer = post(&handle, "/api/v1/incidents", &team_incident).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+    }
+    assert_eq!(counts(&store).team_incidents, 1);
+    let window = "window=\"7d\"";
+    wait_for(
+        &handle,
+        &format!(
+            "dora_change_failure_rate{{repository=\"acme/b\",environment=\"production\",team=\"web\",{window}}}"
+        ),
+        1.0,
+    )
+    .await;
+    let (_, text) = crate::support::get(&handle, "/metrics").await;
+    let value = |series: &str| crate::support::value(&text, series);
+    assert_eq!(
+        value(&format!(
+            "dora_change_failure_rate{{repository=\"acme/a\",environment=\"production\",team=\"web\",{window}}}"
+        )),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&format!(
+            "dora_time_to_restore_seconds_sum{{repository=\"acme/b\",team=\"web\",{window}}}"
+        )),
+        Some(3600.0)
+    );
+    assert_eq!(
+        value(&format!(
+            "dora_team_time_to_restore_seconds_count{{team=\"web\",{window}}}"
+        )),
+        Some(1.0)
+    );
+    handle.shutdown().await.unwrap();
 }

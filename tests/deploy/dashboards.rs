@@ -313,6 +313,8 @@ fn every_query_names_exported_families_with_their_own_labels() {
         "dora_collector_rate_limit_remaining",
         "dora_collector_api_requests_total",
         "dora_collector_sync_duration_seconds",
+        "dora_collector_pushes_total",
+        "dora_collector_webhook_deliveries_total",
     ] {
         assert!(used.contains(family), "no panel shows {family}");
     }

@@ -7,8 +7,14 @@
 
 #[path = "../deploy_common/mod.rs"]
 mod deploy_common;
+#[path = "../reference/prom.rs"]
+#[allow(dead_code)]
+mod prom;
+#[path = "../report_fixture/mod.rs"]
+mod report_fixture;
 
 mod artifacts;
+mod backfill_e2e;
 mod dashboards;
 mod prometheus_e2e;
 mod rules;

@@ -49,14 +49,14 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A child process stopped when dropped (SIGTERM, then SIGKILL after
 /// [`STOP_GRACE`]) and reaped; its output goes to a file that failures print.
-struct Process {
+pub(crate) struct Process {
     name: &'static str,
     child: Child,
     log: PathBuf,
 }
 
 impl Process {
-    fn start(name: &'static str, command: &mut Command, dir: &Path) -> Process {
+    pub(crate) fn start(name: &'static str, command: &mut Command, dir: &Path) -> Process {
         let log = dir.join(format!("{name}.log"));
         let file = File::create(&log).expect("log file");
         let child = command
@@ -68,7 +68,7 @@ impl Process {
         Process { name, child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -103,7 +103,7 @@ impl Drop for Process {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -111,13 +111,13 @@ fn free_port() -> u16 {
 }
 
 /// Blocking HTTP GETs with a bound, over the crate's own reqwest.
-struct Http {
+pub(crate) struct Http {
     runtime: tokio::runtime::Runtime,
     client: reqwest::Client,
 }
 
 impl Http {
-    fn new() -> Http {
+    pub(crate) fn new() -> Http {
         Http {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -132,7 +132,7 @@ impl Http {
     }
 
     /// `(status, body)`, or `None` when no response arrived.
-    fn get(&self, url: &url::Url) -> Option<(u16, String)> {
+    pub(crate) fn get(&self, url: &url::Url) -> Option<(u16, String)> {
         self.runtime.block_on(async {
             let response = self.client.get(url.clone()).send().await.ok()?;
             let status = response.status().as_u16();
@@ -143,7 +143,12 @@ impl Http {
 
 /// Waits until `ready` holds, checking that `process` is still running; panics
 /// after `bound` with its log.
-fn wait_for(process: &mut Process, what: &str, bound: Duration, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_for(
+    process: &mut Process,
+    what: &str,
+    bound: Duration,
+    mut ready: impl FnMut() -> bool,
+) {
     let deadline = Instant::now() + bound;
     loop {
         process.assert_running();

@@ -46,6 +46,7 @@ fn engine_config(params: &Params) -> EngineConfig {
             .iter()
             .map(|e| Environment::parse(e).unwrap())
             .collect(),
+        production_by_repository: BTreeMap::new(),
         incident_labels: params.incident_labels.clone(),
         rework_labels: params.rework_labels.clone(),
         lead_time_start: params.lead_time_start,
@@ -127,6 +128,8 @@ fn stored_deployments(
         // This comparison builds GitHub's events only (GitLab has its own end
         // to end tests against the reference, `e2e_gitlab.rs`).
         DeploymentsFrom::GitlabDeployments | DeploymentsFrom::GitlabPipelines { .. } => Vec::new(),
+        // Pushed deployments are not the simulator's (`reference::push`).
+        DeploymentsFrom::Push => Vec::new(),
     };
     let first_sync = params.first_sync_at.map_or(now, |t| t.0);
     let cutoff = first_sync - params.lookback_seconds;

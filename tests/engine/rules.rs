@@ -1040,3 +1040,232 @@ fn environments_the_source_declares_production_count_under_their_own_name() {
         "another repository's `live` is not production"
     );
 }
+
+// ---- computation.md § Team incidents -------------------------------------------
+
+/// Two repositories of team `web`, one of team `core`: `acme/a` deployed at day 1
+/// and 3, `acme/b` at day 2, `acme/c` (core) at day 4.
+fn team_scenario() -> Scenario {
+    Scenario::new()
+        .windows(&[30])
+        .team("acme/a", "web")
+        .team("acme/b", "web")
+        .team("acme/c", "core")
+        .chain("acme/a", 1, 2, None, 0)
+        .chain("acme/b", 11, 11, None, 0)
+        .chain("acme/c", 21, 21, None, 0)
+        .deploy("acme/a", PROD, 1, DAY)
+        .deploy("acme/a", PROD, 2, 3 * DAY)
+        .deploy("acme/b", PROD, 11, 2 * DAY)
+        .deploy("acme/c", PROD, 21, 4 * DAY)
+}
+
+fn failed(snapshot: &dora_collector::dora::Snapshot, repository: &str) -> u64 {
+    scope(snapshot, repository, PROD, "30d").failed_deployments
+}
+
+fn restores(snapshot: &dora_collector::dora::Snapshot, repository: &str) -> u64 {
+    snapshot
+        .incidents
+        .iter()
+        .find(|i| i.repository.as_str() == repository)
+        .unwrap()
+        .windows[0]
+        .time_to_restore
+        .count
+}
+
+fn team<'a>(
+    snapshot: &'a dora_collector::dora::Snapshot,
+    name: &str,
+) -> &'a dora_collector::dora::RollupMetrics {
+    snapshot
+        .teams
+        .iter()
+        .find(|t| t.team.as_ref().is_some_and(|t| t.as_str() == name))
+        .unwrap_or_else(|| panic!("no team {name}"))
+}
+
+#[test]
+fn team_incident_without_root_cause_fails_the_team_deployment_latest_at_its_creation() {
+    // At day 2.5 the latest production deployment of the team is acme/b's (day 2),
+    // although acme/c (another team) and acme/a's day-3 deployment exist.
+    let snapshot = team_scenario()
+        .team_incident(
+            "web",
+            1,
+            2 * DAY + 12 * HOUR,
+            Some(2 * DAY + 14 * HOUR),
+            None,
+        )
+        .compute(5 * DAY);
+    assert_eq!(
+        (
+            failed(&snapshot, "acme/a"),
+            failed(&snapshot, "acme/b"),
+            failed(&snapshot, "acme/c")
+        ),
+        (0, 1, 0)
+    );
+    // It is then acme/b's incident: its time to restore, and the team's.
+    assert_eq!(
+        (restores(&snapshot, "acme/a"), restores(&snapshot, "acme/b")),
+        (0, 1)
+    );
+    let web = team(&snapshot, "web");
+    assert_eq!(web.incident_windows[0].time_to_restore.count, 1);
+    assert_close(
+        web.incident_windows[0].time_to_restore.median,
+        Some(2.0 * HOUR as f64),
+        "team time to restore",
+    );
+    assert_eq!(
+        team(&snapshot, "core").incident_windows[0]
+            .time_to_restore
+            .count,
+        0
+    );
+    assert_eq!(snapshot.diagnostics.unattributed_incidents, 0);
+}
+
+#[test]
+fn team_incident_root_cause_picks_the_repository_that_shipped_it() {
+    // The root cause is acme/a's first commit: its first deployment failed, not
+    // the team's latest (acme/a's day-3 one at day 3.5).
+    let cause = sha(1).to_string()[..10].to_owned();
+    let snapshot = team_scenario()
+        .team_incident("web", 1, 3 * DAY + 12 * HOUR, None, Some(&cause))
+        .compute(5 * DAY);
+    assert_eq!(
+        (failed(&snapshot, "acme/a"), failed(&snapshot, "acme/b")),
+        (1, 0)
+    );
+    let first = &snapshot
+        .repositories
+        .iter()
+        .find(|r| r.repository.as_str() == "acme/a")
+        .unwrap();
+    assert_eq!(first.totals.failed_deployments, 1);
+    // Open: counted once, in acme/a and in the team.
+    let open = |repository: &str| {
+        snapshot
+            .incidents
+            .iter()
+            .find(|i| i.repository.as_str() == repository)
+            .unwrap()
+            .open
+    };
+    assert_eq!((open("acme/a"), open("acme/b")), (1, 0));
+    assert_eq!(team(&snapshot, "web").incidents_open, 1);
+    assert_eq!(snapshot.organisation.incidents_open, 1);
+
+    // A root cause no repository of the team holds falls back to time (acme/a's
+    // day-3 deployment is the latest at day 3.5) and is counted as unmatched;
+    // acme/c holds nothing of the team's.
+    let other = sha(21).to_string()[..10].to_owned();
+    let snapshot = team_scenario()
+        .team_incident("web", 1, 3 * DAY + 12 * HOUR, None, Some(&other))
+        .compute(5 * DAY);
+    assert_eq!(
+        (
+            failed(&snapshot, "acme/a"),
+            failed(&snapshot, "acme/b"),
+            failed(&snapshot, "acme/c")
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(snapshot.diagnostics.unmatched_root_causes, 1);
+}
+
+#[test]
+fn team_incident_before_every_team_deployment_is_the_teams_own() {
+    let snapshot = team_scenario()
+        .team_incident("web", 1, 12 * HOUR, Some(18 * HOUR), None)
+        .team_incident("web", 2, 13 * HOUR, None, None)
+        // A team no repository belongs to still gets its rollup.
+        .team_incident("ops", 3, 2 * DAY, Some(2 * DAY + HOUR), None)
+        // Not yet opened at `now`: does not exist.
+        .team_incident("web", 4, 6 * DAY, None, None)
+        .compute(5 * DAY);
+    for repository in ["acme/a", "acme/b", "acme/c"] {
+        assert_eq!(failed(&snapshot, repository), 0, "{repository}");
+        assert_eq!(restores(&snapshot, repository), 0, "{repository}");
+    }
+    let web = team(&snapshot, "web");
+    assert_eq!(web.incident_windows[0].time_to_restore.count, 1);
+    assert_close(
+        web.incident_windows[0].time_to_restore.median,
+        Some(6.0 * HOUR as f64),
+        "team time to restore",
+    );
+    assert_eq!(web.incidents_open, 1);
+    let ops = team(&snapshot, "ops");
+    assert_eq!(
+        (
+            ops.repositories,
+            ops.incident_windows[0].time_to_restore.count
+        ),
+        (0, 1)
+    );
+    assert_eq!(
+        snapshot.organisation.incident_windows[0]
+            .time_to_restore
+            .count,
+        2
+    );
+    assert_eq!(snapshot.organisation.incidents_open, 1);
+    assert_eq!(snapshot.diagnostics.unattributed_incidents, 3);
+}
+
+#[test]
+fn team_incident_at_equal_deploy_times_goes_to_the_first_repository_by_name() {
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .team("acme/b", "web")
+        .team("acme/a", "web")
+        .chain("acme/a", 1, 1, None, 0)
+        .chain("acme/b", 11, 11, None, 0)
+        .deploy("acme/b", PROD, 11, DAY)
+        .deploy("acme/a", PROD, 1, DAY)
+        .team_incident("web", 1, 2 * DAY, None, None)
+        .compute(3 * DAY);
+    assert_eq!(
+        (failed(&snapshot, "acme/a"), failed(&snapshot, "acme/b")),
+        (1, 0)
+    );
+}
+
+#[test]
+fn a_repository_with_production_environments_of_its_own_counts_only_those() {
+    // acme/api takes the default list ("production"); acme/billing its own ("prod").
+    let snapshot = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 2, None, 0)
+        .chain("acme/billing", 11, 12, None, 0)
+        .deploy(R, PROD, 1, DAY)
+        .deploy(R, "prod", 2, 2 * DAY)
+        .deploy("acme/billing", PROD, 11, DAY)
+        .deploy("acme/billing", "Prod", 12, 2 * DAY)
+        .with_config(|c| {
+            c.production_by_repository
+                .insert(repo("acme/billing"), vec![env("prod")]);
+        })
+        .compute(3 * DAY);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").deployments, 1);
+    assert_eq!(
+        scope(&snapshot, "acme/billing", "prod", "30d").deployments,
+        1
+    );
+    let scopes: Vec<(String, String)> = snapshot
+        .repositories
+        .iter()
+        .map(|r| (r.repository.to_string(), r.environment.as_str().to_owned()))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("acme/api".to_owned(), "production".to_owned()),
+            ("acme/billing".to_owned(), "prod".to_owned())
+        ]
+    );
+}

@@ -39,11 +39,18 @@ impl App {
 
 /// Serves a fresh state on a random local port.
 async fn spawn_app(simulated: bool) -> App {
-    let options = ExporterOptions {
+    spawn_with(ExporterOptions {
         repositories: vec![repo("acme/web"), repo("acme/api")],
         simulated,
         version: VERSION.to_owned(),
-    };
+        push_api: false,
+        github_webhooks: false,
+    })
+    .await
+}
+
+/// Serves a fresh state with `options` on a random local port.
+async fn spawn_with(options: ExporterOptions) -> App {
     let state = Arc::new(ExporterState::new(options).expect("initial render"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -227,6 +234,29 @@ async fn landing_page_links_the_routes() {
         body.contains("metrics evaluated at 2024-03-01T12:00:00Z; ready"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn landing_page_lists_the_push_api_and_webhooks_when_they_are_served() {
+    let app = spawn_app(false).await;
+    let body = app.get_text("/").await.1;
+    assert!(!body.contains("/api/v1/deployments"), "{body}");
+    assert!(!body.contains("/webhooks/github"), "{body}");
+    let app = spawn_with(ExporterOptions {
+        push_api: true,
+        github_webhooks: true,
+        ..ExporterOptions::new(vec![repo("acme/api")])
+    })
+    .await;
+    let body = app.get_text("/").await.1;
+    for text in [
+        "<code>POST /api/v1/deployments</code>",
+        "<code>docs/push.md</code>",
+        "<code>POST /webhooks/github</code>",
+        "<code>docs/webhooks.md</code>",
+    ] {
+        assert!(body.contains(text), "{text} in {body}");
+    }
 }
 
 #[tokio::test]

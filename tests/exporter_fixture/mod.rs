@@ -349,6 +349,7 @@ pub fn health() -> HealthSnapshot {
         }],
         status_unrecorded: false,
         pushes: Vec::new(),
+        webhooks: Vec::new(),
     }
 }
 

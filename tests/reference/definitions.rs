@@ -1,5 +1,6 @@
 //! The DORA definitions (`docs/computation.md` § Events to § Time to restore
-//! service) applied to one simulated repository, the plain way: ancestor sets as
+//! service) applied to one simulated repository (or to the events pushed for one,
+//! `push`), the plain way: ancestor sets as
 //! `HashSet`s rebuilt for every deployment, change sets as set differences,
 //! attribution by scanning every deployment for every incident. Slow (quadratic) on purpose, so that each step
 //! can be checked against the text by reading it.
@@ -15,7 +16,7 @@ use super::params::{Params, RepoParams};
 use super::store::{stored_attempts, Attempt, Outcome, Source};
 use dora_collector::domain::CommitSha;
 use dora_collector::dora::LeadTimeStart;
-use dora_collector::sim::SimRepo;
+use dora_collector::sim::{SimPull, SimRepo};
 use std::collections::{HashMap, HashSet};
 
 /// A commit message starting with this is a revert (computation.md § Rollbacks and
@@ -131,9 +132,19 @@ pub struct RepoAnalysis {
     pub incidents: Vec<IncidentFacts>,
 }
 
-/// The commit history of a repository, indexed for plain walks.
-struct History<'a> {
-    repo: &'a SimRepo,
+/// The commit history of a repository, indexed for plain walks: the simulator's
+/// whole history, or the commits pushed deployments carried (`push`).
+pub(super) struct History<'a> {
+    shas: Vec<CommitSha>,
+    /// Parent indices; a parent outside the history is left out (a walk stops
+    /// there, as a walk of the store does).
+    parents: Vec<Vec<u32>>,
+    author_dates: Vec<i64>,
+    /// Where messages and pull requests come from; `None`: no pull requests, and
+    /// the messages are `messages` (what pushes carried).
+    sim: Option<&'a SimRepo>,
+    /// Without `sim`: each commit's message subject as pushed (empty: none).
+    messages: Vec<String>,
     index: HashMap<CommitSha, u32>,
 }
 
@@ -145,7 +156,48 @@ impl<'a> History<'a> {
             .enumerate()
             .map(|(i, c)| (c.sha, i as u32))
             .collect();
-        History { repo, index }
+        History {
+            shas: repo.commits.iter().map(|c| c.sha).collect(),
+            parents: repo.commits.iter().map(|c| c.parents().collect()).collect(),
+            author_dates: repo.commits.iter().map(|c| c.author_date.0).collect(),
+            sim: Some(repo),
+            messages: Vec::new(),
+            index,
+        }
+    }
+
+    /// `(sha, parents, author date, message subject)` of each commit, without
+    /// pull requests. A sha listed twice is one commit (the first listing counts).
+    pub(super) fn of_commits(
+        commits: &[(CommitSha, Vec<CommitSha>, i64, String)],
+    ) -> History<'static> {
+        let mut history = History {
+            shas: Vec::new(),
+            parents: Vec::new(),
+            author_dates: Vec::new(),
+            sim: None,
+            messages: Vec::new(),
+            index: HashMap::new(),
+        };
+        for (sha, _, author_date, message) in commits {
+            if !history.index.contains_key(sha) {
+                history.index.insert(*sha, history.shas.len() as u32);
+                history.shas.push(*sha);
+                history.author_dates.push(*author_date);
+                history.messages.push(message.clone());
+            }
+        }
+        history.parents = vec![Vec::new(); history.shas.len()];
+        for (sha, parents, _, _) in commits {
+            let commit = history.index[sha] as usize;
+            if history.parents[commit].is_empty() {
+                history.parents[commit] = parents
+                    .iter()
+                    .filter_map(|p| history.index.get(p).copied())
+                    .collect();
+            }
+        }
+        history
     }
 
     fn knows(&self, sha: &CommitSha) -> bool {
@@ -158,22 +210,29 @@ impl<'a> History<'a> {
         let mut stack: Vec<u32> = self.index.get(sha).copied().into_iter().collect();
         while let Some(commit) = stack.pop() {
             if seen.insert(commit) {
-                stack.extend(self.repo.commits[commit as usize].parents());
+                stack.extend(&self.parents[commit as usize]);
             }
         }
         seen
     }
 
     fn author_date(&self, commit: u32) -> i64 {
-        self.repo.commits[commit as usize].author_date.0
+        self.author_dates[commit as usize]
     }
 
     fn message(&self, commit: u32) -> String {
-        self.repo.commit_message(commit)
+        match self.sim {
+            Some(repo) => repo.commit_message(commit),
+            None => self.messages[commit as usize].clone(),
+        }
+    }
+
+    fn pulls(&self) -> &'a [SimPull] {
+        self.sim.map_or(&[], |repo| &repo.pulls)
     }
 
     fn sha_hex(&self, commit: u32) -> String {
-        self.repo.commits[commit as usize].sha.to_string()
+        self.shas[commit as usize].to_string()
     }
 }
 
@@ -233,8 +292,22 @@ pub fn analyse(
     params: &Params,
     now: i64,
 ) -> RepoAnalysis {
-    // computation.md § Deployments: the configured production environments,
-    // and (GitLab) every environment of tier production.
+    let mut analysis = empty_analysis(config, params);
+    let Some(repo) = repo else {
+        return analysis;
+    };
+    let history = History::new(repo);
+    let attempts = stored_attempts(repo, config, params, now);
+    let incidents = incidents_of(repo, config, params, now);
+    analyse_events(&mut analysis, &history, &attempts, incidents, params, now);
+    analysis
+}
+
+/// The scopes of one configured repository, without events yet: one per
+/// production environment: the configured ones, and (GitLab) every environment
+/// of tier production no configured name matches, in name order
+/// (computation.md § Deployments).
+pub(super) fn empty_analysis(config: &RepoParams, params: &Params) -> RepoAnalysis {
     let mut production = params.production_environments.clone();
     let mut tiers = config.tier_production.clone();
     tiers.sort();
@@ -243,24 +316,36 @@ pub fn analyse(
             production.push(tier);
         }
     }
-    let mut analysis = RepoAnalysis {
+    RepoAnalysis {
         name: config.name.clone(),
         team: params.team_of(config),
         environments: production
-            .iter()
+            .into_iter()
             .map(|name| EnvAnalysis {
-                name: name.clone(),
+                name,
                 ..EnvAnalysis::default()
             })
             .collect(),
         incidents: Vec::new(),
-    };
-    let Some(repo) = repo else {
-        return analysis;
-    };
-    let history = History::new(repo);
-    let attempts = stored_attempts(repo, config, params, now);
+    }
+}
 
+/// computation.md § Events to § Recovery over events in the store: `history`
+/// (the commits), `attempts` (deployment attempts of every environment) and
+/// `incidents` (created at or before `now`).
+pub(super) fn analyse_events(
+    analysis: &mut RepoAnalysis,
+    history: &History<'_>,
+    attempts: &[Attempt],
+    incidents: Vec<IncidentFacts>,
+    params: &Params,
+    now: i64,
+) {
+    let production: Vec<String> = analysis
+        .environments
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
     for (e, environment) in production.iter().enumerate() {
         // computation.md § Deployments: only production environments count,
         // compared case-insensitively.
@@ -283,12 +368,11 @@ pub fn analyse(
             .collect();
         // computation.md: deploy-time order, ties broken by source and id.
         successes.sort_by_key(|(at, a)| (*at, a.source, a.id));
-        env.deployments = changes_of(&history, &successes, e, params, now);
+        env.deployments = changes_of(history, &successes, e, params, now);
     }
 
-    analysis.incidents = incidents_of(repo, config, params, now);
-    attribute(&history, &mut analysis, params);
-    analysis
+    analysis.incidents = incidents;
+    attribute(history, analysis, params);
 }
 
 /// computation.md § Change sets and § Lead time, for one environment's successful
@@ -368,7 +452,7 @@ fn changes_of(
             if history.message(change).starts_with(REVERT_PREFIX) {
                 facts.rework.revert = true;
             }
-            if is_labelled_merge(history.repo, change, params, now) {
+            if is_labelled_merge(history.pulls(), change, params, now) {
                 facts.rework.labelled_pull = true;
             }
         }
@@ -387,8 +471,8 @@ fn changes_of(
 /// model (never from what the collector stored), whenever the pull request was
 /// merged — before the lookback too — and however many include the commit
 /// (stacked pull requests).
-fn pulls_introducing(repo: &SimRepo, commit: u32, now: i64) -> Vec<usize> {
-    repo.pulls
+fn pulls_introducing(pulls: &[SimPull], commit: u32, now: i64) -> Vec<usize> {
+    pulls
         .iter()
         .enumerate()
         .filter(|(_, p)| p.merged_at.is_some_and(|m| m.0 <= now))
@@ -405,10 +489,10 @@ fn lead_time_start(history: &History<'_>, commit: u32, params: &Params, now: i64
     if params.lead_time_start == LeadTimeStart::Commit {
         return author_date;
     }
-    let starts: Vec<i64> = pulls_introducing(history.repo, commit, now)
+    let starts: Vec<i64> = pulls_introducing(history.pulls(), commit, now)
         .into_iter()
         .filter_map(|p| {
-            let pull = &history.repo.pulls[p];
+            let pull = &history.pulls()[p];
             match params.lead_time_start {
                 LeadTimeStart::PrMerged => pull.merged_at.map(|m| m.0),
                 _ => pull.commits.clone().map(|c| history.author_date(c)).min(),
@@ -420,8 +504,8 @@ fn lead_time_start(history: &History<'_>, commit: u32, params: &Params, now: i64
 
 /// computation.md § Rollbacks and rework (c): `commit` is the merge commit of a merged pull request carrying a
 /// rework label.
-fn is_labelled_merge(repo: &SimRepo, commit: u32, params: &Params, now: i64) -> bool {
-    repo.pulls.iter().any(|p| {
+fn is_labelled_merge(pulls: &[SimPull], commit: u32, params: &Params, now: i64) -> bool {
+    pulls.iter().any(|p| {
         p.merged_at.is_some_and(|m| m.0 <= now)
             && p.merge_commit == Some(commit)
             && has_any_label(&p.labels, &params.rework_labels)

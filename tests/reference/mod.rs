@@ -26,6 +26,8 @@
 //!   formulas to § Performance levels) written as the series of `docs/metrics.md`.
 //! - `prom`: a parser of the Prometheus text exposition.
 //! - `compare`: scrape versus expectations, every difference listed.
+//! - `push`: the input of repositories fed by the push API instead of the
+//!   simulated GitHub (`reference::push::expected(&pushed, &params, now)`).
 //!
 //! Where DORA itself is silent it follows the choices `docs/computation.md` records
 //! (scopes are every configured repository × every production environment; events
@@ -43,6 +45,7 @@ pub mod compare;
 pub mod definitions;
 pub mod params;
 pub mod prom;
+pub mod push;
 pub mod series;
 pub mod store;
 

@@ -57,6 +57,9 @@ pub enum DeploymentsFrom {
         git_ref: String,
         environment: String,
     },
+    /// The push API (`POST /api/v1/deployments`), with the commits each push
+    /// carries: the reference's `push` module reads them, not the simulator.
+    Push,
 }
 
 impl DeploymentsFrom {
@@ -123,6 +126,11 @@ impl Params {
                 tier_production: Vec::new(),
             })
             .collect();
+        Params::with_defaults(repositories)
+    }
+
+    /// `repositories` with every other value at its default (`docs/configuration.md`).
+    pub fn with_defaults(repositories: Vec<RepoParams>) -> Params {
         Params {
             windows: vec![
                 WindowParam::days(7),
@@ -434,6 +442,12 @@ impl Params {
             .iter()
             .filter(|r| !r.deployments.is_gitlab())
         {
+            assert_ne!(
+                repository.deployments,
+                DeploymentsFrom::Push,
+                "{}: a repository fed by pushes is configured under [[repositories]], not [github]",
+                repository.name
+            );
             out.push_str(&format!(
                 "\n[[github.repositories]]\nname = {}\n",
                 toml_string(&repository.name)

@@ -23,6 +23,8 @@ use dora_collector::sim::{RunConclusion, RunStatus, SimRepo};
 pub enum Source {
     DeploymentsApi,
     WorkflowRuns,
+    /// The push API (`push`).
+    Push,
 }
 
 /// What became of an attempt, by computation.md § Deployments.
@@ -167,6 +169,8 @@ fn all_attempts(repo: &SimRepo, config: &RepoParams) -> Vec<Attempt> {
                 },
             })
             .collect(),
+        // Pushed deployments are not the simulator's: `push` reads them.
+        DeploymentsFrom::Push => Vec::new(),
     }
 }
 

@@ -10,7 +10,7 @@
 
 use crate::{
     Commit, CommitSha, Compare, Deployment, Environment, Incident, PullRequest, RepoName,
-    Timestamp, REVERT_MESSAGE_PREFIX,
+    TeamIncident, Timestamp, REVERT_MESSAGE_PREFIX,
 };
 
 /// The most of a commit message the store keeps: the first line, cut to this many
@@ -236,6 +236,8 @@ pub enum PushedEvent {
     },
     /// An incident (source [`IncidentSource::Push`](crate::IncidentSource)).
     Incident(Incident),
+    /// An incident of a team (source [`IncidentSource::Push`](crate::IncidentSource)).
+    TeamIncident(TeamIncident),
 }
 
 impl PushedEvent {
@@ -243,15 +245,16 @@ impl PushedEvent {
     pub fn kind(&self) -> PushKind {
         match self {
             PushedEvent::Deployment { .. } => PushKind::Deployment,
-            PushedEvent::Incident(_) => PushKind::Incident,
+            PushedEvent::Incident(_) | PushedEvent::TeamIncident(_) => PushKind::Incident,
         }
     }
 
-    /// The repository the event belongs to.
-    pub fn repository(&self) -> &RepoName {
+    /// The repository the event belongs to; `None` for a team's incident.
+    pub fn repository(&self) -> Option<&RepoName> {
         match self {
-            PushedEvent::Deployment { deployment, .. } => &deployment.repository,
-            PushedEvent::Incident(incident) => &incident.repository,
+            PushedEvent::Deployment { deployment, .. } => Some(&deployment.repository),
+            PushedEvent::Incident(incident) => Some(&incident.repository),
+            PushedEvent::TeamIncident(_) => None,
         }
     }
 }

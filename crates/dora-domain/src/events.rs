@@ -3,7 +3,7 @@
 //! statuses, workflow-run conclusions, issue bodies) become them is the source's
 //! reading, not the vocabulary's.
 
-use super::{CommitSha, Environment, RepoName, ShaPrefix, Timestamp};
+use super::{CommitSha, Environment, RepoName, ShaPrefix, Team, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A commit whose message starts with this is a revert (a rework signal).
@@ -281,6 +281,27 @@ pub struct Incident {
     /// The commit the issue names as its cause, if any (the source reads it from
     /// the body). Without one, or when it matches no deployed commit, the engine
     /// blames the latest deployment before the incident.
+    pub root_cause: Option<ShaPrefix>,
+}
+
+/// An incident reported against a team rather than one repository (the push
+/// API's `team`; an incident tool's service mapped to a team). The engine gives
+/// it to one of the team's repositories: the one holding its root cause, else
+/// the one whose production deployment was the latest at its creation (rule 2
+/// over the team's repositories). Identity: `(source, team, number)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamIncident {
+    /// Where it was read from.
+    pub source: IncidentSource,
+    /// The team it was reported against.
+    pub team: Team,
+    /// The number the store gave it (pushed incidents: the client's id's number).
+    pub number: u64,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// `None` while open.
+    pub closed_at: Option<Timestamp>,
+    /// The commit named as its cause, if any.
     pub root_cause: Option<ShaPrefix>,
 }
 

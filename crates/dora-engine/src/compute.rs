@@ -10,8 +10,11 @@ use super::snapshot::{
     Diagnostics, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot,
     SummaryStats, Totals, WindowedMetrics,
 };
+use super::team_incidents;
 use super::{EngineConfig, Events, LeadTimeStart, Thresholds, Window};
-use crate::domain::{CommitSha, DeploymentOutcome, Environment, RepoName, Team, Timestamp};
+use crate::domain::{
+    CommitSha, DeploymentOutcome, Environment, Incident, RepoName, Team, Timestamp,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One environment of one repository, reduced to what windows need.
@@ -146,22 +149,36 @@ fn trend_of(
 /// Every repository (configured or with events) replayed at `now`.
 fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> AnalysedRepos {
     let empty = RepoEvents::default();
+    let default_team = Team::default();
     let names: BTreeSet<&RepoName> = config
         .teams
         .keys()
         .chain(events.repositories.keys())
         .collect();
-    let mut scratch = Scratch::default();
-    let mut diagnostics = Diagnostics::default();
-    let repos: Vec<RepoResult> = names
+    let members: Vec<(&RepoName, &RepoEvents, &Team)> = names
         .into_iter()
         .map(|name| {
             let repo = events.repositories.get(name).unwrap_or(&empty);
-            let team = config.teams.get(name).cloned().unwrap_or_default();
+            let team = config.teams.get(name).unwrap_or(&default_team);
+            (name, repo, team)
+        })
+        .collect();
+    let mut assigned = team_incidents::assign(events, &members, config, now);
+    let mut scratch = Scratch::default();
+    let mut diagnostics = Diagnostics {
+        unmatched_root_causes: assigned.unmatched_root_causes,
+        unattributed_incidents: assigned.kept.values().map(|k| k.len() as u64).sum(),
+        ..Diagnostics::default()
+    };
+    let repos: Vec<RepoResult> = members
+        .iter()
+        .map(|&(name, repo, team)| {
+            let given = assigned.given.remove(name).unwrap_or_default();
             analyse_repository(
                 name,
-                team,
+                team.clone(),
                 repo,
+                &given,
                 config,
                 now,
                 &mut scratch,
@@ -169,12 +186,18 @@ fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> Analys
             )
         })
         .collect();
-    AnalysedRepos { repos, diagnostics }
+    AnalysedRepos {
+        repos,
+        team_incidents: assigned.kept,
+        diagnostics,
+    }
 }
 
 /// The replayed repositories and what the replay noticed.
 struct AnalysedRepos {
     repos: Vec<RepoResult>,
+    /// Per team: its incidents that no repository took (`team_incidents`).
+    team_incidents: BTreeMap<Team, Vec<IncidentAtNow>>,
     diagnostics: Diagnostics,
 }
 
@@ -217,7 +240,7 @@ fn snapshot_of(analysed: &AnalysedRepos, config: &EngineConfig, now: Timestamp) 
             team: repo.team.clone(),
             open: open_since.len() as u64,
             open_since,
-            windows: incident_windows(&[repo], &config.windows, now, &mut samples),
+            windows: incident_windows(&[&repo.incidents], &config.windows, now, &mut samples),
         });
     }
 
@@ -225,12 +248,35 @@ fn snapshot_of(analysed: &AnalysedRepos, config: &EngineConfig, now: Timestamp) 
     for repo in repos {
         by_team.entry(&repo.team).or_default().push(repo);
     }
+    for team in analysed.team_incidents.keys() {
+        by_team.entry(team).or_default();
+    }
     let teams = by_team
         .into_iter()
-        .map(|(team, members)| rollup(Some(team.clone()), &members, config, now, &mut samples))
+        .map(|(team, members)| {
+            let own = analysed
+                .team_incidents
+                .get(team)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            rollup(Some(team.clone()), &members, own, config, now, &mut samples)
+        })
         .collect();
     let everyone: Vec<&RepoResult> = repos.iter().collect();
-    let organisation = rollup(None, &everyone, config, now, &mut samples);
+    let all_team_incidents: Vec<IncidentAtNow> = analysed
+        .team_incidents
+        .values()
+        .flatten()
+        .copied()
+        .collect();
+    let organisation = rollup(
+        None,
+        &everyone,
+        &all_team_incidents,
+        config,
+        now,
+        &mut samples,
+    );
 
     Snapshot {
         evaluated_at: now,
@@ -276,16 +322,18 @@ pub(crate) fn production_deployments<'a>(
     (successful, attempt_failures)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn analyse_repository(
     name: &RepoName,
     team: Team,
     repo: &RepoEvents,
+    given_incidents: &[Incident],
     config: &EngineConfig,
     now: Timestamp,
     scratch: &mut Scratch,
     diagnostics: &mut Diagnostics,
 ) -> RepoResult {
-    let production = &repo.production(&config.production_environments);
+    let production = &repo.production(config.production_environments_of(name));
     let (mut successful, attempt_failures) = production_deployments(repo, production, now);
 
     let context = RepoContext {
@@ -300,7 +348,12 @@ fn analyse_repository(
         .map(|list| changes::replay(&context, list, scratch))
         .collect();
 
-    let incidents = attribution::incidents_at(&repo.incidents, &config.incident_labels, now);
+    let mut incidents = attribution::incidents_at(&repo.incidents, &config.incident_labels, now);
+    incidents.extend(attribution::incidents_at(
+        given_incidents,
+        &config.incident_labels,
+        now,
+    ));
     let mut stats = AttributionStats::default();
     let failures = attribution::attribute(
         &repo.graph,
@@ -485,7 +538,7 @@ fn windowed(
 }
 
 fn incident_windows(
-    repos: &[&RepoResult],
+    lists: &[&[IncidentAtNow]],
     windows: &[Window],
     now: Timestamp,
     samples: &mut Vec<i64>,
@@ -494,8 +547,8 @@ fn incident_windows(
         .iter()
         .map(|window| {
             samples.clear();
-            for repo in repos {
-                samples.extend(repo.incidents.iter().filter_map(|i| {
+            for incidents in lists {
+                samples.extend(incidents.iter().filter_map(|i| {
                     let closed = i.closed_at?;
                     let restore = closed - i.created_at;
                     (window.contains(now, Timestamp(closed)) && restore >= 0).then_some(restore)
@@ -512,6 +565,7 @@ fn incident_windows(
 fn rollup(
     team: Option<Team>,
     members: &[&RepoResult],
+    own_incidents: &[IncidentAtNow],
     config: &EngineConfig,
     now: Timestamp,
     samples: &mut Vec<i64>,
@@ -538,8 +592,19 @@ fn rollup(
             .collect(),
         incidents_open: members
             .iter()
-            .map(|r| r.incidents.iter().filter(|i| i.closed_at.is_none()).count() as u64)
+            .map(|r| r.incidents.as_slice())
+            .chain([own_incidents])
+            .map(|list| list.iter().filter(|i| i.closed_at.is_none()).count() as u64)
             .sum(),
-        incident_windows: incident_windows(members, &config.windows, now, samples),
+        incident_windows: incident_windows(
+            &members
+                .iter()
+                .map(|r| r.incidents.as_slice())
+                .chain([own_incidents])
+                .collect::<Vec<_>>(),
+            &config.windows,
+            now,
+            samples,
+        ),
     }
 }

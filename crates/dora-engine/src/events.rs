@@ -6,7 +6,7 @@
 use super::graph::{CommitGraph, StagedCommits};
 use crate::domain::{
     Commit, CommitSha, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment,
-    Incident, PullRequest, RepoName,
+    Incident, PullRequest, RepoName, TeamIncident,
 };
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +59,8 @@ impl RepoEvents {
 #[derive(Debug, Default, Clone)]
 pub struct Events {
     pub(crate) repositories: BTreeMap<RepoName, RepoEvents>,
+    /// Incidents reported against a team, one per identity.
+    pub(crate) team_incidents: Vec<TeamIncident>,
 }
 
 impl Events {
@@ -85,6 +87,8 @@ impl Events {
     /// `other`'s events.
     pub fn merge(&mut self, other: Events) {
         self.repositories.extend(other.repositories);
+        self.team_incidents.extend(other.team_incidents);
+        keep_last_team_incidents(&mut self.team_incidents);
     }
 
     /// Number of distinct known commits.
@@ -118,6 +122,9 @@ pub trait EventSink: Send {
     /// Sets the environments `repository`'s source reads as production (GitLab's
     /// tier `production`), replacing any set before.
     fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
+    /// Adds one incident of a team (not of one repository; at any point of the
+    /// loading, outside the repository-by-repository order).
+    fn team_incident(&mut self, incident: TeamIncident);
     /// Every event of `repository` has been added (the sink may index it now).
     fn finish_repository(&mut self, repository: &RepoName);
     /// An empty sink of the same kind, for a share of the repositories that a
@@ -157,6 +164,9 @@ impl EventSink for EventsBuilder {
     fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
         EventsBuilder::production_environments(self, repository, environments);
     }
+    fn team_incident(&mut self, incident: TeamIncident) {
+        EventsBuilder::team_incident(self, incident);
+    }
     fn finish_repository(&mut self, repository: &RepoName) {
         EventsBuilder::finish_repository(self, repository);
     }
@@ -192,6 +202,8 @@ pub struct EventsBuilder {
     /// The repository of the previous call: loaders add events repository by
     /// repository, so this spares a lookup per commit.
     last: Option<usize>,
+    /// Incidents of teams, in the order added.
+    team_incidents: Vec<TeamIncident>,
 }
 
 impl EventsBuilder {
@@ -304,6 +316,13 @@ impl EventsBuilder {
         self
     }
 
+    /// Adds one incident of a team (replacing an earlier one of the same source,
+    /// team and number).
+    pub fn team_incident(&mut self, incident: TeamIncident) -> &mut Self {
+        self.team_incidents.push(incident);
+        self
+    }
+
     /// Indexes the commits added so far for `repository` now, releasing their staging
     /// memory early. Optional: `build` does it for the rest. Commits added later are
     /// merged in.
@@ -325,6 +344,7 @@ impl EventsBuilder {
                 }
             }
         }
+        self.team_incidents.extend(other.team_incidents);
         self.last = None;
     }
 
@@ -348,7 +368,12 @@ impl EventsBuilder {
                 (name, repo.events)
             })
             .collect();
-        Events { repositories }
+        let mut team_incidents = self.team_incidents;
+        keep_last_team_incidents(&mut team_incidents);
+        Events {
+            repositories,
+            team_incidents,
+        }
     }
 }
 
@@ -365,23 +390,30 @@ fn finish(repo: &mut RepoBuilder) {
 }
 
 /// Keeps the last added of each identity.
-fn dedup_by_identity(repo: &mut RepoEvents) {
-    fn keep_last<T, K: Ord>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
-        let mut indexed: Vec<(usize, T)> = std::mem::take(items).into_iter().enumerate().collect();
-        // Stable sort by key; then within a key the last-added comes last.
-        indexed.sort_by(|(ia, a), (ib, b)| key(a).cmp(&key(b)).then(ia.cmp(ib)));
-        let mut out: Vec<T> = Vec::with_capacity(indexed.len());
-        let mut previous: Option<K> = None;
-        for (_, item) in indexed {
-            let k = key(&item);
-            if previous.as_ref() == Some(&k) {
-                out.pop();
-            }
-            previous = Some(k);
-            out.push(item);
+fn keep_last<T, K: Ord>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    let mut indexed: Vec<(usize, T)> = std::mem::take(items).into_iter().enumerate().collect();
+    // Stable sort by key; then within a key the last-added comes last.
+    indexed.sort_by(|(ia, a), (ib, b)| key(a).cmp(&key(b)).then(ia.cmp(ib)));
+    let mut out: Vec<T> = Vec::with_capacity(indexed.len());
+    let mut previous: Option<K> = None;
+    for (_, item) in indexed {
+        let k = key(&item);
+        if previous.as_ref() == Some(&k) {
+            out.pop();
         }
-        *items = out;
+        previous = Some(k);
+        out.push(item);
     }
+    *items = out;
+}
+
+/// Keeps the last added team incident of each identity, sorted by it.
+fn keep_last_team_incidents(incidents: &mut Vec<TeamIncident>) {
+    keep_last(incidents, |i| (i.source, i.team.clone(), i.number));
+}
+
+/// Keeps the last added of each identity.
+fn dedup_by_identity(repo: &mut RepoEvents) {
     keep_last(&mut repo.deployments, |d| (d.source, d.id));
     keep_last(&mut repo.incidents, |i| (i.source, i.number));
     keep_last(&mut repo.pull_requests, |p| p.number);

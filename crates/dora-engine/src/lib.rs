@@ -17,6 +17,7 @@ mod events;
 mod graph;
 mod quantile;
 mod snapshot;
+mod team_incidents;
 mod thresholds;
 mod window;
 
@@ -55,8 +56,12 @@ pub struct EngineConfig {
     /// The evaluation windows, e.g. 7d, 30d, 90d.
     pub windows: Vec<Window>,
     /// Only these environments count (compared case-insensitively); the label of a
-    /// scope is the configured spelling.
+    /// scope is the configured spelling. For every repository not in
+    /// [`EngineConfig::production_by_repository`].
     pub production_environments: Vec<Environment>,
+    /// Repositories whose production environments are another list (those of the
+    /// source their deployments come from).
+    pub production_by_repository: BTreeMap<RepoName, Vec<Environment>>,
     /// An issue with any of these labels (case-insensitive) is an incident.
     pub incident_labels: Vec<String>,
     /// A merged PR with any of these labels (case-insensitive) is rework.
@@ -73,11 +78,21 @@ pub struct EngineConfig {
     pub teams: BTreeMap<RepoName, Team>,
 }
 
+impl EngineConfig {
+    /// The production environments of `repository`.
+    pub fn production_environments_of(&self, repository: &RepoName) -> &[Environment] {
+        self.production_by_repository
+            .get(repository)
+            .unwrap_or(&self.production_environments)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             windows: Window::defaults(),
             production_environments: vec![Environment::parse("production").expect("valid")],
+            production_by_repository: BTreeMap::new(),
             incident_labels: vec!["incident".to_owned()],
             rework_labels: vec!["hotfix".to_owned()],
             lead_time_start: LeadTimeStart::Commit,

@@ -149,12 +149,12 @@ impl SqliteStore {
                     let mut forked = sink.fork();
                     scope.spawn(move || {
                         let conn = Self::read_connection(file, path)?;
-                        read::load_events(&conn, path, &mine, forked.as_mut())?;
+                        read::load_events(&conn, path, &mine, false, forked.as_mut())?;
                         Ok::<_, StoreError>(forked)
                     })
                 })
                 .collect();
-            read::load_events(&self.conn, &self.path, &share(0), sink)?;
+            read::load_events(&self.conn, &self.path, &share(0), true, sink)?;
             for worker in workers {
                 let forked = worker
                     .join()
@@ -412,7 +412,7 @@ impl Store for SqliteStore {
             Some(file) if threads > 1 => {
                 self.load_events_parallel(file, repositories, threads, sink)
             }
-            _ => read::load_events(&self.conn, &self.path, repositories, sink),
+            _ => read::load_events(&self.conn, &self.path, repositories, true, sink),
         }
     }
 

@@ -12,8 +12,8 @@ use super::codec::{
 use super::db_error;
 use crate::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
-    Environment, Incident, IncidentSource, PullRequest, RepoName, ShaPrefix, Timestamp,
-    REVERT_MESSAGE_PREFIX,
+    Environment, Incident, IncidentSource, PullRequest, RepoName, ShaPrefix, Team, TeamIncident,
+    Timestamp, REVERT_MESSAGE_PREFIX,
 };
 use crate::dora::EventSink as EngineSink;
 use crate::store::{
@@ -350,6 +350,7 @@ pub(super) fn counts(conn: &Connection, path: &str) -> Result<StoreCounts, Store
         commits: count("commits")?,
         compares: count("compares")?,
         incidents: count("incidents")?,
+        team_incidents: count("team_incidents")?,
         pull_requests: count("pull_requests")?,
         cursors: count("cursors")?,
         sync_statuses: count("sync_status")?,
@@ -373,13 +374,19 @@ fn in_read_transaction<T>(
     result
 }
 
+/// The events of `repositories`, and with `team_incidents` every incident of a
+/// team (one reader of a parallel load reads those).
 pub(super) fn load_events(
     conn: &Connection,
     path: &str,
     repositories: &[RepoName],
+    team_incidents: bool,
     builder: &mut dyn EngineSink,
 ) -> Result<(), StoreError> {
     in_read_transaction(conn, path, || {
+        if team_incidents {
+            stream_team_incidents(conn, path, builder)?;
+        }
         let mut seen = HashSet::new();
         for repository in repositories {
             if !seen.insert(repository) {
@@ -699,6 +706,50 @@ fn stream_incidents(
             created_at: Timestamp(row.get(1).map_err(&db)?),
             closed_at: row.get::<_, Option<i64>>(2).map_err(&db)?.map(Timestamp),
             labels: decoder.labels(column!(row, 3, str).map_err(&db)?, &what("labels"))?,
+            root_cause,
+        });
+    }
+    Ok(())
+}
+
+/// Every incident of a team.
+fn stream_team_incidents(
+    conn: &Connection,
+    path: &str,
+    sink: &mut dyn EngineSink,
+) -> Result<(), StoreError> {
+    let db = db_error(path, "reading incidents of teams");
+    let decoder = Decoder {
+        path,
+        table: "team_incidents",
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT team, source, number, created_at, closed_at, root_cause FROM team_incidents \
+             ORDER BY team, source, number",
+        )
+        .map_err(&db)?;
+    let mut rows = stmt.query([]).map_err(&db)?;
+    while let Some(row) = rows.next().map_err(&db)? {
+        let number: i64 = row.get(2).map_err(&db)?;
+        let what = |field: &str| format!("{field} of team incident {number}");
+        let team = Team::parse(column!(row, 0, str).map_err(&db)?)
+            .map_err(|_| decoder.corrupt(what("team")))?;
+        let source = IncidentSource::parse(column!(row, 1, str).map_err(&db)?)
+            .ok_or_else(|| decoder.corrupt(what("source")))?;
+        let root_cause = match row.get_ref(5).map_err(&db)?.as_str_or_null() {
+            Ok(None) => None,
+            Ok(Some(text)) => {
+                Some(ShaPrefix::parse(text).map_err(|_| decoder.corrupt(what("root cause")))?)
+            }
+            Err(_) => return Err(decoder.corrupt(what("root cause"))),
+        };
+        sink.team_incident(TeamIncident {
+            source,
+            team,
+            number: decoder.id(number, &what("number"))?,
+            created_at: Timestamp(row.get(3).map_err(&db)?),
+            closed_at: row.get::<_, Option<i64>>(4).map_err(&db)?.map(Timestamp),
             root_cause,
         });
     }

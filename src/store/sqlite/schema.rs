@@ -166,13 +166,48 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
-    // Version 3: GitLab. Deployments may come from GitLab's Deployments API or
+    // Version 3: incidents of a team (pushed with `team` instead of
+    // `repository`). A pushed item's row in `push_ids` names its repository or
+    // its team, never both; the table is rebuilt because SQLite cannot drop a
+    // NOT NULL in place.
+    r#"
+    CREATE TABLE team_incidents (
+        team       TEXT NOT NULL,
+        source     TEXT NOT NULL CHECK (source IN ('push')),
+        number     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        root_cause TEXT,
+        PRIMARY KEY (team, source, number)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE push_ids_v3 (
+        id          INTEGER PRIMARY KEY,
+        client      TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('deployment', 'incident')),
+        external_id TEXT NOT NULL,
+        repo_id     INTEGER REFERENCES repositories (id),
+        team        TEXT,
+        digest      BLOB NOT NULL CHECK (length(digest) = 32),
+        base_digest BLOB NOT NULL CHECK (length(base_digest) = 32),
+        CHECK ((repo_id IS NULL) <> (team IS NULL)),
+        UNIQUE (client, kind, external_id)
+    ) STRICT;
+    INSERT INTO push_ids_v3
+        (id, client, kind, external_id, repo_id, team, digest, base_digest)
+        SELECT id, client, kind, external_id, repo_id, NULL, digest, base_digest
+        FROM push_ids;
+    DROP TABLE push_ids;
+    ALTER TABLE push_ids_v3 RENAME TO push_ids;
+    CREATE INDEX push_ids_repository ON push_ids (repo_id);
+    "#,
+    // Version 4: GitLab. Deployments may come from GitLab's Deployments API or
     // its pipelines, incidents from GitLab issues; `production_environments`
     // keeps, per repository, the environments its source reads as production
     // (GitLab's tier `production`), replaced whole by each batch that carries
     // them. The CHECKs are rebuilt as in version 2.
     r#"
-    CREATE TABLE deployments_v3 (
+    CREATE TABLE deployments_v4 (
         repo_id     INTEGER NOT NULL REFERENCES repositories (id),
         source      TEXT NOT NULL
                     CHECK (source IN ('github_deployments', 'github_workflow_runs', 'push',
@@ -185,17 +220,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         outcome_at  INTEGER CHECK ((outcome = 'pending') = (outcome_at IS NULL)),
         PRIMARY KEY (repo_id, source, id)
     ) STRICT, WITHOUT ROWID;
-    INSERT INTO deployments_v3
+    INSERT INTO deployments_v4
         SELECT repo_id, source, id, environment, sha, created_at, outcome, outcome_at
         FROM deployments;
     DROP TABLE deployments;
-    ALTER TABLE deployments_v3 RENAME TO deployments;
+    ALTER TABLE deployments_v4 RENAME TO deployments;
     CREATE INDEX deployments_pending ON deployments (repo_id)
         WHERE outcome = 'pending';
     CREATE INDEX deployments_succeeded ON deployments (repo_id, environment, outcome_at)
         WHERE outcome = 'succeeded';
 
-    CREATE TABLE incidents_v3 (
+    CREATE TABLE incidents_v4 (
         repo_id    INTEGER NOT NULL REFERENCES repositories (id),
         source     TEXT NOT NULL CHECK (source IN ('github_issues', 'push', 'gitlab_issues')),
         number     INTEGER NOT NULL,
@@ -205,11 +240,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         root_cause TEXT,
         PRIMARY KEY (repo_id, source, number)
     ) STRICT, WITHOUT ROWID;
-    INSERT INTO incidents_v3
+    INSERT INTO incidents_v4
         SELECT repo_id, source, number, created_at, closed_at, labels, root_cause
         FROM incidents;
     DROP TABLE incidents;
-    ALTER TABLE incidents_v3 RENAME TO incidents;
+    ALTER TABLE incidents_v4 RENAME TO incidents;
 
     CREATE TABLE production_environments (
         repo_id     INTEGER NOT NULL REFERENCES repositories (id),

@@ -259,16 +259,17 @@ fn a_version_1_store_keeps_its_events_through_the_push_migration() {
 }
 
 #[test]
-fn a_version_2_store_keeps_its_events_through_the_gitlab_migration() {
+fn a_version_3_store_keeps_its_events_through_the_gitlab_migration() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v2.db");
+    let path = dir.path().join("v3.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID)
             .unwrap();
-        conn.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
-        conn.execute_batch(super::schema::MIGRATIONS[1]).unwrap();
-        conn.pragma_update(None, "user_version", 2).unwrap();
+        for step in &super::schema::MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
         conn.execute_batch(
             "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
              INSERT INTO deployments VALUES (1, 'push', 7, 'production',
@@ -416,4 +417,128 @@ fn pushes_are_kept_whole_numbered_per_client_id_and_idempotent() {
     assert_eq!(incidents[0].closed_at, Some(Timestamp(2)));
     assert_eq!(store.pushed_repositories().unwrap(), [repo()]);
     assert_eq!(store.counts().unwrap().incidents, 3);
+}
+
+fn pushed_for_team(client: &str, id: &str, digest: u8, base: u8) -> PushItem {
+    PushItem {
+        client: client.to_owned(),
+        id: id.to_owned(),
+        digest: [digest; 32],
+        base_digest: [base; 32],
+        event: crate::domain::batch::PushedEvent::TeamIncident(crate::domain::TeamIncident {
+            source: crate::domain::IncidentSource::Push,
+            team: crate::domain::Team::parse("web").unwrap(),
+            number: 0,
+            created_at: Timestamp(1),
+            closed_at: (digest != base).then_some(Timestamp(2)),
+            root_cause: None,
+        }),
+    }
+}
+
+#[test]
+fn incidents_of_a_team_are_kept_like_those_of_a_repository_and_loaded_for_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path().join("dora.db")).unwrap();
+    let request = |items: Vec<PushItem>| PushRequest { items };
+    let stored = |inserted, updated, unchanged| PushVerdict::Stored {
+        inserted,
+        updated,
+        unchanged,
+    };
+    let verdicts = store
+        .push(&[
+            request(vec![pushed_for_team("ci", "t", 1, 1)]),
+            // A retry, then the resolution, then a late retry of the open version.
+            request(vec![pushed_for_team("ci", "t", 1, 1)]),
+            request(vec![pushed_for_team("ci", "t", 2, 1)]),
+            request(vec![pushed_for_team("ci", "t", 1, 1)]),
+            // The same id for a repository's incident: other content.
+            request(vec![pushed("ci", "t", 3, 3, 0)]),
+        ])
+        .unwrap();
+    assert_eq!(
+        verdicts,
+        [
+            stored(1, 0, 0),
+            stored(0, 0, 1),
+            stored(0, 1, 0),
+            stored(0, 0, 1),
+            PushVerdict::Conflict { index: 0 }
+        ]
+    );
+    let counts = store.counts().unwrap();
+    assert_eq!((counts.team_incidents, counts.incidents), (1, 0));
+    assert!(store.pushed_repositories().unwrap().is_empty());
+
+    // The engine gets it: the team's time to restore has its one sample.
+    let events = crate::dora::EventsBuilder::collect(|sink| store.load_events(&[], sink)).unwrap();
+    let config = crate::dora::EngineConfig::default();
+    let snapshot = crate::dora::compute(&events, &config, Timestamp(10));
+    let web = snapshot
+        .teams
+        .iter()
+        .find(|t| t.team.as_ref().is_some_and(|t| t.as_str() == "web"))
+        .expect("the team's rollup");
+    assert_eq!(web.incident_windows[0].time_to_restore.count, 1);
+    assert_eq!(web.incident_windows[0].time_to_restore.sum, 1.0);
+}
+
+#[test]
+fn a_version_2_store_keeps_its_pushed_ids_through_the_team_incidents_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(super::schema::MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+    {
+        // Kept by a version-2 build: one pushed incident of acme/api.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO incidents VALUES (1, 'push', 1, 1, NULL, '[]', NULL);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO push_ids (id, client, kind, external_id, repo_id, digest, base_digest) \
+             VALUES (1, 'ci', 'incident', 'a', 1, ?1, ?1)",
+            [[1u8; 32].as_slice()],
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let verdicts = store
+        .push(&[
+            PushRequest {
+                items: vec![pushed("ci", "a", 1, 1, 0)],
+            },
+            PushRequest {
+                items: vec![pushed("ci", "a", 2, 1, 0)],
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        verdicts,
+        [
+            PushVerdict::Stored {
+                inserted: 0,
+                updated: 0,
+                unchanged: 1
+            },
+            PushVerdict::Stored {
+                inserted: 0,
+                updated: 1,
+                unchanged: 0
+            }
+        ]
+    );
+    let incidents = store.read_repository(&repo()).unwrap().incidents;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].closed_at, Some(Timestamp(2)));
 }

@@ -18,7 +18,7 @@ use super::codec::{
 use super::db_error;
 use crate::domain::batch::{PushRequest, PushVerdict, PushedEvent};
 use crate::domain::{
-    Deployment, DeploymentOutcome, Incident, RepoName, Timestamp, MAX_QUOTED_INPUT,
+    Deployment, DeploymentOutcome, Incident, RepoName, TeamIncident, Timestamp, MAX_QUOTED_INPUT,
 };
 use crate::store::types::cut_to_bytes;
 use crate::store::{
@@ -531,8 +531,8 @@ pub(crate) fn push(
     Ok(verdicts)
 }
 
-/// A pushed item's row in `push_ids`: `(id, repo_id, digest, base_digest)`.
-type StoredPush = (i64, i64, Vec<u8>, Vec<u8>);
+/// A pushed item's row in `push_ids`: `(id, repo_id, team, digest, base_digest)`.
+type StoredPush = (i64, Option<i64>, Option<String>, Vec<u8>, Vec<u8>);
 
 /// Writes the items of one request; `Err(index)` at the first item that
 /// conflicts with what is stored (the caller rolls the request back).
@@ -544,17 +544,28 @@ fn push_request(
     let db = db_error(path, "storing a pushed item");
     let (mut inserted, mut updated, mut unchanged) = (0u32, 0u32, 0u32);
     for (index, item) in request.items.iter().enumerate() {
-        let repository = item.event.repository();
-        let repo_id = ensure_repo(conn, path, repository)?;
+        // The owner: a repository (its row id) or a team.
+        let (repo_id, team) = match (&item.event, item.event.repository()) {
+            (PushedEvent::TeamIncident(incident), _) => (None, Some(incident.team.as_str())),
+            (_, Some(repository)) => (Some(ensure_repo(conn, path, repository)?), None),
+            // Every other event has a repository (the table's CHECK would refuse it).
+            (_, None) => (None, None),
+        };
         let kind = item.event.kind().as_str();
         let stored: Option<StoredPush> = conn
             .prepare_cached(
-                "SELECT id, repo_id, digest, base_digest FROM push_ids \
+                "SELECT id, repo_id, team, digest, base_digest FROM push_ids \
                  WHERE client = ?1 AND kind = ?2 AND external_id = ?3",
             )
             .and_then(|mut stmt| {
                 stmt.query_row((&item.client, kind, &item.id), |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
                 })
                 .optional()
             })
@@ -563,8 +574,8 @@ fn push_request(
             None => {
                 conn.prepare_cached(
                     "INSERT INTO push_ids \
-                     (client, kind, external_id, repo_id, digest, base_digest) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     (client, kind, external_id, repo_id, team, digest, base_digest) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute((
@@ -572,6 +583,7 @@ fn push_request(
                         kind,
                         &item.id,
                         repo_id,
+                        team,
                         item.digest.as_slice(),
                         item.base_digest.as_slice(),
                     ))
@@ -580,14 +592,15 @@ fn push_request(
                 inserted += 1;
                 conn.last_insert_rowid()
             }
-            Some((_, _, digest, base)) if digest == item.digest || base == item.digest => {
+            Some((_, _, _, digest, base)) if digest == item.digest || base == item.digest => {
                 // A retry (or a late retry of the open version of a since
                 // resolved incident): stored as it is.
                 unchanged += 1;
                 continue;
             }
-            Some((id, stored_repo, digest, _))
+            Some((id, stored_repo, stored_team, digest, _))
                 if stored_repo == repo_id
+                    && stored_team.as_deref() == team
                     && item.base_digest != item.digest
                     && digest == item.base_digest =>
             {
@@ -605,6 +618,19 @@ fn push_request(
             table: "push_ids",
             what: format!("id {id}"),
         })?;
+        let (Some(repository), Some(repo_id)) = (item.event.repository(), repo_id) else {
+            if let PushedEvent::TeamIncident(incident) = &item.event {
+                team_incident(
+                    conn,
+                    path,
+                    &TeamIncident {
+                        number: id,
+                        ..incident.clone()
+                    },
+                )?;
+            }
+            continue;
+        };
         let writer = Writer {
             tx: conn,
             path,
@@ -631,6 +657,7 @@ fn push_request(
                     ..incident.clone()
                 })?;
             }
+            PushedEvent::TeamIncident(_) => {}
         }
     }
     Ok(Ok(PushVerdict::Stored {
@@ -638,6 +665,30 @@ fn push_request(
         updated,
         unchanged,
     }))
+}
+
+/// Upserts one incident of a team.
+fn team_incident(conn: &Connection, path: &str, incident: &TeamIncident) -> Result<(), StoreError> {
+    let db = db_error(path, "storing an incident of a team");
+    let number = to_i64(path, "incident number", incident.number)?;
+    conn.prepare_cached(
+        "INSERT INTO team_incidents (team, source, number, created_at, closed_at, root_cause) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (team, source, number) DO UPDATE SET created_at = excluded.created_at, \
+         closed_at = excluded.closed_at, root_cause = excluded.root_cause",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute((
+            incident.team.as_str(),
+            incident.source.as_str(),
+            number,
+            incident.created_at.0,
+            incident.closed_at.map(|t| t.0),
+            incident.root_cause.as_ref().map(|p| p.as_str()),
+        ))
+    })
+    .map_err(&db)?;
+    Ok(())
 }
 
 /// Every repository with a pushed item, sorted.
