@@ -774,6 +774,33 @@ impl Config {
             .map_or(&[], |github| github.repositories.as_slice())
     }
 
+    /// Where each configured repository is read from, in configuration order
+    /// (for people: the landing page): `GitHub`, `GitLab` and how deployments
+    /// are read, or the push API.
+    pub fn repository_sources(&self) -> Vec<(RepoName, &'static str)> {
+        let github = self.github_repositories().iter().map(|repo| {
+            let source = match repo.deployments {
+                DeploymentsConfig::DeploymentsApi => "GitHub (Deployments API)",
+                DeploymentsConfig::WorkflowRuns { .. } => "GitHub (workflow runs)",
+                DeploymentsConfig::Push => "GitHub (deployments pushed)",
+            };
+            (repo.name.clone(), source)
+        });
+        let gitlab = self.gitlab_projects().iter().map(|project| {
+            let source = match project.deployments {
+                GitlabDeploymentsConfig::DeploymentsApi => "GitLab (Deployments API)",
+                GitlabDeploymentsConfig::Pipelines { .. } => "GitLab (pipelines)",
+                GitlabDeploymentsConfig::Push => "GitLab (deployments pushed)",
+            };
+            (project.path.clone(), source)
+        });
+        let pushed = self
+            .repositories
+            .iter()
+            .map(|repo| (repo.name.clone(), "push API"));
+        github.chain(gitlab).chain(pushed).collect()
+    }
+
     /// `[[gitlab.projects]]`; none without `[gitlab]`.
     pub fn gitlab_projects(&self) -> &[ProjectConfig] {
         self.gitlab

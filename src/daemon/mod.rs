@@ -307,6 +307,7 @@ pub async fn start(
             simulated: options.simulated,
             push_api: config.ingest.is_some(),
             github_webhooks: config.webhooks.github.is_some(),
+            sources: config.repository_sources(),
             ..ExporterOptions::new(repositories.clone())
         })
         .context("cannot render the initial metrics page")?,
