@@ -740,8 +740,21 @@ pub fn summary(config: &Config) -> String {
     } else {
         ""
     };
+    let pagerduty = match &config.pagerduty {
+        Some(pagerduty) => format!(
+            ", PagerDuty {} service{} at {}",
+            pagerduty.services.len(),
+            if pagerduty.services.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            pagerduty.api_url
+        ),
+        None => String::new(),
+    };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{webhooks}, listen {}, store {}",
+        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{webhooks}{pagerduty}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
@@ -1270,6 +1283,20 @@ mod tests {
              store ./dora.db\n"
         );
         assert_eq!(err, "");
+    }
+
+    #[test]
+    fn the_summary_names_the_pagerduty_services() {
+        let (result, out, _) = check(
+            "[github]\ntoken = \"${GITHUB_TOKEN}\"\n[[github.repositories]]\nname = \"a/b\"\n\
+             [pagerduty]\ntoken = \"${GITHUB_TOKEN}\"\n[[pagerduty.services]]\nid = \"PABC123\"\n\
+             repositories = [\"a/b\"]\n",
+        );
+        assert!(result.is_ok(), "{out}");
+        assert!(
+            out.contains(", PagerDuty 1 service at https://api.pagerduty.com/, listen"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -56,8 +56,8 @@ pub use problem::{ConfigError, Problem};
 pub use rules::MAX_WINDOWS;
 pub use values::{
     ApiUrl, ApiUrlError, BranchName, ClientName, LabelName, LogFormat, LogLevel, RepoPattern,
-    Seconds, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_NAME_LEN, MAX_TOKEN_LEN,
-    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
+    Seconds, ServiceId, Urgency, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_NAME_LEN,
+    MAX_SERVICE_ID_LEN, MAX_TOKEN_LEN, MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 
 use crate::domain::{Environment, RepoName, Team};
@@ -90,6 +90,8 @@ pub mod defaults {
     pub const API_URL: &str = "https://api.github.com";
     /// `gitlab.api_url`: GitLab.com.
     pub const GITLAB_API_URL: &str = "https://gitlab.com/api/v4";
+    /// `pagerduty.api_url`: PagerDuty's REST API (US service region).
+    pub const PAGERDUTY_API_URL: &str = "https://api.pagerduty.com";
     /// `github.production_environments`.
     pub const PRODUCTION_ENVIRONMENT: &str = "production";
     /// `github.incident_labels`.
@@ -145,6 +147,13 @@ pub mod defaults {
     pub fn gitlab_api_url() -> ApiUrl {
         ApiUrl::parse(GITLAB_API_URL).expect("the default GitLab API URL is valid")
     }
+    pub fn pagerduty_api_url() -> ApiUrl {
+        ApiUrl::parse(PAGERDUTY_API_URL).expect("the default PagerDuty URL is valid")
+    }
+    /// `pagerduty.urgencies`: every urgency counts.
+    pub fn urgencies() -> Vec<super::Urgency> {
+        vec![super::Urgency::High, super::Urgency::Low]
+    }
     pub fn poll_interval() -> Duration {
         POLL_INTERVAL
     }
@@ -184,6 +193,8 @@ pub struct Config {
     /// `[[repositories]]`: repositories known only through the push API (their
     /// teams). Optional.
     pub repositories: Vec<PushRepositoryConfig>,
+    /// `[pagerduty]`: incidents of PagerDuty services. Absent: not read.
+    pub pagerduty: Option<PagerDutyConfig>,
     /// `[webhooks]`: deliveries from code hosts. Optional; each part absent:
     /// its route is disabled.
     pub webhooks: WebhooksConfig,
@@ -235,6 +246,41 @@ pub struct IngestClientConfig {
     /// Glob patterns of the repositories it may write (`acme/*`). Required, at
     /// least one.
     pub repositories: Vec<RepoPattern>,
+}
+
+/// `[pagerduty]`: incidents of PagerDuty services.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// REST API base URL. Default `https://api.pagerduty.com` (EU accounts:
+    /// `https://api.eu.pagerduty.com`); `http://` is allowed (tests, simulators).
+    pub api_url: ApiUrl,
+    /// A read-only REST API key. Required; normally `"${PAGERDUTY_TOKEN}"`. Never
+    /// printed.
+    pub token: SecretString,
+    /// The urgencies that count. Default `["high", "low"]` (every incident); at
+    /// least one, no duplicates.
+    pub urgencies: Vec<Urgency>,
+    /// `[[pagerduty.services]]`: at least one, no id twice.
+    pub services: Vec<PagerDutyServiceConfig>,
+}
+
+/// `[[pagerduty.services]]`: one service whose incidents are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagerDutyServiceConfig {
+    /// The service id (`PABC123`). Required.
+    pub id: ServiceId,
+    /// What its incidents are attributed over: `repositories = [...]` or
+    /// `team = "..."`, exactly one.
+    pub maps_to: ServiceMapping,
+}
+
+/// What a PagerDuty service is mapped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceMapping {
+    /// `repositories = [...]`: at least one, each configured, no repeats.
+    Repositories(Vec<RepoName>),
+    /// `team = "..."`: the repositories configured with that team.
+    Team(Team),
 }
 
 /// `[[repositories]]`: a repository known only through the push API.

@@ -30,9 +30,10 @@ use super::{
     defaults, ApiUrl, ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field,
     GithubApi, GithubConfig, GithubWebhookConfig, GitlabConfig, GitlabDeploymentsConfig,
     GitlabDeploymentsFrom, IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat,
-    LogLevel, MetricsConfig, Problem, ProjectConfig, PushRepositoryConfig, RepoPattern,
-    RepositoryConfig, Seconds, ServerConfig, StorageConfig, ThresholdsConfig, WebhooksConfig,
-    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
+    LogLevel, MetricsConfig, PagerDutyConfig, PagerDutyServiceConfig, Problem, ProjectConfig,
+    PushRepositoryConfig, RepoPattern, RepositoryConfig, Seconds, ServerConfig, ServiceId,
+    ServiceMapping, StorageConfig, ThresholdsConfig, Urgency, WebhooksConfig, MIN_INGEST_TOKEN_LEN,
+    MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
@@ -120,6 +121,13 @@ where
         .and_then(|gitlab| gitlab.get("token"))
         .and_then(|token| token.get_ref().as_str());
     tokens.extend(gitlab_token);
+    let pagerduty_token = root
+        .get_ref()
+        .get("pagerduty")
+        .and_then(|pagerduty| pagerduty.get_ref().as_table())
+        .and_then(|pagerduty| pagerduty.get("token"))
+        .and_then(|token| token.get_ref().as_str());
+    tokens.extend(pagerduty_token);
     let clients = root
         .get_ref()
         .get("ingest")
@@ -273,7 +281,8 @@ where
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
                            [[github.repositories]]\ndeployments = {}\n[gitlab]\n\
                            [[gitlab.projects]]\ndeployments = {}\n[ingest]\n\
-                           [[ingest.clients]]\n[[repositories]]\n[webhooks.github]\n[log]\n";
+                           [[ingest.clients]]\n[[repositories]]\n[pagerduty]\n\
+                           [[pagerduty.services]]\n[webhooks.github]\n[log]\n";
 
 /// Every key path of the schema, tables included, spelled as
 /// `docs/configuration.md` spells them (`github.repositories[].name`): the keys that
@@ -418,6 +427,9 @@ struct Walker<'l> {
     lookbacks: Vec<(&'static str, Duration)>,
     /// The `${NAME}` references of each expanded string value, by its offset.
     expanded: HashMap<usize, String>,
+    /// The `[[pagerduty.services]]` that parsed, with their index (for the rules
+    /// that need the repositories).
+    pagerduty_services: Vec<(usize, PagerDutyServiceConfig)>,
     /// Every key path asked for, without indices (for [`schema_paths`]).
     #[cfg(test)]
     schema: Vec<String>,
@@ -432,6 +444,7 @@ impl<'l> Walker<'l> {
             windows: None,
             lookbacks: Vec::new(),
             expanded: HashMap::new(),
+            pagerduty_services: Vec::new(),
             #[cfg(test)]
             schema: Vec::new(),
         }
@@ -775,6 +788,11 @@ impl<'l> Walker<'l> {
             );
         }
         let repositories = self.push_repositories(&mut root);
+        let pagerduty = match self.table(&mut root, "pagerduty") {
+            Field::Valid(table) => self.pagerduty(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
         let github_hook = root
             .entries
             .get("webhooks")
@@ -810,6 +828,17 @@ impl<'l> Walker<'l> {
             &github_names,
             &gitlab_names,
         ));
+        let configured: Vec<&RepoName> = github_names
+            .iter()
+            .copied()
+            .chain(gitlab_names.iter().copied())
+            .chain(repositories.iter().map(|repo| &repo.name))
+            .collect();
+        let services = std::mem::take(&mut self.pagerduty_services);
+        let parsed: Vec<(usize, &PagerDutyServiceConfig)> =
+            services.iter().map(|(i, s)| (*i, s)).collect();
+        self.extend(rules::pagerduty_services(&parsed, &configured));
+        let pagerduty = pagerduty?;
         Some(Config {
             server: server?,
             storage: storage?,
@@ -818,9 +847,96 @@ impl<'l> Walker<'l> {
             gitlab,
             ingest: ingest?,
             repositories,
+            pagerduty,
             webhooks: webhooks?,
             log: log?,
         })
+    }
+
+    fn pagerduty(&mut self, mut table: Table<'_, '_>) -> Option<PagerDutyConfig> {
+        let api_url = self
+            .scalar(&mut table, "api_url", ApiUrl::deserialize)
+            .or_else(defaults::pagerduty_api_url);
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let urgencies = self.checked_list(
+            &mut table,
+            "urgencies",
+            Urgency::deserialize,
+            defaults::urgencies,
+            rules::urgencies,
+        );
+        let tables = self.tables(&mut table, "services").or_else(Vec::new);
+        let services_path = table.child("services");
+        self.finish(table);
+        let tables = tables?;
+        if tables.is_empty() {
+            let line = self.key_lines.get(&services_path).copied();
+            self.problem(
+                services_path,
+                line,
+                "expected at least one [[pagerduty.services]] (id and repositories or team)",
+            );
+        }
+        let services: Vec<Option<PagerDutyServiceConfig>> = tables
+            .into_iter()
+            .map(|table| table.and_then(|table| self.pagerduty_service(table)))
+            .collect();
+        self.pagerduty_services = services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
+            .collect();
+        Some(PagerDutyConfig {
+            api_url: api_url?,
+            token: token?,
+            urgencies: urgencies?,
+            services: services.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn pagerduty_service(&mut self, mut table: Table<'_, '_>) -> Option<PagerDutyServiceConfig> {
+        let id = self.scalar(&mut table, "id", ServiceId::deserialize);
+        let id = self.require(id, &table, "id");
+        let repositories = self.list(&mut table, "repositories", RepoName::deserialize);
+        let team = self.scalar(&mut table, "team", Team::deserialize);
+        let path = table.path.clone();
+        let line = self.key_lines.get(&path).copied();
+        self.finish(table);
+        let maps_to = match (repositories, team) {
+            (Field::Valid(names), Field::Absent) => {
+                let names: Vec<RepoName> = names.into_iter().collect::<Option<_>>()?;
+                if names.is_empty() {
+                    self.problem(
+                        child_path(&path, "repositories"),
+                        line,
+                        "expected at least one repository (or team = \"...\" instead)",
+                    );
+                    return None;
+                }
+                ServiceMapping::Repositories(names)
+            }
+            (Field::Absent, Field::Valid(team)) => ServiceMapping::Team(team),
+            (Field::Absent, Field::Absent) => {
+                self.problem(
+                    path,
+                    line,
+                    "expected repositories = [\"owner/name\", ...] or team = \"...\": what \
+                     the service's incidents are attributed over",
+                );
+                return None;
+            }
+            (Field::Valid(_), Field::Valid(_)) => {
+                self.problem(
+                    child_path(&path, "team"),
+                    line,
+                    "set either repositories or team, not both",
+                );
+                return None;
+            }
+            _ => return None,
+        };
+        Some(PagerDutyServiceConfig { id: id?, maps_to })
     }
 
     fn webhooks(&mut self, mut table: Table<'_, '_>) -> Option<WebhooksConfig> {

@@ -18,8 +18,9 @@
 //!   off); empty `production_environments`, `windows` or repositories are not.
 
 use super::{
-    Config, Duration, IngestClientConfig, LabelName, Problem, PushRepositoryConfig, Seconds,
-    WebhooksConfig, MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
+    Config, Duration, IngestClientConfig, LabelName, PagerDutyServiceConfig, Problem,
+    PushRepositoryConfig, Seconds, ServiceMapping, Urgency, WebhooksConfig,
+    MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -431,6 +432,74 @@ pub(super) fn push_repositories_apart(
         .collect()
 }
 
+pub(super) const PAGERDUTY_SERVICES: &str = "pagerduty.services";
+pub(super) const URGENCIES: &str = "pagerduty.urgencies";
+
+/// `pagerduty.urgencies`: at least one, no duplicates.
+pub(super) fn urgencies(items: &[(usize, &Urgency)], declared: usize) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if declared == 0 {
+        problems.push(problem(
+            URGENCIES.to_owned(),
+            "expected at least one urgency (\"high\", \"low\"); leave the key out for both"
+                .to_owned(),
+        ));
+    }
+    problems.extend(duplicates(
+        items,
+        |u| **u,
+        |(i, u), (j, _)| {
+            problem(
+                format!("{URGENCIES}[{i}]"),
+                format!("\"{}\" is {URGENCIES}[{j}] already", u.as_str()),
+            )
+        },
+    ));
+    problems
+}
+
+/// `[[pagerduty.services]]`: no id twice; the repositories a service is mapped to
+/// are configured (`configured`), each once.
+pub(super) fn pagerduty_services(
+    services: &[(usize, &PagerDutyServiceConfig)],
+    configured: &[&RepoName],
+) -> Vec<Problem> {
+    let mut problems = duplicates(
+        services,
+        |s| s.id.as_str().to_owned(),
+        |(i, s), (j, _)| {
+            problem(
+                format!("{PAGERDUTY_SERVICES}[{i}].id"),
+                format!(
+                    "\"{}\" is {PAGERDUTY_SERVICES}[{j}] already; a service is read once",
+                    s.id.as_str()
+                ),
+            )
+        },
+    );
+    for (i, service) in services {
+        let ServiceMapping::Repositories(names) = &service.maps_to else {
+            continue;
+        };
+        for (k, name) in names.iter().enumerate() {
+            let path = format!("{PAGERDUTY_SERVICES}[{i}].repositories[{k}]");
+            if names[..k].contains(name) {
+                problems.push(problem(path, format!("\"{name}\" is listed twice")));
+            } else if !configured.contains(&name) {
+                problems.push(problem(
+                    path,
+                    format!(
+                        "\"{name}\" is not configured: list it in [[{REPOSITORIES}]], \
+                         [[{PROJECTS}]] or [[{PUSH_REPOSITORIES}]] (its deployments and team \
+                         come from there)"
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// `[webhooks.github]` needs `[github]`: a delivery only says which repository
 /// to sync, and GitHub (its token, its repositories) is what is synced.
 pub(super) fn webhooks_need_github(github: bool, github_hook: bool) -> Vec<Problem> {
@@ -564,6 +633,22 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         &github_names,
         &gitlab_names,
     ));
+    if let Some(pagerduty) = &config.pagerduty {
+        problems.extend(urgencies(
+            &indexed(&pagerduty.urgencies),
+            pagerduty.urgencies.len(),
+        ));
+        let configured: Vec<&RepoName> = github_names
+            .iter()
+            .copied()
+            .chain(gitlab_names.iter().copied())
+            .chain(config.repositories.iter().map(|repo| &repo.name))
+            .collect();
+        problems.extend(pagerduty_services(
+            &indexed(&pagerduty.services),
+            &configured,
+        ));
+    }
     problems.extend(webhooks_need_github(
         config.github.is_some(),
         config.webhooks.github.is_some(),

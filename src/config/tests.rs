@@ -1105,3 +1105,37 @@ fn the_push_apis_production_environments_are_those_of_repositories_no_code_host_
     assert_eq!(names(&engine.production_environments), ["production"]);
     assert!(engine.production_by_repository.is_empty());
 }
+
+#[test]
+fn pagerduty_services_map_to_repositories_or_a_team() {
+    let text = format!(
+        "{MINIMAL}\n[[repositories]]\nname = \"acme/worker\"\nteam = \"core\"\n\n\
+         [pagerduty]\ntoken = \"${{GITHUB_TOKEN}}\"\nurgencies = [\"high\"]\n\n\
+         [[pagerduty.services]]\nid = \"PAPI001\"\nrepositories = [\"acme/worker\", \"acme/api\"]\n\n\
+         [[pagerduty.services]]\nid = \"PWEB001\"\nteam = \"web\"\n"
+    );
+    let config = load(&text).unwrap();
+    let pagerduty = config.pagerduty.as_ref().unwrap();
+    assert_eq!(pagerduty.api_url, defaults::pagerduty_api_url());
+    assert_eq!(pagerduty.urgencies, [Urgency::High]);
+    assert_eq!(pagerduty.token.expose_secret(), TOKEN);
+    assert_eq!(
+        pagerduty.services[0].maps_to,
+        ServiceMapping::Repositories(vec![
+            RepoName::parse("acme/worker").unwrap(),
+            RepoName::parse("acme/api").unwrap()
+        ])
+    );
+    assert_eq!(
+        pagerduty.services[1].maps_to,
+        ServiceMapping::Team(Team::parse("web").unwrap())
+    );
+    assert!(config.validate().is_ok());
+    assert!(!format!("{config:?}").contains(TOKEN));
+    // Without the key: every urgency.
+    let text = text.replace("urgencies = [\"high\"]\n", "");
+    assert_eq!(
+        load(&text).unwrap().pagerduty.unwrap().urgencies,
+        [Urgency::High, Urgency::Low]
+    );
+}

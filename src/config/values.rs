@@ -128,6 +128,43 @@ name_newtype!(
     is_client_name
 );
 
+/// The longest PagerDuty service id accepted (PagerDuty's are 7 characters).
+pub const MAX_SERVICE_ID_LEN: usize = 32;
+
+fn is_service_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_SERVICE_ID_LEN
+        && text.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+name_newtype!(
+    /// A PagerDuty service id (`PABC123`): letters and digits, as PagerDuty
+    /// spells it (ids are case-sensitive).
+    ServiceId,
+    "a PagerDuty service id such as \"PABC123\" (letters and digits)",
+    is_service_id
+);
+
+/// A PagerDuty incident urgency (`pagerduty.urgencies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    /// `high`.
+    High,
+    /// `low`.
+    Low,
+}
+
+impl Urgency {
+    /// PagerDuty's spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Urgency::High => "high",
+            Urgency::Low => "low",
+        }
+    }
+}
+
 fn is_repo_pattern(text: &str) -> bool {
     let mut segments = text.split('/');
     let owner = segments.next().unwrap_or("");

@@ -61,6 +61,7 @@ use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
 use crate::sources::github::{GithubSource, RetryPolicy};
 use crate::sources::gitlab::GitlabSource;
+use crate::sources::pagerduty::PagerDutySource;
 use crate::sources::Source;
 use crate::store::SharedStore;
 use crate::store::{SqliteStore, StoreError};
@@ -599,8 +600,8 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (GitHub and GitLab, each when configured), with the
-/// production retry policy.
+/// The sources of `config` (GitHub, GitLab and PagerDuty, each when
+/// configured), with the production retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     sources_with(config, RetryPolicy::default())
 }
@@ -618,9 +619,20 @@ pub(crate) fn sources_with(
     }
     if let Some(gitlab) = &config.gitlab {
         let start = config.engine_config().lead_time_start;
-        let gitlab = GitlabSource::with_policy(gitlab, start, retry)
+        let gitlab = GitlabSource::with_policy(gitlab, start, retry.clone())
             .map_err(|error| anyhow::anyhow!("gitlab: {error}"))?;
         sources.push(Arc::new(gitlab));
+    }
+    if let Some(pagerduty) = &config.pagerduty {
+        // The code hosts' lookback (GitHub's, else GitLab's).
+        let lookback = match (&config.github, &config.gitlab) {
+            (Some(github), _) => github.lookback,
+            (None, Some(gitlab)) => gitlab.lookback,
+            (None, None) => crate::config::defaults::lookback(),
+        };
+        let pagerduty = PagerDutySource::new(pagerduty, lookback.to_std(), retry)
+            .map_err(|error| anyhow::anyhow!("pagerduty: {error}"))?;
+        sources.push(Arc::new(pagerduty));
     }
     Ok(sources)
 }

@@ -1,7 +1,8 @@
 //! The sources: where events come from. One module per source behind the small
-//! [`Source`] trait: [`github`] and [`gitlab`]; what the two HTTP API sources
-//! share is the rate-limit [`governor`] and [`http`] (token masking, `Link`
-//! headers).
+//! [`Source`] trait: [`github`] and [`gitlab`] (repositories) and [`pagerduty`]
+//! (incidents of services; its sync units are services, named like
+//! repositories); what the HTTP API sources of code hosts share is the
+//! rate-limit [`governor`] and [`http`] (token masking, `Link` headers).
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
 //! it was given, turns the API's wire types into domain events at its border, and
@@ -23,6 +24,7 @@ pub mod governor;
 mod health;
 pub mod http;
 mod ledger;
+pub mod pagerduty;
 
 pub use health::{ApiRequests, ApiRetries, RateLimit};
 pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
@@ -98,6 +100,8 @@ pub enum SourceError {
     Github(#[from] github::GithubError),
     #[error(transparent)]
     Gitlab(#[from] gitlab::GitlabError),
+    #[error(transparent)]
+    PagerDuty(#[from] pagerduty::PagerDutyError),
     /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -115,6 +119,7 @@ impl SourceError {
             SourceError::Cancelled
                 | SourceError::Github(github::GithubError::Cancelled)
                 | SourceError::Gitlab(gitlab::GitlabError::Cancelled)
+                | SourceError::PagerDuty(pagerduty::PagerDutyError::Cancelled)
         )
     }
 }

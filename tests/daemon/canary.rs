@@ -17,6 +17,11 @@
 //! and oversized deliveries, and neither the secret nor any signature it
 //! expected shows anywhere.
 //!
+//! PagerDuty: the binary syncing with a canary PagerDuty key (literal or
+//! through `${PAGERDUTY_TOKEN}`) against the simulated PagerDuty, one that
+//! refuses it, and a hostile fake that echoes it in every answer, and
+//! `check-config` of an invalid file holding it, never print it.
+//!
 //! Panics: a panic prints its message, and only a value formatted into it could
 //! carry the token, so every type that holds the token (the configuration, its
 //! `[github]` part, the token itself, the GitHub source and its HTTP client, the
@@ -904,6 +909,188 @@ async fn the_canary_gitlab_token_appears_in_no_log_error_or_page() {
             .cloned()
             .unwrap();
         assert_gitlab_clean("panic message", &printed);
+    }
+}
+
+/// The PagerDuty key as a canary: distinctive, and found nowhere else.
+const PD_CANARY: &str = "u+PdCaNaRy9kQ2xW7mZ4vB8nT3yR6uE1sLdora";
+
+/// A fake PagerDuty that echoes the request's `Authorization` header back in
+/// everything it answers: error messages, item fields, a text body.
+async fn hostile_pagerduty() -> String {
+    async fn any(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+        let auth = echoed(&headers);
+        match uri.path() {
+            "/services/PECHO01" | "/services/PODD001" => {
+                axum::Json(serde_json::json!({"service": {"id": "P", "type": "service"}}))
+                    .into_response()
+            }
+            "/services/PAUTH01" => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"error": {"message": format!("Authentication failed: {auth}"), "code": 2006, "errors": [auth]}})),
+            )
+                .into_response(),
+            "/services/PBAD001" => (StatusCode::BAD_REQUEST, format!("no such thing as {auth}"))
+                .into_response(),
+            "/incidents" if uri.query().is_some_and(|q| q.contains("PODD001")) => {
+                axum::Json(serde_json::json!({"incidents": [
+                    {"id": auth, "incident_number": 1, "created_at": "2025-01-15T11:00:00Z", "status": "resolved"},
+                    {"id": "Q1", "incident_number": 2, "created_at": auth, "status": "triggered"},
+                    {"id": "Q2", "incident_number": 3, "created_at": "2025-01-15T11:00:00Z", "status": auth}
+                ], "more": false}))
+                .into_response()
+            }
+            _ => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"error": {"message": format!("Invalid Input Provided by {auth}"), "code": 2001, "errors": [auth]}})),
+            )
+                .into_response(),
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, Router::new().fallback(any))
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_pagerduty_key_appears_in_no_log_error_or_page() {
+    use dora_collector::sim::pagerduty::{PdAccount, PdOptions, PdServer, PdService, PdUrgency};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let github = live_simulator(SIM_TOKEN).await;
+    let repos = sim_repos(&github);
+    let now = github.with_org(|org| org.now);
+    let mut account = PdAccount::new(
+        vec![PdService {
+            id: "PAPI001".to_owned(),
+            name: "api".to_owned(),
+        }],
+        now,
+    );
+    let incident = account
+        .trigger(
+            "PAPI001",
+            dora_collector::domain::Timestamp(now.0 - 3600),
+            "down",
+            PdUrgency::High,
+            Some("root cause: abcdef1".to_owned()),
+        )
+        .unwrap();
+    account
+        .log(
+            &incident,
+            dora_collector::sim::pagerduty::PdLogKind::Resolve,
+            dora_collector::domain::Timestamp(now.0 - 60),
+        )
+        .unwrap();
+    let good = PdServer::start(
+        account.clone(),
+        PdOptions {
+            token: PD_CANARY.to_owned(),
+            ..PdOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let refusing = PdServer::start(account, PdOptions::default())
+        .await
+        .unwrap();
+    let hostile = hostile_pagerduty().await;
+    let pagerduty = |url: &str, literal: bool, services: &[&str]| {
+        let key = if literal {
+            PD_CANARY
+        } else {
+            "${PAGERDUTY_TOKEN}"
+        };
+        let mut text = format!("\n[pagerduty]\napi_url = \"{url}\"\ntoken = \"{key}\"\n");
+        for id in services {
+            text.push_str(&format!(
+                "\n[[pagerduty.services]]\nid = \"{id}\"\nrepositories = [\"{}\"]\n",
+                repos[0].0
+            ));
+        }
+        text
+    };
+    let run_pd = |args: &'static [&'static str], file: std::path::PathBuf| async move {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "trace")
+            .env("GITHUB_TOKEN", SIM_TOKEN)
+            .env("PAGERDUTY_TOKEN", PD_CANARY)
+            .stdin(Stdio::null());
+        tokio::task::spawn_blocking(move || command.output().expect("run dora-collector"))
+            .await
+            .unwrap()
+    };
+    let pd_clean = |what: &str, output: &Output| {
+        for stream in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.contains(PD_CANARY),
+                "{what}: the key appears:\n{text}"
+            );
+            // The key's distinctive middle, as an echo might cut it.
+            assert!(
+                !text.contains(&PD_CANARY[3..30]),
+                "{what}: part of the key appears:\n{text}"
+            );
+        }
+    };
+    for format in ["text", "json"] {
+        for literal in [true, false] {
+            let what = |case: &str| format!("{case} ({format}, literal key: {literal})");
+            let base = canary_config(github.base_url(), &store, &repos, false, format);
+            let file = write(
+                dir.path(),
+                "pd-good.toml",
+                &(base.clone() + &pagerduty(good.base_url(), literal, &["PAPI001"])),
+            );
+            let output = run_pd(&["sync", "--once"], file).await;
+            assert!(output.status.success(), "{output:?}");
+            pd_clean(&what("successful sync"), &output);
+
+            let file = write(
+                dir.path(),
+                "pd-refused.toml",
+                &(base.clone() + &pagerduty(refusing.base_url(), literal, &["PAPI001"])),
+            );
+            let output = run_pd(&["sync", "--once"], file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert!(String::from_utf8_lossy(&output.stderr).contains("pagerduty.token"));
+            pd_clean(&what("refused key"), &output);
+
+            let file = write(
+                dir.path(),
+                "pd-hostile.toml",
+                &(base.clone()
+                    + &pagerduty(
+                        &hostile,
+                        literal,
+                        &["PECHO01", "PAUTH01", "PBAD001", "PODD001"],
+                    )),
+            );
+            let output = run_pd(&["sync", "--once"], file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            pd_clean(&what("hostile PagerDuty"), &output);
+
+            // An invalid configuration holding the key.
+            let file = write(
+                dir.path(),
+                "pd-invalid.toml",
+                &(base + &pagerduty(good.base_url(), literal, &["P-BAD"]) + "pol = 1\n"),
+            );
+            let output = run_pd(&["check-config"], file).await;
+            assert_eq!(output.status.code(), Some(2), "{output:?}");
+            pd_clean(&what("invalid configuration"), &output);
+        }
     }
 }
 

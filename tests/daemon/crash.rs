@@ -66,8 +66,9 @@ const TABLES: [&str; 11] = [
     "push_ids",
     "repositories",
     "sync_status",
-    // Incidents of teams: only pushed (empty here, like `push_ids`).
-    "team_incidents",
+    // Incidents of teams and of repository sets: pushed or from PagerDuty
+    // (empty here, like `push_ids`).
+    "scoped_incidents",
 ];
 
 /// A small organisation whose history ends at the real present, so that the
@@ -251,8 +252,8 @@ fn dump(path: &Path, history_start: i64, validators: Validators) -> Vec<String> 
             }
             continue;
         }
-        // Every table but the teams' incidents belongs to a repository.
-        let query = if table == "team_incidents" {
+        // Every table but the scoped incidents belongs to a repository.
+        let query = if table == "scoped_incidents" {
             format!("SELECT t.* FROM {table} t")
         } else {
             format!("SELECT r.name, t.* FROM {table} t JOIN repositories r ON r.id = t.repo_id")

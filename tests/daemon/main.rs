@@ -25,6 +25,7 @@ mod hostile;
 mod incremental;
 mod notify;
 mod notify_e2e;
+mod pagerduty;
 mod pagination;
 mod push;
 mod report;

@@ -540,6 +540,28 @@ fn incidents_of(
         .collect()
 }
 
+/// computation.md § Change failures and § Recovery again, after incidents were
+/// added to `analysis.incidents` (incidents from outside the repository, such as
+/// a PagerDuty service's): every deployment's failure is decided anew.
+pub(super) fn reattribute(repo: &SimRepo, analysis: &mut RepoAnalysis, params: &Params) {
+    for env in &mut analysis.environments {
+        for d in &mut env.deployments {
+            d.incidents.clear();
+            d.failed = false;
+            d.recovered_at = None;
+        }
+    }
+    let history = History::new(repo);
+    attribute(&history, analysis, params);
+}
+
+/// Whether a commit of `repo`'s history starts with `prefix` (lowercase).
+pub(super) fn holds(repo: &SimRepo, prefix: &str) -> bool {
+    repo.commits
+        .iter()
+        .any(|c| c.sha.to_string().starts_with(prefix))
+}
+
 /// computation.md § Change failures and § Recovery: which deployments failed, and
 /// when they recovered.
 fn attribute(history: &History<'_>, analysis: &mut RepoAnalysis, params: &Params) {

@@ -28,6 +28,9 @@
 //! - `compare`: scrape versus expectations, every difference listed.
 //! - `push`: the input of repositories fed by the push API instead of the
 //!   simulated GitHub (`reference::push::expected(&pushed, &params, now)`).
+//! - `services`: incidents that are not GitHub issues, of incident-tool services
+//!   mapped to repositories or a team
+//!   (`reference::services::expected(&org, &params, now, &services)`).
 //!
 //! Where DORA itself is silent it follows the choices `docs/computation.md` records
 //! (scopes are every configured repository × every production environment; events
@@ -47,6 +50,7 @@ pub mod params;
 pub mod prom;
 pub mod push;
 pub mod series;
+pub mod services;
 pub mod store;
 
 pub use compare::{assert_matches, differences, snapshot_time};

@@ -216,7 +216,7 @@ fn applying_the_same_batch_twice_changes_nothing_the_second_time() {
             commits: 5,
             compares: 2,
             incidents: 3,
-            team_incidents: 0,
+            scoped_incidents: 0,
             pull_requests: 2,
             cursors: 2,
             sync_statuses: 0,

@@ -231,6 +231,9 @@ pub enum IncidentSource {
     /// one of `gitlab.incident_labels`): the source selects them, so every one is
     /// an incident whatever the engine's labels say.
     GitlabIssues,
+    /// PagerDuty: the incidents of a configured service (identity: PagerDuty's
+    /// `incident_number`, unique in its account).
+    PagerDuty,
 }
 
 impl IncidentSource {
@@ -240,6 +243,7 @@ impl IncidentSource {
             IncidentSource::GithubIssues => "github_issues",
             IncidentSource::Push => "push",
             IncidentSource::GitlabIssues => "gitlab_issues",
+            IncidentSource::PagerDuty => "pagerduty",
         }
     }
 
@@ -249,6 +253,7 @@ impl IncidentSource {
             "github_issues" => Some(IncidentSource::GithubIssues),
             "push" => Some(IncidentSource::Push),
             "gitlab_issues" => Some(IncidentSource::GitlabIssues),
+            "pagerduty" => Some(IncidentSource::PagerDuty),
             _ => None,
         }
     }
@@ -284,18 +289,41 @@ pub struct Incident {
     pub root_cause: Option<ShaPrefix>,
 }
 
-/// An incident reported against a team rather than one repository (the push
-/// API's `team`; an incident tool's service mapped to a team). The engine gives
-/// it to one of the team's repositories: the one holding its root cause, else
-/// the one whose production deployment was the latest at its creation (rule 2
-/// over the team's repositories). Identity: `(source, team, number)`.
+/// What an incident that names no single repository was reported against.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentScope {
+    /// A team (the push API's `team`; an incident tool's service mapped to a
+    /// team): the candidates are the repositories configured with that team.
+    Team(Team),
+    /// A set of repositories (an incident tool's service mapped to a list of
+    /// repositories), sorted by name and without repeats.
+    Repositories(Vec<RepoName>),
+}
+
+impl IncidentScope {
+    /// The scope of `repositories`, sorted and without repeats; `None` when the
+    /// list is empty.
+    pub fn repositories(mut repositories: Vec<RepoName>) -> Option<Self> {
+        repositories.sort();
+        repositories.dedup();
+        (!repositories.is_empty()).then_some(IncidentScope::Repositories(repositories))
+    }
+}
+
+/// An incident reported against a team or a set of repositories rather than
+/// one repository. The engine gives it to one of its candidate repositories
+/// (the team's repositories, or the listed ones): the one holding its root
+/// cause, else the one whose production deployment was the latest at its
+/// creation (rule 2 over the candidates). Identity: `(source, number)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeamIncident {
+pub struct ScopedIncident {
     /// Where it was read from.
     pub source: IncidentSource,
-    /// The team it was reported against.
-    pub team: Team,
-    /// The number the store gave it (pushed incidents: the client's id's number).
+    /// What it was reported against.
+    pub scope: IncidentScope,
+    /// Its number, unique within its source (pushed incidents: the number the
+    /// store gave the client's id; PagerDuty: the `incident_number`).
     pub number: u64,
     /// When it was opened.
     pub created_at: Timestamp,

@@ -33,14 +33,15 @@ pub const DEFAULT_TEAM: &str = "unassigned";
 #[serde(try_from = "String", into = "String")]
 pub struct RepoName(String);
 
-/// One path segment as GitLab allows it (letters, digits, `-`, `_`, `.`; not `.`
-/// or `..`; not starting with `-`), which covers GitHub's owners and names.
+/// One path segment of the characters GitLab allows (letters, digits, `-`, `_`,
+/// `.`; not `.` or `..`), which covers GitHub's owners and names. A leading `-`
+/// is accepted: no host has one, so sync units that are no repository use it
+/// (`-pagerduty/<service>`).
 fn is_path_segment(segment: &str) -> bool {
     !segment.is_empty()
         && segment.len() <= MAX_SEGMENT_LEN
         && segment != "."
         && segment != ".."
-        && !segment.starts_with('-')
         && segment
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -245,7 +246,9 @@ mod tests {
             ("acme//api", None),
             ("ac me/api", None),
             ("acme/..", None),
-            ("acme/-api", None),
+            ("acme/-api", Some("acme/-api")),
+            // Sync units that are no repository (PagerDuty services).
+            ("-pagerduty/PABC123", Some("-pagerduty/pabc123")),
             ("acme_x/api", Some("acme_x/api")),
         ];
         for (input, expected) in cases {

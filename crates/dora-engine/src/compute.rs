@@ -6,11 +6,11 @@ use super::attribution::{self, AttributionStats, Failure, IncidentAtNow};
 use super::changes::{self, RepoContext, Scratch};
 use super::events::{DeploymentRecord, RepoEvents};
 use super::quantile::quantiles;
+use super::scoped_incidents;
 use super::snapshot::{
     Diagnostics, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot,
     SummaryStats, Totals, WindowedMetrics,
 };
-use super::team_incidents;
 use super::{EngineConfig, Events, LeadTimeStart, Thresholds, Window};
 use crate::domain::{
     CommitSha, DeploymentOutcome, Environment, Incident, RepoName, Team, Timestamp,
@@ -163,7 +163,7 @@ fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> Analys
             (name, repo, team)
         })
         .collect();
-    let mut assigned = team_incidents::assign(events, &members, config, now);
+    let mut assigned = scoped_incidents::assign(events, &members, config, now);
     let mut scratch = Scratch::default();
     let mut diagnostics = Diagnostics {
         unmatched_root_causes: assigned.unmatched_root_causes,
@@ -196,7 +196,7 @@ fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> Analys
 /// The replayed repositories and what the replay noticed.
 struct AnalysedRepos {
     repos: Vec<RepoResult>,
-    /// Per team: its incidents that no repository took (`team_incidents`).
+    /// Per team: its incidents that no repository took (`scoped_incidents`).
     team_incidents: BTreeMap<Team, Vec<IncidentAtNow>>,
     diagnostics: Diagnostics,
 }

@@ -6,7 +6,7 @@
 use super::graph::{CommitGraph, StagedCommits};
 use crate::domain::{
     Commit, CommitSha, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment,
-    Incident, PullRequest, RepoName, TeamIncident,
+    Incident, PullRequest, RepoName, ScopedIncident,
 };
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -59,8 +59,9 @@ impl RepoEvents {
 #[derive(Debug, Default, Clone)]
 pub struct Events {
     pub(crate) repositories: BTreeMap<RepoName, RepoEvents>,
-    /// Incidents reported against a team, one per identity.
-    pub(crate) team_incidents: Vec<TeamIncident>,
+    /// Incidents reported against a team or a set of repositories, one per
+    /// identity.
+    pub(crate) scoped_incidents: Vec<ScopedIncident>,
 }
 
 impl Events {
@@ -87,8 +88,8 @@ impl Events {
     /// `other`'s events.
     pub fn merge(&mut self, other: Events) {
         self.repositories.extend(other.repositories);
-        self.team_incidents.extend(other.team_incidents);
-        keep_last_team_incidents(&mut self.team_incidents);
+        self.scoped_incidents.extend(other.scoped_incidents);
+        keep_last_scoped_incidents(&mut self.scoped_incidents);
     }
 
     /// Number of distinct known commits.
@@ -122,9 +123,10 @@ pub trait EventSink: Send {
     /// Sets the environments `repository`'s source reads as production (GitLab's
     /// tier `production`), replacing any set before.
     fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
-    /// Adds one incident of a team (not of one repository; at any point of the
-    /// loading, outside the repository-by-repository order).
-    fn team_incident(&mut self, incident: TeamIncident);
+    /// Adds one incident of a team or a set of repositories (not of one
+    /// repository; at any point of the loading, outside the
+    /// repository-by-repository order).
+    fn scoped_incident(&mut self, incident: ScopedIncident);
     /// Every event of `repository` has been added (the sink may index it now).
     fn finish_repository(&mut self, repository: &RepoName);
     /// An empty sink of the same kind, for a share of the repositories that a
@@ -164,8 +166,8 @@ impl EventSink for EventsBuilder {
     fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
         EventsBuilder::production_environments(self, repository, environments);
     }
-    fn team_incident(&mut self, incident: TeamIncident) {
-        EventsBuilder::team_incident(self, incident);
+    fn scoped_incident(&mut self, incident: ScopedIncident) {
+        EventsBuilder::scoped_incident(self, incident);
     }
     fn finish_repository(&mut self, repository: &RepoName) {
         EventsBuilder::finish_repository(self, repository);
@@ -202,8 +204,8 @@ pub struct EventsBuilder {
     /// The repository of the previous call: loaders add events repository by
     /// repository, so this spares a lookup per commit.
     last: Option<usize>,
-    /// Incidents of teams, in the order added.
-    team_incidents: Vec<TeamIncident>,
+    /// Scoped incidents, in the order added.
+    scoped_incidents: Vec<ScopedIncident>,
 }
 
 impl EventsBuilder {
@@ -316,10 +318,10 @@ impl EventsBuilder {
         self
     }
 
-    /// Adds one incident of a team (replacing an earlier one of the same source,
-    /// team and number).
-    pub fn team_incident(&mut self, incident: TeamIncident) -> &mut Self {
-        self.team_incidents.push(incident);
+    /// Adds one incident of a team or a set of repositories (replacing an
+    /// earlier one of the same source and number).
+    pub fn scoped_incident(&mut self, incident: ScopedIncident) -> &mut Self {
+        self.scoped_incidents.push(incident);
         self
     }
 
@@ -344,7 +346,7 @@ impl EventsBuilder {
                 }
             }
         }
-        self.team_incidents.extend(other.team_incidents);
+        self.scoped_incidents.extend(other.scoped_incidents);
         self.last = None;
     }
 
@@ -368,11 +370,11 @@ impl EventsBuilder {
                 (name, repo.events)
             })
             .collect();
-        let mut team_incidents = self.team_incidents;
-        keep_last_team_incidents(&mut team_incidents);
+        let mut scoped_incidents = self.scoped_incidents;
+        keep_last_scoped_incidents(&mut scoped_incidents);
         Events {
             repositories,
-            team_incidents,
+            scoped_incidents,
         }
     }
 }
@@ -407,9 +409,9 @@ fn keep_last<T, K: Ord>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
     *items = out;
 }
 
-/// Keeps the last added team incident of each identity, sorted by it.
-fn keep_last_team_incidents(incidents: &mut Vec<TeamIncident>) {
-    keep_last(incidents, |i| (i.source, i.team.clone(), i.number));
+/// Keeps the last added scoped incident of each identity, sorted by it.
+fn keep_last_scoped_incidents(incidents: &mut Vec<ScopedIncident>) {
+    keep_last(incidents, |i| (i.source, i.number));
 }
 
 /// Keeps the last added of each identity.

@@ -16,8 +16,8 @@ mod coverage;
 mod events;
 mod graph;
 mod quantile;
+mod scoped_incidents;
 mod snapshot;
-mod team_incidents;
 mod thresholds;
 mod window;
 

@@ -107,6 +107,8 @@
 //!   `resolve` fields).
 //! - `gitlab`: the same organisation as a GitLab group, and a server speaking
 //!   GitLab's REST API v4 over it (with its own faults on `chaos`).
+//! - `pagerduty`: the simulated PagerDuty (its own account, generator and
+//!   server), for the collector's PagerDuty source.
 
 /// The shared vocabulary, under the name the simulator's modules use.
 use dora_domain as domain;
@@ -116,6 +118,7 @@ pub mod gitlab;
 mod history;
 mod model;
 mod names;
+pub mod pagerduty;
 pub mod server;
 mod spec;
 

@@ -22,7 +22,10 @@ use super::{
     ApplyStats, CommitRecord, Cursor, CursorKey, PushRequest, PushVerdict, Store, StoreCounts,
     StoreError, SyncBatch, SyncOutcome, SyncStatus,
 };
-use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
+use crate::domain::{
+    CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
+    Timestamp,
+};
 use crate::dora::EventSink;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use schema::MigrateError;
@@ -325,6 +328,14 @@ impl Store for SqliteStore {
                 .optional()
             })
             .map_err(db_error(&self.path, "reading a cursor"))
+    }
+
+    fn scoped_incidents(
+        &self,
+        source: IncidentSource,
+        numbers: &[u64],
+    ) -> Result<Vec<ScopedIncident>, StoreError> {
+        read::scoped_incidents(&self.conn, &self.path, source, numbers)
     }
 
     fn pending_deployments(

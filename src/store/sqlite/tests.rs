@@ -425,9 +425,9 @@ fn pushed_for_team(client: &str, id: &str, digest: u8, base: u8) -> PushItem {
         id: id.to_owned(),
         digest: [digest; 32],
         base_digest: [base; 32],
-        event: crate::domain::batch::PushedEvent::TeamIncident(crate::domain::TeamIncident {
+        event: crate::domain::batch::PushedEvent::TeamIncident(crate::domain::ScopedIncident {
             source: crate::domain::IncidentSource::Push,
-            team: crate::domain::Team::parse("web").unwrap(),
+            scope: crate::domain::IncidentScope::Team(crate::domain::Team::parse("web").unwrap()),
             number: 0,
             created_at: Timestamp(1),
             closed_at: (digest != base).then_some(Timestamp(2)),
@@ -468,7 +468,7 @@ fn incidents_of_a_team_are_kept_like_those_of_a_repository_and_loaded_for_the_en
         ]
     );
     let counts = store.counts().unwrap();
-    assert_eq!((counts.team_incidents, counts.incidents), (1, 0));
+    assert_eq!((counts.scoped_incidents, counts.incidents), (1, 0));
     assert!(store.pushed_repositories().unwrap().is_empty());
 
     // The engine gets it: the team's time to restore has its one sample.
@@ -541,4 +541,74 @@ fn a_version_2_store_keeps_its_pushed_ids_through_the_team_incidents_migration()
     let incidents = store.read_repository(&repo()).unwrap().incidents;
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].closed_at, Some(Timestamp(2)));
+}
+
+#[test]
+fn a_version_3_store_keeps_its_team_incidents_through_the_scoped_incidents_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        // Kept by a version-3 build: one pushed incident of team web, resolved.
+        conn.execute_batch(
+            "INSERT INTO team_incidents VALUES ('web', 'push', 7, 100, 160, 'abcdef1');",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let events = crate::dora::EventsBuilder::collect(|sink| store.load_events(&[], sink)).unwrap();
+    let config = crate::dora::EngineConfig::default();
+    let snapshot = crate::dora::compute(&events, &config, Timestamp(1000));
+    let web = snapshot
+        .teams
+        .iter()
+        .find(|t| t.team.as_ref().is_some_and(|t| t.as_str() == "web"))
+        .expect("the team's rollup");
+    assert_eq!(web.incident_windows[0].time_to_restore.count, 1);
+    assert_eq!(web.incident_windows[0].time_to_restore.sum, 60.0);
+
+    // A PagerDuty incident of two repositories goes next to it; re-reading it
+    // changes nothing, resolving it updates it.
+    let scoped = |closed: Option<i64>| crate::domain::ScopedIncident {
+        source: crate::domain::IncidentSource::PagerDuty,
+        scope: crate::domain::IncidentScope::repositories(vec![
+            RepoName::parse("acme/web").unwrap(),
+            repo(),
+        ])
+        .unwrap(),
+        number: 7,
+        created_at: Timestamp(200),
+        closed_at: closed.map(Timestamp),
+        root_cause: None,
+    };
+    let mut batch = SyncBatch::new(RepoName::parse("-pagerduty/pabc123").unwrap());
+    batch.scoped_incidents.push(scoped(None));
+    assert_eq!(store.apply(&batch).unwrap().incidents.inserted, 1);
+    assert_eq!(store.apply(&batch).unwrap().incidents.unchanged, 1);
+    batch.scoped_incidents = vec![scoped(Some(260))];
+    assert_eq!(store.apply(&batch).unwrap().incidents.updated, 1);
+    assert_eq!(store.counts().unwrap().scoped_incidents, 2);
+    let events = crate::dora::EventsBuilder::collect(|sink| store.load_events(&[], sink)).unwrap();
+    let mut config = config;
+    for name in ["acme/api", "acme/web"] {
+        config.teams.insert(
+            RepoName::parse(name).unwrap(),
+            crate::domain::Team::default(),
+        );
+    }
+    let snapshot = crate::dora::compute(&events, &config, Timestamp(1000));
+    // Given to the first listed repository by name (no deployment anywhere).
+    let api = snapshot
+        .incidents
+        .iter()
+        .find(|i| i.repository == repo())
+        .expect("acme/api's incidents");
+    assert_eq!(api.windows[0].time_to_restore.count, 1);
 }

@@ -18,7 +18,8 @@ use super::codec::{
 use super::db_error;
 use crate::domain::batch::{PushRequest, PushVerdict, PushedEvent};
 use crate::domain::{
-    Deployment, DeploymentOutcome, Incident, RepoName, TeamIncident, Timestamp, MAX_QUOTED_INPUT,
+    Deployment, DeploymentOutcome, Incident, IncidentScope, RepoName, ScopedIncident, Timestamp,
+    MAX_QUOTED_INPUT,
 };
 use crate::store::types::cut_to_bytes;
 use crate::store::{
@@ -329,6 +330,9 @@ impl Writer<'_> {
             )?;
             count(&mut stats, self.incident(incident)?);
         }
+        for incident in &batch.scoped_incidents {
+            count(&mut stats, scoped_incident(self.tx, self.path, incident)?);
+        }
         Ok(stats)
     }
 
@@ -546,7 +550,11 @@ fn push_request(
     for (index, item) in request.items.iter().enumerate() {
         // The owner: a repository (its row id) or a team.
         let (repo_id, team) = match (&item.event, item.event.repository()) {
-            (PushedEvent::TeamIncident(incident), _) => (None, Some(incident.team.as_str())),
+            (PushedEvent::TeamIncident(incident), _) => match &incident.scope {
+                IncidentScope::Team(team) => (None, Some(team.as_str())),
+                // The push API only makes incidents of a team.
+                IncidentScope::Repositories(_) => (None, None),
+            },
             (_, Some(repository)) => (Some(ensure_repo(conn, path, repository)?), None),
             // Every other event has a repository (the table's CHECK would refuse it).
             (_, None) => (None, None),
@@ -620,10 +628,10 @@ fn push_request(
         })?;
         let (Some(repository), Some(repo_id)) = (item.event.repository(), repo_id) else {
             if let PushedEvent::TeamIncident(incident) = &item.event {
-                team_incident(
+                scoped_incident(
                     conn,
                     path,
-                    &TeamIncident {
+                    &ScopedIncident {
                         number: id,
                         ..incident.clone()
                     },
@@ -667,28 +675,56 @@ fn push_request(
     }))
 }
 
-/// Upserts one incident of a team.
-fn team_incident(conn: &Connection, path: &str, incident: &TeamIncident) -> Result<(), StoreError> {
-    let db = db_error(path, "storing an incident of a team");
+/// Upserts one incident of a team or of a set of repositories.
+fn scoped_incident(
+    conn: &Connection,
+    path: &str,
+    incident: &ScopedIncident,
+) -> Result<Written, StoreError> {
+    let db = db_error(path, "storing an incident of a team or of repositories");
     let number = to_i64(path, "incident number", incident.number)?;
-    conn.prepare_cached(
-        "INSERT INTO team_incidents (team, source, number, created_at, closed_at, root_cause) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (team, source, number) DO UPDATE SET created_at = excluded.created_at, \
-         closed_at = excluded.closed_at, root_cause = excluded.root_cause",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute((
-            incident.team.as_str(),
-            incident.source.as_str(),
-            number,
-            incident.created_at.0,
-            incident.closed_at.map(|t| t.0),
-            incident.root_cause.as_ref().map(|p| p.as_str()),
-        ))
-    })
-    .map_err(&db)?;
-    Ok(())
+    let (team, repositories) = match &incident.scope {
+        IncidentScope::Team(team) => (Some(team.as_str().to_owned()), None),
+        IncidentScope::Repositories(names) => (
+            None,
+            Some(
+                serde_json::to_string(names).map_err(|e| StoreError::InvalidInput {
+                    path: path.to_owned(),
+                    what: "incident",
+                    reason: e.to_string(),
+                })?,
+            ),
+        ),
+    };
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO scoped_incidents \
+             (source, number, team, repositories, created_at, closed_at, root_cause) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (source, number) DO NOTHING",
+        )
+        .map_err(&db)?;
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE scoped_incidents SET team = ?3, repositories = ?4, created_at = ?5, \
+             closed_at = ?6, root_cause = ?7 \
+             WHERE source = ?1 AND number = ?2 \
+             AND (team, repositories, created_at, closed_at, root_cause) \
+             IS NOT (?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(&db)?;
+    let source = incident.source.as_str();
+    let closed_at = incident.closed_at.map(|t| t.0);
+    let root_cause = incident.root_cause.as_ref().map(|p| p.as_str());
+    let params: [&dyn ToSql; 7] = [
+        &source,
+        &number,
+        &team,
+        &repositories,
+        &incident.created_at.0,
+        &closed_at,
+        &root_cause,
+    ];
+    upsert(&mut insert, &mut update, &params).map_err(&db)
 }
 
 /// Every repository with a pushed item, sorted.
