@@ -14,9 +14,9 @@
 //! library keeps to itself: the rate-limit headers for the shared governor,
 //! bounded bodies, the pagination headers, the token masked in every error, and
 //! items read one by one so that one odd item is skipped rather than failing a
-//! page. reqwest is already the collector's HTTP client (`notify`); the `gitlab`
-//! crate would add its own pagination and retry policy and a large dependency
-//! tree for none of that.
+//! page. reqwest is already a client of the collector (`notify`, PagerDuty);
+//! the `gitlab` crate would add its own pagination and retry policy and a large
+//! dependency tree for none of that.
 //!
 //! Not here: what a response means (the step modules and `models.rs`), the
 //! retry and wait policy (`sources/governor.rs`).
