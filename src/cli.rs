@@ -23,6 +23,8 @@ use crate::daemon::{demo, RunOptions};
 use crate::domain::{Team, Timestamp};
 use crate::report::{self, Format, ReportRequest, ReportWindow, DEFAULT_WINDOW};
 #[cfg(feature = "demo")]
+use crate::sim::gitlab::{GitlabGroup, GitlabOptions, GitlabServer};
+#[cfg(feature = "demo")]
 use crate::sim::{Org, SimOptions, SimServer};
 use anyhow::Context as _;
 #[cfg(feature = "demo")]
@@ -280,6 +282,11 @@ pub struct DemoArgs {
     /// Seed of the generator: the same seed gives the same organisation.
     #[arg(long, value_name = "N", default_value_t = demo::DEFAULT_SEED)]
     pub seed: u64,
+    /// Projects on the simulated GitLab, over the same teams (a mixed
+    /// organisation); 0 for GitHub only.
+    #[arg(long, value_name = "N", default_value_t = demo::DEFAULT_GITLAB_PROJECTS,
+          value_parser = clap::value_parser!(u16).range(0..=1000).map(usize::from))]
+    pub gitlab_projects: usize,
 }
 
 /// `report`
@@ -703,12 +710,22 @@ pub fn summary(config: &Config) -> String {
         .iter()
         .map(ToString::to_string)
         .collect();
-    let source = match &config.github {
-        Some(github) => format!(
+    let github = config.github.as_ref().map(|github| {
+        format!(
             "lookback {}, poll every {}, GitHub API {}",
             github.lookback, github.poll_interval, github.api_url
-        ),
-        None => "no GitHub".to_owned(),
+        )
+    });
+    let gitlab = config.gitlab.as_ref().map(|gitlab| {
+        format!(
+            "GitLab lookback {}, poll every {}, GitLab API {}",
+            gitlab.lookback, gitlab.poll_interval, gitlab.api_url
+        )
+    });
+    let source = match (github, gitlab) {
+        (Some(github), Some(gitlab)) => format!("{github}, {gitlab}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "no GitHub".to_owned(),
     };
     let ingest = match &config.ingest {
         Some(ingest) => format!(
@@ -977,7 +994,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
 /// `sync --once`: one sync of every repository; fails naming those that failed.
 pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(&args.file.config)?;
-    let repositories = config.github_repositories().len() as u64;
+    let repositories = config.synced_repositories().len() as u64;
     let bar = io::stderr().is_terminal().then(|| {
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} repositories {msg}",
@@ -1091,13 +1108,51 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let sim = SimServer::start(org, options)
             .await
             .context("cannot start the simulated GitHub")?;
-        let config = demo::demo_config(&config_org, sim.base_url(), addr, &store)?;
+        let gitlab = if args.gitlab_projects > 0 {
+            let spec = demo::demo_group_spec(
+                args.gitlab_projects,
+                args.days,
+                args.seed,
+                SystemClock.now(),
+            );
+            let group = tokio::task::spawn_blocking(move || GitlabGroup::generate(&spec))
+                .await
+                .context("generating the simulated GitLab group failed")?;
+            let options = GitlabOptions {
+                rate_limit: DEMO_RATE_LIMIT,
+                ..GitlabOptions::default()
+            };
+            let server = GitlabServer::start(group.clone(), options)
+                .await
+                .context("cannot start the simulated GitLab")?;
+            Some((group, server))
+        } else {
+            None
+        };
+        let config = demo::demo_config_mixed(
+            &config_org,
+            sim.base_url(),
+            gitlab
+                .as_ref()
+                .map(|(group, server)| (group, server.api_url())),
+            addr,
+            &store,
+        )?;
         drop(config_org);
+        let gitlab_line = match &gitlab {
+            Some((group, server)) => format!(
+                " and {} projects of its teams on a built-in fake GitLab at {}",
+                group.projects.len(),
+                server.api_url()
+            ),
+            None => String::new(),
+        };
         writeln!(
             out,
             "dora-collector demo — the data is SIMULATED: a generated organisation of {} \
              repositories ({teams} teams, {} days of history, {} deployments) served by a \
-             built-in fake GitHub at {}. Nothing is read from GitHub.\n\n\
+             built-in fake GitHub at {}{gitlab_line}. Nothing is read from GitHub or GitLab; \
+             the landing page says where each repository is read from.\n\n\
              Open  http://{addr}/         the landing page\n      \
              http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
              http://{addr}/readyz   readiness\n\n\
@@ -1122,6 +1177,9 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         // Its only clients were the daemon's; bounded all the same, so that the
         // store below is always removed.
         let _ = tokio::time::timeout(DEMO_SIMULATOR_STOP, sim.shutdown()).await;
+        if let Some((_, server)) = gitlab {
+            let _ = tokio::time::timeout(DEMO_SIMULATOR_STOP, server.shutdown()).await;
+        }
         result
     });
     // The daemon has stopped: remove its store.

@@ -89,6 +89,8 @@ pub mod defaults {
     pub const STORAGE_PATH: &str = "./dora.db";
     /// `github.api_url`: github.com.
     pub const API_URL: &str = "https://api.github.com";
+    /// `gitlab.api_url`: GitLab.com.
+    pub const GITLAB_API_URL: &str = "https://gitlab.com/api/v4";
     /// `pagerduty.api_url`: PagerDuty's REST API (US service region).
     pub const PAGERDUTY_API_URL: &str = "https://api.pagerduty.com";
     /// `github.production_environments`.
@@ -143,6 +145,9 @@ pub mod defaults {
     pub fn api_url() -> ApiUrl {
         ApiUrl::parse(API_URL).expect("the default API URL is valid")
     }
+    pub fn gitlab_api_url() -> ApiUrl {
+        ApiUrl::parse(GITLAB_API_URL).expect("the default GitLab API URL is valid")
+    }
     pub fn pagerduty_api_url() -> ApiUrl {
         ApiUrl::parse(PAGERDUTY_API_URL).expect("the default PagerDuty URL is valid")
     }
@@ -179,9 +184,11 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[metrics]`: windows and level thresholds. Optional.
     pub metrics: MetricsConfig,
-    /// `[github]`: the source. Optional when `[ingest]` is there (a collector fed
-    /// only by the push API); at least one of the two.
+    /// `[github]`: the GitHub source. Optional; at least one of `[github]`,
+    /// `[gitlab]` and `[ingest]` (a collector fed only by the push API).
     pub github: Option<GithubConfig>,
+    /// `[gitlab]`: the GitLab source (GitLab.com or self-managed). Optional.
+    pub gitlab: Option<GitlabConfig>,
     /// `[ingest]`: the push API. Absent: disabled.
     pub ingest: Option<IngestConfig>,
     /// `[[repositories]]`: repositories known only through the push API (their
@@ -504,6 +511,84 @@ pub struct GithubConfig {
     pub repositories: Vec<RepositoryConfig>,
 }
 
+/// `[gitlab]`
+#[derive(Debug, Clone)]
+pub struct GitlabConfig {
+    /// REST API v4 base URL. Default `https://gitlab.com/api/v4`; self-managed:
+    /// `https://HOST/api/v4`, or `https://HOST/PREFIX/api/v4` under a relative URL
+    /// root; `http://` is allowed (tests, simulators).
+    pub api_url: ApiUrl,
+    /// A personal, group or project access token with the `read_api` scope, sent
+    /// as `PRIVATE-TOKEN`. Required; normally `"${GITLAB_TOKEN}"`. Never printed.
+    pub token: SecretString,
+    /// Time between two syncs. Default `5m`.
+    pub poll_interval: Duration,
+    /// How far back the first sync reads. Default `90d`; at least the longest window.
+    pub lookback: Duration,
+    /// The environments that count, compared case-insensitively; every
+    /// environment of tier `production` counts too. Default `["production"]`; no
+    /// duplicates (may be empty: then only the tier decides).
+    pub production_environments: Vec<Environment>,
+    /// Issues with any of these labels are incidents, as is every issue of type
+    /// `incident`. Default `["incident"]`.
+    pub incident_labels: Vec<LabelName>,
+    /// Merged merge requests with any of these labels are rework. Default
+    /// `["hotfix"]`; empty disables this rework criterion.
+    pub rework_labels: Vec<LabelName>,
+    /// `[[gitlab.projects]]`: at least one, no path twice.
+    pub projects: Vec<ProjectConfig>,
+}
+
+/// `[[gitlab.projects]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectConfig {
+    /// The project's full path (`group/subgroup/project`); the repository label
+    /// is this path, lowercase. Required.
+    pub path: RepoName,
+    /// The team that owns it (the `team` label). Default `unassigned`.
+    pub team: Team,
+    /// Where its deployments come from. Default: the Deployments API.
+    pub deployments: GitlabDeploymentsConfig,
+}
+
+/// `deployments = { from = ... }` of a GitLab project.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum GitlabDeploymentsConfig {
+    /// `from = "deployments"` (the default): GitLab's Deployments API.
+    #[default]
+    DeploymentsApi,
+    /// `from = "pipelines"`: successful pipelines on `git_ref` (key `ref`) are
+    /// deployments to `environment`. Both keys are required.
+    Pipelines {
+        git_ref: BranchName,
+        environment: Environment,
+    },
+    /// `from = "push"`: deployments come from the push API; GitLab gives the
+    /// commits (change sets), incidents and merge requests. No other key.
+    Push,
+}
+
+impl GitlabDeploymentsConfig {
+    /// The name a `409` gives for where a project's deployments come from.
+    pub fn source_name(&self) -> &'static str {
+        match self {
+            GitlabDeploymentsConfig::DeploymentsApi => "gitlab (the Deployments API)",
+            GitlabDeploymentsConfig::Pipelines { .. } => "gitlab (pipelines)",
+            GitlabDeploymentsConfig::Push => "push",
+        }
+    }
+}
+
+/// The value of `deployments.from` of a GitLab project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitlabDeploymentsFrom {
+    #[default]
+    Deployments,
+    Pipelines,
+    Push,
+}
+
 /// `github.api`: which GitHub API reads deployments and their statuses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -732,11 +817,17 @@ impl Config {
     }
 
     /// What the engine needs: windows, thresholds, production environments (the
-    /// push API's for repositories no code host reads, GitHub's for GitHub's),
-    /// labels, lead-time start, rollback policy and the team of every repository.
-    /// Without `[github]`, the GitHub keys' defaults.
+    /// push API's for repositories no code host reads, GitHub's for GitHub's,
+    /// GitLab's for GitLab's), labels (`[github]`'s and `[gitlab]`'s together:
+    /// the engine has one list of each), lead-time start, rollback policy and the
+    /// team of every repository. Without `[github]`, the GitHub keys' defaults.
     pub fn engine_config(&self) -> EngineConfig {
-        let labels = |labels: &[LabelName]| labels.iter().map(|l| l.as_str().to_owned()).collect();
+        let labels = |labels: &[LabelName]| {
+            labels
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect::<Vec<String>>()
+        };
         let mut teams: BTreeMap<RepoName, Team> = self
             .repositories
             .iter()
@@ -747,7 +838,12 @@ impl Config {
                 .iter()
                 .map(|repo| (repo.name.clone(), repo.team.clone())),
         );
-        let (production, incident, rework, start, rollback) = match &self.github {
+        teams.extend(
+            self.gitlab_projects()
+                .iter()
+                .map(|project| (project.path.clone(), project.team.clone())),
+        );
+        let (production, mut incident, mut rework, start, rollback) = match &self.github {
             Some(github) => (
                 github.production_environments.clone(),
                 labels(&github.incident_labels),
@@ -765,8 +861,9 @@ impl Config {
         };
         // Repositories no code host reads (listed in [[repositories]] or pushed
         // unlisted) take the push API's production environments; GitHub's
-        // repositories keep GitHub's.
-        let (production, production_by_repository) = match &self.ingest {
+        // repositories keep GitHub's, GitLab's projects take GitLab's (and the
+        // environments of tier production their source declares).
+        let (production, mut production_by_repository) = match &self.ingest {
             Some(ingest) if ingest.production_environments != production => (
                 ingest.production_environments.clone(),
                 self.github_repositories()
@@ -776,6 +873,27 @@ impl Config {
             ),
             _ => (production, BTreeMap::new()),
         };
+        if let Some(gitlab) = &self.gitlab {
+            for project in &gitlab.projects {
+                production_by_repository
+                    .insert(project.path.clone(), gitlab.production_environments.clone());
+            }
+            // GitLab's incidents are selected by the source (type or label); its
+            // rework labels join GitHub's.
+            for (list, extra) in [
+                (&mut incident, &gitlab.incident_labels),
+                (&mut rework, &gitlab.rework_labels),
+            ] {
+                for label in extra {
+                    if !list
+                        .iter()
+                        .any(|l: &String| l.eq_ignore_ascii_case(label.as_str()))
+                    {
+                        list.push(label.as_str().to_owned());
+                    }
+                }
+            }
+        }
         EngineConfig {
             windows: self.metrics.engine_windows(),
             production_environments: production,
@@ -810,12 +928,63 @@ impl Config {
             .map_or(&[], |jenkins| jenkins.jobs.as_slice())
     }
 
-    /// Every repository configured by name: `[[github.repositories]]`, then
-    /// `[[repositories]]`.
+    /// Where each configured repository is read from, in configuration order
+    /// (for people: the landing page): `GitHub`, `GitLab` and how deployments
+    /// are read (their own API, Argo CD or Jenkins), or the push API.
+    pub fn repository_sources(&self) -> Vec<(RepoName, &'static str)> {
+        let github = self.github_repositories().iter().map(|repo| {
+            let source = match repo.deployments {
+                DeploymentsConfig::DeploymentsApi => "GitHub (Deployments API)",
+                DeploymentsConfig::WorkflowRuns { .. } => "GitHub (workflow runs)",
+                DeploymentsConfig::Push => "GitHub (deployments pushed)",
+                DeploymentsConfig::ArgoCd => "GitHub (deployments from Argo CD)",
+                DeploymentsConfig::Jenkins => "GitHub (deployments from Jenkins)",
+            };
+            (repo.name.clone(), source)
+        });
+        let gitlab = self.gitlab_projects().iter().map(|project| {
+            let source = match project.deployments {
+                GitlabDeploymentsConfig::DeploymentsApi => "GitLab (Deployments API)",
+                GitlabDeploymentsConfig::Pipelines { .. } => "GitLab (pipelines)",
+                GitlabDeploymentsConfig::Push => "GitLab (deployments pushed)",
+            };
+            (project.path.clone(), source)
+        });
+        let pushed = self
+            .repositories
+            .iter()
+            .map(|repo| (repo.name.clone(), "push API"));
+        github.chain(gitlab).chain(pushed).collect()
+    }
+
+    /// `[[gitlab.projects]]`; none without `[gitlab]`.
+    pub fn gitlab_projects(&self) -> &[ProjectConfig] {
+        self.gitlab
+            .as_ref()
+            .map_or(&[], |gitlab| gitlab.projects.as_slice())
+    }
+
+    /// The repositories a code host syncs: `[[github.repositories]]`, then
+    /// `[[gitlab.projects]]` (their paths).
+    pub fn synced_repositories(&self) -> Vec<RepoName> {
+        self.github_repositories()
+            .iter()
+            .map(|repo| repo.name.clone())
+            .chain(self.gitlab_projects().iter().map(|p| p.path.clone()))
+            .collect()
+    }
+
+    /// Every repository configured by name: `[[github.repositories]]`,
+    /// `[[gitlab.projects]]`, then `[[repositories]]`.
     pub fn all_repositories(&self) -> Vec<(RepoName, Team)> {
         self.github_repositories()
             .iter()
             .map(|repo| (repo.name.clone(), repo.team.clone()))
+            .chain(
+                self.gitlab_projects()
+                    .iter()
+                    .map(|project| (project.path.clone(), project.team.clone())),
+            )
             .chain(
                 self.repositories
                     .iter()
@@ -824,12 +993,23 @@ impl Config {
             .collect()
     }
 
-    /// The time between two syncs: `github.poll_interval`, or its default
-    /// without `[github]` (the daemon then only recomputes on that rhythm).
+    /// The time between two syncs: the shorter of `github.poll_interval` and
+    /// `gitlab.poll_interval` (one cycle syncs every source), or the default
+    /// without either (the daemon then only recomputes on that rhythm).
     pub fn poll_interval(&self) -> Duration {
-        self.github
-            .as_ref()
-            .map_or_else(defaults::poll_interval, |github| github.poll_interval)
+        let github = self.github.as_ref().map(|github| github.poll_interval);
+        let gitlab = self.gitlab.as_ref().map(|gitlab| gitlab.poll_interval);
+        match (github, gitlab) {
+            (Some(a), Some(b)) => {
+                if a.as_secs() <= b.as_secs() {
+                    a
+                } else {
+                    b
+                }
+            }
+            (Some(one), None) | (None, Some(one)) => one,
+            (None, None) => defaults::poll_interval(),
+        }
     }
 }
 

@@ -22,13 +22,17 @@
 
 use super::env;
 use super::rules::{self, THRESHOLD_RULES};
-use super::values::{deserialize_listen, deserialize_storage_path, deserialize_token};
+use super::values::{
+    deserialize_github_repo, deserialize_gitlab_path, deserialize_listen, deserialize_storage_path,
+    deserialize_token,
+};
 use super::{
     defaults, ApiUrl, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig, ClientName, Config,
     DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi, GithubConfig,
-    GithubWebhookConfig, IngestClientConfig, IngestConfig, JenkinsConfig, JenkinsJobConfig,
-    JenkinsUser, JobPath, LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig,
-    PagerDutyConfig, PagerDutyServiceConfig, Problem, PushRepositoryConfig, RepoPattern,
+    GithubWebhookConfig, GitlabConfig, GitlabDeploymentsConfig, GitlabDeploymentsFrom,
+    IngestClientConfig, IngestConfig, JenkinsConfig, JenkinsJobConfig, JenkinsUser, JobPath,
+    LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, PagerDutyConfig,
+    PagerDutyServiceConfig, Problem, ProjectConfig, PushRepositoryConfig, RepoPattern,
     RepositoryConfig, Seconds, ServerConfig, ServiceId, ServiceMapping, StorageConfig,
     ThresholdsConfig, UnstableBuilds, Urgency, WebhooksConfig, MIN_INGEST_TOKEN_LEN,
     MIN_WEBHOOK_SECRET_LEN,
@@ -112,7 +116,7 @@ where
         .and_then(|github| github.get("token"))
         .and_then(|token| token.get_ref().as_str());
     tokens.extend(github_token);
-    for section in ["argocd", "jenkins"] {
+    for section in ["gitlab", "argocd", "jenkins"] {
         let token = root
             .get_ref()
             .get(section)
@@ -279,7 +283,8 @@ where
 /// A document with every table of the schema, each empty, for [`schema_paths`].
 #[cfg(test)]
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
-                           [[github.repositories]]\ndeployments = {}\n[ingest]\n\
+                           [[github.repositories]]\ndeployments = {}\n[gitlab]\n\
+                           [[gitlab.projects]]\ndeployments = {}\n[ingest]\n\
                            [[ingest.clients]]\n[[repositories]]\n[pagerduty]\n\
                            [[pagerduty.services]]\n[webhooks.github]\n[argocd]\n\
                            [[argocd.applications]]\n[jenkins]\n[[jenkins.jobs]]\n[log]\n";
@@ -422,8 +427,9 @@ struct Walker<'l> {
     key_lines: HashMap<String, usize>,
     /// The windows that parsed, for the lookback rule.
     windows: Option<Vec<(usize, Duration)>>,
-    /// The lookback, when it parsed.
-    lookback: Option<Duration>,
+    /// The lookbacks that parsed (`github.lookback`, `gitlab.lookback`), for the
+    /// lookback rule.
+    lookbacks: Vec<(&'static str, Duration)>,
     /// The `${NAME}` references of each expanded string value, by its offset.
     expanded: HashMap<usize, String>,
     /// The indices of the `[[github.repositories]]` entries that set
@@ -444,7 +450,7 @@ impl<'l> Walker<'l> {
             problems: Vec::new(),
             key_lines: HashMap::new(),
             windows: None,
-            lookback: None,
+            lookbacks: Vec::new(),
             expanded: HashMap::new(),
             explicit_deployments: Vec::new(),
             pagerduty_services: Vec::new(),
@@ -771,17 +777,23 @@ impl<'l> Walker<'l> {
             Field::Invalid => None,
             Field::Absent => Some(None),
         };
+        let gitlab = match self.table(&mut root, "gitlab") {
+            Field::Valid(table) => self.gitlab(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
         let ingest = match self.table(&mut root, "ingest") {
             Field::Valid(table) => self.ingest(table).map(Some),
             Field::Invalid => None,
             Field::Absent => Some(None),
         };
-        if let (Some(None), Some(None)) = (&github, &ingest) {
+        if let (Some(None), Some(None), Some(None)) = (&github, &gitlab, &ingest) {
             self.problem(
                 "github".to_owned(),
                 None,
                 "missing required table [github] (the token and the repositories), \
-                 or [ingest] for a collector fed only by the push API",
+                 [gitlab] (the token and the projects), or [ingest] for a collector fed \
+                 only by the push API",
             );
         }
         let repositories = self.push_repositories(&mut root);
@@ -811,19 +823,34 @@ impl<'l> Walker<'l> {
         };
         let log = self.section(&mut root, "log", Self::log);
         self.finish(root);
-        if let (Some(lookback), Some(windows)) = (self.lookback, self.windows.take()) {
-            self.extend(rules::lookback(lookback, &windows));
+        if let Some(windows) = self.windows.take() {
+            for (path, lookback) in std::mem::take(&mut self.lookbacks) {
+                self.extend(rules::lookback(path, lookback, &windows));
+            }
         }
-        let (mut github, repositories) = (github?, repositories?);
+        let (mut github, gitlab, repositories) = (github?, gitlab?, repositories?);
         let github_names: Vec<&RepoName> = github
             .iter()
             .flat_map(|github| &github.repositories)
             .map(|repo| &repo.name)
             .collect();
-        self.extend(rules::push_repositories_apart(&repositories, &github_names));
+        let gitlab_paths: Vec<(usize, &RepoName)> = gitlab
+            .iter()
+            .flat_map(|gitlab| &gitlab.projects)
+            .map(|project| &project.path)
+            .enumerate()
+            .collect();
+        let gitlab_names: Vec<&RepoName> = gitlab_paths.iter().map(|(_, p)| *p).collect();
+        self.extend(rules::one_code_host(&github_names, &gitlab_paths));
+        self.extend(rules::push_repositories_apart(
+            &repositories,
+            &github_names,
+            &gitlab_names,
+        ));
         let configured: Vec<&RepoName> = github_names
             .iter()
             .copied()
+            .chain(gitlab_names.iter().copied())
             .chain(repositories.iter().map(|repo| &repo.name))
             .collect();
         let services = std::mem::take(&mut self.pagerduty_services);
@@ -858,6 +885,7 @@ impl<'l> Walker<'l> {
             storage: storage?,
             metrics: metrics?,
             github,
+            gitlab,
             ingest: ingest?,
             repositories,
             pagerduty,
@@ -1278,7 +1306,9 @@ impl<'l> Walker<'l> {
         let lookback = self
             .scalar(&mut table, "lookback", Duration::deserialize)
             .or_else(defaults::lookback);
-        self.lookback = lookback;
+        if let Some(lookback) = lookback {
+            self.lookbacks.push((rules::LOOKBACK, lookback));
+        }
         let production_environments = self.checked_list(
             &mut table,
             "production_environments",
@@ -1360,7 +1390,7 @@ impl<'l> Walker<'l> {
         &mut self,
         mut table: Table<'_, '_>,
     ) -> (Option<RepoName>, Option<RepositoryConfig>) {
-        let name = self.scalar(&mut table, "name", RepoName::deserialize);
+        let name = self.scalar(&mut table, "name", deserialize_github_repo);
         let name = self.require(name, &table, "name");
         let team = self
             .scalar(&mut table, "team", Team::deserialize)
@@ -1398,6 +1428,153 @@ impl<'l> Walker<'l> {
                     self.problem(child_path(&path, key), None, message);
                 }
                 None
+            }
+        }
+    }
+
+    fn gitlab(&mut self, mut table: Table<'_, '_>) -> Option<GitlabConfig> {
+        let api_url = self
+            .scalar(&mut table, "api_url", ApiUrl::deserialize)
+            .or_else(defaults::gitlab_api_url);
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let poll_interval = self
+            .scalar(&mut table, "poll_interval", Duration::deserialize)
+            .or_else(defaults::poll_interval);
+        let lookback = self
+            .scalar(&mut table, "lookback", Duration::deserialize)
+            .or_else(defaults::lookback);
+        if let Some(lookback) = lookback {
+            self.lookbacks.push((rules::GITLAB_LOOKBACK, lookback));
+        }
+        let production_environments = self.checked_list(
+            &mut table,
+            "production_environments",
+            Environment::deserialize,
+            defaults::production_environments,
+            |items, _| rules::environments_once(rules::GITLAB_ENVIRONMENTS, items),
+        );
+        let incident_labels = self.checked_list(
+            &mut table,
+            "incident_labels",
+            LabelName::deserialize,
+            defaults::incident_labels,
+            |items, _| rules::labels(rules::GITLAB_INCIDENT_LABELS, items),
+        );
+        let rework_labels = self.checked_list(
+            &mut table,
+            "rework_labels",
+            LabelName::deserialize,
+            defaults::rework_labels,
+            |items, _| rules::labels(rules::GITLAB_REWORK_LABELS, items),
+        );
+        let projects = self.projects(&mut table);
+        self.finish(table);
+        Some(GitlabConfig {
+            api_url: api_url?,
+            token: token?,
+            poll_interval: poll_interval?,
+            lookback: lookback?,
+            production_environments: production_environments?,
+            incident_labels: incident_labels?,
+            rework_labels: rework_labels?,
+            projects: projects?,
+        })
+    }
+
+    fn projects(&mut self, gitlab: &mut Table<'_, '_>) -> Option<Vec<ProjectConfig>> {
+        let tables = self.tables(gitlab, "projects").or_else(Vec::new)?;
+        let declared = tables.len();
+        let mut paths = Vec::new();
+        let mut projects = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let (path, project) = match table {
+                Some(table) => self.project(table),
+                None => (None, None),
+            };
+            if let Some(path) = path {
+                paths.push((i, path));
+            }
+            projects.push(project);
+        }
+        let problems = rules::projects(
+            &paths.iter().map(|(i, path)| (*i, path)).collect::<Vec<_>>(),
+            declared,
+        );
+        self.extend(problems);
+        projects.into_iter().collect()
+    }
+
+    /// The project's path (when it parsed, for the duplicate rule) and the
+    /// project (when all of it parsed).
+    fn project(&mut self, mut table: Table<'_, '_>) -> (Option<RepoName>, Option<ProjectConfig>) {
+        let path = self.scalar(&mut table, "path", deserialize_gitlab_path);
+        let path = self.require(path, &table, "path");
+        let team = self
+            .scalar(&mut table, "team", Team::deserialize)
+            .or_else(Team::default);
+        let deployments = match self.table(&mut table, "deployments") {
+            Field::Absent => Some(GitlabDeploymentsConfig::default()),
+            Field::Invalid => None,
+            Field::Valid(deployments) => self.gitlab_deployments(deployments),
+        };
+        self.finish(table);
+        let project = match (&path, team, deployments) {
+            (Some(path), Some(team), Some(deployments)) => Some(ProjectConfig {
+                path: path.clone(),
+                team,
+                deployments,
+            }),
+            _ => None,
+        };
+        (path, project)
+    }
+
+    fn gitlab_deployments(&mut self, mut table: Table<'_, '_>) -> Option<GitlabDeploymentsConfig> {
+        const ONLY_WITH_PIPELINES: &str = r#"only allowed with from = "pipelines""#;
+        const REQUIRED_WITH_PIPELINES: &str = r#"required with from = "pipelines""#;
+        let from = self
+            .scalar(&mut table, "from", GitlabDeploymentsFrom::deserialize)
+            .or_else(GitlabDeploymentsFrom::default);
+        let git_ref = self.scalar(&mut table, "ref", super::BranchName::deserialize);
+        let environment = self.scalar(&mut table, "environment", Environment::deserialize);
+        let path = table.path.clone();
+        self.finish(table);
+        let presence = [
+            ("ref", git_ref.is_present()),
+            ("environment", environment.is_present()),
+        ];
+        match from? {
+            GitlabDeploymentsFrom::Pipelines => match (git_ref.valid(), environment.valid()) {
+                (Some(git_ref), Some(environment)) => Some(GitlabDeploymentsConfig::Pipelines {
+                    git_ref,
+                    environment,
+                }),
+                _ => {
+                    for (key, present) in presence {
+                        if !present {
+                            self.problem(child_path(&path, key), None, REQUIRED_WITH_PIPELINES);
+                        }
+                    }
+                    None
+                }
+            },
+            from => {
+                let extra: Vec<&str> = presence
+                    .iter()
+                    .filter(|(_, present)| *present)
+                    .map(|(key, _)| *key)
+                    .collect();
+                for key in &extra {
+                    self.problem(child_path(&path, key), None, ONLY_WITH_PIPELINES);
+                }
+                if !extra.is_empty() {
+                    None
+                } else if from == GitlabDeploymentsFrom::Push {
+                    Some(GitlabDeploymentsConfig::Push)
+                } else {
+                    Some(GitlabDeploymentsConfig::DeploymentsApi)
+                }
             }
         }
     }

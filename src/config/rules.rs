@@ -33,6 +33,11 @@ pub const MAX_WINDOWS: usize = 10;
 
 pub(super) const WINDOWS: &str = "metrics.windows";
 pub(super) const LOOKBACK: &str = "github.lookback";
+pub(super) const GITLAB_LOOKBACK: &str = "gitlab.lookback";
+pub(super) const PROJECTS: &str = "gitlab.projects";
+pub(super) const GITLAB_ENVIRONMENTS: &str = "gitlab.production_environments";
+pub(super) const GITLAB_INCIDENT_LABELS: &str = "gitlab.incident_labels";
+pub(super) const GITLAB_REWORK_LABELS: &str = "gitlab.rework_labels";
 pub(super) const REPOSITORIES: &str = "github.repositories";
 pub(super) const ENVIRONMENTS: &str = "github.production_environments";
 pub(super) const INGEST_ENVIRONMENTS: &str = "ingest.production_environments";
@@ -94,12 +99,16 @@ pub(super) fn windows(items: &[(usize, Duration)], declared: usize) -> Vec<Probl
     problems
 }
 
-/// `github.lookback` must cover the longest window.
-pub(super) fn lookback(lookback: Duration, windows: &[(usize, Duration)]) -> Vec<Problem> {
+/// `github.lookback` (or `gitlab.lookback`: `path`) must cover the longest window.
+pub(super) fn lookback(
+    path: &str,
+    lookback: Duration,
+    windows: &[(usize, Duration)],
+) -> Vec<Problem> {
     let longest = windows.iter().max_by_key(|(_, w)| w.as_secs());
     match longest {
         Some((i, window)) if lookback.as_secs() < window.as_secs() => vec![problem(
-            LOOKBACK.to_owned(),
+            path.to_owned(),
             format!(
                 "\"{lookback}\" is shorter than the longest window {WINDOWS}[{i}] (\"{window}\"); \
                  the first sync would compute that window from partial history"
@@ -160,12 +169,58 @@ pub(super) fn production_environments(
             "expected at least one environment (nothing would count as a deployment)".to_owned(),
         ));
     }
-    problems.extend(duplicates(
+    problems.extend(environments_once(path, items));
+    problems
+}
+
+/// `gitlab.production_environments`: no duplicates (it may be empty: every
+/// environment of tier `production` counts anyway).
+pub(super) fn environments_once(path: &str, items: &[(usize, &Environment)]) -> Vec<Problem> {
+    duplicates(
         items,
         |env| env.as_str().to_lowercase(),
         |(i, name), (j, first)| repeated_name(path, *i, *j, name, first),
+    )
+}
+
+/// `[[gitlab.projects]]`: at least one, each path once.
+pub(super) fn projects(paths: &[(usize, &RepoName)], declared: usize) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if declared == 0 {
+        problems.push(problem(
+            PROJECTS.to_owned(),
+            "expected at least one [[gitlab.projects]] entry".to_owned(),
+        ));
+    }
+    problems.extend(duplicates(
+        paths,
+        |path| (*path).clone(),
+        |(i, path), (j, _)| {
+            problem(
+                format!("{PROJECTS}[{i}].path"),
+                format!("\"{path}\" is already configured in {PROJECTS}[{j}]"),
+            )
+        },
     ));
     problems
+}
+
+/// A repository has one code host: no `[[gitlab.projects]]` path is also a
+/// `[[github.repositories]]` name.
+pub(super) fn one_code_host(github: &[&RepoName], gitlab: &[(usize, &RepoName)]) -> Vec<Problem> {
+    gitlab
+        .iter()
+        .filter(|(_, path)| github.contains(path))
+        .map(|(i, path)| {
+            problem(
+                format!("{PROJECTS}[{i}].path"),
+                format!(
+                    "\"{path}\" is in [[{REPOSITORIES}]] too; a repository's commits come from \
+                     one code host: configure it under one of them"
+                ),
+            )
+        })
+        .collect()
 }
 
 /// `github.incident_labels` and `github.rework_labels`: no duplicates.
@@ -348,25 +403,32 @@ pub(super) fn push_repositories(names: &[(usize, &RepoName)]) -> Vec<Problem> {
     )
 }
 
-/// `[[repositories]]` names no repository of `[[github.repositories]]` (whose
-/// team is set there).
+/// `[[repositories]]` names no repository of `[[github.repositories]]` or
+/// `[[gitlab.projects]]` (whose team is set there).
 pub(super) fn push_repositories_apart(
     repositories: &[PushRepositoryConfig],
     github: &[&RepoName],
+    gitlab: &[&RepoName],
 ) -> Vec<Problem> {
     repositories
         .iter()
         .enumerate()
-        .filter(|(_, repo)| github.contains(&&repo.name))
-        .map(|(i, repo)| {
-            problem(
+        .filter_map(|(i, repo)| {
+            let host = if github.contains(&&repo.name) {
+                REPOSITORIES
+            } else if gitlab.contains(&&repo.name) {
+                PROJECTS
+            } else {
+                return None;
+            };
+            Some(problem(
                 format!("{PUSH_REPOSITORIES}[{i}].name"),
                 format!(
-                    "\"{}\" is in [[{REPOSITORIES}]] already; set its team there (and \
+                    "\"{}\" is in [[{host}]] already; set its team there (and \
                      deployments = {{ from = \"push\" }} for pushed deployments)",
                     repo.name
                 ),
-            )
+            ))
         })
         .collect()
 }
@@ -428,8 +490,9 @@ pub(super) fn pagerduty_services(
                 problems.push(problem(
                     path,
                     format!(
-                        "\"{name}\" is not configured: list it in [[{REPOSITORIES}]] or \
-                         [[{PUSH_REPOSITORIES}]] (its deployments and team come from there)"
+                        "\"{name}\" is not configured: list it in [[{REPOSITORIES}]], \
+                         [[{PROJECTS}]] or [[{PUSH_REPOSITORIES}]] (its deployments and team \
+                         come from there)"
                     ),
                 ));
             }
@@ -698,10 +761,10 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
     for (rule, values) in THRESHOLD_RULES.into_iter().zip(threshold_values) {
         problems.extend(threshold(rule, values));
     }
-    if config.github.is_none() && config.ingest.is_none() {
+    if config.github.is_none() && config.gitlab.is_none() && config.ingest.is_none() {
         problems.push(problem(
             "github".to_owned(),
-            "expected [github] or [ingest] (nothing to collect from)".to_owned(),
+            "expected [github], [gitlab] or [ingest] (nothing to collect from)".to_owned(),
         ));
     }
     if let Some(github) = &config.github {
@@ -711,7 +774,7 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
             .map(|repo| &repo.name)
             .enumerate()
             .collect();
-        problems.extend(lookback(github.lookback, &windows_indexed));
+        problems.extend(lookback(LOOKBACK, github.lookback, &windows_indexed));
         problems.extend(production_environments(
             ENVIRONMENTS,
             &indexed(&github.production_environments),
@@ -720,6 +783,34 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         problems.extend(labels(INCIDENT_LABELS, &indexed(&github.incident_labels)));
         problems.extend(labels(REWORK_LABELS, &indexed(&github.rework_labels)));
         problems.extend(repositories(&names, github.repositories.len()));
+    }
+    let github_names: Vec<&RepoName> = config
+        .github_repositories()
+        .iter()
+        .map(|repo| &repo.name)
+        .collect();
+    if let Some(gitlab) = &config.gitlab {
+        let paths: Vec<(usize, &RepoName)> = gitlab
+            .projects
+            .iter()
+            .map(|project| &project.path)
+            .enumerate()
+            .collect();
+        problems.extend(lookback(GITLAB_LOOKBACK, gitlab.lookback, &windows_indexed));
+        problems.extend(environments_once(
+            GITLAB_ENVIRONMENTS,
+            &indexed(&gitlab.production_environments),
+        ));
+        problems.extend(labels(
+            GITLAB_INCIDENT_LABELS,
+            &indexed(&gitlab.incident_labels),
+        ));
+        problems.extend(labels(
+            GITLAB_REWORK_LABELS,
+            &indexed(&gitlab.rework_labels),
+        ));
+        problems.extend(projects(&paths, gitlab.projects.len()));
+        problems.extend(one_code_host(&github_names, &paths));
     }
     if let Some(ingest) = &config.ingest {
         problems.extend(ingest_rate(ingest.requests_per_second));
@@ -740,12 +831,16 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         .enumerate()
         .collect();
     problems.extend(push_repositories(&push_names));
-    let github_names: Vec<&RepoName> = config
-        .github_repositories()
+    let gitlab_names: Vec<&RepoName> = config
+        .gitlab_projects()
         .iter()
-        .map(|repo| &repo.name)
+        .map(|project| &project.path)
         .collect();
-    problems.extend(push_repositories_apart(&config.repositories, &github_names));
+    problems.extend(push_repositories_apart(
+        &config.repositories,
+        &github_names,
+        &gitlab_names,
+    ));
     if let Some(pagerduty) = &config.pagerduty {
         problems.extend(urgencies(
             &indexed(&pagerduty.urgencies),
@@ -754,6 +849,7 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         let configured: Vec<&RepoName> = github_names
             .iter()
             .copied()
+            .chain(gitlab_names.iter().copied())
             .chain(config.repositories.iter().map(|repo| &repo.name))
             .collect();
         problems.extend(pagerduty_services(

@@ -323,7 +323,104 @@ fn invalid_cases() -> Vec<(String, &'static str, &'static str)> {
         (head("[metrics.thresholds]\ndeployment_frequency_per_day = [1, 0.5, 0]"), "metrics.thresholds.deployment_frequency_per_day[2]", "positive"),
         (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.5, 1.5]"), "metrics.thresholds.change_failure_rate[2]", "a rate from 0 to 1"),
         (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.2, nan]"), "metrics.thresholds.change_failure_rate[2]", "a rate from 0 to 1"),
+        // GitLab.
+        (gitlab("pol_interval = \"5m\"", ""), "gitlab.pol_interval", "did you mean \"poll_interval\""),
+        (gitlab("", "path = \"acme\""), "gitlab.projects[0].path", "a project path such as"),
+        (gitlab("", "path = \"acme/a b\""), "gitlab.projects[0].path", "a project path such as"),
+        (gitlab("", "team = \"x\""), "gitlab.projects[0].path", "missing required key"),
+        (gitlab("", "path = \"acme/api\"\n[[gitlab.projects]]\npath = \"ACME/Api\""), "gitlab.projects[1].path", "already configured in gitlab.projects[0]"),
+        (gitlab("", "path = \"acme/api\"\ndeployments = { from = \"pipelines\", ref = \"main\" }"), "gitlab.projects[0].deployments.environment", "required with from = \"pipelines\""),
+        (gitlab("", "path = \"acme/api\"\ndeployments = { ref = \"main\" }"), "gitlab.projects[0].deployments.ref", "only allowed with from = \"pipelines\""),
+        (gitlab("", "path = \"acme/api\"\ndeployments = { from = \"workflow_runs\" }"), "gitlab.projects[0].deployments.from", "unknown variant"),
+        (gitlab("lookback = \"30d\"", "path = \"acme/api\""), "gitlab.lookback", "shorter than the longest window"),
+        (gitlab("production_environments = [\"prod\", \"PROD\"]", "path = \"acme/api\""), "gitlab.production_environments[1]", "repeats"),
+        (gitlab("api_url = \"https://user:pw@gitlab.example.com/api/v4\"", "path = \"acme/api\""), "gitlab.api_url", "user name or password"),
+        ("[gitlab]\ntoken = \"t0ken-value\"\n".to_owned(), "gitlab.projects", "at least one"),
+        ("[gitlab]\n[[gitlab.projects]]\npath = \"acme/api\"\n".to_owned(), "gitlab.token", "missing required key"),
+        (
+            format!("{}[gitlab]\ntoken = \"t0ken-value\"\n[[gitlab.projects]]\npath = \"Acme/API\"\n", doc("", "", "")),
+            "gitlab.projects[0].path",
+            "one code host",
+        ),
+        (
+            "[gitlab]\ntoken = \"t0ken-value\"\n[[gitlab.projects]]\npath = \"acme/platform/api\"\n[[repositories]]\nname = \"acme/platform/api\"\n".to_owned(),
+            "repositories[0].name",
+            "is in [[gitlab.projects]] already",
+        ),
     ]
+}
+
+/// A file with `[gitlab]` holding `keys` and one project holding `project`.
+fn gitlab(keys: &str, project: &str) -> String {
+    let project = if project.is_empty() {
+        "path = \"acme/api\""
+    } else {
+        project
+    };
+    format!("[gitlab]\ntoken = \"t0ken-value\"\n{keys}\n[[gitlab.projects]]\n{project}\n")
+}
+
+#[test]
+fn a_gitlab_section_takes_its_defaults_and_nested_paths() {
+    let text = "[gitlab]\ntoken = \"glpat-0123456789abcdefghij\"\n\
+                [[gitlab.projects]]\npath = \"Acme/Platform/Core/API\"\nteam = \"platform\"\n\
+                [[gitlab.projects]]\npath = \"acme/web\"\n\
+                deployments = { from = \"pipelines\", ref = \"main\", environment = \"prod\" }\n";
+    let config = load(text).unwrap();
+    let gitlab = config.gitlab.as_ref().unwrap();
+    assert_eq!(
+        gitlab.api_url.as_url().as_str(),
+        "https://gitlab.com/api/v4"
+    );
+    assert_eq!(gitlab.poll_interval, defaults::poll_interval());
+    assert_eq!(gitlab.projects[0].path.as_str(), "acme/platform/core/api");
+    assert_eq!(
+        gitlab.projects[0].deployments,
+        GitlabDeploymentsConfig::DeploymentsApi
+    );
+    assert_eq!(
+        gitlab.projects[1].deployments,
+        GitlabDeploymentsConfig::Pipelines {
+            git_ref: BranchName::parse("main").unwrap(),
+            environment: Environment::parse("prod").unwrap(),
+        }
+    );
+    assert!(config.github.is_none());
+    let engine = config.engine_config();
+    assert_eq!(engine.teams.len(), 2);
+    assert_eq!(
+        engine.teams[&RepoName::parse("acme/platform/core/api").unwrap()].as_str(),
+        "platform"
+    );
+    assert_eq!(
+        engine.production_environments,
+        defaults::production_environments()
+    );
+    assert_eq!(config.synced_repositories().len(), 2);
+    // With [github] too: each host's production environments for its own
+    // repositories, one list of rework labels, the shorter interval.
+    let both = format!(
+        "{}[github]\ntoken = \"t0ken-value\"\npoll_interval = \"10m\"\n\
+         production_environments = [\"live\"]\n[[github.repositories]]\nname = \"acme/gh\"\n",
+        text.replace(
+            "[gitlab]\n",
+            "[gitlab]\npoll_interval = \"2m\"\nrework_labels = [\"Hotfix\", \"revert\"]\n"
+        )
+    );
+    let config = load(&both).unwrap();
+    let engine = config.engine_config();
+    let names = |list: &[Environment]| {
+        list.iter()
+            .map(|e| e.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let of = |name: &str| names(engine.production_environments_of(&RepoName::parse(name).unwrap()));
+    assert_eq!(of("acme/gh"), ["live"]);
+    assert_eq!(of("acme/platform/core/api"), ["production"]);
+    assert_eq!(of("acme/web"), ["production"]);
+    assert_eq!(engine.rework_labels, ["hotfix", "revert"]);
+    assert_eq!(config.poll_interval().to_string(), "2m");
+    assert_eq!(config.synced_repositories().len(), 3);
 }
 
 #[test]

@@ -111,8 +111,9 @@ pub const MAX_INGEST_REQUESTS_PER_SECOND: u32 = 100_000;
 /// The longest ingest client name: it becomes a label value and part of ids.
 const MAX_CLIENT_NAME_LEN: usize = 64;
 
-/// The longest repository pattern (an `owner/name` is at most 140 characters).
-const MAX_PATTERN_LEN: usize = 200;
+/// The longest repository pattern (an `owner/name` is at most 140 characters; a
+/// GitLab path may be longer).
+const MAX_PATTERN_LEN: usize = crate::domain::MAX_REPO_NAME_LEN;
 
 fn is_client_name(text: &str) -> bool {
     !text.is_empty()
@@ -168,24 +169,29 @@ impl Urgency {
 }
 
 fn is_repo_pattern(text: &str) -> bool {
-    let Some((owner, name)) = text.split_once('/') else {
-        return false;
-    };
+    let mut segments = text.split('/');
+    let owner = segments.next().unwrap_or("");
+    let rest: Vec<&str> = segments.collect();
     let part_ok = |part: &str, extra: &[u8]| {
         !part.is_empty()
             && part
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     };
-    text.len() <= MAX_PATTERN_LEN && part_ok(owner, b"-*?") && part_ok(name, b"-_.*?")
+    text.len() <= MAX_PATTERN_LEN
+        && (1..crate::domain::MAX_REPO_SEGMENTS).contains(&rest.len())
+        && part_ok(owner, b"-_.*?")
+        && rest.iter().all(|part| part_ok(part, b"-_.*?"))
 }
 
 name_newtype!(
-    /// A glob pattern of repository names: `owner/name` where `*` stands for any
-    /// characters but `/` and `?` for one; compared case-insensitively
-    /// (`acme/*`, `*/api`, `acme/web-?`).
+    /// A glob pattern of repository names: `owner/name` (or a GitLab path,
+    /// `group/subgroup/project`) where `*` stands for any characters but `/` and
+    /// `?` for one; compared case-insensitively (`acme/*`, `*/api`,
+    /// `acme/web-?`, `acme/platform/*`). A pattern matches names of as many
+    /// segments as it has.
     RepoPattern,
-    "a repository pattern such as \"acme/*\" (owner/name with * and ?)",
+    "a repository pattern such as \"acme/*\" or \"acme/platform/*\" (a path with * and ?)",
     is_repo_pattern
 );
 
@@ -502,6 +508,29 @@ pub(crate) fn deserialize_listen<'de, D: Deserializer<'de>>(
     })
 }
 
+/// `github.repositories[].name`: a name GitHub can have (`owner/name`; a GitLab
+/// path of more segments is refused here).
+pub(crate) fn deserialize_github_repo<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RepoName, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    RepoName::parse_github(&text).map_err(de::Error::custom)
+}
+
+/// `gitlab.projects[].path`: a project's full path, `group/project` or
+/// `group/subgroup/project` (at least two segments).
+pub(crate) fn deserialize_gitlab_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RepoName, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    RepoName::parse(&text).map_err(|_| {
+        de::Error::custom(DomainError::new(
+            r#"a project path such as "group/project" or "group/subgroup/project""#,
+            &text,
+        ))
+    })
+}
+
 /// `storage.path`: any non-empty path.
 pub(crate) fn deserialize_storage_path<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -639,6 +668,10 @@ mod pattern_tests {
             ("acme/*-svc", "acme/a-b-sv", false),
             ("a*/api", "acme/api", true),
             ("acme/api", "acme/api2", false),
+            ("acme/*", "acme/platform/api", false),
+            ("acme/*/*", "acme/platform/api", true),
+            ("acme/platform/*", "acme/platform/api", true),
+            ("acme/platform/*", "acme/web/api", false),
         ];
         for (pattern, repository, expected) in cases {
             let pattern = RepoPattern::parse(pattern).unwrap();
@@ -649,7 +682,7 @@ mod pattern_tests {
                 "{pattern} {repository}"
             );
         }
-        for bad in ["acme", "acme/", "/x", "ac me/x", "acme/x/y"] {
+        for bad in ["acme", "acme/", "/x", "ac me/x", "acme//y", "acme/x/"] {
             assert!(RepoPattern::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,15 +1,18 @@
 //! The configuration `dora-collector demo` runs with: a simulated organisation
-//! ([`demo_spec`]) and a [`Config`] pointing the daemon at the simulator serving
-//! it ([`demo_config`]), written as TOML and read by the normal loader so that the
-//! demo exercises the same path as a real configuration file; with the push API
-//! open to one client whose token is printed ([`DEMO_INGEST_TOKEN`]) and GitHub
-//! webhooks verified with a printed secret ([`DEMO_WEBHOOK_SECRET`]).
+//! ([`demo_spec`]) on GitHub and, by default, some of its teams' projects on a
+//! simulated GitLab ([`demo_group_spec`]: a mixed organisation), and a [`Config`]
+//! pointing the daemon at the simulators serving them ([`demo_config`],
+//! [`demo_config_mixed`]), written as TOML and read by the normal loader so that
+//! the demo exercises the same path as a real configuration file; with the push
+//! API open to one client whose token is printed ([`DEMO_INGEST_TOKEN`]) and
+//! GitHub webhooks verified with a printed secret ([`DEMO_WEBHOOK_SECRET`]).
 //!
 //! Starting the simulator, the temporary store and the daemon is the command's job
 //! (`cli`); this module does no I/O.
 
 use crate::config::Config;
 use crate::domain::Timestamp;
+use crate::sim::gitlab::{GitlabDeploySource, GitlabGroup, GroupSpec};
 use crate::sim::{Org, OrgSpec, DEPLOY_WORKFLOW_FILE, PRODUCTION, SIM_TOKEN};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,6 +22,12 @@ pub const DEFAULT_REPOSITORIES: usize = 12;
 /// Days of simulated history by default (longer than the 90-day lookback, so the
 /// first sync finds a base deployment before the window).
 pub const DEFAULT_DAYS: u32 = 120;
+/// Projects of the demo's simulated GitLab group by default (their teams are the
+/// GitHub organisation's: a mixed organisation); `--gitlab-projects 0` leaves
+/// GitLab out.
+pub const DEFAULT_GITLAB_PROJECTS: usize = 4;
+/// The top-level group of the demo's GitLab projects.
+pub const DEMO_GITLAB_GROUP: &str = "acme-gl";
 /// The generator's seed by default.
 pub(crate) const DEFAULT_SEED: u64 = 42;
 /// Teams the demo repositories are spread over.
@@ -40,6 +49,23 @@ pub fn demo_spec(repositories: usize, days: u32, seed: u64, now: Timestamp) -> O
         workflow_run_repositories: defaults.workflow_run_repositories.min(repositories / 2),
         pending_deployments: defaults.pending_deployments.min(repositories),
         ..defaults
+    }
+}
+
+/// The demo's GitLab group: `projects` projects over the same teams as
+/// [`demo_spec`]'s organisation (so teams hold repositories of both hosts), one
+/// of them deploying through pipelines and one to `live` (counted by its tier),
+/// with the history of [`demo_spec`] and another seed.
+pub fn demo_group_spec(projects: usize, days: u32, seed: u64, now: Timestamp) -> GroupSpec {
+    let org = demo_spec(projects, days, seed.wrapping_add(1), now);
+    GroupSpec {
+        org: OrgSpec {
+            owner: DEMO_GITLAB_GROUP.to_owned(),
+            teams: DEMO_TEAMS.min(projects.max(1)),
+            workflow_run_repositories: usize::from(projects >= 2),
+            ..org
+        },
+        live_projects: usize::from(projects >= 3),
     }
 }
 
@@ -109,7 +135,7 @@ pub fn demo_config_text(org: &Org, api_url: &str, listen: SocketAddr, store: &Pa
 [[ingest.clients]]
 name = \"demo\"
 token = {}
-repositories = [\"*/*\"]
+repositories = [\"*/*\", \"*/*/*\", \"*/*/*/*\"]
 
 [webhooks.github]
 secret = {}
@@ -120,6 +146,59 @@ secret = {}
     text
 }
 
+/// The `[gitlab]` section for `group` served at `api_url`: every project with
+/// its team, pipeline projects as such.
+fn gitlab_section(group: &GitlabGroup, api_url: &str) -> String {
+    let mut text = format!(
+        "\n[gitlab]\napi_url = {}\ntoken = {}\npoll_interval = \"5m\"\nlookback = \"90d\"\n",
+        quoted(api_url),
+        quoted(crate::sim::gitlab::GITLAB_SIM_TOKEN),
+    );
+    for (index, project) in group.projects.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[gitlab.projects]]\npath = {}\n",
+            quoted(&project.repository())
+        ));
+        if let Some(team) = group.org.team_of(index) {
+            text.push_str(&format!("team = {}\n", quoted(team)));
+        }
+        if let GitlabDeploySource::Pipelines { git_ref } = &project.deploys {
+            text.push_str(&format!(
+                "deployments = {{ from = \"pipelines\", ref = {}, environment = {} }}\n",
+                quoted(git_ref),
+                quoted(PRODUCTION),
+            ));
+        }
+    }
+    text
+}
+
+/// The demo's mixed [`Config`]: [`demo_config_text`] and, with `gitlab`, the
+/// group served at its API URL.
+pub fn demo_config_mixed(
+    org: &Org,
+    api_url: &str,
+    gitlab: Option<(&GitlabGroup, &str)>,
+    listen: SocketAddr,
+    store: &Path,
+) -> anyhow::Result<Config> {
+    let mut text = demo_config_text(org, api_url, listen, store);
+    if let Some((group, gitlab_url)) = gitlab {
+        text.push_str(&gitlab_section(group, gitlab_url));
+    }
+    parse(&text)
+}
+
+fn parse(text: &str) -> anyhow::Result<Config> {
+    Config::from_toml_str(text, |_| Err(std::env::VarError::NotPresent)).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "the generated demo configuration is invalid: {}",
+            lines.join("; ")
+        )
+    })
+}
+
 /// The demo's [`Config`] (see [`demo_config_text`]).
 pub fn demo_config(
     org: &Org,
@@ -127,14 +206,7 @@ pub fn demo_config(
     listen: SocketAddr,
     store: &Path,
 ) -> anyhow::Result<Config> {
-    let text = demo_config_text(org, api_url, listen, store);
-    Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).map_err(|problems| {
-        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!(
-            "the generated demo configuration is invalid: {}",
-            lines.join("; ")
-        )
-    })
+    parse(&demo_config_text(org, api_url, listen, store))
 }
 
 #[cfg(test)]
@@ -173,5 +245,45 @@ mod tests {
             assert_eq!(repo.name.as_str(), org.full_name(index));
             assert_eq!(Some(repo.team.as_str()), org.team_of(index));
         }
+    }
+
+    #[test]
+    fn the_mixed_demo_shares_its_teams_between_github_and_gitlab() {
+        let now = Timestamp(1_736_942_400);
+        let org = Org::generate(&demo_spec(6, 20, 7, now));
+        let group = GitlabGroup::generate(&demo_group_spec(DEFAULT_GITLAB_PROJECTS, 20, 7, now));
+        let listen: SocketAddr = "127.0.0.1:9184".parse().unwrap();
+        let config = demo_config_mixed(
+            &org,
+            "http://127.0.0.1:4000",
+            Some((&group, "http://127.0.0.1:4001/api/v4")),
+            listen,
+            Path::new("/tmp/dora.db"),
+        )
+        .unwrap();
+        let gitlab = config.gitlab.as_ref().unwrap();
+        assert_eq!(gitlab.projects.len(), DEFAULT_GITLAB_PROJECTS);
+        assert!(gitlab.projects.iter().any(|p| matches!(
+            p.deployments,
+            crate::config::GitlabDeploymentsConfig::Pipelines { .. }
+        )));
+        let github_teams: std::collections::BTreeSet<&str> = config
+            .github_repositories()
+            .iter()
+            .map(|r| r.team.as_str())
+            .collect();
+        assert!(gitlab
+            .projects
+            .iter()
+            .all(|p| github_teams.contains(p.team.as_str())));
+        let sources = config.repository_sources();
+        assert!(sources.iter().any(|(_, s)| s.starts_with("GitLab")));
+        assert!(sources.iter().any(|(_, s)| s.starts_with("GitHub")));
+        // The push client may write GitLab's nested paths too.
+        let client = &config.ingest.as_ref().unwrap().clients[0];
+        assert!(client
+            .repositories
+            .iter()
+            .any(|p| p.matches(&gitlab.projects[2].path)));
     }
 }

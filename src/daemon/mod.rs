@@ -61,6 +61,7 @@ use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
 use crate::sources::argocd::ArgoCdSource;
 use crate::sources::github::{GithubSource, RetryPolicy};
+use crate::sources::gitlab::GitlabSource;
 use crate::sources::jenkins::JenkinsSource;
 use crate::sources::pagerduty::PagerDutySource;
 use crate::sources::Source;
@@ -303,16 +304,13 @@ pub async fn start(
         .context("cannot read the listening address")?;
     let store = open_store(&config.storage.path).await?;
     let sources = sources_with(&config, options.retry.clone())?;
-    let repositories: Vec<RepoName> = config
-        .github_repositories()
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
+    let repositories: Vec<RepoName> = config.synced_repositories();
     let state = Arc::new(
         ExporterState::new(ExporterOptions {
             simulated: options.simulated,
             push_api: config.ingest.is_some(),
             github_webhooks: config.webhooks.github.is_some(),
+            sources: config.repository_sources(),
             ..ExporterOptions::new(repositories.clone())
         })
         .context("cannot render the initial metrics page")?,
@@ -604,7 +602,7 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (Argo CD, Jenkins, GitHub and PagerDuty, each when
+/// The sources of `config` (Argo CD, Jenkins, GitHub, GitLab and PagerDuty, each when
 /// configured), with the production retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     sources_with(config, RetryPolicy::default())
@@ -618,10 +616,12 @@ pub(crate) fn sources_with(
     // The deployment sources first: within one cycle GitHub then reads the
     // change sets of the deployments they kept.
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
-    let lookback = config
-        .github
-        .as_ref()
-        .map_or_else(crate::config::defaults::lookback, |github| github.lookback);
+    // The code hosts' lookback (GitHub's, else GitLab's).
+    let lookback = match (&config.github, &config.gitlab) {
+        (Some(github), _) => github.lookback,
+        (None, Some(gitlab)) => gitlab.lookback,
+        (None, None) => crate::config::defaults::lookback(),
+    };
     let lookback_seconds = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
     if let Some(argocd) = &config.argocd {
         let source = ArgoCdSource::new(argocd, lookback_seconds, retry.clone())
@@ -637,6 +637,12 @@ pub(crate) fn sources_with(
         let github = GithubSource::with_policy(github, retry.clone())
             .map_err(|error| anyhow::anyhow!("github: {error}"))?;
         sources.push(Arc::new(github));
+    }
+    if let Some(gitlab) = &config.gitlab {
+        let start = config.engine_config().lead_time_start;
+        let gitlab = GitlabSource::with_policy(gitlab, start, retry.clone())
+            .map_err(|error| anyhow::anyhow!("gitlab: {error}"))?;
+        sources.push(Arc::new(gitlab));
     }
     if let Some(pagerduty) = &config.pagerduty {
         let pagerduty = PagerDutySource::new(pagerduty, lookback.to_std(), retry)

@@ -62,6 +62,10 @@ async fn readyz(State(state): State<Arc<ExporterState>>) -> Response {
 /// The landing page's template.
 const INDEX_TEMPLATE: &str = "index.html";
 
+/// The most repositories the landing page lists (with where each is read
+/// from); beyond, it says how many more there are.
+pub const MAX_LISTED_REPOSITORIES: usize = 1_000;
+
 /// The landing page's template, compiled once.
 static TEMPLATES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
     crate::templates::environment(&[(INDEX_TEMPLATE, include_str!("index.html"))])
@@ -88,6 +92,13 @@ async fn index(State(state): State<Arc<ExporterState>>) -> Response {
                     simulated => options.simulated,
                     push_api => options.push_api,
                     github_webhooks => options.github_webhooks,
+                    repositories => options
+                        .sources
+                        .iter()
+                        .take(MAX_LISTED_REPOSITORIES)
+                        .map(|(name, source)| context! { name => name.as_str(), source => *source })
+                        .collect::<Vec<_>>(),
+                    more_repositories => options.sources.len().saturating_sub(MAX_LISTED_REPOSITORIES),
                     snapshot => snapshot,
                     status => status,
                 })

@@ -45,6 +45,9 @@ pub struct ExporterOptions {
     /// GitHub webhooks are taken (`[webhooks.github]`): the landing page lists
     /// the route.
     pub github_webhooks: bool,
+    /// Where each configured repository is read from (`GitHub (Deployments
+    /// API)`, `GitLab (pipelines)`, `push API`, …), for the landing page.
+    pub sources: Vec<(RepoName, &'static str)>,
 }
 
 impl ExporterOptions {
@@ -56,6 +59,7 @@ impl ExporterOptions {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             push_api: false,
             github_webhooks: false,
+            sources: Vec::new(),
         }
     }
 }

@@ -200,6 +200,15 @@ impl Ingest {
                 };
                 (repo.name.clone(), deployments)
             })
+            .chain(config.gitlab_projects().iter().map(|project| {
+                let deployments = match &project.deployments {
+                    crate::config::GitlabDeploymentsConfig::Push => {
+                        RepositoryDeployments::PushedWithCodeHost
+                    }
+                    other => RepositoryDeployments::Elsewhere(other.source_name()),
+                };
+                (project.path.clone(), deployments)
+            }))
             .collect();
         let mut teams: BTreeMap<Team, Vec<RepoName>> = BTreeMap::new();
         for (repository, team) in config.engine_config().teams {

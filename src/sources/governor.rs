@@ -1,17 +1,21 @@
-//! The rate-limit governor: one per token (each source's HTTP client owns one),
-//! through which every request to GitHub, Argo CD or Jenkins is sent. It
+//! The rate-limit governor: one per token and API host (each source's client
+//! owns one), through which every request to GitHub or GitLab is sent. It
 //!
-//! - reads `x-ratelimit-{remaining,reset,resource}` on every response and never
-//!   sends a request for a resource whose budget is spent before its reset: it
-//!   waits for the reset (cancellable by shutdown), or, when the reset is further
-//!   away than [`RetryPolicy::max_rate_limit_wait`], fails that request at once with
-//!   the error's [`Governed::rate_limited`] instead of hanging past the cycle. Requests in
-//!   flight count against the budget until they are answered, so concurrent
-//!   requests cannot overdraw it either;
-//! - on a secondary rate limit (403/429 with `retry-after` or GitHub's message)
-//!   pauses every request of the token for `retry-after` (or
-//!   [`RetryPolicy::min_secondary_wait`] without one), then backs off exponentially
-//!   with jitter if the same request is limited again;
+//! - reads the rate-limit headers on every response (GitHub's
+//!   `x-ratelimit-{remaining,reset,resource}`, GitLab's and the IETF draft's
+//!   `ratelimit-{remaining,reset}`) and never sends a request for a resource
+//!   whose budget is spent before its reset: it waits for the reset
+//!   (cancellable by shutdown), or, when the reset is further away than
+//!   [`RetryPolicy::max_rate_limit_wait`], fails that request at once with the
+//!   source's "rate limited" error instead of hanging past the cycle. Requests
+//!   in flight count against the budget until they are answered, so concurrent
+//!   requests cannot overdraw it either; a refusal naming its reset (GitHub's
+//!   spent primary limit, GitLab's `429` with `RateLimit-Reset`) takes the
+//!   budget as spent until then;
+//! - on a secondary rate limit (GitHub's 403/429 with `retry-after` or its
+//!   message, a `429` with only `Retry-After`) pauses every request of the token
+//!   for `retry-after` (or [`RetryPolicy::min_secondary_wait`] without one), then
+//!   backs off exponentially with jitter if the same request is limited again;
 //! - retries server errors (5xx), network failures (resets, timeouts), truncated
 //!   bodies and bodies that are not JSON with bounded exponential backoff and jitter;
 //! - bounds the requests in flight per token ([`RetryPolicy::max_concurrency`]);
@@ -21,14 +25,15 @@
 //! The policy (bounds and waits) is one [`RetryPolicy`] with production defaults as
 //! named constants; tests inject a fast one.
 //!
-//! [`Governor::send`] is generic over the request: it takes a closure that builds
-//! and sends one attempt and reports its headers and result, so REST GETs and
-//! GraphQL POSTs go through the same governor.
+//! [`Governor::send`] is generic over the request and over the source's error
+//! type ([`GovernedError`]): it takes a closure that builds and sends one attempt
+//! and reports its headers and result, so GitHub's REST GETs and GraphQL POSTs
+//! and GitLab's GETs go through the same governor.
 //!
-//! Not here: building requests, mapping HTTP statuses to errors (the
-//! caller's closure does that), what a response means, and retries of a
-//! repository that still fails (the daemon tries it again soon, from its
-//! cursors: `daemon/retry.rs`).
+//! Not here: building requests, mapping HTTP statuses to errors (the caller's
+//! closure does that), what a response means, and retries of a repository that
+//! still fails (the daemon tries it again soon, from its cursors:
+//! `daemon/retry.rs`).
 
 use crate::domain::Timestamp;
 use crate::sources::RateLimit;
@@ -203,24 +208,30 @@ impl RetryReason {
             RetryReason::GraphqlError => "graphql_error",
         }
     }
+
+    /// Whether `error` is worth retrying, and why.
+    pub fn of<E: GovernedError>(error: &E) -> Option<RetryReason> {
+        error.retry_reason()
+    }
 }
 
-/// What the governor needs to know of a source's request errors, and the errors
-/// it reports itself. Each source's error type implements it (GitHub's,
-/// and the one of Argo CD's and Jenkins' client).
-pub trait Governed: std::fmt::Display + Sized {
-    /// Whether the error is worth retrying, and why; `None` gives up at once.
+/// What the governor needs to know of a source's errors: which are worth
+/// retrying and why, what a rate-limit refusal says, and how to say that a
+/// request was cancelled, given up on or refused for a spent budget.
+pub trait GovernedError: std::fmt::Display + Sized {
+    /// Whether this error is worth retrying, and why.
     fn retry_reason(&self) -> Option<RetryReason>;
-    /// For a secondary limit (or a `429`): the server's `retry-after`, seconds.
+    /// For a refusal because the budget is spent: the epoch second it resets,
+    /// when the refusal names it.
+    fn spent_until(&self) -> Option<i64>;
+    /// For a secondary limit: its `retry-after`, in seconds, if it gave one.
     fn retry_after(&self) -> Option<u64>;
-    /// For a spent primary budget: when it resets, as the server said.
-    fn budget_reset(&self) -> Option<Timestamp>;
-    /// Shutdown stopped the request.
+    /// The request was stopped by shutdown.
     fn cancelled() -> Self;
-    /// The request failed `attempts` times; `last` is the last failure.
+    /// The request was retried `attempts - 1` times and `last` is its last error.
     fn gave_up(attempts: u32, last: Self) -> Self;
-    /// The budget of `resource` at `url` stays spent (or the server asked for a
-    /// pause) longer than the policy waits; it resets at `reset_at`.
+    /// A request to `url` not sent because `resource`'s budget is spent until
+    /// `reset_at`.
     fn rate_limited(url: &str, resource: &str, reset_at: Option<Timestamp>) -> Self;
 }
 
@@ -349,7 +360,7 @@ impl Governor {
         mut attempt: F,
     ) -> Result<T, E>
     where
-        E: Governed,
+        E: GovernedError,
         F: FnMut() -> Fut,
         Fut: Future<Output = Attempt<T, E>>,
     {
@@ -377,13 +388,10 @@ impl Governor {
             let Some(reason) = error.retry_reason() else {
                 return Err(error);
             };
-            if let Some(reset_at) = error
-                .budget_reset()
-                .filter(|_| reason == RetryReason::RateLimit)
-            {
+            if let (RetryReason::RateLimit, Some(reset_at)) = (reason, error.spent_until()) {
                 // The server says the budget is spent until `reset_at`, whatever
                 // window the headers seemed to be in before.
-                self.spent_until(resource, reset_at.0);
+                self.spent_until(resource, reset_at);
             }
             if reason == RetryReason::RateLimit {
                 // Spent beyond the bound: the error says until when.
@@ -440,7 +448,7 @@ impl Governor {
     }
 
     /// Fails when `resource`'s budget is spent and resets beyond the bound.
-    fn check_budget<E: Governed>(&self, resource: &str, url: &str) -> Result<(), E> {
+    fn check_budget<E: GovernedError>(&self, resource: &str, url: &str) -> Result<(), E> {
         let state = self.state();
         match state.budget_wait(resource, Instant::now()) {
             Some((wait, true)) if wait > self.policy.max_rate_limit_wait => {
@@ -478,7 +486,7 @@ impl Governor {
 
     /// Waits until a request for `resource` may be sent, then counts it in flight
     /// (the caller's [`InFlight`] uncounts it).
-    async fn wait_turn<E: Governed>(
+    async fn wait_turn<E: GovernedError>(
         &self,
         resource: &str,
         url: &str,
@@ -494,11 +502,8 @@ impl Governor {
                 if let Some(until) = state.paused_until.filter(|u| *u > now) {
                     let wait = until - now;
                     if wait > self.policy.max_rate_limit_wait {
-                        return Err(E::rate_limited(
-                            url,
-                            "secondary",
-                            Some(Timestamp(epoch_now().saturating_add(ceil_secs(wait)))),
-                        ));
+                        let reset = Timestamp(epoch_now().saturating_add(ceil_secs(wait)));
+                        return Err(E::rate_limited(url, "secondary", Some(reset)));
                     }
                     wait
                 } else if let Some((wait, spent)) = state.budget_wait(resource, now) {
@@ -550,23 +555,29 @@ impl Governor {
 }
 
 /// The error for a request refused because `resource`'s budget is spent.
-fn exhausted<E: Governed>(state: &State, resource: &str, url: &str) -> E {
-    E::rate_limited(
-        url,
-        resource,
-        state
-            .limits
-            .get(resource)
-            .and_then(|l| l.reset_at)
-            .map(Timestamp),
-    )
+fn exhausted<E: GovernedError>(state: &State, resource: &str, url: &str) -> E {
+    let reset_at = state
+        .limits
+        .get(resource)
+        .and_then(|l| l.reset_at)
+        .map(Timestamp);
+    E::rate_limited(url, resource, reset_at)
 }
 
-/// Takes in the `x-ratelimit-*` headers of one response to a request charged to
+/// The value of rate-limit header `name` (`remaining`, `reset`): GitHub's
+/// `x-ratelimit-{name}`, else GitLab's and the IETF draft's `ratelimit-{name}`.
+fn limit_header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(format!("x-ratelimit-{name}"))
+        .or_else(|| headers.get(format!("ratelimit-{name}")))
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Takes in the rate-limit headers of one response to a request charged to
 /// `requested`.
 fn observe(state: &mut State, headers: &HeaderMap, requested: &str) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok())
+    let Some(remaining) = limit_header(headers, "remaining").and_then(|v| v.trim().parse().ok())
     else {
         return;
     };
@@ -606,12 +617,10 @@ fn observe(state: &mut State, headers: &HeaderMap, requested: &str) {
     }
 }
 
-/// The epoch second `x-ratelimit-reset` names, if it is one.
-pub(super) fn reset_of(headers: &HeaderMap) -> Option<i64> {
-    headers
-        .get("x-ratelimit-reset")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
+/// The epoch second `x-ratelimit-reset` (or `ratelimit-reset`) names, if it is
+/// one.
+pub fn reset_of(headers: &HeaderMap) -> Option<i64> {
+    limit_header(headers, "reset").and_then(|v| v.trim().parse::<i64>().ok())
 }
 
 /// The runtime instant at which a reset at epoch second `reset` has surely passed.
@@ -640,11 +649,90 @@ fn ceil_secs(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    // The GitHub client's errors: the governor's behaviour as GitHub's limits
-    // need it (primary budgets, secondary limits).
-    use crate::sources::github::GithubError;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Arc;
+
+    /// The errors of a source, as far as the governor reads them (named like
+    /// the GitHub source's, whose behaviour these tests pin down).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum GithubError {
+        Status {
+            url: String,
+            status: u16,
+            message: String,
+        },
+        SecondaryRateLimited {
+            url: String,
+            status: u16,
+            message: String,
+            retry_after: Option<u64>,
+        },
+        RateLimited {
+            url: String,
+            resource: String,
+            reset_at: Option<Timestamp>,
+        },
+        NotFound {
+            url: String,
+        },
+        GaveUp {
+            attempts: u32,
+            last: Box<GithubError>,
+        },
+        Cancelled,
+    }
+
+    impl std::fmt::Display for GithubError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                GithubError::GaveUp { attempts, last } => {
+                    write!(f, "{last} (gave up after {attempts} attempts)")
+                }
+                other => write!(f, "{other:?}"),
+            }
+        }
+    }
+
+    impl GovernedError for GithubError {
+        fn retry_reason(&self) -> Option<RetryReason> {
+            match self {
+                GithubError::Status { status, .. } if *status >= 500 => {
+                    Some(RetryReason::ServerError)
+                }
+                GithubError::SecondaryRateLimited { .. } => Some(RetryReason::SecondaryRateLimit),
+                GithubError::RateLimited { .. } => Some(RetryReason::RateLimit),
+                _ => None,
+            }
+        }
+        fn spent_until(&self) -> Option<i64> {
+            match self {
+                GithubError::RateLimited { reset_at, .. } => reset_at.map(|r| r.0),
+                _ => None,
+            }
+        }
+        fn retry_after(&self) -> Option<u64> {
+            match self {
+                GithubError::SecondaryRateLimited { retry_after, .. } => *retry_after,
+                _ => None,
+            }
+        }
+        fn cancelled() -> Self {
+            GithubError::Cancelled
+        }
+        fn gave_up(attempts: u32, last: Self) -> Self {
+            GithubError::GaveUp {
+                attempts,
+                last: Box::new(last),
+            }
+        }
+        fn rate_limited(url: &str, resource: &str, reset_at: Option<Timestamp>) -> Self {
+            GithubError::RateLimited {
+                url: url.to_owned(),
+                resource: resource.to_owned(),
+                reset_at,
+            }
+        }
+    }
 
     const URL: &str = "http://127.0.0.1:1/repos/acme/api/deployments";
 

@@ -1,10 +1,11 @@
 //! The sources: where events come from. One module per source behind the small
-//! [`Source`] trait: [`github`] (deployments, change sets, incidents and pull
-//! requests of repositories), [`argocd`] and [`jenkins`] (deployments only;
-//! GitHub gives those repositories' change sets) and [`pagerduty`] (incidents
-//! of services; its sync units are services, named like repositories).
-//! `governor` is the rate-limit and retry policy every client sends through;
-//! `rest` the plain JSON client of Argo CD and Jenkins.
+//! [`Source`] trait: [`github`] and [`gitlab`] (deployments, change sets,
+//! incidents and pull requests of repositories), [`argocd`] and [`jenkins`]
+//! (deployments only; the repository's code host gives its change sets) and
+//! [`pagerduty`] (incidents of services; its sync units are services, named like
+//! repositories). [`governor`] is the rate-limit and retry policy every client
+//! sends through; [`http`] what the HTTP clients share (token masking, `Link`
+//! headers); `rest` the plain JSON client of Argo CD and Jenkins.
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
 //! it was given, turns the API's wire types into domain events at its border, and
@@ -22,8 +23,10 @@
 
 pub mod argocd;
 pub mod github;
+pub mod gitlab;
 pub mod governor;
 mod health;
+pub mod http;
 pub mod jenkins;
 mod ledger;
 pub mod pagerduty;
@@ -109,6 +112,8 @@ pub enum SourceError {
         error: rest::RestError,
     },
     #[error(transparent)]
+    Gitlab(#[from] gitlab::GitlabError),
+    #[error(transparent)]
     PagerDuty(#[from] pagerduty::PagerDutyError),
     /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
@@ -130,6 +135,7 @@ impl SourceError {
                     error: rest::RestError::Cancelled,
                     ..
                 }
+                | SourceError::Gitlab(gitlab::GitlabError::Cancelled)
                 | SourceError::PagerDuty(pagerduty::PagerDutyError::Cancelled)
         )
     }

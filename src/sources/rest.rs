@@ -20,7 +20,7 @@
 use crate::domain::RepoName;
 use crate::domain::Timestamp;
 use crate::sources::governor::{
-    Attempt, Governed, Governor, GovernorHealth, RetryPolicy, RetryReason,
+    Attempt, GovernedError, Governor, GovernorHealth, RetryPolicy, RetryReason,
 };
 use crate::sources::{ApiHealth, ApiRequests, ApiRetries, HistoryGaps};
 use base64::Engine as _;
@@ -49,15 +49,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `allBuilds` page can take several seconds).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The most of a server's error message repeated in an error.
-pub const MAX_SERVER_MESSAGE_CHARS: usize = 200;
-
-/// Secrets shorter than this are not masked in server text (so short a string
-/// occurs by chance and masking it would garble messages).
-const MIN_MASKED_SECRET_CHARS: usize = 8;
-
-/// What masked secrets are replaced with.
-const REDACTED: &str = "[REDACTED]";
+pub use crate::sources::http::MAX_SERVER_MESSAGE_CHARS;
+use crate::sources::http::{MIN_MASKED_SECRET_CHARS, REDACTED};
 
 /// The governor's resource name for these servers (they report no rate-limit
 /// budget; only `429` pauses them).
@@ -191,7 +184,7 @@ impl RestError {
     }
 }
 
-impl Governed for RestError {
+impl GovernedError for RestError {
     fn retry_reason(&self) -> Option<RetryReason> {
         match self {
             RestError::Status { status, .. } if *status >= 500 => Some(RetryReason::ServerError),
@@ -210,7 +203,7 @@ impl Governed for RestError {
         }
     }
 
-    fn budget_reset(&self) -> Option<Timestamp> {
+    fn spent_until(&self) -> Option<i64> {
         None
     }
 

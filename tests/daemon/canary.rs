@@ -670,6 +670,248 @@ async fn the_canary_ingest_token_appears_in_no_log_answer_or_page() {
     }
 }
 
+/// The GitLab canary: shaped like a GitLab personal access token.
+const GITLAB_CANARY: &str = "glpat-CaNaRy9w2Xk7Qm3Zv8Lp";
+
+fn assert_gitlab_clean(what: &str, text: &str) {
+    assert!(
+        !text.contains(GITLAB_CANARY),
+        "{what}: the GitLab canary token appears:\n{text}"
+    );
+}
+
+/// The binary with `args` on `config`, `GITLAB_TOKEN` set to the canary,
+/// logging at trace.
+async fn run_gitlab(args: &[&str], config: &Path) -> Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "trace")
+        .env("GITLAB_TOKEN", GITLAB_CANARY)
+        .stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().expect("run dora-collector"))
+        .await
+        .unwrap()
+}
+
+/// A fake GitLab that echoes `PRIVATE-TOKEN` back wherever it can: in error
+/// messages (401, 403, 404, 500, 429), a foreign `Link`, item values and a body
+/// that is not JSON.
+async fn hostile_gitlab() -> String {
+    async fn deployments(
+        axum::extract::Path(project): axum::extract::Path<String>,
+        headers: HeaderMap,
+    ) -> Response {
+        let token = headers
+            .get("private-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let message = |status: StatusCode, text: String| {
+            (status, axum::Json(serde_json::json!({"message": text}))).into_response()
+        };
+        match project.rsplit('/').next().unwrap_or("") {
+            "unauthorized" => message(StatusCode::UNAUTHORIZED, format!("401 {token}")),
+            "forbidden" => (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": "insufficient_scope", "error_description": token})),
+            )
+                .into_response(),
+            "broken" => message(StatusCode::INTERNAL_SERVER_ERROR, format!("500 {token}")),
+            "throttled" => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                format!("Retry later {token}"),
+            )
+                .into_response(),
+            "notjson" => (
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("[{{\"token\": \"{token}\""),
+            )
+                .into_response(),
+            "away" => (
+                [(header::LINK, format!("<http://elsewhere.example/?token={token}>; rel=\"next\""))],
+                axum::Json(serde_json::json!([])),
+            )
+                .into_response(),
+            "odd" => axum::Json(serde_json::json!([
+                {"id": 1, "status": "success", "sha": token, "created_at": "2025-01-15T11:00:00Z",
+                 "updated_at": "2025-01-15T11:00:00Z", "environment": {"id": 1, "name": "production"}},
+                {"id": 2, "status": "success", "sha": "0123456789abcdef0123456789abcdef01234567",
+                 "created_at": token, "updated_at": "2025-01-15T11:00:00Z", "environment": {"id": 1, "name": "production"}},
+                null
+            ]))
+            .into_response(),
+            _ => message(StatusCode::NOT_FOUND, format!("404 Project Not Found {token}")),
+        }
+    }
+    async fn empty() -> Response {
+        axum::Json(serde_json::json!([])).into_response()
+    }
+    let router = Router::new()
+        .route("/api/v4/projects/{project}/deployments", get(deployments))
+        .route("/api/v4/projects/{project}/environments", get(empty))
+        .route("/api/v4/projects/{project}/merge_requests", get(empty))
+        .route("/api/v4/projects/{project}/issues", get(empty));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v4", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+fn gitlab_config(api_url: &str, store: &Path, projects: &[String], format: &str) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n\
+         [gitlab]\napi_url = {api_url:?}\ntoken = \"${{GITLAB_TOKEN}}\"\n",
+        store.display().to_string()
+    );
+    for project in projects {
+        text.push_str(&format!("[[gitlab.projects]]\npath = {project:?}\n"));
+    }
+    text + &log_table(format)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_gitlab_token_appears_in_no_log_error_or_page() {
+    use dora_collector::sim::gitlab::{GitlabGroup, GitlabOptions, GitlabServer, GroupSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let group = GitlabGroup::generate(&GroupSpec::small(4));
+    let projects: Vec<String> = group.projects.iter().map(|p| p.repository()).collect();
+    let good = GitlabServer::start(
+        group.clone(),
+        GitlabOptions {
+            token: GITLAB_CANARY.to_owned(),
+            ..GitlabOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let refusing = GitlabServer::start(group, GitlabOptions::default())
+        .await
+        .unwrap();
+    let hostile = hostile_gitlab().await;
+    let hostile_projects: Vec<String> = [
+        "unauthorized",
+        "forbidden",
+        "broken",
+        "throttled",
+        "notjson",
+        "away",
+        "odd",
+        "gone",
+    ]
+    .iter()
+    .map(|n| format!("gl-acme/hostile/{n}"))
+    .collect();
+    for format in ["text", "json"] {
+        let file = write(
+            dir.path(),
+            "gitlab.toml",
+            &gitlab_config(good.api_url(), &store, &projects, format),
+        );
+        let output = run_gitlab(&["sync", "--once"], &file).await;
+        assert!(output.status.success(), "{output:?}");
+        for stream in [&output.stdout, &output.stderr] {
+            assert_gitlab_clean(
+                &format!("successful sync ({format})"),
+                &String::from_utf8_lossy(stream),
+            );
+        }
+        let output = run_gitlab(&["check-config"], &file).await;
+        assert!(output.status.success(), "{output:?}");
+        assert_gitlab_clean("check-config", &String::from_utf8_lossy(&output.stdout));
+
+        let file = write(
+            dir.path(),
+            "refused.toml",
+            &gitlab_config(refusing.api_url(), &store, &projects, format),
+        );
+        let output = run_gitlab(&["sync", "--once"], &file).await;
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("401"), "{stderr}");
+        assert_gitlab_clean(&format!("refused token ({format})"), &stderr);
+
+        let file = write(
+            dir.path(),
+            "hostile.toml",
+            &gitlab_config(&hostile, &store, &hostile_projects, format),
+        );
+        let output = run_gitlab(&["sync", "--once"], &file).await;
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_gitlab_clean(&format!("hostile GitLab ({format})"), &stderr);
+        assert_gitlab_clean(
+            "hostile GitLab (stdout)",
+            &String::from_utf8_lossy(&output.stdout),
+        );
+        // The echoes arrived, masked.
+        assert!(stderr.contains("HTTP 401 401 [REDACTED]"), "{stderr}");
+        assert!(stderr.contains("?token=[REDACTED]"), "{stderr}");
+
+        // An invalid configuration with the token in it.
+        let text = gitlab_config(good.api_url(), &store, &projects, format)
+            .replace("[gitlab]\n", "[gitlab]\npoll_interval = \"soon\"\n")
+            .replace("${GITLAB_TOKEN}", GITLAB_CANARY)
+            + &format!("\n[[repositories]]\nname = {GITLAB_CANARY:?}\n");
+        let file = write(dir.path(), "invalid.toml", &text);
+        let output = run_gitlab(&["check-config"], &file).await;
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert_gitlab_clean("invalid config", &String::from_utf8_lossy(&output.stderr));
+    }
+
+    // The daemon's pages.
+    let text = gitlab_config(good.api_url(), &store, &projects, "text");
+    let config = Config::from_toml_str(&text, |name| {
+        assert_eq!(name, "GITLAB_TOKEN");
+        Ok(GITLAB_CANARY.to_owned())
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut handle = dora_collector::daemon::start(
+        config.clone(),
+        listener,
+        dora_collector::daemon::RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    handle.wait_for_cycles(1).await.unwrap();
+    for page in ["/metrics", "/", "/readyz", "/report"] {
+        let body = reqwest::get(format!("http://{addr}{page}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_gitlab_clean(page, &body);
+    }
+    handle.shutdown().await.unwrap();
+
+    // Panics formatting what holds the token.
+    let source = dora_collector::sources::gitlab::GitlabSource::new(
+        config.gitlab.as_ref().unwrap(),
+        dora_collector::dora::LeadTimeStart::Commit,
+    )
+    .unwrap();
+    for message in [
+        format!("{config:?}"),
+        format!("{:?}", config.gitlab),
+        format!("{source:?}"),
+        format!("{source:#?}"),
+    ] {
+        let printed = std::panic::catch_unwind(|| panic!("{message}"))
+            .unwrap_err()
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap();
+        assert_gitlab_clean("panic message", &printed);
+    }
+}
+
 /// The PagerDuty key as a canary: distinctive, and found nowhere else.
 const PD_CANARY: &str = "u+PdCaNaRy9kQ2xW7mZ4vB8nT3yR6uE1sLdora";
 

@@ -51,12 +51,15 @@ const SIGKILL: i32 = 9;
 const POLL: Duration = Duration::from_millis(1);
 /// Every table the store has; [`dump`] fails on any other, so that a new table
 /// is compared or its exclusion justified here.
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 11] = [
     "commits",
     "compares",
     "cursors",
     "deployments",
     "incidents",
+    // The environments a source declares production (GitLab's tiers): empty
+    // here (a GitHub sync declares none).
+    "production_environments",
     "pull_requests",
     // The push API's ids: empty here (a sync pushes nothing); its crash safety
     // is `push_storm_killed_and_retried_converges`'s.

@@ -19,6 +19,7 @@ mod config_cli;
 mod crash;
 mod errors;
 mod faults;
+mod gitlab;
 mod golden;
 mod graphql;
 mod hostile;

@@ -125,6 +125,9 @@ fn stored_deployments(
                 .collect(),
             _ => Vec::new(),
         },
+        // This comparison builds GitHub's events only (GitLab has its own end
+        // to end tests against the reference, `e2e_gitlab.rs`).
+        DeploymentsFrom::GitlabDeployments | DeploymentsFrom::GitlabPipelines { .. } => Vec::new(),
         // Pushed deployments are not the simulator's (`reference::push`).
         DeploymentsFrom::Push => Vec::new(),
     };
@@ -508,6 +511,7 @@ fn other_labels_teams_and_repositories() {
         name: "acme/not-in-the-org".to_owned(),
         team: Some("ghosts".to_owned()),
         deployments: DeploymentsFrom::DeploymentsApi,
+        tier_production: Vec::new(),
     });
     check(&org, &params, org.now, false);
 }

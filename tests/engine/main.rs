@@ -12,6 +12,7 @@ mod reference;
 
 mod against_reference;
 mod e2e_cicd;
+mod e2e_gitlab;
 mod e2e_reference;
 mod properties;
 mod rules;

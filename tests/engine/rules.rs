@@ -1008,6 +1008,39 @@ fn the_worked_example_of_docs_computation_md() {
     assert_eq!(snapshot.organisation.windows[0], *w);
 }
 
+// ---- computation.md § Deployments: production by the source (GitLab's tier) ------
+
+#[test]
+fn environments_the_source_declares_production_count_under_their_own_name() {
+    // `live` is no configured production environment, but the repository's source
+    // (GitLab) says its tier is production; `Production` matches the configured
+    // `production` case-insensitively and keeps the configured label; `staging`
+    // counts for neither.
+    let mut s = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 4, None, 0)
+        .deploy(R, "live", 1, DAY)
+        .deploy(R, "live", 2, 2 * DAY)
+        .deploy(R, "staging", 3, 3 * DAY)
+        .deploy(R, PROD, 4, 4 * DAY)
+        .deploy("acme/web", "live", 1, DAY);
+    s.builder
+        .production_environments(&repo(R), vec![env("live"), env("Production"), env("live")]);
+    let snapshot = s.compute(10 * DAY);
+    assert_eq!(scope(&snapshot, R, "live", "30d").deployments, 2);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").deployments, 1);
+    let labels: Vec<(&str, &str)> = snapshot
+        .repositories
+        .iter()
+        .map(|m| (m.repository.as_str(), m.environment.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [(R, PROD), (R, "live"), ("acme/web", PROD)],
+        "another repository's `live` is not production"
+    );
+}
+
 // ---- computation.md § Team incidents -------------------------------------------
 
 /// Two repositories of team `web`, one of team `core`: `acme/a` deployed at day 1

@@ -45,6 +45,7 @@ async fn spawn_app(simulated: bool) -> App {
         version: VERSION.to_owned(),
         push_api: false,
         github_webhooks: false,
+        sources: Vec::new(),
     })
     .await
 }
@@ -254,6 +255,29 @@ async fn landing_page_lists_the_push_api_and_webhooks_when_they_are_served() {
         "<code>docs/push.md</code>",
         "<code>POST /webhooks/github</code>",
         "<code>docs/webhooks.md</code>",
+    ] {
+        assert!(body.contains(text), "{text} in {body}");
+    }
+}
+
+#[tokio::test]
+async fn landing_page_says_where_each_repository_is_read_from() {
+    let app = spawn_app(false).await;
+    let body = app.get_text("/").await.1;
+    assert!(!body.contains("Read from"), "{body}");
+    let app = spawn_with(ExporterOptions {
+        sources: vec![
+            (repo("acme/api"), "GitHub (Deployments API)"),
+            (repo("acme-gl/platform/billing"), "GitLab (pipelines)"),
+        ],
+        ..ExporterOptions::new(vec![repo("acme/api"), repo("acme-gl/platform/billing")])
+    })
+    .await;
+    let body = app.get_text("/").await.1;
+    for text in [
+        "<th>Read from</th>",
+        "<tr><td>acme/api</td><td>GitHub (Deployments API)</td></tr>",
+        "<tr><td>acme-gl/platform/billing</td><td>GitLab (pipelines)</td></tr>",
     ] {
         assert!(body.contains(text), "{text} in {body}");
     }

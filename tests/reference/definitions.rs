@@ -109,6 +109,9 @@ pub struct IncidentFacts {
 /// One production environment of one repository.
 #[derive(Debug, Clone, Default)]
 pub struct EnvAnalysis {
+    /// The environment's label: the configured spelling, or (a GitLab
+    /// environment of tier production) its own name.
+    pub name: String,
     /// Successful deployments at or before `now`, in deploy-time order.
     pub deployments: Vec<DeploymentFacts>,
     /// Failed attempts (failing at or before `now`).
@@ -121,7 +124,9 @@ pub struct RepoAnalysis {
     /// `owner/name`, lowercase.
     pub name: String,
     pub team: String,
-    /// One per configured production environment, in configuration order.
+    /// One per configured production environment, in configuration order, then
+    /// (GitLab) one per environment of tier production no configured name
+    /// matches, in name order.
     pub environments: Vec<EnvAnalysis>,
     /// Incidents of the repository created at or before `now`.
     pub incidents: Vec<IncidentFacts>,
@@ -293,17 +298,34 @@ pub fn analyse(
     };
     let history = History::new(repo);
     let attempts = stored_attempts(repo, config, params, now);
-    let incidents = incidents_of(repo, params, now);
+    let incidents = incidents_of(repo, config, params, now);
     analyse_events(&mut analysis, &history, &attempts, incidents, params, now);
     analysis
 }
 
-/// The scopes of one configured repository, without events yet.
+/// The scopes of one configured repository, without events yet: one per
+/// production environment: the configured ones, and (GitLab) every environment
+/// of tier production no configured name matches, in name order
+/// (computation.md § Deployments).
 pub(super) fn empty_analysis(config: &RepoParams, params: &Params) -> RepoAnalysis {
+    let mut production = params.production_environments.clone();
+    let mut tiers = config.tier_production.clone();
+    tiers.sort();
+    for tier in tiers {
+        if !production.iter().any(|p| p.eq_ignore_ascii_case(&tier)) {
+            production.push(tier);
+        }
+    }
     RepoAnalysis {
         name: config.name.clone(),
         team: params.team_of(config),
-        environments: vec![EnvAnalysis::default(); params.production_environments.len()],
+        environments: production
+            .into_iter()
+            .map(|name| EnvAnalysis {
+                name,
+                ..EnvAnalysis::default()
+            })
+            .collect(),
         incidents: Vec::new(),
     }
 }
@@ -319,7 +341,12 @@ pub(super) fn analyse_events(
     params: &Params,
     now: i64,
 ) {
-    for (e, environment) in params.production_environments.iter().enumerate() {
+    let production: Vec<String> = analysis
+        .environments
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    for (e, environment) in production.iter().enumerate() {
         // computation.md § Deployments: only production environments count,
         // compared case-insensitively.
         let mine: Vec<&Attempt> = attempts
@@ -487,10 +514,20 @@ fn is_labelled_merge(pulls: &[SimPull], commit: u32, params: &Params, now: i64) 
 
 /// computation.md § Incidents: issues (the simulator keeps pull requests apart) with an incident
 /// label, created at or before `now`; closed later means still open.
-fn incidents_of(repo: &SimRepo, params: &Params, now: i64) -> Vec<IncidentFacts> {
+fn incidents_of(
+    repo: &SimRepo,
+    config: &RepoParams,
+    params: &Params,
+    now: i64,
+) -> Vec<IncidentFacts> {
+    // GitLab: an issue of type incident is one whatever its labels.
+    let gitlab = config.deployments.is_gitlab();
     repo.issues
         .iter()
-        .filter(|i| has_any_label(&i.labels, &params.incident_labels))
+        .filter(|i| {
+            has_any_label(&i.labels, &params.incident_labels)
+                || (gitlab && dora_collector::sim::gitlab::issue_type(i) == "incident")
+        })
         .filter(|i| i.created_at.0 <= now)
         .map(|i| IncidentFacts {
             number: i.number,

@@ -431,7 +431,7 @@ pub fn expected_series(repos: &[RepoAnalysis], params: &Params, now: i64) -> Exp
     let mut out = Expected::default();
     let repository = Names { prefix: "dora_" };
     for repo in repos {
-        for (e, environment) in params.production_environments.iter().enumerate() {
+        for (e, environment) in repo.environments.iter().map(|env| &env.name).enumerate() {
             let labels = [
                 ("repository", repo.name.as_str()),
                 ("environment", environment.as_str()),
@@ -496,18 +496,18 @@ pub fn expected_series(repos: &[RepoAnalysis], params: &Params, now: i64) -> Exp
     deployment_series(&mut out, &org, &[], &pool, params, now);
     incident_series(&mut out, &org, &[], &pool, params, now);
 
-    diagnostics(&mut out, repos, params);
+    diagnostics(&mut out, repos);
     out
 }
 
 /// The data-quality gauges of `docs/metrics.md`.
-fn diagnostics(out: &mut Expected, repos: &[RepoAnalysis], params: &Params) {
+fn diagnostics(out: &mut Expected, repos: &[RepoAnalysis]) {
     let mut unknown_changes = 0usize;
     let mut unattributed = 0usize;
     let mut unmatched = 0usize;
     for repo in repos {
-        for (e, environment) in params.production_environments.iter().enumerate() {
-            let env = &repo.environments[e];
+        for env in &repo.environments {
+            let environment = &env.name;
             if env.deployments.first().is_some_and(|d| d.without_base) {
                 out.gauge(
                     "dora_diagnostics_first_deployment_without_base",

@@ -8,10 +8,12 @@
 
 mod argocd;
 mod chaos;
+mod gitlab_schema;
 mod graphql;
 mod http;
 mod jenkins;
 mod octocrab;
+mod openapi;
 mod org;
 mod pagerduty;
 mod schema;

@@ -19,39 +19,7 @@ const OPENAPI: &str = "tests/fixtures/github/rest-openapi-subset.json";
 
 fn openapi() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let text = std::fs::read_to_string(OPENAPI).expect("fixture present");
-        serde_json::from_str(&text).expect("fixture is JSON")
-    })
-}
-
-/// OpenAPI 3.0 `nullable` → JSON Schema null unions, recursively.
-fn convert_nullable(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            for (key, child) in map.iter_mut() {
-                if key != "example" && key != "examples" {
-                    convert_nullable(child);
-                }
-            }
-            if map.remove("nullable") == Some(Value::Bool(true)) {
-                if let Some(Value::Array(values)) = map.get_mut("enum") {
-                    values.push(Value::Null);
-                }
-                match map.get("type").cloned() {
-                    Some(Value::String(t)) => {
-                        map.insert("type".into(), json!([t, "null"]));
-                    }
-                    _ => {
-                        let inner = Value::Object(std::mem::take(map));
-                        map.insert("anyOf".into(), json!([inner, {"type": "null"}]));
-                    }
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(convert_nullable),
-        _ => {}
-    }
+    DOC.get_or_init(|| super::openapi::load(OPENAPI))
 }
 
 /// The response schema of `GET path` with `status`, converted.
@@ -60,25 +28,12 @@ fn schema(path: &str, status: &str) -> Value {
         ["application/json"]["schema"]
         .clone();
     assert!(schema.is_object(), "no schema for GET {path} {status}");
-    convert_nullable(&mut schema);
+    super::openapi::convert_nullable(&mut schema);
     schema
 }
 
 fn validate(schema: &Value, instance: &Value, what: &str) {
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(schema)
-        .expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .take(10)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{what} does not match GitHub's schema:\n{}",
-        errors.join("\n")
-    );
+    super::openapi::validate(schema, instance, what, "GitHub's");
 }
 
 struct Sim {
@@ -469,7 +424,7 @@ fn the_conversion_accepts_null_only_where_nullable() {
         "c": {"nullable": true, "oneOf": [{"type": "integer"}, {"type": "string"}]},
         "d": {"type": "string", "nullable": true, "enum": ["x"]},
     }});
-    convert_nullable(&mut s);
+    super::openapi::convert_nullable(&mut s);
     let v = jsonschema::validator_for(&s).unwrap();
     assert!(v.is_valid(&json!({"a": null, "b": "x", "c": null, "d": null})));
     assert!(v.is_valid(&json!({"a": "y", "b": "x", "c": 3, "d": "x"})));

@@ -9,8 +9,8 @@
 //! SQL or HTTP.
 
 use crate::{
-    Commit, CommitSha, Compare, Deployment, Incident, PullRequest, RepoName, ScopedIncident,
-    Timestamp, REVERT_MESSAGE_PREFIX,
+    Commit, CommitSha, Compare, Deployment, Environment, Incident, PullRequest, RepoName,
+    ScopedIncident, Timestamp, REVERT_MESSAGE_PREFIX,
 };
 
 /// The most of a commit message the store keeps: the first line, cut to this many
@@ -165,6 +165,10 @@ pub struct SyncBatch {
     pub scoped_incidents: Vec<ScopedIncident>,
     /// Pull requests read.
     pub pull_requests: Vec<PullRequest>,
+    /// The environments the source itself reads as production environments of
+    /// the repository, whatever `production_environments` says (GitLab: those of
+    /// tier `production`); `Some` replaces the kept list, `None` keeps it.
+    pub production_environments: Option<Vec<Environment>>,
     /// Cursors to advance together with the data above.
     pub cursors: Vec<(CursorKey, Cursor)>,
 }
@@ -180,6 +184,7 @@ impl SyncBatch {
             incidents: Vec::new(),
             scoped_incidents: Vec::new(),
             pull_requests: Vec::new(),
+            production_environments: None,
             cursors: Vec::new(),
         }
     }
@@ -192,12 +197,14 @@ impl SyncBatch {
             + self.incidents.len()
             + self.scoped_incidents.len()
             + self.pull_requests.len()
+            + self.production_environments.as_ref().map_or(0, Vec::len)
             + self.cursors.len()
     }
 
-    /// The batch holds no event and no cursor.
+    /// The batch holds no event, no cursor and no list of production
+    /// environments (an empty list replaces the kept one, so it counts).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.production_environments.is_none()
     }
 }
 

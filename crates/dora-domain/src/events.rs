@@ -25,6 +25,10 @@ pub enum DeploymentSource {
     ArgoCd,
     /// Builds of a Jenkins job.
     Jenkins,
+    /// GitLab's Deployments API (a deployment with its status).
+    GitlabDeployments,
+    /// Pipelines of a GitLab project on a configured ref.
+    GitlabPipelines,
 }
 
 impl DeploymentSource {
@@ -45,6 +49,8 @@ impl DeploymentSource {
             DeploymentSource::Push => "push",
             DeploymentSource::ArgoCd => "argocd",
             DeploymentSource::Jenkins => "jenkins",
+            DeploymentSource::GitlabDeployments => "gitlab_deployments",
+            DeploymentSource::GitlabPipelines => "gitlab_pipelines",
         }
     }
 
@@ -56,6 +62,8 @@ impl DeploymentSource {
             "push" => Some(DeploymentSource::Push),
             "argocd" => Some(DeploymentSource::ArgoCd),
             "jenkins" => Some(DeploymentSource::Jenkins),
+            "gitlab_deployments" => Some(DeploymentSource::GitlabDeployments),
+            "gitlab_pipelines" => Some(DeploymentSource::GitlabPipelines),
             _ => None,
         }
     }
@@ -238,6 +246,10 @@ pub enum IncidentSource {
     /// The push API (`POST /api/v1/incidents`): every pushed incident is one,
     /// whatever its labels.
     Push,
+    /// GitLab issues the source read as incidents (of type `incident`, or with
+    /// one of `gitlab.incident_labels`): the source selects them, so every one is
+    /// an incident whatever the engine's labels say.
+    GitlabIssues,
     /// PagerDuty: the incidents of a configured service (identity: PagerDuty's
     /// `incident_number`, unique in its account).
     PagerDuty,
@@ -249,6 +261,7 @@ impl IncidentSource {
         match self {
             IncidentSource::GithubIssues => "github_issues",
             IncidentSource::Push => "push",
+            IncidentSource::GitlabIssues => "gitlab_issues",
             IncidentSource::PagerDuty => "pagerduty",
         }
     }
@@ -258,6 +271,7 @@ impl IncidentSource {
         match text {
             "github_issues" => Some(IncidentSource::GithubIssues),
             "push" => Some(IncidentSource::Push),
+            "gitlab_issues" => Some(IncidentSource::GitlabIssues),
             "pagerduty" => Some(IncidentSource::PagerDuty),
             _ => None,
         }

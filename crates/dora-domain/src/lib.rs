@@ -20,6 +20,7 @@ pub use events::{
 };
 pub use names::{
     is_bidi_formatting, Environment, RepoName, Team, DEFAULT_TEAM, MAX_LABEL_NAME_LEN,
+    MAX_REPO_NAME_LEN, MAX_REPO_SEGMENTS,
 };
 pub use sha::{CommitSha, ShaPrefix};
 pub use time::Timestamp;

@@ -333,7 +333,7 @@ fn analyse_repository(
     scratch: &mut Scratch,
     diagnostics: &mut Diagnostics,
 ) -> RepoResult {
-    let production = config.production_environments_of(name);
+    let production = &repo.production(config.production_environments_of(name));
     let (mut successful, attempt_failures) = production_deployments(repo, production, now);
 
     let context = RepoContext {

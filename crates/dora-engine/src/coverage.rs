@@ -48,6 +48,7 @@ pub fn uncovered_change_sets(
     let mut scratch = Scratch::default();
     let mut out = Vec::new();
     for (name, repo) in &events.repositories {
+        let production = &repo.production(production);
         let (successful, _) = production_deployments(repo, production, now);
         let context = RepoContext {
             repo,
@@ -119,6 +120,7 @@ pub fn changes_without_pull(
             .filter(|pr| pr.merged_at.is_some())
             .flat_map(|pr| pr.merge_commit_sha.iter().chain(&pr.commits).copied())
             .collect();
+        let production = &repo.production(production);
         let (successful, _) = production_deployments(repo, production, now);
         let context = RepoContext {
             repo,

@@ -33,6 +33,26 @@ pub(crate) struct RepoEvents {
     pub(crate) compares: HashMap<(CommitSha, CommitSha), Compare>,
     pub(crate) incidents: Vec<Incident>,
     pub(crate) pull_requests: Vec<PullRequest>,
+    /// The environments the repository's source reads as production (GitLab's
+    /// tier `production`), counted besides the configured ones.
+    pub(crate) declared_production: Vec<Environment>,
+}
+
+impl RepoEvents {
+    /// The production environments of this repository: the configured ones, then
+    /// those its source declared that match none of them (case-insensitively),
+    /// in name order, each once. A scope's label is this spelling.
+    pub(crate) fn production(&self, configured: &[Environment]) -> Vec<Environment> {
+        let mut production = configured.to_vec();
+        let mut declared: Vec<&Environment> = self.declared_production.iter().collect();
+        declared.sort();
+        for environment in declared {
+            if !production.iter().any(|p| p.matches(environment.as_str())) {
+                production.push(environment.clone());
+            }
+        }
+        production
+    }
 }
 
 /// The engine's input: every event in the store, grouped by repository.
@@ -100,6 +120,9 @@ pub trait EventSink: Send {
     fn incident(&mut self, incident: Incident);
     /// Adds one pull request.
     fn pull_request(&mut self, pull_request: PullRequest);
+    /// Sets the environments `repository`'s source reads as production (GitLab's
+    /// tier `production`), replacing any set before.
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
     /// Adds one incident of a team or a set of repositories (not of one
     /// repository; at any point of the loading, outside the
     /// repository-by-repository order).
@@ -139,6 +162,9 @@ impl EventSink for EventsBuilder {
     }
     fn pull_request(&mut self, pull_request: PullRequest) {
         EventsBuilder::pull_request(self, pull_request);
+    }
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
+        EventsBuilder::production_environments(self, repository, environments);
     }
     fn scoped_incident(&mut self, incident: ScopedIncident) {
         EventsBuilder::scoped_incident(self, incident);
@@ -277,6 +303,18 @@ impl EventsBuilder {
             .events
             .pull_requests
             .push(pull_request);
+        self
+    }
+
+    /// Sets the environments `repository`'s source reads as production (GitLab's
+    /// tier `production`): they count besides the configured production
+    /// environments, labelled with their own spelling. Replaces any set before.
+    pub fn production_environments(
+        &mut self,
+        repository: &RepoName,
+        environments: Vec<Environment>,
+    ) -> &mut Self {
+        self.repo(repository).events.declared_production = environments;
         self
     }
 

@@ -54,8 +54,11 @@ pub(crate) fn assign<'a>(
     let mut known: BTreeMap<&RepoName, Candidate<'a>> = BTreeMap::new();
     let mut teams: BTreeMap<&Team, Vec<&'a RepoName>> = BTreeMap::new();
     for &(name, repo, team) in members {
-        let (successful, _) =
-            production_deployments(repo, config.production_environments_of(name), now);
+        let (successful, _) = production_deployments(
+            repo,
+            &repo.production(config.production_environments_of(name)),
+            now,
+        );
         let mut deploy_times: Vec<i64> = successful.iter().flatten().map(|(_, at)| *at).collect();
         deploy_times.sort_unstable();
         known.insert(

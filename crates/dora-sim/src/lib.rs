@@ -114,6 +114,8 @@
 //! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes,
 //!   `chaos` faults, `graphql` for `POST /graphql`: `cost` limits and points,
 //!   `resolve` fields).
+//! - `gitlab`: the same organisation as a GitLab group, and a server speaking
+//!   GitLab's REST API v4 over it (with its own faults on `chaos`).
 //! - `pagerduty`: the simulated PagerDuty (its own account, generator and
 //!   server), for the collector's PagerDuty source.
 
@@ -122,6 +124,7 @@ use dora_domain as domain;
 
 pub mod cicd;
 mod generate;
+pub mod gitlab;
 mod history;
 mod model;
 mod names;

@@ -23,6 +23,8 @@ use super::error::{GithubError, Redactor};
 use crate::sources::governor::{
     reset_of, Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
 };
+use crate::sources::http::error_chain;
+pub use crate::sources::http::next_link;
 use crate::sources::ApiRequests;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
@@ -640,54 +642,6 @@ async fn read_limited(
     Ok(Some(Bytes::from(out)))
 }
 
-/// The URL of `rel="next"` in a `Link` header (RFC 8288), if any.
-pub fn next_link(header: &str) -> Option<&str> {
-    let mut rest = header;
-    loop {
-        let start = rest.find('<')?;
-        let end = start + rest[start..].find('>')?;
-        let url = &rest[start + 1..end];
-        let after = &rest[end + 1..];
-        let params_end = after.find('<').unwrap_or(after.len());
-        let is_next = after[..params_end].split(';').any(|param| {
-            let param = param.trim().trim_end_matches(',').trim();
-            match param.split_once('=') {
-                Some((name, value)) if name.trim().eq_ignore_ascii_case("rel") => value
-                    .trim()
-                    .trim_matches('"')
-                    .split_whitespace()
-                    .any(|rel| rel.eq_ignore_ascii_case("next")),
-                _ => false,
-            }
-        });
-        if is_next {
-            return Some(url);
-        }
-        rest = &after[params_end..];
-    }
-}
-
-/// An error and its causes on one line, bounded.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    /// Long enough for "client error (Connect): tcp connect error: Connection
-    /// refused (os error 111)" and similar chains.
-    const MAX_CHAIN_CHARS: usize = 400;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text.chars()
-        .take(MAX_CHAIN_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 /// A list read page by page, following `Link: rel="next"`; the first page may be
 /// conditional.
 #[derive(Debug)]
@@ -796,7 +750,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::sources::governor::{Governed, RetryReason};
+    use crate::sources::governor::{GovernedError, RetryReason};
 
     #[test]
     fn finds_the_next_link() {

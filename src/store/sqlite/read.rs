@@ -437,6 +437,7 @@ trait EventSink {
     fn compare(&mut self, repository: &RepoName, compare: Compare);
     fn incident(&mut self, incident: Incident);
     fn pull_request(&mut self, pull_request: PullRequest);
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
 }
 
 /// The engine's sink, fed what it reads (commit messages are not read).
@@ -472,6 +473,10 @@ impl EventSink for BuilderSink<'_> {
     fn pull_request(&mut self, pull_request: PullRequest) {
         self.builder.pull_request(pull_request);
     }
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
+        self.builder
+            .production_environments(repository, environments);
+    }
 }
 
 impl EventSink for SyncBatch {
@@ -506,6 +511,9 @@ impl EventSink for SyncBatch {
     fn pull_request(&mut self, pull_request: PullRequest) {
         self.pull_requests.push(pull_request);
     }
+    fn production_environments(&mut self, _repository: &RepoName, environments: Vec<Environment>) {
+        self.production_environments = Some(environments);
+    }
 }
 
 /// Reads every event of one repository in identity order into `sink`.
@@ -520,7 +528,40 @@ fn stream_repository(
     stream_commits(conn, path, repository, repo_id, sink)?;
     stream_compares(conn, path, repository, repo_id, sink)?;
     stream_incidents(conn, path, repository, repo_id, sink)?;
-    stream_pull_requests(conn, path, repository, repo_id, sink)
+    stream_pull_requests(conn, path, repository, repo_id, sink)?;
+    stream_production_environments(conn, path, repository, repo_id, sink)
+}
+
+/// The repository's source-declared production environments, when it has any.
+fn stream_production_environments(
+    conn: &Connection,
+    path: &str,
+    repository: &RepoName,
+    repo_id: i64,
+    sink: &mut impl EventSink,
+) -> Result<(), StoreError> {
+    let db = db_error(path, "reading production environments");
+    let decoder = Decoder {
+        path,
+        table: "production_environments",
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT environment FROM production_environments WHERE repo_id = ?1 \
+             ORDER BY environment",
+        )
+        .map_err(&db)?;
+    let mut rows = stmt.query([repo_id]).map_err(&db)?;
+    let mut environments = Vec::new();
+    while let Some(row) = rows.next().map_err(&db)? {
+        let name = column!(row, 0, str).map_err(&db)?;
+        environments
+            .push(Environment::parse(name).map_err(|_| decoder.corrupt("production environment"))?);
+    }
+    if !environments.is_empty() {
+        sink.production_environments(repository, environments);
+    }
+    Ok(())
 }
 
 fn stream_deployments(

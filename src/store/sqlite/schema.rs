@@ -225,14 +225,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE team_incidents;
     "#,
     // Version 5: deployments read from Argo CD (an application's sync history
-    // and last operation) and from Jenkins (a job's builds). The CHECK is
-    // rebuilt as in version 2.
+    // and last operation), from Jenkins (a job's builds), and GitLab: deployments
+    // from GitLab's Deployments API or its pipelines, incidents from GitLab
+    // issues; `production_environments` keeps, per repository, the environments
+    // its source reads as production (GitLab's tier `production`), replaced
+    // whole by each batch that carries them. The CHECKs are rebuilt as in
+    // version 2.
     r#"
     CREATE TABLE deployments_v5 (
         repo_id     INTEGER NOT NULL REFERENCES repositories (id),
         source      TEXT NOT NULL
                     CHECK (source IN ('github_deployments', 'github_workflow_runs', 'push',
-                                      'argocd', 'jenkins')),
+                                      'argocd', 'jenkins',
+                                      'gitlab_deployments', 'gitlab_pipelines')),
         id          INTEGER NOT NULL,
         environment TEXT NOT NULL,
         sha         BLOB NOT NULL CHECK (length(sha) = 20),
@@ -250,6 +255,28 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE outcome = 'pending';
     CREATE INDEX deployments_succeeded ON deployments (repo_id, environment, outcome_at)
         WHERE outcome = 'succeeded';
+
+    CREATE TABLE incidents_v5 (
+        repo_id    INTEGER NOT NULL REFERENCES repositories (id),
+        source     TEXT NOT NULL CHECK (source IN ('github_issues', 'push', 'gitlab_issues')),
+        number     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        labels     TEXT NOT NULL,
+        root_cause TEXT,
+        PRIMARY KEY (repo_id, source, number)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO incidents_v5
+        SELECT repo_id, source, number, created_at, closed_at, labels, root_cause
+        FROM incidents;
+    DROP TABLE incidents;
+    ALTER TABLE incidents_v5 RENAME TO incidents;
+
+    CREATE TABLE production_environments (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        environment TEXT NOT NULL,
+        PRIMARY KEY (repo_id, environment)
+    ) STRICT, WITHOUT ROWID;
     "#,
 ];
 

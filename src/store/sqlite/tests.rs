@@ -258,6 +258,85 @@ fn a_version_1_store_keeps_its_events_through_the_push_migration() {
     assert_eq!(store.counts().unwrap().incidents, 2);
 }
 
+#[test]
+fn a_version_3_store_keeps_its_events_through_the_gitlab_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO deployments VALUES (1, 'push', 7, 'production',
+                 zeroblob(20), 10, 'succeeded', 20);
+             INSERT INTO incidents VALUES (1, 'push', 3, 30, NULL, '[]', NULL);",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let batch = store.read_repository(&repo()).unwrap();
+    assert_eq!(batch.deployments[0].source, DeploymentSource::Push);
+    assert_eq!(
+        batch.incidents[0].source,
+        crate::domain::IncidentSource::Push
+    );
+    assert_eq!(batch.production_environments, None);
+    // GitLab's sources are accepted now.
+    let mut gitlab = SyncBatch::new(repo());
+    for (id, source) in [
+        (1, DeploymentSource::GitlabDeployments),
+        (2, DeploymentSource::GitlabPipelines),
+    ] {
+        gitlab.deployments.push(Deployment {
+            id,
+            source,
+            ..batch.deployments[0].clone()
+        });
+    }
+    gitlab.incidents.push(Incident {
+        source: crate::domain::IncidentSource::GitlabIssues,
+        ..batch.incidents[0].clone()
+    });
+    store.apply(&gitlab).unwrap();
+    let counts = store.counts().unwrap();
+    assert_eq!((counts.deployments, counts.incidents), (3, 2));
+}
+
+#[test]
+fn production_environments_are_replaced_whole_by_a_batch_that_carries_them() {
+    let mut store = SqliteStore::open_in_memory().unwrap();
+    let env = |name: &str| Environment::parse(name).unwrap();
+    let mut declare = |environments: Option<Vec<Environment>>| {
+        let mut batch = SyncBatch::new(repo());
+        batch.production_environments = environments;
+        store.apply(&batch).unwrap();
+        store
+            .read_repository(&repo())
+            .unwrap()
+            .production_environments
+    };
+    assert_eq!(
+        declare(Some(vec![env("prod-eu"), env("live"), env("live")])),
+        Some(vec![env("live"), env("prod-eu")])
+    );
+    assert_eq!(
+        declare(None),
+        Some(vec![env("live"), env("prod-eu")]),
+        "a batch without a list keeps it"
+    );
+    assert_eq!(
+        declare(Some(vec![env("prod-us")])),
+        Some(vec![env("prod-us")])
+    );
+    assert_eq!(declare(Some(Vec::new())), None, "an empty list clears it");
+}
+
 fn pushed(client: &str, id: &str, digest: u8, base: u8, number: u64) -> PushItem {
     PushItem {
         client: client.to_owned(),

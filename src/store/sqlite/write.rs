@@ -132,6 +132,7 @@ pub(crate) fn apply(
         pull_requests: writer.pull_requests(batch)?,
         cursors: writer.cursors(batch)?,
     };
+    writer.production_environments(batch)?;
     tx.commit()
         .map_err(db_error(path, "committing a sync batch"))?;
     Ok(stats)
@@ -428,6 +429,33 @@ impl Writer<'_> {
             );
         }
         Ok(stats)
+    }
+
+    /// Replaces the repository's source-declared production environments when the
+    /// batch carries a list (not counted in [`ApplyStats`]: it is no event).
+    fn production_environments(&self, batch: &SyncBatch) -> Result<(), StoreError> {
+        let Some(environments) = &batch.production_environments else {
+            return Ok(());
+        };
+        let db = db_error(self.path, "storing production environments");
+        self.tx
+            .prepare_cached("DELETE FROM production_environments WHERE repo_id = ?1")
+            .map_err(&db)?
+            .execute([self.repo_id])
+            .map_err(&db)?;
+        let mut insert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO production_environments (repo_id, environment) VALUES (?1, ?2) \
+                 ON CONFLICT (repo_id, environment) DO NOTHING",
+            )
+            .map_err(&db)?;
+        for environment in environments {
+            insert
+                .execute(rusqlite::params![self.repo_id, environment.as_str()])
+                .map_err(&db)?;
+        }
+        Ok(())
     }
 
     fn cursors(&self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
