@@ -566,6 +566,13 @@ pub enum GitlabDeploymentsConfig {
     /// `from = "push"`: deployments come from the push API; GitLab gives the
     /// commits (change sets), incidents and merge requests. No other key.
     Push,
+    /// Never written in the file: the project is named in
+    /// `[[argocd.applications]]`, which gives its deployments; GitLab gives the
+    /// rest, as with `Push`.
+    ArgoCd,
+    /// Never written in the file: the project is named in `[[jenkins.jobs]]`,
+    /// which gives its deployments; GitLab gives the rest.
+    Jenkins,
 }
 
 impl GitlabDeploymentsConfig {
@@ -575,6 +582,8 @@ impl GitlabDeploymentsConfig {
             GitlabDeploymentsConfig::DeploymentsApi => "gitlab (the Deployments API)",
             GitlabDeploymentsConfig::Pipelines { .. } => "gitlab (pipelines)",
             GitlabDeploymentsConfig::Push => "push",
+            GitlabDeploymentsConfig::ArgoCd => "argocd",
+            GitlabDeploymentsConfig::Jenkins => "jenkins",
         }
     }
 }
@@ -947,6 +956,8 @@ impl Config {
                 GitlabDeploymentsConfig::DeploymentsApi => "GitLab (Deployments API)",
                 GitlabDeploymentsConfig::Pipelines { .. } => "GitLab (pipelines)",
                 GitlabDeploymentsConfig::Push => "GitLab (deployments pushed)",
+                GitlabDeploymentsConfig::ArgoCd => "GitLab (deployments from Argo CD)",
+                GitlabDeploymentsConfig::Jenkins => "GitLab (deployments from Jenkins)",
             };
             (project.path.clone(), source)
         });

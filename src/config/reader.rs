@@ -435,6 +435,8 @@ struct Walker<'l> {
     /// The indices of the `[[github.repositories]]` entries that set
     /// `deployments` themselves.
     explicit_deployments: Vec<usize>,
+    /// The `[[gitlab.projects]]` entries (indices) that set `deployments`.
+    explicit_gitlab_deployments: Vec<usize>,
     /// The `[[pagerduty.services]]` that parsed, with their index (for the rules
     /// that need the repositories).
     pagerduty_services: Vec<(usize, PagerDutyServiceConfig)>,
@@ -453,6 +455,7 @@ impl<'l> Walker<'l> {
             lookbacks: Vec::new(),
             expanded: HashMap::new(),
             explicit_deployments: Vec::new(),
+            explicit_gitlab_deployments: Vec::new(),
             pagerduty_services: Vec::new(),
             #[cfg(test)]
             schema: Vec::new(),
@@ -828,7 +831,7 @@ impl<'l> Walker<'l> {
                 self.extend(rules::lookback(path, lookback, &windows));
             }
         }
-        let (mut github, gitlab, repositories) = (github?, gitlab?, repositories?);
+        let (mut github, mut gitlab, repositories) = (github?, gitlab?, repositories?);
         let github_names: Vec<&RepoName> = github
             .iter()
             .flat_map(|github| &github.repositories)
@@ -868,16 +871,18 @@ impl<'l> Walker<'l> {
             .flat_map(|jenkins| &jenkins.jobs)
             .map(|job| &job.repository)
             .collect();
-        let code_hosts = github
-            .as_mut()
-            .map_or(&mut [][..], |github| github.repositories.as_mut_slice());
-        let problems = rules::resolve_deployment_sources(
-            code_hosts,
-            &self.explicit_deployments,
-            &applications,
-            &jobs,
-            &repositories,
-        );
+        let hosts = rules::CodeHosts {
+            github: github
+                .as_mut()
+                .map_or(&mut [][..], |github| github.repositories.as_mut_slice()),
+            github_explicit: &self.explicit_deployments,
+            gitlab: gitlab
+                .as_mut()
+                .map_or(&mut [][..], |gitlab| gitlab.projects.as_mut_slice()),
+            gitlab_explicit: &self.explicit_gitlab_deployments,
+        };
+        let problems =
+            rules::resolve_deployment_sources(hosts, &applications, &jobs, &repositories);
         self.extend(problems);
         let pagerduty = pagerduty?;
         Some(Config {
@@ -1489,7 +1494,12 @@ impl<'l> Walker<'l> {
         let mut projects = Vec::new();
         for (i, table) in tables.into_iter().enumerate() {
             let (path, project) = match table {
-                Some(table) => self.project(table),
+                Some(table) => {
+                    if table.entries.get("deployments").is_some() {
+                        self.explicit_gitlab_deployments.push(i);
+                    }
+                    self.project(table)
+                }
                 None => (None, None),
             };
             if let Some(path) = path {

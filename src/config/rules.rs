@@ -18,10 +18,10 @@
 //!   off); empty `production_environments`, `windows` or repositories are not.
 
 use super::{
-    ApplicationName, Config, DeploymentsConfig, Duration, IngestClientConfig, JobPath, LabelName,
-    PagerDutyServiceConfig, Problem, PushRepositoryConfig, RepositoryConfig, Seconds,
-    ServiceMapping, Urgency, WebhooksConfig, MAX_INGEST_REQUESTS_PER_SECOND,
-    MIN_WEBHOOK_SECRET_LEN,
+    ApplicationName, Config, DeploymentsConfig, Duration, GitlabDeploymentsConfig,
+    IngestClientConfig, JobPath, LabelName, PagerDutyServiceConfig, Problem, ProjectConfig,
+    PushRepositoryConfig, RepositoryConfig, Seconds, ServiceMapping, Urgency, WebhooksConfig,
+    MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -599,24 +599,40 @@ fn without_code_host(
     problem(
         path,
         format!(
-            "\"{repository}\" is not in [[{REPOSITORIES}]]: no code host gives its commits, \
-             so its change sets and lead time could never be known; add an entry for it \
-             there (without a deployments key){listed}"
+            "\"{repository}\" is in neither [[{REPOSITORIES}]] nor [[{PROJECTS}]]: no code \
+             host gives its commits, so its change sets and lead time could never be known; \
+             add an entry for it to one of them (without a deployments key){listed}"
         ),
     )
 }
 
+/// The code hosts' entries, as [`resolve_deployment_sources`] needs them: the
+/// `[[github.repositories]]` and `[[gitlab.projects]]` that parsed, and which of
+/// them set their `deployments` key (indices).
+pub(super) struct CodeHosts<'a> {
+    pub github: &'a mut [RepositoryConfig],
+    pub github_explicit: &'a [usize],
+    pub gitlab: &'a mut [ProjectConfig],
+    pub gitlab_explicit: &'a [usize],
+}
+
+impl CodeHosts<'_> {
+    fn holds(&self, repository: &RepoName) -> bool {
+        self.github.iter().any(|r| &r.name == repository)
+            || self.gitlab.iter().any(|p| &p.path == repository)
+    }
+}
+
 /// The repositories named by `[[argocd.applications]]` (`applications`, their
 /// repositories in file order) and `[[jenkins.jobs]]` (`jobs`): each one's
-/// commits come from its `[[github.repositories]]` entry (`code_hosts`), which
-/// then sets no `deployments` key (`explicit`: the indices of the entries that
-/// do), and its deployments from one of the two. Sets the `deployments` of the
-/// entries so named to [`DeploymentsConfig::ArgoCd`] or
-/// [`DeploymentsConfig::Jenkins`]; returns the problems (naming both keys
-/// where two disagree).
+/// commits come from its `[[github.repositories]]` or `[[gitlab.projects]]`
+/// entry (`hosts`), which then sets no `deployments` key, and its deployments
+/// from one of the two. Sets the `deployments` of the entries so named to
+/// Argo CD or Jenkins ([`DeploymentsConfig::ArgoCd`],
+/// [`GitlabDeploymentsConfig::ArgoCd`], ...); returns the problems (naming both
+/// keys where two disagree).
 pub(super) fn resolve_deployment_sources(
-    code_hosts: &mut [RepositoryConfig],
-    explicit: &[usize],
+    hosts: CodeHosts<'_>,
     applications: &[&RepoName],
     jobs: &[&RepoName],
     push: &[PushRepositoryConfig],
@@ -626,7 +642,7 @@ pub(super) fn resolve_deployment_sources(
         list.iter().position(|name| *name == repository)
     };
     for (j, repository) in applications.iter().enumerate() {
-        if !code_hosts.iter().any(|r| &r.name == *repository) {
+        if !hosts.holds(repository) {
             problems.push(without_code_host(
                 format!("{ARGOCD_APPLICATIONS}[{j}].repository"),
                 repository,
@@ -635,7 +651,7 @@ pub(super) fn resolve_deployment_sources(
         }
     }
     for (k, repository) in jobs.iter().enumerate() {
-        if !code_hosts.iter().any(|r| &r.name == *repository) {
+        if !hosts.holds(repository) {
             problems.push(without_code_host(
                 format!("{JENKINS_JOBS}[{k}].repository"),
                 repository,
@@ -653,27 +669,48 @@ pub(super) fn resolve_deployment_sources(
             ));
         }
     }
-    for (i, entry) in code_hosts.iter_mut().enumerate() {
-        let (source, key) = match (named(applications, &entry.name), named(jobs, &entry.name)) {
-            (Some(j), None) => (
-                DeploymentsConfig::ArgoCd,
-                format!("{ARGOCD_APPLICATIONS}[{j}]"),
-            ),
-            (None, Some(k)) => (DeploymentsConfig::Jenkins, format!("{JENKINS_JOBS}[{k}]")),
-            // Both: reported above. Neither: GitHub's own deployments.
-            _ => continue,
+    // Which list names `repository`: Argo CD's (true) or Jenkins' (false), with
+    // the key naming it; neither, or both (reported above), gives `None`.
+    let source_of =
+        |repository: &RepoName| match (named(applications, repository), named(jobs, repository)) {
+            (Some(j), None) => Some((true, format!("{ARGOCD_APPLICATIONS}[{j}]"))),
+            (None, Some(k)) => Some((false, format!("{JENKINS_JOBS}[{k}]"))),
+            _ => None,
         };
-        if explicit.contains(&i) {
-            problems.push(problem(
-                format!("{REPOSITORIES}[{i}].deployments"),
-                format!(
-                    "\"{}\" takes its deployments from {key}; remove this key (this entry then \
-                     gives its commits, incidents and pull requests), or remove it from {key}",
-                    entry.name
-                ),
-            ));
+    let explicit_problem = |path: String, repository: &RepoName, key: &str| {
+        problem(
+            path,
+            format!(
+                "\"{repository}\" takes its deployments from {key}; remove this key (this \
+                 entry then gives its commits, incidents and pull requests), or remove it \
+                 from {key}"
+            ),
+        )
+    };
+    for (i, entry) in hosts.github.iter_mut().enumerate() {
+        let Some((argocd, key)) = source_of(&entry.name) else {
+            continue;
+        };
+        if hosts.github_explicit.contains(&i) {
+            let path = format!("{REPOSITORIES}[{i}].deployments");
+            problems.push(explicit_problem(path, &entry.name, &key));
+        } else if argocd {
+            entry.deployments = DeploymentsConfig::ArgoCd;
         } else {
-            entry.deployments = source;
+            entry.deployments = DeploymentsConfig::Jenkins;
+        }
+    }
+    for (i, entry) in hosts.gitlab.iter_mut().enumerate() {
+        let Some((argocd, key)) = source_of(&entry.path) else {
+            continue;
+        };
+        if hosts.gitlab_explicit.contains(&i) {
+            let path = format!("{PROJECTS}[{i}].deployments");
+            problems.push(explicit_problem(path, &entry.path, &key));
+        } else if argocd {
+            entry.deployments = GitlabDeploymentsConfig::ArgoCd;
+        } else {
+            entry.deployments = GitlabDeploymentsConfig::Jenkins;
         }
     }
     problems
@@ -681,14 +718,31 @@ pub(super) fn resolve_deployment_sources(
 
 /// On a configuration built in code: every repository named by
 /// `[[argocd.applications]]` or `[[jenkins.jobs]]` is a `[[github.repositories]]`
-/// entry whose `deployments` says so, and every entry that says so is named.
+/// or `[[gitlab.projects]]` entry whose `deployments` says so, and every entry
+/// that says so is named.
 fn deployment_sources(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let github = config.github_repositories();
+    // Every code host entry: its key path, name and where its deployments come
+    // from (`argocd`, `jenkins` or another name).
+    let entries: Vec<(String, &RepoName, &'static str)> = config
+        .github_repositories()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let path = format!("{REPOSITORIES}[{i}].deployments");
+            (path, &r.name, r.deployments.source_name())
+        })
+        .chain(config.gitlab_projects().iter().enumerate().map(|(i, p)| {
+            let path = format!("{PROJECTS}[{i}].deployments");
+            (path, &p.path, p.deployments.source_name())
+        }))
+        .collect();
+    let argocd = DeploymentsConfig::ArgoCd.source_name();
+    let jenkins = DeploymentsConfig::Jenkins.source_name();
     let lists = [
         (
             ARGOCD_APPLICATIONS,
-            DeploymentsConfig::ArgoCd,
+            argocd,
             config
                 .argocd_applications()
                 .iter()
@@ -697,7 +751,7 @@ fn deployment_sources(config: &Config) -> Vec<Problem> {
         ),
         (
             JENKINS_JOBS,
-            DeploymentsConfig::Jenkins,
+            jenkins,
             config
                 .jenkins_jobs()
                 .iter()
@@ -707,31 +761,29 @@ fn deployment_sources(config: &Config) -> Vec<Problem> {
     ];
     for (path, source, repositories) in &lists {
         for (j, repository) in repositories.iter().enumerate() {
-            match github.iter().find(|r| &r.name == *repository) {
+            match entries.iter().find(|(_, name, _)| name == repository) {
                 None => problems.push(without_code_host(
                     format!("{path}[{j}].repository"),
                     repository,
                     &config.repositories,
                 )),
-                Some(entry) if &entry.deployments != source => problems.push(problem(
+                Some((_, _, from)) if from != source => problems.push(problem(
                     format!("{path}[{j}].repository"),
                     format!(
-                        "\"{repository}\" takes its deployments from {} already; a \
-                         repository's deployments come from one source",
-                        entry.deployments.source_name()
+                        "\"{repository}\" takes its deployments from {from} already; a \
+                         repository's deployments come from one source"
                     ),
                 )),
                 Some(_) => {}
             }
         }
-        for (i, entry) in github.iter().enumerate() {
-            if &entry.deployments == source && !repositories.contains(&&entry.name) {
+        for (key, name, from) in &entries {
+            if from == source && !repositories.contains(name) {
                 problems.push(problem(
-                    format!("{REPOSITORIES}[{i}].deployments"),
+                    key.clone(),
                     format!(
-                        "\"{}\" takes its deployments from {}, but no [[{path}]] entry names it",
-                        entry.name,
-                        source.source_name()
+                        "\"{name}\" takes its deployments from {source}, but no [[{path}]] \
+                         entry names it"
                     ),
                 ));
             }

@@ -1196,7 +1196,7 @@ fn a_repository_gets_its_deployments_from_one_source_and_its_commits_from_a_code
                  environment = \"production\"",
             ),
             "jenkins.jobs[1].repository",
-            "\"acme/x\" is not in [[github.repositories]]: no code host gives its commits",
+            "\"acme/x\" is in neither [[github.repositories]] nor [[gitlab.projects]]: no code host gives its commits",
         ),
         (
             MIXED.replace(
@@ -1338,5 +1338,96 @@ fn pagerduty_services_map_to_repositories_or_a_team() {
     assert_eq!(
         load(&text).unwrap().pagerduty.unwrap().urgencies,
         [Urgency::High, Urgency::Low]
+    );
+}
+
+/// GitLab projects as the code host of Argo CD and Jenkins deployments.
+const GITLAB_DEPLOYED_ELSEWHERE: &str = r#"
+[gitlab]
+token = "gitlab-unit-test-token-0123"
+
+[[gitlab.projects]]
+path = "acme/platform/api"
+
+[[gitlab.projects]]
+path = "acme/platform/web"
+
+[[gitlab.projects]]
+path = "acme/billing"
+
+[argocd]
+api_url = "https://argocd.example.com"
+token = "argocd-unit-test-token-0123"
+
+[[argocd.applications]]
+name = "api-prod"
+repository = "acme/platform/api"
+environment = "production"
+
+[jenkins]
+url = "https://ci.example.com/jenkins"
+user = "dora"
+token = "jenkins-unit-test-token-0123"
+
+[[jenkins.jobs]]
+path = "deploy/web"
+repository = "Acme/Platform/Web"
+environment = "production"
+"#;
+
+#[test]
+fn a_gitlab_project_can_take_its_deployments_from_argocd_or_jenkins() {
+    let config = load(GITLAB_DEPLOYED_ELSEWHERE).unwrap();
+    let deployments: Vec<(&str, &GitlabDeploymentsConfig)> = config
+        .gitlab_projects()
+        .iter()
+        .map(|p| (p.path.as_str(), &p.deployments))
+        .collect();
+    assert_eq!(
+        deployments,
+        [
+            ("acme/platform/api", &GitlabDeploymentsConfig::ArgoCd),
+            ("acme/platform/web", &GitlabDeploymentsConfig::Jenkins),
+            ("acme/billing", &GitlabDeploymentsConfig::DeploymentsApi),
+        ]
+    );
+    assert_eq!(config.validate(), Ok(()));
+    let sources: Vec<&str> = config
+        .repository_sources()
+        .into_iter()
+        .map(|(_, source)| source)
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "GitLab (deployments from Argo CD)",
+            "GitLab (deployments from Jenkins)",
+            "GitLab (Deployments API)",
+        ]
+    );
+    // A project that also names its own deployments is refused, naming both.
+    let text = GITLAB_DEPLOYED_ELSEWHERE.replace(
+        "path = \"acme/platform/web\"",
+        "path = \"acme/platform/web\"\ndeployments = { from = \"pipelines\", ref = \"main\", environment = \"production\" }",
+    );
+    let problems = load(&text).unwrap_err();
+    assert!(
+        problems.iter().any(
+            |p| p.path.as_deref() == Some("gitlab.projects[1].deployments")
+                && p.message
+                    .contains("takes its deployments from jenkins.jobs[0]; remove this key")
+        ),
+        "{problems:?}"
+    );
+    // A configuration built in code is held to the same rule.
+    let mut built = config.clone();
+    built.gitlab.as_mut().unwrap().projects[2].deployments = GitlabDeploymentsConfig::Jenkins;
+    let problems = built.validate().unwrap_err();
+    assert!(
+        problems.iter().any(
+            |p| p.path.as_deref() == Some("gitlab.projects[2].deployments")
+                && p.message.contains("no [[jenkins.jobs]] entry names it")
+        ),
+        "{problems:?}"
     );
 }

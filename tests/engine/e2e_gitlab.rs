@@ -5,13 +5,19 @@
 //! equals what the independent brute-force reference computes from the
 //! simulator's events; the same for a mixed organisation whose teams have GitHub
 //! repositories and GitLab projects; incremental syncs after new events and a
-//! restart; GitLab.com's path and a self-managed path prefix.
+//! restart; GitLab.com's path and a self-managed path prefix; and a GitLab
+//! project whose deployments come from Jenkins (GitLab then gives only its
+//! commits, merge requests and incidents).
 
 use crate::reference;
 
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, DaemonHandle, ManualClock, RunOptions};
 use dora_collector::domain::Timestamp;
+use dora_collector::sim::cicd::jenkins::{
+    builds_from_github, FolderKind, JenkinsJob, JenkinsState, JobKind,
+};
+use dora_collector::sim::cicd::{CicdHandle, CicdOptions, Credentials};
 use dora_collector::sim::gitlab::{
     GitlabGroup, GitlabHandle, GitlabOptions, GitlabServer, GroupSpec,
 };
@@ -302,5 +308,111 @@ async fn a_mixed_github_and_gitlab_organisation_matches_the_reference() {
         "{members:?}"
     );
     assert!(metrics.contains("source=\"github\"") && metrics.contains("source=\"gitlab\""));
+    handle.shutdown().await.expect("clean shutdown");
+}
+
+/// A GitLab project deploying through Jenkins: the Jenkins job's builds replay
+/// the project's production deployments (checking out the project from GitLab),
+/// the configuration names the project in `[[jenkins.jobs]]`, so GitLab's
+/// Deployments API is not read for it, and every series still equals the
+/// reference computed as if GitLab had given the deployments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gitlab_project_deploying_through_jenkins_matches_the_reference() {
+    const JENKINS_USER: &str = "dora";
+    const JENKINS_TOKEN: &str = "11e2e0000jenkins0token0gitlab00bb";
+    let group = busy_group(6);
+    let now = group.org.now;
+    // A project on the Deployments API whose only production-tier environment
+    // is `production`: Jenkins replays exactly the deployments that count.
+    let index = (0..group.projects.len())
+        .find(|&index| {
+            group.org.repos[index].workflow().is_none()
+                && Params::tiers(&group, index) == ["production".to_owned()]
+                && group.org.repos[index]
+                    .deployments
+                    .iter()
+                    .any(|d| &*d.environment == "production")
+        })
+        .expect("a project deploying to production through the Deployments API");
+    let path = group.projects[index].repository();
+    let gitlab = start_gitlab(&group, "").await;
+
+    let mut job = JenkinsJob::new("deploy", JobKind::Freestyle);
+    job.builds = builds_from_github(&group.org, index, "production");
+    assert!(job.builds.len() >= 3, "{}", job.builds.len());
+    let remote = format!("https://gitlab.example.com/{path}.git");
+    for build in &mut job.builds {
+        for checkout in &mut build.checkouts {
+            if checkout
+                .remote_url
+                .ends_with(&format!("/{}.git", group.org.full_name(index)))
+            {
+                checkout.remote_url = remote.clone();
+            }
+        }
+    }
+    job.next_build_number = job.builds.last().map_or(1, |b| b.number + 1);
+    let mut jenkins_state = JenkinsState::default();
+    jenkins_state.insert(&["delivery"], FolderKind::Folder, job);
+    let jenkins = CicdHandle::start(
+        jenkins_state,
+        Credentials::Basic {
+            user: JENKINS_USER.into(),
+            token: JENKINS_TOKEN.into(),
+        },
+        CicdOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let params = Params::for_group(&group);
+    let text = params.to_config_toml_hosts(
+        None,
+        Some((gitlab.api_url(), &gitlab.token())),
+        &store.display().to_string(),
+        "127.0.0.1:0",
+    ) + &format!(
+        "\n[jenkins]\nurl = {:?}\nuser = {JENKINS_USER:?}\ntoken = {JENKINS_TOKEN:?}\n\
+         [[jenkins.jobs]]\npath = \"delivery/deploy\"\nrepository = {path:?}\n\
+         environment = \"production\"\n",
+        jenkins.base_url(),
+    );
+    let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
+        .unwrap_or_else(|problems| panic!("config invalid: {problems:?}\n{text}"));
+    let (_, source) = config
+        .repository_sources()
+        .into_iter()
+        .find(|(name, _)| name.as_str() == path)
+        .unwrap();
+    assert_eq!(source, "GitLab (deployments from Jenkins)");
+
+    let (handle, _) = start_daemon(&text, now).await;
+    let metrics = scrape(&handle).await;
+    let params = Params {
+        first_sync_at: Some(now),
+        ..params
+    };
+    assert_reference(
+        &metrics,
+        &reference::expected_hosts(None, Some(&group), &params, now),
+    );
+    assert!(metrics.contains("source=\"jenkins\""), "Jenkins' health");
+    // GitLab's deployments are read for the other projects, never for this one.
+    let deployment_reads = |project: &str| {
+        let wanted = format!("/projects/{}/deployments", project.replace('/', "%2f"));
+        gitlab
+            .requests()
+            .iter()
+            .filter(|r| r.target.to_ascii_lowercase().contains(&wanted))
+            .count()
+    };
+    assert_eq!(deployment_reads(&path), 0);
+    let other = (0..group.projects.len())
+        .find(|&i| i != index && group.org.repos[i].workflow().is_none())
+        .map(|i| group.projects[i].repository())
+        .unwrap();
+    assert!(deployment_reads(&other) > 0, "{other}");
     handle.shutdown().await.expect("clean shutdown");
 }

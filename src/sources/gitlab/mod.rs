@@ -232,9 +232,11 @@ impl ProjectSync<'_> {
                 git_ref,
                 environment,
             } => self.sync_pipelines(git_ref.as_str(), environment).await?,
-            // The push API brings the deployments; the steps below read their
-            // change sets, incidents and merge requests.
-            GitlabDeploymentsConfig::Push => false,
+            // The push API, Argo CD or Jenkins brings the deployments; the
+            // steps below read their change sets, incidents and merge requests.
+            GitlabDeploymentsConfig::Push
+            | GitlabDeploymentsConfig::ArgoCd
+            | GitlabDeploymentsConfig::Jenkins => false,
         };
         self.sync_changes().await?;
         self.sync_merge_requests().await?;
