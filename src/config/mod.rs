@@ -378,6 +378,9 @@ pub struct ServerConfig {
     /// take to finish before the rest is closed and the process exits. Default
     /// `10s`.
     pub shutdown_grace_period: Duration,
+    /// Where people open Grafana (`https://grafana.example.com`): the landing
+    /// page links the shipped dashboards there. Default: none.
+    pub grafana_url: Option<ApiUrl>,
 }
 
 impl Default for ServerConfig {
@@ -385,6 +388,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: defaults::listen(),
             shutdown_grace_period: defaults::shutdown_grace_period(),
+            grafana_url: None,
         }
     }
 }
@@ -699,6 +703,15 @@ impl<T> Field<T> {
 
     fn is_present(&self) -> bool {
         !matches!(self, Field::Absent)
+    }
+
+    /// The valid value mapped by `f`; absence and invalidity kept.
+    fn map_valid<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
+        match self {
+            Field::Absent => Field::Absent,
+            Field::Invalid => Field::Invalid,
+            Field::Valid(value) => Field::Valid(f(value)),
+        }
     }
 
     fn valid(self) -> Option<T> {

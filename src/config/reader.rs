@@ -1228,10 +1228,15 @@ impl<'l> Walker<'l> {
         let shutdown_grace_period = self
             .scalar(&mut table, "shutdown_grace_period", Duration::deserialize)
             .or_else(defaults::shutdown_grace_period);
+        let grafana_url = self
+            .scalar(&mut table, "grafana_url", ApiUrl::deserialize)
+            .map_valid(Some)
+            .or_else(|| None);
         self.finish(table);
         Some(ServerConfig {
             listen: listen?,
             shutdown_grace_period: shutdown_grace_period?,
+            grafana_url: grafana_url?,
         })
     }
 

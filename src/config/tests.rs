@@ -561,7 +561,7 @@ deployments = { from = \"workflow_runs\", workflow = \"deploy\" }
         [
             "line 2: server.listen: expected an IP address and port such as \"0.0.0.0:9184\" \
              or \"[::1]:9184\", got \"nowhere\"",
-            "line 3: server.colour: unknown key (expected one of: listen, shutdown_grace_period)",
+            "line 3: server.colour: unknown key (expected one of: listen, shutdown_grace_period, grafana_url)",
             "line 6: metrics.windows[1]: expected a duration like \"30s\", \"5m\", \"2h\" or \
              \"90d\", got \"1 week\"",
             "line 6: metrics.windows[2]: \"168h\" is as long as metrics.windows[0] (\"7d\"); \
@@ -1430,4 +1430,28 @@ fn a_gitlab_project_can_take_its_deployments_from_argocd_or_jenkins() {
         ),
         "{problems:?}"
     );
+}
+
+#[test]
+fn grafana_url_is_optional_and_checked() {
+    let with = |url: &str| format!("[server]\ngrafana_url = \"{url}\"\n{MIXED}");
+    let config = load(&with("https://grafana.example.com/base")).unwrap();
+    assert_eq!(
+        config.server.grafana_url.as_ref().map(|u| u.as_str()),
+        Some("https://grafana.example.com/base")
+    );
+    assert_eq!(load(MIXED).unwrap().server.grafana_url, None);
+    assert_eq!(ServerConfig::default().grafana_url, None);
+    for bad in [
+        "https://admin:pw@grafana.example.com",
+        "grafana.example.com",
+    ] {
+        let problems = problems(&with(bad));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path.as_deref() == Some("server.grafana_url")),
+            "{bad}: {problems:?}"
+        );
+    }
 }

@@ -362,10 +362,12 @@ pub async fn start(
     let server_token = shutdown.clone();
     // `/report` is evaluated at the daemon's clock, like the metrics.
     let report_clock = Arc::clone(&scheduler.clock);
-    let mut app = router(Arc::clone(&state)).merge(crate::report::live_router(
+    let live = crate::report::LiveReport::new(
         Arc::new(config.clone()),
         Arc::new(move || report_clock.now()),
-    ));
+    )
+    .with_frame(landing_frame(Arc::clone(&state), &config));
+    let mut app = router(Arc::clone(&state)).merge(live.router());
     let mut tasks = Vec::new();
     if config.ingest.is_some() {
         let (routes, push_tasks) = push::start(
@@ -600,6 +602,46 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
         .context("the store task failed")?
         .map_err(|error: StoreError| anyhow::anyhow!(error))?;
     Ok(SharedStore::new(store))
+}
+
+/// What the landing page says of this server, read from the exporter state at
+/// each request: version, readiness, the last evaluation, the routes served and
+/// where each repository is read from.
+fn landing_frame(state: Arc<ExporterState>, config: &Config) -> crate::report::FrameSource {
+    let grafana_url = config
+        .server
+        .grafana_url
+        .as_ref()
+        .map(|url| url.as_str().trim_end_matches('/').to_owned());
+    Arc::new(move || {
+        let page = state.page();
+        let options = state.options();
+        crate::report::Frame {
+            version: options.version.clone(),
+            simulated: options.simulated,
+            ready: page.readiness.is_ready(),
+            readiness: if page.readiness.is_ready() {
+                "every repository synced once over the lookback".to_owned()
+            } else {
+                let reason = page.readiness.reason();
+                reason
+                    .strip_prefix("not ready: ")
+                    .map_or(reason.clone(), str::to_owned)
+            },
+            snapshot: match page.evaluated_at {
+                Some(at) => format!("Metrics evaluated at {at}"),
+                None => "No metrics published yet".to_owned(),
+            },
+            push_api: options.push_api,
+            github_webhooks: options.github_webhooks,
+            grafana_url: grafana_url.clone(),
+            sources: options
+                .sources
+                .iter()
+                .map(|(name, source)| (name.as_str().to_owned(), *source))
+                .collect(),
+        }
+    })
 }
 
 /// The sources of `config` (Argo CD, Jenkins, GitHub, GitLab and PagerDuty, each when
