@@ -186,6 +186,8 @@ fn web() -> SyncBatch {
         labels: vec!["hotfix".to_owned()],
         commits: vec![],
         first_commit_at: None,
+        created_at: None,
+        first_review_at: None,
     });
     h.incident(
         7,
