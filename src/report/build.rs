@@ -22,8 +22,8 @@ use super::evaluate::Evaluation;
 use super::model::*;
 use crate::domain::{RepoName, Team, Timestamp};
 use crate::dora::{
-    Level, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot, Stage, SummaryStats,
-    Thresholds, WindowedMetrics,
+    Level, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot, Stage, SummaryStats, Thresholds,
+    WindowedMetrics,
 };
 use crate::store::SyncStatus;
 use std::collections::{BTreeMap, HashMap};
@@ -341,10 +341,13 @@ fn slowest_stage(summary: &ScopeReport) -> Option<SlowestStage> {
     let slowest = stages
         .iter()
         .filter_map(|s| Some((s, s.median_seconds?)))
-        .fold(None, |best: Option<(&StageMedian, f64)>, (s, median)| match best {
-            Some((_, top)) if top >= median => best,
-            _ => Some((s, median)),
-        })?;
+        .fold(
+            None,
+            |best: Option<(&StageMedian, f64)>, (s, median)| match best {
+                Some((_, top)) if top >= median => best,
+                _ => Some((s, median)),
+            },
+        )?;
     let (stage, median) = slowest;
     Some(SlowestStage {
         name: summary.name.clone(),

@@ -429,7 +429,9 @@ fn changes_of(
                 facts.negative_lead_times += 1;
             }
             if params.lead_time_start != LeadTimeStart::Commit {
-                for (stage, duration) in stages_of(history, change, *at, now).into_iter().enumerate() {
+                for (stage, duration) in
+                    stages_of(history, change, *at, now).into_iter().enumerate()
+                {
                     facts.stages[stage].extend(duration);
                 }
             }

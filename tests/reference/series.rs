@@ -13,8 +13,8 @@
 use super::definitions::{DeploymentFacts, IncidentFacts, RepoAnalysis};
 use super::params::{Params, WindowParam, DAY};
 use super::prom::SeriesKey;
-use std::collections::BTreeMap;
 use dora_collector::dora::LeadTimeStart;
+use std::collections::BTreeMap;
 
 /// The bucket bounds of the lead-time histograms (`docs/metrics.md`), `+Inf` aside.
 pub const LEAD_TIME_BUCKETS: [f64; 14] = [

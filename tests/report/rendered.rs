@@ -726,7 +726,10 @@ fn where_lead_time_goes_under_a_pull_request_start() {
     let snapshot = engine_snapshot(&fixture, &config, &window, UNTIL);
     let check = |scope: &ScopeReport, engine: &RollupMetrics| {
         let stages = scope.lead_time_stages.as_ref().expect("measured");
-        let expected = engine.windows[0].lead_time_stages.as_ref().expect("measured");
+        let expected = engine.windows[0]
+            .lead_time_stages
+            .as_ref()
+            .expect("measured");
         assert_eq!(stages.len(), 4);
         for ((stage, median), (label, stats)) in stages
             .iter()
@@ -734,7 +737,12 @@ fn where_lead_time_goes_under_a_pull_request_start() {
             .zip(dora::Stage::ALL.into_iter().zip(expected))
         {
             assert_eq!(stage, label);
-            assert_eq!(median, (stats.median, stats.count), "{} {stage:?}", scope.name);
+            assert_eq!(
+                median,
+                (stats.median, stats.count),
+                "{} {stage:?}",
+                scope.name
+            );
         }
     };
     check(&report.summary, &snapshot.organisation);
@@ -750,7 +758,11 @@ fn where_lead_time_goes_under_a_pull_request_start() {
     let summary = report.summary.lead_time_stages.as_ref().unwrap();
     assert!(summary.iter().all(|s| s.samples > 0), "{summary:?}");
     assert!(summary[1].samples < summary[0].samples, "{summary:?}");
-    let slowest = report.risks.slowest_stage.as_ref().expect("a slowest stage");
+    let slowest = report
+        .risks
+        .slowest_stage
+        .as_ref()
+        .expect("a slowest stage");
     let largest = summary
         .iter()
         .filter_map(|s| s.median_seconds)
@@ -759,12 +771,18 @@ fn where_lead_time_goes_under_a_pull_request_start() {
 
     let markdown = render(&report, Format::Markdown).unwrap();
     assert!(markdown.contains("## Where lead time goes"), "{markdown}");
-    assert!(markdown.contains("### Slowest lead-time stage"), "{markdown}");
+    assert!(
+        markdown.contains("### Slowest lead-time stage"),
+        "{markdown}"
+    );
     insta::assert_snapshot!("fixture_30d_stages.md", markdown);
     let html = render(&report, Format::Html).unwrap();
     assert!(html.contains("<h2>Where lead time goes</h2>"));
     for class in ["coding", "pickup", "review", "deploy"] {
-        assert!(html.contains(&format!("<rect class=\"{class}\" x=")), "{class}");
+        assert!(
+            html.contains(&format!("<rect class=\"{class}\" x=")),
+            "{class}"
+        );
     }
     let csv_text = render(&report, Format::Csv).unwrap();
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
@@ -776,10 +794,18 @@ fn where_lead_time_goes_under_a_pull_request_start() {
         let label = stage.stage.label();
         let cell = &first[column(&format!("{label}_median_seconds"))];
         assert_eq!(cell.parse::<f64>().ok(), stage.median_seconds, "{label}");
-        assert_eq!(first[column(&format!("{label}_samples"))].parse::<u64>().unwrap(), stage.samples);
+        assert_eq!(
+            first[column(&format!("{label}_samples"))]
+                .parse::<u64>()
+                .unwrap(),
+            stage.samples
+        );
     }
     let json = render(&report, Format::Json).unwrap();
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["summary"]["lead_time_stages"][2]["stage"], "review");
-    assert_eq!(value["risks"]["slowest_stage"]["stage"], slowest.stage.label());
+    assert_eq!(
+        value["risks"]["slowest_stage"]["stage"],
+        slowest.stage.label()
+    );
 }

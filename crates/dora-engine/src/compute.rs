@@ -569,19 +569,19 @@ fn windowed(
     }
     let recovery_time = summary(samples);
     let lead_time_stages = stages.then(|| {
-            std::array::from_fn(|stage| {
-                samples.clear();
-                for part in parts {
-                    let low = part.deploy_times.partition_point(|at| *at <= start);
-                    let high = part.deploy_times.partition_point(|at| *at <= now.0);
-                    let offsets = &part.stage_offsets[stage];
-                    samples.extend_from_slice(
-                        &part.stage_times[stage][offsets[low] as usize..offsets[high] as usize],
-                    );
-                }
-                summary(samples)
-            })
-        });
+        std::array::from_fn(|stage| {
+            samples.clear();
+            for part in parts {
+                let low = part.deploy_times.partition_point(|at| *at <= start);
+                let high = part.deploy_times.partition_point(|at| *at <= now.0);
+                let offsets = &part.stage_offsets[stage];
+                samples.extend_from_slice(
+                    &part.stage_times[stage][offsets[low] as usize..offsets[high] as usize],
+                );
+            }
+            summary(samples)
+        })
+    });
     let frequency = deployments as f64 / window.days_f64();
     let change_failure_rate = ratio(failed, deployments);
     let levels = Levels {
@@ -656,7 +656,16 @@ fn rollup(
         windows: config
             .windows
             .iter()
-            .map(|w| windowed(&parts, w, now, &config.thresholds, stages_measured(config), samples))
+            .map(|w| {
+                windowed(
+                    &parts,
+                    w,
+                    now,
+                    &config.thresholds,
+                    stages_measured(config),
+                    samples,
+                )
+            })
             .collect(),
         incidents_open: members
             .iter()

@@ -110,9 +110,11 @@ impl StagesView {
         let mut scopes: Vec<(String, &Vec<StageMedian>)> =
             vec![(scope_title(&report.summary), summary_stages)];
         if report.team.is_none() {
-            scopes.extend(report.teams.iter().filter_map(|t| {
-                Some((format!("team {}", t.name), t.lead_time_stages.as_ref()?))
-            }));
+            scopes.extend(
+                report.teams.iter().filter_map(|t| {
+                    Some((format!("team {}", t.name), t.lead_time_stages.as_ref()?))
+                }),
+            );
         }
         let total = |stages: &[StageMedian]| -> f64 {
             stages.iter().filter_map(|s| s.median_seconds).sum()

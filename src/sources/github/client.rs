@@ -128,9 +128,7 @@ impl Endpoint {
             Endpoint::Pulls
             | Endpoint::PullCommits
             | Endpoint::PullReviews
-            | Endpoint::CommitPulls => {
-                "Pull requests: read"
-            }
+            | Endpoint::CommitPulls => "Pull requests: read",
             Endpoint::Graphql => "Deployments: read and Contents: read",
         }
     }

@@ -736,7 +736,10 @@ impl RepoSync<'_> {
 
     /// `pull` with its first review: as the GraphQL node brought it, else read
     /// through REST (`/pulls/{n}/reviews`, one page).
-    pub(super) async fn with_first_review(&self, mut pull: WirePull) -> Result<WirePull, SourceError> {
+    pub(super) async fn with_first_review(
+        &self,
+        mut pull: WirePull,
+    ) -> Result<WirePull, SourceError> {
         if pull.first_review.is_none() {
             self.check_cancelled()?;
             pull.first_review = Some(self.pull_first_review(pull.number).await?);
@@ -756,9 +759,10 @@ impl RepoSync<'_> {
         let mut first: Option<Timestamp> = None;
         if let Some(body) = self.next_page(&mut pages).await? {
             for value in models::array(&body, &url)? {
-                if let Some(Some(at)) =
-                    self.item(Endpoint::PullReviews, value.and_then(models::review_submitted_at))
-                {
+                if let Some(Some(at)) = self.item(
+                    Endpoint::PullReviews,
+                    value.and_then(models::review_submitted_at),
+                ) {
                     first = Some(first.map_or(at, |f| f.min(at)));
                 }
             }

@@ -786,7 +786,10 @@ impl<'a> RepoCtx<'a> {
     pub(crate) fn review(&self, p: &SimPull, at: Timestamp) -> Value {
         let a = &self.api_repo;
         let url = format!("{a}/pulls/{}", p.number);
-        let html = format!("{}/pull/{}#pullrequestreview-{}", self.web_repo, p.number, p.id);
+        let html = format!(
+            "{}/pull/{}#pullrequestreview-{}",
+            self.web_repo, p.number, p.id
+        );
         let people = self.ctx.org.people.len().max(1) as u32;
         json!({
             "id": p.id,
