@@ -293,6 +293,8 @@ impl Scenario {
             labels: labels.iter().map(|l| l.to_string()).collect(),
             commits: commits.iter().map(|c| sha(*c)).collect(),
             first_commit_at: Some(at(first_commit_at)),
+            created_at: None,
+            first_review_at: None,
         });
         self
     }

@@ -63,6 +63,7 @@ pub fn quiet_window(window: Window) -> WindowedMetrics {
         recovery_time: empty_summary(),
         rework_deployments: 0,
         rework_rate: None,
+        lead_time_stages: None,
         levels: Levels {
             deployment_frequency: Some(Level::Low),
             ..Levels::default()
@@ -82,6 +83,7 @@ fn api_windows() -> Vec<WindowedMetrics> {
             recovery_time: empty_summary(),
             rework_deployments: 1,
             rework_rate: Some(0.125),
+            lead_time_stages: None,
             levels: Levels {
                 deployment_frequency: Some(Level::Elite),
                 lead_time: Some(Level::Elite),
@@ -99,6 +101,7 @@ fn api_windows() -> Vec<WindowedMetrics> {
             recovery_time: summary(2, 9_000.0, 4_500.0, 6_300.0),
             rework_deployments: 0,
             rework_rate: Some(0.0),
+            lead_time_stages: None,
             levels: Levels {
                 deployment_frequency: Some(Level::High),
                 lead_time: Some(Level::High),
@@ -122,6 +125,7 @@ fn web_windows() -> Vec<WindowedMetrics> {
             recovery_time: empty_summary(),
             rework_deployments: 0,
             rework_rate: Some(0.0),
+            lead_time_stages: None,
             levels: Levels {
                 deployment_frequency: Some(Level::Medium),
                 lead_time: Some(Level::Elite),
@@ -246,6 +250,7 @@ pub fn snapshot() -> Snapshot {
                     recovery_time: empty_summary(),
                     rework_deployments: 1,
                     rework_rate: Some(0.125),
+                    lead_time_stages: None,
                     levels: Levels {
                         deployment_frequency: Some(Level::Elite),
                         lead_time: Some(Level::Elite),
@@ -263,6 +268,7 @@ pub fn snapshot() -> Snapshot {
                     recovery_time: summary(2, 9_000.0, 4_500.0, 6_300.0),
                     rework_deployments: 0,
                     rework_rate: Some(0.0),
+                    lead_time_stages: None,
                     levels: Levels {
                         deployment_frequency: Some(Level::High),
                         lead_time: Some(Level::High),

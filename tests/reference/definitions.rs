@@ -68,6 +68,11 @@ pub struct DeploymentFacts {
     pub lead_times: Vec<i64>,
     /// How many negative lead times were dropped.
     pub negative_lead_times: usize,
+    /// computation.md § Lead-time stages, under a PR-based `lead_time_start`
+    /// only: per stage (coding, pickup, review, deploy), the durations of its
+    /// changes that came through a pull request, stages ending before they
+    /// start dropped.
+    pub stages: [Vec<i64>; 4],
     pub rework: Rework,
     /// Indices into `RepoAnalysis::incidents` of the incidents attributed to it.
     pub incidents: Vec<usize>,
@@ -146,6 +151,10 @@ pub(super) struct History<'a> {
     /// Without `sim`: each commit's message subject as pushed (empty: none).
     messages: Vec<String>,
     index: HashMap<CommitSha, u32>,
+    /// Whether the source reads a pull request's first review: GitHub does,
+    /// GitLab has no reviews like GitHub's (its merge requests' `pickup` and
+    /// `review` stages are unknown).
+    reviews_read: bool,
 }
 
 impl<'a> History<'a> {
@@ -163,6 +172,7 @@ impl<'a> History<'a> {
             sim: Some(repo),
             messages: Vec::new(),
             index,
+            reviews_read: true,
         }
     }
 
@@ -178,6 +188,7 @@ impl<'a> History<'a> {
             sim: None,
             messages: Vec::new(),
             index: HashMap::new(),
+            reviews_read: true,
         };
         for (sha, _, author_date, message) in commits {
             if !history.index.contains_key(sha) {
@@ -296,7 +307,8 @@ pub fn analyse(
     let Some(repo) = repo else {
         return analysis;
     };
-    let history = History::new(repo);
+    let mut history = History::new(repo);
+    history.reviews_read = !config.deployments.is_gitlab();
     let attempts = stored_attempts(repo, config, params, now);
     let incidents = incidents_of(repo, config, params, now);
     analyse_events(&mut analysis, &history, &attempts, incidents, params, now);
@@ -401,6 +413,7 @@ fn changes_of(
             changes: Vec::new(),
             lead_times: Vec::new(),
             negative_lead_times: 0,
+            stages: Default::default(),
             rework: Rework::default(),
             incidents: Vec::new(),
             rolled_back_at: None,
@@ -448,6 +461,13 @@ fn changes_of(
                 facts.lead_times.push(lead);
             } else {
                 facts.negative_lead_times += 1;
+            }
+            if params.lead_time_start != LeadTimeStart::Commit {
+                for (stage, duration) in
+                    stages_of(history, change, *at, now).into_iter().enumerate()
+                {
+                    facts.stages[stage].extend(duration);
+                }
             }
             if history.message(change).starts_with(REVERT_PREFIX) {
                 facts.rework.revert = true;
@@ -500,6 +520,45 @@ fn lead_time_start(history: &History<'_>, commit: u32, params: &Params, now: i64
         })
         .collect();
     starts.into_iter().min().unwrap_or(author_date)
+}
+
+/// computation.md § Lead-time stages: the stages of `commit`, deployed at
+/// `deployed_at`, from the pull request that introduced it (of several, the one
+/// whose first commit is earliest, then the lowest number): coding = opened −
+/// first commit, pickup = first review − opened, review = merge − first review,
+/// deploy = deployed − merge. A first review after the merge (or after `now`)
+/// is no review: pickup and review are then absent. A stage that ends before
+/// it starts is dropped. A commit in no pull request has no stages.
+fn stages_of(history: &History<'_>, commit: u32, deployed_at: i64, now: i64) -> [Option<i64>; 4] {
+    let pulls = history.pulls();
+    let chosen = pulls_introducing(pulls, commit, now)
+        .into_iter()
+        .map(|p| &pulls[p])
+        .min_by_key(|pull| {
+            let first = pull.commits.clone().map(|c| history.author_date(c)).min();
+            (first.unwrap_or(i64::MAX), pull.number)
+        });
+    let Some(pull) = chosen else {
+        return [None; 4];
+    };
+    let merged = pull.merged_at.expect("introducing pulls are merged").0;
+    let first_commit = pull.commits.clone().map(|c| history.author_date(c)).min();
+    let opened = Some(pull.created_at.0).filter(|t| *t <= now);
+    let reviewed = pull
+        .first_review_at
+        .filter(|_| history.reviews_read)
+        .map(|t| t.0)
+        .filter(|t| *t <= merged && *t <= now);
+    let span = |from: Option<i64>, to: Option<i64>| match (from, to) {
+        (Some(from), Some(to)) if to >= from => Some(to - from),
+        _ => None,
+    };
+    [
+        span(first_commit.filter(|t| *t <= now), opened),
+        span(opened, reviewed),
+        span(reviewed, Some(merged)),
+        span(Some(merged), Some(deployed_at)),
+    ]
 }
 
 /// computation.md § Rollbacks and rework (c): `commit` is the merge commit of a merged pull request carrying a

@@ -10,7 +10,7 @@
 //! `repository` embedded in pull requests, and `minimal-repository`) and
 //! `GET /repos/{owner}/{repo}/commits/{ref}` (the `commit` items of the list).
 
-use dora_collector::domain::{CompareStatus, StatusState};
+use dora_collector::domain::{CompareStatus, StatusState, Timestamp};
 use dora_collector::sim::{Org, OrgSpec, SimHandle, SimOptions, SimServer};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -395,6 +395,43 @@ async fn pulls_and_pull_commits() {
         )
         .await;
     assert!(body.as_array().unwrap().len() > 1);
+}
+
+/// A pull request's reviews (its first one) and an unreviewed one's (none).
+#[tokio::test]
+async fn pull_reviews() {
+    let sim = Sim::start().await;
+    let (repo, index) = sim.repo(false);
+    let (reviewed, unreviewed) = sim.handle.with_org(|org| {
+        let pulls = &org.repos[index].pulls;
+        let number = |reviewed: bool| {
+            pulls
+                .iter()
+                .find(|p| p.merged_at.is_some() && p.first_review_at.is_some() == reviewed)
+                .map(|p| (p.number, p.first_review_at))
+                .unwrap()
+        };
+        (number(true), number(false))
+    });
+    let body = sim
+        .check(
+            &format!("{repo}/pulls/{}/reviews", reviewed.0),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+            200,
+        )
+        .await;
+    let reviews = body.as_array().unwrap();
+    assert_eq!(reviews.len(), 1);
+    let submitted = Timestamp::parse_rfc3339(reviews[0]["submitted_at"].as_str().unwrap()).unwrap();
+    assert_eq!(Some(submitted), reviewed.1);
+    let body = sim
+        .check(
+            &format!("{repo}/pulls/{}/reviews?per_page=100", unreviewed.0),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+            200,
+        )
+        .await;
+    assert!(body.as_array().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -372,6 +372,13 @@ pub struct PullRequest {
     pub commits: Vec<CommitSha>,
     /// The earliest author date among the PR's commits.
     pub first_commit_at: Option<Timestamp>,
+    /// When it was opened (`createdAt`); `None` when the source did not give it.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// When its first review was submitted (any state but pending); `None` when
+    /// it has none or the source did not read it.
+    #[serde(default)]
+    pub first_review_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

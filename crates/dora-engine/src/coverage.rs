@@ -54,6 +54,7 @@ pub fn uncovered_change_sets(
             repo,
             lead_time_start: LeadTimeStart::Commit,
             pr_start: HashMap::new(),
+            pr_times: None,
             rework_merges: Vec::new(),
             track_uncovered: true,
         };
@@ -126,6 +127,7 @@ pub fn changes_without_pull(
             repo,
             lead_time_start: LeadTimeStart::Commit,
             pr_start: HashMap::new(),
+            pr_times: None,
             rework_merges: Vec::new(),
             track_uncovered: true,
         };
@@ -353,6 +355,8 @@ mod tests {
             labels: Vec::new(),
             commits: pull_commits.iter().map(|n| sha(*n)).collect(),
             first_commit_at: Some(Timestamp(1)),
+            created_at: None,
+            first_review_at: None,
         });
         let events = builder.build();
         let production = [Environment::parse("production").unwrap()];

@@ -110,6 +110,8 @@ pub enum Endpoint {
     Issues,
     Pulls,
     PullCommits,
+    /// A pull request's reviews (its first one, for the lead-time stages).
+    PullReviews,
     /// The pull requests of a commit (PR-based lead-time starts).
     CommitPulls,
     /// `POST /graphql` (deployments with their statuses, commit history).
@@ -125,9 +127,10 @@ impl Endpoint {
             Endpoint::WorkflowRuns => "Actions: read",
             Endpoint::Compare => "Contents: read",
             Endpoint::Issues => "Issues: read",
-            Endpoint::Pulls | Endpoint::PullCommits | Endpoint::CommitPulls => {
-                "Pull requests: read"
-            }
+            Endpoint::Pulls
+            | Endpoint::PullCommits
+            | Endpoint::PullReviews
+            | Endpoint::CommitPulls => "Pull requests: read",
             Endpoint::Graphql => "Deployments: read and Contents: read",
         }
     }
@@ -143,6 +146,7 @@ impl Endpoint {
             Endpoint::Issues => "/repos/{owner}/{repo}/issues",
             Endpoint::Pulls => "/repos/{owner}/{repo}/pulls",
             Endpoint::PullCommits => "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+            Endpoint::PullReviews => "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
             Endpoint::CommitPulls => "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
             Endpoint::Graphql => "/graphql",
         }
@@ -840,6 +844,7 @@ mod tests {
             Endpoint::Issues,
             Endpoint::Pulls,
             Endpoint::PullCommits,
+            Endpoint::PullReviews,
             Endpoint::CommitPulls,
         ] {
             let template = endpoint.template();

@@ -115,6 +115,12 @@ impl ProjectSync<'_> {
                 labels: mr.labels,
                 commits,
                 first_commit_at,
+                // GitLab has no reviews like GitHub's (approvals are another
+                // request, and not in every tier): the `pickup` and `review`
+                // stages of a merge request are unknown, `coding` and `deploy`
+                // are kept.
+                created_at: mr.created_at,
+                first_review_at: None,
             });
         }
         batch.cursors.push((

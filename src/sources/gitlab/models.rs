@@ -198,6 +198,8 @@ pub fn compare_commits(body: &[u8], url: &str) -> Result<Vec<serde_json::Value>,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireMergeRequest {
     pub iid: u64,
+    /// When it was opened (the `coding` stage's end).
+    pub created_at: Option<Timestamp>,
     pub updated_at: Timestamp,
     pub merged_at: Option<Timestamp>,
     pub merge_commit_sha: Option<CommitSha>,
@@ -210,6 +212,7 @@ pub fn merge_request(value: serde_json::Value) -> Result<WireMergeRequest, Skip>
     #[derive(Deserialize)]
     struct Raw {
         iid: u64,
+        created_at: Option<String>,
         updated_at: String,
         merged_at: Option<String>,
         merge_commit_sha: Option<String>,
@@ -225,6 +228,7 @@ pub fn merge_request(value: serde_json::Value) -> Result<WireMergeRequest, Skip>
     };
     Ok(WireMergeRequest {
         iid: raw.iid,
+        created_at: optional_time(raw.created_at.as_deref(), "created_at")?,
         updated_at: time(&raw.updated_at, "updated_at")?,
         merged_at: optional_time(raw.merged_at.as_deref(), "merged_at")?,
         merge_commit_sha: optional_sha(raw.merge_commit_sha, "merge_commit_sha")?,

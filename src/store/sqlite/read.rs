@@ -821,8 +821,8 @@ fn stream_pull_requests(
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT number, merged_at, merge_commit_sha, labels, commits, first_commit_at \
-             FROM pull_requests WHERE repo_id = ?1 ORDER BY number",
+            "SELECT number, merged_at, merge_commit_sha, labels, commits, first_commit_at, \
+             created_at, first_review_at FROM pull_requests WHERE repo_id = ?1 ORDER BY number",
         )
         .map_err(&db)?;
     let mut rows = stmt.query([repo_id]).map_err(&db)?;
@@ -842,6 +842,8 @@ fn stream_pull_requests(
             labels: decoder.labels(column!(row, 3, str).map_err(&db)?, &what("labels"))?,
             commits: decoder.shas(column!(row, 4, blob).map_err(&db)?, &what("commits"))?,
             first_commit_at: row.get::<_, Option<i64>>(5).map_err(&db)?.map(Timestamp),
+            created_at: row.get::<_, Option<i64>>(6).map_err(&db)?.map(Timestamp),
+            first_review_at: row.get::<_, Option<i64>>(7).map_err(&db)?.map(Timestamp),
         });
     }
     Ok(())

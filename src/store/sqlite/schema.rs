@@ -278,6 +278,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (repo_id, environment)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // Version 6: the times of a pull request's lead-time stages (issue 17):
+    // when it was opened and when its first review was submitted (NULL when
+    // unknown or none). Rows kept before have neither; the next read of the pull
+    // request fills them.
+    r#"
+    ALTER TABLE pull_requests ADD COLUMN created_at INTEGER;
+    ALTER TABLE pull_requests ADD COLUMN first_review_at INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

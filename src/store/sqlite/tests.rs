@@ -682,3 +682,50 @@ fn a_version_4_store_keeps_its_deployments_through_the_cicd_migration() {
         .iter()
         .any(|d| d.source == DeploymentSource::Jenkins && d.id == 7));
 }
+
+#[test]
+fn a_version_5_store_keeps_its_pull_requests_through_the_stage_times_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..5] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        // Kept by a version-5 build: one merged pull request of acme/api.
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[\"hotfix\"]', x'', 100);",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let kept = store.read_repository(&repo()).unwrap().pull_requests;
+    assert_eq!(kept.len(), 1);
+    let pull = &kept[0];
+    assert_eq!(
+        (pull.number, pull.merged_at, pull.first_commit_at),
+        (12, Some(Timestamp(500)), Some(Timestamp(100)))
+    );
+    assert_eq!((pull.created_at, pull.first_review_at), (None, None));
+    assert_eq!(pull.labels, vec!["hotfix".to_owned()]);
+
+    // The next read of it fills the new times: an update, then unchanged.
+    let mut batch = SyncBatch::new(repo());
+    batch.pull_requests.push(crate::domain::PullRequest {
+        created_at: Some(Timestamp(200)),
+        first_review_at: Some(Timestamp(300)),
+        ..pull.clone()
+    });
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.updated, 1);
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.unchanged, 1);
+    let read = store.read_repository(&repo()).unwrap().pull_requests;
+    assert_eq!(
+        (read[0].created_at, read[0].first_review_at),
+        (Some(Timestamp(200)), Some(Timestamp(300)))
+    );
+}

@@ -380,18 +380,19 @@ impl Writer<'_> {
             .tx
             .prepare_cached(
                 "INSERT INTO pull_requests \
-                 (repo_id, number, merged_at, merge_commit_sha, labels, commits, first_commit_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (repo_id, number) DO NOTHING",
+                 (repo_id, number, merged_at, merge_commit_sha, labels, commits, first_commit_at, \
+                 created_at, first_review_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (repo_id, number) DO NOTHING",
             )
             .map_err(&db)?;
         let mut update = self
             .tx
             .prepare_cached(
                 "UPDATE pull_requests SET merged_at = ?3, merge_commit_sha = ?4, labels = ?5, \
-                 commits = ?6, first_commit_at = ?7 \
+                 commits = ?6, first_commit_at = ?7, created_at = ?8, first_review_at = ?9 \
                  WHERE repo_id = ?1 AND number = ?2 \
-                 AND (merged_at, merge_commit_sha, labels, commits, first_commit_at) \
-                 IS NOT (?3, ?4, ?5, ?6, ?7)",
+                 AND (merged_at, merge_commit_sha, labels, commits, first_commit_at, created_at, \
+                 first_review_at) IS NOT (?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(&db)?;
         let mut commits = Vec::new();
@@ -414,7 +415,9 @@ impl Writer<'_> {
             pack_shas_into(&pull.commits, &mut commits);
             let commits = commits.as_slice();
             let first_commit_at = pull.first_commit_at.map(|t| t.0);
-            let params: [&dyn ToSql; 7] = [
+            let created_at = pull.created_at.map(|t| t.0);
+            let first_review_at = pull.first_review_at.map(|t| t.0);
+            let params: [&dyn ToSql; 9] = [
                 &self.repo_id,
                 &number,
                 &merged_at,
@@ -422,6 +425,8 @@ impl Writer<'_> {
                 &labels,
                 &commits,
                 &first_commit_at,
+                &created_at,
+                &first_review_at,
             ];
             count(
                 &mut stats,
