@@ -209,8 +209,12 @@ impl PostgresStore {
                 *code == SqlState::INVALID_PASSWORD
                     || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
             }
-            // The client's own: the server asked for a password the URL lacks.
-            None => error.to_string().starts_with("authentication error"),
+            // The client's own: the server asked for a password the URL lacks, or
+            // for an authentication the client cannot do.
+            None => {
+                let text = describe(error);
+                text.starts_with("authentication error") || text.contains("password missing")
+            }
         };
         if credentials {
             StoreError::Credentials { target, cause }
