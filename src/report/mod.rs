@@ -31,7 +31,7 @@ pub mod render;
 
 pub use build::ReportContext;
 pub use evaluate::{evaluate, Evaluation, MAX_EVALUATION_THREADS, TREND_WEEKS, WEEK_SECONDS};
-pub use generate::{generate, open_store, ReportError, ReportRequest};
+pub use generate::{generate, open_configured_store, open_store, ReportError, ReportRequest};
 pub use live::{live_page, live_router, LiveQuery, LiveReport, Now, StoreOpener};
 pub use model::*;
 pub(crate) use period::{parse_until, DEFAULT_WINDOW};
