@@ -198,9 +198,29 @@ fn a_load_on_several_threads_gives_the_same_events_as_direct_ones() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dora.db");
+    load_on_several_threads(&repositories, &|| {
+        Box::new(SqliteStore::open(&path).unwrap())
+    });
+}
+
+#[test]
+fn a_load_on_several_threads_gives_the_same_events_as_direct_ones_on_postgres() {
+    let Some(database) = crate::postgres_common::TestDatabase::new() else {
+        return;
+    };
+    let repositories: Vec<RepoName> = (0..3
+        * dora_collector::store::MIN_REPOSITORIES_PER_LOAD_THREAD)
+        .map(|r| repo(&format!("acme/service-{r:03}")))
+        .collect();
+    load_on_several_threads(&repositories, &|| Box::new(database.open()));
+}
+
+/// Writes `repositories` through one store `open` gives, loads them (asked twice
+/// and out of order) through another: the engine sees the direct events.
+fn load_on_several_threads(repositories: &[RepoName], open: &dyn Fn() -> Box<dyn Store>) {
     let mut builder = Events::builder();
     {
-        let mut store = SqliteStore::open(&path).unwrap();
+        let mut store = open();
         for (r, name) in repositories.iter().enumerate() {
             let batch = batch_for(name.as_str(), 5 + (r as u32 % 7), r as u32 * 1_000);
             store.apply(&batch).unwrap();
@@ -208,9 +228,9 @@ fn a_load_on_several_threads_gives_the_same_events_as_direct_ones() {
         }
     }
     let direct = builder.build();
-    let store = SqliteStore::open(&path).unwrap();
+    let store = open();
     // Asked twice and out of order: each repository is loaded once.
-    let mut asked = repositories.clone();
+    let mut asked = repositories.to_vec();
     asked.reverse();
     asked.extend(repositories.iter().take(5).cloned());
     let loaded = EventsBuilder::collect(|sink| store.load_events(&asked, sink)).unwrap();

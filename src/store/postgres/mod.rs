@@ -274,6 +274,54 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// `load_events` on several threads, each on a connection of the pool in a
+    /// snapshot of its own (as the SQLite store's parallel load: each repository is
+    /// read consistently; repositories are written in separate syncs anyway):
+    /// repository `i` is read by thread `i % threads` into a forked sink.
+    fn load_events_parallel(
+        &self,
+        repositories: &[RepoName],
+        threads: usize,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), StoreError> {
+        let mut unique: Vec<&RepoName> = Vec::with_capacity(repositories.len());
+        let mut seen = HashSet::new();
+        unique.extend(repositories.iter().filter(|r| seen.insert(*r)));
+        let share = |k: usize| -> Vec<RepoName> {
+            unique
+                .iter()
+                .skip(k)
+                .step_by(threads)
+                .map(|r| (*r).clone())
+                .collect()
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (1..threads)
+                .map(|k| {
+                    let mine = share(k);
+                    let mut forked = sink.fork();
+                    scope.spawn(move || {
+                        let mut conn = self.conn()?;
+                        read::load_events(&mut conn, self.target(), &mine, false, forked.as_mut())?;
+                        Ok::<_, StoreError>(forked)
+                    })
+                })
+                .collect();
+            let mut conn = self.conn()?;
+            read::load_events(&mut conn, self.target(), &share(0), true, sink)?;
+            drop(conn);
+            for worker in workers {
+                let forked = worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                sink.join(forked);
+            }
+            Ok(())
+        })
+    }
+}
+
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         // Each connection owns a small runtime, which tokio refuses to drop on an
@@ -380,8 +428,15 @@ impl Store for PostgresStore {
         repositories: &[RepoName],
         sink: &mut dyn EventSink,
     ) -> Result<(), StoreError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(POOL_SIZE as usize)
+            .min(repositories.len() / super::MIN_REPOSITORIES_PER_LOAD_THREAD);
+        if threads > 1 {
+            return self.load_events_parallel(repositories, threads, sink);
+        }
         let mut conn = self.conn()?;
-        read::load_events(&mut conn, self.target(), repositories, sink)
+        read::load_events(&mut conn, self.target(), repositories, true, sink)
     }
 
     fn read_repository(&self, repository: &RepoName) -> Result<SyncBatch, StoreError> {

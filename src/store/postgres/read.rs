@@ -692,26 +692,30 @@ fn snapshot<'a>(
         .map_err(pg_error(target, "starting a read"))
 }
 
+/// The events of `repositories`, and with `scoped_incidents` every incident of
+/// a team or of a set of repositories (one reader of a parallel load reads those).
 pub(super) fn load_events(
     client: &mut postgres::Client,
     target: &str,
     repositories: &[RepoName],
+    scoped_incidents: bool,
     builder: &mut dyn EngineSink,
 ) -> Result<(), StoreError> {
     let mut tx = snapshot(client, target)?;
-    let rows = tx
-        .query(
-            &format!("SELECT {SCOPED_COLUMNS} FROM scoped_incidents ORDER BY source, number"),
-            &[],
-        )
-        .map_err(pg_error(
-            target,
-            "reading incidents of teams and of repositories",
-        ))?;
-    for row in &rows {
-        builder.scoped_incident(scoped_incident(target, row)?);
+    if scoped_incidents {
+        let rows = tx
+            .query(
+                &format!("SELECT {SCOPED_COLUMNS} FROM scoped_incidents ORDER BY source, number"),
+                &[],
+            )
+            .map_err(pg_error(
+                target,
+                "reading incidents of teams and of repositories",
+            ))?;
+        for row in &rows {
+            builder.scoped_incident(scoped_incident(target, row)?);
+        }
     }
-    drop(rows);
     let reads = RepositoryReads::prepare(&mut tx, target, false)?;
     let mut seen = HashSet::new();
     for repository in repositories {

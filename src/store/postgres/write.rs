@@ -23,6 +23,53 @@ use crate::store::{merge_outcome, ApplyStats, KindStats, StoreError, SyncBatch, 
 use postgres::types::ToSql;
 use postgres::{Statement, Transaction};
 
+/// The most commits one statement upserts: large enough that round trips stop
+/// mattering, small enough to keep a statement's arrays a few MiB.
+const COMMITS_PER_STATEMENT: usize = 1_000;
+
+/// The columns of a chunk of commits, as arrays for one statement.
+#[derive(Default)]
+struct CommitChunk {
+    shas: Vec<Vec<u8>>,
+    author_dates: Vec<i64>,
+    reverts: Vec<bool>,
+    parents: Vec<Vec<u8>>,
+    subjects: Vec<String>,
+}
+
+impl CommitChunk {
+    /// Upserts the chunk (when not empty), counts its rows and empties it.
+    fn write(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        upsert: &Statement,
+        repo_id: i64,
+        stats: &mut KindStats,
+    ) -> Result<(), postgres::Error> {
+        if self.shas.is_empty() {
+            return Ok(());
+        }
+        let rows = tx.query(
+            upsert,
+            &[
+                &repo_id,
+                &self.shas,
+                &self.author_dates,
+                &self.reverts,
+                &self.parents,
+                &self.subjects,
+            ],
+        )?;
+        let written = rows.len() as u64;
+        for row in rows {
+            count(stats, Some(row))?;
+        }
+        stats.unchanged += self.shas.len() as u64 - written;
+        *self = CommitChunk::default();
+        Ok(())
+    }
+}
+
 /// Counts one upsert's answer (see the module documentation) into `stats`.
 fn count(stats: &mut KindStats, answer: Option<postgres::Row>) -> Result<(), postgres::Error> {
     match answer {
@@ -196,6 +243,11 @@ impl Writer<'_, '_> {
         Ok(stats)
     }
 
+    /// Commits go in chunks of at most [`COMMITS_PER_STATEMENT`], one statement
+    /// each over arrays (`unnest`): a first sync writes thousands at once, and one
+    /// round trip per commit made that many times slower than SQLite. A sha met
+    /// again within the batch starts a new chunk (one statement cannot upsert a
+    /// row twice), so the counts are those of writing the commits one by one.
     fn commits(&mut self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
         let mut stats = KindStats::default();
         if batch.commits.is_empty() {
@@ -204,7 +256,8 @@ impl Writer<'_, '_> {
         const OPERATION: &str = "storing a commit";
         let upsert = self.prepare(
             "INSERT INTO commits AS c (repo_id, sha, author_date, is_revert, parents, subject) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+             SELECT $1::bigint, * FROM unnest($2::bytea[], $3::bigint[], $4::boolean[], \
+             $5::bytea[], $6::text[]) \
              ON CONFLICT (repo_id, sha) DO UPDATE SET author_date = excluded.author_date, \
              is_revert = excluded.is_revert, parents = excluded.parents, \
              subject = excluded.subject \
@@ -214,30 +267,31 @@ impl Writer<'_, '_> {
             OPERATION,
         )?;
         let db = pg_error(self.target, OPERATION);
-        let mut parents = Vec::new();
+        let mut chunk = CommitChunk::default();
+        let mut in_chunk = std::collections::HashSet::new();
         for commit in &batch.commits {
+            if chunk.shas.len() == COMMITS_PER_STATEMENT || !in_chunk.insert(commit.sha) {
+                chunk
+                    .write(self.tx, &upsert, self.repo_id, &mut stats)
+                    .map_err(&db)?;
+                in_chunk.clear();
+                in_chunk.insert(commit.sha);
+            }
             // The record may have been built without `CommitRecord::new`.
             let subject = crate::store::commit_subject(&commit.message);
-            let is_revert = subject.starts_with(crate::domain::REVERT_MESSAGE_PREFIX);
+            let mut parents = Vec::new();
             pack_shas_into(&commit.parents, &mut parents);
-            let sha = commit.sha.as_bytes().as_slice();
-            let parents = parents.as_slice();
-            let answer = self
-                .tx
-                .query_opt(
-                    &upsert,
-                    &[
-                        &self.repo_id,
-                        &sha,
-                        &commit.author_date.0,
-                        &is_revert,
-                        &parents,
-                        &subject,
-                    ],
-                )
-                .map_err(&db)?;
-            count(&mut stats, answer).map_err(&db)?;
+            chunk.shas.push(commit.sha.as_bytes().to_vec());
+            chunk.author_dates.push(commit.author_date.0);
+            chunk
+                .reverts
+                .push(subject.starts_with(crate::domain::REVERT_MESSAGE_PREFIX));
+            chunk.parents.push(parents);
+            chunk.subjects.push(subject.to_owned());
         }
+        chunk
+            .write(self.tx, &upsert, self.repo_id, &mut stats)
+            .map_err(&db)?;
         Ok(stats)
     }
 
