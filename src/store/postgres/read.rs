@@ -5,7 +5,9 @@
 //! `load_events` and `read_repository` run in one `REPEATABLE READ READ ONLY`
 //! transaction (one consistent snapshot while the daemon writes) with their
 //! statements prepared once; a repository's rows are fetched per table and
-//! decoded straight into the sink.
+//! decoded straight into the sink. (A large load runs this on several
+//! connections at once, each with its own share of the repositories: see
+//! `PostgresStore::load_events_parallel`.)
 
 use super::pg_error;
 use crate::domain::{
