@@ -13,4 +13,5 @@ mod postgres_common;
 mod crash;
 mod engine;
 mod postgres;
+mod push;
 mod sqlite;
