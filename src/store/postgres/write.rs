@@ -70,6 +70,17 @@ impl CommitChunk {
     }
 }
 
+/// Lets this transaction's commit return before its WAL reaches the disk
+/// (`synchronous_commit = off`), as the SQLite store's `synchronous=NORMAL` does:
+/// a crash of the server may lose the last few sync batches, each whole (data
+/// and cursor together), which the next sync reads again; never half of one. The
+/// push API's group commit keeps the server's setting: it answers clients only
+/// after a durable commit.
+fn relaxed_commit(tx: &mut Transaction<'_>, target: &str) -> Result<(), StoreError> {
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .map_err(pg_error(target, "starting a sync batch"))
+}
+
 /// Counts one upsert's answer (see the module documentation) into `stats`.
 fn count(stats: &mut KindStats, answer: Option<postgres::Row>) -> Result<(), postgres::Error> {
     match answer {
@@ -113,6 +124,7 @@ pub(super) fn apply(
     let mut tx = client
         .transaction()
         .map_err(pg_error(target, "starting a sync batch"))?;
+    relaxed_commit(&mut tx, target)?;
     let repo_id = ensure_repo(&mut tx, target, &batch.repository)?;
     let mut writer = Writer {
         tx: &mut tx,
@@ -732,6 +744,7 @@ pub(super) fn record_sync(
     let (success_at, error) = sync_columns(target, source, finished_at, outcome)?;
     let db = pg_error(target, "recording a sync");
     let mut tx = client.transaction().map_err(&db)?;
+    relaxed_commit(&mut tx, target)?;
     let repo_id = ensure_repo(&mut tx, target, repository)?;
     tx.execute(
         "INSERT INTO sync_status AS s \
