@@ -24,7 +24,7 @@ use super::env;
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{
     deserialize_github_repo, deserialize_gitlab_path, deserialize_listen, deserialize_storage_path,
-    deserialize_token,
+    deserialize_storage_url, deserialize_token,
 };
 use super::{
     defaults, ApiUrl, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig, ClientName, Config,
@@ -155,6 +155,23 @@ where
         .and_then(|github| github.get("secret"))
         .and_then(|secret| secret.get_ref().as_str());
     tokens.extend(webhook_secret);
+    // The password of storage.url, as written and decoded.
+    let storage_passwords: Vec<String> = root
+        .get_ref()
+        .get("storage")
+        .and_then(|storage| storage.get_ref().as_table())
+        .and_then(|storage| storage.get("url"))
+        .and_then(|url| url.get_ref().as_str())
+        .and_then(|url| url::Url::parse(url).ok())
+        .and_then(|url| url.password().map(str::to_owned))
+        .map(|password| {
+            let decoded = percent_encoding::percent_decode_str(&password)
+                .decode_utf8_lossy()
+                .into_owned();
+            vec![password, decoded]
+        })
+        .unwrap_or_default();
+    tokens.extend(storage_passwords.iter().map(String::as_str));
     let mut problems = walker.finish_problems(&tokens);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
@@ -1241,11 +1258,28 @@ impl<'l> Walker<'l> {
     }
 
     fn storage(&mut self, mut table: Table<'_, '_>) -> Option<StorageConfig> {
-        let path = self
-            .scalar(&mut table, "path", deserialize_storage_path)
-            .or_else(defaults::storage_path);
+        let path = self.scalar(&mut table, "path", deserialize_storage_path);
+        let url = self.scalar(&mut table, "url", deserialize_storage_url);
+        let both = path.is_present() && url.is_present();
+        let url_path = table.child("url");
         self.finish(table);
-        Some(StorageConfig { path: path? })
+        if both {
+            self.problem(
+                url_path,
+                None,
+                "set either path (an SQLite file) or url (a PostgreSQL database), not both",
+            );
+            return None;
+        }
+        let url = match url {
+            Field::Absent => None,
+            Field::Invalid => return None,
+            Field::Valid(url) => Some(url),
+        };
+        Some(StorageConfig {
+            path: path.or_else(defaults::storage_path)?,
+            url,
+        })
     }
 
     fn metrics(&mut self, mut table: Table<'_, '_>) -> Option<MetricsConfig> {

@@ -21,7 +21,7 @@
 //!
 //! It does not bind a socket, read the sources or write the store.
 
-use super::generate::{generate, open_store, ReportError, ReportRequest};
+use super::generate::{generate, open_configured_store, ReportError, ReportRequest};
 use super::period::ReportWindow;
 use super::render::html::{self, HtmlOptions, WindowLink, CONTENT_SECURITY_POLICY};
 use super::render::overview::{self, Frame};
@@ -246,9 +246,8 @@ impl LiveReport {
     /// Reads the store at `config.storage.path` (opened per request; a missing file
     /// answers 503 until the daemon has created it), each page evaluated at `now()`.
     pub fn new(config: Arc<Config>, now: Now) -> Self {
-        let path = config.storage.path.clone();
-        let open: StoreOpener =
-            Arc::new(move || Ok(Box::new(open_store(&path)?) as Box<dyn Store>));
+        let storage = config.storage.clone();
+        let open: StoreOpener = Arc::new(move || open_configured_store(&storage));
         LiveReport::with_store_opener(config, open, now)
     }
 

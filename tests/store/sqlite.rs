@@ -1,6 +1,8 @@
 //! The store's behaviour through the `Store` trait: idempotent upserts, outcome
 //! updates, atomic batches, cursors, sync status, read-back after reopening, and
 //! (proptest) that the final state does not depend on the order of the reads.
+//! The trait's tests run on both backends (`on_sqlite::`, `on_postgres::`); those
+//! about files, and the proptest, on SQLite.
 
 use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
@@ -200,9 +202,14 @@ fn unchanged(n: u64) -> KindStats {
     }
 }
 
+// The contract of every backend: each test runs on SQLite (in memory) and on
+// PostgreSQL (a database of its own), as `on_sqlite::NAME` and `on_postgres::NAME`.
+crate::on_both_stores! {
 #[test]
 fn applying_the_same_batch_twice_changes_nothing_the_second_time() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let batch = sample_batch(&api());
     let first = store.apply(&batch).unwrap();
     assert_eq!(first.deployments, inserted(4));
@@ -235,7 +242,9 @@ fn applying_the_same_batch_twice_changes_nothing_the_second_time() {
 
 #[test]
 fn duplicates_within_one_batch_are_stored_once() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     batch.commits = vec![commit(1, &[], "a"), commit(1, &[], "a")];
     batch.incidents = vec![incident(&api(), 1, None), incident(&api(), 1, Some(5))];
@@ -262,7 +271,9 @@ fn duplicates_within_one_batch_are_stored_once() {
 
 #[test]
 fn every_field_kind_round_trips() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let batch = sample_batch(&api());
     store.apply(&batch).unwrap();
     let stored = store.read_repository(&api()).unwrap();
@@ -282,7 +293,9 @@ fn every_field_kind_round_trips() {
 
 #[test]
 fn a_commit_built_without_new_is_cut_when_stored() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     batch.commits.push(CommitRecord {
         sha: sha(1),
@@ -301,7 +314,9 @@ fn a_commit_built_without_new_is_cut_when_stored() {
 
 #[test]
 fn a_reopened_issue_loses_its_resolution_until_closed_again() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     for (closed_at, expected_updates) in [(Some(50), 0), (None, 1), (Some(90), 1)] {
         batch.incidents = vec![incident(&api(), 3, closed_at)];
@@ -314,7 +329,9 @@ fn a_reopened_issue_loses_its_resolution_until_closed_again() {
 
 #[test]
 fn a_pending_deployment_is_updated_to_success_and_never_back() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let source = DeploymentSource::GithubDeployments;
     let mut batch = SyncBatch::new(api());
     batch.deployments = vec![
@@ -392,7 +409,9 @@ fn a_pending_deployment_is_updated_to_success_and_never_back() {
 
 #[test]
 fn the_latest_successful_deployment_is_per_environment_by_deploy_time() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     batch.deployments = vec![
         deployment(&api(), 1, "production", succeeded(100)),
@@ -449,7 +468,9 @@ fn the_latest_successful_deployment_is_per_environment_by_deploy_time() {
 
 #[test]
 fn missing_compares_are_the_unstored_consecutive_pairs_per_environment() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     let with_sha = |mut d: Deployment, n: u32| {
         d.sha = sha(n);
@@ -503,7 +524,9 @@ fn missing_compares_are_the_unstored_consecutive_pairs_per_environment() {
 
 #[test]
 fn cursors_are_stored_per_repository_and_endpoint() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let key = cursor_key(&api(), "deployments");
     assert_eq!(store.cursor(&key).unwrap(), None);
     let mut batch = SyncBatch::new(api());
@@ -530,7 +553,9 @@ fn cursors_are_stored_per_repository_and_endpoint() {
 
 #[test]
 fn invalid_cursors_are_refused_with_the_whole_batch() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     for (endpoint, opaque) in [
         ("", None),
         ("deployments", Some("x".repeat(MAX_CURSOR_OPAQUE_BYTES + 1))),
@@ -561,7 +586,9 @@ fn invalid_cursors_are_refused_with_the_whole_batch() {
 
 #[test]
 fn a_batch_that_fails_midway_leaves_neither_data_nor_cursor() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let key = cursor_key(&api(), "deployments");
     let mut good = SyncBatch::new(api());
     good.deployments = vec![deployment(
@@ -606,7 +633,9 @@ fn a_batch_that_fails_midway_leaves_neither_data_nor_cursor() {
 
 #[test]
 fn a_batch_with_events_of_another_repository_is_refused() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let web = repo("acme/web");
     let mut batch = SyncBatch::new(api());
     batch.commits = vec![commit(1, &[], "a")];
@@ -625,7 +654,9 @@ fn a_batch_with_events_of_another_repository_is_refused() {
 
 #[test]
 fn sync_status_keeps_the_last_success_and_the_last_error() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let web = repo("acme/web");
     assert_eq!(store.sync_status().unwrap(), vec![]);
     store
@@ -688,7 +719,9 @@ fn sync_status_keeps_the_last_success_and_the_last_error() {
 
 #[test]
 fn load_events_reads_the_requested_repositories() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let web = repo("acme/web");
     store.apply(&sample_batch(&api())).unwrap();
     store.apply(&sample_batch(&web)).unwrap();
@@ -716,6 +749,7 @@ fn load_events_reads_the_requested_repositories() {
             .deployment_count(),
         0
     );
+}
 }
 
 #[test]
