@@ -695,15 +695,36 @@ fn a_version_5_store_keeps_its_pull_requests_through_the_stage_times_migration()
             conn.execute_batch(step).unwrap();
         }
         conn.pragma_update(None, "user_version", 5).unwrap();
-        // Kept by a version-5 build: one merged pull request of acme/api.
+        // Kept by a version-5 build: one merged pull request of acme/api, the
+        // pull-request listing's cursor and two others.
         conn.execute_batch(
             "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
-             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[\"hotfix\"]', x'', 100);",
+             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[\"hotfix\"]', x'', 100);
+             INSERT INTO cursors VALUES
+                 (1, 'pulls?lead_time_start=pr_first_commit&rework_labels=hotfix', 450, NULL, 600),
+                 (1, 'pull_lookup?environments=production&lead_time_start=pr_first_commit', 400, NULL, 600),
+                 (1, 'deployments', 300, NULL, 600);",
         )
         .unwrap();
     }
     let mut store = SqliteStore::open(&path).unwrap();
     assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    // The listing starts again (to read the new times); the others stay.
+    let endpoints: Vec<String> = store
+        .conn
+        .prepare("SELECT endpoint FROM cursors ORDER BY endpoint")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            "deployments",
+            "pull_lookup?environments=production&lead_time_start=pr_first_commit"
+        ]
+    );
     let kept = store.read_repository(&repo()).unwrap().pull_requests;
     assert_eq!(kept.len(), 1);
     let pull = &kept[0];
