@@ -462,6 +462,13 @@ struct Walker<'l> {
     schema: Vec<String>,
 }
 
+/// Reads one entry of a code host's list: its name (when valid) and the entry
+/// (when every key is).
+type ReadEntry<W, T> = fn(&mut W, Table<'_, '_>) -> (Option<RepoName>, Option<T>);
+
+/// Checks the names of a code host's list (`(index, name)`, how many declared).
+type CheckNames = fn(&[(usize, &RepoName)], usize) -> Vec<Problem>;
+
 impl<'l> Walker<'l> {
     fn new(lines: &'l LineIndex) -> Self {
         Walker {
@@ -1401,35 +1408,57 @@ impl<'l> Walker<'l> {
     }
 
     fn repositories(&mut self, github: &mut Table<'_, '_>) -> Option<Vec<RepositoryConfig>> {
-        let tables = self.tables(github, "repositories").or_else(Vec::new)?;
+        let (repositories, explicit) = self.code_host_list(
+            github,
+            "repositories",
+            Self::repository,
+            rules::repositories,
+        );
+        self.explicit_deployments.extend(explicit);
+        repositories
+    }
+
+    /// A code host's list of entries under `key` of `parent`
+    /// (`[[github.repositories]]`, `[[gitlab.projects]]`): each read by `entry`,
+    /// their names checked by `check`; and the indices of the entries that set
+    /// `deployments`, whatever became of the list.
+    fn code_host_list<T>(
+        &mut self,
+        parent: &mut Table<'_, '_>,
+        key: &'static str,
+        entry: ReadEntry<Self, T>,
+        check: CheckNames,
+    ) -> (Option<Vec<T>>, Vec<usize>) {
+        let mut explicit = Vec::new();
+        let Some(tables) = self.tables(parent, key).or_else(Vec::new) else {
+            return (None, explicit);
+        };
         let declared = tables.len();
         let mut names = Vec::new();
-        let mut repositories = Vec::new();
+        let mut entries = Vec::new();
         for (i, table) in tables.into_iter().enumerate() {
-            let (name, repository) = match table {
+            let (name, parsed) = match table {
                 Some(table) => {
                     if table.entries.get("deployments").is_some() {
-                        self.explicit_deployments.push(i);
+                        explicit.push(i);
                     }
-                    self.repository(table)
+                    entry(self, table)
                 }
                 None => (None, None),
             };
             if let Some(name) = name {
                 names.push((i, name));
             }
-            repositories.push(repository);
+            entries.push(parsed);
         }
-        let problems = rules::repositories(
+        let problems = check(
             &names.iter().map(|(i, name)| (*i, name)).collect::<Vec<_>>(),
             declared,
         );
         self.extend(problems);
-        repositories.into_iter().collect()
+        (entries.into_iter().collect(), explicit)
     }
 
-    /// The repository's name (when it parsed, for the duplicate rule) and the
-    /// repository (when all of it parsed).
     fn repository(
         &mut self,
         mut table: Table<'_, '_>,
@@ -1527,35 +1556,12 @@ impl<'l> Walker<'l> {
     }
 
     fn projects(&mut self, gitlab: &mut Table<'_, '_>) -> Option<Vec<ProjectConfig>> {
-        let tables = self.tables(gitlab, "projects").or_else(Vec::new)?;
-        let declared = tables.len();
-        let mut paths = Vec::new();
-        let mut projects = Vec::new();
-        for (i, table) in tables.into_iter().enumerate() {
-            let (path, project) = match table {
-                Some(table) => {
-                    if table.entries.get("deployments").is_some() {
-                        self.explicit_gitlab_deployments.push(i);
-                    }
-                    self.project(table)
-                }
-                None => (None, None),
-            };
-            if let Some(path) = path {
-                paths.push((i, path));
-            }
-            projects.push(project);
-        }
-        let problems = rules::projects(
-            &paths.iter().map(|(i, path)| (*i, path)).collect::<Vec<_>>(),
-            declared,
-        );
-        self.extend(problems);
-        projects.into_iter().collect()
+        let (projects, explicit) =
+            self.code_host_list(gitlab, "projects", Self::project, rules::projects);
+        self.explicit_gitlab_deployments.extend(explicit);
+        projects
     }
 
-    /// The project's path (when it parsed, for the duplicate rule) and the
-    /// project (when all of it parsed).
     fn project(&mut self, mut table: Table<'_, '_>) -> (Option<RepoName>, Option<ProjectConfig>) {
         let path = self.scalar(&mut table, "path", deserialize_gitlab_path);
         let path = self.require(path, &table, "path");

@@ -120,11 +120,22 @@ pub(super) fn lookback(
 
 /// `[[github.repositories]]`: at least one, each name once.
 pub(super) fn repositories(names: &[(usize, &RepoName)], declared: usize) -> Vec<Problem> {
+    code_host_entries(REPOSITORIES, "name", names, declared)
+}
+
+/// A code host's list of entries (`list`, each named by its `key`): at least
+/// one, each name once.
+fn code_host_entries(
+    list: &str,
+    key: &str,
+    names: &[(usize, &RepoName)],
+    declared: usize,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     if declared == 0 {
         problems.push(problem(
-            REPOSITORIES.to_owned(),
-            "expected at least one [[github.repositories]] entry".to_owned(),
+            list.to_owned(),
+            format!("expected at least one [[{list}]] entry"),
         ));
     }
     problems.extend(duplicates(
@@ -132,8 +143,8 @@ pub(super) fn repositories(names: &[(usize, &RepoName)], declared: usize) -> Vec
         |name| (*name).clone(),
         |(i, name), (j, _)| {
             problem(
-                format!("{REPOSITORIES}[{i}].name"),
-                format!("\"{name}\" is already configured in {REPOSITORIES}[{j}]"),
+                format!("{list}[{i}].{key}"),
+                format!("\"{name}\" is already configured in {list}[{j}]"),
             )
         },
     ));
@@ -185,24 +196,7 @@ pub(super) fn environments_once(path: &str, items: &[(usize, &Environment)]) -> 
 
 /// `[[gitlab.projects]]`: at least one, each path once.
 pub(super) fn projects(paths: &[(usize, &RepoName)], declared: usize) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if declared == 0 {
-        problems.push(problem(
-            PROJECTS.to_owned(),
-            "expected at least one [[gitlab.projects]] entry".to_owned(),
-        ));
-    }
-    problems.extend(duplicates(
-        paths,
-        |path| (*path).clone(),
-        |(i, path), (j, _)| {
-            problem(
-                format!("{PROJECTS}[{i}].path"),
-                format!("\"{path}\" is already configured in {PROJECTS}[{j}]"),
-            )
-        },
-    ));
-    problems
+    code_host_entries(PROJECTS, "path", paths, declared)
 }
 
 /// A repository has one code host: no `[[gitlab.projects]]` path is also a

@@ -631,14 +631,10 @@ fn landing_frame(state: Arc<ExporterState>, config: &Config) -> crate::report::F
             version: options.version.clone(),
             simulated: options.simulated,
             ready: page.readiness.is_ready(),
-            readiness: if page.readiness.is_ready() {
-                "every repository synced once over the lookback".to_owned()
-            } else {
-                let reason = page.readiness.reason();
-                reason
-                    .strip_prefix("not ready: ")
-                    .map_or(reason.clone(), str::to_owned)
-            },
+            readiness: page
+                .readiness
+                .missing()
+                .unwrap_or_else(|| "every repository synced once over the lookback".to_owned()),
             snapshot: match page.evaluated_at {
                 Some(at) => format!("Metrics evaluated at {at}"),
                 None => "No metrics published yet".to_owned(),

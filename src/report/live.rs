@@ -35,7 +35,7 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Where the page is served.
 pub(crate) const REPORT_PATH: &str = "/report";
@@ -283,6 +283,19 @@ impl LiveReport {
             .with_state(self)
     }
 
+    /// A turn to compute a page: admitted among the requests computing or
+    /// waiting, then the one computing slot within [`LIVE_REPORT_WAIT`]; `None`
+    /// when either is not to be had (the caller answers busy). Held until the
+    /// page is made.
+    async fn admit(&self) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let admitted = self.queue.clone().try_acquire_owned().ok()?;
+        let computing = tokio::time::timeout(LIVE_REPORT_WAIT, self.gate.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some((computing, admitted))
+    }
+
     /// The cached landing page for `window` and `frame`, if still fresh
     /// (`fresh`), or any cached one for them (a busy server serves it rather
     /// than a 503).
@@ -347,6 +360,20 @@ pub fn overview_page(
     }
 }
 
+/// An HTML page, never cached, with the page's Content-Security-Policy.
+fn html_page(page: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HTML),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
 fn plain(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, PLAIN_TEXT)], body + "\n").into_response()
 }
@@ -376,18 +403,6 @@ async fn landing_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) -
         Err(reason) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {reason}")),
     };
     let frame = (live.frame)();
-    let html_page = |page: String| {
-        (
-            [
-                (header::CONTENT_TYPE, HTML),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            page,
-        )
-            .into_response()
-    };
     if let Some(page) = live.cached_overview(query.window, &frame, true) {
         return html_page(page);
     }
@@ -397,19 +412,14 @@ async fn landing_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) -
             "the collector is busy with other reports; try again in a few seconds".to_owned(),
         ),
     };
-    let Ok(admitted) = live.queue.clone().try_acquire_owned() else {
+    let Some(permits) = live.admit().await else {
         return busy(&live);
     };
-    let permit =
-        match tokio::time::timeout(LIVE_REPORT_WAIT, live.gate.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => return busy(&live),
-        };
     let now = (live.now)();
     let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
     let (window, made_frame) = (query.window, frame.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let _permits = (permit, admitted);
+        let _permits = permits;
         overview_page(open(), &config, now, window, &made_frame)
     })
     .await;
@@ -450,18 +460,13 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
     let busy = || {
         unavailable("the report is busy with other requests; try again in a few seconds".to_owned())
     };
-    let Ok(admitted) = live.queue.clone().try_acquire_owned() else {
+    let Some(permits) = live.admit().await else {
         return busy();
     };
-    let permit =
-        match tokio::time::timeout(LIVE_REPORT_WAIT, live.gate.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => return busy(),
-        };
     let now = (live.now)();
     let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
     let result = tokio::task::spawn_blocking(move || {
-        let _permits = (permit, admitted);
+        let _permits = permits;
         let store = open()?;
         live_page(
             store.as_ref(),
@@ -473,16 +478,7 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
     })
     .await;
     match result {
-        Ok(Ok(page)) => (
-            [
-                (header::CONTENT_TYPE, HTML),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            page,
-        )
-            .into_response(),
+        Ok(Ok(page)) => html_page(page),
         // The answers name what failed but no file: the page is not authenticated,
         // and the log has the details.
         Ok(Err(ReportError::MissingStore { .. })) => unavailable(
