@@ -1,22 +1,49 @@
-//! Store throughput: `apply` (rows per second, new and re-read) and `load_events`
-//! for a repository of 1,000,000 commits in a file-backed SQLite store.
+//! Store throughput, both backends on one run: SQLite (a file-backed store) and,
+//! with `DORA_STORE_BENCH_POSTGRES_URL=postgres://...`, PostgreSQL. Three parts
+//! (`DORA_STORE_BENCH_PARTS=history,organisation,year`, the default, or some of
+//! them):
+//!
+//! - `history`: `apply` (rows per second, new and re-read) and `load_events` of
+//!   one repository of 1,000,000 commits (`DORA_STORE_BENCH_COMMITS=100000` for a
+//!   quicker run).
+//! - `organisation`: issue 16's write figure, the first sync of the request-budget
+//!   organisation (`benches/request_budget.rs`: 200 repositories × 365 days, 5
+//!   deployments a day with 4 commits each, 2% incidents;
+//!   `DORA_STORE_BENCH_ORG_REPOS` scales it) written as the daemon writes it:
+//!   pages of 100 deployments, commits, incidents and merged pull requests,
+//!   compares 25 a batch, one transaction each. The commits are every commit of
+//!   the simulated repositories (the pull requests' own too: somewhat more than a
+//!   first sync reads). Building the batches is not timed.
+//! - `year`: issue 16's read figure, `load_events` of 1,000 repositories × 1 year
+//!   (365 deployments, 3,650 commits each: 365,000 deployments, 3,650,000 commits;
+//!   `DORA_STORE_BENCH_YEAR_REPOS` and `DORA_STORE_BENCH_YEAR_DEPLOYMENTS` scale
+//!   it), the history of `support/store_history.rs` written one batch per
+//!   repository; then three loads from each store in turn.
+//!
+//! The PostgreSQL database must be one to throw away: every part drops all the
+//! tables of its schema first. On PostgreSQL the `year` part runs `VACUUM
+//! ANALYZE` after writing (what autovacuum does on a live server; timed apart).
 //!
 //! A plain bench binary that prints its figures (one pass each: a criterion loop
-//! over a million rows would take many minutes on a shared machine).
-//! `cargo bench --bench store`; `DORA_STORE_BENCH_COMMITS=100000` for a quicker run.
-//! With `DORA_STORE_BENCH_POSTGRES_URL=postgres://...` (an empty database) the same
-//! figures follow for the PostgreSQL store, to compare on one machine.
+//! over millions of rows would take many minutes on a shared machine):
+//! `cargo bench --bench store`.
 
 use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
-    Environment, Incident, RepoName, Timestamp,
+    Environment, Incident, IncidentSource, PullRequest, RepoName, Timestamp,
 };
 use dora_collector::dora::Events;
 use dora_collector::dora::EventsBuilder;
+use dora_collector::sim::{Org, OrgSpec, SimRepo, PRODUCTION};
 use dora_collector::store::{
     CommitRecord, Cursor, CursorKey, PostgresStore, PostgresUrl, SqliteStore, Store, SyncBatch,
+    SyncOutcome,
 };
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+#[path = "support/store_history.rs"]
+mod store_history;
 
 /// Commits in the benchmark repository unless overridden.
 const DEFAULT_COMMITS: u64 = 1_000_000;
@@ -112,49 +139,426 @@ fn per_second(rows: u64, elapsed: Duration) -> f64 {
     rows as f64 / elapsed.as_secs_f64()
 }
 
-fn main() {
-    let commits: u64 = std::env::var("DORA_STORE_BENCH_COMMITS")
+/// The request-budget organisation's days of history.
+const ORG_DAYS: u32 = 365;
+/// Repositories of the request-budget organisation unless overridden.
+const DEFAULT_ORG_REPOSITORIES: usize = 200;
+/// Items per page of a first sync (GitHub's maximum).
+const PAGE: usize = 100;
+/// Compares per batch, as the GitHub source writes them.
+const COMPARES_PER_BATCH: usize = 25;
+/// Repositories and deployments per repository of the `year` part unless
+/// overridden.
+const DEFAULT_YEAR_REPOSITORIES: u64 = 1_000;
+const DEFAULT_YEAR_DEPLOYMENTS: u64 = 365;
+/// Loads from each store in the `year` part.
+const YEAR_LOADS: usize = 3;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_COMMITS);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("bench.db");
-    println!("SQLite:");
-    run(
-        commits,
-        &|| Box::new(SqliteStore::open(&path).expect("open store")),
-        &|| {
+        .unwrap_or(default)
+}
+
+/// One backend under test.
+struct Backend {
+    name: &'static str,
+    /// A new, empty store (a new file; an emptied database).
+    fresh: Box<dyn Fn() -> Box<dyn Store>>,
+    /// The same store opened again.
+    open: Box<dyn Fn() -> Box<dyn Store>>,
+    /// Its size in bytes.
+    size: Box<dyn Fn() -> u64>,
+    /// What a live server does by itself after a bulk write (PostgreSQL:
+    /// `VACUUM ANALYZE`); returns what it did.
+    settle: Box<dyn Fn() -> Option<&'static str>>,
+}
+
+fn sqlite(path: PathBuf) -> Backend {
+    let fresh_path = path.clone();
+    let open_path = path.clone();
+    Backend {
+        name: "SQLite",
+        fresh: Box::new(move || {
+            for file in ["db", "db-wal", "db-shm"] {
+                let _ = std::fs::remove_file(fresh_path.with_extension(file));
+            }
+            Box::new(SqliteStore::open(&fresh_path).expect("open store"))
+        }),
+        open: Box::new(move || Box::new(SqliteStore::open(&open_path).expect("open store"))),
+        size: Box::new(move || {
             // The database file plus its write-ahead log.
             [path.clone(), path.with_extension("db-wal")]
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
                 .sum()
-        },
-    );
-    if let Ok(url) = std::env::var("DORA_STORE_BENCH_POSTGRES_URL") {
-        let url = PostgresUrl::parse(&url).expect("a postgres:// URL");
-        println!("PostgreSQL ({url}):");
-        let size = || {
-            let mut client =
-                postgres::Client::connect(url.expose(), postgres::NoTls).expect("connect");
-            let row = client
+        }),
+        settle: Box::new(|| None),
+    }
+}
+
+fn postgres_client(url: &PostgresUrl) -> postgres::Client {
+    postgres::Client::connect(url.expose(), postgres::NoTls).expect("connect")
+}
+
+fn postgres(url: PostgresUrl) -> Backend {
+    let (fresh_url, open_url, size_url) = (url.clone(), url.clone(), url.clone());
+    Backend {
+        name: "PostgreSQL",
+        fresh: Box::new(move || {
+            let mut client = postgres_client(&fresh_url);
+            let tables: Vec<String> = client
+                .query(
+                    "SELECT quote_ident(tablename) FROM pg_tables \
+                     WHERE schemaname = current_schema()",
+                    &[],
+                )
+                .expect("list tables")
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            if !tables.is_empty() {
+                client
+                    .batch_execute(&format!("DROP TABLE {} CASCADE", tables.join(", ")))
+                    .expect("empty the database");
+            }
+            Box::new(PostgresStore::open(&fresh_url).expect("open store"))
+        }),
+        open: Box::new(move || Box::new(PostgresStore::open(&open_url).expect("open store"))),
+        size: Box::new(move || {
+            let row = postgres_client(&size_url)
                 .query_one("SELECT pg_database_size(current_database())", &[])
                 .expect("size");
             row.get::<_, i64>(0) as u64
-        };
-        run(
-            commits,
-            &|| Box::new(PostgresStore::open(&url).expect("open store")),
-            &size,
+        }),
+        settle: Box::new(move || {
+            postgres_client(&url)
+                .batch_execute("VACUUM ANALYZE")
+                .expect("vacuum");
+            Some("VACUUM ANALYZE")
+        }),
+    }
+}
+
+fn main() {
+    let parts = std::env::var("DORA_STORE_BENCH_PARTS")
+        .unwrap_or_else(|_| "history,organisation,year".to_owned());
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let backends = |part: &str| -> Vec<Backend> {
+        let mut backends = vec![sqlite(dir.path().join(format!("{part}.db")))];
+        if let Ok(url) = std::env::var("DORA_STORE_BENCH_POSTGRES_URL") {
+            let url = PostgresUrl::parse(&url).expect("a postgres:// URL");
+            backends.push(postgres(url));
+        }
+        backends
+    };
+    for part in parts.split(',').map(str::trim) {
+        println!("\n== {part} ==");
+        match part {
+            "history" => {
+                let commits = env_or("DORA_STORE_BENCH_COMMITS", DEFAULT_COMMITS);
+                for backend in backends(part) {
+                    history(commits, &backend);
+                }
+            }
+            "organisation" => organisation(&backends(part)),
+            "year" => year(&backends(part)),
+            other => panic!("unknown part {other:?} (history, organisation, year)"),
+        }
+    }
+}
+
+/// `faster`'s time against `slower`'s, as "N.NN x".
+fn ratio(slower: Duration, faster: Duration) -> String {
+    format!("{:.2} x", slower.as_secs_f64() / faster.as_secs_f64())
+}
+
+/// The batches a first sync of `org` writes, repository after repository: the
+/// deployments (newest first, a page of 100 a batch with the listing's cursor),
+/// the history (newest first, a page a batch), the compares of successive
+/// production deployments (25 a batch), the incidents and the merged pull
+/// requests (a page a batch with their cursors).
+fn first_sync_batches(org: &Org) -> Vec<SyncBatch> {
+    let mut batches = Vec::new();
+    for (index, repo) in org.repos.iter().enumerate() {
+        let name = RepoName::parse(&org.full_name(index)).expect("valid");
+        repository_batches(repo, &name, org.now, &mut batches);
+    }
+    batches
+}
+
+fn cursor(name: &RepoName, endpoint: &str, at: Timestamp) -> (CursorKey, Cursor) {
+    (
+        CursorKey::new(name.clone(), endpoint),
+        Cursor {
+            since: Some(at),
+            opaque: Some(format!("\"etag-{}\"", at.0)),
+            updated_at: at,
+        },
+    )
+}
+
+fn repository_batches(repo: &SimRepo, name: &RepoName, now: Timestamp, out: &mut Vec<SyncBatch>) {
+    let new = || SyncBatch::new(name.clone());
+    for page in repo.deployments.rchunks(PAGE).rev() {
+        let mut batch = new();
+        for d in page.iter().rev() {
+            batch.deployments.push(Deployment {
+                source: DeploymentSource::GithubDeployments,
+                repository: name.clone(),
+                id: d.id,
+                environment: Environment::parse(&d.environment).expect("valid"),
+                sha: d.sha,
+                created_at: d.created_at,
+                outcome: d.outcome(),
+            });
+        }
+        batch.cursors.push(cursor(name, "deployments", now));
+        out.push(batch);
+    }
+    let indices: Vec<u32> = (0..repo.commits.len() as u32).rev().collect();
+    for page in indices.chunks(PAGE) {
+        let mut batch = new();
+        for &i in page {
+            let commit = &repo.commits[i as usize];
+            batch.commits.push(CommitRecord::new(
+                commit.sha,
+                repo.parent_shas(i),
+                commit.author_date,
+                &repo.commit_message(i),
+            ));
+        }
+        out.push(batch);
+    }
+    let mut production: Vec<(Timestamp, u32)> = repo
+        .deployments
+        .iter()
+        .filter(|d| d.environment.as_ref() == PRODUCTION)
+        .filter_map(|d| match d.outcome() {
+            DeploymentOutcome::Succeeded { at } => Some((at, repo.commit_index(&d.sha)?)),
+            _ => None,
+        })
+        .collect();
+    production.sort();
+    let mut batch = new();
+    for pair in production.windows(2) {
+        let (base, head) = (pair[0].1, pair[1].1);
+        if base == head {
+            continue;
+        }
+        let comparison = repo.compare(base, head);
+        batch.compares.push(Compare {
+            base: repo.commits[base as usize].sha,
+            head: repo.commits[head as usize].sha,
+            status: comparison.status,
+            commits: comparison
+                .ahead
+                .iter()
+                .map(|&i| repo.commits[i as usize].sha)
+                .collect(),
+        });
+        if batch.compares.len() == COMPARES_PER_BATCH {
+            out.push(std::mem::replace(&mut batch, new()));
+        }
+    }
+    if !batch.compares.is_empty() {
+        out.push(batch);
+    }
+    let incidents: Vec<_> = repo.issues.iter().filter(|i| i.is_incident()).collect();
+    for page in incidents.chunks(PAGE) {
+        let mut batch = new();
+        for issue in page {
+            batch.incidents.push(Incident {
+                source: IncidentSource::GithubIssues,
+                repository: name.clone(),
+                number: issue.number,
+                created_at: issue.created_at,
+                closed_at: issue.closed_at,
+                labels: issue.labels.clone(),
+                root_cause: issue.root_cause(),
+            });
+        }
+        batch.cursors.push(cursor(name, "incidents", now));
+        out.push(batch);
+    }
+    let merged: Vec<_> = repo
+        .pulls
+        .iter()
+        .filter(|p| p.merged_at.is_some())
+        .collect();
+    for page in merged.chunks(PAGE) {
+        let mut batch = new();
+        for pull in page {
+            let commits: Vec<u32> = pull.commits.clone().collect();
+            batch.pull_requests.push(PullRequest {
+                repository: name.clone(),
+                number: pull.number,
+                merged_at: pull.merged_at,
+                merge_commit_sha: pull.merge_commit.map(|i| repo.commits[i as usize].sha),
+                labels: pull.labels.clone(),
+                commits: commits
+                    .iter()
+                    .map(|&i| repo.commits[i as usize].sha)
+                    .collect(),
+                first_commit_at: commits
+                    .iter()
+                    .map(|&i| repo.commits[i as usize].author_date)
+                    .min(),
+                created_at: Some(pull.created_at),
+                first_review_at: pull.first_review_at,
+            });
+        }
+        batch.cursors.push(cursor(name, "pulls", now));
+        out.push(batch);
+    }
+}
+
+/// Issue 16's write figure: the request-budget organisation's first sync.
+fn organisation(backends: &[Backend]) {
+    let repositories = env_or("DORA_STORE_BENCH_ORG_REPOS", DEFAULT_ORG_REPOSITORIES);
+    let spec = OrgSpec {
+        repositories,
+        days: ORG_DAYS,
+        deployments_per_day: 5.0,
+        commits_per_deployment: 4.0,
+        incident_rate: 0.02,
+        workflow_run_repositories: 0,
+        ..OrgSpec::default()
+    };
+    let started = Instant::now();
+    let org = Org::generate(&spec);
+    let batches = first_sync_batches(&org);
+    drop(org);
+    let rows: u64 = batches.iter().map(|b| b.len() as u64).sum();
+    let kind = |f: fn(&SyncBatch) -> usize| -> usize { batches.iter().map(f).sum() };
+    println!(
+        "organisation: {repositories} repositories x {ORG_DAYS} days: {} batches, {rows} rows \
+         ({} deployments, {} commits, {} compares, {} incidents, {} pull requests, {} cursors; \
+         built in {:.1?}, not timed)",
+        batches.len(),
+        kind(|b| b.deployments.len()),
+        kind(|b| b.commits.len()),
+        kind(|b| b.compares.len()),
+        kind(|b| b.incidents.len()),
+        kind(|b| b.pull_requests.len()),
+        kind(|b| b.cursors.len()),
+        started.elapsed()
+    );
+    let mut times = Vec::new();
+    for backend in backends {
+        let mut store = (backend.fresh)();
+        let started = Instant::now();
+        for batch in &batches {
+            store.apply(batch).expect("apply");
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "{}: first sync written in {elapsed:.2?}: {:.0} rows/s, {:.0} batches/s; {:.1} MiB",
+            backend.name,
+            per_second(rows, elapsed),
+            per_second(batches.len() as u64, elapsed),
+            (backend.size)() as f64 / (1024.0 * 1024.0)
+        );
+        times.push(elapsed);
+    }
+    if let [sqlite, postgres] = times[..] {
+        println!(
+            "PostgreSQL's first sync takes {} SQLite's (target: at most 2 x)",
+            ratio(postgres, sqlite)
         );
     }
 }
 
-/// The figures for one store: `open` opens it (again), `size` tells its bytes.
-fn run(commits: u64, open: &dyn Fn() -> Box<dyn Store>, size: &dyn Fn() -> u64) {
+/// Issue 16's read figure: `load_events` of 1,000 repositories × 1 year.
+fn year(backends: &[Backend]) {
+    let repositories = env_or("DORA_STORE_BENCH_YEAR_REPOS", DEFAULT_YEAR_REPOSITORIES);
+    let deployments = env_or(
+        "DORA_STORE_BENCH_YEAR_DEPLOYMENTS",
+        DEFAULT_YEAR_DEPLOYMENTS,
+    );
+    let names: Vec<RepoName> = (0..repositories).map(store_history::repo_name).collect();
+    let mut stores = Vec::new();
+    for backend in backends {
+        let mut store = (backend.fresh)();
+        let mut rng = 42u64;
+        let (mut rows, mut building) = (0u64, Duration::ZERO);
+        let started = Instant::now();
+        for (r, name) in names.iter().enumerate() {
+            let built = Instant::now();
+            let batch = store_history::batch(r as u64, deployments, &mut rng);
+            building += built.elapsed();
+            rows += batch.len() as u64;
+            store.apply(&batch).expect("apply");
+            store
+                .record_sync(
+                    name,
+                    "github_deployments",
+                    Timestamp(store_history::NOW - 60),
+                    &SyncOutcome::Succeeded,
+                )
+                .expect("record sync");
+        }
+        let elapsed = started.elapsed() - building;
+        let counts = store.counts().expect("counts");
+        println!(
+            "{}: {} repositories, {} deployments, {} commits written in {elapsed:.1?} \
+             ({:.0} rows/s, one batch a repository); {:.1} MiB",
+            backend.name,
+            counts.repositories,
+            counts.deployments,
+            counts.commits,
+            per_second(rows, elapsed),
+            (backend.size)() as f64 / (1024.0 * 1024.0)
+        );
+        drop(store);
+        let started = Instant::now();
+        if let Some(what) = (backend.settle)() {
+            println!("{}: {what} in {:.1?}", backend.name, started.elapsed());
+        }
+        stores.push((backend.name, (backend.open)(), Vec::new()));
+    }
+    for run in 1..=YEAR_LOADS {
+        for (name, store, times) in &mut stores {
+            let started = Instant::now();
+            let events =
+                EventsBuilder::collect(|sink| store.load_events(&names, sink)).expect("load");
+            let elapsed = started.elapsed();
+            println!(
+                "load_events run {run} from {name}: {} repositories, {} deployments, {} commits \
+                 in {elapsed:.3?}",
+                events.repositories().count(),
+                events.deployment_count(),
+                events.commit_count(),
+            );
+            times.push(elapsed);
+        }
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let medians: Vec<(&str, Duration)> = stores
+        .iter_mut()
+        .map(|(name, _, times)| (*name, median(times)))
+        .collect();
+    for (name, time) in &medians {
+        println!("load_events median from {name}: {time:.3?}");
+    }
+    if let [(_, sqlite), (_, postgres)] = medians[..] {
+        println!(
+            "PostgreSQL's load_events takes {} SQLite's (target: at most 2 x)",
+            ratio(postgres, sqlite)
+        );
+    }
+}
+
+/// The `history` figures for one store.
+fn history(commits: u64, backend: &Backend) {
+    println!("{}:", backend.name);
     let repository = RepoName::parse("bench/history").expect("valid");
-    let mut store = open();
+    let mut store = (backend.fresh)();
 
     // Apply: building the batches is not timed.
     let batches: Vec<SyncBatch> = (0..commits)
@@ -193,7 +597,7 @@ fn run(commits: u64, open: &dyn Fn() -> Box<dyn Store>, size: &dyn Fn() -> u64) 
     drop(batches);
 
     let counts = store.counts().expect("counts");
-    let size = size();
+    let size = (backend.size)();
     println!(
         "store: {} commits, {} deployments, {} compares, {} incidents; file {:.1} MiB \
          ({:.0} bytes per commit)",
@@ -233,7 +637,7 @@ fn run(commits: u64, open: &dyn Fn() -> Box<dyn Store>, size: &dyn Fn() -> u64) 
     // A fresh connection starts with an empty page cache (the OS cache stays warm);
     // the second load reuses the connection's cache.
     drop(store);
-    let store = open();
+    let store = (backend.open)();
     for label in ["fresh connection", "second load"] {
         let started = Instant::now();
         let events = EventsBuilder::collect(|sink| {
