@@ -270,6 +270,85 @@ fn duplicates_within_one_batch_are_stored_once() {
 }
 
 #[test]
+fn duplicates_of_every_kind_count_as_if_written_one_by_one() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    let mut batch = SyncBatch::new(api());
+    // More rows than one statement writes (PostgreSQL: 1,000), a duplicate on
+    // each side of that bound.
+    batch.commits = (1..=1_200).map(|n| commit(n, &[], "a")).collect();
+    batch.commits.push(commit(1_100, &[], "b"));
+    batch.commits.push(commit(5, &[], "a"));
+    // Outcomes merge within the batch as across batches.
+    batch.deployments = vec![
+        deployment(&api(), 1, "production", DeploymentOutcome::Pending),
+        deployment(&api(), 2, "production", failed(20)),
+        deployment(&api(), 1, "production", succeeded(15)),
+        deployment(&api(), 2, "production", failed(20)),
+        deployment(&api(), 1, "production", DeploymentOutcome::Pending),
+    ];
+    let compare = |status| Compare {
+        base: sha(1),
+        head: sha(2),
+        status,
+        commits: vec![],
+    };
+    batch.compares = vec![
+        compare(CompareStatus::Ahead),
+        compare(CompareStatus::Behind),
+    ];
+    let pull = |labels: &[&str]| PullRequest {
+        repository: api(),
+        number: 7,
+        merged_at: Some(Timestamp(1_700_000_004)),
+        merge_commit_sha: Some(sha(4)),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        commits: vec![sha(2)],
+        first_commit_at: None,
+        created_at: None,
+        first_review_at: None,
+    };
+    batch.pull_requests = vec![pull(&["a"]), pull(&["a"]), pull(&["b"])];
+    batch.cursors = vec![
+        (cursor_key(&api(), "commits"), cursor(10)),
+        (cursor_key(&api(), "commits"), cursor(20)),
+    ];
+    let stats = store.apply(&batch).unwrap();
+    let kind = |inserted, updated, unchanged| KindStats {
+        inserted,
+        updated,
+        unchanged,
+    };
+    assert_eq!(stats.commits, kind(1_200, 1, 1));
+    assert_eq!(stats.deployments, kind(2, 1, 2));
+    assert_eq!(stats.compares, kind(1, 1, 0));
+    assert_eq!(stats.pull_requests, kind(1, 1, 1));
+    assert_eq!(stats.cursors, kind(1, 1, 0));
+
+    let stored = store.read_repository(&api()).unwrap();
+    assert_eq!(stored.commits.len(), 1_200);
+    assert_eq!(store.commit(&api(), &sha(1_100)).unwrap().unwrap().message, "b");
+    assert_eq!(
+        stored.deployments,
+        vec![
+            deployment(&api(), 1, "production", succeeded(15)),
+            deployment(&api(), 2, "production", failed(20)),
+        ]
+    );
+    assert_eq!(stored.compares, vec![compare(CompareStatus::Behind)]);
+    assert_eq!(stored.pull_requests, vec![pull(&["b"])]);
+    assert_eq!(stored.cursors, vec![(cursor_key(&api(), "commits"), cursor(20))]);
+    // Written again: each later duplicate changes back what the earlier one
+    // wrote; merged outcomes stay.
+    let again = store.apply(&batch).unwrap();
+    assert_eq!(again.commits, kind(0, 2, 1_200));
+    assert_eq!(again.deployments, kind(0, 0, 5));
+    assert_eq!(again.compares, kind(0, 2, 0));
+    assert_eq!(again.pull_requests, kind(0, 2, 1));
+}
+
+#[test]
 fn every_field_kind_round_trips() {
     let Some(mut store) = fresh_store() else {
         return;

@@ -58,7 +58,49 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `application_name` the store's connections show in `pg_stat_activity`.
 const APPLICATION_NAME: &str = "dora-collector";
 
-type Manager = PostgresConnectionManager<MakeRustlsConnect>;
+/// A pooled connection with the write statements prepared on it (each parsed
+/// and planned once per connection rather than once per batch).
+pub(super) struct PgConnection {
+    client: postgres::Client,
+    statements: write::Statements,
+}
+
+impl std::ops::Deref for PgConnection {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PgConnection {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+/// The pool's manager: `r2d2_postgres`'s, each connection with its statements.
+struct Manager(PostgresConnectionManager<MakeRustlsConnect>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConnection;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConnection, postgres::Error> {
+        Ok(PgConnection {
+            client: self.0.connect()?,
+            statements: write::Statements::default(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
 type Connection = r2d2::PooledConnection<Manager>;
 
 /// The [`Store`] on a PostgreSQL database.
@@ -191,7 +233,7 @@ impl PostgresStore {
             .min_idle(Some(0))
             .connection_timeout(POOL_WAIT)
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(PostgresConnectionManager::new(config, tls));
+            .build_unchecked(Manager(PostgresConnectionManager::new(config, tls)));
         Ok(PostgresStore {
             pool: Some(pool),
             url: url.clone(),
@@ -251,7 +293,7 @@ impl PostgresStore {
         sha: &CommitSha,
     ) -> Result<Option<super::CommitRecord>, StoreError> {
         let mut conn = self.conn()?;
-        read::commit(&mut *conn, self.target(), repository, sha)
+        read::commit(&mut **conn, self.target(), repository, sha)
     }
 
     /// The successful deployment of `repository` to `environment` deployed
@@ -265,7 +307,7 @@ impl PostgresStore {
     ) -> Result<Option<Deployment>, StoreError> {
         let mut conn = self.conn()?;
         read::successful_deployment_before(
-            &mut *conn,
+            &mut **conn,
             self.target(),
             repository,
             environment,
@@ -344,7 +386,7 @@ impl Store for PostgresStore {
 
     fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, StoreError> {
         let mut conn = self.conn()?;
-        read::cursor(&mut *conn, self.target(), key)
+        read::cursor(&mut **conn, self.target(), key)
     }
 
     fn pending_deployments(
@@ -352,7 +394,7 @@ impl Store for PostgresStore {
         repository: &RepoName,
     ) -> Result<Vec<(DeploymentSource, u64)>, StoreError> {
         let mut conn = self.conn()?;
-        read::pending_deployments(&mut *conn, self.target(), repository)
+        read::pending_deployments(&mut **conn, self.target(), repository)
     }
 
     fn terminal_deployment_ids(
@@ -361,7 +403,7 @@ impl Store for PostgresStore {
         source: DeploymentSource,
     ) -> Result<HashSet<u64>, StoreError> {
         let mut conn = self.conn()?;
-        read::terminal_deployment_ids(&mut *conn, self.target(), repository, source)
+        read::terminal_deployment_ids(&mut **conn, self.target(), repository, source)
     }
 
     fn scoped_incidents(
@@ -370,7 +412,7 @@ impl Store for PostgresStore {
         numbers: &[u64],
     ) -> Result<Vec<ScopedIncident>, StoreError> {
         let mut conn = self.conn()?;
-        read::scoped_incidents(&mut *conn, self.target(), source, numbers)
+        read::scoped_incidents(&mut **conn, self.target(), source, numbers)
     }
 
     fn deployment(
@@ -384,7 +426,7 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let mut conn = self.conn()?;
-        read::deployment(&mut *conn, self.target(), repository, source, id)
+        read::deployment(&mut **conn, self.target(), repository, source, id)
     }
 
     fn missing_compares(
@@ -392,7 +434,7 @@ impl Store for PostgresStore {
         repository: &RepoName,
     ) -> Result<Vec<(Environment, CommitSha, CommitSha)>, StoreError> {
         let mut conn = self.conn()?;
-        read::missing_compares(&mut *conn, self.target(), repository)
+        read::missing_compares(&mut **conn, self.target(), repository)
     }
 
     fn record_sync(
@@ -415,12 +457,12 @@ impl Store for PostgresStore {
 
     fn sync_status(&self) -> Result<Vec<SyncStatus>, StoreError> {
         let mut conn = self.conn()?;
-        read::sync_status(&mut *conn, self.target())
+        read::sync_status(&mut **conn, self.target())
     }
 
     fn repositories(&self) -> Result<Vec<RepoName>, StoreError> {
         let mut conn = self.conn()?;
-        read::repositories(&mut *conn, self.target())
+        read::repositories(&mut **conn, self.target())
     }
 
     fn load_events(
@@ -446,7 +488,7 @@ impl Store for PostgresStore {
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {
         let mut conn = self.conn()?;
-        read::counts(&mut *conn, self.target())
+        read::counts(&mut **conn, self.target())
     }
 
     fn push(&mut self, requests: &[PushRequest]) -> Result<Vec<PushVerdict>, StoreError> {
@@ -456,7 +498,7 @@ impl Store for PostgresStore {
 
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError> {
         let mut conn = self.conn()?;
-        read::pushed_repositories(&mut *conn, self.target())
+        read::pushed_repositories(&mut **conn, self.target())
     }
 
     fn latest_successful_deployment(
@@ -465,6 +507,12 @@ impl Store for PostgresStore {
         environment: &Environment,
     ) -> Result<Option<Deployment>, StoreError> {
         let mut conn = self.conn()?;
-        read::successful_deployment_before(&mut *conn, self.target(), repository, environment, None)
+        read::successful_deployment_before(
+            &mut **conn,
+            self.target(),
+            repository,
+            environment,
+            None,
+        )
     }
 }
