@@ -470,8 +470,11 @@ impl Store for PostgresStore {
         repositories: &[RepoName],
         sink: &mut dyn EventSink,
     ) -> Result<(), StoreError> {
+        // Each reader is two processes, this thread decoding and the server's
+        // backend producing the next rows while it does: two readers a core keep
+        // both busy.
         let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
+            .map_or(1, |n| n.get() * 2)
             .min(POOL_SIZE as usize)
             .min(repositories.len() / super::MIN_REPOSITORIES_PER_LOAD_THREAD);
         if threads > 1 {

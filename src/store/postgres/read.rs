@@ -2,12 +2,13 @@
 //! that feeds the engine, with the SQLite store's decoding (shared from
 //! `sqlite/read.rs`: the same column encodings, the same corruption checks).
 //!
-//! `load_events` and `read_repository` run in one `REPEATABLE READ READ ONLY`
-//! transaction (one consistent snapshot while the daemon writes) with their
-//! statements prepared once; a repository's rows are fetched per table and
-//! decoded straight into the sink. (A large load runs this on several
-//! connections at once, each with its own share of the repositories: see
-//! `PostgresStore::load_events_parallel`.)
+//! `load_events` and `read_repository` each run in one `REPEATABLE READ READ
+//! ONLY` transaction (one consistent snapshot while the daemon writes).
+//! `load_events` reads each table once for all its repositories, ordered by
+//! repository, through portals that fetch many rows a round trip, and feeds the
+//! sink one whole repository after the other; rows are decoded straight into the
+//! sink. (A large load runs this on several connections at once, each with its
+//! own share of the repositories: see `PostgresStore::load_events_parallel`.)
 
 use super::pg_error;
 use crate::domain::{
@@ -21,8 +22,8 @@ use crate::store::sqlite::read::{BuilderSink, Decoder, EventSink};
 use crate::store::{
     CommitRecord, Cursor, CursorKey, StoreCounts, StoreError, SyncBatch, SyncStatus,
 };
-use postgres::{GenericClient, IsolationLevel, Row, Statement, Transaction};
-use std::collections::HashSet;
+use postgres::{GenericClient, IsolationLevel, Portal, Row, Transaction};
+use std::collections::{HashMap, HashSet};
 
 fn repo_id(
     client: &mut impl GenericClient,
@@ -418,275 +419,307 @@ pub(super) fn scoped_incidents(
         .collect()
 }
 
-/// The statements that read one repository, prepared once per read.
-struct RepositoryReads {
-    repo_id: Statement,
-    deployments: Statement,
-    commits: Statement,
-    compares: Statement,
-    incidents: Statement,
-    pull_requests: Statement,
-    production_environments: Statement,
+/// The tables of a repository's events, in the order they are read.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    Deployments,
+    Commits,
+    Compares,
+    Incidents,
+    PullRequests,
+    ProductionEnvironments,
 }
 
-impl RepositoryReads {
-    fn prepare(tx: &mut Transaction<'_>, target: &str, messages: bool) -> Result<Self, StoreError> {
-        let db = pg_error(target, "preparing the reads of a repository");
-        let commits = if messages {
-            "SELECT sha, author_date, is_revert, parents, subject FROM commits \
-             WHERE repo_id = $1 ORDER BY sha"
-        } else {
-            "SELECT sha, author_date, is_revert, parents FROM commits \
-             WHERE repo_id = $1 ORDER BY sha"
-        };
-        Ok(RepositoryReads {
-            repo_id: tx
-                .prepare("SELECT id FROM repositories WHERE name = $1")
-                .map_err(&db)?,
-            deployments: tx
-                .prepare(&format!(
-                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE repo_id = $1 \
-                     ORDER BY source, id"
-                ))
-                .map_err(&db)?,
-            commits: tx.prepare(commits).map_err(&db)?,
-            compares: tx
-                .prepare(
-                    "SELECT base, head, status, commits FROM compares WHERE repo_id = $1 \
-                     ORDER BY base, head",
-                )
-                .map_err(&db)?,
-            incidents: tx
-                .prepare(
-                    "SELECT number, created_at, closed_at, labels, root_cause, source \
-                     FROM incidents WHERE repo_id = $1 ORDER BY source, number",
-                )
-                .map_err(&db)?,
-            pull_requests: tx
-                .prepare(
-                    "SELECT number, merged_at, merge_commit_sha, labels, commits, \
-                     first_commit_at, created_at, first_review_at FROM pull_requests \
-                     WHERE repo_id = $1 ORDER BY number",
-                )
-                .map_err(&db)?,
-            production_environments: tx
-                .prepare(
-                    "SELECT environment FROM production_environments WHERE repo_id = $1 \
-                     ORDER BY environment",
-                )
-                .map_err(&db)?,
-        })
-    }
+impl Table {
+    const ALL: [Table; 6] = [
+        Table::Deployments,
+        Table::Commits,
+        Table::Compares,
+        Table::Incidents,
+        Table::PullRequests,
+        Table::ProductionEnvironments,
+    ];
 
-    fn repo_id(
-        &self,
-        tx: &mut Transaction<'_>,
-        target: &str,
-        repository: &RepoName,
-    ) -> Result<Option<i64>, StoreError> {
-        tx.query_opt(&self.repo_id, &[&repository.as_str()])
-            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
-            .map_err(pg_error(target, "looking up a repository"))
-    }
-
-    /// Reads every event of one repository in identity order into `sink`.
-    fn stream(
-        &self,
-        tx: &mut Transaction<'_>,
-        target: &str,
-        repository: &RepoName,
-        repo_id: i64,
-        sink: &mut impl EventSink,
-    ) -> Result<(), StoreError> {
-        let rows = tx
-            .query(&self.deployments, &[&repo_id])
-            .map_err(pg_error(target, "reading deployments"))?;
-        for row in &rows {
-            sink.deployment(deployment_from_row(row, target, repository)?);
-        }
-        drop(rows);
-        self.stream_commits(tx, target, repository, repo_id, sink)?;
-        self.stream_compares(tx, target, repository, repo_id, sink)?;
-        self.stream_incidents(tx, target, repository, repo_id, sink)?;
-        self.stream_pull_requests(tx, target, repository, repo_id, sink)?;
-        let db = pg_error(target, "reading production environments");
-        let decoder = Decoder {
-            path: target,
-            table: "production_environments",
-        };
-        let rows = tx
-            .query(&self.production_environments, &[&repo_id])
-            .map_err(&db)?;
-        let environments = rows
-            .iter()
-            .map(|row| {
-                Environment::parse(row.try_get::<_, &str>(0).map_err(&db)?)
-                    .map_err(|_| decoder.corrupt("production environment"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if !environments.is_empty() {
-            sink.production_environments(repository, environments);
-        }
-        Ok(())
-    }
-
-    fn stream_commits(
-        &self,
-        tx: &mut Transaction<'_>,
-        target: &str,
-        repository: &RepoName,
-        repo_id: i64,
-        sink: &mut impl EventSink,
-    ) -> Result<(), StoreError> {
-        let db = pg_error(target, "reading commits");
-        let decoder = Decoder {
-            path: target,
-            table: "commits",
-        };
-        let rows = tx.query(&self.commits, &[&repo_id]).map_err(&db)?;
-        let messages = sink.wants_messages();
-        let mut parents = Vec::new();
-        for row in &rows {
-            let sha = decoder.sha(row.try_get(0).map_err(&db)?, "commit sha")?;
-            let author_date = Timestamp(row.try_get(1).map_err(&db)?);
-            let is_revert: bool = row.try_get(2).map_err(&db)?;
-            if !unpack_shas_into(row.try_get(3).map_err(&db)?, &mut parents) {
-                return Err(decoder.corrupt(format!("parents of commit {sha}")));
+    /// `SELECT <columns> FROM <table>` (the commits' subjects with `messages`).
+    fn select(self, messages: bool) -> String {
+        match self {
+            Table::Deployments => format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments"),
+            Table::Commits if messages => {
+                "SELECT sha, author_date, is_revert, parents, subject FROM commits".to_owned()
             }
-            let message = if messages {
-                let subject: &str = row.try_get(4).map_err(&db)?;
-                if subject.starts_with(REVERT_MESSAGE_PREFIX) != is_revert {
-                    return Err(decoder.corrupt(format!("revert flag of commit {sha}")));
+            Table::Commits => "SELECT sha, author_date, is_revert, parents FROM commits".to_owned(),
+            Table::Compares => "SELECT base, head, status, commits FROM compares".to_owned(),
+            Table::Incidents => "SELECT number, created_at, closed_at, labels, root_cause, source \
+                                 FROM incidents"
+                .to_owned(),
+            Table::PullRequests => "SELECT number, merged_at, merge_commit_sha, labels, commits, \
+                                    first_commit_at, created_at, first_review_at \
+                                    FROM pull_requests"
+                .to_owned(),
+            Table::ProductionEnvironments => {
+                "SELECT environment FROM production_environments".to_owned()
+            }
+        }
+    }
+
+    /// The identity order of a repository's rows.
+    fn order(self) -> &'static str {
+        match self {
+            Table::Deployments => "source, id",
+            Table::Commits => "sha",
+            Table::Compares => "base, head",
+            Table::Incidents => "source, number",
+            Table::PullRequests => "number",
+            Table::ProductionEnvironments => "environment",
+        }
+    }
+
+    /// The rows of one repository (`$1`) in identity order.
+    fn of_repository(self, messages: bool) -> String {
+        format!(
+            "{} WHERE repo_id = $1 ORDER BY {}",
+            self.select(messages),
+            self.order()
+        )
+    }
+
+    /// The rows of every repository of `$1` (ids), by repository id then in
+    /// identity order, the id as the last column.
+    fn of_repositories(self) -> String {
+        let select = self.select(false);
+        let (columns, from) = select.split_once(" FROM ").expect("a select");
+        format!(
+            "{columns}, repo_id FROM {from} WHERE repo_id = ANY($1) ORDER BY repo_id, {}",
+            self.order()
+        )
+    }
+
+    fn operation(self) -> &'static str {
+        match self {
+            Table::Deployments => "reading deployments",
+            Table::Commits => "reading commits",
+            Table::Compares => "reading compares",
+            Table::Incidents => "reading incidents",
+            Table::PullRequests => "reading pull requests",
+            Table::ProductionEnvironments => "reading production environments",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Table::Deployments => "deployments",
+            Table::Commits => "commits",
+            Table::Compares => "compares",
+            Table::Incidents => "incidents",
+            Table::PullRequests => "pull_requests",
+            Table::ProductionEnvironments => "production_environments",
+        }
+    }
+}
+
+/// Decodes the rows of one repository, table by table, into a sink.
+struct RowDecoder<'a> {
+    target: &'a str,
+    repository: &'a RepoName,
+    /// Reused for each commit's parents.
+    parents: Vec<CommitSha>,
+    /// The production environments read so far (handed over by `finish`).
+    environments: Vec<Environment>,
+}
+
+impl<'a> RowDecoder<'a> {
+    fn new(target: &'a str, repository: &'a RepoName) -> Self {
+        RowDecoder {
+            target,
+            repository,
+            parents: Vec::new(),
+            environments: Vec::new(),
+        }
+    }
+
+    /// Decodes one row of `table` into `sink`.
+    fn row(
+        &mut self,
+        table: Table,
+        row: &Row,
+        sink: &mut impl EventSink,
+    ) -> Result<(), StoreError> {
+        let db = pg_error(self.target, table.operation());
+        let decoder = Decoder {
+            path: self.target,
+            table: table.name(),
+        };
+        let repository = self.repository;
+        match table {
+            Table::Deployments => {
+                sink.deployment(deployment_from_row(row, self.target, repository)?);
+            }
+            Table::Commits => {
+                let sha = decoder.sha(row.try_get(0).map_err(&db)?, "commit sha")?;
+                let author_date = Timestamp(row.try_get(1).map_err(&db)?);
+                let is_revert: bool = row.try_get(2).map_err(&db)?;
+                if !unpack_shas_into(row.try_get(3).map_err(&db)?, &mut self.parents) {
+                    return Err(decoder.corrupt(format!("parents of commit {sha}")));
                 }
-                Some(subject)
-            } else {
-                None
-            };
-            sink.commit(repository, sha, &parents, author_date, is_revert, message);
+                let message = if sink.wants_messages() {
+                    let subject: &str = row.try_get(4).map_err(&db)?;
+                    if subject.starts_with(REVERT_MESSAGE_PREFIX) != is_revert {
+                        return Err(decoder.corrupt(format!("revert flag of commit {sha}")));
+                    }
+                    Some(subject)
+                } else {
+                    None
+                };
+                sink.commit(
+                    repository,
+                    sha,
+                    &self.parents,
+                    author_date,
+                    is_revert,
+                    message,
+                );
+            }
+            Table::Compares => {
+                let base = decoder.sha(row.try_get(0).map_err(&db)?, "compare base")?;
+                let head = decoder.sha(row.try_get(1).map_err(&db)?, "compare head")?;
+                let what = |field: &str| format!("{field} of compare {base}...{head}");
+                let status = CompareStatus::parse(row.try_get(2).map_err(&db)?)
+                    .ok_or_else(|| decoder.corrupt(what("status")))?;
+                let commits = decoder.shas(row.try_get(3).map_err(&db)?, &what("commits"))?;
+                sink.compare(
+                    repository,
+                    Compare {
+                        base,
+                        head,
+                        status,
+                        commits,
+                    },
+                );
+            }
+            Table::Incidents => {
+                let number: i64 = row.try_get(0).map_err(&db)?;
+                let what = |field: &str| format!("{field} of incident {number}");
+                let source = IncidentSource::parse(row.try_get(5).map_err(&db)?)
+                    .ok_or_else(|| decoder.corrupt(what("source")))?;
+                sink.incident(Incident {
+                    source,
+                    repository: repository.clone(),
+                    number: decoder.id(number, &what("number"))?,
+                    created_at: Timestamp(row.try_get(1).map_err(&db)?),
+                    closed_at: row
+                        .try_get::<_, Option<i64>>(2)
+                        .map_err(&db)?
+                        .map(Timestamp),
+                    labels: decoder.labels(row.try_get(3).map_err(&db)?, &what("labels"))?,
+                    root_cause: root_cause(
+                        &decoder,
+                        row.try_get(4).map_err(&db)?,
+                        &what("root cause"),
+                    )?,
+                });
+            }
+            Table::PullRequests => {
+                let number: i64 = row.try_get(0).map_err(&db)?;
+                let what = |field: &str| format!("{field} of pull request {number}");
+                let time = |index: usize| -> Result<Option<Timestamp>, StoreError> {
+                    Ok(row
+                        .try_get::<_, Option<i64>>(index)
+                        .map_err(&db)?
+                        .map(Timestamp))
+                };
+                let merge_commit_sha = row
+                    .try_get::<_, Option<&[u8]>>(2)
+                    .map_err(&db)?
+                    .map(|blob| decoder.sha(blob, &what("merge commit sha")))
+                    .transpose()?;
+                sink.pull_request(PullRequest {
+                    repository: repository.clone(),
+                    number: decoder.id(number, &what("number"))?,
+                    merged_at: time(1)?,
+                    merge_commit_sha,
+                    labels: decoder.labels(row.try_get(3).map_err(&db)?, &what("labels"))?,
+                    commits: decoder.shas(row.try_get(4).map_err(&db)?, &what("commits"))?,
+                    first_commit_at: time(5)?,
+                    created_at: time(6)?,
+                    first_review_at: time(7)?,
+                });
+            }
+            Table::ProductionEnvironments => {
+                self.environments.push(
+                    Environment::parse(row.try_get::<_, &str>(0).map_err(&db)?)
+                        .map_err(|_| decoder.corrupt("production environment"))?,
+                );
+            }
         }
         Ok(())
     }
 
-    fn stream_compares(
-        &self,
-        tx: &mut Transaction<'_>,
-        target: &str,
-        repository: &RepoName,
-        repo_id: i64,
-        sink: &mut impl EventSink,
-    ) -> Result<(), StoreError> {
-        let db = pg_error(target, "reading compares");
-        let decoder = Decoder {
-            path: target,
-            table: "compares",
-        };
-        let rows = tx.query(&self.compares, &[&repo_id]).map_err(&db)?;
-        for row in &rows {
-            let base = decoder.sha(row.try_get(0).map_err(&db)?, "compare base")?;
-            let head = decoder.sha(row.try_get(1).map_err(&db)?, "compare head")?;
-            let what = |field: &str| format!("{field} of compare {base}...{head}");
-            let status = CompareStatus::parse(row.try_get(2).map_err(&db)?)
-                .ok_or_else(|| decoder.corrupt(what("status")))?;
-            let commits = decoder.shas(row.try_get(3).map_err(&db)?, &what("commits"))?;
-            sink.compare(
-                repository,
-                Compare {
-                    base,
-                    head,
-                    status,
-                    commits,
-                },
-            );
+    /// Hands the repository's production environments, if any, to `sink`.
+    fn finish(self, sink: &mut impl EventSink) {
+        if !self.environments.is_empty() {
+            sink.production_environments(self.repository, self.environments);
         }
-        Ok(())
     }
+}
 
-    fn stream_incidents(
-        &self,
-        tx: &mut Transaction<'_>,
-        target: &str,
-        repository: &RepoName,
-        repo_id: i64,
-        sink: &mut impl EventSink,
-    ) -> Result<(), StoreError> {
-        let db = pg_error(target, "reading incidents");
-        let decoder = Decoder {
-            path: target,
-            table: "incidents",
-        };
-        let rows = tx.query(&self.incidents, &[&repo_id]).map_err(&db)?;
+/// Reads every event of one repository in identity order into `sink`, a query
+/// per table.
+fn stream_repository(
+    tx: &mut Transaction<'_>,
+    target: &str,
+    repository: &RepoName,
+    repo_id: i64,
+    sink: &mut impl EventSink,
+) -> Result<(), StoreError> {
+    let mut decoder = RowDecoder::new(target, repository);
+    for table in Table::ALL {
+        let rows = tx
+            .query(&table.of_repository(sink.wants_messages()), &[&repo_id])
+            .map_err(pg_error(target, table.operation()))?;
         for row in &rows {
-            let number: i64 = row.try_get(0).map_err(&db)?;
-            let what = |field: &str| format!("{field} of incident {number}");
-            let source = IncidentSource::parse(row.try_get(5).map_err(&db)?)
-                .ok_or_else(|| decoder.corrupt(what("source")))?;
-            sink.incident(Incident {
-                source,
-                repository: repository.clone(),
-                number: decoder.id(number, &what("number"))?,
-                created_at: Timestamp(row.try_get(1).map_err(&db)?),
-                closed_at: row
-                    .try_get::<_, Option<i64>>(2)
-                    .map_err(&db)?
-                    .map(Timestamp),
-                labels: decoder.labels(row.try_get(3).map_err(&db)?, &what("labels"))?,
-                root_cause: root_cause(
-                    &decoder,
-                    row.try_get(4).map_err(&db)?,
-                    &what("root cause"),
-                )?,
-            });
+            decoder.row(table, row, sink)?;
         }
-        Ok(())
     }
+    decoder.finish(sink);
+    Ok(())
+}
 
-    fn stream_pull_requests(
-        &self,
+/// Rows fetched per round trip from each table's portal by `load_events`.
+const ROWS_PER_FETCH: i32 = 20_000;
+
+/// One table's rows for many repositories (ordered by repository id), fetched
+/// [`ROWS_PER_FETCH`] at a time through a portal.
+struct TableCursor {
+    table: Table,
+    portal: Portal,
+    /// Fetched rows not taken yet, in reverse (the next one last).
+    rows: Vec<Row>,
+    /// The portal has no more rows to give.
+    drained: bool,
+}
+
+impl TableCursor {
+    /// The next row if it is repository `repo_id`'s.
+    fn next_of(
+        &mut self,
         tx: &mut Transaction<'_>,
         target: &str,
-        repository: &RepoName,
         repo_id: i64,
-        sink: &mut impl EventSink,
-    ) -> Result<(), StoreError> {
-        let db = pg_error(target, "reading pull requests");
-        let decoder = Decoder {
-            path: target,
-            table: "pull_requests",
-        };
-        let rows = tx.query(&self.pull_requests, &[&repo_id]).map_err(&db)?;
-        for row in &rows {
-            let number: i64 = row.try_get(0).map_err(&db)?;
-            let what = |field: &str| format!("{field} of pull request {number}");
-            let merge_commit_sha = row
-                .try_get::<_, Option<&[u8]>>(2)
-                .map_err(&db)?
-                .map(|blob| decoder.sha(blob, &what("merge commit sha")))
-                .transpose()?;
-            sink.pull_request(PullRequest {
-                repository: repository.clone(),
-                number: decoder.id(number, &what("number"))?,
-                merged_at: row
-                    .try_get::<_, Option<i64>>(1)
-                    .map_err(&db)?
-                    .map(Timestamp),
-                merge_commit_sha,
-                labels: decoder.labels(row.try_get(3).map_err(&db)?, &what("labels"))?,
-                commits: decoder.shas(row.try_get(4).map_err(&db)?, &what("commits"))?,
-                first_commit_at: row
-                    .try_get::<_, Option<i64>>(5)
-                    .map_err(&db)?
-                    .map(Timestamp),
-                created_at: row
-                    .try_get::<_, Option<i64>>(6)
-                    .map_err(&db)?
-                    .map(Timestamp),
-                first_review_at: row
-                    .try_get::<_, Option<i64>>(7)
-                    .map_err(&db)?
-                    .map(Timestamp),
-            });
+    ) -> Result<Option<Row>, StoreError> {
+        let db = pg_error(target, self.table.operation());
+        if self.rows.is_empty() && !self.drained {
+            self.rows = tx.query_portal(&self.portal, ROWS_PER_FETCH).map_err(&db)?;
+            self.drained = self.rows.len() < ROWS_PER_FETCH as usize;
+            self.rows.reverse();
         }
-        Ok(())
+        let Some(row) = self.rows.last() else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get(row.len() - 1).map_err(&db)?;
+        if id != repo_id {
+            return Ok(None);
+        }
+        Ok(self.rows.pop())
     }
 }
 
@@ -705,6 +738,12 @@ fn snapshot<'a>(
 
 /// The events of `repositories`, and with `scoped_incidents` every incident of
 /// a team or of a set of repositories (one reader of a parallel load reads those).
+///
+/// A few round trips for any number of repositories: their ids in one query,
+/// then one query per table for all of them, ordered by repository, each read
+/// through a portal [`ROWS_PER_FETCH`] rows at a time; the repositories are fed to
+/// the sink one after the other (in the order of their ids, which the builder
+/// does not mind), each whole before the next.
 pub(super) fn load_events(
     client: &mut postgres::Client,
     target: &str,
@@ -727,21 +766,57 @@ pub(super) fn load_events(
             builder.scoped_incident(scoped_incident(target, row)?);
         }
     }
-    let reads = RepositoryReads::prepare(&mut tx, target, false)?;
-    let mut seen = HashSet::new();
+    let mut by_name: HashMap<&str, &RepoName> = HashMap::new();
     for repository in repositories {
-        if !seen.insert(repository) {
-            continue;
+        by_name.entry(repository.as_str()).or_insert(repository);
+    }
+    let names: Vec<&str> = by_name.keys().copied().collect();
+    let db = pg_error(target, "looking up repositories");
+    let rows = tx
+        .query(
+            "SELECT id, name FROM repositories WHERE name = ANY($1) ORDER BY id",
+            &[&names],
+        )
+        .map_err(&db)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut known = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let name: &str = row.try_get(1).map_err(&db)?;
+        if let Some(repository) = by_name.get(name) {
+            ids.push(row.try_get::<_, i64>(0).map_err(&db)?);
+            known.push(*repository);
         }
-        let Some(repo_id) = reads.repo_id(&mut tx, target, repository)? else {
-            continue;
-        };
+    }
+    drop(rows);
+    if ids.is_empty() {
+        return tx.commit().map_err(pg_error(target, "ending a read"));
+    }
+    let mut cursors = Vec::with_capacity(Table::ALL.len());
+    for table in Table::ALL {
+        let portal = tx
+            .bind(&table.of_repositories(), &[&ids])
+            .map_err(pg_error(target, table.operation()))?;
+        cursors.push(TableCursor {
+            table,
+            portal,
+            rows: Vec::new(),
+            drained: false,
+        });
+    }
+    for (&repo_id, repository) in ids.iter().zip(known) {
         let mut sink = BuilderSink {
             builder: &mut *builder,
         };
-        reads.stream(&mut tx, target, repository, repo_id, &mut sink)?;
+        let mut decoder = RowDecoder::new(target, repository);
+        for cursor in &mut cursors {
+            while let Some(row) = cursor.next_of(&mut tx, target, repo_id)? {
+                decoder.row(cursor.table, &row, &mut sink)?;
+            }
+        }
+        decoder.finish(&mut sink);
         builder.finish_repository(repository);
     }
+    drop(cursors);
     tx.commit().map_err(pg_error(target, "ending a read"))
 }
 
@@ -752,9 +827,8 @@ pub(super) fn read_repository(
 ) -> Result<SyncBatch, StoreError> {
     let mut tx = snapshot(client, target)?;
     let mut batch = SyncBatch::new(repository.clone());
-    let reads = RepositoryReads::prepare(&mut tx, target, true)?;
-    if let Some(repo_id) = reads.repo_id(&mut tx, target, repository)? {
-        reads.stream(&mut tx, target, repository, repo_id, &mut batch)?;
+    if let Some(repo_id) = repo_id(&mut tx, target, repository)? {
+        stream_repository(&mut tx, target, repository, repo_id, &mut batch)?;
         let db = pg_error(target, "reading cursors");
         let rows = tx
             .query(
