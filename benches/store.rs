@@ -27,6 +27,17 @@
 //! A plain bench binary that prints its figures (one pass each: a criterion loop
 //! over millions of rows would take many minutes on a shared machine):
 //! `cargo bench --bench store`.
+//!
+//! Figures (release profile, the 2-core development machine shared with other
+//! builds, PostgreSQL 15 with its default settings on 127.0.0.1; three full-size
+//! runs of `organisation,year`, times moving up to 2× between runs with the load;
+//! details in `docs/operations.md`):
+//! - `organisation`: SQLite 54–119 s, PostgreSQL 143–239 s: 1.96–2.00× (3.20× in
+//!   the run before statements were prepared once per connection). Before the
+//!   set-based writes, at 20 repositories: 72 s against 19 s, 3.72×.
+//! - `year`: `load_events` median SQLite 1.3–3.5 s, PostgreSQL 3.8–6.8 s: 1.93×
+//!   on a loaded machine, 2.86–2.89× on a quieter one (before, at 100
+//!   repositories: 2.24×); the writes 15–19 s against 97–118 s.
 
 use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
