@@ -704,10 +704,18 @@ pub fn summary(config: &Config) -> String {
         .map(ToString::to_string)
         .collect();
     let source = match &config.github {
-        Some(github) => format!(
-            "lookback {}, poll every {}, GitHub API {}",
-            github.lookback, github.poll_interval, github.api_url
-        ),
+        Some(github) => {
+            let auth = match &github.auth {
+                crate::config::GithubAuth::Token(_) => String::new(),
+                crate::config::GithubAuth::App(app) => {
+                    format!(" as GitHub App {} (its key checked)", app.app_id)
+                }
+            };
+            format!(
+                "lookback {}, poll every {}, GitHub API {}{auth}",
+                github.lookback, github.poll_interval, github.api_url
+            )
+        }
         None => "no GitHub".to_owned(),
     };
     let ingest = match &config.ingest {

@@ -18,8 +18,8 @@
 //!   off); empty `production_environments`, `windows` or repositories are not.
 
 use super::{
-    Config, Duration, IngestClientConfig, LabelName, Problem, PushRepositoryConfig, Seconds,
-    WebhooksConfig, MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
+    Config, Duration, IngestClientConfig, LabelName, OrgName, Problem, PushRepositoryConfig,
+    Seconds, WebhooksConfig, MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -32,6 +32,7 @@ pub const MAX_WINDOWS: usize = 10;
 pub(super) const WINDOWS: &str = "metrics.windows";
 pub(super) const LOOKBACK: &str = "github.lookback";
 pub(super) const REPOSITORIES: &str = "github.repositories";
+pub(super) const ORGANIZATIONS: &str = "github.organizations";
 pub(super) const ENVIRONMENTS: &str = "github.production_environments";
 pub(super) const INGEST_ENVIRONMENTS: &str = "ingest.production_environments";
 pub(super) const INCIDENT_LABELS: &str = "github.incident_labels";
@@ -107,15 +108,39 @@ pub(super) fn lookback(lookback: Duration, windows: &[(usize, Duration)]) -> Vec
     }
 }
 
-/// `[[github.repositories]]`: at least one, each name once.
-pub(super) fn repositories(names: &[(usize, &RepoName)], declared: usize) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if declared == 0 {
-        problems.push(problem(
+/// `[github]` syncs something: at least one `[[github.repositories]]` or
+/// `[[github.organizations]]` entry.
+pub(super) fn something_to_sync(repositories: usize, organizations: usize) -> Vec<Problem> {
+    if repositories == 0 && organizations == 0 {
+        vec![problem(
             REPOSITORIES.to_owned(),
-            "expected at least one [[github.repositories]] entry".to_owned(),
-        ));
+            "expected at least one [[github.repositories]] entry, or an organisation in \
+             [[github.organizations]]"
+                .to_owned(),
+        )]
+    } else {
+        Vec::new()
     }
+}
+
+/// `[[github.organizations]]`: each organisation once (compared
+/// case-insensitively, as GitHub compares logins).
+pub(super) fn organizations(names: &[(usize, &OrgName)]) -> Vec<Problem> {
+    duplicates(
+        names,
+        |name| name.as_str().to_ascii_lowercase(),
+        |(i, name), (j, _)| {
+            problem(
+                format!("{ORGANIZATIONS}[{i}].name"),
+                format!("\"{name}\" is already configured in {ORGANIZATIONS}[{j}]"),
+            )
+        },
+    )
+}
+
+/// `[[github.repositories]]`: each name once.
+pub(super) fn repositories(names: &[(usize, &RepoName)]) -> Vec<Problem> {
+    let mut problems = Vec::new();
     problems.extend(duplicates(
         names,
         |name| (*name).clone(),
@@ -443,7 +468,18 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         ));
         problems.extend(labels(INCIDENT_LABELS, &indexed(&github.incident_labels)));
         problems.extend(labels(REWORK_LABELS, &indexed(&github.rework_labels)));
-        problems.extend(repositories(&names, github.repositories.len()));
+        problems.extend(repositories(&names));
+        problems.extend(something_to_sync(
+            github.repositories.len(),
+            github.organizations.len(),
+        ));
+        let organizations: Vec<(usize, &OrgName)> = github
+            .organizations
+            .iter()
+            .map(|organization| &organization.name)
+            .enumerate()
+            .collect();
+        problems.extend(self::organizations(&organizations));
     }
     if let Some(ingest) = &config.ingest {
         problems.extend(ingest_rate(ingest.requests_per_second));

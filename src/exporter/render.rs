@@ -455,14 +455,14 @@ pub(crate) const API_REQUESTS: Family = family(
 pub(crate) const RATE_LIMIT_REMAINING: Family = family(
     "dora_collector_rate_limit_remaining",
     Kind::Gauge,
-    &["source", "resource"],
-    "Requests left in the source's current rate-limit window, as last reported.",
+    &["source", "credential", "resource"],
+    "Requests left in the source's current rate-limit window, as last reported, per credential (token, app, installation:<account>).",
 );
 pub(crate) const RATE_LIMIT_RESET: Family = family(
     "dora_collector_rate_limit_reset_timestamp_seconds",
     Kind::Gauge,
-    &["source", "resource"],
-    "When the source's current rate-limit window resets (Unix seconds), as last reported.",
+    &["source", "credential", "resource"],
+    "When the source's current rate-limit window resets (Unix seconds), as last reported, per credential.",
 );
 pub(crate) const RATE_LIMIT_WAIT: Family = family(
     "dora_collector_rate_limit_wait_seconds_total",
@@ -761,7 +761,7 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
             );
         }
         for limit in &source.rate_limits {
-            let labels = [name, limit.resource.as_str()];
+            let labels = [name, limit.credential.as_str(), limit.resource.as_str()];
             out.gauge(&RATE_LIMIT_REMAINING, &labels, limit.remaining as f64);
             if let Some(reset) = limit.reset_at {
                 out.gauge(&RATE_LIMIT_RESET, &labels, reset.0 as f64);

@@ -12,6 +12,7 @@ mod reference;
 mod scenario;
 mod support;
 
+mod app;
 mod canary;
 mod cli;
 mod config_cli;

@@ -325,11 +325,13 @@ pub fn health() -> HealthSnapshot {
             ],
             rate_limits: vec![
                 RateLimit {
+                    credential: "token".to_owned(),
                     resource: "core".to_owned(),
                     remaining: 4_959,
                     reset_at: Some(Timestamp(NOW.0 + 1_800)),
                 },
                 RateLimit {
+                    credential: "token".to_owned(),
                     resource: "graphql".to_owned(),
                     remaining: 4_999,
                     reset_at: None,

@@ -781,6 +781,30 @@ impl Default for Ids {
     }
 }
 
+/// The ids one block spans, per kind: far more objects of a kind than one
+/// simulated organisation holds.
+pub const ID_BLOCK_SPAN: u64 = 50_000_000;
+
+impl Ids {
+    /// The starting ids of block `block`: [`Ids::default`] moved up by `block`
+    /// spans.
+    fn in_block(block: u64) -> Ids {
+        let offset = block.saturating_mul(ID_BLOCK_SPAN);
+        let start = Ids::default();
+        Ids {
+            repo: start.repo + offset,
+            deployment: start.deployment + offset,
+            status: start.status + offset,
+            run: start.run + offset,
+            issue: start.issue + offset,
+            pull: start.pull + offset,
+            workflow: start.workflow + offset,
+            person: start.person + offset,
+            team: start.team + offset,
+        }
+    }
+}
+
 pub(crate) fn bump(counter: &mut u64) -> u64 {
     let id = *counter;
     *counter += 1;
@@ -918,7 +942,13 @@ pub enum MutationError {
 impl Org {
     /// An organisation with no repositories and no people but the Actions bot.
     pub fn empty(owner: &str, now: Timestamp) -> Org {
-        let mut ids = Ids::default();
+        Org::empty_in_block(owner, now, 0)
+    }
+
+    /// [`Org::empty`] whose objects take ids from block `block` (see
+    /// [`crate::OrgSpec::id_block`]).
+    pub fn empty_in_block(owner: &str, now: Timestamp, block: u64) -> Org {
+        let mut ids = Ids::in_block(block);
         let owner_id = bump(&mut ids.person);
         Org {
             owner: owner.to_owned(),

@@ -18,7 +18,8 @@
 
 use crate::domain::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// What a token echoed by the server is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
@@ -37,7 +38,8 @@ pub const MAX_SERVER_MESSAGE_CHARS: usize = 200;
 /// Why a GitHub API request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GithubError {
-    /// 401: the token is wrong, expired or revoked.
+    /// 401: the token is wrong, expired or revoked. (With a GitHub App, a fresh
+    /// installation token refused as well: see [`GithubError::InstallationRevoked`].)
     #[error(
         "GitHub rejected the token (HTTP 401 {message}) at {url}; check github.token \
          (the token itself is never shown)"
@@ -170,6 +172,45 @@ pub enum GithubError {
     #[error("cannot set up the HTTP client for {url}: {cause}")]
     Client { url: String, cause: String },
 
+    /// The GitHub App is not installed on the account (404 to its installation
+    /// lookup), or its installation cannot see the repository.
+    #[error(
+        "the GitHub App (github.app_id {app_id}) is not installed on {account} or cannot see \
+         it (HTTP 404 at {url}): install the App on {account} with access to its repositories \
+         (docs/github-app.md)"
+    )]
+    NotInstalled {
+        url: String,
+        app_id: u64,
+        /// The organisation, or `owner/name` for a repository.
+        account: String,
+    },
+
+    /// An installation of the App could not get a token any more: it was
+    /// removed, suspended, or lost access (404, 403 or 422 to the token
+    /// request). The installation is looked up again on the next sync.
+    #[error(
+        "the GitHub App's installation {installation_id} on {account} refused a token (HTTP \
+         {status} {message}) at {url}: it was removed, suspended or lost its permissions; \
+         reinstall the App on {account} (the other organisations go on)"
+    )]
+    InstallationRevoked {
+        url: String,
+        installation_id: u64,
+        account: String,
+        status: u16,
+        message: String,
+    },
+
+    /// 401 to a request signed with the App's JWT: the App id or the private key
+    /// is not the App's.
+    #[error(
+        "GitHub rejected the App's signed JWT (HTTP 401 {message}) at {url}: check \
+         github.app_id and that the private key is the App's current one (the key itself is \
+         never shown)"
+    )]
+    AppRejected { url: String, message: String },
+
     /// Shutdown stopped the request.
     #[error("stopped by shutdown")]
     Cancelled,
@@ -211,12 +252,24 @@ impl GithubError {
 /// recognise an nginx `502 Bad Gateway` page or a proxy's one-line `503`.
 pub const MAX_BODY_EXCERPT_CHARS: usize = 160;
 
-/// The tokens masked in server-provided text: the client's own token, held by the
-/// [`Client`](super::client::Client) that authenticates with it and passed to
-/// whatever cleans text from the server. Cheap to clone; the default masks nothing.
+/// The most credentials minted while running (GitHub App JWTs and installation
+/// tokens) a [`Redactor`] masks at once; the oldest is forgotten first. Each
+/// installation keeps one token at a time and a token lives an hour, so this
+/// covers every token that can still be in use or echoed, for far more
+/// installations than a configuration names.
+pub const MAX_MINTED_SECRETS: usize = 256;
+
+/// The tokens masked in server-provided text: the client's own token (or, for a
+/// GitHub App, the JWTs and installation tokens minted while running), held by
+/// the [`Client`](super::client::Client) that authenticates with them and passed
+/// to whatever cleans text from the server. Cheap to clone (clones share what
+/// they mask); the default masks nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Arc<[SecretString]>,
+    /// Credentials minted since start, newest last, at most
+    /// [`MAX_MINTED_SECRETS`].
+    minted: Arc<RwLock<VecDeque<SecretString>>>,
 }
 
 impl Redactor {
@@ -234,7 +287,27 @@ impl Redactor {
         }
         Redactor {
             secrets: kept.into(),
+            minted: Arc::default(),
         }
+    }
+
+    /// Masks `secret` too from now on (a credential minted while running), in
+    /// this redactor and every clone of it.
+    pub(crate) fn add(&self, secret: &SecretString) {
+        if secret.expose_secret().chars().count() < MIN_MASKED_SECRET_CHARS {
+            return;
+        }
+        let mut minted = self.minted.write().unwrap_or_else(PoisonError::into_inner);
+        if minted
+            .iter()
+            .any(|s| s.expose_secret() == secret.expose_secret())
+        {
+            return;
+        }
+        if minted.len() >= MAX_MINTED_SECRETS {
+            minted.pop_front();
+        }
+        minted.push_back(secret.clone());
     }
 
     /// GitHub's error `message` (or, for a GraphQL-shaped error body, the first of
@@ -291,7 +364,8 @@ impl Redactor {
     /// `text` with every token replaced by [`REDACTED`].
     pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for secret in self.secrets.iter() {
+        let minted = self.minted.read().unwrap_or_else(PoisonError::into_inner);
+        for secret in self.secrets.iter().chain(minted.iter()) {
             let exposed = secret.expose_secret();
             if out.contains(exposed) {
                 out = out.replace(exposed, REDACTED);

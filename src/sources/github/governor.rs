@@ -538,6 +538,8 @@ impl Governor {
                 .limits
                 .iter()
                 .map(|(resource, limit)| RateLimit {
+                    // The principal that owns the governor names it.
+                    credential: String::new(),
                     resource: resource.clone(),
                     remaining: limit.remaining,
                     reset_at: limit.reset_at.map(Timestamp),

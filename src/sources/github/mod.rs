@@ -2,8 +2,11 @@
 //! change sets (compare), incidents (labelled issues) and merged pull requests
 //! through the REST API (github.com or GitHub Enterprise Server), incrementally.
 //!
-//! One [`GithubSource`] serves every configured repository with one HTTP
-//! [`client::Client`]. A repository sync runs these steps in order, each writing its
+//! One [`GithubSource`] serves every configured repository through one HTTP
+//! transport ([`client::Client`]), as one principal with a personal token, or, as a
+//! GitHub App (`app.rs`), as the installation that covers the repository's owner
+//! (each installation with its own budget). A repository sync runs these steps in
+//! order, each writing its
 //! own batch with its own cursor (so a failure in a later step keeps the earlier
 //! ones, and the next sync resumes each step where it stopped):
 //!
@@ -31,11 +34,12 @@
 //! keeps (under a PR-based lead-time start, on the pages of steps 1 and 2 first:
 //! `pulls.rs`).
 //!
-//! Not here: webhooks, GitHub Apps authentication, and anything about
-//! what counts as a DORA event beyond skipping what can never count (non-production
-//! deployments, unmerged pull requests).
+//! Not here: webhooks, how a GitHub App authenticates (`app.rs`), and anything
+//! about what counts as a DORA event beyond skipping what can never count
+//! (non-production deployments, unmerged pull requests).
 
 mod answer;
+mod app;
 mod changes;
 mod check;
 mod client;
@@ -51,6 +55,10 @@ mod pulls;
 pub mod rules;
 mod workflow_runs;
 
+pub use app::{
+    renewal_delay, DEFAULT_TOKEN_LIFETIME, JWT_BACKDATE, JWT_LIFETIME,
+    MAX_INSTALLATION_TOKEN_BYTES, TOKEN_RENEWAL_MARGIN,
+};
 pub use client::{
     next_link, Endpoint, CONNECT_TIMEOUT, MAX_ERROR_BODY_BYTES, MAX_PAGES, MAX_RESPONSE_BYTES,
     PER_PAGE, READ_TIMEOUT,
@@ -63,7 +71,7 @@ pub use governor::{
 };
 
 use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
-use crate::config::{DeploymentsConfig, GithubConfig, LabelName};
+use crate::config::{DeploymentsConfig, GithubAuth, GithubConfig, LabelName};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Environment, RepoName, Timestamp};
 use crate::dora::LeadTimeStart;
@@ -75,6 +83,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 /// The `source` label and sync-status name of this source.
 pub const SOURCE_NAME: &str = "github";
@@ -97,10 +106,28 @@ struct Settings {
     api: crate::config::GithubApi,
 }
 
+/// Who requests are sent as: one token, or a GitHub App's installations.
+enum Auth {
+    Token(Client),
+    App(app::App),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Token(_) => f.write_str("Auth::Token"),
+            Auth::App(_) => f.write_str("Auth::App"),
+        }
+    }
+}
+
 /// The GitHub source for the repositories of one `[github]` configuration.
 #[derive(Debug)]
 pub struct GithubSource {
-    client: Client,
+    auth: Auth,
+    /// The owners that are organisations of `[[github.organizations]]`
+    /// (lowercase): their App installation is looked up as the organisation's.
+    organizations: HashSet<String>,
     settings: Settings,
     repositories: Vec<RepoName>,
     deployments: HashMap<RepoName, DeploymentsConfig>,
@@ -128,9 +155,19 @@ impl GithubSource {
         config: &GithubConfig,
         policy: RetryPolicy,
     ) -> Result<GithubSource, GithubError> {
-        let client = Client::with_policy(config.api_url.as_url(), &config.token, policy)?;
+        let auth = match &config.auth {
+            GithubAuth::Token(token) => {
+                Auth::Token(Client::with_policy(config.api_url.as_url(), token, policy)?)
+            }
+            GithubAuth::App(app) => Auth::App(app::App::new(config.api_url.as_url(), app, policy)?),
+        };
         Ok(GithubSource {
-            client,
+            auth,
+            organizations: config
+                .organizations
+                .iter()
+                .map(|o| o.name.as_str().to_ascii_lowercase())
+                .collect(),
             settings: Settings {
                 lookback_seconds: i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX),
                 production: config.production_environments.clone(),
@@ -153,7 +190,76 @@ impl GithubSource {
 
     /// `github.api_url` as requests use it (no trailing slash).
     pub fn api_url(&self) -> &str {
-        self.client.base()
+        self.base_client().base()
+    }
+
+    /// A client on the source's transport (the token's, or the App's own).
+    fn base_client(&self) -> &Client {
+        match &self.auth {
+            Auth::Token(client) => client,
+            Auth::App(app) => app.client(),
+        }
+    }
+
+    /// The client `repository`'s requests are sent with: the token's, or the
+    /// App installation's that covers its owner (found the first time).
+    async fn client_for(
+        &self,
+        repository: &RepoName,
+        cancel: &CancellationToken,
+    ) -> Result<Client, GithubError> {
+        match &self.auth {
+            Auth::Token(client) => Ok(client.clone()),
+            Auth::App(app) => {
+                let organization = self.organizations.contains(repository.owner());
+                app.client_for(repository, organization, cancel).await
+            }
+        }
+    }
+
+    /// `repositories` grouped by the client that reads them (one group with a
+    /// token; one per App installation), in their order. A repository whose
+    /// installation cannot be found is left out (its sync says why).
+    async fn by_principal<'r>(
+        &self,
+        repositories: &[&'r RepoName],
+        cancel: &CancellationToken,
+    ) -> Vec<(Client, Vec<&'r RepoName>)> {
+        let mut groups: Vec<(Client, Vec<&'r RepoName>)> = Vec::new();
+        for repository in repositories {
+            let client = match self.client_for(repository, cancel).await {
+                Ok(client) => client,
+                Err(error) => {
+                    tracing::warn!(%repository, %error, "no GitHub App installation for the repository");
+                    continue;
+                }
+            };
+            match groups
+                .iter_mut()
+                .find(|(c, _)| std::sync::Arc::ptr_eq(c.principal(), client.principal()))
+            {
+                Some((_, group)) => group.push(repository),
+                None => groups.push((client, vec![repository])),
+            }
+        }
+        groups
+    }
+
+    /// After a failed sync of `repository`: an installation that refused a token
+    /// is looked up again next time.
+    fn after_failure(&self, repository: &RepoName, error: &SourceError) {
+        if let (Auth::App(app), SourceError::Github(github)) = (&self.auth, error) {
+            let revoked = match github {
+                GithubError::InstallationRevoked { .. } => true,
+                GithubError::GaveUp { last, .. } => {
+                    matches!(**last, GithubError::InstallationRevoked { .. })
+                }
+                _ => false,
+            };
+            if revoked {
+                app.forget(repository.owner());
+            }
+        }
     }
 }
 
@@ -192,10 +298,18 @@ impl Source for GithubSource {
                 .ok()
                 .and_then(|mut pending| pending.remove(repository))
                 .unwrap_or_default();
+            let client = match self.client_for(repository, &context.shutdown).await {
+                Ok(client) => client,
+                Err(error) => {
+                    let error = SourceError::Github(error);
+                    self.after_failure(repository, &error);
+                    return Err(error);
+                }
+            };
             let sync = RepoSync {
                 checked,
                 still_pending,
-                client: &self.client,
+                client: &client,
                 settings: &self.settings,
                 repository,
                 context,
@@ -207,6 +321,9 @@ impl Source for GithubSource {
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
+            if let Err(error) = &result {
+                self.after_failure(repository, error);
+            }
             let mut stats = sync.stats.lock().map(|s| *s).unwrap_or_default();
             stats.requests = sync.requests.load(Ordering::Relaxed);
             stats.skipped_items = sync.skipped.load(Ordering::Relaxed);
@@ -224,7 +341,22 @@ impl Source for GithubSource {
     }
 
     fn api_health(&self) -> ApiHealth {
-        let (requests, governor) = self.client.health();
+        let requests = self.base_client().requests();
+        let principals = match &self.auth {
+            Auth::Token(client) => vec![std::sync::Arc::clone(client.principal())],
+            Auth::App(app) => app.principals(),
+        };
+        let mut rate_limits = Vec::new();
+        let mut rate_limit_wait_seconds = 0.0;
+        let mut retries: BTreeMap<RetryReason, u64> = BTreeMap::new();
+        for principal in &principals {
+            let health = principal.health();
+            rate_limits.extend(health.rate_limits);
+            rate_limit_wait_seconds += health.rate_limit_wait_seconds;
+            for (reason, count) in health.retries {
+                *retries.entry(reason).or_default() += count;
+            }
+        }
         let skipped_items = self
             .skipped
             .lock()
@@ -232,14 +364,13 @@ impl Source for GithubSource {
             .unwrap_or_default();
         ApiHealth {
             requests,
-            rate_limits: governor.rate_limits,
-            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
-            retries: governor
-                .retries
-                .into_iter()
-                .map(|(reason, count)| ApiRetries {
+            rate_limits,
+            rate_limit_wait_seconds,
+            retries: RetryReason::ALL
+                .iter()
+                .map(|reason| ApiRetries {
                     reason: reason.label().to_owned(),
-                    count,
+                    count: retries.get(reason).copied().unwrap_or(0),
                 })
                 .collect(),
             skipped_items,

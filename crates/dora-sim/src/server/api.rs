@@ -106,6 +106,15 @@ pub(crate) fn docs_url(endpoint: Option<&Endpoint>) -> &'static str {
         Some(Endpoint::RateLimit) => {
             "https://docs.github.com/rest/rate-limit/rate-limit#get-rate-limit-status-for-the-authenticated-user"
         }
+        Some(Endpoint::AppInstallations) => {
+            "https://docs.github.com/rest/apps/apps#list-installations-for-the-authenticated-app"
+        }
+        Some(Endpoint::OrgInstallation { .. }) => {
+            "https://docs.github.com/rest/apps/apps#get-an-organization-installation-for-the-authenticated-app"
+        }
+        Some(Endpoint::RepoInstallation) => {
+            "https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app"
+        }
         None => "https://docs.github.com/rest",
     }
 }
@@ -169,7 +178,11 @@ pub(crate) fn respond(
         Endpoint::Issues => issues(&rc, &pages),
         Endpoint::Pulls => pulls(&rc, &pages),
         Endpoint::PullCommits { number } => pull_commits(&rc, &pages, number),
-        Endpoint::RateLimit | Endpoint::OrgRepos { .. } => Err(ApiError::NotFound(None)),
+        Endpoint::RateLimit
+        | Endpoint::OrgRepos { .. }
+        | Endpoint::AppInstallations
+        | Endpoint::OrgInstallation { .. }
+        | Endpoint::RepoInstallation => Err(ApiError::NotFound(None)),
     }
 }
 

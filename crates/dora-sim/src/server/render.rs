@@ -62,6 +62,76 @@ pub(crate) fn node_id(kind: &str, id: impl std::fmt::Display) -> String {
 }
 
 /// A fake but stable 40-hex id derived from a commit sha (its tree).
+/// A Simple User (`type` `User`, `Bot` or `Organization`).
+pub(crate) fn user_value(api: &str, login: &str, id: u64, kind: &str) -> Value {
+    let l = segment(login);
+    json!({
+        "login": login,
+        "id": id,
+        "node_id": node_id(kind, id),
+        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
+        "gravatar_id": "",
+        "url": format!("{api}/users/{l}"),
+        "html_url": format!("{WEB_URL}/{l}"),
+        "followers_url": format!("{api}/users/{l}/followers"),
+        "following_url": format!("{api}/users/{l}/following{{/other_user}}"),
+        "gists_url": format!("{api}/users/{l}/gists{{/gist_id}}"),
+        "starred_url": format!("{api}/users/{l}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/users/{l}/subscriptions"),
+        "organizations_url": format!("{api}/users/{l}/orgs"),
+        "repos_url": format!("{api}/users/{l}/repos"),
+        "events_url": format!("{api}/users/{l}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/users/{l}/received_events"),
+        "type": kind,
+        "user_view_type": "public",
+        "site_admin": false,
+    })
+}
+
+/// An App's installation on an organisation (`GET /orgs/{org}/installation`,
+/// `GET /app/installations`), with the read permissions the simulated App holds.
+pub(crate) fn installation(
+    api: &str,
+    app_id: u64,
+    id: u64,
+    account: Value,
+    target_id: u64,
+) -> Value {
+    let created = "2024-01-02T03:04:05Z";
+    // GitHub's description of the list (`allOf` Simple User and Enterprise)
+    // asks for the enterprise fields too; an organisation's name and slug are
+    // its login.
+    let mut account = account;
+    if let Some(fields) = account.as_object_mut() {
+        let login = fields.get("login").cloned().unwrap_or(Value::Null);
+        fields.insert("name".to_owned(), login.clone());
+        fields.insert("slug".to_owned(), login);
+        fields.insert("created_at".to_owned(), json!(created));
+        fields.insert("updated_at".to_owned(), json!(created));
+    }
+    json!({
+        "id": id,
+        "account": account,
+        "repository_selection": "all",
+        "access_tokens_url": format!("{api}/app/installations/{id}/access_tokens"),
+        "repositories_url": format!("{api}/installation/repositories"),
+        "html_url": format!("{WEB_URL}/organizations/installations/{id}"),
+        "app_id": app_id,
+        "app_slug": "dora-collector",
+        "target_id": target_id,
+        "target_type": "Organization",
+        "permissions": super::app::permissions(),
+        "events": [],
+        "created_at": created,
+        "updated_at": created,
+        "single_file_name": null,
+        "has_multiple_single_files": false,
+        "single_file_paths": [],
+        "suspended_by": null,
+        "suspended_at": null,
+    })
+}
+
 fn tree_sha(sha: &CommitSha) -> String {
     let mut bytes = *sha.as_bytes();
     for (i, b) in bytes.iter_mut().enumerate() {
@@ -92,29 +162,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn user_json(&self, login: &str, id: u64, kind: &str) -> Value {
-        let api = self.api;
-        let l = segment(login);
-        json!({
-            "login": login,
-            "id": id,
-            "node_id": node_id(kind, id),
-            "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
-            "gravatar_id": "",
-            "url": format!("{api}/users/{l}"),
-            "html_url": format!("{WEB_URL}/{l}"),
-            "followers_url": format!("{api}/users/{l}/followers"),
-            "following_url": format!("{api}/users/{l}/following{{/other_user}}"),
-            "gists_url": format!("{api}/users/{l}/gists{{/gist_id}}"),
-            "starred_url": format!("{api}/users/{l}/starred{{/owner}}{{/repo}}"),
-            "subscriptions_url": format!("{api}/users/{l}/subscriptions"),
-            "organizations_url": format!("{api}/users/{l}/orgs"),
-            "repos_url": format!("{api}/users/{l}/repos"),
-            "events_url": format!("{api}/users/{l}/events{{/privacy}}"),
-            "received_events_url": format!("{api}/users/{l}/received_events"),
-            "type": kind,
-            "user_view_type": "public",
-            "site_admin": false,
-        })
+        user_value(self.api, login, id, kind)
     }
 
     /// A Simple User for person `index` (a missing index renders the bot).

@@ -31,19 +31,41 @@ pub(crate) enum RepoKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     RateLimit,
-    OrgRepos { org: String },
+    OrgRepos {
+        org: String,
+    },
+    /// `GET /app/installations` (a JWT).
+    AppInstallations,
+    /// `GET /orgs/{org}/installation` (a JWT).
+    OrgInstallation {
+        org: String,
+    },
+    /// `GET /repos/{owner}/{repo}/installation` (a JWT).
+    RepoInstallation,
     Repo,
     Deployments,
-    DeploymentStatuses { deployment_id: String },
-    WorkflowRuns { workflow_id: String },
+    DeploymentStatuses {
+        deployment_id: String,
+    },
+    WorkflowRuns {
+        workflow_id: String,
+    },
     Runs,
-    Compare { basehead: String },
+    Compare {
+        basehead: String,
+    },
     Commits,
-    Commit { reference: String },
-    CommitPulls { sha: String },
+    Commit {
+        reference: String,
+    },
+    CommitPulls {
+        sha: String,
+    },
     Issues,
     Pulls,
-    PullCommits { number: String },
+    PullCommits {
+        number: String,
+    },
 }
 
 impl Endpoint {
@@ -52,6 +74,9 @@ impl Endpoint {
         match self {
             Endpoint::RateLimit => "GET /rate_limit",
             Endpoint::OrgRepos { .. } => "GET /orgs/{org}/repos",
+            Endpoint::AppInstallations => "GET /app/installations",
+            Endpoint::OrgInstallation { .. } => "GET /orgs/{org}/installation",
+            Endpoint::RepoInstallation => "GET /repos/{owner}/{repo}/installation",
             Endpoint::Repo => "GET /repos/{owner}/{repo}",
             Endpoint::Deployments => "GET /repos/{owner}/{repo}/deployments",
             Endpoint::DeploymentStatuses { .. } => {
@@ -113,6 +138,22 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 rest: String::new(),
             })
         }
+        ["orgs", org, "installation"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::OrgInstallation {
+                    org: (*org).to_owned(),
+                },
+                rest: String::new(),
+            })
+        }
+        ["app", "installations"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::AppInstallations,
+                rest: String::new(),
+            })
+        }
         _ => {}
     }
     let (repo, rest): (RepoKey, &[&str]) = match s.as_slice() {
@@ -128,6 +169,7 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
     };
     let endpoint = match rest {
         [] => Endpoint::Repo,
+        ["installation"] => Endpoint::RepoInstallation,
         ["deployments"] => Endpoint::Deployments,
         ["deployments", id, "statuses"] => Endpoint::DeploymentStatuses {
             deployment_id: (*id).to_owned(),
