@@ -726,13 +726,18 @@ pub fn summary(config: &Config) -> String {
         ),
         None => String::new(),
     };
+    let organizations = match config.github.as_ref().map_or(0, |g| g.organizations.len()) {
+        0 => String::new(),
+        1 => " and every repository of 1 organisation".to_owned(),
+        n => format!(" and every repository of {n} organisations"),
+    };
     let webhooks = if config.webhooks.github.is_some() {
         ", GitHub webhooks"
     } else {
         ""
     };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{webhooks}, listen {}, store {}",
+        "{repositories} repositor{}{organizations} ({} team{}), windows {}, {source}{ingest}{webhooks}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },

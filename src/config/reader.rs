@@ -1239,18 +1239,6 @@ impl<'l> Walker<'l> {
         let problems =
             rules::organizations(&names.iter().map(|(i, name)| (*i, name)).collect::<Vec<_>>());
         self.extend(problems);
-        // Discovery lands in the next commits of this branch; until then an
-        // organisation would be accepted and never synced.
-        if !organizations.is_empty() {
-            let path = "github.organizations".to_owned();
-            let line = self.key_lines.get(&path).copied();
-            self.problem(
-                path,
-                line,
-                "[[github.organizations]] is not supported by this build yet (repository \
-                 discovery is being built); list the repositories in [[github.repositories]]",
-            );
-        }
         organizations.into_iter().collect()
     }
 

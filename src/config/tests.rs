@@ -1171,3 +1171,44 @@ fn app_keys_that_are_missing_doubled_or_not_rsa_are_refused_without_showing_them
         }
     }
 }
+
+#[test]
+fn organisations_take_their_defaults_and_need_no_repository_list() {
+    let config = load(
+        "[github]\ntoken = \"${GITHUB_TOKEN}\"\n\n[[github.organizations]]\nname = \"Acme\"\n\n\
+         [[github.organizations]]                  # the interfaces' example\nname = \"globex\"\n\
+         include = [\"*\"]\nexclude = [\"*-archive\", \"sandbox-*\"]\nteam_from = \"github_teams\"\n\
+         include_forks = true\n\
+         deployments = { from = \"workflow_runs\", workflow = \"deploy.yml\", branch = \"main\", \
+         environment = \"production\" }\n",
+    )
+    .unwrap();
+    let github = config.github.as_ref().unwrap();
+    assert!(github.repositories.is_empty());
+    let [acme, globex] = github.organizations.as_slice() else {
+        panic!("{:?}", github.organizations)
+    };
+    assert_eq!(acme.name.as_str(), "Acme");
+    assert!(acme.name.is("acme"));
+    assert_eq!(acme.team_from, TeamFrom::Config);
+    assert!(!acme.include_archived && !acme.include_forks && !acme.include_empty);
+    assert_eq!(acme.deployments, DeploymentsConfig::DeploymentsApi);
+    assert!(acme.selects("anything"));
+    assert_eq!(globex.team_from, TeamFrom::GithubTeams);
+    assert!(globex.include_forks);
+    assert!(
+        globex.selects("api") && !globex.selects("old-archive") && !globex.selects("Sandbox-1")
+    );
+    assert!(matches!(
+        globex.deployments,
+        DeploymentsConfig::WorkflowRuns { .. }
+    ));
+    // Neither repositories nor organisations: nothing to sync.
+    let problems = problems("[github]\ntoken = \"${GITHUB_TOKEN}\"\n");
+    assert!(
+        problems.iter().any(|p| p
+            .message
+            .contains("or an organisation in [[github.organizations]]")),
+        "{problems:?}"
+    );
+}

@@ -152,10 +152,11 @@ async fn sync_round(
         }
         let timer = Instant::now();
         if only.is_none() {
+            // Discovery too: the repositories below are this cycle's.
             source.prepare_cycle(&context).await;
         }
-        let jobs: Vec<BoxFuture<'_, (usize, RepoReport, bool)>> = source
-            .repositories()
+        let repositories = source.repositories();
+        let jobs: Vec<BoxFuture<'_, (usize, RepoReport, bool)>> = repositories
             .iter()
             .filter(|r| selected(r))
             .cloned()

@@ -42,9 +42,9 @@ impl HealthTracker {
                 let mut health = RepositoryHealth::new(repository.clone());
                 health.last_success = stored
                     .iter()
-                    .find(|s| s.source == source.name() && &s.repository == repository)
+                    .find(|s| s.source == source.name() && s.repository == repository)
                     .and_then(|s| s.last_success_at);
-                state.repositories.insert(repository.clone(), health);
+                state.repositories.insert(repository, health);
             }
         }
         tracker
@@ -77,6 +77,18 @@ impl HealthTracker {
         if !cycle.cancelled() {
             for (source, seconds) in &cycle.durations {
                 self.sources.entry(source).or_default().last_duration = Some(*seconds);
+            }
+        }
+    }
+
+    /// Forgets the repositories a source no longer syncs (discovery dropped
+    /// them): their health series leave `/metrics` with their DORA series.
+    pub fn retain_current(&mut self, sources: &[Arc<dyn Source>]) {
+        for source in sources {
+            let current: std::collections::HashSet<RepoName> =
+                source.repositories().into_iter().collect();
+            if let Some(state) = self.sources.get_mut(source.name()) {
+                state.repositories.retain(|r, _| current.contains(r));
             }
         }
     }

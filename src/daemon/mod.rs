@@ -24,6 +24,8 @@
 //!   interval later).
 //! - `out_of_turn`: the syncs of single repositories asked for between cycles
 //!   (by webhook deliveries), gathered per repository.
+//! - `scope`: the repositories the metrics cover and the engine's configuration
+//!   for them, renewed after every round (discovery changes them).
 //! - `push`, `webhooks`: the push API's and the webhooks' routes wired into the
 //!   server and the scheduler.
 //! - `server`: the HTTP server's limits and timeouts, and its graceful shutdown
@@ -42,6 +44,7 @@ mod ledger;
 mod out_of_turn;
 mod push;
 mod retry;
+mod scope;
 pub mod server;
 mod webhooks;
 
@@ -165,8 +168,8 @@ pub struct DaemonHandle {
     trigger: mpsc::Sender<()>,
     /// Out-of-turn syncs for the scheduler.
     requests: Arc<SyncRequests>,
-    /// Every repository of every source.
-    repositories: Vec<(&'static str, RepoName)>,
+    /// The sources (their repositories change with discovery).
+    sources: Vec<Arc<dyn Source>>,
     cycles: watch::Receiver<Cycles>,
     shutdown: CancellationToken,
     /// `server.shutdown_grace_period`.
@@ -203,10 +206,12 @@ impl DaemonHandle {
     pub fn sync_repositories(&self, repositories: &[RepoName]) -> usize {
         let now = tokio::time::Instant::now();
         let mut asked = 0;
-        for (source, repository) in &self.repositories {
-            if repositories.contains(repository) {
-                self.requests.request(source, repository, now);
-                asked += 1;
+        for source in &self.sources {
+            for repository in source.repositories() {
+                if repositories.contains(&repository) {
+                    self.requests.request(source.name(), &repository, now);
+                    asked += 1;
+                }
             }
         }
         asked
@@ -272,8 +277,10 @@ struct Scheduler {
     store: SharedStore,
     state: Arc<ExporterState>,
     clock: Arc<dyn Clock>,
-    engine: EngineConfig,
-    repositories: Vec<RepoName>,
+    /// What the configuration fixes of the scope.
+    base: scope::ScopeBase,
+    /// The repositories and the engine's configuration of the latest round.
+    scope: scope::SharedScope,
     poll_interval: Duration,
     tracker: HealthTracker,
     retries: RetryQueue,
@@ -300,11 +307,8 @@ pub async fn start(
         .context("cannot read the listening address")?;
     let store = open_store(&config.storage.path).await?;
     let sources = sources_with(&config, options.retry.clone())?;
-    let repositories: Vec<RepoName> = config
-        .github_repositories()
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
+    let base = scope::ScopeBase::new(&config);
+    let (repositories, engine) = base.current(&sources);
     let state = Arc::new(
         ExporterState::new(ExporterOptions {
             simulated: options.simulated,
@@ -323,23 +327,15 @@ pub async fn start(
     let (trigger_tx, trigger_rx) = mpsc::channel(1);
     let (cycles_tx, cycles_rx) = watch::channel(Cycles::default());
     let requests = Arc::new(SyncRequests::new(OUT_OF_TURN_DEBOUNCE));
-    let source_repositories: Vec<(&'static str, RepoName)> = sources
-        .iter()
-        .flat_map(|source| {
-            source
-                .repositories()
-                .iter()
-                .map(|repository| (source.name(), repository.clone()))
-        })
-        .collect();
+    let handle_sources = sources.clone();
     let scheduler = Scheduler {
         tracker: HealthTracker::new(&sources, &statuses),
         sources,
         store,
         state: Arc::clone(&state),
         clock: options.clock,
-        engine: config.engine_config(),
-        repositories,
+        base,
+        scope: scope::SharedScope::new(repositories, engine),
         poll_interval: config.poll_interval().to_std(),
         retries: RetryQueue::new(options.first_retry_delay, config.poll_interval().to_std()),
         publishing: Arc::clone(&publishing),
@@ -373,8 +369,7 @@ pub async fn start(
                 store: scheduler.store.clone(),
                 state: Arc::clone(&state),
                 clock: Arc::clone(&scheduler.clock),
-                engine: scheduler.engine.clone(),
-                repositories: scheduler.repositories.clone(),
+                scope: scheduler.scope.clone(),
                 publishing,
                 shutdown: shutdown.clone(),
             },
@@ -406,7 +401,7 @@ pub async fn start(
         state,
         trigger: trigger_tx,
         requests,
-        repositories: source_repositories,
+        sources: handle_sources,
         cycles: cycles_rx,
         shutdown,
         grace,
@@ -509,6 +504,7 @@ impl Scheduler {
                 "the repository's sync failed; trying it again soon"
             );
         }
+        self.renew_scope();
         true
     }
 
@@ -533,13 +529,31 @@ impl Scheduler {
     }
 
     async fn compute(&self) -> anyhow::Result<dora::Snapshot> {
-        compute_snapshot(
-            &self.store,
-            &self.repositories,
-            &self.engine,
-            self.clock.as_ref(),
-        )
-        .await
+        let (repositories, engine) = self.scope.get();
+        compute_snapshot(&self.store, &repositories, &engine, self.clock.as_ref()).await
+    }
+
+    /// Renews the scope after a round: the repositories the sources sync now
+    /// (discovery may have added or dropped some; the dropped ones' series and
+    /// health leave `/metrics`, their history stays in the store) and their
+    /// teams; tells the exporter which repositories `/readyz` waits for.
+    fn renew_scope(&mut self) {
+        let (repositories, engine) = self.base.current(&self.sources);
+        self.tracker.retain_current(&self.sources);
+        let current: std::collections::HashSet<(&'static str, RepoName)> = self
+            .sources
+            .iter()
+            .flat_map(|s| s.repositories().into_iter().map(move |r| (s.name(), r)))
+            .collect();
+        self.retries
+            .retain(&|source, repository| current.contains(&(source, repository.clone())));
+        let pending: Vec<String> = self
+            .sources
+            .iter()
+            .flat_map(|s| s.pending_discovery())
+            .collect();
+        self.state.set_scope(repositories.clone(), pending);
+        self.scope.set(repositories, engine);
     }
 }
 

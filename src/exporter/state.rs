@@ -67,6 +67,8 @@ pub struct Readiness {
     pub has_snapshot: bool,
     /// Configured repositories without a successful sync yet, sorted.
     pub pending: Vec<RepoName>,
+    /// Organisations whose repositories were never listed yet.
+    pub unlisted: Vec<String>,
     /// The latest sync round could not record its status in the store (the
     /// reason says so).
     pub status_unrecorded: bool,
@@ -74,7 +76,7 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.has_snapshot && self.pending.is_empty()
+        self.has_snapshot && self.pending.is_empty() && self.unlisted.is_empty()
     }
 
     /// A one-line, plain-text explanation: `ready`, or what is still missing
@@ -103,6 +105,18 @@ impl Readiness {
                 waiting.push_str(&format!(" and {more} more"));
             }
             parts.push(waiting);
+        }
+        if !self.unlisted.is_empty() {
+            let named: Vec<&str> = self
+                .unlisted
+                .iter()
+                .take(MAX_LISTED_PENDING)
+                .map(String::as_str)
+                .collect();
+            parts.push(format!(
+                "waiting for the first list of the repositories of {}",
+                named.join(", ")
+            ));
         }
         if self.status_unrecorded {
             parts.push(
@@ -137,13 +151,17 @@ struct Inputs {
     webhooks: Vec<WebhookCount>,
     /// Configured repositories that have had a successful sync.
     synced: BTreeSet<RepoName>,
+    /// The repositories `/readyz` waits for: the configured ones, then the scope
+    /// of the latest sync round (discovery changes it).
+    configured: BTreeSet<RepoName>,
+    /// What a source could not enumerate yet (organisations never listed).
+    unlisted: Vec<String>,
 }
 
 /// The state shared by the sync loop and the HTTP routes (wrap it in an `Arc`).
 #[derive(Debug)]
 pub struct ExporterState {
     options: ExporterOptions,
-    configured: BTreeSet<RepoName>,
     /// Held by a publisher for the whole render, so publishes never interleave.
     inputs: Mutex<Inputs>,
     /// Held by readers only to clone the `Arc`.
@@ -155,13 +173,14 @@ impl ExporterState {
     /// A state with nothing published: `/metrics` serves only `dora_build_info`,
     /// `/readyz` answers 503.
     pub fn new(options: ExporterOptions) -> Result<Self, RenderError> {
-        let configured: BTreeSet<RepoName> = options.repositories.iter().cloned().collect();
-        let inputs = Inputs::default();
+        let inputs = Inputs {
+            configured: options.repositories.iter().cloned().collect(),
+            ..Inputs::default()
+        };
         let renders = AtomicU64::new(0);
-        let page = build_page(&options, &configured, &inputs, &renders)?;
+        let page = build_page(&options, &inputs, &renders)?;
         Ok(ExporterState {
             options,
-            configured,
             inputs: Mutex::new(inputs),
             page: Mutex::new(Arc::new(page)),
             renders,
@@ -214,19 +233,30 @@ impl ExporterState {
         self.update(&mut inputs, health)
     }
 
+    /// Sets the repositories `/readyz` waits for (those the latest round
+    /// synced: discovery adds and drops some) and what is not enumerated yet;
+    /// seen at the next publish.
+    pub fn set_scope(&self, repositories: Vec<RepoName>, unlisted: Vec<String>) {
+        let mut inputs = lock(&self.inputs);
+        inputs.configured = repositories.into_iter().collect();
+        let configured = inputs.configured.clone();
+        inputs.synced.retain(|r| configured.contains(r));
+        inputs.unlisted = unlisted;
+    }
+
     fn update(&self, inputs: &mut Inputs, health: HealthSnapshot) -> Result<(), RenderError> {
         let newly_synced: Vec<RepoName> = health
             .sources
             .iter()
             .flat_map(|source| &source.repositories)
             .filter(|repo| {
-                repo.last_success.is_some() && self.configured.contains(&repo.repository)
+                repo.last_success.is_some() && inputs.configured.contains(&repo.repository)
             })
             .map(|repo| repo.repository.clone())
             .collect();
         inputs.synced.extend(newly_synced);
         inputs.health = health;
-        let page = build_page(&self.options, &self.configured, inputs, &self.renders)?;
+        let page = build_page(&self.options, inputs, &self.renders)?;
         *lock(&self.page) = Arc::new(page);
         Ok(())
     }
@@ -258,7 +288,6 @@ impl ExporterState {
 
 fn build_page(
     options: &ExporterOptions,
-    configured: &BTreeSet<RepoName>,
     inputs: &Inputs,
     renders: &AtomicU64,
 ) -> Result<Page, RenderError> {
@@ -277,7 +306,12 @@ fn build_page(
     renders.fetch_add(1, Ordering::Relaxed);
     let readiness = Readiness {
         has_snapshot: inputs.snapshot.is_some(),
-        pending: configured.difference(&inputs.synced).cloned().collect(),
+        pending: inputs
+            .configured
+            .difference(&inputs.synced)
+            .cloned()
+            .collect(),
+        unlisted: inputs.unlisted.clone(),
         status_unrecorded: inputs.health.status_unrecorded,
     };
     Ok(Page {
@@ -321,6 +355,7 @@ mod tests {
             let readiness = Readiness {
                 has_snapshot: *has_snapshot,
                 pending: repos(pending),
+                unlisted: Vec::new(),
                 status_unrecorded: false,
             };
             assert_eq!(readiness.reason(), *expected);
@@ -332,6 +367,7 @@ mod tests {
         let readiness = Readiness {
             has_snapshot: true,
             pending: repos(&["acme/api"]),
+            unlisted: Vec::new(),
             status_unrecorded: true,
         };
         assert_eq!(
@@ -350,6 +386,7 @@ mod tests {
         let readiness = Readiness {
             has_snapshot: true,
             pending: repos(&names),
+            unlisted: Vec::new(),
             status_unrecorded: false,
         };
         let reason = readiness.reason();

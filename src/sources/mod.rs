@@ -23,7 +23,7 @@ pub use health::{ApiRequests, ApiRetries, RateLimit};
 pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
 
 use crate::domain::batch::{ApplyStats, KindStats};
-use crate::domain::{RepoName, Timestamp};
+use crate::domain::{RepoName, Team, Timestamp};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -136,8 +136,22 @@ pub trait Source: Send + Sync {
     /// (`github`).
     fn name(&self) -> &'static str;
 
-    /// The repositories this source syncs, in configuration order.
-    fn repositories(&self) -> &[RepoName];
+    /// The repositories this source syncs now, in configuration order (with
+    /// organisations, those discovered at the start of the latest cycle).
+    fn repositories(&self) -> Vec<RepoName>;
+
+    /// The team of each of its repositories the source decides (discovered
+    /// repositories' teams; explicit ones' as configured). The default: none.
+    fn teams(&self) -> Vec<(RepoName, Team)> {
+        Vec::new()
+    }
+
+    /// What the source has not been able to enumerate yet (organisations whose
+    /// repositories were never listed): `/readyz` waits for them. The default:
+    /// nothing.
+    fn pending_discovery(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Work shared by every repository of one cycle, before any
     /// `sync_repository` of it (one query that asks about many repositories at

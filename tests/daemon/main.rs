@@ -17,6 +17,7 @@ mod canary;
 mod cli;
 mod config_cli;
 mod crash;
+mod discovery;
 mod errors;
 mod faults;
 mod golden;

@@ -652,3 +652,51 @@ async fn github_app_installations_and_installation_tokens() {
     assert_eq!(mint(jwt.clone(), 11).await.0, 404);
     assert_eq!(get(format!("/orgs/{owner}/installation"), jwt).await.0, 404);
 }
+
+#[tokio::test]
+async fn organisation_teams_and_team_repositories() {
+    let mut org = Org::generate(&OrgSpec::small(11));
+    let owner = org.owner.clone();
+    org.repos[0].other_teams = vec![(1, "push".to_owned())];
+    org.repos[1].archived = true;
+    org.repos[1].topics = vec!["team-web".to_owned()];
+    let slug = org.teams[1].slug();
+    let handle = SimServer::start(org, SimOptions::default()).await.unwrap();
+    let sim = Sim {
+        handle,
+        client: reqwest::Client::new(),
+        owner: owner.clone(),
+    };
+    let teams = sim
+        .check(&format!("/orgs/{owner}/teams"), "/orgs/{org}/teams", 200)
+        .await;
+    assert_eq!(teams.as_array().unwrap().len(), 2);
+    let repos = sim
+        .check(
+            &format!("/orgs/{owner}/teams/{slug}/repos?per_page=100"),
+            "/orgs/{org}/teams/{team_slug}/repos",
+            200,
+        )
+        .await;
+    let roles: Vec<&str> = repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"write") && roles.contains(&"admin"),
+        "{roles:?}"
+    );
+    let (status, _) = sim.get(&format!("/orgs/{owner}/teams/nobody/repos")).await;
+    assert_eq!(status, 404);
+    // The organisation's list shows archived repositories and topics.
+    let list = sim
+        .check(&format!("/orgs/{owner}/repos"), "/orgs/{org}/repos", 200)
+        .await;
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["archived"] == true && r["topics"][0] == "team-web"));
+}

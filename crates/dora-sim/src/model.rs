@@ -560,6 +560,19 @@ pub struct SimRepo {
     pub issues: Vec<SimIssue>,
     /// Oldest first.
     pub pulls: Vec<SimPull>,
+    /// Archived (read-only): listed with `"archived": true`.
+    pub archived: bool,
+    /// A fork: listed with `"fork": true`.
+    pub fork: bool,
+    /// Listed as empty (`"size": 0`), as GitHub lists a repository without a
+    /// commit; its endpoints still serve what it holds.
+    pub empty: bool,
+    /// Its topics, as listed (lowercase letters, digits and `-`).
+    pub topics: Vec<String>,
+    /// Teams with access besides its own team (which has `admin`): index into
+    /// [`Org::teams`] and GitHub's role name (`admin`, `maintain`, `push`,
+    /// `triage`, `pull`).
+    pub other_teams: Vec<(usize, String)>,
     pub(crate) sha_index: HashMap<CommitSha, u32, ShaHashBuilder>,
 }
 
@@ -1080,6 +1093,11 @@ impl Org {
             workflow_runs: Vec::new(),
             issues: Vec::new(),
             pulls: Vec::new(),
+            archived: false,
+            fork: false,
+            empty: false,
+            topics: Vec::new(),
+            other_teams: Vec::new(),
             sha_index: HashMap::default(),
         };
         let author = self.default_author();

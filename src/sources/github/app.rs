@@ -258,6 +258,15 @@ impl Credentials for InstallationToken {
     }
 }
 
+/// How an account's installation is found.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Lookup<'a> {
+    /// An organisation of `[[github.organizations]]`: `GET /orgs/{org}/installation`.
+    Organization(&'a str),
+    /// A repository: `GET /repos/{owner}/{repo}/installation`.
+    Repository(&'a RepoName),
+}
+
 /// One installation's principal and whether it can still get tokens.
 struct Installation {
     id: u64,
@@ -316,16 +325,17 @@ impl App {
             .collect()
     }
 
-    /// The client of the installation covering `repository` (looked up the first
-    /// time, through the organisation's installation when `organization` says
-    /// the owner is one of `[[github.organizations]]`, else the repository's).
+    /// The client of the installation covering `lookup`'s account (looked up the
+    /// first time: the organisation's installation, or the repository's).
     pub(super) async fn client_for(
         &self,
-        repository: &RepoName,
-        organization: bool,
+        lookup: Lookup<'_>,
         cancel: &CancellationToken,
     ) -> Result<Client, GithubError> {
-        let account = repository.owner().to_owned();
+        let account = match lookup {
+            Lookup::Organization(org) => org.to_ascii_lowercase(),
+            Lookup::Repository(repository) => repository.owner().to_owned(),
+        };
         if let Some(found) = self.known(&account) {
             return Ok(found);
         }
@@ -338,14 +348,13 @@ impl App {
         if let Some(found) = self.known(&account) {
             return Ok(found);
         }
-        let (url, endpoint, shown) = if organization {
-            (
+        let (url, endpoint, shown) = match lookup {
+            Lookup::Organization(_) => (
                 format!("{}/orgs/{}/installation", self.client.base(), account),
                 Endpoint::OrgInstallation,
                 account.clone(),
-            )
-        } else {
-            (
+            ),
+            Lookup::Repository(repository) => (
                 format!(
                     "{}/repos/{}/{}/installation",
                     self.client.base(),
@@ -354,7 +363,7 @@ impl App {
                 ),
                 Endpoint::RepoInstallation,
                 repository.to_string(),
-            )
+            ),
         };
         let fetched = self
             .client

@@ -56,12 +56,17 @@ impl GithubSource {
         let mut checked: HashMap<RepoName, Newest> = HashMap::new();
         let mut still_pending: HashMap<RepoName, HashSet<u64>> = HashMap::new();
         if self.settings.api == GithubApi::Graphql {
-            let repositories: Vec<&RepoName> = self
+            let scope = self
+                .scope
+                .read()
+                .map(|scope| scope.clone())
+                .unwrap_or_default();
+            let repositories: Vec<&RepoName> = scope
                 .repositories
                 .iter()
                 .filter(|r| {
                     matches!(
-                        self.deployments.get(*r),
+                        scope.deployments.get(*r),
                         None | Some(DeploymentsConfig::DeploymentsApi)
                     )
                 })

@@ -129,6 +129,12 @@ pub enum Endpoint {
     RepoInstallation,
     /// A new installation token (signed with the App's JWT).
     InstallationToken,
+    /// An organisation's repositories (discovery).
+    OrgRepos,
+    /// An organisation's teams (`team_from = "github_teams"`).
+    OrgTeams,
+    /// A team's repositories and its permission on each.
+    TeamRepos,
 }
 
 impl Endpoint {
@@ -146,7 +152,9 @@ impl Endpoint {
             Endpoint::Graphql => "Deployments: read and Contents: read",
             Endpoint::OrgInstallation
             | Endpoint::RepoInstallation
-            | Endpoint::InstallationToken => "Metadata: read",
+            | Endpoint::InstallationToken
+            | Endpoint::OrgRepos => "Metadata: read",
+            Endpoint::OrgTeams | Endpoint::TeamRepos => "Members: read (organisation)",
         }
     }
 
@@ -166,6 +174,9 @@ impl Endpoint {
             Endpoint::OrgInstallation => "/orgs/{org}/installation",
             Endpoint::RepoInstallation => "/repos/{owner}/{repo}/installation",
             Endpoint::InstallationToken => "/app/installations/{installation_id}/access_tokens",
+            Endpoint::OrgRepos => "/orgs/{org}/repos",
+            Endpoint::OrgTeams => "/orgs/{org}/teams",
+            Endpoint::TeamRepos => "/orgs/{org}/teams/{team_slug}/repos",
         }
     }
 }

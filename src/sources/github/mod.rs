@@ -44,6 +44,7 @@ mod changes;
 mod check;
 mod client;
 mod deployments;
+mod discovery;
 mod error;
 mod governor;
 mod graphql;
@@ -53,6 +54,7 @@ mod models;
 mod pull_lookup;
 mod pulls;
 pub mod rules;
+mod teams;
 mod workflow_runs;
 
 pub use app::{
@@ -63,6 +65,7 @@ pub use client::{
     next_link, Endpoint, CONNECT_TIMEOUT, MAX_ERROR_BODY_BYTES, MAX_PAGES, MAX_RESPONSE_BYTES,
     PER_PAGE, READ_TIMEOUT,
 };
+pub use discovery::{MAX_DISCOVERY_PAGES, TEAM_TOPIC_PREFIX};
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
 pub use governor::{
     Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
@@ -71,18 +74,20 @@ pub use governor::{
 };
 
 use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
-use crate::config::{DeploymentsConfig, GithubAuth, GithubConfig, LabelName};
+use crate::config::{
+    DeploymentsConfig, GithubAuth, GithubConfig, LabelName, OrganizationConfig, RepositoryConfig,
+};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
-use crate::domain::{Environment, RepoName, Timestamp};
+use crate::domain::{Environment, RepoName, Team, Timestamp};
 use crate::dora::LeadTimeStart;
 use crate::sources::Ledger;
 use bytes::Bytes;
 use client::{Client, Pages};
 use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError, RwLock};
 use tokio_util::sync::CancellationToken;
 
 /// The `source` label and sync-status name of this source.
@@ -125,12 +130,20 @@ impl std::fmt::Debug for Auth {
 #[derive(Debug)]
 pub struct GithubSource {
     auth: Auth,
-    /// The owners that are organisations of `[[github.organizations]]`
-    /// (lowercase): their App installation is looked up as the organisation's.
-    organizations: HashSet<String>,
+    /// `[[github.organizations]]`.
+    organizations: Vec<OrganizationConfig>,
+    /// `[[github.repositories]]`.
+    explicit: Vec<RepositoryConfig>,
     settings: Settings,
-    repositories: Vec<RepoName>,
-    deployments: HashMap<RepoName, DeploymentsConfig>,
+    /// This cycle's repositories, their deployments and teams: the explicit
+    /// ones, and those discovered at the cycle's start.
+    scope: RwLock<discovery::Scope>,
+    /// Each organisation's list as last read (by login, lowercase).
+    listings: tokio::sync::Mutex<HashMap<String, discovery::Listing>>,
+    /// The teams of each `team_from = "github_teams"` organisation, as last read.
+    team_listings: tokio::sync::Mutex<HashMap<String, teams::TeamListing>>,
+    /// Organisations whose list has never been read yet (lowercase).
+    unlisted: Mutex<BTreeSet<String>>,
     /// Unreadable items skipped per repository since the process started (the
     /// `dora_collector_skipped_items_total` counter).
     skipped: Mutex<BTreeMap<RepoName, u64>>,
@@ -161,13 +174,21 @@ impl GithubSource {
             }
             GithubAuth::App(app) => Auth::App(app::App::new(config.api_url.as_url(), app, policy)?),
         };
+        let scope = discovery::Scope::build(&config.repositories, &[], &HashMap::new(), &|_| None);
         Ok(GithubSource {
             auth,
-            organizations: config
-                .organizations
-                .iter()
-                .map(|o| o.name.as_str().to_ascii_lowercase())
-                .collect(),
+            organizations: config.organizations.clone(),
+            explicit: config.repositories.clone(),
+            scope: RwLock::new(scope),
+            listings: tokio::sync::Mutex::new(HashMap::new()),
+            team_listings: tokio::sync::Mutex::new(HashMap::new()),
+            unlisted: Mutex::new(
+                config
+                    .organizations
+                    .iter()
+                    .map(|o| o.name.as_str().to_ascii_lowercase())
+                    .collect(),
+            ),
             settings: Settings {
                 lookback_seconds: i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX),
                 production: config.production_environments.clone(),
@@ -176,12 +197,6 @@ impl GithubSource {
                 lead_time_start: config.lead_time_start,
                 api: config.api,
             },
-            repositories: config.repositories.iter().map(|r| r.name.clone()).collect(),
-            deployments: config
-                .repositories
-                .iter()
-                .map(|r| (r.name.clone(), r.deployments.clone()))
-                .collect(),
             skipped: Mutex::new(BTreeMap::new()),
             checked: Mutex::new(HashMap::new()),
             still_pending: Mutex::new(HashMap::new()),
@@ -211,10 +226,138 @@ impl GithubSource {
         match &self.auth {
             Auth::Token(client) => Ok(client.clone()),
             Auth::App(app) => {
-                let organization = self.organizations.contains(repository.owner());
-                app.client_for(repository, organization, cancel).await
+                let organization = self
+                    .organizations
+                    .iter()
+                    .any(|o| o.name.is(repository.owner()));
+                let lookup = if organization {
+                    app::Lookup::Organization(repository.owner())
+                } else {
+                    app::Lookup::Repository(repository)
+                };
+                app.client_for(lookup, cancel).await
             }
         }
+    }
+
+    /// The client that lists `organization`'s repositories.
+    async fn client_for_organization(
+        &self,
+        organization: &OrganizationConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Client, GithubError> {
+        match &self.auth {
+            Auth::Token(client) => Ok(client.clone()),
+            Auth::App(app) => {
+                app.client_for(
+                    app::Lookup::Organization(organization.name.as_str()),
+                    cancel,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Lists every organisation (each page conditional on its kept `ETag`) and
+    /// makes this cycle's scope: the explicit repositories and those the lists
+    /// select. An organisation whose list fails keeps its previous list.
+    async fn discover(&self, cancel: &CancellationToken) {
+        if self.organizations.is_empty() {
+            return;
+        }
+        let mut listings = self.listings.lock().await;
+        let mut team_listings = self.team_listings.lock().await;
+        for organization in &self.organizations {
+            let login = organization.name.as_str().to_ascii_lowercase();
+            let client = self.client_for_organization(organization, cancel).await;
+            if let (Ok(client), crate::config::TeamFrom::GithubTeams) =
+                (&client, organization.team_from)
+            {
+                match teams::list(client, &login, team_listings.get(&login), cancel).await {
+                    Ok((listing, cost)) => {
+                        tracing::debug!(
+                            organization = %login,
+                            requests = cost.requests,
+                            not_modified = cost.not_modified,
+                            "listed the organisation's teams"
+                        );
+                        team_listings.insert(login.clone(), listing);
+                    }
+                    Err(GithubError::Cancelled) => return,
+                    Err(error) => tracing::error!(
+                        organization = %login,
+                        %error,
+                        "cannot list the organisation's teams; the teams of the previous list \
+                         are kept this cycle (needs the Members: read organisation permission)"
+                    ),
+                }
+            }
+            let listed = match client {
+                Ok(client) => discovery::list(&client, &login, listings.get(&login), cancel).await,
+                Err(error) => Err(error),
+            };
+            match listed {
+                Ok((listing, cost)) => {
+                    tracing::debug!(
+                        organization = %login,
+                        requests = cost.requests,
+                        not_modified = cost.not_modified,
+                        repositories = listing.repositories().count(),
+                        "listed the organisation's repositories"
+                    );
+                    listings.insert(login.clone(), listing);
+                    self.unlisted
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&login);
+                }
+                Err(GithubError::Cancelled) => return,
+                Err(error) => {
+                    if let (Auth::App(app), GithubError::InstallationRevoked { .. }) =
+                        (&self.auth, &error)
+                    {
+                        app.forget(&login);
+                    }
+                    tracing::error!(
+                        organization = %login,
+                        %error,
+                        "cannot list the organisation's repositories; its repositories of the \
+                         previous list are synced this cycle"
+                    );
+                }
+            }
+        }
+        let assignments: HashMap<String, BTreeMap<RepoName, Team>> = team_listings
+            .iter()
+            .map(|(login, listing)| (login.clone(), listing.assignment()))
+            .collect();
+        let scope = discovery::Scope::build(
+            &self.explicit,
+            &self.organizations,
+            &listings,
+            &|repository| {
+                assignments
+                    .get(repository.owner())
+                    .and_then(|teams| teams.get(repository))
+                    .cloned()
+            },
+        );
+        drop(team_listings);
+        drop(listings);
+        let mut current = self.scope.write().unwrap_or_else(PoisonError::into_inner);
+        let before: HashSet<&RepoName> = current.repositories.iter().collect();
+        let after: HashSet<&RepoName> = scope.repositories.iter().collect();
+        for added in after.difference(&before) {
+            tracing::info!(repository = %added, "repository discovered; it is synced this cycle");
+        }
+        for removed in before.difference(&after) {
+            tracing::info!(
+                repository = %removed,
+                "repository no longer listed or selected (removed, archived or filtered out): \
+                 it is not polled any more, its history is kept"
+            );
+        }
+        *current = scope;
     }
 
     /// `repositories` grouped by the client that reads them (one group with a
@@ -268,12 +411,38 @@ impl Source for GithubSource {
         SOURCE_NAME
     }
 
-    fn repositories(&self) -> &[RepoName] {
-        &self.repositories
+    fn repositories(&self) -> Vec<RepoName> {
+        self.scope
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .repositories
+            .clone()
+    }
+
+    fn teams(&self) -> Vec<(RepoName, Team)> {
+        self.scope
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .teams
+            .iter()
+            .map(|(repository, team)| (repository.clone(), team.clone()))
+            .collect()
+    }
+
+    fn pending_discovery(&self) -> Vec<String> {
+        self.unlisted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     fn prepare_cycle<'a>(&'a self, context: &'a SyncContext) -> BoxFuture<'a, ()> {
-        Box::pin(self.check_cycle(context))
+        Box::pin(async move {
+            self.discover(&context.shutdown).await;
+            self.check_cycle(context).await;
+        })
     }
 
     fn sync_repository<'a>(
@@ -283,6 +452,9 @@ impl Source for GithubSource {
     ) -> BoxFuture<'a, Result<RepoSyncStats, SourceError>> {
         Box::pin(async move {
             let deployments = self
+                .scope
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
                 .deployments
                 .get(repository)
                 .cloned()

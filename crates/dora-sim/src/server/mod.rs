@@ -301,9 +301,13 @@ impl Shared {
                     .repo_by_id(*id)
                     .is_some()
             }),
-            (None, Endpoint::OrgRepos { org } | Endpoint::OrgInstallation { org }) => {
-                self.org_named(org)
-            }
+            (
+                None,
+                Endpoint::OrgRepos { org }
+                | Endpoint::OrgInstallation { org }
+                | Endpoint::OrgTeams { org }
+                | Endpoint::TeamRepos { org, .. },
+            ) => self.org_named(org),
             _ => None,
         });
         found.unwrap_or_else(|| self.primary())
@@ -811,7 +815,14 @@ impl Shared {
                 Some(RepoKey::Id(_)) => !owner.eq_ignore_ascii_case(account),
                 None => false,
             });
-            let other_org = matches!(endpoint, Some(Endpoint::OrgRepos { org }) if !org.eq_ignore_ascii_case(account));
+            let other_org = matches!(
+                endpoint,
+                Some(
+                    Endpoint::OrgRepos { org }
+                        | Endpoint::OrgTeams { org }
+                        | Endpoint::TeamRepos { org, .. }
+                ) if !org.eq_ignore_ascii_case(account)
+            );
             if other_repo || other_org {
                 let body = serde_json::json!({"message": "Not Found", "documentation_url": docs, "status": "404"});
                 return Outcome {

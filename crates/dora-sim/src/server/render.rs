@@ -185,6 +185,34 @@ impl<'a> Ctx<'a> {
         self.user_json(&person.login, person.id, kind)
     }
 
+    /// Team `index` of the organisation (GitHub's `team` schema).
+    pub(crate) fn team(&self, index: usize) -> Value {
+        let Some(team) = self.org.teams.get(index) else {
+            return Value::Null;
+        };
+        let api = self.api;
+        let org = segment(&self.org.owner);
+        let slug = team.slug();
+        let s = segment(&slug);
+        json!({
+            "id": team.id,
+            "node_id": node_id("Team", team.id),
+            "url": format!("{api}/organizations/{}/team/{}", self.org.owner_id, team.id),
+            "html_url": format!("{WEB_URL}/orgs/{org}/teams/{s}"),
+            "name": team.name,
+            "slug": slug,
+            "description": format!("The {} team", team.name),
+            "privacy": "closed",
+            "notification_setting": "notifications_enabled",
+            "permission": "pull",
+            "members_url": format!("{api}/organizations/{}/team/{}/members{{/member}}", self.org.owner_id, team.id),
+            "repositories_url": format!("{api}/organizations/{}/team/{}/repos", self.org.owner_id, team.id),
+            "parent": null,
+            "type": "organization",
+            "organization_id": self.org.owner_id,
+        })
+    }
+
     /// The organisation as a Simple User of type `Organization`.
     pub(crate) fn owner(&self) -> Value {
         self.user_json(&self.org.owner, self.org.owner_id, "Organization")
@@ -259,6 +287,33 @@ impl<'a> RepoCtx<'a> {
         format!("{}/{}", self.ctx.org.owner, self.repo.name)
     }
 
+    /// The repository as a team's list shows it: with the team's `role_name` and
+    /// the permissions that role grants.
+    pub(crate) fn with_role(&self, role: &str) -> Value {
+        let rank = ["pull", "triage", "push", "maintain", "admin"]
+            .iter()
+            .position(|r| *r == role)
+            .unwrap_or(0);
+        let role_name = match role {
+            "push" => "write",
+            "pull" => "read",
+            other => other,
+        };
+        merge(
+            self.repository(),
+            json!({
+                "role_name": role_name,
+                "permissions": {
+                    "admin": rank >= 4,
+                    "maintain": rank >= 3,
+                    "push": rank >= 2,
+                    "triage": rank >= 1,
+                    "pull": true,
+                },
+            }),
+        )
+    }
+
     /// The repository object (GitHub's `repository` schema; also valid as a
     /// `minimal-repository`).
     pub(crate) fn repository(&self) -> Value {
@@ -289,7 +344,7 @@ impl<'a> RepoCtx<'a> {
             "owner": self.owner(),
             "html_url": w,
             "description": format!("The {} service", r.name),
-            "fork": false,
+            "fork": r.fork,
             "url": a,
             "archive_url": format!("{a}/{{archive_format}}{{/ref}}"),
             "assignees_url": format!("{a}/assignees{{/user}}"),
@@ -344,19 +399,19 @@ impl<'a> RepoCtx<'a> {
             "stargazers_count": 3,
             "watchers_count": 3,
             "watchers": 3,
-            "size": 1024 + r.commits.len() * 4,
+            "size": if r.empty { 0 } else { 1024 + r.commits.len() * 4 },
             "default_branch": r.default_branch,
             "open_issues_count": open_issues,
             "open_issues": open_issues,
             "is_template": false,
-            "topics": [],
+            "topics": r.topics,
             "has_issues": true,
             "has_projects": false,
             "has_wiki": false,
             "has_pages": false,
             "has_downloads": true,
             "has_discussions": false,
-            "archived": false,
+            "archived": r.archived,
             "disabled": false,
             "visibility": "private",
             "pushed_at": ts(pushed),

@@ -42,6 +42,15 @@ pub(crate) enum Endpoint {
     },
     /// `GET /repos/{owner}/{repo}/installation` (a JWT).
     RepoInstallation,
+    /// `GET /orgs/{org}/teams`.
+    OrgTeams {
+        org: String,
+    },
+    /// `GET /orgs/{org}/teams/{team_slug}/repos`.
+    TeamRepos {
+        org: String,
+        slug: String,
+    },
     Repo,
     Deployments,
     DeploymentStatuses {
@@ -77,6 +86,8 @@ impl Endpoint {
             Endpoint::AppInstallations => "GET /app/installations",
             Endpoint::OrgInstallation { .. } => "GET /orgs/{org}/installation",
             Endpoint::RepoInstallation => "GET /repos/{owner}/{repo}/installation",
+            Endpoint::OrgTeams { .. } => "GET /orgs/{org}/teams",
+            Endpoint::TeamRepos { .. } => "GET /orgs/{org}/teams/{team_slug}/repos",
             Endpoint::Repo => "GET /repos/{owner}/{repo}",
             Endpoint::Deployments => "GET /repos/{owner}/{repo}/deployments",
             Endpoint::DeploymentStatuses { .. } => {
@@ -143,6 +154,25 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 repo: None,
                 endpoint: Endpoint::OrgInstallation {
                     org: (*org).to_owned(),
+                },
+                rest: String::new(),
+            })
+        }
+        ["orgs", org, "teams"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::OrgTeams {
+                    org: (*org).to_owned(),
+                },
+                rest: String::new(),
+            })
+        }
+        ["orgs", org, "teams", slug, "repos"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::TeamRepos {
+                    org: (*org).to_owned(),
+                    slug: (*slug).to_owned(),
                 },
                 rest: String::new(),
             })

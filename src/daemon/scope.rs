@@ -1,0 +1,87 @@
+//! The daemon's scope: the repositories the metrics cover and the engine's
+//! configuration for them (each one's team and production environments), as of
+//! the latest sync round. With `[[github.organizations]]` it changes while the
+//! daemon runs (discovery at the start of each cycle); the scheduler renews it
+//! after every round and the push publisher reads it, so both compute the same
+//! snapshot.
+//!
+//! Not here: discovery itself (the GitHub source), readiness (the exporter is
+//! told the scope's repositories by the scheduler).
+
+use crate::config::Config;
+use crate::domain::{Environment, RepoName};
+use crate::dora::EngineConfig;
+use crate::sources::Source;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// What the configuration fixes about the scope.
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeBase {
+    /// The engine's configuration with the configured teams.
+    engine: EngineConfig,
+    /// GitHub's production environments when the push API has others (then
+    /// every GitHub repository, discovered ones too, keeps GitHub's).
+    github_production: Option<Vec<Environment>>,
+}
+
+impl ScopeBase {
+    pub(crate) fn new(config: &Config) -> ScopeBase {
+        let engine = config.engine_config();
+        let github_production = (!engine.production_by_repository.is_empty())
+            .then(|| {
+                config
+                    .github
+                    .as_ref()
+                    .map(|github| github.production_environments.clone())
+            })
+            .flatten();
+        ScopeBase {
+            engine,
+            github_production,
+        }
+    }
+
+    /// The scope of `sources` now: their repositories, in order, and the engine
+    /// with the teams they decide (over the configured ones).
+    pub(crate) fn current(&self, sources: &[Arc<dyn Source>]) -> (Vec<RepoName>, EngineConfig) {
+        let mut engine = self.engine.clone();
+        let mut repositories = Vec::new();
+        for source in sources {
+            for repository in source.repositories() {
+                if let Some(production) = &self.github_production {
+                    engine
+                        .production_by_repository
+                        .insert(repository.clone(), production.clone());
+                }
+                if !repositories.contains(&repository) {
+                    repositories.push(repository);
+                }
+            }
+            engine.teams.extend(source.teams());
+        }
+        (repositories, engine)
+    }
+}
+
+/// The latest scope, shared by the scheduler (which renews it) and the push
+/// publisher (which reads it).
+#[derive(Debug, Clone)]
+pub(crate) struct SharedScope(Arc<RwLock<(Vec<RepoName>, EngineConfig)>>);
+
+impl SharedScope {
+    pub(crate) fn new(repositories: Vec<RepoName>, engine: EngineConfig) -> SharedScope {
+        SharedScope(Arc::new(RwLock::new((repositories, engine))))
+    }
+
+    /// The repositories and the engine's configuration.
+    pub(crate) fn get(&self) -> (Vec<RepoName>, EngineConfig) {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set(&self, repositories: Vec<RepoName>, engine: EngineConfig) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = (repositories, engine);
+    }
+}
