@@ -959,13 +959,14 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
 /// `sync --once`: one sync of every repository; fails naming those that failed.
 pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(&args.file.config)?;
-    let repositories = config.github_repositories().len() as u64;
+    // Its length grows as each source's repositories are known (after
+    // discovery).
     let bar = io::stderr().is_terminal().then(|| {
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} repositories {msg}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        indicatif::ProgressBar::new(repositories).with_style(style)
+        indicatif::ProgressBar::new(0).with_style(style)
     });
     match &bar {
         Some(bar) => {
@@ -982,18 +983,32 @@ pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
             signals.shutdown().await;
             on_signal.cancel();
         });
-        let progress = |report: &daemon::RepoReport| {
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                bar.set_message(report.repository.to_string());
-            }
-        };
+        let progress = BarProgress(bar.clone());
         daemon::sync_once(&config, Arc::new(SystemClock), &shutdown, &progress).await
     })?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     sync_result(&report, out)
+}
+
+/// `sync --once`'s progress: the bar's length is the repositories of the
+/// cycle (discovered ones included), its position those finished.
+struct BarProgress(Option<indicatif::ProgressBar>);
+
+impl daemon::CycleProgress for BarProgress {
+    fn scope(&self, count: usize) {
+        if let Some(bar) = &self.0 {
+            bar.inc_length(count as u64);
+        }
+    }
+
+    fn synced(&self, report: &daemon::RepoReport) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+            bar.set_message(report.repository.to_string());
+        }
+    }
 }
 
 /// The summary of a `sync --once` on `out`, or the error naming every repository

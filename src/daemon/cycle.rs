@@ -92,14 +92,34 @@ impl CycleReport {
     }
 }
 
-/// Syncs every repository of every source once. `progress` is called as each
-/// repository finishes (in completion order).
+/// What a caller of a cycle is told as it goes (`sync --once`'s progress bar).
+/// A closure taking each [`RepoReport`] is one that ignores the scope.
+pub trait CycleProgress: Send + Sync {
+    /// A source's repositories of this cycle are known (after its discovery),
+    /// `count` of them; called once per source, before any of them finishes.
+    fn scope(&self, count: usize) {
+        let _ = count;
+    }
+
+    /// A repository finished (in completion order).
+    fn synced(&self, report: &RepoReport);
+}
+
+impl<F: Fn(&RepoReport) + Send + Sync> CycleProgress for F {
+    fn synced(&self, report: &RepoReport) {
+        self(report);
+    }
+}
+
+/// Syncs every repository of every source once. `progress` is told each
+/// source's repositories once discovery listed them, and each repository as it
+/// finishes (in completion order).
 pub async fn sync_all(
     sources: &[Arc<dyn Source>],
     store: &SharedStore,
     clock: &dyn Clock,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
 ) -> CycleReport {
     sync_round(sources, store, clock, shutdown, progress, None).await
 }
@@ -115,7 +135,15 @@ pub(crate) async fn sync_selected(
     shutdown: &CancellationToken,
     only: &[(&'static str, RepoName)],
 ) -> CycleReport {
-    sync_round(sources, store, clock, shutdown, &|_| {}, Some(only)).await
+    sync_round(
+        sources,
+        store,
+        clock,
+        shutdown,
+        &|_: &RepoReport| {},
+        Some(only),
+    )
+    .await
 }
 
 async fn sync_round(
@@ -123,7 +151,7 @@ async fn sync_round(
     store: &SharedStore,
     clock: &dyn Clock,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
     only: Option<&[(&'static str, RepoName)]>,
 ) -> CycleReport {
     let started_at = clock.now();
@@ -156,6 +184,7 @@ async fn sync_round(
             source.prepare_cycle(&context).await;
         }
         let repositories = source.repositories();
+        progress.scope(repositories.iter().filter(|r| selected(r)).count());
         let jobs: Vec<BoxFuture<'_, (usize, RepoReport, bool)>> = repositories
             .iter()
             .filter(|r| selected(r))
@@ -216,7 +245,7 @@ async fn sync_round(
                         outcome,
                         finished_at,
                     };
-                    progress(&entry);
+                    progress.synced(&entry);
                     (index, entry, unrecorded)
                 }) as BoxFuture<'_, (usize, RepoReport, bool)>
             })

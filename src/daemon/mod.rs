@@ -50,7 +50,7 @@ mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use cycle::sync_selected;
-pub use cycle::{sync_all, CycleReport, RepoOutcome, RepoReport};
+pub use cycle::{sync_all, CycleProgress, CycleReport, RepoOutcome, RepoReport};
 pub use health::HealthTracker;
 use out_of_turn::SyncRequests;
 pub use out_of_turn::OUT_OF_TURN_DEBOUNCE;
@@ -58,7 +58,7 @@ pub use retry::RetryQueue;
 pub(crate) use retry::FIRST_RETRY_DELAY;
 
 use crate::config::Config;
-use crate::domain::RepoName;
+use crate::domain::{RepoName, Team};
 use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
@@ -292,6 +292,9 @@ struct Scheduler {
     /// Held while computing and publishing a snapshot, so that a recompute after
     /// pushes and one after a sync never publish out of order.
     publishing: Arc<tokio::sync::Mutex<()>>,
+    /// The scope's teams as last kept in the store (written again only when
+    /// they change).
+    recorded_teams: Vec<(RepoName, Team)>,
 }
 
 /// Opens the store, sets up the sources, publishes what the store already holds
@@ -343,6 +346,7 @@ pub async fn start(
         trigger: trigger_rx,
         requests: Arc::clone(&requests),
         cycles: cycles_tx,
+        recorded_teams: Vec::new(),
     };
     if scheduler.tracker.any_synced() {
         // Numbers right from the first scrape after a restart.
@@ -425,10 +429,10 @@ impl Scheduler {
                 &self.store,
                 self.clock.as_ref(),
                 &self.shutdown,
-                &|_| {},
+                &|_: &RepoReport| {},
             )
             .await;
-            if !self.take_in(&report) {
+            if !self.take_in(&report).await {
                 break;
             }
             log_cycle(&report);
@@ -466,7 +470,7 @@ impl Scheduler {
                     &due,
                 )
                 .await;
-                if !self.take_in(&report) {
+                if !self.take_in(&report).await {
                     break 'cycles;
                 }
                 tracing::info!(
@@ -483,7 +487,7 @@ impl Scheduler {
     /// Takes in a finished round: health, and the retries it calls for (logged
     /// with when they come). False when shutdown cut the round short (then
     /// nothing is published).
-    fn take_in(&mut self, report: &CycleReport) -> bool {
+    async fn take_in(&mut self, report: &CycleReport) -> bool {
         self.tracker.record(report);
         if self.shutdown.is_cancelled() {
             return false;
@@ -505,7 +509,38 @@ impl Scheduler {
             );
         }
         self.renew_scope();
+        self.record_teams().await;
         true
+    }
+
+    /// Keeps the discovered repositories' teams in the store when they changed,
+    /// so that reports and backfills made from the store alone name them with
+    /// their teams (also once they left the scope; configured repositories are
+    /// named by the configuration). A failure is logged: the metrics do not
+    /// depend on it, and the next round tries again.
+    async fn record_teams(&mut self) {
+        let (repositories, engine) = self.scope.get();
+        let teams: Vec<(RepoName, Team)> = repositories
+            .into_iter()
+            .filter(|repository| !self.base.configured(repository))
+            .map(|repository| {
+                let team = engine.teams.get(&repository).cloned().unwrap_or_default();
+                (repository, team)
+            })
+            .collect();
+        if teams == self.recorded_teams {
+            return;
+        }
+        let at = self.clock.now();
+        let written = teams.clone();
+        match self
+            .store
+            .call(move |store| store.record_teams(&written, at))
+            .await
+        {
+            Ok(()) => self.recorded_teams = teams,
+            Err(error) => tracing::error!(%error, "cannot keep the repositories' teams"),
+        }
     }
 
     /// Computes the snapshot from the store at the clock's `now` and publishes it
@@ -640,7 +675,7 @@ pub async fn sync_once(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
 ) -> anyhow::Result<CycleReport> {
     sync_once_with(config, clock, shutdown, progress, RetryPolicy::default()).await
 }
@@ -650,7 +685,7 @@ pub async fn sync_once_with(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
     retry: RetryPolicy,
 ) -> anyhow::Result<CycleReport> {
     let store = open_store(&config.storage.path).await?;

@@ -41,6 +41,11 @@ impl ScopeBase {
         }
     }
 
+    /// Whether the configuration names `repository` (rather than discovery).
+    pub(crate) fn configured(&self, repository: &RepoName) -> bool {
+        self.engine.teams.contains_key(repository)
+    }
+
     /// The scope of `sources` now: their repositories, in order, and the engine
     /// with the teams they decide (over the configured ones).
     pub(crate) fn current(&self, sources: &[Arc<dyn Source>]) -> (Vec<RepoName>, EngineConfig) {

@@ -35,7 +35,9 @@ pub use types::{
     MAX_SYNC_ERROR_BYTES,
 };
 
-use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
+use crate::domain::{
+    CommitSha, Deployment, DeploymentSource, Environment, RepoName, Team, Timestamp,
+};
 use crate::dora::EventSink;
 use std::collections::HashSet;
 
@@ -149,6 +151,16 @@ pub trait Store: Send {
 
     /// Every repository that has a pushed item, sorted.
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError>;
+
+    /// Keeps the team each of `teams`' repositories has now (as a source gave
+    /// it: a discovered repository's team comes from GitHub), at `at`; one
+    /// transaction.
+    fn record_teams(&mut self, teams: &[(RepoName, Team)], at: Timestamp)
+        -> Result<(), StoreError>;
+
+    /// Every repository's last recorded team, sorted by repository (a report
+    /// made from the store alone names discovered repositories with them).
+    fn recorded_teams(&self) -> Result<Vec<(RepoName, Team)>, StoreError>;
 
     /// The successful deployment of `repository` to `environment` (the exact
     /// name) with the latest deploy time, whatever its source; among equal deploy

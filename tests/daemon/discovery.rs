@@ -192,6 +192,33 @@ async fn discovery_adds_and_drops_repositories_between_cycles() {
     assert!(!fifth.contains(&archived), "{fifth:?}");
     assert!(!exported(&handle).await.contains(&archived));
     handle.shutdown().await.unwrap();
+
+    // A report made from the store alone (the configuration lists no
+    // repository) names every discovered repository, the removed one too.
+    let request = dora_collector::report::ReportRequest {
+        window: dora_collector::report::ReportWindow::parse("90d").unwrap(),
+        until: now,
+        team: None,
+        generated_at: now,
+    };
+    let opened = dora_collector::report::open_store(&store).unwrap();
+    let report = dora_collector::report::generate(
+        &opened,
+        &config(sim.base_url(), &store, &excluded),
+        &request,
+    )
+    .unwrap();
+    let reported: Vec<&str> = report
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    for repository in [&archived, &created] {
+        assert!(
+            reported.contains(&repository.as_str()),
+            "{repository} in {reported:?}"
+        );
+    }
 }
 
 /// Each repository's `team` label on the page.
@@ -292,10 +319,25 @@ async fn teams_come_from_the_configuration_the_topics_or_githubs_teams() {
         ),
     ];
     for (config, expected) in cases {
-        let mut handle = start(config, now).await;
+        let mut handle = start(config.clone(), now).await;
         cycle(&mut handle, 1).await;
         assert_eq!(teams_on_page(&handle).await, expected);
         handle.shutdown().await.unwrap();
+        // The report, from the store alone, has the same teams.
+        let request = dora_collector::report::ReportRequest {
+            window: dora_collector::report::ReportWindow::parse("30d").unwrap(),
+            until: now,
+            team: None,
+            generated_at: now,
+        };
+        let opened = dora_collector::report::open_store(&config.storage.path).unwrap();
+        let report = dora_collector::report::generate(&opened, &config, &request).unwrap();
+        let reported: std::collections::BTreeMap<String, String> = report
+            .repositories
+            .iter()
+            .map(|r| (r.name.clone(), r.team.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(reported, expected);
     }
 
     // A team renamed on GitHub: its repositories follow at the next cycle; an

@@ -429,7 +429,7 @@ async fn a_plain_403_names_the_permission_and_a_failing_server_exhausts_bounded_
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
         fast_retries(),
     )
     .await

@@ -106,7 +106,7 @@ async fn odd_items_are_skipped_and_odd_bodies_fail_one_repository_each() {
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
         fast_retries(),
     )
     .await
@@ -266,7 +266,7 @@ async fn a_compare_without_link_headers_is_paged_by_number() {
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
     )
     .await
     .unwrap();

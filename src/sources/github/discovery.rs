@@ -140,8 +140,7 @@ pub(super) async fn list(
 }
 
 /// Reads one changed page (its body, its URL) into items.
-pub(super) type PageParser<'a, T> =
-    dyn Fn(&[u8], &str) -> Result<Vec<T>, GithubError> + Sync + 'a;
+pub(super) type PageParser<'a, T> = dyn Fn(&[u8], &str) -> Result<Vec<T>, GithubError> + Sync + 'a;
 
 /// Reads the list at `base` (a URL with a query) page by page, each page
 /// conditional on its kept `ETag` (a `304` reuses the kept page), `parse`

@@ -22,7 +22,9 @@ use super::{
     ApplyStats, CommitRecord, Cursor, CursorKey, PushRequest, PushVerdict, Store, StoreCounts,
     StoreError, SyncBatch, SyncOutcome, SyncStatus,
 };
-use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
+use crate::domain::{
+    CommitSha, Deployment, DeploymentSource, Environment, RepoName, Team, Timestamp,
+};
 use crate::dora::EventSink;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use schema::MigrateError;
@@ -430,6 +432,18 @@ impl Store for SqliteStore {
 
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError> {
         write::pushed_repositories(&self.conn, &self.path)
+    }
+
+    fn record_teams(
+        &mut self,
+        teams: &[(RepoName, Team)],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        write::record_teams(&mut self.conn, &self.path, teams, at)
+    }
+
+    fn recorded_teams(&self) -> Result<Vec<(RepoName, Team)>, StoreError> {
+        write::recorded_teams(&self.conn, &self.path)
     }
 
     fn latest_successful_deployment(

@@ -201,6 +201,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE push_ids_v3 RENAME TO push_ids;
     CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
+    // Version 4: the team a source gave each repository it synced (a discovered
+    // repository's team comes from GitHub: its topics or its teams), so that a
+    // report made from the store alone, after the repository left the scope too,
+    // names it.
+    r#"
+    CREATE TABLE repository_teams (
+        repo_id    INTEGER PRIMARY KEY REFERENCES repositories (id),
+        team       TEXT NOT NULL CHECK (length(team) BETWEEN 1 AND 255),
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

@@ -463,3 +463,40 @@ fn a_version_2_store_keeps_its_pushed_ids_through_the_team_incidents_migration()
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].closed_at, Some(Timestamp(2)));
 }
+
+#[test]
+fn recorded_teams_keep_each_repositorys_latest_team_in_one_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path().join("dora.db")).unwrap();
+    let web = RepoName::parse("acme/web").unwrap();
+    let team = |name: &str| Team::parse(name).unwrap();
+    assert!(store.recorded_teams().unwrap().is_empty());
+    store
+        .record_teams(
+            &[(web.clone(), team("checkout")), (repo(), team("payments"))],
+            Timestamp(10),
+        )
+        .unwrap();
+    // Renamed: replaced; unchanged: kept (with its first time).
+    store
+        .record_teams(&[(web.clone(), team("checkout-crew"))], Timestamp(20))
+        .unwrap();
+    store
+        .record_teams(&[(repo(), team("payments"))], Timestamp(30))
+        .unwrap();
+    assert_eq!(
+        store.recorded_teams().unwrap(),
+        vec![(repo(), team("payments")), (web, team("checkout-crew"))]
+    );
+    let updated: i64 = store
+        .conn
+        .query_row(
+            "SELECT updated_at FROM repository_teams t JOIN repositories r ON r.id = t.repo_id \
+             WHERE r.name = 'acme/api'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(updated, 10);
+    assert_eq!(pragma_i64(&store, "user_version"), 4);
+}

@@ -18,7 +18,8 @@ use super::codec::{
 use super::db_error;
 use crate::domain::batch::{PushRequest, PushVerdict, PushedEvent};
 use crate::domain::{
-    Deployment, DeploymentOutcome, Incident, RepoName, TeamIncident, Timestamp, MAX_QUOTED_INPUT,
+    Deployment, DeploymentOutcome, Incident, RepoName, Team, TeamIncident, Timestamp,
+    MAX_QUOTED_INPUT,
 };
 use crate::store::types::cut_to_bytes;
 use crate::store::{
@@ -661,6 +662,61 @@ fn team_incident(conn: &Connection, path: &str, incident: &TeamIncident) -> Resu
     })
     .map_err(&db)?;
     Ok(())
+}
+
+/// Keeps each repository's team (a row per repository, replaced when the team
+/// changed), in one transaction.
+pub(crate) fn record_teams(
+    conn: &mut Connection,
+    path: &str,
+    teams: &[(RepoName, Team)],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let db = db_error(path, "recording the repositories' teams");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&db)?;
+    for (repository, team) in teams {
+        let repo_id = ensure_repo(&tx, path, repository)?;
+        tx.prepare_cached(
+            "INSERT INTO repository_teams (repo_id, team, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (repo_id) DO UPDATE SET team = excluded.team, \
+             updated_at = excluded.updated_at WHERE team <> excluded.team",
+        )
+        .and_then(|mut stmt| stmt.execute(rusqlite::params![repo_id, team.as_str(), at.0]))
+        .map_err(&db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+/// Every repository's recorded team, sorted by repository.
+pub(crate) fn recorded_teams(
+    conn: &Connection,
+    path: &str,
+) -> Result<Vec<(RepoName, Team)>, StoreError> {
+    let db = db_error(path, "reading the repositories' teams");
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT r.name, t.team FROM repository_teams t JOIN repositories r ON r.id = t.repo_id \
+             ORDER BY r.name",
+        )
+        .map_err(&db)?;
+    let mut rows = stmt.query([]).map_err(&db)?;
+    let mut out = Vec::new();
+    let corrupt = |what: &str| StoreError::Corrupt {
+        path: path.to_owned(),
+        table: "repository_teams",
+        what: what.to_owned(),
+    };
+    while let Some(row) = rows.next().map_err(&db)? {
+        let name: String = row.get(0).map_err(&db)?;
+        let team: String = row.get(1).map_err(&db)?;
+        out.push((
+            RepoName::parse(&name).map_err(|_| corrupt("repository name"))?,
+            Team::parse(&team).map_err(|_| corrupt("team"))?,
+        ));
+    }
+    Ok(out)
 }
 
 /// Every repository with a pushed item, sorted.
