@@ -222,8 +222,10 @@ async fn sync_round(
                         }
                     };
                     let recorded = match &outcome {
-                        RepoOutcome::Synced(_) => Some(SyncOutcome::Succeeded),
-                        RepoOutcome::Failed(error) => Some(SyncOutcome::Failed(error.clone())),
+                        RepoOutcome::Synced(stats) => Some(Recorded::Success(stats.history_since)),
+                        RepoOutcome::Failed(error) => {
+                            Some(Recorded::Outcome(SyncOutcome::Failed(error.clone())))
+                        }
                         RepoOutcome::Cancelled => None,
                     };
                     let mut unrecorded = false;
@@ -268,6 +270,14 @@ async fn sync_round(
     report
 }
 
+/// What is recorded of a repository's sync.
+enum Recorded {
+    /// A success, with how far back the history is complete when the source
+    /// says.
+    Success(Option<Timestamp>),
+    Outcome(SyncOutcome),
+}
+
 /// Records the end of a repository's sync; a store failure here is logged and
 /// returned (the data itself is already written or not, consistently).
 async fn record(
@@ -275,12 +285,25 @@ async fn record(
     repository: &RepoName,
     source: &'static str,
     finished_at: Timestamp,
-    outcome: SyncOutcome,
+    outcome: Recorded,
 ) -> Result<(), StoreError> {
     let repository_owned = repository.clone();
     let result = store
         .call(move |store| -> Result<(), StoreError> {
-            store.record_sync(&repository_owned, source, finished_at, &outcome)
+            match outcome {
+                Recorded::Success(Some(since)) => {
+                    store.record_success(&repository_owned, source, finished_at, since)
+                }
+                Recorded::Success(None) => store.record_sync(
+                    &repository_owned,
+                    source,
+                    finished_at,
+                    &SyncOutcome::Succeeded,
+                ),
+                Recorded::Outcome(outcome) => {
+                    store.record_sync(&repository_owned, source, finished_at, &outcome)
+                }
+            }
         })
         .await;
     if let Err(error) = &result {

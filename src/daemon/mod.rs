@@ -85,6 +85,12 @@ pub(crate) const JITTER_FRACTION: f64 = 0.1;
 /// The most jitter added to one wait: a minute keeps a long interval predictable.
 pub(crate) const MAX_JITTER: Duration = Duration::from_secs(60);
 
+/// How often, at most, the repositories whose first sync succeeded are
+/// published while their cycle still runs: often enough that a window appears
+/// within seconds of its history being complete, rarely enough that
+/// recomputing a large organisation's snapshot does not slow its first sync.
+pub(crate) const FIRST_SYNC_PUBLISH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The wait before the next cycle: `interval` plus `random` (0 to 1) times the
 /// jitter bound.
 pub(crate) fn next_delay(interval: Duration, random: f64) -> Duration {
@@ -424,14 +430,7 @@ impl Scheduler {
         'cycles: loop {
             // This cycle syncs every repository after every request so far.
             self.requests.served_by_cycle();
-            let report = sync_all(
-                &self.sources,
-                &self.store,
-                self.clock.as_ref(),
-                &self.shutdown,
-                &|_: &RepoReport| {},
-            )
-            .await;
+            let report = self.cycle_publishing_first_syncs().await;
             if !self.take_in(&report).await {
                 break;
             }
@@ -482,6 +481,71 @@ impl Scheduler {
             }
         }
         tracing::info!("sync stopped");
+    }
+
+    /// One cycle; while it runs, the repositories whose first sync succeeded
+    /// are published every [`FIRST_SYNC_PUBLISH_INTERVAL`] (so a large
+    /// organisation's numbers appear repository by repository, not after the
+    /// whole first cycle). A cycle with no first sync publishes only at its end.
+    async fn cycle_publishing_first_syncs(&mut self) -> CycleReport {
+        let finished: Arc<std::sync::Mutex<Vec<RepoReport>>> = Arc::default();
+        let first_synced = Arc::new(tokio::sync::Notify::new());
+        let progress = {
+            let finished = Arc::clone(&finished);
+            let first_synced = Arc::clone(&first_synced);
+            move |report: &RepoReport| {
+                if matches!(&report.outcome, RepoOutcome::Synced(stats) if stats.first_sync) {
+                    finished
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(report.clone());
+                    first_synced.notify_one();
+                }
+            }
+        };
+        let sync = sync_all(
+            &self.sources,
+            &self.store,
+            self.clock.as_ref(),
+            &self.shutdown,
+            &progress,
+        );
+        tokio::pin!(sync);
+        loop {
+            tokio::select! {
+                report = &mut sync => return report,
+                () = async {
+                    first_synced.notified().await;
+                    tokio::time::sleep(FIRST_SYNC_PUBLISH_INTERVAL).await;
+                } => {}
+            }
+            let done = std::mem::take(
+                &mut *finished
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for report in &done {
+                self.tracker.record_success(report);
+            }
+            // Discovery ran at the cycle's start: the scope is this cycle's.
+            renew_scope(
+                &self.base,
+                &self.sources,
+                &mut self.tracker,
+                &mut self.retries,
+                &self.state,
+                &self.scope,
+            );
+            let publish = self.publish();
+            tokio::pin!(publish);
+            tokio::select! {
+                report = &mut sync => {
+                    publish.await;
+                    return report;
+                }
+                () = &mut publish => {}
+            }
+        }
     }
 
     /// Takes in a finished round: health, and the retries it calls for (logged
@@ -573,46 +637,79 @@ impl Scheduler {
     /// health leave `/metrics`, their history stays in the store) and their
     /// teams; tells the exporter which repositories `/readyz` waits for.
     fn renew_scope(&mut self) {
-        let (repositories, engine) = self.base.current(&self.sources);
-        self.tracker.retain_current(&self.sources);
-        let current: std::collections::HashSet<(&'static str, RepoName)> = self
-            .sources
-            .iter()
-            .flat_map(|s| s.repositories().into_iter().map(move |r| (s.name(), r)))
-            .collect();
-        self.retries
-            .retain(&|source, repository| current.contains(&(source, repository.clone())));
-        let pending: Vec<String> = self
-            .sources
-            .iter()
-            .flat_map(|s| s.pending_discovery())
-            .collect();
-        self.state.set_scope(repositories.clone(), pending);
-        self.scope.set(repositories, engine);
+        renew_scope(
+            &self.base,
+            &self.sources,
+            &mut self.tracker,
+            &mut self.retries,
+            &self.state,
+            &self.scope,
+        );
     }
+}
+
+/// [`Scheduler::renew_scope`] from the scheduler's parts (also while a cycle
+/// borrows the others).
+fn renew_scope(
+    base: &scope::ScopeBase,
+    sources: &[Arc<dyn Source>],
+    tracker: &mut HealthTracker,
+    retries: &mut RetryQueue,
+    state: &ExporterState,
+    scope: &scope::SharedScope,
+) {
+    let (repositories, engine) = base.current(sources);
+    tracker.retain_current(sources);
+    let current: std::collections::HashSet<(&'static str, RepoName)> = sources
+        .iter()
+        .flat_map(|s| s.repositories().into_iter().map(move |r| (s.name(), r)))
+        .collect();
+    retries.retain(&|source, repository| current.contains(&(source, repository.clone())));
+    let pending: Vec<String> = sources.iter().flat_map(|s| s.pending_discovery()).collect();
+    state.set_scope(repositories.clone(), pending);
+    scope.set(repositories, engine);
 }
 
 /// The snapshot of the configured repositories and of every repository with
 /// pushed events, from `store` at the clock's `now`.
+///
+/// A repository of a source whose first sync has not succeeded yet is left
+/// out (its series are absent, and the rollups count it nowhere): its stored
+/// history may be a partial one, and a window over it would be wrong. Once a
+/// sync succeeded, the history is complete back to the lookback, which covers
+/// every window (`check-config` makes it).
 pub(crate) async fn compute_snapshot(
     store: &SharedStore,
     configured: &[RepoName],
     engine: &EngineConfig,
     clock: &dyn Clock,
 ) -> anyhow::Result<dora::Snapshot> {
-    let mut repositories = configured.to_vec();
-    let events = store
+    let configured = configured.to_vec();
+    let (events, incomplete) = store
         .call(move |store| {
+            let synced: std::collections::HashSet<RepoName> = store
+                .sync_status()?
+                .into_iter()
+                .filter(|status| status.last_success_at.is_some())
+                .map(|status| status.repository)
+                .collect();
+            let (mut repositories, incomplete): (Vec<RepoName>, Vec<RepoName>) = configured
+                .into_iter()
+                .partition(|repository| synced.contains(repository));
             for pushed in store.pushed_repositories()? {
-                if !repositories.contains(&pushed) {
+                if !repositories.contains(&pushed) && !incomplete.contains(&pushed) {
                     repositories.push(pushed);
                 }
             }
-            EventsBuilder::collect(|sink| store.load_events(&repositories, sink))
+            let events = EventsBuilder::collect(|sink| store.load_events(&repositories, sink))?;
+            Ok((events, incomplete))
         })
         .await
         .context("cannot read the events")?;
-    let engine = engine.clone();
+    let mut engine = engine.clone();
+    for repository in &incomplete {
+        engine.teams.remove(repository);
+    }
     let now = clock.now();
     tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
         .await

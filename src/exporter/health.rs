@@ -83,6 +83,9 @@ pub struct RepositoryHealth {
     /// When the repository's sync is tried again after it failed; `None` while
     /// it is not waiting for a retry.
     pub next_retry: Option<Timestamp>,
+    /// Since when the repository's history is complete in the store (the start
+    /// of the lookback of its first successful sync); `None` until one.
+    pub history_since: Option<Timestamp>,
 }
 
 impl RepositoryHealth {
@@ -94,6 +97,7 @@ impl RepositoryHealth {
             sync_errors: 0,
             skipped_items: 0,
             next_retry: None,
+            history_since: None,
         }
     }
 }

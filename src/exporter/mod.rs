@@ -23,4 +23,4 @@ pub use health::{HealthSnapshot, PushCount, RepositoryHealth, SourceHealth, Webh
 pub(crate) use render::metric_families;
 pub use render::{all_families, render, Family, Kind, RenderError, ScopeFamilies, REPOSITORY};
 pub use routes::{router, METRICS_CONTENT_TYPE};
-pub use state::{ExporterOptions, ExporterState, Page, Readiness};
+pub use state::{ExporterOptions, ExporterState, HistoryProgress, Page, Readiness};

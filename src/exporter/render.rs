@@ -440,6 +440,12 @@ pub(crate) const LAST_SUCCESSFUL_SYNC: Family = family(
     &["source", "repository"],
     "When the last sync of the repository from the source completed successfully (Unix seconds); absent before the first.",
 );
+pub(crate) const HISTORY_COMPLETE_SINCE: Family = family(
+    "dora_collector_history_complete_since_timestamp_seconds",
+    Kind::Gauge,
+    &["source", "repository"],
+    "Since when the repository's history from the source is complete in the store (Unix seconds): the lookback start of its first successful sync; its DORA series are exported once this exists, absent before.",
+);
 pub(crate) const SYNC_DURATION: Family = family(
     "dora_collector_sync_duration_seconds",
     Kind::Gauge,
@@ -534,6 +540,7 @@ pub fn all_families() -> Vec<Family> {
         DIAGNOSTICS_UNATTRIBUTED_INCIDENTS,
         DIAGNOSTICS_UNMATCHED_ROOT_CAUSES,
         LAST_SUCCESSFUL_SYNC,
+        HISTORY_COMPLETE_SINCE,
         SYNC_DURATION,
         API_REQUESTS,
         RATE_LIMIT_REMAINING,
@@ -746,6 +753,9 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
             let labels = [name, repository.repository.as_str()];
             if let Some(at) = repository.last_success {
                 out.gauge(&LAST_SUCCESSFUL_SYNC, &labels, at.0 as f64);
+            }
+            if let Some(at) = repository.history_since {
+                out.gauge(&HISTORY_COMPLETE_SINCE, &labels, at.0 as f64);
             }
             out.counter(&SYNC_ERRORS, &labels, repository.sync_errors);
             if let Some(at) = repository.next_retry {

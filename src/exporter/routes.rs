@@ -6,7 +6,7 @@
 //! rendering, no computation, no store or source access. Binding the listener and
 //! shutting down are the caller's job (tests bind `127.0.0.1:0`).
 
-use super::state::ExporterState;
+use super::state::{ExporterState, HistoryProgress};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -80,6 +80,22 @@ async fn index(State(state): State<Arc<ExporterState>>) -> Response {
     } else {
         "not ready"
     };
+    let history = match page.history {
+        HistoryProgress {
+            repositories: 0, ..
+        } => String::new(),
+        HistoryProgress {
+            complete,
+            repositories,
+            since: Some(since),
+        } => format!(
+            "history complete for {complete} of {repositories} repositories, back to {since} at \
+             least"
+        ),
+        HistoryProgress { repositories, .. } => {
+            format!("history complete for none of {repositories} repositories yet")
+        }
+    };
     let rendered = TEMPLATES.as_ref().map_err(Clone::clone).and_then(|env| {
         env.get_template(INDEX_TEMPLATE)
             .and_then(|template| {
@@ -90,6 +106,7 @@ async fn index(State(state): State<Arc<ExporterState>>) -> Response {
                     github_webhooks => options.github_webhooks,
                     snapshot => snapshot,
                     status => status,
+                    history => history,
                 })
             })
             .map_err(|e| e.to_string())

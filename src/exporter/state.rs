@@ -137,6 +137,35 @@ pub struct Page {
     pub readiness: Readiness,
     /// The evaluation time of the published snapshot, if any.
     pub evaluated_at: Option<Timestamp>,
+    /// How far the sources' history is complete (the landing page says).
+    pub history: HistoryProgress,
+}
+
+/// How many of the sources' repositories have their history complete in the
+/// store (their windows exported), and back to when at least.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryProgress {
+    /// Repositories with a complete history.
+    pub complete: usize,
+    /// Repositories the sources sync.
+    pub repositories: usize,
+    /// The latest of their `history_since`: every complete one reaches back to
+    /// it at least.
+    pub since: Option<Timestamp>,
+}
+
+impl HistoryProgress {
+    fn of(health: &HealthSnapshot) -> HistoryProgress {
+        let mut progress = HistoryProgress::default();
+        for repository in health.sources.iter().flat_map(|s| &s.repositories) {
+            progress.repositories += 1;
+            if let Some(since) = repository.history_since {
+                progress.complete += 1;
+                progress.since = progress.since.max(Some(since));
+            }
+        }
+        progress
+    }
 }
 
 /// What the publishers keep to re-render: the latest inputs and readiness progress.
@@ -318,6 +347,7 @@ fn build_page(
         metrics: Bytes::from(metrics),
         readiness,
         evaluated_at: inputs.snapshot.as_ref().map(|s| s.evaluated_at),
+        history: HistoryProgress::of(&inputs.health),
     })
 }
 

@@ -65,6 +65,10 @@ pub struct RepoSyncStats {
     pub skipped_items: u64,
     /// This was the repository's first sync (no cursors yet): it read `lookback`.
     pub first_sync: bool,
+    /// After this sync the repository's history is complete from this time on
+    /// (at least): the start of the lookback at this sync, as a sync resumes
+    /// where the ones before stopped. `None` for a source that cannot say.
+    pub history_since: Option<Timestamp>,
 }
 
 impl RepoSyncStats {

@@ -110,6 +110,18 @@ pub trait Store: Send {
         outcome: &SyncOutcome,
     ) -> Result<(), StoreError>;
 
+    /// [`Store::record_sync`] of a success after which the repository's history
+    /// is complete since `history_since` (the start of the sync's lookback), in
+    /// the same transaction. The first one recorded is kept: a sync resumes
+    /// where the one before stopped, so history only grows back.
+    fn record_success(
+        &mut self,
+        repository: &RepoName,
+        source: &str,
+        finished_at: Timestamp,
+        history_since: Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// The sync status of every repository and source that has one, sorted by
     /// repository, then source (for `/readyz` and the health metrics).
     fn sync_status(&self) -> Result<Vec<SyncStatus>, StoreError>;

@@ -82,8 +82,12 @@ async fn cycle(handle: &mut DaemonHandle, n: u64) -> Vec<String> {
 
 /// The repositories with a DORA series on the page.
 async fn exported(handle: &DaemonHandle) -> Vec<String> {
-    let page = get(handle, "/metrics").await.1;
-    let mut repositories: Vec<String> = samples(&page, true)
+    exported_on(&get(handle, "/metrics").await.1)
+}
+
+/// The repositories with a DORA series on `page`.
+fn exported_on(page: &str) -> Vec<String> {
+    let mut repositories: Vec<String> = samples(page, true)
         .keys()
         .filter_map(|series| {
             let start = series.find("repository=\"")? + "repository=\"".len();
@@ -370,5 +374,103 @@ async fn teams_come_from_the_configuration_the_topics_or_githubs_teams() {
         1,
         "{counts:?}"
     );
+    handle.shutdown().await.unwrap();
+}
+
+/// Issue 15's "numbers in minutes": during the first cycle each repository's
+/// series appear once its first sync succeeded, before the cycle ends, with
+/// the gauge of how far back its history is complete (the start of the
+/// lookback); a repository whose first sync failed exports none (its stored
+/// history could be partial), only its health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_repository_is_exported_as_soon_as_its_history_is_complete() {
+    const REPOSITORIES: usize = 16;
+    const GAUGE: &str = "dora_collector_history_complete_since_timestamp_seconds";
+    let spec = OrgSpec {
+        repositories: REPOSITORIES,
+        workflow_run_repositories: 0,
+        ..OrgSpec::small(47)
+    };
+    let org = Org::generate(&spec);
+    let now = org.now;
+    // Every answer a quarter of a second late: the cycle lasts several
+    // seconds longer than the first repositories' syncs.
+    let options = SimOptions {
+        chaos: dora_collector::sim::ChaosOptions {
+            slow_rate: 1.0,
+            slow_delay: std::time::Duration::from_millis(250),
+            ..Default::default()
+        },
+        ..SimOptions::default()
+    };
+    let sim = SimServer::start(org, options).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n[github]\napi_url = \
+         {:?}\ntoken = {SIM_TOKEN:?}\n\n[[github.organizations]]\nname = \"acme\"\n\n\
+         [[github.repositories]]\nname = \"acme/missing\"\n",
+        dir.path().join("dora.db").display().to_string(),
+        sim.base_url(),
+    );
+    let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
+    let handle = start(config, now).await;
+    let lookback_start = (now.0 - 90 * 86_400) as f64;
+    let gauge = |page: &str, repository: &str| {
+        samples(page, false)
+            .into_iter()
+            .find(|(series, _)| {
+                series.starts_with(GAUGE) && series.contains(&format!("\"{repository}\""))
+            })
+            .map(|(_, value)| value)
+    };
+
+    let mut partial = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while handle.cycles().completed == 0 {
+        assert!(std::time::Instant::now() < deadline, "the first cycle ends");
+        let page = get(&handle, "/metrics").await.1;
+        let shown = exported_on(&page);
+        if handle.cycles().completed == 0 && !shown.is_empty() && shown.len() < REPOSITORIES {
+            partial += 1;
+            for repository in &shown {
+                assert_eq!(
+                    gauge(&page, repository),
+                    Some(lookback_start),
+                    "{repository}"
+                );
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        partial > 0,
+        "some repositories were exported before the first cycle ended"
+    );
+
+    let page = get(&handle, "/metrics").await.1;
+    let shown = exported_on(&page);
+    assert_eq!(shown.len(), REPOSITORIES, "{shown:?}");
+    assert!(!shown.contains(&"acme/missing".to_owned()));
+    assert_eq!(gauge(&page, "acme/missing"), None);
+    assert!(
+        page.contains(
+            "dora_collector_sync_errors_total{source=\"github\",repository=\"acme/missing\"}"
+        ),
+        "its health is exported"
+    );
+    for repository in &shown {
+        assert_eq!(
+            gauge(&page, repository),
+            Some(lookback_start),
+            "{repository}"
+        );
+    }
+    let landing = get(&handle, "/").await.1;
+    let expected = format!(
+        "history complete for {REPOSITORIES} of {} repositories, back to {} at least",
+        REPOSITORIES + 1,
+        Timestamp(now.0 - 90 * 86_400)
+    );
+    assert!(landing.contains(&expected), "{landing}");
     handle.shutdown().await.unwrap();
 }

@@ -309,6 +309,7 @@ fn every_query_names_exported_families_with_their_own_labels() {
         "dora_org_performance_level",
         "dora_team_performance_level",
         "dora_collector_last_successful_sync_timestamp_seconds",
+        "dora_collector_history_complete_since_timestamp_seconds",
         "dora_collector_sync_errors_total",
         "dora_collector_rate_limit_remaining",
         "dora_collector_api_requests_total",

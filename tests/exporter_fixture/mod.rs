@@ -297,6 +297,7 @@ pub fn health() -> HealthSnapshot {
                     sync_errors: 0,
                     skipped_items: 0,
                     next_retry: None,
+                    history_since: Some(Timestamp(NOW.0 - 90 * 86_400 - 120)),
                 },
                 RepositoryHealth {
                     repository: repo("acme/web"),
@@ -304,6 +305,7 @@ pub fn health() -> HealthSnapshot {
                     sync_errors: 2,
                     skipped_items: 3,
                     next_retry: Some(Timestamp(NOW.0 + 30)),
+                    history_since: None,
                 },
             ],
             api_requests: vec![

@@ -505,8 +505,11 @@ impl Source for GithubSource {
                     *skipped.entry(repository.clone()).or_default() += stats.skipped_items;
                 }
             }
+            let lookback_start =
+                Timestamp(context.now.0.saturating_sub(self.settings.lookback_seconds));
             result.map(|first_sync| RepoSyncStats {
                 first_sync,
+                history_since: Some(lookback_start),
                 ..stats
             })
         })

@@ -390,6 +390,25 @@ impl Store for SqliteStore {
             source,
             finished_at,
             outcome,
+            None,
+        )
+    }
+
+    fn record_success(
+        &mut self,
+        repository: &RepoName,
+        source: &str,
+        finished_at: Timestamp,
+        history_since: Timestamp,
+    ) -> Result<(), StoreError> {
+        write::record_sync(
+            &mut self.conn,
+            &self.path,
+            repository,
+            source,
+            finished_at,
+            &SyncOutcome::Succeeded,
+            Some(history_since),
         )
     }
 

@@ -212,6 +212,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) STRICT;
     "#,
+    // Version 5: how far back each repository's history is complete: the start
+    // of the lookback of its first successful sync (NULL for repositories first
+    // synced before this version, or never synced).
+    r#"
+    ALTER TABLE sync_status ADD COLUMN history_since INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

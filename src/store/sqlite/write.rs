@@ -788,6 +788,7 @@ pub(crate) fn record_sync(
     source: &str,
     finished_at: Timestamp,
     outcome: &SyncOutcome,
+    history_since: Option<Timestamp>,
 ) -> Result<(), StoreError> {
     if source.is_empty()
         || source.len() > MAX_SYNC_SOURCE_BYTES
@@ -812,14 +813,25 @@ pub(crate) fn record_sync(
         .map_err(&db)?;
     let repo_id = ensure_repo(&tx, path, repository)?;
     tx.prepare_cached(
-        "INSERT INTO sync_status (repo_id, source, last_attempt_at, last_success_at, last_error) \
-         VALUES (?1, ?2, ?3, ?4, ?5) \
+        "INSERT INTO sync_status \
+         (repo_id, source, last_attempt_at, last_success_at, last_error, history_since) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT (repo_id, source) DO UPDATE SET \
          last_attempt_at = excluded.last_attempt_at, \
          last_success_at = coalesce(excluded.last_success_at, last_success_at), \
-         last_error = excluded.last_error",
+         last_error = excluded.last_error, \
+         history_since = coalesce(history_since, excluded.history_since)",
     )
-    .and_then(|mut stmt| stmt.execute((repo_id, source, finished_at.0, success_at, error)))
+    .and_then(|mut stmt| {
+        stmt.execute((
+            repo_id,
+            source,
+            finished_at.0,
+            success_at,
+            error,
+            history_since.map(|t| t.0),
+        ))
+    })
     .map_err(&db)?;
     tx.commit().map_err(db)
 }
