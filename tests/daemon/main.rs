@@ -18,6 +18,7 @@ mod cli;
 mod config_cli;
 mod crash;
 mod discovery;
+mod enterprise;
 mod errors;
 mod faults;
 mod golden;

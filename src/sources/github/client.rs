@@ -370,8 +370,13 @@ impl Client {
             url: base.clone(),
             cause,
         };
+        // Every request carries its whole URL; octocrab gets only the origin,
+        // because it prefixes its base's path to any path not starting with it:
+        // GitHub Enterprise Server's `/api/graphql` would become
+        // `/api/v3/api/graphql`.
+        let origin = api_url.origin().ascii_serialization();
         let octocrab = Octocrab::builder()
-            .base_uri(base.as_str())
+            .base_uri(origin.as_str())
             .map_err(|_| GithubError::InvalidUrl { url: base.clone() })?
             .set_connect_timeout(Some(CONNECT_TIMEOUT))
             .set_read_timeout(Some(READ_TIMEOUT))

@@ -25,6 +25,12 @@
 //! Only GET is served, plus `POST /graphql` (see [`graphql`]); the simulator has
 //! no write endpoints.
 //!
+//! With [`SimOptions::enterprise`] it is laid out as GitHub Enterprise Server
+//! (`https://HOST/api/v3` for REST, `https://HOST/api/graphql` for GraphQL;
+//! anything else is 404) with rate limiting off, GHES's default: no
+//! `x-ratelimit-*` header on any answer (the budgets are still counted, so a
+//! test can see what was spent). See [`enterprise_layout`].
+//!
 //! Faults on purpose (resets, `5xx`, secondary rate limits, slow or truncated
 //! responses, new items between pages) come from the `chaos` layer around every
 //! route; off by default (see [`chaos`]). Requests that layer answers itself never
@@ -90,6 +96,8 @@ pub struct SimOptions {
     pub graphql_rate_limit: u64,
     /// A GitHub App and its installations (none by default: only the token).
     pub app: Option<SimApp>,
+    /// Served as GitHub Enterprise Server is (off by default: github.com).
+    pub enterprise: bool,
 }
 
 impl Default for SimOptions {
@@ -102,6 +110,7 @@ impl Default for SimOptions {
             chaos: chaos::ChaosOptions::default(),
             graphql_rate_limit: graphql::DEFAULT_GRAPHQL_RATE_LIMIT,
             app: None,
+            enterprise: false,
         }
     }
 }
@@ -399,7 +408,12 @@ impl SimServer {
             .validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
+        let enterprise = options.enterprise;
+        let base_url = if enterprise {
+            format!("http://{addr}{ENTERPRISE_REST_PREFIX}")
+        } else {
+            format!("http://{addr}")
+        };
         let window = i64::try_from(options.rate_limit_window.as_secs())
             .unwrap_or(i64::MAX / 2)
             .max(1);
@@ -442,6 +456,15 @@ impl SimServer {
             chaos::layer,
         ));
         let app = router.with_state(Arc::clone(&shared));
+        // Outermost, before any routing (a router's own layers run after it
+        // picked a route): the chaos layer and the routes see github.com's paths.
+        let app = if enterprise {
+            Router::new()
+                .fallback_service(app)
+                .layer(axum::middleware::from_fn(enterprise_layout))
+        } else {
+            app
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let stopped = async move {
             let _ = stopped.await;
@@ -722,6 +745,55 @@ struct Outcome {
     link: Option<String>,
     /// Include `x-ratelimit-*`.
     budget: Option<(u64, u64, i64)>,
+}
+
+/// Where GitHub Enterprise Server serves its REST API (`https://HOST/api/v3`).
+pub const ENTERPRISE_REST_PREFIX: &str = "/api/v3";
+
+/// Where GitHub Enterprise Server serves GraphQL (`https://HOST/api/graphql`).
+pub const ENTERPRISE_GRAPHQL_PATH: &str = "/api/graphql";
+
+/// GitHub Enterprise Server's layout over github.com's routes: `/api/v3/...` is
+/// `/...`, `/api/graphql` is `/graphql`, any other path is GHES's `404`; and
+/// rate limiting is off (GHES's default), so no answer carries `x-ratelimit-*`.
+async fn enterprise_layout(mut request: Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let inner = if path == ENTERPRISE_GRAPHQL_PATH {
+        Some("/graphql".to_owned())
+    } else {
+        path.strip_prefix(ENTERPRISE_REST_PREFIX)
+            .filter(|rest| rest.starts_with('/'))
+            .map(str::to_owned)
+    };
+    let Some(inner) = inner else {
+        let mut response = Response::new(Body::from(
+            r#"{"message":"Not Found","documentation_url":"https://docs.github.com/enterprise-server/rest"}"#,
+        ));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        return response;
+    };
+    let target = match request.uri().query() {
+        Some(query) => format!("{inner}?{query}"),
+        None => inner,
+    };
+    if let Ok(uri) = target.parse() {
+        *request.uri_mut() = uri;
+    }
+    let mut response = next.run(request).await;
+    let limits: Vec<header::HeaderName> = response
+        .headers()
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-ratelimit-"))
+        .cloned()
+        .collect();
+    for name in limits {
+        response.headers_mut().remove(name);
+    }
+    response
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
