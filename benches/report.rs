@@ -134,6 +134,8 @@ fn batch(r: u64, deployments: u64, rng: &mut u64) -> SyncBatch {
             labels: vec!["hotfix".to_owned()],
             commits: vec![],
             first_commit_at: None,
+            created_at: None,
+            first_review_at: None,
         });
     }
     batch

@@ -23,6 +23,8 @@ use crate::daemon::{demo, RunOptions};
 use crate::domain::{Team, Timestamp};
 use crate::report::{self, Format, ReportRequest, ReportWindow, DEFAULT_WINDOW};
 #[cfg(feature = "demo")]
+use crate::sim::gitlab::{GitlabGroup, GitlabOptions, GitlabServer};
+#[cfg(feature = "demo")]
 use crate::sim::{Org, SimOptions, SimServer};
 use anyhow::Context as _;
 #[cfg(feature = "demo")]
@@ -280,6 +282,11 @@ pub struct DemoArgs {
     /// Seed of the generator: the same seed gives the same organisation.
     #[arg(long, value_name = "N", default_value_t = demo::DEFAULT_SEED)]
     pub seed: u64,
+    /// Projects on the simulated GitLab, over the same teams (a mixed
+    /// organisation); 0 for GitHub only.
+    #[arg(long, value_name = "N", default_value_t = demo::DEFAULT_GITLAB_PROJECTS,
+          value_parser = clap::value_parser!(u16).range(0..=1000).map(usize::from))]
+    pub gitlab_projects: usize,
 }
 
 /// `report`
@@ -703,20 +710,28 @@ pub fn summary(config: &Config) -> String {
         .iter()
         .map(ToString::to_string)
         .collect();
-    let source = match &config.github {
-        Some(github) => {
-            let auth = match &github.auth {
-                crate::config::GithubAuth::Token(_) => String::new(),
-                crate::config::GithubAuth::App(app) => {
-                    format!(" as GitHub App {} (its key checked)", app.app_id)
-                }
-            };
-            format!(
-                "lookback {}, poll every {}, GitHub API {}{auth}",
-                github.lookback, github.poll_interval, github.api_url
-            )
-        }
-        None => "no GitHub".to_owned(),
+    let github = config.github.as_ref().map(|github| {
+        let auth = match &github.auth {
+            crate::config::GithubAuth::Token(_) => String::new(),
+            crate::config::GithubAuth::App(app) => {
+                format!(" as GitHub App {} (its key checked)", app.app_id)
+            }
+        };
+        format!(
+            "lookback {}, poll every {}, GitHub API {}{auth}",
+            github.lookback, github.poll_interval, github.api_url
+        )
+    });
+    let gitlab = config.gitlab.as_ref().map(|gitlab| {
+        format!(
+            "GitLab lookback {}, poll every {}, GitLab API {}",
+            gitlab.lookback, gitlab.poll_interval, gitlab.api_url
+        )
+    });
+    let source = match (github, gitlab) {
+        (Some(github), Some(gitlab)) => format!("{github}, {gitlab}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "no GitHub".to_owned(),
     };
     let ingest = match &config.ingest {
         Some(ingest) => format!(
@@ -736,8 +751,39 @@ pub fn summary(config: &Config) -> String {
     } else {
         ""
     };
+    let pagerduty = match &config.pagerduty {
+        Some(pagerduty) => format!(
+            ", PagerDuty {} service{} at {}",
+            pagerduty.services.len(),
+            if pagerduty.services.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            pagerduty.api_url
+        ),
+        None => String::new(),
+    };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let argocd = match &config.argocd {
+        Some(argocd) => format!(
+            ", Argo CD {} ({})",
+            argocd.api_url,
+            plural(argocd.applications.len(), "application", "applications")
+        ),
+        None => String::new(),
+    };
+    let jenkins = match &config.jenkins {
+        Some(jenkins) => format!(
+            ", Jenkins {} ({})",
+            jenkins.url,
+            plural(jenkins.jobs.len(), "job", "jobs")
+        ),
+        None => String::new(),
+    };
     format!(
-        "{repositories} repositor{}{organizations} ({} team{}), windows {}, {source}{ingest}{webhooks}, listen {}, store {}",
+        "{repositories} repositor{}{organizations} ({} team{}), windows {}, {source}{ingest}{webhooks}{pagerduty}{argocd}{jenkins}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
@@ -1088,13 +1134,51 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let sim = SimServer::start(org, options)
             .await
             .context("cannot start the simulated GitHub")?;
-        let config = demo::demo_config(&config_org, sim.base_url(), addr, &store)?;
+        let gitlab = if args.gitlab_projects > 0 {
+            let spec = demo::demo_group_spec(
+                args.gitlab_projects,
+                args.days,
+                args.seed,
+                SystemClock.now(),
+            );
+            let group = tokio::task::spawn_blocking(move || GitlabGroup::generate(&spec))
+                .await
+                .context("generating the simulated GitLab group failed")?;
+            let options = GitlabOptions {
+                rate_limit: DEMO_RATE_LIMIT,
+                ..GitlabOptions::default()
+            };
+            let server = GitlabServer::start(group.clone(), options)
+                .await
+                .context("cannot start the simulated GitLab")?;
+            Some((group, server))
+        } else {
+            None
+        };
+        let config = demo::demo_config_mixed(
+            &config_org,
+            sim.base_url(),
+            gitlab
+                .as_ref()
+                .map(|(group, server)| (group, server.api_url())),
+            addr,
+            &store,
+        )?;
         drop(config_org);
+        let gitlab_line = match &gitlab {
+            Some((group, server)) => format!(
+                " and {} projects of its teams on a built-in fake GitLab at {}",
+                group.projects.len(),
+                server.api_url()
+            ),
+            None => String::new(),
+        };
         writeln!(
             out,
             "dora-collector demo — the data is SIMULATED: a generated organisation of {} \
              repositories ({teams} teams, {} days of history, {} deployments) served by a \
-             built-in fake GitHub at {}. Nothing is read from GitHub.\n\n\
+             built-in fake GitHub at {}{gitlab_line}. Nothing is read from GitHub or GitLab; \
+             the landing page says where each repository is read from.\n\n\
              Open  http://{addr}/         the landing page\n      \
              http://{addr}/metrics  the metrics (ready after the first sync, a few seconds)\n      \
              http://{addr}/readyz   readiness\n\n\
@@ -1119,6 +1203,9 @@ pub fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         // Its only clients were the daemon's; bounded all the same, so that the
         // store below is always removed.
         let _ = tokio::time::timeout(DEMO_SIMULATOR_STOP, sim.shutdown()).await;
+        if let Some((_, server)) = gitlab {
+            let _ = tokio::time::timeout(DEMO_SIMULATOR_STOP, server.shutdown()).await;
+        }
         result
     });
     // The daemon has stopped: remove its store.
@@ -1240,6 +1327,20 @@ mod tests {
              store ./dora.db\n"
         );
         assert_eq!(err, "");
+    }
+
+    #[test]
+    fn the_summary_names_the_pagerduty_services() {
+        let (result, out, _) = check(
+            "[github]\ntoken = \"${GITHUB_TOKEN}\"\n[[github.repositories]]\nname = \"a/b\"\n\
+             [pagerduty]\ntoken = \"${GITHUB_TOKEN}\"\n[[pagerduty.services]]\nid = \"PABC123\"\n\
+             repositories = [\"a/b\"]\n",
+        );
+        assert!(result.is_ok(), "{out}");
+        assert!(
+            out.contains(", PagerDuty 1 service at https://api.pagerduty.com/, listen"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! The one template engine of the collector (minijinja), for everything it writes
-//! as HTML or Markdown: the report (`report::render`) and the exporter's landing
-//! page.
+//! as HTML or Markdown: the report and the landing page (`report::render`).
 //!
 //! Escaping is the engine's job, never a template's or a caller's:
 //! - a template's format is its file extension: `.html` is escaped with

@@ -124,6 +124,8 @@ pub fn events(repos: u64, deployments_per_repo: u64) -> Events {
                 labels: vec!["hotfix".to_owned()],
                 commits: vec![],
                 first_commit_at: None,
+                created_at: None,
+                first_review_at: None,
             });
         }
         builder.finish_repository(&name);

@@ -57,8 +57,9 @@ pub use env::expand_env;
 pub use problem::{ConfigError, Problem};
 pub use rules::MAX_WINDOWS;
 pub use values::{
-    ApiUrl, ApiUrlError, BranchName, ClientName, LabelName, LogFormat, LogLevel, NamePattern,
-    OrgName, RepoPattern, Seconds, WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_NAME_LEN,
+    ApiUrl, ApiUrlError, ApplicationName, BranchName, ClientName, JenkinsUser, JobPath, LabelName,
+    LogFormat, LogLevel, NamePattern, OrgName, RepoPattern, Seconds, ServiceId, Urgency,
+    WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_JOB_DEPTH, MAX_NAME_LEN, MAX_SERVICE_ID_LEN,
     MAX_TOKEN_LEN, MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 
@@ -90,6 +91,10 @@ pub mod defaults {
     pub const STORAGE_PATH: &str = "./dora.db";
     /// `github.api_url`: github.com.
     pub const API_URL: &str = "https://api.github.com";
+    /// `gitlab.api_url`: GitLab.com.
+    pub const GITLAB_API_URL: &str = "https://gitlab.com/api/v4";
+    /// `pagerduty.api_url`: PagerDuty's REST API (US service region).
+    pub const PAGERDUTY_API_URL: &str = "https://api.pagerduty.com";
     /// `github.production_environments`.
     pub const PRODUCTION_ENVIRONMENT: &str = "production";
     /// `github.incident_labels`.
@@ -142,6 +147,16 @@ pub mod defaults {
     pub fn api_url() -> ApiUrl {
         ApiUrl::parse(API_URL).expect("the default API URL is valid")
     }
+    pub fn gitlab_api_url() -> ApiUrl {
+        ApiUrl::parse(GITLAB_API_URL).expect("the default GitLab API URL is valid")
+    }
+    pub fn pagerduty_api_url() -> ApiUrl {
+        ApiUrl::parse(PAGERDUTY_API_URL).expect("the default PagerDuty URL is valid")
+    }
+    /// `pagerduty.urgencies`: every urgency counts.
+    pub fn urgencies() -> Vec<super::Urgency> {
+        vec![super::Urgency::High, super::Urgency::Low]
+    }
     pub fn poll_interval() -> Duration {
         POLL_INTERVAL
     }
@@ -171,19 +186,98 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[metrics]`: windows and level thresholds. Optional.
     pub metrics: MetricsConfig,
-    /// `[github]`: the source. Optional when `[ingest]` is there (a collector fed
-    /// only by the push API); at least one of the two.
+    /// `[github]`: the GitHub source. Optional; at least one of `[github]`,
+    /// `[gitlab]` and `[ingest]` (a collector fed only by the push API).
     pub github: Option<GithubConfig>,
+    /// `[gitlab]`: the GitLab source (GitLab.com or self-managed). Optional.
+    pub gitlab: Option<GitlabConfig>,
     /// `[ingest]`: the push API. Absent: disabled.
     pub ingest: Option<IngestConfig>,
     /// `[[repositories]]`: repositories known only through the push API (their
     /// teams). Optional.
     pub repositories: Vec<PushRepositoryConfig>,
+    /// `[pagerduty]`: incidents of PagerDuty services. Absent: not read.
+    pub pagerduty: Option<PagerDutyConfig>,
     /// `[webhooks]`: deliveries from code hosts. Optional; each part absent:
     /// its route is disabled.
     pub webhooks: WebhooksConfig,
+    /// `[argocd]`: deployments from Argo CD applications. Optional.
+    pub argocd: Option<ArgoCdConfig>,
+    /// `[jenkins]`: deployments from Jenkins jobs. Optional.
+    pub jenkins: Option<JenkinsConfig>,
     /// `[log]`: the daemon's own log output. Optional.
     pub log: LogConfig,
+}
+
+/// `[argocd]`: deployments read from Argo CD: each configured application's sync
+/// history and its last operation.
+#[derive(Debug, Clone)]
+pub struct ArgoCdConfig {
+    /// The Argo CD server (`https://argocd.example.com`; the API is under
+    /// `/api/v1`). Required.
+    pub api_url: ApiUrl,
+    /// A bearer token of an account with `applications, get` (an API key of a
+    /// local account, or a project token). Required; normally `"${ARGOCD_TOKEN}"`.
+    /// Never printed.
+    pub token: SecretString,
+    /// `[[argocd.applications]]`: at least one, no name twice.
+    pub applications: Vec<ArgoCdApplicationConfig>,
+}
+
+/// `[[argocd.applications]]`: one application and the repository it deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgoCdApplicationConfig {
+    /// The application's name (`api-prod`, or `namespace/name` for an
+    /// application outside Argo CD's own namespace). Required.
+    pub name: ApplicationName,
+    /// The repository whose deployments its syncs are; its commits come from its
+    /// `[[github.repositories]]` entry. Required.
+    pub repository: RepoName,
+    /// The environment its syncs deploy to. Required.
+    pub environment: Environment,
+}
+
+/// `[jenkins]`: deployments read from the builds of Jenkins jobs.
+#[derive(Debug, Clone)]
+pub struct JenkinsConfig {
+    /// The Jenkins root URL (`https://jenkins.example.com`, or with its context
+    /// path: `https://ci.example.com/jenkins`). Required.
+    pub url: ApiUrl,
+    /// The user the API token belongs to. Required.
+    pub user: JenkinsUser,
+    /// The user's API token (sent with the user as HTTP basic authentication).
+    /// Required; normally `"${JENKINS_TOKEN}"`. Never printed.
+    pub token: SecretString,
+    /// What an `UNSTABLE` build is. Default: a failed attempt.
+    pub unstable: UnstableBuilds,
+    /// `[[jenkins.jobs]]`: at least one, no path twice.
+    pub jobs: Vec<JenkinsJobConfig>,
+}
+
+/// `jenkins.unstable`: what a build whose result is `UNSTABLE` (it ran, but a
+/// test or quality gate failed) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnstableBuilds {
+    /// A failed attempt (the default): it did not reach production.
+    #[default]
+    Failure,
+    /// A successful deployment (for jobs that deploy before a flaky check).
+    Success,
+}
+
+/// `[[jenkins.jobs]]`: one job whose builds are deployments of a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JenkinsJobConfig {
+    /// The job's full name: folders separated by `/` (`deploy/api`; the branch
+    /// job of a multibranch project: `api/main`, `api/release%2F1.x`).
+    /// Required.
+    pub path: JobPath,
+    /// The repository its builds deploy; its commits come from its
+    /// `[[github.repositories]]` entry. Required.
+    pub repository: RepoName,
+    /// The environment its builds deploy to. Required.
+    pub environment: Environment,
 }
 
 /// `[webhooks]`: the code hosts whose webhook deliveries the daemon takes.
@@ -232,6 +326,41 @@ pub struct IngestClientConfig {
     pub repositories: Vec<RepoPattern>,
 }
 
+/// `[pagerduty]`: incidents of PagerDuty services.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// REST API base URL. Default `https://api.pagerduty.com` (EU accounts:
+    /// `https://api.eu.pagerduty.com`); `http://` is allowed (tests, simulators).
+    pub api_url: ApiUrl,
+    /// A read-only REST API key. Required; normally `"${PAGERDUTY_TOKEN}"`. Never
+    /// printed.
+    pub token: SecretString,
+    /// The urgencies that count. Default `["high", "low"]` (every incident); at
+    /// least one, no duplicates.
+    pub urgencies: Vec<Urgency>,
+    /// `[[pagerduty.services]]`: at least one, no id twice.
+    pub services: Vec<PagerDutyServiceConfig>,
+}
+
+/// `[[pagerduty.services]]`: one service whose incidents are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagerDutyServiceConfig {
+    /// The service id (`PABC123`). Required.
+    pub id: ServiceId,
+    /// What its incidents are attributed over: `repositories = [...]` or
+    /// `team = "..."`, exactly one.
+    pub maps_to: ServiceMapping,
+}
+
+/// What a PagerDuty service is mapped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceMapping {
+    /// `repositories = [...]`: at least one, each configured, no repeats.
+    Repositories(Vec<RepoName>),
+    /// `team = "..."`: the repositories configured with that team.
+    Team(Team),
+}
+
 /// `[[repositories]]`: a repository known only through the push API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRepositoryConfig {
@@ -251,6 +380,9 @@ pub struct ServerConfig {
     /// take to finish before the rest is closed and the process exits. Default
     /// `10s`.
     pub shutdown_grace_period: Duration,
+    /// Where people open Grafana (`https://grafana.example.com`): the landing
+    /// page links the shipped dashboards there. Default: none.
+    pub grafana_url: Option<ApiUrl>,
 }
 
 impl Default for ServerConfig {
@@ -258,6 +390,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: defaults::listen(),
             shutdown_grace_period: defaults::shutdown_grace_period(),
+            grafana_url: None,
         }
     }
 }
@@ -469,6 +602,93 @@ impl OrganizationConfig {
     }
 }
 
+/// `[gitlab]`
+#[derive(Debug, Clone)]
+pub struct GitlabConfig {
+    /// REST API v4 base URL. Default `https://gitlab.com/api/v4`; self-managed:
+    /// `https://HOST/api/v4`, or `https://HOST/PREFIX/api/v4` under a relative URL
+    /// root; `http://` is allowed (tests, simulators).
+    pub api_url: ApiUrl,
+    /// A personal, group or project access token with the `read_api` scope, sent
+    /// as `PRIVATE-TOKEN`. Required; normally `"${GITLAB_TOKEN}"`. Never printed.
+    pub token: SecretString,
+    /// Time between two syncs. Default `5m`.
+    pub poll_interval: Duration,
+    /// How far back the first sync reads. Default `90d`; at least the longest window.
+    pub lookback: Duration,
+    /// The environments that count, compared case-insensitively; every
+    /// environment of tier `production` counts too. Default `["production"]`; no
+    /// duplicates (may be empty: then only the tier decides).
+    pub production_environments: Vec<Environment>,
+    /// Issues with any of these labels are incidents, as is every issue of type
+    /// `incident`. Default `["incident"]`.
+    pub incident_labels: Vec<LabelName>,
+    /// Merged merge requests with any of these labels are rework. Default
+    /// `["hotfix"]`; empty disables this rework criterion.
+    pub rework_labels: Vec<LabelName>,
+    /// `[[gitlab.projects]]`: at least one, no path twice.
+    pub projects: Vec<ProjectConfig>,
+}
+
+/// `[[gitlab.projects]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectConfig {
+    /// The project's full path (`group/subgroup/project`); the repository label
+    /// is this path, lowercase. Required.
+    pub path: RepoName,
+    /// The team that owns it (the `team` label). Default `unassigned`.
+    pub team: Team,
+    /// Where its deployments come from. Default: the Deployments API.
+    pub deployments: GitlabDeploymentsConfig,
+}
+
+/// `deployments = { from = ... }` of a GitLab project.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum GitlabDeploymentsConfig {
+    /// `from = "deployments"` (the default): GitLab's Deployments API.
+    #[default]
+    DeploymentsApi,
+    /// `from = "pipelines"`: successful pipelines on `git_ref` (key `ref`) are
+    /// deployments to `environment`. Both keys are required.
+    Pipelines {
+        git_ref: BranchName,
+        environment: Environment,
+    },
+    /// `from = "push"`: deployments come from the push API; GitLab gives the
+    /// commits (change sets), incidents and merge requests. No other key.
+    Push,
+    /// Never written in the file: the project is named in
+    /// `[[argocd.applications]]`, which gives its deployments; GitLab gives the
+    /// rest, as with `Push`.
+    ArgoCd,
+    /// Never written in the file: the project is named in `[[jenkins.jobs]]`,
+    /// which gives its deployments; GitLab gives the rest.
+    Jenkins,
+}
+
+impl GitlabDeploymentsConfig {
+    /// The name a `409` gives for where a project's deployments come from.
+    pub fn source_name(&self) -> &'static str {
+        match self {
+            GitlabDeploymentsConfig::DeploymentsApi => "gitlab (the Deployments API)",
+            GitlabDeploymentsConfig::Pipelines { .. } => "gitlab (pipelines)",
+            GitlabDeploymentsConfig::Push => "push",
+            GitlabDeploymentsConfig::ArgoCd => "argocd",
+            GitlabDeploymentsConfig::Jenkins => "jenkins",
+        }
+    }
+}
+
+/// The value of `deployments.from` of a GitLab project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitlabDeploymentsFrom {
+    #[default]
+    Deployments,
+    Pipelines,
+    Push,
+}
+
 /// `github.api`: which GitHub API reads deployments and their statuses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -508,6 +728,13 @@ pub enum DeploymentsConfig {
     /// `from = "push"`: deployments come from the push API; GitHub gives the
     /// commits (change sets), incidents and pull requests. No other key.
     Push,
+    /// Never written in the file: the repository is named in
+    /// `[[argocd.applications]]`, which gives its deployments; GitHub gives the
+    /// rest, as with `Push`.
+    ArgoCd,
+    /// Never written in the file: the repository is named in `[[jenkins.jobs]]`,
+    /// which gives its deployments; GitHub gives the rest.
+    Jenkins,
 }
 
 impl DeploymentsConfig {
@@ -517,7 +744,18 @@ impl DeploymentsConfig {
             DeploymentsConfig::DeploymentsApi => "github (the Deployments API)",
             DeploymentsConfig::WorkflowRuns { .. } => "github (workflow runs)",
             DeploymentsConfig::Push => "push",
+            DeploymentsConfig::ArgoCd => "argocd",
+            DeploymentsConfig::Jenkins => "jenkins",
         }
+    }
+
+    /// Whether GitHub reads this repository's deployments itself (else another
+    /// source brings them and GitHub gives only their change sets).
+    pub fn read_from_github(&self) -> bool {
+        matches!(
+            self,
+            DeploymentsConfig::DeploymentsApi | DeploymentsConfig::WorkflowRuns { .. }
+        )
     }
 }
 
@@ -552,6 +790,15 @@ impl<T> Field<T> {
 
     fn is_present(&self) -> bool {
         !matches!(self, Field::Absent)
+    }
+
+    /// The valid value mapped by `f`; absence and invalidity kept.
+    fn map_valid<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
+        match self {
+            Field::Absent => Field::Absent,
+            Field::Invalid => Field::Invalid,
+            Field::Valid(value) => Field::Valid(f(value)),
+        }
     }
 
     fn valid(self) -> Option<T> {
@@ -679,11 +926,17 @@ impl Config {
     }
 
     /// What the engine needs: windows, thresholds, production environments (the
-    /// push API's for repositories no code host reads, GitHub's for GitHub's),
-    /// labels, lead-time start, rollback policy and the team of every repository.
-    /// Without `[github]`, the GitHub keys' defaults.
+    /// push API's for repositories no code host reads, GitHub's for GitHub's,
+    /// GitLab's for GitLab's), labels (`[github]`'s and `[gitlab]`'s together:
+    /// the engine has one list of each), lead-time start, rollback policy and the
+    /// team of every repository. Without `[github]`, the GitHub keys' defaults.
     pub fn engine_config(&self) -> EngineConfig {
-        let labels = |labels: &[LabelName]| labels.iter().map(|l| l.as_str().to_owned()).collect();
+        let labels = |labels: &[LabelName]| {
+            labels
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect::<Vec<String>>()
+        };
         let mut teams: BTreeMap<RepoName, Team> = self
             .repositories
             .iter()
@@ -694,7 +947,12 @@ impl Config {
                 .iter()
                 .map(|repo| (repo.name.clone(), repo.team.clone())),
         );
-        let (production, incident, rework, start, rollback) = match &self.github {
+        teams.extend(
+            self.gitlab_projects()
+                .iter()
+                .map(|project| (project.path.clone(), project.team.clone())),
+        );
+        let (production, mut incident, mut rework, start, rollback) = match &self.github {
             Some(github) => (
                 github.production_environments.clone(),
                 labels(&github.incident_labels),
@@ -712,8 +970,9 @@ impl Config {
         };
         // Repositories no code host reads (listed in [[repositories]] or pushed
         // unlisted) take the push API's production environments; GitHub's
-        // repositories keep GitHub's.
-        let (production, production_by_repository) = match &self.ingest {
+        // repositories keep GitHub's, GitLab's projects take GitLab's (and the
+        // environments of tier production their source declares).
+        let (production, mut production_by_repository) = match &self.ingest {
             Some(ingest) if ingest.production_environments != production => (
                 ingest.production_environments.clone(),
                 self.github_repositories()
@@ -723,6 +982,27 @@ impl Config {
             ),
             _ => (production, BTreeMap::new()),
         };
+        if let Some(gitlab) = &self.gitlab {
+            for project in &gitlab.projects {
+                production_by_repository
+                    .insert(project.path.clone(), gitlab.production_environments.clone());
+            }
+            // GitLab's incidents are selected by the source (type or label); its
+            // rework labels join GitHub's.
+            for (list, extra) in [
+                (&mut incident, &gitlab.incident_labels),
+                (&mut rework, &gitlab.rework_labels),
+            ] {
+                for label in extra {
+                    if !list
+                        .iter()
+                        .any(|l: &String| l.eq_ignore_ascii_case(label.as_str()))
+                    {
+                        list.push(label.as_str().to_owned());
+                    }
+                }
+            }
+        }
         EngineConfig {
             windows: self.metrics.engine_windows(),
             production_environments: production,
@@ -743,12 +1023,79 @@ impl Config {
             .map_or(&[], |github| github.repositories.as_slice())
     }
 
-    /// Every repository configured by name: `[[github.repositories]]`, then
-    /// `[[repositories]]`.
+    /// `[[argocd.applications]]`; none without `[argocd]`.
+    pub fn argocd_applications(&self) -> &[ArgoCdApplicationConfig] {
+        self.argocd
+            .as_ref()
+            .map_or(&[], |argocd| argocd.applications.as_slice())
+    }
+
+    /// `[[jenkins.jobs]]`; none without `[jenkins]`.
+    pub fn jenkins_jobs(&self) -> &[JenkinsJobConfig] {
+        self.jenkins
+            .as_ref()
+            .map_or(&[], |jenkins| jenkins.jobs.as_slice())
+    }
+
+    /// Where each configured repository is read from, in configuration order
+    /// (for people: the landing page): `GitHub`, `GitLab` and how deployments
+    /// are read (their own API, Argo CD or Jenkins), or the push API.
+    pub fn repository_sources(&self) -> Vec<(RepoName, &'static str)> {
+        let github = self.github_repositories().iter().map(|repo| {
+            let source = match repo.deployments {
+                DeploymentsConfig::DeploymentsApi => "GitHub (Deployments API)",
+                DeploymentsConfig::WorkflowRuns { .. } => "GitHub (workflow runs)",
+                DeploymentsConfig::Push => "GitHub (deployments pushed)",
+                DeploymentsConfig::ArgoCd => "GitHub (deployments from Argo CD)",
+                DeploymentsConfig::Jenkins => "GitHub (deployments from Jenkins)",
+            };
+            (repo.name.clone(), source)
+        });
+        let gitlab = self.gitlab_projects().iter().map(|project| {
+            let source = match project.deployments {
+                GitlabDeploymentsConfig::DeploymentsApi => "GitLab (Deployments API)",
+                GitlabDeploymentsConfig::Pipelines { .. } => "GitLab (pipelines)",
+                GitlabDeploymentsConfig::Push => "GitLab (deployments pushed)",
+                GitlabDeploymentsConfig::ArgoCd => "GitLab (deployments from Argo CD)",
+                GitlabDeploymentsConfig::Jenkins => "GitLab (deployments from Jenkins)",
+            };
+            (project.path.clone(), source)
+        });
+        let pushed = self
+            .repositories
+            .iter()
+            .map(|repo| (repo.name.clone(), "push API"));
+        github.chain(gitlab).chain(pushed).collect()
+    }
+
+    /// `[[gitlab.projects]]`; none without `[gitlab]`.
+    pub fn gitlab_projects(&self) -> &[ProjectConfig] {
+        self.gitlab
+            .as_ref()
+            .map_or(&[], |gitlab| gitlab.projects.as_slice())
+    }
+
+    /// The repositories a code host syncs: `[[github.repositories]]`, then
+    /// `[[gitlab.projects]]` (their paths).
+    pub fn synced_repositories(&self) -> Vec<RepoName> {
+        self.github_repositories()
+            .iter()
+            .map(|repo| repo.name.clone())
+            .chain(self.gitlab_projects().iter().map(|p| p.path.clone()))
+            .collect()
+    }
+
+    /// Every repository configured by name: `[[github.repositories]]`,
+    /// `[[gitlab.projects]]`, then `[[repositories]]`.
     pub fn all_repositories(&self) -> Vec<(RepoName, Team)> {
         self.github_repositories()
             .iter()
             .map(|repo| (repo.name.clone(), repo.team.clone()))
+            .chain(
+                self.gitlab_projects()
+                    .iter()
+                    .map(|project| (project.path.clone(), project.team.clone())),
+            )
             .chain(
                 self.repositories
                     .iter()
@@ -757,12 +1104,23 @@ impl Config {
             .collect()
     }
 
-    /// The time between two syncs: `github.poll_interval`, or its default
-    /// without `[github]` (the daemon then only recomputes on that rhythm).
+    /// The time between two syncs: the shorter of `github.poll_interval` and
+    /// `gitlab.poll_interval` (one cycle syncs every source), or the default
+    /// without either (the daemon then only recomputes on that rhythm).
     pub fn poll_interval(&self) -> Duration {
-        self.github
-            .as_ref()
-            .map_or_else(defaults::poll_interval, |github| github.poll_interval)
+        let github = self.github.as_ref().map(|github| github.poll_interval);
+        let gitlab = self.gitlab.as_ref().map(|gitlab| gitlab.poll_interval);
+        match (github, gitlab) {
+            (Some(a), Some(b)) => {
+                if a.as_secs() <= b.as_secs() {
+                    a
+                } else {
+                    b
+                }
+            }
+            (Some(one), None) | (None, Some(one)) => one,
+            (None, None) => defaults::poll_interval(),
+        }
     }
 }
 

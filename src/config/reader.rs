@@ -23,15 +23,20 @@
 use super::env;
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{
-    deserialize_listen, deserialize_private_key, deserialize_storage_path, deserialize_token,
+    deserialize_github_repo, deserialize_gitlab_path, deserialize_listen, deserialize_private_key,
+    deserialize_storage_path, deserialize_token,
 };
 use super::{
-    defaults, ApiUrl, AppPrivateKey, ClientName, Config, DeploymentsConfig, DeploymentsFrom,
-    Duration, Field, GithubApi, GithubAppConfig, GithubAuth, GithubConfig, GithubWebhookConfig,
-    IngestClientConfig, IngestConfig, LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig,
-    NamePattern, OrgName, OrganizationConfig, Problem, PushRepositoryConfig, RepoPattern,
-    RepositoryConfig, Seconds, ServerConfig, StorageConfig, TeamFrom, ThresholdsConfig,
-    WebhooksConfig, MAX_PRIVATE_KEY_BYTES, MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
+    defaults, ApiUrl, AppPrivateKey, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig,
+    ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi,
+    GithubAppConfig, GithubAuth, GithubConfig, GithubWebhookConfig, GitlabConfig,
+    GitlabDeploymentsConfig, GitlabDeploymentsFrom, IngestClientConfig, IngestConfig,
+    JenkinsConfig, JenkinsJobConfig, JenkinsUser, JobPath, LabelName, LogConfig, LogFormat,
+    LogLevel, MetricsConfig, NamePattern, OrgName, OrganizationConfig, PagerDutyConfig,
+    PagerDutyServiceConfig, Problem, ProjectConfig, PushRepositoryConfig, RepoPattern,
+    RepositoryConfig, Seconds, ServerConfig, ServiceId, ServiceMapping, StorageConfig, TeamFrom,
+    ThresholdsConfig, UnstableBuilds, Urgency, WebhooksConfig, MAX_PRIVATE_KEY_BYTES,
+    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
@@ -125,6 +130,22 @@ where
         .and_then(|github| github.get("private_key"))
         .and_then(|key| key.get_ref().as_str());
     tokens.extend(private_key);
+    for section in ["gitlab", "argocd", "jenkins"] {
+        let token = root
+            .get_ref()
+            .get(section)
+            .and_then(|table| table.get_ref().as_table())
+            .and_then(|table| table.get("token"))
+            .and_then(|token| token.get_ref().as_str());
+        tokens.extend(token);
+    }
+    let pagerduty_token = root
+        .get_ref()
+        .get("pagerduty")
+        .and_then(|pagerduty| pagerduty.get_ref().as_table())
+        .and_then(|pagerduty| pagerduty.get("token"))
+        .and_then(|token| token.get_ref().as_str());
+    tokens.extend(pagerduty_token);
     let clients = root
         .get_ref()
         .get("ingest")
@@ -279,8 +300,11 @@ where
 #[cfg(test)]
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
                            [[github.repositories]]\ndeployments = {}\n\
-                           [[github.organizations]]\ndeployments = {}\n[ingest]\n\
-                           [[ingest.clients]]\n[[repositories]]\n[webhooks.github]\n[log]\n";
+                           [[github.organizations]]\ndeployments = {}\n[gitlab]\n\
+                           [[gitlab.projects]]\ndeployments = {}\n[ingest]\n\
+                           [[ingest.clients]]\n[[repositories]]\n[pagerduty]\n\
+                           [[pagerduty.services]]\n[webhooks.github]\n[argocd]\n\
+                           [[argocd.applications]]\n[jenkins]\n[[jenkins.jobs]]\n[log]\n";
 
 /// Every key path of the schema, tables included, spelled as
 /// `docs/configuration.md` spells them (`github.repositories[].name`): the keys that
@@ -420,10 +444,19 @@ struct Walker<'l> {
     key_lines: HashMap<String, usize>,
     /// The windows that parsed, for the lookback rule.
     windows: Option<Vec<(usize, Duration)>>,
-    /// The lookback, when it parsed.
-    lookback: Option<Duration>,
+    /// The lookbacks that parsed (`github.lookback`, `gitlab.lookback`), for the
+    /// lookback rule.
+    lookbacks: Vec<(&'static str, Duration)>,
     /// The `${NAME}` references of each expanded string value, by its offset.
     expanded: HashMap<usize, String>,
+    /// The indices of the `[[github.repositories]]` entries that set
+    /// `deployments` themselves.
+    explicit_deployments: Vec<usize>,
+    /// The `[[gitlab.projects]]` entries (indices) that set `deployments`.
+    explicit_gitlab_deployments: Vec<usize>,
+    /// The `[[pagerduty.services]]` that parsed, with their index (for the rules
+    /// that need the repositories).
+    pagerduty_services: Vec<(usize, PagerDutyServiceConfig)>,
     /// Every key path asked for, without indices (for [`schema_paths`]).
     #[cfg(test)]
     schema: Vec<String>,
@@ -436,8 +469,11 @@ impl<'l> Walker<'l> {
             problems: Vec::new(),
             key_lines: HashMap::new(),
             windows: None,
-            lookback: None,
+            lookbacks: Vec::new(),
             expanded: HashMap::new(),
+            explicit_deployments: Vec::new(),
+            explicit_gitlab_deployments: Vec::new(),
+            pagerduty_services: Vec::new(),
             #[cfg(test)]
             schema: Vec::new(),
         }
@@ -761,20 +797,31 @@ impl<'l> Walker<'l> {
             Field::Invalid => None,
             Field::Absent => Some(None),
         };
+        let gitlab = match self.table(&mut root, "gitlab") {
+            Field::Valid(table) => self.gitlab(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
         let ingest = match self.table(&mut root, "ingest") {
             Field::Valid(table) => self.ingest(table).map(Some),
             Field::Invalid => None,
             Field::Absent => Some(None),
         };
-        if let (Some(None), Some(None)) = (&github, &ingest) {
+        if let (Some(None), Some(None), Some(None)) = (&github, &gitlab, &ingest) {
             self.problem(
                 "github".to_owned(),
                 None,
                 "missing required table [github] (the token and the repositories), \
-                 or [ingest] for a collector fed only by the push API",
+                 [gitlab] (the token and the projects), or [ingest] for a collector fed \
+                 only by the push API",
             );
         }
         let repositories = self.push_repositories(&mut root);
+        let pagerduty = match self.table(&mut root, "pagerduty") {
+            Field::Valid(table) => self.pagerduty(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
         let github_hook = root
             .entries
             .get("webhooks")
@@ -784,28 +831,268 @@ impl<'l> Walker<'l> {
         if let Some(None) = &github {
             self.extend(rules::webhooks_need_github(false, github_hook));
         }
+        let argocd = match self.table(&mut root, "argocd") {
+            Field::Valid(table) => self.argocd(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
+        let jenkins = match self.table(&mut root, "jenkins") {
+            Field::Valid(table) => self.jenkins(table).map(Some),
+            Field::Invalid => None,
+            Field::Absent => Some(None),
+        };
         let log = self.section(&mut root, "log", Self::log);
         self.finish(root);
-        if let (Some(lookback), Some(windows)) = (self.lookback, self.windows.take()) {
-            self.extend(rules::lookback(lookback, &windows));
+        if let Some(windows) = self.windows.take() {
+            for (path, lookback) in std::mem::take(&mut self.lookbacks) {
+                self.extend(rules::lookback(path, lookback, &windows));
+            }
         }
-        let (github, repositories) = (github?, repositories?);
+        let (mut github, mut gitlab, repositories) = (github?, gitlab?, repositories?);
         let github_names: Vec<&RepoName> = github
             .iter()
             .flat_map(|github| &github.repositories)
             .map(|repo| &repo.name)
             .collect();
-        self.extend(rules::push_repositories_apart(&repositories, &github_names));
+        let gitlab_paths: Vec<(usize, &RepoName)> = gitlab
+            .iter()
+            .flat_map(|gitlab| &gitlab.projects)
+            .map(|project| &project.path)
+            .enumerate()
+            .collect();
+        let gitlab_names: Vec<&RepoName> = gitlab_paths.iter().map(|(_, p)| *p).collect();
+        self.extend(rules::one_code_host(&github_names, &gitlab_paths));
+        self.extend(rules::push_repositories_apart(
+            &repositories,
+            &github_names,
+            &gitlab_names,
+        ));
+        let configured: Vec<&RepoName> = github_names
+            .iter()
+            .copied()
+            .chain(gitlab_names.iter().copied())
+            .chain(repositories.iter().map(|repo| &repo.name))
+            .collect();
+        let services = std::mem::take(&mut self.pagerduty_services);
+        let parsed: Vec<(usize, &PagerDutyServiceConfig)> =
+            services.iter().map(|(i, s)| (*i, s)).collect();
+        self.extend(rules::pagerduty_services(&parsed, &configured));
+        let (argocd, jenkins) = (argocd?, jenkins?);
+        let applications: Vec<&RepoName> = argocd
+            .iter()
+            .flat_map(|argocd| &argocd.applications)
+            .map(|application| &application.repository)
+            .collect();
+        let jobs: Vec<&RepoName> = jenkins
+            .iter()
+            .flat_map(|jenkins| &jenkins.jobs)
+            .map(|job| &job.repository)
+            .collect();
+        let hosts = rules::CodeHosts {
+            github: github
+                .as_mut()
+                .map_or(&mut [][..], |github| github.repositories.as_mut_slice()),
+            github_explicit: &self.explicit_deployments,
+            gitlab: gitlab
+                .as_mut()
+                .map_or(&mut [][..], |gitlab| gitlab.projects.as_mut_slice()),
+            gitlab_explicit: &self.explicit_gitlab_deployments,
+        };
+        let problems =
+            rules::resolve_deployment_sources(hosts, &applications, &jobs, &repositories);
+        self.extend(problems);
+        let pagerduty = pagerduty?;
         Some(Config {
             server: server?,
             storage: storage?,
             metrics: metrics?,
             github,
+            gitlab,
             ingest: ingest?,
             repositories,
+            pagerduty,
             webhooks: webhooks?,
+            argocd,
+            jenkins,
             log: log?,
         })
+    }
+
+    fn argocd(&mut self, mut table: Table<'_, '_>) -> Option<ArgoCdConfig> {
+        let api_url = self.scalar(&mut table, "api_url", ApiUrl::deserialize);
+        let api_url = self.require(api_url, &table, "api_url");
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let tables = self.tables(&mut table, "applications").or_else(Vec::new);
+        self.finish(table);
+        let tables = tables?;
+        let declared = tables.len();
+        let mut applications = Vec::new();
+        for table in tables {
+            applications.push(table.and_then(|table| self.argocd_application(table)));
+        }
+        let names: Vec<(usize, &ApplicationName)> = applications
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().map(|a| (i, &a.name)))
+            .collect();
+        let problems = rules::argocd_applications(&names, declared);
+        self.extend(problems);
+        Some(ArgoCdConfig {
+            api_url: api_url?,
+            token: token?,
+            applications: applications.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn argocd_application(&mut self, mut table: Table<'_, '_>) -> Option<ArgoCdApplicationConfig> {
+        let name = self.scalar(&mut table, "name", ApplicationName::deserialize);
+        let name = self.require(name, &table, "name");
+        let repository = self.scalar(&mut table, "repository", RepoName::deserialize);
+        let repository = self.require(repository, &table, "repository");
+        let environment = self.scalar(&mut table, "environment", Environment::deserialize);
+        let environment = self.require(environment, &table, "environment");
+        self.finish(table);
+        Some(ArgoCdApplicationConfig {
+            name: name?,
+            repository: repository?,
+            environment: environment?,
+        })
+    }
+
+    fn jenkins(&mut self, mut table: Table<'_, '_>) -> Option<JenkinsConfig> {
+        let url = self.scalar(&mut table, "url", ApiUrl::deserialize);
+        let url = self.require(url, &table, "url");
+        let user = self.scalar(&mut table, "user", JenkinsUser::deserialize);
+        let user = self.require(user, &table, "user");
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let unstable = self
+            .scalar(&mut table, "unstable", UnstableBuilds::deserialize)
+            .or_else(UnstableBuilds::default);
+        let tables = self.tables(&mut table, "jobs").or_else(Vec::new);
+        self.finish(table);
+        let tables = tables?;
+        let declared = tables.len();
+        let mut jobs = Vec::new();
+        for table in tables {
+            jobs.push(table.and_then(|table| self.jenkins_job(table)));
+        }
+        let paths: Vec<(usize, &JobPath)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| j.as_ref().map(|j| (i, &j.path)))
+            .collect();
+        let problems = rules::jenkins_jobs(&paths, declared);
+        self.extend(problems);
+        Some(JenkinsConfig {
+            url: url?,
+            user: user?,
+            token: token?,
+            unstable: unstable?,
+            jobs: jobs.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn jenkins_job(&mut self, mut table: Table<'_, '_>) -> Option<JenkinsJobConfig> {
+        let path = self.scalar(&mut table, "path", JobPath::deserialize);
+        let path = self.require(path, &table, "path");
+        let repository = self.scalar(&mut table, "repository", RepoName::deserialize);
+        let repository = self.require(repository, &table, "repository");
+        let environment = self.scalar(&mut table, "environment", Environment::deserialize);
+        let environment = self.require(environment, &table, "environment");
+        self.finish(table);
+        Some(JenkinsJobConfig {
+            path: path?,
+            repository: repository?,
+            environment: environment?,
+        })
+    }
+
+    fn pagerduty(&mut self, mut table: Table<'_, '_>) -> Option<PagerDutyConfig> {
+        let api_url = self
+            .scalar(&mut table, "api_url", ApiUrl::deserialize)
+            .or_else(defaults::pagerduty_api_url);
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let urgencies = self.checked_list(
+            &mut table,
+            "urgencies",
+            Urgency::deserialize,
+            defaults::urgencies,
+            rules::urgencies,
+        );
+        let tables = self.tables(&mut table, "services").or_else(Vec::new);
+        let services_path = table.child("services");
+        self.finish(table);
+        let tables = tables?;
+        if tables.is_empty() {
+            let line = self.key_lines.get(&services_path).copied();
+            self.problem(
+                services_path,
+                line,
+                "expected at least one [[pagerduty.services]] (id and repositories or team)",
+            );
+        }
+        let services: Vec<Option<PagerDutyServiceConfig>> = tables
+            .into_iter()
+            .map(|table| table.and_then(|table| self.pagerduty_service(table)))
+            .collect();
+        self.pagerduty_services = services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
+            .collect();
+        Some(PagerDutyConfig {
+            api_url: api_url?,
+            token: token?,
+            urgencies: urgencies?,
+            services: services.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn pagerduty_service(&mut self, mut table: Table<'_, '_>) -> Option<PagerDutyServiceConfig> {
+        let id = self.scalar(&mut table, "id", ServiceId::deserialize);
+        let id = self.require(id, &table, "id");
+        let repositories = self.list(&mut table, "repositories", RepoName::deserialize);
+        let team = self.scalar(&mut table, "team", Team::deserialize);
+        let path = table.path.clone();
+        let line = self.key_lines.get(&path).copied();
+        self.finish(table);
+        let maps_to = match (repositories, team) {
+            (Field::Valid(names), Field::Absent) => {
+                let names: Vec<RepoName> = names.into_iter().collect::<Option<_>>()?;
+                if names.is_empty() {
+                    self.problem(
+                        child_path(&path, "repositories"),
+                        line,
+                        "expected at least one repository (or team = \"...\" instead)",
+                    );
+                    return None;
+                }
+                ServiceMapping::Repositories(names)
+            }
+            (Field::Absent, Field::Valid(team)) => ServiceMapping::Team(team),
+            (Field::Absent, Field::Absent) => {
+                self.problem(
+                    path,
+                    line,
+                    "expected repositories = [\"owner/name\", ...] or team = \"...\": what \
+                     the service's incidents are attributed over",
+                );
+                return None;
+            }
+            (Field::Valid(_), Field::Valid(_)) => {
+                self.problem(
+                    child_path(&path, "team"),
+                    line,
+                    "set either repositories or team, not both",
+                );
+                return None;
+            }
+            _ => return None,
+        };
+        Some(PagerDutyServiceConfig { id: id?, maps_to })
     }
 
     fn webhooks(&mut self, mut table: Table<'_, '_>) -> Option<WebhooksConfig> {
@@ -958,10 +1245,15 @@ impl<'l> Walker<'l> {
         let shutdown_grace_period = self
             .scalar(&mut table, "shutdown_grace_period", Duration::deserialize)
             .or_else(defaults::shutdown_grace_period);
+        let grafana_url = self
+            .scalar(&mut table, "grafana_url", ApiUrl::deserialize)
+            .map_valid(Some)
+            .or_else(|| None);
         self.finish(table);
         Some(ServerConfig {
             listen: listen?,
             shutdown_grace_period: shutdown_grace_period?,
+            grafana_url: grafana_url?,
         })
     }
 
@@ -1040,7 +1332,9 @@ impl<'l> Walker<'l> {
         let lookback = self
             .scalar(&mut table, "lookback", Duration::deserialize)
             .or_else(defaults::lookback);
-        self.lookback = lookback;
+        if let Some(lookback) = lookback {
+            self.lookbacks.push((rules::LOOKBACK, lookback));
+        }
         let production_environments = self.checked_list(
             &mut table,
             "production_environments",
@@ -1287,7 +1581,12 @@ impl<'l> Walker<'l> {
         let mut repositories = Vec::new();
         for (i, table) in tables.into_iter().enumerate() {
             let (name, repository) = match table {
-                Some(table) => self.repository(table),
+                Some(table) => {
+                    if table.entries.get("deployments").is_some() {
+                        self.explicit_deployments.push(i);
+                    }
+                    self.repository(table)
+                }
                 None => (None, None),
             };
             if let Some(name) = name {
@@ -1307,7 +1606,7 @@ impl<'l> Walker<'l> {
         &mut self,
         mut table: Table<'_, '_>,
     ) -> (Option<RepoName>, Option<RepositoryConfig>) {
-        let name = self.scalar(&mut table, "name", RepoName::deserialize);
+        let name = self.scalar(&mut table, "name", deserialize_github_repo);
         let name = self.require(name, &table, "name");
         let team = self
             .scalar(&mut table, "team", Team::deserialize)
@@ -1345,6 +1644,158 @@ impl<'l> Walker<'l> {
                     self.problem(child_path(&path, key), None, message);
                 }
                 None
+            }
+        }
+    }
+
+    fn gitlab(&mut self, mut table: Table<'_, '_>) -> Option<GitlabConfig> {
+        let api_url = self
+            .scalar(&mut table, "api_url", ApiUrl::deserialize)
+            .or_else(defaults::gitlab_api_url);
+        let token = self.scalar(&mut table, "token", deserialize_token);
+        let token = self.require(token, &table, "token");
+        let poll_interval = self
+            .scalar(&mut table, "poll_interval", Duration::deserialize)
+            .or_else(defaults::poll_interval);
+        let lookback = self
+            .scalar(&mut table, "lookback", Duration::deserialize)
+            .or_else(defaults::lookback);
+        if let Some(lookback) = lookback {
+            self.lookbacks.push((rules::GITLAB_LOOKBACK, lookback));
+        }
+        let production_environments = self.checked_list(
+            &mut table,
+            "production_environments",
+            Environment::deserialize,
+            defaults::production_environments,
+            |items, _| rules::environments_once(rules::GITLAB_ENVIRONMENTS, items),
+        );
+        let incident_labels = self.checked_list(
+            &mut table,
+            "incident_labels",
+            LabelName::deserialize,
+            defaults::incident_labels,
+            |items, _| rules::labels(rules::GITLAB_INCIDENT_LABELS, items),
+        );
+        let rework_labels = self.checked_list(
+            &mut table,
+            "rework_labels",
+            LabelName::deserialize,
+            defaults::rework_labels,
+            |items, _| rules::labels(rules::GITLAB_REWORK_LABELS, items),
+        );
+        let projects = self.projects(&mut table);
+        self.finish(table);
+        Some(GitlabConfig {
+            api_url: api_url?,
+            token: token?,
+            poll_interval: poll_interval?,
+            lookback: lookback?,
+            production_environments: production_environments?,
+            incident_labels: incident_labels?,
+            rework_labels: rework_labels?,
+            projects: projects?,
+        })
+    }
+
+    fn projects(&mut self, gitlab: &mut Table<'_, '_>) -> Option<Vec<ProjectConfig>> {
+        let tables = self.tables(gitlab, "projects").or_else(Vec::new)?;
+        let declared = tables.len();
+        let mut paths = Vec::new();
+        let mut projects = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let (path, project) = match table {
+                Some(table) => {
+                    if table.entries.get("deployments").is_some() {
+                        self.explicit_gitlab_deployments.push(i);
+                    }
+                    self.project(table)
+                }
+                None => (None, None),
+            };
+            if let Some(path) = path {
+                paths.push((i, path));
+            }
+            projects.push(project);
+        }
+        let problems = rules::projects(
+            &paths.iter().map(|(i, path)| (*i, path)).collect::<Vec<_>>(),
+            declared,
+        );
+        self.extend(problems);
+        projects.into_iter().collect()
+    }
+
+    /// The project's path (when it parsed, for the duplicate rule) and the
+    /// project (when all of it parsed).
+    fn project(&mut self, mut table: Table<'_, '_>) -> (Option<RepoName>, Option<ProjectConfig>) {
+        let path = self.scalar(&mut table, "path", deserialize_gitlab_path);
+        let path = self.require(path, &table, "path");
+        let team = self
+            .scalar(&mut table, "team", Team::deserialize)
+            .or_else(Team::default);
+        let deployments = match self.table(&mut table, "deployments") {
+            Field::Absent => Some(GitlabDeploymentsConfig::default()),
+            Field::Invalid => None,
+            Field::Valid(deployments) => self.gitlab_deployments(deployments),
+        };
+        self.finish(table);
+        let project = match (&path, team, deployments) {
+            (Some(path), Some(team), Some(deployments)) => Some(ProjectConfig {
+                path: path.clone(),
+                team,
+                deployments,
+            }),
+            _ => None,
+        };
+        (path, project)
+    }
+
+    fn gitlab_deployments(&mut self, mut table: Table<'_, '_>) -> Option<GitlabDeploymentsConfig> {
+        const ONLY_WITH_PIPELINES: &str = r#"only allowed with from = "pipelines""#;
+        const REQUIRED_WITH_PIPELINES: &str = r#"required with from = "pipelines""#;
+        let from = self
+            .scalar(&mut table, "from", GitlabDeploymentsFrom::deserialize)
+            .or_else(GitlabDeploymentsFrom::default);
+        let git_ref = self.scalar(&mut table, "ref", super::BranchName::deserialize);
+        let environment = self.scalar(&mut table, "environment", Environment::deserialize);
+        let path = table.path.clone();
+        self.finish(table);
+        let presence = [
+            ("ref", git_ref.is_present()),
+            ("environment", environment.is_present()),
+        ];
+        match from? {
+            GitlabDeploymentsFrom::Pipelines => match (git_ref.valid(), environment.valid()) {
+                (Some(git_ref), Some(environment)) => Some(GitlabDeploymentsConfig::Pipelines {
+                    git_ref,
+                    environment,
+                }),
+                _ => {
+                    for (key, present) in presence {
+                        if !present {
+                            self.problem(child_path(&path, key), None, REQUIRED_WITH_PIPELINES);
+                        }
+                    }
+                    None
+                }
+            },
+            from => {
+                let extra: Vec<&str> = presence
+                    .iter()
+                    .filter(|(_, present)| *present)
+                    .map(|(key, _)| *key)
+                    .collect();
+                for key in &extra {
+                    self.problem(child_path(&path, key), None, ONLY_WITH_PIPELINES);
+                }
+                if !extra.is_empty() {
+                    None
+                } else if from == GitlabDeploymentsFrom::Push {
+                    Some(GitlabDeploymentsConfig::Push)
+                } else {
+                    Some(GitlabDeploymentsConfig::DeploymentsApi)
+                }
             }
         }
     }

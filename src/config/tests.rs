@@ -323,7 +323,104 @@ fn invalid_cases() -> Vec<(String, &'static str, &'static str)> {
         (head("[metrics.thresholds]\ndeployment_frequency_per_day = [1, 0.5, 0]"), "metrics.thresholds.deployment_frequency_per_day[2]", "positive"),
         (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.5, 1.5]"), "metrics.thresholds.change_failure_rate[2]", "a rate from 0 to 1"),
         (head("[metrics.thresholds]\nchange_failure_rate = [0.1, 0.2, nan]"), "metrics.thresholds.change_failure_rate[2]", "a rate from 0 to 1"),
+        // GitLab.
+        (gitlab("pol_interval = \"5m\"", ""), "gitlab.pol_interval", "did you mean \"poll_interval\""),
+        (gitlab("", "path = \"acme\""), "gitlab.projects[0].path", "a project path such as"),
+        (gitlab("", "path = \"acme/a b\""), "gitlab.projects[0].path", "a project path such as"),
+        (gitlab("", "team = \"x\""), "gitlab.projects[0].path", "missing required key"),
+        (gitlab("", "path = \"acme/api\"\n[[gitlab.projects]]\npath = \"ACME/Api\""), "gitlab.projects[1].path", "already configured in gitlab.projects[0]"),
+        (gitlab("", "path = \"acme/api\"\ndeployments = { from = \"pipelines\", ref = \"main\" }"), "gitlab.projects[0].deployments.environment", "required with from = \"pipelines\""),
+        (gitlab("", "path = \"acme/api\"\ndeployments = { ref = \"main\" }"), "gitlab.projects[0].deployments.ref", "only allowed with from = \"pipelines\""),
+        (gitlab("", "path = \"acme/api\"\ndeployments = { from = \"workflow_runs\" }"), "gitlab.projects[0].deployments.from", "unknown variant"),
+        (gitlab("lookback = \"30d\"", "path = \"acme/api\""), "gitlab.lookback", "shorter than the longest window"),
+        (gitlab("production_environments = [\"prod\", \"PROD\"]", "path = \"acme/api\""), "gitlab.production_environments[1]", "repeats"),
+        (gitlab("api_url = \"https://user:pw@gitlab.example.com/api/v4\"", "path = \"acme/api\""), "gitlab.api_url", "user name or password"),
+        ("[gitlab]\ntoken = \"t0ken-value\"\n".to_owned(), "gitlab.projects", "at least one"),
+        ("[gitlab]\n[[gitlab.projects]]\npath = \"acme/api\"\n".to_owned(), "gitlab.token", "missing required key"),
+        (
+            format!("{}[gitlab]\ntoken = \"t0ken-value\"\n[[gitlab.projects]]\npath = \"Acme/API\"\n", doc("", "", "")),
+            "gitlab.projects[0].path",
+            "one code host",
+        ),
+        (
+            "[gitlab]\ntoken = \"t0ken-value\"\n[[gitlab.projects]]\npath = \"acme/platform/api\"\n[[repositories]]\nname = \"acme/platform/api\"\n".to_owned(),
+            "repositories[0].name",
+            "is in [[gitlab.projects]] already",
+        ),
     ]
+}
+
+/// A file with `[gitlab]` holding `keys` and one project holding `project`.
+fn gitlab(keys: &str, project: &str) -> String {
+    let project = if project.is_empty() {
+        "path = \"acme/api\""
+    } else {
+        project
+    };
+    format!("[gitlab]\ntoken = \"t0ken-value\"\n{keys}\n[[gitlab.projects]]\n{project}\n")
+}
+
+#[test]
+fn a_gitlab_section_takes_its_defaults_and_nested_paths() {
+    let text = "[gitlab]\ntoken = \"glpat-0123456789abcdefghij\"\n\
+                [[gitlab.projects]]\npath = \"Acme/Platform/Core/API\"\nteam = \"platform\"\n\
+                [[gitlab.projects]]\npath = \"acme/web\"\n\
+                deployments = { from = \"pipelines\", ref = \"main\", environment = \"prod\" }\n";
+    let config = load(text).unwrap();
+    let gitlab = config.gitlab.as_ref().unwrap();
+    assert_eq!(
+        gitlab.api_url.as_url().as_str(),
+        "https://gitlab.com/api/v4"
+    );
+    assert_eq!(gitlab.poll_interval, defaults::poll_interval());
+    assert_eq!(gitlab.projects[0].path.as_str(), "acme/platform/core/api");
+    assert_eq!(
+        gitlab.projects[0].deployments,
+        GitlabDeploymentsConfig::DeploymentsApi
+    );
+    assert_eq!(
+        gitlab.projects[1].deployments,
+        GitlabDeploymentsConfig::Pipelines {
+            git_ref: BranchName::parse("main").unwrap(),
+            environment: Environment::parse("prod").unwrap(),
+        }
+    );
+    assert!(config.github.is_none());
+    let engine = config.engine_config();
+    assert_eq!(engine.teams.len(), 2);
+    assert_eq!(
+        engine.teams[&RepoName::parse("acme/platform/core/api").unwrap()].as_str(),
+        "platform"
+    );
+    assert_eq!(
+        engine.production_environments,
+        defaults::production_environments()
+    );
+    assert_eq!(config.synced_repositories().len(), 2);
+    // With [github] too: each host's production environments for its own
+    // repositories, one list of rework labels, the shorter interval.
+    let both = format!(
+        "{}[github]\ntoken = \"t0ken-value\"\npoll_interval = \"10m\"\n\
+         production_environments = [\"live\"]\n[[github.repositories]]\nname = \"acme/gh\"\n",
+        text.replace(
+            "[gitlab]\n",
+            "[gitlab]\npoll_interval = \"2m\"\nrework_labels = [\"Hotfix\", \"revert\"]\n"
+        )
+    );
+    let config = load(&both).unwrap();
+    let engine = config.engine_config();
+    let names = |list: &[Environment]| {
+        list.iter()
+            .map(|e| e.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let of = |name: &str| names(engine.production_environments_of(&RepoName::parse(name).unwrap()));
+    assert_eq!(of("acme/gh"), ["live"]);
+    assert_eq!(of("acme/platform/core/api"), ["production"]);
+    assert_eq!(of("acme/web"), ["production"]);
+    assert_eq!(engine.rework_labels, ["hotfix", "revert"]);
+    assert_eq!(config.poll_interval().to_string(), "2m");
+    assert_eq!(config.synced_repositories().len(), 3);
 }
 
 #[test]
@@ -464,7 +561,7 @@ deployments = { from = \"workflow_runs\", workflow = \"deploy\" }
         [
             "line 2: server.listen: expected an IP address and port such as \"0.0.0.0:9184\" \
              or \"[::1]:9184\", got \"nowhere\"",
-            "line 3: server.colour: unknown key (expected one of: listen, shutdown_grace_period)",
+            "line 3: server.colour: unknown key (expected one of: listen, shutdown_grace_period, grafana_url)",
             "line 6: metrics.windows[1]: expected a duration like \"30s\", \"5m\", \"2h\" or \
              \"90d\", got \"1 week\"",
             "line 6: metrics.windows[2]: \"168h\" is as long as metrics.windows[0] (\"7d\"); \
@@ -1211,4 +1308,353 @@ fn organisations_take_their_defaults_and_need_no_repository_list() {
             .contains("or an organisation in [[github.organizations]]")),
         "{problems:?}"
     );
+}
+/// A mixed organisation: GitHub gives every repository's commits; Argo CD the
+/// deployments of one, Jenkins those of another, GitHub itself the third's.
+const MIXED: &str = r#"
+[github]
+token = "${GITHUB_TOKEN}"
+
+[[github.repositories]]
+name = "acme/api"
+
+[[github.repositories]]
+name = "acme/web"
+
+[[github.repositories]]
+name = "acme/billing"
+
+[argocd]
+api_url = "https://argocd.example.com"
+token = "argocd-unit-test-token-0123"
+
+[[argocd.applications]]
+name = "api-prod"
+repository = "acme/api"
+environment = "production"
+
+[[argocd.applications]]
+name = "apps/api-eu"
+repository = "Acme/API"
+environment = "production"
+
+[jenkins]
+url = "https://ci.example.com/jenkins"
+user = "dora"
+token = "jenkins-unit-test-token-0123"
+
+[[jenkins.jobs]]
+path = "deploy/web"
+repository = "acme/web"
+environment = "production"
+"#;
+
+#[test]
+fn argocd_and_jenkins_give_the_deployments_of_the_repositories_they_name() {
+    let config = load(MIXED).unwrap();
+    let deployments: Vec<(&str, &DeploymentsConfig)> = config
+        .github_repositories()
+        .iter()
+        .map(|r| (r.name.as_str(), &r.deployments))
+        .collect();
+    assert_eq!(
+        deployments,
+        [
+            ("acme/api", &DeploymentsConfig::ArgoCd),
+            ("acme/web", &DeploymentsConfig::Jenkins),
+            ("acme/billing", &DeploymentsConfig::DeploymentsApi),
+        ]
+    );
+    let argocd = config.argocd.as_ref().unwrap();
+    assert_eq!(argocd.api_url.as_str(), "https://argocd.example.com/");
+    assert_eq!(argocd.applications.len(), 2);
+    assert_eq!(argocd.applications[1].name.namespace(), Some("apps"));
+    assert_eq!(argocd.applications[1].repository.as_str(), "acme/api");
+    let jenkins = config.jenkins.as_ref().unwrap();
+    assert_eq!(jenkins.unstable, UnstableBuilds::Failure);
+    assert_eq!(jenkins.user.as_str(), "dora");
+    assert_eq!(jenkins.jobs[0].path.as_str(), "deploy/web");
+    assert_eq!(config.validate(), Ok(()));
+    // Neither token is ever printed.
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("argocd-unit-test-token"), "{debug}");
+    assert!(!debug.contains("jenkins-unit-test-token"), "{debug}");
+}
+
+#[test]
+fn a_repository_gets_its_deployments_from_one_source_and_its_commits_from_a_code_host() {
+    let with = |extra: &str| format!("{MIXED}\n{extra}");
+    let cases: &[(String, &str, &str)] = &[
+        (
+            with(
+                "[[jenkins.jobs]]\npath = \"deploy/api\"\nrepository = \"acme/api\"\n\
+                 environment = \"production\"",
+            ),
+            "jenkins.jobs[1].repository",
+            "\"acme/api\" takes its deployments from argocd.applications[0] already",
+        ),
+        (
+            with(
+                "[[jenkins.jobs]]\npath = \"deploy/x\"\nrepository = \"acme/x\"\n\
+                 environment = \"production\"",
+            ),
+            "jenkins.jobs[1].repository",
+            "\"acme/x\" is in neither [[github.repositories]] nor [[gitlab.projects]]: no code host gives its commits",
+        ),
+        (
+            MIXED.replace(
+                "name = \"acme/web\"",
+                "name = \"acme/web\"\ndeployments = { from = \"push\" }",
+            ),
+            "github.repositories[1].deployments",
+            "\"acme/web\" takes its deployments from jenkins.jobs[0]; remove this key",
+        ),
+        (
+            MIXED.replace(
+                "name = \"acme/api\"",
+                "name = \"acme/api\"\ndeployments = { from = \"deployments\" }",
+            ),
+            "github.repositories[0].deployments",
+            "takes its deployments from argocd.applications[0]",
+        ),
+        (with("[[repositories]]\nname = \"acme/pushed\""), "", ""),
+        (
+            MIXED.replace("name = \"api-prod\"", "name = \"API_prod\""),
+            "argocd.applications[0].name",
+            "expected an Argo CD application name",
+        ),
+        (
+            MIXED.replace("name = \"apps/api-eu\"", "name = \"api-prod\""),
+            "argocd.applications[1].name",
+            "\"api-prod\" is already configured in argocd.applications[0]",
+        ),
+        (
+            MIXED.replace("path = \"deploy/web\"", "path = \"deploy//web\""),
+            "jenkins.jobs[0].path",
+            "expected a Jenkins job path",
+        ),
+        (
+            MIXED.replace("user = \"dora\"\n", ""),
+            "jenkins.user",
+            "missing required key",
+        ),
+        (
+            MIXED.replace("environment = \"production\"\n\n[jenkins]", "\n[jenkins]"),
+            "argocd.applications[1].environment",
+            "missing required key",
+        ),
+        (
+            MIXED.replace("user = \"dora\"", "user = \"dora\"\nunstable = \"maybe\""),
+            "jenkins.unstable",
+            "unknown variant `maybe`",
+        ),
+        (
+            MIXED.replace("[[jenkins.jobs]]", "[[jenkins.job]]"),
+            "jenkins.job",
+            "did you mean \"jobs\"?",
+        ),
+    ];
+    for (text, path, message) in cases {
+        if path.is_empty() {
+            assert!(load(text).is_ok(), "{text}");
+            continue;
+        }
+        let problems = problems(text);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path.as_deref() == Some(*path) && p.message.contains(message)),
+            "expected {path}: {message}\ngot {problems:#?}"
+        );
+    }
+    // A repository known only to [[repositories]] cannot take Argo CD's
+    // deployments: nothing would give its commits.
+    let text = MIXED.replace("[[github.repositories]]\nname = \"acme/api\"\n", "")
+        + "\n[[repositories]]\nname = \"acme/api\"\n";
+    let problems = problems(&text);
+    assert!(
+        problems.iter().any(|p| {
+            p.path.as_deref() == Some("argocd.applications[0].repository")
+                && p.message.contains("[[repositories]] gives a team")
+        }),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn validate_checks_the_deployment_sources_of_configs_built_in_code() {
+    let mut config = load(MIXED).unwrap();
+    config.github.as_mut().unwrap().repositories[2].deployments = DeploymentsConfig::Jenkins;
+    config.github.as_mut().unwrap().repositories[0].deployments = DeploymentsConfig::Push;
+    let problems = config.validate().unwrap_err();
+    let paths: Vec<&str> = problems.iter().filter_map(|p| p.path.as_deref()).collect();
+    assert!(
+        paths.contains(&"argocd.applications[0].repository"),
+        "{problems:#?}"
+    );
+    assert!(
+        paths.contains(&"github.repositories[2].deployments"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn the_argocd_and_jenkins_tokens_are_redacted_from_every_problem() {
+    let text = MIXED.replace(
+        "repository = \"acme/web\"",
+        "repository = \"jenkins-unit-test-token-0123\"",
+    );
+    let problems = problems(&text);
+    let all = format!("{problems:?}");
+    assert!(!all.contains("jenkins-unit-test-token-0123"), "{all}");
+    assert!(all.contains("[REDACTED]"), "{all}");
+}
+
+#[test]
+fn pagerduty_services_map_to_repositories_or_a_team() {
+    let text = format!(
+        "{MINIMAL}\n[[repositories]]\nname = \"acme/worker\"\nteam = \"core\"\n\n\
+         [pagerduty]\ntoken = \"${{GITHUB_TOKEN}}\"\nurgencies = [\"high\"]\n\n\
+         [[pagerduty.services]]\nid = \"PAPI001\"\nrepositories = [\"acme/worker\", \"acme/api\"]\n\n\
+         [[pagerduty.services]]\nid = \"PWEB001\"\nteam = \"web\"\n"
+    );
+    let config = load(&text).unwrap();
+    let pagerduty = config.pagerduty.as_ref().unwrap();
+    assert_eq!(pagerduty.api_url, defaults::pagerduty_api_url());
+    assert_eq!(pagerduty.urgencies, [Urgency::High]);
+    assert_eq!(pagerduty.token.expose_secret(), TOKEN);
+    assert_eq!(
+        pagerduty.services[0].maps_to,
+        ServiceMapping::Repositories(vec![
+            RepoName::parse("acme/worker").unwrap(),
+            RepoName::parse("acme/api").unwrap()
+        ])
+    );
+    assert_eq!(
+        pagerduty.services[1].maps_to,
+        ServiceMapping::Team(Team::parse("web").unwrap())
+    );
+    assert!(config.validate().is_ok());
+    assert!(!format!("{config:?}").contains(TOKEN));
+    // Without the key: every urgency.
+    let text = text.replace("urgencies = [\"high\"]\n", "");
+    assert_eq!(
+        load(&text).unwrap().pagerduty.unwrap().urgencies,
+        [Urgency::High, Urgency::Low]
+    );
+}
+
+/// GitLab projects as the code host of Argo CD and Jenkins deployments.
+const GITLAB_DEPLOYED_ELSEWHERE: &str = r#"
+[gitlab]
+token = "gitlab-unit-test-token-0123"
+
+[[gitlab.projects]]
+path = "acme/platform/api"
+
+[[gitlab.projects]]
+path = "acme/platform/web"
+
+[[gitlab.projects]]
+path = "acme/billing"
+
+[argocd]
+api_url = "https://argocd.example.com"
+token = "argocd-unit-test-token-0123"
+
+[[argocd.applications]]
+name = "api-prod"
+repository = "acme/platform/api"
+environment = "production"
+
+[jenkins]
+url = "https://ci.example.com/jenkins"
+user = "dora"
+token = "jenkins-unit-test-token-0123"
+
+[[jenkins.jobs]]
+path = "deploy/web"
+repository = "Acme/Platform/Web"
+environment = "production"
+"#;
+
+#[test]
+fn a_gitlab_project_can_take_its_deployments_from_argocd_or_jenkins() {
+    let config = load(GITLAB_DEPLOYED_ELSEWHERE).unwrap();
+    let deployments: Vec<(&str, &GitlabDeploymentsConfig)> = config
+        .gitlab_projects()
+        .iter()
+        .map(|p| (p.path.as_str(), &p.deployments))
+        .collect();
+    assert_eq!(
+        deployments,
+        [
+            ("acme/platform/api", &GitlabDeploymentsConfig::ArgoCd),
+            ("acme/platform/web", &GitlabDeploymentsConfig::Jenkins),
+            ("acme/billing", &GitlabDeploymentsConfig::DeploymentsApi),
+        ]
+    );
+    assert_eq!(config.validate(), Ok(()));
+    let sources: Vec<&str> = config
+        .repository_sources()
+        .into_iter()
+        .map(|(_, source)| source)
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "GitLab (deployments from Argo CD)",
+            "GitLab (deployments from Jenkins)",
+            "GitLab (Deployments API)",
+        ]
+    );
+    // A project that also names its own deployments is refused, naming both.
+    let text = GITLAB_DEPLOYED_ELSEWHERE.replace(
+        "path = \"acme/platform/web\"",
+        "path = \"acme/platform/web\"\ndeployments = { from = \"pipelines\", ref = \"main\", environment = \"production\" }",
+    );
+    let problems = load(&text).unwrap_err();
+    assert!(
+        problems.iter().any(
+            |p| p.path.as_deref() == Some("gitlab.projects[1].deployments")
+                && p.message
+                    .contains("takes its deployments from jenkins.jobs[0]; remove this key")
+        ),
+        "{problems:?}"
+    );
+    // A configuration built in code is held to the same rule.
+    let mut built = config.clone();
+    built.gitlab.as_mut().unwrap().projects[2].deployments = GitlabDeploymentsConfig::Jenkins;
+    let problems = built.validate().unwrap_err();
+    assert!(
+        problems.iter().any(
+            |p| p.path.as_deref() == Some("gitlab.projects[2].deployments")
+                && p.message.contains("no [[jenkins.jobs]] entry names it")
+        ),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn grafana_url_is_optional_and_checked() {
+    let with = |url: &str| format!("[server]\ngrafana_url = \"{url}\"\n{MIXED}");
+    let config = load(&with("https://grafana.example.com/base")).unwrap();
+    assert_eq!(
+        config.server.grafana_url.as_ref().map(|u| u.as_str()),
+        Some("https://grafana.example.com/base")
+    );
+    assert_eq!(load(MIXED).unwrap().server.grafana_url, None);
+    assert_eq!(ServerConfig::default().grafana_url, None);
+    for bad in [
+        "https://admin:pw@grafana.example.com",
+        "grafana.example.com",
+    ] {
+        let problems = problems(&with(bad));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path.as_deref() == Some("server.grafana_url")),
+            "{bad}: {problems:?}"
+        );
+    }
 }

@@ -41,9 +41,12 @@ pub struct ApiUrl(url::Url);
 /// Why a text is not an [`ApiUrl`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiUrlError {
-    #[error("expected an http:// or https:// URL such as \"https://api.github.com\", got {0}")]
+    #[error("expected an http:// or https:// URL such as \"https://api.github.com\" or \"https://argocd.example.com\", got {0}")]
     NotHttp(String),
-    #[error("must not contain a user name or password (the token belongs in github.token)")]
+    #[error(
+        "must not contain a user name or password (the token belongs in the table's token \
+         key)"
+    )]
     Credentials,
     #[error("expected a URL without a query or fragment, got {0}")]
     QueryOrFragment(String),
@@ -108,8 +111,9 @@ pub const MAX_INGEST_REQUESTS_PER_SECOND: u32 = 100_000;
 /// The longest ingest client name: it becomes a label value and part of ids.
 const MAX_CLIENT_NAME_LEN: usize = 64;
 
-/// The longest repository pattern (an `owner/name` is at most 140 characters).
-const MAX_PATTERN_LEN: usize = 200;
+/// The longest repository pattern (an `owner/name` is at most 140 characters; a
+/// GitLab path may be longer).
+const MAX_PATTERN_LEN: usize = crate::domain::MAX_REPO_NAME_LEN;
 
 fn is_client_name(text: &str) -> bool {
     !text.is_empty()
@@ -127,25 +131,67 @@ name_newtype!(
     is_client_name
 );
 
+/// The longest PagerDuty service id accepted (PagerDuty's are 7 characters).
+pub const MAX_SERVICE_ID_LEN: usize = 32;
+
+fn is_service_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_SERVICE_ID_LEN
+        && text.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+name_newtype!(
+    /// A PagerDuty service id (`PABC123`): letters and digits, as PagerDuty
+    /// spells it (ids are case-sensitive).
+    ServiceId,
+    "a PagerDuty service id such as \"PABC123\" (letters and digits)",
+    is_service_id
+);
+
+/// A PagerDuty incident urgency (`pagerduty.urgencies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    /// `high`.
+    High,
+    /// `low`.
+    Low,
+}
+
+impl Urgency {
+    /// PagerDuty's spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Urgency::High => "high",
+            Urgency::Low => "low",
+        }
+    }
+}
+
 fn is_repo_pattern(text: &str) -> bool {
-    let Some((owner, name)) = text.split_once('/') else {
-        return false;
-    };
+    let mut segments = text.split('/');
+    let owner = segments.next().unwrap_or("");
+    let rest: Vec<&str> = segments.collect();
     let part_ok = |part: &str, extra: &[u8]| {
         !part.is_empty()
             && part
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     };
-    text.len() <= MAX_PATTERN_LEN && part_ok(owner, b"-*?") && part_ok(name, b"-_.*?")
+    text.len() <= MAX_PATTERN_LEN
+        && (1..crate::domain::MAX_REPO_SEGMENTS).contains(&rest.len())
+        && part_ok(owner, b"-_.*?")
+        && rest.iter().all(|part| part_ok(part, b"-_.*?"))
 }
 
 name_newtype!(
-    /// A glob pattern of repository names: `owner/name` where `*` stands for any
-    /// characters but `/` and `?` for one; compared case-insensitively
-    /// (`acme/*`, `*/api`, `acme/web-?`).
+    /// A glob pattern of repository names: `owner/name` (or a GitLab path,
+    /// `group/subgroup/project`) where `*` stands for any characters but `/` and
+    /// `?` for one; compared case-insensitively (`acme/*`, `*/api`,
+    /// `acme/web-?`, `acme/platform/*`). A pattern matches names of as many
+    /// segments as it has.
     RepoPattern,
-    "a repository pattern such as \"acme/*\" (owner/name with * and ?)",
+    "a repository pattern such as \"acme/*\" or \"acme/platform/*\" (a path with * and ?)",
     is_repo_pattern
 );
 
@@ -310,6 +356,121 @@ name_newtype!(
     is_label
 );
 
+/// The longest Kubernetes object name (a DNS-1123 subdomain), which an Argo CD
+/// application's name is.
+const MAX_APPLICATION_NAME_LEN: usize = 253;
+
+/// The longest Kubernetes namespace name (a DNS-1123 label).
+const MAX_NAMESPACE_LEN: usize = 63;
+
+/// Whether `text` is a DNS-1123 subdomain (`max` bytes at most): lowercase letters,
+/// digits, `-` and `.`, starting and ending with a letter or digit.
+fn is_dns_name(text: &str, max: usize, dots: bool) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !text.is_empty()
+        && text.len() <= max
+        && text.bytes().next().is_some_and(alnum)
+        && text.bytes().last().is_some_and(alnum)
+        && text
+            .bytes()
+            .all(|b| alnum(b) || b == b'-' || (dots && b == b'.'))
+}
+
+fn is_application_name(text: &str) -> bool {
+    match text.split_once('/') {
+        Some((namespace, name)) => {
+            is_dns_name(namespace, MAX_NAMESPACE_LEN, false)
+                && is_dns_name(name, MAX_APPLICATION_NAME_LEN, true)
+        }
+        None => is_dns_name(text, MAX_APPLICATION_NAME_LEN, true),
+    }
+}
+
+name_newtype!(
+    /// An Argo CD application: its name (a Kubernetes object name such as
+    /// `api-prod`), or `namespace/name` for an application in another namespace
+    /// than Argo CD's own (asked for with `appNamespace`).
+    ApplicationName,
+    "an Argo CD application name such as \"api-prod\" (lowercase letters, digits, '-' and \
+     '.'), or \"namespace/name\"",
+    is_application_name
+);
+
+impl ApplicationName {
+    /// The namespace, when the name gives one.
+    pub fn namespace(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(namespace, _)| namespace)
+    }
+
+    /// The name without its namespace.
+    pub fn name(&self) -> &str {
+        self.0
+            .split_once('/')
+            .map_or(self.0.as_str(), |(_, name)| name)
+    }
+}
+
+/// The most folder levels of a Jenkins job path (organisation folders and
+/// multibranch projects add two or three; more is a mistake).
+pub const MAX_JOB_DEPTH: usize = 16;
+
+/// The longest whole Jenkins job path.
+const MAX_JOB_PATH_LEN: usize = 1_024;
+
+/// Characters Jenkins refuses in an item name (`Jenkins.checkGoodName`).
+const UNSAFE_JOB_NAME_CHARS: &str = "\\:?*\"<>|[]#;@!$^&";
+
+fn is_job_path(text: &str) -> bool {
+    let segment_ok = |segment: &str| {
+        !segment.is_empty()
+            && segment.len() <= MAX_NAME_LEN
+            && segment != "."
+            && segment != ".."
+            && segment.trim() == segment
+            && !segment
+                .chars()
+                .any(|c| c.is_control() || UNSAFE_JOB_NAME_CHARS.contains(c))
+    };
+    text.len() <= MAX_JOB_PATH_LEN
+        && text.split('/').count() <= MAX_JOB_DEPTH
+        && text.split('/').all(segment_ok)
+}
+
+name_newtype!(
+    /// A Jenkins job's full name: its folders and its name separated by `/`
+    /// (`deploy/api`), as Jenkins' `fullName` spells it. A multibranch branch
+    /// job's name is the branch with `/` written `%2F` (`api/feature%2Fx`), as
+    /// Jenkins names the item.
+    JobPath,
+    "a Jenkins job path such as \"deploy/api\" (folders separated by '/', no empty \
+     part, none of \\ : ? * \" < > | [ ] # ; @ ! $ ^ &)",
+    is_job_path
+);
+
+impl JobPath {
+    /// The folders and the job, outermost first.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+fn is_jenkins_user(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_NAME_LEN
+        && text.trim() == text
+        && !text.contains(':')
+        && !text.chars().any(char::is_control)
+}
+
+name_newtype!(
+    /// The Jenkins user an API token belongs to (sent with it as basic
+    /// authentication, so it has no `:`).
+    JenkinsUser,
+    "a Jenkins user name (1-255 characters, no ':', control characters or surrounding \
+     spaces)",
+    is_jenkins_user
+);
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -403,6 +564,29 @@ pub(crate) fn deserialize_listen<'de, D: Deserializer<'de>>(
     text.parse().map_err(|_| {
         de::Error::custom(DomainError::new(
             r#"an IP address and port such as "0.0.0.0:9184" or "[::1]:9184""#,
+            &text,
+        ))
+    })
+}
+
+/// `github.repositories[].name`: a name GitHub can have (`owner/name`; a GitLab
+/// path of more segments is refused here).
+pub(crate) fn deserialize_github_repo<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RepoName, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    RepoName::parse_github(&text).map_err(de::Error::custom)
+}
+
+/// `gitlab.projects[].path`: a project's full path, `group/project` or
+/// `group/subgroup/project` (at least two segments).
+pub(crate) fn deserialize_gitlab_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RepoName, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    RepoName::parse(&text).map_err(|_| {
+        de::Error::custom(DomainError::new(
+            r#"a project path such as "group/project" or "group/subgroup/project""#,
             &text,
         ))
     })
@@ -534,6 +718,55 @@ mod pattern_tests {
     use super::*;
 
     #[test]
+    fn argocd_application_names_are_kubernetes_names() {
+        for good in ["api-prod", "a", "api.prod-1", "team-a/api-prod"] {
+            assert!(ApplicationName::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "Api", "-api", "api-", "api_prod", "a/b/c", "ns./api", "api prod",
+        ] {
+            assert!(ApplicationName::parse(bad).is_err(), "{bad}");
+        }
+        let name = ApplicationName::parse("team-a/api-prod").unwrap();
+        assert_eq!(
+            (name.namespace(), name.name()),
+            (Some("team-a"), "api-prod")
+        );
+        let name = ApplicationName::parse("api-prod").unwrap();
+        assert_eq!((name.namespace(), name.name()), (None, "api-prod"));
+    }
+
+    #[test]
+    fn jenkins_job_paths_are_folders_and_a_name() {
+        for good in [
+            "deploy",
+            "deploy/api",
+            "api/feature%2Fx",
+            "My Folder/deploy api",
+        ] {
+            assert!(JobPath::parse(good).is_ok(), "{good}");
+        }
+        let deep = vec!["f"; MAX_JOB_DEPTH + 1].join("/");
+        for bad in [
+            "",
+            "/api",
+            "api/",
+            "a//b",
+            "a/../b",
+            "a/ b",
+            "a:b",
+            "a?b",
+            deep.as_str(),
+        ] {
+            assert!(JobPath::parse(bad).is_err(), "{bad}");
+        }
+        let path = JobPath::parse("deploy/api").unwrap();
+        assert_eq!(path.segments().collect::<Vec<_>>(), ["deploy", "api"]);
+        assert!(JenkinsUser::parse("dora").is_ok());
+        assert!(JenkinsUser::parse("do:ra").is_err());
+    }
+
+    #[test]
     fn repository_patterns_match_by_glob_within_one_path_segment() {
         let cases: &[(&str, &str, bool)] = &[
             ("acme/*", "acme/api", true),
@@ -547,6 +780,10 @@ mod pattern_tests {
             ("acme/*-svc", "acme/a-b-sv", false),
             ("a*/api", "acme/api", true),
             ("acme/api", "acme/api2", false),
+            ("acme/*", "acme/platform/api", false),
+            ("acme/*/*", "acme/platform/api", true),
+            ("acme/platform/*", "acme/platform/api", true),
+            ("acme/platform/*", "acme/web/api", false),
         ];
         for (pattern, repository, expected) in cases {
             let pattern = RepoPattern::parse(pattern).unwrap();
@@ -557,7 +794,7 @@ mod pattern_tests {
                 "{pattern} {repository}"
             );
         }
-        for bad in ["acme", "acme/", "/x", "ac me/x", "acme/x/y"] {
+        for bad in ["acme", "acme/", "/x", "ac me/x", "acme//y", "acme/x/"] {
             assert!(RepoPattern::parse(bad).is_err(), "{bad}");
         }
     }

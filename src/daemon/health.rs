@@ -145,6 +145,7 @@ impl HealthTracker {
                 rate_limits: api.rate_limits,
                 rate_limit_wait_seconds: api.rate_limit_wait_seconds,
                 api_retries: api.retries,
+                history_gaps: api.history_gaps,
             });
         }
         out

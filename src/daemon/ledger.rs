@@ -8,7 +8,10 @@
 //! the store's blocking thread.
 
 use crate::domain::batch::{ApplyStats, Cursor, CursorKey, SyncBatch};
-use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
+use crate::domain::{
+    CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
+    Timestamp,
+};
 use crate::dora::UncoveredChangeSet;
 use crate::dora::{changes_without_pull, uncovered_change_sets, ChangesWithoutPull, Events};
 use crate::sources::{BatchSink, Ledger, LedgerError, LedgerFuture};
@@ -69,6 +72,14 @@ impl Ledger for StoreLedger {
         source: DeploymentSource,
     ) -> LedgerFuture<'_, HashSet<u64>> {
         self.call(move |store| store.terminal_deployment_ids(&repository, source))
+    }
+
+    fn scoped_incidents(
+        &self,
+        source: IncidentSource,
+        numbers: Vec<u64>,
+    ) -> LedgerFuture<'_, Vec<ScopedIncident>> {
+        self.call(move |store| store.scoped_incidents(source, &numbers))
     }
 
     fn deployment(

@@ -62,7 +62,11 @@ use crate::domain::{RepoName, Team};
 use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
 use crate::exporter::{router, ExporterOptions, ExporterState};
+use crate::sources::argocd::ArgoCdSource;
 use crate::sources::github::{GithubSource, RetryPolicy};
+use crate::sources::gitlab::GitlabSource;
+use crate::sources::jenkins::JenkinsSource;
+use crate::sources::pagerduty::PagerDutySource;
 use crate::sources::Source;
 use crate::store::SharedStore;
 use crate::store::{SqliteStore, StoreError};
@@ -323,6 +327,7 @@ pub async fn start(
             simulated: options.simulated,
             push_api: config.ingest.is_some(),
             github_webhooks: config.webhooks.github.is_some(),
+            sources: config.repository_sources(),
             ..ExporterOptions::new(repositories.clone())
         })
         .context("cannot render the initial metrics page")?,
@@ -367,10 +372,12 @@ pub async fn start(
     let server_token = shutdown.clone();
     // `/report` is evaluated at the daemon's clock, like the metrics.
     let report_clock = Arc::clone(&scheduler.clock);
-    let mut app = router(Arc::clone(&state)).merge(crate::report::live_router(
+    let live = crate::report::LiveReport::new(
         Arc::new(config.clone()),
         Arc::new(move || report_clock.now()),
-    ));
+    )
+    .with_frame(landing_frame(Arc::clone(&state), &config));
+    let mut app = router(Arc::clone(&state)).merge(live.router());
     let mut tasks = Vec::new();
     if config.ingest.is_some() {
         let (routes, push_tasks) = push::start(
@@ -747,8 +754,49 @@ pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     Ok(SharedStore::new(store))
 }
 
-/// The sources of `config` (today: GitHub, when configured), with the production
-/// retry policy.
+/// What the landing page says of this server, read from the exporter state at
+/// each request: version, readiness, the last evaluation, the routes served and
+/// where each repository is read from.
+fn landing_frame(state: Arc<ExporterState>, config: &Config) -> crate::report::FrameSource {
+    let grafana_url = config
+        .server
+        .grafana_url
+        .as_ref()
+        .map(|url| url.as_str().trim_end_matches('/').to_owned());
+    Arc::new(move || {
+        let page = state.page();
+        let options = state.options();
+        crate::report::Frame {
+            version: options.version.clone(),
+            simulated: options.simulated,
+            ready: page.readiness.is_ready(),
+            readiness: if page.readiness.is_ready() {
+                "every repository synced once over the lookback".to_owned()
+            } else {
+                let reason = page.readiness.reason();
+                reason
+                    .strip_prefix("not ready: ")
+                    .map_or(reason.clone(), str::to_owned)
+            },
+            snapshot: match page.evaluated_at {
+                Some(at) => format!("Metrics evaluated at {at}"),
+                None => "No metrics published yet".to_owned(),
+            },
+            push_api: options.push_api,
+            github_webhooks: options.github_webhooks,
+            grafana_url: grafana_url.clone(),
+            sources: options
+                .sources
+                .iter()
+                .map(|(name, source)| (name.as_str().to_owned(), *source))
+                .collect(),
+            history: page.history.to_string(),
+        }
+    })
+}
+
+/// The sources of `config` (Argo CD, Jenkins, GitHub, GitLab and PagerDuty, each when
+/// configured), with the production retry policy.
 pub fn sources(config: &Config) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     sources_with(config, RetryPolicy::default())
 }
@@ -758,12 +806,43 @@ pub(crate) fn sources_with(
     config: &Config,
     retry: RetryPolicy,
 ) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    let Some(github) = &config.github else {
-        return Ok(Vec::new());
+    // The deployment sources first: within one cycle GitHub then reads the
+    // change sets of the deployments they kept.
+    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    // The code hosts' lookback (GitHub's, else GitLab's).
+    let lookback = match (&config.github, &config.gitlab) {
+        (Some(github), _) => github.lookback,
+        (None, Some(gitlab)) => gitlab.lookback,
+        (None, None) => crate::config::defaults::lookback(),
     };
-    let github = GithubSource::with_policy(github, retry)
-        .map_err(|error| anyhow::anyhow!("github: {error}"))?;
-    Ok(vec![Arc::new(github)])
+    let lookback_seconds = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
+    if let Some(argocd) = &config.argocd {
+        let source = ArgoCdSource::new(argocd, lookback_seconds, retry.clone())
+            .map_err(|error| anyhow::anyhow!("argocd: {error}"))?;
+        sources.push(Arc::new(source));
+    }
+    if let Some(jenkins) = &config.jenkins {
+        let source = JenkinsSource::new(jenkins, lookback_seconds, retry.clone())
+            .map_err(|error| anyhow::anyhow!("jenkins: {error}"))?;
+        sources.push(Arc::new(source));
+    }
+    if let Some(github) = &config.github {
+        let github = GithubSource::with_policy(github, retry.clone())
+            .map_err(|error| anyhow::anyhow!("github: {error}"))?;
+        sources.push(Arc::new(github));
+    }
+    if let Some(gitlab) = &config.gitlab {
+        let start = config.engine_config().lead_time_start;
+        let gitlab = GitlabSource::with_policy(gitlab, start, retry.clone())
+            .map_err(|error| anyhow::anyhow!("gitlab: {error}"))?;
+        sources.push(Arc::new(gitlab));
+    }
+    if let Some(pagerduty) = &config.pagerduty {
+        let pagerduty = PagerDutySource::new(pagerduty, lookback.to_std(), retry)
+            .map_err(|error| anyhow::anyhow!("pagerduty: {error}"))?;
+        sources.push(Arc::new(pagerduty));
+    }
+    Ok(sources)
 }
 
 /// `sync --once`: one cycle over every repository (writing the store), without the

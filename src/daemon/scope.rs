@@ -27,14 +27,13 @@ pub(crate) struct ScopeBase {
 impl ScopeBase {
     pub(crate) fn new(config: &Config) -> ScopeBase {
         let engine = config.engine_config();
-        let github_production = (!engine.production_by_repository.is_empty())
-            .then(|| {
-                config
-                    .github
-                    .as_ref()
-                    .map(|github| github.production_environments.clone())
-            })
-            .flatten();
+        // The default list is the push API's when it differs from GitHub's
+        // (GitLab's projects have their own, named per project).
+        let github_production = config
+            .github
+            .as_ref()
+            .map(|github| github.production_environments.clone())
+            .filter(|production| *production != engine.production_environments);
         ScopeBase {
             engine,
             github_production,
@@ -47,16 +46,24 @@ impl ScopeBase {
     }
 
     /// The scope of `sources` now: their repositories, in order, and the engine
-    /// with the teams they decide (over the configured ones).
+    /// with the teams they decide (over the configured ones). A source's units
+    /// that are no repository (PagerDuty's services, `-pagerduty/<id>`) are
+    /// left out: their incidents reach the repositories they name.
     pub(crate) fn current(&self, sources: &[Arc<dyn Source>]) -> (Vec<RepoName>, EngineConfig) {
         let mut engine = self.engine.clone();
         let mut repositories = Vec::new();
         for source in sources {
             for repository in source.repositories() {
+                if !is_repository(&repository) {
+                    continue;
+                }
                 if let Some(production) = &self.github_production {
+                    // A discovered repository (GitHub's) takes GitHub's; a
+                    // configured one keeps what the configuration gave it.
                     engine
                         .production_by_repository
-                        .insert(repository.clone(), production.clone());
+                        .entry(repository.clone())
+                        .or_insert_with(|| production.clone());
                 }
                 if !repositories.contains(&repository) {
                     repositories.push(repository);
@@ -66,6 +73,11 @@ impl ScopeBase {
         }
         (repositories, engine)
     }
+}
+
+/// Whether a source's unit is a repository (not a PagerDuty service's unit).
+pub(crate) fn is_repository(unit: &RepoName) -> bool {
+    unit.owner() != crate::sources::pagerduty::UNIT_OWNER
 }
 
 /// The latest scope, shared by the scheduler (which renews it) and the push

@@ -9,7 +9,7 @@
 //! `/repos/{owner}/{repo}/deployments`, never a concrete URL.
 
 use crate::domain::{RepoName, Timestamp};
-use crate::sources::{ApiRequests, ApiRetries, RateLimit};
+use crate::sources::{ApiRequests, ApiRetries, HistoryGaps, RateLimit};
 
 /// The health of every source at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,6 +66,8 @@ pub struct SourceHealth {
     pub rate_limit_wait_seconds: f64,
     /// Requests retried since the process started, by reason.
     pub api_retries: Vec<ApiRetries>,
+    /// Argo CD: history gaps found per application (empty for other sources).
+    pub history_gaps: Vec<HistoryGaps>,
 }
 
 /// One repository as seen by its source.

@@ -9,8 +9,8 @@
 //! - `health`: the collector's own health as plain data, filled by the sync loop.
 //! - `render`: snapshot + health → text exposition 0.0.4; the family catalogue.
 //! - `state`: the published page and readiness shared by sync loop and routes.
-//! - `routes`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`); the landing
-//!   page is the template `index.html`, escaped by [`crate::templates`].
+//! - `routes`: the axum router (`/metrics`, `/healthz`, `/readyz`); the landing
+//!   page at `/` is the live report's (`report::live`), which the daemon merges in.
 //!
 //! Every family is documented in `docs/metrics.md`.
 

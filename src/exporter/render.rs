@@ -24,7 +24,7 @@
 
 use super::health::HealthSnapshot;
 use crate::dora::{
-    Histogram, IncidentMetrics, Levels, RollupMetrics, Snapshot, SummaryStats, Totals,
+    Histogram, IncidentMetrics, Levels, RollupMetrics, Snapshot, Stage, SummaryStats, Totals,
     WindowedMetrics, LEAD_TIME_BUCKETS,
 };
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
@@ -105,6 +105,8 @@ const LEVEL_METRICS: [&str; 4] = [
 
 const REPO_ENV_TEAM: &[&str] = &["repository", "environment", "team"];
 const REPO_ENV_TEAM_WINDOW: &[&str] = &["repository", "environment", "team", "window"];
+const REPO_ENV_TEAM_WINDOW_STAGE: &[&str] =
+    &["repository", "environment", "team", "window", "stage"];
 const REPO_ENV_TEAM_WINDOW_METRIC: &[&str] =
     &["repository", "environment", "team", "window", "metric"];
 const REPO_TEAM: &[&str] = &["repository", "team"];
@@ -113,8 +115,10 @@ const REPO_ENV: &[&str] = &["repository", "environment"];
 const TEAM: &[&str] = &["team"];
 const TEAM_WINDOW: &[&str] = &["team", "window"];
 const TEAM_WINDOW_METRIC: &[&str] = &["team", "window", "metric"];
+const TEAM_WINDOW_STAGE: &[&str] = &["team", "window", "stage"];
 const WINDOW: &[&str] = &["window"];
 const WINDOW_METRIC: &[&str] = &["window", "metric"];
+const WINDOW_STAGE: &[&str] = &["window", "stage"];
 const NONE: &[&str] = &[];
 
 /// The families of one scope (repository, team or organisation). The repository
@@ -127,6 +131,7 @@ pub struct ScopeFamilies {
     pub lead_time: Family,
     pub deployment_frequency: Family,
     pub lead_time_window: Family,
+    pub lead_time_stage: Family,
     pub change_failure_rate: Family,
     pub recovery_time: Family,
     pub rework_rate: Family,
@@ -137,7 +142,7 @@ pub struct ScopeFamilies {
 
 impl ScopeFamilies {
     /// Every family of the scope.
-    pub fn all(&self) -> [Family; 12] {
+    pub fn all(&self) -> [Family; 13] {
         [
             self.deployments,
             self.failed_deployments,
@@ -145,6 +150,7 @@ impl ScopeFamilies {
             self.lead_time,
             self.deployment_frequency,
             self.lead_time_window,
+            self.lead_time_stage,
             self.change_failure_rate,
             self.recovery_time,
             self.rework_rate,
@@ -192,6 +198,12 @@ pub const REPOSITORY: ScopeFamilies = ScopeFamilies {
         Kind::Summary,
         REPO_ENV_TEAM_WINDOW,
         "Lead time for changes deployed in the window: median, p90, sum and count.",
+    ),
+    lead_time_stage: family(
+        "dora_lead_time_stage_seconds",
+        Kind::Summary,
+        REPO_ENV_TEAM_WINDOW_STAGE,
+        "Lead-time stage (coding, pickup, review, deploy) of the changes deployed in the window that came through a pull request: median, p90, sum and count; only under a PR-based lead_time_start.",
     ),
     change_failure_rate: family(
         "dora_change_failure_rate",
@@ -269,6 +281,12 @@ pub(crate) const TEAM_ROLLUP: ScopeFamilies = ScopeFamilies {
         TEAM_WINDOW,
         "Lead time for the team's changes deployed in the window: median, p90, sum and count of all its changes.",
     ),
+    lead_time_stage: family(
+        "dora_team_lead_time_stage_seconds",
+        Kind::Summary,
+        TEAM_WINDOW_STAGE,
+        "Lead-time stage of the team's changes deployed in the window that came through a pull request: median, p90, sum and count of all of them.",
+    ),
     change_failure_rate: family(
         "dora_team_change_failure_rate",
         Kind::Gauge,
@@ -344,6 +362,12 @@ pub(crate) const ORGANISATION: ScopeFamilies = ScopeFamilies {
         Kind::Summary,
         WINDOW,
         "Lead time for all changes deployed in the window: median, p90, sum and count.",
+    ),
+    lead_time_stage: family(
+        "dora_org_lead_time_stage_seconds",
+        Kind::Summary,
+        WINDOW_STAGE,
+        "Lead-time stage of all changes deployed in the window that came through a pull request: median, p90, sum and count.",
     ),
     change_failure_rate: family(
         "dora_org_change_failure_rate",
@@ -500,6 +524,12 @@ pub(crate) const SKIPPED_ITEMS: Family = family(
     &["source", "repository"],
     "Items of the source's API responses for the repository that could not be read (unexpected or hostile JSON) and were skipped, since the process started.",
 );
+pub(crate) const ARGOCD_HISTORY_GAPS: Family = family(
+    "dora_collector_argocd_history_gaps_total",
+    Kind::Counter,
+    &["application"],
+    "Polls that found syncs of the Argo CD application dropped from its history (revisionHistoryLimit) before they were read, since the process started; those deployments are missing.",
+);
 pub(crate) const PUSHES: Family = family(
     "dora_collector_pushes_total",
     Kind::Counter,
@@ -550,6 +580,7 @@ pub fn all_families() -> Vec<Family> {
         SYNC_ERRORS,
         NEXT_SYNC_RETRY,
         SKIPPED_ITEMS,
+        ARGOCD_HISTORY_GAPS,
         PUSHES,
         WEBHOOK_DELIVERIES,
         SNAPSHOT_TIMESTAMP,
@@ -692,6 +723,12 @@ fn add_windows(
             metrics.deployment_frequency_per_day,
         );
         out.summary(&families.lead_time_window, &labels, &metrics.lead_time);
+        if let Some(stages) = &metrics.lead_time_stages {
+            for (stage, stats) in Stage::ALL.into_iter().zip(stages) {
+                let labels = with(&labels, &[stage.label()]);
+                out.summary(&families.lead_time_stage, &labels, stats);
+            }
+        }
         if let Some(rate) = metrics.change_failure_rate {
             out.gauge(&families.change_failure_rate, &labels, rate);
         }
@@ -783,6 +820,13 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
                 &API_RETRIES,
                 &[name, retries.reason.as_str()],
                 retries.count,
+            );
+        }
+        for gaps in &source.history_gaps {
+            out.counter(
+                &ARGOCD_HISTORY_GAPS,
+                &[gaps.application.as_str()],
+                gaps.gaps,
             );
         }
     }

@@ -20,7 +20,7 @@ use super::render::{render, RenderError};
 use crate::domain::{RepoName, Timestamp};
 use crate::dora::Snapshot;
 use axum::body::Bytes;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -45,6 +45,9 @@ pub struct ExporterOptions {
     /// GitHub webhooks are taken (`[webhooks.github]`): the landing page lists
     /// the route.
     pub github_webhooks: bool,
+    /// Where each configured repository is read from (`GitHub (Deployments
+    /// API)`, `GitLab (pipelines)`, `push API`, …), for the landing page.
+    pub sources: Vec<(RepoName, &'static str)>,
 }
 
 impl ExporterOptions {
@@ -56,6 +59,7 @@ impl ExporterOptions {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             push_api: false,
             github_webhooks: false,
+            sources: Vec::new(),
         }
     }
 }
@@ -155,16 +159,57 @@ pub struct HistoryProgress {
 }
 
 impl HistoryProgress {
-    fn of(health: &HealthSnapshot) -> HistoryProgress {
-        let mut progress = HistoryProgress::default();
+    /// The progress of the scope's `repositories` (PagerDuty's units are none)
+    /// by `health`: a repository read by several sources (GitHub's commits,
+    /// Argo CD's deployments) is complete once every one of them says so.
+    fn of(health: &HealthSnapshot, repositories: &BTreeSet<RepoName>) -> HistoryProgress {
+        let mut by_repository: BTreeMap<&RepoName, Option<Timestamp>> = BTreeMap::new();
         for repository in health.sources.iter().flat_map(|s| &s.repositories) {
-            progress.repositories += 1;
-            if let Some(since) = repository.history_since {
-                progress.complete += 1;
-                progress.since = progress.since.max(Some(since));
+            if !repositories.contains(&repository.repository) {
+                continue;
             }
+            let since = by_repository
+                .entry(&repository.repository)
+                .or_insert(Some(Timestamp(i64::MIN)));
+            *since = match (*since, repository.history_since) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        let mut progress = HistoryProgress {
+            repositories: by_repository.len(),
+            ..HistoryProgress::default()
+        };
+        for since in by_repository.into_values().flatten() {
+            progress.complete += 1;
+            progress.since = progress.since.max(Some(since));
         }
         progress
+    }
+}
+
+/// `history complete for N of M repositories, back to T at least` (the
+/// landing page's words); empty without a repository.
+impl std::fmt::Display for HistoryProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            HistoryProgress {
+                repositories: 0, ..
+            } => Ok(()),
+            HistoryProgress {
+                complete,
+                repositories,
+                since: Some(since),
+            } => write!(
+                f,
+                "history complete for {complete} of {repositories} repositories, back to \
+                 {since} at least"
+            ),
+            HistoryProgress { repositories, .. } => write!(
+                f,
+                "history complete for none of {repositories} repositories yet"
+            ),
+        }
     }
 }
 
@@ -274,14 +319,21 @@ impl ExporterState {
     }
 
     fn update(&self, inputs: &mut Inputs, health: HealthSnapshot) -> Result<(), RenderError> {
-        let newly_synced: Vec<RepoName> = health
+        // A repository read by several sources (deployments from Argo CD or
+        // Jenkins, commits from GitHub) is synced once every one of them has
+        // synced it.
+        let mut every_source: BTreeMap<&RepoName, bool> = BTreeMap::new();
+        for repo in health
             .sources
             .iter()
             .flat_map(|source| &source.repositories)
-            .filter(|repo| {
-                repo.last_success.is_some() && inputs.configured.contains(&repo.repository)
-            })
-            .map(|repo| repo.repository.clone())
+        {
+            *every_source.entry(&repo.repository).or_insert(true) &= repo.last_success.is_some();
+        }
+        let newly_synced: Vec<RepoName> = every_source
+            .into_iter()
+            .filter(|(repository, synced)| *synced && inputs.configured.contains(*repository))
+            .map(|(repository, _)| repository.clone())
             .collect();
         inputs.synced.extend(newly_synced);
         inputs.health = health;
@@ -347,7 +399,7 @@ fn build_page(
         metrics: Bytes::from(metrics),
         readiness,
         evaluated_at: inputs.snapshot.as_ref().map(|s| s.evaluated_at),
-        history: HistoryProgress::of(&inputs.health),
+        history: HistoryProgress::of(&inputs.health, &inputs.configured),
     })
 }
 

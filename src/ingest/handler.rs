@@ -13,7 +13,7 @@ use super::wire::{self, BadRequest, ValidItem};
 use super::writer::WriteError;
 use super::{IngestState, PushOutcome, RepositoryDeployments};
 use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
-use crate::domain::{DeploymentOutcome, Environment, RepoName, Team};
+use crate::domain::{DeploymentOutcome, Environment, IncidentScope, RepoName, Team};
 use crate::request_body::{self, BodyError};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -365,7 +365,11 @@ fn check_repository(
 ) -> Result<(), Refusal> {
     let repository = match (&item.event, item.event.repository()) {
         (PushedEvent::TeamIncident(incident), _) => {
-            return check_team(state, client, item, &incident.team)
+            return match &incident.scope {
+                IncidentScope::Team(team) => check_team(state, client, item, team),
+                // The push API only makes incidents of a team.
+                IncidentScope::Repositories(_) => Ok(()),
+            };
         }
         (_, Some(repository)) => repository.clone(),
         (_, None) => return Ok(()),

@@ -225,6 +225,15 @@ impl Ingest {
                     RepositoryDeployments::of(&repo.deployments),
                 )
             })
+            .chain(config.gitlab_projects().iter().map(|project| {
+                let deployments = match &project.deployments {
+                    crate::config::GitlabDeploymentsConfig::Push => {
+                        RepositoryDeployments::PushedWithCodeHost
+                    }
+                    other => RepositoryDeployments::Elsewhere(other.source_name()),
+                };
+                (project.path.clone(), deployments)
+            }))
             .collect();
         let organizations = config
             .github

@@ -11,7 +11,7 @@
 use crate::domain::batch::{cut_to_bytes, CommitRecord, PushKind, PushedEvent, PUSH_DIGEST_BYTES};
 use crate::domain::{
     CommitSha, Deployment, DeploymentOutcome, DeploymentSource, Environment, Incident,
-    IncidentSource, RepoName, ShaPrefix, Team, TeamIncident, Timestamp,
+    IncidentScope, IncidentSource, RepoName, ScopedIncident, ShaPrefix, Team, Timestamp,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -473,9 +473,9 @@ impl WireItem for IncidentWire {
                     labels: Vec::new(),
                     root_cause: self.root_cause,
                 }),
-                Err(team) => PushedEvent::TeamIncident(TeamIncident {
+                Err(team) => PushedEvent::TeamIncident(ScopedIncident {
                     source: IncidentSource::Push,
-                    team,
+                    scope: IncidentScope::Team(team),
                     number: 0,
                     created_at: self.created_at.0,
                     closed_at: self.resolved_at.map(|t| t.0),
@@ -514,7 +514,10 @@ mod tests {
         let PushedEvent::TeamIncident(incident) = &items[0].event else {
             panic!("a team's incident: {:?}", items[0].event);
         };
-        assert_eq!(incident.team.as_str(), "web");
+        assert_eq!(
+            incident.scope,
+            IncidentScope::Team(Team::parse("web").unwrap())
+        );
         assert_eq!(incident.closed_at, None);
         assert_eq!(incident.root_cause.as_ref().unwrap().as_str(), "6dcb09b");
         assert_eq!(items[0].event.repository(), None);

@@ -22,7 +22,7 @@ use super::evaluate::Evaluation;
 use super::model::*;
 use crate::domain::{RepoName, Team, Timestamp};
 use crate::dora::{
-    Level, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot, SummaryStats, Thresholds,
+    Level, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot, Stage, SummaryStats, Thresholds,
     WindowedMetrics,
 };
 use crate::store::SyncStatus;
@@ -133,6 +133,7 @@ impl Report {
             change_failure_rate: change_failure_risk(&repositories, context.thresholds),
             open_incidents: open_incidents(&current.incidents, context.repositories, until),
             stale_data: stale_data(context, until),
+            slowest_stage: slowest_stage(&summary),
         };
 
         let week = evaluation.week_window();
@@ -319,7 +320,42 @@ fn scope_report(
             time_to_restore: metric_value(Metric::TimeToRestore, now, before),
             rework_rate: metric_value(Metric::ReworkRate, now, before),
         },
+        lead_time_stages: w.and_then(|w| w.lead_time_stages.as_ref()).map(|stages| {
+            Stage::ALL
+                .into_iter()
+                .zip(stages)
+                .map(|(stage, stats)| StageMedian {
+                    stage,
+                    median_seconds: stats.median,
+                    samples: stats.count,
+                })
+                .collect()
+        }),
     }
+}
+
+/// The stage of `summary` with the largest median (the first of equal ones).
+fn slowest_stage(summary: &ScopeReport) -> Option<SlowestStage> {
+    let stages = summary.lead_time_stages.as_ref()?;
+    let total: f64 = stages.iter().filter_map(|s| s.median_seconds).sum();
+    let slowest = stages
+        .iter()
+        .filter_map(|s| Some((s, s.median_seconds?)))
+        .fold(
+            None,
+            |best: Option<(&StageMedian, f64)>, (s, median)| match best {
+                Some((_, top)) if top >= median => best,
+                _ => Some((s, median)),
+            },
+        )?;
+    let (stage, median) = slowest;
+    Some(SlowestStage {
+        name: summary.name.clone(),
+        stage: stage.stage,
+        median_seconds: median,
+        samples: stage.samples,
+        share_of_medians: if total > 0.0 { median / total } else { 0.0 },
+    })
 }
 
 /// The engine's value, level and sample count of `metric` on one side.

@@ -24,6 +24,7 @@
 use super::generate::{generate, open_store, ReportError, ReportRequest};
 use super::period::ReportWindow;
 use super::render::html::{self, HtmlOptions, WindowLink, CONTENT_SECURITY_POLICY};
+use super::render::overview::{self, Frame};
 use crate::config::Config;
 use crate::domain::{Team, Timestamp};
 use crate::store::Store;
@@ -38,6 +39,14 @@ use tokio::sync::Semaphore;
 
 /// Where the page is served.
 pub(crate) const REPORT_PATH: &str = "/report";
+
+/// Where the landing page is served.
+pub(crate) const OVERVIEW_PATH: &str = "/";
+
+/// How long a landing page is served again as it was made (for the same window
+/// and the same frame): reloading it, or many people opening it after a review
+/// link was shared, costs one report a minute at most.
+pub const OVERVIEW_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// The longest query string accepted: room for the longest valid `window` and the
 /// longest valid team name with every byte percent-encoded; a longer one is a
@@ -86,6 +95,9 @@ pub type StoreOpener = Arc<dyn Fn() -> Result<Box<dyn Store>, ReportError> + Sen
 
 /// The time a page is evaluated at, read once per request (the daemon's clock).
 pub type Now = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// What the server says of itself on the landing page, read once per request.
+pub type FrameSource = Arc<dyn Fn() -> Frame + Send + Sync>;
 
 /// The report page at `now` over `window` (and `team`), with a window selector
 /// linking to the configured windows. Pure apart from reading `store`.
@@ -217,6 +229,17 @@ pub struct LiveReport {
     gate: Arc<Semaphore>,
     /// Admission: the requests computing or waiting to.
     queue: Arc<Semaphore>,
+    frame: FrameSource,
+    /// The last landing page made: when, for which window and frame.
+    overview_cache: Arc<std::sync::Mutex<Option<CachedOverview>>>,
+}
+
+/// A landing page as it was made.
+struct CachedOverview {
+    made: std::time::Instant,
+    window: ReportWindow,
+    frame: Frame,
+    html: String,
 }
 
 impl LiveReport {
@@ -240,21 +263,89 @@ impl LiveReport {
             queue: Arc::new(Semaphore::new(
                 LIVE_REPORT_CONCURRENCY + LIVE_REPORT_MAX_WAITING,
             )),
+            frame: Arc::new(Frame::unknown),
+            overview_cache: Arc::default(),
         }
     }
 
-    /// A router serving [`REPORT_PATH`]; merge it into the daemon's.
+    /// The landing page says of the server what `frame()` gives (the daemon's
+    /// readiness, version, routes); without it, that nothing is known yet.
+    pub fn with_frame(mut self, frame: FrameSource) -> Self {
+        self.frame = frame;
+        self
+    }
+
+    /// A router serving [`REPORT_PATH`] and the landing page at `/`; merge it
+    /// into the daemon's.
     pub fn router(self) -> Router {
         Router::new()
             .route(REPORT_PATH, get(report_page))
+            .route(OVERVIEW_PATH, get(landing_page))
             .with_state(self)
+    }
+
+    /// The cached landing page for `window` and `frame`, if still fresh
+    /// (`fresh`), or any cached one for them (a busy server serves it rather
+    /// than a 503).
+    fn cached_overview(&self, window: ReportWindow, frame: &Frame, fresh: bool) -> Option<String> {
+        let cache = self.overview_cache.lock().ok()?;
+        let cached = cache.as_ref()?;
+        let same = cached.window == window && &cached.frame == frame;
+        (same && (!fresh || cached.made.elapsed() < OVERVIEW_CACHE_TTL))
+            .then(|| cached.html.clone())
     }
 }
 
-/// `GET /report` over the store at `config.storage.path`, evaluated at `now()`: the
-/// one line the daemon needs is `app.merge(report::live_router(config, now))`.
+/// `GET /report` and the landing page over the store at
+/// `config.storage.path`, evaluated at `now()`: the one line the daemon needs is
+/// `app.merge(report::live_router(config, now))` (with
+/// [`LiveReport::with_frame`] to say what the server is).
 pub fn live_router(config: Arc<Config>, now: Now) -> Router {
     LiveReport::new(config, now).router()
+}
+
+/// The landing page at `now` over `window`, for a server described by `frame`:
+/// the organisation's report (or why there is none yet) and the sync problems.
+/// Pure apart from reading `store` (`Err` only when the page cannot be
+/// rendered; a store that cannot be read is said on the page).
+pub fn overview_page(
+    store: Result<Box<dyn Store>, ReportError>,
+    config: &Config,
+    now: Timestamp,
+    window: ReportWindow,
+    frame: &Frame,
+) -> Result<String, ReportError> {
+    let links = window_links(config, window, None);
+    let request = ReportRequest {
+        window,
+        until: now,
+        team: None,
+        generated_at: now,
+    };
+    let made = store.and_then(|store| {
+        let report = generate(store.as_ref(), config, &request)?;
+        let statuses = store.sync_status().map_err(ReportError::Store)?;
+        Ok((report, statuses))
+    });
+    match made {
+        Ok((report, statuses)) => overview::render(frame, Some(&report), "", &statuses, &links),
+        Err(error) => {
+            let why = match &error {
+                ReportError::MissingStore { .. } => {
+                    "The store does not exist yet: the daemon creates it at its first sync."
+                        .to_owned()
+                }
+                other => {
+                    tracing::error!(error = %other, "the landing page's report failed");
+                    format!(
+                        "The numbers could not be made: {}; the daemon's log has the details.",
+                        public_reason(other)
+                    )
+                }
+            };
+            overview::render(frame, None, &why, &[], &links)
+        }
+    }
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
@@ -268,6 +359,88 @@ fn unavailable(body: String) -> Response {
         HeaderValue::from_static(RETRY_AFTER_SECONDS),
     );
     response
+}
+
+/// `GET /`: the landing page. Only `window` is taken from the query. It is
+/// made like `/report` (the same admission and concurrency), and the last one
+/// made is served again for [`OVERVIEW_CACHE_TTL`].
+async fn landing_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) -> Response {
+    let query = match LiveQuery::parse(raw.as_deref(), &live.config) {
+        Ok(LiveQuery { team: Some(_), .. }) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "bad request: this page takes: window (a team's numbers are at /report?team=…)"
+                    .to_owned(),
+            )
+        }
+        Ok(query) => query,
+        Err(reason) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {reason}")),
+    };
+    let frame = (live.frame)();
+    let html_page = |page: String| {
+        (
+            [
+                (header::CONTENT_TYPE, HTML),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            page,
+        )
+            .into_response()
+    };
+    if let Some(page) = live.cached_overview(query.window, &frame, true) {
+        return html_page(page);
+    }
+    let busy = |live: &LiveReport| match live.cached_overview(query.window, &frame, false) {
+        Some(page) => html_page(page),
+        None => unavailable(
+            "the collector is busy with other reports; try again in a few seconds".to_owned(),
+        ),
+    };
+    let Ok(admitted) = live.queue.clone().try_acquire_owned() else {
+        return busy(&live);
+    };
+    let permit =
+        match tokio::time::timeout(LIVE_REPORT_WAIT, live.gate.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return busy(&live),
+        };
+    let now = (live.now)();
+    let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
+    let (window, made_frame) = (query.window, frame.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let _permits = (permit, admitted);
+        overview_page(open(), &config, now, window, &made_frame)
+    })
+    .await;
+    match result {
+        Ok(Ok(page)) => {
+            if let Ok(mut cache) = live.overview_cache.lock() {
+                *cache = Some(CachedOverview {
+                    made: std::time::Instant::now(),
+                    window: query.window,
+                    frame,
+                    html: page.clone(),
+                });
+            }
+            html_page(page)
+        }
+        Ok(Err(error)) => {
+            tracing::error!(error = %error, "the landing page failed");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the page could not be made: {}", public_reason(&error)),
+            )
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "the landing page task failed");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be made: internal error".to_owned(),
+            )
+        }
+    }
 }
 
 async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) -> Response {

@@ -32,8 +32,12 @@ pub mod render;
 pub use build::ReportContext;
 pub use evaluate::{evaluate, Evaluation, MAX_EVALUATION_THREADS, TREND_WEEKS, WEEK_SECONDS};
 pub use generate::{generate, open_store, ReportError, ReportRequest};
-pub use live::{live_page, live_router, LiveQuery, LiveReport, Now, StoreOpener};
+pub use live::{
+    live_page, live_router, overview_page, FrameSource, LiveQuery, LiveReport, Now, StoreOpener,
+    OVERVIEW_CACHE_TTL,
+};
 pub use model::*;
 pub(crate) use period::{parse_until, DEFAULT_WINDOW};
 pub use period::{InvalidInput, ReportWindow};
+pub use render::overview::Frame;
 pub use render::{render, Format};

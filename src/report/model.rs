@@ -7,7 +7,7 @@
 //! seconds, rates as fractions 0–1, and an absent value (no samples) as `null`.
 
 use crate::domain::Timestamp;
-use crate::dora::{Level, Thresholds};
+use crate::dora::{Level, Stage, Thresholds};
 use serde::{Deserialize, Serialize};
 
 /// The version of the JSON schema. Adding a field keeps it; renaming, removing or
@@ -102,6 +102,33 @@ pub struct ScopeReport {
     /// environment: every environment row of a repository shows the same count).
     pub incidents_open: u64,
     pub metrics: Metrics,
+    /// Where lead time goes (`docs/computation.md` § Lead-time stages): the
+    /// median of each stage in the period, coding, pickup, review, deploy.
+    /// Absent under `lead_time_start = "commit"`, where stages are not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_time_stages: Option<Vec<StageMedian>>,
+}
+
+/// One lead-time stage of a scope in the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageMedian {
+    pub stage: Stage,
+    /// `null` without samples.
+    pub median_seconds: Option<f64>,
+    /// Changes with this stage (through a pull request; pickup and review: reviewed).
+    pub samples: u64,
+}
+
+/// The stage where the summary scope's changes wait longest (largest median).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowestStage {
+    /// The summary scope: `organisation` or the team.
+    pub name: String,
+    pub stage: Stage,
+    pub median_seconds: f64,
+    pub samples: u64,
+    /// Its share of the sum of the stage medians, 0–1.
+    pub share_of_medians: f64,
 }
 
 /// The six metrics of a scope.
@@ -327,6 +354,10 @@ pub struct Risks {
     pub open_incidents: Listed<OpenIncident>,
     /// Repositories whose data is stale or was never synced.
     pub stale_data: StaleData,
+    /// The slowest lead-time stage of the summary scope; absent when stages
+    /// are not measured or have no samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_stage: Option<SlowestStage>,
 }
 
 /// One metric of one scope that got markedly worse.

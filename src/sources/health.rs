@@ -40,3 +40,13 @@ pub struct RateLimit {
     /// When the current window resets, if reported.
     pub reset_at: Option<Timestamp>,
 }
+
+/// How often a source found that an Argo CD application's history had dropped
+/// syncs it never read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryGaps {
+    /// The configured application name (bounded by the configuration).
+    pub application: String,
+    /// Polls that found a gap, since the process started.
+    pub gaps: u64,
+}

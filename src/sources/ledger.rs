@@ -9,7 +9,10 @@
 //! nor how they are kept.
 
 use crate::domain::batch::{ApplyStats, Cursor, CursorKey, SyncBatch};
-use crate::domain::{CommitSha, Deployment, DeploymentSource, Environment, RepoName, Timestamp};
+use crate::domain::{
+    CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
+    Timestamp,
+};
 use crate::dora::{ChangesWithoutPull, UncoveredChangeSet};
 use futures::future::BoxFuture;
 use std::collections::HashSet;
@@ -51,6 +54,14 @@ pub trait Ledger: Send + Sync {
         repository: RepoName,
         source: DeploymentSource,
     ) -> LedgerFuture<'_, HashSet<u64>>;
+
+    /// The kept incidents of a team or of a set of repositories from `source`
+    /// among `numbers` (those not kept are left out), sorted by number.
+    fn scoped_incidents(
+        &self,
+        source: IncidentSource,
+        numbers: Vec<u64>,
+    ) -> LedgerFuture<'_, Vec<ScopedIncident>>;
 
     /// One kept deployment.
     fn deployment(

@@ -1,5 +1,11 @@
 //! The sources: where events come from. One module per source behind the small
-//! [`Source`] trait; today there is one, [`github`].
+//! [`Source`] trait: [`github`] and [`gitlab`] (deployments, change sets,
+//! incidents and pull requests of repositories), [`argocd`] and [`jenkins`]
+//! (deployments only; the repository's code host gives its change sets) and
+//! [`pagerduty`] (incidents of services; its sync units are services, named like
+//! repositories). [`governor`] is the rate-limit and retry policy every client
+//! sends through; [`http`] what the HTTP clients share (token masking, `Link`
+//! headers); `rest` the plain JSON client of Argo CD and Jenkins.
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
 //! it was given, turns the API's wire types into domain events at its border, and
@@ -15,11 +21,18 @@
 //! filters by environment and label; a source only avoids reading what can never
 //! count).
 
+pub mod argocd;
 pub mod github;
+pub mod gitlab;
+pub mod governor;
 mod health;
+pub mod http;
+pub mod jenkins;
 mod ledger;
+pub mod pagerduty;
+pub mod rest;
 
-pub use health::{ApiRequests, ApiRetries, RateLimit};
+pub use health::{ApiRequests, ApiRetries, HistoryGaps, RateLimit};
 pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
 
 use crate::domain::batch::{ApplyStats, KindStats};
@@ -95,6 +108,17 @@ impl RepoSyncStats {
 pub enum SourceError {
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    /// Argo CD or Jenkins: reading one application or job (`what`) failed.
+    #[error("{what}: {error}")]
+    Read {
+        /// `argocd application "api-prod"`, `jenkins job "deploy/api"`.
+        what: String,
+        error: rest::RestError,
+    },
+    #[error(transparent)]
+    Gitlab(#[from] gitlab::GitlabError),
+    #[error(transparent)]
+    PagerDuty(#[from] pagerduty::PagerDutyError),
     /// The ledger could not answer, or a batch could not be kept.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -109,9 +133,50 @@ impl SourceError {
     pub fn is_cancelled(&self) -> bool {
         matches!(
             self,
-            SourceError::Cancelled | SourceError::Github(github::GithubError::Cancelled)
+            SourceError::Cancelled
+                | SourceError::Github(github::GithubError::Cancelled)
+                | SourceError::Read {
+                    error: rest::RestError::Cancelled,
+                    ..
+                }
+                | SourceError::Gitlab(gitlab::GitlabError::Cancelled)
+                | SourceError::PagerDuty(pagerduty::PagerDutyError::Cancelled)
         )
     }
+}
+
+/// What a first sync of a deployment source keeps of the `deployments` it
+/// read (a few sources, Argo CD and Jenkins, cannot ask for a time range): those
+/// created at or after `start` (the lookback's start), plus per environment the
+/// newest older one that succeeded, the base of the first change set; as the
+/// GitHub source's first sync reads them (`docs/sources.md`).
+pub fn within_lookback(
+    deployments: Vec<crate::domain::Deployment>,
+    start: Timestamp,
+) -> Vec<crate::domain::Deployment> {
+    use crate::domain::DeploymentOutcome;
+    let mut bases: Vec<crate::domain::Deployment> = Vec::new();
+    let mut kept = Vec::new();
+    for deployment in deployments {
+        if deployment.created_at >= start {
+            kept.push(deployment);
+            continue;
+        }
+        if !matches!(deployment.outcome, DeploymentOutcome::Succeeded { .. }) {
+            continue;
+        }
+        let key = |d: &crate::domain::Deployment| (d.created_at, d.id);
+        match bases
+            .iter_mut()
+            .find(|b| b.environment == deployment.environment)
+        {
+            Some(base) if key(base) < key(&deployment) => *base = deployment,
+            Some(_) => {}
+            None => bases.push(deployment),
+        }
+    }
+    kept.extend(bases);
+    kept
 }
 
 /// A source's API health since the process started.
@@ -128,6 +193,9 @@ pub struct ApiHealth {
     /// Unreadable items skipped per repository (whether or not its sync then
     /// succeeded), sorted by repository; repositories with none may be absent.
     pub skipped_items: Vec<(RepoName, u64)>,
+    /// Argo CD: history gaps found per application, sorted (empty for other
+    /// sources).
+    pub history_gaps: Vec<HistoryGaps>,
 }
 
 /// A place events come from.
@@ -177,4 +245,52 @@ pub trait Source: Send + Sync {
 
     /// Requests, rate limits and skipped items since the process started.
     fn api_health(&self) -> ApiHealth;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CommitSha, Deployment, DeploymentOutcome, DeploymentSource, Environment};
+
+    fn deployment(id: u64, environment: &str, created: i64, succeeded: bool) -> Deployment {
+        Deployment {
+            source: DeploymentSource::Jenkins,
+            repository: RepoName::parse("acme/api").unwrap(),
+            id,
+            environment: Environment::parse(environment).unwrap(),
+            sha: CommitSha::from_bytes([id as u8; 20]),
+            created_at: Timestamp(created),
+            outcome: if succeeded {
+                DeploymentOutcome::Succeeded {
+                    at: Timestamp(created + 5),
+                }
+            } else {
+                DeploymentOutcome::Failed {
+                    at: Timestamp(created + 5),
+                }
+            },
+        }
+    }
+
+    #[test]
+    fn a_first_sync_keeps_the_lookback_and_one_base_per_environment() {
+        let read = vec![
+            deployment(1, "production", 10, true),
+            deployment(2, "production", 20, true),
+            deployment(3, "production", 30, false),
+            deployment(4, "staging", 15, true),
+            deployment(5, "production", 100, false),
+            deployment(6, "production", 110, true),
+        ];
+        let mut ids: Vec<u64> = within_lookback(read, Timestamp(100))
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            [2, 4, 5, 6],
+            "the newest older success per environment"
+        );
+    }
 }

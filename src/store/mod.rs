@@ -36,7 +36,8 @@ pub use types::{
 };
 
 use crate::domain::{
-    CommitSha, Deployment, DeploymentSource, Environment, RepoName, Team, Timestamp,
+    CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
+    Team, Timestamp,
 };
 use crate::dora::EventSink;
 use std::collections::HashSet;
@@ -77,6 +78,14 @@ pub trait Store: Send {
         repository: &RepoName,
         source: DeploymentSource,
     ) -> Result<HashSet<u64>, StoreError>;
+
+    /// The stored incidents of a team or of a set of repositories from `source`
+    /// among `numbers` (those not stored are left out), sorted by number.
+    fn scoped_incidents(
+        &self,
+        source: IncidentSource,
+        numbers: &[u64],
+    ) -> Result<Vec<ScopedIncident>, StoreError>;
 
     /// One stored deployment.
     fn deployment(

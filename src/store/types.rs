@@ -24,8 +24,8 @@ pub struct StoreCounts {
     pub commits: u64,
     pub compares: u64,
     pub incidents: u64,
-    /// Incidents of a team (`team_incidents`).
-    pub team_incidents: u64,
+    /// Incidents of a team or of a set of repositories (`scoped_incidents`).
+    pub scoped_incidents: u64,
     pub pull_requests: u64,
     pub cursors: u64,
     pub sync_statuses: u64,

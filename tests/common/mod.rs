@@ -242,9 +242,30 @@ impl Scenario {
         closed: Option<i64>,
         cause: Option<&str>,
     ) -> Self {
-        self.builder.team_incident(TeamIncident {
+        self.builder.scoped_incident(ScopedIncident {
             source: dora_collector::domain::IncidentSource::Push,
-            team: Team::parse(team).unwrap(),
+            scope: IncidentScope::Team(Team::parse(team).unwrap()),
+            number,
+            created_at: at(created),
+            closed_at: closed.map(at),
+            root_cause: cause.map(|c| ShaPrefix::parse(c).unwrap()),
+        });
+        self
+    }
+
+    /// An incident of a PagerDuty service mapped to `repositories`.
+    pub fn repositories_incident(
+        mut self,
+        repositories: &[&str],
+        number: u64,
+        created: i64,
+        closed: Option<i64>,
+        cause: Option<&str>,
+    ) -> Self {
+        self.builder.scoped_incident(ScopedIncident {
+            source: dora_collector::domain::IncidentSource::PagerDuty,
+            scope: IncidentScope::repositories(repositories.iter().map(|r| repo(r)).collect())
+                .unwrap(),
             number,
             created_at: at(created),
             closed_at: closed.map(at),
@@ -272,6 +293,8 @@ impl Scenario {
             labels: labels.iter().map(|l| l.to_string()).collect(),
             commits: commits.iter().map(|c| sha(*c)).collect(),
             first_commit_at: Some(at(first_commit_at)),
+            created_at: None,
+            first_review_at: None,
         });
         self
     }

@@ -17,6 +17,11 @@
 //! and oversized deliveries, and neither the secret nor any signature it
 //! expected shows anywhere.
 //!
+//! PagerDuty: the binary syncing with a canary PagerDuty key (literal or
+//! through `${PAGERDUTY_TOKEN}`) against the simulated PagerDuty, one that
+//! refuses it, and a hostile fake that echoes it in every answer, and
+//! `check-config` of an invalid file holding it, never print it.
+//!
 //! Panics: a panic prints its message, and only a value formatted into it could
 //! carry the token, so every type that holds the token (the configuration, its
 //! `[github]` part, the token itself, the GitHub source and its HTTP client, the
@@ -671,6 +676,430 @@ async fn the_canary_ingest_token_appears_in_no_log_answer_or_page() {
     }
 }
 
+/// The GitLab canary: shaped like a GitLab personal access token.
+const GITLAB_CANARY: &str = "glpat-CaNaRy9w2Xk7Qm3Zv8Lp";
+
+fn assert_gitlab_clean(what: &str, text: &str) {
+    assert!(
+        !text.contains(GITLAB_CANARY),
+        "{what}: the GitLab canary token appears:\n{text}"
+    );
+}
+
+/// The binary with `args` on `config`, `GITLAB_TOKEN` set to the canary,
+/// logging at trace.
+async fn run_gitlab(args: &[&str], config: &Path) -> Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "trace")
+        .env("GITLAB_TOKEN", GITLAB_CANARY)
+        .stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().expect("run dora-collector"))
+        .await
+        .unwrap()
+}
+
+/// A fake GitLab that echoes `PRIVATE-TOKEN` back wherever it can: in error
+/// messages (401, 403, 404, 500, 429), a foreign `Link`, item values and a body
+/// that is not JSON.
+async fn hostile_gitlab() -> String {
+    async fn deployments(
+        axum::extract::Path(project): axum::extract::Path<String>,
+        headers: HeaderMap,
+    ) -> Response {
+        let token = headers
+            .get("private-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let message = |status: StatusCode, text: String| {
+            (status, axum::Json(serde_json::json!({"message": text}))).into_response()
+        };
+        match project.rsplit('/').next().unwrap_or("") {
+            "unauthorized" => message(StatusCode::UNAUTHORIZED, format!("401 {token}")),
+            "forbidden" => (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": "insufficient_scope", "error_description": token})),
+            )
+                .into_response(),
+            "broken" => message(StatusCode::INTERNAL_SERVER_ERROR, format!("500 {token}")),
+            "throttled" => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                format!("Retry later {token}"),
+            )
+                .into_response(),
+            "notjson" => (
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("[{{\"token\": \"{token}\""),
+            )
+                .into_response(),
+            "away" => (
+                [(header::LINK, format!("<http://elsewhere.example/?token={token}>; rel=\"next\""))],
+                axum::Json(serde_json::json!([])),
+            )
+                .into_response(),
+            "odd" => axum::Json(serde_json::json!([
+                {"id": 1, "status": "success", "sha": token, "created_at": "2025-01-15T11:00:00Z",
+                 "updated_at": "2025-01-15T11:00:00Z", "environment": {"id": 1, "name": "production"}},
+                {"id": 2, "status": "success", "sha": "0123456789abcdef0123456789abcdef01234567",
+                 "created_at": token, "updated_at": "2025-01-15T11:00:00Z", "environment": {"id": 1, "name": "production"}},
+                null
+            ]))
+            .into_response(),
+            _ => message(StatusCode::NOT_FOUND, format!("404 Project Not Found {token}")),
+        }
+    }
+    async fn empty() -> Response {
+        axum::Json(serde_json::json!([])).into_response()
+    }
+    let router = Router::new()
+        .route("/api/v4/projects/{project}/deployments", get(deployments))
+        .route("/api/v4/projects/{project}/environments", get(empty))
+        .route("/api/v4/projects/{project}/merge_requests", get(empty))
+        .route("/api/v4/projects/{project}/issues", get(empty));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v4", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+fn gitlab_config(api_url: &str, store: &Path, projects: &[String], format: &str) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n\
+         [gitlab]\napi_url = {api_url:?}\ntoken = \"${{GITLAB_TOKEN}}\"\n",
+        store.display().to_string()
+    );
+    for project in projects {
+        text.push_str(&format!("[[gitlab.projects]]\npath = {project:?}\n"));
+    }
+    text + &log_table(format)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_gitlab_token_appears_in_no_log_error_or_page() {
+    use dora_collector::sim::gitlab::{GitlabGroup, GitlabOptions, GitlabServer, GroupSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let group = GitlabGroup::generate(&GroupSpec::small(4));
+    let projects: Vec<String> = group.projects.iter().map(|p| p.repository()).collect();
+    let good = GitlabServer::start(
+        group.clone(),
+        GitlabOptions {
+            token: GITLAB_CANARY.to_owned(),
+            ..GitlabOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let refusing = GitlabServer::start(group, GitlabOptions::default())
+        .await
+        .unwrap();
+    let hostile = hostile_gitlab().await;
+    let hostile_projects: Vec<String> = [
+        "unauthorized",
+        "forbidden",
+        "broken",
+        "throttled",
+        "notjson",
+        "away",
+        "odd",
+        "gone",
+    ]
+    .iter()
+    .map(|n| format!("gl-acme/hostile/{n}"))
+    .collect();
+    for format in ["text", "json"] {
+        let file = write(
+            dir.path(),
+            "gitlab.toml",
+            &gitlab_config(good.api_url(), &store, &projects, format),
+        );
+        let output = run_gitlab(&["sync", "--once"], &file).await;
+        assert!(output.status.success(), "{output:?}");
+        for stream in [&output.stdout, &output.stderr] {
+            assert_gitlab_clean(
+                &format!("successful sync ({format})"),
+                &String::from_utf8_lossy(stream),
+            );
+        }
+        let output = run_gitlab(&["check-config"], &file).await;
+        assert!(output.status.success(), "{output:?}");
+        assert_gitlab_clean("check-config", &String::from_utf8_lossy(&output.stdout));
+
+        let file = write(
+            dir.path(),
+            "refused.toml",
+            &gitlab_config(refusing.api_url(), &store, &projects, format),
+        );
+        let output = run_gitlab(&["sync", "--once"], &file).await;
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("401"), "{stderr}");
+        assert_gitlab_clean(&format!("refused token ({format})"), &stderr);
+
+        let file = write(
+            dir.path(),
+            "hostile.toml",
+            &gitlab_config(&hostile, &store, &hostile_projects, format),
+        );
+        let output = run_gitlab(&["sync", "--once"], &file).await;
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_gitlab_clean(&format!("hostile GitLab ({format})"), &stderr);
+        assert_gitlab_clean(
+            "hostile GitLab (stdout)",
+            &String::from_utf8_lossy(&output.stdout),
+        );
+        // The echoes arrived, masked.
+        assert!(stderr.contains("HTTP 401 401 [REDACTED]"), "{stderr}");
+        assert!(stderr.contains("?token=[REDACTED]"), "{stderr}");
+
+        // An invalid configuration with the token in it.
+        let text = gitlab_config(good.api_url(), &store, &projects, format)
+            .replace("[gitlab]\n", "[gitlab]\npoll_interval = \"soon\"\n")
+            .replace("${GITLAB_TOKEN}", GITLAB_CANARY)
+            + &format!("\n[[repositories]]\nname = {GITLAB_CANARY:?}\n");
+        let file = write(dir.path(), "invalid.toml", &text);
+        let output = run_gitlab(&["check-config"], &file).await;
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert_gitlab_clean("invalid config", &String::from_utf8_lossy(&output.stderr));
+    }
+
+    // The daemon's pages.
+    let text = gitlab_config(good.api_url(), &store, &projects, "text");
+    let config = Config::from_toml_str(&text, |name| {
+        assert_eq!(name, "GITLAB_TOKEN");
+        Ok(GITLAB_CANARY.to_owned())
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut handle = dora_collector::daemon::start(
+        config.clone(),
+        listener,
+        dora_collector::daemon::RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    handle.wait_for_cycles(1).await.unwrap();
+    for page in ["/metrics", "/", "/readyz", "/report"] {
+        let body = reqwest::get(format!("http://{addr}{page}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_gitlab_clean(page, &body);
+    }
+    handle.shutdown().await.unwrap();
+
+    // Panics formatting what holds the token.
+    let source = dora_collector::sources::gitlab::GitlabSource::new(
+        config.gitlab.as_ref().unwrap(),
+        dora_collector::dora::LeadTimeStart::Commit,
+    )
+    .unwrap();
+    for message in [
+        format!("{config:?}"),
+        format!("{:?}", config.gitlab),
+        format!("{source:?}"),
+        format!("{source:#?}"),
+    ] {
+        let printed = std::panic::catch_unwind(|| panic!("{message}"))
+            .unwrap_err()
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap();
+        assert_gitlab_clean("panic message", &printed);
+    }
+}
+
+/// The PagerDuty key as a canary: distinctive, and found nowhere else.
+const PD_CANARY: &str = "u+PdCaNaRy9kQ2xW7mZ4vB8nT3yR6uE1sLdora";
+
+/// A fake PagerDuty that echoes the request's `Authorization` header back in
+/// everything it answers: error messages, item fields, a text body.
+async fn hostile_pagerduty() -> String {
+    async fn any(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+        let auth = echoed(&headers);
+        match uri.path() {
+            "/services/PECHO01" | "/services/PODD001" => {
+                axum::Json(serde_json::json!({"service": {"id": "P", "type": "service"}}))
+                    .into_response()
+            }
+            "/services/PAUTH01" => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"error": {"message": format!("Authentication failed: {auth}"), "code": 2006, "errors": [auth]}})),
+            )
+                .into_response(),
+            "/services/PBAD001" => (StatusCode::BAD_REQUEST, format!("no such thing as {auth}"))
+                .into_response(),
+            "/incidents" if uri.query().is_some_and(|q| q.contains("PODD001")) => {
+                axum::Json(serde_json::json!({"incidents": [
+                    {"id": auth, "incident_number": 1, "created_at": "2025-01-15T11:00:00Z", "status": "resolved"},
+                    {"id": "Q1", "incident_number": 2, "created_at": auth, "status": "triggered"},
+                    {"id": "Q2", "incident_number": 3, "created_at": "2025-01-15T11:00:00Z", "status": auth}
+                ], "more": false}))
+                .into_response()
+            }
+            _ => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"error": {"message": format!("Invalid Input Provided by {auth}"), "code": 2001, "errors": [auth]}})),
+            )
+                .into_response(),
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, Router::new().fallback(any))
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_pagerduty_key_appears_in_no_log_error_or_page() {
+    use dora_collector::sim::pagerduty::{PdAccount, PdOptions, PdServer, PdService, PdUrgency};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let github = live_simulator(SIM_TOKEN).await;
+    let repos = sim_repos(&github);
+    let now = github.with_org(|org| org.now);
+    let mut account = PdAccount::new(
+        vec![PdService {
+            id: "PAPI001".to_owned(),
+            name: "api".to_owned(),
+        }],
+        now,
+    );
+    let incident = account
+        .trigger(
+            "PAPI001",
+            dora_collector::domain::Timestamp(now.0 - 3600),
+            "down",
+            PdUrgency::High,
+            Some("root cause: abcdef1".to_owned()),
+        )
+        .unwrap();
+    account
+        .log(
+            &incident,
+            dora_collector::sim::pagerduty::PdLogKind::Resolve,
+            dora_collector::domain::Timestamp(now.0 - 60),
+        )
+        .unwrap();
+    let good = PdServer::start(
+        account.clone(),
+        PdOptions {
+            token: PD_CANARY.to_owned(),
+            ..PdOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let refusing = PdServer::start(account, PdOptions::default())
+        .await
+        .unwrap();
+    let hostile = hostile_pagerduty().await;
+    let pagerduty = |url: &str, literal: bool, services: &[&str]| {
+        let key = if literal {
+            PD_CANARY
+        } else {
+            "${PAGERDUTY_TOKEN}"
+        };
+        let mut text = format!("\n[pagerduty]\napi_url = \"{url}\"\ntoken = \"{key}\"\n");
+        for id in services {
+            text.push_str(&format!(
+                "\n[[pagerduty.services]]\nid = \"{id}\"\nrepositories = [\"{}\"]\n",
+                repos[0].0
+            ));
+        }
+        text
+    };
+    let run_pd = |args: &'static [&'static str], file: std::path::PathBuf| async move {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "trace")
+            .env("GITHUB_TOKEN", SIM_TOKEN)
+            .env("PAGERDUTY_TOKEN", PD_CANARY)
+            .stdin(Stdio::null());
+        tokio::task::spawn_blocking(move || command.output().expect("run dora-collector"))
+            .await
+            .unwrap()
+    };
+    let pd_clean = |what: &str, output: &Output| {
+        for stream in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.contains(PD_CANARY),
+                "{what}: the key appears:\n{text}"
+            );
+            // The key's distinctive middle, as an echo might cut it.
+            assert!(
+                !text.contains(&PD_CANARY[3..30]),
+                "{what}: part of the key appears:\n{text}"
+            );
+        }
+    };
+    for format in ["text", "json"] {
+        for literal in [true, false] {
+            let what = |case: &str| format!("{case} ({format}, literal key: {literal})");
+            let base = canary_config(github.base_url(), &store, &repos, false, format);
+            let file = write(
+                dir.path(),
+                "pd-good.toml",
+                &(base.clone() + &pagerduty(good.base_url(), literal, &["PAPI001"])),
+            );
+            let output = run_pd(&["sync", "--once"], file).await;
+            assert!(output.status.success(), "{output:?}");
+            pd_clean(&what("successful sync"), &output);
+
+            let file = write(
+                dir.path(),
+                "pd-refused.toml",
+                &(base.clone() + &pagerduty(refusing.base_url(), literal, &["PAPI001"])),
+            );
+            let output = run_pd(&["sync", "--once"], file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert!(String::from_utf8_lossy(&output.stderr).contains("pagerduty.token"));
+            pd_clean(&what("refused key"), &output);
+
+            let file = write(
+                dir.path(),
+                "pd-hostile.toml",
+                &(base.clone()
+                    + &pagerduty(
+                        &hostile,
+                        literal,
+                        &["PECHO01", "PAUTH01", "PBAD001", "PODD001"],
+                    )),
+            );
+            let output = run_pd(&["sync", "--once"], file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            pd_clean(&what("hostile PagerDuty"), &output);
+
+            // An invalid configuration holding the key.
+            let file = write(
+                dir.path(),
+                "pd-invalid.toml",
+                &(base + &pagerduty(good.base_url(), literal, &["P-BAD"]) + "pol = 1\n"),
+            );
+            let output = run_pd(&["check-config"], file).await;
+            assert_eq!(output.status.code(), Some(2), "{output:?}");
+            pd_clean(&what("invalid configuration"), &output);
+        }
+    }
+}
+
 /// `X-Hub-Signature-256` of `body` under `secret`.
 fn hub_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
@@ -900,6 +1329,363 @@ async fn the_canary_webhook_secret_appears_in_no_log_answer_or_page() {
         assert_eq!(output.status.code(), Some(2), "{name}: {output:?}");
         assert_output_clean(&format!("invalid webhook configuration ({name})"), &output);
     }
+}
+
+/// A fake Argo CD and Jenkins in one server, misbehaving while holding the
+/// token: every answer echoes the request's `Authorization` header (Bearer for
+/// Argo CD, Basic `dora:TOKEN` for Jenkins) in error bodies, HTML pages, JSON
+/// fields and a redirect.
+async fn hostile_cicd_server() -> String {
+    async fn application(
+        axum::extract::Path(name): axum::extract::Path<String>,
+        headers: HeaderMap,
+    ) -> Response {
+        let auth = echoed(&headers);
+        match name.as_str() {
+            "forbidden" => (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": format!("permission denied: {auth}"), "code": 7, "message": format!("permission denied: {auth}")})),
+            )
+                .into_response(),
+            // Not retried (a 5xx would be, for half a minute: the binary runs
+            // with the production retry policy), the same masking.
+            "broken" => (
+                StatusCode::BAD_REQUEST,
+                format!("<html><body>upstream said {auth}</body></html>"),
+            )
+                .into_response(),
+            "array" => axum::Json(serde_json::json!([auth])).into_response(),
+            "odd" => axum::Json(serde_json::json!({
+                "metadata": {"name": "odd", "uid": auth},
+                "status": {
+                    "history": [{"id": 1, "revision": auth, "deployedAt": auth}, {"id": auth}],
+                    "operationState": {"phase": "Failed", "startedAt": auth, "message": auth},
+                },
+            }))
+            .into_response(),
+            "redirect" => (
+                StatusCode::FOUND,
+                [(header::LOCATION, format!("http://elsewhere.example/?t={}", auth.replace(' ', "%20")))],
+            )
+                .into_response(),
+            _ => (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": format!("not found for {auth}"), "code": 5})),
+            )
+                .into_response(),
+        }
+    }
+    async fn job(
+        axum::extract::Path(name): axum::extract::Path<String>,
+        headers: HeaderMap,
+    ) -> Response {
+        let auth = echoed(&headers);
+        match name.as_str() {
+            "unauthorized" => (
+                StatusCode::UNAUTHORIZED,
+                format!("<html><body>Invalid password/token for user: {auth}</body></html>"),
+            )
+                .into_response(),
+            "odd" => {
+                let builds = serde_json::json!([
+                    {"number": 2, "result": "SUCCESS", "building": false, "timestamp": 0, "duration": 0,
+                     "actions": [{"_class": "hudson.plugins.git.util.BuildData", "lastBuiltRevision": {"SHA1": auth}, "remoteUrls": [auth]}]},
+                    {"number": 1, "result": auth, "building": false, "timestamp": 0},
+                    {"number": auth},
+                ]);
+                axum::Json(serde_json::json!({"builds": builds, "allBuilds": builds}))
+                    .into_response()
+            }
+            "notalist" => {
+                axum::Json(serde_json::json!({"builds": auth, "allBuilds": auth})).into_response()
+            }
+            _ => (
+                StatusCode::NOT_FOUND,
+                format!("<html><body>Not Found: {auth}</body></html>"),
+            )
+                .into_response(),
+        }
+    }
+    let router = Router::new()
+        .route("/api/v1/applications/{name}", get(application))
+        .route("/job/{name}/api/json", get(job));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A configuration whose GitHub is `github` (its own token) and whose Argo CD
+/// and Jenkins (at `argocd` and `jenkins`) take the canary as their token,
+/// literally or through `${GITHUB_TOKEN}`; applications and jobs named
+/// `names` deploy the first and second repository.
+#[allow(clippy::too_many_arguments)]
+fn cicd_canary_config(
+    github: &SimHandle,
+    store: &Path,
+    argocd: &str,
+    jenkins: &str,
+    names: &[&str],
+    literal: bool,
+    format: &str,
+) -> String {
+    let repos = sim_repos(github);
+    let token = if literal { CANARY } else { "${GITHUB_TOKEN}" };
+    let mut text = config_text(
+        github.base_url(),
+        SIM_TOKEN,
+        store,
+        &repos
+            .iter()
+            .map(|(name, _)| repo(name, "t"))
+            .collect::<Vec<_>>(),
+        "",
+    );
+    text.push_str(&format!(
+        "\n[argocd]\napi_url = {argocd:?}\ntoken = {token:?}\n"
+    ));
+    for name in names {
+        text.push_str(&format!(
+            "[[argocd.applications]]\nname = {name:?}\nrepository = {:?}\nenvironment = \"production\"\n",
+            repos[0].0
+        ));
+    }
+    text.push_str(&format!(
+        "\n[jenkins]\nurl = {jenkins:?}\nuser = \"dora\"\ntoken = {token:?}\n"
+    ));
+    for name in names {
+        text.push_str(&format!(
+            "[[jenkins.jobs]]\npath = {name:?}\nrepository = {:?}\nenvironment = \"production\"\n",
+            repos[1].0
+        ));
+    }
+    text + &log_table(format)
+}
+
+/// Argo CD's and Jenkins' tokens (the canary) appear in no output or page of
+/// the binary: successful syncs, refused credentials, a hostile server that
+/// echoes them everywhere, `check-config` of valid and invalid files, and a
+/// running daemon's pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_argocd_and_jenkins_tokens_appear_in_no_log_error_or_page() {
+    use dora_collector::sim::cicd::argocd::{ArgoApp, ArgoCdState};
+    use dora_collector::sim::cicd::jenkins::{
+        BuildResult, Checkout, FolderKind, JenkinsJob, JenkinsState, JobKind,
+    };
+    use dora_collector::sim::cicd::{CicdHandle, CicdOptions, Credentials};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let github = live_simulator(SIM_TOKEN).await;
+    let repos = sim_repos(&github);
+    let (api_sha, web_sha) = github.with_org(|org| {
+        (
+            org.repos[0].commits.last().unwrap().sha,
+            org.repos[1].commits.last().unwrap().sha,
+        )
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut app = ArgoApp::new(
+        "api",
+        "https://github.com/acme/deploy.git",
+        dora_collector::domain::Timestamp(now - 86_400),
+    );
+    app.sync_succeeded(
+        &api_sha.to_string(),
+        dora_collector::domain::Timestamp(now - 600),
+        dora_collector::domain::Timestamp(now - 540),
+        true,
+    );
+    let mut job = JenkinsJob::new("api", JobKind::Freestyle);
+    let number = job.start_build(
+        (now - 900) * 1000,
+        vec![Checkout {
+            sha: web_sha.to_string(),
+            branch: "refs/remotes/origin/main".into(),
+            remote_url: format!("https://github.com/{}.git", repos[1].0),
+        }],
+    );
+    job.finish_build(number, BuildResult::Success, 60_000);
+    let mut jenkins_state = JenkinsState::default();
+    jenkins_state.insert(&[], FolderKind::Folder, job);
+    let argocd = CicdHandle::start(
+        ArgoCdState {
+            applications: vec![app],
+        },
+        Credentials::Bearer(CANARY.into()),
+        CicdOptions::default(),
+    )
+    .await
+    .unwrap();
+    let jenkins = CicdHandle::start(
+        jenkins_state,
+        Credentials::Basic {
+            user: "dora".into(),
+            token: CANARY.into(),
+        },
+        CicdOptions::default(),
+    )
+    .await
+    .unwrap();
+    let hostile = hostile_cicd_server().await;
+    let hostile_names = [
+        "forbidden",
+        "broken",
+        "array",
+        "odd",
+        "redirect",
+        "notalist",
+        "unauthorized",
+        "gone",
+    ];
+
+    for format in ["text", "json"] {
+        for literal in [true, false] {
+            let what = |case: &str| format!("{case} ({format}, literal token: {literal})");
+            let good = cicd_canary_config(
+                &github,
+                &store,
+                argocd.base_url(),
+                jenkins.base_url(),
+                &["api"],
+                literal,
+                format,
+            );
+            let file = write(dir.path(), "cicd-good.toml", &good);
+            let output = run(&["sync", "--once"], &file).await;
+            assert!(output.status.success(), "{output:?}");
+            assert_output_clean(&what("successful Argo CD and Jenkins sync"), &output);
+            let output = run(&["check-config"], &file).await;
+            assert!(output.status.success(), "{output:?}");
+            assert_output_clean(&what("check-config"), &output);
+
+            // Both refuse the canary.
+            argocd.set_credentials(Credentials::Bearer("another-token-entirely".into()));
+            jenkins.set_credentials(Credentials::Basic {
+                user: "dora".into(),
+                token: "another-token-entirely".into(),
+            });
+            let output = run(&["sync", "--once"], &file).await;
+            argocd.set_credentials(Credentials::Bearer(CANARY.into()));
+            jenkins.set_credentials(Credentials::Basic {
+                user: "dora".into(),
+                token: CANARY.into(),
+            });
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("check argocd.token") && stderr.contains("check jenkins.token"),
+                "{stderr}"
+            );
+            assert_output_clean(&what("refused tokens"), &output);
+
+            // The hostile server echoes them everywhere.
+            let text = cicd_canary_config(
+                &github,
+                &store,
+                &hostile,
+                &hostile,
+                &hostile_names,
+                literal,
+                format,
+            );
+            let file = write(dir.path(), "cicd-hostile.toml", &text);
+            let output = run(&["sync", "--once"], &file).await;
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert_output_clean(&what("hostile Argo CD and Jenkins"), &output);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("permission denied: Bearer [REDACTED]"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("Basic [REDACTED]"), "{stderr}");
+        }
+
+        // Invalid configurations holding the canary.
+        let base = cicd_canary_config(
+            &github,
+            &store,
+            argocd.base_url(),
+            jenkins.base_url(),
+            &["api"],
+            true,
+            format,
+        );
+        let invalid = [
+            base.replace("[argocd]\n", "[argocd]\ntokn = \"x\"\n"),
+            base.replace(
+                &format!("user = \"dora\"\ntoken = {CANARY:?}"),
+                &format!("user = \"dora\"\ntoken = {:?}", format!("{CANARY} x")),
+            ),
+            base.replace(
+                &format!(
+                    "repository = {:?}\nenvironment = \"production\"\n\n[jenkins]",
+                    repos[0].0
+                ),
+                &format!("repository = {CANARY:?}\nenvironment = \"production\"\n\n[jenkins]"),
+            ),
+            base.replace("name = \"api\"", &format!("name = {CANARY:?}")),
+        ];
+        for (index, text) in invalid.iter().enumerate() {
+            assert_ne!(text, &base, "{index}");
+            let file = write(dir.path(), "cicd-invalid.toml", text);
+            for args in [&["check-config"][..], &["sync", "--once"][..]] {
+                let output = run(args, &file).await;
+                assert_eq!(
+                    output.status.code(),
+                    Some(2),
+                    "{index} {args:?}: {output:?}"
+                );
+                assert_output_clean(
+                    &format!("invalid config {index} {args:?} ({format})"),
+                    &output,
+                );
+            }
+        }
+    }
+
+    // A running daemon: its pages and its output.
+    let port = crate::support::free_port();
+    let text = cicd_canary_config(
+        &github,
+        &dir.path().join("serve-cicd.db"),
+        argocd.base_url(),
+        jenkins.base_url(),
+        &["api"],
+        true,
+        "text",
+    )
+    .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let file = write(dir.path(), "cicd-serve.toml", &text);
+    let mut command = Command::new(BINARY);
+    command
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "trace");
+    let mut running = crate::support::Running::spawn(command, dir.path(), "cicd-serve");
+    let base = format!("http://127.0.0.1:{port}");
+    running
+        .wait_for(&format!("{base}/readyz"), |status, _| status == 200)
+        .await;
+    for path in ["/metrics", "/", "/readyz", "/report"] {
+        let (status, body) = running
+            .wait_for(&format!("{base}{path}"), |status, _| status == 200)
+            .await;
+        assert_eq!(status, 200);
+        assert_clean(&format!("{path} (Argo CD and Jenkins)"), &body);
+        if path == "/metrics" {
+            assert!(
+                body.contains("source=\"argocd\"") && body.contains("source=\"jenkins\""),
+                "{body}"
+            );
+        }
+    }
+    running.signal("TERM");
+    let (status, _, running) = running.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success());
+    assert_clean("serve with Argo CD and Jenkins (stderr)", &running.stderr());
 }
 
 /// What a JWT signed as RS256 starts with (`{"alg":"RS256","typ":"JWT"}` in

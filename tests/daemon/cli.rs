@@ -116,7 +116,11 @@ fn demo_says_the_data_is_simulated_serves_it_and_cleans_up_on_sigterm() {
         line.clear();
     }
     assert!(banner.contains("the data is SIMULATED"), "{banner}");
-    assert!(banner.contains("Nothing is read from GitHub"), "{banner}");
+    assert!(
+        banner.contains("Nothing is read from GitHub or GitLab"),
+        "{banner}"
+    );
+    assert!(banner.contains("on a built-in fake GitLab at"), "{banner}");
     let base = banner
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:") && w.ends_with('/'))
@@ -147,6 +151,13 @@ fn demo_says_the_data_is_simulated_serves_it_and_cleans_up_on_sigterm() {
             .await
             .unwrap();
         assert!(landing.contains("The data shown is simulated"), "{landing}");
+        // A mixed organisation by default: some projects on the simulated GitLab,
+        // and the landing page says where each repository is read from.
+        assert!(
+            landing.contains("<td>GitHub (Deployments API)</td>"),
+            "{landing}"
+        );
+        assert!(landing.contains("<td>GitLab (pipelines)</td>"), "{landing}");
         let metrics = reqwest::get(format!("{base}/metrics"))
             .await
             .unwrap()

@@ -494,3 +494,62 @@ fn a_configuration_with_github_webhooks_passes_and_says_so() {
     );
     assert_no_secret(&output, "webhooks");
 }
+
+/// The example of a mixed organisation (Argo CD, Jenkins, GitHub and the push
+/// API each giving some repositories' deployments) passes, and each source
+/// takes the repositories it says.
+#[test]
+fn the_mixed_organisation_example_passes() {
+    use dora_collector::config::DeploymentsConfig;
+    let path = root().join("config/mixed-organisation.example.toml");
+    let variables = [
+        ("GITHUB_TOKEN", SECRET),
+        ("ARGOCD_TOKEN", "argocd-example-token-0123456789"),
+        ("JENKINS_TOKEN", "jenkins-example-token-0123456789"),
+        (
+            "DORA_INGEST_BUILDKITE",
+            "ingest-example-token-0123456789abcdef0",
+        ),
+    ];
+    let mut command = Command::new(BINARY);
+    command
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG");
+    for (name, value) in variables {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("5 repositories (3 teams)")
+            && stdout.contains("Argo CD https://argocd.example.com/ (2 applications)")
+            && stdout.contains("Jenkins https://ci.example.com/jenkins (2 jobs)"),
+        "{stdout}"
+    );
+    assert_no_secret(&output, "mixed example");
+    let config = Config::load_with(&path, |name| {
+        variables
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+            .ok_or(VarError::NotPresent)
+    })
+    .unwrap();
+    let sources: Vec<(&str, &DeploymentsConfig)> = config
+        .github_repositories()
+        .iter()
+        .map(|r| (r.name.as_str(), &r.deployments))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("acme/api", &DeploymentsConfig::ArgoCd),
+            ("acme/web", &DeploymentsConfig::Jenkins),
+            ("acme/mobile", &DeploymentsConfig::Jenkins),
+            ("acme/billing", &DeploymentsConfig::DeploymentsApi),
+            ("acme/search", &DeploymentsConfig::Push),
+        ]
+    );
+}

@@ -51,12 +51,15 @@ const SIGKILL: i32 = 9;
 const POLL: Duration = Duration::from_millis(1);
 /// Every table the store has; [`dump`] fails on any other, so that a new table
 /// is compared or its exclusion justified here.
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 12] = [
     "commits",
     "compares",
     "cursors",
     "deployments",
     "incidents",
+    // The environments a source declares production (GitLab's tiers): empty
+    // here (a GitHub sync declares none).
+    "production_environments",
     "pull_requests",
     // The push API's ids: empty here (a sync pushes nothing); its crash safety
     // is `push_storm_killed_and_retried_converges`'s.
@@ -66,8 +69,9 @@ const TABLES: [&str; 11] = [
     // after `sync --once`, like `push_ids`).
     "repository_teams",
     "sync_status",
-    // Incidents of teams: only pushed (empty here, like `push_ids`).
-    "team_incidents",
+    // Incidents of teams and of repository sets: pushed or from PagerDuty
+    // (empty here, like `push_ids`).
+    "scoped_incidents",
 ];
 
 /// A small organisation whose history ends at the real present, so that the
@@ -253,8 +257,8 @@ fn dump(path: &Path, history_start: i64, validators: Validators) -> Vec<String> 
             }
             continue;
         }
-        // Every table but the teams' incidents belongs to a repository.
-        let query = if table == "team_incidents" {
+        // Every table but the scoped incidents belongs to a repository.
+        let query = if table == "scoped_incidents" {
             format!("SELECT t.* FROM {table} t")
         } else {
             format!("SELECT r.name, t.* FROM {table} t JOIN repositories r ON r.id = t.repo_id")

@@ -21,6 +21,7 @@ const COMPARE: &str = "GET /repos/{owner}/{repo}/compare/{basehead}";
 const PULLS: &str = "GET /repos/{owner}/{repo}/pulls";
 const STATUSES: &str = "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses";
 const PULL_COMMITS: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits";
+const PULL_REVIEWS: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews";
 const COMMIT_PULLS: &str = "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls";
 
 fn repos() -> Vec<crate::support::Repo<'static>> {
@@ -361,7 +362,15 @@ async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_s
             let merge = p.merge_commit.map(|c| commits[c as usize].sha);
             (
                 p.number,
-                (p.merged_at, merge, shas, first, p.has_label("hotfix")),
+                (
+                    p.merged_at,
+                    merge,
+                    shas,
+                    first,
+                    p.has_label("hotfix"),
+                    Some(p.created_at),
+                    p.first_review_at,
+                ),
             )
         })
         .collect();
@@ -390,6 +399,8 @@ async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_s
             if api == "graphql" {
                 points.insert(start, world.sim.graphql_points_used());
                 assert_eq!(counts.route(PULL_COMMITS), 0, "{start}: {counts:?}");
+                // The first reviews came with the pull requests.
+                assert_eq!(counts.route(PULL_REVIEWS), 0, "{start}: {counts:?}");
             }
             let store = SqliteStore::open(world.store_path()).unwrap();
             let stored: BTreeMap<u64, StoredPull> = store
@@ -409,6 +420,8 @@ async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_s
                             shas,
                             p.first_commit_at,
                             rework,
+                            p.created_at,
+                            p.first_review_at,
                         ),
                     )
                 })
@@ -426,16 +439,17 @@ async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_s
         assert_eq!(metrics_by_api[0], metrics_by_api[1], "{start}");
     }
     // The commit start's queries, but the check and the rework listing, are the
-    // pages the listing rides on (47 pull requests each); the rest of it takes
-    // pages of 100, the rework listing with commits one, and the question for the
-    // deployed changes no pull request names (direct pushes) one.
-    let riding = (points["commit"] - 2) * u64::from(47u32);
+    // pages the listing rides on (23 pull requests each, with their commits and
+    // first review); the rest of it takes pages of 74, the rework listing with
+    // commits one, and the question for the deployed changes no pull request
+    // names (direct pushes) one.
+    let riding = (points["commit"] - 2) * u64::from(23u32);
     let merged = truth.len() as u64;
     assert!(
         merged > riding,
         "the listing outgrows the pages it rides on"
     );
-    let own_pages = (merged - riding).div_ceil(100);
+    let own_pages = (merged - riding).div_ceil(74);
     for start in ["pr_merged", "pr_first_commit"] {
         assert!(
             points[start] <= points["commit"] + own_pages + 2,
@@ -445,13 +459,15 @@ async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_s
 }
 
 /// A stored pull request as compared: merged_at, merge commit, commits (sorted),
-/// first commit, whether it carries the rework label.
+/// first commit, whether it carries the rework label, opened, first review.
 type StoredPull = (
     Option<Timestamp>,
     Option<CommitSha>,
     Vec<CommitSha>,
     Option<Timestamp>,
     bool,
+    Option<Timestamp>,
+    Option<Timestamp>,
 );
 
 /// Under a PR-based lead-time start a later sync learns the pull requests of the

@@ -506,6 +506,7 @@ async fn ninety_days_of_notify_equal_the_reference_at_every_checkpoint() {
                     .find(|(name, _)| *name == plan.name)
                     .map(|(_, team)| team.clone()),
                 deployments: DeploymentsFrom::Push,
+                tier_production: Vec::new(),
             })
             .collect(),
     );

@@ -1006,14 +1006,14 @@ async fn an_incident_of_a_team_fails_the_teams_latest_deployment_and_counts_for_
         narrow.body["error"].as_str().unwrap().contains("acme/b"),
         "{narrow:?}"
     );
-    assert_eq!(counts(&store).team_incidents, 0);
+    assert_eq!(counts(&store).scoped_incidents, 0);
 
     // Accepted, idempotent; acme/b's deployment was the team's latest at its start.
     for _ in 0..2 {
         let answer = post(&handle, "/api/v1/incidents", &team_incident).await;
         assert_eq!(answer.status, 202, "{answer:?}");
     }
-    assert_eq!(counts(&store).team_incidents, 1);
+    assert_eq!(counts(&store).scoped_incidents, 1);
     let window = "window=\"7d\"";
     wait_for(
         &handle,

@@ -302,6 +302,7 @@ fn every_query_names_exported_families_with_their_own_labels() {
     for family in [
         "dora_org_deployment_frequency_per_day",
         "dora_org_lead_time_window_seconds",
+        "dora_team_lead_time_stage_seconds",
         "dora_org_change_failure_rate",
         "dora_org_failed_deployment_recovery_time_seconds",
         "dora_org_deployment_rework_rate",

@@ -125,6 +125,9 @@ fn stored_deployments(
                 .collect(),
             _ => Vec::new(),
         },
+        // This comparison builds GitHub's events only (GitLab has its own end
+        // to end tests against the reference, `e2e_gitlab.rs`).
+        DeploymentsFrom::GitlabDeployments | DeploymentsFrom::GitlabPipelines { .. } => Vec::new(),
         // Pushed deployments are not the simulator's (`reference::push`).
         DeploymentsFrom::Push => Vec::new(),
     };
@@ -196,6 +199,8 @@ fn collector_events(org: &Org, params: &Params, now: i64, compares: bool) -> Eve
                     .clone()
                     .map(|c| repo.commits[c as usize].author_date)
                     .min(),
+                created_at: Some(pull.created_at),
+                first_review_at: pull.first_review_at,
             });
         }
         if compares {
@@ -278,6 +283,8 @@ struct Coverage {
     open_incidents: usize,
     attempt_failures: u64,
     second_environment_deployments: usize,
+    /// Stage samples, per stage (coding, pickup, review, deploy).
+    stages: [usize; 4],
 }
 
 impl Coverage {
@@ -289,6 +296,9 @@ impl Coverage {
                     self.deployments += 1;
                     self.second_environment_deployments += usize::from(e > 0);
                     self.lead_times += d.lead_times.len();
+                    for (count, samples) in self.stages.iter_mut().zip(&d.stages) {
+                        *count += samples.len();
+                    }
                     self.negative_lead_times += d.negative_lead_times;
                     self.rollbacks += usize::from(d.rework.rollback);
                     self.rework_revert += usize::from(d.rework.revert);
@@ -431,6 +441,33 @@ fn lead_time_from_the_first_pull_request_commit_with_compares() {
     }
 }
 
+/// Lead-time stages (computation.md § Lead-time stages) under both PR-based
+/// starts, at the present and a week before it: every stage has samples, and
+/// the unreviewed pull requests (hotfixes, one in five) leave fewer pickup and
+/// review samples than deploy samples.
+#[test]
+fn lead_time_stages_on_generated_organisations() {
+    for (seed, start) in [
+        (61, LeadTimeStart::PrFirstCommit),
+        (62, LeadTimeStart::PrMerged),
+    ] {
+        let org = Org::generate(&OrgSpec {
+            merge_commit_share: 0.5,
+            clock_skew_rate: 0.05,
+            ..OrgSpec::small(seed)
+        });
+        let mut params = Params::for_org(&org);
+        params.lead_time_start = start;
+        for now in [org.now, Timestamp(org.now.0 - 7 * 86_400)] {
+            let mut coverage = Coverage::default();
+            coverage.add(&check(&org, &params, now, false));
+            let [coding, pickup, review, deploy] = coverage.stages;
+            assert!(coding > 0 && pickup > 0 && review > 0, "{coverage:?}");
+            assert!(pickup < deploy && review < deploy, "{coverage:?}");
+        }
+    }
+}
+
 /// Lead time from the merge, lots of clock skew, root causes always or never named.
 #[test]
 fn lead_time_from_the_merge_and_root_cause_extremes() {
@@ -508,6 +545,7 @@ fn other_labels_teams_and_repositories() {
         name: "acme/not-in-the-org".to_owned(),
         team: Some("ghosts".to_owned()),
         deployments: DeploymentsFrom::DeploymentsApi,
+        tier_production: Vec::new(),
     });
     check(&org, &params, org.now, false);
 }

@@ -11,6 +11,8 @@ mod common;
 mod reference;
 
 mod against_reference;
+mod e2e_cicd;
+mod e2e_gitlab;
 mod e2e_reference;
 mod properties;
 mod rules;

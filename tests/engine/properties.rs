@@ -1,7 +1,8 @@
 //! Property tests of the engine over random small organisations: rates stay in
 //! [0, 1], frequency × days = count, repositories are independent of each other,
 //! results do not depend on the order events arrive in, and `compute_with_trend`'s
-//! one-replay trend equals a `compute` at every trend end.
+//! one-replay trend equals a `compute` at every trend end, and where a change has
+//! all four lead-time stages they add up to its PR-based lead time.
 
 use crate::common;
 
@@ -100,6 +101,8 @@ fn repo_events(name: &'static str) -> impl Strategy<Value = Vec<Event>> {
                         },
                         commits: vec![],
                         first_commit_at: Some(at(merged - HOUR)),
+                        created_at: None,
+                        first_review_at: None,
                     }));
                 }
                 events
@@ -234,6 +237,105 @@ proptest! {
                 prop_assert_eq!(values.deployments, team.windows[0].deployments);
                 prop_assert_eq!(&values.lead_time, &team.windows[0].lead_time);
             }
+        }
+    }
+}
+
+/// One pull request of [`stage_history`]: the gaps (seconds) from its first
+/// commit to its opening, to its first review, to its merge.
+type PullGaps = (i64, i64, i64, i64);
+
+/// A linear history where every commit after the first is the squash commit of
+/// a pull request whose stage boundaries are in order (so all four stages
+/// exist), shipped by deployments at or after their merges; the first commit is
+/// shipped by a base deployment at `T0`.
+fn stage_history() -> impl Strategy<Value = (Vec<PullGaps>, Vec<(usize, i64)>)> {
+    prop::collection::vec(
+        (0i64..20 * DAY, 0i64..5 * DAY, 0i64..2 * DAY, 0i64..2 * DAY),
+        1..15,
+    )
+    .prop_flat_map(|pulls| {
+        let n = pulls.len();
+        let cuts = prop::collection::vec((1usize..=n, 0i64..DAY), 1..8);
+        (Just(pulls), cuts)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// computation.md § Lead-time stages: with `pr_first_commit`, a change whose
+    /// four stages all exist has coding + pickup + review + deploy = deploy time
+    /// − first commit = its lead time; here every change has them, so each
+    /// stage's count equals the lead time's and their sums add up to its sum, in
+    /// the repository, its team and the organisation.
+    #[test]
+    fn the_four_stages_add_up_to_the_pr_based_lead_time((pulls, cuts) in stage_history()) {
+        let repository = repo("acme/stages");
+        let mut builder = Events::builder();
+        builder.commit(&repository, &Commit::new(sha(1), vec![], at(0), "base"));
+        let mut merged = Vec::new();
+        for (k, (start, coding, pickup, review)) in pulls.iter().enumerate() {
+            let first = 1 + start;
+            let opened = first + coding;
+            let reviewed = opened + pickup;
+            let merge = reviewed + review;
+            merged.push(merge);
+            let commit = sha(2 + k as u32);
+            builder.commit(
+                &repository,
+                &Commit::new(commit, vec![sha(1 + k as u32)], at(merge), "squash"),
+            );
+            builder.pull_request(PullRequest {
+                repository: repository.clone(),
+                number: 1 + k as u64,
+                merged_at: Some(at(merge)),
+                merge_commit_sha: Some(commit),
+                labels: vec![],
+                commits: vec![],
+                first_commit_at: Some(at(first)),
+                created_at: Some(at(opened)),
+                first_review_at: Some(at(reviewed)),
+            });
+        }
+        let deploy = |id: u64, commit: CommitSha, when: i64| Deployment {
+            source: DeploymentSource::GithubDeployments,
+            repository: repository.clone(),
+            id,
+            environment: env("production"),
+            sha: commit,
+            created_at: at(when),
+            outcome: DeploymentOutcome::Succeeded { at: at(when) },
+        };
+        builder.deployment(deploy(0, sha(1), 0));
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        let mut last = 0;
+        for (id, (cut, delay)) in cuts.iter().enumerate() {
+            let ready = merged[..*cut].iter().copied().max().unwrap_or(0);
+            last = last.max(ready) + 1 + delay;
+            builder.deployment(deploy(1 + id as u64, sha(1 + *cut as u32), last));
+        }
+        let events = builder.build();
+        let config = EngineConfig {
+            windows: vec![Window::days(90)],
+            lead_time_start: LeadTimeStart::PrFirstCommit,
+            ..EngineConfig::default()
+        };
+        let snapshot = dora::compute(&events, &config, at(last + DAY));
+        let scopes = [
+            &snapshot.repositories[0].windows[0],
+            &snapshot.teams[0].windows[0],
+            &snapshot.organisation.windows[0],
+        ];
+        for window in scopes {
+            let stages = window.lead_time_stages.as_ref().expect("measured under pr_first_commit");
+            prop_assert!(window.lead_time.count > 0);
+            for stage in stages {
+                prop_assert_eq!(stage.count, window.lead_time.count);
+            }
+            let total: f64 = stages.iter().map(|s| s.sum).sum();
+            prop_assert_eq!(total, window.lead_time.sum);
         }
     }
 }

@@ -1008,6 +1008,39 @@ fn the_worked_example_of_docs_computation_md() {
     assert_eq!(snapshot.organisation.windows[0], *w);
 }
 
+// ---- computation.md § Deployments: production by the source (GitLab's tier) ------
+
+#[test]
+fn environments_the_source_declares_production_count_under_their_own_name() {
+    // `live` is no configured production environment, but the repository's source
+    // (GitLab) says its tier is production; `Production` matches the configured
+    // `production` case-insensitively and keeps the configured label; `staging`
+    // counts for neither.
+    let mut s = Scenario::new()
+        .windows(&[30])
+        .chain(R, 1, 4, None, 0)
+        .deploy(R, "live", 1, DAY)
+        .deploy(R, "live", 2, 2 * DAY)
+        .deploy(R, "staging", 3, 3 * DAY)
+        .deploy(R, PROD, 4, 4 * DAY)
+        .deploy("acme/web", "live", 1, DAY);
+    s.builder
+        .production_environments(&repo(R), vec![env("live"), env("Production"), env("live")]);
+    let snapshot = s.compute(10 * DAY);
+    assert_eq!(scope(&snapshot, R, "live", "30d").deployments, 2);
+    assert_eq!(scope(&snapshot, R, PROD, "30d").deployments, 1);
+    let labels: Vec<(&str, &str)> = snapshot
+        .repositories
+        .iter()
+        .map(|m| (m.repository.as_str(), m.environment.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [(R, PROD), (R, "live"), ("acme/web", PROD)],
+        "another repository's `live` is not production"
+    );
+}
+
 // ---- computation.md § Team incidents -------------------------------------------
 
 /// Two repositories of team `web`, one of team `core`: `acme/a` deployed at day 1
@@ -1199,6 +1232,109 @@ fn team_incident_at_equal_deploy_times_goes_to_the_first_repository_by_name() {
     assert_eq!(
         (failed(&snapshot, "acme/a"), failed(&snapshot, "acme/b")),
         (1, 0)
+    );
+}
+
+// ---- computation.md § Incidents of a team or of repositories (a set) -----------
+
+#[test]
+fn repositories_incident_without_root_cause_fails_the_listed_deployment_latest_at_its_creation() {
+    // At day 3.5 acme/a's day-3 deployment is the latest of the set {a, b}, and
+    // acme/c's (day 4) is not listed anyway; at day 2.5 it is acme/b's.
+    let snapshot = team_scenario()
+        .repositories_incident(&["acme/b", "acme/a"], 1, 3 * DAY + 12 * HOUR, None, None)
+        .repositories_incident(
+            &["acme/a", "acme/b"],
+            2,
+            2 * DAY + 12 * HOUR,
+            Some(3 * DAY),
+            None,
+        )
+        .repositories_incident(
+            &["acme/b", "acme/c"],
+            3,
+            5 * DAY,
+            Some(5 * DAY + HOUR),
+            None,
+        )
+        .compute(6 * DAY);
+    assert_eq!(
+        (
+            failed(&snapshot, "acme/a"),
+            failed(&snapshot, "acme/b"),
+            failed(&snapshot, "acme/c")
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        (
+            restores(&snapshot, "acme/a"),
+            restores(&snapshot, "acme/b"),
+            restores(&snapshot, "acme/c")
+        ),
+        (0, 1, 1)
+    );
+    assert_eq!(snapshot.diagnostics.unattributed_incidents, 0);
+}
+
+#[test]
+fn repositories_incident_root_cause_picks_the_listed_repository_that_shipped_it() {
+    let cause = sha(1).to_string()[..10].to_owned();
+    let snapshot = team_scenario()
+        .repositories_incident(&["acme/a", "acme/c"], 1, 4 * DAY + HOUR, None, Some(&cause))
+        .compute(5 * DAY);
+    assert_eq!(
+        (failed(&snapshot, "acme/a"), failed(&snapshot, "acme/c")),
+        (1, 0)
+    );
+    // Held by no listed repository: rule 2 over the set (acme/c at day 4),
+    // counted as unmatched.
+    let other = sha(11).to_string()[..10].to_owned();
+    let snapshot = team_scenario()
+        .repositories_incident(&["acme/a", "acme/c"], 1, 4 * DAY + HOUR, None, Some(&other))
+        .compute(5 * DAY);
+    assert_eq!(
+        (
+            failed(&snapshot, "acme/a"),
+            failed(&snapshot, "acme/b"),
+            failed(&snapshot, "acme/c")
+        ),
+        (0, 0, 1)
+    );
+    assert_eq!(snapshot.diagnostics.unmatched_root_causes, 1);
+}
+
+#[test]
+fn repositories_incident_before_every_listed_deployment_is_the_first_repositorys() {
+    // No listed repository had deployed at 12 h: the first by name takes it (its
+    // time to restore, no failed deployment); a one-repository set is simply
+    // that repository's incident.
+    let snapshot = team_scenario()
+        .repositories_incident(&["acme/c", "acme/b"], 1, 12 * HOUR, Some(18 * HOUR), None)
+        .repositories_incident(&["acme/c"], 2, 13 * HOUR, Some(14 * HOUR), None)
+        .compute(5 * DAY);
+    for repository in ["acme/a", "acme/b", "acme/c"] {
+        assert_eq!(failed(&snapshot, repository), 0, "{repository}");
+    }
+    assert_eq!(
+        (
+            restores(&snapshot, "acme/a"),
+            restores(&snapshot, "acme/b"),
+            restores(&snapshot, "acme/c")
+        ),
+        (0, 1, 1)
+    );
+    assert_eq!(
+        team(&snapshot, "web").incident_windows[0]
+            .time_to_restore
+            .count,
+        1
+    );
+    assert_eq!(
+        team(&snapshot, "core").incident_windows[0]
+            .time_to_restore
+            .count,
+        1
     );
 }
 

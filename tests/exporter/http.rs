@@ -1,5 +1,6 @@
 //! The exporter's HTTP routes, served on 127.0.0.1 from an `ExporterState`:
-//! liveness, readiness before and after the first syncs, the landing page, and
+//! liveness, readiness before and after the first syncs, no landing page (the
+//! report's, `tests/report/landing.rs`), and
 //! `/metrics` returning exactly the bytes rendered at publish time.
 
 use crate::exporter_fixture;
@@ -45,6 +46,7 @@ async fn spawn_app(simulated: bool) -> App {
         version: VERSION.to_owned(),
         push_api: false,
         github_webhooks: false,
+        sources: Vec::new(),
     })
     .await
 }
@@ -204,66 +206,12 @@ async fn publishing_health_alone_keeps_the_latest_snapshot() {
     );
 }
 
+/// The landing page is the live report's (`tests/report/landing.rs`): the
+/// exporter alone serves no `/`.
 #[tokio::test]
-async fn landing_page_links_the_routes() {
+async fn the_exporter_alone_serves_no_landing_page() {
     let app = spawn_app(false).await;
-    let response = app.get("/").await;
-    assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(
-        response.headers()[reqwest::header::CONTENT_TYPE],
-        "text/html; charset=utf-8"
-    );
-    let body = response.text().await.unwrap();
-    for link in [
-        r#"href="/metrics""#,
-        r#"href="/healthz""#,
-        r#"href="/readyz""#,
-    ] {
-        assert!(body.contains(link), "{link} in {body}");
-    }
-    assert!(body.contains("dora-collector 1.2.3-test"), "{body}");
-    assert!(
-        body.contains("no metrics published yet; not ready"),
-        "{body}"
-    );
-    assert!(!body.contains("simulated"), "{body}");
-
-    app.state.publish(snapshot(), health()).expect("publish");
-    let body = app.get_text("/").await.1;
-    assert!(
-        body.contains("metrics evaluated at 2024-03-01T12:00:00Z; ready"),
-        "{body}"
-    );
-}
-
-#[tokio::test]
-async fn landing_page_lists_the_push_api_and_webhooks_when_they_are_served() {
-    let app = spawn_app(false).await;
-    let body = app.get_text("/").await.1;
-    assert!(!body.contains("/api/v1/deployments"), "{body}");
-    assert!(!body.contains("/webhooks/github"), "{body}");
-    let app = spawn_with(ExporterOptions {
-        push_api: true,
-        github_webhooks: true,
-        ..ExporterOptions::new(vec![repo("acme/api")])
-    })
-    .await;
-    let body = app.get_text("/").await.1;
-    for text in [
-        "<code>POST /api/v1/deployments</code>",
-        "<code>docs/push.md</code>",
-        "<code>POST /webhooks/github</code>",
-        "<code>docs/webhooks.md</code>",
-    ] {
-        assert!(body.contains(text), "{text} in {body}");
-    }
-}
-
-#[tokio::test]
-async fn landing_page_says_when_the_data_is_simulated() {
-    let app = spawn_app(true).await;
-    let body = app.get_text("/").await.1;
-    assert!(body.contains("The data shown is simulated"), "{body}");
+    assert_eq!(app.get("/").await.status().as_u16(), 404);
 }
 
 #[tokio::test]

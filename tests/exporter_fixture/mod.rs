@@ -10,7 +10,7 @@ use dora_collector::dora::{
     RollupMetrics, Snapshot, SummaryStats, Totals, Window, WindowedMetrics,
 };
 use dora_collector::exporter::{HealthSnapshot, RepositoryHealth, SourceHealth};
-use dora_collector::sources::{ApiRequests, ApiRetries, RateLimit};
+use dora_collector::sources::{ApiRequests, ApiRetries, HistoryGaps, RateLimit};
 
 /// The `dora_build_info` version in every rendering of the fixture.
 pub const VERSION: &str = "1.2.3-test";
@@ -63,6 +63,7 @@ pub fn quiet_window(window: Window) -> WindowedMetrics {
         recovery_time: empty_summary(),
         rework_deployments: 0,
         rework_rate: None,
+        lead_time_stages: None,
         levels: Levels {
             deployment_frequency: Some(Level::Low),
             ..Levels::default()
@@ -82,6 +83,7 @@ fn api_windows() -> Vec<WindowedMetrics> {
             recovery_time: empty_summary(),
             rework_deployments: 1,
             rework_rate: Some(0.125),
+            lead_time_stages: None,
             levels: Levels {
                 deployment_frequency: Some(Level::Elite),
                 lead_time: Some(Level::Elite),
@@ -99,6 +101,7 @@ fn api_windows() -> Vec<WindowedMetrics> {
             recovery_time: summary(2, 9_000.0, 4_500.0, 6_300.0),
             rework_deployments: 0,
             rework_rate: Some(0.0),
+            lead_time_stages: None,
             levels: Levels {
                 deployment_frequency: Some(Level::High),
                 lead_time: Some(Level::High),
@@ -122,6 +125,7 @@ fn web_windows() -> Vec<WindowedMetrics> {
             recovery_time: empty_summary(),
             rework_deployments: 0,
             rework_rate: Some(0.0),
+            lead_time_stages: None,
             levels: Levels {
                 deployment_frequency: Some(Level::Medium),
                 lead_time: Some(Level::Elite),
@@ -246,6 +250,7 @@ pub fn snapshot() -> Snapshot {
                     recovery_time: empty_summary(),
                     rework_deployments: 1,
                     rework_rate: Some(0.125),
+                    lead_time_stages: None,
                     levels: Levels {
                         deployment_frequency: Some(Level::Elite),
                         lead_time: Some(Level::Elite),
@@ -263,6 +268,7 @@ pub fn snapshot() -> Snapshot {
                     recovery_time: summary(2, 9_000.0, 4_500.0, 6_300.0),
                     rework_deployments: 0,
                     rework_rate: Some(0.0),
+                    lead_time_stages: None,
                     levels: Levels {
                         deployment_frequency: Some(Level::High),
                         lead_time: Some(Level::High),
@@ -287,70 +293,97 @@ pub fn snapshot() -> Snapshot {
 /// rate-limit resources (one without a reset time).
 pub fn health() -> HealthSnapshot {
     HealthSnapshot {
-        sources: vec![SourceHealth {
-            source: "github".to_owned(),
-            last_sync_duration_seconds: Some(12.5),
-            repositories: vec![
-                RepositoryHealth {
+        sources: vec![
+            SourceHealth {
+                source: "github".to_owned(),
+                last_sync_duration_seconds: Some(12.5),
+                repositories: vec![
+                    RepositoryHealth {
+                        repository: repo("acme/api"),
+                        last_success: Some(Timestamp(NOW.0 - 60)),
+                        sync_errors: 0,
+                        skipped_items: 0,
+                        next_retry: None,
+                        history_since: Some(Timestamp(NOW.0 - 90 * 86_400 - 120)),
+                    },
+                    RepositoryHealth {
+                        repository: repo("acme/web"),
+                        last_success: Some(Timestamp(NOW.0 - 30)),
+                        sync_errors: 2,
+                        skipped_items: 3,
+                        next_retry: Some(Timestamp(NOW.0 + 30)),
+                        history_since: None,
+                    },
+                ],
+                api_requests: vec![
+                    ApiRequests {
+                        endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
+                        status: "200".to_owned(),
+                        count: 40,
+                    },
+                    ApiRequests {
+                        endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
+                        status: "403".to_owned(),
+                        count: 1,
+                    },
+                    ApiRequests {
+                        endpoint: "graphql".to_owned(),
+                        status: "error".to_owned(),
+                        count: 3,
+                    },
+                ],
+                rate_limits: vec![
+                    RateLimit {
+                        credential: "token".to_owned(),
+                        resource: "core".to_owned(),
+                        remaining: 4_959,
+                        reset_at: Some(Timestamp(NOW.0 + 1_800)),
+                    },
+                    RateLimit {
+                        credential: "token".to_owned(),
+                        resource: "graphql".to_owned(),
+                        remaining: 4_999,
+                        reset_at: None,
+                    },
+                ],
+                rate_limit_wait_seconds: 61.5,
+                api_retries: vec![
+                    ApiRetries {
+                        reason: "server_error".to_owned(),
+                        count: 3,
+                    },
+                    ApiRetries {
+                        reason: "secondary_rate_limit".to_owned(),
+                        count: 1,
+                    },
+                ],
+                history_gaps: Vec::new(),
+            },
+            SourceHealth {
+                source: "argocd".to_owned(),
+                last_sync_duration_seconds: Some(0.5),
+                repositories: vec![RepositoryHealth {
                     repository: repo("acme/api"),
-                    last_success: Some(Timestamp(NOW.0 - 60)),
+                    last_success: Some(Timestamp(NOW.0 - 61)),
                     sync_errors: 0,
                     skipped_items: 0,
                     next_retry: None,
-                    history_since: Some(Timestamp(NOW.0 - 90 * 86_400 - 120)),
-                },
-                RepositoryHealth {
-                    repository: repo("acme/web"),
-                    last_success: Some(Timestamp(NOW.0 - 30)),
-                    sync_errors: 2,
-                    skipped_items: 3,
-                    next_retry: Some(Timestamp(NOW.0 + 30)),
                     history_since: None,
-                },
-            ],
-            api_requests: vec![
-                ApiRequests {
-                    endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
+                }],
+                api_requests: vec![ApiRequests {
+                    endpoint: "/api/v1/applications/{name}".to_owned(),
                     status: "200".to_owned(),
-                    count: 40,
-                },
-                ApiRequests {
-                    endpoint: "/repos/{owner}/{repo}/deployments".to_owned(),
-                    status: "403".to_owned(),
-                    count: 1,
-                },
-                ApiRequests {
-                    endpoint: "graphql".to_owned(),
-                    status: "error".to_owned(),
-                    count: 3,
-                },
-            ],
-            rate_limits: vec![
-                RateLimit {
-                    credential: "token".to_owned(),
-                    resource: "core".to_owned(),
-                    remaining: 4_959,
-                    reset_at: Some(Timestamp(NOW.0 + 1_800)),
-                },
-                RateLimit {
-                    credential: "token".to_owned(),
-                    resource: "graphql".to_owned(),
-                    remaining: 4_999,
-                    reset_at: None,
-                },
-            ],
-            rate_limit_wait_seconds: 61.5,
-            api_retries: vec![
-                ApiRetries {
-                    reason: "server_error".to_owned(),
-                    count: 3,
-                },
-                ApiRetries {
-                    reason: "secondary_rate_limit".to_owned(),
-                    count: 1,
-                },
-            ],
-        }],
+                    count: 7,
+                }],
+                rate_limits: Vec::new(),
+                rate_limit_wait_seconds: 0.0,
+                api_retries: Vec::new(),
+                history_gaps: vec![HistoryGaps {
+                    application: "api-prod".to_owned(),
+                    gaps: 1,
+                }],
+            },
+        ],
         status_unrecorded: false,
         pushes: Vec::new(),
         webhooks: Vec::new(),

@@ -68,6 +68,11 @@ pub struct DeploymentFacts {
     pub lead_times: Vec<i64>,
     /// How many negative lead times were dropped.
     pub negative_lead_times: usize,
+    /// computation.md § Lead-time stages, under a PR-based `lead_time_start`
+    /// only: per stage (coding, pickup, review, deploy), the durations of its
+    /// changes that came through a pull request, stages ending before they
+    /// start dropped.
+    pub stages: [Vec<i64>; 4],
     pub rework: Rework,
     /// Indices into `RepoAnalysis::incidents` of the incidents attributed to it.
     pub incidents: Vec<usize>,
@@ -109,6 +114,9 @@ pub struct IncidentFacts {
 /// One production environment of one repository.
 #[derive(Debug, Clone, Default)]
 pub struct EnvAnalysis {
+    /// The environment's label: the configured spelling, or (a GitLab
+    /// environment of tier production) its own name.
+    pub name: String,
     /// Successful deployments at or before `now`, in deploy-time order.
     pub deployments: Vec<DeploymentFacts>,
     /// Failed attempts (failing at or before `now`).
@@ -121,7 +129,9 @@ pub struct RepoAnalysis {
     /// `owner/name`, lowercase.
     pub name: String,
     pub team: String,
-    /// One per configured production environment, in configuration order.
+    /// One per configured production environment, in configuration order, then
+    /// (GitLab) one per environment of tier production no configured name
+    /// matches, in name order.
     pub environments: Vec<EnvAnalysis>,
     /// Incidents of the repository created at or before `now`.
     pub incidents: Vec<IncidentFacts>,
@@ -141,6 +151,10 @@ pub(super) struct History<'a> {
     /// Without `sim`: each commit's message subject as pushed (empty: none).
     messages: Vec<String>,
     index: HashMap<CommitSha, u32>,
+    /// Whether the source reads a pull request's first review: GitHub does,
+    /// GitLab has no reviews like GitHub's (its merge requests' `pickup` and
+    /// `review` stages are unknown).
+    reviews_read: bool,
 }
 
 impl<'a> History<'a> {
@@ -158,6 +172,7 @@ impl<'a> History<'a> {
             sim: Some(repo),
             messages: Vec::new(),
             index,
+            reviews_read: true,
         }
     }
 
@@ -173,6 +188,7 @@ impl<'a> History<'a> {
             sim: None,
             messages: Vec::new(),
             index: HashMap::new(),
+            reviews_read: true,
         };
         for (sha, _, author_date, message) in commits {
             if !history.index.contains_key(sha) {
@@ -291,19 +307,37 @@ pub fn analyse(
     let Some(repo) = repo else {
         return analysis;
     };
-    let history = History::new(repo);
+    let mut history = History::new(repo);
+    history.reviews_read = !config.deployments.is_gitlab();
     let attempts = stored_attempts(repo, config, params, now);
-    let incidents = incidents_of(repo, params, now);
+    let incidents = incidents_of(repo, config, params, now);
     analyse_events(&mut analysis, &history, &attempts, incidents, params, now);
     analysis
 }
 
-/// The scopes of one configured repository, without events yet.
+/// The scopes of one configured repository, without events yet: one per
+/// production environment: the configured ones, and (GitLab) every environment
+/// of tier production no configured name matches, in name order
+/// (computation.md § Deployments).
 pub(super) fn empty_analysis(config: &RepoParams, params: &Params) -> RepoAnalysis {
+    let mut production = params.production_environments.clone();
+    let mut tiers = config.tier_production.clone();
+    tiers.sort();
+    for tier in tiers {
+        if !production.iter().any(|p| p.eq_ignore_ascii_case(&tier)) {
+            production.push(tier);
+        }
+    }
     RepoAnalysis {
         name: config.name.clone(),
         team: params.team_of(config),
-        environments: vec![EnvAnalysis::default(); params.production_environments.len()],
+        environments: production
+            .into_iter()
+            .map(|name| EnvAnalysis {
+                name,
+                ..EnvAnalysis::default()
+            })
+            .collect(),
         incidents: Vec::new(),
     }
 }
@@ -319,7 +353,12 @@ pub(super) fn analyse_events(
     params: &Params,
     now: i64,
 ) {
-    for (e, environment) in params.production_environments.iter().enumerate() {
+    let production: Vec<String> = analysis
+        .environments
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    for (e, environment) in production.iter().enumerate() {
         // computation.md § Deployments: only production environments count,
         // compared case-insensitively.
         let mine: Vec<&Attempt> = attempts
@@ -374,6 +413,7 @@ fn changes_of(
             changes: Vec::new(),
             lead_times: Vec::new(),
             negative_lead_times: 0,
+            stages: Default::default(),
             rework: Rework::default(),
             incidents: Vec::new(),
             rolled_back_at: None,
@@ -421,6 +461,13 @@ fn changes_of(
                 facts.lead_times.push(lead);
             } else {
                 facts.negative_lead_times += 1;
+            }
+            if params.lead_time_start != LeadTimeStart::Commit {
+                for (stage, duration) in
+                    stages_of(history, change, *at, now).into_iter().enumerate()
+                {
+                    facts.stages[stage].extend(duration);
+                }
             }
             if history.message(change).starts_with(REVERT_PREFIX) {
                 facts.rework.revert = true;
@@ -475,6 +522,45 @@ fn lead_time_start(history: &History<'_>, commit: u32, params: &Params, now: i64
     starts.into_iter().min().unwrap_or(author_date)
 }
 
+/// computation.md § Lead-time stages: the stages of `commit`, deployed at
+/// `deployed_at`, from the pull request that introduced it (of several, the one
+/// whose first commit is earliest, then the lowest number): coding = opened −
+/// first commit, pickup = first review − opened, review = merge − first review,
+/// deploy = deployed − merge. A first review after the merge (or after `now`)
+/// is no review: pickup and review are then absent. A stage that ends before
+/// it starts is dropped. A commit in no pull request has no stages.
+fn stages_of(history: &History<'_>, commit: u32, deployed_at: i64, now: i64) -> [Option<i64>; 4] {
+    let pulls = history.pulls();
+    let chosen = pulls_introducing(pulls, commit, now)
+        .into_iter()
+        .map(|p| &pulls[p])
+        .min_by_key(|pull| {
+            let first = pull.commits.clone().map(|c| history.author_date(c)).min();
+            (first.unwrap_or(i64::MAX), pull.number)
+        });
+    let Some(pull) = chosen else {
+        return [None; 4];
+    };
+    let merged = pull.merged_at.expect("introducing pulls are merged").0;
+    let first_commit = pull.commits.clone().map(|c| history.author_date(c)).min();
+    let opened = Some(pull.created_at.0).filter(|t| *t <= now);
+    let reviewed = pull
+        .first_review_at
+        .filter(|_| history.reviews_read)
+        .map(|t| t.0)
+        .filter(|t| *t <= merged && *t <= now);
+    let span = |from: Option<i64>, to: Option<i64>| match (from, to) {
+        (Some(from), Some(to)) if to >= from => Some(to - from),
+        _ => None,
+    };
+    [
+        span(first_commit.filter(|t| *t <= now), opened),
+        span(opened, reviewed),
+        span(reviewed, Some(merged)),
+        span(Some(merged), Some(deployed_at)),
+    ]
+}
+
 /// computation.md § Rollbacks and rework (c): `commit` is the merge commit of a merged pull request carrying a
 /// rework label.
 fn is_labelled_merge(pulls: &[SimPull], commit: u32, params: &Params, now: i64) -> bool {
@@ -487,10 +573,20 @@ fn is_labelled_merge(pulls: &[SimPull], commit: u32, params: &Params, now: i64) 
 
 /// computation.md § Incidents: issues (the simulator keeps pull requests apart) with an incident
 /// label, created at or before `now`; closed later means still open.
-fn incidents_of(repo: &SimRepo, params: &Params, now: i64) -> Vec<IncidentFacts> {
+fn incidents_of(
+    repo: &SimRepo,
+    config: &RepoParams,
+    params: &Params,
+    now: i64,
+) -> Vec<IncidentFacts> {
+    // GitLab: an issue of type incident is one whatever its labels.
+    let gitlab = config.deployments.is_gitlab();
     repo.issues
         .iter()
-        .filter(|i| has_any_label(&i.labels, &params.incident_labels))
+        .filter(|i| {
+            has_any_label(&i.labels, &params.incident_labels)
+                || (gitlab && dora_collector::sim::gitlab::issue_type(i) == "incident")
+        })
         .filter(|i| i.created_at.0 <= now)
         .map(|i| IncidentFacts {
             number: i.number,
@@ -501,6 +597,28 @@ fn incidents_of(repo: &SimRepo, params: &Params, now: i64) -> Vec<IncidentFacts>
             attribution: Attribution::Nothing,
         })
         .collect()
+}
+
+/// computation.md § Change failures and § Recovery again, after incidents were
+/// added to `analysis.incidents` (incidents from outside the repository, such as
+/// a PagerDuty service's): every deployment's failure is decided anew.
+pub(super) fn reattribute(repo: &SimRepo, analysis: &mut RepoAnalysis, params: &Params) {
+    for env in &mut analysis.environments {
+        for d in &mut env.deployments {
+            d.incidents.clear();
+            d.failed = false;
+            d.recovered_at = None;
+        }
+    }
+    let history = History::new(repo);
+    attribute(&history, analysis, params);
+}
+
+/// Whether a commit of `repo`'s history starts with `prefix` (lowercase).
+pub(super) fn holds(repo: &SimRepo, prefix: &str) -> bool {
+    repo.commits
+        .iter()
+        .any(|c| c.sha.to_string().starts_with(prefix))
 }
 
 /// computation.md § Change failures and § Recovery: which deployments failed, and

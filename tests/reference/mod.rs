@@ -28,6 +28,9 @@
 //! - `compare`: scrape versus expectations, every difference listed.
 //! - `push`: the input of repositories fed by the push API instead of the
 //!   simulated GitHub (`reference::push::expected(&pushed, &params, now)`).
+//! - `services`: incidents that are not GitHub issues, of incident-tool services
+//!   mapped to repositories or a team
+//!   (`reference::services::expected(&org, &params, now, &services)`).
 //!
 //! Where DORA itself is silent it follows the choices `docs/computation.md` records
 //! (scopes are every configured repository × every production environment; events
@@ -47,6 +50,7 @@ pub mod params;
 pub mod prom;
 pub mod push;
 pub mod series;
+pub mod services;
 pub mod store;
 
 pub use compare::{assert_matches, differences, snapshot_time};
@@ -55,26 +59,54 @@ pub use params::{DeploymentsFrom, Params, RepoParams, WindowParam};
 pub use series::Expected;
 
 use dora_collector::domain::Timestamp;
-use dora_collector::sim::Org;
+use dora_collector::sim::gitlab::GitlabGroup;
+use dora_collector::sim::{Org, SimRepo};
 
 /// computation.md § Events to § Recovery for every configured repository at `now` (in configuration order).
 pub fn analyse(org: &Org, params: &Params, now: Timestamp) -> Vec<RepoAnalysis> {
+    analyse_hosts(Some(org), None, params, now)
+}
+
+/// [`analyse`] of repositories on GitHub (`org`, by `owner/name`) and GitLab
+/// (`group`, by project path).
+pub fn analyse_hosts(
+    org: Option<&Org>,
+    group: Option<&GitlabGroup>,
+    params: &Params,
+    now: Timestamp,
+) -> Vec<RepoAnalysis> {
+    let find = |name: &str| -> Option<&SimRepo> {
+        let on_github = org.and_then(|org| {
+            org.repos
+                .iter()
+                .enumerate()
+                .find(|(index, _)| org.full_name(*index) == name)
+                .map(|(_, repo)| repo)
+        });
+        on_github.or_else(|| {
+            let group = group?;
+            let index = group.projects.iter().position(|p| p.repository() == name)?;
+            group.org.repos.get(index)
+        })
+    };
     params
         .repositories
         .iter()
-        .map(|config| {
-            let repo = org
-                .repos
-                .iter()
-                .enumerate()
-                .find(|(index, _)| org.full_name(*index) == config.name)
-                .map(|(_, repo)| repo);
-            definitions::analyse(repo, config, params, now.0)
-        })
+        .map(|config| definitions::analyse(find(&config.name), config, params, now.0))
         .collect()
 }
 
 /// Every DORA series `/metrics` must export for `org` under `params` at `now`.
 pub fn expected(org: &Org, params: &Params, now: Timestamp) -> Expected {
     series::expected_series(&analyse(org, params, now), params, now.0)
+}
+
+/// [`expected`] of repositories on GitHub (`org`) and GitLab (`group`).
+pub fn expected_hosts(
+    org: Option<&Org>,
+    group: Option<&GitlabGroup>,
+    params: &Params,
+    now: Timestamp,
+) -> Expected {
+    series::expected_series(&analyse_hosts(org, group, params, now), params, now.0)
 }

@@ -9,9 +9,10 @@
 //! the file that configures the daemon the same way, so that an end-to-end test
 //! compares the daemon with the reference under one configuration.
 
-use dora_collector::config::{Config, DeploymentsConfig};
+use dora_collector::config::{Config, DeploymentsConfig, GitlabDeploymentsConfig};
 use dora_collector::domain::Timestamp;
 use dora_collector::dora::{LeadTimeStart, Thresholds};
+use dora_collector::sim::gitlab::{GitlabDeploySource, GitlabGroup, Tier};
 use dora_collector::sim::Org;
 
 /// Seconds in a day.
@@ -48,9 +49,27 @@ pub enum DeploymentsFrom {
         branch: String,
         environment: String,
     },
+    /// GitLab's Deployments API (the project's deployments, with their job's
+    /// finish as the deploy time).
+    GitlabDeployments,
+    /// GitLab pipelines on `git_ref` are deployments to `environment`.
+    GitlabPipelines {
+        git_ref: String,
+        environment: String,
+    },
     /// The push API (`POST /api/v1/deployments`), with the commits each push
     /// carries: the reference's `push` module reads them, not the simulator.
     Push,
+}
+
+impl DeploymentsFrom {
+    /// Whether the repository is a GitLab project.
+    pub fn is_gitlab(&self) -> bool {
+        matches!(
+            self,
+            DeploymentsFrom::GitlabDeployments | DeploymentsFrom::GitlabPipelines { .. }
+        )
+    }
 }
 
 /// One configured repository.
@@ -61,6 +80,9 @@ pub struct RepoParams {
     /// `None`: the `unassigned` team.
     pub team: Option<String>,
     pub deployments: DeploymentsFrom,
+    /// GitLab: the environments of tier `production` (they count besides the
+    /// configured ones, under their own name).
+    pub tier_production: Vec<String>,
 }
 
 /// Everything the reference computes from besides the organisation and `now`.
@@ -101,6 +123,7 @@ impl Params {
                     },
                     None => DeploymentsFrom::DeploymentsApi,
                 },
+                tier_production: Vec::new(),
             })
             .collect();
         Params::with_defaults(repositories)
@@ -126,11 +149,60 @@ impl Params {
         }
     }
 
+    /// Every project of `group` (its path, its team, its source) with the
+    /// environments GitLab shows of tier production, and every other value at
+    /// its default.
+    pub fn for_group(group: &GitlabGroup) -> Params {
+        Params {
+            repositories: Self::group_repositories(group),
+            ..Params::for_org(&Org::empty("none", group.org.now))
+        }
+    }
+
+    /// `org`'s repositories on GitHub and `group`'s projects on GitLab.
+    pub fn mixed(org: &Org, group: &GitlabGroup) -> Params {
+        let mut params = Params::for_org(org);
+        params.repositories.extend(Self::group_repositories(group));
+        params
+    }
+
+    fn group_repositories(group: &GitlabGroup) -> Vec<RepoParams> {
+        group
+            .projects
+            .iter()
+            .enumerate()
+            .map(|(index, project)| RepoParams {
+                name: project.repository(),
+                team: group.org.team_of(index).map(str::to_owned),
+                deployments: match &project.deploys {
+                    GitlabDeploySource::Deployments => DeploymentsFrom::GitlabDeployments,
+                    GitlabDeploySource::Pipelines { git_ref } => DeploymentsFrom::GitlabPipelines {
+                        git_ref: git_ref.clone(),
+                        environment: "production".to_owned(),
+                    },
+                },
+                tier_production: Self::tiers(group, index),
+            })
+            .collect()
+    }
+
+    /// The environments of project `index` of tier production.
+    pub fn tiers(group: &GitlabGroup, index: usize) -> Vec<String> {
+        group
+            .environments(index)
+            .iter()
+            .filter(|e| e.tier == Tier::Production)
+            .map(|e| e.name.to_string())
+            .collect()
+    }
+
     /// The values of a loaded configuration file (the daemon's view), with the
     /// first sync at `first_sync_at` (`None`: at evaluation time).
     pub fn from_config(config: &Config, first_sync_at: Option<Timestamp>) -> Params {
-        let github = config.github.as_ref().expect("a [github] configuration");
-        Params {
+        let Some(github) = config.github.as_ref() else {
+            return Self::from_gitlab_config(config, first_sync_at);
+        };
+        let mut params = Params {
             windows: config
                 .metrics
                 .windows
@@ -175,15 +247,87 @@ impl Params {
                             branch: branch.as_str().to_owned(),
                             environment: environment.as_str().to_owned(),
                         },
-                        // Pushed deployments are the simulator's Deployments API
-                        // deployments, sent by a test.
-                        DeploymentsConfig::Push => DeploymentsFrom::DeploymentsApi,
+                        // Pushed deployments, and those of Argo CD and Jenkins, are
+                        // the simulator's Deployments API deployments, mirrored by
+                        // a test.
+                        DeploymentsConfig::Push
+                        | DeploymentsConfig::ArgoCd
+                        | DeploymentsConfig::Jenkins => DeploymentsFrom::DeploymentsApi,
                     },
+                    tier_production: Vec::new(),
                 })
                 .collect(),
             lookback_seconds: github.lookback.as_secs() as i64,
             first_sync_at,
+        };
+        params.repositories.extend(Self::projects_of(config));
+        params
+    }
+
+    /// [`Params::from_config`] of a file with `[gitlab]` and no `[github]`.
+    fn from_gitlab_config(config: &Config, first_sync_at: Option<Timestamp>) -> Params {
+        let gitlab = config.gitlab.as_ref().expect("a [gitlab] configuration");
+        let engine = config.engine_config();
+        Params {
+            windows: config
+                .metrics
+                .windows
+                .iter()
+                .map(|w| WindowParam {
+                    label: w.to_string(),
+                    seconds: w.as_secs() as i64,
+                })
+                .collect(),
+            production_environments: engine
+                .production_environments
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            incident_labels: engine.incident_labels.clone(),
+            rework_labels: engine.rework_labels.clone(),
+            lead_time_start: engine.lead_time_start,
+            rollback_is_failure: engine.rollback_is_failure,
+            thresholds: config.metrics.thresholds.to_thresholds(),
+            repositories: Self::projects_of(config),
+            lookback_seconds: gitlab.lookback.as_secs() as i64,
+            first_sync_at,
         }
+    }
+
+    /// The `[[gitlab.projects]]` of `config` (their tiers are the test's to set:
+    /// the file does not know them).
+    fn projects_of(config: &Config) -> Vec<RepoParams> {
+        config
+            .gitlab_projects()
+            .iter()
+            .map(|p| RepoParams {
+                name: p.path.as_str().to_owned(),
+                team: Some(p.team.as_str().to_owned()),
+                deployments: match &p.deployments {
+                    GitlabDeploymentsConfig::Pipelines {
+                        git_ref,
+                        environment,
+                    } => DeploymentsFrom::GitlabPipelines {
+                        git_ref: git_ref.as_str().to_owned(),
+                        environment: environment.as_str().to_owned(),
+                    },
+                    _ => DeploymentsFrom::GitlabDeployments,
+                },
+                tier_production: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The tiers of `group`'s projects into the repositories of these
+    /// parameters (by name).
+    pub fn with_tiers(mut self, group: &GitlabGroup) -> Params {
+        for (index, project) in group.projects.iter().enumerate() {
+            let name = project.repository();
+            if let Some(repo) = self.repositories.iter_mut().find(|r| r.name == name) {
+                repo.tier_production = Self::tiers(group, index);
+            }
+        }
+        self
     }
 
     /// The team label of a repository.
@@ -206,6 +350,19 @@ impl Params {
         storage_path: &str,
         listen: &str,
     ) -> String {
+        self.to_config_toml_hosts(Some((api_url, token)), None, storage_path, listen)
+    }
+
+    /// [`Params::to_config_toml`] with GitHub at `github` and GitLab at `gitlab`
+    /// (each `(api_url, token)`): the GitHub repositories go under `[github]`, the
+    /// GitLab projects under `[gitlab]` with the same lists.
+    pub fn to_config_toml_hosts(
+        &self,
+        github: Option<(&str, &str)>,
+        gitlab: Option<(&str, &str)>,
+        storage_path: &str,
+        listen: &str,
+    ) -> String {
         let list = |values: &[String]| {
             let quoted: Vec<String> = values.iter().map(|v| toml_string(v)).collect();
             format!("[{}]", quoted.join(", "))
@@ -223,9 +380,7 @@ impl Params {
         let mut out = format!(
             "[server]\nlisten = {}\n\n[storage]\npath = {}\n\n[metrics]\nwindows = {}\n\n\
              [metrics.thresholds]\ndeployment_frequency_per_day = {}\nlead_time_seconds = {}\n\
-             change_failure_rate = {}\nrecovery_time_seconds = {}\n\n\
-             [github]\napi_url = {}\ntoken = {}\nlookback = {}\nproduction_environments = {}\n\
-             incident_labels = {}\nrework_labels = {}\nlead_time_start = {}\nrollback_is_failure = {}\n",
+             change_failure_rate = {}\nrecovery_time_seconds = {}\n",
             toml_string(listen),
             toml_string(storage_path),
             list(&windows),
@@ -233,6 +388,49 @@ impl Params {
             numbers(self.thresholds.lead_time_seconds),
             numbers(self.thresholds.change_failure_rate),
             numbers(self.thresholds.recovery_time_seconds),
+        );
+        if let Some((api_url, token)) = gitlab {
+            out.push_str(&format!(
+                "\n[gitlab]\napi_url = {}\ntoken = {}\nlookback = {}\nproduction_environments = {}\n\
+                 incident_labels = {}\nrework_labels = {}\n",
+                toml_string(api_url),
+                toml_string(token),
+                toml_string(&duration_text(self.lookback_seconds)),
+                list(&self.production_environments),
+                list(&self.incident_labels),
+                list(&self.rework_labels),
+            ));
+            for repository in self
+                .repositories
+                .iter()
+                .filter(|r| r.deployments.is_gitlab())
+            {
+                out.push_str(&format!(
+                    "\n[[gitlab.projects]]\npath = {}\n",
+                    toml_string(&repository.name)
+                ));
+                if let Some(team) = &repository.team {
+                    out.push_str(&format!("team = {}\n", toml_string(team)));
+                }
+                if let DeploymentsFrom::GitlabPipelines {
+                    git_ref,
+                    environment,
+                } = &repository.deployments
+                {
+                    out.push_str(&format!(
+                        "deployments = {{ from = \"pipelines\", ref = {}, environment = {} }}\n",
+                        toml_string(git_ref),
+                        toml_string(environment)
+                    ));
+                }
+            }
+        }
+        let Some((api_url, token)) = github else {
+            return out;
+        };
+        out.push_str(&format!(
+            "\n[github]\napi_url = {}\ntoken = {}\nlookback = {}\nproduction_environments = {}\n\
+             incident_labels = {}\nrework_labels = {}\nlead_time_start = {}\nrollback_is_failure = {}\n",
             toml_string(api_url),
             toml_string(token),
             toml_string(&duration_text(self.lookback_seconds)),
@@ -241,8 +439,12 @@ impl Params {
             list(&self.rework_labels),
             toml_string(lead_time_start),
             self.rollback_is_failure,
-        );
-        for repository in &self.repositories {
+        ));
+        for repository in self
+            .repositories
+            .iter()
+            .filter(|r| !r.deployments.is_gitlab())
+        {
             assert_ne!(
                 repository.deployments,
                 DeploymentsFrom::Push,

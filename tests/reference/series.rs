@@ -13,6 +13,7 @@
 use super::definitions::{DeploymentFacts, IncidentFacts, RepoAnalysis};
 use super::params::{Params, WindowParam, DAY};
 use super::prom::SeriesKey;
+use dora_collector::dora::LeadTimeStart;
 use std::collections::BTreeMap;
 
 /// The bucket bounds of the lead-time histograms (`docs/metrics.md`), `+Inf` aside.
@@ -240,7 +241,21 @@ impl<'a> Pool<'a> {
             .flat_map(|d| d.lead_times.iter().copied())
             .collect()
     }
+
+    /// The samples of lead-time stage `stage` (0 coding … 3 deploy) of the
+    /// changes deployed in `window`.
+    fn stage_times(&self, stage: usize, window: &WindowParam, now: i64) -> Vec<i64> {
+        self.deployments
+            .iter()
+            .filter(|d| in_window(d.deployed_at, window, now))
+            .flat_map(|d| d.stages[stage].iter().copied())
+            .collect()
+    }
 }
+
+/// The `stage` label values, in the order of `DeploymentFacts::stages`
+/// (computation.md § Lead-time stages).
+pub const STAGE_LABELS: [&str; 4] = ["coding", "pickup", "review", "deploy"];
 
 /// The level (4 elite … 1 low) of a value where higher is better, bounds inclusive.
 fn level_at_least(value: f64, bounds: [f64; 3]) -> f64 {
@@ -315,6 +330,16 @@ fn deployment_series(
 
         let lead_times = pool.lead_times(Some(window), now);
         out.summary(&names.of("lead_time_window_seconds"), &labels, &lead_times);
+        // computation.md § Lead-time stages: measured under the PR-based starts only.
+        if params.lead_time_start != LeadTimeStart::Commit {
+            for (stage, label) in STAGE_LABELS.into_iter().enumerate() {
+                out.summary(
+                    &names.of("lead_time_stage_seconds"),
+                    &with(&labels, &[("stage", label)]),
+                    &pool.stage_times(stage, window, now),
+                );
+            }
+        }
 
         let failed = in_it.iter().filter(|d| d.failed).count();
         let change_failure_rate = (count > 0).then(|| failed as f64 / count as f64);
@@ -431,7 +456,7 @@ pub fn expected_series(repos: &[RepoAnalysis], params: &Params, now: i64) -> Exp
     let mut out = Expected::default();
     let repository = Names { prefix: "dora_" };
     for repo in repos {
-        for (e, environment) in params.production_environments.iter().enumerate() {
+        for (e, environment) in repo.environments.iter().map(|env| &env.name).enumerate() {
             let labels = [
                 ("repository", repo.name.as_str()),
                 ("environment", environment.as_str()),
@@ -496,18 +521,18 @@ pub fn expected_series(repos: &[RepoAnalysis], params: &Params, now: i64) -> Exp
     deployment_series(&mut out, &org, &[], &pool, params, now);
     incident_series(&mut out, &org, &[], &pool, params, now);
 
-    diagnostics(&mut out, repos, params);
+    diagnostics(&mut out, repos);
     out
 }
 
 /// The data-quality gauges of `docs/metrics.md`.
-fn diagnostics(out: &mut Expected, repos: &[RepoAnalysis], params: &Params) {
+fn diagnostics(out: &mut Expected, repos: &[RepoAnalysis]) {
     let mut unknown_changes = 0usize;
     let mut unattributed = 0usize;
     let mut unmatched = 0usize;
     for repo in repos {
-        for (e, environment) in params.production_environments.iter().enumerate() {
-            let env = &repo.environments[e];
+        for env in &repo.environments {
+            let environment = &env.name;
             if env.deployments.first().is_some_and(|d| d.without_base) {
                 out.gauge(
                     "dora_diagnostics_first_deployment_without_base",

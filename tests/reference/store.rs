@@ -83,7 +83,7 @@ pub fn outcome_of_statuses(statuses: &[(StatusState, Timestamp)]) -> Outcome {
 /// its age, with its outcome.
 fn all_attempts(repo: &SimRepo, config: &RepoParams) -> Vec<Attempt> {
     match &config.deployments {
-        DeploymentsFrom::DeploymentsApi => repo
+        DeploymentsFrom::DeploymentsApi | DeploymentsFrom::GitlabDeployments => repo
             .deployments
             .iter()
             .map(|d| {
@@ -142,6 +142,33 @@ fn all_attempts(repo: &SimRepo, config: &RepoParams) -> Vec<Attempt> {
                 })
                 .collect()
         }
+        // A pipeline on the ref is a deployment of its sha: `success` at its
+        // finish (the run's last change), `failed` a failed attempt, anything
+        // else not deployed.
+        DeploymentsFrom::GitlabPipelines {
+            git_ref,
+            environment,
+        } => repo
+            .workflow_runs
+            .iter()
+            .filter(|r| &*r.head_branch == git_ref.as_str())
+            .map(|r| Attempt {
+                source: Source::WorkflowRuns,
+                id: r.id,
+                environment: environment.clone(),
+                sha: r.head_sha,
+                created_at: r.created_at.0,
+                outcome: match (r.status, r.conclusion) {
+                    (RunStatus::Completed, Some(RunConclusion::Success)) => {
+                        Outcome::Succeeded(r.updated_at.0)
+                    }
+                    (RunStatus::Completed, Some(RunConclusion::Failure)) => {
+                        Outcome::Failed(r.updated_at.0)
+                    }
+                    _ => Outcome::Pending,
+                },
+            })
+            .collect(),
         // Pushed deployments are not the simulator's: `push` reads them.
         DeploymentsFrom::Push => Vec::new(),
     }

@@ -1,4 +1,4 @@
-//! The HTML report in a real browser: headless Chromium (Debian's `chromium`) opens
+//! The HTML report and the landing page in a real browser: headless Chromium (Debian's `chromium`) opens
 //! the page from a file, takes a screenshot that must not be blank, logs no console
 //! message at all (the page has no script, and its Content-Security-Policy turns any
 //! attempted fetch into a console message), and prints it on A4 pages.
@@ -254,4 +254,74 @@ fn the_report_prints_on_a4_pages() {
             "a page of {width} × {height} points is not A4"
         );
     }
+}
+
+/// A frame as the daemon gives it, with every optional part shown.
+fn full_frame() -> report::Frame {
+    report::Frame {
+        version: "1.2.3-test".to_owned(),
+        simulated: true,
+        ready: true,
+        readiness: "every repository synced once over the lookback".to_owned(),
+        snapshot: "Metrics evaluated at 2026-03-31T23:59:59Z".to_owned(),
+        push_api: true,
+        github_webhooks: true,
+        grafana_url: Some("https://grafana.example.com".to_owned()),
+        sources: vec![("acme/api".to_owned(), "GitHub (Deployments API)")],
+        history: "history complete for 1 of 2 repositories, back to 2025-12-31T23:59:59Z at least"
+            .to_owned(),
+    }
+}
+
+#[test]
+fn the_landing_page_opens_without_console_messages_and_is_not_blank() {
+    if !chromium_available() {
+        return;
+    }
+    let fixture = Fixture::new();
+    let store = report::open_store(&fixture.store_path())
+        .map(|store| Box::new(store) as Box<dyn dora_collector::store::Store>);
+    let html = report::overview_page(
+        store,
+        &fixture.config(),
+        UNTIL,
+        ReportWindow::parse("30d").unwrap(),
+        &full_frame(),
+    )
+    .unwrap();
+    assert!(html.contains("<h2>Teams</h2>"), "{html}");
+    let dir = tempfile::tempdir().unwrap();
+    let page = write_page(dir.path(), "index.html", &html);
+    let (messages, png) = screenshot(&page, dir.path());
+    assert!(messages.is_empty(), "console messages: {messages:#?}");
+    let (width, height, distinct) = colours(&png);
+    assert_eq!((width, height), (WIDTH, HEIGHT));
+    // Text, the demo banner, level badges and the status bar.
+    assert!(distinct > 16, "the screenshot has {distinct} colours");
+}
+
+#[test]
+fn the_landing_page_without_a_store_opens_too() {
+    if !chromium_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let config = report_fixture::config(&missing);
+    let store = report::open_store(&missing)
+        .map(|store| Box::new(store) as Box<dyn dora_collector::store::Store>);
+    let html = report::overview_page(
+        store,
+        &config,
+        UNTIL,
+        ReportWindow::parse("7d").unwrap(),
+        &report::Frame::unknown(),
+    )
+    .unwrap();
+    assert!(html.contains("The store does not exist yet"), "{html}");
+    assert!(!missing.exists(), "the page creates no store");
+    let page = write_page(dir.path(), "index.html", &html);
+    let (messages, png) = screenshot(&page, dir.path());
+    assert!(messages.is_empty(), "console messages: {messages:#?}");
+    assert!(colours(&png).2 > 1, "blank screenshot");
 }

@@ -1,5 +1,5 @@
 //! The KPI report: numbers against the engine and golden files, the binary,
-//! headless Chromium, and the live `/report` page.
+//! headless Chromium, the live `/report` page and the landing page.
 //!
 //! One test binary (each module was a binary of its own): the library is
 //! linked once for all of them.
@@ -9,5 +9,6 @@ mod report_fixture;
 
 mod browser;
 mod cli;
+mod landing;
 mod live;
 mod rendered;

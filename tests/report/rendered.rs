@@ -708,3 +708,104 @@ fn text_from_outside_is_escaped_in_html_and_markdown() {
         assert!(!line.starts_with("line *bold*"), "{line}");
     }
 }
+
+/// Where lead time goes, under a pull-request lead-time start: each scope's
+/// stage medians and counts are the engine's, the slowest stage is the largest
+/// median of the summary, and every format shows them (golden Markdown).
+#[test]
+fn where_lead_time_goes_under_a_pull_request_start() {
+    let fixture = Fixture::new();
+    let text = report_fixture::config_text(&fixture.store_path()).replace(
+        "poll_interval = \"5m\"\n",
+        "poll_interval = \"5m\"\nlead_time_start = \"pr_first_commit\"\n",
+    );
+    let config = Config::from_toml_str(&text, report_fixture::lookup).unwrap();
+    let store = SqliteStore::open(fixture.store_path()).unwrap();
+    let report = generate(&store, &config, &request("30d", None)).expect("report");
+    let window = Window::days(30);
+    let snapshot = engine_snapshot(&fixture, &config, &window, UNTIL);
+    let check = |scope: &ScopeReport, engine: &RollupMetrics| {
+        let stages = scope.lead_time_stages.as_ref().expect("measured");
+        let expected = engine.windows[0]
+            .lead_time_stages
+            .as_ref()
+            .expect("measured");
+        assert_eq!(stages.len(), 4);
+        for ((stage, median), (label, stats)) in stages
+            .iter()
+            .map(|s| (s.stage, (s.median_seconds, s.samples)))
+            .zip(dora::Stage::ALL.into_iter().zip(expected))
+        {
+            assert_eq!(stage, label);
+            assert_eq!(
+                median,
+                (stats.median, stats.count),
+                "{} {stage:?}",
+                scope.name
+            );
+        }
+    };
+    check(&report.summary, &snapshot.organisation);
+    for team in &report.teams {
+        let rollup = snapshot
+            .teams
+            .iter()
+            .find(|t| t.team.as_ref().is_some_and(|n| n.as_str() == team.name))
+            .unwrap();
+        check(team, rollup);
+    }
+    // acme/api's changes all came through pull requests, a third unreviewed.
+    let summary = report.summary.lead_time_stages.as_ref().unwrap();
+    assert!(summary.iter().all(|s| s.samples > 0), "{summary:?}");
+    assert!(summary[1].samples < summary[0].samples, "{summary:?}");
+    let slowest = report
+        .risks
+        .slowest_stage
+        .as_ref()
+        .expect("a slowest stage");
+    let largest = summary
+        .iter()
+        .filter_map(|s| s.median_seconds)
+        .fold(0.0, f64::max);
+    assert_eq!(slowest.median_seconds, largest);
+
+    let markdown = render(&report, Format::Markdown).unwrap();
+    assert!(markdown.contains("## Where lead time goes"), "{markdown}");
+    assert!(
+        markdown.contains("### Slowest lead-time stage"),
+        "{markdown}"
+    );
+    insta::assert_snapshot!("fixture_30d_stages.md", markdown);
+    let html = render(&report, Format::Html).unwrap();
+    assert!(html.contains("<h2>Where lead time goes</h2>"));
+    for class in ["coding", "pickup", "review", "deploy"] {
+        assert!(
+            html.contains(&format!("<rect class=\"{class}\" x=")),
+            "{class}"
+        );
+    }
+    let csv_text = render(&report, Format::Csv).unwrap();
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let first = reader.records().next().unwrap().unwrap();
+    assert_eq!(&first[column("scope")], "organisation");
+    for stage in summary {
+        let label = stage.stage.label();
+        let cell = &first[column(&format!("{label}_median_seconds"))];
+        assert_eq!(cell.parse::<f64>().ok(), stage.median_seconds, "{label}");
+        assert_eq!(
+            first[column(&format!("{label}_samples"))]
+                .parse::<u64>()
+                .unwrap(),
+            stage.samples
+        );
+    }
+    let json = render(&report, Format::Json).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["summary"]["lead_time_stages"][2]["stage"], "review");
+    assert_eq!(
+        value["risks"]["slowest_stage"]["stage"],
+        slowest.stage.label()
+    );
+}

@@ -2,7 +2,9 @@
 //! `SyncBatch`es and `record_sync` as the daemon writes it, plus its configuration.
 //!
 //! Four months of history ending at [`UNTIL`] (2026-03-31T23:59:59Z):
-//! - `acme/api` (payments): a deployment a day; lead times of hours before the last
+//! - `acme/api` (payments): a deployment a day, each change through a pull request
+//!   (every third one unreviewed: lead-time stages under a pull-request start);
+//!   lead times of hours before the last
 //!   30 days and over a day in them (a level lost), incidents on every 10th
 //!   deployment before and every 4th in the period (change failure rate above the
 //!   threshold), one incident still open, one labelled `bug` (not an incident), and
@@ -133,9 +135,25 @@ fn api() -> SyncBatch {
         } else {
             3 * HOUR + (i % 5) * HOUR
         };
-        h.commit(at - lead - HOUR, &format!("Change {i}a"));
+        let first = h.commit(at - lead - HOUR, &format!("Change {i}a"));
         let head = h.commit(at - lead, &format!("Change {i}b"));
         h.deploy(head, at);
+        // Its pull request (they matter only under a pull-request lead-time
+        // start): opened 30 minutes after the first commit, reviewed 15 to 60
+        // minutes later (every third one never), merged an hour after the last
+        // commit.
+        let opened = at - lead - 30 * 60;
+        h.batch.pull_requests.push(PullRequest {
+            repository: repo("acme/api"),
+            number: 1000 + i as u64,
+            merged_at: Some(Timestamp(at - lead + HOUR)),
+            merge_commit_sha: None,
+            labels: vec![],
+            commits: vec![first, head],
+            first_commit_at: Some(Timestamp(at - lead - HOUR)),
+            created_at: Some(Timestamp(opened)),
+            first_review_at: (i % 3 != 0).then_some(Timestamp(opened + (i % 4 + 1) * 15 * 60)),
+        });
         if at > recent && i % 4 == 0 {
             h.incident(incident, at + HOUR, Some(at + 6 * HOUR), "incident");
             incident += 1;
@@ -186,6 +204,8 @@ fn web() -> SyncBatch {
         labels: vec!["hotfix".to_owned()],
         commits: vec![],
         first_commit_at: None,
+        created_at: None,
+        first_review_at: None,
     });
     h.incident(
         7,

@@ -10,7 +10,7 @@
 //! `repository` embedded in pull requests, and `minimal-repository`) and
 //! `GET /repos/{owner}/{repo}/commits/{ref}` (the `commit` items of the list).
 
-use dora_collector::domain::{CompareStatus, StatusState};
+use dora_collector::domain::{CompareStatus, StatusState, Timestamp};
 use dora_collector::sim::{Org, OrgSpec, SimHandle, SimOptions, SimServer};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -19,39 +19,7 @@ const OPENAPI: &str = "tests/fixtures/github/rest-openapi-subset.json";
 
 fn openapi() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let text = std::fs::read_to_string(OPENAPI).expect("fixture present");
-        serde_json::from_str(&text).expect("fixture is JSON")
-    })
-}
-
-/// OpenAPI 3.0 `nullable` → JSON Schema null unions, recursively.
-fn convert_nullable(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            for (key, child) in map.iter_mut() {
-                if key != "example" && key != "examples" {
-                    convert_nullable(child);
-                }
-            }
-            if map.remove("nullable") == Some(Value::Bool(true)) {
-                if let Some(Value::Array(values)) = map.get_mut("enum") {
-                    values.push(Value::Null);
-                }
-                match map.get("type").cloned() {
-                    Some(Value::String(t)) => {
-                        map.insert("type".into(), json!([t, "null"]));
-                    }
-                    _ => {
-                        let inner = Value::Object(std::mem::take(map));
-                        map.insert("anyOf".into(), json!([inner, {"type": "null"}]));
-                    }
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(convert_nullable),
-        _ => {}
-    }
+    DOC.get_or_init(|| super::openapi::load(OPENAPI))
 }
 
 /// The response schema of `GET path` with `status`, converted.
@@ -60,25 +28,12 @@ fn schema(path: &str, status: &str) -> Value {
         ["application/json"]["schema"]
         .clone();
     assert!(schema.is_object(), "no schema for GET {path} {status}");
-    convert_nullable(&mut schema);
+    super::openapi::convert_nullable(&mut schema);
     schema
 }
 
 fn validate(schema: &Value, instance: &Value, what: &str) {
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(schema)
-        .expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .take(10)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{what} does not match GitHub's schema:\n{}",
-        errors.join("\n")
-    );
+    super::openapi::validate(schema, instance, what, "GitHub's");
 }
 
 struct Sim {
@@ -442,6 +397,43 @@ async fn pulls_and_pull_commits() {
     assert!(body.as_array().unwrap().len() > 1);
 }
 
+/// A pull request's reviews (its first one) and an unreviewed one's (none).
+#[tokio::test]
+async fn pull_reviews() {
+    let sim = Sim::start().await;
+    let (repo, index) = sim.repo(false);
+    let (reviewed, unreviewed) = sim.handle.with_org(|org| {
+        let pulls = &org.repos[index].pulls;
+        let number = |reviewed: bool| {
+            pulls
+                .iter()
+                .find(|p| p.merged_at.is_some() && p.first_review_at.is_some() == reviewed)
+                .map(|p| (p.number, p.first_review_at))
+                .unwrap()
+        };
+        (number(true), number(false))
+    });
+    let body = sim
+        .check(
+            &format!("{repo}/pulls/{}/reviews", reviewed.0),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+            200,
+        )
+        .await;
+    let reviews = body.as_array().unwrap();
+    assert_eq!(reviews.len(), 1);
+    let submitted = Timestamp::parse_rfc3339(reviews[0]["submitted_at"].as_str().unwrap()).unwrap();
+    assert_eq!(Some(submitted), reviewed.1);
+    let body = sim
+        .check(
+            &format!("{repo}/pulls/{}/reviews?per_page=100", unreviewed.0),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+            200,
+        )
+        .await;
+    assert!(body.as_array().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn rate_limit_and_bad_credentials() {
     let sim = Sim::start().await;
@@ -469,7 +461,7 @@ fn the_conversion_accepts_null_only_where_nullable() {
         "c": {"nullable": true, "oneOf": [{"type": "integer"}, {"type": "string"}]},
         "d": {"type": "string", "nullable": true, "enum": ["x"]},
     }});
-    convert_nullable(&mut s);
+    super::openapi::convert_nullable(&mut s);
     let v = jsonschema::validator_for(&s).unwrap();
     assert!(v.is_valid(&json!({"a": null, "b": "x", "c": null, "d": null})));
     assert!(v.is_valid(&json!({"a": "y", "b": "x", "c": 3, "d": "x"})));
@@ -623,7 +615,7 @@ async fn github_app_installations_and_installation_tokens() {
         let mut schema = openapi()["paths"]["/app/installations/{installation_id}/access_tokens"]
             ["post"]["responses"]["201"]["content"]["application/json"]["schema"]
             .clone();
-        convert_nullable(&mut schema);
+        super::openapi::convert_nullable(&mut schema);
         schema
     };
     validate(&token_schema, &body, "installation token");

@@ -74,6 +74,8 @@ fn batch_for(repository: &str, deployments: u32, salt: u32) -> SyncBatch {
         labels: vec!["hotfix".into()],
         commits: vec![sha(salt + 8)],
         first_commit_at: Some(at(HOUR)),
+        created_at: None,
+        first_review_at: None,
     });
     batch
 }

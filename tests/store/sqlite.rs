@@ -146,6 +146,8 @@ fn sample_batch(repository: &RepoName) -> SyncBatch {
             labels: vec!["hotfix".to_owned()],
             commits: vec![sha(2), sha(3)],
             first_commit_at: Some(Timestamp(1_700_000_002)),
+            created_at: Some(Timestamp(1_700_000_010)),
+            first_review_at: Some(Timestamp(1_700_000_020)),
         },
         PullRequest {
             repository: repository.clone(),
@@ -155,6 +157,8 @@ fn sample_batch(repository: &RepoName) -> SyncBatch {
             labels: vec![],
             commits: vec![],
             first_commit_at: None,
+            created_at: None,
+            first_review_at: None,
         },
     ];
     batch.cursors = vec![
@@ -216,7 +220,7 @@ fn applying_the_same_batch_twice_changes_nothing_the_second_time() {
             commits: 5,
             compares: 2,
             incidents: 3,
-            team_incidents: 0,
+            scoped_incidents: 0,
             pull_requests: 2,
             cursors: 2,
             sync_statuses: 0,
@@ -901,6 +905,8 @@ mod order {
                 labels: vec![format!("p{number}")],
                 commits: vec![sha(1), sha(2)],
                 first_commit_at: None,
+                created_at: None,
+                first_review_at: None,
             }),
         }
     }

@@ -9,8 +9,8 @@
 //! SQL or HTTP.
 
 use crate::{
-    Commit, CommitSha, Compare, Deployment, Incident, PullRequest, RepoName, TeamIncident,
-    Timestamp, REVERT_MESSAGE_PREFIX,
+    Commit, CommitSha, Compare, Deployment, Environment, Incident, PullRequest, RepoName,
+    ScopedIncident, Timestamp, REVERT_MESSAGE_PREFIX,
 };
 
 /// The most of a commit message the store keeps: the first line, cut to this many
@@ -144,7 +144,9 @@ pub struct Cursor {
 }
 
 /// Everything one sync step read for one repository, written in one transaction.
-/// Every event and cursor key must name `repository`.
+/// Every event and cursor key must name `repository`, except the scoped
+/// incidents, which name a team or several repositories (an incident tool's
+/// sync unit then is `repository`: it only keys the cursors and sync status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncBatch {
     /// The one repository every event and cursor of the batch belongs to.
@@ -158,8 +160,15 @@ pub struct SyncBatch {
     pub compares: Vec<Compare>,
     /// Issues read that may be incidents.
     pub incidents: Vec<Incident>,
+    /// Incidents of a team or of a set of repositories (a re-read one replaces
+    /// the stored one of the same source and number).
+    pub scoped_incidents: Vec<ScopedIncident>,
     /// Pull requests read.
     pub pull_requests: Vec<PullRequest>,
+    /// The environments the source itself reads as production environments of
+    /// the repository, whatever `production_environments` says (GitLab: those of
+    /// tier `production`); `Some` replaces the kept list, `None` keeps it.
+    pub production_environments: Option<Vec<Environment>>,
     /// Cursors to advance together with the data above.
     pub cursors: Vec<(CursorKey, Cursor)>,
 }
@@ -173,7 +182,9 @@ impl SyncBatch {
             commits: Vec::new(),
             compares: Vec::new(),
             incidents: Vec::new(),
+            scoped_incidents: Vec::new(),
             pull_requests: Vec::new(),
+            production_environments: None,
             cursors: Vec::new(),
         }
     }
@@ -184,13 +195,16 @@ impl SyncBatch {
             + self.commits.len()
             + self.compares.len()
             + self.incidents.len()
+            + self.scoped_incidents.len()
             + self.pull_requests.len()
+            + self.production_environments.as_ref().map_or(0, Vec::len)
             + self.cursors.len()
     }
 
-    /// The batch holds no event and no cursor.
+    /// The batch holds no event, no cursor and no list of production
+    /// environments (an empty list replaces the kept one, so it counts).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.production_environments.is_none()
     }
 }
 
@@ -229,8 +243,9 @@ pub enum PushedEvent {
     },
     /// An incident (source [`IncidentSource::Push`](crate::IncidentSource)).
     Incident(Incident),
-    /// An incident of a team (source [`IncidentSource::Push`](crate::IncidentSource)).
-    TeamIncident(TeamIncident),
+    /// An incident of a team (source [`IncidentSource::Push`](crate::IncidentSource),
+    /// scope [`IncidentScope::Team`](crate::IncidentScope)).
+    TeamIncident(ScopedIncident),
 }
 
 impl PushedEvent {
@@ -347,7 +362,7 @@ pub struct ApplyStats {
     pub commits: KindStats,
     /// Compare rows.
     pub compares: KindStats,
-    /// Incident rows.
+    /// Incident rows (of a repository, or scoped).
     pub incidents: KindStats,
     /// Pull-request rows.
     pub pull_requests: KindStats,

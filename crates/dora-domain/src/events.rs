@@ -19,15 +19,38 @@ pub enum DeploymentSource {
     GithubWorkflowRuns,
     /// The push API: a CI/CD system reported it (`POST /api/v1/deployments`).
     Push,
+    /// An Argo CD application's sync history (`status.history`) and its last
+    /// operation (`status.operationState`).
+    #[serde(rename = "argocd")]
+    ArgoCd,
+    /// Builds of a Jenkins job.
+    Jenkins,
+    /// GitLab's Deployments API (a deployment with its status).
+    GitlabDeployments,
+    /// Pipelines of a GitLab project on a configured ref.
+    GitlabPipelines,
 }
 
 impl DeploymentSource {
+    /// Every source, in declaration order.
+    pub const ALL: [DeploymentSource; 5] = [
+        DeploymentSource::GithubDeployments,
+        DeploymentSource::GithubWorkflowRuns,
+        DeploymentSource::Push,
+        DeploymentSource::ArgoCd,
+        DeploymentSource::Jenkins,
+    ];
+
     /// The stable snake_case name (as serialized and stored).
     pub const fn as_str(self) -> &'static str {
         match self {
             DeploymentSource::GithubDeployments => "github_deployments",
             DeploymentSource::GithubWorkflowRuns => "github_workflow_runs",
             DeploymentSource::Push => "push",
+            DeploymentSource::ArgoCd => "argocd",
+            DeploymentSource::Jenkins => "jenkins",
+            DeploymentSource::GitlabDeployments => "gitlab_deployments",
+            DeploymentSource::GitlabPipelines => "gitlab_pipelines",
         }
     }
 
@@ -37,6 +60,10 @@ impl DeploymentSource {
             "github_deployments" => Some(DeploymentSource::GithubDeployments),
             "github_workflow_runs" => Some(DeploymentSource::GithubWorkflowRuns),
             "push" => Some(DeploymentSource::Push),
+            "argocd" => Some(DeploymentSource::ArgoCd),
+            "jenkins" => Some(DeploymentSource::Jenkins),
+            "gitlab_deployments" => Some(DeploymentSource::GitlabDeployments),
+            "gitlab_pipelines" => Some(DeploymentSource::GitlabPipelines),
             _ => None,
         }
     }
@@ -219,6 +246,13 @@ pub enum IncidentSource {
     /// The push API (`POST /api/v1/incidents`): every pushed incident is one,
     /// whatever its labels.
     Push,
+    /// GitLab issues the source read as incidents (of type `incident`, or with
+    /// one of `gitlab.incident_labels`): the source selects them, so every one is
+    /// an incident whatever the engine's labels say.
+    GitlabIssues,
+    /// PagerDuty: the incidents of a configured service (identity: PagerDuty's
+    /// `incident_number`, unique in its account).
+    PagerDuty,
 }
 
 impl IncidentSource {
@@ -227,6 +261,8 @@ impl IncidentSource {
         match self {
             IncidentSource::GithubIssues => "github_issues",
             IncidentSource::Push => "push",
+            IncidentSource::GitlabIssues => "gitlab_issues",
+            IncidentSource::PagerDuty => "pagerduty",
         }
     }
 
@@ -235,6 +271,8 @@ impl IncidentSource {
         match text {
             "github_issues" => Some(IncidentSource::GithubIssues),
             "push" => Some(IncidentSource::Push),
+            "gitlab_issues" => Some(IncidentSource::GitlabIssues),
+            "pagerduty" => Some(IncidentSource::PagerDuty),
             _ => None,
         }
     }
@@ -270,18 +308,41 @@ pub struct Incident {
     pub root_cause: Option<ShaPrefix>,
 }
 
-/// An incident reported against a team rather than one repository (the push
-/// API's `team`; an incident tool's service mapped to a team). The engine gives
-/// it to one of the team's repositories: the one holding its root cause, else
-/// the one whose production deployment was the latest at its creation (rule 2
-/// over the team's repositories). Identity: `(source, team, number)`.
+/// What an incident that names no single repository was reported against.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentScope {
+    /// A team (the push API's `team`; an incident tool's service mapped to a
+    /// team): the candidates are the repositories configured with that team.
+    Team(Team),
+    /// A set of repositories (an incident tool's service mapped to a list of
+    /// repositories), sorted by name and without repeats.
+    Repositories(Vec<RepoName>),
+}
+
+impl IncidentScope {
+    /// The scope of `repositories`, sorted and without repeats; `None` when the
+    /// list is empty.
+    pub fn repositories(mut repositories: Vec<RepoName>) -> Option<Self> {
+        repositories.sort();
+        repositories.dedup();
+        (!repositories.is_empty()).then_some(IncidentScope::Repositories(repositories))
+    }
+}
+
+/// An incident reported against a team or a set of repositories rather than
+/// one repository. The engine gives it to one of its candidate repositories
+/// (the team's repositories, or the listed ones): the one holding its root
+/// cause, else the one whose production deployment was the latest at its
+/// creation (rule 2 over the candidates). Identity: `(source, number)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeamIncident {
+pub struct ScopedIncident {
     /// Where it was read from.
     pub source: IncidentSource,
-    /// The team it was reported against.
-    pub team: Team,
-    /// The number the store gave it (pushed incidents: the client's id's number).
+    /// What it was reported against.
+    pub scope: IncidentScope,
+    /// Its number, unique within its source (pushed incidents: the number the
+    /// store gave the client's id; PagerDuty: the `incident_number`).
     pub number: u64,
     /// When it was opened.
     pub created_at: Timestamp,
@@ -311,6 +372,13 @@ pub struct PullRequest {
     pub commits: Vec<CommitSha>,
     /// The earliest author date among the PR's commits.
     pub first_commit_at: Option<Timestamp>,
+    /// When it was opened (`createdAt`); `None` when the source did not give it.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// When its first review was submitted (any state but pending); `None` when
+    /// it has none or the source did not read it.
+    #[serde(default)]
+    pub first_review_at: Option<Timestamp>,
 }
 
 #[cfg(test)]
@@ -326,5 +394,15 @@ mod tests {
         let sha = CommitSha::from_bytes([1; 20]);
         assert!(Commit::new(sha, vec![], t(0), "Revert \"Add x\"\n\nThis reverts").is_revert);
         assert!(!Commit::new(sha, vec![], t(0), "Reverting things").is_revert);
+    }
+
+    #[test]
+    fn deployment_sources_are_named_alike_everywhere() {
+        for source in DeploymentSource::ALL {
+            assert_eq!(DeploymentSource::parse(source.as_str()), Some(source));
+            let json = serde_json::to_string(&source).unwrap();
+            assert_eq!(json, format!("\"{}\"", source.as_str()));
+        }
+        assert_eq!(DeploymentSource::parse("argo_cd"), None);
     }
 }

@@ -16,10 +16,11 @@ mod time;
 
 pub use events::{
     Commit, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource, Incident,
-    IncidentSource, PullRequest, StatusState, TeamIncident, REVERT_MESSAGE_PREFIX,
+    IncidentScope, IncidentSource, PullRequest, ScopedIncident, StatusState, REVERT_MESSAGE_PREFIX,
 };
 pub use names::{
     is_bidi_formatting, Environment, RepoName, Team, DEFAULT_TEAM, MAX_LABEL_NAME_LEN,
+    MAX_REPO_NAME_LEN, MAX_REPO_SEGMENTS,
 };
 pub use sha::{CommitSha, ShaPrefix};
 pub use time::Timestamp;

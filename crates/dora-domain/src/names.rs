@@ -1,4 +1,5 @@
-//! Newtypes for names: `RepoName` (`owner/name`, lowercase), `Environment`, `Team`.
+//! Newtypes for names: `RepoName` (`owner/name` on GitHub, `group/subgroup/project`
+//! on GitLab; lowercase), `Environment`, `Team`.
 
 use super::DomainError;
 use serde::{Deserialize, Serialize};
@@ -8,6 +9,15 @@ use std::fmt;
 const MAX_OWNER_LEN: usize = 39;
 /// GitHub's limit on a repository name.
 const MAX_REPO_LEN: usize = 100;
+/// The most path segments of a repository name: GitLab nests up to 20 levels of
+/// subgroups under a top-level group, plus the project itself.
+pub const MAX_REPO_SEGMENTS: usize = 22;
+/// GitLab's limit on one group or project path.
+const MAX_SEGMENT_LEN: usize = 255;
+/// The longest repository name, in bytes: it becomes a Prometheus label value and
+/// part of every stored event's identity. GitLab's deepest paths of long names
+/// stay well under it.
+pub const MAX_REPO_NAME_LEN: usize = 512;
 /// Bound on environment and team names, in bytes of UTF-8: they become Prometheus
 /// label values.
 pub const MAX_LABEL_NAME_LEN: usize = 255;
@@ -15,49 +25,83 @@ pub const MAX_LABEL_NAME_LEN: usize = 255;
 /// The team of a repository that configures none.
 pub const DEFAULT_TEAM: &str = "unassigned";
 
-/// A repository as `owner/name`, always lowercase (GitHub names are
-/// case-insensitive, and the metrics must not split one repository in two).
+/// A repository: `owner/name` on GitHub, the project's full path
+/// `group/subgroup/project` on GitLab (two to [`MAX_REPO_SEGMENTS`] segments);
+/// always lowercase (both hosts compare names case-insensitively, and the
+/// metrics must not split one repository in two).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RepoName(String);
 
+/// One path segment of the characters GitLab allows (letters, digits, `-`, `_`,
+/// `.`; not `.` or `..`), which covers GitHub's owners and names. A leading `-`
+/// is accepted: no host has one, so sync units that are no repository use it
+/// (`-pagerduty/<service>`).
+fn is_path_segment(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment.len() <= MAX_SEGMENT_LEN
+        && segment != "."
+        && segment != ".."
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 impl RepoName {
-    /// Accepts `owner/name` with GitHub's characters (letters, digits, `-`, `_`, `.`;
-    /// owners only letters, digits and `-`), and lowercases it.
+    /// Accepts `owner/name` or a GitLab path of more segments
+    /// (`group/subgroup/project`), each segment of letters, digits, `-`, `_` and
+    /// `.`, and lowercases it. Whether a name is one GitHub can have is
+    /// [`RepoName::is_github`].
     pub fn parse(text: &str) -> Result<Self, DomainError> {
-        const EXPECTED: &str = "\"owner/name\"";
-        let error = || DomainError::new(EXPECTED, text);
-        let (owner, name) = text.split_once('/').ok_or_else(error)?;
-        let owner_ok = !owner.is_empty()
-            && owner.len() <= MAX_OWNER_LEN
-            && owner
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        let name_ok = !name.is_empty()
-            && name.len() <= MAX_REPO_LEN
-            && name != "."
-            && name != ".."
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if owner_ok && name_ok {
+        const EXPECTED: &str = "\"owner/name\" or \"group/subgroup/project\"";
+        let segments = text.split('/').count();
+        let valid = text.len() <= MAX_REPO_NAME_LEN
+            && (2..=MAX_REPO_SEGMENTS).contains(&segments)
+            && text.split('/').all(is_path_segment);
+        if valid {
             Ok(RepoName(text.to_ascii_lowercase()))
         } else {
-            Err(error())
+            Err(DomainError::new(EXPECTED, text))
         }
     }
 
-    /// The name as `owner/name`, lowercase.
+    /// Accepts only names GitHub can have: `owner/name` with GitHub's characters
+    /// (owners letters, digits and `-`, at most 39; names letters, digits, `-`,
+    /// `_`, `.`, at most 100).
+    pub fn parse_github(text: &str) -> Result<Self, DomainError> {
+        const EXPECTED: &str = "\"owner/name\"";
+        match RepoName::parse(text) {
+            Ok(name) if name.is_github() => Ok(name),
+            _ => Err(DomainError::new(EXPECTED, text)),
+        }
+    }
+
+    /// Whether GitHub can have this name: two segments, the owner of letters,
+    /// digits and `-` (at most 39), the name at most 100 characters.
+    pub fn is_github(&self) -> bool {
+        let Some((owner, name)) = self.0.split_once('/') else {
+            return false;
+        };
+        owner.len() <= MAX_OWNER_LEN
+            && owner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !name.contains('/')
+            && name.len() <= MAX_REPO_LEN
+    }
+
+    /// The name as `owner/name` (or the GitLab path), lowercase.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The part before the slash.
+    /// The part before the first slash (a GitHub owner, a GitLab top-level group).
     pub fn owner(&self) -> &str {
         self.0.split_once('/').map(|(o, _)| o).unwrap_or("")
     }
 
-    /// The part after the slash.
+    /// The part after the first slash (a GitHub repository's name; for a GitLab
+    /// path, the subgroups and the project).
     pub fn name(&self) -> &str {
         self.0.split_once('/').map(|(_, n)| n).unwrap_or("")
     }
@@ -196,15 +240,45 @@ mod tests {
             ("acme", None),
             ("acme/", None),
             ("/api", None),
-            ("acme/api/x", None),
+            ("acme/api/x", Some("acme/api/x")),
+            ("Acme/Platform/Core/API", Some("acme/platform/core/api")),
+            ("acme/api/", None),
+            ("acme//api", None),
             ("ac me/api", None),
             ("acme/..", None),
-            ("acme_x/api", None),
+            ("acme/-api", Some("acme/-api")),
+            // Sync units that are no repository (PagerDuty services).
+            ("-pagerduty/PABC123", Some("-pagerduty/pabc123")),
+            ("acme_x/api", Some("acme_x/api")),
         ];
         for (input, expected) in cases {
             let got = RepoName::parse(input).ok().map(|r| r.to_string());
             assert_eq!(got.as_deref(), *expected, "input {input:?}");
         }
+        let deepest = vec!["g"; MAX_REPO_SEGMENTS].join("/");
+        assert!(RepoName::parse(&deepest).is_ok());
+        assert!(RepoName::parse(&format!("{deepest}/p")).is_err());
+        assert!(RepoName::parse(&format!("a/{}", "b".repeat(MAX_REPO_NAME_LEN))).is_err());
+    }
+
+    #[test]
+    fn github_names_are_owner_and_name_with_githubs_characters() {
+        for github in ["acme/api", "my-org/my_repo.rs", "Acme/API"] {
+            assert!(RepoName::parse_github(github).is_ok(), "{github}");
+            assert!(RepoName::parse(github).unwrap().is_github(), "{github}");
+        }
+        for other in [
+            "acme/platform/api",
+            "acme_x/api",
+            &format!("{}/x", "o".repeat(40)),
+        ] {
+            assert!(RepoName::parse_github(other).is_err(), "{other}");
+        }
+        let error = RepoName::parse_github("acme/platform/api").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"expected "owner/name", got "acme/platform/api""#
+        );
     }
 
     #[test]
@@ -244,7 +318,10 @@ mod tests {
     #[test]
     fn repo_name_error_quotes_the_input() {
         let err = RepoName::parse("acme").unwrap_err();
-        assert_eq!(err.to_string(), r#"expected "owner/name", got "acme""#);
+        assert_eq!(
+            err.to_string(),
+            r#"expected "owner/name" or "group/subgroup/project", got "acme""#
+        );
     }
 
     #[test]

@@ -11,10 +11,14 @@
 //! walk marks everything it reaches, the marked set is closed under ancestry, so a
 //! walk stops at the first marked commit and the whole pass is linear in the number
 //! of commits. Attribution of incidents is `attribution`'s job, not this module's.
+//!
+//! Under a PR-based lead-time start it also takes each change's lead-time stages
+//! (coding, pickup, review, deploy) from the pull request that introduced it
+//! ([`PrTimes`], chosen by `compute`); it does not decide which pull request that is.
 
 use super::events::{DeploymentRecord, RepoEvents};
 use super::graph::{CommitGraph, NO_COMMIT};
-use super::snapshot::Histogram;
+use super::snapshot::{Histogram, Stage, STAGES};
 use super::LeadTimeStart;
 use crate::domain::{CommitSha, CompareStatus};
 use std::collections::HashMap;
@@ -40,6 +44,11 @@ pub(crate) struct EnvHistory {
     /// `lead_times[lead_offsets[k]..lead_offsets[k + 1]]`.
     pub(crate) lead_times: Vec<i64>,
     pub(crate) lead_offsets: Vec<u32>,
+    /// Per stage (in [`Stage::ALL`] order), the stage samples (seconds) of the
+    /// changes that came through a pull request, laid out like `lead_times`;
+    /// empty unless [`RepoContext::pr_times`] is given.
+    pub(crate) stage_times: [Vec<i64>; STAGES],
+    pub(crate) stage_offsets: [Vec<u32>; STAGES],
     pub(crate) histogram: Histogram,
     /// Per commit of the graph: the ordinal of the deployment that first shipped it.
     pub(crate) marks: Vec<u32>,
@@ -64,11 +73,36 @@ pub(crate) struct RepoContext<'a> {
     pub(crate) lead_time_start: LeadTimeStart,
     /// Start times from pull requests, keyed by commit (empty for `Commit`).
     pub(crate) pr_start: HashMap<CommitSha, i64>,
+    /// The times of the pull request that introduced each commit (its stages);
+    /// `None` when stages are not measured (`lead_time_start = "commit"`).
+    pub(crate) pr_times: Option<HashMap<CommitSha, PrTimes>>,
     /// Graph indices of merge commits of merged pull requests with a rework label,
     /// sorted.
     pub(crate) rework_merges: Vec<u32>,
     /// Fill `EnvHistory::uncovered` (for `coverage`; the metrics do not need it).
     pub(crate) track_uncovered: bool,
+}
+
+/// The boundaries of a pull request's stages (Unix seconds), each `None` when
+/// unknown: first commit, opened, first review (only a review submitted at or
+/// before the merge), merged. The fifth boundary is the change's deploy time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PrTimes(pub(crate) [Option<i64>; STAGES]);
+
+impl PrTimes {
+    /// The duration of `stage` for a change deployed at `deployed_at`: `None`
+    /// when an end is unknown or the stage ends before it starts (dropped, like a
+    /// negative lead time).
+    pub(crate) fn stage(&self, stage: Stage, deployed_at: i64) -> Option<i64> {
+        let i = stage.index();
+        let start = self.0[i]?;
+        let end = if i + 1 < STAGES {
+            self.0[i + 1]?
+        } else {
+            deployed_at
+        };
+        (end >= start).then_some(end - start)
+    }
 }
 
 /// Scratch space reused across environments to avoid reallocating.
@@ -95,6 +129,11 @@ pub(crate) fn replay(
         ..EnvHistory::default()
     };
     history.lead_offsets.push(0);
+    if context.pr_times.is_some() {
+        for offsets in &mut history.stage_offsets {
+            offsets.push(0);
+        }
+    }
     let mut unknown_shas: HashMap<CommitSha, u32> = HashMap::new();
     graph.prefetch();
     let shas: Vec<CommitSha> = deployments.iter().map(|(record, _)| record.sha).collect();
@@ -201,8 +240,24 @@ pub(crate) fn replay(
                 history.lead_times.push(lead);
                 history.histogram.observe_seconds(lead);
             }
+            if let Some(times) = context
+                .pr_times
+                .as_ref()
+                .and_then(|pr| pr.get(&graph.sha(change)))
+            {
+                for stage in Stage::ALL {
+                    if let Some(duration) = times.stage(stage, at) {
+                        history.stage_times[stage.index()].push(duration);
+                    }
+                }
+            }
         }
         history.lead_offsets.push(history.lead_times.len() as u32);
+        if context.pr_times.is_some() {
+            for (offsets, times) in history.stage_offsets.iter_mut().zip(&history.stage_times) {
+                offsets.push(times.len() as u32);
+            }
+        }
 
         if status == Some(CompareStatus::Behind) {
             if let Some(previous) = history.deployments.last_mut() {

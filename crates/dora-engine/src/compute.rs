@@ -3,14 +3,14 @@
 //! environment, team and organisation — from the union of the underlying samples.
 
 use super::attribution::{self, AttributionStats, Failure, IncidentAtNow};
-use super::changes::{self, RepoContext, Scratch};
+use super::changes::{self, PrTimes, RepoContext, Scratch};
 use super::events::{DeploymentRecord, RepoEvents};
 use super::quantile::quantiles;
+use super::scoped_incidents;
 use super::snapshot::{
     Diagnostics, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics, Snapshot,
-    SummaryStats, Totals, WindowedMetrics,
+    SummaryStats, Totals, WindowedMetrics, STAGES,
 };
-use super::team_incidents;
 use super::{EngineConfig, Events, LeadTimeStart, Thresholds, Window};
 use crate::domain::{
     CommitSha, DeploymentOutcome, Environment, Incident, RepoName, Team, Timestamp,
@@ -26,6 +26,10 @@ struct EnvResult {
     rework: Vec<bool>,
     lead_times: Vec<i64>,
     lead_offsets: Vec<u32>,
+    /// Stage samples laid out like `lead_times`, per stage; empty offsets when
+    /// stages are not measured.
+    stage_times: [Vec<i64>; STAGES],
+    stage_offsets: [Vec<u32>; STAGES],
     /// `(recovered at, recovery duration)`, ascending by recovery time.
     recoveries: Vec<(i64, i64)>,
     totals: Totals,
@@ -128,7 +132,7 @@ fn trend_of(
     let everyone: Vec<&EnvResult> = repos.iter().flat_map(|r| &r.environments).collect();
     let mut values = |parts: &[&EnvResult], end: Timestamp| {
         let at = Timestamp(end.0.min(now.0));
-        let windowed = windowed(parts, window, at, thresholds, &mut samples);
+        let windowed = windowed(parts, window, at, thresholds, false, &mut samples);
         TrendValues {
             deployments: windowed.deployments,
             lead_time: windowed.lead_time,
@@ -163,7 +167,7 @@ fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> Analys
             (name, repo, team)
         })
         .collect();
-    let mut assigned = team_incidents::assign(events, &members, config, now);
+    let mut assigned = scoped_incidents::assign(events, &members, config, now);
     let mut scratch = Scratch::default();
     let mut diagnostics = Diagnostics {
         unmatched_root_causes: assigned.unmatched_root_causes,
@@ -196,7 +200,7 @@ fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> Analys
 /// The replayed repositories and what the replay noticed.
 struct AnalysedRepos {
     repos: Vec<RepoResult>,
-    /// Per team: its incidents that no repository took (`team_incidents`).
+    /// Per team: its incidents that no repository took (`scoped_incidents`).
     team_incidents: BTreeMap<Team, Vec<IncidentAtNow>>,
     diagnostics: Diagnostics,
 }
@@ -211,6 +215,7 @@ impl std::ops::Deref for AnalysedRepos {
 /// The windows and rollups of `analysed` at `now`.
 fn snapshot_of(analysed: &AnalysedRepos, config: &EngineConfig, now: Timestamp) -> Snapshot {
     let repos = &analysed.repos;
+    let stages = stages_measured(config);
     let mut samples = Vec::new();
     let mut repositories = Vec::new();
     let mut incidents = Vec::new();
@@ -224,7 +229,7 @@ fn snapshot_of(analysed: &AnalysedRepos, config: &EngineConfig, now: Timestamp) 
                 windows: config
                     .windows
                     .iter()
-                    .map(|w| windowed(&[env], w, now, &config.thresholds, &mut samples))
+                    .map(|w| windowed(&[env], w, now, &config.thresholds, stages, &mut samples))
                     .collect(),
             });
         }
@@ -333,13 +338,14 @@ fn analyse_repository(
     scratch: &mut Scratch,
     diagnostics: &mut Diagnostics,
 ) -> RepoResult {
-    let production = config.production_environments_of(name);
+    let production = &repo.production(config.production_environments_of(name));
     let (mut successful, attempt_failures) = production_deployments(repo, production, now);
 
     let context = RepoContext {
         repo,
         lead_time_start: config.lead_time_start,
         pr_start: pr_start_times(repo, config.lead_time_start, now),
+        pr_times: stages_measured(config).then(|| pr_stage_times(repo, now)),
         rework_merges: rework_merges(repo, &config.rework_labels, now),
         track_uncovered: false,
     };
@@ -403,6 +409,8 @@ fn analyse_repository(
                 failed,
                 lead_times: history.lead_times,
                 lead_offsets: history.lead_offsets,
+                stage_times: history.stage_times,
+                stage_offsets: history.stage_offsets,
                 recoveries,
                 totals,
             }
@@ -448,6 +456,50 @@ fn pr_start_times(
     starts
 }
 
+/// Whether lead-time stages are measured: under a PR-based lead-time start,
+/// where the collector reads every merged pull request (under `commit` it reads
+/// only the rework-labelled ones, too biased a sample to describe changes).
+fn stages_measured(config: &EngineConfig) -> bool {
+    config.lead_time_start != LeadTimeStart::Commit
+}
+
+/// The stage boundaries of the pull request that introduced each commit (its
+/// merge commit, or one of its own commits), among those merged at or before
+/// `now`. A commit in several takes the one with the earliest first commit (the
+/// one `pr_first_commit` starts its lead time from), then the lowest number.
+/// A time after `now` is not known yet, and a first review after the merge is
+/// not a review before it (the pull request then has none).
+fn pr_stage_times(repo: &RepoEvents, now: Timestamp) -> HashMap<CommitSha, PrTimes> {
+    let mut chosen: HashMap<CommitSha, ((i64, u64), PrTimes)> = HashMap::new();
+    for pr in &repo.pull_requests {
+        let Some(merged_at) = pr.merged_at.filter(|m| *m <= now) else {
+            continue;
+        };
+        let known = |t: Option<Timestamp>| t.filter(|t| *t <= now).map(|t| t.0);
+        let times = PrTimes([
+            known(pr.first_commit_at),
+            known(pr.created_at),
+            known(pr.first_review_at.filter(|r| *r <= merged_at)),
+            Some(merged_at.0),
+        ]);
+        let key = (pr.first_commit_at.map_or(i64::MAX, |t| t.0), pr.number);
+        for sha in pr.merge_commit_sha.iter().chain(&pr.commits) {
+            chosen
+                .entry(*sha)
+                .and_modify(|entry| {
+                    if key < entry.0 {
+                        *entry = (key, times);
+                    }
+                })
+                .or_insert((key, times));
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(sha, (_, times))| (sha, times))
+        .collect()
+}
+
 fn rework_merges(repo: &RepoEvents, labels: &[String], now: Timestamp) -> Vec<u32> {
     let mut merges: Vec<u32> = repo
         .pull_requests
@@ -486,6 +538,7 @@ fn windowed(
     window: &Window,
     now: Timestamp,
     thresholds: &Thresholds,
+    stages: bool,
     samples: &mut Vec<i64>,
 ) -> WindowedMetrics {
     let start = window.start(now).0;
@@ -515,6 +568,20 @@ fn windowed(
         );
     }
     let recovery_time = summary(samples);
+    let lead_time_stages = stages.then(|| {
+        std::array::from_fn(|stage| {
+            samples.clear();
+            for part in parts {
+                let low = part.deploy_times.partition_point(|at| *at <= start);
+                let high = part.deploy_times.partition_point(|at| *at <= now.0);
+                let offsets = &part.stage_offsets[stage];
+                samples.extend_from_slice(
+                    &part.stage_times[stage][offsets[low] as usize..offsets[high] as usize],
+                );
+            }
+            summary(samples)
+        })
+    });
     let frequency = deployments as f64 / window.days_f64();
     let change_failure_rate = ratio(failed, deployments);
     let levels = Levels {
@@ -534,6 +601,7 @@ fn windowed(
         rework_deployments: rework,
         rework_rate: ratio(rework, deployments),
         levels,
+        lead_time_stages,
     }
 }
 
@@ -588,7 +656,16 @@ fn rollup(
         windows: config
             .windows
             .iter()
-            .map(|w| windowed(&parts, w, now, &config.thresholds, samples))
+            .map(|w| {
+                windowed(
+                    &parts,
+                    w,
+                    now,
+                    &config.thresholds,
+                    stages_measured(config),
+                    samples,
+                )
+            })
             .collect(),
         incidents_open: members
             .iter()

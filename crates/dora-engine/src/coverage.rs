@@ -48,11 +48,13 @@ pub fn uncovered_change_sets(
     let mut scratch = Scratch::default();
     let mut out = Vec::new();
     for (name, repo) in &events.repositories {
+        let production = &repo.production(production);
         let (successful, _) = production_deployments(repo, production, now);
         let context = RepoContext {
             repo,
             lead_time_start: LeadTimeStart::Commit,
             pr_start: HashMap::new(),
+            pr_times: None,
             rework_merges: Vec::new(),
             track_uncovered: true,
         };
@@ -119,11 +121,13 @@ pub fn changes_without_pull(
             .filter(|pr| pr.merged_at.is_some())
             .flat_map(|pr| pr.merge_commit_sha.iter().chain(&pr.commits).copied())
             .collect();
+        let production = &repo.production(production);
         let (successful, _) = production_deployments(repo, production, now);
         let context = RepoContext {
             repo,
             lead_time_start: LeadTimeStart::Commit,
             pr_start: HashMap::new(),
+            pr_times: None,
             rework_merges: Vec::new(),
             track_uncovered: true,
         };
@@ -351,6 +355,8 @@ mod tests {
             labels: Vec::new(),
             commits: pull_commits.iter().map(|n| sha(*n)).collect(),
             first_commit_at: Some(Timestamp(1)),
+            created_at: None,
+            first_review_at: None,
         });
         let events = builder.build();
         let production = [Environment::parse("production").unwrap()];

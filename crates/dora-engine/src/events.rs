@@ -6,7 +6,7 @@
 use super::graph::{CommitGraph, StagedCommits};
 use crate::domain::{
     Commit, CommitSha, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment,
-    Incident, PullRequest, RepoName, TeamIncident,
+    Incident, PullRequest, RepoName, ScopedIncident,
 };
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -33,14 +33,35 @@ pub(crate) struct RepoEvents {
     pub(crate) compares: HashMap<(CommitSha, CommitSha), Compare>,
     pub(crate) incidents: Vec<Incident>,
     pub(crate) pull_requests: Vec<PullRequest>,
+    /// The environments the repository's source reads as production (GitLab's
+    /// tier `production`), counted besides the configured ones.
+    pub(crate) declared_production: Vec<Environment>,
+}
+
+impl RepoEvents {
+    /// The production environments of this repository: the configured ones, then
+    /// those its source declared that match none of them (case-insensitively),
+    /// in name order, each once. A scope's label is this spelling.
+    pub(crate) fn production(&self, configured: &[Environment]) -> Vec<Environment> {
+        let mut production = configured.to_vec();
+        let mut declared: Vec<&Environment> = self.declared_production.iter().collect();
+        declared.sort();
+        for environment in declared {
+            if !production.iter().any(|p| p.matches(environment.as_str())) {
+                production.push(environment.clone());
+            }
+        }
+        production
+    }
 }
 
 /// The engine's input: every event in the store, grouped by repository.
 #[derive(Debug, Default, Clone)]
 pub struct Events {
     pub(crate) repositories: BTreeMap<RepoName, RepoEvents>,
-    /// Incidents reported against a team, one per identity.
-    pub(crate) team_incidents: Vec<TeamIncident>,
+    /// Incidents reported against a team or a set of repositories, one per
+    /// identity.
+    pub(crate) scoped_incidents: Vec<ScopedIncident>,
 }
 
 impl Events {
@@ -67,8 +88,8 @@ impl Events {
     /// `other`'s events.
     pub fn merge(&mut self, other: Events) {
         self.repositories.extend(other.repositories);
-        self.team_incidents.extend(other.team_incidents);
-        keep_last_team_incidents(&mut self.team_incidents);
+        self.scoped_incidents.extend(other.scoped_incidents);
+        keep_last_scoped_incidents(&mut self.scoped_incidents);
     }
 
     /// Number of distinct known commits.
@@ -99,9 +120,13 @@ pub trait EventSink: Send {
     fn incident(&mut self, incident: Incident);
     /// Adds one pull request.
     fn pull_request(&mut self, pull_request: PullRequest);
-    /// Adds one incident of a team (not of one repository; at any point of the
-    /// loading, outside the repository-by-repository order).
-    fn team_incident(&mut self, incident: TeamIncident);
+    /// Sets the environments `repository`'s source reads as production (GitLab's
+    /// tier `production`), replacing any set before.
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
+    /// Adds one incident of a team or a set of repositories (not of one
+    /// repository; at any point of the loading, outside the
+    /// repository-by-repository order).
+    fn scoped_incident(&mut self, incident: ScopedIncident);
     /// Every event of `repository` has been added (the sink may index it now).
     fn finish_repository(&mut self, repository: &RepoName);
     /// An empty sink of the same kind, for a share of the repositories that a
@@ -138,8 +163,11 @@ impl EventSink for EventsBuilder {
     fn pull_request(&mut self, pull_request: PullRequest) {
         EventsBuilder::pull_request(self, pull_request);
     }
-    fn team_incident(&mut self, incident: TeamIncident) {
-        EventsBuilder::team_incident(self, incident);
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
+        EventsBuilder::production_environments(self, repository, environments);
+    }
+    fn scoped_incident(&mut self, incident: ScopedIncident) {
+        EventsBuilder::scoped_incident(self, incident);
     }
     fn finish_repository(&mut self, repository: &RepoName) {
         EventsBuilder::finish_repository(self, repository);
@@ -176,8 +204,8 @@ pub struct EventsBuilder {
     /// The repository of the previous call: loaders add events repository by
     /// repository, so this spares a lookup per commit.
     last: Option<usize>,
-    /// Incidents of teams, in the order added.
-    team_incidents: Vec<TeamIncident>,
+    /// Scoped incidents, in the order added.
+    scoped_incidents: Vec<ScopedIncident>,
 }
 
 impl EventsBuilder {
@@ -278,10 +306,22 @@ impl EventsBuilder {
         self
     }
 
-    /// Adds one incident of a team (replacing an earlier one of the same source,
-    /// team and number).
-    pub fn team_incident(&mut self, incident: TeamIncident) -> &mut Self {
-        self.team_incidents.push(incident);
+    /// Sets the environments `repository`'s source reads as production (GitLab's
+    /// tier `production`): they count besides the configured production
+    /// environments, labelled with their own spelling. Replaces any set before.
+    pub fn production_environments(
+        &mut self,
+        repository: &RepoName,
+        environments: Vec<Environment>,
+    ) -> &mut Self {
+        self.repo(repository).events.declared_production = environments;
+        self
+    }
+
+    /// Adds one incident of a team or a set of repositories (replacing an
+    /// earlier one of the same source and number).
+    pub fn scoped_incident(&mut self, incident: ScopedIncident) -> &mut Self {
+        self.scoped_incidents.push(incident);
         self
     }
 
@@ -306,7 +346,7 @@ impl EventsBuilder {
                 }
             }
         }
-        self.team_incidents.extend(other.team_incidents);
+        self.scoped_incidents.extend(other.scoped_incidents);
         self.last = None;
     }
 
@@ -330,11 +370,11 @@ impl EventsBuilder {
                 (name, repo.events)
             })
             .collect();
-        let mut team_incidents = self.team_incidents;
-        keep_last_team_incidents(&mut team_incidents);
+        let mut scoped_incidents = self.scoped_incidents;
+        keep_last_scoped_incidents(&mut scoped_incidents);
         Events {
             repositories,
-            team_incidents,
+            scoped_incidents,
         }
     }
 }
@@ -369,9 +409,9 @@ fn keep_last<T, K: Ord>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
     *items = out;
 }
 
-/// Keeps the last added team incident of each identity, sorted by it.
-fn keep_last_team_incidents(incidents: &mut Vec<TeamIncident>) {
-    keep_last(incidents, |i| (i.source, i.team.clone(), i.number));
+/// Keeps the last added scoped incident of each identity, sorted by it.
+fn keep_last_scoped_incidents(incidents: &mut Vec<ScopedIncident>) {
+    keep_last(incidents, |i| (i.source, i.number));
 }
 
 /// Keeps the last added of each identity.

@@ -16,8 +16,8 @@ mod coverage;
 mod events;
 mod graph;
 mod quantile;
+mod scoped_incidents;
 mod snapshot;
-mod team_incidents;
 mod thresholds;
 mod window;
 
@@ -29,7 +29,7 @@ pub use events::{EventSink, Events, EventsBuilder};
 pub use quantile::{quantile, quantiles};
 pub use snapshot::{
     Diagnostics, Histogram, IncidentMetrics, Levels, RepoEnvMetrics, RepoIncidents, RollupMetrics,
-    Snapshot, SummaryStats, Totals, WindowedMetrics, LEAD_TIME_BUCKETS,
+    Snapshot, Stage, SummaryStats, Totals, WindowedMetrics, LEAD_TIME_BUCKETS, STAGES,
 };
 pub use thresholds::{Level, Thresholds};
 pub use window::Window;

@@ -115,6 +115,45 @@ pub struct SummaryStats {
     pub p90: Option<f64>,
 }
 
+/// A stage of a change's lead time (`docs/computation.md` § Lead-time stages),
+/// from the pull request that introduced the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// First commit → pull request opened.
+    Coding,
+    /// Opened → first review.
+    Pickup,
+    /// First review → merge.
+    Review,
+    /// Merge → the production deployment that shipped the change.
+    Deploy,
+}
+
+impl Stage {
+    /// Every stage, in the order a change goes through them (the index of a
+    /// stage's summary in [`WindowedMetrics::lead_time_stages`]).
+    pub const ALL: [Stage; STAGES] = [Stage::Coding, Stage::Pickup, Stage::Review, Stage::Deploy];
+
+    /// The `stage` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Coding => "coding",
+            Stage::Pickup => "pickup",
+            Stage::Review => "review",
+            Stage::Deploy => "deploy",
+        }
+    }
+
+    /// The position of the stage in [`Stage::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How many stages a lead time has.
+pub const STAGES: usize = 4;
+
 /// Cumulative values over everything in the store up to `now`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
@@ -164,6 +203,12 @@ pub struct WindowedMetrics {
     pub rework_rate: Option<f64>,
     /// The performance levels of the values above.
     pub levels: Levels,
+    /// Per [`Stage`] (in [`Stage::ALL`] order): the stage durations of the
+    /// changes deployed in the window that came through a pull request. `None`
+    /// under `lead_time_start = "commit"`, where the collector does not read
+    /// every merged pull request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_time_stages: Option<[SummaryStats; STAGES]>,
 }
 
 /// Incident metrics of one scope over one window.

@@ -522,6 +522,7 @@ impl<'a> RepoSim<'a> {
             merge_style: style,
             draft: false,
             comments,
+            first_review_at: None,
         };
         if !abandoned {
             let main = self.main_head();
@@ -674,6 +675,7 @@ impl<'a> RepoSim<'a> {
                 merge_style: style,
                 draft: false,
                 comments: 0,
+                first_review_at: None,
             });
         }
         self.repo_mut().pulls.extend(pulls);
@@ -1089,6 +1091,7 @@ impl<'a> RepoSim<'a> {
                 merge_style: MergeStyle::Squash,
                 draft,
                 comments: 0,
+                first_review_at: None,
             };
             pull.created_at = Timestamp(pull.created_at.0.min(now));
             self.repo_mut().pulls.push(pull);
@@ -1197,6 +1200,7 @@ impl<'a> RepoSim<'a> {
                 pull.number = number;
                 pull.issue_id = bump(&mut ids.issue);
                 pull.id = bump(&mut ids.pull);
+                pull.first_review_at = pull.drawn_first_review();
                 p += 1;
             }
             number += 1;

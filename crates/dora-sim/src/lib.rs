@@ -101,7 +101,16 @@
 //!   `Org::ship_everywhere`). Mutations are not checked against the generator's
 //!   invariants (a test may deliberately deploy an odd sha).
 //!
+//! # Argo CD and Jenkins
+//! [`cicd`] simulates the two CI/CD systems the collector also reads
+//! deployments from: Argo CD's applications (`status.history`,
+//! `status.operationState`, `revisionHistoryLimit`) and Jenkins' jobs and
+//! builds (folders, multibranch projects, `tree`, `builds` and `allBuilds`),
+//! each served over HTTP with its own authentication and, with `chaos`,
+//! resets, `5xx` and `429`s.
+//!
 //! # Layout
+//! - `cicd`: the simulated Argo CD and Jenkins.
 //! - `spec`: the generator's knobs and defaults.
 //! - `model`: the organisation's data and its mutation methods.
 //! - `history`: git history queries (log, compare, ref resolution).
@@ -110,14 +119,21 @@
 //! - `server`: HTTP (`route` parsing, `api` endpoints, `render` JSON shapes,
 //!   `chaos` faults, `graphql` for `POST /graphql`: `cost` limits and points,
 //!   `resolve` fields).
+//! - `gitlab`: the same organisation as a GitLab group, and a server speaking
+//!   GitLab's REST API v4 over it (with its own faults on `chaos`).
+//! - `pagerduty`: the simulated PagerDuty (its own account, generator and
+//!   server), for the collector's PagerDuty source.
 
 /// The shared vocabulary, under the name the simulator's modules use.
 use dora_domain as domain;
 
+pub mod cicd;
 mod generate;
+pub mod gitlab;
 mod history;
 mod model;
 mod names;
+pub mod pagerduty;
 pub mod server;
 mod spec;
 

@@ -487,9 +487,41 @@ pub struct SimPull {
     pub draft: bool,
     /// The number of comments GitHub reports (the simulator has no comment bodies).
     pub comments: u32,
+    /// When its first review was submitted; `None` without a review (hotfixes,
+    /// pull requests still open, and about one in five of the others: GitHub
+    /// serves it as one `APPROVED` review by another person). Drawn from the
+    /// pull request's id, not from the generator's random stream, so that the
+    /// rest of the organisation does not depend on it.
+    pub first_review_at: Option<Timestamp>,
 }
 
+/// One pull request in this many (by id) gets no review.
+const UNREVIEWED_ONE_IN: u64 = 5;
+
+/// Per mille of the time from opening to close by which the first review has
+/// come at the latest (it comes before the merge).
+const REVIEW_SPAN_PER_MILLE: u64 = 800;
+
 impl SimPull {
+    /// The first review time the generator gives this pull request (see
+    /// [`SimPull::first_review_at`]); needs the final id.
+    pub fn drawn_first_review(&self) -> Option<Timestamp> {
+        // SplitMix64 of the id: a fixed, well-spread draw.
+        let mut z = self.id.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if self.has_label(HOTFIX_LABEL) || z % UNREVIEWED_ONE_IN == 0 {
+            return None;
+        }
+        let opened = self.created_at.0;
+        let end = self.closed_at?.0;
+        let per_mille = (z >> 16) % REVIEW_SPAN_PER_MILLE;
+        Some(Timestamp(
+            opened + (end - opened).max(0) * per_mille as i64 / 1000,
+        ))
+    }
+
     /// Case-insensitive label test.
     pub fn has_label(&self, label: &str) -> bool {
         self.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
@@ -1216,7 +1248,11 @@ impl Org {
             merge_style: new.style,
             draft: false,
             comments: 0,
+            first_review_at: None,
         });
+        if let Some(pull) = r.pulls.last_mut() {
+            pull.first_review_at = pull.drawn_first_review();
+        }
         Ok((number, sha))
     }
 

@@ -10,6 +10,7 @@
 //! Injection" guidance says. Number cells are written by this module and are plain
 //! numbers (a negative change starts with `-` and stays a number).
 
+use crate::dora::Stage;
 use crate::report::model::{Metric, Report, ScopeKind, ScopeReport};
 use crate::report::ReportError;
 
@@ -42,6 +43,11 @@ pub fn columns() -> Vec<String> {
         columns.push(format!("{key}_previous"));
         columns.push(format!("{key}_change"));
         columns.push(format!("{key}_direction"));
+    }
+    // Where lead time goes: empty where stages are not measured.
+    for stage in Stage::ALL {
+        columns.push(format!("{}_median_seconds", stage.label()));
+        columns.push(format!("{}_samples", stage.label()));
     }
     columns
 }
@@ -116,6 +122,15 @@ fn row(report: &Report, scope: &ScopeReport) -> Vec<String> {
         row.push(number(value.previous));
         row.push(number(value.change));
         row.push(value.direction.map_or(String::new(), |d| inert(d.as_str())));
+    }
+    match &scope.lead_time_stages {
+        Some(stages) => {
+            for stage in stages {
+                row.push(number(stage.median_seconds));
+                row.push(stage.samples.to_string());
+            }
+        }
+        None => row.extend(std::iter::repeat_n(String::new(), 2 * Stage::ALL.len())),
     }
     row
 }

@@ -3,6 +3,7 @@
 //!
 //! - `markdown`: tables for a wiki page or a GitHub issue, no HTML.
 //! - `html`: one self-contained page with inline CSS and SVG charts.
+//! - `overview`: the landing page at `/`, over the same view model.
 //! - `json`: the serde form of `Report` (the documented schema).
 //! - `csv`: one row per team and repository, exact values.
 //! - `text`: how values read in the human formats.
@@ -18,6 +19,7 @@ pub mod csv;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod overview;
 pub mod text;
 mod view;
 
@@ -29,12 +31,17 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::LazyLock;
 
+/// The style sheet the HTML pages include (`{% include "style.html" %}`).
+const STYLE_TEMPLATE: &str = "style.html";
+
 /// The report's templates, compiled once (an error would be a mistake in a
 /// template, which every report test shows).
 static TEMPLATES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
     crate::templates::environment(&[
         (html::TEMPLATE, include_str!("templates/report.html")),
         (markdown::TEMPLATE, include_str!("templates/report.md")),
+        (overview::TEMPLATE, include_str!("templates/overview.html")),
+        (STYLE_TEMPLATE, include_str!("templates/style.html")),
     ])
     .map_err(|e| e.to_string())
 });

@@ -32,8 +32,165 @@ pub(super) struct View<'a> {
     teams: Vec<ScopeRow<'a>>,
     repository_rows: Vec<ScopeRow<'a>>,
     trend: TrendView,
+    /// Where lead time goes; absent when stages are not measured.
+    stages: Option<StagesView>,
     risks: RisksView<'a>,
     method: MethodView<'a>,
+}
+
+/// Width (SVG units) of the longest stacked stage bar.
+const STAGE_BAR_WIDTH: f64 = 560.0;
+/// Where the bars start (room for the scope's name on the left).
+const STAGE_BAR_LEFT: f64 = 150.0;
+/// Height of one bar and the gap under it.
+const STAGE_BAR_HEIGHT: f64 = 18.0;
+const STAGE_BAR_GAP: f64 = 8.0;
+/// Room for the legend above the bars.
+const STAGE_LEGEND_HEIGHT: f64 = 22.0;
+
+/// Where lead time goes: the summary scope and each team, stage medians stacked.
+#[derive(Debug, Serialize)]
+struct StagesView {
+    /// `Coding`, `Pickup`, `Review`, `Deploy`.
+    headings: Vec<&'static str>,
+    rows: Vec<StageRowView>,
+    view_box: String,
+    legend: Vec<StageLegend>,
+    /// `Median coding, pickup, review and deploy time of each team's changes…`.
+    aria_label: String,
+}
+
+#[derive(Debug, Serialize)]
+struct StageRowView {
+    name: String,
+    /// `3.2 h (40)` per stage, or [`text::ABSENT`].
+    cells: Vec<String>,
+    /// The baseline of the name and the top of the bar.
+    label_y: f64,
+    y: f64,
+    height: f64,
+    segments: Vec<StageSegment>,
+}
+
+#[derive(Debug, Serialize)]
+struct StageSegment {
+    /// The stage's CSS class (`coding`, …).
+    class: &'static str,
+    x: f64,
+    width: f64,
+    /// `review: 2.0 d`.
+    title: String,
+}
+
+#[derive(Debug, Serialize)]
+struct StageLegend {
+    class: &'static str,
+    title: &'static str,
+    x: f64,
+    text_x: f64,
+}
+
+/// Rounded to a tenth, as the coordinates are printed.
+fn tenth(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+fn stage_title(stage: crate::dora::Stage) -> &'static str {
+    match stage {
+        crate::dora::Stage::Coding => "Coding",
+        crate::dora::Stage::Pickup => "Pickup",
+        crate::dora::Stage::Review => "Review",
+        crate::dora::Stage::Deploy => "Deploy",
+    }
+}
+
+impl StagesView {
+    fn new(report: &Report) -> Option<Self> {
+        let summary_stages = report.summary.lead_time_stages.as_ref()?;
+        let mut scopes: Vec<(String, &Vec<StageMedian>)> =
+            vec![(scope_title(&report.summary), summary_stages)];
+        if report.team.is_none() {
+            scopes.extend(
+                report.teams.iter().filter_map(|t| {
+                    Some((format!("team {}", t.name), t.lead_time_stages.as_ref()?))
+                }),
+            );
+        }
+        let total = |stages: &[StageMedian]| -> f64 {
+            stages.iter().filter_map(|s| s.median_seconds).sum()
+        };
+        let longest = scopes
+            .iter()
+            .map(|(_, stages)| total(stages))
+            .fold(0.0, f64::max);
+        let scale = if longest > 0.0 {
+            STAGE_BAR_WIDTH / longest
+        } else {
+            0.0
+        };
+        let rows: Vec<StageRowView> = scopes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, stages))| {
+                let y = STAGE_LEGEND_HEIGHT + i as f64 * (STAGE_BAR_HEIGHT + STAGE_BAR_GAP);
+                let mut x = STAGE_BAR_LEFT;
+                let segments = stages
+                    .iter()
+                    .filter_map(|s| {
+                        let median = s.median_seconds?;
+                        let width = median * scale;
+                        let segment = StageSegment {
+                            class: s.stage.label(),
+                            x: tenth(x),
+                            width: tenth(width),
+                            title: format!("{}: {}", s.stage.label(), text::duration(median)),
+                        };
+                        x += width;
+                        Some(segment)
+                    })
+                    .collect();
+                StageRowView {
+                    cells: stages
+                        .iter()
+                        .map(|s| match s.median_seconds {
+                            Some(m) => format!("{} ({})", text::duration(m), s.samples),
+                            None => text::ABSENT.to_owned(),
+                        })
+                        .collect(),
+                    name,
+                    label_y: tenth(y + STAGE_BAR_HEIGHT * 0.75),
+                    y: tenth(y),
+                    height: STAGE_BAR_HEIGHT,
+                    segments,
+                }
+            })
+            .collect();
+        let height = STAGE_LEGEND_HEIGHT + rows.len() as f64 * (STAGE_BAR_HEIGHT + STAGE_BAR_GAP);
+        let legend = crate::dora::Stage::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let x = STAGE_BAR_LEFT + i as f64 * 100.0;
+                StageLegend {
+                    class: stage.label(),
+                    title: stage_title(stage),
+                    x,
+                    text_x: x + 16.0,
+                }
+            })
+            .collect();
+        Some(StagesView {
+            headings: crate::dora::Stage::ALL.into_iter().map(stage_title).collect(),
+            aria_label: "Median coding, pickup, review and deploy time of the changes that came through a pull request, stacked per scope".to_owned(),
+            view_box: format!(
+                "0 0 {} {}",
+                STAGE_BAR_LEFT + STAGE_BAR_WIDTH + 10.0,
+                tenth(height)
+            ),
+            legend,
+            rows,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -132,6 +289,8 @@ struct RisksView<'a> {
     stale_reference_time: String,
     stale: Vec<StaleRow<'a>>,
     stale_omitted: Option<String>,
+    /// `Review is where the organisation's changes wait longest: …`.
+    slowest_stage: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -231,6 +390,7 @@ impl<'a> View<'a> {
                 weeks: report.trend.iter().map(WeekRow::new).collect(),
                 charts: chart::trend_charts(report),
             },
+            stages: StagesView::new(report),
             risks: RisksView::new(&report.risks),
             method: MethodView::new(report),
         }
@@ -379,6 +539,20 @@ impl<'a> RisksView<'a> {
                 })
                 .collect(),
             stale_omitted: omitted(&stale.repositories, "repository", "repositories"),
+            slowest_stage: risks.slowest_stage.as_ref().map(|slowest| {
+                let scope = if slowest.name == crate::report::build::ORGANISATION {
+                    "the organisation's".to_owned()
+                } else {
+                    format!("team {}'s", slowest.name)
+                };
+                format!(
+                    "{} is where {scope} changes wait longest: a median of {} over {} changes, {} of the sum of the stage medians.",
+                    stage_title(slowest.stage),
+                    text::duration(slowest.median_seconds),
+                    slowest.samples,
+                    text::percent(slowest.share_of_medians),
+                )
+            }),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! statuses other than `200` (`client.rs` maps them, with [`says_timeout`]).
 
 use super::error::{GithubError, Redactor};
-use super::governor::{reset_of, GRAPHQL_RESOURCE};
+use crate::sources::governor::{reset_of, GRAPHQL_RESOURCE};
 use http::header::HeaderMap;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};

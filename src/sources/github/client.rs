@@ -28,9 +28,11 @@
 
 use super::answer::{self, PageSizes, Partial};
 use super::error::{GithubError, Redactor};
-use super::governor::{
+use crate::sources::governor::{
     reset_of, Attempt, Governor, GovernorHealth, RetryPolicy, CORE_RESOURCE, GRAPHQL_RESOURCE,
 };
+use crate::sources::http::error_chain;
+pub use crate::sources::http::next_link;
 use crate::sources::ApiRequests;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -119,6 +121,8 @@ pub enum Endpoint {
     Issues,
     Pulls,
     PullCommits,
+    /// A pull request's reviews (its first one, for the lead-time stages).
+    PullReviews,
     /// The pull requests of a commit (PR-based lead-time starts).
     CommitPulls,
     /// `POST /graphql` (deployments with their statuses, commit history).
@@ -146,9 +150,10 @@ impl Endpoint {
             Endpoint::WorkflowRuns => "Actions: read",
             Endpoint::Compare => "Contents: read",
             Endpoint::Issues => "Issues: read",
-            Endpoint::Pulls | Endpoint::PullCommits | Endpoint::CommitPulls => {
-                "Pull requests: read"
-            }
+            Endpoint::Pulls
+            | Endpoint::PullCommits
+            | Endpoint::PullReviews
+            | Endpoint::CommitPulls => "Pull requests: read",
             Endpoint::Graphql => "Deployments: read and Contents: read",
             Endpoint::OrgInstallation
             | Endpoint::RepoInstallation
@@ -169,6 +174,7 @@ impl Endpoint {
             Endpoint::Issues => "/repos/{owner}/{repo}/issues",
             Endpoint::Pulls => "/repos/{owner}/{repo}/pulls",
             Endpoint::PullCommits => "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+            Endpoint::PullReviews => "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
             Endpoint::CommitPulls => "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
             Endpoint::Graphql => "/graphql",
             Endpoint::OrgInstallation => "/orgs/{org}/installation",
@@ -649,7 +655,7 @@ impl Client {
         partial: Partial,
         authorization: &Authorization,
         cancel: &CancellationToken,
-    ) -> Attempt<serde_json::Value> {
+    ) -> Attempt<serde_json::Value, GithubError> {
         let request = self.send(http::Method::POST, uri, authorization, Some(body));
         let attempt = self
             .exchange(Endpoint::Graphql, request, url, "", cancel)
@@ -679,7 +685,7 @@ impl Client {
         kept_etag: Option<&str>,
         authorization: &Authorization,
         cancel: &CancellationToken,
-    ) -> Attempt<Fetched> {
+    ) -> Attempt<Fetched, GithubError> {
         let if_none_match =
             kept_etag.and_then(|kept| etag_from_kept(kept, &authorization.fingerprint));
         let mut builder = http::Request::builder()
@@ -709,7 +715,7 @@ impl Client {
         url: &str,
         fingerprint: &str,
         cancel: &CancellationToken,
-    ) -> Attempt<Fetched> {
+    ) -> Attempt<Fetched, GithubError> {
         let response = tokio::select! {
             biased;
             () = cancel.cancelled() => return failed(GithubError::Cancelled),
@@ -855,7 +861,7 @@ pub fn graphql_url(base: &str) -> String {
 }
 
 /// An attempt that failed before any response arrived.
-fn failed<T>(error: GithubError) -> Attempt<T> {
+fn failed<T>(error: GithubError) -> Attempt<T, GithubError> {
     Attempt {
         headers: None,
         result: Err(error),
@@ -972,54 +978,6 @@ async fn read_limited(
     Ok(Some(Bytes::from(out)))
 }
 
-/// The URL of `rel="next"` in a `Link` header (RFC 8288), if any.
-pub fn next_link(header: &str) -> Option<&str> {
-    let mut rest = header;
-    loop {
-        let start = rest.find('<')?;
-        let end = start + rest[start..].find('>')?;
-        let url = &rest[start + 1..end];
-        let after = &rest[end + 1..];
-        let params_end = after.find('<').unwrap_or(after.len());
-        let is_next = after[..params_end].split(';').any(|param| {
-            let param = param.trim().trim_end_matches(',').trim();
-            match param.split_once('=') {
-                Some((name, value)) if name.trim().eq_ignore_ascii_case("rel") => value
-                    .trim()
-                    .trim_matches('"')
-                    .split_whitespace()
-                    .any(|rel| rel.eq_ignore_ascii_case("next")),
-                _ => false,
-            }
-        });
-        if is_next {
-            return Some(url);
-        }
-        rest = &after[params_end..];
-    }
-}
-
-/// An error and its causes on one line, bounded.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    /// Long enough for "client error (Connect): tcp connect error: Connection
-    /// refused (os error 111)" and similar chains.
-    const MAX_CHAIN_CHARS: usize = 400;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text.chars()
-        .take(MAX_CHAIN_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 /// A list read page by page, following `Link: rel="next"`; the first page may be
 /// conditional.
 #[derive(Debug)]
@@ -1125,8 +1083,8 @@ mod tests {
         );
     }
 
-    use super::super::governor::RetryReason;
     use super::*;
+    use crate::sources::governor::{GovernedError, RetryReason};
 
     #[test]
     fn finds_the_next_link() {
@@ -1176,7 +1134,7 @@ mod tests {
                 matches!(&error, GithubError::Timeout { status: s, message, .. } if *s == status && message.starts_with("We couldn't respond")),
                 "{error:?}"
             );
-            assert_eq!(RetryReason::of(&error), Some(RetryReason::Timeout));
+            assert_eq!(error.retry_reason(), Some(RetryReason::Timeout));
         }
         // Any 504 is a timeout; a 502 carrying GitHub's GraphQL timeout too.
         assert!(matches!(classify(504, ""), GithubError::Timeout { .. }));
@@ -1192,7 +1150,7 @@ mod tests {
             matches!(&error, GithubError::Status { status: 502, message, .. } if message.starts_with("body: \"<html> <head><title>502 Bad Gateway")),
             "{error:?}"
         );
-        assert_eq!(RetryReason::of(&error), Some(RetryReason::ServerError));
+        assert_eq!(error.retry_reason(), Some(RetryReason::ServerError));
         let error = classify(
             503,
             "upstream connect error or disconnect/reset before headers",
@@ -1203,7 +1161,7 @@ mod tests {
                 "HTTP 503 body: \"upstream connect error or disconnect/reset before headers\" at {url}"
             )
         );
-        assert_eq!(RetryReason::of(&error), Some(RetryReason::ServerError));
+        assert_eq!(error.retry_reason(), Some(RetryReason::ServerError));
     }
 
     #[test]
@@ -1216,6 +1174,7 @@ mod tests {
             Endpoint::Issues,
             Endpoint::Pulls,
             Endpoint::PullCommits,
+            Endpoint::PullReviews,
             Endpoint::CommitPulls,
         ] {
             let template = endpoint.template();

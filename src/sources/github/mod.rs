@@ -46,7 +46,6 @@ mod client;
 mod deployments;
 mod discovery;
 mod error;
-mod governor;
 mod graphql;
 mod history;
 mod incidents;
@@ -57,6 +56,11 @@ pub mod rules;
 mod teams;
 mod workflow_runs;
 
+pub use crate::sources::governor::{
+    Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
+    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES,
+    DEFAULT_MIN_SECONDARY_WAIT,
+};
 pub use app::{
     renewal_delay, DEFAULT_TOKEN_LIFETIME, JWT_BACKDATE, JWT_LIFETIME,
     MAX_INSTALLATION_TOKEN_BYTES, TOKEN_RENEWAL_MARGIN,
@@ -67,11 +71,6 @@ pub use client::{
 };
 pub use discovery::{MAX_DISCOVERY_PAGES, TEAM_TOPIC_PREFIX};
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
-pub use governor::{
-    Attempt, Governor, GovernorHealth, RetryPolicy, RetryReason, DEFAULT_BASE_BACKOFF,
-    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES,
-    DEFAULT_MIN_SECONDARY_WAIT,
-};
 
 use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
 use crate::config::{
@@ -549,6 +548,7 @@ impl Source for GithubSource {
                 })
                 .collect(),
             skipped_items,
+            history_gaps: Vec::new(),
         }
     }
 }
@@ -590,9 +590,11 @@ impl RepoSync<'_> {
                 self.sync_workflow_runs(workflow.as_str(), branch.as_str(), environment)
                     .await?
             }
-            // The push API brings the deployments; the steps below read their
-            // change sets, incidents and pull requests.
-            DeploymentsConfig::Push => false,
+            // The push API, Argo CD or Jenkins brings the deployments; the steps
+            // below read their change sets, incidents and pull requests.
+            DeploymentsConfig::Push | DeploymentsConfig::ArgoCd | DeploymentsConfig::Jenkins => {
+                false
+            }
         };
         self.sync_changes().await?;
         for label in &self.settings.incident_labels {

@@ -317,6 +317,11 @@ pub fn issue(value: Value) -> Result<Option<WireIssue>, Skip> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WirePull {
     pub number: u64,
+    /// When it was opened (the start of its pickup stage).
+    pub created_at: Option<Timestamp>,
+    /// When its first review was submitted, when the answer said (`Some(None)`:
+    /// no review); `None` when it was not asked (REST lists carry no reviews).
+    pub first_review: Option<Option<Timestamp>>,
     pub updated_at: Timestamp,
     pub merged_at: Option<Timestamp>,
     pub merge_commit_sha: Option<CommitSha>,
@@ -327,6 +332,8 @@ pub fn pull(value: Value) -> Result<WirePull, Skip> {
     #[derive(Deserialize)]
     struct Json {
         number: u64,
+        #[serde(default)]
+        created_at: Option<String>,
         updated_at: String,
         merged_at: Option<String>,
         merge_commit_sha: Option<String>,
@@ -336,6 +343,11 @@ pub fn pull(value: Value) -> Result<WirePull, Skip> {
     let json: Json = typed(value)?;
     Ok(WirePull {
         number: json.number,
+        created_at: json
+            .created_at
+            .as_deref()
+            .map(|t| time(t, "created_at"))
+            .transpose()?,
         updated_at: time(&json.updated_at, "updated_at")?,
         merged_at: json
             .merged_at
@@ -348,7 +360,27 @@ pub fn pull(value: Value) -> Result<WirePull, Skip> {
             .map(|s| sha(s, "merge_commit_sha"))
             .transpose()?,
         labels: label_names(json.labels),
+        first_review: None,
     })
+}
+
+/// A pull request review of `/pulls/{n}/reviews`: when it was submitted;
+/// `None` for a pending one (no `submitted_at`).
+pub fn review_submitted_at(value: Value) -> Result<Option<Timestamp>, Skip> {
+    #[derive(Deserialize)]
+    struct Json {
+        state: String,
+        #[serde(default)]
+        submitted_at: Option<String>,
+    }
+    let json: Json = typed(value)?;
+    if json.state.eq_ignore_ascii_case("PENDING") {
+        return Ok(None);
+    }
+    json.submitted_at
+        .as_deref()
+        .map(|t| time(t, "submitted_at"))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@
 //!   (aliases, one point) — none for a change the first page of a later sync
 //!   already answered (it brings the newest history with each commit's pull
 //!   requests: `graphql.rs`) — then the merged pull requests not kept yet with
-//!   their labels and commits (`Repository.pullRequest(number:)`, 74 a query,
-//!   one point);
+//!   their labels, commits and first review (`Repository.pullRequest(number:)`,
+//!   49 a query, one point);
 //! - REST: `GET /repos/{owner}/{repo}/commits/{sha}/pulls` per commit, then
-//!   `/pulls/{n}/commits` per merged pull request not kept yet.
+//!   `/pulls/{n}/commits` and `/pulls/{n}/reviews` per merged pull request not
+//!   kept yet.
 //!
 //! Each change is asked about once: cursor
 //! `pull_lookup?environments=…&lead_time_start=…` keeps (`since`) the deploy time
@@ -47,9 +48,9 @@ pub const COMMITS_PER_LOOKUP_QUERY: usize = 149;
 /// Pull requests read per commit (a change is rarely in more than a couple).
 pub const PULLS_PER_COMMIT: u32 = 10;
 
-/// Pull requests read per GraphQL details query (two connections each: labels
-/// and commits, so 148 requests, rounded to one point).
-pub const PULLS_PER_DETAILS_QUERY: usize = 74;
+/// Pull requests read per GraphQL details query (three connections each:
+/// labels, commits and the first review, so 147 requests, rounded to one point).
+pub const PULLS_PER_DETAILS_QUERY: usize = 49;
 
 impl RepoSync<'_> {
     /// Step 5.
@@ -135,6 +136,7 @@ impl RepoSync<'_> {
                         continue;
                     }
                     let commits = self.pull_commits(pull.number).await?;
+                    let pull = self.with_first_review(pull).await?;
                     let mut pull_request = self.pull_request(pull, commits);
                     add_change(&mut pull_request, *sha);
                     found.insert(pull_request.number, pull_request);
@@ -237,6 +239,7 @@ impl RepoSync<'_> {
                     Some(commits) => commits,
                     None => self.pull_commits(pull.number).await?,
                 };
+                let pull = self.with_first_review(pull).await?;
                 let mut pull_request = self.pull_request(pull, commits);
                 for sha in &associated[number] {
                     add_change(&mut pull_request, *sha);
@@ -335,9 +338,10 @@ fn details_query(numbers: &[u64]) -> String {
     );
     for (n, number) in numbers.iter().enumerate() {
         query.push_str(&format!(
-            "    p{n}: pullRequest(number: {number}) {{ number updatedAt mergedAt mergeCommit {{ oid }} \
+            "    p{n}: pullRequest(number: {number}) {{ number createdAt updatedAt mergedAt mergeCommit {{ oid }} \
              labels(first: $labelsPerPull) {{ totalCount nodes {{ name }} }} \
-             commits(first: $commitsPerPull) {{ totalCount nodes {{ commit {{ oid authoredDate }} }} }} }}\n"
+             commits(first: $commitsPerPull) {{ totalCount nodes {{ commit {{ oid authoredDate }} }} }} \
+             reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) {{ nodes {{ submittedAt }} }} }}\n"
         ));
     }
     query.push_str("  }\n}\n");

@@ -71,6 +71,7 @@ macro_rules! merged_pulls_query {
       pageInfo { hasNextPage endCursor }
       nodes {
         number
+        createdAt
         updatedAt
         mergedAt
         mergeCommit { oid }
@@ -93,29 +94,44 @@ const MERGED_PULLS_QUERY: &str = merged_pulls_query!(
     "        labels(first: $labelsPerPull) { totalCount nodes { name } }\n"
 );
 
-/// [`MERGED_PULLS_QUERY`] with each pull request's commits (the rework labels
-/// under a PR-based lead-time start): [`PULLS_WITH_COMMITS_PER_PAGE`] pull
-/// requests a page, so that the page, its labels and its commits stay one point
-/// (GitHub's formula divides 1 + 74 + 74 = 149 requests by 100 and rounds to 1).
+/// [`MERGED_PULLS_QUERY`] with each pull request's commits and first review
+/// (the rework labels under a PR-based lead-time start):
+/// [`PULLS_WITH_COMMITS_PER_PAGE`] pull requests a page, so that the page, its
+/// labels, its commits and its reviews stay one point (GitHub's formula divides
+/// 1 + 3 × 49 = 148 requests by 100 and rounds to 1).
 const MERGED_PULLS_WITH_COMMITS_QUERY: &str = merged_pulls_query!(
     "MergedPullsWithCommits",
     ", $labelsPerPull: Int!, $commitsPerPull: Int!",
     "        labels(first: $labelsPerPull) { totalCount nodes { name } }
-        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }\n"
+        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }
+        reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) { nodes { submittedAt } }\n"
 );
 
-/// Every merged pull request with its commits and without its labels (a
-/// PR-based lead-time start; the labels that matter come from the rework
-/// listing): 100 a page, one point (1 + 100 = 101 requests). Where the listing
-/// that rode on the deployment and history pages stopped, this goes on.
+/// Every merged pull request with its commits and first review, without its
+/// labels (a PR-based lead-time start; the labels that matter come from the
+/// rework listing): [`PULLS_WITH_REVIEWS_PER_PAGE`] a page, one point
+/// (1 + 2 × 74 = 149 requests). Where the listing that rode on the deployment
+/// and history pages stopped, this goes on.
 const MERGED_PULL_COMMITS_QUERY: &str = merged_pulls_query!(
     "MergedPullCommits",
     ", $commitsPerPull: Int!",
-    "        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }\n"
+    "        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }
+        reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) { nodes { submittedAt } }\n"
 );
 
 /// Pull requests a page of [`MERGED_PULLS_WITH_COMMITS_QUERY`] asks for.
-pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 74;
+pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 49;
+
+/// Pull requests a page of [`MERGED_PULL_COMMITS_QUERY`] asks for: each brings
+/// two connections (its commits and its first review).
+pub const PULLS_WITH_REVIEWS_PER_PAGE: u32 = 74;
+
+/// The pending state is a draft only its author sees; the first review is the
+/// oldest submitted one. A pull request node asks for it with
+/// `reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED])`
+/// (one request per pull request in GitHub's point formula); REST lists a pull
+/// request's reviews oldest first, [`REVIEWS_PER_PAGE`] on the one page read.
+pub const REVIEWS_PER_PAGE: u32 = 100;
 
 /// Commits read inline per pull request; a pull request with more has its
 /// commits read through REST (`/pulls/{n}/commits`).
@@ -129,7 +145,7 @@ macro_rules! riding_pulls {
     () => {
         "    ridingPulls: pullRequests(states: [MERGED], first: $pullsFirst, after: $pullsAfter, orderBy: {field: UPDATED_AT, direction: DESC}) {
       pageInfo { hasNextPage endCursor }
-      nodes { number updatedAt mergedAt mergeCommit { oid } commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } } }
+      nodes { number createdAt updatedAt mergedAt mergeCommit { oid } commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } } reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) { nodes { submittedAt } } }
     }
 "
     };
@@ -139,8 +155,9 @@ pub(super) use riding_pulls;
 /// Pull requests a riding page asks for: the deployment and history pages cost
 /// 101 requests (a connection of 100, one connection under each of its nodes),
 /// and GitHub rounds up to 149 to one point, which leaves 48: this listing's
-/// connection and the commits connection of each of its 47 pull requests.
-pub const PULLS_RIDING_PER_PAGE: u32 = 47;
+/// connection and the commits and first-review connections of each of its 23
+/// pull requests.
+pub const PULLS_RIDING_PER_PAGE: u32 = 23;
 
 #[derive(Deserialize)]
 struct PullsData {
@@ -185,6 +202,8 @@ pub(super) fn graphql_pull(
     #[derive(Deserialize)]
     struct Node {
         number: u64,
+        #[serde(rename = "createdAt", default)]
+        created_at: Option<String>,
         #[serde(rename = "updatedAt")]
         updated_at: String,
         #[serde(rename = "mergedAt")]
@@ -193,6 +212,16 @@ pub(super) fn graphql_pull(
         merge_commit: Option<Oid>,
         labels: Option<Labels>,
         commits: Option<Commits>,
+        reviews: Option<Reviews>,
+    }
+    #[derive(Deserialize)]
+    struct Reviews {
+        nodes: Vec<ReviewNode>,
+    }
+    #[derive(Deserialize)]
+    struct ReviewNode {
+        #[serde(rename = "submittedAt")]
+        submitted_at: Option<String>,
     }
     #[derive(Deserialize)]
     struct Oid {
@@ -254,6 +283,11 @@ pub(super) fn graphql_pull(
     };
     let pull = WirePull {
         number: node.number,
+        created_at: node
+            .created_at
+            .as_deref()
+            .map(|t| time(t, "createdAt"))
+            .transpose()?,
         updated_at: time(&node.updated_at, "updatedAt")?,
         merged_at: node
             .merged_at
@@ -265,6 +299,18 @@ pub(super) fn graphql_pull(
             .map(|c| CommitSha::parse(&c.oid).map_err(|e| format!("mergeCommit.oid: {e}")))
             .transpose()?,
         labels,
+        first_review: node
+            .reviews
+            .map(|reviews| {
+                reviews
+                    .nodes
+                    .iter()
+                    .filter_map(|r| r.submitted_at.as_deref())
+                    .map(|t| time(t, "reviews.submittedAt"))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|times| times.into_iter().min())
+            })
+            .transpose()?,
     };
     Ok((pull, commits))
 }
@@ -459,6 +505,11 @@ impl RepoSync<'_> {
                     }
                     None => PullCommits::default(),
                 };
+                let pull = if all_merged {
+                    self.with_first_review(pull).await?
+                } else {
+                    pull
+                };
                 batch.pull_requests.push(self.pull_request(pull, commits));
             }
         }
@@ -494,11 +545,12 @@ impl RepoSync<'_> {
                 if !all_merged && !self.has_rework_label(&pull) {
                     continue;
                 }
-                let commits = if all_merged {
+                let (pull, commits) = if all_merged {
                     self.check_cancelled()?;
-                    self.pull_commits(pull.number).await?
+                    let commits = self.pull_commits(pull.number).await?;
+                    (self.with_first_review(pull).await?, commits)
                 } else {
-                    PullCommits::default()
+                    (pull, PullCommits::default())
                 };
                 batch.pull_requests.push(self.pull_request(pull, commits));
             }
@@ -548,6 +600,8 @@ impl RepoSync<'_> {
             labels: pull.labels,
             commits: commits.shas,
             first_commit_at: commits.first_commit_at,
+            created_at: pull.created_at,
+            first_review_at: pull.first_review.flatten(),
         }
     }
 
@@ -637,6 +691,7 @@ impl RepoSync<'_> {
                     variables["commitsPerPull"] = json!(COMMITS_PER_PULL);
                 }
                 Kept::All => {
+                    variables["first"] = json!(PULLS_WITH_REVIEWS_PER_PAGE);
                     variables["commitsPerPull"] = json!(COMMITS_PER_PULL);
                 }
             }
@@ -677,6 +732,42 @@ impl RepoSync<'_> {
             limit: MAX_PAGES,
         }
         .into())
+    }
+
+    /// `pull` with its first review: as the GraphQL node brought it, else read
+    /// through REST (`/pulls/{n}/reviews`, one page).
+    pub(super) async fn with_first_review(
+        &self,
+        mut pull: WirePull,
+    ) -> Result<WirePull, SourceError> {
+        if pull.first_review.is_none() {
+            self.check_cancelled()?;
+            pull.first_review = Some(self.pull_first_review(pull.number).await?);
+        }
+        Ok(pull)
+    }
+
+    /// When the pull request's first review was submitted
+    /// (`/pulls/{n}/reviews`, oldest first: the first page holds it; a
+    /// pending review has no `submitted_at` and is skipped).
+    async fn pull_first_review(&self, number: u64) -> Result<Option<Timestamp>, SourceError> {
+        let url = self.url(
+            &format!("/pulls/{number}/reviews"),
+            &[("per_page", &REVIEWS_PER_PAGE.to_string())],
+        );
+        let mut pages = Pages::new(Endpoint::PullReviews, url.clone(), None);
+        let mut first: Option<Timestamp> = None;
+        if let Some(body) = self.next_page(&mut pages).await? {
+            for value in models::array(&body, &url)? {
+                if let Some(Some(at)) = self.item(
+                    Endpoint::PullReviews,
+                    value.and_then(models::review_submitted_at),
+                ) {
+                    first = Some(first.map_or(at, |f| f.min(at)));
+                }
+            }
+        }
+        Ok(first)
     }
 
     /// The pull request's commits (`/pulls/{n}/commits`, at most
@@ -773,6 +864,8 @@ mod tests {
     fn pull(number: u64, labels: &[&str]) -> WirePull {
         WirePull {
             number,
+            created_at: None,
+            first_review: None,
             updated_at: Timestamp(1_000),
             merged_at: Some(Timestamp(900)),
             merge_commit_sha: Some(CommitSha::from_bytes([7; 20])),

@@ -23,7 +23,8 @@ use super::{
     StoreError, SyncBatch, SyncOutcome, SyncStatus,
 };
 use crate::domain::{
-    CommitSha, Deployment, DeploymentSource, Environment, RepoName, Team, Timestamp,
+    CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
+    Team, Timestamp,
 };
 use crate::dora::EventSink;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -327,6 +328,14 @@ impl Store for SqliteStore {
                 .optional()
             })
             .map_err(db_error(&self.path, "reading a cursor"))
+    }
+
+    fn scoped_incidents(
+        &self,
+        source: IncidentSource,
+        numbers: &[u64],
+    ) -> Result<Vec<ScopedIncident>, StoreError> {
+        read::scoped_incidents(&self.conn, &self.path, source, numbers)
     }
 
     fn pending_deployments(

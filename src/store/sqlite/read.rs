@@ -12,8 +12,8 @@ use super::codec::{
 use super::db_error;
 use crate::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
-    Environment, Incident, IncidentSource, PullRequest, RepoName, ShaPrefix, Team, TeamIncident,
-    Timestamp, REVERT_MESSAGE_PREFIX,
+    Environment, Incident, IncidentScope, IncidentSource, PullRequest, RepoName, ScopedIncident,
+    ShaPrefix, Team, Timestamp, REVERT_MESSAGE_PREFIX,
 };
 use crate::dora::EventSink as EngineSink;
 use crate::store::{
@@ -351,7 +351,7 @@ pub(super) fn counts(conn: &Connection, path: &str) -> Result<StoreCounts, Store
         commits: count("commits")?,
         compares: count("compares")?,
         incidents: count("incidents")?,
-        team_incidents: count("team_incidents")?,
+        scoped_incidents: count("scoped_incidents")?,
         pull_requests: count("pull_requests")?,
         cursors: count("cursors")?,
         sync_statuses: count("sync_status")?,
@@ -375,18 +375,19 @@ fn in_read_transaction<T>(
     result
 }
 
-/// The events of `repositories`, and with `team_incidents` every incident of a
-/// team (one reader of a parallel load reads those).
+/// The events of `repositories`, and with `scoped_incidents` every incident of
+/// a team or of a set of repositories (one reader of a parallel load reads
+/// those).
 pub(super) fn load_events(
     conn: &Connection,
     path: &str,
     repositories: &[RepoName],
-    team_incidents: bool,
+    scoped_incidents: bool,
     builder: &mut dyn EngineSink,
 ) -> Result<(), StoreError> {
     in_read_transaction(conn, path, || {
-        if team_incidents {
-            stream_team_incidents(conn, path, builder)?;
+        if scoped_incidents {
+            stream_scoped_incidents(conn, path, builder)?;
         }
         let mut seen = HashSet::new();
         for repository in repositories {
@@ -437,6 +438,7 @@ trait EventSink {
     fn compare(&mut self, repository: &RepoName, compare: Compare);
     fn incident(&mut self, incident: Incident);
     fn pull_request(&mut self, pull_request: PullRequest);
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
 }
 
 /// The engine's sink, fed what it reads (commit messages are not read).
@@ -472,6 +474,10 @@ impl EventSink for BuilderSink<'_> {
     fn pull_request(&mut self, pull_request: PullRequest) {
         self.builder.pull_request(pull_request);
     }
+    fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
+        self.builder
+            .production_environments(repository, environments);
+    }
 }
 
 impl EventSink for SyncBatch {
@@ -506,6 +512,9 @@ impl EventSink for SyncBatch {
     fn pull_request(&mut self, pull_request: PullRequest) {
         self.pull_requests.push(pull_request);
     }
+    fn production_environments(&mut self, _repository: &RepoName, environments: Vec<Environment>) {
+        self.production_environments = Some(environments);
+    }
 }
 
 /// Reads every event of one repository in identity order into `sink`.
@@ -520,7 +529,40 @@ fn stream_repository(
     stream_commits(conn, path, repository, repo_id, sink)?;
     stream_compares(conn, path, repository, repo_id, sink)?;
     stream_incidents(conn, path, repository, repo_id, sink)?;
-    stream_pull_requests(conn, path, repository, repo_id, sink)
+    stream_pull_requests(conn, path, repository, repo_id, sink)?;
+    stream_production_environments(conn, path, repository, repo_id, sink)
+}
+
+/// The repository's source-declared production environments, when it has any.
+fn stream_production_environments(
+    conn: &Connection,
+    path: &str,
+    repository: &RepoName,
+    repo_id: i64,
+    sink: &mut impl EventSink,
+) -> Result<(), StoreError> {
+    let db = db_error(path, "reading production environments");
+    let decoder = Decoder {
+        path,
+        table: "production_environments",
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT environment FROM production_environments WHERE repo_id = ?1 \
+             ORDER BY environment",
+        )
+        .map_err(&db)?;
+    let mut rows = stmt.query([repo_id]).map_err(&db)?;
+    let mut environments = Vec::new();
+    while let Some(row) = rows.next().map_err(&db)? {
+        let name = column!(row, 0, str).map_err(&db)?;
+        environments
+            .push(Environment::parse(name).map_err(|_| decoder.corrupt("production environment"))?);
+    }
+    if !environments.is_empty() {
+        sink.production_environments(repository, environments);
+    }
+    Ok(())
 }
 
 fn stream_deployments(
@@ -672,48 +714,98 @@ fn stream_incidents(
     Ok(())
 }
 
-/// Every incident of a team.
-fn stream_team_incidents(
+/// Every incident of a team or of a set of repositories.
+fn stream_scoped_incidents(
     conn: &Connection,
     path: &str,
     sink: &mut dyn EngineSink,
 ) -> Result<(), StoreError> {
-    let db = db_error(path, "reading incidents of teams");
-    let decoder = Decoder {
-        path,
-        table: "team_incidents",
-    };
+    let db = db_error(path, "reading incidents of teams and of repositories");
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT team, source, number, created_at, closed_at, root_cause FROM team_incidents \
-             ORDER BY team, source, number",
-        )
+        .prepare_cached(&format!(
+            "SELECT {SCOPED_COLUMNS} FROM scoped_incidents ORDER BY source, number"
+        ))
         .map_err(&db)?;
     let mut rows = stmt.query([]).map_err(&db)?;
     while let Some(row) = rows.next().map_err(&db)? {
-        let number: i64 = row.get(2).map_err(&db)?;
-        let what = |field: &str| format!("{field} of team incident {number}");
-        let team = Team::parse(column!(row, 0, str).map_err(&db)?)
-            .map_err(|_| decoder.corrupt(what("team")))?;
-        let source = IncidentSource::parse(column!(row, 1, str).map_err(&db)?)
-            .ok_or_else(|| decoder.corrupt(what("source")))?;
-        let root_cause = match row.get_ref(5).map_err(&db)?.as_str_or_null() {
-            Ok(None) => None,
-            Ok(Some(text)) => {
-                Some(ShaPrefix::parse(text).map_err(|_| decoder.corrupt(what("root cause")))?)
-            }
-            Err(_) => return Err(decoder.corrupt(what("root cause"))),
-        };
-        sink.team_incident(TeamIncident {
-            source,
-            team,
-            number: decoder.id(number, &what("number"))?,
-            created_at: Timestamp(row.get(3).map_err(&db)?),
-            closed_at: row.get::<_, Option<i64>>(4).map_err(&db)?.map(Timestamp),
-            root_cause,
-        });
+        sink.scoped_incident(scoped_incident(path, row)?);
     }
     Ok(())
+}
+
+/// The stored incidents of `source` among `numbers` (those not stored are left
+/// out), sorted by number.
+pub(super) fn scoped_incidents(
+    conn: &Connection,
+    path: &str,
+    source: IncidentSource,
+    numbers: &[u64],
+) -> Result<Vec<ScopedIncident>, StoreError> {
+    let db = db_error(path, "reading incidents of teams and of repositories");
+    in_read_transaction(conn, path, || {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {SCOPED_COLUMNS} FROM scoped_incidents WHERE source = ?1 AND number = ?2"
+            ))
+            .map_err(&db)?;
+        let mut found = Vec::new();
+        let mut numbers = numbers.to_vec();
+        numbers.sort_unstable();
+        numbers.dedup();
+        for number in numbers {
+            let Ok(number) = i64::try_from(number) else {
+                continue;
+            };
+            let mut rows = stmt.query((source.as_str(), number)).map_err(&db)?;
+            if let Some(row) = rows.next().map_err(&db)? {
+                found.push(scoped_incident(path, row)?);
+            }
+        }
+        Ok(found)
+    })
+}
+
+const SCOPED_COLUMNS: &str =
+    "source, number, team, repositories, created_at, closed_at, root_cause";
+
+/// One row of `scoped_incidents` (selected as [`SCOPED_COLUMNS`]).
+fn scoped_incident(path: &str, row: &rusqlite::Row<'_>) -> Result<ScopedIncident, StoreError> {
+    let db = db_error(path, "reading incidents of teams and of repositories");
+    let decoder = Decoder {
+        path,
+        table: "scoped_incidents",
+    };
+    let number: i64 = row.get(1).map_err(&db)?;
+    let what = |field: &str| format!("{field} of scoped incident {number}");
+    let source = IncidentSource::parse(column!(row, 0, str).map_err(&db)?)
+        .ok_or_else(|| decoder.corrupt(what("source")))?;
+    let team = row.get::<_, Option<String>>(2).map_err(&db)?;
+    let repositories = row.get::<_, Option<String>>(3).map_err(&db)?;
+    let scope = match (team, repositories) {
+        (Some(team), None) => {
+            IncidentScope::Team(Team::parse(&team).map_err(|_| decoder.corrupt(what("team")))?)
+        }
+        (None, Some(names)) => serde_json::from_str::<Vec<RepoName>>(&names)
+            .ok()
+            .and_then(IncidentScope::repositories)
+            .ok_or_else(|| decoder.corrupt(what("repositories")))?,
+        _ => return Err(decoder.corrupt(what("scope"))),
+    };
+    let root_cause = match row.get_ref(6).map_err(&db)?.as_str_or_null() {
+        Ok(None) => None,
+        Ok(Some(text)) => {
+            Some(ShaPrefix::parse(text).map_err(|_| decoder.corrupt(what("root cause")))?)
+        }
+        Err(_) => return Err(decoder.corrupt(what("root cause"))),
+    };
+    Ok(ScopedIncident {
+        source,
+        scope,
+        number: decoder.id(number, &what("number"))?,
+        created_at: Timestamp(row.get(4).map_err(&db)?),
+        closed_at: row.get::<_, Option<i64>>(5).map_err(&db)?.map(Timestamp),
+        root_cause,
+    })
 }
 
 fn stream_pull_requests(
@@ -730,8 +822,8 @@ fn stream_pull_requests(
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT number, merged_at, merge_commit_sha, labels, commits, first_commit_at \
-             FROM pull_requests WHERE repo_id = ?1 ORDER BY number",
+            "SELECT number, merged_at, merge_commit_sha, labels, commits, first_commit_at, \
+             created_at, first_review_at FROM pull_requests WHERE repo_id = ?1 ORDER BY number",
         )
         .map_err(&db)?;
     let mut rows = stmt.query([repo_id]).map_err(&db)?;
@@ -751,6 +843,8 @@ fn stream_pull_requests(
             labels: decoder.labels(column!(row, 3, str).map_err(&db)?, &what("labels"))?,
             commits: decoder.shas(column!(row, 4, blob).map_err(&db)?, &what("commits"))?,
             first_commit_at: row.get::<_, Option<i64>>(5).map_err(&db)?.map(Timestamp),
+            created_at: row.get::<_, Option<i64>>(6).map_err(&db)?.map(Timestamp),
+            first_review_at: row.get::<_, Option<i64>>(7).map_err(&db)?.map(Timestamp),
         });
     }
     Ok(())

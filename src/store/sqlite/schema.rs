@@ -201,7 +201,92 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE push_ids_v3 RENAME TO push_ids;
     CREATE INDEX push_ids_repository ON push_ids (repo_id);
     "#,
-    // Version 4: the team a source gave each repository it synced (a discovered
+    // Version 4: incidents of a team or of a set of repositories (a PagerDuty
+    // service mapped to a team or to repositories) in one table, identified by
+    // source and number (pushed incidents' numbers are `push_ids` ids, PagerDuty's
+    // its account-wide `incident_number`); `repositories` is a JSON array of
+    // names. The team incidents of version 3 move over unchanged.
+    r#"
+    CREATE TABLE scoped_incidents (
+        source       TEXT NOT NULL CHECK (source IN ('push', 'pagerduty')),
+        number       INTEGER NOT NULL,
+        team         TEXT,
+        repositories TEXT CHECK (repositories IS NULL OR json_valid(repositories)),
+        created_at   INTEGER NOT NULL,
+        closed_at    INTEGER,
+        root_cause   TEXT,
+        CHECK ((team IS NULL) <> (repositories IS NULL)),
+        PRIMARY KEY (source, number)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO scoped_incidents
+        (source, number, team, repositories, created_at, closed_at, root_cause)
+        SELECT source, number, team, NULL, created_at, closed_at, root_cause
+        FROM team_incidents;
+    DROP TABLE team_incidents;
+    "#,
+    // Version 5: deployments read from Argo CD (an application's sync history
+    // and last operation), from Jenkins (a job's builds), and GitLab: deployments
+    // from GitLab's Deployments API or its pipelines, incidents from GitLab
+    // issues; `production_environments` keeps, per repository, the environments
+    // its source reads as production (GitLab's tier `production`), replaced
+    // whole by each batch that carries them. The CHECKs are rebuilt as in
+    // version 2.
+    r#"
+    CREATE TABLE deployments_v5 (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        source      TEXT NOT NULL
+                    CHECK (source IN ('github_deployments', 'github_workflow_runs', 'push',
+                                      'argocd', 'jenkins',
+                                      'gitlab_deployments', 'gitlab_pipelines')),
+        id          INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        sha         BLOB NOT NULL CHECK (length(sha) = 20),
+        created_at  INTEGER NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('pending', 'succeeded', 'failed')),
+        outcome_at  INTEGER CHECK ((outcome = 'pending') = (outcome_at IS NULL)),
+        PRIMARY KEY (repo_id, source, id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO deployments_v5
+        SELECT repo_id, source, id, environment, sha, created_at, outcome, outcome_at
+        FROM deployments;
+    DROP TABLE deployments;
+    ALTER TABLE deployments_v5 RENAME TO deployments;
+    CREATE INDEX deployments_pending ON deployments (repo_id)
+        WHERE outcome = 'pending';
+    CREATE INDEX deployments_succeeded ON deployments (repo_id, environment, outcome_at)
+        WHERE outcome = 'succeeded';
+
+    CREATE TABLE incidents_v5 (
+        repo_id    INTEGER NOT NULL REFERENCES repositories (id),
+        source     TEXT NOT NULL CHECK (source IN ('github_issues', 'push', 'gitlab_issues')),
+        number     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        labels     TEXT NOT NULL,
+        root_cause TEXT,
+        PRIMARY KEY (repo_id, source, number)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO incidents_v5
+        SELECT repo_id, source, number, created_at, closed_at, labels, root_cause
+        FROM incidents;
+    DROP TABLE incidents;
+    ALTER TABLE incidents_v5 RENAME TO incidents;
+
+    CREATE TABLE production_environments (
+        repo_id     INTEGER NOT NULL REFERENCES repositories (id),
+        environment TEXT NOT NULL,
+        PRIMARY KEY (repo_id, environment)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+    // Version 6: the times of a pull request's lead-time stages (issue 17):
+    // when it was opened and when its first review was submitted (NULL when
+    // unknown or none). Rows kept before have neither; the next read of the pull
+    // request fills them.
+    r#"
+    ALTER TABLE pull_requests ADD COLUMN created_at INTEGER;
+    ALTER TABLE pull_requests ADD COLUMN first_review_at INTEGER;
+    "#,
+    // Version 7: the team a source gave each repository it synced (a discovered
     // repository's team comes from GitHub: its topics or its teams), so that a
     // report made from the store alone, after the repository left the scope too,
     // names it.
@@ -212,7 +297,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) STRICT;
     "#,
-    // Version 5: how far back each repository's history is complete: the start
+    // Version 8: how far back each repository's history is complete: the start
     // of the lookback of its first successful sync (NULL for repositories first
     // synced before this version, or never synced).
     r#"

@@ -258,6 +258,85 @@ fn a_version_1_store_keeps_its_events_through_the_push_migration() {
     assert_eq!(store.counts().unwrap().incidents, 2);
 }
 
+#[test]
+fn a_version_3_store_keeps_its_events_through_the_gitlab_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO deployments VALUES (1, 'push', 7, 'production',
+                 zeroblob(20), 10, 'succeeded', 20);
+             INSERT INTO incidents VALUES (1, 'push', 3, 30, NULL, '[]', NULL);",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let batch = store.read_repository(&repo()).unwrap();
+    assert_eq!(batch.deployments[0].source, DeploymentSource::Push);
+    assert_eq!(
+        batch.incidents[0].source,
+        crate::domain::IncidentSource::Push
+    );
+    assert_eq!(batch.production_environments, None);
+    // GitLab's sources are accepted now.
+    let mut gitlab = SyncBatch::new(repo());
+    for (id, source) in [
+        (1, DeploymentSource::GitlabDeployments),
+        (2, DeploymentSource::GitlabPipelines),
+    ] {
+        gitlab.deployments.push(Deployment {
+            id,
+            source,
+            ..batch.deployments[0].clone()
+        });
+    }
+    gitlab.incidents.push(Incident {
+        source: crate::domain::IncidentSource::GitlabIssues,
+        ..batch.incidents[0].clone()
+    });
+    store.apply(&gitlab).unwrap();
+    let counts = store.counts().unwrap();
+    assert_eq!((counts.deployments, counts.incidents), (3, 2));
+}
+
+#[test]
+fn production_environments_are_replaced_whole_by_a_batch_that_carries_them() {
+    let mut store = SqliteStore::open_in_memory().unwrap();
+    let env = |name: &str| Environment::parse(name).unwrap();
+    let mut declare = |environments: Option<Vec<Environment>>| {
+        let mut batch = SyncBatch::new(repo());
+        batch.production_environments = environments;
+        store.apply(&batch).unwrap();
+        store
+            .read_repository(&repo())
+            .unwrap()
+            .production_environments
+    };
+    assert_eq!(
+        declare(Some(vec![env("prod-eu"), env("live"), env("live")])),
+        Some(vec![env("live"), env("prod-eu")])
+    );
+    assert_eq!(
+        declare(None),
+        Some(vec![env("live"), env("prod-eu")]),
+        "a batch without a list keeps it"
+    );
+    assert_eq!(
+        declare(Some(vec![env("prod-us")])),
+        Some(vec![env("prod-us")])
+    );
+    assert_eq!(declare(Some(Vec::new())), None, "an empty list clears it");
+}
+
 fn pushed(client: &str, id: &str, digest: u8, base: u8, number: u64) -> PushItem {
     PushItem {
         client: client.to_owned(),
@@ -346,9 +425,9 @@ fn pushed_for_team(client: &str, id: &str, digest: u8, base: u8) -> PushItem {
         id: id.to_owned(),
         digest: [digest; 32],
         base_digest: [base; 32],
-        event: crate::domain::batch::PushedEvent::TeamIncident(crate::domain::TeamIncident {
+        event: crate::domain::batch::PushedEvent::TeamIncident(crate::domain::ScopedIncident {
             source: crate::domain::IncidentSource::Push,
-            team: crate::domain::Team::parse("web").unwrap(),
+            scope: crate::domain::IncidentScope::Team(crate::domain::Team::parse("web").unwrap()),
             number: 0,
             created_at: Timestamp(1),
             closed_at: (digest != base).then_some(Timestamp(2)),
@@ -389,7 +468,7 @@ fn incidents_of_a_team_are_kept_like_those_of_a_repository_and_loaded_for_the_en
         ]
     );
     let counts = store.counts().unwrap();
-    assert_eq!((counts.team_incidents, counts.incidents), (1, 0));
+    assert_eq!((counts.scoped_incidents, counts.incidents), (1, 0));
     assert!(store.pushed_repositories().unwrap().is_empty());
 
     // The engine gets it: the team's time to restore has its one sample.
@@ -498,4 +577,280 @@ fn recorded_teams_keep_each_repositorys_latest_team_in_one_row() {
         )
         .unwrap();
     assert_eq!(updated, 10);
+}
+
+#[test]
+fn a_version_3_store_keeps_its_team_incidents_through_the_scoped_incidents_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        // Kept by a version-3 build: one pushed incident of team web, resolved.
+        conn.execute_batch(
+            "INSERT INTO team_incidents VALUES ('web', 'push', 7, 100, 160, 'abcdef1');",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let events = crate::dora::EventsBuilder::collect(|sink| store.load_events(&[], sink)).unwrap();
+    let config = crate::dora::EngineConfig::default();
+    let snapshot = crate::dora::compute(&events, &config, Timestamp(1000));
+    let web = snapshot
+        .teams
+        .iter()
+        .find(|t| t.team.as_ref().is_some_and(|t| t.as_str() == "web"))
+        .expect("the team's rollup");
+    assert_eq!(web.incident_windows[0].time_to_restore.count, 1);
+    assert_eq!(web.incident_windows[0].time_to_restore.sum, 60.0);
+
+    // A PagerDuty incident of two repositories goes next to it; re-reading it
+    // changes nothing, resolving it updates it.
+    let scoped = |closed: Option<i64>| crate::domain::ScopedIncident {
+        source: crate::domain::IncidentSource::PagerDuty,
+        scope: crate::domain::IncidentScope::repositories(vec![
+            RepoName::parse("acme/web").unwrap(),
+            repo(),
+        ])
+        .unwrap(),
+        number: 7,
+        created_at: Timestamp(200),
+        closed_at: closed.map(Timestamp),
+        root_cause: None,
+    };
+    let mut batch = SyncBatch::new(RepoName::parse("-pagerduty/pabc123").unwrap());
+    batch.scoped_incidents.push(scoped(None));
+    assert_eq!(store.apply(&batch).unwrap().incidents.inserted, 1);
+    assert_eq!(store.apply(&batch).unwrap().incidents.unchanged, 1);
+    batch.scoped_incidents = vec![scoped(Some(260))];
+    assert_eq!(store.apply(&batch).unwrap().incidents.updated, 1);
+    assert_eq!(store.counts().unwrap().scoped_incidents, 2);
+    let events = crate::dora::EventsBuilder::collect(|sink| store.load_events(&[], sink)).unwrap();
+    let mut config = config;
+    for name in ["acme/api", "acme/web"] {
+        config.teams.insert(
+            RepoName::parse(name).unwrap(),
+            crate::domain::Team::default(),
+        );
+    }
+    let snapshot = crate::dora::compute(&events, &config, Timestamp(1000));
+    // Given to the first listed repository by name (no deployment anywhere).
+    let api = snapshot
+        .incidents
+        .iter()
+        .find(|i| i.repository == repo())
+        .expect("acme/api's incidents");
+    assert_eq!(api.windows[0].time_to_restore.count, 1);
+}
+
+#[test]
+fn a_version_4_store_keeps_its_deployments_through_the_cicd_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        // Kept by a version-4 build: one deployment of each source it knew,
+        // one of them still pending.
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO deployments VALUES (1, 'github_deployments', 7, 'production',
+                 zeroblob(20), 10, 'succeeded', 20);
+             INSERT INTO deployments VALUES (1, 'github_workflow_runs', 8, 'production',
+                 zeroblob(20), 30, 'pending', NULL);
+             INSERT INTO deployments VALUES (1, 'push', 9, 'production',
+                 zeroblob(20), 40, 'failed', 41);",
+        )
+        .unwrap();
+        // A version-4 store refuses the new sources.
+        let refused = conn.execute_batch(
+            "INSERT INTO deployments VALUES (1, 'argocd', 1, 'production',
+                 zeroblob(20), 50, 'succeeded', 51);",
+        );
+        assert!(refused.is_err());
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let before = store.read_repository(&repo()).unwrap().deployments;
+    let sources: Vec<(DeploymentSource, u64)> = before.iter().map(|d| (d.source, d.id)).collect();
+    assert_eq!(
+        sources,
+        [
+            (DeploymentSource::GithubDeployments, 7),
+            (DeploymentSource::GithubWorkflowRuns, 8),
+            (DeploymentSource::Push, 9),
+        ]
+    );
+    assert_eq!(
+        store.pending_deployments(&repo()).unwrap(),
+        [(DeploymentSource::GithubWorkflowRuns, 8)],
+        "the pending index is rebuilt"
+    );
+    // The new sources are kept next to the old ones.
+    let mut batch = SyncBatch::new(repo());
+    for (source, id) in [
+        (DeploymentSource::ArgoCd, 7),
+        (DeploymentSource::Jenkins, 7),
+    ] {
+        let mut deployment = before[0].clone();
+        deployment.source = source;
+        deployment.id = id;
+        batch.deployments.push(deployment);
+    }
+    store.apply(&batch).unwrap();
+    let after = store.read_repository(&repo()).unwrap().deployments;
+    assert_eq!(after.len(), 5);
+    assert!(after
+        .iter()
+        .any(|d| d.source == DeploymentSource::ArgoCd && d.id == 7));
+    assert!(after
+        .iter()
+        .any(|d| d.source == DeploymentSource::Jenkins && d.id == 7));
+}
+
+#[test]
+fn a_version_5_store_keeps_its_pull_requests_through_the_stage_times_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..5] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        // Kept by a version-5 build: one merged pull request of acme/api.
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
+             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[\"hotfix\"]', x'', 100);",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    let kept = store.read_repository(&repo()).unwrap().pull_requests;
+    assert_eq!(kept.len(), 1);
+    let pull = &kept[0];
+    assert_eq!(
+        (pull.number, pull.merged_at, pull.first_commit_at),
+        (12, Some(Timestamp(500)), Some(Timestamp(100)))
+    );
+    assert_eq!((pull.created_at, pull.first_review_at), (None, None));
+    assert_eq!(pull.labels, vec!["hotfix".to_owned()]);
+
+    // The next read of it fills the new times: an update, then unchanged.
+    let mut batch = SyncBatch::new(repo());
+    batch.pull_requests.push(crate::domain::PullRequest {
+        created_at: Some(Timestamp(200)),
+        first_review_at: Some(Timestamp(300)),
+        ..pull.clone()
+    });
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.updated, 1);
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.unchanged, 1);
+    let read = store.read_repository(&repo()).unwrap().pull_requests;
+    assert_eq!(
+        (read[0].created_at, read[0].first_review_at),
+        (Some(Timestamp(200)), Some(Timestamp(300)))
+    );
+}
+
+#[test]
+fn a_version_6_store_gains_repository_teams_and_history_since_in_versions_7_and_8() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..6] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        // Kept by a version-6 build: a GitHub repository synced once, a GitLab
+        // project whose sync failed, and a pull request with its stage times.
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api'), (2, 'acme/platform/web');
+             INSERT INTO sync_status VALUES (1, 'github', 100, 100, NULL);
+             INSERT INTO sync_status VALUES (2, 'gitlab', 110, NULL, 'HTTP 500');
+             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[]', x'', 100, 200, 300);",
+        )
+        .unwrap();
+        // Neither the teams' table nor the column exists yet.
+        assert!(conn
+            .execute_batch("SELECT history_since FROM sync_status")
+            .is_err());
+        assert!(conn
+            .execute_batch("SELECT team FROM repository_teams")
+            .is_err());
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(SCHEMA_VERSION, 8);
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    // What version 6 kept is unchanged; neither repository has a known
+    // history start (synced before the store kept it).
+    let web = RepoName::parse("acme/platform/web").unwrap();
+    let statuses = store.sync_status().unwrap();
+    let kept: Vec<(String, &str, Option<Timestamp>, Option<Timestamp>)> = statuses
+        .iter()
+        .map(|s| {
+            (
+                s.repository.to_string(),
+                s.source.as_str(),
+                s.last_success_at,
+                s.history_since,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("acme/api".to_owned(), "github", Some(Timestamp(100)), None),
+            ("acme/platform/web".to_owned(), "gitlab", None, None),
+        ]
+    );
+    let pull = &store.read_repository(&repo()).unwrap().pull_requests[0];
+    assert_eq!(
+        (pull.created_at, pull.first_review_at),
+        (Some(Timestamp(200)), Some(Timestamp(300)))
+    );
+    // The next successes record where each history is complete from (the
+    // first one kept), and the teams' table takes rows.
+    store
+        .record_success(&web, "gitlab", Timestamp(200), Timestamp(50))
+        .unwrap();
+    store
+        .record_success(&web, "gitlab", Timestamp(300), Timestamp(150))
+        .unwrap();
+    let gitlab = store
+        .sync_status()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.repository == web)
+        .unwrap();
+    assert_eq!(
+        (gitlab.last_success_at, gitlab.history_since),
+        (Some(Timestamp(300)), Some(Timestamp(50)))
+    );
+    store
+        .record_teams(
+            &[(web.clone(), Team::parse("web").unwrap())],
+            Timestamp(300),
+        )
+        .unwrap();
+    assert_eq!(
+        store.recorded_teams().unwrap(),
+        [(web, Team::parse("web").unwrap())]
+    );
 }

@@ -18,8 +18,8 @@ use super::codec::{
 use super::db_error;
 use crate::domain::batch::{PushRequest, PushVerdict, PushedEvent};
 use crate::domain::{
-    Deployment, DeploymentOutcome, Incident, RepoName, Team, TeamIncident, Timestamp,
-    MAX_QUOTED_INPUT,
+    Deployment, DeploymentOutcome, Incident, IncidentScope, RepoName, ScopedIncident, Team,
+    Timestamp, MAX_QUOTED_INPUT,
 };
 use crate::store::types::cut_to_bytes;
 use crate::store::{
@@ -132,6 +132,7 @@ pub(crate) fn apply(
         pull_requests: writer.pull_requests(batch)?,
         cursors: writer.cursors(batch)?,
     };
+    writer.production_environments(batch)?;
     tx.commit()
         .map_err(db_error(path, "committing a sync batch"))?;
     Ok(stats)
@@ -329,6 +330,9 @@ impl Writer<'_> {
             )?;
             count(&mut stats, self.incident(incident)?);
         }
+        for incident in &batch.scoped_incidents {
+            count(&mut stats, scoped_incident(self.tx, self.path, incident)?);
+        }
         Ok(stats)
     }
 
@@ -376,18 +380,19 @@ impl Writer<'_> {
             .tx
             .prepare_cached(
                 "INSERT INTO pull_requests \
-                 (repo_id, number, merged_at, merge_commit_sha, labels, commits, first_commit_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (repo_id, number) DO NOTHING",
+                 (repo_id, number, merged_at, merge_commit_sha, labels, commits, first_commit_at, \
+                 created_at, first_review_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (repo_id, number) DO NOTHING",
             )
             .map_err(&db)?;
         let mut update = self
             .tx
             .prepare_cached(
                 "UPDATE pull_requests SET merged_at = ?3, merge_commit_sha = ?4, labels = ?5, \
-                 commits = ?6, first_commit_at = ?7 \
+                 commits = ?6, first_commit_at = ?7, created_at = ?8, first_review_at = ?9 \
                  WHERE repo_id = ?1 AND number = ?2 \
-                 AND (merged_at, merge_commit_sha, labels, commits, first_commit_at) \
-                 IS NOT (?3, ?4, ?5, ?6, ?7)",
+                 AND (merged_at, merge_commit_sha, labels, commits, first_commit_at, created_at, \
+                 first_review_at) IS NOT (?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(&db)?;
         let mut commits = Vec::new();
@@ -410,7 +415,9 @@ impl Writer<'_> {
             pack_shas_into(&pull.commits, &mut commits);
             let commits = commits.as_slice();
             let first_commit_at = pull.first_commit_at.map(|t| t.0);
-            let params: [&dyn ToSql; 7] = [
+            let created_at = pull.created_at.map(|t| t.0);
+            let first_review_at = pull.first_review_at.map(|t| t.0);
+            let params: [&dyn ToSql; 9] = [
                 &self.repo_id,
                 &number,
                 &merged_at,
@@ -418,6 +425,8 @@ impl Writer<'_> {
                 &labels,
                 &commits,
                 &first_commit_at,
+                &created_at,
+                &first_review_at,
             ];
             count(
                 &mut stats,
@@ -425,6 +434,33 @@ impl Writer<'_> {
             );
         }
         Ok(stats)
+    }
+
+    /// Replaces the repository's source-declared production environments when the
+    /// batch carries a list (not counted in [`ApplyStats`]: it is no event).
+    fn production_environments(&self, batch: &SyncBatch) -> Result<(), StoreError> {
+        let Some(environments) = &batch.production_environments else {
+            return Ok(());
+        };
+        let db = db_error(self.path, "storing production environments");
+        self.tx
+            .prepare_cached("DELETE FROM production_environments WHERE repo_id = ?1")
+            .map_err(&db)?
+            .execute([self.repo_id])
+            .map_err(&db)?;
+        let mut insert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO production_environments (repo_id, environment) VALUES (?1, ?2) \
+                 ON CONFLICT (repo_id, environment) DO NOTHING",
+            )
+            .map_err(&db)?;
+        for environment in environments {
+            insert
+                .execute(rusqlite::params![self.repo_id, environment.as_str()])
+                .map_err(&db)?;
+        }
+        Ok(())
     }
 
     fn cursors(&self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
@@ -519,7 +555,11 @@ fn push_request(
     for (index, item) in request.items.iter().enumerate() {
         // The owner: a repository (its row id) or a team.
         let (repo_id, team) = match (&item.event, item.event.repository()) {
-            (PushedEvent::TeamIncident(incident), _) => (None, Some(incident.team.as_str())),
+            (PushedEvent::TeamIncident(incident), _) => match &incident.scope {
+                IncidentScope::Team(team) => (None, Some(team.as_str())),
+                // The push API only makes incidents of a team.
+                IncidentScope::Repositories(_) => (None, None),
+            },
             (_, Some(repository)) => (Some(ensure_repo(conn, path, repository)?), None),
             // Every other event has a repository (the table's CHECK would refuse it).
             (_, None) => (None, None),
@@ -593,10 +633,10 @@ fn push_request(
         })?;
         let (Some(repository), Some(repo_id)) = (item.event.repository(), repo_id) else {
             if let PushedEvent::TeamIncident(incident) = &item.event {
-                team_incident(
+                scoped_incident(
                     conn,
                     path,
-                    &TeamIncident {
+                    &ScopedIncident {
                         number: id,
                         ..incident.clone()
                     },
@@ -640,28 +680,56 @@ fn push_request(
     }))
 }
 
-/// Upserts one incident of a team.
-fn team_incident(conn: &Connection, path: &str, incident: &TeamIncident) -> Result<(), StoreError> {
-    let db = db_error(path, "storing an incident of a team");
+/// Upserts one incident of a team or of a set of repositories.
+fn scoped_incident(
+    conn: &Connection,
+    path: &str,
+    incident: &ScopedIncident,
+) -> Result<Written, StoreError> {
+    let db = db_error(path, "storing an incident of a team or of repositories");
     let number = to_i64(path, "incident number", incident.number)?;
-    conn.prepare_cached(
-        "INSERT INTO team_incidents (team, source, number, created_at, closed_at, root_cause) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (team, source, number) DO UPDATE SET created_at = excluded.created_at, \
-         closed_at = excluded.closed_at, root_cause = excluded.root_cause",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute((
-            incident.team.as_str(),
-            incident.source.as_str(),
-            number,
-            incident.created_at.0,
-            incident.closed_at.map(|t| t.0),
-            incident.root_cause.as_ref().map(|p| p.as_str()),
-        ))
-    })
-    .map_err(&db)?;
-    Ok(())
+    let (team, repositories) = match &incident.scope {
+        IncidentScope::Team(team) => (Some(team.as_str().to_owned()), None),
+        IncidentScope::Repositories(names) => (
+            None,
+            Some(
+                serde_json::to_string(names).map_err(|e| StoreError::InvalidInput {
+                    path: path.to_owned(),
+                    what: "incident",
+                    reason: e.to_string(),
+                })?,
+            ),
+        ),
+    };
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO scoped_incidents \
+             (source, number, team, repositories, created_at, closed_at, root_cause) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (source, number) DO NOTHING",
+        )
+        .map_err(&db)?;
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE scoped_incidents SET team = ?3, repositories = ?4, created_at = ?5, \
+             closed_at = ?6, root_cause = ?7 \
+             WHERE source = ?1 AND number = ?2 \
+             AND (team, repositories, created_at, closed_at, root_cause) \
+             IS NOT (?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(&db)?;
+    let source = incident.source.as_str();
+    let closed_at = incident.closed_at.map(|t| t.0);
+    let root_cause = incident.root_cause.as_ref().map(|p| p.as_str());
+    let params: [&dyn ToSql; 7] = [
+        &source,
+        &number,
+        &team,
+        &repositories,
+        &incident.created_at.0,
+        &closed_at,
+        &root_cause,
+    ];
+    upsert(&mut insert, &mut update, &params).map_err(&db)
 }
 
 /// Keeps each repository's team (a row per repository, replaced when the team

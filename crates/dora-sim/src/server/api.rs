@@ -102,6 +102,9 @@ pub(crate) fn docs_url(endpoint: Option<&Endpoint>) -> &'static str {
         Some(Endpoint::PullCommits { .. }) => {
             "https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-request"
         }
+        Some(Endpoint::PullReviews { .. }) => {
+            "https://docs.github.com/rest/pulls/reviews#list-reviews-for-a-pull-request"
+        }
         Some(Endpoint::OrgRepos { .. }) => "https://docs.github.com/rest/repos/repos#list-organization-repositories",
         Some(Endpoint::RateLimit) => {
             "https://docs.github.com/rest/rate-limit/rate-limit#get-rate-limit-status-for-the-authenticated-user"
@@ -185,6 +188,7 @@ pub(crate) fn respond(
         Endpoint::Issues => issues(&rc, &pages),
         Endpoint::Pulls => pulls(&rc, &pages),
         Endpoint::PullCommits { number } => pull_commits(&rc, &pages, number),
+        Endpoint::PullReviews { number } => pull_reviews(&rc, &pages, number),
         Endpoint::RateLimit
         | Endpoint::OrgRepos { .. }
         | Endpoint::AppInstallations
@@ -730,6 +734,16 @@ fn team_repos(ctx: &Ctx<'_>, login: &str, slug: &str, query: &Query) -> Result<R
             .collect(),
         link,
     )
+}
+
+/// A pull request's reviews, oldest first: the simulator keeps its first one
+/// only ([`crate::model::SimPull::first_review_at`]).
+fn pull_reviews(rc: &RepoCtx<'_>, pages: &Pager<'_>, number: &str) -> Result<Reply, ApiError> {
+    let number: u64 = number.parse().map_err(|_| ApiError::NotFound(None))?;
+    let pull = rc.repo.pull(number).ok_or(ApiError::NotFound(None))?;
+    let reviews: Vec<_> = pull.first_review_at.into_iter().collect();
+    let (page, link) = pages.page(&reviews);
+    list(page.iter().map(|at| rc.review(pull, *at)).collect(), link)
 }
 
 fn org_repos(ctx: &Ctx<'_>, login: &str, query: &Query) -> Result<Reply, ApiError> {

@@ -268,7 +268,7 @@ impl Fault {
 
     /// Faults only a GraphQL request can get (their answers are GraphQL
     /// documents); a REST request that draws one is served untouched.
-    const fn graphql_only(self) -> bool {
+    pub(crate) const fn graphql_only(self) -> bool {
         matches!(
             self,
             Fault::QueryTimeout | Fault::TransientError | Fault::RateLimited
@@ -580,22 +580,23 @@ struct Penalty {
     status: StatusCode,
 }
 
-/// What the chaos layer needs to know of a request that may be faulted.
+/// What the chaos layer needs to know of a request that may be faulted; `P`
+/// names the list a new item would be inserted into (a GitHub or GitLab route).
 #[derive(Debug, Clone)]
-pub(super) struct ChaosRequest {
+pub(crate) struct ChaosRequest<P = Route> {
     /// Identifies the request (method, path, query) for the consecutive cap.
-    key: u64,
+    pub(crate) key: u64,
     /// Identifies the token, for secondary limits.
-    token: u64,
+    pub(crate) token: u64,
     /// A page 2+ of a list that new items shift.
-    shifting_page: Option<Route>,
+    pub(crate) shifting_page: Option<P>,
     /// A `POST /graphql`.
-    graphql: bool,
+    pub(crate) graphql: bool,
 }
 
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Plan {
+pub(crate) enum Plan {
     /// Serve it untouched.
     Pass,
     /// The token is within a secondary limit: answer `status` again.
@@ -618,8 +619,8 @@ pub(super) enum Plan {
 
 /// The chaos layer's state: options, draws, caps, limits and counters. Pure: the
 /// time comes in as an argument.
-pub(super) struct ChaosState {
-    options: ChaosOptions,
+pub(crate) struct ChaosState {
+    pub(crate) options: ChaosOptions,
     rng: ChaCha8Rng,
     /// Request key → faults in a row.
     consecutive: HashMap<u64, u32>,
@@ -627,14 +628,14 @@ pub(super) struct ChaosState {
     limits: HashMap<u64, Penalty>,
     /// Token key → until when a [`Fault::RateLimited`] spent its GraphQL budget.
     graphql_spent: HashMap<u64, Instant>,
-    counts: ChaosCounts,
+    pub(crate) counts: ChaosCounts,
     /// Responses answered here, for their `x-github-request-id`.
     answered: u64,
 }
 
 impl ChaosState {
     /// Options must have been validated.
-    pub(super) fn new(options: ChaosOptions) -> ChaosState {
+    pub(crate) fn new(options: ChaosOptions) -> ChaosState {
         ChaosState {
             rng: ChaCha8Rng::seed_from_u64(options.seed),
             options,
@@ -648,20 +649,20 @@ impl ChaosState {
 
     /// New options: the draws restart from their seed and the consecutive counts
     /// are forgotten; secondary limits in force and the counters stay.
-    fn set_options(&mut self, options: ChaosOptions) {
+    pub(crate) fn set_options(&mut self, options: ChaosOptions) {
         self.rng = ChaCha8Rng::seed_from_u64(options.seed);
         self.options = options;
         self.consecutive.clear();
     }
 
     /// Nothing to do for any request: no fault can be drawn, no limit in force.
-    fn is_quiet(&self) -> bool {
+    pub(crate) fn is_quiet(&self) -> bool {
         self.options.is_off() && self.limits.is_empty() && self.graphql_spent.is_empty()
     }
 
     /// Decides a request's fate at `now`; an [`Plan::Inject`] must be followed by
     /// [`ChaosState::finish`].
-    fn begin(&mut self, request: &ChaosRequest, now: Instant) -> Plan {
+    pub(crate) fn begin<P>(&mut self, request: &ChaosRequest<P>, now: Instant) -> Plan {
         self.limits.retain(|_, limit| limit.until > now);
         if let Some(limit) = self.limits.get(&request.token) {
             self.counts.secondary_violations += 1;
@@ -710,9 +711,9 @@ impl ChaosState {
     /// Records what was injected into a request planned by [`ChaosState::begin`]
     /// (a truncation of a body-less response, or a reset without a connection to
     /// reset, is no fault); a secondary limit starts at `now`.
-    fn finish(
+    pub(crate) fn finish<P>(
         &mut self,
-        request: &ChaosRequest,
+        request: &ChaosRequest<P>,
         fault: Option<Fault>,
         new_item: bool,
         now: Instant,
@@ -754,7 +755,7 @@ impl ChaosState {
         *self.consecutive.entry(request.key).or_default() += 1;
     }
 
-    fn next_request_id(&mut self) -> u64 {
+    pub(crate) fn next_request_id(&mut self) -> u64 {
         self.answered += 1;
         self.answered
     }
@@ -1186,7 +1187,7 @@ pub(super) async fn layer(
 /// Keeps `response`'s head and a `Content-Length` of its whole body, but sends
 /// only the body's first half and then fails the body; whether it did (not for an
 /// empty or unsized body).
-async fn truncate(response: Response) -> (Response, bool) {
+pub(crate) async fn truncate(response: Response) -> (Response, bool) {
     let (mut parts, body) = response.into_parts();
     let size = body.size_hint().exact();
     if !size.is_some_and(|n| n > 0 && n <= MAX_TRUNCATED_BODY) {
@@ -1240,10 +1241,10 @@ impl SimHandle {
 /// A connection's kill switch, shared by its `ChaosIo` and (as connect info) its
 /// requests.
 #[derive(Debug, Clone, Default)]
-pub(super) struct ConnKill(Arc<AtomicBool>);
+pub(crate) struct ConnKill(Arc<AtomicBool>);
 
 impl ConnKill {
-    fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
 
@@ -1259,12 +1260,12 @@ impl Connected<IncomingStream<'_, ChaosListener>> for ConnKill {
 }
 
 /// A TCP listener whose connections can be reset by the chaos layer.
-pub(super) struct ChaosListener {
+pub(crate) struct ChaosListener {
     inner: TcpListener,
 }
 
 impl ChaosListener {
-    pub(super) fn new(inner: TcpListener) -> ChaosListener {
+    pub(crate) fn new(inner: TcpListener) -> ChaosListener {
         ChaosListener { inner }
     }
 }
@@ -1291,7 +1292,7 @@ impl axum::serve::Listener for ChaosListener {
 
 /// A server-side TCP connection that fails every read and write once its kill
 /// switch is set, and is then closed with a reset.
-pub(super) struct ChaosIo {
+pub(crate) struct ChaosIo {
     stream: TcpStream,
     kill: ConnKill,
 }

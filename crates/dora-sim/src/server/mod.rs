@@ -43,7 +43,7 @@ pub mod app;
 pub mod chaos;
 pub mod graphql;
 mod render;
-mod route;
+pub(crate) mod route;
 
 use crate::model::Org;
 use app::{AppState, Caller, SimApp, SimAppError};
@@ -197,17 +197,30 @@ pub struct RateLimitState {
     pub violations: u64,
 }
 
-struct Budget {
-    limit: u64,
-    window: i64,
-    used: u64,
-    reset: Option<i64>,
-    violations: u64,
+/// A rate-limit budget: `limit` requests per `window` seconds, the window
+/// starting at the first request after the last one ended.
+pub(crate) struct Budget {
+    pub(crate) limit: u64,
+    pub(crate) window: i64,
+    pub(crate) used: u64,
+    pub(crate) reset: Option<i64>,
+    pub(crate) violations: u64,
 }
 
 impl Budget {
+    /// A full budget of `limit` per `window` seconds.
+    pub(crate) fn new(limit: u64, window: i64) -> Budget {
+        Budget {
+            limit,
+            window: window.max(1),
+            used: 0,
+            reset: None,
+            violations: 0,
+        }
+    }
+
     /// The budget as of `now` (starting a new window when the old one passed).
-    fn state(&mut self, now: i64) -> RateLimitState {
+    pub(crate) fn state(&mut self, now: i64) -> RateLimitState {
         self.refresh(now);
         let reset = self.reset_at(now);
         RateLimitState {
@@ -220,18 +233,18 @@ impl Budget {
     }
 
     /// Starts a new window when the old one has passed.
-    fn refresh(&mut self, now: i64) {
+    pub(crate) fn refresh(&mut self, now: i64) {
         if self.reset.is_some_and(|r| now >= r) {
             self.used = 0;
             self.reset = None;
         }
     }
 
-    fn reset_at(&mut self, now: i64) -> i64 {
+    pub(crate) fn reset_at(&mut self, now: i64) -> i64 {
         *self.reset.get_or_insert(now + self.window)
     }
 
-    fn remaining(&self) -> u64 {
+    pub(crate) fn remaining(&self) -> u64 {
         self.limit.saturating_sub(self.used)
     }
 }
@@ -691,7 +704,7 @@ impl Drop for SimHandle {
     }
 }
 
-fn epoch_now() -> i64 {
+pub(crate) fn epoch_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

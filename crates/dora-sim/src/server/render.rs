@@ -883,6 +883,34 @@ impl<'a> RepoCtx<'a> {
             "draft": p.draft,
         })
     }
+
+    /// The first review of `p`, submitted at `at` (`/pulls/{n}/reviews`): an
+    /// approval of its head by the person after its author.
+    pub(crate) fn review(&self, p: &SimPull, at: Timestamp) -> Value {
+        let a = &self.api_repo;
+        let url = format!("{a}/pulls/{}", p.number);
+        let html = format!(
+            "{}/pull/{}#pullrequestreview-{}",
+            self.web_repo, p.number, p.id
+        );
+        let people = self.ctx.org.people.len().max(1) as u32;
+        json!({
+            "id": p.id,
+            "node_id": node_id("PullRequestReview", p.id),
+            "user": self.ctx.user((p.user + 1) % people),
+            "body": "",
+            "state": "APPROVED",
+            "html_url": html,
+            "pull_request_url": url,
+            "_links": {
+                "html": {"href": html},
+                "pull_request": {"href": url},
+            },
+            "submitted_at": ts(at),
+            "commit_id": self.repo.commits[p.head() as usize].sha.to_string(),
+            "author_association": "MEMBER",
+        })
+    }
 }
 
 /// `a` with the properties of `b` added (both objects).

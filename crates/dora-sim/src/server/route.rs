@@ -75,6 +75,9 @@ pub(crate) enum Endpoint {
     PullCommits {
         number: String,
     },
+    PullReviews {
+        number: String,
+    },
 }
 
 impl Endpoint {
@@ -104,6 +107,7 @@ impl Endpoint {
             Endpoint::Issues => "GET /repos/{owner}/{repo}/issues",
             Endpoint::Pulls => "GET /repos/{owner}/{repo}/pulls",
             Endpoint::PullCommits { .. } => "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits",
+            Endpoint::PullReviews { .. } => "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
         }
     }
 }
@@ -221,6 +225,9 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
         ["issues"] => Endpoint::Issues,
         ["pulls"] => Endpoint::Pulls,
         ["pulls", number, "commits"] => Endpoint::PullCommits {
+            number: (*number).to_owned(),
+        },
+        ["pulls", number, "reviews"] => Endpoint::PullReviews {
             number: (*number).to_owned(),
         },
         _ => return None,

@@ -22,8 +22,9 @@
 //! - `Issue`: `id databaseId fullDatabaseId number url title body state
 //!   stateReason createdAt updatedAt closedAt author labels`; `PullRequest`: the
 //!   same plus `merged mergedAt mergeCommit isDraft baseRefName headRefName
-//!   baseRefOid headRefOid commits`; `PullRequestCommit`: `id commit
-//!   pullRequest`; `Label`: `name url`; authors and creators (`User`, or `Bot`
+//!   baseRefOid headRefOid commits reviews(states)`; `PullRequestCommit`: `id commit
+//!   pullRequest`; `PullRequestReview`: `id databaseId state submittedAt
+//!   createdAt author` (a pull request has at most one, its first review); `Label`: `name url`; authors and creators (`User`, or `Bot`
 //!   for the Actions bot): `login id databaseId name url`.
 //! - Every connection: `nodes edges { cursor node } pageInfo { hasNextPage
 //!   hasPreviousPage startCursor endCursor } totalCount`, with `first`, `last`,
@@ -233,6 +234,7 @@ enum Item<'o> {
     Issue(IssueObj<'o>),
     Pull(PullObj<'o>),
     PullCommit(PullCommitObj<'o>),
+    Review(ReviewObj<'o>),
     Label(LabelObj<'o>),
 }
 
@@ -245,6 +247,7 @@ impl<'o> Item<'o> {
             Item::Issue(o) => ResolvedValue::object(o),
             Item::Pull(o) => ResolvedValue::object(o),
             Item::PullCommit(o) => ResolvedValue::object(o),
+            Item::Review(o) => ResolvedValue::object(o),
             Item::Label(o) => ResolvedValue::object(o),
         }
     }
@@ -1367,9 +1370,72 @@ impl ObjectValue for PullObj<'_> {
                     false,
                 )
             }
+            "reviews" => {
+                only_arguments(
+                    "PullRequest",
+                    info,
+                    &["after", "before", "first", "last", "states"],
+                )?;
+                let states = strings(arg(info, "states"));
+                let items = p
+                    .first_review_at
+                    .filter(|_| {
+                        states
+                            .as_ref()
+                            .is_none_or(|s| s.iter().any(|state| state == REVIEW_STATE))
+                    })
+                    .map(|at| ((at.0, 0), Item::Review(ReviewObj { pull: *self, at })))
+                    .into_iter()
+                    .collect();
+                connection(
+                    self.repo.env,
+                    info,
+                    ("PullRequestReviewConnection", "PullRequestReviewEdge"),
+                    items,
+                    false,
+                )
+            }
             _ => Err(unsupported("PullRequest", info)),
         }
     }
+}
+
+/// The state of every simulated review.
+const REVIEW_STATE: &str = "APPROVED";
+
+/// A pull request's first review (the simulator keeps no other).
+#[derive(Clone, Copy)]
+struct ReviewObj<'o> {
+    pull: PullObj<'o>,
+    at: Timestamp,
+}
+
+impl ObjectValue for ReviewObj<'_> {
+    fn type_name(&self) -> &str {
+        "PullRequestReview"
+    }
+
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
+        let org = self.pull.repo.env.org;
+        let pull = self.pull.pull;
+        match info.field_name() {
+            "id" => leaf(node_id("PullRequestReview", pull.id)),
+            "databaseId" => leaf(pull.id),
+            "state" => leaf(REVIEW_STATE),
+            "submittedAt" | "createdAt" => leaf(ts(self.at)),
+            "author" => Ok(actor(org, reviewer(org, pull))),
+            _ => Err(unsupported("PullRequestReview", info)),
+        }
+    }
+}
+
+/// Who reviewed `pull`: the next person after its author.
+fn reviewer(org: &Org, pull: &SimPull) -> u32 {
+    let people = org.people.len().max(1) as u32;
+    (pull.user + 1) % people
 }
 
 #[derive(Clone, Copy)]

@@ -1,17 +1,21 @@
-//! The rate-limit governor: one per token (the [`Client`](super::client::Client)
-//! owns one), through which every request to GitHub is sent. It
+//! The rate-limit governor: one per token and API host (each source's client
+//! owns one), through which every request to GitHub or GitLab is sent. It
 //!
-//! - reads `x-ratelimit-{remaining,reset,resource}` on every response and never
-//!   sends a request for a resource whose budget is spent before its reset: it
-//!   waits for the reset (cancellable by shutdown), or, when the reset is further
-//!   away than [`RetryPolicy::max_rate_limit_wait`], fails that request at once with
-//!   [`GithubError::RateLimited`] instead of hanging past the cycle. Requests in
-//!   flight count against the budget until they are answered, so concurrent
-//!   requests cannot overdraw it either;
-//! - on a secondary rate limit (403/429 with `retry-after` or GitHub's message)
-//!   pauses every request of the token for `retry-after` (or
-//!   [`RetryPolicy::min_secondary_wait`] without one), then backs off exponentially
-//!   with jitter if the same request is limited again;
+//! - reads the rate-limit headers on every response (GitHub's
+//!   `x-ratelimit-{remaining,reset,resource}`, GitLab's and the IETF draft's
+//!   `ratelimit-{remaining,reset}`) and never sends a request for a resource
+//!   whose budget is spent before its reset: it waits for the reset
+//!   (cancellable by shutdown), or, when the reset is further away than
+//!   [`RetryPolicy::max_rate_limit_wait`], fails that request at once with the
+//!   source's "rate limited" error instead of hanging past the cycle. Requests
+//!   in flight count against the budget until they are answered, so concurrent
+//!   requests cannot overdraw it either; a refusal naming its reset (GitHub's
+//!   spent primary limit, GitLab's `429` with `RateLimit-Reset`) takes the
+//!   budget as spent until then;
+//! - on a secondary rate limit (GitHub's 403/429 with `retry-after` or its
+//!   message, a `429` with only `Retry-After`) pauses every request of the token
+//!   for `retry-after` (or [`RetryPolicy::min_secondary_wait`] without one), then
+//!   backs off exponentially with jitter if the same request is limited again;
 //! - retries server errors (5xx), network failures (resets, timeouts), truncated
 //!   bodies and bodies that are not JSON with bounded exponential backoff and jitter;
 //! - bounds the requests in flight per token ([`RetryPolicy::max_concurrency`]);
@@ -21,16 +25,16 @@
 //! The policy (bounds and waits) is one [`RetryPolicy`] with production defaults as
 //! named constants; tests inject a fast one.
 //!
-//! [`Governor::send`] is generic over the request: it takes a closure that builds
-//! and sends one attempt and reports its headers and result, so REST GETs and
-//! GraphQL POSTs go through the same governor.
+//! [`Governor::send`] is generic over the request and over the source's error
+//! type ([`GovernedError`]): it takes a closure that builds and sends one attempt
+//! and reports its headers and result, so GitHub's REST GETs and GraphQL POSTs
+//! and GitLab's GETs go through the same governor.
 //!
-//! Not here: building requests, mapping HTTP statuses to [`GithubError`]s (the
-//! caller's closure does that), what a response means, and retries of a
-//! repository that still fails (the daemon tries it again soon, from its
-//! cursors: `daemon/retry.rs`).
+//! Not here: building requests, mapping HTTP statuses to errors (the caller's
+//! closure does that), what a response means, and retries of a repository that
+//! still fails (the daemon tries it again soon, from its cursors:
+//! `daemon/retry.rs`).
 
-use super::error::GithubError;
 use crate::domain::Timestamp;
 use crate::sources::RateLimit;
 use http::HeaderMap;
@@ -206,28 +210,38 @@ impl RetryReason {
     }
 
     /// Whether `error` is worth retrying, and why.
-    pub fn of(error: &GithubError) -> Option<RetryReason> {
-        match error {
-            GithubError::Status { status, .. } if *status >= 500 => Some(RetryReason::ServerError),
-            GithubError::Unreachable { .. } => Some(RetryReason::Network),
-            GithubError::Truncated { .. } => Some(RetryReason::Truncated),
-            GithubError::InvalidBody { .. } => Some(RetryReason::InvalidBody),
-            GithubError::SecondaryRateLimited { .. } => Some(RetryReason::SecondaryRateLimit),
-            GithubError::RateLimited { .. } => Some(RetryReason::RateLimit),
-            GithubError::Timeout { .. } => Some(RetryReason::Timeout),
-            GithubError::GraphqlTransient { .. } => Some(RetryReason::GraphqlError),
-            _ => None,
-        }
+    pub fn of<E: GovernedError>(error: &E) -> Option<RetryReason> {
+        error.retry_reason()
     }
+}
+
+/// What the governor needs to know of a source's errors: which are worth
+/// retrying and why, what a rate-limit refusal says, and how to say that a
+/// request was cancelled, given up on or refused for a spent budget.
+pub trait GovernedError: std::fmt::Display + Sized {
+    /// Whether this error is worth retrying, and why.
+    fn retry_reason(&self) -> Option<RetryReason>;
+    /// For a refusal because the budget is spent: the epoch second it resets,
+    /// when the refusal names it.
+    fn spent_until(&self) -> Option<i64>;
+    /// For a secondary limit: its `retry-after`, in seconds, if it gave one.
+    fn retry_after(&self) -> Option<u64>;
+    /// The request was stopped by shutdown.
+    fn cancelled() -> Self;
+    /// The request was retried `attempts - 1` times and `last` is its last error.
+    fn gave_up(attempts: u32, last: Self) -> Self;
+    /// A request to `url` not sent because `resource`'s budget is spent until
+    /// `reset_at`.
+    fn rate_limited(url: &str, resource: &str, reset_at: Option<Timestamp>) -> Self;
 }
 
 /// What one attempt of a governed request returned.
 #[derive(Debug)]
-pub struct Attempt<T> {
+pub struct Attempt<T, E> {
     /// The response headers, when a response arrived (rate-limit bookkeeping).
     pub headers: Option<HeaderMap>,
-    /// The attempt's result; the caller maps statuses to [`GithubError`]s.
-    pub result: Result<T, GithubError>,
+    /// The attempt's result; the caller maps statuses to its errors.
+    pub result: Result<T, E>,
 }
 
 /// The governor's counters, for the health metrics.
@@ -338,24 +352,25 @@ impl Governor {
     /// and is called again for each retry. `resource` is the rate-limit resource
     /// the request is charged to (`core` for REST, `graphql`); `url` names the
     /// request in errors and logs.
-    pub async fn send<T, F, Fut>(
+    pub async fn send<T, E, F, Fut>(
         &self,
         resource: &str,
         url: &str,
         cancel: &CancellationToken,
         mut attempt: F,
-    ) -> Result<T, GithubError>
+    ) -> Result<T, E>
     where
+        E: GovernedError,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Attempt<T>>,
+        Fut: Future<Output = Attempt<T, E>>,
     {
         let mut retries = 0u32;
         let mut secondary_in_a_row = 0u32;
         loop {
             let permit = tokio::select! {
                 biased;
-                () = cancel.cancelled() => return Err(GithubError::Cancelled),
-                permit = self.permits.acquire() => permit.map_err(|_| GithubError::Cancelled)?,
+                () = cancel.cancelled() => return Err(E::cancelled()),
+                permit = self.permits.acquire() => permit.map_err(|_| E::cancelled())?,
             };
             self.wait_turn(resource, url, cancel).await?;
             let mut in_flight = InFlight {
@@ -370,27 +385,20 @@ impl Governor {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let Some(reason) = RetryReason::of(&error) else {
+            let Some(reason) = error.retry_reason() else {
                 return Err(error);
             };
-            if let GithubError::RateLimited {
-                reset_at: Some(reset_at),
-                ..
-            } = &error
-            {
+            if let (RetryReason::RateLimit, Some(reset_at)) = (reason, error.spent_until()) {
                 // The server says the budget is spent until `reset_at`, whatever
                 // window the headers seemed to be in before.
-                self.spent_until(resource, reset_at.0);
+                self.spent_until(resource, reset_at);
             }
             if reason == RetryReason::RateLimit {
                 // Spent beyond the bound: the error says until when.
                 self.check_budget(resource, url)?;
             }
             if retries >= self.policy.max_retries {
-                return Err(GithubError::GaveUp {
-                    attempts: retries + 1,
-                    last: Box::new(error),
-                });
+                return Err(E::gave_up(retries + 1, error));
             }
             retries += 1;
             *self.state().retries.entry(reason).or_default() += 1;
@@ -399,16 +407,13 @@ impl Governor {
                 reason = reason.label(),
                 retry = retries,
                 %error,
-                "retrying a GitHub request"
+                "retrying a request"
             );
-            match (reason, &error) {
-                (
-                    RetryReason::SecondaryRateLimit,
-                    GithubError::SecondaryRateLimited { retry_after, .. },
-                ) => {
+            match reason {
+                RetryReason::SecondaryRateLimit => {
                     secondary_in_a_row += 1;
                     let wait = self.policy.secondary_wait(
-                        *retry_after,
+                        error.retry_after(),
                         secondary_in_a_row,
                         rand::random::<f64>(),
                     );
@@ -418,7 +423,7 @@ impl Governor {
                         return Err(error);
                     }
                 }
-                (RetryReason::RateLimit, _) => {
+                RetryReason::RateLimit => {
                     secondary_in_a_row = 0;
                     let gated = self.state().budget_wait(resource, Instant::now()).is_some();
                     if !gated {
@@ -434,7 +439,7 @@ impl Governor {
                     let backoff = self.policy.backoff(retries - 1, rand::random::<f64>());
                     tokio::select! {
                         biased;
-                        () = cancel.cancelled() => return Err(GithubError::Cancelled),
+                        () = cancel.cancelled() => return Err(E::cancelled()),
                         () = tokio::time::sleep(backoff) => {}
                     }
                 }
@@ -443,7 +448,7 @@ impl Governor {
     }
 
     /// Fails when `resource`'s budget is spent and resets beyond the bound.
-    fn check_budget(&self, resource: &str, url: &str) -> Result<(), GithubError> {
+    fn check_budget<E: GovernedError>(&self, resource: &str, url: &str) -> Result<(), E> {
         let state = self.state();
         match state.budget_wait(resource, Instant::now()) {
             Some((wait, true)) if wait > self.policy.max_rate_limit_wait => {
@@ -481,12 +486,12 @@ impl Governor {
 
     /// Waits until a request for `resource` may be sent, then counts it in flight
     /// (the caller's [`InFlight`] uncounts it).
-    async fn wait_turn(
+    async fn wait_turn<E: GovernedError>(
         &self,
         resource: &str,
         url: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), GithubError> {
+    ) -> Result<(), E> {
         loop {
             let answered = self.answered.notified();
             tokio::pin!(answered);
@@ -497,11 +502,8 @@ impl Governor {
                 if let Some(until) = state.paused_until.filter(|u| *u > now) {
                     let wait = until - now;
                     if wait > self.policy.max_rate_limit_wait {
-                        return Err(GithubError::RateLimited {
-                            url: url.to_owned(),
-                            resource: "secondary".to_owned(),
-                            reset_at: Some(Timestamp(epoch_now().saturating_add(ceil_secs(wait)))),
-                        });
+                        let reset = Timestamp(epoch_now().saturating_add(ceil_secs(wait)));
+                        return Err(E::rate_limited(url, "secondary", Some(reset)));
                     }
                     wait
                 } else if let Some((wait, spent)) = state.budget_wait(resource, now) {
@@ -514,7 +516,7 @@ impl Governor {
                     return Ok(());
                 }
             };
-            tracing::debug!(%url, wait_seconds = wait.as_secs_f64(), "waiting for the GitHub rate limit");
+            tracing::debug!(%url, wait_seconds = wait.as_secs_f64(), "waiting for the rate limit");
             let started = Instant::now();
             let cancelled = tokio::select! {
                 biased;
@@ -525,7 +527,7 @@ impl Governor {
             let waited = started.elapsed();
             self.state().waited += waited;
             if cancelled {
-                return Err(GithubError::Cancelled);
+                return Err(E::cancelled());
             }
         }
     }
@@ -538,8 +540,9 @@ impl Governor {
                 .limits
                 .iter()
                 .map(|(resource, limit)| RateLimit {
-                    // The principal that owns the governor names it.
-                    credential: String::new(),
+                    // A source with one token: `token`; GitHub's principals
+                    // name theirs (`app`, `installation:<account>`).
+                    credential: "token".to_owned(),
                     resource: resource.clone(),
                     remaining: limit.remaining,
                     reset_at: limit.reset_at.map(Timestamp),
@@ -555,23 +558,29 @@ impl Governor {
 }
 
 /// The error for a request refused because `resource`'s budget is spent.
-fn exhausted(state: &State, resource: &str, url: &str) -> GithubError {
-    GithubError::RateLimited {
-        url: url.to_owned(),
-        resource: resource.to_owned(),
-        reset_at: state
-            .limits
-            .get(resource)
-            .and_then(|l| l.reset_at)
-            .map(Timestamp),
-    }
+fn exhausted<E: GovernedError>(state: &State, resource: &str, url: &str) -> E {
+    let reset_at = state
+        .limits
+        .get(resource)
+        .and_then(|l| l.reset_at)
+        .map(Timestamp);
+    E::rate_limited(url, resource, reset_at)
 }
 
-/// Takes in the `x-ratelimit-*` headers of one response to a request charged to
+/// The value of rate-limit header `name` (`remaining`, `reset`): GitHub's
+/// `x-ratelimit-{name}`, else GitLab's and the IETF draft's `ratelimit-{name}`.
+fn limit_header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(format!("x-ratelimit-{name}"))
+        .or_else(|| headers.get(format!("ratelimit-{name}")))
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Takes in the rate-limit headers of one response to a request charged to
 /// `requested`.
 fn observe(state: &mut State, headers: &HeaderMap, requested: &str) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok())
+    let Some(remaining) = limit_header(headers, "remaining").and_then(|v| v.trim().parse().ok())
     else {
         return;
     };
@@ -611,12 +620,10 @@ fn observe(state: &mut State, headers: &HeaderMap, requested: &str) {
     }
 }
 
-/// The epoch second `x-ratelimit-reset` names, if it is one.
-pub(super) fn reset_of(headers: &HeaderMap) -> Option<i64> {
-    headers
-        .get("x-ratelimit-reset")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
+/// The epoch second `x-ratelimit-reset` (or `ratelimit-reset`) names, if it is
+/// one.
+pub fn reset_of(headers: &HeaderMap) -> Option<i64> {
+    limit_header(headers, "reset").and_then(|v| v.trim().parse::<i64>().ok())
 }
 
 /// The runtime instant at which a reset at epoch second `reset` has surely passed.
@@ -648,6 +655,88 @@ mod tests {
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Arc;
 
+    /// The errors of a source, as far as the governor reads them (named like
+    /// the GitHub source's, whose behaviour these tests pin down).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum GithubError {
+        Status {
+            url: String,
+            status: u16,
+            message: String,
+        },
+        SecondaryRateLimited {
+            url: String,
+            status: u16,
+            message: String,
+            retry_after: Option<u64>,
+        },
+        RateLimited {
+            url: String,
+            resource: String,
+            reset_at: Option<Timestamp>,
+        },
+        NotFound {
+            url: String,
+        },
+        GaveUp {
+            attempts: u32,
+            last: Box<GithubError>,
+        },
+        Cancelled,
+    }
+
+    impl std::fmt::Display for GithubError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                GithubError::GaveUp { attempts, last } => {
+                    write!(f, "{last} (gave up after {attempts} attempts)")
+                }
+                other => write!(f, "{other:?}"),
+            }
+        }
+    }
+
+    impl GovernedError for GithubError {
+        fn retry_reason(&self) -> Option<RetryReason> {
+            match self {
+                GithubError::Status { status, .. } if *status >= 500 => {
+                    Some(RetryReason::ServerError)
+                }
+                GithubError::SecondaryRateLimited { .. } => Some(RetryReason::SecondaryRateLimit),
+                GithubError::RateLimited { .. } => Some(RetryReason::RateLimit),
+                _ => None,
+            }
+        }
+        fn spent_until(&self) -> Option<i64> {
+            match self {
+                GithubError::RateLimited { reset_at, .. } => reset_at.map(|r| r.0),
+                _ => None,
+            }
+        }
+        fn retry_after(&self) -> Option<u64> {
+            match self {
+                GithubError::SecondaryRateLimited { retry_after, .. } => *retry_after,
+                _ => None,
+            }
+        }
+        fn cancelled() -> Self {
+            GithubError::Cancelled
+        }
+        fn gave_up(attempts: u32, last: Self) -> Self {
+            GithubError::GaveUp {
+                attempts,
+                last: Box::new(last),
+            }
+        }
+        fn rate_limited(url: &str, resource: &str, reset_at: Option<Timestamp>) -> Self {
+            GithubError::RateLimited {
+                url: url.to_owned(),
+                resource: resource.to_owned(),
+                reset_at,
+            }
+        }
+    }
+
     const URL: &str = "http://127.0.0.1:1/repos/acme/api/deployments";
 
     fn limit_headers(remaining: u64, reset: i64) -> HeaderMap {
@@ -658,14 +747,14 @@ mod tests {
         headers
     }
 
-    fn ok<T>(value: T, headers: Option<HeaderMap>) -> Attempt<T> {
+    fn ok<T>(value: T, headers: Option<HeaderMap>) -> Attempt<T, GithubError> {
         Attempt {
             headers,
             result: Ok(value),
         }
     }
 
-    fn err<T>(error: GithubError) -> Attempt<T> {
+    fn err<T>(error: GithubError) -> Attempt<T, GithubError> {
         Attempt {
             headers: None,
             result: Err(error),
@@ -947,7 +1036,7 @@ mod tests {
     }
 
     impl Budgeted {
-        async fn answer(&self) -> Attempt<()> {
+        async fn answer(&self) -> Attempt<(), GithubError> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(100)).await;
