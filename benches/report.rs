@@ -15,13 +15,20 @@
 //! repository (half naming a root cause), a few hotfix pull requests.
 //! `DORA_REPORT_BENCH_DEPLOYMENTS` sets the deployments per repository and year
 //! (default 100, about two a week: 100,000 deployments, 1,000,000 commits).
+//!
+//! With `DORA_REPORT_BENCH_POSTGRES_URL=postgres://...` (an empty database) the
+//! same history is also written to a PostgreSQL store and `load_events` of every
+//! repository timed from both stores (`DORA_REPORT_BENCH_POSTGRES_ONLY=1` skips
+//! the report and backfill figures).
 
 use dora_collector::config::Config;
 use dora_collector::domain::*;
 use dora_collector::dora::EngineConfig;
 use dora_collector::dora::EventsBuilder;
 use dora_collector::report::{self, Format, ReportRequest, ReportWindow};
-use dora_collector::store::{CommitRecord, SqliteStore, Store, SyncBatch, SyncOutcome};
+use dora_collector::store::{
+    CommitRecord, PostgresStore, PostgresUrl, SqliteStore, Store, SyncBatch, SyncOutcome,
+};
 use std::time::Instant;
 
 const REPOSITORIES: u64 = 1_000;
@@ -208,6 +215,12 @@ fn main() {
         );
     }
     let config = config(&path);
+    if let Ok(url) = std::env::var("DORA_REPORT_BENCH_POSTGRES_URL") {
+        compare_with_postgres(&path, &config, per_repo, &url);
+        if std::env::var("DORA_REPORT_BENCH_POSTGRES_ONLY").as_deref() == Ok("1") {
+            return;
+        }
+    }
     let request = ReportRequest {
         window: ReportWindow::parse("30d").unwrap(),
         until: Timestamp(NOW),
@@ -344,4 +357,53 @@ fn backfill(path: &std::path::Path, config: &Config, dir: &std::path::Path) {
         started.elapsed(),
         size_of(&blocks) as f64 / 1_048_576.0
     );
+}
+
+/// Writes the same history to the PostgreSQL store at `url` (timed: the first
+/// sync's writes), then times `load_events` of every repository from both stores.
+fn compare_with_postgres(path: &std::path::Path, config: &Config, per_repo: u64, url: &str) {
+    let url = PostgresUrl::parse(url).expect("a postgres:// URL");
+    let started = Instant::now();
+    {
+        let mut store = PostgresStore::open(&url).expect("open the PostgreSQL store");
+        let mut rng = 42u64;
+        for r in 0..REPOSITORIES {
+            store.apply(&batch(r, per_repo, &mut rng)).expect("apply");
+            store
+                .record_sync(
+                    &repo_name(r),
+                    "github_deployments",
+                    Timestamp(NOW - 60),
+                    &SyncOutcome::Succeeded,
+                )
+                .expect("record sync");
+        }
+        let counts = store.counts().expect("counts");
+        println!(
+            "PostgreSQL store: {} repositories, {} deployments, {} commits written in {:.1?}",
+            counts.repositories,
+            counts.deployments,
+            counts.commits,
+            started.elapsed()
+        );
+    }
+    let names: Vec<RepoName> = config.engine_config().teams.keys().cloned().collect();
+    let sqlite = report::open_store(path).expect("open");
+    let postgres = PostgresStore::open(&url).expect("open");
+    let stores: [(&str, &dyn Store); 2] = [("SQLite", &sqlite), ("PostgreSQL", &postgres)];
+    for run in 1..=3 {
+        for (name, store) in stores {
+            let started = Instant::now();
+            let events =
+                EventsBuilder::collect(|sink| store.load_events(&names, sink)).expect("load");
+            println!(
+                "load_events run {run} from {name}: {} repositories, {} deployments, {} commits \
+                 in {:.3?}",
+                events.repositories().count(),
+                events.deployment_count(),
+                events.commit_count(),
+                started.elapsed()
+            );
+        }
+    }
 }

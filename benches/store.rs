@@ -4,6 +4,8 @@
 //! A plain bench binary that prints its figures (one pass each: a criterion loop
 //! over a million rows would take many minutes on a shared machine).
 //! `cargo bench --bench store`; `DORA_STORE_BENCH_COMMITS=100000` for a quicker run.
+//! With `DORA_STORE_BENCH_POSTGRES_URL=postgres://...` (an empty database) the same
+//! figures follow for the PostgreSQL store, to compare on one machine.
 
 use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
@@ -11,7 +13,9 @@ use dora_collector::domain::{
 };
 use dora_collector::dora::Events;
 use dora_collector::dora::EventsBuilder;
-use dora_collector::store::{CommitRecord, Cursor, CursorKey, SqliteStore, Store, SyncBatch};
+use dora_collector::store::{
+    CommitRecord, Cursor, CursorKey, PostgresStore, PostgresUrl, SqliteStore, Store, SyncBatch,
+};
 use std::time::{Duration, Instant};
 
 /// Commits in the benchmark repository unless overridden.
@@ -115,8 +119,42 @@ fn main() {
         .unwrap_or(DEFAULT_COMMITS);
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("bench.db");
+    println!("SQLite:");
+    run(
+        commits,
+        &|| Box::new(SqliteStore::open(&path).expect("open store")),
+        &|| {
+            // The database file plus its write-ahead log.
+            [path.clone(), path.with_extension("db-wal")]
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum()
+        },
+    );
+    if let Ok(url) = std::env::var("DORA_STORE_BENCH_POSTGRES_URL") {
+        let url = PostgresUrl::parse(&url).expect("a postgres:// URL");
+        println!("PostgreSQL ({url}):");
+        let size = || {
+            let mut client =
+                postgres::Client::connect(url.expose(), postgres::NoTls).expect("connect");
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .expect("size");
+            row.get::<_, i64>(0) as u64
+        };
+        run(
+            commits,
+            &|| Box::new(PostgresStore::open(&url).expect("open store")),
+            &size,
+        );
+    }
+}
+
+/// The figures for one store: `open` opens it (again), `size` tells its bytes.
+fn run(commits: u64, open: &dyn Fn() -> Box<dyn Store>, size: &dyn Fn() -> u64) {
     let repository = RepoName::parse("bench/history").expect("valid");
-    let mut store = SqliteStore::open(&path).expect("open store");
+    let mut store = open();
 
     // Apply: building the batches is not timed.
     let batches: Vec<SyncBatch> = (0..commits)
@@ -155,12 +193,7 @@ fn main() {
     drop(batches);
 
     let counts = store.counts().expect("counts");
-    // The database file plus its write-ahead log.
-    let size: u64 = [path.clone(), path.with_extension("db-wal")]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let size = size();
     println!(
         "store: {} commits, {} deployments, {} compares, {} incidents; file {:.1} MiB \
          ({:.0} bytes per commit)",
@@ -200,7 +233,7 @@ fn main() {
     // A fresh connection starts with an empty page cache (the OS cache stays warm);
     // the second load reuses the connection's cache.
     drop(store);
-    let store = SqliteStore::open(&path).expect("reopen");
+    let store = open();
     for label in ["fresh connection", "second load"] {
         let started = Instant::now();
         let events = EventsBuilder::collect(|sink| {

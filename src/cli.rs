@@ -584,7 +584,7 @@ where
     F: Fn(&str) -> Result<String, VarError>,
 {
     let config = load_report_config(&args.file.config, lookup)?;
-    let store = report::open_store(&config.storage.path).map_err(anyhow::Error::from)?;
+    let store = report::open_configured_store(&config.storage).map_err(anyhow::Error::from)?;
     let request = crate::backfill::BackfillRequest {
         from: args.from,
         until: args.until.unwrap_or(now),
@@ -603,7 +603,7 @@ where
         indicatif::ProgressBar::new(total).with_style(style)
     });
     let summary = crate::backfill::backfill(
-        &store,
+        store.as_ref(),
         &config,
         &request,
         env!("CARGO_PKG_VERSION"),
@@ -678,14 +678,14 @@ where
     F: Fn(&str) -> Result<String, VarError>,
 {
     let config = load_report_config(&args.file.config, lookup)?;
-    let store = report::open_store(&config.storage.path).map_err(anyhow::Error::from)?;
+    let store = report::open_configured_store(&config.storage).map_err(anyhow::Error::from)?;
     let request = ReportRequest {
         window: args.window,
         until: args.until.unwrap_or(now),
         team: args.team.clone(),
         generated_at: now,
     };
-    let built = report::generate(&store, &config, &request).map_err(anyhow::Error::from)?;
+    let built = report::generate(store.as_ref(), &config, &request).map_err(anyhow::Error::from)?;
     let text = report::render(&built, args.format.into()).map_err(anyhow::Error::from)?;
     match &args.output {
         Some(path) => std::fs::write(path, text.as_bytes())
@@ -789,7 +789,7 @@ pub fn summary(config: &Config) -> String {
         if teams.len() == 1 { "" } else { "s" },
         windows.join(" "),
         config.server.listen,
-        config.storage.path.display(),
+        config.storage.shown(),
     )
 }
 

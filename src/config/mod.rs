@@ -399,14 +399,36 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     /// The SQLite database file, created when missing; relative paths are relative to
-    /// the working directory. Default `./dora.db`.
+    /// the working directory. Default `./dora.db`. Unused when `url` is set.
     pub path: PathBuf,
+    /// A PostgreSQL database instead of the SQLite file (`postgres://...`; its
+    /// password is a secret, shown redacted). Set either this or `path`.
+    pub url: Option<crate::store::PostgresUrl>,
+}
+
+impl StorageConfig {
+    /// The store this configuration names.
+    pub fn location(&self) -> crate::store::StoreLocation<'_> {
+        match &self.url {
+            Some(url) => crate::store::StoreLocation::Postgres(url),
+            None => crate::store::StoreLocation::Sqlite(&self.path),
+        }
+    }
+
+    /// The store for messages: the file, or the URL with its password redacted.
+    pub fn shown(&self) -> String {
+        match &self.url {
+            Some(url) => url.shown().to_owned(),
+            None => self.path.display().to_string(),
+        }
+    }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             path: defaults::storage_path(),
+            url: None,
         }
     }
 }

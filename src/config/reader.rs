@@ -24,7 +24,7 @@ use super::env;
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{
     deserialize_github_repo, deserialize_gitlab_path, deserialize_listen, deserialize_private_key,
-    deserialize_storage_path, deserialize_token,
+    deserialize_storage_path, deserialize_storage_url, deserialize_token,
 };
 use super::{
     defaults, ApiUrl, AppPrivateKey, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig,
@@ -169,6 +169,23 @@ where
         .and_then(|github| github.get("secret"))
         .and_then(|secret| secret.get_ref().as_str());
     tokens.extend(webhook_secret);
+    // The password of storage.url, as written and decoded.
+    let storage_passwords: Vec<String> = root
+        .get_ref()
+        .get("storage")
+        .and_then(|storage| storage.get_ref().as_table())
+        .and_then(|storage| storage.get("url"))
+        .and_then(|url| url.get_ref().as_str())
+        .and_then(|url| url::Url::parse(url).ok())
+        .and_then(|url| url.password().map(str::to_owned))
+        .map(|password| {
+            let decoded = percent_encoding::percent_decode_str(&password)
+                .decode_utf8_lossy()
+                .into_owned();
+            vec![password, decoded]
+        })
+        .unwrap_or_default();
+    tokens.extend(storage_passwords.iter().map(String::as_str));
     let mut problems = walker.finish_problems(&tokens);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
@@ -461,6 +478,13 @@ struct Walker<'l> {
     #[cfg(test)]
     schema: Vec<String>,
 }
+
+/// Reads one entry of a code host's list: its name (when valid) and the entry
+/// (when every key is).
+type ReadEntry<W, T> = fn(&mut W, Table<'_, '_>) -> (Option<RepoName>, Option<T>);
+
+/// Checks the names of a code host's list (`(index, name)`, how many declared).
+type CheckNames = fn(&[(usize, &RepoName)], usize) -> Vec<Problem>;
 
 impl<'l> Walker<'l> {
     fn new(lines: &'l LineIndex) -> Self {
@@ -1258,11 +1282,28 @@ impl<'l> Walker<'l> {
     }
 
     fn storage(&mut self, mut table: Table<'_, '_>) -> Option<StorageConfig> {
-        let path = self
-            .scalar(&mut table, "path", deserialize_storage_path)
-            .or_else(defaults::storage_path);
+        let path = self.scalar(&mut table, "path", deserialize_storage_path);
+        let url = self.scalar(&mut table, "url", deserialize_storage_url);
+        let both = path.is_present() && url.is_present();
+        let url_path = table.child("url");
         self.finish(table);
-        Some(StorageConfig { path: path? })
+        if both {
+            self.problem(
+                url_path,
+                None,
+                "set either path (an SQLite file) or url (a PostgreSQL database), not both",
+            );
+            return None;
+        }
+        let url = match url {
+            Field::Absent => None,
+            Field::Invalid => return None,
+            Field::Valid(url) => Some(url),
+        };
+        Some(StorageConfig {
+            path: path.or_else(defaults::storage_path)?,
+            url,
+        })
     }
 
     fn metrics(&mut self, mut table: Table<'_, '_>) -> Option<MetricsConfig> {
@@ -1576,32 +1617,57 @@ impl<'l> Walker<'l> {
     }
 
     fn repositories(&mut self, github: &mut Table<'_, '_>) -> Option<Vec<RepositoryConfig>> {
-        let tables = self.tables(github, "repositories").or_else(Vec::new)?;
+        let (repositories, explicit) = self.code_host_list(
+            github,
+            "repositories",
+            Self::repository,
+            rules::repositories,
+        );
+        self.explicit_deployments.extend(explicit);
+        repositories
+    }
+
+    /// A code host's list of entries under `key` of `parent`
+    /// (`[[github.repositories]]`, `[[gitlab.projects]]`): each read by `entry`,
+    /// their names checked by `check`; and the indices of the entries that set
+    /// `deployments`, whatever became of the list.
+    fn code_host_list<T>(
+        &mut self,
+        parent: &mut Table<'_, '_>,
+        key: &'static str,
+        entry: ReadEntry<Self, T>,
+        check: CheckNames,
+    ) -> (Option<Vec<T>>, Vec<usize>) {
+        let mut explicit = Vec::new();
+        let Some(tables) = self.tables(parent, key).or_else(Vec::new) else {
+            return (None, explicit);
+        };
+        let declared = tables.len();
         let mut names = Vec::new();
-        let mut repositories = Vec::new();
+        let mut entries = Vec::new();
         for (i, table) in tables.into_iter().enumerate() {
-            let (name, repository) = match table {
+            let (name, parsed) = match table {
                 Some(table) => {
                     if table.entries.get("deployments").is_some() {
-                        self.explicit_deployments.push(i);
+                        explicit.push(i);
                     }
-                    self.repository(table)
+                    entry(self, table)
                 }
                 None => (None, None),
             };
             if let Some(name) = name {
                 names.push((i, name));
             }
-            repositories.push(repository);
+            entries.push(parsed);
         }
-        let problems =
-            rules::repositories(&names.iter().map(|(i, name)| (*i, name)).collect::<Vec<_>>());
+        let problems = check(
+            &names.iter().map(|(i, name)| (*i, name)).collect::<Vec<_>>(),
+            declared,
+        );
         self.extend(problems);
-        repositories.into_iter().collect()
+        (entries.into_iter().collect(), explicit)
     }
 
-    /// The repository's name (when it parsed, for the duplicate rule) and the
-    /// repository (when all of it parsed).
     fn repository(
         &mut self,
         mut table: Table<'_, '_>,
@@ -1699,35 +1765,12 @@ impl<'l> Walker<'l> {
     }
 
     fn projects(&mut self, gitlab: &mut Table<'_, '_>) -> Option<Vec<ProjectConfig>> {
-        let tables = self.tables(gitlab, "projects").or_else(Vec::new)?;
-        let declared = tables.len();
-        let mut paths = Vec::new();
-        let mut projects = Vec::new();
-        for (i, table) in tables.into_iter().enumerate() {
-            let (path, project) = match table {
-                Some(table) => {
-                    if table.entries.get("deployments").is_some() {
-                        self.explicit_gitlab_deployments.push(i);
-                    }
-                    self.project(table)
-                }
-                None => (None, None),
-            };
-            if let Some(path) = path {
-                paths.push((i, path));
-            }
-            projects.push(project);
-        }
-        let problems = rules::projects(
-            &paths.iter().map(|(i, path)| (*i, path)).collect::<Vec<_>>(),
-            declared,
-        );
-        self.extend(problems);
-        projects.into_iter().collect()
+        let (projects, explicit) =
+            self.code_host_list(gitlab, "projects", Self::project, rules::projects);
+        self.explicit_gitlab_deployments.extend(explicit);
+        projects
     }
 
-    /// The project's path (when it parsed, for the duplicate rule) and the
-    /// project (when all of it parsed).
     fn project(&mut self, mut table: Table<'_, '_>) -> (Option<RepoName>, Option<ProjectConfig>) {
         let path = self.scalar(&mut table, "path", deserialize_gitlab_path);
         let path = self.require(path, &table, "path");

@@ -149,20 +149,43 @@ pub(super) fn organizations(names: &[(usize, &OrgName)]) -> Vec<Problem> {
     )
 }
 
-/// `[[github.repositories]]`: each name once.
-pub(super) fn repositories(names: &[(usize, &RepoName)]) -> Vec<Problem> {
+/// `[[github.repositories]]`: each name once. None at all is fine when
+/// `[[github.organizations]]` has an entry: `something_to_sync` decides.
+pub(super) fn repositories(names: &[(usize, &RepoName)], _declared: usize) -> Vec<Problem> {
+    named_once(REPOSITORIES, "name", names)
+}
+
+/// A code host's list of entries (`list`, each named by its `key`): at least
+/// one, each name once.
+fn code_host_entries(
+    list: &str,
+    key: &str,
+    names: &[(usize, &RepoName)],
+    declared: usize,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
-    problems.extend(duplicates(
+    if declared == 0 {
+        problems.push(problem(
+            list.to_owned(),
+            format!("expected at least one [[{list}]] entry"),
+        ));
+    }
+    problems.extend(named_once(list, key, names));
+    problems
+}
+
+/// Each entry of `list` named once (by its `key`).
+fn named_once(list: &str, key: &str, names: &[(usize, &RepoName)]) -> Vec<Problem> {
+    duplicates(
         names,
         |name| (*name).clone(),
         |(i, name), (j, _)| {
             problem(
-                format!("{REPOSITORIES}[{i}].name"),
-                format!("\"{name}\" is already configured in {REPOSITORIES}[{j}]"),
+                format!("{list}[{i}].{key}"),
+                format!("\"{name}\" is already configured in {list}[{j}]"),
             )
         },
-    ));
-    problems
+    )
 }
 
 fn repeated_name(
@@ -210,24 +233,7 @@ pub(super) fn environments_once(path: &str, items: &[(usize, &Environment)]) -> 
 
 /// `[[gitlab.projects]]`: at least one, each path once.
 pub(super) fn projects(paths: &[(usize, &RepoName)], declared: usize) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if declared == 0 {
-        problems.push(problem(
-            PROJECTS.to_owned(),
-            "expected at least one [[gitlab.projects]] entry".to_owned(),
-        ));
-    }
-    problems.extend(duplicates(
-        paths,
-        |path| (*path).clone(),
-        |(i, path), (j, _)| {
-            problem(
-                format!("{PROJECTS}[{i}].path"),
-                format!("\"{path}\" is already configured in {PROJECTS}[{j}]"),
-            )
-        },
-    ));
-    problems
+    code_host_entries(PROJECTS, "path", paths, declared)
 }
 
 /// A repository has one code host: no `[[gitlab.projects]]` path is also a
@@ -861,7 +867,7 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         ));
         problems.extend(labels(INCIDENT_LABELS, &indexed(&github.incident_labels)));
         problems.extend(labels(REWORK_LABELS, &indexed(&github.rework_labels)));
-        problems.extend(repositories(&names));
+        problems.extend(repositories(&names, github.repositories.len()));
         problems.extend(something_to_sync(
             github.repositories.len(),
             github.organizations.len(),

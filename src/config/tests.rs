@@ -230,6 +230,9 @@ fn invalid_cases() -> Vec<(String, &'static str, &'static str)> {
         // Values.
         (head("[server]\nlisten = \"localhost:9184\""), "server.listen", "an IP address and port"),
         (head("[storage]\npath = \"\""), "storage.path", "empty"),
+        (head("[storage]\npath = \"x\"\nurl = \"postgres://u@db/x\""), "storage.url", "not both"),
+        (head("[storage]\nurl = \"mysql://u@db/x\""), "storage.url", "postgres://"),
+        (head("[storage]\nurl = \"postgres://u@db/x?sslmode=verify-full\""), "storage.url", "sslmode"),
         (head("[metrics]\nwindows = [\"7d\", \"5 minutes\"]"), "metrics.windows[1]", "got \"5 minutes\""),
         (head("[metrics]\nwindows = [\"0d\"]"), "metrics.windows[0]", "positive"),
         (head("[metrics]\nwindows = [7]"), "metrics.windows[0]", "got the number 7"),
@@ -1657,4 +1660,32 @@ fn grafana_url_is_optional_and_checked() {
             "{bad}: {problems:?}"
         );
     }
+}
+
+#[test]
+fn storage_url_selects_postgres_and_its_password_is_never_shown() {
+    let config = load(&format!(
+        "{MINIMAL}\n[storage]\nurl = \"postgres://dora:Pg-unit-Secret-77@db:5432/dora?sslmode=require\"\n"
+    ))
+    .unwrap();
+    let url = config.storage.url.as_ref().expect("a PostgreSQL store");
+    assert_eq!(
+        url.shown(),
+        "postgres://dora:REDACTED@db:5432/dora?sslmode=require"
+    );
+    assert_eq!(config.storage.shown(), url.shown());
+    assert!(!format!("{config:?}").contains("Pg-unit-Secret-77"));
+    assert!(matches!(
+        config.storage.location(),
+        crate::store::StoreLocation::Postgres(_)
+    ));
+    // A problem with the URL, or the password pasted into another key, never
+    // shows the password.
+    let problems = problems(&format!(
+        "{MINIMAL}\n[storage]\nurl = \"postgres://dora:Pg-unit-Secret-77@db/dora?sslmode=verify-full\"\n\
+         [server]\nlisten = \"Pg-unit-Secret-77\"\n"
+    ));
+    let all = format!("{problems:?}");
+    assert!(all.contains("storage.url"), "{all}");
+    assert!(!all.contains("Pg-unit-Secret-77"), "{all}");
 }

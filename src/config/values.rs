@@ -606,6 +606,14 @@ pub(crate) fn deserialize_storage_path<'de, D: Deserializer<'de>>(
     }
 }
 
+/// `storage.url`: a `postgres://` URL. No error message contains its password.
+pub(crate) fn deserialize_storage_url<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<crate::store::PostgresUrl, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::store::PostgresUrl::parse(&text).map_err(de::Error::custom)
+}
+
 /// `github.token`: a non-empty string without whitespace or control characters (it
 /// becomes an HTTP header). No error message ever contains the value, not even when
 /// it has the wrong type.

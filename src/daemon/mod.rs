@@ -57,7 +57,7 @@ pub use out_of_turn::OUT_OF_TURN_DEBOUNCE;
 pub use retry::RetryQueue;
 pub(crate) use retry::FIRST_RETRY_DELAY;
 
-use crate::config::Config;
+use crate::config::{Config, StorageConfig};
 use crate::domain::{RepoName, Team};
 use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
@@ -318,7 +318,7 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    let store = open_store(&config.storage.path).await?;
+    let store = open_configured_store(&config.storage).await?;
     let sources = sources_with(&config, options.retry.clone())?;
     let base = scope::ScopeBase::new(&config);
     let (repositories, engine) = base.current(&sources);
@@ -744,6 +744,17 @@ fn log_cycle(report: &CycleReport) {
     );
 }
 
+/// Opens (creating or migrating) the store `storage` names: the SQLite file, or
+/// the PostgreSQL database of `storage.url`.
+pub async fn open_configured_store(storage: &StorageConfig) -> anyhow::Result<SharedStore> {
+    let storage = storage.clone();
+    let store = tokio::task::spawn_blocking(move || crate::store::open(storage.location()))
+        .await
+        .context("the store task failed")?
+        .map_err(|error: StoreError| anyhow::anyhow!(error))?;
+    Ok(SharedStore::from_box(store))
+}
+
 /// Opens (creating or migrating) the SQLite store at `path`.
 pub async fn open_store(path: &Path) -> anyhow::Result<SharedStore> {
     let path = path.to_owned();
@@ -770,14 +781,10 @@ fn landing_frame(state: Arc<ExporterState>, config: &Config) -> crate::report::F
             version: options.version.clone(),
             simulated: options.simulated,
             ready: page.readiness.is_ready(),
-            readiness: if page.readiness.is_ready() {
-                "every repository synced once over the lookback".to_owned()
-            } else {
-                let reason = page.readiness.reason();
-                reason
-                    .strip_prefix("not ready: ")
-                    .map_or(reason.clone(), str::to_owned)
-            },
+            readiness: page
+                .readiness
+                .missing()
+                .unwrap_or_else(|| "every repository synced once over the lookback".to_owned()),
             snapshot: match page.evaluated_at {
                 Some(at) => format!("Metrics evaluated at {at}"),
                 None => "No metrics published yet".to_owned(),
@@ -864,7 +871,7 @@ pub async fn sync_once_with(
     progress: &dyn CycleProgress,
     retry: RetryPolicy,
 ) -> anyhow::Result<CycleReport> {
-    let store = open_store(&config.storage.path).await?;
+    let store = open_configured_store(&config.storage).await?;
     let sources = sources_with(config, retry)?;
     let report = sync_all(&sources, &store, clock.as_ref(), shutdown, progress).await;
     log_cycle(&report);

@@ -11,7 +11,7 @@ use super::scope::SharedScope;
 use crate::config::Config;
 use crate::exporter::{ExporterState, PushCount};
 use crate::ingest::{Changes, Ingest, PushCounters};
-use crate::store::{SharedStore, SqliteStore, StoreError};
+use crate::store::{PostgresStore, SharedStore, SqliteStore, Store, StoreError};
 use anyhow::Context as _;
 use axum::Router;
 use std::sync::Arc;
@@ -40,11 +40,15 @@ pub(crate) async fn start(
     config: &Config,
     publisher: Publisher,
 ) -> anyhow::Result<(Router, Vec<JoinHandle<()>>)> {
-    let path = config.storage.path.clone();
-    let store = tokio::task::spawn_blocking(move || {
-        let store = SqliteStore::open(&path)?;
-        store.sync_every_commit()?;
-        Ok::<_, StoreError>(store)
+    let storage = config.storage.clone();
+    let store = tokio::task::spawn_blocking(move || match &storage.url {
+        // PostgreSQL makes every commit durable already (synchronous_commit).
+        Some(url) => Ok(Box::new(PostgresStore::open(url)?) as Box<dyn Store>),
+        None => {
+            let store = SqliteStore::open(&storage.path)?;
+            store.sync_every_commit()?;
+            Ok::<_, StoreError>(Box::new(store) as Box<dyn Store>)
+        }
     })
     .await
     .context("the store task failed")?
@@ -52,7 +56,7 @@ pub(crate) async fn start(
     let clock = Arc::clone(&publisher.clock);
     let Some((ingest, writer)) = Ingest::start(
         config,
-        SharedStore::new(store),
+        SharedStore::from_box(store),
         Arc::new(move || clock.now()),
     ) else {
         return Ok((Router::new(), Vec::new()));

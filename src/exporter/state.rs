@@ -83,11 +83,20 @@ impl Readiness {
         self.has_snapshot && self.pending.is_empty() && self.unlisted.is_empty()
     }
 
-    /// A one-line, plain-text explanation: `ready`, or what is still missing
-    /// (naming at most [`MAX_LISTED_PENDING`] repositories).
+    /// A one-line, plain-text explanation: `ready`, or `not ready: ` and what
+    /// is still [`missing`](Self::missing).
     pub fn reason(&self) -> String {
+        match self.missing() {
+            None => "ready".to_owned(),
+            Some(missing) => format!("not ready: {missing}"),
+        }
+    }
+
+    /// What is still missing, one line (naming at most [`MAX_LISTED_PENDING`]
+    /// repositories); `None` when ready.
+    pub fn missing(&self) -> Option<String> {
         if self.is_ready() {
-            return "ready".to_owned();
+            return None;
         }
         let mut parts = Vec::new();
         if !self.has_snapshot {
@@ -129,7 +138,7 @@ impl Readiness {
                     .to_owned(),
             );
         }
-        format!("not ready: {}", parts.join("; "))
+        Some(parts.join("; "))
     }
 }
 

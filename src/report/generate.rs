@@ -65,6 +65,17 @@ pub fn open_store(path: &Path) -> Result<SqliteStore, ReportError> {
     Ok(SqliteStore::open(path)?)
 }
 
+/// Opens the store `storage` names for a report: the SQLite file as
+/// [`open_store`] does (a missing file is an error), or the PostgreSQL database.
+pub fn open_configured_store(
+    storage: &crate::config::StorageConfig,
+) -> Result<Box<dyn Store>, ReportError> {
+    match &storage.url {
+        Some(url) => Ok(Box::new(crate::store::PostgresStore::open(url)?)),
+        None => Ok(Box::new(open_store(&storage.path)?)),
+    }
+}
+
 /// The repositories of the report out of `all` (with their teams): all of them,
 /// or those of `team` (an unknown team is an error naming the known ones).
 pub(crate) fn selected_repositories(

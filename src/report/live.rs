@@ -21,7 +21,7 @@
 //!
 //! It does not bind a socket, read the sources or write the store.
 
-use super::generate::{generate, open_store, ReportError, ReportRequest};
+use super::generate::{generate, open_configured_store, ReportError, ReportRequest};
 use super::period::ReportWindow;
 use super::render::html::{self, HtmlOptions, WindowLink, CONTENT_SECURITY_POLICY};
 use super::render::overview::{self, Frame};
@@ -35,7 +35,7 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Where the page is served.
 pub(crate) const REPORT_PATH: &str = "/report";
@@ -246,9 +246,8 @@ impl LiveReport {
     /// Reads the store at `config.storage.path` (opened per request; a missing file
     /// answers 503 until the daemon has created it), each page evaluated at `now()`.
     pub fn new(config: Arc<Config>, now: Now) -> Self {
-        let path = config.storage.path.clone();
-        let open: StoreOpener =
-            Arc::new(move || Ok(Box::new(open_store(&path)?) as Box<dyn Store>));
+        let storage = config.storage.clone();
+        let open: StoreOpener = Arc::new(move || open_configured_store(&storage));
         LiveReport::with_store_opener(config, open, now)
     }
 
@@ -282,6 +281,19 @@ impl LiveReport {
             .route(REPORT_PATH, get(report_page))
             .route(OVERVIEW_PATH, get(landing_page))
             .with_state(self)
+    }
+
+    /// A turn to compute a page: admitted among the requests computing or
+    /// waiting, then the one computing slot within [`LIVE_REPORT_WAIT`]; `None`
+    /// when either is not to be had (the caller answers busy). Held until the
+    /// page is made.
+    async fn admit(&self) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let admitted = self.queue.clone().try_acquire_owned().ok()?;
+        let computing = tokio::time::timeout(LIVE_REPORT_WAIT, self.gate.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some((computing, admitted))
     }
 
     /// The cached landing page for `window` and `frame`, if still fresh
@@ -348,6 +360,20 @@ pub fn overview_page(
     }
 }
 
+/// An HTML page, never cached, with the page's Content-Security-Policy.
+fn html_page(page: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HTML),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
 fn plain(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, PLAIN_TEXT)], body + "\n").into_response()
 }
@@ -377,18 +403,6 @@ async fn landing_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) -
         Err(reason) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {reason}")),
     };
     let frame = (live.frame)();
-    let html_page = |page: String| {
-        (
-            [
-                (header::CONTENT_TYPE, HTML),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            page,
-        )
-            .into_response()
-    };
     if let Some(page) = live.cached_overview(query.window, &frame, true) {
         return html_page(page);
     }
@@ -398,19 +412,14 @@ async fn landing_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) -
             "the collector is busy with other reports; try again in a few seconds".to_owned(),
         ),
     };
-    let Ok(admitted) = live.queue.clone().try_acquire_owned() else {
+    let Some(permits) = live.admit().await else {
         return busy(&live);
     };
-    let permit =
-        match tokio::time::timeout(LIVE_REPORT_WAIT, live.gate.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => return busy(&live),
-        };
     let now = (live.now)();
     let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
     let (window, made_frame) = (query.window, frame.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let _permits = (permit, admitted);
+        let _permits = permits;
         overview_page(open(), &config, now, window, &made_frame)
     })
     .await;
@@ -451,18 +460,13 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
     let busy = || {
         unavailable("the report is busy with other requests; try again in a few seconds".to_owned())
     };
-    let Ok(admitted) = live.queue.clone().try_acquire_owned() else {
+    let Some(permits) = live.admit().await else {
         return busy();
     };
-    let permit =
-        match tokio::time::timeout(LIVE_REPORT_WAIT, live.gate.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => return busy(),
-        };
     let now = (live.now)();
     let (config, open) = (Arc::clone(&live.config), Arc::clone(&live.open));
     let result = tokio::task::spawn_blocking(move || {
-        let _permits = (permit, admitted);
+        let _permits = permits;
         let store = open()?;
         live_page(
             store.as_ref(),
@@ -474,16 +478,7 @@ async fn report_page(State(live): State<LiveReport>, RawQuery(raw): RawQuery) ->
     })
     .await;
     match result {
-        Ok(Ok(page)) => (
-            [
-                (header::CONTENT_TYPE, HTML),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            page,
-        )
-            .into_response(),
+        Ok(Ok(page)) => html_page(page),
         // The answers name what failed but no file: the page is not authenticated,
         // and the log has the details.
         Ok(Err(ReportError::MissingStore { .. })) => unavailable(

@@ -31,7 +31,7 @@ pub mod render;
 
 pub use build::ReportContext;
 pub use evaluate::{evaluate, Evaluation, MAX_EVALUATION_THREADS, TREND_WEEKS, WEEK_SECONDS};
-pub use generate::{generate, open_store, ReportError, ReportRequest};
+pub use generate::{generate, open_configured_store, open_store, ReportError, ReportRequest};
 pub use live::{
     live_page, live_router, overview_page, FrameSource, LiveQuery, LiveReport, Now, StoreOpener,
     OVERVIEW_CACHE_TTL,

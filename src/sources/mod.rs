@@ -38,7 +38,8 @@ pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
 use crate::domain::batch::{ApplyStats, KindStats};
 use crate::domain::{RepoName, Team, Timestamp};
 use futures::future::BoxFuture;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio_util::sync::CancellationToken;
 
 /// What a source is given for one repository sync.
@@ -196,6 +197,39 @@ pub struct ApiHealth {
     /// Argo CD: history gaps found per application, sorted (empty for other
     /// sources).
     pub history_gaps: Vec<HistoryGaps>,
+}
+
+impl ApiHealth {
+    /// The health of a source whose client sends through a [`governor`]: its
+    /// `requests`, the governor's rate limits, waits and retries, the items
+    /// skipped per repository (`skipped`) and the `history_gaps`.
+    pub fn from_governor(
+        requests: Vec<ApiRequests>,
+        governor: governor::GovernorHealth,
+        skipped: &Mutex<BTreeMap<RepoName, u64>>,
+        history_gaps: Vec<HistoryGaps>,
+    ) -> ApiHealth {
+        ApiHealth {
+            requests,
+            rate_limits: governor.rate_limits,
+            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
+            retries: governor
+                .retries
+                .into_iter()
+                .map(|(reason, count)| ApiRetries {
+                    reason: reason.label().to_owned(),
+                    count,
+                })
+                .collect(),
+            skipped_items: skipped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(repository, count)| (repository.clone(), *count))
+                .collect(),
+            history_gaps,
+        }
+    }
 }
 
 /// A place events come from.

@@ -22,7 +22,7 @@ use crate::domain::Timestamp;
 use crate::sources::governor::{
     Attempt, GovernedError, Governor, GovernorHealth, RetryPolicy, RetryReason,
 };
-use crate::sources::{ApiHealth, ApiRequests, ApiRetries, HistoryGaps};
+use crate::sources::{ApiHealth, ApiRequests, HistoryGaps};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, LOCATION, RETRY_AFTER};
@@ -545,26 +545,7 @@ impl RestClient {
         gaps: Vec<HistoryGaps>,
     ) -> ApiHealth {
         let (requests, governor) = self.health();
-        ApiHealth {
-            requests,
-            rate_limits: governor.rate_limits,
-            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
-            retries: governor
-                .retries
-                .into_iter()
-                .map(|(reason, count)| ApiRetries {
-                    reason: reason.label().to_owned(),
-                    count,
-                })
-                .collect(),
-            skipped_items: skipped
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .map(|(r, n)| (r.clone(), *n))
-                .collect(),
-            history_gaps: gaps,
-        }
+        ApiHealth::from_governor(requests, governor, skipped, gaps)
     }
 
     /// Requests so far by endpoint and status (sorted), and the governor's

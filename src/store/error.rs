@@ -1,5 +1,5 @@
 //! `StoreError`: why the store could not do something. Every message names the store
-//! file and, for a database failure, the operation and the database's own message
+//! file (or the PostgreSQL URL with its password redacted) and, for a database failure, the operation and the database's own message
 //! (included in the text, so one line is enough in a log or on stderr).
 //!
 //! Messages never contain stored values beyond the key of a bad row: no commit
@@ -69,6 +69,51 @@ pub enum StoreError {
         path: String,
         table: &'static str,
         what: String,
+    },
+
+    #[error(
+        "cannot reach the PostgreSQL store {target}: {cause}; check the host and port \
+         of storage.url and that the server is running"
+    )]
+    Unreachable { target: String, cause: String },
+
+    #[error(
+        "the PostgreSQL store {target} refused the credentials: {cause}; check the user \
+         and password of storage.url"
+    )]
+    Credentials { target: String, cause: String },
+
+    #[error(
+        "the PostgreSQL store {target} has schema version {found}, newer than version \
+         {supported} that this dora-collector knows; run a newer dora-collector or point \
+         storage.url at another database"
+    )]
+    FutureSchema {
+        target: String,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error(
+        "the PostgreSQL database {target} already has tables of another application; \
+         point storage.url at an empty database"
+    )]
+    ForeignDatabase { target: String },
+
+    #[error("cannot migrate the PostgreSQL store {target} to schema version {version}: {cause}")]
+    PostgresMigration {
+        target: String,
+        version: i64,
+        cause: String,
+    },
+
+    /// A PostgreSQL failure; `cause` is the server's message or the client's
+    /// (never the URL's password: the client's errors do not carry the configuration).
+    #[error("store {target}: {operation} failed: {cause}")]
+    Postgres {
+        target: String,
+        operation: &'static str,
+        cause: String,
     },
 
     /// The blocking task that runs store calls could not run (the runtime is

@@ -1,6 +1,7 @@
 //! The store: every normalized event the sources have read, the sync cursors and the
-//! sync status, behind the [`Store`] trait. [`SqliteStore`] is the embedded backend;
-//! a PostgreSQL backend can implement the same trait later.
+//! sync status, behind the [`Store`] trait. [`SqliteStore`] is the embedded backend
+//! (the default); [`PostgresStore`] keeps the same on a PostgreSQL server
+//! (`[storage] url`). [`open`] opens the configured one.
 //!
 //! This module is the only place in the project that speaks SQL. It keeps events
 //! idempotently (re-reading an event updates it, never duplicates it), advances a
@@ -20,12 +21,17 @@
 //! an async worker thread: a large `apply` or `load_events` blocks for seconds.
 
 mod error;
+mod postgres;
 mod shared;
 mod sqlite;
 mod types;
 
 pub use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
 pub use error::StoreError;
+pub use postgres::{
+    PostgresStore, PostgresUrl, CONNECT_TIMEOUT as POSTGRES_CONNECT_TIMEOUT,
+    POOL_SIZE as POSTGRES_POOL_SIZE, REDACTED_PASSWORD, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION,
+};
 pub use shared::SharedStore;
 pub use sqlite::{SqliteStore, MIN_REPOSITORIES_PER_LOAD_THREAD};
 pub(crate) use types::{commit_subject, MAX_CURSOR_ENDPOINT_BYTES, MAX_SYNC_SOURCE_BYTES};
@@ -192,4 +198,21 @@ pub trait Store: Send {
         repository: &RepoName,
         environment: &Environment,
     ) -> Result<Option<Deployment>, StoreError>;
+}
+
+/// Where a store lives: the embedded SQLite file (the default) or a PostgreSQL
+/// database.
+#[derive(Debug, Clone, Copy)]
+pub enum StoreLocation<'a> {
+    Sqlite(&'a std::path::Path),
+    Postgres(&'a PostgresUrl),
+}
+
+/// Opens (creating or migrating) the store at `location`. Blocks: call it where
+/// blocking is allowed (`spawn_blocking` in async code).
+pub fn open(location: StoreLocation<'_>) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match location {
+        StoreLocation::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+        StoreLocation::Postgres(url) => Box::new(PostgresStore::open(url)?),
+    })
 }

@@ -33,6 +33,13 @@ impl SharedStore {
         }
     }
 
+    /// Shares a store that is already boxed (as [`open`](super::open) gives it).
+    pub fn from_box(store: Box<dyn Store>) -> Self {
+        SharedStore {
+            inner: Arc::new(Mutex::new(store)),
+        }
+    }
+
     /// Runs `call` with the store on the blocking pool and returns its result.
     pub async fn call<T: Send + 'static>(
         &self,

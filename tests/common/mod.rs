@@ -299,6 +299,33 @@ impl Scenario {
         self
     }
 
+    /// A merged pull request with its stage times: first commit, opened and
+    /// first review (each `None` when unknown), merged, no labels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pull_request_with_stages(
+        mut self,
+        repository: &str,
+        number: u64,
+        commits: &[u32],
+        first_commit_at: Option<i64>,
+        opened: Option<i64>,
+        reviewed: Option<i64>,
+        merged: i64,
+    ) -> Self {
+        self.builder.pull_request(PullRequest {
+            repository: repo(repository),
+            number,
+            merged_at: Some(at(merged)),
+            merge_commit_sha: None,
+            labels: Vec::new(),
+            commits: commits.iter().map(|c| sha(*c)).collect(),
+            first_commit_at: first_commit_at.map(at),
+            created_at: opened.map(at),
+            first_review_at: reviewed.map(at),
+        });
+        self
+    }
+
     pub fn with_config(mut self, change: impl FnOnce(&mut EngineConfig)) -> Self {
         change(&mut self.config);
         self

@@ -6,6 +6,8 @@
 //! the binary against the corpus of invalid configurations (`config_cli.rs`).
 
 // The engine's tests use all of it; these only part.
+#[path = "../postgres_common/mod.rs"]
+mod postgres_common;
 #[allow(unused_imports)]
 #[path = "../reference/mod.rs"]
 mod reference;
@@ -31,6 +33,7 @@ mod notify;
 mod notify_e2e;
 mod pagerduty;
 mod pagination;
+mod postgres;
 mod push;
 mod report;
 mod webhooks;

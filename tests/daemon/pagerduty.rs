@@ -4,9 +4,9 @@
 //! its real clients and store, and every DORA series it exports equals the
 //! brute-force reference (`reference::services`) over the simulators' own
 //! readings; later resolves, re-triggers and new incidents arrive on incremental
-//! syncs; a restart keeps everything; 429s and 5xx change nothing; a wrong key
-//! and an unknown service each fail with an error naming them while the rest go
-//! on; an idle sync costs one request per service.
+//! syncs; a restart keeps everything; 429s, 5xx and connection resets change
+//! nothing; a wrong key and an unknown service each fail with an error naming
+//! them while the rest go on; an idle sync costs one request per service.
 
 use crate::reference::services::{Mapping, Service, ServiceIncident};
 use crate::reference::{self, Params};
@@ -463,7 +463,7 @@ async fn only_high_urgency_incidents_count_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_and_server_errors_change_no_value() {
+async fn rate_limits_server_errors_and_connection_resets_change_no_value() {
     let calm = setup(None).await;
     let mut handle = calm.start(calm.config("")).await;
     cycle_without_failures(&mut handle, 1).await;
@@ -474,22 +474,29 @@ async fn rate_limits_and_server_errors_change_no_value() {
         seed: 3,
         server_error_rate: 0.15,
         too_many_requests_rate: 0.15,
+        reset_rate: 0.1,
         max_consecutive_faults: 2,
     };
     let stormy = setup(Some(chaos)).await;
     let mut handle = stormy.start(stormy.config("")).await;
     cycle_without_failures(&mut handle, 1).await;
-    assert!(
-        stormy.pagerduty.faults() > 5,
-        "{}",
-        stormy.pagerduty.faults()
-    );
+    let (faults, resets) = (stormy.pagerduty.faults(), stormy.pagerduty.resets());
+    assert!(faults > 5, "{faults} faults");
+    assert!(resets > 0, "{resets} connections reset of {faults} faults");
     let scrape = metrics(&handle).await;
     assert_eq!(dora_lines(&scrape), expected);
-    // The retries are reported.
-    assert!(scrape
-        .lines()
-        .any(|l| l.contains("source=\"pagerduty\"") && l.contains("reason=\"rate_limit\"")));
+    // The retries are reported: each reset as a network failure.
+    let retried = |reason: &str| -> Vec<f64> {
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("dora_collector_api_retries_total{"))
+            .filter(|l| l.contains("source=\"pagerduty\""))
+            .filter(|l| l.contains(&format!("reason=\"{reason}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    assert!(!retried("rate_limit").is_empty(), "{scrape}");
+    assert_eq!(retried("network"), [resets as f64], "{scrape}");
     handle.shutdown().await.unwrap();
 }
 

@@ -398,6 +398,132 @@ fn lead_time_start_can_be_the_pull_request() {
     }
 }
 
+/// computation.md § Lead-time stages, one change per pull request, each
+/// deployed alone at day 10 + n: a pull request with every boundary in order
+/// (all four stages), one never reviewed (no pickup, no review), one reviewed
+/// only after its merge (no review either), one opened before its first commit
+/// (coding dropped, the rest kept), one whose commit is in two pull requests
+/// (the one with the earlier first commit counts), and a direct push (no
+/// stages). Under `commit` nothing is measured.
+#[test]
+fn lead_time_stages_follow_the_pull_request() {
+    use dora_collector::dora::{LeadTimeStart, Stage};
+    let deployed = |n: i64| 10 * DAY + n * HOUR;
+    let scenario = || {
+        Scenario::new()
+            .windows(&[30])
+            .chain(R, 1, 1, None, 0)
+            .deploy(R, PROD, 1, DAY)
+            // 2: coding 1 h, pickup 2 h, review 3 h, deploy to 10 d + 1 h.
+            .commit(R, 2, &[1], 2 * DAY)
+            .pull_request_with_stages(
+                R,
+                20,
+                &[2],
+                Some(2 * DAY),
+                Some(2 * DAY + HOUR),
+                Some(2 * DAY + 3 * HOUR),
+                2 * DAY + 6 * HOUR,
+            )
+            .deploy(R, PROD, 2, deployed(1))
+            // 3: never reviewed.
+            .commit(R, 3, &[2], 3 * DAY)
+            .pull_request_with_stages(
+                R,
+                30,
+                &[3],
+                Some(3 * DAY),
+                Some(3 * DAY + HOUR),
+                None,
+                3 * DAY + 2 * HOUR,
+            )
+            .deploy(R, PROD, 3, deployed(2))
+            // 4: first review after the merge: no review before it.
+            .commit(R, 4, &[3], 4 * DAY)
+            .pull_request_with_stages(
+                R,
+                40,
+                &[4],
+                Some(4 * DAY),
+                Some(4 * DAY + HOUR),
+                Some(4 * DAY + 9 * HOUR),
+                4 * DAY + 2 * HOUR,
+            )
+            .deploy(R, PROD, 4, deployed(3))
+            // 5: opened an hour before its first commit: coding dropped.
+            .commit(R, 5, &[4], 5 * DAY)
+            .pull_request_with_stages(
+                R,
+                50,
+                &[5],
+                Some(5 * DAY),
+                Some(5 * DAY - HOUR),
+                Some(5 * DAY + HOUR),
+                5 * DAY + 2 * HOUR,
+            )
+            .deploy(R, PROD, 5, deployed(4))
+            // 6: in pull requests 60 (first commit at 6 d) and 61 (at 5 d 12 h):
+            // 61 counts, coding 1 h, pickup 1 h, review 1 h.
+            .commit(R, 6, &[5], 6 * DAY)
+            .pull_request_with_stages(
+                R,
+                60,
+                &[6],
+                Some(6 * DAY),
+                Some(6 * DAY + HOUR),
+                Some(6 * DAY + 2 * HOUR),
+                6 * DAY + 3 * HOUR,
+            )
+            .pull_request_with_stages(
+                R,
+                61,
+                &[6],
+                Some(5 * DAY + 12 * HOUR),
+                Some(5 * DAY + 13 * HOUR),
+                Some(5 * DAY + 14 * HOUR),
+                5 * DAY + 15 * HOUR,
+            )
+            .deploy(R, PROD, 6, deployed(5))
+            // 7: a direct push.
+            .commit(R, 7, &[6], 7 * DAY)
+            .deploy(R, PROD, 7, deployed(6))
+    };
+    let snapshot = scenario()
+        .with_config(|c| c.lead_time_start = LeadTimeStart::PrFirstCommit)
+        .compute(20 * DAY);
+    let w = scope(&snapshot, R, PROD, "30d");
+    assert_eq!(w.lead_time.count, 6, "every change has a lead time");
+    let stages = w.lead_time_stages.as_ref().expect("measured");
+    let stage = |s: Stage| &stages[s.index()];
+    // coding: 1 h (2), 1 h (3), 1 h (4), dropped (5), 1 h (6 via 61).
+    assert_eq!(stage(Stage::Coding).count, 4);
+    assert_eq!(stage(Stage::Coding).sum, (4 * HOUR) as f64);
+    // pickup: 2 h (2), 2 h (5), 1 h (6).
+    assert_eq!(stage(Stage::Pickup).count, 3);
+    assert_eq!(stage(Stage::Pickup).sum, (5 * HOUR) as f64);
+    // review: 3 h (2), 1 h (5), 1 h (6).
+    assert_eq!(stage(Stage::Review).count, 3);
+    assert_eq!(stage(Stage::Review).sum, (5 * HOUR) as f64);
+    // deploy: every change through a pull request, from its merge.
+    let deploys = [
+        deployed(1) - (2 * DAY + 6 * HOUR),
+        deployed(2) - (3 * DAY + 2 * HOUR),
+        deployed(3) - (4 * DAY + 2 * HOUR),
+        deployed(4) - (5 * DAY + 2 * HOUR),
+        deployed(5) - (5 * DAY + 15 * HOUR),
+    ];
+    assert_eq!(stage(Stage::Deploy).count, 5);
+    assert_eq!(stage(Stage::Deploy).sum, deploys.iter().sum::<i64>() as f64);
+    // The team and the organisation see the same samples.
+    assert_eq!(
+        snapshot.organisation.windows[0].lead_time_stages.as_ref(),
+        Some(stages)
+    );
+
+    let commit = scenario().compute(20 * DAY);
+    assert_eq!(scope(&commit, R, PROD, "30d").lead_time_stages, None);
+}
+
 #[test]
 fn lead_time_level_follows_the_median() {
     let cases = [

@@ -101,8 +101,9 @@ impl Seen {
     }
 }
 
-/// Whether `error` was caused by a TCP reset.
-fn is_reset(error: &reqwest::Error) -> bool {
+/// Whether `error` was caused by a TCP reset (also used by the other
+/// simulators' fault tests).
+pub(crate) fn is_reset(error: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {

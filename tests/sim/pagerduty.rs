@@ -1,7 +1,8 @@
 //! The simulated PagerDuty: its answers have the shapes of PagerDuty's REST API
 //! v2 reference (checked field by field here, from the reading recorded in
 //! `crates/dora-sim/fixtures/pagerduty/NOTICE`), its filters, pagination, keys,
-//! rate limit and errors behave as documented, and its faults are seeded.
+//! rate limit and errors behave as documented, and its faults are seeded; its
+//! connection resets are TCP resets before any answer.
 
 use dora_collector::domain::Timestamp;
 use dora_collector::sim::pagerduty::{
@@ -362,6 +363,7 @@ async fn chaos_faults_are_seeded_and_capped() {
                 server_error_rate: 0.3,
                 too_many_requests_rate: 0.3,
                 max_consecutive_faults: 2,
+                ..PdChaos::default()
             },
             ..PdOptions::default()
         };
@@ -389,6 +391,43 @@ async fn chaos_faults_are_seeded_and_capped() {
         handle.shutdown().await.unwrap();
     }
     assert_eq!(counts[0], counts[1]);
+}
+
+#[tokio::test]
+async fn resets_are_tcp_resets_before_any_answer_and_the_cap_lets_the_request_through() {
+    let options = PdOptions {
+        chaos: PdChaos {
+            seed: 5,
+            reset_rate: 1.0,
+            max_consecutive_faults: 2,
+            ..PdChaos::default()
+        },
+        ..PdOptions::default()
+    };
+    let handle = PdServer::start(account(), options).await.unwrap();
+    let url = format!("{}/services/PAPI001", handle.base_url());
+    let send = || {
+        reqwest::Client::new()
+            .get(&url)
+            .header(reqwest::header::ACCEPT, PD_ACCEPT)
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("Token token={PD_SIM_TOKEN}"),
+            )
+            .send()
+    };
+    for _ in 0..2 {
+        let error = send().await.expect_err("the connection is reset");
+        assert!(crate::chaos::is_reset(&error), "{error:?}");
+    }
+    let spared = send().await.expect("the third attempt is answered");
+    assert_eq!(spared.status(), 200);
+    let body: Value = spared.json().await.unwrap();
+    assert_eq!(body["service"]["id"], "PAPI001");
+    assert_eq!((handle.resets(), handle.faults()), (2, 2));
+    // A reset never reaches the API: only the answered request is counted.
+    assert_eq!(handle.request_counts().total, 1);
+    handle.shutdown().await.unwrap();
 }
 
 #[test]

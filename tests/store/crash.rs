@@ -4,17 +4,22 @@
 //!
 //! The test re-runs its own binary as the writer (the `writer_process` test, which
 //! only does something when the parent sets `WRITER_STORE_ENV`). The parent waits
-//! for progress lines on the writer's stdout, not for time, then kills it.
+//! for progress lines on the writer's stdout, not for time, then kills it. It runs
+//! on a SQLite file and on a PostgreSQL database (`WRITER_POSTGRES_ENV`).
 
 use dora_collector::domain::{
     CommitSha, Deployment, DeploymentOutcome, DeploymentSource, Environment, RepoName, Timestamp,
 };
-use dora_collector::store::{CommitRecord, Cursor, CursorKey, SqliteStore, Store, SyncBatch};
+use dora_collector::store::{
+    CommitRecord, Cursor, CursorKey, PostgresStore, PostgresUrl, SqliteStore, Store, SyncBatch,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 /// Tells the re-run binary to act as the writer, and where the store is.
 const WRITER_STORE_ENV: &str = "DORA_STORE_CRASH_TEST_WRITER";
+/// Tells the re-run binary to act as the writer on this PostgreSQL database.
+const WRITER_POSTGRES_ENV: &str = "DORA_STORE_CRASH_TEST_WRITER_POSTGRES";
 /// Commits per batch: large enough that a kill usually lands inside a transaction.
 const COMMITS_PER_BATCH: u32 = 2_000;
 /// The writer stops by itself after this many batches, should the parent die first.
@@ -73,10 +78,13 @@ fn batch(i: u32) -> SyncBatch {
 #[test]
 #[ignore = "the writer half of kill_9_leaves_whole_batches_only; run by it"]
 fn writer_process() {
-    let Some(path) = std::env::var_os(WRITER_STORE_ENV) else {
+    let mut store: Box<dyn Store> = if let Some(path) = std::env::var_os(WRITER_STORE_ENV) {
+        Box::new(SqliteStore::open(path).unwrap())
+    } else if let Ok(url) = std::env::var(WRITER_POSTGRES_ENV) {
+        Box::new(PostgresStore::open(&PostgresUrl::parse(&url).unwrap()).unwrap())
+    } else {
         return;
     };
-    let mut store = SqliteStore::open(path).unwrap();
     let first = store
         .cursor(&key())
         .unwrap()
@@ -91,7 +99,7 @@ fn writer_process() {
 }
 
 /// Starts the writer and kills it once it has reported `after` more batches.
-fn run_writer_and_kill(path: &std::path::Path, after: usize) {
+fn run_writer_and_kill(store_env: (&str, &std::ffi::OsStr), after: usize) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -100,7 +108,7 @@ fn run_writer_and_kill(path: &std::path::Path, after: usize) {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(WRITER_STORE_ENV, path)
+        .env(store_env.0, store_env.1)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -118,8 +126,7 @@ fn run_writer_and_kill(path: &std::path::Path, after: usize) {
 }
 
 /// The store holds exactly batches 1..=cursor.
-fn assert_whole_batches(path: &std::path::Path) -> u64 {
-    let store = SqliteStore::open(path).unwrap();
+fn assert_whole_batches(store: &dyn Store) -> u64 {
     let applied = store
         .cursor(&key())
         .unwrap()
@@ -142,10 +149,26 @@ fn assert_whole_batches(path: &std::path::Path) -> u64 {
 fn kill_9_leaves_whole_batches_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dora.db");
+    kill_9_again_and_again((WRITER_STORE_ENV, path.as_os_str()), &|| {
+        Box::new(SqliteStore::open(&path).unwrap())
+    });
+}
+
+#[test]
+fn kill_9_leaves_whole_batches_only_on_postgres() {
+    let Some(database) = crate::postgres_common::TestDatabase::new() else {
+        return;
+    };
+    let url = std::ffi::OsString::from(database.url().expose());
+    kill_9_again_and_again((WRITER_POSTGRES_ENV, &url), &|| Box::new(database.open()));
+}
+
+/// Kills the writer after 1, 3, 2 and 5 more batches, checking the store after each.
+fn kill_9_again_and_again(store_env: (&str, &std::ffi::OsStr), open: &dyn Fn() -> Box<dyn Store>) {
     let mut applied = 0;
     for after in [1, 3, 2, 5] {
-        run_writer_and_kill(&path, after);
-        let now = assert_whole_batches(&path);
+        run_writer_and_kill(store_env, after);
+        let now = assert_whole_batches(open().as_ref());
         // What the writer reported is committed (more may have landed between its
         // last report and the kill).
         assert!(

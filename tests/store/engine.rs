@@ -106,20 +106,35 @@ fn config() -> EngineConfig {
 fn stored_events_give_the_same_snapshot_as_direct_ones_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dora.db");
+    same_snapshot_after_reopening(&|| Box::new(SqliteStore::open(&path).unwrap()));
+}
+
+#[test]
+fn stored_events_give_the_same_snapshot_as_direct_ones_on_postgres() {
+    let Some(database) = crate::postgres_common::TestDatabase::new() else {
+        return;
+    };
+    same_snapshot_after_reopening(&|| Box::new(database.open()));
+}
+
+/// Applies two repositories' batches to the store `open` gives, then loads them
+/// from a second store it gives: the engine computes what it computes from the
+/// events directly.
+fn same_snapshot_after_reopening(open: &dyn Fn() -> Box<dyn Store>) {
     let batches = [
         batch_for("acme/api", 60, 0),
         batch_for("acme/web", 40, 10_000),
     ];
     let mut builder = Events::builder();
     {
-        let mut store = SqliteStore::open(&path).unwrap();
+        let mut store = open();
         for batch in &batches {
             store.apply(batch).unwrap();
             feed(batch, &mut builder);
         }
     }
     let direct = builder.build();
-    let store = SqliteStore::open(&path).unwrap();
+    let store = open();
     let repositories = [repo("acme/api"), repo("acme/web")];
     let loaded = EventsBuilder::collect(|sink| store.load_events(&repositories, sink)).unwrap();
     assert_eq!(loaded.deployment_count(), direct.deployment_count());
@@ -137,7 +152,18 @@ fn stored_events_give_the_same_snapshot_as_direct_ones_after_reopening() {
 
 #[test]
 fn writing_the_same_events_again_in_other_batches_changes_nothing() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    same_events_again(&mut SqliteStore::open_in_memory().unwrap());
+}
+
+#[test]
+fn writing_the_same_events_again_in_other_batches_changes_nothing_on_postgres() {
+    let Some(database) = crate::postgres_common::TestDatabase::new() else {
+        return;
+    };
+    same_events_again(&mut database.open());
+}
+
+fn same_events_again(store: &mut dyn Store) {
     let batch = batch_for("acme/api", 50, 0);
     store.apply(&batch).unwrap();
     let repositories = [repo("acme/api")];
@@ -174,9 +200,29 @@ fn a_load_on_several_threads_gives_the_same_events_as_direct_ones() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dora.db");
+    load_on_several_threads(&repositories, &|| {
+        Box::new(SqliteStore::open(&path).unwrap())
+    });
+}
+
+#[test]
+fn a_load_on_several_threads_gives_the_same_events_as_direct_ones_on_postgres() {
+    let Some(database) = crate::postgres_common::TestDatabase::new() else {
+        return;
+    };
+    let repositories: Vec<RepoName> = (0..3
+        * dora_collector::store::MIN_REPOSITORIES_PER_LOAD_THREAD)
+        .map(|r| repo(&format!("acme/service-{r:03}")))
+        .collect();
+    load_on_several_threads(&repositories, &|| Box::new(database.open()));
+}
+
+/// Writes `repositories` through one store `open` gives, loads them (asked twice
+/// and out of order) through another: the engine sees the direct events.
+fn load_on_several_threads(repositories: &[RepoName], open: &dyn Fn() -> Box<dyn Store>) {
     let mut builder = Events::builder();
     {
-        let mut store = SqliteStore::open(&path).unwrap();
+        let mut store = open();
         for (r, name) in repositories.iter().enumerate() {
             let batch = batch_for(name.as_str(), 5 + (r as u32 % 7), r as u32 * 1_000);
             store.apply(&batch).unwrap();
@@ -184,9 +230,9 @@ fn a_load_on_several_threads_gives_the_same_events_as_direct_ones() {
         }
     }
     let direct = builder.build();
-    let store = SqliteStore::open(&path).unwrap();
+    let store = open();
     // Asked twice and out of order: each repository is loaded once.
-    let mut asked = repositories.clone();
+    let mut asked = repositories.to_vec();
     asked.reverse();
     asked.extend(repositories.iter().take(5).cloned());
     let loaded = EventsBuilder::collect(|sink| store.load_events(&asked, sink)).unwrap();

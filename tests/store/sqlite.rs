@@ -1,10 +1,12 @@
 //! The store's behaviour through the `Store` trait: idempotent upserts, outcome
 //! updates, atomic batches, cursors, sync status, read-back after reopening, and
 //! (proptest) that the final state does not depend on the order of the reads.
+//! The trait's tests run on both backends (`on_sqlite::`, `on_postgres::`); those
+//! about files, and the proptest, on SQLite.
 
 use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
-    Environment, Incident, PullRequest, RepoName, ShaPrefix, Timestamp,
+    Environment, Incident, PullRequest, RepoName, ShaPrefix, Team, Timestamp,
 };
 use dora_collector::dora::EventsBuilder;
 use dora_collector::store::{
@@ -200,9 +202,14 @@ fn unchanged(n: u64) -> KindStats {
     }
 }
 
+// The contract of every backend: each test runs on SQLite (in memory) and on
+// PostgreSQL (a database of its own), as `on_sqlite::NAME` and `on_postgres::NAME`.
+crate::on_both_stores! {
 #[test]
 fn applying_the_same_batch_twice_changes_nothing_the_second_time() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let batch = sample_batch(&api());
     let first = store.apply(&batch).unwrap();
     assert_eq!(first.deployments, inserted(4));
@@ -235,7 +242,9 @@ fn applying_the_same_batch_twice_changes_nothing_the_second_time() {
 
 #[test]
 fn duplicates_within_one_batch_are_stored_once() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     batch.commits = vec![commit(1, &[], "a"), commit(1, &[], "a")];
     batch.incidents = vec![incident(&api(), 1, None), incident(&api(), 1, Some(5))];
@@ -262,7 +271,9 @@ fn duplicates_within_one_batch_are_stored_once() {
 
 #[test]
 fn every_field_kind_round_trips() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let batch = sample_batch(&api());
     store.apply(&batch).unwrap();
     let stored = store.read_repository(&api()).unwrap();
@@ -282,7 +293,9 @@ fn every_field_kind_round_trips() {
 
 #[test]
 fn a_commit_built_without_new_is_cut_when_stored() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     batch.commits.push(CommitRecord {
         sha: sha(1),
@@ -301,7 +314,9 @@ fn a_commit_built_without_new_is_cut_when_stored() {
 
 #[test]
 fn a_reopened_issue_loses_its_resolution_until_closed_again() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     for (closed_at, expected_updates) in [(Some(50), 0), (None, 1), (Some(90), 1)] {
         batch.incidents = vec![incident(&api(), 3, closed_at)];
@@ -314,7 +329,9 @@ fn a_reopened_issue_loses_its_resolution_until_closed_again() {
 
 #[test]
 fn a_pending_deployment_is_updated_to_success_and_never_back() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let source = DeploymentSource::GithubDeployments;
     let mut batch = SyncBatch::new(api());
     batch.deployments = vec![
@@ -392,7 +409,9 @@ fn a_pending_deployment_is_updated_to_success_and_never_back() {
 
 #[test]
 fn the_latest_successful_deployment_is_per_environment_by_deploy_time() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     batch.deployments = vec![
         deployment(&api(), 1, "production", succeeded(100)),
@@ -449,7 +468,9 @@ fn the_latest_successful_deployment_is_per_environment_by_deploy_time() {
 
 #[test]
 fn missing_compares_are_the_unstored_consecutive_pairs_per_environment() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let mut batch = SyncBatch::new(api());
     let with_sha = |mut d: Deployment, n: u32| {
         d.sha = sha(n);
@@ -503,7 +524,9 @@ fn missing_compares_are_the_unstored_consecutive_pairs_per_environment() {
 
 #[test]
 fn cursors_are_stored_per_repository_and_endpoint() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let key = cursor_key(&api(), "deployments");
     assert_eq!(store.cursor(&key).unwrap(), None);
     let mut batch = SyncBatch::new(api());
@@ -530,7 +553,9 @@ fn cursors_are_stored_per_repository_and_endpoint() {
 
 #[test]
 fn invalid_cursors_are_refused_with_the_whole_batch() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     for (endpoint, opaque) in [
         ("", None),
         ("deployments", Some("x".repeat(MAX_CURSOR_OPAQUE_BYTES + 1))),
@@ -561,7 +586,9 @@ fn invalid_cursors_are_refused_with_the_whole_batch() {
 
 #[test]
 fn a_batch_that_fails_midway_leaves_neither_data_nor_cursor() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let key = cursor_key(&api(), "deployments");
     let mut good = SyncBatch::new(api());
     good.deployments = vec![deployment(
@@ -606,7 +633,9 @@ fn a_batch_that_fails_midway_leaves_neither_data_nor_cursor() {
 
 #[test]
 fn a_batch_with_events_of_another_repository_is_refused() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let web = repo("acme/web");
     let mut batch = SyncBatch::new(api());
     batch.commits = vec![commit(1, &[], "a")];
@@ -625,7 +654,9 @@ fn a_batch_with_events_of_another_repository_is_refused() {
 
 #[test]
 fn sync_status_keeps_the_last_success_and_the_last_error() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let web = repo("acme/web");
     assert_eq!(store.sync_status().unwrap(), vec![]);
     store
@@ -687,8 +718,73 @@ fn sync_status_keeps_the_last_success_and_the_last_error() {
 }
 
 #[test]
+fn history_since_is_the_first_successful_syncs_and_only_grows_back() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    let web = repo("acme/web");
+    // A failed sync records no history; a plain success (no lookback known)
+    // none either.
+    store
+        .record_sync(&web, "gitlab", Timestamp(100), &SyncOutcome::Failed("boom".into()))
+        .unwrap();
+    store
+        .record_sync(&api(), "github", Timestamp(100), &SyncOutcome::Succeeded)
+        .unwrap();
+    let status = store.sync_status().unwrap();
+    assert_eq!(status[0].history_since, None);
+    assert_eq!(status[1].history_since, None);
+    // The first success with a lookback keeps its start; a later one (which
+    // resumed from the cursors) does not move it.
+    store
+        .record_success(&web, "gitlab", Timestamp(200), Timestamp(50))
+        .unwrap();
+    store
+        .record_success(&web, "gitlab", Timestamp(300), Timestamp(150))
+        .unwrap();
+    store
+        .record_sync(&web, "gitlab", Timestamp(400), &SyncOutcome::Failed("later".into()))
+        .unwrap();
+    let web_status = &store.sync_status().unwrap()[1];
+    assert_eq!(web_status.repository, web);
+    assert_eq!(web_status.history_since, Some(Timestamp(50)));
+    assert_eq!(web_status.last_success_at, Some(Timestamp(300)));
+    assert_eq!(web_status.last_error.as_deref(), Some("later"));
+}
+
+#[test]
+fn recorded_teams_keep_each_repositorys_latest_team() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    let web = repo("acme/web");
+    let team = |name: &str| Team::parse(name).unwrap();
+    assert!(store.recorded_teams().unwrap().is_empty());
+    store
+        .record_teams(
+            &[(web.clone(), team("checkout")), (api(), team("payments"))],
+            Timestamp(10),
+        )
+        .unwrap();
+    store
+        .record_teams(&[(web.clone(), team("checkout-crew"))], Timestamp(20))
+        .unwrap();
+    store
+        .record_teams(&[(api(), team("payments"))], Timestamp(30))
+        .unwrap();
+    assert_eq!(
+        store.recorded_teams().unwrap(),
+        vec![(api(), team("payments")), (web.clone(), team("checkout-crew"))]
+    );
+    // A team of a repository the store had not seen adds the repository.
+    assert!(store.repositories().unwrap().contains(&web));
+}
+
+#[test]
 fn load_events_reads_the_requested_repositories() {
-    let mut store = SqliteStore::open_in_memory().unwrap();
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
     let web = repo("acme/web");
     store.apply(&sample_batch(&api())).unwrap();
     store.apply(&sample_batch(&web)).unwrap();
@@ -716,6 +812,7 @@ fn load_events_reads_the_requested_repositories() {
             .deployment_count(),
         0
     );
+}
 }
 
 #[test]

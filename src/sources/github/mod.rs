@@ -72,7 +72,7 @@ pub use client::{
 pub use discovery::{MAX_DISCOVERY_PAGES, TEAM_TOPIC_PREFIX};
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
 
-use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
+use super::{ApiHealth, RepoSyncStats, Source, SourceError, SyncContext};
 use crate::config::{
     DeploymentsConfig, GithubAuth, GithubConfig, LabelName, OrganizationConfig, RepositoryConfig,
 };
@@ -515,41 +515,31 @@ impl Source for GithubSource {
     }
 
     fn api_health(&self) -> ApiHealth {
-        let requests = self.base_client().requests();
         let principals = match &self.auth {
             Auth::Token(client) => vec![std::sync::Arc::clone(client.principal())],
             Auth::App(app) => app.principals(),
         };
-        let mut rate_limits = Vec::new();
-        let mut rate_limit_wait_seconds = 0.0;
-        let mut retries: BTreeMap<RetryReason, u64> = BTreeMap::new();
+        let mut governor = GovernorHealth {
+            rate_limits: Vec::new(),
+            rate_limit_wait_seconds: 0.0,
+            retries: RetryReason::ALL.iter().map(|reason| (*reason, 0)).collect(),
+        };
         for principal in &principals {
             let health = principal.health();
-            rate_limits.extend(health.rate_limits);
-            rate_limit_wait_seconds += health.rate_limit_wait_seconds;
+            governor.rate_limits.extend(health.rate_limits);
+            governor.rate_limit_wait_seconds += health.rate_limit_wait_seconds;
             for (reason, count) in health.retries {
-                *retries.entry(reason).or_default() += count;
+                if let Some(total) = governor.retries.iter_mut().find(|(r, _)| *r == reason) {
+                    total.1 += count;
+                }
             }
         }
-        let skipped_items = self
-            .skipped
-            .lock()
-            .map(|s| s.iter().map(|(r, n)| (r.clone(), *n)).collect())
-            .unwrap_or_default();
-        ApiHealth {
-            requests,
-            rate_limits,
-            rate_limit_wait_seconds,
-            retries: RetryReason::ALL
-                .iter()
-                .map(|reason| ApiRetries {
-                    reason: reason.label().to_owned(),
-                    count: retries.get(reason).copied().unwrap_or(0),
-                })
-                .collect(),
-            skipped_items,
-            history_gaps: Vec::new(),
-        }
+        ApiHealth::from_governor(
+            self.base_client().requests(),
+            governor,
+            &self.skipped,
+            Vec::new(),
+        )
     }
 }
 

@@ -46,7 +46,7 @@ pub use client::{
 };
 pub use error::GitlabError;
 
-use super::{ApiHealth, ApiRetries, RepoSyncStats, Source, SourceError, SyncContext};
+use super::{ApiHealth, RepoSyncStats, Source, SourceError, SyncContext};
 use crate::config::{GitlabConfig, GitlabDeploymentsConfig, LabelName};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
 use crate::domain::{Environment, RepoName, Timestamp};
@@ -189,26 +189,7 @@ impl Source for GitlabSource {
 
     fn api_health(&self) -> ApiHealth {
         let (requests, governor) = self.client.health();
-        let skipped_items = self
-            .skipped
-            .lock()
-            .map(|s| s.iter().map(|(r, n)| (r.clone(), *n)).collect())
-            .unwrap_or_default();
-        ApiHealth {
-            requests,
-            rate_limits: governor.rate_limits,
-            rate_limit_wait_seconds: governor.rate_limit_wait_seconds,
-            retries: governor
-                .retries
-                .into_iter()
-                .map(|(reason, count)| ApiRetries {
-                    reason: reason.label().to_owned(),
-                    count,
-                })
-                .collect(),
-            skipped_items,
-            history_gaps: Vec::new(),
-        }
+        ApiHealth::from_governor(requests, governor, &self.skipped, Vec::new())
     }
 }
 

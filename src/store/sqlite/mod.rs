@@ -11,10 +11,10 @@
 //! connections at once ([`MAX_LOAD_THREADS`]); everything else runs where the
 //! caller runs it (see the [`store`](crate::store) module documentation).
 
-mod codec;
-mod read;
+pub(super) mod codec;
+pub(super) mod read;
 mod schema;
-mod write;
+pub(super) mod write;
 
 pub use schema::SCHEMA_VERSION;
 

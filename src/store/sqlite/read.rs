@@ -23,13 +23,13 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use std::collections::HashSet;
 
 /// Turns a malformed stored value into [`StoreError::Corrupt`].
-struct Decoder<'a> {
-    path: &'a str,
-    table: &'static str,
+pub(in crate::store) struct Decoder<'a> {
+    pub(in crate::store) path: &'a str,
+    pub(in crate::store) table: &'static str,
 }
 
 impl Decoder<'_> {
-    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+    pub(in crate::store) fn corrupt(&self, what: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             path: self.path.to_owned(),
             table: self.table,
@@ -37,19 +37,27 @@ impl Decoder<'_> {
         }
     }
 
-    fn sha(&self, blob: &[u8], what: &str) -> Result<CommitSha, StoreError> {
+    pub(in crate::store) fn sha(&self, blob: &[u8], what: &str) -> Result<CommitSha, StoreError> {
         sha_from_blob(blob).ok_or_else(|| self.corrupt(what))
     }
 
-    fn shas(&self, blob: &[u8], what: &str) -> Result<Vec<CommitSha>, StoreError> {
+    pub(in crate::store) fn shas(
+        &self,
+        blob: &[u8],
+        what: &str,
+    ) -> Result<Vec<CommitSha>, StoreError> {
         unpack_shas(blob).ok_or_else(|| self.corrupt(what))
     }
 
-    fn id(&self, value: i64, what: &str) -> Result<u64, StoreError> {
+    pub(in crate::store) fn id(&self, value: i64, what: &str) -> Result<u64, StoreError> {
         u64::try_from(value).map_err(|_| self.corrupt(what))
     }
 
-    fn labels(&self, text: &str, what: &str) -> Result<Vec<String>, StoreError> {
+    pub(in crate::store) fn labels(
+        &self,
+        text: &str,
+        what: &str,
+    ) -> Result<Vec<String>, StoreError> {
         labels_from_column(text).ok_or_else(|| self.corrupt(what))
     }
 }
@@ -422,7 +430,7 @@ pub(super) fn read_repository(
 }
 
 /// Where [`stream_repository`] puts what it reads.
-trait EventSink {
+pub(in crate::store) trait EventSink {
     fn deployment(&mut self, deployment: Deployment);
     /// `message` is read only by sinks that want it (`wants_messages`).
     fn commit(
@@ -442,8 +450,8 @@ trait EventSink {
 }
 
 /// The engine's sink, fed what it reads (commit messages are not read).
-struct BuilderSink<'a> {
-    builder: &'a mut dyn EngineSink,
+pub(in crate::store) struct BuilderSink<'a> {
+    pub(in crate::store) builder: &'a mut dyn EngineSink,
 }
 
 impl EventSink for BuilderSink<'_> {

@@ -280,11 +280,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // Version 6: the times of a pull request's lead-time stages (issue 17):
     // when it was opened and when its first review was submitted (NULL when
-    // unknown or none). Rows kept before have neither; the next read of the pull
-    // request fills them.
+    // unknown or none). Rows kept before have neither, and a merged pull request
+    // already listed is not read again: the pull-request listing's cursors
+    // (`pulls`, `pulls?…`, `pulls#…`) go, so the next sync lists the lookback's
+    // merged pull requests again as a first sync does, with those times.
     r#"
     ALTER TABLE pull_requests ADD COLUMN created_at INTEGER;
     ALTER TABLE pull_requests ADD COLUMN first_review_at INTEGER;
+    DELETE FROM cursors
+        WHERE endpoint = 'pulls' OR endpoint LIKE 'pulls?%' OR endpoint LIKE 'pulls#%';
     "#,
     // Version 7: the team a source gave each repository it synced (a discovered
     // repository's team comes from GitHub: its topics or its teams), so that a

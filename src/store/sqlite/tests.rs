@@ -263,13 +263,7 @@ fn a_version_3_store_keeps_its_events_through_the_gitlab_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v3.db");
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "application_id", APPLICATION_ID)
-            .unwrap();
-        for step in &super::schema::MIGRATIONS[..3] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        let conn = store_file_at_version(&path, 3);
         conn.execute_batch(
             "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
              INSERT INTO deployments VALUES (1, 'push', 7, 'production',
@@ -584,13 +578,7 @@ fn a_version_3_store_keeps_its_team_incidents_through_the_scoped_incidents_migra
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v3.db");
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "application_id", APPLICATION_ID)
-            .unwrap();
-        for step in &super::schema::MIGRATIONS[..3] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        let conn = store_file_at_version(&path, 3);
         // Kept by a version-3 build: one pushed incident of team web, resolved.
         conn.execute_batch(
             "INSERT INTO team_incidents VALUES ('web', 'push', 7, 100, 160, 'abcdef1');",
@@ -649,18 +637,26 @@ fn a_version_3_store_keeps_its_team_incidents_through_the_scoped_incidents_migra
     assert_eq!(api.windows[0].time_to_restore.count, 1);
 }
 
+/// A store file at `path` as a build of schema `version` left it: this
+/// application's, the first `version` migration steps applied.
+fn store_file_at_version(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "application_id", APPLICATION_ID)
+        .unwrap();
+    for step in &super::schema::MIGRATIONS[..version] {
+        conn.execute_batch(step).unwrap();
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn
+}
+
 #[test]
 fn a_version_4_store_keeps_its_deployments_through_the_cicd_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v4.db");
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "application_id", APPLICATION_ID)
-            .unwrap();
-        for step in &super::schema::MIGRATIONS[..4] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        let conn = store_file_at_version(&path, 4);
         // Kept by a version-4 build: one deployment of each source it knew,
         // one of them still pending.
         conn.execute_batch(
@@ -724,22 +720,37 @@ fn a_version_5_store_keeps_its_pull_requests_through_the_stage_times_migration()
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v5.db");
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "application_id", APPLICATION_ID)
-            .unwrap();
-        for step in &super::schema::MIGRATIONS[..5] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 5).unwrap();
-        // Kept by a version-5 build: one merged pull request of acme/api.
+        let conn = store_file_at_version(&path, 5);
+        // Kept by a version-5 build: one merged pull request of acme/api, the
+        // pull-request listing's cursor and two others.
         conn.execute_batch(
             "INSERT INTO repositories (id, name) VALUES (1, 'acme/api');
-             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[\"hotfix\"]', x'', 100);",
+             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[\"hotfix\"]', x'', 100);
+             INSERT INTO cursors VALUES
+                 (1, 'pulls?lead_time_start=pr_first_commit&rework_labels=hotfix', 450, NULL, 600),
+                 (1, 'pull_lookup?environments=production&lead_time_start=pr_first_commit', 400, NULL, 600),
+                 (1, 'deployments', 300, NULL, 600);",
         )
         .unwrap();
     }
     let mut store = SqliteStore::open(&path).unwrap();
     assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    // The listing starts again (to read the new times); the others stay.
+    let endpoints: Vec<String> = store
+        .conn
+        .prepare("SELECT endpoint FROM cursors ORDER BY endpoint")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            "deployments",
+            "pull_lookup?environments=production&lead_time_start=pr_first_commit"
+        ]
+    );
     let kept = store.read_repository(&repo()).unwrap().pull_requests;
     assert_eq!(kept.len(), 1);
     let pull = &kept[0];

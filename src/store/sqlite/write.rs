@@ -30,7 +30,7 @@ use crate::store::{
 use rusqlite::{Connection, OptionalExtension, Statement, ToSql, TransactionBehavior};
 
 /// A stored deployment's `(environment, sha, created_at, outcome, outcome_at)`.
-type StoredDeployment = (String, Vec<u8>, i64, String, Option<i64>);
+pub(in crate::store) type StoredDeployment = (String, Vec<u8>, i64, String, Option<i64>);
 
 /// What happened to one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,11 @@ fn upsert(
     })
 }
 
-fn to_i64(path: &str, what: &'static str, value: u64) -> Result<i64, StoreError> {
+pub(in crate::store) fn to_i64(
+    path: &str,
+    what: &'static str,
+    value: u64,
+) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange {
         path: path.to_owned(),
         what,
@@ -89,7 +93,7 @@ pub(super) fn ensure_repo(
 }
 
 /// Checks that an event of `what` names the batch's repository.
-fn same_repository(
+pub(in crate::store) fn same_repository(
     path: &str,
     batch: &RepoName,
     event: &RepoName,
@@ -813,7 +817,7 @@ pub(crate) fn pushed_repositories(
 }
 
 /// Whether a stored deployment row equals the values about to be written.
-fn same_deployment(
+pub(in crate::store) fn same_deployment(
     stored: &StoredDeployment,
     environment: &str,
     sha: &crate::domain::CommitSha,
@@ -827,7 +831,11 @@ fn same_deployment(
         && outcome_from_columns(stored_outcome, *stored_at) == Some(outcome)
 }
 
-fn check_cursor(path: &str, endpoint: &str, opaque: Option<&str>) -> Result<(), StoreError> {
+pub(in crate::store) fn check_cursor(
+    path: &str,
+    endpoint: &str,
+    opaque: Option<&str>,
+) -> Result<(), StoreError> {
     let invalid = |reason: String| StoreError::InvalidInput {
         path: path.to_owned(),
         what: "cursor",
@@ -858,23 +866,7 @@ pub(crate) fn record_sync(
     outcome: &SyncOutcome,
     history_since: Option<Timestamp>,
 ) -> Result<(), StoreError> {
-    if source.is_empty()
-        || source.len() > MAX_SYNC_SOURCE_BYTES
-        || source.chars().any(char::is_control)
-    {
-        return Err(StoreError::InvalidInput {
-            path: path.to_owned(),
-            what: "sync source name",
-            reason: format!(
-                "expected 1 to {MAX_SYNC_SOURCE_BYTES} bytes without control characters, got {:?}",
-                cut_to_bytes(source, MAX_SYNC_SOURCE_BYTES)
-            ),
-        });
-    }
-    let (success_at, error) = match outcome {
-        SyncOutcome::Succeeded => (Some(finished_at.0), None),
-        SyncOutcome::Failed(text) => (None, Some(cut_to_bytes(text, MAX_SYNC_ERROR_BYTES))),
-    };
+    let (success_at, error) = sync_columns(path, source, finished_at, outcome)?;
     let db = db_error(path, "recording a sync");
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -902,4 +894,31 @@ pub(crate) fn record_sync(
     })
     .map_err(&db)?;
     tx.commit().map_err(db)
+}
+
+/// Checks a sync's source name and gives its `(last_success_at, last_error)`
+/// columns (the error cut to [`MAX_SYNC_ERROR_BYTES`]).
+pub(in crate::store) fn sync_columns<'a>(
+    path: &str,
+    source: &str,
+    finished_at: Timestamp,
+    outcome: &'a SyncOutcome,
+) -> Result<(Option<i64>, Option<&'a str>), StoreError> {
+    if source.is_empty()
+        || source.len() > MAX_SYNC_SOURCE_BYTES
+        || source.chars().any(char::is_control)
+    {
+        return Err(StoreError::InvalidInput {
+            path: path.to_owned(),
+            what: "sync source name",
+            reason: format!(
+                "expected 1 to {MAX_SYNC_SOURCE_BYTES} bytes without control characters, got {:?}",
+                cut_to_bytes(source, MAX_SYNC_SOURCE_BYTES)
+            ),
+        });
+    }
+    Ok(match outcome {
+        SyncOutcome::Succeeded => (Some(finished_at.0), None),
+        SyncOutcome::Failed(text) => (None, Some(cut_to_bytes(text, MAX_SYNC_ERROR_BYTES))),
+    })
 }

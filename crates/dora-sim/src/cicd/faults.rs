@@ -19,10 +19,9 @@
 //! objects).
 
 use super::serve::{CicdApi, CicdHandle, Shared};
-use crate::server::chaos::ConnKill;
+use crate::server::chaos::reset_connection;
 use crate::server::TokenUse;
 use axum::body::Body;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -290,14 +289,10 @@ pub(super) async fn layer<S: CicdApi>(
     let drawn = shared.fault_state().draw(key, Instant::now());
     match drawn {
         None => next.run(request).await,
-        Some((Fault::Reset, _)) => {
-            match request.extensions().get::<ConnectInfo<ConnKill>>() {
-                Some(ConnectInfo(kill)) => kill.trigger(),
-                None => return next.run(request).await,
-            }
-            // Never sent: the connection fails at its first write.
-            page(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "")
-        }
+        Some((Fault::Reset, _)) => match reset_connection(&request) {
+            Some(unsent) => unsent,
+            None => next.run(request).await,
+        },
         Some((Fault::ServerError, _)) => page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "text/html;charset=utf-8",

@@ -195,15 +195,9 @@ impl<S: CicdApi> CicdHandle<S> {
             let _ = stopped.await;
         };
         #[cfg(feature = "chaos")]
-        let task = tokio::spawn(async move {
-            let listener = crate::server::chaos::ChaosListener::new(listener);
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<crate::server::chaos::ConnKill>(),
-            )
-            .with_graceful_shutdown(stopped)
-            .await
-        });
+        let task = tokio::spawn(crate::server::chaos::serve_resettable(
+            listener, app, stopped,
+        ));
         #[cfg(not(feature = "chaos"))]
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

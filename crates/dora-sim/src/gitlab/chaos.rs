@@ -22,12 +22,11 @@ use super::api::{Endpoint, Route};
 use super::server::{token_use, with_budget, GitlabHandle, Shared};
 use crate::model::{NewDeployment, NewIssue, NewOutcome};
 use crate::server::chaos::{
-    truncate, ChaosCounts, ChaosError, ChaosOptions, ChaosRequest, ConnKill, Fault, Plan,
+    reset_connection, truncate, ChaosCounts, ChaosError, ChaosOptions, ChaosRequest, Fault, Plan,
 };
 use crate::server::route::Query;
 use crate::server::TokenUse;
 use axum::body::Body;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -200,18 +199,16 @@ pub(super) async fn layer(
             finish(None);
             next.run(request).await
         }
-        Some(Fault::Reset) => {
-            let Some(ConnectInfo(kill)) = request.extensions().get::<ConnectInfo<ConnKill>>()
-            else {
+        Some(Fault::Reset) => match reset_connection(&request) {
+            Some(unsent) => {
+                finish(Some(Fault::Reset));
+                unsent
+            }
+            None => {
                 finish(None);
-                return next.run(request).await;
-            };
-            kill.trigger();
-            finish(Some(Fault::Reset));
-            let mut unsent = Response::new(Body::empty());
-            *unsent.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            unsent
-        }
+                next.run(request).await
+            }
+        },
         Some(fault @ (Fault::ServerError | Fault::BadGateway | Fault::Unavailable)) => {
             finish(Some(fault));
             let status = match fault {

@@ -229,16 +229,9 @@ impl GitlabServer {
             let _ = stopped.await;
         };
         #[cfg(feature = "chaos")]
-        let task = tokio::spawn(async move {
-            use crate::server::chaos::{ChaosListener, ConnKill};
-            let listener = ChaosListener::new(listener);
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<ConnKill>(),
-            )
-            .with_graceful_shutdown(stopped)
-            .await
-        });
+        let task = tokio::spawn(crate::server::chaos::serve_resettable(
+            listener, app, stopped,
+        ));
         #[cfg(not(feature = "chaos"))]
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -18,7 +18,7 @@
 //! - Keys (`Authorization: Token token=…`, `401` code 2006), the rate limit
 //!   (960 a minute, `ratelimit-*` headers, `429` code 2020), PagerDuty's error
 //!   body `{"error": {"message", "code", "errors"}}`, and with the `chaos`
-//!   feature `429`s and `5xx`s on purpose ([`PdChaos`]).
+//!   feature `429`s, `5xx`s and connection resets on purpose ([`PdChaos`]).
 //!
 //! # What it does not model
 //! Alerts, users, teams, escalation policies (references only), webhooks,

@@ -20,9 +20,12 @@
 //! resolutions are read from the log as of `now`.
 //!
 //! Faults on purpose (feature `chaos`): [`PdChaos`] answers a share of requests
-//! with `429` (with `ratelimit-reset: 1`) or `500`/`503`, seeded, at most
+//! with `429` (with `ratelimit-reset: 1`) or `500`/`503`, or resets their
+//! connection before any response byte (the GitHub simulator's resets:
+//! the server is served by `server::chaos::serve_resettable`), seeded, at most
 //! `max_consecutive_faults` in a row for one request target; such answers are
-//! counted in [`PdHandle::faults`], not in the request counts.
+//! counted in [`PdHandle::faults`] (resets also in [`PdHandle::resets`]), not in
+//! the request counts.
 
 use super::model::{PdAccount, PdIncident, PdLogEntry, PdStatus, PdUrgency};
 use crate::domain::Timestamp;
@@ -110,9 +113,17 @@ pub struct PdChaos {
     pub server_error_rate: f64,
     /// Share of requests answered `429` with `ratelimit-reset: 1`.
     pub too_many_requests_rate: f64,
+    /// Share of requests whose connection is reset before any response byte
+    /// (the client reads `ECONNRESET`).
+    pub reset_rate: f64,
     /// Most faults in a row for one request target.
     pub max_consecutive_faults: u32,
 }
+
+/// The default cap on faults in a row for one request target (as the other
+/// simulators').
+#[cfg(feature = "chaos")]
+const DEFAULT_MAX_CONSECUTIVE_FAULTS: u32 = 3;
 
 #[cfg(feature = "chaos")]
 impl Default for PdChaos {
@@ -121,7 +132,8 @@ impl Default for PdChaos {
             seed: 0,
             server_error_rate: 0.0,
             too_many_requests_rate: 0.0,
-            max_consecutive_faults: 3,
+            reset_rate: 0.0,
+            max_consecutive_faults: DEFAULT_MAX_CONSECUTIVE_FAULTS,
         }
     }
 }
@@ -164,6 +176,7 @@ struct ChaosState {
     rng: rand_chacha::ChaCha8Rng,
     streak: std::collections::HashMap<String, u32>,
     faults: u64,
+    resets: u64,
 }
 
 /// Most request targets kept for [`PdHandle::targets`].
@@ -213,6 +226,7 @@ impl PdServer {
                     options: options.chaos,
                     streak: std::collections::HashMap::new(),
                     faults: 0,
+                    resets: 0,
                 },
             }),
         });
@@ -220,11 +234,17 @@ impl PdServer {
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        #[cfg(feature = "chaos")]
+        let task = tokio::spawn(crate::server::chaos::serve_resettable(
+            listener, app, stopped,
+        ));
+        #[cfg(not(feature = "chaos"))]
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
+                .with_graceful_shutdown(stopped)
                 .await
         });
         Ok(PdHandle {
@@ -307,10 +327,16 @@ impl PdHandle {
         self.shared.state().targets.clone()
     }
 
-    /// Faults the chaos layer answered.
+    /// Faults the chaos layer injected (resets included).
     #[cfg(feature = "chaos")]
     pub fn faults(&self) -> u64 {
         self.shared.state().chaos.faults
+    }
+
+    /// Connections the chaos layer reset.
+    #[cfg(feature = "chaos")]
+    pub fn resets(&self) -> u64 {
+        self.shared.state().chaos.resets
     }
 
     /// Stops accepting requests, finishes those in flight and waits.
@@ -366,7 +392,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         format!("{path}?{query}")
     };
     #[cfg(feature = "chaos")]
-    if let Some(response) = chaos_fault(&shared, &target) {
+    if let Some(response) = chaos_fault(&shared, &request, &target) {
         return response;
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -472,34 +498,57 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
     rest.trim().strip_prefix("token=").map(str::to_owned)
 }
 
+/// A fault the chaos layer injects.
 #[cfg(feature = "chaos")]
-fn chaos_fault(shared: &Shared, target: &str) -> Option<Response> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `429` with `ratelimit-reset: 1`.
+    TooManyRequests,
+    /// `500` with PagerDuty's JSON error.
+    ServerError,
+    /// `503` with a proxy's plain text.
+    Unavailable,
+    /// The connection reset before any response byte.
+    Reset,
+}
+
+/// The fault answer for `request`, if it draws one: a `429`, a `5xx`, or a
+/// reset connection (then the response returned is never sent).
+#[cfg(feature = "chaos")]
+fn chaos_fault(shared: &Shared, request: &Request, target: &str) -> Option<Response> {
     use rand::Rng;
-    let mut state = shared.state();
-    let chaos = &mut state.chaos;
-    let streak = chaos.streak.get(target).copied().unwrap_or(0);
-    let draw: f64 = chaos.rng.random();
-    let options = &chaos.options;
-    let fault = if streak >= options.max_consecutive_faults {
-        None
-    } else if draw < options.too_many_requests_rate {
-        Some(0)
-    } else if draw < options.too_many_requests_rate + options.server_error_rate / 2.0 {
-        Some(1)
-    } else if draw < options.too_many_requests_rate + options.server_error_rate {
-        Some(2)
-    } else {
-        None
+    let fault = {
+        let mut state = shared.state();
+        let chaos = &mut state.chaos;
+        let streak = chaos.streak.get(target).copied().unwrap_or(0);
+        let draw: f64 = chaos.rng.random();
+        let options = &chaos.options;
+        // Bands in this order, so that a seed draws the same 429s and 5xx
+        // with or without resets.
+        let mut bound = 0.0;
+        let mut fault = None;
+        for (kind, rate) in [
+            (Fault::TooManyRequests, options.too_many_requests_rate),
+            (Fault::ServerError, options.server_error_rate / 2.0),
+            (Fault::Unavailable, options.server_error_rate / 2.0),
+            (Fault::Reset, options.reset_rate),
+        ] {
+            bound += rate;
+            if draw < bound {
+                fault = Some(kind);
+                break;
+            }
+        }
+        match fault {
+            Some(fault) if streak < options.max_consecutive_faults => fault,
+            _ => {
+                chaos.streak.remove(target);
+                return None;
+            }
+        }
     };
-    let Some(fault) = fault else {
-        chaos.streak.remove(target);
-        return None;
-    };
-    *chaos.streak.entry(target.to_owned()).or_default() += 1;
-    chaos.faults += 1;
-    drop(state);
-    Some(match fault {
-        0 => {
+    let response = match fault {
+        Fault::TooManyRequests => {
             let (status, body) = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 2020,
@@ -513,7 +562,7 @@ fn chaos_fault(shared: &Shared, target: &str) -> Option<Response> {
             headers.insert("ratelimit-reset", HeaderValue::from(1u64));
             response
         }
-        1 => {
+        Fault::ServerError => {
             let (status, body) = error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 2000,
@@ -522,12 +571,22 @@ fn chaos_fault(shared: &Shared, target: &str) -> Option<Response> {
             );
             json_response(status, &body)
         }
-        _ => Response::builder()
+        Fault::Unavailable => Response::builder()
             .status(StatusCode::SERVICE_UNAVAILABLE)
             .header(header::CONTENT_TYPE, "text/plain")
             .body(Body::from("upstream connect error"))
             .unwrap_or_default(),
-    })
+        // Served without a resettable connection: no fault after all.
+        Fault::Reset => crate::server::chaos::reset_connection(request)?,
+    };
+    let mut state = shared.state();
+    let chaos = &mut state.chaos;
+    *chaos.streak.entry(target.to_owned()).or_default() += 1;
+    chaos.faults += 1;
+    if fault == Fault::Reset {
+        chaos.resets += 1;
+    }
+    Some(response)
 }
 
 fn values<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {

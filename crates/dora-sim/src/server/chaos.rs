@@ -14,7 +14,9 @@
 //!   the request's extensions; a reset trips it, every later read or write of the
 //!   connection fails, hyper drops the connection and the drop closes the socket
 //!   with the zero linger.) Over HTTP/2 this resets the whole connection, all its
-//!   streams with it.
+//!   streams with it. The other simulators (GitLab, Argo CD, Jenkins,
+//!   PagerDuty) reset connections the same way: they are served by
+//!   `serve_resettable` and their faults call `reset_connection`.
 //! - [`Fault::ServerError`]: `500` with GitHub's JSON `Server Error` body.
 //! - [`Fault::BadGateway`]: `502` with an HTML page, as GitHub's front-end proxies
 //!   send (not JSON: a client must not assume every error body parses).
@@ -1104,19 +1106,16 @@ pub(super) async fn layer(
             finish(None);
             next.run(request).await
         }
-        Some(Fault::Reset) => {
-            let Some(ConnectInfo(kill)) = request.extensions().get::<ConnectInfo<ConnKill>>()
-            else {
+        Some(Fault::Reset) => match reset_connection(&request) {
+            Some(unsent) => {
+                finish(Some(Fault::Reset));
+                unsent
+            }
+            None => {
                 finish(None);
-                return next.run(request).await;
-            };
-            kill.trigger();
-            finish(Some(Fault::Reset));
-            // Never sent: the connection fails at its first write.
-            let mut unsent = Response::new(Body::empty());
-            *unsent.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            unsent
-        }
+                next.run(request).await
+            }
+        },
         Some(fault @ (Fault::ServerError | Fault::BadGateway | Fault::Unavailable)) => {
             finish(Some(fault));
             let answer = match fault {
@@ -1236,6 +1235,35 @@ impl SimHandle {
     pub fn secondary_limit_violations(&self) -> u64 {
         self.shared.chaos().counts.secondary_violations
     }
+}
+
+/// Serves `app` on `listener` until `shutdown` with connections a chaos layer
+/// can reset ([`reset_connection`]): every simulator's server with the `chaos`
+/// feature (GitHub, GitLab, Argo CD, Jenkins, PagerDuty) is served this way.
+pub(crate) async fn serve_resettable(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(
+        ChaosListener::new(listener),
+        app.into_make_service_with_connect_info::<ConnKill>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resets the connection `request` came on: its kill switch is set, so the
+/// connection fails at its first write and is closed with an RST before any
+/// response byte. Returns the response to hand back in place of an answer
+/// (it is never sent); `None`, with nothing done, when the request did not come
+/// through [`serve_resettable`].
+pub(crate) fn reset_connection(request: &Request) -> Option<Response> {
+    let ConnectInfo(kill) = request.extensions().get::<ConnectInfo<ConnKill>>()?;
+    kill.trigger();
+    let mut unsent = Response::new(Body::empty());
+    *unsent.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    Some(unsent)
 }
 
 /// A connection's kill switch, shared by its `ChaosIo` and (as connect info) its

@@ -483,15 +483,7 @@ impl SimServer {
             let _ = stopped.await;
         };
         #[cfg(feature = "chaos")]
-        let task = tokio::spawn(async move {
-            let listener = chaos::ChaosListener::new(listener);
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<chaos::ConnKill>(),
-            )
-            .with_graceful_shutdown(stopped)
-            .await
-        });
+        let task = tokio::spawn(chaos::serve_resettable(listener, app, stopped));
         #[cfg(not(feature = "chaos"))]
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -1,0 +1,852 @@
+//! Reads: the queries the sources need, sync status, counts, and `load_events`
+//! that feeds the engine, with the SQLite store's decoding (shared from
+//! `sqlite/read.rs`: the same column encodings, the same corruption checks).
+//!
+//! `load_events` and `read_repository` run in one `REPEATABLE READ READ ONLY`
+//! transaction (one consistent snapshot while the daemon writes) with their
+//! statements prepared once; a repository's rows are fetched per table and
+//! decoded straight into the sink. (A large load runs this on several
+//! connections at once, each with its own share of the repositories: see
+//! `PostgresStore::load_events_parallel`.)
+
+use super::pg_error;
+use crate::domain::{
+    CommitSha, Compare, CompareStatus, Deployment, DeploymentSource, Environment, Incident,
+    IncidentScope, IncidentSource, PullRequest, RepoName, ScopedIncident, ShaPrefix, Team,
+    Timestamp, REVERT_MESSAGE_PREFIX,
+};
+use crate::dora::EventSink as EngineSink;
+use crate::store::sqlite::codec::{outcome_from_columns, unpack_shas_into};
+use crate::store::sqlite::read::{BuilderSink, Decoder, EventSink};
+use crate::store::{
+    CommitRecord, Cursor, CursorKey, StoreCounts, StoreError, SyncBatch, SyncStatus,
+};
+use postgres::{GenericClient, IsolationLevel, Row, Statement, Transaction};
+use std::collections::HashSet;
+
+fn repo_id(
+    client: &mut impl GenericClient,
+    target: &str,
+    repository: &RepoName,
+) -> Result<Option<i64>, StoreError> {
+    client
+        .query_opt(
+            "SELECT id FROM repositories WHERE name = $1",
+            &[&repository.as_str()],
+        )
+        .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+        .map_err(pg_error(target, "looking up a repository"))
+}
+
+/// Decodes a repository name read from the store.
+fn repo_name(decoder: &Decoder<'_>, name: &str) -> Result<RepoName, StoreError> {
+    RepoName::parse(name).map_err(|_| decoder.corrupt("repository name"))
+}
+
+pub(super) fn repositories(
+    client: &mut impl GenericClient,
+    target: &str,
+) -> Result<Vec<RepoName>, StoreError> {
+    let db = pg_error(target, "listing repositories");
+    let decoder = Decoder {
+        path: target,
+        table: "repositories",
+    };
+    let rows = client
+        .query("SELECT name FROM repositories ORDER BY name", &[])
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| repo_name(&decoder, row.try_get(0).map_err(&db)?))
+        .collect()
+}
+
+pub(super) fn pushed_repositories(
+    client: &mut impl GenericClient,
+    target: &str,
+) -> Result<Vec<RepoName>, StoreError> {
+    let db = pg_error(target, "listing pushed repositories");
+    let decoder = Decoder {
+        path: target,
+        table: "repositories",
+    };
+    let rows = client
+        .query(
+            "SELECT name FROM repositories WHERE id IN (SELECT repo_id FROM push_ids) \
+             ORDER BY name",
+            &[],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| repo_name(&decoder, row.try_get(0).map_err(&db)?))
+        .collect()
+}
+
+pub(super) fn cursor(
+    client: &mut impl GenericClient,
+    target: &str,
+    key: &CursorKey,
+) -> Result<Option<Cursor>, StoreError> {
+    let db = pg_error(target, "reading a cursor");
+    let row = client
+        .query_opt(
+            "SELECT c.since, c.opaque, c.updated_at FROM cursors c \
+             JOIN repositories r ON r.id = c.repo_id WHERE r.name = $1 AND c.endpoint = $2",
+            &[&key.repository.as_str(), &key.endpoint],
+        )
+        .map_err(&db)?;
+    row.map(|row| {
+        Ok(Cursor {
+            since: row.try_get::<_, Option<i64>>(0)?.map(Timestamp),
+            opaque: row.try_get(1)?,
+            updated_at: Timestamp(row.try_get(2)?),
+        })
+    })
+    .transpose()
+    .map_err(db)
+}
+
+const DEPLOYMENT_COLUMNS: &str = "source, id, environment, sha, created_at, outcome, outcome_at";
+
+/// Decodes a row of [`DEPLOYMENT_COLUMNS`].
+fn deployment_from_row(
+    row: &Row,
+    target: &str,
+    repository: &RepoName,
+) -> Result<Deployment, StoreError> {
+    let db = pg_error(target, "reading a deployment");
+    let decoder = Decoder {
+        path: target,
+        table: "deployments",
+    };
+    let id: i64 = row.try_get(1).map_err(&db)?;
+    let what = |field: &str| format!("{field} of deployment {id}");
+    let source = DeploymentSource::parse(row.try_get(0).map_err(&db)?)
+        .ok_or_else(|| decoder.corrupt(what("source")))?;
+    let environment = Environment::parse(row.try_get::<_, &str>(2).map_err(&db)?)
+        .map_err(|_| decoder.corrupt(what("environment")))?;
+    let sha = decoder.sha(row.try_get(3).map_err(&db)?, &what("sha"))?;
+    let created_at = Timestamp(row.try_get(4).map_err(&db)?);
+    let outcome = outcome_from_columns(row.try_get(5).map_err(&db)?, row.try_get(6).map_err(&db)?)
+        .ok_or_else(|| decoder.corrupt(what("outcome")))?;
+    Ok(Deployment {
+        source,
+        repository: repository.clone(),
+        id: decoder.id(id, &what("id"))?,
+        environment,
+        sha,
+        created_at,
+        outcome,
+    })
+}
+
+pub(super) fn deployment(
+    client: &mut impl GenericClient,
+    target: &str,
+    repository: &RepoName,
+    source: DeploymentSource,
+    id: i64,
+) -> Result<Option<Deployment>, StoreError> {
+    let db = pg_error(target, "reading a deployment");
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
+                 WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) \
+                 AND source = $2 AND id = $3"
+            ),
+            &[&repository.as_str(), &source.as_str(), &id],
+        )
+        .map_err(&db)?;
+    row.map(|row| deployment_from_row(&row, target, repository))
+        .transpose()
+}
+
+pub(super) fn successful_deployment_before(
+    client: &mut impl GenericClient,
+    target: &str,
+    repository: &RepoName,
+    environment: &Environment,
+    before: Option<Timestamp>,
+) -> Result<Option<Deployment>, StoreError> {
+    let db = pg_error(target, "finding the latest successful deployment");
+    // i64::MAX: no deploy time is later (timestamps are seconds, far from it).
+    let before = before.map_or(i64::MAX, |t| t.0);
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
+                 WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) \
+                 AND environment = $2 AND outcome = 'succeeded' AND outcome_at < $3 \
+                 ORDER BY outcome_at DESC, source DESC, id DESC LIMIT 1"
+            ),
+            &[&repository.as_str(), &environment.as_str(), &before],
+        )
+        .map_err(&db)?;
+    row.map(|row| deployment_from_row(&row, target, repository))
+        .transpose()
+}
+
+pub(super) fn pending_deployments(
+    client: &mut impl GenericClient,
+    target: &str,
+    repository: &RepoName,
+) -> Result<Vec<(DeploymentSource, u64)>, StoreError> {
+    let db = pg_error(target, "listing pending deployments");
+    let decoder = Decoder {
+        path: target,
+        table: "deployments",
+    };
+    let rows = client
+        .query(
+            "SELECT source, id FROM deployments \
+             WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) \
+             AND outcome = 'pending' ORDER BY source, id",
+            &[&repository.as_str()],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get(1).map_err(&db)?;
+            let source = DeploymentSource::parse(row.try_get(0).map_err(&db)?)
+                .ok_or_else(|| decoder.corrupt(format!("source of deployment {id}")))?;
+            Ok((source, decoder.id(id, "deployment id")?))
+        })
+        .collect()
+}
+
+pub(super) fn terminal_deployment_ids(
+    client: &mut impl GenericClient,
+    target: &str,
+    repository: &RepoName,
+    source: DeploymentSource,
+) -> Result<HashSet<u64>, StoreError> {
+    let db = pg_error(target, "listing terminal deployments");
+    let decoder = Decoder {
+        path: target,
+        table: "deployments",
+    };
+    let rows = client
+        .query(
+            "SELECT id FROM deployments \
+             WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) \
+             AND source = $2 AND outcome <> 'pending'",
+            &[&repository.as_str(), &source.as_str()],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| decoder.id(row.try_get(0).map_err(&db)?, "deployment id"))
+        .collect()
+}
+
+pub(super) fn missing_compares(
+    client: &mut impl GenericClient,
+    target: &str,
+    repository: &RepoName,
+) -> Result<Vec<(Environment, CommitSha, CommitSha)>, StoreError> {
+    let db = pg_error(target, "listing missing compares");
+    let decoder = Decoder {
+        path: target,
+        table: "deployments",
+    };
+    // As in the SQLite store: LAG over the successful deployments of one
+    // environment (ASCII case-insensitive: lower() under the "C" collation) in the
+    // engine's replay order.
+    let rows = client
+        .query(
+            "WITH repo AS (SELECT id FROM repositories WHERE name = $1), \
+             ordered AS ( \
+                 SELECT environment, sha, \
+                        LAG(sha) OVER (PARTITION BY lower(environment) \
+                                       ORDER BY outcome_at, source, id) AS base \
+                 FROM deployments WHERE repo_id = (SELECT id FROM repo) \
+                 AND outcome = 'succeeded') \
+             SELECT min(environment), base, sha FROM ordered o \
+             WHERE base IS NOT NULL AND base <> sha \
+             AND NOT EXISTS (SELECT 1 FROM compares c \
+                             WHERE c.repo_id = (SELECT id FROM repo) \
+                             AND c.base = o.base AND c.head = o.sha) \
+             GROUP BY lower(environment), base, sha \
+             ORDER BY lower(environment), base, sha",
+            &[&repository.as_str()],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| {
+            let environment = Environment::parse(row.try_get::<_, &str>(0).map_err(&db)?)
+                .map_err(|_| decoder.corrupt("environment of a deployment"))?;
+            let base = decoder.sha(row.try_get(1).map_err(&db)?, "deployment sha")?;
+            let head = decoder.sha(row.try_get(2).map_err(&db)?, "deployment sha")?;
+            Ok((environment, base, head))
+        })
+        .collect()
+}
+
+pub(super) fn sync_status(
+    client: &mut impl GenericClient,
+    target: &str,
+) -> Result<Vec<SyncStatus>, StoreError> {
+    let db = pg_error(target, "reading the sync status");
+    let decoder = Decoder {
+        path: target,
+        table: "sync_status",
+    };
+    let rows = client
+        .query(
+            "SELECT r.name, s.source, s.last_attempt_at, s.last_success_at, s.last_error, \
+             s.history_since FROM sync_status s JOIN repositories r ON r.id = s.repo_id \
+             ORDER BY r.name, s.source",
+            &[],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| {
+            Ok(SyncStatus {
+                repository: repo_name(&decoder, row.try_get(0).map_err(&db)?)?,
+                source: row.try_get(1).map_err(&db)?,
+                last_attempt_at: Timestamp(row.try_get(2).map_err(&db)?),
+                last_success_at: row
+                    .try_get::<_, Option<i64>>(3)
+                    .map_err(&db)?
+                    .map(Timestamp),
+                last_error: row.try_get(4).map_err(&db)?,
+                history_since: row
+                    .try_get::<_, Option<i64>>(5)
+                    .map_err(&db)?
+                    .map(Timestamp),
+            })
+        })
+        .collect()
+}
+
+/// Every repository's recorded team, sorted by repository.
+pub(super) fn recorded_teams(
+    client: &mut impl GenericClient,
+    target: &str,
+) -> Result<Vec<(RepoName, Team)>, StoreError> {
+    let db = pg_error(target, "reading the repositories' teams");
+    let decoder = Decoder {
+        path: target,
+        table: "repository_teams",
+    };
+    let rows = client
+        .query(
+            "SELECT r.name, t.team FROM repository_teams t \
+             JOIN repositories r ON r.id = t.repo_id ORDER BY r.name",
+            &[],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| {
+            let team: String = row.try_get(1).map_err(&db)?;
+            Ok((
+                repo_name(&decoder, row.try_get(0).map_err(&db)?)?,
+                Team::parse(&team).map_err(|_| decoder.corrupt("team"))?,
+            ))
+        })
+        .collect()
+}
+
+pub(super) fn counts(
+    client: &mut impl GenericClient,
+    target: &str,
+) -> Result<StoreCounts, StoreError> {
+    let db = pg_error(target, "counting rows");
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM deployments), \
+             (SELECT count(*) FROM commits), (SELECT count(*) FROM compares), \
+             (SELECT count(*) FROM incidents), (SELECT count(*) FROM scoped_incidents), \
+             (SELECT count(*) FROM pull_requests), (SELECT count(*) FROM cursors), \
+             (SELECT count(*) FROM sync_status)",
+            &[],
+        )
+        .map_err(&db)?;
+    let n = |index: usize| -> Result<u64, StoreError> {
+        Ok(row.try_get::<_, i64>(index).map_err(&db)?.max(0) as u64)
+    };
+    Ok(StoreCounts {
+        repositories: n(0)?,
+        deployments: n(1)?,
+        commits: n(2)?,
+        compares: n(3)?,
+        incidents: n(4)?,
+        scoped_incidents: n(5)?,
+        pull_requests: n(6)?,
+        cursors: n(7)?,
+        sync_statuses: n(8)?,
+    })
+}
+
+const SCOPED_COLUMNS: &str =
+    "source, number, team, repositories, created_at, closed_at, root_cause";
+
+/// One row of `scoped_incidents` (selected as [`SCOPED_COLUMNS`]).
+fn scoped_incident(target: &str, row: &Row) -> Result<ScopedIncident, StoreError> {
+    let db = pg_error(target, "reading incidents of teams and of repositories");
+    let decoder = Decoder {
+        path: target,
+        table: "scoped_incidents",
+    };
+    let number: i64 = row.try_get(1).map_err(&db)?;
+    let what = |field: &str| format!("{field} of scoped incident {number}");
+    let source = IncidentSource::parse(row.try_get(0).map_err(&db)?)
+        .ok_or_else(|| decoder.corrupt(what("source")))?;
+    let team = row.try_get::<_, Option<&str>>(2).map_err(&db)?;
+    let repositories = row.try_get::<_, Option<&str>>(3).map_err(&db)?;
+    let scope = match (team, repositories) {
+        (Some(team), None) => {
+            IncidentScope::Team(Team::parse(team).map_err(|_| decoder.corrupt(what("team")))?)
+        }
+        (None, Some(names)) => serde_json::from_str::<Vec<RepoName>>(names)
+            .ok()
+            .and_then(IncidentScope::repositories)
+            .ok_or_else(|| decoder.corrupt(what("repositories")))?,
+        _ => return Err(decoder.corrupt(what("scope"))),
+    };
+    Ok(ScopedIncident {
+        source,
+        scope,
+        number: decoder.id(number, &what("number"))?,
+        created_at: Timestamp(row.try_get(4).map_err(&db)?),
+        closed_at: row
+            .try_get::<_, Option<i64>>(5)
+            .map_err(&db)?
+            .map(Timestamp),
+        root_cause: root_cause(&decoder, row.try_get(6).map_err(&db)?, &what("root cause"))?,
+    })
+}
+
+fn root_cause(
+    decoder: &Decoder<'_>,
+    text: Option<&str>,
+    what: &str,
+) -> Result<Option<ShaPrefix>, StoreError> {
+    text.map(|text| ShaPrefix::parse(text).map_err(|_| decoder.corrupt(what)))
+        .transpose()
+}
+
+pub(super) fn scoped_incidents(
+    client: &mut impl GenericClient,
+    target: &str,
+    source: IncidentSource,
+    numbers: &[u64],
+) -> Result<Vec<ScopedIncident>, StoreError> {
+    let db = pg_error(target, "reading incidents of teams and of repositories");
+    let numbers: Vec<i64> = numbers
+        .iter()
+        .filter_map(|n| i64::try_from(*n).ok())
+        .collect();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {SCOPED_COLUMNS} FROM scoped_incidents \
+                 WHERE source = $1 AND number = ANY($2) ORDER BY number"
+            ),
+            &[&source.as_str(), &numbers],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| scoped_incident(target, row))
+        .collect()
+}
+
+/// The statements that read one repository, prepared once per read.
+struct RepositoryReads {
+    repo_id: Statement,
+    deployments: Statement,
+    commits: Statement,
+    compares: Statement,
+    incidents: Statement,
+    pull_requests: Statement,
+    production_environments: Statement,
+}
+
+impl RepositoryReads {
+    fn prepare(tx: &mut Transaction<'_>, target: &str, messages: bool) -> Result<Self, StoreError> {
+        let db = pg_error(target, "preparing the reads of a repository");
+        let commits = if messages {
+            "SELECT sha, author_date, is_revert, parents, subject FROM commits \
+             WHERE repo_id = $1 ORDER BY sha"
+        } else {
+            "SELECT sha, author_date, is_revert, parents FROM commits \
+             WHERE repo_id = $1 ORDER BY sha"
+        };
+        Ok(RepositoryReads {
+            repo_id: tx
+                .prepare("SELECT id FROM repositories WHERE name = $1")
+                .map_err(&db)?,
+            deployments: tx
+                .prepare(&format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE repo_id = $1 \
+                     ORDER BY source, id"
+                ))
+                .map_err(&db)?,
+            commits: tx.prepare(commits).map_err(&db)?,
+            compares: tx
+                .prepare(
+                    "SELECT base, head, status, commits FROM compares WHERE repo_id = $1 \
+                     ORDER BY base, head",
+                )
+                .map_err(&db)?,
+            incidents: tx
+                .prepare(
+                    "SELECT number, created_at, closed_at, labels, root_cause, source \
+                     FROM incidents WHERE repo_id = $1 ORDER BY source, number",
+                )
+                .map_err(&db)?,
+            pull_requests: tx
+                .prepare(
+                    "SELECT number, merged_at, merge_commit_sha, labels, commits, \
+                     first_commit_at, created_at, first_review_at FROM pull_requests \
+                     WHERE repo_id = $1 ORDER BY number",
+                )
+                .map_err(&db)?,
+            production_environments: tx
+                .prepare(
+                    "SELECT environment FROM production_environments WHERE repo_id = $1 \
+                     ORDER BY environment",
+                )
+                .map_err(&db)?,
+        })
+    }
+
+    fn repo_id(
+        &self,
+        tx: &mut Transaction<'_>,
+        target: &str,
+        repository: &RepoName,
+    ) -> Result<Option<i64>, StoreError> {
+        tx.query_opt(&self.repo_id, &[&repository.as_str()])
+            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+            .map_err(pg_error(target, "looking up a repository"))
+    }
+
+    /// Reads every event of one repository in identity order into `sink`.
+    fn stream(
+        &self,
+        tx: &mut Transaction<'_>,
+        target: &str,
+        repository: &RepoName,
+        repo_id: i64,
+        sink: &mut impl EventSink,
+    ) -> Result<(), StoreError> {
+        let rows = tx
+            .query(&self.deployments, &[&repo_id])
+            .map_err(pg_error(target, "reading deployments"))?;
+        for row in &rows {
+            sink.deployment(deployment_from_row(row, target, repository)?);
+        }
+        drop(rows);
+        self.stream_commits(tx, target, repository, repo_id, sink)?;
+        self.stream_compares(tx, target, repository, repo_id, sink)?;
+        self.stream_incidents(tx, target, repository, repo_id, sink)?;
+        self.stream_pull_requests(tx, target, repository, repo_id, sink)?;
+        let db = pg_error(target, "reading production environments");
+        let decoder = Decoder {
+            path: target,
+            table: "production_environments",
+        };
+        let rows = tx
+            .query(&self.production_environments, &[&repo_id])
+            .map_err(&db)?;
+        let environments = rows
+            .iter()
+            .map(|row| {
+                Environment::parse(row.try_get::<_, &str>(0).map_err(&db)?)
+                    .map_err(|_| decoder.corrupt("production environment"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !environments.is_empty() {
+            sink.production_environments(repository, environments);
+        }
+        Ok(())
+    }
+
+    fn stream_commits(
+        &self,
+        tx: &mut Transaction<'_>,
+        target: &str,
+        repository: &RepoName,
+        repo_id: i64,
+        sink: &mut impl EventSink,
+    ) -> Result<(), StoreError> {
+        let db = pg_error(target, "reading commits");
+        let decoder = Decoder {
+            path: target,
+            table: "commits",
+        };
+        let rows = tx.query(&self.commits, &[&repo_id]).map_err(&db)?;
+        let messages = sink.wants_messages();
+        let mut parents = Vec::new();
+        for row in &rows {
+            let sha = decoder.sha(row.try_get(0).map_err(&db)?, "commit sha")?;
+            let author_date = Timestamp(row.try_get(1).map_err(&db)?);
+            let is_revert: bool = row.try_get(2).map_err(&db)?;
+            if !unpack_shas_into(row.try_get(3).map_err(&db)?, &mut parents) {
+                return Err(decoder.corrupt(format!("parents of commit {sha}")));
+            }
+            let message = if messages {
+                let subject: &str = row.try_get(4).map_err(&db)?;
+                if subject.starts_with(REVERT_MESSAGE_PREFIX) != is_revert {
+                    return Err(decoder.corrupt(format!("revert flag of commit {sha}")));
+                }
+                Some(subject)
+            } else {
+                None
+            };
+            sink.commit(repository, sha, &parents, author_date, is_revert, message);
+        }
+        Ok(())
+    }
+
+    fn stream_compares(
+        &self,
+        tx: &mut Transaction<'_>,
+        target: &str,
+        repository: &RepoName,
+        repo_id: i64,
+        sink: &mut impl EventSink,
+    ) -> Result<(), StoreError> {
+        let db = pg_error(target, "reading compares");
+        let decoder = Decoder {
+            path: target,
+            table: "compares",
+        };
+        let rows = tx.query(&self.compares, &[&repo_id]).map_err(&db)?;
+        for row in &rows {
+            let base = decoder.sha(row.try_get(0).map_err(&db)?, "compare base")?;
+            let head = decoder.sha(row.try_get(1).map_err(&db)?, "compare head")?;
+            let what = |field: &str| format!("{field} of compare {base}...{head}");
+            let status = CompareStatus::parse(row.try_get(2).map_err(&db)?)
+                .ok_or_else(|| decoder.corrupt(what("status")))?;
+            let commits = decoder.shas(row.try_get(3).map_err(&db)?, &what("commits"))?;
+            sink.compare(
+                repository,
+                Compare {
+                    base,
+                    head,
+                    status,
+                    commits,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn stream_incidents(
+        &self,
+        tx: &mut Transaction<'_>,
+        target: &str,
+        repository: &RepoName,
+        repo_id: i64,
+        sink: &mut impl EventSink,
+    ) -> Result<(), StoreError> {
+        let db = pg_error(target, "reading incidents");
+        let decoder = Decoder {
+            path: target,
+            table: "incidents",
+        };
+        let rows = tx.query(&self.incidents, &[&repo_id]).map_err(&db)?;
+        for row in &rows {
+            let number: i64 = row.try_get(0).map_err(&db)?;
+            let what = |field: &str| format!("{field} of incident {number}");
+            let source = IncidentSource::parse(row.try_get(5).map_err(&db)?)
+                .ok_or_else(|| decoder.corrupt(what("source")))?;
+            sink.incident(Incident {
+                source,
+                repository: repository.clone(),
+                number: decoder.id(number, &what("number"))?,
+                created_at: Timestamp(row.try_get(1).map_err(&db)?),
+                closed_at: row
+                    .try_get::<_, Option<i64>>(2)
+                    .map_err(&db)?
+                    .map(Timestamp),
+                labels: decoder.labels(row.try_get(3).map_err(&db)?, &what("labels"))?,
+                root_cause: root_cause(
+                    &decoder,
+                    row.try_get(4).map_err(&db)?,
+                    &what("root cause"),
+                )?,
+            });
+        }
+        Ok(())
+    }
+
+    fn stream_pull_requests(
+        &self,
+        tx: &mut Transaction<'_>,
+        target: &str,
+        repository: &RepoName,
+        repo_id: i64,
+        sink: &mut impl EventSink,
+    ) -> Result<(), StoreError> {
+        let db = pg_error(target, "reading pull requests");
+        let decoder = Decoder {
+            path: target,
+            table: "pull_requests",
+        };
+        let rows = tx.query(&self.pull_requests, &[&repo_id]).map_err(&db)?;
+        for row in &rows {
+            let number: i64 = row.try_get(0).map_err(&db)?;
+            let what = |field: &str| format!("{field} of pull request {number}");
+            let merge_commit_sha = row
+                .try_get::<_, Option<&[u8]>>(2)
+                .map_err(&db)?
+                .map(|blob| decoder.sha(blob, &what("merge commit sha")))
+                .transpose()?;
+            sink.pull_request(PullRequest {
+                repository: repository.clone(),
+                number: decoder.id(number, &what("number"))?,
+                merged_at: row
+                    .try_get::<_, Option<i64>>(1)
+                    .map_err(&db)?
+                    .map(Timestamp),
+                merge_commit_sha,
+                labels: decoder.labels(row.try_get(3).map_err(&db)?, &what("labels"))?,
+                commits: decoder.shas(row.try_get(4).map_err(&db)?, &what("commits"))?,
+                first_commit_at: row
+                    .try_get::<_, Option<i64>>(5)
+                    .map_err(&db)?
+                    .map(Timestamp),
+                created_at: row
+                    .try_get::<_, Option<i64>>(6)
+                    .map_err(&db)?
+                    .map(Timestamp),
+                first_review_at: row
+                    .try_get::<_, Option<i64>>(7)
+                    .map_err(&db)?
+                    .map(Timestamp),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Starts a read-only transaction that sees one snapshot throughout.
+fn snapshot<'a>(
+    client: &'a mut postgres::Client,
+    target: &str,
+) -> Result<Transaction<'a>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(pg_error(target, "starting a read"))
+}
+
+/// The events of `repositories`, and with `scoped_incidents` every incident of
+/// a team or of a set of repositories (one reader of a parallel load reads those).
+pub(super) fn load_events(
+    client: &mut postgres::Client,
+    target: &str,
+    repositories: &[RepoName],
+    scoped_incidents: bool,
+    builder: &mut dyn EngineSink,
+) -> Result<(), StoreError> {
+    let mut tx = snapshot(client, target)?;
+    if scoped_incidents {
+        let rows = tx
+            .query(
+                &format!("SELECT {SCOPED_COLUMNS} FROM scoped_incidents ORDER BY source, number"),
+                &[],
+            )
+            .map_err(pg_error(
+                target,
+                "reading incidents of teams and of repositories",
+            ))?;
+        for row in &rows {
+            builder.scoped_incident(scoped_incident(target, row)?);
+        }
+    }
+    let reads = RepositoryReads::prepare(&mut tx, target, false)?;
+    let mut seen = HashSet::new();
+    for repository in repositories {
+        if !seen.insert(repository) {
+            continue;
+        }
+        let Some(repo_id) = reads.repo_id(&mut tx, target, repository)? else {
+            continue;
+        };
+        let mut sink = BuilderSink {
+            builder: &mut *builder,
+        };
+        reads.stream(&mut tx, target, repository, repo_id, &mut sink)?;
+        builder.finish_repository(repository);
+    }
+    tx.commit().map_err(pg_error(target, "ending a read"))
+}
+
+pub(super) fn read_repository(
+    client: &mut postgres::Client,
+    target: &str,
+    repository: &RepoName,
+) -> Result<SyncBatch, StoreError> {
+    let mut tx = snapshot(client, target)?;
+    let mut batch = SyncBatch::new(repository.clone());
+    let reads = RepositoryReads::prepare(&mut tx, target, true)?;
+    if let Some(repo_id) = reads.repo_id(&mut tx, target, repository)? {
+        reads.stream(&mut tx, target, repository, repo_id, &mut batch)?;
+        let db = pg_error(target, "reading cursors");
+        let rows = tx
+            .query(
+                "SELECT endpoint, since, opaque, updated_at FROM cursors WHERE repo_id = $1 \
+                 ORDER BY endpoint",
+                &[&repo_id],
+            )
+            .map_err(&db)?;
+        for row in &rows {
+            batch.cursors.push((
+                CursorKey::new(
+                    repository.clone(),
+                    row.try_get::<_, String>(0).map_err(&db)?,
+                ),
+                Cursor {
+                    since: row
+                        .try_get::<_, Option<i64>>(1)
+                        .map_err(&db)?
+                        .map(Timestamp),
+                    opaque: row.try_get(2).map_err(&db)?,
+                    updated_at: Timestamp(row.try_get(3).map_err(&db)?),
+                },
+            ));
+        }
+    }
+    tx.commit().map_err(pg_error(target, "ending a read"))?;
+    Ok(batch)
+}
+
+/// One stored commit (for tests and tools).
+pub(super) fn commit(
+    client: &mut impl GenericClient,
+    target: &str,
+    repository: &RepoName,
+    sha: &CommitSha,
+) -> Result<Option<CommitRecord>, StoreError> {
+    let db = pg_error(target, "reading a commit");
+    let decoder = Decoder {
+        path: target,
+        table: "commits",
+    };
+    let Some(repo_id) = repo_id(client, target, repository)? else {
+        return Ok(None);
+    };
+    let row = client
+        .query_opt(
+            "SELECT author_date, parents, subject FROM commits WHERE repo_id = $1 AND sha = $2",
+            &[&repo_id, &sha.as_bytes().as_slice()],
+        )
+        .map_err(&db)?;
+    row.map(|row| {
+        Ok(CommitRecord {
+            sha: *sha,
+            author_date: Timestamp(row.try_get(0).map_err(&db)?),
+            parents: decoder.shas(
+                row.try_get(1).map_err(&db)?,
+                &format!("parents of commit {sha}"),
+            )?,
+            message: row.try_get(2).map_err(&db)?,
+        })
+    })
+    .transpose()
+}
