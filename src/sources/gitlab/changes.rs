@@ -173,6 +173,24 @@ impl ProjectSync<'_> {
             let keep = listing
                 .as_ref()
                 .is_some_and(|l| !l.done && wanted.iter().any(|sha| l.reaches.contains(sha)));
+            if keep {
+                if let Some(current) = listing.as_ref() {
+                    let reached: Vec<String> = wanted
+                        .iter()
+                        .filter(|sha| current.reaches.contains(*sha))
+                        .map(ToString::to_string)
+                        .collect();
+                    tracing::debug!(
+                        repository = %self.repository,
+                        start = %current.start,
+                        pages,
+                        undecided = uncovered.len(),
+                        ?reached,
+                        "a walk reached parents the listing has not listed yet; reading its \
+                         next page"
+                    );
+                }
+            }
             if !keep {
                 let start = uncovered
                     .iter()
