@@ -13,7 +13,7 @@ use crate::domain::{
     CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
     Timestamp,
 };
-use crate::dora::{ChangesWithoutPull, UncoveredChangeSet};
+use crate::dora::{ChangesWithoutPull, PullsWithoutReview, UncoveredChangeSet};
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 
@@ -97,6 +97,18 @@ pub trait Ledger: Send + Sync {
         production: Vec<Environment>,
         after: Timestamp,
     ) -> LedgerFuture<'_, Option<ChangesWithoutPull>>;
+
+    /// The stored merged pull requests of `repository` (merged before
+    /// `merged_before`) without a first review that a change deployed (to
+    /// `production`, after `after`) came through; `None` when the repository
+    /// has no events.
+    fn pulls_without_review(
+        &self,
+        repository: RepoName,
+        production: Vec<Environment>,
+        after: Timestamp,
+        merged_before: Timestamp,
+    ) -> LedgerFuture<'_, Option<PullsWithoutReview>>;
 }
 
 /// Where a source hands what it read.
