@@ -19,7 +19,10 @@
 //!    which also read each one's commits);
 //! 5. `pull_lookup` (PR-based lead-time starts only): the pull requests of the
 //!    deployed changes no kept pull request names (merged before the lookback,
-//!    or none: a direct push), asked once per change.
+//!    or none: a direct push), asked once per change;
+//! 6. `pull_reviews` (PR-based lead-time starts only): the first review of the
+//!    pull requests of changes deployed within the longest window that no
+//!    listing read (`reviews.rs`).
 //!
 //! `docs/sources.md` describes what is read, the cursors and the request cost.
 //!
@@ -47,6 +50,7 @@ mod incidents;
 mod models;
 mod pull_lookup;
 mod pulls;
+mod reviews;
 pub mod rules;
 mod workflow_runs;
 
@@ -89,6 +93,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Debug, Clone)]
 struct Settings {
     lookback_seconds: i64,
+    /// The review window (`reviews.rs`): the longest configured window, at most
+    /// the lookback.
+    review_window_seconds: i64,
     production: Vec<Environment>,
     incident_labels: Vec<LabelName>,
     rework_labels: Vec<LabelName>,
@@ -128,10 +135,12 @@ impl GithubSource {
         policy: RetryPolicy,
     ) -> Result<GithubSource, GithubError> {
         let client = Client::with_policy(config.api_url.as_url(), &config.token, policy)?;
+        let lookback_seconds = i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX);
         Ok(GithubSource {
             client,
             settings: Settings {
-                lookback_seconds: i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX),
+                lookback_seconds,
+                review_window_seconds: lookback_seconds,
                 production: config.production_environments.clone(),
                 incident_labels: config.incident_labels.clone(),
                 rework_labels: config.rework_labels.clone(),
@@ -148,6 +157,17 @@ impl GithubSource {
             checked: Mutex::new(HashMap::new()),
             still_pending: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The source reading first reviews only where they can matter: for the
+    /// changes deployed within `windows` (the configured `metrics.windows`; the
+    /// longest counts, at most the lookback). Without it, within the lookback.
+    pub fn with_review_window(mut self, windows: &[crate::config::Duration]) -> GithubSource {
+        if let Some(longest) = windows.iter().map(|w| w.as_secs()).max() {
+            let longest = i64::try_from(longest).unwrap_or(i64::MAX);
+            self.settings.review_window_seconds = longest.min(self.settings.lookback_seconds);
+        }
+        self
     }
 
     /// `github.api_url` as requests use it (no trailing slash).
@@ -203,6 +223,8 @@ impl Source for GithubSource {
                 page_sizes: answer::PageSizes::new(),
                 riding: Mutex::new(None),
                 answered: Mutex::new(HashMap::new()),
+                reviews_read: Mutex::new(HashSet::new()),
+                listed_lookback: std::sync::atomic::AtomicBool::new(false),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
@@ -248,6 +270,12 @@ struct RepoSync<'a> {
     /// The merged pull requests of the commits this sync's pages named them for
     /// (`associatedPullRequests`), for step 5.
     answered: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
+    /// The pull requests whose first review this sync read (step 6 skips them).
+    reviews_read: Mutex<HashSet<u64>>,
+    /// Whether step 4 listed every merged pull request of the lookback in this
+    /// sync (its first sync under a PR-based start), reading the first reviews
+    /// of the review window's.
+    listed_lookback: std::sync::atomic::AtomicBool,
     stats: Mutex<RepoSyncStats>,
 }
 
@@ -277,6 +305,7 @@ impl RepoSync<'_> {
         }
         self.sync_pulls().await?;
         self.sync_pull_lookup().await?;
+        self.sync_pull_reviews().await?;
         Ok(first)
     }
 
