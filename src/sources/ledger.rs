@@ -98,7 +98,7 @@ pub trait Ledger: Send + Sync {
         after: Timestamp,
     ) -> LedgerFuture<'_, Option<ChangesWithoutPull>>;
 
-    /// The stored merged pull requests of `repository` (merged before
+    /// The kept merged pull requests of `repository` (merged before
     /// `merged_before`) without a first review that a change deployed (to
     /// `production`, after `after`) came through; `None` when the repository
     /// has no events.

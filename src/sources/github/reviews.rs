@@ -22,14 +22,14 @@
 //!   sync's new ones;
 //! - those step 5 finds merged within the lookback (which step 4 lists: in
 //!   practice none);
-//! - step 6 ([`RepoSync::sync_pull_reviews`]): the stored merged pull requests
+//! - step 6 ([`RepoSync::sync_pull_reviews`]): the kept merged pull requests
 //!   without a first review, merged before a bound no listing read below, that
 //!   a change deployed within the review window (and after the cursor) came
 //!   through (`dora::pulls_without_review`): those merged before the window
 //!   start and deployed within it, at the first sync and later. The bound is
 //!   the window start of step 4's first sync when step 6 has its first sync in
-//!   the same sync; else (step 6 starting later: a new window, an upgraded
-//!   store) that first sync's `now`, which may read again the reviews of
+//!   the same sync; else (step 6 starting later: a new window, events kept by
+//!   an earlier version) that first sync's `now`, which may read again the reviews of
 //!   unreviewed pull requests deployed within the window, once. Cursor
 //!   `pull_reviews?environments=…&lead_time_start=…&within=…` keeps (`since`)
 //!   the deploy time through which every change set was decided and its pull
@@ -39,8 +39,8 @@
 //! A pull request merged and deployed before the window start keeps an unknown
 //! first review (no `pickup`, no `review`): no window at or after the first
 //! sync holds its changes. A review once read is kept: a later write without
-//! one (a listing that did not read it) leaves it (the store keeps the first
-//! non-empty `first_review_at`).
+//! one (a listing that did not read it) leaves it (what is kept holds the
+//! first non-empty `first_review_at`).
 
 use super::client::{Endpoint, Pages};
 use super::models::{self, WirePull};
@@ -190,7 +190,7 @@ impl RepoSync<'_> {
     }
 
     /// Step 6 (PR-based lead-time starts only): the first review of every
-    /// stored merged pull request a change deployed within the review window
+    /// kept merged pull request a change deployed within the review window
     /// came through, where no listing read it (module documentation).
     pub(super) async fn sync_pull_reviews(&self) -> Result<(), SourceError> {
         let start = self.settings.lead_time_start;
@@ -207,13 +207,13 @@ impl RepoSync<'_> {
         );
         let key = CursorKey::new(self.repository.clone(), name);
         let cursor = self.cursor(&key).await?;
-        let stored = cursor
+        let kept = cursor
             .as_ref()
             .and_then(|c| c.opaque.as_deref())
             .and_then(|o| o.strip_prefix(MERGED_BEFORE))
             .and_then(|seconds| seconds.parse().ok())
             .map(Timestamp);
-        let merged_before = match stored {
+        let merged_before = match kept {
             Some(bound) => bound,
             // Step 4 listed the lookback in this sync and read the window's.
             None if self.listed_lookback.load(Ordering::Relaxed) => self.review_window_start(),
