@@ -136,6 +136,7 @@ impl Ledger for StoreLedger {
         production: Vec<Environment>,
         after: Timestamp,
         merged_before: Timestamp,
+        merged_from: Option<Timestamp>,
     ) -> LedgerFuture<'_, Option<PullsWithoutReview>> {
         self.call(move |store| {
             let events = repository_events(store, &repository)?;
@@ -144,6 +145,7 @@ impl Ledger for StoreLedger {
                 &production,
                 after,
                 merged_before,
+                merged_from,
                 Timestamp(i64::MAX),
             )
             .into_iter()

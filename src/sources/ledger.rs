@@ -98,16 +98,17 @@ pub trait Ledger: Send + Sync {
         after: Timestamp,
     ) -> LedgerFuture<'_, Option<ChangesWithoutPull>>;
 
-    /// The kept merged pull requests of `repository` (merged before
-    /// `merged_before`) without a first review that a change deployed (to
-    /// `production`, after `after`) came through; `None` when the repository
-    /// has no events.
+    /// The kept merged pull requests of `repository` without a first review
+    /// that were merged before `merged_before` and that a change deployed (to
+    /// `production`, after `after`) came through, or (with `merged_from`) that
+    /// were merged at or after it; `None` when the repository has no events.
     fn pulls_without_review(
         &self,
         repository: RepoName,
         production: Vec<Environment>,
         after: Timestamp,
         merged_before: Timestamp,
+        merged_from: Option<Timestamp>,
     ) -> LedgerFuture<'_, Option<PullsWithoutReview>>;
 }
 

@@ -145,10 +145,11 @@ pub fn changes_without_pull(
 pub struct PullsWithoutReview {
     /// The repository deployed.
     pub repository: RepoName,
-    /// The stored merged pull requests, merged before `merged_before`, without
-    /// a first review, whose merge commit or one of whose commits a successful
+    /// The stored merged pull requests without a first review: merged before
+    /// `merged_before` and with a merge commit or a commit that a successful
     /// production deployment after `after` shipped (first, per environment),
-    /// before the first undecided change set; sorted by number.
+    /// before the first undecided change set; or merged at or after
+    /// `merged_from` when given. Sorted by number.
     pub pulls: Vec<PullRequest>,
     /// As [`ChangesWithoutPull::decided_through`]: every change set of a
     /// deployment at or before this time (and after `after`) is decided and its
@@ -161,15 +162,18 @@ pub struct PullsWithoutReview {
 /// successful deployment to the `production` environments after `after` (up to
 /// `now`) came through, so that a source can read their first review for the
 /// lead-time stages of those changes (`docs/computation.md` § Lead-time
-/// stages). Every pull request a change is in is listed, not just the one its
-/// stages come from (a superset: the engine picks among them). Like
-/// [`changes_without_pull`], the first deployment of an environment ships no
-/// change set and the search stops before the first undecided change set.
+/// stages); with `merged_from`, also every one without a first review merged
+/// at or after it, deployed or not. Every pull request a change is in is
+/// listed, not just the one its stages come from (a superset: the engine picks
+/// among them). Like [`changes_without_pull`], the first deployment of an
+/// environment ships no change set and the search stops before the first
+/// undecided change set.
 pub fn pulls_without_review(
     events: &Events,
     production: &[Environment],
     after: Timestamp,
     merged_before: Timestamp,
+    merged_from: Option<Timestamp>,
     now: Timestamp,
 ) -> Vec<PullsWithoutReview> {
     let mut scratch = Scratch::default();
@@ -181,13 +185,16 @@ pub fn pulls_without_review(
             .pull_requests
             .iter()
             .filter(|pr| {
-                pr.first_review_at.is_none()
-                    && pr.merged_at.is_some_and(|m| m < merged_before)
+                let Some(merged) = pr.merged_at.filter(|_| pr.first_review_at.is_none()) else {
+                    return false;
+                };
+                let deployed = merged < merged_before
                     && pr
                         .merge_commit_sha
                         .iter()
                         .chain(&pr.commits)
-                        .any(|sha| shipped.contains(sha))
+                        .any(|sha| shipped.contains(sha));
+                deployed || merged_from.is_some_and(|from| merged >= from)
             })
             .cloned()
             .collect();
@@ -529,6 +536,7 @@ mod tests {
         pulls: &[crate::domain::PullRequest],
         after: i64,
         merged_before: i64,
+        merged_from: Option<i64>,
     ) -> (Vec<u64>, i64) {
         let mut builder = builder_with(commits, deployments);
         for pull in pulls {
@@ -541,6 +549,7 @@ mod tests {
             &production,
             Timestamp(after),
             Timestamp(merged_before),
+            merged_from.map(Timestamp),
             Timestamp(1_000_000),
         );
         assert_eq!(all.len(), 1);
@@ -581,23 +590,29 @@ mod tests {
             pull(14, 100, 1, &[], None),
         ];
         assert_eq!(
-            without_review(&commits, &deployments, &pulls, 0, 3_500),
+            without_review(&commits, &deployments, &pulls, 0, 3_500, None),
             (vec![10, 12], 4_000)
         );
         // After the deployment at 2,000: only what the later ones shipped.
         assert_eq!(
-            without_review(&commits, &deployments, &pulls, 2_000, 3_500),
+            without_review(&commits, &deployments, &pulls, 2_000, 3_500, None),
             (vec![12], 4_000)
         );
         // Merged before a later bound: 13 too.
         assert_eq!(
-            without_review(&commits, &deployments, &pulls, 2_000, 3_501).0,
+            without_review(&commits, &deployments, &pulls, 2_000, 3_501, None).0,
             vec![12, 13]
         );
         // Nothing new after the last one.
         assert_eq!(
-            without_review(&commits, &deployments, &pulls, 4_000, 5_000),
+            without_review(&commits, &deployments, &pulls, 4_000, 5_000, None),
             (vec![], 4_000)
+        );
+        // And those merged from 600 on, deployed or not, without a review
+        // (11 has one).
+        assert_eq!(
+            without_review(&commits, &deployments, &pulls, 4_000, 5_000, Some(600)),
+            (vec![12, 13], 4_000)
         );
     }
 
@@ -613,7 +628,7 @@ mod tests {
         ];
         let pulls = [pull(20, 10, 2, &[], None), pull(21, 20, 4, &[], None)];
         assert_eq!(
-            without_review(&commits, &deployments, &pulls, 0, 5_000),
+            without_review(&commits, &deployments, &pulls, 0, 5_000, None),
             (vec![20], 2_000)
         );
     }

@@ -224,7 +224,6 @@ impl Source for GithubSource {
                 riding: Mutex::new(None),
                 answered: Mutex::new(HashMap::new()),
                 reviews_read: Mutex::new(HashSet::new()),
-                listed_lookback: std::sync::atomic::AtomicBool::new(false),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
@@ -272,10 +271,6 @@ struct RepoSync<'a> {
     answered: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
     /// The pull requests whose first review this sync read (step 6 skips them).
     reviews_read: Mutex<HashSet<u64>>,
-    /// Whether step 4 listed every merged pull request of the lookback in this
-    /// sync (its first sync under a PR-based start), reading the first reviews
-    /// of the review window's.
-    listed_lookback: std::sync::atomic::AtomicBool,
     stats: Mutex<RepoSyncStats>,
 }
 

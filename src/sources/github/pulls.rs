@@ -560,12 +560,7 @@ impl RepoSync<'_> {
                 updated_at: self.context.now,
             },
         ));
-        self.apply(batch).await?;
-        if first && all_merged {
-            self.listed_lookback
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(())
+        self.apply(batch).await
     }
 
     /// Whether `pull` carries a configured rework label (case-insensitively).

@@ -23,18 +23,20 @@
 //! - those step 5 finds merged within the lookback (which step 4 lists: in
 //!   practice none);
 //! - step 6 ([`RepoSync::sync_pull_reviews`]): the kept merged pull requests
-//!   without a first review, merged before a bound no listing read below, that
-//!   a change deployed within the review window (and after the cursor) came
-//!   through (`dora::pulls_without_review`): those merged before the window
-//!   start and deployed within it, at the first sync and later. The bound is
-//!   the window start of step 4's first sync when step 6 has its first sync in
-//!   the same sync; else (step 6 starting later: a new window, events kept by
-//!   an earlier version) that first sync's `now`, which may read again the reviews of
-//!   unreviewed pull requests deployed within the window, once. Cursor
-//!   `pull_reviews?environments=…&lead_time_start=…&within=…` keeps (`since`)
-//!   the deploy time through which every change set was decided and its pull
-//!   requests read, and (`opaque`) the bound. Its name carries the window, so
-//!   a longer window reads back to its own start.
+//!   without a first review, merged before the window start, that a change
+//!   deployed within the review window (and after the cursor) came through
+//!   (`dora::pulls_without_review`): those merged before the window and
+//!   deployed within it, at the first sync and later (merged long before,
+//!   deployed only now). A pull request merged within the window was read by
+//!   the listing that brought it, so one without a review there has none. Its
+//!   first sync (cursor `pull_reviews?environments=…&lead_time_start=…&within=…`
+//!   absent: the first sync of the repository, a new window, events kept by an
+//!   earlier version) also reads every kept pull request merged within the
+//!   window without a review that this sync did not read (none at a
+//!   repository's first sync; after a window grew, those the listing left
+//!   before the old window's start), so that the rule holds from then on. The
+//!   cursor keeps (`since`) the deploy time through which every change set was
+//!   decided and its pull requests read; its name carries the window.
 //!
 //! A pull request merged and deployed before the window start keeps an unknown
 //! first review (no `pickup`, no `review`): no window at or after the first
@@ -53,7 +55,6 @@ use crate::dora::LeadTimeStart;
 use crate::sources::SourceError;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 /// The cursor endpoint name's base.
 pub const CURSOR: &str = "pull_reviews";
@@ -68,11 +69,6 @@ pub const REVIEWS_PER_PAGE: u32 = 100;
 
 /// The review states asked for: all but pending (a draft only its author sees).
 const REVIEW_STATES: &str = "[APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]";
-
-/// What step 6's cursor keeps besides its `since`: the bound below which a
-/// pull request's review may not have been read (`merged-before=<seconds>`);
-/// one merged at or after it was read when a listing brought it.
-const MERGED_BEFORE: &str = "merged-before=";
 
 impl RepoSync<'_> {
     /// The start of the review window: `now` − the longest window (never
@@ -207,31 +203,23 @@ impl RepoSync<'_> {
         );
         let key = CursorKey::new(self.repository.clone(), name);
         let cursor = self.cursor(&key).await?;
-        let kept = cursor
-            .as_ref()
-            .and_then(|c| c.opaque.as_deref())
-            .and_then(|o| o.strip_prefix(MERGED_BEFORE))
-            .and_then(|seconds| seconds.parse().ok())
-            .map(Timestamp);
-        let merged_before = match kept {
-            Some(bound) => bound,
-            // Step 4 listed the lookback in this sync and read the window's.
-            None if self.listed_lookback.load(Ordering::Relaxed) => self.review_window_start(),
-            None => self.context.now,
-        };
         let since = cursor
             .as_ref()
             .and_then(|c| c.since)
             .unwrap_or_else(|| self.lookback_start());
+        let window_start = self.review_window_start();
         // Deployed within the window (`(now − window, now]`), after the cursor.
-        let after = since.max(Timestamp(self.review_window_start().0.saturating_sub(1)));
+        let after = since.max(Timestamp(window_start.0.saturating_sub(1)));
+        // At this step's first sync, also those merged within the window.
+        let merged_from = cursor.is_none().then_some(window_start);
         let found = self
             .ledger()
             .pulls_without_review(
                 self.repository.clone(),
                 self.settings.production.clone(),
                 after,
-                merged_before,
+                window_start,
+                merged_from,
             )
             .await?;
         let Some(found) = found else {
@@ -259,11 +247,18 @@ impl RepoSync<'_> {
                 batch.pull_requests.push(pull);
             }
         }
+        // Where the next search starts: the deploy time decided through, or
+        // (nothing decided since) where this one started.
+        let next = if found.decided_through > after {
+            found.decided_through
+        } else {
+            since
+        };
         batch.cursors.push((
             key,
             Cursor {
-                since: Some(found.decided_through),
-                opaque: Some(format!("{MERGED_BEFORE}{}", merged_before.0)),
+                since: Some(next),
+                opaque: None,
                 updated_at: self.context.now,
             },
         ));
