@@ -835,7 +835,8 @@ pub(crate) fn sources_with(
     }
     if let Some(github) = &config.github {
         let github = GithubSource::with_policy(github, retry.clone())
-            .map_err(|error| anyhow::anyhow!("github: {error}"))?;
+            .map_err(|error| anyhow::anyhow!("github: {error}"))?
+            .with_review_window(&config.metrics.windows);
         sources.push(Arc::new(github));
     }
     if let Some(gitlab) = &config.gitlab {

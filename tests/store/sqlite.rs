@@ -328,6 +328,48 @@ fn a_reopened_issue_loses_its_resolution_until_closed_again() {
 }
 
 #[test]
+fn a_first_review_once_stored_stays_when_the_pull_request_comes_again_without_one() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    let reviewed = sample_batch(&api()).pull_requests[0].clone();
+    assert!(reviewed.first_review_at.is_some());
+    let mut batch = SyncBatch::new(api());
+    batch.pull_requests = vec![reviewed.clone()];
+    store.apply(&batch).unwrap();
+    // A listing that did not read the review (`None`: not read) changes
+    // nothing; one that changed something else updates it and keeps the review.
+    batch.pull_requests = vec![PullRequest {
+        first_review_at: None,
+        ..reviewed.clone()
+    }];
+    assert!(store.apply(&batch).unwrap().all_unchanged());
+    batch.pull_requests = vec![PullRequest {
+        first_review_at: None,
+        labels: vec![],
+        ..reviewed.clone()
+    }];
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.updated, 1);
+    let stored = store.read_repository(&api()).unwrap().pull_requests;
+    assert_eq!(stored[0].first_review_at, reviewed.first_review_at);
+    assert_eq!(stored[0].labels, Vec::<String>::new());
+    // An unread review of a pull request stored without one stays unknown,
+    // and a review read later is stored.
+    let mut unread = PullRequest {
+        number: 9,
+        first_review_at: None,
+        ..reviewed.clone()
+    };
+    batch.pull_requests = vec![unread.clone()];
+    store.apply(&batch).unwrap();
+    unread.first_review_at = Some(Timestamp(1_700_000_030));
+    batch.pull_requests = vec![unread.clone()];
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.updated, 1);
+    let stored = store.read_repository(&api()).unwrap().pull_requests;
+    assert_eq!(stored[1], unread);
+}
+
+#[test]
 fn a_pending_deployment_is_updated_to_success_and_never_back() {
     let Some(mut store) = fresh_store() else {
         return;

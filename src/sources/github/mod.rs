@@ -22,7 +22,10 @@
 //!    which also read each one's commits);
 //! 5. `pull_lookup` (PR-based lead-time starts only): the pull requests of the
 //!    deployed changes no kept pull request names (merged before the lookback,
-//!    or none: a direct push), asked once per change.
+//!    or none: a direct push), asked once per change;
+//! 6. `pull_reviews` (PR-based lead-time starts only): the first review of the
+//!    pull requests of changes deployed within the longest window that no
+//!    listing read (`reviews.rs`).
 //!
 //! `docs/sources.md` describes what is read, the cursors and the request cost.
 //!
@@ -52,6 +55,7 @@ mod incidents;
 mod models;
 mod pull_lookup;
 mod pulls;
+mod reviews;
 pub mod rules;
 mod teams;
 mod workflow_runs;
@@ -103,6 +107,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Debug, Clone)]
 struct Settings {
     lookback_seconds: i64,
+    /// The review window (`reviews.rs`): the longest configured window, at most
+    /// the lookback.
+    review_window_seconds: i64,
     production: Vec<Environment>,
     incident_labels: Vec<LabelName>,
     rework_labels: Vec<LabelName>,
@@ -174,6 +181,7 @@ impl GithubSource {
             GithubAuth::App(app) => Auth::App(app::App::new(config.api_url.as_url(), app, policy)?),
         };
         let scope = discovery::Scope::build(&config.repositories, &[], &HashMap::new(), &|_| None);
+        let lookback_seconds = i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX);
         Ok(GithubSource {
             auth,
             organizations: config.organizations.clone(),
@@ -189,7 +197,8 @@ impl GithubSource {
                     .collect(),
             ),
             settings: Settings {
-                lookback_seconds: i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX),
+                lookback_seconds,
+                review_window_seconds: lookback_seconds,
                 production: config.production_environments.clone(),
                 incident_labels: config.incident_labels.clone(),
                 rework_labels: config.rework_labels.clone(),
@@ -200,6 +209,17 @@ impl GithubSource {
             checked: Mutex::new(HashMap::new()),
             still_pending: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The source reading first reviews only where they can matter: for the
+    /// changes deployed within `windows` (the configured `metrics.windows`; the
+    /// longest counts, at most the lookback). Without it, within the lookback.
+    pub fn with_review_window(mut self, windows: &[crate::config::Duration]) -> GithubSource {
+        if let Some(longest) = windows.iter().map(|w| w.as_secs()).max() {
+            let longest = i64::try_from(longest).unwrap_or(i64::MAX);
+            self.settings.review_window_seconds = longest.min(self.settings.lookback_seconds);
+        }
+        self
     }
 
     /// `github.api_url` as requests use it (no trailing slash).
@@ -489,6 +509,7 @@ impl Source for GithubSource {
                 page_sizes: answer::PageSizes::new(),
                 riding: Mutex::new(None),
                 answered: Mutex::new(HashMap::new()),
+                reviews_read: Mutex::new(HashSet::new()),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
@@ -563,6 +584,8 @@ struct RepoSync<'a> {
     /// The merged pull requests of the commits this sync's pages named them for
     /// (`associatedPullRequests`), for step 5.
     answered: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
+    /// The pull requests whose first review this sync read (step 6 skips them).
+    reviews_read: Mutex<HashSet<u64>>,
     stats: Mutex<RepoSyncStats>,
 }
 
@@ -592,6 +615,7 @@ impl RepoSync<'_> {
         }
         self.sync_pulls().await?;
         self.sync_pull_lookup().await?;
+        self.sync_pull_reviews().await?;
         Ok(first)
     }
 

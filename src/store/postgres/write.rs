@@ -393,6 +393,7 @@ impl Writer<'_, '_> {
             .map_err(db)
     }
 
+    /// A first review once stored stays, as in SQLite (`None`: not read).
     fn pull_requests(&mut self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
         let mut stats = KindStats::default();
         if batch.pull_requests.is_empty() {
@@ -407,12 +408,13 @@ impl Writer<'_, '_> {
              ON CONFLICT (repo_id, number) DO UPDATE SET merged_at = excluded.merged_at, \
              merge_commit_sha = excluded.merge_commit_sha, labels = excluded.labels, \
              commits = excluded.commits, first_commit_at = excluded.first_commit_at, \
-             created_at = excluded.created_at, first_review_at = excluded.first_review_at \
+             created_at = excluded.created_at, \
+             first_review_at = COALESCE(excluded.first_review_at, p.first_review_at) \
              WHERE (p.merged_at, p.merge_commit_sha, p.labels, p.commits, p.first_commit_at, \
              p.created_at, p.first_review_at) \
              IS DISTINCT FROM (excluded.merged_at, excluded.merge_commit_sha, excluded.labels, \
              excluded.commits, excluded.first_commit_at, excluded.created_at, \
-             excluded.first_review_at) \
+             COALESCE(excluded.first_review_at, p.first_review_at)) \
              RETURNING (xmax = 0)",
             OPERATION,
         )?;

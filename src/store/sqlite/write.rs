@@ -378,6 +378,8 @@ impl Writer<'_> {
         upsert(&mut insert, &mut update, &params).map_err(&db)
     }
 
+    /// A first review once stored stays: a pull request written again without
+    /// one (`None`: not read) keeps it (`docs/sources.md` § 6).
     fn pull_requests(&self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
         let db = db_error(self.path, "storing a pull request");
         let mut insert = self
@@ -393,10 +395,11 @@ impl Writer<'_> {
             .tx
             .prepare_cached(
                 "UPDATE pull_requests SET merged_at = ?3, merge_commit_sha = ?4, labels = ?5, \
-                 commits = ?6, first_commit_at = ?7, created_at = ?8, first_review_at = ?9 \
+                 commits = ?6, first_commit_at = ?7, created_at = ?8, \
+                 first_review_at = COALESCE(?9, first_review_at) \
                  WHERE repo_id = ?1 AND number = ?2 \
                  AND (merged_at, merge_commit_sha, labels, commits, first_commit_at, created_at, \
-                 first_review_at) IS NOT (?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 first_review_at) IS NOT (?3, ?4, ?5, ?6, ?7, ?8, COALESCE(?9, first_review_at))",
             )
             .map_err(&db)?;
         let mut commits = Vec::new();
