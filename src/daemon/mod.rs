@@ -61,7 +61,7 @@ use crate::config::{Config, StorageConfig};
 use crate::domain::{RepoName, Team};
 use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
-use crate::exporter::{router, ExporterOptions, ExporterState};
+use crate::exporter::{router, ExporterOptions, ExporterState, StoredSuccess};
 use crate::sources::argocd::ArgoCdSource;
 use crate::sources::github::{GithubSource, RetryPolicy};
 use crate::sources::gitlab::GitlabSource;
@@ -618,9 +618,12 @@ impl Scheduler {
     /// with the current health; on failure the health alone.
     async fn publish(&self) {
         let _publishing = self.publishing.lock().await;
-        let health = self.tracker.snapshot(&self.sources, &self.retries);
+        let mut health = self.tracker.snapshot(&self.sources, &self.retries);
         match self.compute().await {
-            Ok(snapshot) => {
+            Ok((snapshot, stored)) => {
+                // A sync that finished after the health was taken may be in
+                // the snapshot: its health is the store's.
+                health.take_in_stored(&stored);
                 if let Err(error) = self.state.publish(snapshot, health) {
                     tracing::error!(%error, "cannot publish the metrics");
                 }
@@ -634,7 +637,7 @@ impl Scheduler {
         }
     }
 
-    async fn compute(&self) -> anyhow::Result<dora::Snapshot> {
+    async fn compute(&self) -> anyhow::Result<(dora::Snapshot, Vec<StoredSuccess>)> {
         let (repositories, engine) = self.scope.get();
         compute_snapshot(&self.store, &repositories, &engine, self.clock.as_ref()).await
     }
@@ -685,21 +688,32 @@ fn renew_scope(
 /// history may be a partial one, and a window over it would be wrong. Once a
 /// sync succeeded, the history is complete back to the lookback, which covers
 /// every window (`check-config` makes it).
+///
+/// Returns, with the snapshot, the successful syncs it was computed from, for
+/// the health published with it.
 pub(crate) async fn compute_snapshot(
     store: &SharedStore,
     configured: &[RepoName],
     engine: &EngineConfig,
     clock: &dyn Clock,
-) -> anyhow::Result<dora::Snapshot> {
+) -> anyhow::Result<(dora::Snapshot, Vec<StoredSuccess>)> {
     let configured = configured.to_vec();
-    let (events, incomplete) = store
+    let (events, incomplete, stored) = store
         .call(move |store| {
-            let synced: std::collections::HashSet<RepoName> = store
+            let stored: Vec<StoredSuccess> = store
                 .sync_status()?
                 .into_iter()
-                .filter(|status| status.last_success_at.is_some())
-                .map(|status| status.repository)
+                .filter_map(|status| {
+                    Some(StoredSuccess {
+                        last_success_at: status.last_success_at?,
+                        source: status.source,
+                        repository: status.repository,
+                        history_since: status.history_since,
+                    })
+                })
                 .collect();
+            let synced: std::collections::HashSet<RepoName> =
+                stored.iter().map(|s| s.repository.clone()).collect();
             let (mut repositories, incomplete): (Vec<RepoName>, Vec<RepoName>) = configured
                 .into_iter()
                 .partition(|repository| synced.contains(repository));
@@ -709,7 +723,7 @@ pub(crate) async fn compute_snapshot(
                 }
             }
             let events = EventsBuilder::collect(|sink| store.load_events(&repositories, sink))?;
-            Ok((events, incomplete))
+            Ok((events, incomplete, stored))
         })
         .await
         .context("cannot read the events")?;
@@ -718,9 +732,10 @@ pub(crate) async fn compute_snapshot(
         engine.teams.remove(repository);
     }
     let now = clock.now();
-    tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
+    let snapshot = tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
         .await
-        .context("the computation failed")
+        .context("the computation failed")?;
+    Ok((snapshot, stored))
 }
 
 /// Sleeps until `at`; forever without one.

@@ -93,8 +93,8 @@ async fn run(publisher: Publisher, changes: Arc<Changes>, counters: Arc<PushCoun
             )
             .await
             {
-                Ok(snapshot) => {
-                    if let Err(error) = publisher.state.publish_snapshot(snapshot) {
+                Ok((snapshot, stored)) => {
+                    if let Err(error) = publisher.state.publish_snapshot(snapshot, &stored) {
                         tracing::error!(%error, "cannot publish the metrics");
                     }
                 }

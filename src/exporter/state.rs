@@ -15,7 +15,7 @@
 //!
 //! It does no I/O and knows nothing about HTTP; `routes` serves it.
 
-use super::health::{HealthSnapshot, PushCount, WebhookCount};
+use super::health::{HealthSnapshot, PushCount, StoredSuccess, WebhookCount};
 use super::render::{render, RenderError};
 use crate::domain::{RepoName, Timestamp};
 use crate::dora::Snapshot;
@@ -284,11 +284,17 @@ impl ExporterState {
     }
 
     /// Publishes a snapshot computed between syncs (after pushed events arrived):
-    /// re-renders it with the latest health.
-    pub fn publish_snapshot(&self, snapshot: impl Into<Arc<Snapshot>>) -> Result<(), RenderError> {
+    /// re-renders it with the latest health, which takes in the successful
+    /// syncs the snapshot was computed from.
+    pub fn publish_snapshot(
+        &self,
+        snapshot: impl Into<Arc<Snapshot>>,
+        stored: &[StoredSuccess],
+    ) -> Result<(), RenderError> {
         let mut inputs = lock(&self.inputs);
         inputs.snapshot = Some(snapshot.into());
-        let health = inputs.health.clone();
+        let mut health = inputs.health.clone();
+        health.take_in_stored(stored);
         self.update(&mut inputs, health)
     }
 
