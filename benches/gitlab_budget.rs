@@ -13,16 +13,31 @@
 //! project, (c) at most 4.
 //!
 //! `DORA_GITLAB_BENCH_PROJECTS=N` scales the group (the per-project figures do
-//! not depend on N).
+//! not depend on N). `DORA_GITLAB_BENCH_EXPLAIN=1` also prints, for (c), every
+//! project over the target or whose new change set the first commits page of
+//! the new deployed sha (newest first, 100 a page) does not hold, with its
+//! requests and, from the simulator's own graph, the change set's commits
+//! outside that page and the merge that brought each in. With `RUST_LOG` set
+//! (e.g. `dora_collector::sources::gitlab=debug`) the daemon's log goes to
+//! stderr.
+//!
+//! Last measured (release build, the issue's group, `docs/sources.md` § GitLab
+//! has the details): (a) 3,680 requests, 1.04 × the lower bound of 3,530;
+//! (b) 3.00 a project; (c) 4.00 a project, each new change set one compare (4
+//! projects' change sets hold branch commits committed long before, outside
+//! the first commits page: the commits list would have read a second page
+//! there, 4.08 a project).
 //!
 //! Run with `cargo bench --bench gitlab_budget` (harness = false: prints a report).
 
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, Clock, DaemonHandle, ManualClock, RunOptions};
+use dora_collector::domain::DeploymentOutcome;
 use dora_collector::sim::gitlab::{
     issue_type, GitlabGroup, GitlabHandle, GitlabOptions, GitlabServer, GroupSpec,
 };
-use dora_collector::sim::{OrgSpec, RequestCounts};
+use dora_collector::sim::{OrgSpec, RequestCounts, PRODUCTION};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +53,8 @@ const PAGE: usize = 100;
 const STEP_SECONDS: i64 = 3_600;
 /// Lead time of the shipped changes.
 const SHIPPED_LEAD_SECONDS: i64 = 1_800;
+/// The target of (c), per project.
+const NEW_DEPLOYMENT_TARGET: usize = 4;
 
 fn print_case(title: &str, requests: &RequestCounts, projects: usize, wall: Duration) {
     println!(
@@ -77,7 +94,136 @@ fn config(group: &GitlabGroup, gitlab: &GitlabHandle, store: &std::path::Path) -
     Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).expect("configuration")
 }
 
+/// For (c): the projects over the target, with their requests and what the
+/// simulated graph says of their new change set (see the header).
+fn explain(group: &GitlabGroup, gitlab: &GitlabHandle) {
+    let mut by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for record in gitlab.requests() {
+        let target = record.target.to_ascii_lowercase();
+        let project = target
+            .split("/projects/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("")
+            .replace("%2f", "/");
+        by_project.entry(project).or_default().push(record.target);
+    }
+    println!(
+        "\nprojects over {NEW_DEPLOYMENT_TARGET} requests in (c), or whose new change set the \
+         first commits page of the new deployed sha does not hold:"
+    );
+    let mut over = 0;
+    let mut predicted = 0;
+    for (index, project) in group.projects.iter().enumerate() {
+        let repo = &group.org.repos[index];
+        // The production deployments that succeeded, in deploy order; the last
+        // one is the new deployment.
+        let mut deployed: Vec<(i64, u32)> = repo
+            .deployments
+            .iter()
+            .filter(|d| &*d.environment == PRODUCTION)
+            .filter_map(|d| match d.outcome() {
+                DeploymentOutcome::Succeeded { at } => Some((at.0, repo.commit_index(&d.sha)?)),
+                _ => None,
+            })
+            .collect();
+        deployed.sort_unstable();
+        let Some(&(_, head)) = deployed.last() else {
+            continue;
+        };
+        let mut shipped: HashSet<u32> = HashSet::new();
+        for &(_, sha) in &deployed[..deployed.len() - 1] {
+            if !shipped.contains(&sha) {
+                shipped.extend(repo.log(sha));
+            }
+        }
+        let log = repo.log(head);
+        let first_page: HashSet<u32> = log.iter().take(PAGE).copied().collect();
+        let change_set: Vec<u32> = log
+            .iter()
+            .copied()
+            .filter(|c| !shipped.contains(c))
+            .collect();
+        let outside: Vec<u32> = change_set
+            .iter()
+            .copied()
+            .filter(|c| !first_page.contains(c))
+            .collect();
+        let requests = by_project
+            .get(&project.repository())
+            .map_or(&[][..], |r| r.as_slice());
+        if !outside.is_empty() {
+            predicted += 1;
+        }
+        if requests.len() <= NEW_DEPLOYMENT_TARGET && outside.is_empty() {
+            continue;
+        }
+        over += usize::from(requests.len() > NEW_DEPLOYMENT_TARGET);
+        let oldest_listed = log
+            .get(PAGE - 1)
+            .map(|c| repo.commits[*c as usize].committer_date);
+        println!(
+            "  {}: {} requests; new change set {} commits, {} outside the first page (its \
+             oldest commit committed at {oldest_listed:?})",
+            project.repository(),
+            requests.len(),
+            change_set.len(),
+            outside.len(),
+        );
+        // The merges of the change set, each with the commits it brought in
+        // through its second parent.
+        let merged: Vec<(u32, HashSet<u32>)> = change_set
+            .iter()
+            .filter_map(|m| {
+                let second = repo.commits[*m as usize].parents().nth(1)?;
+                let branch = repo
+                    .log(second)
+                    .into_iter()
+                    .filter(|c| !shipped.contains(c))
+                    .collect();
+                Some((*m, branch))
+            })
+            .collect();
+        for commit in &outside {
+            let through: Vec<String> = merged
+                .iter()
+                .filter(|(_, branch)| branch.contains(commit))
+                .map(|(m, _)| {
+                    format!(
+                        "a branch commit of merge {} (committed at {:?})",
+                        &repo.commits[*m as usize].sha.to_string()[..8],
+                        repo.commits[*m as usize].committer_date
+                    )
+                })
+                .collect();
+            println!(
+                "    {} committed at {:?}: {}",
+                &repo.commits[*commit as usize].sha.to_string()[..8],
+                repo.commits[*commit as usize].committer_date,
+                if through.is_empty() {
+                    "on the first-parent line".to_owned()
+                } else {
+                    through.join(", ")
+                }
+            );
+        }
+        for target in requests {
+            println!("    GET {target}");
+        }
+    }
+    println!(
+        "  {over} projects over the target; {predicted} projects whose new change set the \
+         first commits page does not hold"
+    );
+}
+
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let projects: usize = std::env::var("DORA_GITLAB_BENCH_PROJECTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -199,6 +345,9 @@ fn main() {
             projects,
             wall,
         );
+        if std::env::var_os("DORA_GITLAB_BENCH_EXPLAIN").is_some() {
+            explain(&gitlab.with_group_mut(|g| g.clone()), &gitlab);
+        }
         handle.shutdown().await.expect("shutdown");
         println!(
             "\nsummary: (a) {:.2}x the lower bound, (b) {:.2} and (c) {:.2} requests per project",

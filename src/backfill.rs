@@ -105,8 +105,8 @@ pub fn steps(request: &BackfillRequest) -> Result<Vec<Timestamp>, BackfillError>
         .collect())
 }
 
-/// Backfills what `store` holds for the configured repositories (and those
-/// known only through pushes), calling `progress` after each step with the
+/// Backfills what `store` holds for the configured repositories (and the
+/// discovered ones the daemon kept, and those known only through pushes), calling `progress` after each step with the
 /// number done. The output file appears only once complete.
 pub fn backfill(
     store: &dyn Store,
@@ -117,6 +117,9 @@ pub fn backfill(
 ) -> Result<BackfillSummary, BackfillError> {
     let instants = steps(request)?;
     let mut engine = config.engine_config();
+    for (repository, team) in store.recorded_teams()? {
+        engine.teams.entry(repository).or_insert(team);
+    }
     for pushed in store.pushed_repositories()? {
         engine.teams.entry(pushed).or_default();
     }

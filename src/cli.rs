@@ -711,8 +711,14 @@ pub fn summary(config: &Config) -> String {
         .map(ToString::to_string)
         .collect();
     let github = config.github.as_ref().map(|github| {
+        let auth = match &github.auth {
+            crate::config::GithubAuth::Token(_) => String::new(),
+            crate::config::GithubAuth::App(app) => {
+                format!(" as GitHub App {} (its key checked)", app.app_id)
+            }
+        };
         format!(
-            "lookback {}, poll every {}, GitHub API {}",
+            "lookback {}, poll every {}, GitHub API {}{auth}",
             github.lookback, github.poll_interval, github.api_url
         )
     });
@@ -734,6 +740,11 @@ pub fn summary(config: &Config) -> String {
             if ingest.clients.len() == 1 { "" } else { "s" }
         ),
         None => String::new(),
+    };
+    let organizations = match config.github.as_ref().map_or(0, |g| g.organizations.len()) {
+        0 => String::new(),
+        1 => " and every repository of 1 organisation".to_owned(),
+        n => format!(" and every repository of {n} organisations"),
     };
     let webhooks = if config.webhooks.github.is_some() {
         ", GitHub webhooks"
@@ -772,7 +783,7 @@ pub fn summary(config: &Config) -> String {
         None => String::new(),
     };
     format!(
-        "{repositories} repositor{} ({} team{}), windows {}, {source}{ingest}{webhooks}{pagerduty}{argocd}{jenkins}, listen {}, store {}",
+        "{repositories} repositor{}{organizations} ({} team{}), windows {}, {source}{ingest}{webhooks}{pagerduty}{argocd}{jenkins}, listen {}, store {}",
         if repositories == 1 { "y" } else { "ies" },
         teams.len(),
         if teams.len() == 1 { "" } else { "s" },
@@ -994,13 +1005,14 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
 /// `sync --once`: one sync of every repository; fails naming those that failed.
 pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(&args.file.config)?;
-    let repositories = config.synced_repositories().len() as u64;
+    // Its length grows as each source's repositories are known (after
+    // discovery).
     let bar = io::stderr().is_terminal().then(|| {
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} repositories {msg}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        indicatif::ProgressBar::new(repositories).with_style(style)
+        indicatif::ProgressBar::new(0).with_style(style)
     });
     match &bar {
         Some(bar) => {
@@ -1017,18 +1029,32 @@ pub fn sync(args: &SyncArgs, out: &mut dyn Write) -> Result<(), CliError> {
             signals.shutdown().await;
             on_signal.cancel();
         });
-        let progress = |report: &daemon::RepoReport| {
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                bar.set_message(report.repository.to_string());
-            }
-        };
+        let progress = BarProgress(bar.clone());
         daemon::sync_once(&config, Arc::new(SystemClock), &shutdown, &progress).await
     })?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     sync_result(&report, out)
+}
+
+/// `sync --once`'s progress: the bar's length is the repositories of the
+/// cycle (discovered ones included), its position those finished.
+struct BarProgress(Option<indicatif::ProgressBar>);
+
+impl daemon::CycleProgress for BarProgress {
+    fn scope(&self, count: usize) {
+        if let Some(bar) = &self.0 {
+            bar.inc_length(count as u64);
+        }
+    }
+
+    fn synced(&self, report: &daemon::RepoReport) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+            bar.set_message(report.repository.to_string());
+        }
+    }
 }
 
 /// The summary of a `sync --once` on `out`, or the error naming every repository

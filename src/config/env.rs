@@ -16,8 +16,9 @@
 //! never TOML, so a value cannot add keys, end the string early or be unescaped.
 //! Comments are not expanded. A reference outside a string (`token = ${X}`) is a
 //! syntax error, and one in a key is refused (module `reader` reports both, naming
-//! them). Line breaks are still refused: no value of the schema holds one, and in
-//! the token or a label one is always a mistake.
+//! them). Line breaks are still refused, except in `github.private_key` (a PEM key
+//! is lines): no other value of the schema holds one, and in the token or a label
+//! one is always a mistake.
 //!
 //! This module expands one string; the walk over the parsed document is in
 //! `reader`. The variables come from a lookup function, so tests never touch the
@@ -33,7 +34,7 @@ where
     F: Fn(&str) -> Result<String, VarError>,
 {
     let mut problems = Vec::new();
-    let expanded = expand_value(text, 1, &lookup, &mut problems);
+    let expanded = expand_value(text, 1, false, &lookup, &mut problems);
     if problems.is_empty() {
         Ok(expanded.unwrap_or_else(|| text.to_owned()))
     } else {
@@ -46,6 +47,7 @@ where
 pub(super) fn expand_value<F>(
     text: &str,
     first_line: usize,
+    multiline: bool,
     lookup: &F,
     problems: &mut Vec<Problem>,
 ) -> Option<String>
@@ -57,7 +59,14 @@ where
     }
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
-        expand_line(line, first_line + index, lookup, &mut out, problems);
+        expand_line(
+            line,
+            first_line + index,
+            multiline,
+            lookup,
+            &mut out,
+            problems,
+        );
     }
     Some(out)
 }
@@ -88,6 +97,7 @@ pub(super) fn references(text: &str) -> Vec<&str> {
 fn expand_line<F>(
     line: &str,
     number: usize,
+    multiline: bool,
     lookup: &F,
     out: &mut String,
     problems: &mut Vec<Problem>,
@@ -125,10 +135,12 @@ fn expand_line<F>(
                 continue;
             }
             match lookup(name) {
-                Ok(value) if value.contains(['\n', '\r']) => problems.push(Problem::at_line(
-                    number,
-                    format!("environment variable {name} contains a line break"),
-                )),
+                Ok(value) if !multiline && value.contains(['\n', '\r']) => {
+                    problems.push(Problem::at_line(
+                        number,
+                        format!("environment variable {name} contains a line break"),
+                    ));
+                }
                 Ok(value) => out.push_str(&value),
                 Err(VarError::NotPresent) => problems.push(Problem::at_line(
                     number,

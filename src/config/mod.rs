@@ -43,6 +43,7 @@
 //! No network, no defaults taken from the environment other than `${NAME}`
 //! references, and no reloading: the daemon reads its file once at start.
 
+mod app_key;
 mod duration;
 mod env;
 mod problem;
@@ -50,15 +51,16 @@ mod reader;
 mod rules;
 mod values;
 
+pub use app_key::{AppKeyError, AppPrivateKey, MAX_PRIVATE_KEY_BYTES};
 pub use duration::{Duration, Unit, MAX_DURATION_SECONDS};
 pub use env::expand_env;
 pub use problem::{ConfigError, Problem};
 pub use rules::MAX_WINDOWS;
 pub use values::{
     ApiUrl, ApiUrlError, ApplicationName, BranchName, ClientName, JenkinsUser, JobPath, LabelName,
-    LogFormat, LogLevel, RepoPattern, Seconds, ServiceId, Urgency, WorkflowName,
-    MAX_INGEST_REQUESTS_PER_SECOND, MAX_JOB_DEPTH, MAX_NAME_LEN, MAX_SERVICE_ID_LEN, MAX_TOKEN_LEN,
-    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
+    LogFormat, LogLevel, NamePattern, OrgName, RepoPattern, Seconds, ServiceId, Urgency,
+    WorkflowName, MAX_INGEST_REQUESTS_PER_SECOND, MAX_JOB_DEPTH, MAX_NAME_LEN, MAX_SERVICE_ID_LEN,
+    MAX_TOKEN_LEN, MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 
 use crate::domain::{Environment, RepoName, Team};
@@ -510,8 +512,9 @@ pub struct GithubConfig {
     /// REST API base URL. Default `https://api.github.com`; GitHub Enterprise Server:
     /// `https://HOST/api/v3`; `http://` is allowed (tests, simulators).
     pub api_url: ApiUrl,
-    /// The API token. Required; normally `"${GITHUB_TOKEN}"`. Never printed.
-    pub token: SecretString,
+    /// How requests authenticate: `github.token`, or a GitHub App
+    /// (`github.app_id` with its private key). Exactly one of the two.
+    pub auth: GithubAuth,
     /// Time between two syncs. Default `5m`.
     pub poll_interval: Duration,
     /// How far back the first sync reads. Default `90d`; at least the longest window.
@@ -533,8 +536,92 @@ pub struct GithubConfig {
     /// 100 deployments with their statuses per query) or `rest` (a statuses
     /// request per deployment; for GitHub Enterprise Servers without GraphQL).
     pub api: GithubApi,
-    /// `[[github.repositories]]`: at least one, no name twice.
+    /// `[[github.repositories]]`: no name twice. With `[[github.organizations]]`
+    /// an entry naming one of their repositories sets that repository's team and
+    /// deployments (it is synced once).
     pub repositories: Vec<RepositoryConfig>,
+    /// `[[github.organizations]]`: every repository of each, found each cycle.
+    /// At least one repository or organisation in all; no organisation twice.
+    pub organizations: Vec<OrganizationConfig>,
+}
+
+impl GithubConfig {
+    /// The personal access token, when `github.token` is how requests
+    /// authenticate.
+    pub fn token(&self) -> Option<&SecretString> {
+        match &self.auth {
+            GithubAuth::Token(token) => Some(token),
+            GithubAuth::App(_) => None,
+        }
+    }
+}
+
+/// How the collector authenticates to GitHub.
+#[derive(Debug, Clone)]
+pub enum GithubAuth {
+    /// `github.token`: a personal access token (classic or fine-grained), normally
+    /// `"${GITHUB_TOKEN}"`. Never printed.
+    Token(SecretString),
+    /// `github.app_id` with `github.private_key_path` or `github.private_key`.
+    App(GithubAppConfig),
+}
+
+/// A GitHub App: its id and private key (`docs/github-app.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubAppConfig {
+    /// `github.app_id`: the App's numeric id (its settings page, "App ID").
+    pub app_id: u64,
+    /// The App's RSA private key, read and checked at load. Never printed.
+    pub private_key: AppPrivateKey,
+}
+
+/// `github.organizations[].team_from`: where a discovered repository's team
+/// comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamFrom {
+    /// The `team` of a `[[github.repositories]]` entry naming the repository,
+    /// else `unassigned` (the default).
+    #[default]
+    Config,
+    /// The GitHub team with access to the repository (the strongest permission;
+    /// `docs/configuration.md` states the rule).
+    GithubTeams,
+    /// A `team-<name>` topic of the repository.
+    Topics,
+}
+
+/// `[[github.organizations]]`: an organisation whose repositories are found by
+/// listing it each cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationConfig {
+    /// The organisation's login. Required.
+    pub name: OrgName,
+    /// Repository-name patterns a repository must match one of. Default `["*"]`.
+    pub include: Vec<NamePattern>,
+    /// Repository-name patterns that leave a repository out (they win over
+    /// `include`). Default none.
+    pub exclude: Vec<NamePattern>,
+    /// Archived repositories are synced too. Default `false`.
+    pub include_archived: bool,
+    /// Forks are synced too. Default `false`.
+    pub include_forks: bool,
+    /// Empty repositories (no commit yet) are synced too. Default `false`.
+    pub include_empty: bool,
+    /// Where each repository's team comes from. Default `config`.
+    pub team_from: TeamFrom,
+    /// Where the deployments of its repositories come from (a
+    /// `[[github.repositories]]` entry overrides it for its repository).
+    /// Default: the Deployments API.
+    pub deployments: DeploymentsConfig,
+}
+
+impl OrganizationConfig {
+    /// Whether the repository called `name` passes `include` and `exclude`.
+    pub fn selects(&self, name: &str) -> bool {
+        self.include.iter().any(|p| p.matches(name))
+            && !self.exclude.iter().any(|p| p.matches(name))
+    }
 }
 
 /// `[gitlab]`

@@ -23,27 +23,31 @@
 use super::env;
 use super::rules::{self, THRESHOLD_RULES};
 use super::values::{
-    deserialize_github_repo, deserialize_gitlab_path, deserialize_listen, deserialize_storage_path,
-    deserialize_storage_url, deserialize_token,
+    deserialize_github_repo, deserialize_gitlab_path, deserialize_listen, deserialize_private_key,
+    deserialize_storage_path, deserialize_storage_url, deserialize_token,
 };
 use super::{
-    defaults, ApiUrl, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig, ClientName, Config,
-    DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi, GithubConfig,
-    GithubWebhookConfig, GitlabConfig, GitlabDeploymentsConfig, GitlabDeploymentsFrom,
-    IngestClientConfig, IngestConfig, JenkinsConfig, JenkinsJobConfig, JenkinsUser, JobPath,
-    LabelName, LogConfig, LogFormat, LogLevel, MetricsConfig, PagerDutyConfig,
+    defaults, ApiUrl, AppPrivateKey, ApplicationName, ArgoCdApplicationConfig, ArgoCdConfig,
+    ClientName, Config, DeploymentsConfig, DeploymentsFrom, Duration, Field, GithubApi,
+    GithubAppConfig, GithubAuth, GithubConfig, GithubWebhookConfig, GitlabConfig,
+    GitlabDeploymentsConfig, GitlabDeploymentsFrom, IngestClientConfig, IngestConfig,
+    JenkinsConfig, JenkinsJobConfig, JenkinsUser, JobPath, LabelName, LogConfig, LogFormat,
+    LogLevel, MetricsConfig, NamePattern, OrgName, OrganizationConfig, PagerDutyConfig,
     PagerDutyServiceConfig, Problem, ProjectConfig, PushRepositoryConfig, RepoPattern,
-    RepositoryConfig, Seconds, ServerConfig, ServiceId, ServiceMapping, StorageConfig,
-    ThresholdsConfig, UnstableBuilds, Urgency, WebhooksConfig, MIN_INGEST_TOKEN_LEN,
-    MIN_WEBHOOK_SECRET_LEN,
+    RepositoryConfig, Seconds, ServerConfig, ServiceId, ServiceMapping, StorageConfig, TeamFrom,
+    ThresholdsConfig, UnstableBuilds, Urgency, WebhooksConfig, MAX_PRIVATE_KEY_BYTES,
+    MIN_INGEST_TOKEN_LEN, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName, Team, MAX_QUOTED_INPUT};
 use crate::dora::LeadTimeStart;
 use secrecy::ExposeSecret;
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::env::VarError;
+use std::io::Read as _;
+use std::path::Path;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
@@ -66,6 +70,9 @@ const REDACTED: &str = "[REDACTED]";
 /// TOML parser itself stops at about 80; anything deeper is refused by the schema
 /// walk, whether or not its strings were expanded.
 const MAX_EXPANSION_DEPTH: usize = 16;
+
+/// The key whose value may hold line breaks: an App's PEM key.
+const PRIVATE_KEY_PATH: &str = "github.private_key";
 
 /// Parses `text`, expands `${NAME}` in its string values with `lookup`, and checks
 /// the result.
@@ -116,6 +123,13 @@ where
         .and_then(|github| github.get("token"))
         .and_then(|token| token.get_ref().as_str());
     tokens.extend(github_token);
+    let private_key = root
+        .get_ref()
+        .get("github")
+        .and_then(|github| github.get_ref().as_table())
+        .and_then(|github| github.get("private_key"))
+        .and_then(|key| key.get_ref().as_str());
+    tokens.extend(private_key);
     for section in ["gitlab", "argocd", "jenkins"] {
         let token = root
             .get_ref()
@@ -273,8 +287,10 @@ where
         match value.get_mut() {
             DeValue::String(text) => {
                 let line = self.lines.line(start);
+                // A PEM key is lines: the one value that may hold line breaks.
+                let multiline = path == PRIVATE_KEY_PATH;
                 if let Some(expanded) =
-                    env::expand_value(text, line, self.lookup, &mut self.problems)
+                    env::expand_value(text, line, multiline, self.lookup, &mut self.problems)
                 {
                     let names: Vec<String> = env::references(text)
                         .into_iter()
@@ -300,7 +316,8 @@ where
 /// A document with every table of the schema, each empty, for [`schema_paths`].
 #[cfg(test)]
 const EVERY_TABLE: &str = "[server]\n[storage]\n[metrics.thresholds]\n[github]\n\
-                           [[github.repositories]]\ndeployments = {}\n[gitlab]\n\
+                           [[github.repositories]]\ndeployments = {}\n\
+                           [[github.organizations]]\ndeployments = {}\n[gitlab]\n\
                            [[gitlab.projects]]\ndeployments = {}\n[ingest]\n\
                            [[ingest.clients]]\n[[repositories]]\n[pagerduty]\n\
                            [[pagerduty.services]]\n[webhooks.github]\n[argocd]\n\
@@ -1349,8 +1366,7 @@ impl<'l> Walker<'l> {
         let api_url = self
             .scalar(&mut table, "api_url", ApiUrl::deserialize)
             .or_else(defaults::api_url);
-        let token = self.scalar(&mut table, "token", deserialize_token);
-        let token = self.require(token, &table, "token");
+        let auth = self.auth(&mut table);
         let poll_interval = self
             .scalar(&mut table, "poll_interval", Duration::deserialize)
             .or_else(defaults::poll_interval);
@@ -1391,10 +1407,17 @@ impl<'l> Walker<'l> {
             .scalar(&mut table, "api", GithubApi::deserialize)
             .or_else(GithubApi::default);
         let repositories = self.repositories(&mut table);
+        let organizations = self.organizations(&mut table);
+        if let (Some(repositories), Some(organizations)) = (&repositories, &organizations) {
+            self.extend(rules::something_to_sync(
+                repositories.len(),
+                organizations.len(),
+            ));
+        }
         self.finish(table);
         Some(GithubConfig {
             api_url: api_url?,
-            token: token?,
+            auth: auth?,
             poll_interval: poll_interval?,
             lookback: lookback?,
             production_environments: production_environments?,
@@ -1404,6 +1427,192 @@ impl<'l> Walker<'l> {
             rollback_is_failure: rollback_is_failure?,
             api: api?,
             repositories: repositories?,
+            organizations: organizations?,
+        })
+    }
+
+    /// `github.token`, or `github.app_id` with `github.private_key_path` or
+    /// `github.private_key`: exactly one way to authenticate.
+    fn auth(&mut self, table: &mut Table<'_, '_>) -> Option<GithubAuth> {
+        let token = self.scalar(table, "token", deserialize_token);
+        let app_id_path = table.child("app_id");
+        let app_id = self.scalar(table, "app_id", u64::deserialize);
+        let key_path_path = table.child("private_key_path");
+        let key_path = self.scalar(table, "private_key_path", deserialize_storage_path);
+        let key_text_path = table.child("private_key");
+        let key_text = self.scalar(table, "private_key", deserialize_private_key);
+        let line = |walker: &Self, path: &str| walker.key_lines.get(path).copied();
+        if let Field::Valid(0) = app_id {
+            let at = line(self, &app_id_path);
+            self.problem(app_id_path.clone(), at, "must be a positive App id");
+        }
+        let app_keys = app_id.is_present() || key_path.is_present() || key_text.is_present();
+        if token.is_present() && app_keys {
+            let (path, key) = if app_id.is_present() {
+                (app_id_path, "app_id")
+            } else if key_path.is_present() {
+                (key_path_path, "private_key_path")
+            } else {
+                (key_text_path, "private_key")
+            };
+            let at = line(self, &path);
+            self.problem(
+                path,
+                at,
+                format!(
+                    "github.token and github.{key} are both set: authenticate either with a \
+                     token or as a GitHub App (app_id with its private key), not both"
+                ),
+            );
+            return None;
+        }
+        if !app_keys {
+            return self.require(token, table, "token").map(GithubAuth::Token);
+        }
+        if key_path.is_present() && key_text.is_present() {
+            let at = line(self, &key_text_path);
+            self.problem(
+                key_text_path,
+                at,
+                "github.private_key_path and github.private_key are both set: give the App's \
+                 key one way",
+            );
+            return None;
+        }
+        if !app_id.is_present() {
+            let at = self.key_lines.get(&table.path).copied();
+            self.problem(
+                app_id_path,
+                at,
+                "missing required key (a GitHub App's private key needs its App id)",
+            );
+            return None;
+        }
+        let key = match (key_path, key_text) {
+            (Field::Valid(path), _) => self.read_private_key(&path, &key_path_path),
+            (_, Field::Valid(text)) => match AppPrivateKey::from_pem(text.expose_secret()) {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    let at = line(self, &key_text_path);
+                    self.problem(key_text_path, at, error.to_string());
+                    None
+                }
+            },
+            (Field::Invalid, _) | (_, Field::Invalid) => None,
+            (Field::Absent, Field::Absent) => {
+                let at = self.key_lines.get(&table.path).copied();
+                self.problem(
+                    key_path_path,
+                    at,
+                    "missing required key (github.app_id needs the App's private key: \
+                     private_key_path, or private_key)",
+                );
+                None
+            }
+        };
+        match (app_id.valid(), key) {
+            (Some(app_id), Some(private_key)) if app_id > 0 => {
+                Some(GithubAuth::App(GithubAppConfig {
+                    app_id,
+                    private_key,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads and parses the App key at `path` (the value of `key`); at most
+    /// [`MAX_PRIVATE_KEY_BYTES`]. Problems name the file, never its content.
+    fn read_private_key(&mut self, path: &Path, key: &str) -> Option<AppPrivateKey> {
+        let at = self.key_lines.get(key).copied();
+        let shown = path.display().to_string();
+        let shown: String = shown.chars().take(MAX_QUOTED_INPUT).collect();
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_PRIVATE_KEY_BYTES + 1).read_to_end(&mut bytes));
+        if let Err(error) = read {
+            self.problem(
+                key.to_owned(),
+                at,
+                format!("cannot read {shown:?}: {error}"),
+            );
+            return None;
+        }
+        if bytes.len() as u64 > MAX_PRIVATE_KEY_BYTES {
+            self.problem(
+                key.to_owned(),
+                at,
+                format!(
+                    "{shown:?} is larger than {MAX_PRIVATE_KEY_BYTES} bytes: not a private key \
+                     (its content is not shown)"
+                ),
+            );
+            return None;
+        }
+        let text = SecretString::from(String::from_utf8_lossy(&bytes).into_owned());
+        bytes.iter_mut().for_each(|b| *b = 0);
+        match AppPrivateKey::from_pem(text.expose_secret()) {
+            Ok(key) => Some(key),
+            Err(error) => {
+                self.problem(key.to_owned(), at, format!("{shown:?} {error}"));
+                None
+            }
+        }
+    }
+
+    fn organizations(&mut self, github: &mut Table<'_, '_>) -> Option<Vec<OrganizationConfig>> {
+        let tables = self.tables(github, "organizations").or_else(Vec::new)?;
+        let mut names = Vec::new();
+        let mut organizations = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let organization = table.and_then(|table| self.organization(table));
+            if let Some(organization) = &organization {
+                names.push((i, organization.name.clone()));
+            }
+            organizations.push(organization);
+        }
+        let problems =
+            rules::organizations(&names.iter().map(|(i, name)| (*i, name)).collect::<Vec<_>>());
+        self.extend(problems);
+        organizations.into_iter().collect()
+    }
+
+    fn organization(&mut self, mut table: Table<'_, '_>) -> Option<OrganizationConfig> {
+        let name = self.scalar(&mut table, "name", OrgName::deserialize);
+        let name = self.require(name, &table, "name");
+        let include = self
+            .list(&mut table, "include", NamePattern::deserialize)
+            .or_else(|| vec![NamePattern::parse("*").ok()]);
+        let exclude = self
+            .list(&mut table, "exclude", NamePattern::deserialize)
+            .or_else(Vec::new);
+        let include_archived = self
+            .scalar(&mut table, "include_archived", bool::deserialize)
+            .or_else(|| false);
+        let include_forks = self
+            .scalar(&mut table, "include_forks", bool::deserialize)
+            .or_else(|| false);
+        let include_empty = self
+            .scalar(&mut table, "include_empty", bool::deserialize)
+            .or_else(|| false);
+        let team_from = self
+            .scalar(&mut table, "team_from", TeamFrom::deserialize)
+            .or_else(TeamFrom::default);
+        let deployments = match self.table(&mut table, "deployments") {
+            Field::Absent => Some(DeploymentsConfig::default()),
+            Field::Invalid => None,
+            Field::Valid(deployments) => self.deployments(deployments),
+        };
+        self.finish(table);
+        Some(OrganizationConfig {
+            name: name?,
+            include: include?.into_iter().collect::<Option<_>>()?,
+            exclude: exclude?.into_iter().collect::<Option<_>>()?,
+            include_archived: include_archived?,
+            include_forks: include_forks?,
+            include_empty: include_empty?,
+            team_from: team_from?,
+            deployments: deployments?,
         })
     }
 

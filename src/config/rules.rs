@@ -19,9 +19,9 @@
 
 use super::{
     ApplicationName, Config, DeploymentsConfig, Duration, GitlabDeploymentsConfig,
-    IngestClientConfig, JobPath, LabelName, PagerDutyServiceConfig, Problem, ProjectConfig,
-    PushRepositoryConfig, RepositoryConfig, Seconds, ServiceMapping, Urgency, WebhooksConfig,
-    MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
+    IngestClientConfig, JobPath, LabelName, OrgName, PagerDutyServiceConfig, Problem,
+    ProjectConfig, PushRepositoryConfig, RepositoryConfig, Seconds, ServiceMapping, Urgency,
+    WebhooksConfig, MAX_INGEST_REQUESTS_PER_SECOND, MIN_WEBHOOK_SECRET_LEN,
 };
 use crate::domain::{Environment, RepoName};
 use secrecy::ExposeSecret;
@@ -39,6 +39,7 @@ pub(super) const GITLAB_ENVIRONMENTS: &str = "gitlab.production_environments";
 pub(super) const GITLAB_INCIDENT_LABELS: &str = "gitlab.incident_labels";
 pub(super) const GITLAB_REWORK_LABELS: &str = "gitlab.rework_labels";
 pub(super) const REPOSITORIES: &str = "github.repositories";
+pub(super) const ORGANIZATIONS: &str = "github.organizations";
 pub(super) const ENVIRONMENTS: &str = "github.production_environments";
 pub(super) const INGEST_ENVIRONMENTS: &str = "ingest.production_environments";
 pub(super) const INCIDENT_LABELS: &str = "github.incident_labels";
@@ -118,9 +119,40 @@ pub(super) fn lookback(
     }
 }
 
-/// `[[github.repositories]]`: at least one, each name once.
-pub(super) fn repositories(names: &[(usize, &RepoName)], declared: usize) -> Vec<Problem> {
-    code_host_entries(REPOSITORIES, "name", names, declared)
+/// `[github]` syncs something: at least one `[[github.repositories]]` or
+/// `[[github.organizations]]` entry.
+pub(super) fn something_to_sync(repositories: usize, organizations: usize) -> Vec<Problem> {
+    if repositories == 0 && organizations == 0 {
+        vec![problem(
+            REPOSITORIES.to_owned(),
+            "expected at least one [[github.repositories]] entry, or an organisation in \
+             [[github.organizations]]"
+                .to_owned(),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `[[github.organizations]]`: each organisation once (compared
+/// case-insensitively, as GitHub compares logins).
+pub(super) fn organizations(names: &[(usize, &OrgName)]) -> Vec<Problem> {
+    duplicates(
+        names,
+        |name| name.as_str().to_ascii_lowercase(),
+        |(i, name), (j, _)| {
+            problem(
+                format!("{ORGANIZATIONS}[{i}].name"),
+                format!("\"{name}\" is already configured in {ORGANIZATIONS}[{j}]"),
+            )
+        },
+    )
+}
+
+/// `[[github.repositories]]`: each name once. None at all is fine when
+/// `[[github.organizations]]` has an entry: `something_to_sync` decides.
+pub(super) fn repositories(names: &[(usize, &RepoName)], _declared: usize) -> Vec<Problem> {
+    named_once(REPOSITORIES, "name", names)
 }
 
 /// A code host's list of entries (`list`, each named by its `key`): at least
@@ -138,7 +170,13 @@ fn code_host_entries(
             format!("expected at least one [[{list}]] entry"),
         ));
     }
-    problems.extend(duplicates(
+    problems.extend(named_once(list, key, names));
+    problems
+}
+
+/// Each entry of `list` named once (by its `key`).
+fn named_once(list: &str, key: &str, names: &[(usize, &RepoName)]) -> Vec<Problem> {
+    duplicates(
         names,
         |name| (*name).clone(),
         |(i, name), (j, _)| {
@@ -147,8 +185,7 @@ fn code_host_entries(
                 format!("\"{name}\" is already configured in {list}[{j}]"),
             )
         },
-    ));
-    problems
+    )
 }
 
 fn repeated_name(
@@ -595,7 +632,9 @@ fn without_code_host(
         format!(
             "\"{repository}\" is in neither [[{REPOSITORIES}]] nor [[{PROJECTS}]]: no code \
              host gives its commits, so its change sets and lead time could never be known; \
-             add an entry for it to one of them (without a deployments key){listed}"
+             add an entry for it to one of them (without a deployments key; a repository \
+             of a [[github.organizations]] entry as well: a discovered repository takes \
+             its organisation's deployments, never Argo CD's or Jenkins'){listed}"
         ),
     )
 }
@@ -829,6 +868,17 @@ pub(super) fn check_config(config: &Config) -> Vec<Problem> {
         problems.extend(labels(INCIDENT_LABELS, &indexed(&github.incident_labels)));
         problems.extend(labels(REWORK_LABELS, &indexed(&github.rework_labels)));
         problems.extend(repositories(&names, github.repositories.len()));
+        problems.extend(something_to_sync(
+            github.repositories.len(),
+            github.organizations.len(),
+        ));
+        let organizations: Vec<(usize, &OrgName)> = github
+            .organizations
+            .iter()
+            .map(|organization| &organization.name)
+            .enumerate()
+            .collect();
+        problems.extend(self::organizations(&organizations));
     }
     let github_names: Vec<&RepoName> = config
         .github_repositories()

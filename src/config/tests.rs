@@ -98,7 +98,7 @@ fn minimal_file_takes_every_default() {
     );
     let github = config.github.as_ref().unwrap();
     assert_eq!(github.api_url.as_str(), "https://api.github.com/");
-    assert_eq!(github.token.expose_secret(), TOKEN);
+    assert_eq!(github.token().unwrap().expose_secret(), TOKEN);
     assert_eq!(github.poll_interval.to_string(), "5m");
     assert_eq!(github.lookback.to_string(), "90d");
     assert_eq!(github.production_environments[0].as_str(), "production");
@@ -494,7 +494,7 @@ fn a_file_setting_every_key_builds_that_config() {
     assert_eq!(config.log.level, LogLevel::Debug);
     let github = config.github.as_ref().unwrap();
     assert_eq!(github.api_url.as_str(), "http://127.0.0.1:8080/api/v3");
-    assert_eq!(github.token.expose_secret(), TOKEN);
+    assert_eq!(github.token().unwrap().expose_secret(), TOKEN);
     assert_eq!(github.poll_interval.to_string(), "30s");
     assert_eq!(github.lookback.to_string(), "14d");
     let envs: Vec<&str> = github
@@ -855,7 +855,13 @@ fn load_reports_files_it_cannot_use() {
     })
     .unwrap();
     assert_eq!(
-        config.github.as_ref().unwrap().token.expose_secret(),
+        config
+            .github
+            .as_ref()
+            .unwrap()
+            .token()
+            .unwrap()
+            .expose_secret(),
         "from-map"
     );
 }
@@ -920,7 +926,13 @@ fn a_variable_is_only_ever_the_string_it_stands_in() {
     let config =
         load(&doc("", "", "").replace("${GITHUB_TOKEN}", "${TOKEN_WITH_COMMENT}")).unwrap();
     assert_eq!(
-        config.github.as_ref().unwrap().token.expose_secret(),
+        config
+            .github
+            .as_ref()
+            .unwrap()
+            .token()
+            .unwrap()
+            .expose_secret(),
         "abc\"#x"
     );
     let config = load(&doc("", "", "team = \"${TEAM_WITH_ESCAPES}\"")).unwrap();
@@ -1109,6 +1121,197 @@ fn the_push_apis_production_environments_are_those_of_repositories_no_code_host_
     assert!(engine.production_by_repository.is_empty());
 }
 
+/// An RSA key pair for the GitHub App tests, made once: its private key as
+/// GitHub downloads it (PKCS#1 PEM) and as PKCS#8.
+fn app_pems() -> &'static (String, String) {
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::pkcs8::{EncodePrivateKey as _, LineEnding};
+    static PEMS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PEMS.get_or_init(|| {
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        (
+            key.to_pkcs1_pem(LineEnding::LF).unwrap().to_string(),
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+        )
+    })
+}
+
+/// A line of the key's base64 body: what must never be printed.
+fn key_line(pem: &str) -> &str {
+    pem.lines().nth(3).unwrap()
+}
+
+fn app_doc(auth: &str) -> String {
+    format!("[github]\n{auth}\n[[github.repositories]]\nname = \"acme/api\"\n")
+}
+
+#[test]
+fn a_github_app_authenticates_with_its_key_from_a_file_a_value_or_a_variable() {
+    let (pkcs1, pkcs8) = app_pems();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.pem");
+    std::fs::write(&file, pkcs1).unwrap();
+    let pkcs8_file = dir.path().join("app8.pem");
+    std::fs::write(&pkcs8_file, pkcs8).unwrap();
+    let one_line = pkcs1.replace('\n', "\\n");
+    let env = |name: &str| match name {
+        "GITHUB_APP_KEY" => Ok(pkcs1.clone()),
+        "ONE_LINE_KEY" => Ok(one_line.clone()),
+        _ => Err(VarError::NotPresent),
+    };
+    let texts = [
+        app_doc(&format!(
+            "app_id = 42\nprivate_key_path = {:?}",
+            file.display().to_string()
+        )),
+        app_doc(&format!(
+            "app_id = 42\nprivate_key_path = {:?}",
+            pkcs8_file.display().to_string()
+        )),
+        app_doc(&format!("app_id = 42\nprivate_key = '''\n{pkcs1}'''")),
+        app_doc("app_id = 42\nprivate_key = \"${GITHUB_APP_KEY}\""),
+        app_doc("app_id = 42\nprivate_key = \"${ONE_LINE_KEY}\""),
+    ];
+    let mut keys = Vec::new();
+    for text in &texts {
+        let config = Config::from_toml_str(text, env).unwrap_or_else(|p| panic!("{p:?}\n{text}"));
+        let github = config.github.as_ref().unwrap();
+        let GithubAuth::App(app) = &github.auth else {
+            panic!("{text}")
+        };
+        assert_eq!(app.app_id, 42);
+        assert!(github.token().is_none());
+        let debug = format!("{config:?}{config:#?}");
+        assert!(!debug.contains(key_line(pkcs1)), "{debug}");
+        assert!(debug.contains("AppPrivateKey([REDACTED])"), "{debug}");
+        keys.push(app.private_key.clone());
+    }
+    // Every form is the same key pair.
+    assert!(keys.windows(2).all(|pair| pair[0] == pair[1]));
+}
+
+#[test]
+fn app_keys_that_are_missing_doubled_or_not_rsa_are_refused_without_showing_them() {
+    let (pkcs1, _) = app_pems();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pem");
+    std::fs::write(&good, pkcs1).unwrap();
+    let good = format!("private_key_path = {:?}", good.display().to_string());
+    let ec = "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIBsecretEC\\n-----END EC PRIVATE KEY-----";
+    let truncated =
+        pkcs1.lines().take(10).collect::<Vec<_>>().join("\\n") + "\\n-----END RSA PRIVATE KEY-----";
+    let missing = dir.path().join("missing.pem");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("token = \"t0ken-value\"\napp_id = 42\n{good}"),
+            "github.app_id",
+            "github.token and github.app_id are both set",
+        ),
+        (
+            "app_id = 42".to_owned(),
+            "github.private_key_path",
+            "missing required key (github.app_id needs the App's private key",
+        ),
+        (
+            good.clone(),
+            "github.app_id",
+            "missing required key (a GitHub App's private key needs its App id)",
+        ),
+        (
+            format!("app_id = 42\n{good}\nprivate_key = \"x\""),
+            "github.private_key",
+            "both set",
+        ),
+        (
+            format!("app_id = 0\n{good}"),
+            "github.app_id",
+            "must be a positive App id",
+        ),
+        (
+            "app_id = 42\nprivate_key = \"ghp_notAKeyAtAll0123456789\"".to_owned(),
+            "github.private_key",
+            "is not a private key in PEM form",
+        ),
+        (
+            format!("app_id = 42\nprivate_key = \"{ec}\""),
+            "github.private_key",
+            "is an elliptic-curve (EC) private key, not an RSA private key",
+        ),
+        (
+            format!("app_id = 42\nprivate_key = \"{truncated}\""),
+            "github.private_key",
+            "is not a usable RSA private key",
+        ),
+        (
+            format!(
+                "app_id = 42\nprivate_key_path = {:?}",
+                missing.display().to_string()
+            ),
+            "github.private_key_path",
+            "cannot read",
+        ),
+    ];
+    for (auth, path, message) in cases {
+        let text = app_doc(&auth);
+        let problems = problems(&text);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path.as_deref() == Some(path) && p.message.contains(message)),
+            "{text}\nexpected {path}: {message}\ngot {problems:?}"
+        );
+        let shown = format!("{problems:?}");
+        for secret in [
+            "secretEC",
+            "t0ken-value",
+            "ghp_notAKeyAtAll",
+            key_line(pkcs1),
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn organisations_take_their_defaults_and_need_no_repository_list() {
+    let config = load(
+        "[github]\ntoken = \"${GITHUB_TOKEN}\"\n\n[[github.organizations]]\nname = \"Acme\"\n\n\
+         [[github.organizations]]                  # the interfaces' example\nname = \"globex\"\n\
+         include = [\"*\"]\nexclude = [\"*-archive\", \"sandbox-*\"]\nteam_from = \"github_teams\"\n\
+         include_forks = true\n\
+         deployments = { from = \"workflow_runs\", workflow = \"deploy.yml\", branch = \"main\", \
+         environment = \"production\" }\n",
+    )
+    .unwrap();
+    let github = config.github.as_ref().unwrap();
+    assert!(github.repositories.is_empty());
+    let [acme, globex] = github.organizations.as_slice() else {
+        panic!("{:?}", github.organizations)
+    };
+    assert_eq!(acme.name.as_str(), "Acme");
+    assert!(acme.name.is("acme"));
+    assert_eq!(acme.team_from, TeamFrom::Config);
+    assert!(!acme.include_archived && !acme.include_forks && !acme.include_empty);
+    assert_eq!(acme.deployments, DeploymentsConfig::DeploymentsApi);
+    assert!(acme.selects("anything"));
+    assert_eq!(globex.team_from, TeamFrom::GithubTeams);
+    assert!(globex.include_forks);
+    assert!(
+        globex.selects("api") && !globex.selects("old-archive") && !globex.selects("Sandbox-1")
+    );
+    assert!(matches!(
+        globex.deployments,
+        DeploymentsConfig::WorkflowRuns { .. }
+    ));
+    // Neither repositories nor organisations: nothing to sync.
+    let problems = problems("[github]\ntoken = \"${GITHUB_TOKEN}\"\n");
+    assert!(
+        problems.iter().any(|p| p
+            .message
+            .contains("or an organisation in [[github.organizations]]")),
+        "{problems:?}"
+    );
+}
 /// A mixed organisation: GitHub gives every repository's commits; Argo CD the
 /// deployments of one, Jenkins those of another, GitHub itself the third's.
 const MIXED: &str = r#"

@@ -233,6 +233,67 @@ fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|c| *c == b'*')
 }
 
+/// GitHub's limit on a user or organisation login.
+const MAX_LOGIN_LEN: usize = 39;
+
+/// The longest repository-name pattern (a repository name is at most 100
+/// characters).
+const MAX_NAME_PATTERN_LEN: usize = 200;
+
+fn is_login(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_LOGIN_LEN
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+name_newtype!(
+    /// An organisation's login (`acme`): 1 to 39 letters, digits and `-`, compared
+    /// case-insensitively as GitHub compares logins.
+    OrgName,
+    "an organisation login (1-39 letters, digits or '-')",
+    is_login
+);
+
+impl OrgName {
+    /// The repository `name` of this organisation, when `name` is a valid
+    /// repository name.
+    pub fn repository(&self, name: &str) -> Option<RepoName> {
+        RepoName::parse(&format!("{}/{name}", self.as_str())).ok()
+    }
+
+    /// Whether `owner` is this organisation (case-insensitively).
+    pub fn is(&self, owner: &str) -> bool {
+        self.as_str().eq_ignore_ascii_case(owner)
+    }
+}
+
+fn is_name_pattern(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_NAME_PATTERN_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*' | b'?'))
+}
+
+name_newtype!(
+    /// A glob pattern of repository names within an organisation (`*`,
+    /// `api-*`, `*-archive`, `web-?`): `*` stands for any characters, `?` for one;
+    /// compared case-insensitively.
+    NamePattern,
+    "a repository name pattern such as \"api-*\" (letters, digits, '-', '_', '.', * and ?)",
+    is_name_pattern
+);
+
+impl NamePattern {
+    /// Whether the repository name `name` (without its owner) matches.
+    pub fn matches(&self, name: &str) -> bool {
+        glob_matches(
+            self.as_str().to_ascii_lowercase().as_bytes(),
+            name.to_ascii_lowercase().as_bytes(),
+        )
+    }
+}
+
 fn is_workflow(text: &str) -> bool {
     if text.len() > MAX_NAME_LEN {
         return false;
@@ -607,6 +668,57 @@ pub(crate) fn deserialize_token<'de, D: Deserializer<'de>>(
         }
     }
     deserializer.deserialize_any(TokenVisitor)
+}
+
+/// `github.private_key`: the PEM text of a GitHub App's key, non-empty and at
+/// most [`MAX_PRIVATE_KEY_BYTES`](super::MAX_PRIVATE_KEY_BYTES); whether it is an
+/// RSA key is checked by [`AppPrivateKey::from_pem`](super::AppPrivateKey). No
+/// error message ever contains the value.
+pub(crate) fn deserialize_private_key<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SecretString, D::Error> {
+    const NOT_A_STRING: &str = "expected a string: the PEM text of the App's private key \
+                                (the value is not shown)";
+    // Anything but a string is refused without showing it: the token's visitor
+    // already does so, and says the same for every other type.
+    struct KeyVisitor;
+    impl<'v> Visitor<'v> for KeyVisitor {
+        type Value = SecretString;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretString, E> {
+            if v.trim().is_empty() {
+                Err(E::custom("must not be empty"))
+            } else if v.len() as u64 > super::MAX_PRIVATE_KEY_BYTES {
+                Err(E::custom(format_args!(
+                    "must be at most {} bytes: not a private key (the value is not shown)",
+                    super::MAX_PRIVATE_KEY_BYTES
+                )))
+            } else {
+                Ok(SecretString::from(v))
+            }
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_seq<A: de::SeqAccess<'v>>(self, _: A) -> Result<SecretString, A::Error> {
+            Err(de::Error::custom(NOT_A_STRING))
+        }
+        fn visit_map<A: de::MapAccess<'v>>(self, _: A) -> Result<SecretString, A::Error> {
+            Err(de::Error::custom(NOT_A_STRING))
+        }
+    }
+    deserializer.deserialize_any(KeyVisitor)
 }
 
 #[cfg(test)]

@@ -92,14 +92,34 @@ impl CycleReport {
     }
 }
 
-/// Syncs every repository of every source once. `progress` is called as each
-/// repository finishes (in completion order).
+/// What a caller of a cycle is told as it goes (`sync --once`'s progress bar).
+/// A closure taking each [`RepoReport`] is one that ignores the scope.
+pub trait CycleProgress: Send + Sync {
+    /// A source's repositories of this cycle are known (after its discovery),
+    /// `count` of them; called once per source, before any of them finishes.
+    fn scope(&self, count: usize) {
+        let _ = count;
+    }
+
+    /// A repository finished (in completion order).
+    fn synced(&self, report: &RepoReport);
+}
+
+impl<F: Fn(&RepoReport) + Send + Sync> CycleProgress for F {
+    fn synced(&self, report: &RepoReport) {
+        self(report);
+    }
+}
+
+/// Syncs every repository of every source once. `progress` is told each
+/// source's repositories once discovery listed them, and each repository as it
+/// finishes (in completion order).
 pub async fn sync_all(
     sources: &[Arc<dyn Source>],
     store: &SharedStore,
     clock: &dyn Clock,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
 ) -> CycleReport {
     sync_round(sources, store, clock, shutdown, progress, None).await
 }
@@ -115,7 +135,15 @@ pub(crate) async fn sync_selected(
     shutdown: &CancellationToken,
     only: &[(&'static str, RepoName)],
 ) -> CycleReport {
-    sync_round(sources, store, clock, shutdown, &|_| {}, Some(only)).await
+    sync_round(
+        sources,
+        store,
+        clock,
+        shutdown,
+        &|_: &RepoReport| {},
+        Some(only),
+    )
+    .await
 }
 
 async fn sync_round(
@@ -123,7 +151,7 @@ async fn sync_round(
     store: &SharedStore,
     clock: &dyn Clock,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
     only: Option<&[(&'static str, RepoName)]>,
 ) -> CycleReport {
     let started_at = clock.now();
@@ -152,10 +180,12 @@ async fn sync_round(
         }
         let timer = Instant::now();
         if only.is_none() {
+            // Discovery too: the repositories below are this cycle's.
             source.prepare_cycle(&context).await;
         }
-        let jobs: Vec<BoxFuture<'_, (usize, RepoReport, bool)>> = source
-            .repositories()
+        let repositories = source.repositories();
+        progress.scope(repositories.iter().filter(|r| selected(r)).count());
+        let jobs: Vec<BoxFuture<'_, (usize, RepoReport, bool)>> = repositories
             .iter()
             .filter(|r| selected(r))
             .cloned()
@@ -192,8 +222,10 @@ async fn sync_round(
                         }
                     };
                     let recorded = match &outcome {
-                        RepoOutcome::Synced(_) => Some(SyncOutcome::Succeeded),
-                        RepoOutcome::Failed(error) => Some(SyncOutcome::Failed(error.clone())),
+                        RepoOutcome::Synced(stats) => Some(Recorded::Success(stats.history_since)),
+                        RepoOutcome::Failed(error) => {
+                            Some(Recorded::Outcome(SyncOutcome::Failed(error.clone())))
+                        }
                         RepoOutcome::Cancelled => None,
                     };
                     let mut unrecorded = false;
@@ -215,7 +247,7 @@ async fn sync_round(
                         outcome,
                         finished_at,
                     };
-                    progress(&entry);
+                    progress.synced(&entry);
                     (index, entry, unrecorded)
                 }) as BoxFuture<'_, (usize, RepoReport, bool)>
             })
@@ -238,6 +270,14 @@ async fn sync_round(
     report
 }
 
+/// What is recorded of a repository's sync.
+enum Recorded {
+    /// A success, with how far back the history is complete when the source
+    /// says.
+    Success(Option<Timestamp>),
+    Outcome(SyncOutcome),
+}
+
 /// Records the end of a repository's sync; a store failure here is logged and
 /// returned (the data itself is already written or not, consistently).
 async fn record(
@@ -245,12 +285,25 @@ async fn record(
     repository: &RepoName,
     source: &'static str,
     finished_at: Timestamp,
-    outcome: SyncOutcome,
+    outcome: Recorded,
 ) -> Result<(), StoreError> {
     let repository_owned = repository.clone();
     let result = store
         .call(move |store| -> Result<(), StoreError> {
-            store.record_sync(&repository_owned, source, finished_at, &outcome)
+            match outcome {
+                Recorded::Success(Some(since)) => {
+                    store.record_success(&repository_owned, source, finished_at, since)
+                }
+                Recorded::Success(None) => store.record_sync(
+                    &repository_owned,
+                    source,
+                    finished_at,
+                    &SyncOutcome::Succeeded,
+                ),
+                Recorded::Outcome(outcome) => {
+                    store.record_sync(&repository_owned, source, finished_at, &outcome)
+                }
+            }
         })
         .await;
     if let Err(error) = &result {

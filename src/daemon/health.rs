@@ -8,7 +8,7 @@
 //! the sources themselves, and so do the unreadable items skipped per repository.
 //! No I/O.
 
-use super::cycle::{CycleReport, RepoOutcome};
+use super::cycle::{CycleReport, RepoOutcome, RepoReport};
 use super::retry::RetryQueue;
 use crate::domain::{RepoName, Timestamp};
 use crate::exporter::{HealthSnapshot, RepositoryHealth, SourceHealth};
@@ -40,11 +40,12 @@ impl HealthTracker {
             let state = tracker.sources.entry(source.name()).or_default();
             for repository in source.repositories() {
                 let mut health = RepositoryHealth::new(repository.clone());
-                health.last_success = stored
+                let status = stored
                     .iter()
-                    .find(|s| s.source == source.name() && &s.repository == repository)
-                    .and_then(|s| s.last_success_at);
-                state.repositories.insert(repository.clone(), health);
+                    .find(|s| s.source == source.name() && s.repository == repository);
+                health.last_success = status.and_then(|s| s.last_success_at);
+                health.history_since = status.and_then(|s| s.history_since);
+                state.repositories.insert(repository, health);
             }
         }
         tracker
@@ -63,20 +64,49 @@ impl HealthTracker {
     pub fn record(&mut self, cycle: &CycleReport) {
         self.status_unrecorded = cycle.status_unrecorded;
         for report in &cycle.repositories {
-            let state = self.sources.entry(report.source).or_default();
-            let health = state
-                .repositories
-                .entry(report.repository.clone())
-                .or_insert_with(|| RepositoryHealth::new(report.repository.clone()));
             match report.outcome {
-                RepoOutcome::Synced(_) => health.last_success = Some(report.finished_at),
-                RepoOutcome::Failed(_) => health.sync_errors += 1,
+                RepoOutcome::Synced(_) => self.record_success(report),
+                RepoOutcome::Failed(_) => self.health_of(report).sync_errors += 1,
                 RepoOutcome::Cancelled => {}
             }
         }
         if !cycle.cancelled() {
             for (source, seconds) in &cycle.durations {
                 self.sources.entry(source).or_default().last_duration = Some(*seconds);
+            }
+        }
+    }
+
+    /// Takes in one repository's successful sync before its round ends (a
+    /// first sync publishes its repository at once); the round's
+    /// [`HealthTracker::record`] taking it in again changes nothing.
+    pub(crate) fn record_success(&mut self, report: &RepoReport) {
+        let RepoOutcome::Synced(stats) = &report.outcome else {
+            return;
+        };
+        let health = self.health_of(report);
+        health.last_success = Some(report.finished_at);
+        // The first one kept, as in the store.
+        health.history_since = health.history_since.or(stats.history_since);
+    }
+
+    fn health_of(&mut self, report: &RepoReport) -> &mut RepositoryHealth {
+        self.sources
+            .entry(report.source)
+            .or_default()
+            .repositories
+            .entry(report.repository.clone())
+            .or_insert_with(|| RepositoryHealth::new(report.repository.clone()))
+    }
+
+    /// Forgets the repositories a source no longer syncs (discovery dropped
+    /// them): their health series leave `/metrics` with their DORA series.
+    pub fn retain_current(&mut self, sources: &[Arc<dyn Source>]) {
+        for source in sources {
+            let current: std::collections::HashSet<RepoName> =
+                source.repositories().into_iter().collect();
+            if let Some(state) = self.sources.get_mut(source.name()) {
+                state.repositories.retain(|r, _| current.contains(r));
             }
         }
     }
@@ -133,7 +163,6 @@ impl HealthTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::cycle::RepoReport;
     use crate::sources::RepoSyncStats;
 
     fn repo(name: &str) -> RepoName {

@@ -13,7 +13,10 @@ use crate::domain::{
     Timestamp,
 };
 use crate::dora::UncoveredChangeSet;
-use crate::dora::{changes_without_pull, uncovered_change_sets, ChangesWithoutPull, Events};
+use crate::dora::{
+    changes_without_pull, pulls_without_review, uncovered_change_sets, ChangesWithoutPull, Events,
+    PullsWithoutReview,
+};
 use crate::sources::{BatchSink, Ledger, LedgerError, LedgerFuture};
 use crate::store::{SharedStore, Store, StoreError};
 use std::collections::HashSet;
@@ -124,6 +127,29 @@ impl Ledger for StoreLedger {
                     .into_iter()
                     .next(),
             )
+        })
+    }
+
+    fn pulls_without_review(
+        &self,
+        repository: RepoName,
+        production: Vec<Environment>,
+        after: Timestamp,
+        merged_before: Timestamp,
+        merged_from: Option<Timestamp>,
+    ) -> LedgerFuture<'_, Option<PullsWithoutReview>> {
+        self.call(move |store| {
+            let events = repository_events(store, &repository)?;
+            Ok(pulls_without_review(
+                &events,
+                &production,
+                after,
+                merged_before,
+                merged_from,
+                Timestamp(i64::MAX),
+            )
+            .into_iter()
+            .next())
         })
     }
 }

@@ -24,6 +24,8 @@
 //!   interval later).
 //! - `out_of_turn`: the syncs of single repositories asked for between cycles
 //!   (by webhook deliveries), gathered per repository.
+//! - `scope`: the repositories the metrics cover and the engine's configuration
+//!   for them, renewed after every round (discovery changes them).
 //! - `push`, `webhooks`: the push API's and the webhooks' routes wired into the
 //!   server and the scheduler.
 //! - `server`: the HTTP server's limits and timeouts, and its graceful shutdown
@@ -42,12 +44,13 @@ mod ledger;
 mod out_of_turn;
 mod push;
 mod retry;
+mod scope;
 pub mod server;
 mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use cycle::sync_selected;
-pub use cycle::{sync_all, CycleReport, RepoOutcome, RepoReport};
+pub use cycle::{sync_all, CycleProgress, CycleReport, RepoOutcome, RepoReport};
 pub use health::HealthTracker;
 use out_of_turn::SyncRequests;
 pub use out_of_turn::OUT_OF_TURN_DEBOUNCE;
@@ -55,10 +58,10 @@ pub use retry::RetryQueue;
 pub(crate) use retry::FIRST_RETRY_DELAY;
 
 use crate::config::{Config, StorageConfig};
-use crate::domain::RepoName;
+use crate::domain::{RepoName, Team};
 use crate::dora::EventsBuilder;
 use crate::dora::{self, EngineConfig};
-use crate::exporter::{router, ExporterOptions, ExporterState};
+use crate::exporter::{router, ExporterOptions, ExporterState, StoredSuccess};
 use crate::sources::argocd::ArgoCdSource;
 use crate::sources::github::{GithubSource, RetryPolicy};
 use crate::sources::gitlab::GitlabSource;
@@ -85,6 +88,12 @@ pub(crate) const JITTER_FRACTION: f64 = 0.1;
 
 /// The most jitter added to one wait: a minute keeps a long interval predictable.
 pub(crate) const MAX_JITTER: Duration = Duration::from_secs(60);
+
+/// How often, at most, the repositories whose first sync succeeded are
+/// published while their cycle still runs: often enough that a window appears
+/// within seconds of its history being complete, rarely enough that
+/// recomputing a large organisation's snapshot does not slow its first sync.
+pub(crate) const FIRST_SYNC_PUBLISH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The wait before the next cycle: `interval` plus `random` (0 to 1) times the
 /// jitter bound.
@@ -169,8 +178,8 @@ pub struct DaemonHandle {
     trigger: mpsc::Sender<()>,
     /// Out-of-turn syncs for the scheduler.
     requests: Arc<SyncRequests>,
-    /// Every repository of every source.
-    repositories: Vec<(&'static str, RepoName)>,
+    /// The sources (their repositories change with discovery).
+    sources: Vec<Arc<dyn Source>>,
     cycles: watch::Receiver<Cycles>,
     shutdown: CancellationToken,
     /// `server.shutdown_grace_period`.
@@ -207,10 +216,12 @@ impl DaemonHandle {
     pub fn sync_repositories(&self, repositories: &[RepoName]) -> usize {
         let now = tokio::time::Instant::now();
         let mut asked = 0;
-        for (source, repository) in &self.repositories {
-            if repositories.contains(repository) {
-                self.requests.request(source, repository, now);
-                asked += 1;
+        for source in &self.sources {
+            for repository in source.repositories() {
+                if repositories.contains(&repository) {
+                    self.requests.request(source.name(), &repository, now);
+                    asked += 1;
+                }
             }
         }
         asked
@@ -276,8 +287,10 @@ struct Scheduler {
     store: SharedStore,
     state: Arc<ExporterState>,
     clock: Arc<dyn Clock>,
-    engine: EngineConfig,
-    repositories: Vec<RepoName>,
+    /// What the configuration fixes of the scope.
+    base: scope::ScopeBase,
+    /// The repositories and the engine's configuration of the latest round.
+    scope: scope::SharedScope,
     poll_interval: Duration,
     tracker: HealthTracker,
     retries: RetryQueue,
@@ -289,6 +302,9 @@ struct Scheduler {
     /// Held while computing and publishing a snapshot, so that a recompute after
     /// pushes and one after a sync never publish out of order.
     publishing: Arc<tokio::sync::Mutex<()>>,
+    /// The scope's teams as last kept in the store (written again only when
+    /// they change).
+    recorded_teams: Vec<(RepoName, Team)>,
 }
 
 /// Opens the store, sets up the sources, publishes what the store already holds
@@ -304,7 +320,8 @@ pub async fn start(
         .context("cannot read the listening address")?;
     let store = open_configured_store(&config.storage).await?;
     let sources = sources_with(&config, options.retry.clone())?;
-    let repositories: Vec<RepoName> = config.synced_repositories();
+    let base = scope::ScopeBase::new(&config);
+    let (repositories, engine) = base.current(&sources);
     let state = Arc::new(
         ExporterState::new(ExporterOptions {
             simulated: options.simulated,
@@ -324,23 +341,15 @@ pub async fn start(
     let (trigger_tx, trigger_rx) = mpsc::channel(1);
     let (cycles_tx, cycles_rx) = watch::channel(Cycles::default());
     let requests = Arc::new(SyncRequests::new(OUT_OF_TURN_DEBOUNCE));
-    let source_repositories: Vec<(&'static str, RepoName)> = sources
-        .iter()
-        .flat_map(|source| {
-            source
-                .repositories()
-                .iter()
-                .map(|repository| (source.name(), repository.clone()))
-        })
-        .collect();
+    let handle_sources = sources.clone();
     let scheduler = Scheduler {
         tracker: HealthTracker::new(&sources, &statuses),
         sources,
         store,
         state: Arc::clone(&state),
         clock: options.clock,
-        engine: config.engine_config(),
-        repositories,
+        base,
+        scope: scope::SharedScope::new(repositories, engine),
         poll_interval: config.poll_interval().to_std(),
         retries: RetryQueue::new(options.first_retry_delay, config.poll_interval().to_std()),
         publishing: Arc::clone(&publishing),
@@ -348,6 +357,7 @@ pub async fn start(
         trigger: trigger_rx,
         requests: Arc::clone(&requests),
         cycles: cycles_tx,
+        recorded_teams: Vec::new(),
     };
     if scheduler.tracker.any_synced() {
         // Numbers right from the first scrape after a restart.
@@ -376,8 +386,7 @@ pub async fn start(
                 store: scheduler.store.clone(),
                 state: Arc::clone(&state),
                 clock: Arc::clone(&scheduler.clock),
-                engine: scheduler.engine.clone(),
-                repositories: scheduler.repositories.clone(),
+                scope: scheduler.scope.clone(),
                 publishing,
                 shutdown: shutdown.clone(),
             },
@@ -409,7 +418,7 @@ pub async fn start(
         state,
         trigger: trigger_tx,
         requests,
-        repositories: source_repositories,
+        sources: handle_sources,
         cycles: cycles_rx,
         shutdown,
         grace,
@@ -428,15 +437,8 @@ impl Scheduler {
         'cycles: loop {
             // This cycle syncs every repository after every request so far.
             self.requests.served_by_cycle();
-            let report = sync_all(
-                &self.sources,
-                &self.store,
-                self.clock.as_ref(),
-                &self.shutdown,
-                &|_| {},
-            )
-            .await;
-            if !self.take_in(&report) {
+            let report = self.cycle_publishing_first_syncs().await;
+            if !self.take_in(&report).await {
                 break;
             }
             log_cycle(&report);
@@ -474,7 +476,7 @@ impl Scheduler {
                     &due,
                 )
                 .await;
-                if !self.take_in(&report) {
+                if !self.take_in(&report).await {
                     break 'cycles;
                 }
                 tracing::info!(
@@ -488,10 +490,75 @@ impl Scheduler {
         tracing::info!("sync stopped");
     }
 
+    /// One cycle; while it runs, the repositories whose first sync succeeded
+    /// are published every [`FIRST_SYNC_PUBLISH_INTERVAL`] (so a large
+    /// organisation's numbers appear repository by repository, not after the
+    /// whole first cycle). A cycle with no first sync publishes only at its end.
+    async fn cycle_publishing_first_syncs(&mut self) -> CycleReport {
+        let finished: Arc<std::sync::Mutex<Vec<RepoReport>>> = Arc::default();
+        let first_synced = Arc::new(tokio::sync::Notify::new());
+        let progress = {
+            let finished = Arc::clone(&finished);
+            let first_synced = Arc::clone(&first_synced);
+            move |report: &RepoReport| {
+                if matches!(&report.outcome, RepoOutcome::Synced(stats) if stats.first_sync) {
+                    finished
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(report.clone());
+                    first_synced.notify_one();
+                }
+            }
+        };
+        let sync = sync_all(
+            &self.sources,
+            &self.store,
+            self.clock.as_ref(),
+            &self.shutdown,
+            &progress,
+        );
+        tokio::pin!(sync);
+        loop {
+            tokio::select! {
+                report = &mut sync => return report,
+                () = async {
+                    first_synced.notified().await;
+                    tokio::time::sleep(FIRST_SYNC_PUBLISH_INTERVAL).await;
+                } => {}
+            }
+            let done = std::mem::take(
+                &mut *finished
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for report in &done {
+                self.tracker.record_success(report);
+            }
+            // Discovery ran at the cycle's start: the scope is this cycle's.
+            renew_scope(
+                &self.base,
+                &self.sources,
+                &mut self.tracker,
+                &mut self.retries,
+                &self.state,
+                &self.scope,
+            );
+            let publish = self.publish();
+            tokio::pin!(publish);
+            tokio::select! {
+                report = &mut sync => {
+                    publish.await;
+                    return report;
+                }
+                () = &mut publish => {}
+            }
+        }
+    }
+
     /// Takes in a finished round: health, and the retries it calls for (logged
     /// with when they come). False when shutdown cut the round short (then
     /// nothing is published).
-    fn take_in(&mut self, report: &CycleReport) -> bool {
+    async fn take_in(&mut self, report: &CycleReport) -> bool {
         self.tracker.record(report);
         if self.shutdown.is_cancelled() {
             return false;
@@ -512,16 +579,51 @@ impl Scheduler {
                 "the repository's sync failed; trying it again soon"
             );
         }
+        self.renew_scope();
+        self.record_teams().await;
         true
+    }
+
+    /// Keeps the discovered repositories' teams in the store when they changed,
+    /// so that reports and backfills made from the store alone name them with
+    /// their teams (also once they left the scope; configured repositories are
+    /// named by the configuration). A failure is logged: the metrics do not
+    /// depend on it, and the next round tries again.
+    async fn record_teams(&mut self) {
+        let (repositories, engine) = self.scope.get();
+        let teams: Vec<(RepoName, Team)> = repositories
+            .into_iter()
+            .filter(|repository| !self.base.configured(repository))
+            .map(|repository| {
+                let team = engine.teams.get(&repository).cloned().unwrap_or_default();
+                (repository, team)
+            })
+            .collect();
+        if teams == self.recorded_teams {
+            return;
+        }
+        let at = self.clock.now();
+        let written = teams.clone();
+        match self
+            .store
+            .call(move |store| store.record_teams(&written, at))
+            .await
+        {
+            Ok(()) => self.recorded_teams = teams,
+            Err(error) => tracing::error!(%error, "cannot keep the repositories' teams"),
+        }
     }
 
     /// Computes the snapshot from the store at the clock's `now` and publishes it
     /// with the current health; on failure the health alone.
     async fn publish(&self) {
         let _publishing = self.publishing.lock().await;
-        let health = self.tracker.snapshot(&self.sources, &self.retries);
+        let mut health = self.tracker.snapshot(&self.sources, &self.retries);
         match self.compute().await {
-            Ok(snapshot) => {
+            Ok((snapshot, stored)) => {
+                // A sync that finished after the health was taken may be in
+                // the snapshot: its health is the store's.
+                health.take_in_stored(&stored);
                 if let Err(error) = self.state.publish(snapshot, health) {
                     tracing::error!(%error, "cannot publish the metrics");
                 }
@@ -535,42 +637,105 @@ impl Scheduler {
         }
     }
 
-    async fn compute(&self) -> anyhow::Result<dora::Snapshot> {
-        compute_snapshot(
-            &self.store,
-            &self.repositories,
-            &self.engine,
-            self.clock.as_ref(),
-        )
-        .await
+    async fn compute(&self) -> anyhow::Result<(dora::Snapshot, Vec<StoredSuccess>)> {
+        let (repositories, engine) = self.scope.get();
+        compute_snapshot(&self.store, &repositories, &engine, self.clock.as_ref()).await
     }
+
+    /// Renews the scope after a round: the repositories the sources sync now
+    /// (discovery may have added or dropped some; the dropped ones' series and
+    /// health leave `/metrics`, their history stays in the store) and their
+    /// teams; tells the exporter which repositories `/readyz` waits for.
+    fn renew_scope(&mut self) {
+        renew_scope(
+            &self.base,
+            &self.sources,
+            &mut self.tracker,
+            &mut self.retries,
+            &self.state,
+            &self.scope,
+        );
+    }
+}
+
+/// [`Scheduler::renew_scope`] from the scheduler's parts (also while a cycle
+/// borrows the others).
+fn renew_scope(
+    base: &scope::ScopeBase,
+    sources: &[Arc<dyn Source>],
+    tracker: &mut HealthTracker,
+    retries: &mut RetryQueue,
+    state: &ExporterState,
+    scope: &scope::SharedScope,
+) {
+    let (repositories, engine) = base.current(sources);
+    tracker.retain_current(sources);
+    let current: std::collections::HashSet<(&'static str, RepoName)> = sources
+        .iter()
+        .flat_map(|s| s.repositories().into_iter().map(move |r| (s.name(), r)))
+        .collect();
+    retries.retain(&|source, repository| current.contains(&(source, repository.clone())));
+    let pending: Vec<String> = sources.iter().flat_map(|s| s.pending_discovery()).collect();
+    state.set_scope(repositories.clone(), pending);
+    scope.set(repositories, engine);
 }
 
 /// The snapshot of the configured repositories and of every repository with
 /// pushed events, from `store` at the clock's `now`.
+///
+/// A repository of a source whose first sync has not succeeded yet is left
+/// out (its series are absent, and the rollups count it nowhere): its stored
+/// history may be a partial one, and a window over it would be wrong. Once a
+/// sync succeeded, the history is complete back to the lookback, which covers
+/// every window (`check-config` makes it).
+///
+/// Returns, with the snapshot, the successful syncs it was computed from, for
+/// the health published with it.
 pub(crate) async fn compute_snapshot(
     store: &SharedStore,
     configured: &[RepoName],
     engine: &EngineConfig,
     clock: &dyn Clock,
-) -> anyhow::Result<dora::Snapshot> {
-    let mut repositories = configured.to_vec();
-    let events = store
+) -> anyhow::Result<(dora::Snapshot, Vec<StoredSuccess>)> {
+    let configured = configured.to_vec();
+    let (events, incomplete, stored) = store
         .call(move |store| {
+            let stored: Vec<StoredSuccess> = store
+                .sync_status()?
+                .into_iter()
+                .filter_map(|status| {
+                    Some(StoredSuccess {
+                        last_success_at: status.last_success_at?,
+                        source: status.source,
+                        repository: status.repository,
+                        history_since: status.history_since,
+                    })
+                })
+                .collect();
+            let synced: std::collections::HashSet<RepoName> =
+                stored.iter().map(|s| s.repository.clone()).collect();
+            let (mut repositories, incomplete): (Vec<RepoName>, Vec<RepoName>) = configured
+                .into_iter()
+                .partition(|repository| synced.contains(repository));
             for pushed in store.pushed_repositories()? {
-                if !repositories.contains(&pushed) {
+                if !repositories.contains(&pushed) && !incomplete.contains(&pushed) {
                     repositories.push(pushed);
                 }
             }
-            EventsBuilder::collect(|sink| store.load_events(&repositories, sink))
+            let events = EventsBuilder::collect(|sink| store.load_events(&repositories, sink))?;
+            Ok((events, incomplete, stored))
         })
         .await
         .context("cannot read the events")?;
-    let engine = engine.clone();
+    let mut engine = engine.clone();
+    for repository in &incomplete {
+        engine.teams.remove(repository);
+    }
     let now = clock.now();
-    tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
+    let snapshot = tokio::task::spawn_blocking(move || dora::compute(&events, &engine, now))
         .await
-        .context("the computation failed")
+        .context("the computation failed")?;
+    Ok((snapshot, stored))
 }
 
 /// Sleeps until `at`; forever without one.
@@ -647,6 +812,7 @@ fn landing_frame(state: Arc<ExporterState>, config: &Config) -> crate::report::F
                 .iter()
                 .map(|(name, source)| (name.as_str().to_owned(), *source))
                 .collect(),
+            history: page.history.to_string(),
         }
     })
 }
@@ -684,7 +850,8 @@ pub(crate) fn sources_with(
     }
     if let Some(github) = &config.github {
         let github = GithubSource::with_policy(github, retry.clone())
-            .map_err(|error| anyhow::anyhow!("github: {error}"))?;
+            .map_err(|error| anyhow::anyhow!("github: {error}"))?
+            .with_review_window(&config.metrics.windows);
         sources.push(Arc::new(github));
     }
     if let Some(gitlab) = &config.gitlab {
@@ -707,7 +874,7 @@ pub async fn sync_once(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
 ) -> anyhow::Result<CycleReport> {
     sync_once_with(config, clock, shutdown, progress, RetryPolicy::default()).await
 }
@@ -717,7 +884,7 @@ pub async fn sync_once_with(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: &CancellationToken,
-    progress: &(dyn Fn(&RepoReport) + Send + Sync),
+    progress: &dyn CycleProgress,
     retry: RetryPolicy,
 ) -> anyhow::Result<CycleReport> {
     let store = open_configured_store(&config.storage).await?;

@@ -7,9 +7,8 @@
 
 use super::clock::Clock;
 use super::compute_snapshot;
+use super::scope::SharedScope;
 use crate::config::Config;
-use crate::domain::RepoName;
-use crate::dora::EngineConfig;
 use crate::exporter::{ExporterState, PushCount};
 use crate::ingest::{Changes, Ingest, PushCounters};
 use crate::store::{PostgresStore, SharedStore, SqliteStore, Store, StoreError};
@@ -30,8 +29,8 @@ pub(crate) struct Publisher {
     pub(crate) store: SharedStore,
     pub(crate) state: Arc<ExporterState>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) engine: EngineConfig,
-    pub(crate) repositories: Vec<RepoName>,
+    /// The repositories and the engine's configuration of the latest cycle.
+    pub(crate) scope: SharedScope,
     pub(crate) publishing: Arc<tokio::sync::Mutex<()>>,
     pub(crate) shutdown: CancellationToken,
 }
@@ -85,16 +84,17 @@ async fn run(publisher: Publisher, changes: Arc<Changes>, counters: Arc<PushCoun
         let (data, _) = changes.take();
         if data {
             let _publishing = publisher.publishing.lock().await;
+            let (repositories, engine) = publisher.scope.get();
             match compute_snapshot(
                 &publisher.store,
-                &publisher.repositories,
-                &publisher.engine,
+                &repositories,
+                &engine,
                 publisher.clock.as_ref(),
             )
             .await
             {
-                Ok(snapshot) => {
-                    if let Err(error) = publisher.state.publish_snapshot(snapshot) {
+                Ok((snapshot, stored)) => {
+                    if let Err(error) = publisher.state.publish_snapshot(snapshot, &stored) {
                         tracing::error!(%error, "cannot publish the metrics");
                     }
                 }

@@ -119,6 +119,12 @@ impl RetryQueue {
         scheduled
     }
 
+    /// Drops the retries of repositories no source syncs any more.
+    pub(crate) fn retain(&mut self, current: &dyn Fn(&'static str, &RepoName) -> bool) {
+        self.pending
+            .retain(|(source, repository), _| current(source, repository));
+    }
+
     /// When the earliest retry is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.pending.values().map(|p| p.due).min()

@@ -47,6 +47,50 @@ pub struct PushCount {
     pub count: u64,
 }
 
+/// A successful sync the store holds, as read with the events of a snapshot:
+/// the snapshot exports the repository's series because of it, so the health
+/// published with that snapshot must know it too (a sync that finished while
+/// the snapshot was computed is in the store before the sync loop takes it in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSuccess {
+    /// The `source` label value, e.g. `github`.
+    pub source: String,
+    pub repository: RepoName,
+    /// When the last successful sync finished.
+    pub last_success_at: Timestamp,
+    /// Since when the repository's history is complete, when the store says.
+    pub history_since: Option<Timestamp>,
+}
+
+impl HealthSnapshot {
+    /// Takes in the successful syncs a snapshot was computed from: a
+    /// repository's last success becomes the later of the two, and its history
+    /// is complete since the first one known (as in the store). Repositories the
+    /// health does not list (out of scope) stay out.
+    pub fn take_in_stored(&mut self, stored: &[StoredSuccess]) {
+        for success in stored {
+            let Some(source) = self.sources.iter_mut().find(|s| s.source == success.source) else {
+                continue;
+            };
+            let Some(repository) = source
+                .repositories
+                .iter_mut()
+                .find(|r| r.repository == success.repository)
+            else {
+                continue;
+            };
+            repository.last_success = Some(
+                repository
+                    .last_success
+                    .map_or(success.last_success_at, |at| {
+                        at.max(success.last_success_at)
+                    }),
+            );
+            repository.history_since = repository.history_since.or(success.history_since);
+        }
+    }
+}
+
 /// The health of one source, such as GitHub.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceHealth {
@@ -85,6 +129,9 @@ pub struct RepositoryHealth {
     /// When the repository's sync is tried again after it failed; `None` while
     /// it is not waiting for a retry.
     pub next_retry: Option<Timestamp>,
+    /// Since when the repository's history is complete in the store (the start
+    /// of the lookback of its first successful sync); `None` until one.
+    pub history_since: Option<Timestamp>,
 }
 
 impl RepositoryHealth {
@@ -96,6 +143,67 @@ impl RepositoryHealth {
             sync_errors: 0,
             skipped_items: 0,
             next_retry: None,
+            history_since: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(repositories: &[(&str, Option<i64>, Option<i64>)]) -> HealthSnapshot {
+        HealthSnapshot {
+            sources: vec![SourceHealth {
+                source: "github".to_owned(),
+                repositories: repositories
+                    .iter()
+                    .map(|(name, last_success, since)| RepositoryHealth {
+                        last_success: last_success.map(Timestamp),
+                        history_since: since.map(Timestamp),
+                        ..RepositoryHealth::new(RepoName::parse(name).unwrap())
+                    })
+                    .collect(),
+                ..SourceHealth::default()
+            }],
+            ..HealthSnapshot::default()
+        }
+    }
+
+    fn stored(source: &str, name: &str, at: i64, since: Option<i64>) -> StoredSuccess {
+        StoredSuccess {
+            source: source.to_owned(),
+            repository: RepoName::parse(name).unwrap(),
+            last_success_at: Timestamp(at),
+            history_since: since.map(Timestamp),
+        }
+    }
+
+    #[test]
+    fn stored_successes_fill_in_what_the_sync_loop_has_not_taken_in_yet() {
+        let mut taken = health(&[
+            ("acme/api", None, None),
+            ("acme/web", Some(500), Some(100)),
+            ("acme/old", Some(900), Some(50)),
+        ]);
+        taken.take_in_stored(&[
+            // Finished while the snapshot was computed.
+            stored("github", "acme/api", 700, Some(100)),
+            // Older than what the loop knows: the later success stays, and the
+            // history since the first one.
+            stored("github", "acme/web", 400, Some(200)),
+            stored("github", "acme/old", 1_000, Some(80)),
+            // Another source's, and a repository out of scope: ignored.
+            stored("gitlab", "acme/other", 700, Some(1)),
+            stored("github", "acme/gone", 700, Some(1)),
+        ]);
+        assert_eq!(
+            taken,
+            health(&[
+                ("acme/api", Some(700), Some(100)),
+                ("acme/web", Some(500), Some(100)),
+                ("acme/old", Some(1_000), Some(50)),
+            ])
+        );
     }
 }

@@ -19,8 +19,10 @@ mod render;
 mod routes;
 mod state;
 
-pub use health::{HealthSnapshot, PushCount, RepositoryHealth, SourceHealth, WebhookCount};
+pub use health::{
+    HealthSnapshot, PushCount, RepositoryHealth, SourceHealth, StoredSuccess, WebhookCount,
+};
 pub(crate) use render::metric_families;
 pub use render::{all_families, render, Family, Kind, RenderError, ScopeFamilies, REPOSITORY};
 pub use routes::{router, METRICS_CONTENT_TYPE};
-pub use state::{ExporterOptions, ExporterState, Page, Readiness};
+pub use state::{ExporterOptions, ExporterState, HistoryProgress, Page, Readiness};

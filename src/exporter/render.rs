@@ -464,6 +464,12 @@ pub(crate) const LAST_SUCCESSFUL_SYNC: Family = family(
     &["source", "repository"],
     "When the last sync of the repository from the source completed successfully (Unix seconds); absent before the first.",
 );
+pub(crate) const HISTORY_COMPLETE_SINCE: Family = family(
+    "dora_collector_history_complete_since_timestamp_seconds",
+    Kind::Gauge,
+    &["source", "repository"],
+    "Since when the repository's history from the source is complete in the store (Unix seconds): the lookback start of its first successful sync; its DORA series are exported once this exists, absent before.",
+);
 pub(crate) const SYNC_DURATION: Family = family(
     "dora_collector_sync_duration_seconds",
     Kind::Gauge,
@@ -479,14 +485,14 @@ pub(crate) const API_REQUESTS: Family = family(
 pub(crate) const RATE_LIMIT_REMAINING: Family = family(
     "dora_collector_rate_limit_remaining",
     Kind::Gauge,
-    &["source", "resource"],
-    "Requests left in the source's current rate-limit window, as last reported.",
+    &["source", "credential", "resource"],
+    "Requests left in the source's current rate-limit window, as last reported, per credential (token, app, installation:<account>).",
 );
 pub(crate) const RATE_LIMIT_RESET: Family = family(
     "dora_collector_rate_limit_reset_timestamp_seconds",
     Kind::Gauge,
-    &["source", "resource"],
-    "When the source's current rate-limit window resets (Unix seconds), as last reported.",
+    &["source", "credential", "resource"],
+    "When the source's current rate-limit window resets (Unix seconds), as last reported, per credential.",
 );
 pub(crate) const RATE_LIMIT_WAIT: Family = family(
     "dora_collector_rate_limit_wait_seconds_total",
@@ -564,6 +570,7 @@ pub fn all_families() -> Vec<Family> {
         DIAGNOSTICS_UNATTRIBUTED_INCIDENTS,
         DIAGNOSTICS_UNMATCHED_ROOT_CAUSES,
         LAST_SUCCESSFUL_SYNC,
+        HISTORY_COMPLETE_SINCE,
         SYNC_DURATION,
         API_REQUESTS,
         RATE_LIMIT_REMAINING,
@@ -784,6 +791,9 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
             if let Some(at) = repository.last_success {
                 out.gauge(&LAST_SUCCESSFUL_SYNC, &labels, at.0 as f64);
             }
+            if let Some(at) = repository.history_since {
+                out.gauge(&HISTORY_COMPLETE_SINCE, &labels, at.0 as f64);
+            }
             out.counter(&SYNC_ERRORS, &labels, repository.sync_errors);
             if let Some(at) = repository.next_retry {
                 out.gauge(&NEXT_SYNC_RETRY, &labels, at.0 as f64);
@@ -798,7 +808,7 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
             );
         }
         for limit in &source.rate_limits {
-            let labels = [name, limit.resource.as_str()];
+            let labels = [name, limit.credential.as_str(), limit.resource.as_str()];
             out.gauge(&RATE_LIMIT_REMAINING, &labels, limit.remaining as f64);
             if let Some(reset) = limit.reset_at {
                 out.gauge(&RATE_LIMIT_RESET, &labels, reset.0 as f64);

@@ -15,7 +15,7 @@
 //!
 //! It does no I/O and knows nothing about HTTP; `routes` serves it.
 
-use super::health::{HealthSnapshot, PushCount, WebhookCount};
+use super::health::{HealthSnapshot, PushCount, StoredSuccess, WebhookCount};
 use super::render::{render, RenderError};
 use crate::domain::{RepoName, Timestamp};
 use crate::dora::Snapshot;
@@ -71,6 +71,8 @@ pub struct Readiness {
     pub has_snapshot: bool,
     /// Configured repositories without a successful sync yet, sorted.
     pub pending: Vec<RepoName>,
+    /// Organisations whose repositories were never listed yet.
+    pub unlisted: Vec<String>,
     /// The latest sync round could not record its status in the store (the
     /// reason says so).
     pub status_unrecorded: bool,
@@ -78,7 +80,7 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.has_snapshot && self.pending.is_empty()
+        self.has_snapshot && self.pending.is_empty() && self.unlisted.is_empty()
     }
 
     /// A one-line, plain-text explanation: `ready`, or `not ready: ` and what
@@ -117,6 +119,18 @@ impl Readiness {
             }
             parts.push(waiting);
         }
+        if !self.unlisted.is_empty() {
+            let named: Vec<&str> = self
+                .unlisted
+                .iter()
+                .take(MAX_LISTED_PENDING)
+                .map(String::as_str)
+                .collect();
+            parts.push(format!(
+                "waiting for the first list of the repositories of {}",
+                named.join(", ")
+            ));
+        }
         if self.status_unrecorded {
             parts.push(
                 "the store cannot record syncs (read-only or full? the log names the file \
@@ -136,6 +150,76 @@ pub struct Page {
     pub readiness: Readiness,
     /// The evaluation time of the published snapshot, if any.
     pub evaluated_at: Option<Timestamp>,
+    /// How far the sources' history is complete (the landing page says).
+    pub history: HistoryProgress,
+}
+
+/// How many of the sources' repositories have their history complete in the
+/// store (their windows exported), and back to when at least.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryProgress {
+    /// Repositories with a complete history.
+    pub complete: usize,
+    /// Repositories the sources sync.
+    pub repositories: usize,
+    /// The latest of their `history_since`: every complete one reaches back to
+    /// it at least.
+    pub since: Option<Timestamp>,
+}
+
+impl HistoryProgress {
+    /// The progress of the scope's `repositories` (PagerDuty's units are none)
+    /// by `health`: a repository read by several sources (GitHub's commits,
+    /// Argo CD's deployments) is complete once every one of them says so.
+    fn of(health: &HealthSnapshot, repositories: &BTreeSet<RepoName>) -> HistoryProgress {
+        let mut by_repository: BTreeMap<&RepoName, Option<Timestamp>> = BTreeMap::new();
+        for repository in health.sources.iter().flat_map(|s| &s.repositories) {
+            if !repositories.contains(&repository.repository) {
+                continue;
+            }
+            let since = by_repository
+                .entry(&repository.repository)
+                .or_insert(Some(Timestamp(i64::MIN)));
+            *since = match (*since, repository.history_since) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        let mut progress = HistoryProgress {
+            repositories: by_repository.len(),
+            ..HistoryProgress::default()
+        };
+        for since in by_repository.into_values().flatten() {
+            progress.complete += 1;
+            progress.since = progress.since.max(Some(since));
+        }
+        progress
+    }
+}
+
+/// `history complete for N of M repositories, back to T at least` (the
+/// landing page's words); empty without a repository.
+impl std::fmt::Display for HistoryProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            HistoryProgress {
+                repositories: 0, ..
+            } => Ok(()),
+            HistoryProgress {
+                complete,
+                repositories,
+                since: Some(since),
+            } => write!(
+                f,
+                "history complete for {complete} of {repositories} repositories, back to \
+                 {since} at least"
+            ),
+            HistoryProgress { repositories, .. } => write!(
+                f,
+                "history complete for none of {repositories} repositories yet"
+            ),
+        }
+    }
 }
 
 /// What the publishers keep to re-render: the latest inputs and readiness progress.
@@ -150,13 +234,17 @@ struct Inputs {
     webhooks: Vec<WebhookCount>,
     /// Configured repositories that have had a successful sync.
     synced: BTreeSet<RepoName>,
+    /// The repositories `/readyz` waits for: the configured ones, then the scope
+    /// of the latest sync round (discovery changes it).
+    configured: BTreeSet<RepoName>,
+    /// What a source could not enumerate yet (organisations never listed).
+    unlisted: Vec<String>,
 }
 
 /// The state shared by the sync loop and the HTTP routes (wrap it in an `Arc`).
 #[derive(Debug)]
 pub struct ExporterState {
     options: ExporterOptions,
-    configured: BTreeSet<RepoName>,
     /// Held by a publisher for the whole render, so publishes never interleave.
     inputs: Mutex<Inputs>,
     /// Held by readers only to clone the `Arc`.
@@ -168,13 +256,14 @@ impl ExporterState {
     /// A state with nothing published: `/metrics` serves only `dora_build_info`,
     /// `/readyz` answers 503.
     pub fn new(options: ExporterOptions) -> Result<Self, RenderError> {
-        let configured: BTreeSet<RepoName> = options.repositories.iter().cloned().collect();
-        let inputs = Inputs::default();
+        let inputs = Inputs {
+            configured: options.repositories.iter().cloned().collect(),
+            ..Inputs::default()
+        };
         let renders = AtomicU64::new(0);
-        let page = build_page(&options, &configured, &inputs, &renders)?;
+        let page = build_page(&options, &inputs, &renders)?;
         Ok(ExporterState {
             options,
-            configured,
             inputs: Mutex::new(inputs),
             page: Mutex::new(Arc::new(page)),
             renders,
@@ -195,11 +284,17 @@ impl ExporterState {
     }
 
     /// Publishes a snapshot computed between syncs (after pushed events arrived):
-    /// re-renders it with the latest health.
-    pub fn publish_snapshot(&self, snapshot: impl Into<Arc<Snapshot>>) -> Result<(), RenderError> {
+    /// re-renders it with the latest health, which takes in the successful
+    /// syncs the snapshot was computed from.
+    pub fn publish_snapshot(
+        &self,
+        snapshot: impl Into<Arc<Snapshot>>,
+        stored: &[StoredSuccess],
+    ) -> Result<(), RenderError> {
         let mut inputs = lock(&self.inputs);
         inputs.snapshot = Some(snapshot.into());
-        let health = inputs.health.clone();
+        let mut health = inputs.health.clone();
+        health.take_in_stored(stored);
         self.update(&mut inputs, health)
     }
 
@@ -227,6 +322,17 @@ impl ExporterState {
         self.update(&mut inputs, health)
     }
 
+    /// Sets the repositories `/readyz` waits for (those the latest round
+    /// synced: discovery adds and drops some) and what is not enumerated yet;
+    /// seen at the next publish.
+    pub fn set_scope(&self, repositories: Vec<RepoName>, unlisted: Vec<String>) {
+        let mut inputs = lock(&self.inputs);
+        inputs.configured = repositories.into_iter().collect();
+        let configured = inputs.configured.clone();
+        inputs.synced.retain(|r| configured.contains(r));
+        inputs.unlisted = unlisted;
+    }
+
     fn update(&self, inputs: &mut Inputs, health: HealthSnapshot) -> Result<(), RenderError> {
         // A repository read by several sources (deployments from Argo CD or
         // Jenkins, commits from GitHub) is synced once every one of them has
@@ -241,12 +347,12 @@ impl ExporterState {
         }
         let newly_synced: Vec<RepoName> = every_source
             .into_iter()
-            .filter(|(repository, synced)| *synced && self.configured.contains(*repository))
+            .filter(|(repository, synced)| *synced && inputs.configured.contains(*repository))
             .map(|(repository, _)| repository.clone())
             .collect();
         inputs.synced.extend(newly_synced);
         inputs.health = health;
-        let page = build_page(&self.options, &self.configured, inputs, &self.renders)?;
+        let page = build_page(&self.options, inputs, &self.renders)?;
         *lock(&self.page) = Arc::new(page);
         Ok(())
     }
@@ -278,7 +384,6 @@ impl ExporterState {
 
 fn build_page(
     options: &ExporterOptions,
-    configured: &BTreeSet<RepoName>,
     inputs: &Inputs,
     renders: &AtomicU64,
 ) -> Result<Page, RenderError> {
@@ -297,13 +402,19 @@ fn build_page(
     renders.fetch_add(1, Ordering::Relaxed);
     let readiness = Readiness {
         has_snapshot: inputs.snapshot.is_some(),
-        pending: configured.difference(&inputs.synced).cloned().collect(),
+        pending: inputs
+            .configured
+            .difference(&inputs.synced)
+            .cloned()
+            .collect(),
+        unlisted: inputs.unlisted.clone(),
         status_unrecorded: inputs.health.status_unrecorded,
     };
     Ok(Page {
         metrics: Bytes::from(metrics),
         readiness,
         evaluated_at: inputs.snapshot.as_ref().map(|s| s.evaluated_at),
+        history: HistoryProgress::of(&inputs.health, &inputs.configured),
     })
 }
 
@@ -341,6 +452,7 @@ mod tests {
             let readiness = Readiness {
                 has_snapshot: *has_snapshot,
                 pending: repos(pending),
+                unlisted: Vec::new(),
                 status_unrecorded: false,
             };
             assert_eq!(readiness.reason(), *expected);
@@ -352,6 +464,7 @@ mod tests {
         let readiness = Readiness {
             has_snapshot: true,
             pending: repos(&["acme/api"]),
+            unlisted: Vec::new(),
             status_unrecorded: true,
         };
         assert_eq!(
@@ -370,6 +483,7 @@ mod tests {
         let readiness = Readiness {
             has_snapshot: true,
             pending: repos(&names),
+            unlisted: Vec::new(),
             status_unrecorded: false,
         };
         let reason = readiness.reason();

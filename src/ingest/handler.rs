@@ -389,7 +389,7 @@ fn check_repository(
     if item.event.kind() != PushKind::Deployment {
         return Ok(());
     }
-    match state.repositories.get(repository) {
+    match state.deployments_of(repository) {
         Some(RepositoryDeployments::Elsewhere(source)) => Err(Refusal::new(
             StatusCode::CONFLICT,
             PushOutcome::Conflict,

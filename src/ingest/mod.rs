@@ -28,7 +28,7 @@ pub use wire::{
 };
 pub use writer::{Changes, WriteError, Writer, MAX_REQUESTS_PER_COMMIT, QUEUE_CAPACITY};
 
-use crate::config::{Config, DeploymentsConfig};
+use crate::config::{Config, DeploymentsConfig, OrganizationConfig};
 use crate::domain::{RepoName, Team, Timestamp};
 use crate::store::SharedStore;
 use auth::Clients;
@@ -143,11 +143,24 @@ enum RepositoryDeployments {
     PushedWithCodeHost,
 }
 
+impl RepositoryDeployments {
+    fn of(deployments: &DeploymentsConfig) -> RepositoryDeployments {
+        match deployments {
+            DeploymentsConfig::Push => RepositoryDeployments::PushedWithCodeHost,
+            other => RepositoryDeployments::Elsewhere(other.source_name()),
+        }
+    }
+}
+
 /// What the handlers share.
 struct IngestState {
     clients: Clients,
     /// The repositories of `[[github.repositories]]`.
     repositories: HashMap<RepoName, RepositoryDeployments>,
+    /// `[[github.organizations]]`: a repository of one that its patterns select
+    /// is discovered (unless configured by name) and takes its deployments as
+    /// the organisation says.
+    organizations: Vec<OrganizationConfig>,
     /// Every configured team with its repositories (a team's incidents may be
     /// pushed only for these).
     teams: BTreeMap<Team, Vec<RepoName>>,
@@ -161,6 +174,19 @@ struct IngestState {
 }
 
 impl IngestState {
+    /// Where `repository`'s deployments come from, if the configuration says:
+    /// its `[[github.repositories]]` entry, else the organisation that
+    /// discovers it (the one whose `include`/`exclude` select it).
+    fn deployments_of(&self, repository: &RepoName) -> Option<RepositoryDeployments> {
+        if let Some(deployments) = self.repositories.get(repository) {
+            return Some(deployments.clone());
+        }
+        self.organizations
+            .iter()
+            .find(|org| org.name.is(repository.owner()) && org.selects(repository.name()))
+            .map(|org| RepositoryDeployments::of(&org.deployments))
+    }
+
     fn count(&self, client: &str, outcome: PushOutcome) {
         self.counters.add(client, outcome);
         self.changes.counters_changed();
@@ -194,11 +220,10 @@ impl Ingest {
             .github_repositories()
             .iter()
             .map(|repo| {
-                let deployments = match &repo.deployments {
-                    DeploymentsConfig::Push => RepositoryDeployments::PushedWithCodeHost,
-                    other => RepositoryDeployments::Elsewhere(other.source_name()),
-                };
-                (repo.name.clone(), deployments)
+                (
+                    repo.name.clone(),
+                    RepositoryDeployments::of(&repo.deployments),
+                )
             })
             .chain(config.gitlab_projects().iter().map(|project| {
                 let deployments = match &project.deployments {
@@ -210,6 +235,11 @@ impl Ingest {
                 (project.path.clone(), deployments)
             }))
             .collect();
+        let organizations = config
+            .github
+            .as_ref()
+            .map(|github| github.organizations.clone())
+            .unwrap_or_default();
         let mut teams: BTreeMap<Team, Vec<RepoName>> = BTreeMap::new();
         for (repository, team) in config.engine_config().teams {
             teams.entry(team).or_default().push(repository);
@@ -219,6 +249,7 @@ impl Ingest {
         let state = IngestState {
             clients,
             repositories,
+            organizations,
             teams,
             writer,
             reader: store,

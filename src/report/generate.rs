@@ -114,9 +114,13 @@ pub fn generate(
     config: &Config,
     request: &ReportRequest,
 ) -> Result<Report, ReportError> {
-    // The configured repositories, and those known only through pushes (team
-    // `unassigned`, as in the metrics).
+    // The configured repositories, the discovered ones the daemon kept (with
+    // their last team, also once they left the scope), and those known only
+    // through pushes (team `unassigned`, as in the metrics).
     let mut all = config.engine_config().teams;
+    for (repository, team) in store.recorded_teams()? {
+        all.entry(repository).or_insert(team);
+    }
     for pushed in store.pushed_repositories()? {
         all.entry(pushed).or_default();
     }

@@ -540,6 +540,9 @@ impl Governor {
                 .limits
                 .iter()
                 .map(|(resource, limit)| RateLimit {
+                    // A source with one token: `token`; GitHub's principals
+                    // name theirs (`app`, `installation:<account>`).
+                    credential: "token".to_owned(),
                     resource: resource.clone(),
                     remaining: limit.remaining,
                     reset_at: limit.reset_at.map(Timestamp),

@@ -30,6 +30,9 @@ pub struct ApiRetries {
 /// `/rate_limit` endpoint).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Whose budget it is: `token` (a personal token), `app` (a GitHub App's own
+    /// requests) or `installation:<account>` (one installation of the App).
+    pub credential: String,
     /// The rate-limit resource: `core`, `graphql`, `search`, …
     pub resource: String,
     /// Requests left in the current rate-limit window.

@@ -14,7 +14,8 @@
 //! Not here: requests, statuses, what a response means (each source's client).
 
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// What a token echoed by the server is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
@@ -34,12 +35,24 @@ pub const MAX_SERVER_MESSAGE_CHARS: usize = 200;
 /// recognise an nginx `502 Bad Gateway` page or a proxy's one-line `503`.
 pub const MAX_BODY_EXCERPT_CHARS: usize = 160;
 
-/// The tokens masked in server-provided text: the client's own token, held by the
-/// [`Client`](super::client::Client) that authenticates with it and passed to
-/// whatever cleans text from the server. Cheap to clone; the default masks nothing.
+/// The most credentials minted while running (GitHub App JWTs and installation
+/// tokens) a [`Redactor`] masks at once; the oldest is forgotten first. Each
+/// installation keeps one token at a time and a token lives an hour, so this
+/// covers every token that can still be in use or echoed, for far more
+/// installations than a configuration names.
+pub const MAX_MINTED_SECRETS: usize = 256;
+
+/// The tokens masked in server-provided text: the client's own token (or, for a
+/// GitHub App, the JWTs and installation tokens minted while running), held by
+/// the client that authenticates with them and passed to whatever cleans text
+/// from the server. Cheap to clone (clones share what they mask); the default
+/// masks nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Arc<[SecretString]>,
+    /// Credentials minted since start, newest last, at most
+    /// [`MAX_MINTED_SECRETS`].
+    minted: Arc<RwLock<VecDeque<SecretString>>>,
 }
 
 impl Redactor {
@@ -57,7 +70,27 @@ impl Redactor {
         }
         Redactor {
             secrets: kept.into(),
+            minted: Arc::default(),
         }
+    }
+
+    /// Masks `secret` too from now on (a credential minted while running), in
+    /// this redactor and every clone of it.
+    pub(crate) fn add(&self, secret: &SecretString) {
+        if secret.expose_secret().chars().count() < MIN_MASKED_SECRET_CHARS {
+            return;
+        }
+        let mut minted = self.minted.write().unwrap_or_else(PoisonError::into_inner);
+        if minted
+            .iter()
+            .any(|s| s.expose_secret() == secret.expose_secret())
+        {
+            return;
+        }
+        if minted.len() >= MAX_MINTED_SECRETS {
+            minted.pop_front();
+        }
+        minted.push_back(secret.clone());
     }
 
     /// The server's error `message` (or, for a GraphQL-shaped error body, the
@@ -119,7 +152,8 @@ impl Redactor {
     /// `text` with every token replaced by [`REDACTED`].
     pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for secret in self.secrets.iter() {
+        let minted = self.minted.read().unwrap_or_else(PoisonError::into_inner);
+        for secret in self.secrets.iter().chain(minted.iter()) {
             let exposed = secret.expose_secret();
             if out.contains(exposed) {
                 out = out.replace(exposed, REDACTED);

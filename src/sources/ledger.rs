@@ -13,7 +13,7 @@ use crate::domain::{
     CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
     Timestamp,
 };
-use crate::dora::{ChangesWithoutPull, UncoveredChangeSet};
+use crate::dora::{ChangesWithoutPull, PullsWithoutReview, UncoveredChangeSet};
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 
@@ -97,6 +97,19 @@ pub trait Ledger: Send + Sync {
         production: Vec<Environment>,
         after: Timestamp,
     ) -> LedgerFuture<'_, Option<ChangesWithoutPull>>;
+
+    /// The kept merged pull requests of `repository` without a first review
+    /// that were merged before `merged_before` and that a change deployed (to
+    /// `production`, after `after`) came through, or (with `merged_from`) that
+    /// were merged at or after it; `None` when the repository has no events.
+    fn pulls_without_review(
+        &self,
+        repository: RepoName,
+        production: Vec<Environment>,
+        after: Timestamp,
+        merged_before: Timestamp,
+        merged_from: Option<Timestamp>,
+    ) -> LedgerFuture<'_, Option<PullsWithoutReview>>;
 }
 
 /// Where a source hands what it read.

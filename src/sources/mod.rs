@@ -36,7 +36,7 @@ pub use health::{ApiRequests, ApiRetries, HistoryGaps, RateLimit};
 pub use ledger::{BatchSink, Ledger, LedgerError, LedgerFuture};
 
 use crate::domain::batch::{ApplyStats, KindStats};
-use crate::domain::{RepoName, Timestamp};
+use crate::domain::{RepoName, Team, Timestamp};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -79,6 +79,10 @@ pub struct RepoSyncStats {
     pub skipped_items: u64,
     /// This was the repository's first sync (no cursors yet): it read `lookback`.
     pub first_sync: bool,
+    /// After this sync the repository's history is complete from this time on
+    /// (at least): the start of the lookback at this sync, as a sync resumes
+    /// where the ones before stopped. `None` for a source that cannot say.
+    pub history_since: Option<Timestamp>,
 }
 
 impl RepoSyncStats {
@@ -238,8 +242,22 @@ pub trait Source: Send + Sync {
     /// (`github`).
     fn name(&self) -> &'static str;
 
-    /// The repositories this source syncs, in configuration order.
-    fn repositories(&self) -> &[RepoName];
+    /// The repositories this source syncs now, in configuration order (with
+    /// organisations, those discovered at the start of the latest cycle).
+    fn repositories(&self) -> Vec<RepoName>;
+
+    /// The team of each of its repositories the source decides (discovered
+    /// repositories' teams; explicit ones' as configured). The default: none.
+    fn teams(&self) -> Vec<(RepoName, Team)> {
+        Vec::new()
+    }
+
+    /// What the source has not been able to enumerate yet (organisations whose
+    /// repositories were never listed): `/readyz` waits for them. The default:
+    /// nothing.
+    fn pending_discovery(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Work shared by every repository of one cycle, before any
     /// `sync_repository` of it (one query that asks about many repositories at

@@ -43,7 +43,7 @@ pub use types::{
 
 use crate::domain::{
     CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
-    Timestamp,
+    Team, Timestamp,
 };
 use crate::dora::EventSink;
 use std::collections::HashSet;
@@ -125,6 +125,18 @@ pub trait Store: Send {
         outcome: &SyncOutcome,
     ) -> Result<(), StoreError>;
 
+    /// [`Store::record_sync`] of a success after which the repository's history
+    /// is complete since `history_since` (the start of the sync's lookback), in
+    /// the same transaction. The first one recorded is kept: a sync resumes
+    /// where the one before stopped, so history only grows back.
+    fn record_success(
+        &mut self,
+        repository: &RepoName,
+        source: &str,
+        finished_at: Timestamp,
+        history_since: Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// The sync status of every repository and source that has one, sorted by
     /// repository, then source (for `/readyz` and the health metrics).
     fn sync_status(&self) -> Result<Vec<SyncStatus>, StoreError>;
@@ -166,6 +178,16 @@ pub trait Store: Send {
 
     /// Every repository that has a pushed item, sorted.
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError>;
+
+    /// Keeps the team each of `teams`' repositories has now (as a source gave
+    /// it: a discovered repository's team comes from GitHub), at `at`; one
+    /// transaction.
+    fn record_teams(&mut self, teams: &[(RepoName, Team)], at: Timestamp)
+        -> Result<(), StoreError>;
+
+    /// Every repository's last recorded team, sorted by repository (a report
+    /// made from the store alone names discovered repositories with them).
+    fn recorded_teams(&self) -> Result<Vec<(RepoName, Team)>, StoreError>;
 
     /// The successful deployment of `repository` to `environment` (the exact
     /// name) with the latest deploy time, whatever its source; among equal deploy

@@ -50,6 +50,10 @@ pub struct SyncStatus {
     pub last_success_at: Option<Timestamp>,
     /// The error of the last sync when it failed; `None` when it succeeded.
     pub last_error: Option<String>,
+    /// Since when the repository's history is complete in the store: the start
+    /// of the lookback of its first successful sync. `None` before one (or when
+    /// it happened before the store kept this).
+    pub history_since: Option<Timestamp>,
 }
 
 /// Combines a stored outcome with a newly read one so that a deployment never moves

@@ -245,7 +245,10 @@ async fn checked(
             "the collector does not use this event (it uses deployment, deployment_status, \
              workflow_run, issues, pull_request and push)",
         ),
-        Request::Sync(Some(repository)) if state.repositories.contains(&repository) => {
+        Request::Sync(Some(repository))
+            if state.repositories.contains(&repository)
+                || state.organizations.contains(repository.owner()) =>
+        {
             (state.sync)(&repository);
             Answer::new(
                 StatusCode::ACCEPTED,

@@ -160,6 +160,10 @@ struct WebhookState {
     verifier: Verifier,
     /// The repositories of `[[github.repositories]]`.
     repositories: HashSet<RepoName>,
+    /// The organisations of `[[github.organizations]]` (lowercase): a delivery
+    /// about any of their repositories asks for its sync (one discovery does not
+    /// select, or has not found yet, is then left alone by the scheduler).
+    organizations: HashSet<String>,
     deliveries: Mutex<Deliveries>,
     /// The bodies' memory: one permit per [`handler::BUDGET_UNIT`] bytes of
     /// [`MAX_BUFFERED_BYTES`].
@@ -190,6 +194,12 @@ impl Webhooks {
                 .github_repositories()
                 .iter()
                 .map(|repo| repo.name.clone())
+                .collect(),
+            organizations: config
+                .github
+                .iter()
+                .flat_map(|github| &github.organizations)
+                .map(|org| org.name.as_str().to_ascii_lowercase())
                 .collect(),
             deliveries: Mutex::new(Deliveries::default()),
             budget: Semaphore::new(handler::budget_units(MAX_BUFFERED_BYTES)),

@@ -498,7 +498,13 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
     let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
     use secrecy::ExposeSecret;
     assert_eq!(
-        config.github.as_ref().unwrap().token.expose_secret(),
+        config
+            .github
+            .as_ref()
+            .unwrap()
+            .token()
+            .unwrap()
+            .expose_secret(),
         CANARY,
         "the canary is the configured token"
     );
@@ -508,7 +514,7 @@ async fn panics_formatting_what_holds_the_token_do_not_print_it() {
         format!("{config:?}"),
         format!("{config:#?}"),
         format!("{:?}", config.github),
-        format!("{:?}", config.github.as_ref().unwrap().token),
+        format!("{:?}", config.github.as_ref().unwrap().token()),
         format!("{source:?}"),
         format!("{source:#?}"),
         format!("{:?}", config.webhooks),
@@ -1680,4 +1686,308 @@ async fn the_canary_argocd_and_jenkins_tokens_appear_in_no_log_error_or_page() {
     let (status, _, running) = running.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success());
     assert_clean("serve with Argo CD and Jenkins (stderr)", &running.stderr());
+}
+
+/// What a JWT signed as RS256 starts with (`{"alg":"RS256","typ":"JWT"}` in
+/// base64url): any JWT the collector made, shown anywhere, contains it.
+const JWT_HEADER: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// The installation token the hostile App server mints (and then echoes).
+const HOSTILE_MINTED: &str = "ghs_HostileMintedInstallationToken0123456789";
+
+/// Checks that neither the App's key (any line of its PEM body), nor a JWT, nor
+/// any of `tokens` appears in `text`.
+fn assert_no_app_secret(what: &str, text: &str, tokens: &[String]) {
+    let (pem, _) = crate::support::app_key();
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !text.contains(line),
+            "{what}: a line of the App's key appears:\n{text}"
+        );
+    }
+    assert!(!text.contains(JWT_HEADER), "{what}: a JWT appears:\n{text}");
+    for token in tokens.iter().map(String::as_str).chain([HOSTILE_MINTED]) {
+        assert!(
+            !text.contains(token),
+            "{what}: an installation token appears:\n{text}"
+        );
+    }
+}
+
+fn assert_no_app_secret_in(what: &str, output: &Output, tokens: &[String]) {
+    assert_no_app_secret(what, &String::from_utf8_lossy(&output.stdout), tokens);
+    assert_no_app_secret(what, &String::from_utf8_lossy(&output.stderr), tokens);
+}
+
+/// A fake GitHub for an App that echoes every `Authorization` it gets: the
+/// installation lookup refuses `acme/unauthorized` with the JWT in its message,
+/// finds an installation for the others, mints [`HOSTILE_MINTED`], and the data
+/// routes echo it back in bodies, errors and links (those of [`hostile_server`]).
+async fn hostile_app_server() -> String {
+    async fn installation(
+        axum::extract::Path((_, name)): axum::extract::Path<(String, String)>,
+        headers: HeaderMap,
+    ) -> Response {
+        let auth = echoed(&headers);
+        if name == "unauthorized" {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"message": format!("A JSON web token could not be decoded: {auth}")})),
+            )
+                .into_response();
+        }
+        axum::Json(serde_json::json!({"id": 77})).into_response()
+    }
+    async fn mint() -> Response {
+        (
+            StatusCode::CREATED,
+            axum::Json(
+                serde_json::json!({"token": HOSTILE_MINTED, "expires_at": "2099-01-01T00:00:00Z"}),
+            ),
+        )
+            .into_response()
+    }
+    let data = hostile_server().await;
+    let client = reqwest::Client::new();
+    let proxy = move |headers: HeaderMap, uri: axum::http::Uri| {
+        let client = client.clone();
+        let data = data.clone();
+        async move {
+            let mut request = client.get(format!("{data}{uri}"));
+            if let Some(auth) = headers.get(header::AUTHORIZATION) {
+                request = request.header(header::AUTHORIZATION, auth.clone());
+            }
+            match request.send().await {
+                Ok(response) => {
+                    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+                    let link = response.headers().get(header::LINK).cloned();
+                    let body = response.bytes().await.unwrap_or_default();
+                    let mut out = (status, [(header::CONTENT_TYPE, "application/json")], body)
+                        .into_response();
+                    if let Some(link) = link {
+                        out.headers_mut().insert(header::LINK, link);
+                    }
+                    out
+                }
+                Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+            }
+        }
+    };
+    let router = Router::new()
+        .route("/repos/{owner}/{name}/installation", get(installation))
+        .route(
+            "/app/installations/{id}/access_tokens",
+            axum::routing::post(mint),
+        )
+        .fallback(proxy);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A GitHub App's private key, its JWTs and the installation tokens minted for
+/// it never leak: the binary logging at trace (text and JSON) syncs through the
+/// App (its key in a file, and in a variable), checks the configuration, syncs
+/// against an installation GitHub removed and with a key GitHub does not know,
+/// syncs a hostile server that echoes the JWT and the installation token in its
+/// errors, bodies and links, and is given invalid key configurations; the types
+/// holding the key are formatted into panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_key_its_jwts_and_its_tokens_appear_in_no_log_error_or_page() {
+    use crate::support::{app_config_text, app_key, sim_app, APP_ID};
+    use dora_collector::sim::{Org, OrgSpec, SimOptions, SimServer};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let key_file = write(dir.path(), "app.pem", &app_key().0);
+    let now = {
+        use dora_collector::daemon::{Clock, SystemClock};
+        dora_collector::daemon::demo::demo_spec(2, 10, 1, SystemClock.now()).now
+    };
+    let org = Org::generate(&OrgSpec {
+        repositories: 2,
+        days: 10,
+        now,
+        ..OrgSpec::small(1)
+    });
+    let owner = org.owner.clone();
+    let sim = SimServer::start(
+        org,
+        SimOptions {
+            app: Some(sim_app(&[owner.as_str()], Duration::from_secs(3600))),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let names = sim_repos(&sim);
+    let repos: Vec<_> = names
+        .iter()
+        .map(|(name, workflow)| {
+            if *workflow {
+                workflow_repo(name, "t", dora_collector::sim::DEPLOY_WORKFLOW_FILE)
+            } else {
+                repo(name, "t")
+            }
+        })
+        .collect();
+    let hostile = hostile_app_server().await;
+    let hostile_repos: Vec<_> = [
+        "odd",
+        "unauthorized",
+        "forbidden",
+        "broken",
+        "notjson",
+        "away",
+    ]
+    .iter()
+    .map(|n| format!("acme/{n}"))
+    .collect();
+    let hostile_entries: Vec<_> = hostile_repos.iter().map(|n| repo(n, "t")).collect();
+
+    let run_app = |args: &'static [&'static str], file: std::path::PathBuf| {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "trace")
+            .env("GITHUB_APP_KEY", &app_key().0)
+            .stdin(Stdio::null());
+        tokio::task::spawn_blocking(move || command.output().expect("run dora-collector"))
+    };
+    for format in ["text", "json"] {
+        for in_variable in [false, true] {
+            let what = |case: &str| format!("{case} ({format}, key in a variable: {in_variable})");
+            let with_key = |text: String| {
+                if in_variable {
+                    text.replace(
+                        &format!("private_key_path = {:?}", key_file.display().to_string()),
+                        "private_key = \"${GITHUB_APP_KEY}\"",
+                    )
+                } else {
+                    text
+                }
+            };
+            let good = with_key(
+                app_config_text(
+                    sim.base_url(),
+                    &key_file,
+                    &store,
+                    &repos,
+                    "api = \"graphql\"\n",
+                ) + &log_table(format),
+            );
+            let file = write(dir.path(), "app.toml", &good);
+            let output = run_app(&["sync", "--once"], file.clone()).await.unwrap();
+            assert!(output.status.success(), "{output:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("TRACE") || stderr.contains("\"TRACE\""));
+            assert_no_app_secret_in(&what("sync through the App"), &output, &sim.minted_tokens());
+
+            let output = run_app(&["check-config"], file).await.unwrap();
+            assert!(output.status.success(), "{output:?}");
+            assert!(String::from_utf8_lossy(&output.stdout)
+                .contains(&format!("as GitHub App {APP_ID}")));
+            assert_no_app_secret_in(&what("check-config"), &output, &sim.minted_tokens());
+
+            // Another App id: GitHub refuses the JWT (401), whose text is masked.
+            let file = write(
+                dir.path(),
+                "other-app.toml",
+                &good.replace(&format!("app_id = {APP_ID}"), "app_id = 1"),
+            );
+            let output = run_app(&["sync", "--once"], file).await.unwrap();
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert!(String::from_utf8_lossy(&output.stderr).contains("github.app_id"));
+            assert_no_app_secret_in(&what("JWT refused"), &output, &sim.minted_tokens());
+
+            // The hostile server echoes the JWT and the minted token.
+            let file = write(
+                dir.path(),
+                "hostile-app.toml",
+                &with_key(
+                    app_config_text(&hostile, &key_file, &store, &hostile_entries, "")
+                        + &log_table(format),
+                ),
+            );
+            let output = run_app(&["sync", "--once"], file).await.unwrap();
+            assert_eq!(output.status.code(), Some(1), "{output:?}");
+            assert_no_app_secret_in(&what("hostile App server"), &output, &[]);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("Bearer [REDACTED]"), "{stderr}");
+        }
+
+        // Keys that are not RSA keys, given every way: refused, never shown.
+        let (pem, _) = app_key();
+        let ec_like = pem.replace("RSA PRIVATE KEY", "EC PRIVATE KEY");
+        let truncated: String = pem.lines().take(8).collect::<Vec<_>>().join("\n")
+            + "\n-----END RSA PRIVATE KEY-----\n";
+        for (index, bad) in [ec_like, truncated].iter().enumerate() {
+            let bad_file = write(dir.path(), "bad.pem", bad);
+            let text =
+                app_config_text(sim.base_url(), &bad_file, &store, &repos, "") + &log_table(format);
+            let file = write(dir.path(), "bad-key.toml", &text);
+            for args in [&["check-config"][..], &["sync", "--once"][..]] {
+                let mut command = Command::new(BINARY);
+                command
+                    .args(args)
+                    .arg("--config")
+                    .arg(&file)
+                    .env("RUST_LOG", "trace")
+                    .stdin(Stdio::null());
+                let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    output.status.code(),
+                    Some(2),
+                    "{index} {args:?}: {output:?}"
+                );
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(stderr.contains("github.private_key_path"), "{stderr}");
+                for line in bad.lines().filter(|l| !l.starts_with("-----")) {
+                    assert!(!stderr.contains(line), "{index}: {stderr}");
+                }
+            }
+        }
+    }
+
+    // The installation removed: a clear error, nothing secret.
+    sim.revoke_installation(9001);
+    let file = write(
+        dir.path(),
+        "revoked.toml",
+        &(app_config_text(sim.base_url(), &key_file, &store, &repos, "") + &log_table("text")),
+    );
+    let output = run_app(&["sync", "--once"], file).await.unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("install"));
+    assert_no_app_secret_in("revoked installation", &output, &sim.minted_tokens());
+    assert!(
+        !sim.minted_tokens().is_empty(),
+        "tokens were minted and looked for"
+    );
+
+    // Panics formatting what holds the key.
+    let text = app_config_text(
+        "http://127.0.0.1:1",
+        &key_file,
+        &store,
+        &[repo("acme/api", "t")],
+        "",
+    );
+    let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
+    let source = GithubSource::new(config.github.as_ref().unwrap()).unwrap();
+    for message in [
+        format!("{config:?}"),
+        format!("{config:#?}"),
+        format!("{:?}", config.github),
+        format!("{source:?}"),
+        format!("{source:#?}"),
+    ] {
+        let payload = std::panic::catch_unwind(|| panic!("{message}")).unwrap_err();
+        let printed = payload.downcast_ref::<String>().cloned().unwrap();
+        assert_no_app_secret("panic message", &printed, &[]);
+    }
 }

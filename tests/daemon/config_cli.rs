@@ -298,7 +298,7 @@ fn the_token_never_appears_in_any_output() {
     let config = Config::load_with(&example(), lookup).unwrap();
     let debug = format!(
         "{config:?}\n{config:#?}\n{:?}",
-        config.github.as_ref().unwrap().token
+        config.github.as_ref().unwrap().token()
     );
     assert!(!debug.contains(SECRET), "{debug}");
 }

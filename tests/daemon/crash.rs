@@ -51,7 +51,7 @@ const SIGKILL: i32 = 9;
 const POLL: Duration = Duration::from_millis(1);
 /// Every table the store has; [`dump`] fails on any other, so that a new table
 /// is compared or its exclusion justified here.
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 12] = [
     "commits",
     "compares",
     "cursors",
@@ -65,6 +65,9 @@ const TABLES: [&str; 11] = [
     // is `push_storm_killed_and_retried_converges`'s.
     "push_ids",
     "repositories",
+    // Discovered repositories' teams: kept by the daemon's scheduler (empty
+    // after `sync --once`, like `push_ids`).
+    "repository_teams",
     "sync_status",
     // Incidents of teams and of repository sets: pushed or from PagerDuty
     // (empty here, like `push_ids`).
@@ -212,6 +215,8 @@ async fn run_and_kill(sim: &SimHandle, config: &Path, log: &Path, kill_after: u6
 ///   vary between two uninterrupted runs; rows carry the repository's name instead;
 /// - `cursors.updated_at`, `sync_status.last_attempt_at` and
 ///   `sync_status.last_success_at`: the wall time of the process that wrote them;
+/// - `sync_status.history_since`: the lookback start of the first successful
+///   sync, that wall time minus `github.lookback`, only as present or not;
 /// - `cursors.since` when it lies before the simulated history (`history_start`):
 ///   such a cursor listed nothing, so its lower bound is the lookback start, the
 ///   wall time of the run that first wrote it minus `github.lookback`. Any value
@@ -268,7 +273,12 @@ fn dump(path: &Path, history_start: i64, validators: Validators) -> Vec<String> 
                     (_, "repo_id") => continue,
                     ("cursors", "updated_at")
                     | ("sync_status", "last_attempt_at")
-                    | ("sync_status", "last_success_at") => "<wall time>".to_owned(),
+                    | ("sync_status", "last_success_at")
+                    | ("repository_teams", "updated_at") => "<wall time>".to_owned(),
+                    ("sync_status", "history_since") => match row.get_ref(index).unwrap() {
+                        ValueRef::Null => "NULL".to_owned(),
+                        _ => "<lookback start>".to_owned(),
+                    },
                     ("cursors", "opaque") if validators == Validators::Presence => {
                         match row.get_ref(index).unwrap() {
                             ValueRef::Null => "NULL".to_owned(),

@@ -32,7 +32,7 @@ async fn sync_once(config: &dora_collector::config::Config, world: &World) -> Cy
         config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
         fast_retries(),
     )
     .await
@@ -210,7 +210,14 @@ async fn a_spent_rate_limit_fails_fast_until_it_resets() {
     let source = daemon::sources(&config).unwrap();
     let store = daemon::open_store(&config.storage.path).await.unwrap();
     let shutdown = CancellationToken::new();
-    let report = daemon::sync_all(&source, &store, world.clock.as_ref(), &shutdown, &|_| {}).await;
+    let report = daemon::sync_all(
+        &source,
+        &store,
+        world.clock.as_ref(),
+        &shutdown,
+        &|_: &dora_collector::daemon::RepoReport| {},
+    )
+    .await;
     for (_, error) in report.failures() {
         assert!(
             error.starts_with("GitHub API rate limit exhausted (resource core) until "),
@@ -224,7 +231,14 @@ async fn a_spent_rate_limit_fails_fast_until_it_resets() {
         "at most one refused request per repository: {spent}"
     );
     // Until the reset time, no request reaches the server.
-    let again = daemon::sync_all(&source, &store, world.clock.as_ref(), &shutdown, &|_| {}).await;
+    let again = daemon::sync_all(
+        &source,
+        &store,
+        world.clock.as_ref(),
+        &shutdown,
+        &|_: &dora_collector::daemon::RepoReport| {},
+    )
+    .await;
     assert_eq!(again.failures().count(), 2);
     assert_eq!(world.sim.rate_limit_violations(), spent);
     let health = source[0].api_health();

@@ -370,7 +370,7 @@ async fn a_tiny_budget_is_waited_out_never_overdrawn() {
     let waited = health["dora_collector_rate_limit_wait_seconds_total{source=\"github\"}"];
     assert!(waited > 0.0, "the budget was waited for: {waited}");
     let remaining =
-        health["dora_collector_rate_limit_remaining{source=\"github\",resource=\"core\"}"];
+        health["dora_collector_rate_limit_remaining{source=\"github\",credential=\"token\",resource=\"core\"}"];
     assert!(remaining < budget as f64, "{remaining}");
 }
 
@@ -429,7 +429,7 @@ async fn a_plain_403_names_the_permission_and_a_failing_server_exhausts_bounded_
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
         fast_retries(),
     )
     .await

@@ -290,7 +290,7 @@ async fn a_wrong_token_is_a_401_and_a_missing_project_fails_alone() {
             &config,
             Arc::new(ManualClock::new(group.org.now)),
             &CancellationToken::new(),
-            &|_| {},
+            &|_: &dora_collector::daemon::RepoReport| {},
             fast_retries(),
         )
         .await

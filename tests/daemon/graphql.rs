@@ -8,8 +8,12 @@
 //! repository fails only itself (the check's other answers are used); and the numbers
 //! equal the REST path's (statuses and a compare per deployment).
 
+use crate::reference::{self, Params};
 use crate::scenario::{at, tiny, API, DAY, HOUR};
-use crate::support::{config_with, get, ready_metrics, repo, samples, value, workflow_repo, World};
+use crate::support::{
+    config_text, config_with, get, ready_metrics, repo, samples, value, workflow_repo, World,
+};
+use dora_collector::config::Config;
 use dora_collector::domain::{CommitSha, RepoName, StatusState, Timestamp};
 use dora_collector::sim::{MergeStyle, NewDeployment, NewOutcome, NewPull, Org, OrgSpec};
 use dora_collector::store::{SqliteStore, Store};
@@ -399,7 +403,7 @@ async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_s
             if api == "graphql" {
                 points.insert(start, world.sim.graphql_points_used());
                 assert_eq!(counts.route(PULL_COMMITS), 0, "{start}: {counts:?}");
-                // The first reviews came with the pull requests.
+                // The first reviews came through GraphQL too (149 a query).
                 assert_eq!(counts.route(PULL_REVIEWS), 0, "{start}: {counts:?}");
             }
             let store = SqliteStore::open(world.store_path()).unwrap();
@@ -439,21 +443,23 @@ async fn under_a_pr_based_start_merged_pull_requests_ride_on_the_pages_a_first_s
         assert_eq!(metrics_by_api[0], metrics_by_api[1], "{start}");
     }
     // The commit start's queries, but the check and the rework listing, are the
-    // pages the listing rides on (23 pull requests each, with their commits and
-    // first review); the rest of it takes pages of 74, the rework listing with
-    // commits one, and the question for the deployed changes no pull request
-    // names (direct pushes) one.
-    let riding = (points["commit"] - 2) * u64::from(23u32);
+    // pages the listing rides on (47 pull requests each, with their commits);
+    // the rest of it takes pages of 100, the first reviews (every pull request
+    // here is merged within the longest window) 149 a query, the rework listing
+    // with commits one, and the question for the deployed changes no pull
+    // request names (direct pushes) one.
+    let riding = (points["commit"] - 2) * u64::from(47u32);
     let merged = truth.len() as u64;
     assert!(
         merged > riding,
         "the listing outgrows the pages it rides on"
     );
-    let own_pages = (merged - riding).div_ceil(74);
+    let own_pages = (merged - riding).div_ceil(100);
+    let review_queries = merged.div_ceil(149);
     for start in ["pr_merged", "pr_first_commit"] {
         assert!(
-            points[start] <= points["commit"] + own_pages + 2,
-            "{start}: {points:?}, {own_pages} pages of its own"
+            points[start] <= points["commit"] + own_pages + review_queries + 2,
+            "{start}: {points:?}, {own_pages} pages of its own, {review_queries} of reviews"
         );
     }
 }
@@ -577,5 +583,178 @@ async fn under_a_pr_based_start_a_new_deployment_asks_nothing_more_for_its_pull_
             samples(&rest_metrics, true),
             "{start}"
         );
+    }
+}
+
+/// The tiny organisation's configuration for the review-window tests: `api`,
+/// `pr_first_commit`, a 30-day lookback and `windows`.
+fn review_window_config(world: &World, api: &str, windows: &str) -> Config {
+    let mut text = config_text(
+        world.sim.base_url(),
+        &world.sim.token(),
+        &world.store_path(),
+        &repos(),
+        &format!("api = \"{api}\"\nlead_time_start = \"pr_first_commit\"\nlookback = \"30d\"\n"),
+    );
+    text.push_str(&format!("[metrics]\nwindows = {windows}\n"));
+    Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
+        .unwrap_or_else(|problems| panic!("{problems:?}\n{text}"))
+}
+
+/// Merges into acme/api a squash-merged pull request opened and merged at
+/// `opened` and `merged` (with `labels`); returns its number and first review.
+fn merge_old_pull(
+    org: &mut Org,
+    opened: i64,
+    merged: i64,
+    labels: &[&str],
+) -> (u64, Option<Timestamp>) {
+    let (number, _) = org
+        .merge_pull(
+            API,
+            NewPull {
+                title: format!("A branch merged {}d ago", -merged / DAY),
+                labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+                commit_dates: vec![at(opened - 2 * DAY), at(opened - DAY)],
+                opened_at: at(opened),
+                merged_at: at(merged),
+                style: MergeStyle::Squash,
+            },
+        )
+        .unwrap();
+    let pull = org.repos[API]
+        .pulls
+        .iter()
+        .find(|p| p.number == number)
+        .unwrap();
+    (number, pull.first_review_at)
+}
+
+/// Deploys acme/api's main to production an hour ago.
+fn deploy_main(org: &mut Org) {
+    org.add_deployment(
+        API,
+        NewDeployment {
+            environment: "production".to_owned(),
+            sha: None,
+            created_at: at(-HOUR),
+            outcome: NewOutcome::Success { after: 60 },
+        },
+    )
+    .unwrap();
+}
+
+/// The lead-time series of `metrics` that differ from the reference's for
+/// `org` under `params` at the tiny organisation's `now`.
+fn lead_time_differences(metrics: &str, org: &Org, params: &Params) -> Vec<String> {
+    let expected = reference::expected(org, params, at(0));
+    reference::differences(metrics, &expected)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.contains("dora_lead_time"))
+        .collect()
+}
+
+/// Whether acme/api's 7-day `review` stage has samples.
+fn has_review_samples(metrics: &str) -> bool {
+    metrics.lines().any(|l| {
+        l.starts_with("dora_lead_time_stage_seconds_count{")
+            && l.contains("acme/api")
+            && l.contains("stage=\"review\"")
+            && l.contains("window=\"7d\"")
+            && !l.ends_with(" 0")
+    })
+}
+
+/// First reviews are read only for the changes deployed within the longest
+/// window (issue 17, `docs/sources.md` § 6). A pull request merged before that
+/// window and before the lookback (40 days ago, windows of 7 and 14 days, a
+/// 30-day lookback) that a deployment ships only after the first sync has its
+/// first review read by step 6 of the sync that sees the deployment (step 5
+/// finds the pull request, without its review), once, and the lead-time stages
+/// equal the brute-force reference's. An unreviewed pull request merged within
+/// the window before the first sync (a `hotfix`: the simulator gives those no
+/// review), whose review the first sync read, is not asked again when it is
+/// deployed.
+#[tokio::test]
+async fn a_pull_request_merged_before_the_window_and_deployed_later_has_its_review_read() {
+    for api in ["graphql", "rest"] {
+        let scenario = tiny();
+        let mut org = scenario.org.clone();
+        let (_, unreviewed) = merge_old_pull(&mut org, -3 * DAY, -2 * DAY, &["hotfix"]);
+        assert_eq!(unreviewed, None);
+        let world = World::new(org).await;
+        let config = review_window_config(&world, api, "[\"7d\", \"14d\"]");
+        let params = Params::from_config(&config, Some(at(0)));
+        let mut daemon = world.start(config).await;
+        ready_metrics(&mut daemon).await;
+
+        let (_, reviewed) = world.sim.with_org_mut(|org| {
+            let old = merge_old_pull(org, -42 * DAY, -40 * DAY, &[]);
+            deploy_main(org);
+            old
+        });
+        assert!(reviewed.is_some(), "the pull request has a review");
+        world.sim.reset_counts();
+        daemon.sync_now();
+        daemon.wait_for_cycles(2).await.unwrap();
+        let counts = world.sim.request_counts();
+        match api {
+            // The check, the deployments page (with the new history and its
+            // pull requests), the old pull request's details (step 5), its
+            // review (step 6).
+            "graphql" => assert_eq!(counts.route(GRAPHQL), 4, "{counts:?}"),
+            // The old pull request's review only.
+            _ => assert_eq!(counts.route(PULL_REVIEWS), 1, "{counts:?}"),
+        }
+        let (_, metrics) = get(&daemon, "/metrics").await;
+        let org = world.sim.with_org_mut(|org| org.clone());
+        let differences = lead_time_differences(&metrics, &org, &params);
+        assert!(differences.is_empty(), "{api}:\n{}", differences.join("\n"));
+        assert!(has_review_samples(&metrics), "{api}");
+
+        // An idle sync reads it no more.
+        world.sim.reset_counts();
+        daemon.sync_now();
+        daemon.wait_for_cycles(3).await.unwrap();
+        let counts = world.sim.request_counts();
+        assert_eq!(counts.route(PULL_REVIEWS), 0, "{counts:?}");
+        assert!(counts.route(GRAPHQL) <= 1, "{counts:?}");
+        daemon.shutdown().await.unwrap();
+    }
+}
+
+/// A longer window reads what its start needs: a pull request merged 18 days
+/// ago, before the 14-day window of the first sync (which did not read its
+/// review) and within the 21-day window configured after it, deployed only
+/// then, has its review read, and the stages equal the reference's under the
+/// new windows.
+#[tokio::test]
+async fn a_longer_window_reads_the_reviews_its_start_needs() {
+    for api in ["graphql", "rest"] {
+        let scenario = tiny();
+        let mut org = scenario.org.clone();
+        let (_, reviewed) = merge_old_pull(&mut org, -19 * DAY, -18 * DAY, &[]);
+        assert!(reviewed.is_some(), "the pull request has a review");
+        let world = World::new(org).await;
+        let mut daemon = world
+            .start(review_window_config(&world, api, "[\"7d\", \"14d\"]"))
+            .await;
+        ready_metrics(&mut daemon).await;
+        daemon.shutdown().await.unwrap();
+
+        let config = review_window_config(&world, api, "[\"7d\", \"21d\"]");
+        let params = Params::from_config(&config, Some(at(0)));
+        let mut daemon = world.start(config).await;
+        ready_metrics(&mut daemon).await;
+        world.sim.with_org_mut(deploy_main);
+        daemon.sync_now();
+        daemon.wait_for_cycles(2).await.unwrap();
+        let (_, metrics) = get(&daemon, "/metrics").await;
+        let org = world.sim.with_org_mut(|org| org.clone());
+        let differences = lead_time_differences(&metrics, &org, &params);
+        assert!(differences.is_empty(), "{api}:\n{}", differences.join("\n"));
+        assert!(has_review_samples(&metrics), "{api}");
+        daemon.shutdown().await.unwrap();
     }
 }

@@ -106,7 +106,7 @@ async fn odd_items_are_skipped_and_odd_bodies_fail_one_repository_each() {
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
         fast_retries(),
     )
     .await
@@ -266,7 +266,7 @@ async fn a_compare_without_link_headers_is_paged_by_number() {
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
     )
     .await
     .unwrap();
@@ -428,6 +428,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pause between two bytes of each byte-by-byte connection.
 const TRICKLE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long the daemon may take to log a signal it ignores (a loaded machine).
+const SIGNAL_HANDLED_WITHIN: Duration = Duration::from_secs(10);
 
 /// Scrapes of `/metrics` made during the attack, one new connection each, and the
 /// time each may take (a bound, not a performance assertion).
@@ -700,8 +703,24 @@ async fn a_half_sent_request_does_not_hold_up_shutdown_and_sighup_is_ignored() {
         String::from_utf8_lossy(&answer[..read])
     );
 
-    for _ in 0..2 {
+    // Each SIGHUP once the one before was handled: two signals sent before
+    // the process handles the first are delivered as one (POSIX signals do not
+    // queue), which a loaded machine makes likely.
+    let ignored = "SIGHUP received and ignored: the configuration is read only at start";
+    for sent in 1..=2 {
         daemon.signal("HUP");
+        let deadline = std::time::Instant::now() + SIGNAL_HANDLED_WITHIN;
+        while daemon.stderr().matches(ignored).count() < sent
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            daemon.stderr().matches(ignored).count(),
+            sent,
+            "{}",
+            daemon.stderr()
+        );
     }
     let (status, _) = daemon
         .wait_for(&format!("{base}/healthz"), |status, _| status == 200)
@@ -711,13 +730,6 @@ async fn a_half_sent_request_does_not_hold_up_shutdown_and_sighup_is_ignored() {
     assert!(
         daemon.is_running(),
         "SIGHUP stopped it:\n{}",
-        daemon.stderr()
-    );
-    let ignored = "SIGHUP received and ignored: the configuration is read only at start";
-    assert_eq!(
-        daemon.stderr().matches(ignored).count(),
-        2,
-        "{}",
         daemon.stderr()
     );
 

@@ -60,9 +60,9 @@ async fn a_restart_serves_the_same_numbers_and_reads_only_what_may_have_changed(
     let (_, after) = get(&second, "/metrics").await;
     assert_eq!(samples(&after, true), samples(&before, true));
 
-    // Nothing stored was written again. What was read again is the boundary of
-    // the cursors: the run still in progress (acme/web). The incidents' list fits
-    // on one page, so its `since` did not move and it answers 304.
+    // Nothing stored was read or written again: the run still in progress
+    // (acme/web) is on a list that did not change (304), and the incidents' list
+    // fits on one page, so its `since` did not move and it answers 304.
     let total = report.total();
     assert!(!total.first_sync);
     let applied = total.applied;
@@ -75,7 +75,7 @@ async fn a_restart_serves_the_same_numbers_and_reads_only_what_may_have_changed(
     ] {
         assert_eq!(kind.written(), 0, "{total:?}");
     }
-    assert_eq!(applied.deployments.unchanged, 1, "{total:?}");
+    assert_eq!(applied.deployments.total(), 0, "{total:?}");
     assert_eq!(applied.incidents.total(), 0, "{total:?}");
     assert_eq!(
         applied.commits.total() + applied.compares.total(),
@@ -88,6 +88,8 @@ async fn a_restart_serves_the_same_numbers_and_reads_only_what_may_have_changed(
     assert_eq!(counts.route_status(DEPLOYMENTS, 304), 1, "{counts:?}");
     assert_eq!(counts.route(DEPLOYMENTS), 1, "{counts:?}");
     assert_eq!(counts.route_status(PULLS, 304), 2, "{counts:?}");
+    assert_eq!(counts.route_status(RUNS, 304), 1, "{counts:?}");
+    assert_eq!(counts.route(RUNS), 1, "{counts:?}");
     assert!(counts.route(ISSUES) > 0, "{counts:?}");
     assert_eq!(
         counts.route_status(ISSUES, 304),
@@ -110,6 +112,33 @@ async fn a_restart_serves_the_same_numbers_and_reads_only_what_may_have_changed(
     let counts = world.sim.request_counts();
     assert_eq!(counts.route_status(STATUSES, 304), 1, "{counts:?}");
     assert_eq!(counts.status(304), counts.total, "{counts:?}");
+}
+
+#[tokio::test]
+async fn the_first_idle_cycle_after_a_first_sync_spends_no_rest_point_on_workflow_runs() {
+    let scenario = tiny();
+    let world = World::new(scenario.org).await;
+    let mut daemon = world.start(world.config(&tiny_repos())).await;
+    ready_metrics(&mut daemon).await;
+    world.sim.reset_counts();
+    daemon.sync_now();
+    let idle = daemon.wait_for_cycles(2).await.unwrap().total();
+    daemon.shutdown().await.unwrap();
+    assert_eq!(idle.applied.total().written(), 0, "{idle:?}");
+    // The run list is read through the URL whose `ETag` the first sync kept:
+    // a free 304, although a run is still in progress.
+    let counts = world.sim.request_counts();
+    assert_eq!(counts.route(RUNS), 1, "{counts:?}");
+    assert_eq!(counts.route_status(RUNS, 304), 1, "{counts:?}");
+    // Beyond 304s, only the pending deployment's statuses (REST reads them).
+    let paid: Vec<_> = world
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.status != 304)
+        .map(|r| r.route)
+        .collect();
+    assert!(paid.iter().all(|route| *route == STATUSES), "{paid:?}");
 }
 
 #[tokio::test]

@@ -14,11 +14,14 @@ mod reference;
 mod scenario;
 mod support;
 
+mod app;
 mod canary;
 mod cicd;
 mod cli;
 mod config_cli;
 mod crash;
+mod discovery;
+mod enterprise;
 mod errors;
 mod faults;
 mod gitlab;

@@ -30,7 +30,7 @@ async fn every_page_carries_the_token_and_what_is_stored_matches_the_simulation(
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
     )
     .await
     .unwrap();
@@ -137,7 +137,7 @@ async fn a_change_set_of_more_than_a_page_is_read_whole() {
         &config,
         world.clock.clone(),
         &CancellationToken::new(),
-        &|_| {},
+        &|_: &dora_collector::daemon::RepoReport| {},
     )
     .await
     .unwrap();

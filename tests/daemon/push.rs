@@ -496,6 +496,30 @@ async fn deployments_of_a_repository_read_from_github_are_refused_naming_github(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_of_a_discovered_repository_are_refused_like_a_listed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    // The organisation is never listed (GitHub unreachable): what its patterns
+    // select is still its own.
+    let github = "[github]\napi_url = \"http://127.0.0.1:1\"\ntoken = \"t\"\n\
+                  [[github.organizations]]\nname = \"ACME\"\nexclude = [\"legacy-*\"]\n";
+    let handle = start(push_config(&store, 100_000, github)).await;
+    let mut item = deployment("run-1", 1);
+    item["repository"] = json!("acme/api");
+    let answer = post(&handle, "/api/v1/deployments", &item).await;
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert_eq!(answer.body["field"], "repository");
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(error.contains("github (the Deployments API)"), "{error}");
+    // One the organisation's patterns leave out is unlisted: pushes welcome.
+    item["repository"] = json!("acme/legacy-app");
+    let answer = post(&handle, "/api/v1/deployments", &item).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    assert_eq!(counts(&store).deployments, 1);
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_does_not_arrive_in_time_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("dora.db");

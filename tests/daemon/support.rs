@@ -350,3 +350,63 @@ impl Drop for Running {
         }
     }
 }
+
+/// The RSA key pair of the tests' GitHub App, made once per test binary:
+/// `(private key as GitHub downloads it (PKCS#1 PEM), public key (SPKI PEM))`.
+pub fn app_key() -> &'static (String, String) {
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+    static KEY: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("a key pair");
+        let private = key.to_pkcs1_pem(LineEnding::LF).expect("PEM").to_string();
+        let public = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("PEM");
+        (private, public)
+    })
+}
+
+/// The tests' App id.
+pub const APP_ID: u64 = 424_242;
+
+/// A simulated App with one installation per organisation login (ids 9001, 9002,
+/// … in order) whose tokens live `token_lifetime`.
+pub fn sim_app(
+    accounts: &[&str],
+    token_lifetime: std::time::Duration,
+) -> dora_collector::sim::SimApp {
+    dora_collector::sim::SimApp {
+        id: APP_ID,
+        public_key_pem: app_key().1.clone(),
+        token_lifetime,
+        installations: accounts
+            .iter()
+            .enumerate()
+            .map(|(i, account)| dora_collector::sim::SimInstallation {
+                id: 9001 + i as u64,
+                account: (*account).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// [`config_text`] authenticating as the tests' App (its key in the file `key`)
+/// instead of with a token.
+pub fn app_config_text(
+    api_url: &str,
+    key: &Path,
+    store: &Path,
+    repos: &[Repo<'_>],
+    github_extra: &str,
+) -> String {
+    let with_token = config_text(api_url, "placeholder-token", store, repos, github_extra);
+    with_token.replace(
+        "token = \"placeholder-token\"\n",
+        &format!(
+            "app_id = {APP_ID}\nprivate_key_path = {:?}\n",
+            key.display().to_string()
+        ),
+    )
+}

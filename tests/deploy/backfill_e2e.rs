@@ -1,10 +1,12 @@
 //! `dora-collector backfill` end to end with the real tools (Debian's
 //! `prometheus` package): the report fixture's store backfilled at a daily step,
-//! the file turned into blocks by `promtool tsdb create-blocks-from openmetrics`,
-//! the blocks opened by a real Prometheus, and at five past instants every
-//! windowed series Prometheus answers equals what `/metrics` would have exported
-//! then (the exporter over the engine at that instant), with none missing or
-//! extra; the organisation's 30-day numbers also equal `report --until` at
+//! under a pull-request lead-time start (so the lead-time stage families are
+//! windowed families too), the file turned into blocks by `promtool tsdb
+//! create-blocks-from openmetrics`, the blocks opened by a real Prometheus, and
+//! at five past instants every windowed series Prometheus answers equals what
+//! `/metrics` would have exported then (the exporter over the engine at that
+//! instant), with none missing or extra; the organisation's 30-day numbers, the
+//! stages' medians and sample counts among them, also equal `report --until` at
 //! those instants.
 //!
 //! Skipped with a notice when prometheus or promtool is missing, failed when
@@ -15,6 +17,7 @@ use crate::deploy_common::tool;
 use crate::prom::{self, SeriesKey};
 use crate::prometheus_e2e::{free_port, wait_for, Http, Process};
 use crate::report_fixture::{self, Fixture, TOKEN};
+use dora_collector::config::Config;
 use dora_collector::domain::Timestamp;
 use dora_collector::dora::{self, EventsBuilder};
 use dora_collector::exporter::{self, HealthSnapshot};
@@ -43,10 +46,21 @@ fn run_ok(command: &mut Command, what: &str) -> String {
     text
 }
 
-/// What `/metrics` would have exported at `at`: its windowed series.
-fn exported_at(fixture: &Fixture, at: Timestamp) -> BTreeMap<SeriesKey, f64> {
+/// The fixture's configuration under `lead_time_start = "pr_first_commit"`:
+/// its text.
+fn config_with_stages(fixture: &Fixture) -> String {
+    let text = report_fixture::config_text(&fixture.store_path()).replace(
+        "poll_interval = \"5m\"\n",
+        "poll_interval = \"5m\"\nlead_time_start = \"pr_first_commit\"\n",
+    );
+    assert!(text.contains("lead_time_start"), "{text}");
+    text
+}
+
+/// What `/metrics` would have exported at `at` under `config`: its windowed
+/// series.
+fn exported_at(fixture: &Fixture, config: &Config, at: Timestamp) -> BTreeMap<SeriesKey, f64> {
     let store = SqliteStore::open(fixture.store_path()).unwrap();
-    let config = fixture.config();
     let mut engine = config.engine_config();
     for pushed in store.pushed_repositories().unwrap() {
         engine.teams.entry(pushed).or_default();
@@ -76,11 +90,16 @@ fn backfilled_blocks_answer_in_prometheus_what_the_metrics_said_then() {
     let fixture = Fixture::new();
     let dir = fixture.dir.path();
     let output = dir.join("history.om");
+    // The fixture's configuration with the lead-time stages measured.
+    let text = config_with_stages(&fixture);
+    let config_path = dir.join("dora-stages.toml");
+    std::fs::write(&config_path, &text).unwrap();
+    let stages_config = Config::from_toml_str(&text, report_fixture::lookup).unwrap();
 
     let printed = run_ok(
         Command::new(BINARY)
             .args(["backfill", "--config"])
-            .arg(fixture.config_path())
+            .arg(&config_path)
             .args(["--from", FROM, "--until", report_fixture::UNTIL_DATE, "-o"])
             .arg(&output)
             .env("GITHUB_TOKEN", TOKEN)
@@ -99,7 +118,7 @@ fn backfilled_blocks_answer_in_prometheus_what_the_metrics_said_then() {
     let printed = run_ok(
         Command::new(BINARY)
             .args(["backfill", "--split", "--config"])
-            .arg(fixture.config_path())
+            .arg(&config_path)
             .args(["--from", FROM, "--until", report_fixture::UNTIL_DATE, "-o"])
             .arg(split_dir.join("history.om"))
             .env("GITHUB_TOKEN", TOKEN)
@@ -179,8 +198,21 @@ fn backfilled_blocks_answer_in_prometheus_what_the_metrics_said_then() {
     };
     let instants = [0, 30, 45, 59, 89].map(|day| FROM_AT + day * DAY);
     for at in instants {
-        let expected = exported_at(&fixture, Timestamp(at));
+        let expected = exported_at(&fixture, &stages_config, Timestamp(at));
         assert!(expected.len() > 50, "{} series at {at}", expected.len());
+        // The stage families are backfilled: every scope's, every window's.
+        for family in [
+            "dora_lead_time_stage_seconds",
+            "dora_team_lead_time_stage_seconds",
+            "dora_org_lead_time_stage_seconds",
+        ] {
+            assert!(
+                expected.keys().any(|key| key.name == family
+                    && key.label("stage") == Some("review")
+                    && key.label("window") == Some("30d")),
+                "{family} at {at}"
+            );
+        }
         let mut answered = BTreeMap::new();
         for series in query(r#"{__name__=~"dora_.+", window!=""}"#, at)
             .as_array()
@@ -223,7 +255,7 @@ fn backfilled_blocks_answer_in_prometheus_what_the_metrics_said_then() {
         let report = run_ok(
             Command::new(BINARY)
                 .args(["report", "--format", "json", "--window", "30d", "--config"])
-                .arg(fixture.config_path())
+                .arg(&config_path)
                 .args(["--until", &Timestamp(at).to_rfc3339()])
                 .env("GITHUB_TOKEN", TOKEN)
                 .env_remove("RUST_LOG"),
@@ -250,5 +282,49 @@ fn backfilled_blocks_answer_in_prometheus_what_the_metrics_said_then() {
                 (a, b) => assert_eq!(a, b, "{family} at {at}"),
             }
         }
+        // The organisation's lead-time stages: the report's median and sample
+        // count of each, the backfilled summary's median and count.
+        let stages = summary_stages(&report);
+        assert_eq!(stages.len(), 4, "{report}");
+        for (stage, median, samples) in stages {
+            let labels = [("stage", stage.as_str()), ("window", "30d")];
+            let count = answered
+                .get(&SeriesKey::new(
+                    "dora_org_lead_time_stage_seconds_count",
+                    &labels,
+                ))
+                .copied();
+            assert_eq!(count, Some(samples as f64), "{stage} count at {at}");
+            let backfilled = answered
+                .get(&SeriesKey::new(
+                    "dora_org_lead_time_stage_seconds",
+                    &[
+                        ("quantile", "0.5"),
+                        ("stage", stage.as_str()),
+                        ("window", "30d"),
+                    ],
+                ))
+                .copied();
+            match (backfilled, median) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{stage} at {at}: {a} vs {b}"),
+                (a, b) => assert_eq!(a, b, "{stage} median at {at}"),
+            }
+        }
     }
+}
+
+/// The summary's `lead_time_stages` of a JSON report: stage, median, samples.
+fn summary_stages(report: &Value) -> Vec<(String, Option<f64>, u64)> {
+    report["summary"]["lead_time_stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_owned(),
+                s["median_seconds"].as_f64(),
+                s["samples"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }

@@ -194,6 +194,63 @@ fn the_overview_has_the_variables_the_issue_asks_for() {
     assert_eq!(window["current"]["value"], "30d");
 }
 
+/// The overview opens on the history a backfill brings (`docs/backfill.md`),
+/// not on the last week: 90 days (the longest default window) with quick ranges
+/// back to two years, refreshed at the collector's default poll interval.
+/// Every trend over a windowed family (the backfilled ones: one sample a day)
+/// holds each sample for a day (`last_over_time(…[1d])`), so that its line is
+/// continuous at any range; the counter's bars are a day wide (`interval`), so
+/// that `$__rate_interval` never falls between two syncs on a long range.
+#[test]
+fn the_overview_opens_on_the_backfilled_history() {
+    let d = dashboard(&deploy("grafana/dashboards/dora-overview.json"));
+    assert_eq!(d["time"]["from"], "now-90d");
+    assert_eq!(d["time"]["to"], "now");
+    assert_eq!(d["refresh"], "5m", "the collector's default poll interval");
+    let ranges: Vec<(&str, &str)> = d["timepicker"]["quick_ranges"]
+        .as_array()
+        .expect("quick ranges")
+        .iter()
+        .map(|r| {
+            assert!(
+                r["display"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Last ") || t.starts_with("This ")),
+                "{r}"
+            );
+            (r["from"].as_str().unwrap(), r["to"].as_str().unwrap())
+        })
+        .collect();
+    for from in ["now-7d", "now-30d", "now-90d", "now-1y", "now-2y"] {
+        assert!(ranges.contains(&(from, "now")), "{from} in {ranges:?}");
+    }
+    let windowed: BTreeSet<&str> = all_families()
+        .iter()
+        .filter(|f| f.labels.contains(&"window"))
+        .map(|f| f.name)
+        .collect();
+    let mut trends = 0;
+    for panel in panels(&d).into_iter().filter(|p| p["type"] == "timeseries") {
+        let title = panel["title"].as_str().unwrap();
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let over_windowed = selectors(expr)
+                .iter()
+                .any(|(name, _)| windowed.contains(name.as_str()));
+            if over_windowed {
+                trends += 1;
+                assert!(
+                    expr.starts_with("last_over_time(") && expr.ends_with("[1d])"),
+                    "{title}: {expr}"
+                );
+            } else if expr.contains("$__rate_interval") {
+                assert_eq!(panel["interval"], "1d", "{title}: {expr}");
+            }
+        }
+    }
+    assert_eq!(trends, 12, "two lines (organisation, teams) on six trends");
+}
+
 // --- queries ---
 
 /// `(metric name, label names in its selector)` for every selector in `expr`.
@@ -310,6 +367,7 @@ fn every_query_names_exported_families_with_their_own_labels() {
         "dora_org_performance_level",
         "dora_team_performance_level",
         "dora_collector_last_successful_sync_timestamp_seconds",
+        "dora_collector_history_complete_since_timestamp_seconds",
         "dora_collector_sync_errors_total",
         "dora_collector_rate_limit_remaining",
         "dora_collector_api_requests_total",

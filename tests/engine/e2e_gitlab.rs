@@ -257,6 +257,119 @@ async fn a_self_managed_instance_under_a_path_prefix_matches_the_reference() {
     check_group(GitlabGroup::generate(&GroupSpec::small(9)), "/gitlab").await;
 }
 
+/// A merge of a long-lived branch deployed after the first sync: the branch's
+/// commits were committed long before the previous deployment, so the newest
+/// commits of the new deployed sha (one commits page) do not reach them. Every
+/// series still equals the reference, and the sync reads each new change set
+/// with one compare: no commits page, at most 4 requests a project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_old_branch_is_one_compare_and_matches_the_reference() {
+    let group = busy_group(7);
+    let now = group.org.now;
+    let gitlab = start_gitlab(&group, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dora.db");
+    let params = Params::for_group(&group);
+    let text = params.to_config_toml_hosts(
+        None,
+        Some((gitlab.api_url(), &gitlab.token())),
+        &store.display().to_string(),
+        "127.0.0.1:0",
+    );
+    let (mut handle, clock) = start_daemon(&text, now).await;
+    let expected = |group: &GitlabGroup, at: Timestamp| {
+        let params = Params {
+            first_sync_at: Some(now),
+            ..Params::for_group(group)
+        };
+        reference::expected_hosts(None, Some(group), &params, at)
+    };
+    assert_reference(&scrape(&handle).await, &expected(&group, now));
+
+    // Branch commits from 25 days ago (of the 30 generated), merged with a merge
+    // commit and deployed an hour later.
+    let later = Timestamp(now.0 + 3_600);
+    let old = Timestamp(now.0 - 25 * 86_400);
+    let (group, deployed) = gitlab.with_group_mut(|group| {
+        group.org.set_now(later);
+        let mut deployed = 0u64;
+        for index in 0..group.projects.len() {
+            if group.org.repos[index].workflow().is_some() {
+                continue;
+            }
+            let environment = group
+                .environments(index)
+                .iter()
+                .find(|e| e.tier == dora_collector::sim::gitlab::Tier::Production)
+                .map(|e| e.name.to_string())
+                .unwrap();
+            group
+                .org
+                .merge_pull(
+                    index,
+                    NewPull {
+                        title: "Land the long-lived branch".to_owned(),
+                        labels: Vec::new(),
+                        commit_dates: vec![old, Timestamp(old.0 + 600)],
+                        opened_at: Timestamp(old.0 + 700),
+                        merged_at: Timestamp(now.0 + 900),
+                        style: MergeStyle::MergeCommit,
+                    },
+                )
+                .unwrap();
+            group
+                .org
+                .add_deployment(
+                    index,
+                    NewDeployment {
+                        environment,
+                        sha: None,
+                        created_at: Timestamp(now.0 + 1_200),
+                        outcome: NewOutcome::Success { after: 300 },
+                    },
+                )
+                .unwrap();
+            deployed += 1;
+        }
+        (group.clone(), deployed)
+    });
+    assert!(deployed >= 2, "{deployed}");
+    // The branch commits lie beyond the first commits page of the new deployed
+    // sha: the case this test is about.
+    for index in 0..group.projects.len() {
+        let repo = &group.org.repos[index];
+        if repo.workflow().is_some() {
+            continue;
+        }
+        let log = repo.log(repo.commit_index(&repo.main_head_sha()).unwrap());
+        let branch = repo.pulls.last().unwrap().commits.start;
+        let position = log.iter().position(|c| *c == branch).unwrap();
+        assert!(position >= 100, "{index}: {position}");
+    }
+    clock.set(later);
+    gitlab.reset_counts();
+    handle.sync_now();
+    handle.wait_for_cycles(2).await.expect("a cycle with news");
+    let news = gitlab.request_counts();
+    let projects = group.projects.len() as u64;
+    assert_eq!(
+        news.route("GET /api/v4/projects/{id}/repository/commits"),
+        0,
+        "{news:?}"
+    );
+    assert_eq!(
+        news.route("GET /api/v4/projects/{id}/repository/compare"),
+        deployed,
+        "{news:?}"
+    );
+    assert!(
+        news.total <= NEW_DEPLOYMENT_REQUESTS_PER_PROJECT * projects,
+        "{news:?}"
+    );
+    assert_reference(&scrape(&handle).await, &expected(&group, later));
+    handle.shutdown().await.expect("clean shutdown");
+}
+
 /// A mixed organisation: teams with GitHub repositories and GitLab projects
 /// (the generators give both the same team names), each team's rollups from the
 /// union of their samples.

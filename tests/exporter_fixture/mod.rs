@@ -304,6 +304,7 @@ pub fn health() -> HealthSnapshot {
                         sync_errors: 0,
                         skipped_items: 0,
                         next_retry: None,
+                        history_since: Some(Timestamp(NOW.0 - 90 * 86_400 - 120)),
                     },
                     RepositoryHealth {
                         repository: repo("acme/web"),
@@ -311,6 +312,7 @@ pub fn health() -> HealthSnapshot {
                         sync_errors: 2,
                         skipped_items: 3,
                         next_retry: Some(Timestamp(NOW.0 + 30)),
+                        history_since: None,
                     },
                 ],
                 api_requests: vec![
@@ -332,11 +334,13 @@ pub fn health() -> HealthSnapshot {
                 ],
                 rate_limits: vec![
                     RateLimit {
+                        credential: "token".to_owned(),
                         resource: "core".to_owned(),
                         remaining: 4_959,
                         reset_at: Some(Timestamp(NOW.0 + 1_800)),
                     },
                     RateLimit {
+                        credential: "token".to_owned(),
                         resource: "graphql".to_owned(),
                         remaining: 4_999,
                         reset_at: None,
@@ -364,6 +368,7 @@ pub fn health() -> HealthSnapshot {
                     sync_errors: 0,
                     skipped_items: 0,
                     next_retry: None,
+                    history_since: None,
                 }],
                 api_requests: vec![ApiRequests {
                     endpoint: "/api/v1/applications/{name}".to_owned(),

@@ -1,13 +1,16 @@
 //! The HTML report and the landing page in a real browser: headless Chromium (Debian's `chromium`) opens
 //! the page from a file, takes a screenshot that must not be blank, logs no console
 //! message at all (the page has no script, and its Content-Security-Policy turns any
-//! attempted fetch into a console message), and prints it on A4 pages.
+//! attempted fetch into a console message), and prints it on A4 pages. Under a
+//! pull-request lead-time start, the report's "Where lead time goes" section
+//! draws a stacked bar per scope in the stages' colours.
 //!
 //! Skipped with a notice when `chromium` is not installed, unless `CI=true`, where a
 //! missing browser fails the test (`.ci/run` installs it).
 
 use crate::report_fixture;
 
+use dora_collector::config::Config;
 use dora_collector::report::{self, generate, render, Format, ReportRequest, ReportWindow};
 use dora_collector::store::SqliteStore;
 use report_fixture::{Fixture, GENERATED_AT, UNTIL};
@@ -46,6 +49,20 @@ fn chromium_available() -> bool {
 
 /// Runs headless Chromium on `page` with `extra` arguments; returns its stderr.
 fn run_chromium(page: &Path, extra: &[String]) -> String {
+    run_chromium_output(page, extra).1
+}
+
+/// The page's DOM as Chromium built it (`--dump-dom`): what it parsed, SVG
+/// included.
+fn dump_dom(page: &Path) -> String {
+    let (dom, log) = run_chromium_output(page, &["--dump-dom".to_owned()]);
+    assert!(console_messages(&log).is_empty(), "{log}");
+    dom
+}
+
+/// Runs headless Chromium on `page` with `extra` arguments; returns its stdout
+/// and stderr.
+fn run_chromium_output(page: &Path, extra: &[String]) -> (String, String) {
     let profile = tempfile::tempdir().expect("profile directory");
     let mut child = Command::new(CHROMIUM)
         .args([
@@ -65,16 +82,19 @@ fn run_chromium(page: &Path, extra: &[String]) -> String {
         .args(extra)
         .arg(format!("file://{}", page.display()))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start chromium");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let reader = read_all(Box::new(child.stderr.take().expect("stderr")));
+    let out_reader = read_all(Box::new(child.stdout.take().expect("stdout")));
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for chromium") {
@@ -88,8 +108,9 @@ fn run_chromium(page: &Path, extra: &[String]) -> String {
         std::thread::sleep(Duration::from_millis(50));
     };
     let log = reader.join().expect("stderr reader");
+    let out = out_reader.join().expect("stdout reader");
     assert!(status.success(), "chromium failed ({status}):\n{log}");
-    log
+    (out, log)
 }
 
 /// The console messages in a Chromium log (`...:INFO:CONSOLE:12] "text", source: ...`;
@@ -148,6 +169,148 @@ fn fixture_html(window: &str) -> String {
     };
     let built = generate(&store, &fixture.config(), &request).unwrap();
     render(&built, Format::Html).unwrap()
+}
+
+/// The fixture's report under `lead_time_start = "pr_first_commit"` (lead-time
+/// stages measured), and its HTML.
+fn fixture_report_with_stages(window: &str) -> (report::Report, String) {
+    let fixture = Fixture::new();
+    let text = report_fixture::config_text(&fixture.store_path()).replace(
+        "poll_interval = \"5m\"\n",
+        "poll_interval = \"5m\"\nlead_time_start = \"pr_first_commit\"\n",
+    );
+    let config = Config::from_toml_str(&text, report_fixture::lookup).unwrap();
+    let store = SqliteStore::open(fixture.store_path()).unwrap();
+    let request = ReportRequest {
+        window: ReportWindow::parse(window).unwrap(),
+        until: UNTIL,
+        team: None,
+        generated_at: GENERATED_AT,
+    };
+    let built = generate(&store, &config, &request).unwrap();
+    let html = render(&built, Format::Html).unwrap();
+    (built, html)
+}
+
+/// The page of `html` (its head, with the style sheet and the policy) with
+/// only the section headed `heading` in its body.
+fn section_page(html: &str, heading: &str) -> String {
+    let body = html.find("<body>").expect("a body") + "<body>".len();
+    let start = html
+        .find(&format!("<section>\n<h2>{heading}</h2>"))
+        .unwrap_or_else(|| panic!("no section {heading:?}"));
+    let end =
+        start + html[start..].find("</section>").expect("the section ends") + "</section>".len();
+    format!("{}{}</body></html>", &html[..body], &html[start..end])
+}
+
+/// The fill colour of each stage in the report's style sheet.
+const STAGE_COLOURS: [(&str, [u8; 3]); 4] = [
+    ("coding", [0x09, 0x69, 0xda]),
+    ("pickup", [0xbf, 0x87, 0x00]),
+    ("review", [0x82, 0x50, 0xdf]),
+    ("deploy", [0x1a, 0x7f, 0x37]),
+];
+
+/// Horizontal bands of a PNG holding the stages' colours, top to bottom: for
+/// each run of pixel rows where some stage colour fills at least
+/// `min_pixels` pixels of a row, the stages seen in it.
+fn stage_bands(png: &Path, min_pixels: usize) -> Vec<Vec<&'static str>> {
+    let file = std::io::BufReader::new(std::fs::File::open(png).expect("the screenshot exists"));
+    let mut decoder = png::Decoder::new(file);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buffer = vec![0; reader.output_buffer_size().expect("a sane size")];
+    let info = reader.next_frame(&mut buffer).expect("one frame");
+    let channels = info.color_type.samples();
+    let row_bytes = info.width as usize * channels;
+    let mut bands: Vec<Vec<&'static str>> = Vec::new();
+    let mut in_band = false;
+    for row in buffer[..info.buffer_size()].chunks(row_bytes) {
+        let seen: Vec<&'static str> = STAGE_COLOURS
+            .iter()
+            .filter(|(_, rgb)| {
+                row.chunks(channels)
+                    .filter(|pixel| pixel[..3] == rgb[..])
+                    .count()
+                    >= min_pixels
+            })
+            .map(|(stage, _)| *stage)
+            .collect();
+        match (seen.is_empty(), in_band) {
+            (true, _) => in_band = false,
+            (false, false) => {
+                bands.push(seen);
+                in_band = true;
+            }
+            (false, true) => {
+                let band = bands.last_mut().expect("a band");
+                for stage in seen {
+                    if !band.contains(&stage) {
+                        band.push(stage);
+                    }
+                }
+                band.sort_by_key(|s| STAGE_COLOURS.iter().position(|(n, _)| n == s));
+            }
+        }
+    }
+    bands
+}
+
+/// "Where lead time goes" in the browser: the section is in the DOM Chromium
+/// built, with its four stage names; and its chart draws the legend, then one
+/// bar per scope (the organisation, then each team) stacked of exactly the
+/// stages that scope has a median for, each in its colour and wide enough to
+/// see (the fixture's shortest, 30 minutes of coding, is about 2 % of the
+/// longest bar).
+#[test]
+fn where_lead_time_goes_draws_a_stacked_bar_per_scope() {
+    if !chromium_available() {
+        return;
+    }
+    let (built, html) = fixture_report_with_stages("30d");
+    let dir = tempfile::tempdir().unwrap();
+    let page = write_page(dir.path(), "report.html", &html);
+    let (messages, _) = screenshot(&page, dir.path());
+    assert!(messages.is_empty(), "console messages: {messages:#?}");
+    let dom = dump_dom(&page);
+    assert!(dom.contains("<h2>Where lead time goes</h2>"), "{dom}");
+    for name in ["Coding", "Pickup", "Review", "Deploy"] {
+        assert!(dom.contains(&format!(">{name}</text>")), "{name}: {dom}");
+    }
+
+    let section = write_page(
+        dir.path(),
+        "stages.html",
+        &section_page(&html, "Where lead time goes"),
+    );
+    let (messages, png) = screenshot(&section, dir.path());
+    assert!(messages.is_empty(), "console messages: {messages:#?}");
+    let measured = |stages: &[report::StageMedian]| -> Vec<&'static str> {
+        stages
+            .iter()
+            .filter(|s| s.median_seconds.is_some())
+            .map(|s| s.stage.label())
+            .collect()
+    };
+    let mut expected = vec![vec!["coding", "pickup", "review", "deploy"]];
+    expected.push(measured(built.summary.lead_time_stages.as_ref().unwrap()));
+    for team in &built.teams {
+        expected.extend(team.lead_time_stages.as_deref().map(measured));
+    }
+    assert_eq!(expected.len(), 4, "legend, organisation and two teams");
+    assert_eq!(expected[1].len(), 4, "the organisation has every stage");
+    // At least 8 pixels of a row: a legend square is 12 units (about 19 pixels).
+    assert_eq!(stage_bands(&png, 8), expected);
+
+    // The check can fail: without the pickup colour, no band has pickup.
+    let uncoloured =
+        section_page(&html, "Where lead time goes").replace("svg .pickup { fill: #bf8700; }", "");
+    let page = write_page(dir.path(), "uncoloured.html", &uncoloured);
+    let (_, png) = screenshot(&page, dir.path());
+    let bands = stage_bands(&png, 8);
+    assert_eq!(bands.len(), expected.len(), "{bands:?}");
+    assert!(bands.iter().all(|b| !b.contains(&"pickup")), "{bands:?}");
 }
 
 #[test]
@@ -268,6 +431,8 @@ fn full_frame() -> report::Frame {
         github_webhooks: true,
         grafana_url: Some("https://grafana.example.com".to_owned()),
         sources: vec![("acme/api".to_owned(), "GitHub (Deployments API)")],
+        history: "history complete for 1 of 2 repositories, back to 2025-12-31T23:59:59Z at least"
+            .to_owned(),
     }
 }
 

@@ -51,6 +51,7 @@ fn frame() -> Frame {
         github_webhooks: false,
         grafana_url: None,
         sources: Vec::new(),
+        history: String::new(),
     }
 }
 
@@ -179,6 +180,77 @@ async fn the_frame_says_what_the_server_serves() {
     ] {
         assert!(body.contains(text), "{text} in {body}");
     }
+}
+
+/// The history-completeness count the daemon puts in the frame: from the
+/// exporter's page (the scope's repositories by the sources' health: one read by
+/// GitHub and Argo CD is complete once both say so; a PagerDuty unit is no
+/// repository), shown under the status; nothing without it.
+#[tokio::test]
+async fn the_page_says_how_many_repositories_have_their_history_complete() {
+    use dora_collector::domain::Timestamp;
+    use dora_collector::exporter::{HealthSnapshot, RepositoryHealth, SourceHealth};
+    let repo = report_fixture::repo;
+    let state = ExporterState::new(ExporterOptions::new(vec![
+        repo("acme/api"),
+        repo("acme/web"),
+        repo("acme/billing"),
+    ]))
+    .unwrap();
+    assert_eq!(state.page().history.to_string(), "");
+    let health = |name: &str, since: Option<i64>| RepositoryHealth {
+        last_success: since.map(Timestamp),
+        history_since: since.map(Timestamp),
+        ..RepositoryHealth::new(repo(name))
+    };
+    let source = |name: &str, repositories: Vec<RepositoryHealth>| SourceHealth {
+        source: name.to_owned(),
+        repositories,
+        ..SourceHealth::default()
+    };
+    let snapshot = |argocd_api: Option<i64>| HealthSnapshot {
+        sources: vec![
+            source("argocd", vec![health("acme/api", argocd_api)]),
+            source(
+                "github",
+                vec![
+                    health("acme/api", Some(1_000)),
+                    health("acme/web", Some(2_000)),
+                    health("acme/billing", None),
+                ],
+            ),
+            source("pagerduty", vec![health("-pagerduty/pabc123", Some(500))]),
+        ],
+        ..HealthSnapshot::default()
+    };
+    state.publish_health(snapshot(None)).unwrap();
+    let history = state.page().history;
+    assert_eq!((history.complete, history.repositories), (1, 3));
+    state.publish_health(snapshot(Some(1_500))).unwrap();
+    let history = state.page().history;
+    assert_eq!(
+        (history.complete, history.repositories, history.since),
+        (2, 3, Some(Timestamp(2_000)))
+    );
+    let expected = format!(
+        "history complete for 2 of 3 repositories, back to {} at least",
+        Timestamp(2_000)
+    );
+    assert_eq!(history.to_string(), expected);
+
+    let app = serve(true).await;
+    let (_, body) = app.text("/").await;
+    assert!(!body.contains("Sync progress"), "{body}");
+    *app.frame.lock().unwrap() = Frame {
+        history: history.to_string(),
+        ..frame()
+    };
+    let (status, body) = app.text("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&format!("<p class=\"meta\">Sync progress: {expected}.</p>")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

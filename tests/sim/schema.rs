@@ -502,3 +502,193 @@ async fn broken_responses_are_rejected() {
     fine[0]["description"] = Value::Null;
     assert!(validator.is_valid(&fine));
 }
+
+/// An RS256 JWT of App `app_id` signed with `key`, valid for nine minutes.
+fn app_jwt(key: &rsa::RsaPrivateKey, app_id: u64) -> String {
+    use base64::Engine as _;
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = chrono::Utc::now().timestamp();
+    let header = engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims =
+        engine.encode(json!({"iat": now - 60, "exp": now + 540, "iss": app_id}).to_string());
+    let input = format!("{header}.{claims}");
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+    format!(
+        "{input}.{}",
+        engine.encode(signer.sign(input.as_bytes()).to_bytes())
+    )
+}
+
+#[tokio::test]
+async fn github_app_installations_and_installation_tokens() {
+    use dora_collector::sim::{SimApp, SimInstallation};
+    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let org = Org::generate(&OrgSpec::small(11));
+    let owner = org.owner.clone();
+    let repo = org.repos[0].name.clone();
+    let options = SimOptions {
+        app: Some(SimApp {
+            id: 7,
+            public_key_pem: key
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            token_lifetime: std::time::Duration::from_secs(3600),
+            installations: vec![SimInstallation {
+                id: 11,
+                account: owner.clone(),
+            }],
+        }),
+        ..SimOptions::default()
+    };
+    let handle = SimServer::start(org, options).await.unwrap();
+    let client = reqwest::Client::new();
+    let base = handle.base_url().to_owned();
+    let jwt = app_jwt(&key, 7);
+    let get = |path: String, bearer: String| {
+        let request = client.get(format!("{base}{path}")).bearer_auth(bearer);
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = get("/app/installations".into(), jwt.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    validate(&schema("/app/installations", "200"), &body, "installations");
+    assert_eq!(body[0]["id"], 11);
+    let (status, body) = get(format!("/orgs/{owner}/installation"), jwt.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    validate(
+        &schema("/orgs/{org}/installation", "200"),
+        &body,
+        "org installation",
+    );
+    assert_eq!(body["account"]["login"], owner.as_str());
+    let path = format!("/repos/{owner}/{repo}/installation");
+    let (status, body) = get(path, jwt.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    validate(
+        &schema("/repos/{owner}/{repo}/installation", "200"),
+        &body,
+        "repo installation",
+    );
+    let (status, body) = get(format!("/repos/{owner}/nothing/installation"), jwt.clone()).await;
+    assert_eq!(status, 404);
+    validate(
+        &schema("/repos/{owner}/{repo}/installation", "404"),
+        &body,
+        "no installation",
+    );
+    let (status, _) = get("/orgs/elsewhere/installation".into(), jwt.clone()).await;
+    assert_eq!(status, 404);
+    // The personal token is not a JWT; a JWT of another key is refused.
+    let (status, body) = get("/app/installations".into(), handle.token()).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("A JSON web token could not be decoded"))
+    );
+    let other = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let (status, _) = get("/app/installations".into(), app_jwt(&other, 7)).await;
+    assert_eq!(status, 401);
+
+    // A token: 201 in GitHub's shape, then it reads its organisation.
+    let mint = |bearer: String, id: u64| {
+        let request = client
+            .post(format!("{base}/app/installations/{id}/access_tokens"))
+            .bearer_auth(bearer);
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = mint(jwt.clone(), 11).await;
+    assert_eq!(status, 201, "{body}");
+    let token_schema = {
+        let mut schema = openapi()["paths"]["/app/installations/{installation_id}/access_tokens"]
+            ["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+            .clone();
+        super::openapi::convert_nullable(&mut schema);
+        schema
+    };
+    validate(&token_schema, &body, "installation token");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, _) = get(format!("/repos/{owner}/{repo}/deployments"), token.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(mint(jwt.clone(), 12).await.0, 404, "no such installation");
+    assert_eq!(
+        mint(handle.token(), 11).await.0,
+        401,
+        "the token cannot mint"
+    );
+    assert_eq!(handle.tokens_minted().get(&11), Some(&1));
+    // Ended early, or its installation removed: GitHub's 401.
+    handle.expire_tokens();
+    let (status, body) = get(format!("/repos/{owner}/{repo}/deployments"), token).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("Bad credentials"))
+    );
+    let (_, body) = mint(jwt.clone(), 11).await;
+    let token = body["token"].as_str().unwrap().to_owned();
+    handle.revoke_installation(11);
+    let (status, _) = get(format!("/repos/{owner}/{repo}/deployments"), token).await;
+    assert_eq!(status, 401);
+    assert_eq!(mint(jwt.clone(), 11).await.0, 404);
+    assert_eq!(get(format!("/orgs/{owner}/installation"), jwt).await.0, 404);
+}
+
+#[tokio::test]
+async fn organisation_teams_and_team_repositories() {
+    let mut org = Org::generate(&OrgSpec::small(11));
+    let owner = org.owner.clone();
+    org.repos[0].other_teams = vec![(1, "push".to_owned())];
+    org.repos[1].archived = true;
+    org.repos[1].topics = vec!["team-web".to_owned()];
+    let slug = org.teams[1].slug();
+    let handle = SimServer::start(org, SimOptions::default()).await.unwrap();
+    let sim = Sim {
+        handle,
+        client: reqwest::Client::new(),
+        owner: owner.clone(),
+    };
+    let teams = sim
+        .check(&format!("/orgs/{owner}/teams"), "/orgs/{org}/teams", 200)
+        .await;
+    assert_eq!(teams.as_array().unwrap().len(), 2);
+    let repos = sim
+        .check(
+            &format!("/orgs/{owner}/teams/{slug}/repos?per_page=100"),
+            "/orgs/{org}/teams/{team_slug}/repos",
+            200,
+        )
+        .await;
+    let roles: Vec<&str> = repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"write") && roles.contains(&"admin"),
+        "{roles:?}"
+    );
+    let (status, _) = sim.get(&format!("/orgs/{owner}/teams/nobody/repos")).await;
+    assert_eq!(status, 404);
+    // The organisation's list shows archived repositories and topics.
+    let list = sim
+        .check(&format!("/orgs/{owner}/repos"), "/orgs/{org}/repos", 200)
+        .await;
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["archived"] == true && r["topics"][0] == "team-web"));
+}

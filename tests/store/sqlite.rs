@@ -6,7 +6,7 @@
 
 use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
-    Environment, Incident, PullRequest, RepoName, ShaPrefix, Timestamp,
+    Environment, Incident, PullRequest, RepoName, ShaPrefix, Team, Timestamp,
 };
 use dora_collector::dora::EventsBuilder;
 use dora_collector::store::{
@@ -407,6 +407,48 @@ fn a_reopened_issue_loses_its_resolution_until_closed_again() {
 }
 
 #[test]
+fn a_first_review_once_stored_stays_when_the_pull_request_comes_again_without_one() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    let reviewed = sample_batch(&api()).pull_requests[0].clone();
+    assert!(reviewed.first_review_at.is_some());
+    let mut batch = SyncBatch::new(api());
+    batch.pull_requests = vec![reviewed.clone()];
+    store.apply(&batch).unwrap();
+    // A listing that did not read the review (`None`: not read) changes
+    // nothing; one that changed something else updates it and keeps the review.
+    batch.pull_requests = vec![PullRequest {
+        first_review_at: None,
+        ..reviewed.clone()
+    }];
+    assert!(store.apply(&batch).unwrap().all_unchanged());
+    batch.pull_requests = vec![PullRequest {
+        first_review_at: None,
+        labels: vec![],
+        ..reviewed.clone()
+    }];
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.updated, 1);
+    let stored = store.read_repository(&api()).unwrap().pull_requests;
+    assert_eq!(stored[0].first_review_at, reviewed.first_review_at);
+    assert_eq!(stored[0].labels, Vec::<String>::new());
+    // An unread review of a pull request stored without one stays unknown,
+    // and a review read later is stored.
+    let mut unread = PullRequest {
+        number: 9,
+        first_review_at: None,
+        ..reviewed.clone()
+    };
+    batch.pull_requests = vec![unread.clone()];
+    store.apply(&batch).unwrap();
+    unread.first_review_at = Some(Timestamp(1_700_000_030));
+    batch.pull_requests = vec![unread.clone()];
+    assert_eq!(store.apply(&batch).unwrap().pull_requests.updated, 1);
+    let stored = store.read_repository(&api()).unwrap().pull_requests;
+    assert_eq!(stored[1], unread);
+}
+
+#[test]
 fn a_pending_deployment_is_updated_to_success_and_never_back() {
     let Some(mut store) = fresh_store() else {
         return;
@@ -794,6 +836,69 @@ fn sync_status_keeps_the_last_success_and_the_last_error() {
             .record_sync(&api(), bad, Timestamp(1), &SyncOutcome::Succeeded)
             .is_err());
     }
+}
+
+#[test]
+fn history_since_is_the_first_successful_syncs_and_only_grows_back() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    let web = repo("acme/web");
+    // A failed sync records no history; a plain success (no lookback known)
+    // none either.
+    store
+        .record_sync(&web, "gitlab", Timestamp(100), &SyncOutcome::Failed("boom".into()))
+        .unwrap();
+    store
+        .record_sync(&api(), "github", Timestamp(100), &SyncOutcome::Succeeded)
+        .unwrap();
+    let status = store.sync_status().unwrap();
+    assert_eq!(status[0].history_since, None);
+    assert_eq!(status[1].history_since, None);
+    // The first success with a lookback keeps its start; a later one (which
+    // resumed from the cursors) does not move it.
+    store
+        .record_success(&web, "gitlab", Timestamp(200), Timestamp(50))
+        .unwrap();
+    store
+        .record_success(&web, "gitlab", Timestamp(300), Timestamp(150))
+        .unwrap();
+    store
+        .record_sync(&web, "gitlab", Timestamp(400), &SyncOutcome::Failed("later".into()))
+        .unwrap();
+    let web_status = &store.sync_status().unwrap()[1];
+    assert_eq!(web_status.repository, web);
+    assert_eq!(web_status.history_since, Some(Timestamp(50)));
+    assert_eq!(web_status.last_success_at, Some(Timestamp(300)));
+    assert_eq!(web_status.last_error.as_deref(), Some("later"));
+}
+
+#[test]
+fn recorded_teams_keep_each_repositorys_latest_team() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    let web = repo("acme/web");
+    let team = |name: &str| Team::parse(name).unwrap();
+    assert!(store.recorded_teams().unwrap().is_empty());
+    store
+        .record_teams(
+            &[(web.clone(), team("checkout")), (api(), team("payments"))],
+            Timestamp(10),
+        )
+        .unwrap();
+    store
+        .record_teams(&[(web.clone(), team("checkout-crew"))], Timestamp(20))
+        .unwrap();
+    store
+        .record_teams(&[(api(), team("payments"))], Timestamp(30))
+        .unwrap();
+    assert_eq!(
+        store.recorded_teams().unwrap(),
+        vec![(api(), team("payments")), (web.clone(), team("checkout-crew"))]
+    );
+    // A team of a repository the store had not seen adds the repository.
+    assert!(store.repositories().unwrap().contains(&web));
 }
 
 #[test]

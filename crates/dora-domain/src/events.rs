@@ -376,7 +376,8 @@ pub struct PullRequest {
     #[serde(default)]
     pub created_at: Option<Timestamp>,
     /// When its first review was submitted (any state but pending); `None` when
-    /// it has none or the source did not read it.
+    /// it has none or the source did not read it. A store keeps a first review
+    /// once written: writing the pull request again with `None` leaves it.
     #[serde(default)]
     pub first_review_at: Option<Timestamp>,
 }

@@ -11,8 +11,9 @@
 
 use super::changes::{self, RepoContext, Scratch};
 use super::compute::production_deployments;
+use super::events::RepoEvents;
 use super::{Events, LeadTimeStart};
-use crate::domain::{CommitSha, Environment, RepoName, Timestamp};
+use crate::domain::{CommitSha, Environment, PullRequest, RepoName, Timestamp};
 use std::collections::{HashMap, HashSet};
 
 /// A consecutive pair of successful production deployments whose change set
@@ -121,59 +122,9 @@ pub fn changes_without_pull(
             .filter(|pr| pr.merged_at.is_some())
             .flat_map(|pr| pr.merge_commit_sha.iter().chain(&pr.commits).copied())
             .collect();
-        let production = &repo.production(production);
-        let (successful, _) = production_deployments(repo, production, now);
-        let context = RepoContext {
-            repo,
-            lead_time_start: LeadTimeStart::Commit,
-            pr_start: HashMap::new(),
-            pr_times: None,
-            rework_merges: Vec::new(),
-            track_uncovered: true,
-        };
-        let mut shas: Vec<CommitSha> = Vec::new();
-        // The deploy time before each environment's first undecided change set,
-        // and the newest deploy time.
-        let mut undecided_from: Option<i64> = None;
-        let mut newest = after.0;
-        for list in &successful {
-            let history = changes::replay(&context, list, &mut scratch);
-            // Ordinals after `after`, from the first (ordinal 0 has no base).
-            let from = list
-                .iter()
-                .position(|(_, at)| *at > after.0)
-                .unwrap_or(list.len())
-                .max(1);
-            let until = history
-                .uncovered
-                .iter()
-                .map(|(ordinal, _)| *ordinal as usize)
-                .filter(|ordinal| *ordinal >= from)
-                .min()
-                .unwrap_or(list.len());
-            if until < list.len() {
-                let through = if until > from {
-                    list[until - 1].1.max(after.0)
-                } else {
-                    after.0
-                };
-                undecided_from = Some(undecided_from.map_or(through, |d| d.min(through)));
-            }
-            if let Some((_, at)) = list.last() {
-                newest = newest.max(*at);
-            }
-            for (index, mark) in history.marks.iter().enumerate() {
-                let mark = *mark as usize;
-                if mark != changes::UNMARKED as usize && mark >= from && mark < until {
-                    let sha = repo.graph.sha(index as u32);
-                    if !known.contains(&sha) {
-                        shas.push(sha);
-                    }
-                }
-            }
-        }
-        shas.sort_unstable();
-        shas.dedup();
+        let (mut shas, decided_through) =
+            shipped_changes(repo, production, after, now, &mut scratch);
+        shas.retain(|sha| !known.contains(sha));
         let mut known_pulls: Vec<u64> = repo.pull_requests.iter().map(|pr| pr.number).collect();
         known_pulls.sort_unstable();
         known_pulls.dedup();
@@ -181,10 +132,146 @@ pub fn changes_without_pull(
             repository: name.clone(),
             shas,
             known_pulls,
-            decided_through: Timestamp(undecided_from.unwrap_or(newest)),
+            decided_through,
         });
     }
     out
+}
+
+/// The stored merged pull requests of one repository whose first review is
+/// unknown and that a deployed change came through (see
+/// [`pulls_without_review`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullsWithoutReview {
+    /// The repository deployed.
+    pub repository: RepoName,
+    /// The stored merged pull requests without a first review: merged before
+    /// `merged_before` and with a merge commit or a commit that a successful
+    /// production deployment after `after` shipped (first, per environment),
+    /// before the first undecided change set; or merged at or after
+    /// `merged_from` when given. Sorted by number.
+    pub pulls: Vec<PullRequest>,
+    /// As [`ChangesWithoutPull::decided_through`]: every change set of a
+    /// deployment at or before this time (and after `after`) is decided and its
+    /// pull requests are above.
+    pub decided_through: Timestamp,
+}
+
+/// For each repository of `events`: the merged pull requests (merged before
+/// `merged_before`, without a stored first review) that a change shipped by a
+/// successful deployment to the `production` environments after `after` (up to
+/// `now`) came through, so that a source can read their first review for the
+/// lead-time stages of those changes (`docs/computation.md` § Lead-time
+/// stages); with `merged_from`, also every one without a first review merged
+/// at or after it, deployed or not. Every pull request a change is in is
+/// listed, not just the one its stages come from (a superset: the engine picks
+/// among them). Like [`changes_without_pull`], the first deployment of an
+/// environment ships no change set and the search stops before the first
+/// undecided change set.
+pub fn pulls_without_review(
+    events: &Events,
+    production: &[Environment],
+    after: Timestamp,
+    merged_before: Timestamp,
+    merged_from: Option<Timestamp>,
+    now: Timestamp,
+) -> Vec<PullsWithoutReview> {
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for (name, repo) in &events.repositories {
+        let (shas, decided_through) = shipped_changes(repo, production, after, now, &mut scratch);
+        let shipped: HashSet<CommitSha> = shas.into_iter().collect();
+        let mut pulls: Vec<PullRequest> = repo
+            .pull_requests
+            .iter()
+            .filter(|pr| {
+                let Some(merged) = pr.merged_at.filter(|_| pr.first_review_at.is_none()) else {
+                    return false;
+                };
+                let deployed = merged < merged_before
+                    && pr
+                        .merge_commit_sha
+                        .iter()
+                        .chain(&pr.commits)
+                        .any(|sha| shipped.contains(sha));
+                deployed || merged_from.is_some_and(|from| merged >= from)
+            })
+            .cloned()
+            .collect();
+        pulls.sort_by_key(|pr| pr.number);
+        pulls.dedup_by_key(|pr| pr.number);
+        out.push(PullsWithoutReview {
+            repository: name.clone(),
+            pulls,
+            decided_through,
+        });
+    }
+    out
+}
+
+/// The commits that successful deployments of `repo` to the `production`
+/// environments after `after` (up to `now`) shipped first, per environment, up
+/// to each environment's first change set the known history does not decide
+/// (sorted, without duplicates); and the deploy time through which every change
+/// set after `after` is decided (`after` itself when nothing was decided since).
+fn shipped_changes(
+    repo: &RepoEvents,
+    production: &[Environment],
+    after: Timestamp,
+    now: Timestamp,
+    scratch: &mut Scratch,
+) -> (Vec<CommitSha>, Timestamp) {
+    let production = &repo.production(production);
+    let (successful, _) = production_deployments(repo, production, now);
+    let context = RepoContext {
+        repo,
+        lead_time_start: LeadTimeStart::Commit,
+        pr_start: HashMap::new(),
+        pr_times: None,
+        rework_merges: Vec::new(),
+        track_uncovered: true,
+    };
+    let mut shas: Vec<CommitSha> = Vec::new();
+    // The deploy time before each environment's first undecided change set,
+    // and the newest deploy time.
+    let mut undecided_from: Option<i64> = None;
+    let mut newest = after.0;
+    for list in &successful {
+        let history = changes::replay(&context, list, scratch);
+        // Ordinals after `after`, from the first (ordinal 0 has no base).
+        let from = list
+            .iter()
+            .position(|(_, at)| *at > after.0)
+            .unwrap_or(list.len())
+            .max(1);
+        let until = history
+            .uncovered
+            .iter()
+            .map(|(ordinal, _)| *ordinal as usize)
+            .filter(|ordinal| *ordinal >= from)
+            .min()
+            .unwrap_or(list.len());
+        if until < list.len() {
+            let through = if until > from {
+                list[until - 1].1.max(after.0)
+            } else {
+                after.0
+            };
+            undecided_from = Some(undecided_from.map_or(through, |d| d.min(through)));
+        }
+        if let Some((_, at)) = list.last() {
+            newest = newest.max(*at);
+        }
+        for (index, mark) in history.marks.iter().enumerate() {
+            let mark = *mark as usize;
+            if mark != changes::UNMARKED as usize && mark >= from && mark < until {
+                shas.push(repo.graph.sha(index as u32));
+            }
+        }
+    }
+    shas.sort_unstable();
+    shas.dedup();
+    (shas, Timestamp(undecided_from.unwrap_or(newest)))
 }
 
 #[cfg(test)]
@@ -417,6 +504,132 @@ mod tests {
         assert_eq!(
             without_pull(&commits, &deployments, 9, &[], 0),
             (vec![2], 2_000, vec![7])
+        );
+    }
+
+    /// A merged pull request numbered `number`, merged at `merged_at`, with
+    /// merge commit `merge`, commits `commits` and first review `review`.
+    fn pull(
+        number: u64,
+        merged_at: i64,
+        merge: u8,
+        commits: &[u8],
+        review: Option<i64>,
+    ) -> crate::domain::PullRequest {
+        crate::domain::PullRequest {
+            repository: repo(),
+            number,
+            merged_at: Some(Timestamp(merged_at)),
+            merge_commit_sha: Some(sha(merge)),
+            labels: Vec::new(),
+            commits: commits.iter().map(|n| sha(*n)).collect(),
+            first_commit_at: Some(Timestamp(1)),
+            created_at: Some(Timestamp(1)),
+            first_review_at: review.map(Timestamp),
+        }
+    }
+
+    /// The numbers of [`pulls_without_review`] and its `decided_through`.
+    fn without_review(
+        commits: &[Commit],
+        deployments: &[Deployment],
+        pulls: &[crate::domain::PullRequest],
+        after: i64,
+        merged_before: i64,
+        merged_from: Option<i64>,
+    ) -> (Vec<u64>, i64) {
+        let mut builder = builder_with(commits, deployments);
+        for pull in pulls {
+            builder.pull_request(pull.clone());
+        }
+        let events = builder.build();
+        let production = [Environment::parse("production").unwrap()];
+        let mut all = pulls_without_review(
+            &events,
+            &production,
+            Timestamp(after),
+            Timestamp(merged_before),
+            merged_from.map(Timestamp),
+            Timestamp(1_000_000),
+        );
+        assert_eq!(all.len(), 1);
+        let found = all.remove(0);
+        (
+            found.pulls.iter().map(|p| p.number).collect(),
+            found.decided_through.0,
+        )
+    }
+
+    #[test]
+    fn the_pull_requests_of_deployed_changes_without_a_review_are_listed() {
+        // 1 <- 2 <- 3 <- 4 <- 5 <- 6; deployed 1 (no base), 3, 5 and 6.
+        let commits = [
+            commit(1, &[]),
+            commit(2, &[1]),
+            commit(3, &[2]),
+            commit(4, &[3]),
+            commit(5, &[4]),
+            commit(6, &[5]),
+        ];
+        let deployments = [
+            deployment(1, 1, 1_000),
+            deployment(2, 3, 2_000),
+            deployment(3, 5, 3_000),
+            deployment(4, 6, 4_000),
+        ];
+        let pulls = [
+            // Made 3 with its commit 2, no review: shipped at 2,000.
+            pull(10, 500, 3, &[2], None),
+            // Made 5 (squash), reviewed: never listed.
+            pull(11, 600, 5, &[], Some(550)),
+            // A commit of it, 4, shipped at 3,000; no review.
+            pull(12, 700, 9, &[4], None),
+            // Made 6, merged late (at or after `merged_before`).
+            pull(13, 3_500, 6, &[], None),
+            // Made 1, which the first deployment shipped: no change set.
+            pull(14, 100, 1, &[], None),
+        ];
+        assert_eq!(
+            without_review(&commits, &deployments, &pulls, 0, 3_500, None),
+            (vec![10, 12], 4_000)
+        );
+        // After the deployment at 2,000: only what the later ones shipped.
+        assert_eq!(
+            without_review(&commits, &deployments, &pulls, 2_000, 3_500, None),
+            (vec![12], 4_000)
+        );
+        // Merged before a later bound: 13 too.
+        assert_eq!(
+            without_review(&commits, &deployments, &pulls, 2_000, 3_501, None).0,
+            vec![12, 13]
+        );
+        // Nothing new after the last one.
+        assert_eq!(
+            without_review(&commits, &deployments, &pulls, 4_000, 5_000, None),
+            (vec![], 4_000)
+        );
+        // And those merged from 600 on, deployed or not, without a review
+        // (11 has one).
+        assert_eq!(
+            without_review(&commits, &deployments, &pulls, 4_000, 5_000, Some(600)),
+            (vec![12, 13], 4_000)
+        );
+    }
+
+    #[test]
+    fn the_pull_requests_without_a_review_stop_before_the_first_undecided_change_set() {
+        // 1 <- 2 <- 4 with 4's other parent 3 unknown: the deployment of 4 is
+        // undecided; the pull request of 2 is listed, that of 4 not yet.
+        let commits = [commit(1, &[]), commit(2, &[1]), commit(4, &[2, 3])];
+        let deployments = [
+            deployment(1, 1, 1_000),
+            deployment(2, 2, 2_000),
+            deployment(3, 4, 3_000),
+        ];
+        let pulls = [pull(20, 10, 2, &[], None), pull(21, 20, 4, &[], None)];
+        assert_eq!(
+            without_review(&commits, &deployments, &pulls, 0, 5_000, None),
+            (vec![20], 2_000)
         );
     }
 }

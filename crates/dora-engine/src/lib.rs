@@ -23,7 +23,8 @@ mod window;
 
 pub use compute::{compute, compute_with_trend, TrendPoint, TrendValues};
 pub use coverage::{
-    changes_without_pull, uncovered_change_sets, ChangesWithoutPull, UncoveredChangeSet,
+    changes_without_pull, pulls_without_review, uncovered_change_sets, ChangesWithoutPull,
+    PullsWithoutReview, UncoveredChangeSet,
 };
 pub use events::{EventSink, Events, EventsBuilder};
 pub use quantile::{quantile, quantiles};

@@ -105,7 +105,7 @@ const PLAIN_LABELS: &[&str] = &["bug", "enhancement", "documentation"];
 impl Org {
     /// Generates the organisation described by `spec`. Same spec, same org.
     pub fn generate(spec: &OrgSpec) -> Org {
-        let mut org = Org::empty(&spec.owner, spec.now);
+        let mut org = Org::empty_in_block(&spec.owner, spec.now, spec.id_block);
         let teams = spec.teams.max(1);
         for t in 0..teams {
             org.add_team(&names::team_name(t));

@@ -43,6 +43,10 @@
 //!   cursors; every call charged by GitHub's documented point formula against a
 //!   separate `graphql` budget (`x-ratelimit-resource: graphql`, `RATE_LIMITED`
 //!   when spent); requests and points counted in the handle.
+//! - GitHub Apps ([`SimApp`], [`server::app`]): JWTs verified with the App's
+//!   public key, installations per organisation, installation tokens that expire
+//!   (401 `Bad credentials` after), each installation with a budget of its own;
+//!   several organisations served at once ([`SimServer::start_orgs`]).
 //! - Change while serving: [`SimHandle::with_org_mut`] and the `Org` mutation
 //!   methods (`add_deployment`, `merge_pull`, `open_incident`, `close_issue`, ...).
 //! - Faults on purpose, to test a client's resilience: see *Chaos* below.
@@ -83,7 +87,8 @@
 //!   by the simulator"), mutations, introspection; GitHub's graphql-ruby wording
 //!   of validation messages (the simulator uses apollo-compiler's).
 //! - Webhooks, any write endpoint, secondary rate limits from actual load (only
-//!   the chaos faults), GitHub App installation tokens, `Last-Modified` /
+//!   the chaos faults), GitHub App webhooks and per-installation permissions,
+//!   `Last-Modified` /
 //!   `If-Modified-Since` (only `ETag` / `If-None-Match`).
 //! - File trees, diffs and patches (`files` lists are empty), tags, releases,
 //!   environments as objects, milestones, assignees, comments, reactions.
@@ -137,14 +142,17 @@ pub use model::{
     CommitMessage, DeploySource, MergeStyle, MutationError, NewDeployment, NewIssue, NewOutcome,
     NewPull, NewRun, Org, OrgStats, Person, RunConclusion, RunEvent, RunStatus, SimBranch,
     SimCommit, SimDeployment, SimIssue, SimPull, SimRepo, SimStatus, SimTeam, SimWorkflow,
-    SimWorkflowRun, Text, ACTIONS_BOT_LOGIN, DEPLOY_TASK, HOTFIX_LABEL, INCIDENT_LABEL, NO_PARENT,
+    SimWorkflowRun, Text, ACTIONS_BOT_LOGIN, DEPLOY_TASK, HOTFIX_LABEL, ID_BLOCK_SPAN,
+    INCIDENT_LABEL, NO_PARENT,
 };
+pub use server::app::{SimApp, SimAppError, SimInstallation};
 #[cfg(feature = "chaos")]
 pub use server::chaos::{
     ChaosCounts, ChaosError, ChaosOptions, Fault, DEFAULT_MAX_CONSECUTIVE_FAULTS,
 };
 pub use server::{
     RateLimitState, RequestCounts, RequestRecord, SimHandle, SimOptions, SimServer, TokenUse,
-    DEFAULT_RATE_LIMIT, DEFAULT_RATE_LIMIT_WINDOW, MAX_RECORDED_REQUESTS, SIM_TOKEN,
+    DEFAULT_RATE_LIMIT, DEFAULT_RATE_LIMIT_WINDOW, ENTERPRISE_GRAPHQL_PATH, ENTERPRISE_REST_PREFIX,
+    MAX_RECORDED_REQUESTS, SIM_TOKEN,
 };
 pub use spec::{OrgSpec, DEFAULT_NOW, DEPLOY_WORKFLOW_FILE, PRODUCTION, SECONDS_PER_DAY, STAGING};

@@ -592,6 +592,19 @@ pub struct SimRepo {
     pub issues: Vec<SimIssue>,
     /// Oldest first.
     pub pulls: Vec<SimPull>,
+    /// Archived (read-only): listed with `"archived": true`.
+    pub archived: bool,
+    /// A fork: listed with `"fork": true`.
+    pub fork: bool,
+    /// Listed as empty (`"size": 0`), as GitHub lists a repository without a
+    /// commit; its endpoints still serve what it holds.
+    pub empty: bool,
+    /// Its topics, as listed (lowercase letters, digits and `-`).
+    pub topics: Vec<String>,
+    /// Teams with access besides its own team (which has `admin`): index into
+    /// [`Org::teams`] and GitHub's role name (`admin`, `maintain`, `push`,
+    /// `triage`, `pull`).
+    pub other_teams: Vec<(usize, String)>,
     pub(crate) sha_index: HashMap<CommitSha, u32, ShaHashBuilder>,
 }
 
@@ -813,6 +826,30 @@ impl Default for Ids {
     }
 }
 
+/// The ids one block spans, per kind: far more objects of a kind than one
+/// simulated organisation holds.
+pub const ID_BLOCK_SPAN: u64 = 50_000_000;
+
+impl Ids {
+    /// The starting ids of block `block`: [`Ids::default`] moved up by `block`
+    /// spans.
+    fn in_block(block: u64) -> Ids {
+        let offset = block.saturating_mul(ID_BLOCK_SPAN);
+        let start = Ids::default();
+        Ids {
+            repo: start.repo + offset,
+            deployment: start.deployment + offset,
+            status: start.status + offset,
+            run: start.run + offset,
+            issue: start.issue + offset,
+            pull: start.pull + offset,
+            workflow: start.workflow + offset,
+            person: start.person + offset,
+            team: start.team + offset,
+        }
+    }
+}
+
 pub(crate) fn bump(counter: &mut u64) -> u64 {
     let id = *counter;
     *counter += 1;
@@ -950,7 +987,13 @@ pub enum MutationError {
 impl Org {
     /// An organisation with no repositories and no people but the Actions bot.
     pub fn empty(owner: &str, now: Timestamp) -> Org {
-        let mut ids = Ids::default();
+        Org::empty_in_block(owner, now, 0)
+    }
+
+    /// [`Org::empty`] whose objects take ids from block `block` (see
+    /// [`crate::OrgSpec::id_block`]).
+    pub fn empty_in_block(owner: &str, now: Timestamp, block: u64) -> Org {
+        let mut ids = Ids::in_block(block);
         let owner_id = bump(&mut ids.person);
         Org {
             owner: owner.to_owned(),
@@ -1082,6 +1125,11 @@ impl Org {
             workflow_runs: Vec::new(),
             issues: Vec::new(),
             pulls: Vec::new(),
+            archived: false,
+            fork: false,
+            empty: false,
+            topics: Vec::new(),
+            other_teams: Vec::new(),
             sha_index: HashMap::default(),
         };
         let author = self.default_author();

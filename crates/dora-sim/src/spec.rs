@@ -76,6 +76,11 @@ pub struct OrgSpec {
     /// — commits in two merged pull requests. 0 (the default) draws nothing, so
     /// organisations generated without it stay the same.
     pub stacked_pull_share: f64,
+    /// Which block of GitHub ids the organisation's objects take (0, the
+    /// default, keeps the ids of earlier versions): organisations served together
+    /// ([`crate::SimServer::start_orgs`]) need distinct blocks, as GitHub's ids
+    /// are unique across organisations.
+    pub id_block: u64,
 }
 
 impl Default for OrgSpec {
@@ -103,6 +108,7 @@ impl Default for OrgSpec {
             pending_deployments: 2,
             clock_skew_rate: 0.005,
             stacked_pull_share: 0.0,
+            id_block: 0,
         }
     }
 }

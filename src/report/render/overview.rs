@@ -48,6 +48,11 @@ pub struct Frame {
     pub grafana_url: Option<String>,
     /// Each configured repository and where it is read from.
     pub sources: Vec<(String, &'static str)>,
+    /// How many repositories have their history complete in the store (their
+    /// windows exported), and back to when at least: `history complete for N
+    /// of M repositories, back to T at least`; empty when none is synced by a
+    /// source.
+    pub history: String,
 }
 
 impl Frame {
@@ -63,6 +68,7 @@ impl Frame {
             github_webhooks: false,
             grafana_url: None,
             sources: Vec::new(),
+            history: String::new(),
         }
     }
 }

@@ -405,8 +405,8 @@ impl Source for ArgoCdSource {
         SOURCE_NAME
     }
 
-    fn repositories(&self) -> &[RepoName] {
-        &self.repositories
+    fn repositories(&self) -> Vec<RepoName> {
+        self.repositories.clone()
     }
 
     fn sync_repository<'a>(
@@ -446,7 +446,14 @@ impl Source for ArgoCdSource {
             }
             match failure {
                 Some(error) => Err(error),
-                None => Ok(stats),
+                None => {
+                    // Every one read: the repository's deployments from here
+                    // are complete back to the lookback's start.
+                    stats.history_since = Some(Timestamp(
+                        context.now.0.saturating_sub(self.lookback_seconds),
+                    ));
+                    Ok(stats)
+                }
             }
         })
     }

@@ -19,7 +19,7 @@
 //! Not here: the listing, the cursor.
 
 use super::answer::Partial;
-use super::client::QueryShape;
+use super::client::{Client, QueryShape};
 use super::{GithubError, GithubSource};
 use crate::config::{DeploymentsConfig, GithubApi};
 use crate::domain::{CommitSha, DeploymentSource, RepoName};
@@ -56,34 +56,42 @@ impl GithubSource {
         let mut checked: HashMap<RepoName, Newest> = HashMap::new();
         let mut still_pending: HashMap<RepoName, HashSet<u64>> = HashMap::new();
         if self.settings.api == GithubApi::Graphql {
-            let repositories: Vec<&RepoName> = self
+            let scope = self
+                .scope
+                .read()
+                .map(|scope| scope.clone())
+                .unwrap_or_default();
+            let repositories: Vec<&RepoName> = scope
                 .repositories
                 .iter()
                 .filter(|r| {
                     matches!(
-                        self.deployments.get(*r),
+                        scope.deployments.get(*r),
                         None | Some(DeploymentsConfig::DeploymentsApi)
                     )
                 })
                 .collect();
             let pending = self.pending_ids(&repositories, context).await;
-            for chunk in repositories.chunks(REPOSITORIES_PER_CHECK) {
-                match self.check(chunk, &pending, context).await {
-                    Ok(answers) => {
-                        for (repository, newest, pending) in answers {
-                            if !pending.is_empty() {
-                                still_pending.insert(repository.clone(), pending);
+            let groups = self.by_principal(&repositories, &context.shutdown).await;
+            for (client, repositories) in &groups {
+                for chunk in repositories.chunks(REPOSITORIES_PER_CHECK) {
+                    match self.check(client, chunk, &pending, context).await {
+                        Ok(answers) => {
+                            for (repository, newest, pending) in answers {
+                                if !pending.is_empty() {
+                                    still_pending.insert(repository.clone(), pending);
+                                }
+                                checked.insert(repository, newest);
                             }
-                            checked.insert(repository, newest);
                         }
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            %error,
-                            repositories = chunk.len(),
-                            "the GraphQL check of the newest deployments failed; these \
-                             repositories ask the REST list instead this cycle"
-                        );
+                        Err(error) => {
+                            tracing::warn!(
+                                %error,
+                                repositories = chunk.len(),
+                                "the GraphQL check of the newest deployments failed; these \
+                                 repositories ask the REST list instead this cycle"
+                            );
+                        }
                     }
                 }
             }
@@ -127,9 +135,11 @@ impl GithubSource {
         out
     }
 
-    /// One check query for `repositories`.
+    /// One check query for `repositories`, sent with `client` (the principal
+    /// that can read them all).
     async fn check(
         &self,
+        client: &Client,
         repositories: &[&RepoName],
         pending: &HashMap<RepoName, HashSet<u64>>,
         context: &SyncContext,
@@ -139,11 +149,10 @@ impl GithubSource {
             .map(|r| pending.contains_key(*r))
             .collect();
         let (query, variables) = check_query(repositories, &with_states);
-        let data = self
-            .client
+        let data = client
             .graphql(&query, variables, CHECK_SHAPE, &context.shutdown)
             .await?;
-        let url = self.client.graphql_url();
+        let url = client.graphql_url();
         let invalid = |reason: String| GithubError::InvalidBody {
             url: url.to_owned(),
             reason,

@@ -1,17 +1,25 @@
 //! The HTTP layer of the GitHub source: one `Octocrab` (base URI = `github.api_url`,
-//! the personal token) used through its generic GET, plus what octocrab leaves to
-//! us: bounded response bodies, `Link` pagination, conditional requests (`ETag` →
-//! `If-None-Match` → a free 304), status codes mapped to [`GithubError`], request
-//! counts per endpoint template and status, and the rate limit the server reports.
+//! no credentials of its own) used through its generic GET and POST, plus what
+//! octocrab leaves to us: the `Authorization` of each request, bounded response
+//! bodies, `Link` pagination, conditional requests (`ETag` → `If-None-Match` → a
+//! free 304), status codes mapped to [`GithubError`], request counts per endpoint
+//! template and status, and the rate limit the server reports.
 //!
 //! octocrab has no Deployments API and its typed models are strict, so we only use
-//! its transport (auth header, base URI, timeouts, TLS) and read raw bytes. Its
-//! types never leave this module.
+//! its transport (base URI, timeouts, TLS) and read raw bytes. Its types never
+//! leave this module.
 //!
-//! Every GET goes through the token's [`Governor`] (rate limits, retries,
-//! concurrency): one attempt is [`Client::fetch_once`], which also checks that a
-//! 2xx body parses as JSON, so a truncated or garbled page is retried rather than
-//! read as an empty or partial list.
+//! A [`Client`] is the transport (shared by clones) and a [`Principal`]: who the
+//! requests are sent as, with its own [`Governor`] (rate limits, retries,
+//! concurrency). A personal token is one principal; a GitHub App is one for the App
+//! itself (its JWT) and one per installation (its installation token), each with
+//! its budget (`app.rs` makes those; its [`Credentials`] hand this module an
+//! `Authorization` for every attempt, so a token renewed between two attempts is
+//! never one that expires on the way). Every GET goes through the principal's
+//! governor: one attempt is [`Client::fetch_once`], which also checks that a 2xx
+//! body parses as JSON, so a truncated or garbled page is retried rather than read
+//! as an empty or partial list. A 401 to a credential that can be renewed (an
+//! installation token revoked early) renews it and sends the request once more.
 //!
 //! Not here: what a response means (the endpoint modules decide; a GraphQL
 //! answer's errors are read in `answer.rs`), the retry and wait policy
@@ -27,14 +35,17 @@ use crate::sources::http::error_chain;
 pub use crate::sources::http::next_link;
 use crate::sources::ApiRequests;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
+use futures::future::BoxFuture;
+use http::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER,
+};
 use http::StatusCode;
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +97,7 @@ const FINGERPRINT_HEX_DIGITS: usize = 16;
 
 /// A one-way fingerprint of `token`, kept next to ETags so that a changed token
 /// does not reuse the old token's ETags. Never logged or exported.
-fn token_fingerprint(token: &SecretString) -> String {
+pub(super) fn token_fingerprint(token: &SecretString) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     hasher.update(FINGERPRINT_CONTEXT);
@@ -116,6 +127,18 @@ pub enum Endpoint {
     CommitPulls,
     /// `POST /graphql` (deployments with their statuses, commit history).
     Graphql,
+    /// A GitHub App's installation on an organisation (signed with the App's JWT).
+    OrgInstallation,
+    /// A GitHub App's installation for a repository (signed with the App's JWT).
+    RepoInstallation,
+    /// A new installation token (signed with the App's JWT).
+    InstallationToken,
+    /// An organisation's repositories (discovery).
+    OrgRepos,
+    /// An organisation's teams (`team_from = "github_teams"`).
+    OrgTeams,
+    /// A team's repositories and its permission on each.
+    TeamRepos,
 }
 
 impl Endpoint {
@@ -132,6 +155,11 @@ impl Endpoint {
             | Endpoint::PullReviews
             | Endpoint::CommitPulls => "Pull requests: read",
             Endpoint::Graphql => "Deployments: read and Contents: read",
+            Endpoint::OrgInstallation
+            | Endpoint::RepoInstallation
+            | Endpoint::InstallationToken
+            | Endpoint::OrgRepos => "Metadata: read",
+            Endpoint::OrgTeams | Endpoint::TeamRepos => "Members: read (organisation)",
         }
     }
 
@@ -149,7 +177,115 @@ impl Endpoint {
             Endpoint::PullReviews => "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
             Endpoint::CommitPulls => "/repos/{owner}/{repo}/commits/{commit_sha}/pulls",
             Endpoint::Graphql => "/graphql",
+            Endpoint::OrgInstallation => "/orgs/{org}/installation",
+            Endpoint::RepoInstallation => "/repos/{owner}/{repo}/installation",
+            Endpoint::InstallationToken => "/app/installations/{installation_id}/access_tokens",
+            Endpoint::OrgRepos => "/orgs/{org}/repos",
+            Endpoint::OrgTeams => "/orgs/{org}/teams",
+            Endpoint::TeamRepos => "/orgs/{org}/teams/{team_slug}/repos",
         }
+    }
+}
+
+/// The `Authorization` of one request and the fingerprint of the credential
+/// in it (what kept ETags are tagged with).
+#[derive(Clone)]
+pub(super) struct Authorization {
+    /// `Bearer …`, marked sensitive (never logged by the HTTP stack).
+    header: HeaderValue,
+    fingerprint: String,
+}
+
+impl Authorization {
+    /// `Bearer {token}`; `None` when the token cannot be a header value.
+    pub(super) fn bearer(token: &SecretString) -> Option<Authorization> {
+        let mut header =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).ok()?;
+        header.set_sensitive(true);
+        Some(Authorization {
+            header,
+            fingerprint: token_fingerprint(token),
+        })
+    }
+
+    /// Whether both carry the same credential.
+    pub(super) fn same_credential(&self, other: &Authorization) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+
+/// Where a principal's `Authorization` comes from: a fixed token, or a
+/// credential minted while running (`app.rs`).
+pub(super) trait Credentials: Send + Sync {
+    /// The `Authorization` for the next attempt, valid for at least the time an
+    /// attempt takes (a minted credential is renewed here before it expires).
+    fn authorization<'a>(
+        &'a self,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Authorization, GithubError>>;
+
+    /// GitHub answered 401 to `authorization`: whether a new credential may be
+    /// asked for and the request sent once more (the old one is forgotten).
+    fn refused(&self, _authorization: &Authorization) -> bool {
+        false
+    }
+
+    /// The error for a request still refused (401) after that; `None` keeps the
+    /// plain [`GithubError::Unauthorized`].
+    fn still_refused(&self, _error: &GithubError) -> Option<GithubError> {
+        None
+    }
+}
+
+/// A fixed token (`github.token`).
+struct FixedToken(Authorization);
+
+impl Credentials for FixedToken {
+    fn authorization<'a>(
+        &'a self,
+        _cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Authorization, GithubError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+/// Who requests are sent as (a token, a GitHub App, one of its installations),
+/// with the governor of that principal's own rate limits.
+pub(super) struct Principal {
+    /// The `credential` label of its rate limits: `token`, `app`,
+    /// `installation:<account>`.
+    label: String,
+    governor: Governor,
+    credentials: Box<dyn Credentials>,
+}
+
+impl Principal {
+    /// A principal labelled `label` whose requests carry `credentials`, governed
+    /// by `policy`.
+    pub(super) fn new(
+        label: String,
+        policy: RetryPolicy,
+        credentials: Box<dyn Credentials>,
+    ) -> Principal {
+        Principal {
+            label,
+            governor: Governor::new(policy),
+            credentials,
+        }
+    }
+
+    /// The `credential` label of its rate limits.
+    pub(super) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Its governor's counters, its rate limits labelled with its `credential`.
+    pub(super) fn health(&self) -> GovernorHealth {
+        let mut health = self.governor.health();
+        for limit in &mut health.rate_limits {
+            limit.credential = self.label.clone();
+        }
+        health
     }
 }
 
@@ -158,7 +294,8 @@ impl Endpoint {
 pub enum Fetched {
     /// 304: the `If-None-Match` ETag still matches; nothing changed.
     NotModified,
-    /// 2xx with its body, the `rel="next"` URL and the `ETag`.
+    /// 2xx with its body, the `rel="next"` URL and the `ETag` as kept (tagged
+    /// with the fingerprint of the credential that got it: [`etag_to_keep`]).
     Page {
         body: Bytes,
         next: Option<String>,
@@ -171,27 +308,35 @@ struct Stats {
     requests: BTreeMap<(&'static str, String), u64>,
 }
 
-/// The GitHub REST client: shared by every repository sync of the source.
-pub struct Client {
+/// What every principal's requests share: the transport, the URLs, the request
+/// counts and the redactor.
+struct Transport {
     octocrab: Octocrab,
     /// `github.api_url` without a trailing slash: paths are appended to it.
     base: String,
     origin: url::Origin,
     stats: Mutex<Stats>,
-    /// Rate limits, retries and concurrency of this client's token.
-    governor: Governor,
-    /// Which token kept ETags belong to: see [`token_fingerprint`].
-    token_fingerprint: String,
     /// Where GraphQL queries go (see [`graphql_url`]).
     graphql_url: String,
-    /// Masks this client's token in every text the server sends back.
+    /// Masks the credentials in every text the server sends back.
     redactor: Redactor,
+    /// The retries and waits of every principal's governor.
+    policy: RetryPolicy,
+}
+
+/// The GitHub client: a transport shared by every repository sync of the source,
+/// and the principal its requests are sent as. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    transport: Arc<Transport>,
+    principal: Arc<Principal>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("base", &self.transport.base)
+            .field("principal", &self.principal.label)
             .finish_non_exhaustive()
     }
 }
@@ -206,90 +351,238 @@ impl Client {
         token: &SecretString,
         policy: RetryPolicy,
     ) -> Result<Client, GithubError> {
+        // The configuration rejects whitespace, not every non-ASCII character.
+        let authorization = Authorization::bearer(token).ok_or(GithubError::InvalidToken)?;
+        Client::with_credentials(
+            api_url,
+            "token",
+            Box::new(FixedToken(authorization)),
+            Redactor::new([token]),
+            policy,
+        )
+    }
+
+    /// A client for the API at `api_url` whose requests carry `credentials`
+    /// (the principal labelled `label`), cleaning server text with `redactor`.
+    pub(super) fn with_credentials(
+        api_url: &url::Url,
+        label: &str,
+        credentials: Box<dyn Credentials>,
+        redactor: Redactor,
+        policy: RetryPolicy,
+    ) -> Result<Client, GithubError> {
         let base = api_url.as_str().trim_end_matches('/').to_owned();
-        // octocrab turns the token into a header value and panics if it cannot;
-        // check first (the configuration rejects whitespace, not every non-ASCII).
-        if HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).is_err() {
-            return Err(GithubError::InvalidToken);
-        }
         let client_error = |cause: String| GithubError::Client {
             url: base.clone(),
             cause,
         };
+        // Every request carries its whole URL; octocrab gets only the origin,
+        // because it prefixes its base's path to any path not starting with it:
+        // GitHub Enterprise Server's `/api/graphql` would become
+        // `/api/v3/api/graphql`.
+        let origin = api_url.origin().ascii_serialization();
         let octocrab = Octocrab::builder()
-            .base_uri(base.as_str())
+            .base_uri(origin.as_str())
             .map_err(|_| GithubError::InvalidUrl { url: base.clone() })?
-            .personal_token(token.clone())
             .set_connect_timeout(Some(CONNECT_TIMEOUT))
             .set_read_timeout(Some(READ_TIMEOUT))
             .build()
             .map_err(|e| client_error(error_chain(&e)))?;
+        let principal = Principal::new(label.to_owned(), policy.clone(), credentials);
         Ok(Client {
-            graphql_url: graphql_url(&base),
-            octocrab,
-            origin: api_url.origin(),
-            base,
-            stats: Mutex::new(Stats::default()),
-            governor: Governor::new(policy),
-            token_fingerprint: token_fingerprint(token),
-            redactor: Redactor::new([token]),
+            transport: Arc::new(Transport {
+                graphql_url: graphql_url(&base),
+                octocrab,
+                origin: api_url.origin(),
+                base,
+                stats: Mutex::new(Stats::default()),
+                redactor,
+                policy,
+            }),
+            principal: Arc::new(principal),
         })
     }
 
-    /// Cleans server-provided text of this client's token (see [`Redactor`]).
+    /// A client on the same transport sent as `principal`.
+    pub(super) fn as_principal(&self, principal: Arc<Principal>) -> Client {
+        Client {
+            transport: Arc::clone(&self.transport),
+            principal,
+        }
+    }
+
+    /// A new principal labelled `label` with `credentials`, governed by the
+    /// policy of this client's transport.
+    pub(super) fn principal_with(
+        &self,
+        label: String,
+        credentials: Box<dyn Credentials>,
+    ) -> Arc<Principal> {
+        Arc::new(Principal::new(
+            label,
+            self.transport.policy.clone(),
+            credentials,
+        ))
+    }
+
+    /// Who this client's requests are sent as.
+    pub(super) fn principal(&self) -> &Arc<Principal> {
+        &self.principal
+    }
+
+    /// Cleans server-provided text of the credentials (see [`Redactor`]).
     pub(crate) fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
-    /// An `ETag` as kept in a cursor: tagged with this client's token
-    /// fingerprint, because GitHub's ETags vary with the token (`Vary:
-    /// Authorization`), so one token's ETag must never be sent with another.
-    pub fn etag_to_keep(&self, etag: &str) -> String {
-        format!("{}{ETAG_SEPARATOR}{etag}", self.token_fingerprint)
-    }
-
-    /// The `ETag` to send from a kept cursor value: only when it was kept
-    /// under this client's token (after a token change, or from a version that
-    /// did not tag ETags, the first page is read in full once and the new ETag
-    /// kept).
-    pub fn etag_from_kept<'a>(&self, kept: &'a str) -> Option<&'a str> {
-        let (fingerprint, etag) = kept.split_once(ETAG_SEPARATOR)?;
-        (fingerprint == self.token_fingerprint && !etag.is_empty()).then_some(etag)
+        &self.transport.redactor
     }
 
     /// Where GraphQL queries go.
     pub fn graphql_url(&self) -> &str {
-        &self.graphql_url
+        &self.transport.graphql_url
     }
 
     /// `github.api_url` without a trailing slash.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.transport.base
     }
 
     fn stats(&self) -> MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        self.transport
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `send` (one governed request) and, when GitHub answers 401 to a
+    /// credential that can be renewed, renews it and sends it once more.
+    async fn renewing<T, F, Fut>(&self, mut send: F) -> Result<T, GithubError>
+    where
+        F: FnMut(Arc<Mutex<Option<Authorization>>>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, GithubError>>,
+    {
+        let used = Arc::new(Mutex::new(None::<Authorization>));
+        match send(Arc::clone(&used)).await {
+            Err(error @ GithubError::Unauthorized { .. }) => {
+                let refused = used.lock().unwrap_or_else(PoisonError::into_inner).take();
+                let renewable = refused
+                    .as_ref()
+                    .is_some_and(|auth| self.principal.credentials.refused(auth));
+                if !renewable {
+                    return Err(error);
+                }
+                match send(used).await {
+                    Err(error @ GithubError::Unauthorized { .. }) => Err(self
+                        .principal
+                        .credentials
+                        .still_refused(&error)
+                        .unwrap_or(error)),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The `Authorization` of the next attempt, noted in `used`.
+    async fn authorize(
+        &self,
+        used: &Mutex<Option<Authorization>>,
+        cancel: &CancellationToken,
+    ) -> Result<Authorization, GithubError> {
+        let authorization = self.principal.credentials.authorization(cancel).await?;
+        *used.lock().unwrap_or_else(PoisonError::into_inner) = Some(authorization.clone());
+        Ok(authorization)
     }
 
     /// One GET of `url` (absolute, under `github.api_url`), counted under
     /// `endpoint`, through the governor (waits for rate limits, retries transient
-    /// failures). With `if_none_match`, a 304 means nothing changed.
+    /// failures). With `kept_etag` (an `ETag` as kept in a cursor, see
+    /// [`etag_to_keep`]) the request is conditional, and a 304 means nothing
+    /// changed.
     pub async fn fetch(
         &self,
         endpoint: Endpoint,
         url: &str,
-        if_none_match: Option<&str>,
+        kept_etag: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<Fetched, GithubError> {
         let uri: http::Uri = url.parse().map_err(|_| GithubError::InvalidUrl {
             url: url.to_owned(),
         })?;
         let uri = &uri;
-        self.governor
-            .send(CORE_RESOURCE, url, cancel, || {
-                self.fetch_once(endpoint, uri, url, if_none_match, cancel)
+        self.renewing(|used| async move {
+            self.principal
+                .governor
+                .send(CORE_RESOURCE, url, cancel, || {
+                    let used = Arc::clone(&used);
+                    async move {
+                        let authorization = match self.authorize(&used, cancel).await {
+                            Ok(authorization) => authorization,
+                            Err(error) => return failed(error),
+                        };
+                        self.fetch_once(endpoint, uri, url, kept_etag, &authorization, cancel)
+                            .await
+                    }
+                })
+                .await
+        })
+        .await
+    }
+
+    /// One POST of `body` (JSON, or none) to `url`, counted under `endpoint`,
+    /// through the governor: the 2xx body (checked to be JSON).
+    pub(super) async fn post(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        cancel: &CancellationToken,
+    ) -> Result<Bytes, GithubError> {
+        let uri: http::Uri = url.parse().map_err(|_| GithubError::InvalidUrl {
+            url: url.to_owned(),
+        })?;
+        let uri = &uri;
+        self.principal
+            .governor
+            .send(CORE_RESOURCE, url, cancel, || async move {
+                let used = Mutex::new(None);
+                let authorization = match self.authorize(&used, cancel).await {
+                    Ok(authorization) => authorization,
+                    Err(error) => return failed(error),
+                };
+                let request = self.send(http::Method::POST, uri, &authorization, body);
+                let attempt = self.exchange(endpoint, request, url, "", cancel).await;
+                Attempt {
+                    headers: attempt.headers,
+                    result: match attempt.result {
+                        Ok(Fetched::Page { body, .. }) => Ok(body),
+                        Ok(Fetched::NotModified) => Err(GithubError::InvalidBody {
+                            url: url.to_owned(),
+                            reason: "304 to a POST".to_owned(),
+                        }),
+                        Err(error) => Err(error),
+                    },
+                }
             })
             .await
+    }
+
+    /// Sends one request with `authorization` (and `Accept: application/json`).
+    fn send<'a>(
+        &'a self,
+        method: http::Method,
+        uri: &http::Uri,
+        authorization: &Authorization,
+        body: Option<&'a serde_json::Value>,
+    ) -> impl std::future::Future<
+        Output = octocrab::Result<http::Response<BoxBody<Bytes, octocrab::Error>>>,
+    > + 'a {
+        let builder = http::Request::builder()
+            .method(method)
+            .uri(uri.clone())
+            .header(ACCEPT, HeaderValue::from_static(GITHUB_JSON))
+            .header(AUTHORIZATION, authorization.header.clone());
+        let request = self.transport.octocrab.build_request(builder, body);
+        async move { self.transport.octocrab.execute(request?).await }
     }
 
     /// One GraphQL query through the governor (charged to the `graphql` budget):
@@ -304,44 +597,53 @@ impl Client {
         shape: QueryShape<'_>,
         cancel: &CancellationToken,
     ) -> Result<serde_json::Value, GithubError> {
-        let url = self.graphql_url.as_str();
+        let url = self.transport.graphql_url.as_str();
         let uri: http::Uri = url.parse().map_err(|_| GithubError::InvalidUrl {
             url: url.to_owned(),
         })?;
         let (uri, variables) = (&uri, &variables);
-        self.governor
-            .send(GRAPHQL_RESOURCE, url, cancel, || {
-                let mut asked = variables.clone();
-                if let Some((sizes, names)) = shape.pages {
-                    sizes.apply(&mut asked, names);
-                }
-                let body = serde_json::json!({ "query": query, "variables": asked });
-                async move {
-                    let attempt = self
-                        .graphql_once(uri, url, &body, shape.partial, cancel)
-                        .await;
-                    if let (Err(GithubError::Timeout { .. }), Some((sizes, names))) =
-                        (&attempt.result, shape.pages)
-                    {
-                        // The largest page the query wants, before shrinking.
-                        let full = names
-                            .iter()
-                            .filter_map(|name| variables[*name].as_u64())
-                            .max()
-                            .and_then(|n| u32::try_from(n).ok())
-                            .unwrap_or(PER_PAGE);
-                        if sizes.shrink(full) {
-                            tracing::info!(
-                                %url,
-                                page_size = sizes.size(PER_PAGE),
-                                "GitHub timed out on a GraphQL query; asking for smaller pages"
-                            );
-                        }
+        self.renewing(|used| async move {
+            self.principal
+                .governor
+                .send(GRAPHQL_RESOURCE, url, cancel, || {
+                    let mut asked = variables.clone();
+                    if let Some((sizes, names)) = shape.pages {
+                        sizes.apply(&mut asked, names);
                     }
-                    attempt
-                }
-            })
-            .await
+                    let body = serde_json::json!({ "query": query, "variables": asked });
+                    let used = Arc::clone(&used);
+                    async move {
+                        let authorization = match self.authorize(&used, cancel).await {
+                            Ok(authorization) => authorization,
+                            Err(error) => return failed(error),
+                        };
+                        let attempt = self
+                            .graphql_once(uri, url, &body, shape.partial, &authorization, cancel)
+                            .await;
+                        if let (Err(GithubError::Timeout { .. }), Some((sizes, names))) =
+                            (&attempt.result, shape.pages)
+                        {
+                            // The largest page the query wants, before shrinking.
+                            let full = names
+                                .iter()
+                                .filter_map(|name| variables[*name].as_u64())
+                                .max()
+                                .and_then(|n| u32::try_from(n).ok())
+                                .unwrap_or(PER_PAGE);
+                            if sizes.shrink(full) {
+                                tracing::info!(
+                                    %url,
+                                    page_size = sizes.size(PER_PAGE),
+                                    "GitHub timed out on a GraphQL query; asking for smaller pages"
+                                );
+                            }
+                        }
+                        attempt
+                    }
+                })
+                .await
+        })
+        .await
     }
 
     /// One attempt of [`Client::graphql`].
@@ -351,13 +653,16 @@ impl Client {
         url: &str,
         body: &serde_json::Value,
         partial: Partial,
+        authorization: &Authorization,
         cancel: &CancellationToken,
     ) -> Attempt<serde_json::Value, GithubError> {
-        let request = self.octocrab._post(uri.clone(), Some(body));
-        let attempt = self.exchange(Endpoint::Graphql, request, url, cancel).await;
+        let request = self.send(http::Method::POST, uri, authorization, Some(body));
+        let attempt = self
+            .exchange(Endpoint::Graphql, request, url, "", cancel)
+            .await;
         let result = match (attempt.result, &attempt.headers) {
             (Ok(Fetched::Page { body, .. }), Some(headers)) => {
-                answer::graphql_data(&body, headers, url, partial, &self.redactor)
+                answer::graphql_data(&body, headers, url, partial, &self.transport.redactor)
             }
             (Ok(_), _) => Err(GithubError::InvalidBody {
                 url: url.to_owned(),
@@ -377,20 +682,30 @@ impl Client {
         endpoint: Endpoint,
         uri: &http::Uri,
         url: &str,
-        if_none_match: Option<&str>,
+        kept_etag: Option<&str>,
+        authorization: &Authorization,
         cancel: &CancellationToken,
     ) -> Attempt<Fetched, GithubError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(GITHUB_JSON));
+        let if_none_match =
+            kept_etag.and_then(|kept| etag_from_kept(kept, &authorization.fingerprint));
+        let mut builder = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(uri.clone())
+            .header(ACCEPT, HeaderValue::from_static(GITHUB_JSON))
+            .header(AUTHORIZATION, authorization.header.clone());
         if let Some(tag) = if_none_match.and_then(|t| HeaderValue::from_str(t).ok()) {
-            headers.insert(IF_NONE_MATCH, tag);
+            builder = builder.header(IF_NONE_MATCH, tag);
         }
-        let request = self.octocrab._get_with_headers(uri.clone(), Some(headers));
-        self.exchange(endpoint, request, url, cancel).await
+        let octocrab = &self.transport.octocrab;
+        let request = octocrab.build_request(builder, None::<&()>);
+        let request = async move { octocrab.execute(request?).await };
+        self.exchange(endpoint, request, url, &authorization.fingerprint, cancel)
+            .await
     }
 
     /// Sends `request` (counted under `endpoint`; given up on shutdown) and reads
-    /// its answer: the headers (for the governor) and what the answer means.
+    /// its answer: the headers (for the governor) and what the answer means (an
+    /// `ETag` tagged with `fingerprint`, the credential's that sent it).
     async fn exchange(
         &self,
         endpoint: Endpoint,
@@ -398,6 +713,7 @@ impl Client {
             Output = octocrab::Result<http::Response<BoxBody<Bytes, octocrab::Error>>>,
         >,
         url: &str,
+        fingerprint: &str,
         cancel: &CancellationToken,
     ) -> Attempt<Fetched, GithubError> {
         let response = tokio::select! {
@@ -420,7 +736,7 @@ impl Client {
         let headers = response.headers().clone();
         let body = response.into_body();
         let result = self
-            .read_response(endpoint, status, &headers, body, url, cancel)
+            .read_response(endpoint, status, &headers, body, url, fingerprint, cancel)
             .await;
         Attempt {
             headers: Some(headers),
@@ -429,6 +745,7 @@ impl Client {
     }
 
     /// What a response with `status` and `headers` means, reading its body.
+    #[allow(clippy::too_many_arguments)]
     async fn read_response(
         &self,
         endpoint: Endpoint,
@@ -436,6 +753,7 @@ impl Client {
         headers: &HeaderMap,
         body: BoxBody<Bytes, octocrab::Error>,
         url: &str,
+        fingerprint: &str,
         cancel: &CancellationToken,
     ) -> Result<Fetched, GithubError> {
         if status == StatusCode::NOT_MODIFIED {
@@ -460,7 +778,7 @@ impl Client {
                     Some(next) if self.same_origin(next) => Some(next.to_owned()),
                     Some(next) => {
                         return Err(GithubError::ForeignLink {
-                            url: self.redactor.clean(next),
+                            url: self.transport.redactor.clean(next),
                         })
                     }
                     None => None,
@@ -470,8 +788,8 @@ impl Client {
             let etag = headers
                 .get(ETAG)
                 .and_then(|v| v.to_str().ok())
-                .filter(|t| t.len() <= crate::domain::batch::MAX_CURSOR_OPAQUE_BYTES)
-                .map(str::to_owned);
+                .map(|etag| etag_to_keep(etag, fingerprint))
+                .filter(|kept| kept.len() <= crate::domain::batch::MAX_CURSOR_OPAQUE_BYTES);
             return Ok(Fetched::Page { body, next, etag });
         }
         let body = read_limited(body, MAX_ERROR_BODY_BYTES, url, cancel)
@@ -485,7 +803,7 @@ impl Client {
             headers,
             &body,
             url,
-            &self.redactor,
+            &self.transport.redactor,
         ))
     }
 
@@ -498,14 +816,13 @@ impl Client {
     }
 
     fn same_origin(&self, url: &str) -> bool {
-        url::Url::parse(url).is_ok_and(|u| u.origin() == self.origin)
+        url::Url::parse(url).is_ok_and(|u| u.origin() == self.transport.origin)
     }
 
-    /// Requests so far by endpoint template and status (sorted), and the
-    /// governor's rate limits, waits and retries.
-    pub fn health(&self) -> (Vec<ApiRequests>, GovernorHealth) {
-        let requests = self
-            .stats()
+    /// Requests so far by endpoint template and status (sorted), every principal
+    /// of the transport together.
+    pub fn requests(&self) -> Vec<ApiRequests> {
+        self.stats()
             .requests
             .iter()
             .map(|((endpoint, status), count)| ApiRequests {
@@ -513,9 +830,24 @@ impl Client {
                 status: status.clone(),
                 count: *count,
             })
-            .collect();
-        (requests, self.governor.health())
+            .collect()
     }
+}
+
+/// An `ETag` as kept in a cursor: tagged with the fingerprint of the credential
+/// that got it, because GitHub's ETags vary with the token (`Vary:
+/// Authorization`; an App's installation token too, so each renewal reads every
+/// list in full once), so one token's ETag must never be sent with another.
+pub fn etag_to_keep(etag: &str, fingerprint: &str) -> String {
+    format!("{fingerprint}{ETAG_SEPARATOR}{etag}")
+}
+
+/// The `ETag` to send from a kept cursor value: only when it was kept under the
+/// credential with `fingerprint` (after a token change, or from a version that did
+/// not tag ETags, the first page is read in full once and the new ETag kept).
+pub fn etag_from_kept<'a>(kept: &'a str, fingerprint: &str) -> Option<&'a str> {
+    let (tagged, etag) = kept.split_once(ETAG_SEPARATOR)?;
+    (tagged == fingerprint && !etag.is_empty()).then_some(etag)
 }
 
 /// The GraphQL endpoint of the REST API at `base`: `https://api.github.com/graphql`
@@ -658,7 +990,7 @@ pub struct Pages {
     /// The first page answered 304: nothing changed since the ETag was kept.
     pub not_modified: bool,
     /// The `ETag` of the first page as kept for the next sync (tagged with the
-    /// token's fingerprint, see [`Client::etag_to_keep`]).
+    /// token's fingerprint, see [`etag_to_keep`]).
     pub etag: Option<String>,
 }
 
@@ -692,9 +1024,7 @@ impl Pages {
             });
         }
         let conditional = if self.pages == 0 {
-            self.if_none_match
-                .as_deref()
-                .and_then(|kept| client.etag_from_kept(kept))
+            self.if_none_match.as_deref()
         } else {
             None
         };
@@ -709,7 +1039,7 @@ impl Pages {
             }
             Fetched::Page { body, next, etag } => {
                 if self.pages == 0 {
-                    self.etag = etag.map(|etag| client.etag_to_keep(&etag));
+                    self.etag = etag;
                 }
                 self.pages += 1;
                 self.next = next;

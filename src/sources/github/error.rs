@@ -22,7 +22,8 @@ pub use crate::sources::http::MAX_SERVER_MESSAGE_CHARS;
 /// Why a GitHub API request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GithubError {
-    /// 401: the token is wrong, expired or revoked.
+    /// 401: the token is wrong, expired or revoked. (With a GitHub App, a fresh
+    /// installation token refused as well: see [`GithubError::InstallationRevoked`].)
     #[error(
         "GitHub rejected the token (HTTP 401 {message}) at {url}; check github.token \
          (the token itself is never shown)"
@@ -154,6 +155,45 @@ pub enum GithubError {
     /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client for {url}: {cause}")]
     Client { url: String, cause: String },
+
+    /// The GitHub App is not installed on the account (404 to its installation
+    /// lookup), or its installation cannot see the repository.
+    #[error(
+        "the GitHub App (github.app_id {app_id}) is not installed on {account} or cannot see \
+         it (HTTP 404 at {url}): install the App on {account} with access to its repositories \
+         (docs/github-app.md)"
+    )]
+    NotInstalled {
+        url: String,
+        app_id: u64,
+        /// The organisation, or `owner/name` for a repository.
+        account: String,
+    },
+
+    /// An installation of the App could not get a token any more: it was
+    /// removed, suspended, or lost access (404, 403 or 422 to the token
+    /// request). The installation is looked up again on the next sync.
+    #[error(
+        "the GitHub App's installation {installation_id} on {account} refused a token (HTTP \
+         {status} {message}) at {url}: it was removed, suspended or lost its permissions; \
+         reinstall the App on {account} (the other organisations go on)"
+    )]
+    InstallationRevoked {
+        url: String,
+        installation_id: u64,
+        account: String,
+        status: u16,
+        message: String,
+    },
+
+    /// 401 to a request signed with the App's JWT: the App id or the private key
+    /// is not the App's.
+    #[error(
+        "GitHub rejected the App's signed JWT (HTTP 401 {message}) at {url}: check \
+         github.app_id and that the private key is the App's current one (the key itself is \
+         never shown)"
+    )]
+    AppRejected { url: String, message: String },
 
     /// Shutdown stopped the request.
     #[error("stopped by shutdown")]

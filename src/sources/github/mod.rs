@@ -2,8 +2,11 @@
 //! change sets (compare), incidents (labelled issues) and merged pull requests
 //! through the REST API (github.com or GitHub Enterprise Server), incrementally.
 //!
-//! One [`GithubSource`] serves every configured repository with one HTTP
-//! [`client::Client`]. A repository sync runs these steps in order, each writing its
+//! One [`GithubSource`] serves every configured repository through one HTTP
+//! transport ([`client::Client`]), as one principal with a personal token, or, as a
+//! GitHub App (`app.rs`), as the installation that covers the repository's owner
+//! (each installation with its own budget). A repository sync runs these steps in
+//! order, each writing its
 //! own batch with its own cursor (so a failure in a later step keeps the earlier
 //! ones, and the next sync resumes each step where it stopped):
 //!
@@ -19,7 +22,10 @@
 //!    which also read each one's commits);
 //! 5. `pull_lookup` (PR-based lead-time starts only): the pull requests of the
 //!    deployed changes no kept pull request names (merged before the lookback,
-//!    or none: a direct push), asked once per change.
+//!    or none: a direct push), asked once per change;
+//! 6. `pull_reviews` (PR-based lead-time starts only): the first review of the
+//!    pull requests of changes deployed within the longest window that no
+//!    listing read (`reviews.rs`).
 //!
 //! `docs/sources.md` describes what is read, the cursors and the request cost.
 //!
@@ -31,15 +37,17 @@
 //! keeps (under a PR-based lead-time start, on the pages of steps 1 and 2 first:
 //! `pulls.rs`).
 //!
-//! Not here: webhooks, GitHub Apps authentication, and anything about
-//! what counts as a DORA event beyond skipping what can never count (non-production
-//! deployments, unmerged pull requests).
+//! Not here: webhooks, how a GitHub App authenticates (`app.rs`), and anything
+//! about what counts as a DORA event beyond skipping what can never count
+//! (non-production deployments, unmerged pull requests).
 
 mod answer;
+mod app;
 mod changes;
 mod check;
 mod client;
 mod deployments;
+mod discovery;
 mod error;
 mod graphql;
 mod history;
@@ -47,7 +55,9 @@ mod incidents;
 mod models;
 mod pull_lookup;
 mod pulls;
+mod reviews;
 pub mod rules;
+mod teams;
 mod workflow_runs;
 
 pub use crate::sources::governor::{
@@ -55,25 +65,33 @@ pub use crate::sources::governor::{
     DEFAULT_MAX_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES,
     DEFAULT_MIN_SECONDARY_WAIT,
 };
+pub use app::{
+    renewal_delay, DEFAULT_TOKEN_LIFETIME, JWT_BACKDATE, JWT_LIFETIME,
+    MAX_INSTALLATION_TOKEN_BYTES, TOKEN_RENEWAL_MARGIN,
+};
 pub use client::{
     next_link, Endpoint, CONNECT_TIMEOUT, MAX_ERROR_BODY_BYTES, MAX_PAGES, MAX_RESPONSE_BYTES,
     PER_PAGE, READ_TIMEOUT,
 };
+pub use discovery::{MAX_DISCOVERY_PAGES, TEAM_TOPIC_PREFIX};
 pub use error::{GithubError, MAX_SERVER_MESSAGE_CHARS};
 
 use super::{ApiHealth, RepoSyncStats, Source, SourceError, SyncContext};
-use crate::config::{DeploymentsConfig, GithubConfig, LabelName};
+use crate::config::{
+    DeploymentsConfig, GithubAuth, GithubConfig, LabelName, OrganizationConfig, RepositoryConfig,
+};
 use crate::domain::batch::{Cursor, CursorKey, SyncBatch};
-use crate::domain::{Environment, RepoName, Timestamp};
+use crate::domain::{Environment, RepoName, Team, Timestamp};
 use crate::dora::LeadTimeStart;
 use crate::sources::Ledger;
 use bytes::Bytes;
 use client::{Client, Pages};
 use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError, RwLock};
+use tokio_util::sync::CancellationToken;
 
 /// The `source` label and sync-status name of this source.
 pub const SOURCE_NAME: &str = "github";
@@ -89,6 +107,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Debug, Clone)]
 struct Settings {
     lookback_seconds: i64,
+    /// The review window (`reviews.rs`): the longest configured window, at most
+    /// the lookback.
+    review_window_seconds: i64,
     production: Vec<Environment>,
     incident_labels: Vec<LabelName>,
     rework_labels: Vec<LabelName>,
@@ -96,13 +117,39 @@ struct Settings {
     api: crate::config::GithubApi,
 }
 
+/// Who requests are sent as: one token, or a GitHub App's installations.
+enum Auth {
+    Token(Client),
+    App(app::App),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Token(_) => f.write_str("Auth::Token"),
+            Auth::App(_) => f.write_str("Auth::App"),
+        }
+    }
+}
+
 /// The GitHub source for the repositories of one `[github]` configuration.
 #[derive(Debug)]
 pub struct GithubSource {
-    client: Client,
+    auth: Auth,
+    /// `[[github.organizations]]`.
+    organizations: Vec<OrganizationConfig>,
+    /// `[[github.repositories]]`.
+    explicit: Vec<RepositoryConfig>,
     settings: Settings,
-    repositories: Vec<RepoName>,
-    deployments: HashMap<RepoName, DeploymentsConfig>,
+    /// This cycle's repositories, their deployments and teams: the explicit
+    /// ones, and those discovered at the cycle's start.
+    scope: RwLock<discovery::Scope>,
+    /// Each organisation's list as last read (by login, lowercase).
+    listings: tokio::sync::Mutex<HashMap<String, discovery::Listing>>,
+    /// The teams of each `team_from = "github_teams"` organisation, as last read.
+    team_listings: tokio::sync::Mutex<HashMap<String, teams::TeamListing>>,
+    /// Organisations whose list has never been read yet (lowercase).
+    unlisted: Mutex<BTreeSet<String>>,
     /// Unreadable items skipped per repository since the process started (the
     /// `dora_collector_skipped_items_total` counter).
     skipped: Mutex<BTreeMap<RepoName, u64>>,
@@ -127,32 +174,254 @@ impl GithubSource {
         config: &GithubConfig,
         policy: RetryPolicy,
     ) -> Result<GithubSource, GithubError> {
-        let client = Client::with_policy(config.api_url.as_url(), &config.token, policy)?;
+        let auth = match &config.auth {
+            GithubAuth::Token(token) => {
+                Auth::Token(Client::with_policy(config.api_url.as_url(), token, policy)?)
+            }
+            GithubAuth::App(app) => Auth::App(app::App::new(config.api_url.as_url(), app, policy)?),
+        };
+        let scope = discovery::Scope::build(&config.repositories, &[], &HashMap::new(), &|_| None);
+        let lookback_seconds = i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX);
         Ok(GithubSource {
-            client,
+            auth,
+            organizations: config.organizations.clone(),
+            explicit: config.repositories.clone(),
+            scope: RwLock::new(scope),
+            listings: tokio::sync::Mutex::new(HashMap::new()),
+            team_listings: tokio::sync::Mutex::new(HashMap::new()),
+            unlisted: Mutex::new(
+                config
+                    .organizations
+                    .iter()
+                    .map(|o| o.name.as_str().to_ascii_lowercase())
+                    .collect(),
+            ),
             settings: Settings {
-                lookback_seconds: i64::try_from(config.lookback.as_secs()).unwrap_or(i64::MAX),
+                lookback_seconds,
+                review_window_seconds: lookback_seconds,
                 production: config.production_environments.clone(),
                 incident_labels: config.incident_labels.clone(),
                 rework_labels: config.rework_labels.clone(),
                 lead_time_start: config.lead_time_start,
                 api: config.api,
             },
-            repositories: config.repositories.iter().map(|r| r.name.clone()).collect(),
-            deployments: config
-                .repositories
-                .iter()
-                .map(|r| (r.name.clone(), r.deployments.clone()))
-                .collect(),
             skipped: Mutex::new(BTreeMap::new()),
             checked: Mutex::new(HashMap::new()),
             still_pending: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The source reading first reviews only where they can matter: for the
+    /// changes deployed within `windows` (the configured `metrics.windows`; the
+    /// longest counts, at most the lookback). Without it, within the lookback.
+    pub fn with_review_window(mut self, windows: &[crate::config::Duration]) -> GithubSource {
+        if let Some(longest) = windows.iter().map(|w| w.as_secs()).max() {
+            let longest = i64::try_from(longest).unwrap_or(i64::MAX);
+            self.settings.review_window_seconds = longest.min(self.settings.lookback_seconds);
+        }
+        self
+    }
+
     /// `github.api_url` as requests use it (no trailing slash).
     pub fn api_url(&self) -> &str {
-        self.client.base()
+        self.base_client().base()
+    }
+
+    /// A client on the source's transport (the token's, or the App's own).
+    fn base_client(&self) -> &Client {
+        match &self.auth {
+            Auth::Token(client) => client,
+            Auth::App(app) => app.client(),
+        }
+    }
+
+    /// The client `repository`'s requests are sent with: the token's, or the
+    /// App installation's that covers its owner (found the first time).
+    async fn client_for(
+        &self,
+        repository: &RepoName,
+        cancel: &CancellationToken,
+    ) -> Result<Client, GithubError> {
+        match &self.auth {
+            Auth::Token(client) => Ok(client.clone()),
+            Auth::App(app) => {
+                let organization = self
+                    .organizations
+                    .iter()
+                    .any(|o| o.name.is(repository.owner()));
+                let lookup = if organization {
+                    app::Lookup::Organization(repository.owner())
+                } else {
+                    app::Lookup::Repository(repository)
+                };
+                app.client_for(lookup, cancel).await
+            }
+        }
+    }
+
+    /// The client that lists `organization`'s repositories.
+    async fn client_for_organization(
+        &self,
+        organization: &OrganizationConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Client, GithubError> {
+        match &self.auth {
+            Auth::Token(client) => Ok(client.clone()),
+            Auth::App(app) => {
+                app.client_for(
+                    app::Lookup::Organization(organization.name.as_str()),
+                    cancel,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Lists every organisation (each page conditional on its kept `ETag`) and
+    /// makes this cycle's scope: the explicit repositories and those the lists
+    /// select. An organisation whose list fails keeps its previous list.
+    async fn discover(&self, cancel: &CancellationToken) {
+        if self.organizations.is_empty() {
+            return;
+        }
+        let mut listings = self.listings.lock().await;
+        let mut team_listings = self.team_listings.lock().await;
+        for organization in &self.organizations {
+            let login = organization.name.as_str().to_ascii_lowercase();
+            let client = self.client_for_organization(organization, cancel).await;
+            if let (Ok(client), crate::config::TeamFrom::GithubTeams) =
+                (&client, organization.team_from)
+            {
+                match teams::list(client, &login, team_listings.get(&login), cancel).await {
+                    Ok((listing, cost)) => {
+                        tracing::debug!(
+                            organization = %login,
+                            requests = cost.requests,
+                            not_modified = cost.not_modified,
+                            "listed the organisation's teams"
+                        );
+                        team_listings.insert(login.clone(), listing);
+                    }
+                    Err(GithubError::Cancelled) => return,
+                    Err(error) => tracing::error!(
+                        organization = %login,
+                        %error,
+                        "cannot list the organisation's teams; the teams of the previous list \
+                         are kept this cycle (needs the Members: read organisation permission)"
+                    ),
+                }
+            }
+            let listed = match client {
+                Ok(client) => discovery::list(&client, &login, listings.get(&login), cancel).await,
+                Err(error) => Err(error),
+            };
+            match listed {
+                Ok((listing, cost)) => {
+                    tracing::debug!(
+                        organization = %login,
+                        requests = cost.requests,
+                        not_modified = cost.not_modified,
+                        repositories = listing.repositories().count(),
+                        "listed the organisation's repositories"
+                    );
+                    listings.insert(login.clone(), listing);
+                    self.unlisted
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&login);
+                }
+                Err(GithubError::Cancelled) => return,
+                Err(error) => {
+                    if let (Auth::App(app), GithubError::InstallationRevoked { .. }) =
+                        (&self.auth, &error)
+                    {
+                        app.forget(&login);
+                    }
+                    tracing::error!(
+                        organization = %login,
+                        %error,
+                        "cannot list the organisation's repositories; its repositories of the \
+                         previous list are synced this cycle"
+                    );
+                }
+            }
+        }
+        let assignments: HashMap<String, BTreeMap<RepoName, Team>> = team_listings
+            .iter()
+            .map(|(login, listing)| (login.clone(), listing.assignment()))
+            .collect();
+        let scope = discovery::Scope::build(
+            &self.explicit,
+            &self.organizations,
+            &listings,
+            &|repository| {
+                assignments
+                    .get(repository.owner())
+                    .and_then(|teams| teams.get(repository))
+                    .cloned()
+            },
+        );
+        drop(team_listings);
+        drop(listings);
+        let mut current = self.scope.write().unwrap_or_else(PoisonError::into_inner);
+        let before: HashSet<&RepoName> = current.repositories.iter().collect();
+        let after: HashSet<&RepoName> = scope.repositories.iter().collect();
+        for added in after.difference(&before) {
+            tracing::info!(repository = %added, "repository discovered; it is synced this cycle");
+        }
+        for removed in before.difference(&after) {
+            tracing::info!(
+                repository = %removed,
+                "repository no longer listed or selected (removed, archived or filtered out): \
+                 it is not polled any more, its history is kept"
+            );
+        }
+        *current = scope;
+    }
+
+    /// `repositories` grouped by the client that reads them (one group with a
+    /// token; one per App installation), in their order. A repository whose
+    /// installation cannot be found is left out (its sync says why).
+    async fn by_principal<'r>(
+        &self,
+        repositories: &[&'r RepoName],
+        cancel: &CancellationToken,
+    ) -> Vec<(Client, Vec<&'r RepoName>)> {
+        let mut groups: Vec<(Client, Vec<&'r RepoName>)> = Vec::new();
+        for repository in repositories {
+            let client = match self.client_for(repository, cancel).await {
+                Ok(client) => client,
+                Err(error) => {
+                    tracing::warn!(%repository, %error, "no GitHub App installation for the repository");
+                    continue;
+                }
+            };
+            match groups
+                .iter_mut()
+                .find(|(c, _)| std::sync::Arc::ptr_eq(c.principal(), client.principal()))
+            {
+                Some((_, group)) => group.push(repository),
+                None => groups.push((client, vec![repository])),
+            }
+        }
+        groups
+    }
+
+    /// After a failed sync of `repository`: an installation that refused a token
+    /// is looked up again next time.
+    fn after_failure(&self, repository: &RepoName, error: &SourceError) {
+        if let (Auth::App(app), SourceError::Github(github)) = (&self.auth, error) {
+            let revoked = match github {
+                GithubError::InstallationRevoked { .. } => true,
+                GithubError::GaveUp { last, .. } => {
+                    matches!(**last, GithubError::InstallationRevoked { .. })
+                }
+                _ => false,
+            };
+            if revoked {
+                app.forget(repository.owner());
+            }
+        }
     }
 }
 
@@ -161,12 +430,38 @@ impl Source for GithubSource {
         SOURCE_NAME
     }
 
-    fn repositories(&self) -> &[RepoName] {
-        &self.repositories
+    fn repositories(&self) -> Vec<RepoName> {
+        self.scope
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .repositories
+            .clone()
+    }
+
+    fn teams(&self) -> Vec<(RepoName, Team)> {
+        self.scope
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .teams
+            .iter()
+            .map(|(repository, team)| (repository.clone(), team.clone()))
+            .collect()
+    }
+
+    fn pending_discovery(&self) -> Vec<String> {
+        self.unlisted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     fn prepare_cycle<'a>(&'a self, context: &'a SyncContext) -> BoxFuture<'a, ()> {
-        Box::pin(self.check_cycle(context))
+        Box::pin(async move {
+            self.discover(&context.shutdown).await;
+            self.check_cycle(context).await;
+        })
     }
 
     fn sync_repository<'a>(
@@ -176,6 +471,9 @@ impl Source for GithubSource {
     ) -> BoxFuture<'a, Result<RepoSyncStats, SourceError>> {
         Box::pin(async move {
             let deployments = self
+                .scope
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
                 .deployments
                 .get(repository)
                 .cloned()
@@ -191,10 +489,18 @@ impl Source for GithubSource {
                 .ok()
                 .and_then(|mut pending| pending.remove(repository))
                 .unwrap_or_default();
+            let client = match self.client_for(repository, &context.shutdown).await {
+                Ok(client) => client,
+                Err(error) => {
+                    let error = SourceError::Github(error);
+                    self.after_failure(repository, &error);
+                    return Err(error);
+                }
+            };
             let sync = RepoSync {
                 checked,
                 still_pending,
-                client: &self.client,
+                client: &client,
                 settings: &self.settings,
                 repository,
                 context,
@@ -203,9 +509,13 @@ impl Source for GithubSource {
                 page_sizes: answer::PageSizes::new(),
                 riding: Mutex::new(None),
                 answered: Mutex::new(HashMap::new()),
+                reviews_read: Mutex::new(HashSet::new()),
                 stats: Mutex::new(RepoSyncStats::default()),
             };
             let result = sync.run(&deployments).await;
+            if let Err(error) = &result {
+                self.after_failure(repository, error);
+            }
             let mut stats = sync.stats.lock().map(|s| *s).unwrap_or_default();
             stats.requests = sync.requests.load(Ordering::Relaxed);
             stats.skipped_items = sync.skipped.load(Ordering::Relaxed);
@@ -215,16 +525,42 @@ impl Source for GithubSource {
                     *skipped.entry(repository.clone()).or_default() += stats.skipped_items;
                 }
             }
+            let lookback_start =
+                Timestamp(context.now.0.saturating_sub(self.settings.lookback_seconds));
             result.map(|first_sync| RepoSyncStats {
                 first_sync,
+                history_since: Some(lookback_start),
                 ..stats
             })
         })
     }
 
     fn api_health(&self) -> ApiHealth {
-        let (requests, governor) = self.client.health();
-        ApiHealth::from_governor(requests, governor, &self.skipped, Vec::new())
+        let principals = match &self.auth {
+            Auth::Token(client) => vec![std::sync::Arc::clone(client.principal())],
+            Auth::App(app) => app.principals(),
+        };
+        let mut governor = GovernorHealth {
+            rate_limits: Vec::new(),
+            rate_limit_wait_seconds: 0.0,
+            retries: RetryReason::ALL.iter().map(|reason| (*reason, 0)).collect(),
+        };
+        for principal in &principals {
+            let health = principal.health();
+            governor.rate_limits.extend(health.rate_limits);
+            governor.rate_limit_wait_seconds += health.rate_limit_wait_seconds;
+            for (reason, count) in health.retries {
+                if let Some(total) = governor.retries.iter_mut().find(|(r, _)| *r == reason) {
+                    total.1 += count;
+                }
+            }
+        }
+        ApiHealth::from_governor(
+            self.base_client().requests(),
+            governor,
+            &self.skipped,
+            Vec::new(),
+        )
     }
 }
 
@@ -248,6 +584,8 @@ struct RepoSync<'a> {
     /// The merged pull requests of the commits this sync's pages named them for
     /// (`associatedPullRequests`), for step 5.
     answered: Mutex<HashMap<crate::domain::CommitSha, Vec<u64>>>,
+    /// The pull requests whose first review this sync read (step 6 skips them).
+    reviews_read: Mutex<HashSet<u64>>,
     stats: Mutex<RepoSyncStats>,
 }
 
@@ -277,6 +615,7 @@ impl RepoSync<'_> {
         }
         self.sync_pulls().await?;
         self.sync_pull_lookup().await?;
+        self.sync_pull_reviews().await?;
         Ok(first)
     }
 

@@ -12,11 +12,14 @@
 //!   (aliases, one point) — none for a change the first page of a later sync
 //!   already answered (it brings the newest history with each commit's pull
 //!   requests: `graphql.rs`) — then the merged pull requests not kept yet with
-//!   their labels, commits and first review (`Repository.pullRequest(number:)`,
-//!   49 a query, one point);
+//!   their labels and commits (`Repository.pullRequest(number:)`, 74 a query,
+//!   one point);
 //! - REST: `GET /repos/{owner}/{repo}/commits/{sha}/pulls` per commit, then
-//!   `/pulls/{n}/commits` and `/pulls/{n}/reviews` per merged pull request not
-//!   kept yet.
+//!   `/pulls/{n}/commits` per merged pull request not kept yet.
+//!
+//! The first review of a pull request found here is read with it when it was
+//! merged within the lookback (rarely: step 4 lists those), else by step 6 when
+//! a change of it is deployed within the review window (`reviews.rs`).
 //!
 //! Each change is asked about once: cursor
 //! `pull_lookup?environments=…&lead_time_start=…` keeps (`since`) the deploy time
@@ -48,9 +51,9 @@ pub const COMMITS_PER_LOOKUP_QUERY: usize = 149;
 /// Pull requests read per commit (a change is rarely in more than a couple).
 pub const PULLS_PER_COMMIT: u32 = 10;
 
-/// Pull requests read per GraphQL details query (three connections each:
-/// labels, commits and the first review, so 147 requests, rounded to one point).
-pub const PULLS_PER_DETAILS_QUERY: usize = 49;
+/// Pull requests read per GraphQL details query (two connections each: labels
+/// and commits, so 148 requests, rounded to one point).
+pub const PULLS_PER_DETAILS_QUERY: usize = 74;
 
 impl RepoSync<'_> {
     /// Step 5.
@@ -136,7 +139,7 @@ impl RepoSync<'_> {
                         continue;
                     }
                     let commits = self.pull_commits(pull.number).await?;
-                    let pull = self.with_first_review(pull).await?;
+                    let pull = self.with_first_review(pull, self.lookback_start()).await?;
                     let mut pull_request = self.pull_request(pull, commits);
                     add_change(&mut pull_request, *sha);
                     found.insert(pull_request.number, pull_request);
@@ -208,6 +211,9 @@ impl RepoSync<'_> {
         }
         let numbers: Vec<u64> = associated.keys().copied().collect();
         let mut found = BTreeMap::new();
+        // Those merged within the lookback, whose first review is read here
+        // (`reviews.rs`).
+        let mut wanted = Vec::new();
         for chunk in numbers.chunks(PULLS_PER_DETAILS_QUERY) {
             self.check_cancelled()?;
             let data: serde_json::Value = self
@@ -239,12 +245,19 @@ impl RepoSync<'_> {
                     Some(commits) => commits,
                     None => self.pull_commits(pull.number).await?,
                 };
-                let pull = self.with_first_review(pull).await?;
+                if self.reads_review(&pull, self.lookback_start()) {
+                    wanted.push(pull.number);
+                }
                 let mut pull_request = self.pull_request(pull, commits);
                 for sha in &associated[number] {
                     add_change(&mut pull_request, *sha);
                 }
                 found.insert(*number, pull_request);
+            }
+        }
+        for (number, review) in self.first_reviews(&wanted).await? {
+            if let Some(pull) = found.get_mut(&number) {
+                pull.first_review_at = review;
             }
         }
         Ok(found)
@@ -340,8 +353,7 @@ fn details_query(numbers: &[u64]) -> String {
         query.push_str(&format!(
             "    p{n}: pullRequest(number: {number}) {{ number createdAt updatedAt mergedAt mergeCommit {{ oid }} \
              labels(first: $labelsPerPull) {{ totalCount nodes {{ name }} }} \
-             commits(first: $commitsPerPull) {{ totalCount nodes {{ commit {{ oid authoredDate }} }} }} \
-             reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) {{ nodes {{ submittedAt }} }} }}\n"
+             commits(first: $commitsPerPull) {{ totalCount nodes {{ commit {{ oid authoredDate }} }} }} }}\n"
         ));
     }
     query.push_str("  }\n}\n");

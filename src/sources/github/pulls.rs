@@ -37,6 +37,11 @@
 //!   pull requests with a rework label come again from the `labels` filter, 74 a
 //!   page with their labels and commits (one point), and replace the others'
 //!   record of them.
+//!
+//! Each pull request also brings its opening (`createdAt`); its first review
+//! (where `pickup` ends and `review` starts) is read apart, for those merged
+//! within the longest window (`reviews.rs`): after the GraphQL listing, 149 a
+//! point, or with each one the REST list brings.
 
 use super::client::{Endpoint, Pages, MAX_PAGES, PER_PAGE};
 use super::models::{self, PageInfo, Skip, WirePull};
@@ -94,44 +99,31 @@ const MERGED_PULLS_QUERY: &str = merged_pulls_query!(
     "        labels(first: $labelsPerPull) { totalCount nodes { name } }\n"
 );
 
-/// [`MERGED_PULLS_QUERY`] with each pull request's commits and first review
-/// (the rework labels under a PR-based lead-time start):
-/// [`PULLS_WITH_COMMITS_PER_PAGE`] pull requests a page, so that the page, its
-/// labels, its commits and its reviews stay one point (GitHub's formula divides
-/// 1 + 3 × 49 = 148 requests by 100 and rounds to 1).
+/// [`MERGED_PULLS_QUERY`] with each pull request's commits (the rework labels
+/// under a PR-based lead-time start): [`PULLS_WITH_COMMITS_PER_PAGE`] pull
+/// requests a page, so that the page, its labels and its commits stay one point
+/// (GitHub's formula divides 1 + 74 + 74 = 149 requests by 100 and rounds to 1).
+/// First reviews are not asked here: [`super::reviews`] reads those that can
+/// matter, 149 a point.
 const MERGED_PULLS_WITH_COMMITS_QUERY: &str = merged_pulls_query!(
     "MergedPullsWithCommits",
     ", $labelsPerPull: Int!, $commitsPerPull: Int!",
     "        labels(first: $labelsPerPull) { totalCount nodes { name } }
-        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }
-        reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) { nodes { submittedAt } }\n"
+        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }\n"
 );
 
-/// Every merged pull request with its commits and first review, without its
-/// labels (a PR-based lead-time start; the labels that matter come from the
-/// rework listing): [`PULLS_WITH_REVIEWS_PER_PAGE`] a page, one point
-/// (1 + 2 × 74 = 149 requests). Where the listing that rode on the deployment
-/// and history pages stopped, this goes on.
+/// Every merged pull request with its commits, without its labels (a PR-based
+/// lead-time start; the labels that matter come from the rework listing): 100
+/// a page, one point (1 + 100 = 101 requests). Where the listing that rode on
+/// the deployment and history pages stopped, this goes on.
 const MERGED_PULL_COMMITS_QUERY: &str = merged_pulls_query!(
     "MergedPullCommits",
     ", $commitsPerPull: Int!",
-    "        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }
-        reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) { nodes { submittedAt } }\n"
+    "        commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } }\n"
 );
 
 /// Pull requests a page of [`MERGED_PULLS_WITH_COMMITS_QUERY`] asks for.
-pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 49;
-
-/// Pull requests a page of [`MERGED_PULL_COMMITS_QUERY`] asks for: each brings
-/// two connections (its commits and its first review).
-pub const PULLS_WITH_REVIEWS_PER_PAGE: u32 = 74;
-
-/// The pending state is a draft only its author sees; the first review is the
-/// oldest submitted one. A pull request node asks for it with
-/// `reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED])`
-/// (one request per pull request in GitHub's point formula); REST lists a pull
-/// request's reviews oldest first, [`REVIEWS_PER_PAGE`] on the one page read.
-pub const REVIEWS_PER_PAGE: u32 = 100;
+pub const PULLS_WITH_COMMITS_PER_PAGE: u32 = 74;
 
 /// Commits read inline per pull request; a pull request with more has its
 /// commits read through REST (`/pulls/{n}/commits`).
@@ -145,7 +137,7 @@ macro_rules! riding_pulls {
     () => {
         "    ridingPulls: pullRequests(states: [MERGED], first: $pullsFirst, after: $pullsAfter, orderBy: {field: UPDATED_AT, direction: DESC}) {
       pageInfo { hasNextPage endCursor }
-      nodes { number createdAt updatedAt mergedAt mergeCommit { oid } commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } } reviews(first: 1, states: [APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED]) { nodes { submittedAt } } }
+      nodes { number createdAt updatedAt mergedAt mergeCommit { oid } commits(first: $commitsPerPull) { totalCount nodes { commit { oid authoredDate } } } }
     }
 "
     };
@@ -155,9 +147,8 @@ pub(super) use riding_pulls;
 /// Pull requests a riding page asks for: the deployment and history pages cost
 /// 101 requests (a connection of 100, one connection under each of its nodes),
 /// and GitHub rounds up to 149 to one point, which leaves 48: this listing's
-/// connection and the commits and first-review connections of each of its 23
-/// pull requests.
-pub const PULLS_RIDING_PER_PAGE: u32 = 23;
+/// connection and the commits connection of each of its 47 pull requests.
+pub const PULLS_RIDING_PER_PAGE: u32 = 47;
 
 #[derive(Deserialize)]
 struct PullsData {
@@ -212,16 +203,6 @@ pub(super) fn graphql_pull(
         merge_commit: Option<Oid>,
         labels: Option<Labels>,
         commits: Option<Commits>,
-        reviews: Option<Reviews>,
-    }
-    #[derive(Deserialize)]
-    struct Reviews {
-        nodes: Vec<ReviewNode>,
-    }
-    #[derive(Deserialize)]
-    struct ReviewNode {
-        #[serde(rename = "submittedAt")]
-        submitted_at: Option<String>,
     }
     #[derive(Deserialize)]
     struct Oid {
@@ -299,18 +280,9 @@ pub(super) fn graphql_pull(
             .map(|c| CommitSha::parse(&c.oid).map_err(|e| format!("mergeCommit.oid: {e}")))
             .transpose()?,
         labels,
-        first_review: node
-            .reviews
-            .map(|reviews| {
-                reviews
-                    .nodes
-                    .iter()
-                    .filter_map(|r| r.submitted_at.as_deref())
-                    .map(|t| time(t, "reviews.submittedAt"))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|times| times.into_iter().min())
-            })
-            .transpose()?,
+        // Read apart, for the pull requests whose stages it can decide
+        // (`reviews.rs`).
+        first_review: None,
     };
     Ok((pull, commits))
 }
@@ -490,7 +462,19 @@ impl RepoSync<'_> {
                 };
                 self.merged_pulls(kept, None, stop_before).await?
             };
-            for (pull, commits) in found {
+            // The first reviews that can matter, 149 a point (`reviews.rs`).
+            let reviews = if all_merged {
+                let wanted: Vec<u64> = found
+                    .iter()
+                    .map(|(pull, _)| pull)
+                    .filter(|pull| self.reads_review(pull, self.review_window_start()))
+                    .map(|pull| pull.number)
+                    .collect();
+                self.first_reviews(&wanted).await?
+            } else {
+                BTreeMap::new()
+            };
+            for (mut pull, commits) in found {
                 // Read: the REST page below skips it (and does not read its
                 // commits again).
                 if !listed.insert(pull.number) {
@@ -505,11 +489,9 @@ impl RepoSync<'_> {
                     }
                     None => PullCommits::default(),
                 };
-                let pull = if all_merged {
-                    self.with_first_review(pull).await?
-                } else {
-                    pull
-                };
+                if let Some(review) = reviews.get(&pull.number) {
+                    pull.first_review = Some(*review);
+                }
                 batch.pull_requests.push(self.pull_request(pull, commits));
             }
         }
@@ -548,7 +530,8 @@ impl RepoSync<'_> {
                 let (pull, commits) = if all_merged {
                     self.check_cancelled()?;
                     let commits = self.pull_commits(pull.number).await?;
-                    (self.with_first_review(pull).await?, commits)
+                    let from = self.review_window_start();
+                    (self.with_first_review(pull, from).await?, commits)
                 } else {
                     (pull, PullCommits::default())
                 };
@@ -691,7 +674,6 @@ impl RepoSync<'_> {
                     variables["commitsPerPull"] = json!(COMMITS_PER_PULL);
                 }
                 Kept::All => {
-                    variables["first"] = json!(PULLS_WITH_REVIEWS_PER_PAGE);
                     variables["commitsPerPull"] = json!(COMMITS_PER_PULL);
                 }
             }
@@ -732,42 +714,6 @@ impl RepoSync<'_> {
             limit: MAX_PAGES,
         }
         .into())
-    }
-
-    /// `pull` with its first review: as the GraphQL node brought it, else read
-    /// through REST (`/pulls/{n}/reviews`, one page).
-    pub(super) async fn with_first_review(
-        &self,
-        mut pull: WirePull,
-    ) -> Result<WirePull, SourceError> {
-        if pull.first_review.is_none() {
-            self.check_cancelled()?;
-            pull.first_review = Some(self.pull_first_review(pull.number).await?);
-        }
-        Ok(pull)
-    }
-
-    /// When the pull request's first review was submitted
-    /// (`/pulls/{n}/reviews`, oldest first: the first page holds it; a
-    /// pending review has no `submitted_at` and is skipped).
-    async fn pull_first_review(&self, number: u64) -> Result<Option<Timestamp>, SourceError> {
-        let url = self.url(
-            &format!("/pulls/{number}/reviews"),
-            &[("per_page", &REVIEWS_PER_PAGE.to_string())],
-        );
-        let mut pages = Pages::new(Endpoint::PullReviews, url.clone(), None);
-        let mut first: Option<Timestamp> = None;
-        if let Some(body) = self.next_page(&mut pages).await? {
-            for value in models::array(&body, &url)? {
-                if let Some(Some(at)) = self.item(
-                    Endpoint::PullReviews,
-                    value.and_then(models::review_submitted_at),
-                ) {
-                    first = Some(first.map_or(at, |f| f.min(at)));
-                }
-            }
-        }
-        Ok(first)
     }
 
     /// The pull request's commits (`/pulls/{n}/commits`, at most

@@ -3,15 +3,21 @@
 //! configured branch are deployments of their `head_sha` to the configured
 //! environment (`docs/computation.md` § Deployments, `rules::outcome_from_workflow_run`).
 //!
-//! Cursor `workflow_runs?workflow=…&branch=…`: `since` is the lower bound of the next
-//! `created>=since` query: the creation time of the oldest run still in progress
-//! (so it is listed, and read, again until it completes), else of the newest run
-//! seen. `opaque` is the first page's `ETag`. A run that completed as neither
-//! `success` nor `failure` (cancelled, skipped, ...) never deployed: it is not
-//! kept and does not hold the cursor back.
+//! The list is always the same URL (`branch=…&per_page=100`, newest first), so
+//! that the `ETag` of its first page, kept from the sync before, answers `304`
+//! (free) while nothing changed, from the first idle sync on. (A `created>=`
+//! filter would move with the cursor, and a new URL has no `ETag` yet.)
 //!
-//! The first sync lists runs created in the lookback window, plus the newest
-//! successful run created before it (one request, `per_page=1`) as the base.
+//! Cursor `workflow_runs?workflow=…&branch=…`: `since` is where the listing stops
+//! (after the page holding the first run created before it): the creation time of
+//! the oldest run still in progress (so it is read again until it completes),
+//! else of the newest run seen. `opaque` is the first page's `ETag`. A run that
+//! completed as neither `success` nor `failure` (cancelled, skipped, ...) never
+//! deployed: it is not kept and does not hold the cursor back.
+//!
+//! The first sync lists runs back to the start of the lookback window, plus the
+//! newest successful run created before it (one request, `per_page=1`) as the
+//! base.
 
 use super::client::{Endpoint, Pages, PER_PAGE};
 use super::models;
@@ -26,8 +32,8 @@ use std::collections::HashSet;
 /// branch.
 pub const CURSOR: &str = "workflow_runs";
 
-/// GitHub returns at most this many runs for a filtered query; a window with more
-/// runs than this loses the oldest ones (logged).
+/// GitHub returns at most this many runs for a filtered query (`branch` is a
+/// filter); a window with more runs than this loses the oldest ones (logged).
 pub const MAX_FILTERED_RUNS: u64 = 1000;
 
 impl RepoSync<'_> {
@@ -59,14 +65,7 @@ impl RepoSync<'_> {
             .unwrap_or_else(|| self.lookback_start());
         let path = format!("/actions/workflows/{}/runs", super::segment(workflow));
         let per_page = PER_PAGE.to_string();
-        let url = self.url(
-            &path,
-            &[
-                ("branch", branch),
-                ("created", &format!(">={since}")),
-                ("per_page", &per_page),
-            ],
-        );
+        let url = self.url(&path, &[("branch", branch), ("per_page", &per_page)]);
         let mut pages = Pages::new(
             Endpoint::WorkflowRuns,
             url.clone(),
@@ -76,21 +75,19 @@ impl RepoSync<'_> {
         let mut listed = HashSet::new();
         let mut newest: Option<Timestamp> = None;
         let mut oldest_pending: Option<Timestamp> = None;
+        let mut reached_since = false;
         while let Some(body) = self.next_page(&mut pages).await? {
-            let (runs, total) = models::runs_page(&body, &url)?;
-            if listed.is_empty() && total.is_some_and(|t| t > MAX_FILTERED_RUNS) {
-                tracing::warn!(
-                    repository = %self.repository,
-                    runs = total,
-                    "more workflow runs than GitHub returns for one query ({MAX_FILTERED_RUNS}); \
-                     the oldest are not read"
-                );
-            }
+            let (runs, _) = models::runs_page(&body, &url)?;
             for value in runs {
                 let Some(run) = self.item(Endpoint::WorkflowRuns, models::workflow_run(value))
                 else {
                     continue;
                 };
+                if run.created_at < since {
+                    // Newest first: every later run is older still.
+                    reached_since = true;
+                    continue;
+                }
                 if !listed.insert(run.id) || run.head_branch.as_deref() != Some(branch) {
                     continue;
                 }
@@ -107,6 +104,16 @@ impl RepoSync<'_> {
                     batch.deployments.push(deployment);
                 }
             }
+            if reached_since {
+                break;
+            }
+        }
+        if !pages.not_modified && !reached_since && listed.len() as u64 >= MAX_FILTERED_RUNS {
+            tracing::warn!(
+                repository = %self.repository,
+                "more workflow runs since {since} than GitHub returns for one query \
+                 ({MAX_FILTERED_RUNS}); the oldest are not read"
+            );
         }
         if first {
             self.check_cancelled()?;

@@ -2,21 +2,35 @@
 //! reads them through GraphQL history: the commits the deployments shipped are
 //! read as pages of the commits list (`GET /repository/commits?ref_name=<sha>`,
 //! 100 commits a page with their `parent_ids`), kept, and the engine walks them
-//! (`docs/computation.md` § Change sets). A compare is read only for a pair
-//! the history cannot decide ([`crate::dora::uncovered_change_sets`]): a deployed
-//! sha GitLab no longer has, a walk the page bounds stopped.
+//! (`docs/computation.md` § Change sets). A compare is read for a pair the
+//! history cannot decide ([`crate::dora::uncovered_change_sets`]): a deployed
+//! sha GitLab no longer has, a walk the page bounds stopped; and instead of the
+//! history when a single pair is undecided (a sync after one deployment).
 //!
 //! How much is read: a listing starts at the newest undecided deployed sha and
 //! pages back, newest commit first, without asking which change sets are
 //! decided until it has passed the oldest undecided pair's base deployment, or a
 //! page brought nothing new; from then on it asks after every page and stops as
 //! soon as everything is decided. So a first sync reads the window's history
-//! about once, and a sync after one deployment reads one page.
+//! about once.
+//!
+//! One undecided pair is one compare: the list is ordered by commit date, and a
+//! merge's second parent brings in branch commits committed long before the
+//! previous deployment, which the newest 100 commits of the new sha need not
+//! hold (the issue's group: 4 of 50 projects needed a second page); a compare
+//! lists every commit `head` has and `base` has not, however old, in one
+//! answer. `since=` cannot help (it would leave out exactly those old commits)
+//! and `per_page` stops at 100. With two or more undecided pairs the history is
+//! read (one page usually decides many of them, where each compare decides one).
+//! A compare GitLab cannot give (`404`: a sha is gone; a body over the client's
+//! bound) falls back to the history.
 //!
 //! A compare (`GET /repository/compare?from=base&to=head`) lists the commits
 //! `head` has and `base` has not; GitLab gives no status, so an empty one is
 //! compared the other way round: commits there make the pair `behind` (a
-//! rollback), none `identical`.
+//! rollback), none `identical`. The engine counts only those of its commits no
+//! earlier deployment shipped: with the base's history known, the walk's change
+//! set.
 //!
 //! Cursor `history?environments=…`: `opaque` is a digest of the pairs of
 //! production deployments that still lack a compare once this step succeeded;
@@ -26,7 +40,7 @@
 use super::client::{Endpoint, Pages, PER_PAGE};
 use super::models;
 use super::{cursor_name, GitlabError, ProjectSync};
-use crate::domain::batch::{CommitRecord, Cursor, SyncBatch};
+use crate::domain::batch::{CommitRecord, Cursor, CursorKey, SyncBatch};
 use crate::domain::{CommitSha, Compare, CompareStatus, Environment, Timestamp};
 use crate::dora::UncoveredChangeSet;
 use crate::sources::SourceError;
@@ -81,7 +95,33 @@ impl ProjectSync<'_> {
         if cursor.and_then(|c| c.opaque) == Some(digest(&pairs)) {
             return Ok(());
         }
-        let Some(undecided) = self.sync_history(&production).await? else {
+        let uncovered = self.uncovered(&production).await?;
+        // One undecided change set (a sync after one deployment): its compare,
+        // one request whatever the graph between the two deployments.
+        let mut gone = None;
+        if let Some((base, head)) = single_pair(&uncovered) {
+            match self.compare(base, head).await {
+                Ok((compare, commits)) => {
+                    let mut batch = SyncBatch::new(self.repository.clone());
+                    batch.compares.push(compare);
+                    batch.commits = commits;
+                    self.apply(batch).await?;
+                    return self.keep_digest(key, &production).await;
+                }
+                Err(GitlabError::NotFound { url, .. }) => {
+                    self.compare_gone(&url);
+                    gone = Some((base, head));
+                }
+                Err(error @ GitlabError::TooLarge { .. }) => tracing::info!(
+                    repository = %self.repository,
+                    %error,
+                    "the compare of the one undecided change set is too large; reading the \
+                     history instead"
+                ),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let Some(undecided) = self.sync_history(&production, uncovered).await? else {
             return Ok(());
         };
         let mut pairs: Vec<(CommitSha, CommitSha)> = undecided;
@@ -90,21 +130,16 @@ impl ProjectSync<'_> {
         let mut batch = SyncBatch::new(self.repository.clone());
         for (base, head) in pairs {
             self.check_cancelled()?;
+            if gone == Some((base, head)) {
+                // Its compare was answered `404` above (and counted).
+                continue;
+            }
             match self.compare(base, head).await {
                 Ok((compare, commits)) => {
                     batch.compares.push(compare);
                     batch.commits.extend(commits);
                 }
-                Err(GitlabError::NotFound { url, .. }) => {
-                    self.skipped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!(
-                        repository = %self.repository,
-                        %url,
-                        "GitLab cannot compare these deployments (a sha is gone); the engine \
-                         uses the kept history for this change set"
-                    );
-                }
+                Err(GitlabError::NotFound { url, .. }) => self.compare_gone(&url),
                 Err(error) => return Err(error.into()),
             }
             if batch.compares.len() >= COMPARES_PER_BATCH {
@@ -114,19 +149,42 @@ impl ProjectSync<'_> {
         }
         self.apply(batch).await?;
         if complete {
-            let left = self.production_pairs(&production).await?;
-            let mut batch = SyncBatch::new(self.repository.clone());
-            batch.cursors.push((
-                key,
-                Cursor {
-                    since: None,
-                    opaque: Some(digest(&left)),
-                    updated_at: self.context.now,
-                },
-            ));
-            self.apply(batch).await?;
+            self.keep_digest(key, &production).await?;
         }
         Ok(())
+    }
+
+    /// A compare GitLab answered `404` (a deployed sha is gone): counted and
+    /// logged; the engine uses the kept history for that change set.
+    fn compare_gone(&self, url: &str) {
+        self.skipped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            repository = %self.repository,
+            %url,
+            "GitLab cannot compare these deployments (a sha is gone); the engine uses the \
+             kept history for this change set"
+        );
+    }
+
+    /// Keeps the digest of the production pairs still without a compare as the
+    /// cursor `key` (the step is complete).
+    async fn keep_digest(
+        &self,
+        key: CursorKey,
+        production: &[Environment],
+    ) -> Result<(), SourceError> {
+        let left = self.production_pairs(production).await?;
+        let mut batch = SyncBatch::new(self.repository.clone());
+        batch.cursors.push((
+            key,
+            Cursor {
+                since: None,
+                opaque: Some(digest(&left)),
+                updated_at: self.context.now,
+            },
+        ));
+        self.apply(batch).await
     }
 
     /// The distinct `(base, head)` pairs of production environments without a
@@ -155,8 +213,8 @@ impl ProjectSync<'_> {
     async fn sync_history(
         &self,
         production: &[Environment],
+        mut uncovered: Vec<UncoveredChangeSet>,
     ) -> Result<Option<Vec<(CommitSha, CommitSha)>>, SourceError> {
-        let mut uncovered = self.uncovered(production).await?;
         let mut listing: Option<Listing> = None;
         let mut started: HashSet<CommitSha> = HashSet::new();
         let mut known: HashSet<CommitSha> = HashSet::new();
@@ -173,6 +231,24 @@ impl ProjectSync<'_> {
             let keep = listing
                 .as_ref()
                 .is_some_and(|l| !l.done && wanted.iter().any(|sha| l.reaches.contains(sha)));
+            if keep {
+                if let Some(current) = listing.as_ref() {
+                    let reached: Vec<String> = wanted
+                        .iter()
+                        .filter(|sha| current.reaches.contains(*sha))
+                        .map(ToString::to_string)
+                        .collect();
+                    tracing::debug!(
+                        repository = %self.repository,
+                        start = %current.start,
+                        pages,
+                        undecided = uncovered.len(),
+                        ?reached,
+                        "a walk reached parents the listing has not listed yet; reading its \
+                         next page"
+                    );
+                }
+            }
             if !keep {
                 let start = uncovered
                     .iter()
@@ -363,6 +439,16 @@ impl ProjectSync<'_> {
     }
 }
 
+/// The pair of `uncovered` when it holds one `(base, head)` pair (in one
+/// production environment or several).
+fn single_pair(uncovered: &[UncoveredChangeSet]) -> Option<(CommitSha, CommitSha)> {
+    let (first, rest) = uncovered.split_first()?;
+    let pair = (first.base, first.head);
+    rest.iter()
+        .all(|u| (u.base, u.head) == pair)
+        .then_some(pair)
+}
+
 /// The production environments as cursor names carry them: lowercase, sorted.
 fn production_names(production: &[Environment]) -> String {
     let mut names: Vec<String> = production
@@ -384,4 +470,40 @@ fn digest(pairs: &[(CommitSha, CommitSha)]) -> String {
     let digest = hasher.finalize();
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("{}:{hex}", pairs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RepoName;
+
+    fn pair(environment: &str, base: char, head: char) -> UncoveredChangeSet {
+        let sha = |c: char| CommitSha::parse(&c.to_string().repeat(40)).unwrap();
+        UncoveredChangeSet {
+            repository: RepoName::parse("acme/api").unwrap(),
+            environment: Environment::parse(environment).unwrap(),
+            base: sha(base),
+            base_at: Timestamp(1),
+            head: sha(head),
+            head_at: Timestamp(2),
+            missing: vec![sha(head)],
+        }
+    }
+
+    #[test]
+    fn one_pair_is_one_pair_in_every_environment() {
+        assert_eq!(single_pair(&[]), None);
+        let one = pair("production", 'a', 'b');
+        let expected = Some((one.base, one.head));
+        assert_eq!(single_pair(std::slice::from_ref(&one)), expected);
+        assert_eq!(
+            single_pair(&[one.clone(), pair("live", 'a', 'b')]),
+            expected
+        );
+        assert_eq!(
+            single_pair(&[one.clone(), pair("production", 'b', 'c')]),
+            None
+        );
+        assert_eq!(single_pair(&[one, pair("live", 'a', 'c')]), None);
+    }
 }

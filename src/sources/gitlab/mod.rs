@@ -1,6 +1,6 @@
 //! The GitLab source: reads deployments (the Deployments API or pipelines),
-//! change sets (the repository's commit graph, compare only where the graph
-//! cannot decide), merged merge requests and incidents of GitLab.com or a
+//! change sets (the repository's commit graph; a compare where the graph
+//! cannot decide, or when a single change set is undecided), merged merge requests and incidents of GitLab.com or a
 //! self-managed GitLab through its REST API v4, incrementally.
 //!
 //! One [`GitlabSource`] serves every configured project with one
@@ -16,7 +16,8 @@
 //!    change set;
 //! 2. `changes`: the deployed history through the commits list (`parent_ids`)
 //!    until the ledger's `undecided_change_sets` is empty, and a compare for a
-//!    pair the history cannot decide;
+//!    pair the history cannot decide; a single undecided pair (a sync after one
+//!    deployment) is one compare instead;
 //! 3. `merge_requests`: merged merge requests (rework labels, PR-based
 //!    lead-time starts, which also read each one's commits);
 //! 4. `incidents`: issues of type `incident` or with an incident label.
@@ -141,8 +142,8 @@ impl Source for GitlabSource {
         SOURCE_NAME
     }
 
-    fn repositories(&self) -> &[RepoName] {
-        &self.repositories
+    fn repositories(&self) -> Vec<RepoName> {
+        self.repositories.clone()
     }
 
     fn sync_repository<'a>(
@@ -176,8 +177,12 @@ impl Source for GitlabSource {
                     *skipped.entry(repository.clone()).or_default() += stats.skipped_items;
                 }
             }
+            // A successful sync leaves the project's history complete back to
+            // the lookback's start (a later one resumes where this stopped).
+            let history_since = Some(sync.lookback_start());
             result.map(|first_sync| RepoSyncStats {
                 first_sync,
+                history_since,
                 ..stats
             })
         })

@@ -468,8 +468,8 @@ impl Source for JenkinsSource {
         SOURCE_NAME
     }
 
-    fn repositories(&self) -> &[RepoName] {
-        &self.repositories
+    fn repositories(&self) -> Vec<RepoName> {
+        self.repositories.clone()
     }
 
     fn sync_repository<'a>(
@@ -501,7 +501,12 @@ impl Source for JenkinsSource {
             }
             match failure {
                 Some(error) => Err(error),
-                None => Ok(stats),
+                None => {
+                    // Every one read: the repository's deployments from here
+                    // are complete back to the lookback's start.
+                    stats.history_since = Some(self.lookback_start(context));
+                    Ok(stats)
+                }
             }
         })
     }

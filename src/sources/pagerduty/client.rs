@@ -260,6 +260,7 @@ impl Client {
         let reset = number("ratelimit-reset").or_else(|| number("retry-after"));
         if let Some(remaining) = number("ratelimit-remaining") {
             self.counters().rate_limit = Some(RateLimit {
+                credential: "token".to_owned(),
                 resource: RATE_LIMIT_RESOURCE.to_owned(),
                 remaining,
                 reset_at: reset.and_then(|r| {

@@ -548,8 +548,8 @@ impl Source for PagerDutySource {
         SOURCE_NAME
     }
 
-    fn repositories(&self) -> &[RepoName] {
-        &self.units
+    fn repositories(&self) -> Vec<RepoName> {
+        self.units.clone()
     }
 
     fn sync_repository<'a>(
@@ -561,7 +561,15 @@ impl Source for PagerDutySource {
             let Some(service) = self.services.iter().find(|s| &s.unit == repository) else {
                 return Ok(RepoSyncStats::default());
             };
-            self.sync_service(service, context).await
+            let lookback_start = Timestamp(context.now.0.saturating_sub(self.lookback));
+            self.sync_service(service, context)
+                .await
+                .map(|stats| RepoSyncStats {
+                    // The service's incidents are complete back to the
+                    // lookback's start once a sync of it succeeded.
+                    history_since: Some(lookback_start),
+                    ..stats
+                })
         })
     }
 

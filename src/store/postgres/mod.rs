@@ -33,7 +33,7 @@ use super::{
 };
 use crate::domain::{
     CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
-    Timestamp,
+    Team, Timestamp,
 };
 use crate::dora::EventSink;
 use r2d2_postgres::PostgresConnectionManager;
@@ -452,6 +452,26 @@ impl Store for PostgresStore {
             source,
             finished_at,
             outcome,
+            None,
+        )
+    }
+
+    fn record_success(
+        &mut self,
+        repository: &RepoName,
+        source: &str,
+        finished_at: Timestamp,
+        history_since: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        write::record_sync(
+            &mut conn,
+            self.url.shown(),
+            repository,
+            source,
+            finished_at,
+            &SyncOutcome::Succeeded,
+            Some(history_since),
         )
     }
 
@@ -502,6 +522,20 @@ impl Store for PostgresStore {
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError> {
         let mut conn = self.conn()?;
         read::pushed_repositories(&mut **conn, self.target())
+    }
+
+    fn record_teams(
+        &mut self,
+        teams: &[(RepoName, Team)],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        write::record_teams(&mut conn, self.url.shown(), teams, at)
+    }
+
+    fn recorded_teams(&self) -> Result<Vec<(RepoName, Team)>, StoreError> {
+        let mut conn = self.conn()?;
+        read::recorded_teams(&mut **conn, self.target())
     }
 
     fn latest_successful_deployment(

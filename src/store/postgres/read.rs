@@ -293,8 +293,8 @@ pub(super) fn sync_status(
     };
     let rows = client
         .query(
-            "SELECT r.name, s.source, s.last_attempt_at, s.last_success_at, s.last_error \
-             FROM sync_status s JOIN repositories r ON r.id = s.repo_id \
+            "SELECT r.name, s.source, s.last_attempt_at, s.last_success_at, s.last_error, \
+             s.history_since FROM sync_status s JOIN repositories r ON r.id = s.repo_id \
              ORDER BY r.name, s.source",
             &[],
         )
@@ -310,7 +310,39 @@ pub(super) fn sync_status(
                     .map_err(&db)?
                     .map(Timestamp),
                 last_error: row.try_get(4).map_err(&db)?,
+                history_since: row
+                    .try_get::<_, Option<i64>>(5)
+                    .map_err(&db)?
+                    .map(Timestamp),
             })
+        })
+        .collect()
+}
+
+/// Every repository's recorded team, sorted by repository.
+pub(super) fn recorded_teams(
+    client: &mut impl GenericClient,
+    target: &str,
+) -> Result<Vec<(RepoName, Team)>, StoreError> {
+    let db = pg_error(target, "reading the repositories' teams");
+    let decoder = Decoder {
+        path: target,
+        table: "repository_teams",
+    };
+    let rows = client
+        .query(
+            "SELECT r.name, t.team FROM repository_teams t \
+             JOIN repositories r ON r.id = t.repo_id ORDER BY r.name",
+            &[],
+        )
+        .map_err(&db)?;
+    rows.iter()
+        .map(|row| {
+            let team: String = row.try_get(1).map_err(&db)?;
+            Ok((
+                repo_name(&decoder, row.try_get(0).map_err(&db)?)?,
+                Team::parse(&team).map_err(|_| decoder.corrupt("team"))?,
+            ))
         })
         .collect()
 }

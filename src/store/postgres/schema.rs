@@ -147,6 +147,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (repo_id, environment)
     );
     "#,
+    // Version 2: the SQLite schema's versions 7 and 8: the team a source gave
+    // each repository it synced (a discovered repository's team comes from
+    // GitHub), and how far back each repository's history is complete (NULL for
+    // repositories first synced before this version, or never synced).
+    r#"
+    CREATE TABLE repository_teams (
+        repo_id    bigint PRIMARY KEY REFERENCES repositories (id),
+        team       text COLLATE "C" NOT NULL CHECK (length(team) BETWEEN 1 AND 255),
+        updated_at bigint NOT NULL
+    );
+
+    ALTER TABLE sync_status ADD COLUMN history_since bigint;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

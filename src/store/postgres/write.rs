@@ -25,7 +25,8 @@
 use super::{pg_error, PgConnection};
 use crate::domain::batch::{PushRequest, PushVerdict, PushedEvent};
 use crate::domain::{
-    Compare, Deployment, Incident, IncidentScope, PullRequest, RepoName, ScopedIncident, Timestamp,
+    Compare, Deployment, Incident, IncidentScope, PullRequest, RepoName, ScopedIncident, Team,
+    Timestamp,
 };
 use crate::store::sqlite::codec::{
     compare_status_column, labels_column, outcome_columns, outcome_from_columns, pack_shas_into,
@@ -552,6 +553,7 @@ impl Writer<'_, '_> {
         Ok(stats)
     }
 
+    /// A first review once stored stays, as in SQLite (`None`: not read).
     fn pull_requests(&mut self, pulls: &[PullRequest]) -> Result<KindStats, StoreError> {
         let repo_id = self.repo_id;
         let mut stats = KindStats::default();
@@ -593,12 +595,13 @@ impl Writer<'_, '_> {
                      ON CONFLICT (repo_id, number) DO UPDATE SET merged_at = excluded.merged_at, \
                      merge_commit_sha = excluded.merge_commit_sha, labels = excluded.labels, \
                      commits = excluded.commits, first_commit_at = excluded.first_commit_at, \
-                     created_at = excluded.created_at, first_review_at = excluded.first_review_at \
+                     created_at = excluded.created_at, \
+                     first_review_at = COALESCE(excluded.first_review_at, p.first_review_at) \
                      WHERE (p.merged_at, p.merge_commit_sha, p.labels, p.commits, \
                      p.first_commit_at, p.created_at, p.first_review_at) \
                      IS DISTINCT FROM (excluded.merged_at, excluded.merge_commit_sha, \
                      excluded.labels, excluded.commits, excluded.first_commit_at, \
-                     excluded.created_at, excluded.first_review_at) \
+                     excluded.created_at, COALESCE(excluded.first_review_at, p.first_review_at)) \
                      RETURNING (xmax = 0)",
                     &[
                         (&repo_id, Type::INT8),
@@ -942,6 +945,7 @@ pub(super) fn record_sync(
     source: &str,
     finished_at: Timestamp,
     outcome: &SyncOutcome,
+    history_since: Option<Timestamp>,
 ) -> Result<(), StoreError> {
     let (success_at, error) = sync_columns(target, source, finished_at, outcome)?;
     let db = pg_error(target, "recording a sync");
@@ -951,14 +955,46 @@ pub(super) fn record_sync(
     let repo_id = ensure_repo(&mut tx, statements, target, repository)?;
     tx.execute(
         "INSERT INTO sync_status AS s \
-         (repo_id, source, last_attempt_at, last_success_at, last_error) \
-         VALUES ($1, $2, $3, $4, $5) \
+         (repo_id, source, last_attempt_at, last_success_at, last_error, history_since) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (repo_id, source) DO UPDATE SET \
          last_attempt_at = excluded.last_attempt_at, \
          last_success_at = coalesce(excluded.last_success_at, s.last_success_at), \
-         last_error = excluded.last_error",
-        &[&repo_id, &source, &finished_at.0, &success_at, &error],
+         last_error = excluded.last_error, \
+         history_since = coalesce(s.history_since, excluded.history_since)",
+        &[
+            &repo_id,
+            &source,
+            &finished_at.0,
+            &success_at,
+            &error,
+            &history_since.map(|t| t.0),
+        ],
     )
     .map_err(&db)?;
+    tx.commit().map_err(db)
+}
+
+/// Keeps each repository's team (a row per repository, replaced when the team
+/// changed), in one transaction.
+pub(super) fn record_teams(
+    conn: &mut PgConnection,
+    target: &str,
+    teams: &[(RepoName, Team)],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let db = pg_error(target, "recording the repositories' teams");
+    let PgConnection { client, statements } = conn;
+    let mut tx = client.transaction().map_err(&db)?;
+    for (repository, team) in teams {
+        let repo_id = ensure_repo(&mut tx, statements, target, repository)?;
+        tx.execute(
+            "INSERT INTO repository_teams AS t (repo_id, team, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repo_id) DO UPDATE SET team = excluded.team, \
+             updated_at = excluded.updated_at WHERE t.team <> excluded.team",
+            &[&repo_id, &team.as_str(), &at.0],
+        )
+        .map_err(&db)?;
+    }
     tx.commit().map_err(db)
 }

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::domain::{
     CommitSha, Deployment, DeploymentSource, Environment, IncidentSource, RepoName, ScopedIncident,
-    Timestamp,
+    Team, Timestamp,
 };
 use crate::dora::EventSink;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -399,6 +399,25 @@ impl Store for SqliteStore {
             source,
             finished_at,
             outcome,
+            None,
+        )
+    }
+
+    fn record_success(
+        &mut self,
+        repository: &RepoName,
+        source: &str,
+        finished_at: Timestamp,
+        history_since: Timestamp,
+    ) -> Result<(), StoreError> {
+        write::record_sync(
+            &mut self.conn,
+            &self.path,
+            repository,
+            source,
+            finished_at,
+            &SyncOutcome::Succeeded,
+            Some(history_since),
         )
     }
 
@@ -441,6 +460,18 @@ impl Store for SqliteStore {
 
     fn pushed_repositories(&self) -> Result<Vec<RepoName>, StoreError> {
         write::pushed_repositories(&self.conn, &self.path)
+    }
+
+    fn record_teams(
+        &mut self,
+        teams: &[(RepoName, Team)],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        write::record_teams(&mut self.conn, &self.path, teams, at)
+    }
+
+    fn recorded_teams(&self) -> Result<Vec<(RepoName, Team)>, StoreError> {
+        write::recorded_teams(&self.conn, &self.path)
     }
 
     fn latest_successful_deployment(

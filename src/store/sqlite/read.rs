@@ -321,8 +321,8 @@ pub(super) fn sync_status(conn: &Connection, path: &str) -> Result<Vec<SyncStatu
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT r.name, s.source, s.last_attempt_at, s.last_success_at, s.last_error \
-             FROM sync_status s JOIN repositories r ON r.id = s.repo_id \
+            "SELECT r.name, s.source, s.last_attempt_at, s.last_success_at, s.last_error, \
+             s.history_since FROM sync_status s JOIN repositories r ON r.id = s.repo_id \
              ORDER BY r.name, s.source",
         )
         .map_err(&db)?;
@@ -337,6 +337,7 @@ pub(super) fn sync_status(conn: &Connection, path: &str) -> Result<Vec<SyncStatu
             last_attempt_at: Timestamp(row.get(2).map_err(&db)?),
             last_success_at: row.get::<_, Option<i64>>(3).map_err(&db)?.map(Timestamp),
             last_error: row.get(4).map_err(&db)?,
+            history_since: row.get::<_, Option<i64>>(5).map_err(&db)?.map(Timestamp),
         });
     }
     Ok(out)

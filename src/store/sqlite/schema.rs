@@ -290,6 +290,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DELETE FROM cursors
         WHERE endpoint = 'pulls' OR endpoint LIKE 'pulls?%' OR endpoint LIKE 'pulls#%';
     "#,
+    // Version 7: the team a source gave each repository it synced (a discovered
+    // repository's team comes from GitHub: its topics or its teams), so that a
+    // report made from the store alone, after the repository left the scope too,
+    // names it.
+    r#"
+    CREATE TABLE repository_teams (
+        repo_id    INTEGER PRIMARY KEY REFERENCES repositories (id),
+        team       TEXT NOT NULL CHECK (length(team) BETWEEN 1 AND 255),
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
+    // Version 8: how far back each repository's history is complete: the start
+    // of the lookback of its first successful sync (NULL for repositories first
+    // synced before this version, or never synced).
+    r#"
+    ALTER TABLE sync_status ADD COLUMN history_since INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

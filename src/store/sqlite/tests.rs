@@ -538,6 +538,42 @@ fn a_version_2_store_keeps_its_pushed_ids_through_the_team_incidents_migration()
 }
 
 #[test]
+fn recorded_teams_keep_each_repositorys_latest_team_in_one_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path().join("dora.db")).unwrap();
+    let web = RepoName::parse("acme/web").unwrap();
+    let team = |name: &str| Team::parse(name).unwrap();
+    assert!(store.recorded_teams().unwrap().is_empty());
+    store
+        .record_teams(
+            &[(web.clone(), team("checkout")), (repo(), team("payments"))],
+            Timestamp(10),
+        )
+        .unwrap();
+    // Renamed: replaced; unchanged: kept (with its first time).
+    store
+        .record_teams(&[(web.clone(), team("checkout-crew"))], Timestamp(20))
+        .unwrap();
+    store
+        .record_teams(&[(repo(), team("payments"))], Timestamp(30))
+        .unwrap();
+    assert_eq!(
+        store.recorded_teams().unwrap(),
+        vec![(repo(), team("payments")), (web, team("checkout-crew"))]
+    );
+    let updated: i64 = store
+        .conn
+        .query_row(
+            "SELECT updated_at FROM repository_teams t JOIN repositories r ON r.id = t.repo_id \
+             WHERE r.name = 'acme/api'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(updated, 10);
+}
+
+#[test]
 fn a_version_3_store_keeps_its_team_incidents_through_the_scoped_incidents_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v3.db");
@@ -738,5 +774,94 @@ fn a_version_5_store_keeps_its_pull_requests_through_the_stage_times_migration()
     assert_eq!(
         (read[0].created_at, read[0].first_review_at),
         (Some(Timestamp(200)), Some(Timestamp(300)))
+    );
+}
+
+#[test]
+fn a_version_6_store_gains_repository_teams_and_history_since_in_versions_7_and_8() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for step in &super::schema::MIGRATIONS[..6] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        // Kept by a version-6 build: a GitHub repository synced once, a GitLab
+        // project whose sync failed, and a pull request with its stage times.
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'acme/api'), (2, 'acme/platform/web');
+             INSERT INTO sync_status VALUES (1, 'github', 100, 100, NULL);
+             INSERT INTO sync_status VALUES (2, 'gitlab', 110, NULL, 'HTTP 500');
+             INSERT INTO pull_requests VALUES (1, 12, 500, NULL, '[]', x'', 100, 200, 300);",
+        )
+        .unwrap();
+        // Neither the teams' table nor the column exists yet.
+        assert!(conn
+            .execute_batch("SELECT history_since FROM sync_status")
+            .is_err());
+        assert!(conn
+            .execute_batch("SELECT team FROM repository_teams")
+            .is_err());
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(SCHEMA_VERSION, 8);
+    assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
+    // What version 6 kept is unchanged; neither repository has a known
+    // history start (synced before the store kept it).
+    let web = RepoName::parse("acme/platform/web").unwrap();
+    let statuses = store.sync_status().unwrap();
+    let kept: Vec<(String, &str, Option<Timestamp>, Option<Timestamp>)> = statuses
+        .iter()
+        .map(|s| {
+            (
+                s.repository.to_string(),
+                s.source.as_str(),
+                s.last_success_at,
+                s.history_since,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("acme/api".to_owned(), "github", Some(Timestamp(100)), None),
+            ("acme/platform/web".to_owned(), "gitlab", None, None),
+        ]
+    );
+    let pull = &store.read_repository(&repo()).unwrap().pull_requests[0];
+    assert_eq!(
+        (pull.created_at, pull.first_review_at),
+        (Some(Timestamp(200)), Some(Timestamp(300)))
+    );
+    // The next successes record where each history is complete from (the
+    // first one kept), and the teams' table takes rows.
+    store
+        .record_success(&web, "gitlab", Timestamp(200), Timestamp(50))
+        .unwrap();
+    store
+        .record_success(&web, "gitlab", Timestamp(300), Timestamp(150))
+        .unwrap();
+    let gitlab = store
+        .sync_status()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.repository == web)
+        .unwrap();
+    assert_eq!(
+        (gitlab.last_success_at, gitlab.history_since),
+        (Some(Timestamp(300)), Some(Timestamp(50)))
+    );
+    store
+        .record_teams(
+            &[(web.clone(), Team::parse("web").unwrap())],
+            Timestamp(300),
+        )
+        .unwrap();
+    assert_eq!(
+        store.recorded_teams().unwrap(),
+        [(web, Team::parse("web").unwrap())]
     );
 }

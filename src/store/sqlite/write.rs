@@ -18,8 +18,8 @@ use super::codec::{
 use super::db_error;
 use crate::domain::batch::{PushRequest, PushVerdict, PushedEvent};
 use crate::domain::{
-    Deployment, DeploymentOutcome, Incident, IncidentScope, RepoName, ScopedIncident, Timestamp,
-    MAX_QUOTED_INPUT,
+    Deployment, DeploymentOutcome, Incident, IncidentScope, RepoName, ScopedIncident, Team,
+    Timestamp, MAX_QUOTED_INPUT,
 };
 use crate::store::types::cut_to_bytes;
 use crate::store::{
@@ -378,6 +378,8 @@ impl Writer<'_> {
         upsert(&mut insert, &mut update, &params).map_err(&db)
     }
 
+    /// A first review once stored stays: a pull request written again without
+    /// one (`None`: not read) keeps it (`docs/sources.md` § 6).
     fn pull_requests(&self, batch: &SyncBatch) -> Result<KindStats, StoreError> {
         let db = db_error(self.path, "storing a pull request");
         let mut insert = self
@@ -393,10 +395,11 @@ impl Writer<'_> {
             .tx
             .prepare_cached(
                 "UPDATE pull_requests SET merged_at = ?3, merge_commit_sha = ?4, labels = ?5, \
-                 commits = ?6, first_commit_at = ?7, created_at = ?8, first_review_at = ?9 \
+                 commits = ?6, first_commit_at = ?7, created_at = ?8, \
+                 first_review_at = COALESCE(?9, first_review_at) \
                  WHERE repo_id = ?1 AND number = ?2 \
                  AND (merged_at, merge_commit_sha, labels, commits, first_commit_at, created_at, \
-                 first_review_at) IS NOT (?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 first_review_at) IS NOT (?3, ?4, ?5, ?6, ?7, ?8, COALESCE(?9, first_review_at))",
             )
             .map_err(&db)?;
         let mut commits = Vec::new();
@@ -736,6 +739,61 @@ fn scoped_incident(
     upsert(&mut insert, &mut update, &params).map_err(&db)
 }
 
+/// Keeps each repository's team (a row per repository, replaced when the team
+/// changed), in one transaction.
+pub(crate) fn record_teams(
+    conn: &mut Connection,
+    path: &str,
+    teams: &[(RepoName, Team)],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let db = db_error(path, "recording the repositories' teams");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&db)?;
+    for (repository, team) in teams {
+        let repo_id = ensure_repo(&tx, path, repository)?;
+        tx.prepare_cached(
+            "INSERT INTO repository_teams (repo_id, team, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (repo_id) DO UPDATE SET team = excluded.team, \
+             updated_at = excluded.updated_at WHERE team <> excluded.team",
+        )
+        .and_then(|mut stmt| stmt.execute(rusqlite::params![repo_id, team.as_str(), at.0]))
+        .map_err(&db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+/// Every repository's recorded team, sorted by repository.
+pub(crate) fn recorded_teams(
+    conn: &Connection,
+    path: &str,
+) -> Result<Vec<(RepoName, Team)>, StoreError> {
+    let db = db_error(path, "reading the repositories' teams");
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT r.name, t.team FROM repository_teams t JOIN repositories r ON r.id = t.repo_id \
+             ORDER BY r.name",
+        )
+        .map_err(&db)?;
+    let mut rows = stmt.query([]).map_err(&db)?;
+    let mut out = Vec::new();
+    let corrupt = |what: &str| StoreError::Corrupt {
+        path: path.to_owned(),
+        table: "repository_teams",
+        what: what.to_owned(),
+    };
+    while let Some(row) = rows.next().map_err(&db)? {
+        let name: String = row.get(0).map_err(&db)?;
+        let team: String = row.get(1).map_err(&db)?;
+        out.push((
+            RepoName::parse(&name).map_err(|_| corrupt("repository name"))?,
+            Team::parse(&team).map_err(|_| corrupt("team"))?,
+        ));
+    }
+    Ok(out)
+}
+
 /// Every repository with a pushed item, sorted.
 pub(crate) fn pushed_repositories(
     conn: &Connection,
@@ -809,6 +867,7 @@ pub(crate) fn record_sync(
     source: &str,
     finished_at: Timestamp,
     outcome: &SyncOutcome,
+    history_since: Option<Timestamp>,
 ) -> Result<(), StoreError> {
     let (success_at, error) = sync_columns(path, source, finished_at, outcome)?;
     let db = db_error(path, "recording a sync");
@@ -817,14 +876,25 @@ pub(crate) fn record_sync(
         .map_err(&db)?;
     let repo_id = ensure_repo(&tx, path, repository)?;
     tx.prepare_cached(
-        "INSERT INTO sync_status (repo_id, source, last_attempt_at, last_success_at, last_error) \
-         VALUES (?1, ?2, ?3, ?4, ?5) \
+        "INSERT INTO sync_status \
+         (repo_id, source, last_attempt_at, last_success_at, last_error, history_since) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT (repo_id, source) DO UPDATE SET \
          last_attempt_at = excluded.last_attempt_at, \
          last_success_at = coalesce(excluded.last_success_at, last_success_at), \
-         last_error = excluded.last_error",
+         last_error = excluded.last_error, \
+         history_since = coalesce(history_since, excluded.history_since)",
     )
-    .and_then(|mut stmt| stmt.execute((repo_id, source, finished_at.0, success_at, error)))
+    .and_then(|mut stmt| {
+        stmt.execute((
+            repo_id,
+            source,
+            finished_at.0,
+            success_at,
+            error,
+            history_since.map(|t| t.0),
+        ))
+    })
     .map_err(&db)?;
     tx.commit().map_err(db)
 }

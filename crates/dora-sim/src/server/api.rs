@@ -109,6 +109,19 @@ pub(crate) fn docs_url(endpoint: Option<&Endpoint>) -> &'static str {
         Some(Endpoint::RateLimit) => {
             "https://docs.github.com/rest/rate-limit/rate-limit#get-rate-limit-status-for-the-authenticated-user"
         }
+        Some(Endpoint::OrgTeams { .. }) => "https://docs.github.com/rest/teams/teams#list-teams",
+        Some(Endpoint::TeamRepos { .. }) => {
+            "https://docs.github.com/rest/teams/teams#list-team-repositories"
+        }
+        Some(Endpoint::AppInstallations) => {
+            "https://docs.github.com/rest/apps/apps#list-installations-for-the-authenticated-app"
+        }
+        Some(Endpoint::OrgInstallation { .. }) => {
+            "https://docs.github.com/rest/apps/apps#get-an-organization-installation-for-the-authenticated-app"
+        }
+        Some(Endpoint::RepoInstallation) => {
+            "https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app"
+        }
         None => "https://docs.github.com/rest",
     }
 }
@@ -126,8 +139,11 @@ pub(crate) fn respond(
     query: &Query,
 ) -> Result<Reply, ApiError> {
     let ctx = Ctx::new(api, org);
-    if let Endpoint::OrgRepos { org: login } = &route.endpoint {
-        return org_repos(&ctx, login, query);
+    match &route.endpoint {
+        Endpoint::OrgRepos { org: login } => return org_repos(&ctx, login, query),
+        Endpoint::OrgTeams { org: login } => return org_teams(&ctx, login, query),
+        Endpoint::TeamRepos { org: login, slug } => return team_repos(&ctx, login, slug, query),
+        _ => {}
     }
     let key = route.repo.as_ref().ok_or(ApiError::NotFound(None))?;
     let repo = find_repo(org, key).ok_or(ApiError::NotFound(None))?;
@@ -173,7 +189,13 @@ pub(crate) fn respond(
         Endpoint::Pulls => pulls(&rc, &pages),
         Endpoint::PullCommits { number } => pull_commits(&rc, &pages, number),
         Endpoint::PullReviews { number } => pull_reviews(&rc, &pages, number),
-        Endpoint::RateLimit | Endpoint::OrgRepos { .. } => Err(ApiError::NotFound(None)),
+        Endpoint::RateLimit
+        | Endpoint::OrgRepos { .. }
+        | Endpoint::AppInstallations
+        | Endpoint::OrgInstallation { .. }
+        | Endpoint::RepoInstallation
+        | Endpoint::OrgTeams { .. }
+        | Endpoint::TeamRepos { .. } => Err(ApiError::NotFound(None)),
     }
 }
 
@@ -645,6 +667,73 @@ fn pull_commits(rc: &RepoCtx<'_>, pages: &Pager<'_>, number: &str) -> Result<Rep
     let commits: Vec<u32> = pull.commits.clone().take(MAX_UNPAGED_COMMITS).collect();
     let (page, link) = pages.page(&commits);
     list(page.iter().map(|i| rc.commit(*i, false)).collect(), link)
+}
+
+/// `GET /orgs/{org}/teams`: the organisation's teams, by id.
+fn org_teams(ctx: &Ctx<'_>, login: &str, query: &Query) -> Result<Reply, ApiError> {
+    let org = ctx.org;
+    if !login.eq_ignore_ascii_case(&org.owner) {
+        return Err(ApiError::NotFound(None));
+    }
+    let link_base = format!(
+        "{}/orgs/{}/teams",
+        ctx.api,
+        crate::server::render::segment(&org.owner)
+    );
+    let pager = Pager {
+        link_base: &link_base,
+        query,
+        paging: query.paging(),
+    };
+    let indices: Vec<usize> = (0..org.teams.len()).collect();
+    let (page, link) = pager.page(&indices);
+    list(page.iter().map(|i| ctx.team(*i)).collect(), link)
+}
+
+/// `GET /orgs/{org}/teams/{team_slug}/repos`: the repositories the team can
+/// reach, with its role on each (its own repositories: `admin`).
+fn team_repos(ctx: &Ctx<'_>, login: &str, slug: &str, query: &Query) -> Result<Reply, ApiError> {
+    let org = ctx.org;
+    if !login.eq_ignore_ascii_case(&org.owner) {
+        return Err(ApiError::NotFound(None));
+    }
+    let team = org
+        .teams
+        .iter()
+        .position(|t| t.slug().eq_ignore_ascii_case(slug))
+        .ok_or(ApiError::NotFound(None))?;
+    let mut reached: Vec<(&SimRepo, &str)> = org
+        .repos
+        .iter()
+        .filter_map(|r| {
+            if r.team == team {
+                return Some((r, "admin"));
+            }
+            r.other_teams
+                .iter()
+                .find(|(t, _)| *t == team)
+                .map(|(_, role)| (r, role.as_str()))
+        })
+        .collect();
+    reached.sort_by_key(|(r, _)| r.id);
+    let link_base = format!(
+        "{}/orgs/{}/teams/{}/repos",
+        ctx.api,
+        crate::server::render::segment(&org.owner),
+        crate::server::render::segment(&org.teams[team].slug()),
+    );
+    let pager = Pager {
+        link_base: &link_base,
+        query,
+        paging: query.paging(),
+    };
+    let (page, link) = pager.page(&reached);
+    list(
+        page.iter()
+            .map(|(r, role)| RepoCtx::new(ctx, r).with_role(role))
+            .collect(),
+        link,
+    )
 }
 
 /// A pull request's reviews, oldest first: the simulator keeps its first one

@@ -814,7 +814,10 @@ impl Shared {
         let Some(key) = &route.repo else {
             return false;
         };
-        let mut org = self.org.write().unwrap_or_else(|p| p.into_inner());
+        let mut org = self
+            .org_for(Some(route))
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let Some(repo) = super::api::find_repo(&org, key).map(|r| r.id) else {
             return false;
         };

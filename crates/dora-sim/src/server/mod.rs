@@ -11,10 +11,25 @@
 //! `GET /rate_limit` never costs budget. Each request is counted per route
 //! template and status, and recorded (bounded) with whether it carried the token.
 //!
+//! With a GitHub App ([`SimOptions::app`], see [`app`]) a request may also carry
+//! one of the App's installation tokens (it reads its installation's account, with
+//! a rate-limit budget of its own), and the App's routes take its JWT.
+//!
+//! Several organisations may be served at once ([`SimServer::start_orgs`]): a
+//! request about a repository or an organisation is answered from the one that
+//! owns it; a GraphQL query from its installation token's organisation (with the
+//! personal token, the first one).
+//!
 //! The rate-limit window runs on the wall clock (clients sleep until
 //! `x-ratelimit-reset`), while the data's time is the organisation's `now`.
 //! Only GET is served, plus `POST /graphql` (see [`graphql`]); the simulator has
 //! no write endpoints.
+//!
+//! With [`SimOptions::enterprise`] it is laid out as GitHub Enterprise Server
+//! (`https://HOST/api/v3` for REST, `https://HOST/api/graphql` for GraphQL;
+//! anything else is 404) with rate limiting off, GHES's default: no
+//! `x-ratelimit-*` header on any answer (the budgets are still counted, so a
+//! test can see what was spent). See [`enterprise_layout`].
 //!
 //! Faults on purpose (resets, `5xx`, secondary rate limits, slow or truncated
 //! responses, new items between pages) come from the `chaos` layer around every
@@ -23,6 +38,7 @@
 //! not in the request counters.
 
 mod api;
+pub mod app;
 #[cfg(feature = "chaos")]
 pub mod chaos;
 pub mod graphql;
@@ -30,12 +46,13 @@ mod render;
 pub(crate) mod route;
 
 use crate::model::Org;
+use app::{AppState, Caller, SimApp, SimAppError};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use route::{Endpoint, Query, Route, UNMATCHED};
+use route::{Endpoint, Query, RepoKey, Route, UNMATCHED};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
@@ -77,6 +94,10 @@ pub struct SimOptions {
     pub chaos: chaos::ChaosOptions,
     /// GraphQL points allowed per window (a separate budget, as on GitHub).
     pub graphql_rate_limit: u64,
+    /// A GitHub App and its installations (none by default: only the token).
+    pub app: Option<SimApp>,
+    /// Served as GitHub Enterprise Server is (off by default: github.com).
+    pub enterprise: bool,
 }
 
 impl Default for SimOptions {
@@ -88,6 +109,8 @@ impl Default for SimOptions {
             #[cfg(feature = "chaos")]
             chaos: chaos::ChaosOptions::default(),
             graphql_rate_limit: graphql::DEFAULT_GRAPHQL_RATE_LIMIT,
+            app: None,
+            enterprise: false,
         }
     }
 }
@@ -95,7 +118,8 @@ impl Default for SimOptions {
 /// What a request carried in `Authorization`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenUse {
-    /// The simulator's token, as `Bearer` or `token`.
+    /// The simulator's token, as `Bearer` or `token` (or, with an App, a valid
+    /// JWT or installation token).
     Valid,
     /// Some other credential.
     Invalid,
@@ -227,6 +251,8 @@ impl Budget {
 
 struct ServerState {
     budget: Budget,
+    /// Each App installation's REST budget (its tokens share it).
+    installation_budgets: BTreeMap<u64, Budget>,
     counts: RequestCounts,
     records: VecDeque<RequestRecord>,
     requests_seen: u64,
@@ -234,7 +260,13 @@ struct ServerState {
 }
 
 struct Shared {
-    org: RwLock<Org>,
+    /// The organisations served; the first is the one [`SimHandle::with_org`]
+    /// reads.
+    orgs: Vec<RwLock<Org>>,
+    /// The GitHub App, when there is one.
+    app: Option<Mutex<AppState>>,
+    /// Each installation's budget: `(limit, window)`.
+    installation_limit: (u64, i64),
     /// The one token accepted (replaceable, as a rotated token is).
     token: RwLock<String>,
     base_url: String,
@@ -257,6 +289,88 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// The App's state, when there is an App.
+    fn app(&self) -> Option<MutexGuard<'_, AppState>> {
+        self.app
+            .as_ref()
+            .map(|app| app.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// The first organisation.
+    fn primary(&self) -> &RwLock<Org> {
+        &self.orgs[0]
+    }
+
+    /// The organisation called `login`, if served.
+    fn org_named(&self, login: &str) -> Option<&RwLock<Org>> {
+        self.orgs.iter().find(|org| {
+            org.read()
+                .unwrap_or_else(|p| p.into_inner())
+                .owner
+                .eq_ignore_ascii_case(login)
+        })
+    }
+
+    /// The organisation a route is about: the repository's owner (by name or
+    /// id) or the organisation named; the first one otherwise.
+    fn org_for(&self, route: Option<&Route>) -> &RwLock<Org> {
+        let found = route.and_then(|route| match (&route.repo, &route.endpoint) {
+            (Some(RepoKey::Name { owner, .. }), _) => self.org_named(owner),
+            (Some(RepoKey::Id(id)), _) => self.orgs.iter().find(|org| {
+                org.read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .repo_by_id(*id)
+                    .is_some()
+            }),
+            (
+                None,
+                Endpoint::OrgRepos { org }
+                | Endpoint::OrgInstallation { org }
+                | Endpoint::OrgTeams { org }
+                | Endpoint::TeamRepos { org, .. },
+            ) => self.org_named(org),
+            _ => None,
+        });
+        found.unwrap_or_else(|| self.primary())
+    }
+
+    /// Who sent a request with these headers.
+    fn caller(&self, headers: &HeaderMap) -> Caller {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Caller::Missing;
+        };
+        let Some(credential) = value.to_str().ok().and_then(bearer) else {
+            return Caller::Refused("Bad credentials");
+        };
+        if credential == self.token() {
+            return Caller::Token;
+        }
+        match self.app() {
+            Some(mut app) => app.caller(credential, SystemTime::now()),
+            None => Caller::Refused("Bad credentials"),
+        }
+    }
+}
+
+/// The credential of an `Authorization` value: `Bearer <x>` or `token <x>`
+/// (scheme case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    value.split_once(' ').and_then(|(scheme, rest)| {
+        (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+            .then(|| rest.trim())
+    })
+}
+
+impl Caller {
+    /// What the request records say of it.
+    fn token_use(&self) -> TokenUse {
+        match self {
+            Caller::Token | Caller::Installation { .. } | Caller::App => TokenUse::Valid,
+            Caller::Refused(_) => TokenUse::Invalid,
+            Caller::Missing => TokenUse::Missing,
+        }
+    }
 }
 
 /// Starts simulated GitHub servers.
@@ -265,8 +379,15 @@ pub struct SimServer;
 impl SimServer {
     /// Serves `org` on `127.0.0.1` at a free port.
     pub async fn start(org: Org, options: SimOptions) -> std::io::Result<SimHandle> {
+        Self::start_orgs(vec![org], options).await
+    }
+
+    /// Serves several organisations (at least one; their repository ids must not
+    /// collide: generate them with distinct [`crate::OrgSpec::id_block`]s) on
+    /// `127.0.0.1` at a free port.
+    pub async fn start_orgs(orgs: Vec<Org>, options: SimOptions) -> std::io::Result<SimHandle> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
-        Self::start_on(listener, org, options)
+        Self::start_orgs_on(listener, orgs, options)
     }
 
     /// Serves `org` on a listener the caller bound.
@@ -275,18 +396,44 @@ impl SimServer {
         org: Org,
         options: SimOptions,
     ) -> std::io::Result<SimHandle> {
+        Self::start_orgs_on(listener, vec![org], options)
+    }
+
+    /// Serves `orgs` on a listener the caller bound.
+    pub fn start_orgs_on(
+        listener: TcpListener,
+        orgs: Vec<Org>,
+        options: SimOptions,
+    ) -> std::io::Result<SimHandle> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        if orgs.is_empty() {
+            return Err(invalid("no organisation to serve".to_owned()));
+        }
+        let app = match options.app.clone() {
+            Some(app) => Some(Mutex::new(
+                AppState::new(app).map_err(|e: SimAppError| invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
         #[cfg(feature = "chaos")]
         options
             .chaos
             .validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
+        let enterprise = options.enterprise;
+        let base_url = if enterprise {
+            format!("http://{addr}{ENTERPRISE_REST_PREFIX}")
+        } else {
+            format!("http://{addr}")
+        };
         let window = i64::try_from(options.rate_limit_window.as_secs())
             .unwrap_or(i64::MAX / 2)
             .max(1);
         let shared = Arc::new(Shared {
-            org: RwLock::new(org),
+            orgs: orgs.into_iter().map(RwLock::new).collect(),
+            app,
+            installation_limit: (options.rate_limit, window),
             token: RwLock::new(options.token),
             base_url: base_url.clone(),
             state: Mutex::new(ServerState {
@@ -297,6 +444,7 @@ impl SimServer {
                     reset: None,
                     violations: 0,
                 },
+                installation_budgets: BTreeMap::new(),
                 counts: RequestCounts::default(),
                 records: VecDeque::new(),
                 requests_seen: 0,
@@ -310,6 +458,10 @@ impl SimServer {
                 "/graphql",
                 axum::routing::post(graphql::handle).fallback(handle),
             )
+            .route(
+                "/app/installations/{installation_id}/access_tokens",
+                axum::routing::post(mint).fallback(handle),
+            )
             .fallback(handle);
         #[cfg(feature = "chaos")]
         let router = router.layer(axum::middleware::from_fn_with_state(
@@ -317,6 +469,15 @@ impl SimServer {
             chaos::layer,
         ));
         let app = router.with_state(Arc::clone(&shared));
+        // Outermost, before any routing (a router's own layers run after it
+        // picked a route): the chaos layer and the routes see github.com's paths.
+        let app = if enterprise {
+            Router::new()
+                .fallback_service(app)
+                .layer(axum::middleware::from_fn(enterprise_layout))
+        } else {
+            app
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let stopped = async move {
             let _ = stopped.await;
@@ -376,16 +537,98 @@ impl SimHandle {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = token.to_owned();
     }
 
-    /// Reads the served organisation.
+    /// Reads the served organisation (the first one).
     pub fn with_org<R>(&self, f: impl FnOnce(&Org) -> R) -> R {
-        let org = self.shared.org.read().unwrap_or_else(|p| p.into_inner());
+        let org = self
+            .shared
+            .primary()
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         f(&org)
     }
 
-    /// Changes the served organisation; later requests see the change.
+    /// Changes the served organisation (the first one); later requests see the
+    /// change.
     pub fn with_org_mut<R>(&self, f: impl FnOnce(&mut Org) -> R) -> R {
-        let mut org = self.shared.org.write().unwrap_or_else(|p| p.into_inner());
+        let mut org = self
+            .shared
+            .primary()
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         f(&mut org)
+    }
+
+    /// Changes the served organisation called `login`; `None` when none is.
+    pub fn with_org_named_mut<R>(&self, login: &str, f: impl FnOnce(&mut Org) -> R) -> Option<R> {
+        let org = self.shared.org_named(login)?;
+        let mut org = org.write().unwrap_or_else(|p| p.into_inner());
+        Some(f(&mut org))
+    }
+
+    /// Removes the App's installation `id`: its tokens are refused (401) and it
+    /// can mint no other (404), as when an organisation uninstalls the App.
+    pub fn revoke_installation(&self, id: u64) {
+        if let Some(mut app) = self.shared.app() {
+            app.revoke(id);
+        }
+    }
+
+    /// Ends every installation token now, before its `expires_at` (the next
+    /// request with one is refused with 401, as when GitHub revokes tokens early).
+    pub fn expire_tokens(&self) {
+        if let Some(mut app) = self.shared.app() {
+            app.expire_all(SystemTime::now());
+        }
+    }
+
+    /// Ends every installation token once `uses` more requests have been made
+    /// with valid ones: the next request is refused with 401, mid-sync, at a
+    /// point that does not depend on timing.
+    pub fn expire_tokens_after(&self, uses: u64) {
+        if let Some(mut app) = self.shared.app() {
+            app.end_tokens_after(uses);
+        }
+    }
+
+    /// Brings back the App's installation `id` (reinstalled).
+    pub fn restore_installation(&self, id: u64) {
+        if let Some(mut app) = self.shared.app() {
+            app.restore(id);
+        }
+    }
+
+    /// Installation tokens minted so far, per installation id.
+    pub fn tokens_minted(&self) -> BTreeMap<u64, u64> {
+        self.shared
+            .app()
+            .map(|app| app.minted())
+            .unwrap_or_default()
+    }
+
+    /// The latest installation tokens minted (at most a thousand), oldest first:
+    /// for tests that check none ever appears in a client's output.
+    pub fn minted_tokens(&self) -> Vec<String> {
+        self.shared
+            .app()
+            .map(|app| app.minted_tokens())
+            .unwrap_or_default()
+    }
+
+    /// Requests refused because their installation token had expired or its
+    /// installation was removed.
+    pub fn expired_token_uses(&self) -> u64 {
+        self.shared.app().map_or(0, |app| app.expired_uses())
+    }
+
+    /// The REST budget of installation `id` now (`None` before its first
+    /// request).
+    pub fn installation_rate_limit(&self, id: u64) -> Option<RateLimitState> {
+        let now = epoch_now();
+        self.shared
+            .state()
+            .installation_budgets
+            .get_mut(&id)
+            .map(|budget| budget.state(now))
     }
 
     /// A copy of the request counters.
@@ -461,7 +704,8 @@ pub(crate) fn epoch_now() -> i64 {
 }
 
 /// Reads `Authorization`: `Bearer <token>` or `token <token>` (scheme
-/// case-insensitive).
+/// case-insensitive). (The chaos layer faults only requests with the token.)
+#[cfg(any(test, feature = "chaos"))]
 fn token_use(headers: &HeaderMap, token: &str) -> TokenUse {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return TokenUse::Missing;
@@ -508,6 +752,55 @@ struct Outcome {
     budget: Option<(u64, u64, i64)>,
 }
 
+/// Where GitHub Enterprise Server serves its REST API (`https://HOST/api/v3`).
+pub const ENTERPRISE_REST_PREFIX: &str = "/api/v3";
+
+/// Where GitHub Enterprise Server serves GraphQL (`https://HOST/api/graphql`).
+pub const ENTERPRISE_GRAPHQL_PATH: &str = "/api/graphql";
+
+/// GitHub Enterprise Server's layout over github.com's routes: `/api/v3/...` is
+/// `/...`, `/api/graphql` is `/graphql`, any other path is GHES's `404`; and
+/// rate limiting is off (GHES's default), so no answer carries `x-ratelimit-*`.
+async fn enterprise_layout(mut request: Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let inner = if path == ENTERPRISE_GRAPHQL_PATH {
+        Some("/graphql".to_owned())
+    } else {
+        path.strip_prefix(ENTERPRISE_REST_PREFIX)
+            .filter(|rest| rest.starts_with('/'))
+            .map(str::to_owned)
+    };
+    let Some(inner) = inner else {
+        let mut response = Response::new(Body::from(
+            r#"{"message":"Not Found","documentation_url":"https://docs.github.com/enterprise-server/rest"}"#,
+        ));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        return response;
+    };
+    let target = match request.uri().query() {
+        Some(query) => format!("{inner}?{query}"),
+        None => inner,
+    };
+    if let Ok(uri) = target.parse() {
+        *request.uri_mut() = uri;
+    }
+    let mut response = next.run(request).await;
+    let limits: Vec<header::HeaderName> = response
+        .headers()
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-ratelimit-"))
+        .cloned()
+        .collect();
+    for name in limits {
+        response.headers_mut().remove(name);
+    }
+    response
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     shared.respond(request.method(), request.uri(), request.headers())
 }
@@ -520,11 +813,12 @@ impl Shared {
             None
         };
         let template = route.as_ref().map_or(UNMATCHED, |r| r.endpoint.template());
-        let token = token_use(headers, &self.token());
+        let caller = self.caller(headers);
+        let token = caller.token_use();
         let if_none_match = headers
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok());
-        let outcome = self.outcome(route.as_ref(), uri.query(), token, if_none_match);
+        let outcome = self.outcome(route.as_ref(), uri.query(), &caller, headers, if_none_match);
 
         let mut state = self.state();
         state.requests_seen += 1;
@@ -560,28 +854,82 @@ impl Shared {
         &self,
         route: Option<&Route>,
         raw_query: Option<&str>,
-        token: TokenUse,
+        caller: &Caller,
+        headers: &HeaderMap,
         if_none_match: Option<&str>,
     ) -> Outcome {
         let endpoint = route.map(|r| &r.endpoint);
         let docs = api::docs_url(endpoint);
-        if token != TokenUse::Valid {
-            let body = serde_json::json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"});
-            return Outcome {
-                status: StatusCode::UNAUTHORIZED,
-                body: Some(to_bytes(&body)),
-                etag: None,
-                link: None,
-                budget: None,
-            };
+        let app_route = matches!(
+            endpoint,
+            Some(
+                Endpoint::AppInstallations
+                    | Endpoint::OrgInstallation { .. }
+                    | Endpoint::RepoInstallation
+            )
+        );
+        match (caller, app_route) {
+            (Caller::App, true) => return self.app_outcome(route, docs),
+            (_, true) => return unauthorized(app::JWT_UNDECODABLE),
+            (Caller::Token | Caller::Installation { .. }, false) => {}
+            (Caller::Refused(message), false) => return unauthorized(message),
+            (Caller::App | Caller::Missing, false) => return unauthorized("Bad credentials"),
         }
+        let installation = match caller {
+            Caller::Installation { id, account } => Some((*id, account.as_str())),
+            _ => None,
+        };
+        let org_lock = self.org_for(route);
+        // An installation reads its own account only (GitHub: 404 elsewhere).
+        if let Some((_, account)) = installation {
+            let owner = org_lock
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .owner
+                .clone();
+            let other_repo = route.is_some_and(|r| match &r.repo {
+                Some(RepoKey::Name { owner: asked, .. }) => !asked.eq_ignore_ascii_case(account),
+                Some(RepoKey::Id(_)) => !owner.eq_ignore_ascii_case(account),
+                None => false,
+            });
+            let other_org = matches!(
+                endpoint,
+                Some(
+                    Endpoint::OrgRepos { org }
+                        | Endpoint::OrgTeams { org }
+                        | Endpoint::TeamRepos { org, .. }
+                ) if !org.eq_ignore_ascii_case(account)
+            );
+            if other_repo || other_org {
+                let body = serde_json::json!({"message": "Not Found", "documentation_url": docs, "status": "404"});
+                return Outcome {
+                    status: StatusCode::NOT_FOUND,
+                    body: Some(to_bytes(&body)),
+                    etag: None,
+                    link: None,
+                    budget: None,
+                };
+            }
+        }
+        let _ = headers;
         let now = epoch_now();
         let free = matches!(endpoint, Some(Endpoint::RateLimit));
+        let installation_id = installation.map(|(id, _)| id);
         // Reserve the budget unit up front, so that concurrent requests can never
         // spend more than the limit; a 304 gives it back.
         let budget = {
             let mut state = self.state();
-            let budget = &mut state.budget;
+            let (limit, window) = self.installation_limit;
+            let budget = match installation_id {
+                Some(id) => state.installation_budgets.entry(id).or_insert(Budget {
+                    limit,
+                    window,
+                    used: 0,
+                    reset: None,
+                    violations: 0,
+                }),
+                None => &mut state.budget,
+            };
             budget.refresh(now);
             let reset = budget.reset_at(now);
             if !free && budget.remaining() == 0 {
@@ -612,7 +960,7 @@ impl Shared {
                 endpoint: Endpoint::RateLimit,
                 ..
             }) => {
-                let org = self.org.read().unwrap_or_else(|p| p.into_inner());
+                let org = org_lock.read().unwrap_or_else(|p| p.into_inner());
                 let ctx = render::Ctx::new(&self.base_url, &org);
                 Ok(api::Reply {
                     body: ctx.rate_limit(budget.0, budget.1, budget.2, self.graphql_budget(now)),
@@ -620,7 +968,7 @@ impl Shared {
                 })
             }
             Some(route) => {
-                let org = self.org.read().unwrap_or_else(|p| p.into_inner());
+                let org = org_lock.read().unwrap_or_else(|p| p.into_inner());
                 api::respond(&org, &self.base_url, route, &query)
             }
         };
@@ -628,9 +976,18 @@ impl Shared {
             Ok(reply) => {
                 let body = to_bytes(&reply.body);
                 // GitHub's ETags are specific to the token (`Vary: Authorization`).
-                let etag = etag_of(&self.token(), &body);
+                let credential = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(bearer)
+                    .unwrap_or_default();
+                let etag = etag_of(credential, &body);
                 if if_none_match.is_some_and(|h| etag_matches(h, &etag)) {
-                    let budget = if free { budget } else { self.refund(now) };
+                    let budget = if free {
+                        budget
+                    } else {
+                        self.refund(now, installation_id)
+                    };
                     return Outcome {
                         status: StatusCode::NOT_MODIFIED,
                         body: None,
@@ -657,10 +1014,15 @@ impl Shared {
         }
     }
 
-    /// Gives back one reserved budget unit (a 304) and returns the budget after.
-    fn refund(&self, now: i64) -> (u64, u64, i64) {
-        let mut state = self.state();
-        let budget = &mut state.budget;
+    /// Gives back one reserved budget unit (a 304) of the token's or the
+    /// installation's budget and returns the budget after.
+    fn refund(&self, now: i64, installation: Option<u64>) -> (u64, u64, i64) {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let budget = match installation.and_then(|id| state.installation_budgets.get_mut(&id)) {
+            Some(budget) => budget,
+            None => &mut state.budget,
+        };
         budget.used = budget.used.saturating_sub(1);
         let reset = budget.reset_at(now);
         (budget.limit, budget.used, reset)
@@ -669,6 +1031,157 @@ impl Shared {
 
 fn to_bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// 401 with GitHub's `message`.
+fn unauthorized(message: &str) -> Outcome {
+    let body = serde_json::json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": "401"});
+    Outcome {
+        status: StatusCode::UNAUTHORIZED,
+        body: Some(to_bytes(&body)),
+        etag: None,
+        link: None,
+        budget: None,
+    }
+}
+
+/// 404 with GitHub's body.
+fn not_found(docs: &str) -> Outcome {
+    let body =
+        serde_json::json!({"message": "Not Found", "documentation_url": docs, "status": "404"});
+    Outcome {
+        status: StatusCode::NOT_FOUND,
+        body: Some(to_bytes(&body)),
+        etag: None,
+        link: None,
+        budget: None,
+    }
+}
+
+/// The axum handler of `POST /app/installations/{installation_id}/access_tokens`.
+async fn mint(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    const ROUTE: &str = "POST /app/installations/{installation_id}/access_tokens";
+    const DOCS: &str =
+        "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app";
+    let caller = shared.caller(request.headers());
+    let outcome = match caller {
+        Caller::App => {
+            let minted = id.parse::<u64>().ok().and_then(|id| {
+                shared
+                    .app()
+                    .and_then(|mut app| app.mint(id, SystemTime::now()))
+            });
+            match minted {
+                Some((token, expires)) => Outcome {
+                    status: StatusCode::CREATED,
+                    body: Some(to_bytes(&app::token_body(&token, expires))),
+                    etag: None,
+                    link: None,
+                    budget: None,
+                },
+                None => not_found(DOCS),
+            }
+        }
+        Caller::Refused(message) if message != "Bad credentials" => unauthorized(message),
+        _ => unauthorized(app::JWT_UNDECODABLE),
+    };
+    shared.record(request.method(), request.uri(), ROUTE, &caller, &outcome);
+    let mut state = shared.state();
+    state.requests_seen += 1;
+    let request_id = state.requests_seen;
+    drop(state);
+    build_response(outcome, request_id)
+}
+
+impl Shared {
+    /// The answer to one of the App's `GET` routes, for a valid JWT.
+    fn app_outcome(&self, route: Option<&Route>, docs: &str) -> Outcome {
+        let Some(app) = self.app() else {
+            return not_found(docs);
+        };
+        let app_id = app.id();
+        let render = |installation: &app::SimInstallation| {
+            let (login, owner_id) = {
+                let org = self
+                    .org_named(&installation.account)
+                    .unwrap_or_else(|| self.primary())
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner());
+                (org.owner.clone(), org.owner_id)
+            };
+            let account = render::user_value(&self.base_url, &login, owner_id, "Organization");
+            render::installation(&self.base_url, app_id, installation.id, account, owner_id)
+        };
+        let body = match route.map(|r| (&r.endpoint, &r.repo)) {
+            Some((Endpoint::AppInstallations, _)) => {
+                Value::Array(app.installations().into_iter().map(render).collect())
+            }
+            Some((Endpoint::OrgInstallation { org }, _)) => match app.installation_on(org) {
+                Some(installation) => render(installation),
+                None => return not_found(docs),
+            },
+            Some((Endpoint::RepoInstallation, Some(key))) => {
+                let org = self
+                    .org_for(route)
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner());
+                let found = api::find_repo(&org, key).is_some();
+                let owner = org.owner.clone();
+                drop(org);
+                match app.installation_on(&owner).filter(|_| found) {
+                    Some(installation) => render(installation),
+                    None => return not_found(docs),
+                }
+            }
+            _ => return not_found(docs),
+        };
+        Outcome {
+            status: StatusCode::OK,
+            body: Some(to_bytes(&body)),
+            etag: None,
+            link: None,
+            budget: None,
+        }
+    }
+
+    /// Counts and records one request answered outside [`Shared::respond`].
+    fn record(
+        &self,
+        method: &Method,
+        uri: &axum::http::Uri,
+        template: &'static str,
+        caller: &Caller,
+        outcome: &Outcome,
+    ) {
+        let mut state = self.state();
+        let status = outcome.status.as_u16();
+        let counts = &mut state.counts;
+        counts.total += 1;
+        *counts.by_route.entry(template).or_default() += 1;
+        *counts.by_status.entry(status).or_default() += 1;
+        *counts
+            .by_route_status
+            .entry((template, status))
+            .or_default() += 1;
+        if state.records.len() >= MAX_RECORDED_REQUESTS {
+            state.records.pop_front();
+        }
+        let target = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        state.records.push_back(RequestRecord {
+            method: method.as_str().chars().take(16).collect(),
+            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
+            route: template,
+            status,
+            token: caller.token_use(),
+            conditional: false,
+        });
+    }
 }
 
 /// Headers GitHub sends on API responses (from the recorded session).

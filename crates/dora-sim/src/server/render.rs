@@ -62,6 +62,76 @@ pub(crate) fn node_id(kind: &str, id: impl std::fmt::Display) -> String {
 }
 
 /// A fake but stable 40-hex id derived from a commit sha (its tree).
+/// A Simple User (`type` `User`, `Bot` or `Organization`).
+pub(crate) fn user_value(api: &str, login: &str, id: u64, kind: &str) -> Value {
+    let l = segment(login);
+    json!({
+        "login": login,
+        "id": id,
+        "node_id": node_id(kind, id),
+        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
+        "gravatar_id": "",
+        "url": format!("{api}/users/{l}"),
+        "html_url": format!("{WEB_URL}/{l}"),
+        "followers_url": format!("{api}/users/{l}/followers"),
+        "following_url": format!("{api}/users/{l}/following{{/other_user}}"),
+        "gists_url": format!("{api}/users/{l}/gists{{/gist_id}}"),
+        "starred_url": format!("{api}/users/{l}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/users/{l}/subscriptions"),
+        "organizations_url": format!("{api}/users/{l}/orgs"),
+        "repos_url": format!("{api}/users/{l}/repos"),
+        "events_url": format!("{api}/users/{l}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/users/{l}/received_events"),
+        "type": kind,
+        "user_view_type": "public",
+        "site_admin": false,
+    })
+}
+
+/// An App's installation on an organisation (`GET /orgs/{org}/installation`,
+/// `GET /app/installations`), with the read permissions the simulated App holds.
+pub(crate) fn installation(
+    api: &str,
+    app_id: u64,
+    id: u64,
+    account: Value,
+    target_id: u64,
+) -> Value {
+    let created = "2024-01-02T03:04:05Z";
+    // GitHub's description of the list (`allOf` Simple User and Enterprise)
+    // asks for the enterprise fields too; an organisation's name and slug are
+    // its login.
+    let mut account = account;
+    if let Some(fields) = account.as_object_mut() {
+        let login = fields.get("login").cloned().unwrap_or(Value::Null);
+        fields.insert("name".to_owned(), login.clone());
+        fields.insert("slug".to_owned(), login);
+        fields.insert("created_at".to_owned(), json!(created));
+        fields.insert("updated_at".to_owned(), json!(created));
+    }
+    json!({
+        "id": id,
+        "account": account,
+        "repository_selection": "all",
+        "access_tokens_url": format!("{api}/app/installations/{id}/access_tokens"),
+        "repositories_url": format!("{api}/installation/repositories"),
+        "html_url": format!("{WEB_URL}/organizations/installations/{id}"),
+        "app_id": app_id,
+        "app_slug": "dora-collector",
+        "target_id": target_id,
+        "target_type": "Organization",
+        "permissions": super::app::permissions(),
+        "events": [],
+        "created_at": created,
+        "updated_at": created,
+        "single_file_name": null,
+        "has_multiple_single_files": false,
+        "single_file_paths": [],
+        "suspended_by": null,
+        "suspended_at": null,
+    })
+}
+
 fn tree_sha(sha: &CommitSha) -> String {
     let mut bytes = *sha.as_bytes();
     for (i, b) in bytes.iter_mut().enumerate() {
@@ -92,29 +162,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn user_json(&self, login: &str, id: u64, kind: &str) -> Value {
-        let api = self.api;
-        let l = segment(login);
-        json!({
-            "login": login,
-            "id": id,
-            "node_id": node_id(kind, id),
-            "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
-            "gravatar_id": "",
-            "url": format!("{api}/users/{l}"),
-            "html_url": format!("{WEB_URL}/{l}"),
-            "followers_url": format!("{api}/users/{l}/followers"),
-            "following_url": format!("{api}/users/{l}/following{{/other_user}}"),
-            "gists_url": format!("{api}/users/{l}/gists{{/gist_id}}"),
-            "starred_url": format!("{api}/users/{l}/starred{{/owner}}{{/repo}}"),
-            "subscriptions_url": format!("{api}/users/{l}/subscriptions"),
-            "organizations_url": format!("{api}/users/{l}/orgs"),
-            "repos_url": format!("{api}/users/{l}/repos"),
-            "events_url": format!("{api}/users/{l}/events{{/privacy}}"),
-            "received_events_url": format!("{api}/users/{l}/received_events"),
-            "type": kind,
-            "user_view_type": "public",
-            "site_admin": false,
-        })
+        user_value(self.api, login, id, kind)
     }
 
     /// A Simple User for person `index` (a missing index renders the bot).
@@ -135,6 +183,34 @@ impl<'a> Ctx<'a> {
         };
         let kind = if person.bot { "Bot" } else { "User" };
         self.user_json(&person.login, person.id, kind)
+    }
+
+    /// Team `index` of the organisation (GitHub's `team` schema).
+    pub(crate) fn team(&self, index: usize) -> Value {
+        let Some(team) = self.org.teams.get(index) else {
+            return Value::Null;
+        };
+        let api = self.api;
+        let org = segment(&self.org.owner);
+        let slug = team.slug();
+        let s = segment(&slug);
+        json!({
+            "id": team.id,
+            "node_id": node_id("Team", team.id),
+            "url": format!("{api}/organizations/{}/team/{}", self.org.owner_id, team.id),
+            "html_url": format!("{WEB_URL}/orgs/{org}/teams/{s}"),
+            "name": team.name,
+            "slug": slug,
+            "description": format!("The {} team", team.name),
+            "privacy": "closed",
+            "notification_setting": "notifications_enabled",
+            "permission": "pull",
+            "members_url": format!("{api}/organizations/{}/team/{}/members{{/member}}", self.org.owner_id, team.id),
+            "repositories_url": format!("{api}/organizations/{}/team/{}/repos", self.org.owner_id, team.id),
+            "parent": null,
+            "type": "organization",
+            "organization_id": self.org.owner_id,
+        })
     }
 
     /// The organisation as a Simple User of type `Organization`.
@@ -211,6 +287,33 @@ impl<'a> RepoCtx<'a> {
         format!("{}/{}", self.ctx.org.owner, self.repo.name)
     }
 
+    /// The repository as a team's list shows it: with the team's `role_name` and
+    /// the permissions that role grants.
+    pub(crate) fn with_role(&self, role: &str) -> Value {
+        let rank = ["pull", "triage", "push", "maintain", "admin"]
+            .iter()
+            .position(|r| *r == role)
+            .unwrap_or(0);
+        let role_name = match role {
+            "push" => "write",
+            "pull" => "read",
+            other => other,
+        };
+        merge(
+            self.repository(),
+            json!({
+                "role_name": role_name,
+                "permissions": {
+                    "admin": rank >= 4,
+                    "maintain": rank >= 3,
+                    "push": rank >= 2,
+                    "triage": rank >= 1,
+                    "pull": true,
+                },
+            }),
+        )
+    }
+
     /// The repository object (GitHub's `repository` schema; also valid as a
     /// `minimal-repository`).
     pub(crate) fn repository(&self) -> Value {
@@ -241,7 +344,7 @@ impl<'a> RepoCtx<'a> {
             "owner": self.owner(),
             "html_url": w,
             "description": format!("The {} service", r.name),
-            "fork": false,
+            "fork": r.fork,
             "url": a,
             "archive_url": format!("{a}/{{archive_format}}{{/ref}}"),
             "assignees_url": format!("{a}/assignees{{/user}}"),
@@ -296,19 +399,19 @@ impl<'a> RepoCtx<'a> {
             "stargazers_count": 3,
             "watchers_count": 3,
             "watchers": 3,
-            "size": 1024 + r.commits.len() * 4,
+            "size": if r.empty { 0 } else { 1024 + r.commits.len() * 4 },
             "default_branch": r.default_branch,
             "open_issues_count": open_issues,
             "open_issues": open_issues,
             "is_template": false,
-            "topics": [],
+            "topics": r.topics,
             "has_issues": true,
             "has_projects": false,
             "has_wiki": false,
             "has_pages": false,
             "has_downloads": true,
             "has_discussions": false,
-            "archived": false,
+            "archived": r.archived,
             "disabled": false,
             "visibility": "private",
             "pushed_at": ts(pushed),

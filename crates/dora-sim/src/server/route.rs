@@ -31,20 +31,53 @@ pub(crate) enum RepoKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     RateLimit,
-    OrgRepos { org: String },
+    OrgRepos {
+        org: String,
+    },
+    /// `GET /app/installations` (a JWT).
+    AppInstallations,
+    /// `GET /orgs/{org}/installation` (a JWT).
+    OrgInstallation {
+        org: String,
+    },
+    /// `GET /repos/{owner}/{repo}/installation` (a JWT).
+    RepoInstallation,
+    /// `GET /orgs/{org}/teams`.
+    OrgTeams {
+        org: String,
+    },
+    /// `GET /orgs/{org}/teams/{team_slug}/repos`.
+    TeamRepos {
+        org: String,
+        slug: String,
+    },
     Repo,
     Deployments,
-    DeploymentStatuses { deployment_id: String },
-    WorkflowRuns { workflow_id: String },
+    DeploymentStatuses {
+        deployment_id: String,
+    },
+    WorkflowRuns {
+        workflow_id: String,
+    },
     Runs,
-    Compare { basehead: String },
+    Compare {
+        basehead: String,
+    },
     Commits,
-    Commit { reference: String },
-    CommitPulls { sha: String },
+    Commit {
+        reference: String,
+    },
+    CommitPulls {
+        sha: String,
+    },
     Issues,
     Pulls,
-    PullCommits { number: String },
-    PullReviews { number: String },
+    PullCommits {
+        number: String,
+    },
+    PullReviews {
+        number: String,
+    },
 }
 
 impl Endpoint {
@@ -53,6 +86,11 @@ impl Endpoint {
         match self {
             Endpoint::RateLimit => "GET /rate_limit",
             Endpoint::OrgRepos { .. } => "GET /orgs/{org}/repos",
+            Endpoint::AppInstallations => "GET /app/installations",
+            Endpoint::OrgInstallation { .. } => "GET /orgs/{org}/installation",
+            Endpoint::RepoInstallation => "GET /repos/{owner}/{repo}/installation",
+            Endpoint::OrgTeams { .. } => "GET /orgs/{org}/teams",
+            Endpoint::TeamRepos { .. } => "GET /orgs/{org}/teams/{team_slug}/repos",
             Endpoint::Repo => "GET /repos/{owner}/{repo}",
             Endpoint::Deployments => "GET /repos/{owner}/{repo}/deployments",
             Endpoint::DeploymentStatuses { .. } => {
@@ -115,6 +153,41 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
                 rest: String::new(),
             })
         }
+        ["orgs", org, "installation"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::OrgInstallation {
+                    org: (*org).to_owned(),
+                },
+                rest: String::new(),
+            })
+        }
+        ["orgs", org, "teams"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::OrgTeams {
+                    org: (*org).to_owned(),
+                },
+                rest: String::new(),
+            })
+        }
+        ["orgs", org, "teams", slug, "repos"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::TeamRepos {
+                    org: (*org).to_owned(),
+                    slug: (*slug).to_owned(),
+                },
+                rest: String::new(),
+            })
+        }
+        ["app", "installations"] => {
+            return Some(Route {
+                repo: None,
+                endpoint: Endpoint::AppInstallations,
+                rest: String::new(),
+            })
+        }
         _ => {}
     }
     let (repo, rest): (RepoKey, &[&str]) = match s.as_slice() {
@@ -130,6 +203,7 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
     };
     let endpoint = match rest {
         [] => Endpoint::Repo,
+        ["installation"] => Endpoint::RepoInstallation,
         ["deployments"] => Endpoint::Deployments,
         ["deployments", id, "statuses"] => Endpoint::DeploymentStatuses {
             deployment_id: (*id).to_owned(),

@@ -36,7 +36,7 @@ pub mod cost;
 pub mod resolve;
 
 use super::{
-    build_response, epoch_now, token_use, Budget, Outcome, RateLimitState, RequestRecord, Shared,
+    build_response, epoch_now, Budget, Caller, Outcome, RateLimitState, RequestRecord, Shared,
     SimHandle, TokenUse, MAX_RECORDED_REQUESTS, MAX_RECORDED_TARGET,
 };
 use apollo_compiler::executable::OperationType;
@@ -180,10 +180,11 @@ impl GraphqlState {
 /// The axum handler of `POST /graphql`.
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let token = token_use(&parts.headers, &shared.token());
+    let caller = shared.caller(&parts.headers);
+    let token = caller.token_use();
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
     let outcome = match body {
-        Ok(body) => shared.graphql(token, &body),
+        Ok(body) => shared.graphql(&caller, &body),
         Err(_) => Outcome {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             body: Some(to_bytes(&json!({
@@ -244,8 +245,8 @@ fn rate_limited() -> Value {
 
 impl Shared {
     /// The whole GraphQL request after the body was read.
-    fn graphql(&self, token: TokenUse, body: &[u8]) -> Outcome {
-        if token != TokenUse::Valid {
+    fn graphql(&self, caller: &Caller, body: &[u8]) -> Outcome {
+        if !matches!(caller, Caller::Token | Caller::Installation { .. }) {
             return Outcome {
                 status: StatusCode::UNAUTHORIZED,
                 body: Some(to_bytes(&json!({
@@ -334,12 +335,22 @@ impl Shared {
                 );
             }
         };
-        self.run(schema, &document, operation_name, &variables, budget, now)
+        self.run(
+            caller,
+            schema,
+            &document,
+            operation_name,
+            &variables,
+            budget,
+            now,
+        )
     }
 
     /// Checks GitHub's limits, charges and executes a valid document.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
+        caller: &Caller,
         schema: &Valid<Schema>,
         document: &Valid<ExecutableDocument>,
         operation_name: Option<&str>,
@@ -393,7 +404,14 @@ impl Shared {
             graphql.points += cost.points;
             (budget.limit, budget.used, reset)
         };
-        let org = self.org.read().unwrap_or_else(|p| p.into_inner());
+        // An installation token reads its own organisation; the token the first.
+        let org = match caller {
+            Caller::Installation { account, .. } => self.org_named(account.as_str()),
+            _ => None,
+        }
+        .unwrap_or_else(|| self.primary())
+        .read()
+        .unwrap_or_else(|p| p.into_inner());
         let env = resolve::Env {
             org: &org,
             rate: resolve::RateInfo {
