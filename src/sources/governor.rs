@@ -256,6 +256,29 @@ pub struct GovernorHealth {
     pub retries: Vec<(RetryReason, u64)>,
 }
 
+impl GovernorHealth {
+    /// The health of several governors (one per principal, such as each App
+    /// installation) as one: their rate limits side by side, their waits and
+    /// retries summed (every reason present).
+    pub fn sum(healths: impl IntoIterator<Item = GovernorHealth>) -> GovernorHealth {
+        let mut total = GovernorHealth {
+            rate_limits: Vec::new(),
+            rate_limit_wait_seconds: 0.0,
+            retries: RetryReason::ALL.iter().map(|reason| (*reason, 0)).collect(),
+        };
+        for health in healths {
+            total.rate_limits.extend(health.rate_limits);
+            total.rate_limit_wait_seconds += health.rate_limit_wait_seconds;
+            for (reason, count) in health.retries {
+                if let Some(sum) = total.retries.iter_mut().find(|(r, _)| *r == reason) {
+                    sum.1 += count;
+                }
+            }
+        }
+        total
+    }
+}
+
 /// A resource's budget as the server last reported it.
 #[derive(Debug, Clone)]
 struct Limit {
@@ -1132,5 +1155,46 @@ mod tests {
             observe(&mut state, &headers, "core");
         }
         assert_eq!(state.limits.len(), MAX_RESOURCES);
+    }
+
+    fn limit(credential: &str, remaining: u64) -> RateLimit {
+        RateLimit {
+            credential: credential.to_owned(),
+            resource: "core".to_owned(),
+            remaining,
+            reset_at: None,
+        }
+    }
+
+    #[test]
+    fn the_sum_of_governors_keeps_their_limits_and_adds_their_waits_and_retries() {
+        let token = GovernorHealth {
+            rate_limits: vec![limit("installation:acme", 10)],
+            rate_limit_wait_seconds: 1.5,
+            retries: vec![(RetryReason::ServerError, 2), (RetryReason::Network, 1)],
+        };
+        let other = GovernorHealth {
+            rate_limits: vec![limit("installation:beta", 20)],
+            rate_limit_wait_seconds: 2.0,
+            retries: vec![(RetryReason::ServerError, 3)],
+        };
+        let sum = GovernorHealth::sum([token, other]);
+        assert_eq!(
+            sum.rate_limits,
+            vec![
+                limit("installation:acme", 10),
+                limit("installation:beta", 20)
+            ]
+        );
+        assert_eq!(sum.rate_limit_wait_seconds, 3.5);
+        let retries = |reason| sum.retries.iter().find(|(r, _)| *r == reason).unwrap().1;
+        assert_eq!(retries(RetryReason::ServerError), 5);
+        assert_eq!(retries(RetryReason::Network), 1);
+        assert_eq!(retries(RetryReason::RateLimit), 0);
+        assert_eq!(sum.retries.len(), RetryReason::ALL.len());
+        assert_eq!(
+            GovernorHealth::sum([]).retries.len(),
+            RetryReason::ALL.len()
+        );
     }
 }

@@ -540,21 +540,7 @@ impl Source for GithubSource {
             Auth::Token(client) => vec![std::sync::Arc::clone(client.principal())],
             Auth::App(app) => app.principals(),
         };
-        let mut governor = GovernorHealth {
-            rate_limits: Vec::new(),
-            rate_limit_wait_seconds: 0.0,
-            retries: RetryReason::ALL.iter().map(|reason| (*reason, 0)).collect(),
-        };
-        for principal in &principals {
-            let health = principal.health();
-            governor.rate_limits.extend(health.rate_limits);
-            governor.rate_limit_wait_seconds += health.rate_limit_wait_seconds;
-            for (reason, count) in health.retries {
-                if let Some(total) = governor.retries.iter_mut().find(|(r, _)| *r == reason) {
-                    total.1 += count;
-                }
-            }
-        }
+        let governor = GovernorHealth::sum(principals.iter().map(|p| p.health()));
         ApiHealth::from_governor(
             self.base_client().requests(),
             governor,

@@ -7,7 +7,7 @@
 //!
 //! Not here: what a request means (each API's module) and the data.
 
-use super::super::server::{RequestCounts, RequestRecord, TokenUse, MAX_RECORDED_REQUESTS};
+use super::super::server::{log_request, RequestCounts, RequestRecord, TokenUse};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -20,9 +20,6 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// Longest request target kept in a record.
-const MAX_RECORDED_TARGET: usize = 512;
 
 /// The route template of requests no route matched.
 pub const UNMATCHED_ROUTE: &str = "(unmatched)";
@@ -248,7 +245,7 @@ impl<S: CicdApi> CicdHandle<S> {
         self.shared.counters().counts.clone()
     }
 
-    /// The recorded requests, oldest first (at most [`MAX_RECORDED_REQUESTS`]).
+    /// The recorded requests, oldest first (at most [`crate::MAX_RECORDED_REQUESTS`]).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.counters().records.iter().cloned().collect()
     }
@@ -324,30 +321,17 @@ async fn handle<S: CicdApi>(State(shared): State<Arc<Shared<S>>>, request: Reque
         },
     };
     {
-        let mut counters = shared.counters();
-        let status = reply.status.as_u16();
-        let counts = &mut counters.counts;
-        counts.total += 1;
-        *counts.by_route.entry(reply.route).or_default() += 1;
-        *counts.by_status.entry(status).or_default() += 1;
-        *counts
-            .by_route_status
-            .entry((reply.route, status))
-            .or_default() += 1;
-        if counters.records.len() >= MAX_RECORDED_REQUESTS {
-            counters.records.pop_front();
-        }
-        let target = uri
-            .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        counters.records.push_back(RequestRecord {
-            method: method.as_str().chars().take(16).collect(),
-            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
-            route: reply.route,
-            status,
-            token: auth,
-            conditional: false,
-        });
+        let mut guard = shared.counters();
+        let counters = &mut *guard;
+        let record = RequestRecord::new(
+            method.as_str(),
+            &uri,
+            reply.route,
+            reply.status.as_u16(),
+            auth,
+            false,
+        );
+        log_request(&mut counters.counts, &mut counters.records, record);
     }
     let mut builder = Response::builder()
         .status(reply.status)

@@ -26,7 +26,9 @@
 use super::api::{self, Paging, Route, API_PATH};
 use super::model::GitlabGroup;
 use crate::server::route::Query;
-use crate::server::{epoch_now, Budget, RateLimitState, RequestCounts, RequestRecord, TokenUse};
+use crate::server::{
+    epoch_now, log_request, Budget, RateLimitState, RequestCounts, RequestRecord, TokenUse,
+};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -50,12 +52,6 @@ pub const DEFAULT_GITLAB_RATE_LIMIT: u64 = 2_000;
 
 /// GitLab's throttle window.
 pub const GITLAB_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(60);
-
-/// Most request records kept (oldest dropped first).
-const MAX_RECORDED_REQUESTS: usize = 100_000;
-
-/// Longest request target kept in a record.
-const MAX_RECORDED_TARGET: usize = 512;
 
 /// Rack::Attack's throttled answer.
 const RETRY_LATER: &str = "Retry later\n";
@@ -374,33 +370,20 @@ impl Shared {
             .map_or(crate::server::route::UNMATCHED, |r| r.endpoint.template());
         let token = token_use(headers, &self.token());
         let outcome = self.outcome(route.as_ref(), uri.query(), token);
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         state.requests_seen += 1;
         let request_id = state.requests_seen;
-        let status = outcome.status.as_u16();
-        let counts = &mut state.counts;
-        counts.total += 1;
-        *counts.by_route.entry(template).or_default() += 1;
-        *counts.by_status.entry(status).or_default() += 1;
-        *counts
-            .by_route_status
-            .entry((template, status))
-            .or_default() += 1;
-        if state.records.len() >= MAX_RECORDED_REQUESTS {
-            state.records.pop_front();
-        }
-        let target = uri
-            .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        state.records.push_back(RequestRecord {
-            method: method.as_str().chars().take(16).collect(),
-            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
-            route: template,
-            status,
+        let record = RequestRecord::new(
+            method.as_str(),
+            uri,
+            template,
+            outcome.status.as_u16(),
             token,
-            conditional: false,
-        });
-        drop(state);
+            false,
+        );
+        log_request(&mut state.counts, &mut state.records, record);
+        drop(guard);
         self.build_response(outcome, uri, request_id)
     }
 

@@ -78,7 +78,10 @@ pub const DEFAULT_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(3600);
 pub const MAX_RECORDED_REQUESTS: usize = 100_000;
 
 /// Longest request target kept in a record.
-const MAX_RECORDED_TARGET: usize = 512;
+pub(crate) const MAX_RECORDED_TARGET: usize = 512;
+
+/// A recorded request's method is cut to this many characters.
+const MAX_RECORDED_METHOD: usize = 16;
 
 /// How the simulated server behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +145,49 @@ pub struct RequestRecord {
     pub token: TokenUse,
     /// It carried `If-None-Match`.
     pub conditional: bool,
+}
+
+impl RequestRecord {
+    /// The record of a request to `uri` (its path and query, cut to a bounded
+    /// length) answered `status` through route template `route`.
+    pub(crate) fn new(
+        method: &str,
+        uri: &axum::http::Uri,
+        route: &'static str,
+        status: u16,
+        token: TokenUse,
+        conditional: bool,
+    ) -> Self {
+        let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+        RequestRecord {
+            method: method.chars().take(MAX_RECORDED_METHOD).collect(),
+            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
+            route,
+            status,
+            token,
+            conditional,
+        }
+    }
+}
+
+/// Counts one answered request and keeps its record, the oldest dropped past
+/// [`MAX_RECORDED_REQUESTS`]: every simulated service records so.
+pub(crate) fn log_request(
+    counts: &mut RequestCounts,
+    records: &mut VecDeque<RequestRecord>,
+    record: RequestRecord,
+) {
+    counts.total += 1;
+    *counts.by_route.entry(record.route).or_default() += 1;
+    *counts.by_status.entry(record.status).or_default() += 1;
+    *counts
+        .by_route_status
+        .entry((record.route, record.status))
+        .or_default() += 1;
+    if records.len() >= MAX_RECORDED_REQUESTS {
+        records.pop_front();
+    }
+    records.push_back(record);
 }
 
 /// Request counters.
@@ -820,33 +866,20 @@ impl Shared {
             .and_then(|v| v.to_str().ok());
         let outcome = self.outcome(route.as_ref(), uri.query(), &caller, headers, if_none_match);
 
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         state.requests_seen += 1;
         let request_id = state.requests_seen;
-        let status = outcome.status.as_u16();
-        let counts = &mut state.counts;
-        counts.total += 1;
-        *counts.by_route.entry(template).or_default() += 1;
-        *counts.by_status.entry(status).or_default() += 1;
-        *counts
-            .by_route_status
-            .entry((template, status))
-            .or_default() += 1;
-        if state.records.len() >= MAX_RECORDED_REQUESTS {
-            state.records.pop_front();
-        }
-        let target = uri
-            .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        state.records.push_back(RequestRecord {
-            method: method.as_str().chars().take(16).collect(),
-            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
-            route: template,
-            status,
+        let record = RequestRecord::new(
+            method.as_str(),
+            uri,
+            template,
+            outcome.status.as_u16(),
             token,
-            conditional: if_none_match.is_some(),
-        });
-        drop(state);
+            if_none_match.is_some(),
+        );
+        log_request(&mut state.counts, &mut state.records, record);
+        drop(guard);
         build_response(outcome, request_id)
     }
 
@@ -1157,30 +1190,17 @@ impl Shared {
         caller: &Caller,
         outcome: &Outcome,
     ) {
-        let mut state = self.state();
-        let status = outcome.status.as_u16();
-        let counts = &mut state.counts;
-        counts.total += 1;
-        *counts.by_route.entry(template).or_default() += 1;
-        *counts.by_status.entry(status).or_default() += 1;
-        *counts
-            .by_route_status
-            .entry((template, status))
-            .or_default() += 1;
-        if state.records.len() >= MAX_RECORDED_REQUESTS {
-            state.records.pop_front();
-        }
-        let target = uri
-            .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        state.records.push_back(RequestRecord {
-            method: method.as_str().chars().take(16).collect(),
-            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
-            route: template,
-            status,
-            token: caller.token_use(),
-            conditional: false,
-        });
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let record = RequestRecord::new(
+            method.as_str(),
+            uri,
+            template,
+            outcome.status.as_u16(),
+            caller.token_use(),
+            false,
+        );
+        log_request(&mut state.counts, &mut state.records, record);
     }
 }
 

@@ -36,8 +36,8 @@ pub mod cost;
 pub mod resolve;
 
 use super::{
-    build_response, epoch_now, Budget, Caller, Outcome, RateLimitState, RequestRecord, Shared,
-    SimHandle, TokenUse, MAX_RECORDED_REQUESTS, MAX_RECORDED_TARGET,
+    build_response, epoch_now, log_request, Budget, Caller, Outcome, RateLimitState, RequestRecord,
+    Shared, SimHandle, TokenUse,
 };
 use apollo_compiler::executable::OperationType;
 use apollo_compiler::parser::Parser;
@@ -463,31 +463,12 @@ impl Shared {
 
     /// Counts and records one GraphQL request; returns its request number.
     fn count_graphql(&self, uri: &axum::http::Uri, token: TokenUse, status: u16) -> u64 {
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         state.requests_seen += 1;
         let request_id = state.requests_seen;
-        let counts = &mut state.counts;
-        counts.total += 1;
-        *counts.by_route.entry(GRAPHQL_ROUTE).or_default() += 1;
-        *counts.by_status.entry(status).or_default() += 1;
-        *counts
-            .by_route_status
-            .entry((GRAPHQL_ROUTE, status))
-            .or_default() += 1;
-        if state.records.len() >= MAX_RECORDED_REQUESTS {
-            state.records.pop_front();
-        }
-        let target = uri
-            .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        state.records.push_back(RequestRecord {
-            method: "POST".to_owned(),
-            target: target.chars().take(MAX_RECORDED_TARGET).collect(),
-            route: GRAPHQL_ROUTE,
-            status,
-            token,
-            conditional: false,
-        });
+        let record = RequestRecord::new("POST", uri, GRAPHQL_ROUTE, status, token, false);
+        log_request(&mut state.counts, &mut state.records, record);
         request_id
     }
 }
