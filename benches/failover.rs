@@ -37,10 +37,10 @@ const DAYS: u32 = 30;
 const READY: Duration = Duration::from_secs(180);
 
 fn main() {
-    let Some(_) = TestDatabase::new() else {
+    if TestDatabase::new().is_none() {
         eprintln!("no PostgreSQL: nothing measured");
         return;
-    };
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut figures = Vec::new();
     for round in 0..ROUNDS {

@@ -73,7 +73,7 @@ impl Process {
     }
 
     /// Panics with the log if the process has exited.
-    fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("try_wait") {
             panic!("{} exited ({status}):\n{}", self.name, self.log());
         }
