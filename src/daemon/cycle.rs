@@ -173,11 +173,10 @@ async fn sync_round(
 ) -> CycleReport {
     let started_at = clock.now();
     let ledger = Arc::new(StoreLedger::new(store.clone()));
-    let assigned: Option<Arc<dyn Fn(&RepoName) -> bool + Send + Sync>> =
-        replica.is_shared().then(|| {
-            let replica = Arc::clone(replica);
-            Arc::new(move |repository: &RepoName| replica.syncs(repository)) as _
-        });
+    let assigned: Option<crate::sources::Assigned> = replica.is_shared().then(|| {
+        let replica = Arc::clone(replica);
+        Arc::new(move |repository: &RepoName| replica.syncs(repository)) as _
+    });
     let context = SyncContext {
         ledger: ledger.clone(),
         sink: ledger,

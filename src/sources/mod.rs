@@ -59,8 +59,11 @@ pub struct SyncContext {
     /// store divide them); `None`: every one. A source's per-cycle work
     /// (`prepare_cycle`'s queries about many repositories) asks only about
     /// these.
-    pub assigned: Option<Arc<dyn Fn(&RepoName) -> bool + Send + Sync>>,
+    pub assigned: Option<Assigned>,
 }
+
+/// Whether this process syncs a repository in a round ([`SyncContext::assigned`]).
+pub type Assigned = Arc<dyn Fn(&RepoName) -> bool + Send + Sync>;
 
 impl SyncContext {
     /// Whether this process syncs `repository` in this round.

@@ -111,7 +111,7 @@ fn two_replicas_share_the_work_export_each_series_once_and_fail_over() {
     for replica in &mut replicas {
         let readyz = url::Url::parse(&replica.url("/readyz")).unwrap();
         let deadline = Instant::now() + READY;
-        while !http.get(&readyz).is_some_and(|(status, _)| status == 200) {
+        while http.get(&readyz).is_none_or(|(status, _)| status != 200) {
             replica.assert_running();
             assert!(Instant::now() < deadline, "not ready:\n{}", replica.log());
             std::thread::sleep(Duration::from_millis(200));
