@@ -11,6 +11,7 @@
 
 use super::clock::Clock;
 use super::ledger::StoreLedger;
+use super::replicas::Replica;
 use crate::domain::{RepoName, Timestamp};
 use crate::sources::{RepoSyncStats, Source, SyncContext};
 use crate::store::{SharedStore, StoreError, SyncOutcome};
@@ -121,7 +122,20 @@ pub async fn sync_all(
     shutdown: &CancellationToken,
     progress: &dyn CycleProgress,
 ) -> CycleReport {
-    sync_round(sources, store, clock, shutdown, progress, None).await
+    let alone = Arc::new(Replica::single());
+    sync_round(sources, store, clock, shutdown, progress, None, &alone).await
+}
+
+/// [`sync_all`] of the repositories whose leases `replica` holds.
+pub(crate) async fn sync_assigned(
+    sources: &[Arc<dyn Source>],
+    store: &SharedStore,
+    clock: &dyn Clock,
+    shutdown: &CancellationToken,
+    progress: &dyn CycleProgress,
+    replica: &Arc<Replica>,
+) -> CycleReport {
+    sync_round(sources, store, clock, shutdown, progress, None, replica).await
 }
 
 /// A retry round: syncs only the repositories in `only` (source name and
@@ -134,6 +148,7 @@ pub(crate) async fn sync_selected(
     clock: &dyn Clock,
     shutdown: &CancellationToken,
     only: &[(&'static str, RepoName)],
+    replica: &Arc<Replica>,
 ) -> CycleReport {
     sync_round(
         sources,
@@ -142,6 +157,7 @@ pub(crate) async fn sync_selected(
         shutdown,
         &|_: &RepoReport| {},
         Some(only),
+        replica,
     )
     .await
 }
@@ -153,14 +169,20 @@ async fn sync_round(
     shutdown: &CancellationToken,
     progress: &dyn CycleProgress,
     only: Option<&[(&'static str, RepoName)]>,
+    replica: &Arc<Replica>,
 ) -> CycleReport {
     let started_at = clock.now();
     let ledger = Arc::new(StoreLedger::new(store.clone()));
+    let assigned: Option<crate::sources::Assigned> = replica.is_shared().then(|| {
+        let replica = Arc::clone(replica);
+        Arc::new(move |repository: &RepoName| replica.syncs(repository)) as _
+    });
     let context = SyncContext {
         ledger: ledger.clone(),
         sink: ledger,
         now: started_at,
         shutdown: shutdown.clone(),
+        assigned,
     };
     let mut report = CycleReport {
         started_at,
@@ -183,7 +205,13 @@ async fn sync_round(
             // Discovery too: the repositories below are this cycle's.
             source.prepare_cycle(&context).await;
         }
-        let repositories = source.repositories();
+        // The repositories whose leases are held as this source's turn starts
+        // (after its discovery).
+        let repositories: Vec<RepoName> = source
+            .repositories()
+            .into_iter()
+            .filter(|r| replica.syncs(r))
+            .collect();
         progress.scope(repositories.iter().filter(|r| selected(r)).count());
         let jobs: Vec<BoxFuture<'_, (usize, RepoReport, bool)>> = repositories
             .iter()
@@ -195,7 +223,9 @@ async fn sync_round(
                 let context = &context;
                 Box::pin(async move {
                     let repository = &repository;
+                    replica.begin(repository);
                     let result = source.sync_repository(repository, context).await;
+                    replica.end(repository);
                     let finished_at = clock.now();
                     let mut outcome = match result {
                         Ok(stats) => {

@@ -24,6 +24,9 @@
 //!   interval later).
 //! - `out_of_turn`: the syncs of single repositories asked for between cycles
 //!   (by webhook deliveries), gathered per repository.
+//! - `replicas`: replicas sharing a PostgreSQL store: which repositories this
+//!   one syncs (their leases), whether it exports the DORA families (the
+//!   metrics lease), the renewals.
 //! - `scope`: the repositories the metrics cover and the engine's configuration
 //!   for them, renewed after every round (discovery changes them).
 //! - `push`, `webhooks`: the push API's and the webhooks' routes wired into the
@@ -43,12 +46,14 @@ mod health;
 mod ledger;
 mod out_of_turn;
 mod push;
+mod replicas;
 mod retry;
 mod scope;
 pub mod server;
 mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+use cycle::sync_assigned;
 pub(crate) use cycle::sync_selected;
 pub use cycle::{sync_all, CycleProgress, CycleReport, RepoOutcome, RepoReport};
 pub use health::HealthTracker;
@@ -305,6 +310,8 @@ struct Scheduler {
     /// The scope's teams as last kept in the store (written again only when
     /// they change).
     recorded_teams: Vec<(RepoName, Team)>,
+    /// Which repositories this process syncs (all of them alone on its store).
+    replica: Arc<replicas::Replica>,
 }
 
 /// Opens the store, sets up the sources, publishes what the store already holds
@@ -341,7 +348,12 @@ pub async fn start(
     let (trigger_tx, trigger_rx) = mpsc::channel(1);
     let (cycles_tx, cycles_rx) = watch::channel(Cycles::default());
     let requests = Arc::new(SyncRequests::new(OUT_OF_TURN_DEBOUNCE));
+    let (replica, lease_store) = start_replica(&config, &sources).await?;
+    if let Err(error) = state.publish_replica(replica.health()) {
+        tracing::error!(%error, "cannot publish the health metrics");
+    }
     let handle_sources = sources.clone();
+    let sources_for_leases = sources.clone();
     let scheduler = Scheduler {
         tracker: HealthTracker::new(&sources, &statuses),
         sources,
@@ -358,6 +370,7 @@ pub async fn start(
         requests: Arc::clone(&requests),
         cycles: cycles_tx,
         recorded_teams: Vec::new(),
+        replica: Arc::clone(&replica),
     };
     if scheduler.tracker.any_synced() {
         // Numbers right from the first scrape after a restart.
@@ -379,6 +392,16 @@ pub async fn start(
     .with_frame(landing_frame(Arc::clone(&state), &config));
     let mut app = router(Arc::clone(&state)).merge(live.router());
     let mut tasks = Vec::new();
+    if let Some(lease_store) = lease_store {
+        tasks.push(tokio::spawn(replicas::keep_leases(
+            replica,
+            lease_store,
+            sources_for_leases,
+            Arc::clone(&requests),
+            Arc::clone(&state),
+            shutdown.clone(),
+        )));
+    }
     if config.ingest.is_some() {
         let (routes, push_tasks) = push::start(
             &config,
@@ -474,6 +497,7 @@ impl Scheduler {
                     self.clock.as_ref(),
                     &self.shutdown,
                     &due,
+                    &self.replica,
                 )
                 .await;
                 if !self.take_in(&report).await {
@@ -510,12 +534,13 @@ impl Scheduler {
                 }
             }
         };
-        let sync = sync_all(
+        let sync = sync_assigned(
             &self.sources,
             &self.store,
             self.clock.as_ref(),
             &self.shutdown,
             &progress,
+            &self.replica,
         );
         tokio::pin!(sync);
         loop {
@@ -736,6 +761,43 @@ pub(crate) async fn compute_snapshot(
         .await
         .context("the computation failed")?;
     Ok((snapshot, stored))
+}
+
+/// This process's part on its store: alone on a SQLite file; on PostgreSQL a
+/// replica with its leases first renewed (so the first cycle syncs its
+/// share) and the store connection its renewals use.
+async fn start_replica(
+    config: &Config,
+    sources: &[Arc<dyn Source>],
+) -> anyhow::Result<(Arc<replicas::Replica>, Option<SharedStore>)> {
+    if config.storage.url.is_none() {
+        return Ok((Arc::new(replicas::Replica::single()), None));
+    }
+    // A store of its own: a renewal never waits behind a long load.
+    let lease_store = open_configured_store(&config.storage).await?;
+    let ttl = replicas::lease_ttl(config.poll_interval().to_std());
+    let replica = Arc::new(replicas::Replica::shared(replicas::holder_id(), ttl));
+    match replica
+        .renew(&lease_store, &replicas::units_of(sources))
+        .await
+    {
+        Ok(_) => {
+            let health = replica.health().unwrap_or_default();
+            tracing::info!(
+                holder = replica.holder().unwrap_or_default(),
+                lease_seconds = ttl.as_secs_f64(),
+                held = health.syncs.len(),
+                metrics_lease = health.metrics_lease,
+                replicas = health.replicas,
+                "a replica on a shared store: it syncs the repositories whose leases it holds"
+            );
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            "cannot take this replica's leases yet; it syncs nothing until a renewal succeeds"
+        ),
+    }
+    Ok((replica, Some(lease_store)))
 }
 
 /// Sleeps until `at`; forever without one.

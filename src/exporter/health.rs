@@ -25,6 +25,21 @@ pub struct HealthSnapshot {
     pub webhooks: Vec<WebhookCount>,
 }
 
+/// This replica's part when several share one store (absent on a store only
+/// one process opens): which repositories it syncs and whether it exports the
+/// DORA families, which the replica holding the metrics lease alone does, so
+/// that Prometheus scraping every replica sees each series once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaHealth {
+    /// This replica holds the metrics lease: it exports the DORA families.
+    pub metrics_lease: bool,
+    /// The repositories (sync units) whose leases this replica holds: its
+    /// per-repository sync health is exported for these only.
+    pub syncs: std::collections::BTreeSet<RepoName>,
+    /// Live replicas sharing the store, this one included, as last seen.
+    pub replicas: u64,
+}
+
 /// Webhook deliveries of one event with one outcome since the process started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookCount {

@@ -20,7 +20,8 @@ mod routes;
 mod state;
 
 pub use health::{
-    HealthSnapshot, PushCount, RepositoryHealth, SourceHealth, StoredSuccess, WebhookCount,
+    HealthSnapshot, PushCount, ReplicaHealth, RepositoryHealth, SourceHealth, StoredSuccess,
+    WebhookCount,
 };
 pub(crate) use render::metric_families;
 pub use render::{all_families, render, Family, Kind, RenderError, ScopeFamilies, REPOSITORY};

@@ -22,7 +22,7 @@
 //! It deliberately computes nothing: every number comes from the snapshot or the
 //! health data as given. It does no I/O and keeps no state.
 
-use super::health::HealthSnapshot;
+use super::health::{HealthSnapshot, ReplicaHealth};
 use crate::dora::{
     Histogram, IncidentMetrics, Levels, RollupMetrics, Snapshot, Stage, SummaryStats, Totals,
     WindowedMetrics, LEAD_TIME_BUCKETS,
@@ -542,6 +542,24 @@ pub(crate) const WEBHOOK_DELIVERIES: Family = family(
     &["event", "outcome"],
     "Webhook deliveries since the process started, by event (deployment, deployment_status, workflow_run, issues, pull_request, push, ping, other) and outcome (accepted, duplicate, unauthorized, invalid, too_large, ignored).",
 );
+pub(crate) const LEASES_HELD: Family = family(
+    "dora_collector_leases_held",
+    Kind::Gauge,
+    NONE,
+    "Repositories whose lease this replica holds, so it alone syncs them (replicas sharing a PostgreSQL store only).",
+);
+pub(crate) const METRICS_LEASE: Family = family(
+    "dora_collector_metrics_lease",
+    Kind::Gauge,
+    NONE,
+    "1 when this replica holds the metrics lease and so exports the DORA families, 0 when another replica does (replicas sharing a PostgreSQL store only).",
+);
+pub(crate) const REPLICAS: Family = family(
+    "dora_collector_replicas",
+    Kind::Gauge,
+    NONE,
+    "Live replicas sharing the store, this one included, as this replica last saw them (replicas sharing a PostgreSQL store only).",
+);
 pub(crate) const SNAPSHOT_TIMESTAMP: Family = family(
     "dora_collector_snapshot_timestamp_seconds",
     Kind::Gauge,
@@ -583,6 +601,9 @@ pub fn all_families() -> Vec<Family> {
         ARGOCD_HISTORY_GAPS,
         PUSHES,
         WEBHOOK_DELIVERIES,
+        LEASES_HELD,
+        METRICS_LEASE,
+        REPLICAS,
         SNAPSHOT_TIMESTAMP,
         BUILD_INFO,
     ]);
@@ -597,10 +618,41 @@ pub fn render(
     health: &HealthSnapshot,
     version: &str,
 ) -> Result<String, RenderError> {
-    let families = metric_families(snapshot, health, version);
-    let mut out = String::new();
-    TextEncoder::new().encode_utf8(&families, &mut out)?;
-    Ok(out)
+    render_replica(snapshot, health, None, version)
+}
+
+/// [`render`] for one of several replicas sharing a store (`replica`): the
+/// DORA families only when it holds the metrics lease, the per-repository
+/// sync health only of the repositories it syncs, and the lease gauges.
+/// Without `replica`, exactly [`render`].
+pub(crate) fn render_replica(
+    snapshot: Option<&Snapshot>,
+    health: &HealthSnapshot,
+    replica: Option<&ReplicaHealth>,
+    version: &str,
+) -> Result<String, RenderError> {
+    let mut out = Families::default();
+    if let Some(snapshot) = snapshot {
+        out.gauge(&SNAPSHOT_TIMESTAMP, &[], snapshot.evaluated_at.0 as f64);
+        if replica.is_none_or(|replica| replica.metrics_lease) {
+            add_snapshot(&mut out, snapshot);
+        }
+    }
+    add_health(&mut out, health, replica.map(|replica| &replica.syncs));
+    if let Some(replica) = replica {
+        out.gauge(&LEASES_HELD, &[], replica.syncs.len() as f64);
+        out.gauge(
+            &METRICS_LEASE,
+            &[],
+            if replica.metrics_lease { 1.0 } else { 0.0 },
+        );
+        out.gauge(&REPLICAS, &[], replica.replicas as f64);
+    }
+    out.gauge(&BUILD_INFO, &[version], 1.0);
+    let families = out.finish();
+    let mut text = String::new();
+    TextEncoder::new().encode_utf8(&families, &mut text)?;
+    Ok(text)
 }
 
 /// The metric families of [`render`], sorted by name, each with its series sorted
@@ -612,16 +664,17 @@ pub(crate) fn metric_families(
 ) -> Vec<MetricFamily> {
     let mut out = Families::default();
     if let Some(snapshot) = snapshot {
+        out.gauge(&SNAPSHOT_TIMESTAMP, &[], snapshot.evaluated_at.0 as f64);
         add_snapshot(&mut out, snapshot);
     }
-    add_health(&mut out, health);
+    add_health(&mut out, health, None);
     out.gauge(&BUILD_INFO, &[version], 1.0);
     out.finish()
 }
 
+/// The families computed from the store's events (the DORA families and the
+/// data-quality diagnostics).
 fn add_snapshot(out: &mut Families, snapshot: &Snapshot) {
-    out.gauge(&SNAPSHOT_TIMESTAMP, &[], snapshot.evaluated_at.0 as f64);
-
     for scope in &snapshot.repositories {
         let base = [
             scope.repository.as_str(),
@@ -766,7 +819,13 @@ fn add_incident_windows(
     }
 }
 
-fn add_health(out: &mut Families, health: &HealthSnapshot) {
+/// The collector's health; per-repository sync health only of the
+/// repositories in `syncs` when given (a replica's own).
+fn add_health(
+    out: &mut Families,
+    health: &HealthSnapshot,
+    syncs: Option<&std::collections::BTreeSet<crate::domain::RepoName>>,
+) {
     for push in &health.pushes {
         out.counter(
             &PUSHES,
@@ -787,6 +846,9 @@ fn add_health(out: &mut Families, health: &HealthSnapshot) {
             out.gauge(&SYNC_DURATION, &[name], seconds);
         }
         for repository in &source.repositories {
+            if syncs.is_some_and(|syncs| !syncs.contains(&repository.repository)) {
+                continue;
+            }
             let labels = [name, repository.repository.as_str()];
             if let Some(at) = repository.last_success {
                 out.gauge(&LAST_SUCCESSFUL_SYNC, &labels, at.0 as f64);

@@ -15,8 +15,8 @@
 //!
 //! It does no I/O and knows nothing about HTTP; `routes` serves it.
 
-use super::health::{HealthSnapshot, PushCount, StoredSuccess, WebhookCount};
-use super::render::{render, RenderError};
+use super::health::{HealthSnapshot, PushCount, ReplicaHealth, StoredSuccess, WebhookCount};
+use super::render::{render_replica, RenderError};
 use crate::domain::{RepoName, Timestamp};
 use crate::dora::Snapshot;
 use axum::body::Bytes;
@@ -239,6 +239,8 @@ struct Inputs {
     configured: BTreeSet<RepoName>,
     /// What a source could not enumerate yet (organisations never listed).
     unlisted: Vec<String>,
+    /// This replica's part among several sharing the store (none alone).
+    replica: Option<ReplicaHealth>,
 }
 
 /// The state shared by the sync loop and the HTTP routes (wrap it in an `Arc`).
@@ -322,6 +324,20 @@ impl ExporterState {
         self.update(&mut inputs, health)
     }
 
+    /// Publishes this replica's leases (what it syncs, whether it exports the
+    /// DORA families): re-renders with the latest snapshot and health, so a
+    /// replica that takes the metrics lease over exports the snapshot it last
+    /// computed at once.
+    pub fn publish_replica(&self, replica: Option<ReplicaHealth>) -> Result<(), RenderError> {
+        let mut inputs = lock(&self.inputs);
+        if inputs.replica == replica {
+            return Ok(());
+        }
+        inputs.replica = replica;
+        let health = inputs.health.clone();
+        self.update(&mut inputs, health)
+    }
+
     /// Sets the repositories `/readyz` waits for (those the latest round
     /// synced: discovery adds and drops some) and what is not enumerated yet;
     /// seen at the next publish.
@@ -398,7 +414,12 @@ fn build_page(
         };
         &with_counters
     };
-    let metrics = render(inputs.snapshot.as_deref(), health, &options.version)?;
+    let metrics = render_replica(
+        inputs.snapshot.as_deref(),
+        health,
+        inputs.replica.as_ref(),
+        &options.version,
+    )?;
     renders.fetch_add(1, Ordering::Relaxed);
     let readiness = Readiness {
         has_snapshot: inputs.snapshot.is_some(),

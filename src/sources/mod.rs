@@ -55,6 +55,23 @@ pub struct SyncContext {
     /// Cancelled on shutdown: the source stops between two requests, never in the
     /// middle of handing on a batch.
     pub shutdown: CancellationToken,
+    /// Which repositories this process syncs in this round (replicas sharing a
+    /// store divide them); `None`: every one. A source's per-cycle work
+    /// (`prepare_cycle`'s queries about many repositories) asks only about
+    /// these.
+    pub assigned: Option<Assigned>,
+}
+
+/// Whether this process syncs a repository in a round ([`SyncContext::assigned`]).
+pub type Assigned = Arc<dyn Fn(&RepoName) -> bool + Send + Sync>;
+
+impl SyncContext {
+    /// Whether this process syncs `repository` in this round.
+    pub fn syncs(&self, repository: &RepoName) -> bool {
+        self.assigned
+            .as_ref()
+            .is_none_or(|assigned| assigned(repository))
+    }
 }
 
 impl std::fmt::Debug for SyncContext {

@@ -21,6 +21,7 @@
 //! an async worker thread: a large `apply` or `load_events` blocks for seconds.
 
 mod error;
+mod leases;
 mod postgres;
 mod shared;
 mod sqlite;
@@ -28,6 +29,10 @@ mod types;
 
 pub use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
 pub use error::StoreError;
+pub use leases::{
+    fair_share, Lease, LeaseGrant, LeaseRequest, MAX_LEASE_HOLDER_BYTES, METRICS_LEASE,
+    REPLICA_LEASE_PREFIX, REPOSITORY_LEASE_PREFIX,
+};
 pub use postgres::{
     PostgresStore, PostgresUrl, CONNECT_TIMEOUT as POSTGRES_CONNECT_TIMEOUT,
     POOL_SIZE as POSTGRES_POOL_SIZE, REDACTED_PASSWORD, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION,
@@ -198,6 +203,36 @@ pub trait Store: Send {
         repository: &RepoName,
         environment: &Environment,
     ) -> Result<Option<Deployment>, StoreError>;
+
+    /// Renews the leases of replicas sharing this store, in ONE transaction
+    /// serialized with every other replica's: `request.holder`'s heartbeat,
+    /// its share of `request.units` (it keeps the busy ones and the first by
+    /// name up to [`fair_share`] over the live replicas, releases the rest,
+    /// claims unheld or expired ones up to the share) and the metrics lease
+    /// when nobody else holds it. Expiry is on the database server's clock.
+    ///
+    /// `None`: the store is not shared (only one process opens it, as
+    /// SQLite's file), so every lease is this process's. The default.
+    fn acquire_leases(
+        &mut self,
+        request: &LeaseRequest<'_>,
+    ) -> Result<Option<LeaseGrant>, StoreError> {
+        let _ = request;
+        Ok(None)
+    }
+
+    /// Gives up every lease of `holder` (at a clean shutdown, so another
+    /// replica takes them over at its next renewal). The default does nothing.
+    fn release_leases(&mut self, holder: &str) -> Result<(), StoreError> {
+        let _ = holder;
+        Ok(())
+    }
+
+    /// Every stored lease, sorted by name (for operators and tests). The
+    /// default: none.
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Where a store lives: the embedded SQLite file (the default) or a PostgreSQL

@@ -73,7 +73,7 @@ impl Process {
     }
 
     /// Panics with the log if the process has exited.
-    fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("try_wait") {
             panic!("{} exited ({status}):\n{}", self.name, self.log());
         }
@@ -166,14 +166,14 @@ pub(crate) fn wait_for(
     }
 }
 
-struct Prometheus {
-    base: url::Url,
-    http: Http,
+pub(crate) struct Prometheus {
+    pub(crate) base: url::Url,
+    pub(crate) http: Http,
 }
 
 impl Prometheus {
     /// The `data` of a successful instant query, or the error.
-    fn query(&self, expr: &str) -> Result<Value, String> {
+    pub(crate) fn query(&self, expr: &str) -> Result<Value, String> {
         let url = url::Url::parse_with_params(
             self.base.join("api/v1/query").unwrap().as_str(),
             &[("query", expr)],
@@ -192,7 +192,7 @@ impl Prometheus {
     }
 
     /// The first sample's value of a query, if any.
-    fn value(&self, expr: &str) -> Option<f64> {
+    pub(crate) fn value(&self, expr: &str) -> Option<f64> {
         let data = self.query(expr).ok()?;
         data["result"][0]["value"][1].as_str()?.parse().ok()
     }

@@ -251,3 +251,94 @@ fn the_store_is_dropped_safely_inside_a_runtime_and_used_from_its_blocking_pool(
         drop(shared);
     });
 }
+
+/// Leases of replicas sharing the database: the repositories are divided in
+/// fair shares among the live replicas, a busy lease is kept beyond the share,
+/// one replica holds the metrics lease, an expired replica's leases are taken
+/// over, and a released one's at once. (SQLite, one process: every lease its own.)
+#[test]
+fn replicas_divide_the_repositories_and_take_over_expired_leases() {
+    use dora_collector::store::{LeaseGrant, SqliteStore};
+    use std::time::Duration;
+    let Some(database) = TestDatabase::new() else {
+        return;
+    };
+    let units: Vec<String> = (0..5).map(|n| format!("repository/acme/r{n}")).collect();
+    let long = Duration::from_secs(60);
+    let renew = |store: &mut dyn Store, holder: &str, busy: &[String], ttl| -> LeaseGrant {
+        store
+            .acquire_leases(&dora_collector::store::LeaseRequest {
+                holder,
+                units: &units,
+                busy,
+                ttl,
+            })
+            .unwrap()
+            .expect("a shared store")
+    };
+    let mut a = database.open();
+    let mut b = database.open();
+
+    // Alone, A takes every repository and the metrics lease.
+    let first = renew(&mut a, "a", &[], long);
+    assert_eq!(
+        (first.held.len(), first.metrics, first.replicas),
+        (5, true, 1)
+    );
+    // B arrives: nothing is free yet, but it is counted.
+    let arrived = renew(&mut b, "b", &[], long);
+    assert_eq!(
+        (arrived.held.len(), arrived.metrics, arrived.replicas),
+        (0, false, 2)
+    );
+    // A keeps its share (3 of 5), B claims the rest.
+    let a_share = renew(&mut a, "a", &[], long);
+    assert_eq!(a_share.held, units[..3].to_vec());
+    let b_share = renew(&mut b, "b", &[], long);
+    assert_eq!(b_share.held, units[3..].to_vec());
+    assert!(a_share.metrics && !b_share.metrics);
+
+    // B's renewals stop (a killed replica): its short lease expires and A
+    // takes over B's repositories, the only live replica.
+    let short = Duration::from_millis(200);
+    renew(&mut b, "b", &[], short);
+    let listed = a.leases().unwrap();
+    assert_eq!(
+        listed.iter().filter(|l| l.holder == "b").count(),
+        3,
+        "B's heartbeat and two repositories: {listed:?}"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let took_over = renew(&mut a, "a", &[], long);
+    assert_eq!((took_over.held, took_over.replicas), (units.clone(), 1));
+
+    // A releases everything (a clean shutdown): B takes all, metrics too.
+    a.release_leases("a").unwrap();
+    let after = renew(&mut b, "b", &[], long);
+    assert_eq!(
+        (after.held, after.metrics, after.replicas),
+        (units.clone(), true, 1)
+    );
+
+    // A returns while B syncs r0 and r4: B keeps those beyond its share (3),
+    // and the first by name up to it; A claims what B released.
+    assert!(renew(&mut a, "a", &[], long).held.is_empty());
+    let busy = [units[0].clone(), units[4].clone()];
+    let kept = renew(&mut b, "b", &busy, long);
+    assert_eq!(
+        kept.held,
+        vec![units[0].clone(), units[1].clone(), units[4].clone()]
+    );
+    let claimed = renew(&mut a, "a", &[], long);
+    assert_eq!(claimed.held, vec![units[2].clone(), units[3].clone()]);
+
+    // One process on a SQLite file: no leases to share.
+    let mut sqlite = SqliteStore::open_in_memory().unwrap();
+    let request = dora_collector::store::LeaseRequest {
+        holder: "a",
+        units: &units,
+        busy: &[],
+        ttl: long,
+    };
+    assert_eq!(sqlite.acquire_leases(&request).unwrap(), None);
+}

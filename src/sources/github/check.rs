@@ -68,7 +68,7 @@ impl GithubSource {
                     matches!(
                         scope.deployments.get(*r),
                         None | Some(DeploymentsConfig::DeploymentsApi)
-                    )
+                    ) && context.syncs(r)
                 })
                 .collect();
             let pending = self.pending_ids(&repositories, context).await;

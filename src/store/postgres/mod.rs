@@ -16,9 +16,10 @@
 //!
 //! It keeps the SQLite store's guarantees (see the [`store`](crate::store) module):
 //! one transaction per `apply` with its cursors, idempotent upserts, outcomes that
-//! only move forward. It does not coordinate several daemons on one database
-//! (leases are a later step), nor copy between backends.
+//! only move forward. Replicas sharing the database divide the repositories
+//! with leases (`leases.rs`). It does not copy between backends.
 
+mod leases;
 mod read;
 mod schema;
 mod url;
@@ -551,5 +552,23 @@ impl Store for PostgresStore {
             environment,
             None,
         )
+    }
+
+    fn acquire_leases(
+        &mut self,
+        request: &super::LeaseRequest<'_>,
+    ) -> Result<Option<super::LeaseGrant>, StoreError> {
+        let mut conn = self.conn()?;
+        leases::acquire(&mut conn, self.target(), request).map(Some)
+    }
+
+    fn release_leases(&mut self, holder: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        leases::release(&mut conn, self.target(), holder)
+    }
+
+    fn leases(&self) -> Result<Vec<super::Lease>, StoreError> {
+        let mut conn = self.conn()?;
+        leases::list(&mut conn, self.target())
     }
 }

@@ -160,6 +160,17 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE sync_status ADD COLUMN history_since bigint;
     "#,
+    // Version 3: the leases of replicas sharing the database (no SQLite
+    // counterpart: one process opens a SQLite file). `expires_at` is in
+    // milliseconds of the server's clock.
+    r#"
+    CREATE TABLE leases (
+        name       text COLLATE "C" PRIMARY KEY,
+        holder     text COLLATE "C" NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX leases_holder ON leases (holder);
+    "#,
 ];
 
 /// The schema version this build writes and reads.
