@@ -1,7 +1,7 @@
-//! Store throughput, both backends on one run: SQLite (a file-backed store) and,
-//! with `DORA_STORE_BENCH_POSTGRES_URL=postgres://...`, PostgreSQL. Three parts
-//! (`DORA_STORE_BENCH_PARTS=history,organisation,year`, the default, or some of
-//! them):
+//! Store throughput and size, both backends on one run: SQLite (a file-backed
+//! store) and, with `DORA_STORE_BENCH_POSTGRES_URL=postgres://...`, PostgreSQL.
+//! Four parts (`DORA_STORE_BENCH_PARTS=history,organisation,year`, the default,
+//! or some of them, or `sizing`, which is not run by default):
 //!
 //! - `history`: `apply` (rows per second, new and re-read) and `load_events` of
 //!   one repository of 1,000,000 commits (`DORA_STORE_BENCH_COMMITS=100000` for a
@@ -19,10 +19,23 @@
 //!   `DORA_STORE_BENCH_YEAR_REPOS` and `DORA_STORE_BENCH_YEAR_DEPLOYMENTS` scale
 //!   it), the history of `support/store_history.rs` written one batch per
 //!   repository; then three loads from each store in turn.
+//! - `sizing`: the store's size per repository-year, for `docs/operations.md`
+//!   ("Sizing"): the first sync of 100 repositories × 365 days
+//!   (`DORA_STORE_BENCH_SIZING_REPOS` scales it) of the simulated organisation at
+//!   1 production deployment a day and 10 commits reaching `main` between two
+//!   deployments (the simulator's other rates at their defaults: 8% failed
+//!   attempts, 8% incidents, 30% merge commits, pull requests' own commits too),
+//!   written as in `organisation`, with each repository's sync recorded; then
+//!   the rows and bytes of each table (SQLite: `dbstat` after a checkpoint;
+//!   PostgreSQL: `pg_total_relation_size` after `VACUUM ANALYZE`) and the whole
+//!   store (the file; `pg_database_size`), less an empty store's, divided by the
+//!   repository-years.
 //!
-//! The PostgreSQL database must be one to throw away: every part drops all the
-//! tables of its schema first. On PostgreSQL the `year` part runs `VACUUM
-//! ANALYZE` after writing (what autovacuum does on a live server; timed apart).
+//! The SQLite files go to a temporary directory, or to `DORA_STORE_BENCH_DIR`,
+//! which keeps them (`PART.db`). The PostgreSQL database must be one to throw
+//! away: every part drops all the tables of its schema first. On PostgreSQL the
+//! `year` and `sizing` parts run `VACUUM ANALYZE` after writing (what autovacuum
+//! does on a live server; timed apart).
 //!
 //! A plain bench binary that prints its figures (one pass each: a criterion loop
 //! over millions of rows would take many minutes on a shared machine):
@@ -38,6 +51,8 @@
 //! - `year`: `load_events` median SQLite 1.3–3.5 s, PostgreSQL 3.8–6.8 s: 1.93×
 //!   on a loaded machine, 2.86–2.89× on a quieter one (before, at 100
 //!   repositories: 2.24×); the writes 15–19 s against 97–118 s.
+//! - `sizing` (100 repository-years, 9,027 rows each): SQLite 1.02 MiB, PostgreSQL
+//!   1.76 MiB per repository-year; the tables in `docs/operations.md`, "Sizing".
 
 use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
@@ -184,11 +199,119 @@ struct Backend {
     /// What a live server does by itself after a bulk write (PostgreSQL:
     /// `VACUUM ANALYZE`); returns what it did.
     settle: Box<dyn Fn() -> Option<&'static str>>,
+    /// Rows and bytes of each table, and of the whole store, with no store open.
+    footprint: Box<dyn Fn() -> Footprint>,
+}
+
+/// One table's rows and bytes (its indexes included).
+struct TableFootprint {
+    name: String,
+    rows: u64,
+    bytes: u64,
+}
+
+/// What a store holds and takes on disk.
+struct Footprint {
+    tables: Vec<TableFootprint>,
+    /// The whole store: the SQLite file after a checkpoint (no write-ahead log
+    /// left), or `pg_database_size` (the system catalogs included).
+    total: u64,
+}
+
+/// The SQLite store's footprint: the write-ahead log checkpointed into the file
+/// and truncated, then `dbstat`'s pages of each table and its indexes.
+fn sqlite_footprint(path: &std::path::Path) -> Footprint {
+    let conn = rusqlite::Connection::open(path).expect("open the store file");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .expect("checkpoint");
+    let names: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .expect("list tables");
+    let tables = names
+        .into_iter()
+        .map(|name| {
+            let rows: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM \"{name}\""), [], |row| {
+                    row.get(0)
+                })
+                .expect("count rows");
+            let bytes: i64 = conn
+                .query_row(
+                    "SELECT coalesce(sum(d.pgsize), 0) FROM dbstat AS d \
+                     JOIN sqlite_schema AS s ON s.name = d.name WHERE s.tbl_name = ?1",
+                    [&name],
+                    |row| row.get(0),
+                )
+                .expect("dbstat");
+            TableFootprint {
+                name,
+                rows: rows as u64,
+                bytes: bytes as u64,
+            }
+        })
+        .collect();
+    drop(conn);
+    let wal = path.with_extension("db-wal");
+    let total = std::fs::metadata(path).expect("the store file").len()
+        + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+    Footprint { tables, total }
+}
+
+/// The PostgreSQL store's footprint: `pg_total_relation_size` of each table
+/// (indexes, TOAST, free-space and visibility maps included) and
+/// `pg_database_size`.
+fn postgres_footprint(url: &PostgresUrl) -> Footprint {
+    let mut client = postgres_client(url);
+    let names: Vec<String> = client
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
+             ORDER BY tablename",
+            &[],
+        )
+        .expect("list tables")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let tables = names
+        .into_iter()
+        .map(|name| {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*), pg_total_relation_size(to_regclass(quote_ident($1))) \
+                         FROM \"{name}\""
+                    ),
+                    &[&name],
+                )
+                .expect("count rows and size");
+            TableFootprint {
+                rows: row.get::<_, i64>(0) as u64,
+                bytes: row.get::<_, i64>(1) as u64,
+                name,
+            }
+        })
+        .collect();
+    let total = client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .expect("size")
+        .get::<_, i64>(0) as u64;
+    Footprint { tables, total }
 }
 
 fn sqlite(path: PathBuf) -> Backend {
     let fresh_path = path.clone();
     let open_path = path.clone();
+    let footprint_path = path.clone();
     Backend {
         name: "SQLite",
         fresh: Box::new(move || {
@@ -207,6 +330,7 @@ fn sqlite(path: PathBuf) -> Backend {
                 .sum()
         }),
         settle: Box::new(|| None),
+        footprint: Box::new(move || sqlite_footprint(&footprint_path)),
     }
 }
 
@@ -216,6 +340,7 @@ fn postgres_client(url: &PostgresUrl) -> postgres::Client {
 
 fn postgres(url: PostgresUrl) -> Backend {
     let (fresh_url, open_url, size_url) = (url.clone(), url.clone(), url.clone());
+    let footprint_url = url.clone();
     Backend {
         name: "PostgreSQL",
         fresh: Box::new(move || {
@@ -250,15 +375,20 @@ fn postgres(url: PostgresUrl) -> Backend {
                 .expect("vacuum");
             Some("VACUUM ANALYZE")
         }),
+        footprint: Box::new(move || postgres_footprint(&footprint_url)),
     }
 }
 
 fn main() {
     let parts = std::env::var("DORA_STORE_BENCH_PARTS")
         .unwrap_or_else(|_| "history,organisation,year".to_owned());
-    let dir = tempfile::tempdir().expect("temporary directory");
+    // The SQLite files: a temporary directory, or one that is kept to look at.
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let dir = std::env::var_os("DORA_STORE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temporary.path().to_owned());
     let backends = |part: &str| -> Vec<Backend> {
-        let mut backends = vec![sqlite(dir.path().join(format!("{part}.db")))];
+        let mut backends = vec![sqlite(dir.join(format!("{part}.db")))];
         if let Ok(url) = std::env::var("DORA_STORE_BENCH_POSTGRES_URL") {
             let url = PostgresUrl::parse(&url).expect("a postgres:// URL");
             backends.push(postgres(url));
@@ -276,7 +406,8 @@ fn main() {
             }
             "organisation" => organisation(&backends(part)),
             "year" => year(&backends(part)),
-            other => panic!("unknown part {other:?} (history, organisation, year)"),
+            "sizing" => sizing(&backends(part)),
+            other => panic!("unknown part {other:?} (history, organisation, year, sizing)"),
         }
     }
 }
@@ -561,6 +692,110 @@ fn year(backends: &[Backend]) {
         println!(
             "PostgreSQL's load_events takes {} SQLite's (target: at most 2 x)",
             ratio(postgres, sqlite)
+        );
+    }
+}
+
+/// The `sizing` part's history: a year, at 1 production deployment a day.
+const SIZING_DAYS: u32 = 365;
+/// Repositories of the `sizing` part unless overridden.
+const DEFAULT_SIZING_REPOSITORIES: usize = 100;
+
+/// The store's size per repository-year ("Sizing" in `docs/operations.md`).
+fn sizing(backends: &[Backend]) {
+    let repositories = env_or("DORA_STORE_BENCH_SIZING_REPOS", DEFAULT_SIZING_REPOSITORIES);
+    let spec = OrgSpec {
+        repositories,
+        days: SIZING_DAYS,
+        deployments_per_day: 1.0,
+        commits_per_deployment: 10.0,
+        workflow_run_repositories: 0,
+        staging_deployments_per_day: 0.0,
+        ..OrgSpec::default()
+    };
+    let org = Org::generate(&spec);
+    let batches = first_sync_batches(&org);
+    let names: Vec<RepoName> = (0..repositories)
+        .map(|index| RepoName::parse(&org.full_name(index)).expect("valid"))
+        .collect();
+    let now = org.now;
+    let since = Timestamp(now.0 - i64::from(SIZING_DAYS) * 86_400);
+    drop(org);
+    let repository_years = repositories as f64 * f64::from(SIZING_DAYS) / 365.0;
+    println!(
+        "sizing: {repositories} repositories x {SIZING_DAYS} days ({repository_years} \
+         repository-years) at {} production deployment attempts a day, {} commits a \
+         deployment: {} batches, {} rows",
+        spec.deployments_per_day,
+        spec.commits_per_deployment,
+        batches.len(),
+        batches.iter().map(|b| b.len() as u64).sum::<u64>()
+    );
+    let team = dora_collector::domain::Team::parse("payments").expect("valid");
+    let teams: Vec<(RepoName, dora_collector::domain::Team)> = names
+        .iter()
+        .map(|name| (name.clone(), team.clone()))
+        .collect();
+    for backend in backends {
+        drop((backend.fresh)());
+        (backend.settle)();
+        let empty = (backend.footprint)().total;
+        let mut store = (backend.open)();
+        let started = Instant::now();
+        for batch in &batches {
+            store.apply(batch).expect("apply");
+        }
+        for name in &names {
+            // One sync status a repository and source, as the GitHub source records.
+            store
+                .record_success(name, "github", now, since)
+                .expect("record sync");
+        }
+        store.record_teams(&teams, now).expect("record teams");
+        let written = started.elapsed();
+        drop(store);
+        (backend.settle)();
+        let footprint = (backend.footprint)();
+        println!(
+            "{}: written in {written:.1?}; empty store {:.2} MiB, filled {:.2} MiB",
+            backend.name,
+            empty as f64 / (1024.0 * 1024.0),
+            footprint.total as f64 / (1024.0 * 1024.0)
+        );
+        println!(
+            "{:<24} {:>10} {:>12} {:>14} {:>14} {:>10}",
+            "table", "rows", "bytes", "rows/repo-yr", "bytes/repo-yr", "bytes/row"
+        );
+        let per_year = |n: u64| n as f64 / repository_years;
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        for table in &footprint.tables {
+            rows += table.rows;
+            bytes += table.bytes;
+            println!(
+                "{:<24} {:>10} {:>12} {:>14.1} {:>14.0} {:>10.1}",
+                table.name,
+                table.rows,
+                table.bytes,
+                per_year(table.rows),
+                per_year(table.bytes),
+                table.bytes as f64 / table.rows.max(1) as f64
+            );
+        }
+        println!(
+            "{:<24} {:>10} {:>12} {:>14.1} {:>14.0} {:>10.1}",
+            "tables",
+            rows,
+            bytes,
+            per_year(rows),
+            per_year(bytes),
+            bytes as f64 / rows.max(1) as f64
+        );
+        let grown = footprint.total.saturating_sub(empty);
+        println!(
+            "{}: the store grew by {grown} bytes: {:.0} bytes ({:.2} MiB) per repository-year",
+            backend.name,
+            per_year(grown),
+            per_year(grown) / (1024.0 * 1024.0)
         );
     }
 }

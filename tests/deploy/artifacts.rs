@@ -8,17 +8,21 @@
 //!   the manifest from exactly the files the Dockerfile copies);
 //! - the Kubernetes manifests: `kubernetes-validate --strict` against the
 //!   Kubernetes JSON schemas, the ServiceMonitor against the Prometheus Operator's
-//!   schemas, and the references between the resources;
+//!   schemas, and the references between the resources; the two-replica variant
+//!   (`deploy/kubernetes-replicas/`, a kustomize overlay) rendered by `kubectl
+//!   kustomize` and checked the same way;
 //! - the configurations: `dora-collector check-config` with the real binary;
 //! - the systemd unit: `systemd-analyze verify` and `systemd-analyze security`.
 //!
-//! The validators come from PyPI, npm and Debian (`.ci/run` installs them); a
-//! missing one skips its check locally and fails under `CI=true`.
+//! The validators come from PyPI, npm and Debian (`.ci/run` installs them), and
+//! `kubectl` with the machine image; a missing one skips its check locally and
+//! fails under `CI=true`.
 
 use crate::deploy_common;
 
 use deploy_common::{
     deploy, files, prometheus_operator_schemas, read, root, run, tool, yaml, yaml_documents,
+    yaml_documents_of,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -79,15 +83,27 @@ fn strs(value: &Value) -> Vec<&str> {
 
 /// The storage path and listen address `check-config` reports for a file.
 fn check_config(path: &Path) -> String {
-    let ran = run(
-        Command::new(BINARY)
-            .args(["check-config", "--config"])
-            .arg(path)
-            .env("GITHUB_TOKEN", SECRET)
-            .env_remove("RUST_LOG"),
-        None,
-    );
+    check_config_with(path, &[])
+}
+
+/// [`check_config`] with more environment variables; none of their values may be
+/// printed whole (a database URL is shown with its password `REDACTED`).
+fn check_config_with(path: &Path, env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["check-config", "--config"])
+        .arg(path)
+        .env("GITHUB_TOKEN", SECRET)
+        .env_remove("DORA_DATABASE_URL")
+        .env_remove("RUST_LOG");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let ran = run(&mut command, None);
     assert!(!ran.output().contains(SECRET), "the token was printed");
+    for (name, value) in env {
+        assert!(!ran.output().contains(value), "{name} was printed whole");
+    }
     assert!(
         ran.status.success(),
         "check-config {}:\n{}",
@@ -178,8 +194,16 @@ fn compose_runs_the_demo_collector_prometheus_and_grafana() {
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["dora-collector", "grafana", "prometheus"])
+        BTreeSet::from(["dora-collector", "grafana", "postgres", "prometheus"])
     );
+    // Only PostgreSQL is optional (`--profile postgres`): a plain `up` runs the rest.
+    for (name, service) in services {
+        let profiles = service.get("profiles").map(strs);
+        match name.as_str() {
+            "postgres" => assert_eq!(profiles, Some(vec!["postgres"])),
+            _ => assert_eq!(profiles, None, "{name} runs without a profile"),
+        }
+    }
 
     let collector = &services["dora-collector"];
     assert_eq!(
@@ -284,6 +308,163 @@ fn compose_mounts_line_up_with_the_configs_that_use_them() {
     assert!(deploy("grafana/dashboards/dora-overview.json").is_file());
 }
 
+/// `${NAME:-default}` in a compose value, with each variable at its default (as
+/// `docker compose` reads them with nothing set).
+fn compose_defaults(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closing brace") + start;
+        let (_, default) = rest[start + 2..end]
+            .split_once(":-")
+            .unwrap_or_else(|| panic!("{value}: a variable without a default"));
+        out.push_str(default);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn the_compose_postgres_profile_is_a_healthy_database_the_collector_waits_for() {
+    let compose = compose();
+    let services = &compose["services"];
+    let postgres = &services["postgres"];
+    let collector = &services["dora-collector"];
+
+    // The server: pinned (checked above), its data in a declared volume where the
+    // image keeps it, and a health check over TCP as the collector will connect.
+    let (user, database) = (
+        postgres["environment"]["POSTGRES_USER"].as_str().unwrap(),
+        postgres["environment"]["POSTGRES_DB"].as_str().unwrap(),
+    );
+    let image = postgres["image"].as_str().unwrap();
+    let major: u32 = image
+        .strip_prefix("postgres:")
+        .and_then(|tag| tag.split('.').next())
+        .and_then(|major| major.parse().ok())
+        .unwrap_or_else(|| panic!("{image}: postgres:MAJOR.MINOR"));
+    // PostgreSQL 18's image keeps its data under /var/lib/postgresql/18/docker.
+    assert!(
+        major < 18,
+        "{image}: move the volume to /var/lib/postgresql"
+    );
+    assert_eq!(
+        mount_target(&mounts(postgres), "postgres-data"),
+        "/var/lib/postgresql/data"
+    );
+    let check = strs(&postgres["healthcheck"]["test"]);
+    assert_eq!(check[..2], ["CMD", "pg_isready"]);
+    for expected in [
+        "--host=127.0.0.1".to_owned(),
+        format!("--username={user}"),
+        format!("--dbname={database}"),
+    ] {
+        assert!(check.contains(&expected.as_str()), "{check:?}: {expected}");
+    }
+    assert!(postgres["healthcheck"]["interval"].is_string());
+
+    // The collector: waits for the server when the profile is on, starts alone
+    // when it is off.
+    assert_eq!(
+        collector["depends_on"]["postgres"],
+        serde_json::json!({"condition": "service_healthy", "required": false})
+    );
+
+    // Its URL names that server, user, password and database.
+    let url = compose_defaults(
+        collector["environment"]["DORA_DATABASE_URL"]
+            .as_str()
+            .expect("DORA_DATABASE_URL"),
+    );
+    let password = compose_defaults(
+        postgres["environment"]["POSTGRES_PASSWORD"]
+            .as_str()
+            .unwrap(),
+    );
+    let parsed = url::Url::parse(&url).unwrap();
+    assert_eq!(parsed.scheme(), "postgres");
+    assert_eq!(parsed.host_str(), Some("postgres"), "the service's name");
+    assert_eq!(parsed.port(), Some(5432));
+    assert_eq!(parsed.username(), user);
+    assert_eq!(parsed.password(), Some(password.as_str()));
+    assert_eq!(parsed.path(), format!("/{database}"));
+    assert!(
+        dora_collector::store::PostgresUrl::parse(&url).is_ok(),
+        "{url}"
+    );
+    // The same variable sets the server's password and the collector's URL.
+    assert_eq!(
+        postgres["environment"]["POSTGRES_PASSWORD"],
+        "${POSTGRES_PASSWORD:-dora-compose}"
+    );
+    assert!(collector["environment"]["DORA_DATABASE_URL"]
+        .as_str()
+        .unwrap()
+        .contains(":${POSTGRES_PASSWORD:-dora-compose}@"));
+
+    // The configuration that uses it, mounted beside the SQLite one, passes
+    // check-config with that URL and never prints the password.
+    let config = "/etc/dora-collector/dora-collector-postgres.toml";
+    assert_eq!(
+        mount_target(&mounts(collector), "./dora-collector-postgres.toml"),
+        config
+    );
+    assert!(read(&deploy("docker-compose.yml")).contains(&format!("serve --config {config}")));
+    let out = check_config_with(
+        &deploy("dora-collector-postgres.toml"),
+        &[("DORA_DATABASE_URL", &url)],
+    );
+    assert!(out.contains(": OK: "), "{out}");
+    assert!(!out.contains(&password), "{out}");
+}
+
+#[test]
+fn the_postgres_configuration_differs_from_the_sqlite_one_only_in_its_store() {
+    // Everything from [server] on, the [storage] table left out.
+    fn settings(text: &str) -> Vec<&str> {
+        let start = text.find("[server]").expect("[server]");
+        let mut in_storage = false;
+        text[start..]
+            .lines()
+            .filter(|line| {
+                if line.starts_with('[') {
+                    in_storage = *line == "[storage]";
+                }
+                !in_storage
+            })
+            .collect()
+    }
+    let sqlite = read(&deploy("dora-collector.toml"));
+    let postgres = read(&deploy("dora-collector-postgres.toml"));
+    assert_eq!(settings(&postgres), settings(&sqlite));
+    assert!(postgres.contains("\n[storage]\n"));
+    let storage: Vec<&str> = postgres
+        .lines()
+        .skip_while(|l| *l != "[storage]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(storage, [r#"url = "${DORA_DATABASE_URL}""#]);
+
+    // Without the variable it is refused, naming it.
+    let ran = run(
+        Command::new(BINARY)
+            .args(["check-config", "--config"])
+            .arg(deploy("dora-collector-postgres.toml"))
+            .env("GITHUB_TOKEN", SECRET)
+            .env_remove("DORA_DATABASE_URL"),
+        None,
+    );
+    assert!(
+        !ran.status.success() && ran.stderr.contains("DORA_DATABASE_URL"),
+        "{}",
+        ran.output()
+    );
+}
+
 #[test]
 fn docker_compose_config_accepts_the_file() {
     let Some(compose) = tool("docker-compose", "`docker compose config`", pip_hint()) else {
@@ -301,6 +482,35 @@ fn docker_compose_config_accepts_the_file() {
         ran.status.success() && ran.output().trim().is_empty(),
         "docker compose config:\n{}",
         ran.output()
+    );
+
+    // The services each way: PostgreSQL only with its profile.
+    let services = |profile: &[&str]| {
+        let ran = run(
+            Command::new(&compose)
+                .arg("-f")
+                .arg(deploy("docker-compose.yml"))
+                .args(profile)
+                .args(["config", "--services"])
+                .env_remove("GITHUB_TOKEN")
+                .env_remove("POSTGRES_PASSWORD"),
+            None,
+        );
+        assert!(ran.status.success(), "{}", ran.output());
+        ran.stdout
+            .lines()
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>()
+    };
+    let plain = services(&[]);
+    assert!(
+        !plain.contains("postgres") && plain.contains("dora-collector"),
+        "{plain:?}"
+    );
+    let with_postgres = services(&["--profile", "postgres"]);
+    assert_eq!(
+        with_postgres.difference(&plain).collect::<Vec<_>>(),
+        ["postgres"]
     );
 
     // Guards against a check that cannot fail: a misspelt key is rejected.
@@ -748,6 +958,293 @@ fn the_kubernetes_resources_refer_to_each_other() {
         service["spec"]["ports"][0]["name"]
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+}
+
+// --- Kubernetes: two replicas on PostgreSQL ---
+
+/// The overlay's directory.
+fn replicas_dir() -> PathBuf {
+    deploy("kubernetes-replicas")
+}
+
+/// `kubectl kustomize DIR`: the resources `kubectl apply -k DIR` would apply.
+/// `None` (skipped locally, a failure under `CI=true`) without kubectl.
+fn kustomize(dir: &Path) -> Option<Vec<Value>> {
+    let kubectl = tool(
+        "kubectl",
+        "`kubectl kustomize`",
+        "kubectl comes with the machine image; or install kubectl",
+    )?;
+    let ran = run(Command::new(&kubectl).arg("kustomize").arg(dir), None);
+    assert!(
+        ran.status.success(),
+        "kubectl kustomize {}:\n{}",
+        dir.display(),
+        ran.output()
+    );
+    Some(yaml_documents_of(
+        &ran.stdout,
+        &format!("kubectl kustomize {}", dir.display()),
+    ))
+}
+
+fn find<'a>(resources: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = resources.iter().filter(|r| r["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind}");
+    found[0]
+}
+
+/// Whether `selector`'s `matchLabels` select pods labelled `labels` (every label
+/// it names, with that value; no `matchExpressions`).
+fn selects(selector: &Value, labels: &Value) -> bool {
+    assert!(selector.get("matchExpressions").is_none());
+    let wanted = selector["matchLabels"].as_object().expect("matchLabels");
+    !wanted.is_empty() && wanted.iter().all(|(k, v)| &labels[k] == v)
+}
+
+/// The example Secret: its name and `stringData`.
+fn example_database_secret() -> Value {
+    let secret = yaml(&replicas_dir().join("secret.example.yaml"));
+    assert_eq!(secret["kind"], "Secret");
+    secret
+}
+
+#[test]
+fn the_base_kustomization_renders_every_manifest() {
+    let Some(rendered) = kustomize(&deploy("kubernetes")) else {
+        return;
+    };
+    let kinds = |list: &[Value]| -> Vec<String> {
+        let mut kinds: Vec<String> = list
+            .iter()
+            .map(|r| format!("{}/{}", r["kind"], r["metadata"]["name"]))
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(kinds(&rendered), kinds(&resources()));
+    assert!(rendered
+        .iter()
+        .all(|r| r["metadata"]["labels"]["app.kubernetes.io/part-of"] == "dora-collector"));
+}
+
+#[test]
+fn the_replicas_kustomization_uses_every_file_but_the_example_secret() {
+    let kustomization = yaml(&replicas_dir().join("kustomization.yaml"));
+    let resources = strs(&kustomization["resources"]);
+    assert!(resources.contains(&"../kubernetes"), "{resources:?}");
+    let mut used: BTreeSet<&str> = resources.into_iter().collect();
+    for patch in kustomization["patches"].as_array().expect("patches") {
+        if let Some(path) = patch["path"].as_str() {
+            used.insert(path);
+        }
+    }
+    for file in files(&replicas_dir(), ".yaml") {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        match name.as_str() {
+            "kustomization.yaml" => {}
+            // Never applied with the rest: it would replace the real Secret.
+            "secret.example.yaml" => assert!(!used.contains(name.as_str())),
+            _ => assert!(used.contains(name.as_str()), "{name} is not used"),
+        }
+    }
+}
+
+#[test]
+fn the_replicas_configmap_holds_the_postgres_configuration_and_it_passes_check_config() {
+    let patch = yaml(&replicas_dir().join("configmap.yaml"));
+    assert_eq!(
+        patch["metadata"]["name"],
+        resource("ConfigMap")["metadata"]["name"]
+    );
+    let text = patch["data"]["dora-collector.toml"]
+        .as_str()
+        .expect("data.dora-collector.toml");
+    assert_eq!(text, read(&deploy("dora-collector-postgres.toml")));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dora-collector.toml");
+    std::fs::write(&file, text).unwrap();
+    let url = example_database_secret()["stringData"]["url"]
+        .as_str()
+        .expect("stringData.url")
+        .to_owned();
+    let out = check_config_with(&file, &[("DORA_DATABASE_URL", &url)]);
+    assert!(out.contains(": OK: "), "{out}");
+    let password = url::Url::parse(&url)
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_owned();
+    assert!(!out.contains(&password), "{out}");
+    assert!(out.contains("REDACTED"), "{out}");
+}
+
+#[test]
+fn the_replicas_variant_runs_two_collectors_on_postgresql() {
+    let Some(rendered) = kustomize(&replicas_dir()) else {
+        return;
+    };
+    let mut kinds: Vec<&str> = rendered
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceMonitor"
+        ],
+        "no claim (no store in the pods) and no Secret (you create it)"
+    );
+    let deployment = find(&rendered, "Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    let pod_labels = &spec["template"]["metadata"]["labels"];
+    assert!(selects(&spec["selector"], pod_labels));
+    let pod = &spec["template"]["spec"];
+
+    // Spread over nodes: a hard constraint on the node, selecting these pods.
+    let spread = pod["topologySpreadConstraints"].as_array().expect("spread");
+    let by_node = spread
+        .iter()
+        .find(|c| c["topologyKey"] == "kubernetes.io/hostname")
+        .expect("a spread over nodes");
+    assert_eq!(by_node["maxSkew"], 1);
+    assert_eq!(by_node["whenUnsatisfiable"], "DoNotSchedule");
+    for constraint in spread {
+        assert!(selects(&constraint["labelSelector"], pod_labels));
+    }
+
+    // The PodDisruptionBudget keeps one of them, and selects exactly these pods.
+    let budget = find(&rendered, "PodDisruptionBudget");
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    assert!(budget["spec"].get("maxUnavailable").is_none());
+    assert!(selects(&budget["spec"]["selector"], pod_labels));
+    assert_eq!(budget["spec"]["selector"], spec["selector"]);
+
+    // No store in the pod: no claim, no volume but the configuration.
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(volumes[0]["name"], "config");
+    let configmap = find(&rendered, "ConfigMap");
+    assert_eq!(
+        volumes[0]["configMap"]["name"],
+        configmap["metadata"]["name"]
+    );
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(
+        format!(
+            "{}/dora-collector.toml",
+            mounts[0]["mountPath"].as_str().unwrap()
+        ),
+        CONFIG_PATH
+    );
+    assert_eq!(strs(&container["args"]), ["serve", "--config", CONFIG_PATH]);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+
+    // The probes, on the named port.
+    let port_name = container["ports"][0]["name"].as_str().unwrap();
+    assert_eq!(container["ports"][0]["containerPort"], PORT);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], port_name);
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], port_name);
+
+    // The database URL and the token from Secrets; the example Secret has the
+    // key the Deployment reads, and the docs create it by that name and key.
+    let env = container["env"].as_array().unwrap();
+    let from_secret = |name: &str| {
+        let variable = env
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert!(variable.get("value").is_none(), "{name} in the manifest");
+        variable["valueFrom"]["secretKeyRef"].clone()
+    };
+    let database = from_secret("DORA_DATABASE_URL");
+    let secret = example_database_secret();
+    assert_eq!(database["name"], secret["metadata"]["name"]);
+    let key = database["key"].as_str().unwrap();
+    let url = secret["stringData"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("the example Secret has no {key}"));
+    assert!(
+        dora_collector::store::PostgresUrl::parse(url).is_ok(),
+        "{url}"
+    );
+    assert!(read(&root().join("docs/deployment.md")).contains(&format!(
+        "create secret generic {} --from-literal={key}=",
+        secret["metadata"]["name"].as_str().unwrap()
+    )));
+    assert_eq!(
+        from_secret("GITHUB_TOKEN"),
+        serde_json::json!({"name": "dora-collector-github", "key": "token"})
+    );
+    // The configuration reads that variable.
+    let text = configmap["data"]["dora-collector.toml"].as_str().unwrap();
+    assert!(text.contains(r#"url = "${DORA_DATABASE_URL}""#));
+    assert!(!text.contains("\npath = "));
+
+    // Every replica is scraped: the Service selects every pod (Prometheus then
+    // scrapes each endpoint), the ServiceMonitor selects the Service.
+    let service = find(&rendered, "Service");
+    assert_eq!(service["spec"]["selector"], *pod_labels);
+    let monitor = find(&rendered, "ServiceMonitor");
+    assert!(selects(
+        &monitor["spec"]["selector"],
+        &service["metadata"]["labels"]
+    ));
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert!(monitor["spec"].get("podTargetLabels").is_none());
+}
+
+#[test]
+fn the_replicas_variant_validates_against_the_kubernetes_schemas() {
+    let Some(rendered) = kustomize(&replicas_dir()) else {
+        return;
+    };
+    let Some(validate) = tool(
+        "kubernetes-validate",
+        "`kubernetes-validate --strict`",
+        pip_hint(),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (index, resource) in rendered.iter().enumerate() {
+        let file = dir.path().join(format!("{index}.yaml"));
+        std::fs::write(&file, serde_yaml_ng::to_string(resource).unwrap()).unwrap();
+        files.push(file);
+    }
+    files.push(replicas_dir().join("secret.example.yaml"));
+    let ran = run(Command::new(&validate).arg("--strict").args(&files), None);
+    assert!(
+        ran.status.success(),
+        "kubernetes-validate:\n{}",
+        ran.output()
+    );
+    let passed = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("INFO ") && l.contains(" passed "))
+        .count();
+    // The ServiceMonitor has no schema there (it is the base's, checked above).
+    assert_eq!(passed, files.len() - 1, "{}", ran.stdout);
 }
 
 // --- systemd ---

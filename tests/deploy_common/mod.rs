@@ -174,11 +174,16 @@ pub fn read(path: &Path) -> String {
 
 /// Every document of a YAML file, as JSON values (empty documents left out).
 pub fn yaml_documents(path: &Path) -> Vec<Value> {
-    let text = read(path);
-    serde_yaml_ng::Deserializer::from_str(&text)
+    yaml_documents_of(&read(path), &path.display().to_string())
+}
+
+/// Every document of YAML text (what `origin` printed or holds), as JSON values
+/// (empty documents left out).
+pub fn yaml_documents_of(text: &str, origin: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
         .map(|document| {
             Value::deserialize(document)
-                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+                .unwrap_or_else(|e| panic!("{origin} is not valid YAML: {e}"))
         })
         .filter(|value| !value.is_null())
         .collect()
