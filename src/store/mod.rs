@@ -21,13 +21,19 @@
 //! an async worker thread: a large `apply` or `load_events` blocks for seconds.
 
 mod error;
+mod migrate;
 mod postgres;
 mod shared;
 mod sqlite;
+mod tables;
 mod types;
 
 pub use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
 pub use error::StoreError;
+pub use migrate::{
+    migrate, uncopied_tables, MigrateError, MigrateEvent, MigrateOptions, MigrateReport, StoreUrl,
+    TableCounts, CHUNK_ROWS as MIGRATE_CHUNK_ROWS,
+};
 pub use postgres::{
     PostgresStore, PostgresUrl, CONNECT_TIMEOUT as POSTGRES_CONNECT_TIMEOUT,
     POOL_SIZE as POSTGRES_POOL_SIZE, REDACTED_PASSWORD, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION,
