@@ -571,14 +571,18 @@ pub fn store_migrate(
                 copied,
                 total,
             } => {
-                let due = last_shown.is_none_or(|(shown, at)| {
-                    shown != table || at.elapsed() >= MIGRATE_PROGRESS_INTERVAL
-                });
-                if !due {
+                let first = last_shown.is_none_or(|(shown, _)| shown != table);
+                let due = first
+                    || last_shown.is_some_and(|(_, at)| at.elapsed() >= MIGRATE_PROGRESS_INTERVAL);
+                if !due || total == 0 || copied >= total {
                     return;
                 }
                 last_shown = Some((table, std::time::Instant::now()));
-                writeln!(err, "{table}: {copied} of {total} rows")
+                if first && copied == 0 {
+                    writeln!(err, "{table}: copying {total} rows")
+                } else {
+                    writeln!(err, "{table}: {copied} of {total} rows")
+                }
             }
             MigrateEvent::Copied { table, copied } => {
                 writeln!(err, "{table}: {copied} rows copied")

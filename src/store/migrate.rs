@@ -18,9 +18,10 @@
 //! It does not copy while a daemon writes to the source (stop it first: rows
 //! written behind the copy are missed, and the counts then tell), merge two
 //! stores, or compare rows beyond their counts. A table or column it does not
-//! know in either store is refused rather than left behind. It holds the only
-//! SQL of the migration in the backends (`sqlite/copy.rs`, `postgres/copy.rs`);
-//! the command line is `cli.rs`'s.
+//! know in either store is refused rather than left behind. It speaks no SQL:
+//! each backend reads and writes its side (`sqlite/copy.rs`,
+//! `postgres/copy.rs`) through the tables of `tables.rs`; the command line is
+//! `cli.rs`'s.
 
 use super::postgres::copy::PgEnd;
 use super::sqlite::copy::SqliteEnd;
