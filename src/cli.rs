@@ -106,6 +106,10 @@ pub enum Command {
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
 
+    /// Work on a store directly (the daemon stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
+
     /// Record a deployment or an incident through the push API (for pipelines).
     ///
     /// The token comes from DORA_INGEST_TOKEN. Retries connection errors, 5xx and
@@ -114,6 +118,34 @@ pub enum Command {
     /// See docs/push.md.
     Notify(NotifyArgs),
 }
+
+/// `store ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum StoreCommand {
+    /// Copy a whole store into another: SQLite to PostgreSQL or back.
+    ///
+    /// The target is created (or brought to the current schema) and must be
+    /// empty; an interrupted migration resumes where it stopped when run again
+    /// with the same arguments. Every table's rows are counted on both sides at
+    /// the end: exits 0 when all match, 1 otherwise. Stop the daemons of both
+    /// stores first. See docs/operations.md.
+    Migrate(StoreMigrateArgs),
+}
+
+/// `store migrate`
+#[derive(Debug, Clone, Args)]
+pub struct StoreMigrateArgs {
+    /// The store to copy: sqlite:PATH (a file that exists) or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The store to fill, in the same forms; created when missing.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+}
+
+/// How often `store migrate` tells how far a table has come.
+const MIGRATE_PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `notify`
 #[derive(Debug, Clone, Args)]
@@ -470,6 +502,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => sync(&args, &mut io::stdout().lock()),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo(&args, &mut io::stdout().lock()),
+        Command::Store(StoreCommand::Migrate(args)) => init_tracing(&LogConfig::default())
+            .map_err(CliError::from)
+            .and_then(|()| {
+                store_migrate(
+                    &args,
+                    &crate::store::MigrateOptions::default(),
+                    &mut io::stdout().lock(),
+                    &mut io::stderr(),
+                )
+            }),
         Command::Notify(args) => init_tracing(&LogConfig::default())
             .map_err(CliError::from)
             .and_then(|()| {
@@ -489,6 +531,105 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// `store migrate`: copies the store, its progress on `err`, the verified counts
+/// on `out`. A URL that cannot be parsed is a usage error (2), never echoed with
+/// its password; everything else exits 1.
+pub fn store_migrate(
+    args: &StoreMigrateArgs,
+    options: &crate::store::MigrateOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::store::{MigrateError, MigrateEvent, StoreUrl};
+    let parse = |flag: &str, text: &str| {
+        StoreUrl::parse(text).map_err(|reason| CliError::Usage(format!("{flag}: {reason}")))
+    };
+    let from = parse("--from", &args.from)?;
+    let to = parse("--to", &args.to)?;
+    let started = std::time::Instant::now();
+    let mut last_shown: Option<(&'static str, std::time::Instant)> = None;
+    let mut show = |event: MigrateEvent| {
+        // Progress only: a closed stderr must not stop the copy.
+        let _ = match event {
+            MigrateEvent::Started {
+                source,
+                target,
+                resumed: false,
+            } => writeln!(err, "copying {source} into {target}"),
+            MigrateEvent::Started {
+                source,
+                target,
+                resumed: true,
+            } => writeln!(
+                err,
+                "resuming the unfinished copy of {source} into {target}"
+            ),
+            MigrateEvent::Copying {
+                table,
+                copied,
+                total,
+            } => {
+                let first = last_shown.is_none_or(|(shown, _)| shown != table);
+                let due = first
+                    || last_shown.is_some_and(|(_, at)| at.elapsed() >= MIGRATE_PROGRESS_INTERVAL);
+                if !due || total == 0 || copied >= total {
+                    return;
+                }
+                last_shown = Some((table, std::time::Instant::now()));
+                if first && copied == 0 {
+                    writeln!(err, "{table}: copying {total} rows")
+                } else {
+                    writeln!(err, "{table}: {copied} of {total} rows")
+                }
+            }
+            MigrateEvent::Copied { table, copied } => {
+                writeln!(err, "{table}: {copied} rows copied")
+            }
+            MigrateEvent::Verifying => {
+                writeln!(err, "counting the rows of every table on both sides")
+            }
+        };
+    };
+    let result = crate::store::migrate(&from, &to, options, &mut show);
+    let report = match &result {
+        Ok(report) | Err(MigrateError::CountsDiffer(report)) => report,
+        Err(_) => {
+            return result
+                .map(|_| ())
+                .map_err(|error| CliError::Other(error.into()))
+        }
+    };
+    let write = |out: &mut dyn Write| -> io::Result<()> {
+        writeln!(out, "{:<26} {:>12} {:>12}", "table", "source", "target")?;
+        for counts in &report.counts {
+            let mark = if counts.source == counts.target {
+                ""
+            } else {
+                "  DIFFERS"
+            };
+            writeln!(
+                out,
+                "{:<26} {:>12} {:>12}{mark}",
+                counts.table, counts.source, counts.target
+            )?;
+        }
+        Ok(())
+    };
+    write(out).context("cannot write the counts")?;
+    let report = result.map_err(|error| CliError::Other(error.into()))?;
+    writeln!(
+        out,
+        "verified: every table of {} has as many rows in {}; {} rows written in {:.1}s{}",
+        report.source,
+        report.target,
+        report.written,
+        started.elapsed().as_secs_f64(),
+        if report.resumed { " (resumed)" } else { "" }
+    )
+    .context("cannot write the counts")?;
+    Ok(())
 }
 
 /// Sends `tracing` events to stderr as text or JSON lines, at `log.level` or as the

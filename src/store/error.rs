@@ -36,6 +36,14 @@ pub enum StoreError {
         supported: i64,
     },
 
+    /// `store migrate`'s source holds no store (a missing file, a database
+    /// without dora-collector's tables): nothing is created there.
+    #[error("there is no dora-collector store at {target}: {reason}")]
+    NoStore {
+        target: String,
+        reason: &'static str,
+    },
+
     #[error("cannot migrate the store {path} to schema version {version}: {cause}")]
     Migration {
         path: String,

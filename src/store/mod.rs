@@ -22,9 +22,11 @@
 
 mod error;
 mod leases;
+mod migrate;
 mod postgres;
 mod shared;
 mod sqlite;
+mod tables;
 mod types;
 
 pub use crate::domain::batch::{PushItem, PushKind, PushRequest, PushVerdict, PushedEvent};
@@ -32,6 +34,10 @@ pub use error::StoreError;
 pub use leases::{
     fair_share, Lease, LeaseGrant, LeaseRequest, MAX_LEASE_HOLDER_BYTES, METRICS_LEASE,
     REPLICA_LEASE_PREFIX, REPOSITORY_LEASE_PREFIX,
+};
+pub use migrate::{
+    migrate, uncopied_tables, MigrateError, MigrateEvent, MigrateOptions, MigrateReport, StoreUrl,
+    TableCounts, CHUNK_ROWS as MIGRATE_CHUNK_ROWS,
 };
 pub use postgres::{
     PostgresStore, PostgresUrl, CONNECT_TIMEOUT as POSTGRES_CONNECT_TIMEOUT,

@@ -12,6 +12,9 @@ mod postgres_common;
 #[path = "../reference/mod.rs"]
 mod reference;
 mod scenario;
+#[allow(dead_code)]
+#[path = "../../benches/support/store_history.rs"]
+mod store_history;
 mod support;
 
 mod app;
@@ -29,6 +32,7 @@ mod golden;
 mod graphql;
 mod hostile;
 mod incremental;
+mod migrate;
 mod notify;
 mod notify_e2e;
 mod pagerduty;

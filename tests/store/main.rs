@@ -12,6 +12,7 @@ mod postgres_common;
 
 mod crash;
 mod engine;
+mod migrate;
 mod postgres;
 mod push;
 mod sqlite;

@@ -17,8 +17,9 @@
 //! It keeps the SQLite store's guarantees (see the [`store`](crate::store) module):
 //! one transaction per `apply` with its cursors, idempotent upserts, outcomes that
 //! only move forward. Replicas sharing the database divide the repositories
-//! with leases (`leases.rs`). It does not copy between backends.
+//! with leases (`leases.rs`); `copy.rs` is its side of `store migrate`.
 
+pub(super) mod copy;
 mod leases;
 mod read;
 mod schema;
@@ -193,25 +194,7 @@ impl PostgresStore {
     /// their own. Blocks: call it where blocking is allowed.
     pub fn open(url: &PostgresUrl) -> Result<Self, StoreError> {
         let target = url.shown().to_owned();
-        let mut config = url.config().map_err(|reason| StoreError::InvalidInput {
-            path: target.clone(),
-            what: "storage.url",
-            reason,
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name(APPLICATION_NAME);
-        }
-        let tls = tls().map_err(|reason| StoreError::InvalidInput {
-            path: target.clone(),
-            what: "TLS configuration",
-            reason,
-        })?;
-        let mut client = config
-            .connect(tls.clone())
-            .map_err(|error| Self::connect_error(url, &error))?;
+        let (config, tls, mut client) = Self::connect(url)?;
         schema::migrate(&mut client).map_err(|error| match error {
             MigrateError::Future { found } => StoreError::FutureSchema {
                 target: target.clone(),
@@ -239,6 +222,36 @@ impl PostgresStore {
             pool: Some(pool),
             url: url.clone(),
         })
+    }
+
+    /// One connection to `url` outside any pool, with the client's configuration
+    /// and TLS connector for a pool: the connect timeout and application name set
+    /// unless the URL sets them. Errors tell an unreachable server and refused
+    /// credentials apart.
+    fn connect(
+        url: &PostgresUrl,
+    ) -> Result<(postgres::Config, MakeRustlsConnect, postgres::Client), StoreError> {
+        let target = url.shown().to_owned();
+        let mut config = url.config().map_err(|reason| StoreError::InvalidInput {
+            path: target.clone(),
+            what: "storage.url",
+            reason,
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(APPLICATION_NAME);
+        }
+        let tls = tls().map_err(|reason| StoreError::InvalidInput {
+            path: target.clone(),
+            what: "TLS configuration",
+            reason,
+        })?;
+        let client = config
+            .connect(tls.clone())
+            .map_err(|error| Self::connect_error(url, &error))?;
+        Ok((config, tls, client))
     }
 
     /// The error of a failed first connection: unreachable, refused

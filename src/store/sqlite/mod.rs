@@ -12,6 +12,7 @@
 //! caller runs it (see the [`store`](crate::store) module documentation).
 
 pub(super) mod codec;
+pub(super) mod copy;
 pub(super) mod read;
 mod schema;
 pub(super) mod write;
