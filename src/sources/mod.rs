@@ -55,8 +55,8 @@ pub struct SyncContext {
     /// Cancelled on shutdown: the source stops between two requests, never in the
     /// middle of handing on a batch.
     pub shutdown: CancellationToken,
-    /// Which repositories this process syncs in this round (replicas sharing a
-    /// store divide them); `None`: every one. A source's per-cycle work
+    /// Which repositories this process syncs in this round (replicas sharing
+    /// one database divide them); `None`: every one. A source's per-cycle work
     /// (`prepare_cycle`'s queries about many repositories) asks only about
     /// these.
     pub assigned: Option<Assigned>,
