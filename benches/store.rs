@@ -50,7 +50,9 @@
 //!   set-based writes, at 20 repositories: 72 s against 19 s, 3.72×.
 //! - `year`: `load_events` median SQLite 1.3–3.5 s, PostgreSQL 3.8–6.8 s: 1.93×
 //!   on a loaded machine, 2.86–2.89× on a quieter one (before, at 100
-//!   repositories: 2.24×); the writes 15–19 s against 97–118 s.
+//!   repositories: 2.24×); the writes 15–19 s against 97–118 s. Later, with
+//!   nothing else running: 2.23× and 2.45× (PostgreSQL's defaults), 1.90× and
+//!   2.02× with `shared_buffers = 1GB` (medians 1.47–1.67 s against 2.94–3.60 s).
 //! - `sizing` (100 repository-years, 9,027 rows each): SQLite 1.02 MiB, PostgreSQL
 //!   1.76 MiB per repository-year; the tables in `docs/operations.md`, "Sizing".
 
