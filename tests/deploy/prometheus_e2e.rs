@@ -172,6 +172,37 @@ pub(crate) struct Prometheus {
 }
 
 impl Prometheus {
+    /// Starts the real Prometheus `binary` in `dir` with the configuration
+    /// `config_text` (written to `dir/prometheus.yml`), its data in `dir/data`,
+    /// listening on a free loopback port.
+    pub(crate) fn start(
+        binary: &Path,
+        config_text: String,
+        dir: &Path,
+        http: Http,
+    ) -> (Process, Self) {
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, config_text).unwrap();
+        let port = free_port();
+        let process = Process::start(
+            "prometheus",
+            Command::new(binary)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=warn"),
+            dir,
+        );
+        let api = Prometheus {
+            base: url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            http,
+        };
+        (process, api)
+    }
+
     /// The `data` of a successful instant query, or the error.
     pub(crate) fn query(&self, expr: &str) -> Result<Value, String> {
         let url = url::Url::parse_with_params(
@@ -295,9 +326,8 @@ fn dashboards_and_rules_work_against_prometheus_scraping_the_demo() {
         .iter()
         .map(|p| format!("{:?}", p.to_str().unwrap()))
         .collect();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
+    let (mut prometheus, api) = Prometheus::start(
+        &prometheus_bin,
         format!(
             "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\n\
              rule_files: [{}]\n\
@@ -305,25 +335,9 @@ fn dashboards_and_rules_work_against_prometheus_scraping_the_demo() {
              - targets: [\"127.0.0.1:{collector_port}\"]\n",
             rule_files.join(", ")
         ),
-    )
-    .unwrap();
-    let prometheus_port = free_port();
-    let mut prometheus = Process::start(
-        "prometheus",
-        Command::new(&prometheus_bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .arg("--log.level=warn"),
         dir.path(),
-    );
-    let api = Prometheus {
-        base: url::Url::parse(&format!("http://127.0.0.1:{prometheus_port}/")).unwrap(),
         http,
-    };
+    );
     let ready = api.base.join("-/ready").unwrap();
     wait_for(
         &mut prometheus,

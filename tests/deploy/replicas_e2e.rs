@@ -17,7 +17,7 @@
 
 use crate::deploy_common::tool;
 use crate::postgres_common::TestDatabase;
-use crate::prometheus_e2e::{free_port, wait_for, Http, Process, Prometheus};
+use crate::prometheus_e2e::{free_port, wait_for, Http, Prometheus};
 use crate::replicas_common::{
     config_text, holds_metrics, leased_by, org, successes, wait_for_syncs, Replica, BINARY,
     POLL_SECONDS,
@@ -140,34 +140,17 @@ fn two_replicas_share_the_work_export_each_series_once_and_fail_over() {
 
     // Prometheus scraping both.
     let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
-    let prometheus_config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prometheus_config,
+    let (mut prometheus, api) = Prometheus::start(
+        &prometheus_bin,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: dora-collector\n    static_configs:\n      \
              - targets: [{}]\n",
             targets.join(", ")
         ),
-    )
-    .unwrap();
-    let prometheus_port = free_port();
-    let mut prometheus = Process::start(
-        "prometheus",
-        Command::new(&prometheus_bin)
-            .arg(format!("--config.file={}", prometheus_config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .arg("--log.level=warn"),
         dir.path(),
+        Http::new(),
     );
-    let api = Prometheus {
-        base: url::Url::parse(&format!("http://127.0.0.1:{prometheus_port}/")).unwrap(),
-        http: Http::new(),
-    };
     wait_for(
         &mut prometheus,
         "both replicas scraped, the leases settled",
