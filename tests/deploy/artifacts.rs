@@ -22,7 +22,7 @@ use crate::deploy_common;
 
 use deploy_common::{
     deploy, files, prometheus_operator_schemas, read, root, run, tool, yaml, yaml_documents,
-    yaml_documents_of,
+    yaml_documents_of, Ran,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -46,6 +46,23 @@ const MAX_SYSTEMD_EXPOSURE: u32 = 15;
 
 fn pip_hint() -> &'static str {
     "pip install -r .ci/requirements-deploy.txt"
+}
+
+/// Runs `kubernetes-validate --strict` on `files`, which must pass; returns
+/// its run and how many resources it found valid against a schema.
+fn validate_strictly(validate: &Path, files: &[PathBuf]) -> (Ran, usize) {
+    let ran = run(Command::new(validate).arg("--strict").args(files), None);
+    assert!(
+        ran.status.success(),
+        "kubernetes-validate:\n{}",
+        ran.output()
+    );
+    let passed = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("INFO ") && l.contains(" passed "))
+        .count();
+    (ran, passed)
 }
 
 fn kubernetes_manifests() -> Vec<PathBuf> {
@@ -752,22 +769,7 @@ fn kubernetes_manifests_validate_against_the_kubernetes_schemas() {
     ) else {
         return;
     };
-    let ran = run(
-        Command::new(&validate)
-            .arg("--strict")
-            .args(kubernetes_manifests()),
-        None,
-    );
-    assert!(
-        ran.status.success(),
-        "kubernetes-validate:\n{}",
-        ran.output()
-    );
-    let passed = ran
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("INFO ") && l.contains(" passed "))
-        .count();
+    let (ran, passed) = validate_strictly(&validate, &kubernetes_manifests());
     let custom: Vec<&str> = ran
         .stdout
         .lines()
@@ -1232,17 +1234,7 @@ fn the_replicas_variant_validates_against_the_kubernetes_schemas() {
         files.push(file);
     }
     files.push(replicas_dir().join("secret.example.yaml"));
-    let ran = run(Command::new(&validate).arg("--strict").args(&files), None);
-    assert!(
-        ran.status.success(),
-        "kubernetes-validate:\n{}",
-        ran.output()
-    );
-    let passed = ran
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("INFO ") && l.contains(" passed "))
-        .count();
+    let (ran, passed) = validate_strictly(&validate, &files);
     // The ServiceMonitor has no schema there (it is the base's, checked above).
     assert_eq!(passed, files.len() - 1, "{}", ran.stdout);
 }
