@@ -748,6 +748,13 @@ pub(crate) async fn compute_snapshot(
                 }
             }
             let events = EventsBuilder::collect(|sink| store.load_events(&repositories, sink))?;
+            // The health published with the snapshot takes in the syncs of the
+            // repositories it exports, not of those out of scope.
+            let exported: std::collections::HashSet<&RepoName> = repositories.iter().collect();
+            let stored: Vec<StoredSuccess> = stored
+                .into_iter()
+                .filter(|success| exported.contains(&success.repository))
+                .collect();
             Ok((events, incomplete, stored))
         })
         .await

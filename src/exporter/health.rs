@@ -78,22 +78,30 @@ pub struct StoredSuccess {
 }
 
 impl HealthSnapshot {
-    /// Takes in the successful syncs a snapshot was computed from: a
-    /// repository's last success becomes the later of the two, and its history
-    /// is complete since the first one known (as in the store). Repositories the
-    /// health does not list (out of scope) stay out.
+    /// Takes in the successful syncs a snapshot was computed from (those of
+    /// the repositories it exports): a repository's last success becomes the
+    /// later of the two, and its history is complete since the first one known
+    /// (as in the store). A repository the health does not list yet (found by
+    /// this cycle's discovery, its sync not taken in yet) is added.
     pub fn take_in_stored(&mut self, stored: &[StoredSuccess]) {
         for success in stored {
             let Some(source) = self.sources.iter_mut().find(|s| s.source == success.source) else {
                 continue;
             };
-            let Some(repository) = source
+            let index = match source
                 .repositories
-                .iter_mut()
-                .find(|r| r.repository == success.repository)
-            else {
-                continue;
+                .iter()
+                .position(|r| r.repository == success.repository)
+            {
+                Some(index) => index,
+                None => {
+                    source
+                        .repositories
+                        .push(RepositoryHealth::new(success.repository.clone()));
+                    source.repositories.len() - 1
+                }
             };
+            let repository = &mut source.repositories[index];
             repository.last_success = Some(
                 repository
                     .last_success
@@ -208,9 +216,10 @@ mod tests {
             // history since the first one.
             stored("github", "acme/web", 400, Some(200)),
             stored("github", "acme/old", 1_000, Some(80)),
-            // Another source's, and a repository out of scope: ignored.
+            // A source the health does not know: ignored.
             stored("gitlab", "acme/other", 700, Some(1)),
-            stored("github", "acme/gone", 700, Some(1)),
+            // Found by discovery, not taken in by the sync loop yet: added.
+            stored("github", "acme/new", 700, Some(1)),
         ]);
         assert_eq!(
             taken,
@@ -218,6 +227,7 @@ mod tests {
                 ("acme/api", Some(700), Some(100)),
                 ("acme/web", Some(500), Some(100)),
                 ("acme/old", Some(1_000), Some(50)),
+                ("acme/new", Some(700), Some(1)),
             ])
         );
     }
