@@ -4,11 +4,13 @@
 //!
 //! `load_events` and `read_repository` each run in one `REPEATABLE READ READ
 //! ONLY` transaction (one consistent snapshot while the daemon writes).
-//! `load_events` reads each table once for all its repositories, ordered by
-//! repository, through portals that fetch many rows a round trip, and feeds the
-//! sink one whole repository after the other; rows are decoded straight into the
-//! sink. (A large load runs this on several connections at once, each with its
-//! own share of the repositories: see `PostgresStore::load_events_parallel`.)
+//! `load_events` reads each table but the commits once for all its repositories,
+//! ordered by repository, through portals that fetch many rows a round trip; the
+//! commits, by far the largest table, one query per repository that returns them
+//! aggregated into one row (see [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]). It feeds
+//! the sink one whole repository after the other, decoding straight into it. (A
+//! large load runs this on several connections at once, each with its own share
+//! of the repositories: see `PostgresStore::load_events_parallel`.)
 
 use super::pg_error;
 use crate::domain::{
@@ -17,12 +19,12 @@ use crate::domain::{
     Timestamp, REVERT_MESSAGE_PREFIX,
 };
 use crate::dora::EventSink as EngineSink;
-use crate::store::sqlite::codec::{outcome_from_columns, unpack_shas_into};
+use crate::store::sqlite::codec::{outcome_from_columns, unpack_shas_into, SHA_BYTES};
 use crate::store::sqlite::read::{BuilderSink, Decoder, EventSink};
 use crate::store::{
     CommitRecord, Cursor, CursorKey, StoreCounts, StoreError, SyncBatch, SyncStatus,
 };
-use postgres::{GenericClient, IsolationLevel, Portal, Row, Transaction};
+use postgres::{GenericClient, IsolationLevel, Portal, Row, Statement, Transaction};
 use std::collections::{HashMap, HashSet};
 
 fn repo_id(
@@ -452,7 +454,7 @@ pub(super) fn scoped_incidents(
 }
 
 /// The tables of a repository's events, in the order they are read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Table {
     Deployments,
     Commits,
@@ -755,6 +757,81 @@ impl TableCursor {
     }
 }
 
+/// One repository's commits (`$1`, its id) as one row of columns that each hold
+/// a field of every commit, in the same order: their count, their shas (20 bytes
+/// each), author dates, revert flags, the byte lengths of their parents and the
+/// parents themselves. `load_events` reads commits this way, the table's largest
+/// by far: a row per commit cost the server a message of five fields each and the
+/// client a row to take apart, most of a large load's time; aggregated, both only
+/// copy bytes. Every aggregate of one query sees the rows in the same order.
+/// PostgreSQL holds one value to 1 GB, so a repository can have some 20 million
+/// commits (about 50 bytes of sha and parents each) before this query fails.
+const COMMITS_OF_A_REPOSITORY_AGGREGATED: &str = "\
+    SELECT count(*), string_agg(sha, ''::bytea), array_agg(author_date), \
+           array_agg(is_revert), array_agg(length(parents)), string_agg(parents, ''::bytea) \
+    FROM commits WHERE repo_id = $1";
+
+/// Reads one repository's commits with [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]
+/// into `sink`, reusing `parents`.
+fn load_commits(
+    tx: &mut Transaction<'_>,
+    statement: &Statement,
+    target: &str,
+    repository: &RepoName,
+    repo_id: i64,
+    parents: &mut Vec<CommitSha>,
+    sink: &mut impl EventSink,
+) -> Result<(), StoreError> {
+    let db = pg_error(target, Table::Commits.operation());
+    let row = tx.query_one(statement, &[&repo_id]).map_err(&db)?;
+    let count: i64 = row.try_get(0).map_err(&db)?;
+    if count == 0 {
+        return Ok(());
+    }
+    let shas: &[u8] = row.try_get(1).map_err(&db)?;
+    let dates: Vec<i64> = row.try_get(2).map_err(&db)?;
+    let reverts: Vec<bool> = row.try_get(3).map_err(&db)?;
+    let parent_lengths: Vec<i32> = row.try_get(4).map_err(&db)?;
+    let all_parents: &[u8] = row.try_get(5).map_err(&db)?;
+    let decoder = Decoder {
+        path: target,
+        table: Table::Commits.name(),
+    };
+    let count = usize::try_from(count).map_err(|_| decoder.corrupt("count of commits"))?;
+    if shas.len() != count * SHA_BYTES
+        || dates.len() != count
+        || reverts.len() != count
+        || parent_lengths.len() != count
+    {
+        return Err(decoder.corrupt("commits (their fields disagree in number)"));
+    }
+    let mut offset = 0usize;
+    for (index, sha) in shas.chunks_exact(SHA_BYTES).enumerate() {
+        let sha = decoder.sha(sha, "commit sha")?;
+        let length = usize::try_from(parent_lengths[index])
+            .map_err(|_| decoder.corrupt(format!("parents of commit {sha}")))?;
+        let Some(blob) = all_parents.get(offset..offset + length) else {
+            return Err(decoder.corrupt(format!("parents of commit {sha}")));
+        };
+        offset += length;
+        if !unpack_shas_into(blob, parents) {
+            return Err(decoder.corrupt(format!("parents of commit {sha}")));
+        }
+        sink.commit(
+            repository,
+            sha,
+            parents,
+            Timestamp(dates[index]),
+            reverts[index],
+            None,
+        );
+    }
+    if offset != all_parents.len() {
+        return Err(decoder.corrupt("parents of commits (more bytes than commits)"));
+    }
+    Ok(())
+}
+
 /// Starts a read-only transaction that sees one snapshot throughout.
 fn snapshot<'a>(
     client: &'a mut postgres::Client,
@@ -823,8 +900,9 @@ pub(super) fn load_events(
     if ids.is_empty() {
         return tx.commit().map_err(pg_error(target, "ending a read"));
     }
+    let mut parents = Vec::new();
     let mut cursors = Vec::with_capacity(Table::ALL.len());
-    for table in Table::ALL {
+    for table in Table::ALL.into_iter().filter(|&t| t != Table::Commits) {
         let portal = tx
             .bind(&table.of_repositories(), &[&ids])
             .map_err(pg_error(target, table.operation()))?;
@@ -835,7 +913,18 @@ pub(super) fn load_events(
             drained: false,
         });
     }
-    for (&repo_id, repository) in ids.iter().zip(known) {
+    // Index scans are off for the commits, from here to the end of this read-only
+    // transaction: with them the server fetched each row of a repository through
+    // the primary key's index, most of its work in a large load; without, it reads
+    // each page of the repository's rows once (a bitmap scan). The other tables'
+    // portals, bound (and so planned) before, read in identity order through their
+    // indexes.
+    tx.batch_execute("SET LOCAL enable_indexscan = off")
+        .map_err(pg_error(target, Table::Commits.operation()))?;
+    let commits = tx
+        .prepare(COMMITS_OF_A_REPOSITORY_AGGREGATED)
+        .map_err(pg_error(target, Table::Commits.operation()))?;
+    for (&repo_id, &repository) in ids.iter().zip(&known) {
         let mut sink = BuilderSink {
             builder: &mut *builder,
         };
@@ -843,6 +932,17 @@ pub(super) fn load_events(
         for cursor in &mut cursors {
             while let Some(row) = cursor.next_of(&mut tx, target, repo_id)? {
                 decoder.row(cursor.table, &row, &mut sink)?;
+            }
+            if cursor.table == Table::Deployments {
+                load_commits(
+                    &mut tx,
+                    &commits,
+                    target,
+                    repository,
+                    repo_id,
+                    &mut parents,
+                    &mut sink,
+                )?;
             }
         }
         decoder.finish(&mut sink);
