@@ -1850,8 +1850,10 @@ async fn hostile_app_server() -> String {
 /// App (its key in a file, and in a variable), checks the configuration, syncs
 /// against an installation GitHub removed and with a key GitHub does not know,
 /// syncs a hostile server that echoes the JWT and the installation token in its
-/// errors, bodies and links, and is given invalid key configurations; the types
-/// holding the key are formatted into panics.
+/// errors, bodies and links, and is given invalid key configurations; a daemon
+/// running as the App serves `/metrics`, `/`, `/healthz`, `/readyz` and
+/// `/report`, none showing them; the types holding the key are formatted into
+/// panics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_key_its_jwts_and_its_tokens_appear_in_no_log_error_or_page() {
     use crate::support::{app_config_text, app_key, sim_app, APP_ID};
@@ -2011,6 +2013,52 @@ async fn the_app_key_its_jwts_and_its_tokens_appear_in_no_log_error_or_page() {
             }
         }
     }
+
+    // A daemon running as the App (GraphQL, so that both budgets are spent
+    // through the installation): none of its pages shows the key, a JWT or a
+    // token minted for it.
+    let text = app_config_text(
+        sim.base_url(),
+        &key_file,
+        &dir.path().join("daemon.db"),
+        &repos,
+        "api = \"graphql\"\n",
+    );
+    let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
+    let minted_before = sim.minted_tokens().len();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut handle = dora_collector::daemon::start(
+        config,
+        listener,
+        dora_collector::daemon::RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let report = handle.wait_for_cycles(1).await.unwrap();
+    assert_eq!(report.failures().count(), 0, "{report:?}");
+    assert!(
+        sim.minted_tokens().len() > minted_before,
+        "the daemon minted its own token"
+    );
+    for page in ["/metrics", "/", "/healthz", "/readyz", "/report"] {
+        let response = reqwest::get(format!("http://{addr}{page}")).await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "{page}: {body}");
+        assert_no_app_secret(
+            &format!("{page} of the App's daemon"),
+            &body,
+            &sim.minted_tokens(),
+        );
+        if page == "/metrics" {
+            assert!(
+                body.contains("credential=\"installation:"),
+                "read through the installation:\n{body}"
+            );
+        }
+    }
+    handle.shutdown().await.unwrap();
 
     // The installation removed: a clear error, nothing secret.
     sim.revoke_installation(9001);
