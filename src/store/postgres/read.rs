@@ -759,16 +759,20 @@ impl TableCursor {
 
 /// One repository's commits (`$1`, its id) as one row of columns that each hold
 /// a field of every commit, in the same order: their count, their shas (20 bytes
-/// each), author dates, revert flags, the byte lengths of their parents and the
-/// parents themselves. `load_events` reads commits this way, the table's largest
-/// by far: a row per commit cost the server a message of five fields each and the
-/// client a row to take apart, most of a large load's time; aggregated, both only
-/// copy bytes. Every aggregate of one query sees the rows in the same order.
-/// PostgreSQL holds one value to 1 GB, so a repository can have some 20 million
-/// commits (about 50 bytes of sha and parents each) before this query fails.
+/// each), their author dates (decimal, comma-separated), their shapes (twice the
+/// number of parents, plus one for a revert; decimal, comma-separated) and their
+/// parents (20 bytes each). `load_events` reads commits this way, the largest
+/// table by far: a row per commit cost the server a message of five fields and
+/// the client a row to take apart, most of a large load's time; aggregated, the
+/// server appends to four buffers and the client walks them. (Numbers go as text:
+/// PostgreSQL's binary send of an array allocates a buffer per element.) Every
+/// aggregate of one query sees the rows in the same order. PostgreSQL holds one
+/// value to 1 GB, so a repository can have some 20 million commits (about 50
+/// bytes of sha and parents each) before this query fails.
 const COMMITS_OF_A_REPOSITORY_AGGREGATED: &str = "\
-    SELECT count(*), string_agg(sha, ''::bytea), array_agg(author_date), \
-           array_agg(is_revert), array_agg(length(parents)), string_agg(parents, ''::bytea) \
+    SELECT count(*), string_agg(sha, ''::bytea), string_agg(author_date::text, ','), \
+           string_agg((length(parents) / 10 + is_revert::int)::text, ','), \
+           string_agg(parents, ''::bytea) \
     FROM commits WHERE repo_id = $1";
 
 /// Reads one repository's commits with [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]
@@ -789,45 +793,49 @@ fn load_commits(
         return Ok(());
     }
     let shas: &[u8] = row.try_get(1).map_err(&db)?;
-    let dates: Vec<i64> = row.try_get(2).map_err(&db)?;
-    let reverts: Vec<bool> = row.try_get(3).map_err(&db)?;
-    let parent_lengths: Vec<i32> = row.try_get(4).map_err(&db)?;
-    let all_parents: &[u8] = row.try_get(5).map_err(&db)?;
+    let dates: &str = row.try_get(2).map_err(&db)?;
+    let shapes: &str = row.try_get(3).map_err(&db)?;
+    let all_parents: &[u8] = row.try_get(4).map_err(&db)?;
     let decoder = Decoder {
         path: target,
         table: Table::Commits.name(),
     };
     let count = usize::try_from(count).map_err(|_| decoder.corrupt("count of commits"))?;
-    if shas.len() != count * SHA_BYTES
-        || dates.len() != count
-        || reverts.len() != count
-        || parent_lengths.len() != count
-    {
-        return Err(decoder.corrupt("commits (their fields disagree in number)"));
+    if shas.len() != count * SHA_BYTES {
+        return Err(decoder.corrupt("commit shas (not one for each commit)"));
     }
+    let (mut dates, mut shapes) = (dates.split(','), shapes.split(','));
     let mut offset = 0usize;
-    for (index, sha) in shas.chunks_exact(SHA_BYTES).enumerate() {
+    for sha in shas.chunks_exact(SHA_BYTES) {
         let sha = decoder.sha(sha, "commit sha")?;
-        let length = usize::try_from(parent_lengths[index])
-            .map_err(|_| decoder.corrupt(format!("parents of commit {sha}")))?;
-        let Some(blob) = all_parents.get(offset..offset + length) else {
-            return Err(decoder.corrupt(format!("parents of commit {sha}")));
-        };
+        let corrupt = |field: &str| decoder.corrupt(format!("{field} of commit {sha}"));
+        let author_date: i64 = dates
+            .next()
+            .and_then(|date| date.parse().ok())
+            .ok_or_else(|| corrupt("author date"))?;
+        let shape: usize = shapes
+            .next()
+            .and_then(|shape| shape.parse().ok())
+            .ok_or_else(|| corrupt("parents"))?;
+        let length = shape / 2 * SHA_BYTES;
+        let blob = all_parents
+            .get(offset..offset + length)
+            .ok_or_else(|| corrupt("parents"))?;
         offset += length;
         if !unpack_shas_into(blob, parents) {
-            return Err(decoder.corrupt(format!("parents of commit {sha}")));
+            return Err(corrupt("parents"));
         }
         sink.commit(
             repository,
             sha,
             parents,
-            Timestamp(dates[index]),
-            reverts[index],
+            Timestamp(author_date),
+            shape % 2 == 1,
             None,
         );
     }
-    if offset != all_parents.len() {
-        return Err(decoder.corrupt("parents of commits (more bytes than commits)"));
+    if dates.next().is_some() || shapes.next().is_some() || offset != all_parents.len() {
+        return Err(decoder.corrupt("commits (their fields disagree in number)"));
     }
     Ok(())
 }
