@@ -759,21 +759,29 @@ impl TableCursor {
 
 /// One repository's commits (`$1`, its id) as one row of columns that each hold
 /// a field of every commit, in the same order: their count, their shas (20 bytes
-/// each), their author dates (decimal, comma-separated), their shapes (twice the
-/// number of parents, plus one for a revert; decimal, comma-separated) and their
-/// parents (20 bytes each). `load_events` reads commits this way, the largest
-/// table by far: a row per commit cost the server a message of five fields and
-/// the client a row to take apart, most of a large load's time; aggregated, the
-/// server appends to four buffers and the client walks them. (Numbers go as text:
-/// PostgreSQL's binary send of an array allocates a buffer per element.) Every
-/// aggregate of one query sees the rows in the same order. PostgreSQL holds one
-/// value to 1 GB, so a repository can have some 20 million commits (about 50
-/// bytes of sha and parents each) before this query fails.
+/// each), their author dates and shapes packed in one number each (decimal,
+/// comma-separated; see [`COMMIT_SHAPE_BITS`]), and their parents (20 bytes
+/// each). `load_events` reads commits this way, the largest table by far: a row
+/// per commit cost the server a message of five fields and the client a row to
+/// take apart, most of a large load's time; aggregated, the server appends to
+/// three buffers and the client walks them. (Numbers go as text: PostgreSQL's
+/// binary send of an array allocates a buffer per element.) Every aggregate of
+/// one query sees the rows in the same order. PostgreSQL holds one value to 1 GB,
+/// so a repository can have some 20 million commits (about 50 bytes of sha and
+/// parents each) before this query fails.
 const COMMITS_OF_A_REPOSITORY_AGGREGATED: &str = "\
-    SELECT count(*), string_agg(sha, ''::bytea), string_agg(author_date::text, ','), \
-           string_agg((length(parents) / 10 + is_revert::int)::text, ','), \
+    SELECT count(*), string_agg(sha, ''::bytea), \
+           string_agg((author_date * 2097152 + length(parents) / 10 + is_revert::int)::text, ','), \
            string_agg(parents, ''::bytea) \
     FROM commits WHERE repo_id = $1";
+
+/// The low bits of a packed commit number that hold its shape, twice the number
+/// of its parents plus one for a revert (the 2,097,152 of
+/// [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]); the author date is the rest. A commit
+/// of a million parents or more would spill into the date and leave parents'
+/// bytes unaccounted for: the load then fails as corrupt, never wrong. An author
+/// date beyond ±139,000 years fails the query (bigint out of range).
+const COMMIT_SHAPE_BITS: u32 = 21;
 
 /// Reads one repository's commits with [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]
 /// into `sink`, reusing `parents`.
@@ -793,9 +801,8 @@ fn load_commits(
         return Ok(());
     }
     let shas: &[u8] = row.try_get(1).map_err(&db)?;
-    let dates: &str = row.try_get(2).map_err(&db)?;
-    let shapes: &str = row.try_get(3).map_err(&db)?;
-    let all_parents: &[u8] = row.try_get(4).map_err(&db)?;
+    let packed: &str = row.try_get(2).map_err(&db)?;
+    let all_parents: &[u8] = row.try_get(3).map_err(&db)?;
     let decoder = Decoder {
         path: target,
         table: Table::Commits.name(),
@@ -804,19 +811,17 @@ fn load_commits(
     if shas.len() != count * SHA_BYTES {
         return Err(decoder.corrupt("commit shas (not one for each commit)"));
     }
-    let (mut dates, mut shapes) = (dates.split(','), shapes.split(','));
+    let mut packed = packed.split(',');
     let mut offset = 0usize;
     for sha in shas.chunks_exact(SHA_BYTES) {
         let sha = decoder.sha(sha, "commit sha")?;
         let corrupt = |field: &str| decoder.corrupt(format!("{field} of commit {sha}"));
-        let author_date: i64 = dates
+        let number: i64 = packed
             .next()
-            .and_then(|date| date.parse().ok())
+            .and_then(|number| number.parse().ok())
             .ok_or_else(|| corrupt("author date"))?;
-        let shape: usize = shapes
-            .next()
-            .and_then(|shape| shape.parse().ok())
-            .ok_or_else(|| corrupt("parents"))?;
+        let author_date = number.div_euclid(1 << COMMIT_SHAPE_BITS);
+        let shape = number.rem_euclid(1 << COMMIT_SHAPE_BITS) as usize;
         let length = shape / 2 * SHA_BYTES;
         let blob = all_parents
             .get(offset..offset + length)
@@ -834,7 +839,7 @@ fn load_commits(
             None,
         );
     }
-    if dates.next().is_some() || shapes.next().is_some() || offset != all_parents.len() {
+    if packed.next().is_some() || offset != all_parents.len() {
         return Err(decoder.corrupt("commits (their fields disagree in number)"));
     }
     Ok(())
