@@ -462,16 +462,18 @@ enum Table {
     Incidents,
     PullRequests,
     ProductionEnvironments,
+    ReviewHorizons,
 }
 
 impl Table {
-    const ALL: [Table; 6] = [
+    const ALL: [Table; 7] = [
         Table::Deployments,
         Table::Commits,
         Table::Compares,
         Table::Incidents,
         Table::PullRequests,
         Table::ProductionEnvironments,
+        Table::ReviewHorizons,
     ];
 
     /// `SELECT <columns> FROM <table>` (the commits' subjects with `messages`).
@@ -493,6 +495,7 @@ impl Table {
             Table::ProductionEnvironments => {
                 "SELECT environment FROM production_environments".to_owned()
             }
+            Table::ReviewHorizons => "SELECT since FROM review_horizons".to_owned(),
         }
     }
 
@@ -505,6 +508,7 @@ impl Table {
             Table::Incidents => "source, number",
             Table::PullRequests => "number",
             Table::ProductionEnvironments => "environment",
+            Table::ReviewHorizons => "since",
         }
     }
 
@@ -536,6 +540,7 @@ impl Table {
             Table::Incidents => "reading incidents",
             Table::PullRequests => "reading pull requests",
             Table::ProductionEnvironments => "reading production environments",
+            Table::ReviewHorizons => "reading the first-review horizon",
         }
     }
 
@@ -547,6 +552,7 @@ impl Table {
             Table::Incidents => "incidents",
             Table::PullRequests => "pull_requests",
             Table::ProductionEnvironments => "production_environments",
+            Table::ReviewHorizons => "review_horizons",
         }
     }
 }
@@ -559,6 +565,8 @@ struct RowDecoder<'a> {
     parents: Vec<CommitSha>,
     /// The production environments read so far (handed over by `finish`).
     environments: Vec<Environment>,
+    /// The first-review horizon, when kept (handed over by `finish`).
+    reviews_since: Option<Timestamp>,
 }
 
 impl<'a> RowDecoder<'a> {
@@ -568,6 +576,7 @@ impl<'a> RowDecoder<'a> {
             repository,
             parents: Vec::new(),
             environments: Vec::new(),
+            reviews_since: None,
         }
     }
 
@@ -684,14 +693,21 @@ impl<'a> RowDecoder<'a> {
                         .map_err(|_| decoder.corrupt("production environment"))?,
                 );
             }
+            Table::ReviewHorizons => {
+                self.reviews_since = Some(Timestamp(row.try_get(0).map_err(&db)?));
+            }
         }
         Ok(())
     }
 
-    /// Hands the repository's production environments, if any, to `sink`.
+    /// Hands the repository's production environments and first-review
+    /// horizon, if any, to `sink`.
     fn finish(self, sink: &mut impl EventSink) {
         if !self.environments.is_empty() {
             sink.production_environments(self.repository, self.environments);
+        }
+        if let Some(since) = self.reviews_since {
+            sink.reviews_since(self.repository, since);
         }
     }
 }
