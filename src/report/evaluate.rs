@@ -7,8 +7,10 @@
 //! `now`; so evaluating at `until − window` reproduces what the previous report
 //! showed. The trend comes with the period's evaluation from one replay
 //! ([`dora::compute_with_trend`]: equal to a compute at every week end, see its
-//! documentation), and the previous period is computed on a second thread over
-//! the same `Events`: one load, two replays.
+//! documentation; under a pull-request lead-time start it also replays, up to a
+//! week end, each repository a pull request merged after that end can move), and
+//! the previous period is computed on a second thread over the same `Events`: one
+//! load, two replays.
 //!
 //! It does not load, filter or interpret anything: `build` reads the results.
 

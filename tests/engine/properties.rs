@@ -39,7 +39,23 @@ fn repo_events(name: &'static str) -> impl Strategy<Value = Vec<Event>> {
             ),
             0..6,
         );
-        let prs = prop::collection::vec((0usize..count, 0i64..60 * DAY, any::<bool>()), 0..4);
+        // A pull request: its merge commit, other commits of its own (shared
+        // between pull requests now and then), its merge time, or a deployment
+        // it follows (merged up to a day before or ten days after that
+        // deployment: often after the deployment that shipped its commits, and
+        // after some trend ends), how long before the merge its first commit was
+        // (unknown now and then), and its label.
+        let prs = prop::collection::vec(
+            (
+                0usize..count,
+                prop::collection::vec(0usize..count, 0..3),
+                0i64..60 * DAY,
+                prop::option::of((0usize..25, -DAY..10 * DAY)),
+                prop::option::of(0i64..20 * DAY),
+                any::<bool>(),
+            ),
+            0..6,
+        );
         (parents, authored, deployments, incidents, prs).prop_map(
             move |(parents, authored, deployments, incidents, prs)| {
                 let repository = repo(name);
@@ -88,19 +104,26 @@ fn repo_events(name: &'static str) -> impl Strategy<Value = Vec<Event>> {
                         }),
                     }));
                 }
-                for (number, (commit, merged, hotfix)) in prs.iter().enumerate() {
+                for (number, (commit, own, merged, follows, coding, hotfix)) in
+                    prs.iter().enumerate()
+                {
+                    let followed = follows.and_then(|(d, delay)| {
+                        let (commit, when, _, _) = deployments.get(d % deployments.len().max(1))?;
+                        Some((*commit, (when + delay).max(0)))
+                    });
+                    let (commit, merged) = followed.unwrap_or((*commit, *merged));
                     events.push(Event::PullRequest(PullRequest {
                         repository: repository.clone(),
                         number: 1000 + number as u64,
-                        merged_at: Some(at(*merged)),
-                        merge_commit_sha: Some(sha(salt + *commit as u32)),
+                        merged_at: Some(at(merged)),
+                        merge_commit_sha: Some(sha(salt + commit as u32)),
                         labels: if *hotfix {
                             vec!["hotfix".to_owned()]
                         } else {
                             vec![]
                         },
-                        commits: vec![],
-                        first_commit_at: Some(at(merged - HOUR)),
+                        commits: own.iter().map(|c| sha(salt + *c as u32)).collect(),
+                        first_commit_at: coding.map(|before| at(merged - before)),
                         created_at: None,
                         first_review_at: None,
                     }));

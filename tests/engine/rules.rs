@@ -398,6 +398,92 @@ fn lead_time_start_can_be_the_pull_request() {
     }
 }
 
+/// `compute_with_trend` under a pull-request start: a pull request merged after a
+/// week end, shipped before it, must not move that week's lead time (the engine
+/// at that end does not know the merge yet); from the end that includes the merge
+/// on, it does. Commit 2 (authored day 4) is deployed on day 5 and merged through
+/// pull request 7 on day 10 (first commit day 3). Another repository of the same
+/// team, with no pull request, ships changes of 3 h and 5 h in the same weeks: a
+/// rollup combines the samples (it never takes a median of medians).
+#[test]
+fn a_pull_request_merged_after_a_week_end_does_not_move_that_weeks_lead_time() {
+    use dora_collector::domain::Team;
+    use dora_collector::dora::{self, EngineConfig, LeadTimeStart, SummaryStats, Window};
+    const OTHER: &str = "acme/web";
+    let now = 16 * DAY;
+    let ends = [9 * DAY, 10 * DAY, now];
+    let week = Window::days(7);
+    // Per lead-time start: R's lead time (seconds) at each end, `None` when its
+    // only change is dropped (deployed before its pull request's merge) or
+    // outside the week.
+    let cases = [
+        (
+            LeadTimeStart::PrFirstCommit,
+            [Some(DAY), Some(2 * DAY), None],
+        ),
+        (LeadTimeStart::PrMerged, [Some(DAY), None, None]),
+    ];
+    for (start, expected) in cases {
+        let scenario = Scenario::new()
+            .team(R, "core")
+            .team(OTHER, "core")
+            .commit(R, 1, &[], 0)
+            .commit(R, 2, &[1], 4 * DAY)
+            .deploy(R, PROD, 1, DAY)
+            .deploy(R, PROD, 2, 5 * DAY)
+            .pull_request(R, 7, 10 * DAY, 2, &[2], 3 * DAY, &[])
+            .commit(OTHER, 101, &[], 0)
+            .commit(OTHER, 102, &[101], 6 * DAY)
+            .commit(OTHER, 103, &[102], 7 * DAY)
+            .deploy(OTHER, PROD, 101, DAY)
+            .deploy(OTHER, PROD, 102, 6 * DAY + 3 * HOUR)
+            .deploy(OTHER, PROD, 103, 7 * DAY + 5 * HOUR)
+            .with_config(|c| c.lead_time_start = start);
+        let events = scenario.builder.build();
+        let config = scenario.config;
+        let trend_ends: Vec<_> = ends.iter().map(|e| at(*e)).collect();
+        let (_, trend) = dora::compute_with_trend(&events, &config, at(now), &week, &trend_ends);
+        for ((point, end), lead) in trend.iter().zip(ends).zip(expected) {
+            let mut samples: Vec<i64> = lead.into_iter().collect();
+            if end < now {
+                samples.extend([3 * HOUR, 5 * HOUR]);
+            }
+            samples.sort_unstable();
+            let count = samples.len();
+            let median = match count {
+                0 => None,
+                n if n % 2 == 1 => Some(samples[n / 2] as f64),
+                n => Some((samples[n / 2 - 1] + samples[n / 2]) as f64 / 2.0),
+            };
+            let what = format!("{start:?} at day {}", end / DAY);
+            for values in [
+                &point.organisation,
+                &point.teams[&Team::parse("core").unwrap()],
+            ] {
+                assert_eq!(values.deployments, if end < now { 3 } else { 0 }, "{what}");
+                let SummaryStats {
+                    count: got,
+                    sum,
+                    median: got_median,
+                    ..
+                } = values.lead_time;
+                assert_eq!(got, count as u64, "{what}");
+                assert_eq!(sum, samples.iter().sum::<i64>() as f64, "{what}");
+                assert_close(got_median, median, &what);
+            }
+            let weekly = EngineConfig {
+                windows: vec![week.clone()],
+                ..config.clone()
+            };
+            let alone = dora::compute(&events, &weekly, at(end));
+            assert_eq!(
+                point.organisation.lead_time, alone.organisation.windows[0].lead_time,
+                "{what}"
+            );
+        }
+    }
+}
+
 /// computation.md § Lead-time stages, one change per pull request, each
 /// deployed alone at day 10 + n: a pull request with every boundary in order
 /// (all four stages), one never reviewed (no pickup, no review), one reviewed

@@ -3,7 +3,7 @@
 //! environment, team and organisation — from the union of the underlying samples.
 
 use super::attribution::{self, AttributionStats, Failure, IncidentAtNow};
-use super::changes::{self, PrTimes, RepoContext, Scratch};
+use super::changes::{self, EnvHistory, PrTimes, RepoContext, Scratch, UNMARKED};
 use super::events::{DeploymentRecord, RepoEvents};
 use super::quantile::quantiles;
 use super::scoped_incidents;
@@ -13,7 +13,7 @@ use super::snapshot::{
 };
 use super::{EngineConfig, Events, LeadTimeStart, Thresholds, Window};
 use crate::domain::{
-    CommitSha, DeploymentOutcome, Environment, Incident, RepoName, Team, Timestamp,
+    CommitSha, DeploymentOutcome, Environment, Incident, PullRequest, RepoName, Team, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -43,13 +43,25 @@ struct RepoResult {
     team: Team,
     environments: Vec<EnvResult>,
     incidents: Vec<IncidentAtNow>,
+    /// With [`LateMerges::Record`]: `(shipped at, merged at)` for every commit a
+    /// production deployment shipped before a pull request that gives it a
+    /// lead-time start was merged (see [`merged_after_shipping`]); empty otherwise.
+    merged_after_shipping: Vec<(i64, i64)>,
+}
+
+/// Whether a replay records [`RepoResult::merged_after_shipping`] (what a trend
+/// under a pull-request lead-time start needs; a plain compute does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LateMerges {
+    Ignore,
+    Record,
 }
 
 /// Computes every metric of every scope at `now`. Events after `now` are ignored
 /// (a deployment not yet done, an incident not yet opened or closed), so the same
 /// store evaluated at an earlier `now` gives that day's numbers.
 pub fn compute(events: &Events, config: &EngineConfig, now: Timestamp) -> Snapshot {
-    let repos = analyse_all(events, config, now);
+    let repos = analyse_all(events, config, now, LateMerges::Ignore);
     snapshot_of(&repos, config, now)
 }
 
@@ -78,15 +90,25 @@ pub struct TrendPoint {
 /// `compute` at each end would report in that window (`deployments` and
 /// `lead_time` of its rollups), without replaying the history once per end.
 ///
-/// Why one replay is enough: a deployment's change set and lead times depend only
-/// on the deployments and commits before it (the replay walks deployments in time
-/// order; rollbacks and shipped marks look only backwards), so replaying up to
-/// `now` and counting the window `(end − window, end]` gives exactly the values a
-/// replay up to `end` gives. Failures, recoveries and rework are not in a trend
-/// point because they do depend on later events (an incident opened after `end`).
-/// Under a pull-request lead-time start, a PR merged after `end` can still move a
-/// start, so those configurations evaluate each end separately (same result,
-/// slower). Ends after `now` see nothing after `now`.
+/// Why one replay is enough: a deployment's change set depends only on the
+/// deployments and commits before it (the replay walks deployments in time order;
+/// rollbacks and shipped marks look only backwards), so replaying up to `now` and
+/// counting the window `(end − window, end]` gives the deployments a replay up to
+/// `end` gives. Under `lead_time_start = "commit"` a change's lead time depends on
+/// nothing else (its author date), so every value comes from that replay. Under a
+/// pull-request start, a change's start is the earliest among the pull requests
+/// containing it merged by the time of evaluation: a pull request merged after
+/// `end` (and at or before `now`) can move the start of a change shipped at or
+/// before `end`, which the engine at `end` does not know yet. So the replay records,
+/// per repository, every commit shipped before a pull request that gives it a start
+/// was merged, and at each end the repositories with such a commit shipped inside
+/// the window and merged after the end (the only ones whose values can differ) are
+/// replayed again up to that end; every other repository's values come from the
+/// single replay, and the rollups combine the samples of both as `compute` does.
+/// When pull requests merge before their changes ship (the usual case), no
+/// repository is replayed again. Failures, recoveries and rework are not in a
+/// trend point because they do depend on later events (an incident opened after
+/// `end`). Ends after `now` see nothing after `now`.
 pub fn compute_with_trend(
     events: &Events,
     config: &EngineConfig,
@@ -94,67 +116,127 @@ pub fn compute_with_trend(
     trend_window: &Window,
     trend_ends: &[Timestamp],
 ) -> (Snapshot, Vec<TrendPoint>) {
-    let repos = analyse_all(events, config, now);
-    let snapshot = snapshot_of(&repos, config, now);
-    let trend = if config.lead_time_start == LeadTimeStart::Commit {
-        trend_of(&repos, trend_window, now, trend_ends, &config.thresholds)
+    let late_merges = if config.lead_time_start == LeadTimeStart::Commit {
+        LateMerges::Ignore
     } else {
-        let single = EngineConfig {
-            windows: vec![trend_window.clone()],
-            ..config.clone()
-        };
-        trend_ends
-            .iter()
-            .flat_map(|end| {
-                let at = Timestamp(end.0.min(now.0));
-                let repos = analyse_all(events, &single, at);
-                trend_of(&repos, trend_window, at, &[at], &config.thresholds)
-                    .into_iter()
-                    .map(|point| TrendPoint { end: *end, ..point })
-            })
-            .collect()
+        LateMerges::Record
     };
+    let repos = analyse_all(events, config, now, late_merges);
+    let snapshot = snapshot_of(&repos, config, now);
+    let replays: Vec<BTreeMap<usize, Vec<EnvResult>>> = trend_ends
+        .iter()
+        .map(|end| {
+            let at = Timestamp(end.0.min(now.0));
+            replays_at(events, config, &repos, trend_window, at)
+        })
+        .collect();
+    let trend = trend_of(
+        &repos,
+        trend_window,
+        now,
+        trend_ends,
+        &replays,
+        &config.thresholds,
+    );
     (snapshot, trend)
 }
 
+/// The repositories (by index in `repos`, a replay at a later `now`) whose values
+/// in `window` ending at `at` a pull request merged after `at` could move: one with
+/// a commit shipped inside the window whose pull request was merged after `at`.
+/// Each is replayed again up to `at` (its environments, as `compute` at `at` has
+/// them; incidents given to it by scope are left out, they move no lead time).
+fn replays_at(
+    events: &Events,
+    config: &EngineConfig,
+    repos: &[RepoResult],
+    window: &Window,
+    at: Timestamp,
+) -> BTreeMap<usize, Vec<EnvResult>> {
+    let start = window.start(at).0;
+    let moved = |repo: &RepoResult| {
+        repo.merged_after_shipping
+            .iter()
+            .any(|&(shipped, merged)| start < shipped && shipped <= at.0 && merged > at.0)
+    };
+    let empty = RepoEvents::default();
+    let mut scratch = Scratch::default();
+    let mut diagnostics = Diagnostics::default();
+    repos
+        .iter()
+        .enumerate()
+        .filter(|(_, repo)| moved(repo))
+        .map(|(index, repo)| {
+            let again = analyse_repository(
+                &repo.name,
+                repo.team.clone(),
+                events.repositories.get(&repo.name).unwrap_or(&empty),
+                &[],
+                config,
+                at,
+                LateMerges::Ignore,
+                &mut scratch,
+                &mut diagnostics,
+            );
+            (index, again.environments)
+        })
+        .collect()
+}
+
+/// The trend points of `repos` at `ends`; `replays[k]` holds the repositories
+/// replayed again up to `ends[k]`, which stand in for their values in `repos`.
 fn trend_of(
     repos: &[RepoResult],
     window: &Window,
     now: Timestamp,
     ends: &[Timestamp],
+    replays: &[BTreeMap<usize, Vec<EnvResult>>],
     thresholds: &Thresholds,
 ) -> Vec<TrendPoint> {
+    debug_assert_eq!(ends.len(), replays.len());
     let mut samples = Vec::new();
-    let mut by_team: BTreeMap<&Team, Vec<&EnvResult>> = BTreeMap::new();
-    for repo in repos {
-        by_team
-            .entry(&repo.team)
-            .or_default()
-            .extend(&repo.environments);
+    let mut by_team: BTreeMap<&Team, Vec<usize>> = BTreeMap::new();
+    for (index, repo) in repos.iter().enumerate() {
+        by_team.entry(&repo.team).or_default().push(index);
     }
-    let everyone: Vec<&EnvResult> = repos.iter().flat_map(|r| &r.environments).collect();
-    let mut values = |parts: &[&EnvResult], end: Timestamp| {
-        let at = Timestamp(end.0.min(now.0));
-        let windowed = windowed(parts, window, at, thresholds, false, &mut samples);
-        TrendValues {
-            deployments: windowed.deployments,
-            lead_time: windowed.lead_time,
-        }
-    };
     ends.iter()
-        .map(|end| TrendPoint {
-            end: *end,
-            organisation: values(&everyone, *end),
-            teams: by_team
-                .iter()
-                .map(|(team, parts)| ((*team).clone(), values(parts, *end)))
-                .collect(),
+        .zip(replays)
+        .map(|(end, replayed)| {
+            let at = Timestamp(end.0.min(now.0));
+            let environments = |index: &usize| {
+                replayed
+                    .get(index)
+                    .unwrap_or(&repos[*index].environments)
+                    .iter()
+            };
+            let mut values = |members: &mut dyn Iterator<Item = usize>| {
+                let parts: Vec<&EnvResult> =
+                    members.flat_map(|index| environments(&index)).collect();
+                let windowed = windowed(&parts, window, at, thresholds, false, &mut samples);
+                TrendValues {
+                    deployments: windowed.deployments,
+                    lead_time: windowed.lead_time,
+                }
+            };
+            TrendPoint {
+                end: *end,
+                organisation: values(&mut (0..repos.len())),
+                teams: by_team
+                    .iter()
+                    .map(|(team, members)| ((*team).clone(), values(&mut members.iter().copied())))
+                    .collect(),
+            }
         })
         .collect()
 }
 
 /// Every repository (configured or with events) replayed at `now`.
-fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> AnalysedRepos {
+fn analyse_all(
+    events: &Events,
+    config: &EngineConfig,
+    now: Timestamp,
+    late_merges: LateMerges,
+) -> AnalysedRepos {
     let empty = RepoEvents::default();
     let default_team = Team::default();
     let names: BTreeSet<&RepoName> = config
@@ -188,6 +270,7 @@ fn analyse_all(events: &Events, config: &EngineConfig, now: Timestamp) -> Analys
                 &given,
                 config,
                 now,
+                late_merges,
                 &mut scratch,
                 &mut diagnostics,
             )
@@ -338,6 +421,7 @@ fn analyse_repository(
     given_incidents: &[Incident],
     config: &EngineConfig,
     now: Timestamp,
+    late_merges: LateMerges,
     scratch: &mut Scratch,
     diagnostics: &mut Diagnostics,
 ) -> RepoResult {
@@ -352,10 +436,14 @@ fn analyse_repository(
         rework_merges: rework_merges(repo, &config.rework_labels, now),
         track_uncovered: false,
     };
-    let histories: Vec<changes::EnvHistory> = successful
+    let histories: Vec<EnvHistory> = successful
         .iter_mut()
         .map(|list| changes::replay(&context, list, scratch))
         .collect();
+    let merged_after_shipping = match late_merges {
+        LateMerges::Record => merged_after_shipping(repo, config.lead_time_start, &histories, now),
+        LateMerges::Ignore => Vec::new(),
+    };
 
     let mut incidents = attribution::incidents_at(&repo.incidents, &config.incident_labels, now);
     incidents.extend(attribution::incidents_at(
@@ -426,6 +514,57 @@ fn analyse_repository(
         team,
         environments,
         incidents: incidents.into_iter().map(|(i, _)| i).collect(),
+        merged_after_shipping,
+    }
+}
+
+/// `(shipped at, merged at)` for every commit of a pull request merged at or
+/// before `now` that gives it a lead-time start ([`pr_begin`]) and that a
+/// production deployment of `histories` shipped before that merge: the only
+/// commits whose start a replay up to an earlier time can see differently (the
+/// pull request not merged yet there). Conservative: a deployment without a base
+/// (no lead time) or a later pull request whose start is not the earliest counts
+/// too; a replay up to the earlier time decides.
+fn merged_after_shipping(
+    repo: &RepoEvents,
+    start: LeadTimeStart,
+    histories: &[EnvHistory],
+    now: Timestamp,
+) -> Vec<(i64, i64)> {
+    let mut pairs = Vec::new();
+    for pr in &repo.pull_requests {
+        let Some(merged_at) = pr.merged_at.filter(|m| *m <= now) else {
+            continue;
+        };
+        if pr_begin(pr, start, merged_at).is_none() {
+            continue;
+        }
+        for sha in pr.merge_commit_sha.iter().chain(&pr.commits) {
+            let Some(index) = repo.graph.index_of(sha) else {
+                continue;
+            };
+            for history in histories {
+                let mark = history.marks[index as usize];
+                if mark == UNMARKED {
+                    continue;
+                }
+                let shipped = history.deployments[mark as usize].at;
+                if shipped < merged_at.0 {
+                    pairs.push((shipped, merged_at.0));
+                }
+            }
+        }
+    }
+    pairs
+}
+
+/// Where a merged pull request starts the lead time of its commits under a
+/// PR-based `start`: its merge, or its first commit (`None` when unknown: the
+/// pull request then gives no start).
+fn pr_begin(pr: &PullRequest, start: LeadTimeStart, merged_at: Timestamp) -> Option<i64> {
+    match start {
+        LeadTimeStart::PrMerged => Some(merged_at.0),
+        _ => pr.first_commit_at.map(|t| t.0),
     }
 }
 
@@ -445,11 +584,9 @@ fn pr_start_times(
         let Some(merged_at) = pr.merged_at.filter(|m| *m <= now) else {
             continue;
         };
-        let begin = match start {
-            LeadTimeStart::PrMerged => Some(merged_at.0),
-            _ => pr.first_commit_at.map(|t| t.0),
+        let Some(begin) = pr_begin(pr, start, merged_at) else {
+            continue;
         };
-        let Some(begin) = begin else { continue };
         for sha in pr.merge_commit_sha.iter().chain(&pr.commits) {
             starts
                 .entry(*sha)
