@@ -21,13 +21,21 @@
 //! same history is also written to a PostgreSQL store and `load_events` of every
 //! repository timed from both stores (`DORA_REPORT_BENCH_POSTGRES_ONLY=1` skips
 //! the report and backfill figures).
+//!
+//! `DORA_REPORT_BENCH_LEAD_TIME_START=pr_first_commit` (or `pr_merged`) sets
+//! that `lead_time_start` and gives every deployment's changes a merged pull
+//! request (opened a quarter of the way from its first commit to its merge,
+//! first reviewed half-way, every third one unreviewed), so that the report and
+//! the backfill include the lead-time stages (`dora_*lead_time_stage_seconds`).
 
 use dora_collector::config::Config;
 use dora_collector::domain::*;
 use dora_collector::dora::EngineConfig;
 use dora_collector::dora::EventsBuilder;
 use dora_collector::report::{self, Format, ReportRequest, ReportWindow};
-use dora_collector::store::{PostgresStore, PostgresUrl, SqliteStore, Store, SyncOutcome};
+use dora_collector::store::{
+    PostgresStore, PostgresUrl, SqliteStore, Store, SyncBatch, SyncOutcome,
+};
 use std::time::Instant;
 use store_history::{batch, repo_name, DAY, NOW};
 
@@ -40,11 +48,22 @@ const TEAMS: u64 = 20;
 /// Timed runs of the whole report.
 const RUNS: usize = 5;
 
+/// The `lead_time_start` to measure under (`DORA_REPORT_BENCH_LEAD_TIME_START`),
+/// when not the default `commit`.
+fn pull_request_start() -> Option<String> {
+    std::env::var("DORA_REPORT_BENCH_LEAD_TIME_START")
+        .ok()
+        .filter(|start| start != "commit")
+}
+
 fn config(store: &std::path::Path) -> Config {
     let mut text = format!(
         "[storage]\npath = \"{}\"\n[github]\ntoken = \"unused\"\n",
         store.display()
     );
+    if let Some(start) = pull_request_start() {
+        text.push_str(&format!("lead_time_start = \"{start}\"\n"));
+    }
     for r in 0..REPOSITORIES {
         text.push_str(&format!(
             "[[github.repositories]]\nname = \"{}\"\nteam = \"team-{}\"\n",
@@ -53,6 +72,34 @@ fn config(store: &std::path::Path) -> Config {
         ));
     }
     Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).expect("valid")
+}
+
+/// One merged pull request per deployment of `batch`, bringing the changes
+/// that deployment ships (the history's commits in order, ten a deployment):
+/// its first commit the earliest author date, merged just before the
+/// deployment, opened a quarter of the way and first reviewed half-way from
+/// the first commit to the merge (every third one unreviewed).
+fn with_pull_requests(batch: &mut SyncBatch) {
+    let per = store_history::CHANGES_PER_DEPLOYMENT as usize;
+    for (d, deployment) in batch.deployments.iter().enumerate() {
+        let Some(changes) = batch.commits.get(d * per..(d + 1) * per) else {
+            break;
+        };
+        let first = changes.iter().map(|c| c.author_date.0).min().unwrap();
+        let merged = deployment.created_at.0 - 600;
+        let span = (merged - first).max(0);
+        batch.pull_requests.push(PullRequest {
+            repository: batch.repository.clone(),
+            number: d as u64 + 1,
+            merged_at: Some(Timestamp(merged)),
+            merge_commit_sha: Some(changes[per - 1].sha),
+            labels: vec![],
+            commits: changes.iter().map(|c| c.sha).collect(),
+            first_commit_at: Some(Timestamp(first)),
+            created_at: Some(Timestamp(first + span / 4)),
+            first_review_at: (d % 3 != 0).then_some(Timestamp(first + span / 2)),
+        });
+    }
 }
 
 /// CPU time (user + system) of the whole process so far, in seconds.
@@ -84,7 +131,11 @@ fn main() {
         let mut store = SqliteStore::open(&path).expect("open store");
         let mut rng = 42u64;
         for r in 0..REPOSITORIES {
-            store.apply(&batch(r, per_repo, &mut rng)).expect("apply");
+            let mut batch = batch(r, per_repo, &mut rng);
+            if pull_request_start().is_some() {
+                with_pull_requests(&mut batch);
+            }
+            store.apply(&batch).expect("apply");
             store
                 .record_sync(
                     &repo_name(r),

@@ -18,7 +18,10 @@
 //!   (365 deployments, 3,650 commits each: 365,000 deployments, 3,650,000 commits;
 //!   `DORA_STORE_BENCH_YEAR_REPOS` and `DORA_STORE_BENCH_YEAR_DEPLOYMENTS` scale
 //!   it), the history of `support/store_history.rs` written one batch per
-//!   repository; then three loads from each store in turn.
+//!   repository; then three loads from each store in turn
+//!   (`DORA_STORE_BENCH_YEAR_REUSE=1` with `DORA_STORE_BENCH_DIR` reads the stores
+//!   an earlier run wrote there and in the database instead of writing them again,
+//!   when they hold the same number of repositories).
 //! - `sizing`: the store's size per repository-year, for `docs/operations.md`
 //!   ("Sizing"): the first sync of 100 repositories × 365 days
 //!   (`DORA_STORE_BENCH_SIZING_REPOS` scales it) of the simulated organisation at
@@ -48,11 +51,15 @@
 //! - `organisation`: SQLite 54–119 s, PostgreSQL 143–239 s: 1.96–2.00× (3.20× in
 //!   the run before statements were prepared once per connection). Before the
 //!   set-based writes, at 20 repositories: 72 s against 19 s, 3.72×.
-//! - `year`: `load_events` median SQLite 1.3–3.5 s, PostgreSQL 3.8–6.8 s: 1.93×
-//!   on a loaded machine, 2.86–2.89× on a quieter one (before, at 100
-//!   repositories: 2.24×); the writes 15–19 s against 97–118 s. Later, with
-//!   nothing else running: 2.23× and 2.45× (PostgreSQL's defaults), 1.90× and
-//!   2.02× with `shared_buffers = 1GB` (medians 1.47–1.67 s against 2.94–3.60 s).
+//! - `year`: `load_events` median, with each repository's commits as one
+//!   aggregated row: SQLite 0.81–0.88 s, PostgreSQL 1.55–1.64 s on a quiet
+//!   machine (load average 2.5–3): 1.83–1.90×; 1.06–1.6× loaded; 1.39–1.55× with
+//!   `shared_buffers = 1GB`. CPU per load: PostgreSQL 3.05 s (the server's
+//!   1.82–1.95 s), SQLite 1.6–1.7 s. Before the aggregate (a row per commit
+//!   through a portal): 2.23–2.45× quiet, 2.86–2.89× in other runs. The writes
+//!   15–19 s against 97–118 s.
+//! - `history`: one repository of 1,000,000 commits loads in 1.71 s from
+//!   PostgreSQL against 1.2 s from SQLite (peak memory 311 MB).
 //! - `sizing` (100 repository-years, 9,027 rows each): SQLite 1.02 MiB, PostgreSQL
 //!   1.76 MiB per repository-year; the tables in `docs/operations.md`, "Sizing".
 
@@ -67,6 +74,7 @@ use dora_collector::store::{
     CommitRecord, Cursor, CursorKey, PostgresStore, PostgresUrl, SqliteStore, Store, SyncBatch,
     SyncOutcome,
 };
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -203,6 +211,9 @@ struct Backend {
     settle: Box<dyn Fn() -> Option<&'static str>>,
     /// Rows and bytes of each table, and of the whole store, with no store open.
     footprint: Box<dyn Fn() -> Footprint>,
+    /// The processes of its server on this machine (none for SQLite), whose CPU
+    /// time a load counts besides this process's.
+    server_processes: Box<dyn Fn() -> Vec<u32>>,
 }
 
 /// One table's rows and bytes (its indexes included).
@@ -333,6 +344,7 @@ fn sqlite(path: PathBuf) -> Backend {
         }),
         settle: Box::new(|| None),
         footprint: Box::new(move || sqlite_footprint(&footprint_path)),
+        server_processes: Box::new(Vec::new),
     }
 }
 
@@ -342,6 +354,7 @@ fn postgres_client(url: &PostgresUrl) -> postgres::Client {
 
 fn postgres(url: PostgresUrl) -> Backend {
     let (fresh_url, open_url, size_url) = (url.clone(), url.clone(), url.clone());
+    let processes_url = url.clone();
     let footprint_url = url.clone();
     Backend {
         name: "PostgreSQL",
@@ -378,7 +391,72 @@ fn postgres(url: PostgresUrl) -> Backend {
             Some("VACUUM ANALYZE")
         }),
         footprint: Box::new(move || postgres_footprint(&footprint_url)),
+        server_processes: Box::new(move || {
+            // The backend lives while its client does.
+            let mut client = postgres_client(&processes_url);
+            let backend: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .expect("backend pid")
+                .get(0);
+            server_processes(backend as u32)
+        }),
     }
+}
+
+/// The fields of `/proc/PID/stat` after the command's name (the state first).
+fn proc_stat(pid: u32) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    Some(
+        rest.split_whitespace()
+            .map(|field| field.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// The PostgreSQL server of the backend `backend` (its parent, the postmaster)
+/// and every process that server started, when it runs on this machine.
+fn server_processes(backend: u32) -> Vec<u32> {
+    const PARENT: usize = 1;
+    let Some(postmaster) = proc_stat(backend).map(|fields| fields[PARENT] as u32) else {
+        return Vec::new();
+    };
+    let mut processes = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            if proc_stat(pid).is_some_and(|fields| fields[PARENT] as u32 == postmaster) {
+                processes.push(pid);
+            }
+        }
+    }
+    processes
+}
+
+/// CPU ticks (user and system) of this process and of `others` so far, by
+/// process.
+fn cpu_ticks(others: &[u32]) -> HashMap<u32, u64> {
+    const USER: usize = 11;
+    const SYSTEM: usize = 12;
+    std::iter::once(std::process::id())
+        .chain(others.iter().copied())
+        .filter_map(|pid| proc_stat(pid).map(|fields| (pid, fields[USER] + fields[SYSTEM])))
+        .collect()
+}
+
+/// The CPU time spent between two [`cpu_ticks`] (a process that started in
+/// between counts whole; one that ended, not at all).
+fn cpu_spent(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> Duration {
+    /// `sysconf(_SC_CLK_TCK)` on Linux.
+    const TICKS_PER_SECOND: u64 = 100;
+    let ticks: u64 = after
+        .iter()
+        .map(|(pid, ticks)| ticks.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum();
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
 fn main() {
@@ -624,7 +702,20 @@ fn year(backends: &[Backend]) {
     );
     let names: Vec<RepoName> = (0..repositories).map(store_history::repo_name).collect();
     let mut stores = Vec::new();
+    let reuse = std::env::var_os("DORA_STORE_BENCH_YEAR_REUSE").is_some();
     for backend in backends {
+        if reuse {
+            let store = (backend.open)();
+            let counts = store.counts().expect("counts");
+            if counts.repositories == repositories {
+                println!(
+                    "{}: reusing the stored {} repositories, {} deployments, {} commits",
+                    backend.name, counts.repositories, counts.deployments, counts.commits
+                );
+                stores.push((backend.name, store, Vec::new()));
+                continue;
+            }
+        }
         let mut store = (backend.fresh)();
         let mut rng = 42u64;
         let (mut rows, mut building) = (0u64, Duration::ZERO);
@@ -664,17 +755,44 @@ fn year(backends: &[Backend]) {
         stores.push((backend.name, (backend.open)(), Vec::new()));
     }
     for run in 1..=YEAR_LOADS {
-        for (name, store, times) in &mut stores {
-            let started = Instant::now();
+        for ((name, store, times), backend) in stores.iter_mut().zip(backends) {
+            let server = (backend.server_processes)();
+            let (started, cpu_before) = (Instant::now(), cpu_ticks(&server));
             let events =
                 EventsBuilder::collect(|sink| store.load_events(&names, sink)).expect("load");
             let elapsed = started.elapsed();
+            let server = (backend.server_processes)();
+            let cpu_after = cpu_ticks(&server);
+            let cpu = cpu_spent(&cpu_before, &cpu_after);
+            let own = std::process::id();
+            let cpu_own = cpu_spent(
+                &cpu_before
+                    .iter()
+                    .filter(|(pid, _)| **pid == own)
+                    .map(|(p, t)| (*p, *t))
+                    .collect(),
+                &cpu_after
+                    .iter()
+                    .filter(|(pid, _)| **pid == own)
+                    .map(|(p, t)| (*p, *t))
+                    .collect(),
+            );
             println!(
                 "load_events run {run} from {name}: {} repositories, {} deployments, {} commits \
-                 in {elapsed:.3?}",
+                 in {elapsed:.3?} (CPU {cpu:.2?}{}, load average {})",
                 events.repositories().count(),
                 events.deployment_count(),
                 events.commit_count(),
+                if server.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {:.2?} of it the server's", cpu.saturating_sub(cpu_own))
+                },
+                std::fs::read_to_string("/proc/loadavg")
+                    .unwrap_or_default()
+                    .split(' ')
+                    .next()
+                    .unwrap_or("?"),
             );
             times.push(elapsed);
         }

@@ -208,6 +208,12 @@ pub(super) const TABLES: &[Table] = &[
         generated_id: false,
     },
     Table {
+        name: "review_horizons",
+        columns: &[int("repo_id"), int("since")],
+        key: 1,
+        generated_id: false,
+    },
+    Table {
         name: "push_ids",
         columns: &[
             int("id"),

@@ -163,11 +163,26 @@ async fn each_organisation_is_read_with_its_own_installation_and_the_series_equa
         cycles_without_failure(&mut by_app, 1).await;
         assert_eq!(dora_series(&by_app).await, expected, "graphql: {graphql}");
         let page = get(&by_app, "/metrics").await.1;
+        // Each installation's budgets apart: REST always, GraphQL too when
+        // deployments are read through it.
+        let resources: &[&str] = if graphql {
+            &["core", "graphql"]
+        } else {
+            &["core"]
+        };
         for account in ["acme", "globex"] {
-            let series = format!(
-                "dora_collector_rate_limit_remaining{{source=\"github\",credential=\"installation:{account}\",resource=\"core\"}}"
+            for resource in resources {
+                let series = format!(
+                    "dora_collector_rate_limit_remaining{{source=\"github\",credential=\"installation:{account}\",resource=\"{resource}\"}}"
+                );
+                assert!(page.contains(&series), "{series} in\n{page}");
+            }
+        }
+        if graphql {
+            assert!(
+                !page.contains("credential=\"token\""),
+                "no budget of a personal token:\n{page}"
             );
-            assert!(page.contains(&series), "{series} in\n{page}");
         }
         // One lookup per account; no request with the personal token.
         let counts = world.sim.request_counts();

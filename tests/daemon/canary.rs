@@ -22,6 +22,12 @@
 //! refuses it, and a hostile fake that echoes it in every answer, and
 //! `check-config` of an invalid file holding it, never print it.
 //!
+//! GitLab: the binary syncing with a canary `PRIVATE-TOKEN` against the
+//! simulated GitLab, one that refuses it, and a hostile fake that echoes it in
+//! errors, links and values that would be kept (environments' names), and a
+//! daemon serving its pages, never print it; nor do the SQLite store's files
+//! (database, `-wal`, `-shm`) those runs wrote hold it.
+//!
 //! Panics: a panic prints its message, and only a value formatted into it could
 //! carry the token, so every type that holds the token (the configuration, its
 //! `[github]` part, the token itself, the GitHub source and its HTTP client, the
@@ -686,6 +692,30 @@ fn assert_gitlab_clean(what: &str, text: &str) {
     );
 }
 
+/// Checks the bytes of every file of the SQLite store at `store` (the database,
+/// its `-wal` and `-shm`, whichever exist) for the GitLab canary; returns how
+/// many files were read.
+fn assert_gitlab_store_clean(what: &str, store: &Path) -> usize {
+    let name = store.file_name().unwrap().to_string_lossy().into_owned();
+    let mut read = 0;
+    for entry in std::fs::read_dir(store.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !file.starts_with(&name) {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        read += 1;
+        assert!(
+            !bytes
+                .windows(GITLAB_CANARY.len())
+                .any(|w| w == GITLAB_CANARY.as_bytes()),
+            "{what}: the GitLab canary token is in the store's file {file}"
+        );
+    }
+    read
+}
+
 /// The binary with `args` on `config`, `GITLAB_TOKEN` set to the canary,
 /// logging at trace.
 async fn run_gitlab(args: &[&str], config: &Path) -> Output {
@@ -703,8 +733,10 @@ async fn run_gitlab(args: &[&str], config: &Path) -> Output {
 }
 
 /// A fake GitLab that echoes `PRIVATE-TOKEN` back wherever it can: in error
-/// messages (401, 403, 404, 500, 429), a foreign `Link`, item values and a body
-/// that is not JSON.
+/// messages (401, 403, 404, 500, 429), a foreign `Link`, item values (among
+/// them recent deployments to environments named with it, and environments of
+/// tier production named with it, which would be kept) and a body that is not
+/// JSON.
 async fn hostile_gitlab() -> String {
     async fn deployments(
         axum::extract::Path(project): axum::extract::Path<String>,
@@ -718,6 +750,8 @@ async fn hostile_gitlab() -> String {
         let message = |status: StatusCode, text: String| {
             (status, axum::Json(serde_json::json!({"message": text}))).into_response()
         };
+        let recent = (chrono::Utc::now() - chrono::Duration::days(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match project.rsplit('/').next().unwrap_or("") {
             "unauthorized" => message(StatusCode::UNAUTHORIZED, format!("401 {token}")),
             "forbidden" => (
@@ -747,6 +781,14 @@ async fn hostile_gitlab() -> String {
                  "updated_at": "2025-01-15T11:00:00Z", "environment": {"id": 1, "name": "production"}},
                 {"id": 2, "status": "success", "sha": "0123456789abcdef0123456789abcdef01234567",
                  "created_at": token, "updated_at": "2025-01-15T11:00:00Z", "environment": {"id": 1, "name": "production"}},
+                // Deployments of every environment within the lookback are
+                // kept: the token as an environment's name, and in one.
+                {"id": 3, "status": "success", "sha": "0123456789abcdef0123456789abcdef01234567",
+                 "created_at": recent, "updated_at": recent,
+                 "environment": {"id": 2, "name": token}},
+                {"id": 4, "status": "failed", "sha": "0123456789abcdef0123456789abcdef01234567",
+                 "created_at": recent, "updated_at": recent,
+                 "environment": {"id": 3, "name": format!("review/{token}")}},
                 null
             ]))
             .into_response(),
@@ -756,9 +798,21 @@ async fn hostile_gitlab() -> String {
     async fn empty() -> Response {
         axum::Json(serde_json::json!([])).into_response()
     }
+    // The token as the name of an environment of tier production.
+    async fn environments(headers: HeaderMap) -> Response {
+        let token = headers
+            .get("private-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        axum::Json(serde_json::json!([
+            {"id": 2, "name": token, "tier": "production"},
+            {"id": 3, "name": format!("review/{token}"), "tier": "development"}
+        ]))
+        .into_response()
+    }
     let router = Router::new()
         .route("/api/v4/projects/{project}/deployments", get(deployments))
-        .route("/api/v4/projects/{project}/environments", get(empty))
+        .route("/api/v4/projects/{project}/environments", get(environments))
         .route("/api/v4/projects/{project}/merge_requests", get(empty))
         .route("/api/v4/projects/{project}/issues", get(empty));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -857,6 +911,9 @@ async fn the_canary_gitlab_token_appears_in_no_log_error_or_page() {
         // The echoes arrived, masked.
         assert!(stderr.contains("HTTP 401 401 [REDACTED]"), "{stderr}");
         assert!(stderr.contains("?token=[REDACTED]"), "{stderr}");
+        // Nor is it in the store those syncs wrote (their errors, cursors and
+        // the deployments kept).
+        assert!(assert_gitlab_store_clean(&format!("syncs ({format})"), &store) >= 1);
 
         // An invalid configuration with the token in it.
         let text = gitlab_config(good.api_url(), &store, &projects, format)
@@ -887,15 +944,17 @@ async fn the_canary_gitlab_token_appears_in_no_log_error_or_page() {
     .unwrap();
     handle.wait_for_cycles(1).await.unwrap();
     for page in ["/metrics", "/", "/readyz", "/report"] {
-        let body = reqwest::get(format!("http://{addr}{page}"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let response = reqwest::get(format!("http://{addr}{page}")).await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "{page}: {body}");
         assert_gitlab_clean(page, &body);
     }
+    // The store's files while the daemon holds them open (the write-ahead
+    // log not yet checkpointed), and after.
+    assert_gitlab_store_clean("the running daemon's store", &store);
     handle.shutdown().await.unwrap();
+    assert_gitlab_store_clean("the daemon's store", &store);
 
     // Panics formatting what holds the token.
     let source = dora_collector::sources::gitlab::GitlabSource::new(
@@ -1791,8 +1850,10 @@ async fn hostile_app_server() -> String {
 /// App (its key in a file, and in a variable), checks the configuration, syncs
 /// against an installation GitHub removed and with a key GitHub does not know,
 /// syncs a hostile server that echoes the JWT and the installation token in its
-/// errors, bodies and links, and is given invalid key configurations; the types
-/// holding the key are formatted into panics.
+/// errors, bodies and links, and is given invalid key configurations; a daemon
+/// running as the App serves `/metrics`, `/`, `/healthz`, `/readyz` and
+/// `/report`, none showing them; the types holding the key are formatted into
+/// panics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_key_its_jwts_and_its_tokens_appear_in_no_log_error_or_page() {
     use crate::support::{app_config_text, app_key, sim_app, APP_ID};
@@ -1952,6 +2013,52 @@ async fn the_app_key_its_jwts_and_its_tokens_appear_in_no_log_error_or_page() {
             }
         }
     }
+
+    // A daemon running as the App (GraphQL, so that both budgets are spent
+    // through the installation): none of its pages shows the key, a JWT or a
+    // token minted for it.
+    let text = app_config_text(
+        sim.base_url(),
+        &key_file,
+        &dir.path().join("daemon.db"),
+        &repos,
+        "api = \"graphql\"\n",
+    );
+    let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent)).unwrap();
+    let minted_before = sim.minted_tokens().len();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut handle = dora_collector::daemon::start(
+        config,
+        listener,
+        dora_collector::daemon::RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let report = handle.wait_for_cycles(1).await.unwrap();
+    assert_eq!(report.failures().count(), 0, "{report:?}");
+    assert!(
+        sim.minted_tokens().len() > minted_before,
+        "the daemon minted its own token"
+    );
+    for page in ["/metrics", "/", "/healthz", "/readyz", "/report"] {
+        let response = reqwest::get(format!("http://{addr}{page}")).await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "{page}: {body}");
+        assert_no_app_secret(
+            &format!("{page} of the App's daemon"),
+            &body,
+            &sim.minted_tokens(),
+        );
+        if page == "/metrics" {
+            assert!(
+                body.contains("credential=\"installation:"),
+                "read through the installation:\n{body}"
+            );
+        }
+    }
+    handle.shutdown().await.unwrap();
 
     // The installation removed: a clear error, nothing secret.
     sim.revoke_installation(9001);

@@ -2,9 +2,10 @@
 //! (no repository listed) syncs what the organisation's list selects (globs;
 //! archived repositories, forks and empty ones left out), syncs a repository
 //! created on GitHub in the next cycle without a restart, stops polling one
-//! archived or removed (its series leave `/metrics`, its history stays in the
-//! store), polls it again once it is back, and lists the organisation for free
-//! (`304`s) in a cycle where nothing changed.
+//! archived or removed (its series leave `/metrics`, its per-repository health
+//! series too, its history stays in the store), polls it again once it is back,
+//! and lists the organisation for free (`304`s) in a cycle where nothing
+//! changed.
 
 use crate::support::{fast_retries, get, samples};
 use dora_collector::config::Config;
@@ -100,6 +101,23 @@ fn exported_on(page: &str) -> Vec<String> {
     repositories
 }
 
+/// The repositories with a per-repository health series
+/// (`dora_collector_*{repository=...}`) on `page`.
+fn with_health_on(page: &str) -> Vec<String> {
+    let mut repositories: Vec<String> = page
+        .lines()
+        .filter(|line| line.starts_with("dora_collector_"))
+        .filter_map(|line| {
+            let start = line.find("repository=\"")? + "repository=\"".len();
+            let end = start + line[start..].find('"')?;
+            Some(line[start..end].to_owned())
+        })
+        .collect();
+    repositories.sort();
+    repositories.dedup();
+    repositories
+}
+
 fn names(sim: &SimHandle, indices: &[usize]) -> Vec<String> {
     let mut names: Vec<String> =
         sim.with_org(|org| indices.iter().map(|i| org.full_name(*i)).collect());
@@ -122,6 +140,7 @@ async fn discovery_adds_and_drops_repositories_between_cycles() {
     assert_eq!(first, names(&sim, &[0, 5]));
     assert_eq!(get(&handle, "/readyz").await.0, 200);
     assert_eq!(exported(&handle).await, first);
+    assert_eq!(with_health_on(&get(&handle, "/metrics").await.1), first);
 
     // A repository is created (with deployments), another archived.
     let (archived, created) = sim.with_org_mut(|org| {
@@ -157,6 +176,11 @@ async fn discovery_adds_and_drops_repositories_between_cycles() {
         exported(&handle).await,
         expected,
         "the archived one's series left"
+    );
+    assert_eq!(
+        with_health_on(&get(&handle, "/metrics").await.1),
+        expected,
+        "the archived one's health series left too"
     );
 
     // Its history stays in the store.
@@ -195,6 +219,7 @@ async fn discovery_adds_and_drops_repositories_between_cycles() {
     let fifth = cycle(&mut handle, 5).await;
     assert!(!fifth.contains(&archived), "{fifth:?}");
     assert!(!exported(&handle).await.contains(&archived));
+    assert!(!with_health_on(&get(&handle, "/metrics").await.1).contains(&archived));
     handle.shutdown().await.unwrap();
 
     // A report made from the store alone (the configuration lists no

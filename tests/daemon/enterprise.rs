@@ -4,7 +4,10 @@
 //! answer). The simulator lays the same organisation out as GHES
 //! (`SimOptions::enterprise`); the series must equal those read from the
 //! github.com layout, with GraphQL and with REST alone (`api = "rest"`, for a
-//! server whose GraphQL is turned off).
+//! server whose GraphQL is turned off). A release whose team lists lack
+//! `role_name` (`SimOptions::team_role_names` off) still gives each discovered
+//! repository the team with the strongest permission (`team_from =
+//! "github_teams"`), from the `permissions` flags.
 
 use crate::support::{get, samples};
 use dora_collector::config::Config;
@@ -22,19 +25,28 @@ async fn read(
     enterprise: bool,
     api: &str,
 ) -> (BTreeMap<String, f64>, String, Vec<String>) {
-    let sim = SimServer::start(
-        org.clone(),
-        SimOptions {
-            enterprise,
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let options = SimOptions {
+        enterprise,
+        ..SimOptions::default()
+    };
+    read_with(org, options, api, "").await
+}
+
+/// [`read`] with the simulator's `options`, and `organization_extra` added to
+/// the organisation's entry.
+async fn read_with(
+    org: &Org,
+    options: SimOptions,
+    api: &str,
+    organization_extra: &str,
+) -> (BTreeMap<String, f64>, String, Vec<String>) {
+    let enterprise = options.enterprise;
+    let sim = SimServer::start(org.clone(), options).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n[github]\napi_url = \
-         {:?}\ntoken = {SIM_TOKEN:?}\napi = {api:?}\n\n[[github.organizations]]\nname = \"acme\"\n",
+         {:?}\ntoken = {SIM_TOKEN:?}\napi = {api:?}\n\n[[github.organizations]]\nname = \"acme\"\n\
+         {organization_extra}",
         dir.path().join("dora.db").display().to_string(),
         sim.base_url(),
     );
@@ -107,4 +119,57 @@ async fn an_enterprise_server_is_read_at_api_v3_and_api_graphql_without_rate_lim
             assert_eq!(graphql, 0, "{targets:?}");
         }
     }
+}
+
+/// Each repository's `team` label on `page`.
+fn teams_on(page: &str) -> BTreeMap<String, String> {
+    let label = |series: &str, name: &str| -> Option<String> {
+        let start = series.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = start + series[start..].find('"')?;
+        Some(series[start..end].to_owned())
+    };
+    samples(page, true)
+        .keys()
+        .filter_map(|series| Some((label(series, "repository")?, label(series, "team")?)))
+        .collect()
+}
+
+/// `team_from = "github_teams"` on a GHES release whose team lists carry no
+/// `role_name` (only the `permissions` flags): the simulator serves them so,
+/// and each repository still goes to the team with the strongest permission
+/// (its own team, `admin`, over another with `maintain`), as on github.com,
+/// where the same lists name the roles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_role_names_teams_are_ranked_by_the_permission_flags() {
+    let mut org = Org::generate(&OrgSpec {
+        repositories: 4,
+        ..OrgSpec::small(54)
+    });
+    let mut expected = BTreeMap::new();
+    let mut decided_by_permission = false;
+    for index in 0..org.repos.len() {
+        let own = org.repos[index].team;
+        let other = (own + 1) % org.teams.len();
+        assert_ne!(own, other);
+        org.repos[index].other_teams = vec![(other, "maintain".to_owned())];
+        // Ranked by slug alone, the other team would win here.
+        decided_by_permission |= org.teams[other].slug() < org.teams[own].slug();
+        expected.insert(org.full_name(index), org.teams[own].slug());
+    }
+    assert!(decided_by_permission, "the slugs alone would not decide it");
+    let teams = "team_from = \"github_teams\"\n";
+    let (dotcom, dotcom_page, _) = read_with(&org, SimOptions::default(), "graphql", teams).await;
+    let older_ghes = SimOptions {
+        enterprise: true,
+        team_role_names: false,
+        ..SimOptions::default()
+    };
+    let (ghes, ghes_page, targets) = read_with(&org, older_ghes, "graphql", teams).await;
+    assert!(
+        targets.iter().any(|t| t.contains("/teams/")),
+        "the teams' lists were read: {targets:?}"
+    );
+    assert_eq!(teams_on(&dotcom_page), expected);
+    assert_eq!(teams_on(&ghes_page), expected);
+    assert_eq!(ghes, dotcom);
 }

@@ -6,6 +6,9 @@
 //! - every PromQL query of every dashboard panel and template variable, with the
 //!   variables substituted as Grafana would ("All", the 30-day window, …), returns
 //!   `success` and a non-empty result through `/api/v1/query`;
+//! - one nested GitLab path (`group/subgroup/project`) of the mixed demo selected
+//!   as the overview's `$repository` (written as Grafana writes it) gives every
+//!   panel query that repository's series and no other's;
 //! - every shipped alerting rule is loaded and evaluates without error
 //!   (`/api/v1/rules`: health `ok`).
 //!
@@ -260,6 +263,136 @@ fn shipped_alerts() -> BTreeSet<String> {
         .collect()
 }
 
+/// `value` as Grafana's Prometheus data source writes a value of `variable`
+/// into a query: escaped for a regular expression inside a PromQL string
+/// (`\\.`) when the variable is multi-value or has "All", only its
+/// backslashes and quotes otherwise.
+fn grafana_value(variable: &Value, value: &str) -> String {
+    let regex = variable["multi"] == true || variable["includeAll"] == true;
+    let mut out = String::new();
+    for c in value.chars() {
+        match c {
+            '\\' if regex => out.push_str("\\\\\\\\"),
+            '\\' => out.push_str("\\\\"),
+            '$' | '^' | '*' | '{' | '}' | '[' | ']' | '\'' | '+' | '?' | '.' | '(' | ')' | '|'
+                if regex =>
+            {
+                out.push_str("\\\\");
+                out.push(c);
+            }
+            '\'' => out.push_str("\\\\'"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The label sets of the series of an instant query's result, sorted.
+fn series(data: &Value) -> Vec<String> {
+    let mut out: Vec<String> = data["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["metric"].to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Selecting one nested GitLab path (`group/subgroup/project`) of the mixed
+/// demo as the overview dashboard's `$repository` (one value, written as
+/// Grafana writes it for the variable's settings) gives each panel query with
+/// a `repository` label that repository's series and no other (the same series
+/// as with an exact `repository="…"` match), and at least one panel shows it.
+fn check_one_nested_repository(api: &Prometheus) {
+    let path = dashboard_files()
+        .into_iter()
+        .find(|p| p.ends_with("dora-overview.json"))
+        .expect("the overview dashboard");
+    let board = dashboard(&path);
+    let variable = deploy_common::variables(&board)
+        .into_iter()
+        .find(|v| v["name"] == "repository")
+        .expect("a repository variable")
+        .clone();
+    let listed = api
+        .query("count by (repository) (dora_incidents_open)")
+        .expect("the repositories");
+    let mut nested: Vec<String> = listed["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["metric"]["repository"].as_str().map(str::to_owned))
+        .filter(|name| name.matches('/').count() >= 2)
+        .collect();
+    nested.sort();
+    let chosen = nested
+        .first()
+        .unwrap_or_else(|| panic!("the mixed demo has a nested GitLab path: {listed}"))
+        .clone();
+    let selected = grafana_value(&variable, &chosen);
+    let mut shown = 0;
+    let mut failures = Vec::new();
+    // Every panel's query (the variables' own queries list every value): one
+    // that shows repositories must show the selected one only, whether or not
+    // it names `$repository`.
+    for query in queries(&path, &board) {
+        if query.origin.contains(": variable ") {
+            continue;
+        }
+        let expr = substitute(&query.expr.replace("$repository", &selected));
+        let exact = substitute(&query.expr.replace(
+            "repository=~\"$repository\"",
+            &format!("repository={chosen:?}"),
+        ));
+        let (got, want) = match (api.query(&expr), api.query(&exact)) {
+            (Ok(got), Ok(want)) => (got, want),
+            (got, want) => {
+                failures.push(format!("{}: {got:?} / {want:?}", query.origin));
+                continue;
+            }
+        };
+        let others: Vec<&Value> = got["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| {
+                r["metric"]
+                    .get("repository")
+                    .is_some_and(|n| n != chosen.as_str())
+            })
+            .collect();
+        if !others.is_empty() {
+            failures.push(format!(
+                "{}: other repositories: {others:?}: {expr}",
+                query.origin
+            ));
+        }
+        if series(&got) != series(&want) {
+            failures.push(format!(
+                "{}: {:?} instead of {:?}: {expr}",
+                query.origin,
+                series(&got),
+                series(&want)
+            ));
+        }
+        if got["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["metric"]["repository"] == chosen.as_str())
+        {
+            shown += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "with $repository = {chosen} ({selected}):\n{}",
+        failures.join("\n")
+    );
+    assert!(shown > 0, "no panel shows {chosen}");
+}
+
 #[test]
 fn dashboards_and_rules_work_against_prometheus_scraping_the_demo() {
     let missing = "the end-to-end test with Prometheus";
@@ -381,6 +514,9 @@ fn dashboards_and_rules_work_against_prometheus_scraping_the_demo() {
         failures.len(),
         failures.join("\n")
     );
+
+    // One nested GitLab path selected as `$repository`.
+    check_one_nested_repository(&api);
 
     // Every rule loaded and evaluated without error.
     let expected = shipped_alerts();

@@ -3,7 +3,10 @@
 //! independent brute-force reference (`tests/reference/`) computes from the
 //! simulator's generated events — nothing missing, nothing extra. Both ways of
 //! reading deployments (`github.api = "graphql"`, the default, and `"rest"`) are
-//! checked, and export identical values.
+//! checked, and export identical values. A discovered organisation
+//! (`[[github.organizations]]`) is checked with topics and GitHub's teams, and
+//! read as a GitHub App (installation found by the organisation, everything read
+//! with its tokens).
 
 #[allow(unused_imports)]
 use crate::reference;
@@ -335,18 +338,47 @@ async fn every_lead_time_start_matches_the_reference_through_rest() {
 /// too: they are not in its parameters).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovered_organisation_matches_the_reference() {
-    check_discovered("topics").await;
+    check_discovered("topics", false).await;
 }
 
 /// The same with every team from GitHub's teams: each repository's own team has
 /// `admin`, another team `push` on some of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovered_organisation_with_github_teams_matches_the_reference() {
-    check_discovered("github_teams").await;
+    check_discovered("github_teams", false).await;
 }
 
-/// A discovered organisation's series against the reference, with `team_from`.
-async fn check_discovered(team_from: &str) {
+/// The same read as a GitHub App (issue 15): the installation is found by the
+/// organisation (`GET /orgs/{org}/installation`), and the organisation's list,
+/// its teams and every repository are read with that installation's tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovered_organisation_read_as_an_app_with_github_teams_matches_the_reference() {
+    check_discovered("github_teams", true).await;
+}
+
+/// The tests' App id.
+const APP_ID: u64 = 515_151;
+/// The simulated App's installation on the organisation.
+const INSTALLATION_ID: u64 = 9001;
+
+/// A key pair made for this test binary: `(private key, PKCS#1 PEM as GitHub
+/// gives it; public key, SPKI PEM for the simulator)`.
+fn app_key() -> (String, String) {
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("a key pair");
+    let private = key.to_pkcs1_pem(LineEnding::LF).expect("PEM").to_string();
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("PEM");
+    (private, public)
+}
+
+/// A discovered organisation's series against the reference, with `team_from`,
+/// authenticated with the simulator's personal token or, with `app`, as a
+/// GitHub App installed on the organisation.
+async fn check_discovered(team_from: &str, app: bool) {
     use dora_collector::domain::Timestamp;
     use reference::params::DeploymentsFrom;
     let mut org = Org::generate(&busy());
@@ -377,10 +409,20 @@ async fn check_discovered(team_from: &str) {
         .retain(|r| r.deployments != DeploymentsFrom::DeploymentsApi);
     assert!(explicit.repositories.len() < full.repositories.len());
 
+    let key = app.then(app_key);
     let sim = SimServer::start(
         org.clone(),
         SimOptions {
             rate_limit: TEST_RATE_LIMIT,
+            app: key.as_ref().map(|(_, public)| dora_collector::sim::SimApp {
+                id: APP_ID,
+                public_key_pem: public.clone(),
+                token_lifetime: dora_collector::sim::server::app::DEFAULT_TOKEN_LIFETIME,
+                installations: vec![dora_collector::sim::SimInstallation {
+                    id: INSTALLATION_ID,
+                    account: org.owner.clone(),
+                }],
+            }),
             ..SimOptions::default()
         },
     )
@@ -388,7 +430,7 @@ async fn check_discovered(team_from: &str) {
     .expect("simulator");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("dora.db");
-    let text = explicit.to_config_toml(
+    let mut text = explicit.to_config_toml(
         sim.base_url(),
         SIM_TOKEN,
         &store.display().to_string(),
@@ -397,6 +439,21 @@ async fn check_discovered(team_from: &str) {
         "\n[[github.organizations]]\nname = {:?}\nteam_from = {team_from:?}\n",
         org.owner
     );
+    if let Some((private, _)) = &key {
+        let key_file = dir.path().join("app.pem");
+        std::fs::write(&key_file, private).unwrap();
+        let token_line = format!("token = {SIM_TOKEN:?}\n");
+        assert!(text.contains(&token_line), "{text}");
+        text = text.replacen(
+            &token_line,
+            &format!(
+                "app_id = {APP_ID}\nprivate_key_path = {:?}\n",
+                key_file.display().to_string()
+            ),
+            1,
+        );
+        assert!(!text.contains(SIM_TOKEN), "{text}");
+    }
     let config = Config::from_toml_str(&text, |_| Err(std::env::VarError::NotPresent))
         .unwrap_or_else(|problems| panic!("config invalid: {problems:?}\n{text}"));
     let mut params = Params::from_config(&config, Some(now));
@@ -441,6 +498,43 @@ async fn check_discovered(team_from: &str) {
         scrape.contains("team=\"payments\""),
         "teams from {team_from}"
     );
+    if app {
+        // Found by the organisation, once; nothing looked up per repository
+        // (the explicit entries are the organisation's too).
+        let counts = sim.request_counts();
+        assert_eq!(
+            counts.route("GET /orgs/{org}/installation"),
+            1,
+            "{counts:?}"
+        );
+        assert_eq!(
+            counts.route("GET /repos/{owner}/{repo}/installation"),
+            0,
+            "{counts:?}"
+        );
+        assert!(counts.route("GET /orgs/{org}/repos") >= 1, "{counts:?}");
+        assert!(counts.route("GET /orgs/{org}/teams") >= 1, "{counts:?}");
+        // Every request carried the App's JWT or its installation's token (no
+        // personal token is configured; the simulator takes the JWT only on
+        // the App's own routes), and a token was minted for the installation.
+        assert!(sim
+            .requests()
+            .iter()
+            .all(|r| r.token == dora_collector::sim::TokenUse::Valid));
+        assert!(
+            sim.tokens_minted().get(&INSTALLATION_ID) >= Some(&1),
+            "{:?}",
+            sim.tokens_minted()
+        );
+        // Both budgets are the installation's.
+        for resource in ["core", "graphql"] {
+            let series = format!(
+                "dora_collector_rate_limit_remaining{{source=\"github\",credential=\"installation:{}\",resource=\"{resource}\"}}",
+                org.owner
+            );
+            assert!(scrape.contains(&series), "{series} in\n{scrape}");
+        }
+    }
     handle.shutdown().await.unwrap();
 }
 

@@ -9,6 +9,7 @@ mod report_fixture;
 
 mod browser;
 mod cli;
+mod gitlab;
 mod landing;
 mod live;
 mod rendered;

@@ -342,3 +342,32 @@ fn replicas_divide_the_repositories_and_take_over_expired_leases() {
     };
     assert_eq!(sqlite.acquire_leases(&request).unwrap(), None);
 }
+
+#[test]
+fn a_version_3_database_gets_each_repositorys_review_horizon_from_its_cursors() {
+    let Some(database) = TestDatabase::new() else {
+        return;
+    };
+    let (batches, expected) = crate::sqlite::cursors_before_review_horizons();
+    {
+        let mut store = database.open();
+        for batch in &batches {
+            store.apply(batch).unwrap();
+        }
+    }
+    // Back to version 3: the table did not exist.
+    assert_eq!(POSTGRES_SCHEMA_VERSION, 4);
+    database
+        .client()
+        .batch_execute("DROP TABLE review_horizons; UPDATE dora_schema SET version = 3;")
+        .unwrap();
+    let store = database.open();
+    let horizons: Vec<(RepoName, Option<i64>)> = expected
+        .iter()
+        .map(|(repository, _)| {
+            let kept = store.read_repository(repository).unwrap().reviews_since;
+            (repository.clone(), kept.map(|t| t.0))
+        })
+        .collect();
+    assert_eq!(horizons, expected);
+}

@@ -8,7 +8,7 @@ use dora_collector::domain::{
     CommitSha, Compare, CompareStatus, Deployment, DeploymentOutcome, DeploymentSource,
     Environment, Incident, PullRequest, RepoName, ShaPrefix, Team, Timestamp,
 };
-use dora_collector::dora::EventsBuilder;
+use dora_collector::dora::{EngineConfig, EventsBuilder, LeadTimeStart, Window};
 use dora_collector::store::{
     merge_outcome, CommitRecord, Cursor, CursorKey, KindStats, SqliteStore, Store, StoreCounts,
     StoreError, SyncBatch, SyncOutcome, MAX_COMMIT_SUBJECT_BYTES, MAX_CURSOR_OPAQUE_BYTES,
@@ -874,6 +874,69 @@ fn history_since_is_the_first_successful_syncs_and_only_grows_back() {
 }
 
 #[test]
+fn the_first_review_horizon_is_replaced_by_a_batch_that_carries_it_and_reaches_the_engine() {
+    let Some(mut store) = fresh_store() else {
+        return;
+    };
+    const T0: i64 = 1_700_000_000;
+    const DAY: i64 = 86_400;
+    // A pull request opened on day 10, first reviewed on day 15, merged on
+    // day 19, its change deployed on day 20.
+    let mut batch = SyncBatch::new(api());
+    batch.commits = vec![commit(1, &[], "First"), commit(2, &[1], "Second")];
+    batch.deployments = vec![
+        deployment(&api(), 1, "production", succeeded(T0 + DAY)),
+        deployment(&api(), 2, "production", succeeded(T0 + 20 * DAY)),
+    ];
+    batch.pull_requests = vec![PullRequest {
+        repository: api(),
+        number: 7,
+        merged_at: Some(Timestamp(T0 + 19 * DAY)),
+        merge_commit_sha: Some(sha(2)),
+        labels: vec![],
+        commits: vec![sha(2)],
+        first_commit_at: Some(Timestamp(T0 + 2)),
+        created_at: Some(Timestamp(T0 + 10 * DAY)),
+        first_review_at: Some(Timestamp(T0 + 15 * DAY)),
+    }];
+    store.apply(&batch).unwrap();
+    assert_eq!(store.read_repository(&api()).unwrap().reviews_since, None);
+    let mut horizon = |since: Option<i64>| {
+        let mut batch = SyncBatch::new(api());
+        batch.reviews_since = since.map(Timestamp);
+        store.apply(&batch).unwrap();
+        let kept = store.read_repository(&api()).unwrap().reviews_since;
+        // The engine at day 21: the 7-day window starts on day 14.
+        let events = EventsBuilder::collect(|sink| store.load_events(&[api()], sink)).unwrap();
+        let config = EngineConfig {
+            windows: vec![Window::days(7)],
+            lead_time_start: LeadTimeStart::PrFirstCommit,
+            ..EngineConfig::default()
+        };
+        let snapshot = dora_collector::dora::compute(&events, &config, Timestamp(T0 + 21 * DAY));
+        let stages = [
+            &snapshot.repositories[0].windows[0],
+            &snapshot.organisation.windows[0],
+        ]
+        .map(|window| window.lead_time_stages.as_ref().map(|s| s[1].count));
+        (kept.map(|t| t.0), stages)
+    };
+    let start = T0 + 14 * DAY;
+    assert_eq!(horizon(Some(start)), (Some(start), [Some(1), Some(1)]));
+    assert_eq!(
+        horizon(None),
+        (Some(start), [Some(1), Some(1)]),
+        "a batch without a horizon keeps it"
+    );
+    assert_eq!(
+        horizon(Some(start + 1)),
+        (Some(start + 1), [None, None]),
+        "a window starting before the horizon has no stages"
+    );
+    assert_eq!(horizon(Some(start - DAY)), (Some(start - DAY), [Some(1), Some(1)]));
+}
+
+#[test]
 fn recorded_teams_keep_each_repositorys_latest_team() {
     let Some(mut store) = fresh_store() else {
         return;
@@ -934,6 +997,79 @@ fn load_events_reads_the_requested_repositories() {
         0
     );
 }
+}
+
+/// Cursors a store kept by a version before the first-review horizons had,
+/// and the horizon each repository gets from them: the latest `updated_at −
+/// within` of its first-review cursors (a hashed name counts as `within = 0`).
+pub(crate) fn cursors_before_review_horizons() -> (Vec<SyncBatch>, Vec<(RepoName, Option<i64>)>) {
+    let kept = |repository: &RepoName, cursors: &[(&str, i64)]| {
+        let mut batch = SyncBatch::new(repository.clone());
+        for (endpoint, updated_at) in cursors {
+            batch.cursors.push((
+                cursor_key(repository, endpoint),
+                Cursor {
+                    since: Some(Timestamp(updated_at - 10)),
+                    opaque: None,
+                    updated_at: Timestamp(*updated_at),
+                },
+            ));
+        }
+        batch
+    };
+    let (web, old) = (repo("acme/web"), repo("acme/old"));
+    let batches = vec![
+        kept(
+            &api(),
+            &[
+                (
+                    "pull_reviews?environments=production&lead_time_start=pr_first_commit&within=90d",
+                    10_000_000,
+                ),
+                (
+                    "pull_reviews?environments=prod&lead_time_start=pr_merged&within=3600s",
+                    3_000_000,
+                ),
+                ("pulls?state=closed", 20_000_000),
+            ],
+        ),
+        kept(&web, &[("pull_reviews#0123456789abcdef", 5_000_000)]),
+        kept(&old, &[("deployments", 6_000_000)]),
+    ];
+    let horizons = vec![
+        (api(), Some(3_000_000 - 3_600)),
+        (web, Some(5_000_000)),
+        (old, None),
+    ];
+    (batches, horizons)
+}
+
+#[test]
+fn a_version_8_store_gets_each_repositorys_review_horizon_from_its_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v8.db");
+    let (batches, expected) = cursors_before_review_horizons();
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        for batch in &batches {
+            store.apply(batch).unwrap();
+        }
+    }
+    // Back to version 8: the table did not exist.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE review_horizons; PRAGMA user_version = 8;")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let horizons: Vec<(RepoName, Option<i64>)> = expected
+        .iter()
+        .map(|(repository, _)| {
+            let kept = store.read_repository(repository).unwrap().reviews_since;
+            (repository.clone(), kept.map(|t| t.0))
+        })
+        .collect();
+    assert_eq!(horizons, expected);
 }
 
 #[test]

@@ -169,6 +169,13 @@ pub struct SyncBatch {
     /// the repository, whatever `production_environments` says (GitLab: those of
     /// tier `production`); `Some` replaces the kept list, `None` keeps it.
     pub production_environments: Option<Vec<Environment>>,
+    /// Since when the repository's pull requests' first reviews are complete
+    /// for the lead-time stages (`docs/computation.md` § Lead-time stages): the
+    /// changes deployed at or after it have the first review of their pull
+    /// request read, when it has one. `Some` replaces the kept time, `None`
+    /// keeps it (GitHub sets it once per review window, at the first sync of
+    /// its first-review step).
+    pub reviews_since: Option<Timestamp>,
     /// Cursors to advance together with the data above.
     pub cursors: Vec<(CursorKey, Cursor)>,
 }
@@ -185,6 +192,7 @@ impl SyncBatch {
             scoped_incidents: Vec::new(),
             pull_requests: Vec::new(),
             production_environments: None,
+            reviews_since: None,
             cursors: Vec::new(),
         }
     }
@@ -198,6 +206,7 @@ impl SyncBatch {
             + self.scoped_incidents.len()
             + self.pull_requests.len()
             + self.production_environments.as_ref().map_or(0, Vec::len)
+            + usize::from(self.reviews_since.is_some())
             + self.cursors.len()
     }
 

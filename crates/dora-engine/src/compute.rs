@@ -33,6 +33,9 @@ struct EnvResult {
     /// `(recovered at, recovery duration)`, ascending by recovery time.
     recoveries: Vec<(i64, i64)>,
     totals: Totals,
+    /// Since when the repository's first reviews are complete
+    /// ([`RepoEvents::reviews_since`]): a window starting before has no stages.
+    reviews_since: Option<i64>,
 }
 
 struct RepoResult {
@@ -413,6 +416,7 @@ fn analyse_repository(
                 stage_offsets: history.stage_offsets,
                 recoveries,
                 totals,
+                reviews_since: repo.reviews_since.map(|t| t.0),
             }
         })
         .collect();
@@ -568,7 +572,13 @@ fn windowed(
         );
     }
     let recovery_time = summary(samples);
-    let lead_time_stages = stages.then(|| {
+    // A window starting before a part's first reviews are complete would have
+    // `pickup` and `review` from some of its changes only (and so a wrong
+    // breakdown): no stages, like a window whose history is not complete.
+    let reviews_complete = parts
+        .iter()
+        .all(|part| part.reviews_since.is_none_or(|since| start >= since));
+    let lead_time_stages = (stages && reviews_complete).then(|| {
         std::array::from_fn(|stage| {
             samples.clear();
             for part in parts {

@@ -6,7 +6,7 @@
 use super::graph::{CommitGraph, StagedCommits};
 use crate::domain::{
     Commit, CommitSha, Compare, Deployment, DeploymentOutcome, DeploymentSource, Environment,
-    Incident, PullRequest, RepoName, ScopedIncident,
+    Incident, PullRequest, RepoName, ScopedIncident, Timestamp,
 };
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +36,11 @@ pub(crate) struct RepoEvents {
     /// The environments the repository's source reads as production (GitLab's
     /// tier `production`), counted besides the configured ones.
     pub(crate) declared_production: Vec<Environment>,
+    /// Since when the first reviews of the repository's pull requests are
+    /// complete (the source read them for every change deployed from then on);
+    /// `None`: no limit known (a source without reviews, or one that read them
+    /// all). A window starting before it has no lead-time stages.
+    pub(crate) reviews_since: Option<Timestamp>,
 }
 
 impl RepoEvents {
@@ -123,6 +128,10 @@ pub trait EventSink: Send {
     /// Sets the environments `repository`'s source reads as production (GitLab's
     /// tier `production`), replacing any set before.
     fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
+    /// Sets since when the first reviews of `repository`'s pull requests are
+    /// complete (the lead-time stages of a window starting before it are
+    /// absent), replacing any time set before.
+    fn reviews_since(&mut self, repository: &RepoName, since: Timestamp);
     /// Adds one incident of a team or a set of repositories (not of one
     /// repository; at any point of the loading, outside the
     /// repository-by-repository order).
@@ -165,6 +174,9 @@ impl EventSink for EventsBuilder {
     }
     fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>) {
         EventsBuilder::production_environments(self, repository, environments);
+    }
+    fn reviews_since(&mut self, repository: &RepoName, since: Timestamp) {
+        EventsBuilder::reviews_since(self, repository, since);
     }
     fn scoped_incident(&mut self, incident: ScopedIncident) {
         EventsBuilder::scoped_incident(self, incident);
@@ -315,6 +327,14 @@ impl EventsBuilder {
         environments: Vec<Environment>,
     ) -> &mut Self {
         self.repo(repository).events.declared_production = environments;
+        self
+    }
+
+    /// Sets since when the first reviews of `repository`'s pull requests are
+    /// complete: a window that starts before it has no lead-time stages (they
+    /// would come from part of its changes). Replaces any time set before.
+    pub fn reviews_since(&mut self, repository: &RepoName, since: Timestamp) -> &mut Self {
+        self.repo(repository).events.reviews_since = Some(since);
         self
     }
 

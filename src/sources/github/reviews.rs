@@ -40,7 +40,11 @@
 //!
 //! A pull request merged and deployed before the window start keeps an unknown
 //! first review (no `pickup`, no `review`): no window at or after the first
-//! sync holds its changes. A review once read is kept: a later write without
+//! sync holds its changes. So step 6's first sync also records the window's
+//! start as the time from which the first reviews are complete
+//! (`SyncBatch::reviews_since`, kept with its cursor): a window evaluated
+//! later that starts before it (`report --until`, `backfill`) has no stages
+//! rather than `pickup` and `review` from part of its changes. A review once read is kept: a later write without
 //! one (a listing that did not read it) leaves it (what is kept holds the
 //! first non-empty `first_review_at`).
 
@@ -241,6 +245,11 @@ impl RepoSync<'_> {
         let numbers: Vec<u64> = pulls.iter().map(|pull| pull.number).collect();
         let reviews = self.first_reviews(&numbers).await?;
         let mut batch = SyncBatch::new(self.repository.clone());
+        // At this step's first sync (for this window), the first reviews are
+        // complete from the window's start on once the batch is kept: every
+        // change deployed from then on has its pull request's review read. A
+        // window evaluated before it has no stages (`SyncBatch::reviews_since`).
+        batch.reviews_since = cursor.is_none().then_some(window_start);
         for mut pull in pulls {
             if let Some(Some(at)) = reviews.get(&pull.number) {
                 pull.first_review_at = Some(*at);

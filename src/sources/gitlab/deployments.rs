@@ -255,10 +255,17 @@ impl ProjectSync<'_> {
         let mut out = Vec::new();
         while let Some(body) = self.next_page(&mut pages).await? {
             for value in models::array(&body, &url)? {
-                out.extend(self.item(
-                    Endpoint::Environments,
-                    models::item::<WireEnvironment>(value, "environment"),
-                ));
+                // A name holding the token is never kept (nor its tier).
+                let environment =
+                    models::item::<WireEnvironment>(value, "environment").and_then(|environment| {
+                        let name = &environment.name;
+                        if self.client.redactor().redact(name) == *name {
+                            Ok(environment)
+                        } else {
+                            Err("environment: a name holding the token".to_owned())
+                        }
+                    });
+                out.extend(self.item(Endpoint::Environments, environment));
             }
         }
         Ok(out)

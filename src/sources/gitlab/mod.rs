@@ -278,8 +278,54 @@ impl ProjectSync<'_> {
         }
     }
 
-    /// Hands `batch` (with its cursors) on, to be kept in one transaction.
-    async fn apply(&self, batch: SyncBatch) -> Result<(), SourceError> {
+    /// Keeps the token out of what is handed on to be kept: GitLab's answers
+    /// are untrusted, and a server could echo the `PRIVATE-TOKEN` into any
+    /// value. A deployment to an environment whose name holds the token is
+    /// dropped (counted and logged as an item that cannot be read), as is such
+    /// a tier-production name; in free text (commit messages, labels, a
+    /// cursor's opaque part) the token is masked.
+    fn keep_token_out(&self, batch: &mut SyncBatch) {
+        let redactor = self.client.redactor();
+        let holds = |text: &str| redactor.redact(text) != text;
+        let listed = batch.deployments.len();
+        batch
+            .deployments
+            .retain(|deployment| !holds(deployment.environment.as_str()));
+        for _ in batch.deployments.len()..listed {
+            self.item::<()>(
+                Endpoint::Deployments,
+                Err("environment: a name holding the token".to_owned()),
+            );
+        }
+        if let Some(names) = batch.production_environments.as_mut() {
+            names.retain(|name| !holds(name.as_str()));
+        }
+        let labels = batch
+            .incidents
+            .iter_mut()
+            .flat_map(|incident| incident.labels.iter_mut())
+            .chain(
+                batch
+                    .pull_requests
+                    .iter_mut()
+                    .flat_map(|pull| pull.labels.iter_mut()),
+            );
+        let messages = batch.commits.iter_mut().map(|commit| &mut commit.message);
+        let opaque = batch
+            .cursors
+            .iter_mut()
+            .filter_map(|(_, cursor)| cursor.opaque.as_mut());
+        for text in labels.chain(messages).chain(opaque) {
+            if holds(text) {
+                *text = redactor.redact(text);
+            }
+        }
+    }
+
+    /// Hands `batch` (with its cursors) on, to be kept in one transaction,
+    /// the token kept out of it ([`Self::keep_token_out`]).
+    async fn apply(&self, mut batch: SyncBatch) -> Result<(), SourceError> {
+        self.keep_token_out(&mut batch);
         if batch.is_empty() {
             return Ok(());
         }

@@ -4,11 +4,13 @@
 //!
 //! `load_events` and `read_repository` each run in one `REPEATABLE READ READ
 //! ONLY` transaction (one consistent snapshot while the daemon writes).
-//! `load_events` reads each table once for all its repositories, ordered by
-//! repository, through portals that fetch many rows a round trip, and feeds the
-//! sink one whole repository after the other; rows are decoded straight into the
-//! sink. (A large load runs this on several connections at once, each with its
-//! own share of the repositories: see `PostgresStore::load_events_parallel`.)
+//! `load_events` reads each table but the commits once for all its repositories,
+//! ordered by repository, through portals that fetch many rows a round trip; the
+//! commits, by far the largest table, one query per repository that returns them
+//! aggregated into one row (see [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]). It feeds
+//! the sink one whole repository after the other, decoding straight into it. (A
+//! large load runs this on several connections at once, each with its own share
+//! of the repositories: see `PostgresStore::load_events_parallel`.)
 
 use super::pg_error;
 use crate::domain::{
@@ -17,12 +19,12 @@ use crate::domain::{
     Timestamp, REVERT_MESSAGE_PREFIX,
 };
 use crate::dora::EventSink as EngineSink;
-use crate::store::sqlite::codec::{outcome_from_columns, unpack_shas_into};
+use crate::store::sqlite::codec::{outcome_from_columns, unpack_shas_into, SHA_BYTES};
 use crate::store::sqlite::read::{BuilderSink, Decoder, EventSink};
 use crate::store::{
     CommitRecord, Cursor, CursorKey, StoreCounts, StoreError, SyncBatch, SyncStatus,
 };
-use postgres::{GenericClient, IsolationLevel, Portal, Row, Transaction};
+use postgres::{GenericClient, IsolationLevel, Portal, Row, Statement, Transaction};
 use std::collections::{HashMap, HashSet};
 
 fn repo_id(
@@ -452,7 +454,7 @@ pub(super) fn scoped_incidents(
 }
 
 /// The tables of a repository's events, in the order they are read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Table {
     Deployments,
     Commits,
@@ -460,16 +462,18 @@ enum Table {
     Incidents,
     PullRequests,
     ProductionEnvironments,
+    ReviewHorizons,
 }
 
 impl Table {
-    const ALL: [Table; 6] = [
+    const ALL: [Table; 7] = [
         Table::Deployments,
         Table::Commits,
         Table::Compares,
         Table::Incidents,
         Table::PullRequests,
         Table::ProductionEnvironments,
+        Table::ReviewHorizons,
     ];
 
     /// `SELECT <columns> FROM <table>` (the commits' subjects with `messages`).
@@ -491,6 +495,7 @@ impl Table {
             Table::ProductionEnvironments => {
                 "SELECT environment FROM production_environments".to_owned()
             }
+            Table::ReviewHorizons => "SELECT since FROM review_horizons".to_owned(),
         }
     }
 
@@ -503,6 +508,7 @@ impl Table {
             Table::Incidents => "source, number",
             Table::PullRequests => "number",
             Table::ProductionEnvironments => "environment",
+            Table::ReviewHorizons => "since",
         }
     }
 
@@ -534,6 +540,7 @@ impl Table {
             Table::Incidents => "reading incidents",
             Table::PullRequests => "reading pull requests",
             Table::ProductionEnvironments => "reading production environments",
+            Table::ReviewHorizons => "reading the first-review horizon",
         }
     }
 
@@ -545,6 +552,7 @@ impl Table {
             Table::Incidents => "incidents",
             Table::PullRequests => "pull_requests",
             Table::ProductionEnvironments => "production_environments",
+            Table::ReviewHorizons => "review_horizons",
         }
     }
 }
@@ -557,6 +565,8 @@ struct RowDecoder<'a> {
     parents: Vec<CommitSha>,
     /// The production environments read so far (handed over by `finish`).
     environments: Vec<Environment>,
+    /// The first-review horizon, when kept (handed over by `finish`).
+    reviews_since: Option<Timestamp>,
 }
 
 impl<'a> RowDecoder<'a> {
@@ -566,6 +576,7 @@ impl<'a> RowDecoder<'a> {
             repository,
             parents: Vec::new(),
             environments: Vec::new(),
+            reviews_since: None,
         }
     }
 
@@ -682,14 +693,21 @@ impl<'a> RowDecoder<'a> {
                         .map_err(|_| decoder.corrupt("production environment"))?,
                 );
             }
+            Table::ReviewHorizons => {
+                self.reviews_since = Some(Timestamp(row.try_get(0).map_err(&db)?));
+            }
         }
         Ok(())
     }
 
-    /// Hands the repository's production environments, if any, to `sink`.
+    /// Hands the repository's production environments and first-review
+    /// horizon, if any, to `sink`.
     fn finish(self, sink: &mut impl EventSink) {
         if !self.environments.is_empty() {
             sink.production_environments(self.repository, self.environments);
+        }
+        if let Some(since) = self.reviews_since {
+            sink.reviews_since(self.repository, since);
         }
     }
 }
@@ -753,6 +771,94 @@ impl TableCursor {
         }
         Ok(self.rows.pop())
     }
+}
+
+/// One repository's commits (`$1`, its id) as one row of columns that each hold
+/// a field of every commit, in the same order: their count, their shas (20 bytes
+/// each), their author dates and shapes packed in one number each (decimal,
+/// comma-separated; see [`COMMIT_SHAPE_BITS`]), and their parents (20 bytes
+/// each). `load_events` reads commits this way, the largest table by far: a row
+/// per commit cost the server a message of five fields and the client a row to
+/// take apart, most of a large load's time; aggregated, the server appends to
+/// three buffers and the client walks them. (Numbers go as text: PostgreSQL's
+/// binary send of an array allocates a buffer per element.) Every aggregate of
+/// one query sees the rows in the same order. PostgreSQL holds one value to 1 GB,
+/// so a repository can have some 20 million commits (about 50 bytes of sha and
+/// parents each) before this query fails.
+const COMMITS_OF_A_REPOSITORY_AGGREGATED: &str = "\
+    SELECT count(*), string_agg(sha, ''::bytea), \
+           string_agg((author_date * 2097152 + length(parents) / 10 + is_revert::int)::text, ','), \
+           string_agg(parents, ''::bytea) \
+    FROM commits WHERE repo_id = $1";
+
+/// The low bits of a packed commit number that hold its shape, twice the number
+/// of its parents plus one for a revert (the 2,097,152 of
+/// [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]); the author date is the rest. A commit
+/// of a million parents or more would spill into the date and leave parents'
+/// bytes unaccounted for: the load then fails as corrupt, never wrong. An author
+/// date beyond ±139,000 years fails the query (bigint out of range).
+const COMMIT_SHAPE_BITS: u32 = 21;
+
+/// Reads one repository's commits with [`COMMITS_OF_A_REPOSITORY_AGGREGATED`]
+/// into `sink`, reusing `parents`.
+fn load_commits(
+    tx: &mut Transaction<'_>,
+    statement: &Statement,
+    target: &str,
+    repository: &RepoName,
+    repo_id: i64,
+    parents: &mut Vec<CommitSha>,
+    sink: &mut impl EventSink,
+) -> Result<(), StoreError> {
+    let db = pg_error(target, Table::Commits.operation());
+    let row = tx.query_one(statement, &[&repo_id]).map_err(&db)?;
+    let count: i64 = row.try_get(0).map_err(&db)?;
+    if count == 0 {
+        return Ok(());
+    }
+    let shas: &[u8] = row.try_get(1).map_err(&db)?;
+    let packed: &str = row.try_get(2).map_err(&db)?;
+    let all_parents: &[u8] = row.try_get(3).map_err(&db)?;
+    let decoder = Decoder {
+        path: target,
+        table: Table::Commits.name(),
+    };
+    let count = usize::try_from(count).map_err(|_| decoder.corrupt("count of commits"))?;
+    if shas.len() != count * SHA_BYTES {
+        return Err(decoder.corrupt("commit shas (not one for each commit)"));
+    }
+    let mut packed = packed.split(',');
+    let mut offset = 0usize;
+    for sha in shas.chunks_exact(SHA_BYTES) {
+        let sha = decoder.sha(sha, "commit sha")?;
+        let corrupt = |field: &str| decoder.corrupt(format!("{field} of commit {sha}"));
+        let number: i64 = packed
+            .next()
+            .and_then(|number| number.parse().ok())
+            .ok_or_else(|| corrupt("author date"))?;
+        let author_date = number.div_euclid(1 << COMMIT_SHAPE_BITS);
+        let shape = number.rem_euclid(1 << COMMIT_SHAPE_BITS) as usize;
+        let length = shape / 2 * SHA_BYTES;
+        let blob = all_parents
+            .get(offset..offset + length)
+            .ok_or_else(|| corrupt("parents"))?;
+        offset += length;
+        if !unpack_shas_into(blob, parents) {
+            return Err(corrupt("parents"));
+        }
+        sink.commit(
+            repository,
+            sha,
+            parents,
+            Timestamp(author_date),
+            shape % 2 == 1,
+            None,
+        );
+    }
+    if packed.next().is_some() || offset != all_parents.len() {
+        return Err(decoder.corrupt("commits (their fields disagree in number)"));
+    }
+    Ok(())
 }
 
 /// Starts a read-only transaction that sees one snapshot throughout.
@@ -823,8 +929,9 @@ pub(super) fn load_events(
     if ids.is_empty() {
         return tx.commit().map_err(pg_error(target, "ending a read"));
     }
+    let mut parents = Vec::new();
     let mut cursors = Vec::with_capacity(Table::ALL.len());
-    for table in Table::ALL {
+    for table in Table::ALL.into_iter().filter(|&t| t != Table::Commits) {
         let portal = tx
             .bind(&table.of_repositories(), &[&ids])
             .map_err(pg_error(target, table.operation()))?;
@@ -835,7 +942,18 @@ pub(super) fn load_events(
             drained: false,
         });
     }
-    for (&repo_id, repository) in ids.iter().zip(known) {
+    // Index scans are off for the commits, from here to the end of this read-only
+    // transaction: with them the server fetched each row of a repository through
+    // the primary key's index, most of its work in a large load; without, it reads
+    // each page of the repository's rows once (a bitmap scan). The other tables'
+    // portals, bound (and so planned) before, read in identity order through their
+    // indexes.
+    tx.batch_execute("SET LOCAL enable_indexscan = off")
+        .map_err(pg_error(target, Table::Commits.operation()))?;
+    let commits = tx
+        .prepare(COMMITS_OF_A_REPOSITORY_AGGREGATED)
+        .map_err(pg_error(target, Table::Commits.operation()))?;
+    for (&repo_id, &repository) in ids.iter().zip(&known) {
         let mut sink = BuilderSink {
             builder: &mut *builder,
         };
@@ -843,6 +961,17 @@ pub(super) fn load_events(
         for cursor in &mut cursors {
             while let Some(row) = cursor.next_of(&mut tx, target, repo_id)? {
                 decoder.row(cursor.table, &row, &mut sink)?;
+            }
+            if cursor.table == Table::Deployments {
+                load_commits(
+                    &mut tx,
+                    &commits,
+                    target,
+                    repository,
+                    repo_id,
+                    &mut parents,
+                    &mut sink,
+                )?;
             }
         }
         decoder.finish(&mut sink);

@@ -171,6 +171,24 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX leases_holder ON leases (holder);
     "#,
+    // Version 4: the SQLite schema's version 9: since when each repository's
+    // first reviews are complete for the lead-time stages, filled for a
+    // database kept by an earlier version from its first-review cursors (the
+    // latest `updated_at − within`; a hashed name counts as `within = 0`).
+    r#"
+    CREATE TABLE review_horizons (
+        repo_id bigint PRIMARY KEY REFERENCES repositories (id),
+        since   bigint NOT NULL
+    );
+    INSERT INTO review_horizons (repo_id, since)
+        SELECT repo_id, max(updated_at - coalesce(
+            substring(endpoint FROM '&within=([0-9]+)[ds]$')::bigint
+                * CASE WHEN endpoint LIKE '%d' THEN 86400 ELSE 1 END,
+            0))
+        FROM cursors
+        WHERE endpoint LIKE 'pull\_reviews?%' OR endpoint LIKE 'pull\_reviews#%'
+        GROUP BY repo_id;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

@@ -207,6 +207,7 @@ pub(super) fn apply(
         cursors: writer.cursors(&batch.cursors)?,
     };
     writer.production_environments(batch)?;
+    writer.reviews_since(batch)?;
     tx.commit()
         .map_err(pg_error(target, "committing a sync batch"))?;
     Ok(stats)
@@ -642,6 +643,22 @@ impl Writer<'_, '_> {
             &[(&repo_id, Type::INT8), (&names, Type::TEXT_ARRAY)],
         )
         .map_err(&db)?;
+        Ok(())
+    }
+
+    /// Replaces the repository's first-review horizon when the batch carries
+    /// one.
+    fn reviews_since(&mut self, batch: &SyncBatch) -> Result<(), StoreError> {
+        let repo_id = self.repo_id;
+        let Some(since) = batch.reviews_since else {
+            return Ok(());
+        };
+        self.query(
+            "INSERT INTO review_horizons (repo_id, since) VALUES ($1, $2) \
+                 ON CONFLICT (repo_id) DO UPDATE SET since = excluded.since",
+            &[(&repo_id, Type::INT8), (&since.0, Type::INT8)],
+        )
+        .map_err(pg_error(self.target, "storing the first-review horizon"))?;
         Ok(())
     }
 

@@ -447,6 +447,7 @@ pub(in crate::store) trait EventSink {
     fn incident(&mut self, incident: Incident);
     fn pull_request(&mut self, pull_request: PullRequest);
     fn production_environments(&mut self, repository: &RepoName, environments: Vec<Environment>);
+    fn reviews_since(&mut self, repository: &RepoName, since: Timestamp);
 }
 
 /// The engine's sink, fed what it reads (commit messages are not read).
@@ -486,6 +487,9 @@ impl EventSink for BuilderSink<'_> {
         self.builder
             .production_environments(repository, environments);
     }
+    fn reviews_since(&mut self, repository: &RepoName, since: Timestamp) {
+        self.builder.reviews_since(repository, since);
+    }
 }
 
 impl EventSink for SyncBatch {
@@ -523,6 +527,9 @@ impl EventSink for SyncBatch {
     fn production_environments(&mut self, _repository: &RepoName, environments: Vec<Environment>) {
         self.production_environments = Some(environments);
     }
+    fn reviews_since(&mut self, _repository: &RepoName, since: Timestamp) {
+        self.reviews_since = Some(since);
+    }
 }
 
 /// Reads every event of one repository in identity order into `sink`.
@@ -538,7 +545,26 @@ fn stream_repository(
     stream_compares(conn, path, repository, repo_id, sink)?;
     stream_incidents(conn, path, repository, repo_id, sink)?;
     stream_pull_requests(conn, path, repository, repo_id, sink)?;
-    stream_production_environments(conn, path, repository, repo_id, sink)
+    stream_production_environments(conn, path, repository, repo_id, sink)?;
+    stream_reviews_since(conn, path, repository, repo_id, sink)
+}
+
+/// Since when the repository's first reviews are complete, when that is kept.
+fn stream_reviews_since(
+    conn: &Connection,
+    path: &str,
+    repository: &RepoName,
+    repo_id: i64,
+    sink: &mut impl EventSink,
+) -> Result<(), StoreError> {
+    let since: Option<i64> = conn
+        .prepare_cached("SELECT since FROM review_horizons WHERE repo_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([repo_id], |row| row.get(0)).optional())
+        .map_err(db_error(path, "reading the first-review horizon"))?;
+    if let Some(since) = since {
+        sink.reviews_since(repository, Timestamp(since));
+    }
+    Ok(())
 }
 
 /// The repository's source-declared production environments, when it has any.

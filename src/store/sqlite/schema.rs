@@ -307,6 +307,32 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sync_status ADD COLUMN history_since INTEGER;
     "#,
+    // Version 9: since when each repository's pull requests' first reviews are
+    // complete for the lead-time stages (`docs/computation.md` § Lead-time
+    // stages): GitHub reads them for the changes deployed within the longest
+    // window from its first sync on, so a window starting before that has
+    // `pickup` and `review` from part of its changes. Written by the source
+    // (`SyncBatch::reviews_since`). A store kept by an earlier version gets, per
+    // repository with a first-review cursor (`pull_reviews?…&within=90d`), the
+    // latest `updated_at − within` of those cursors: the reviews were complete
+    // from at most that (a hashed name, whose window is unknown, counts as
+    // `within = 0`: later still, never too early).
+    r#"
+    CREATE TABLE review_horizons (
+        repo_id INTEGER PRIMARY KEY REFERENCES repositories (id),
+        since   INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO review_horizons (repo_id, since)
+        SELECT repo_id, max(updated_at - CASE
+            WHEN endpoint LIKE 'pull\_reviews?%&within=%' ESCAPE '\' THEN
+                CAST(rtrim(substr(endpoint, instr(endpoint, '&within=') + 8), 'ds') AS INTEGER)
+                * CASE WHEN endpoint LIKE '%d' THEN 86400 ELSE 1 END
+            ELSE 0 END)
+        FROM cursors
+        WHERE endpoint LIKE 'pull\_reviews?%' ESCAPE '\'
+           OR endpoint LIKE 'pull\_reviews#%' ESCAPE '\'
+        GROUP BY repo_id;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

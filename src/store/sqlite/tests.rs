@@ -797,7 +797,7 @@ fn a_version_6_store_gains_repository_teams_and_history_since_in_versions_7_and_
             .is_err());
     }
     let mut store = SqliteStore::open(&path).unwrap();
-    assert_eq!(SCHEMA_VERSION, 8);
+    assert_eq!(SCHEMA_VERSION, 9);
     assert_eq!(pragma_i64(&store, "user_version"), SCHEMA_VERSION);
     // What version 6 kept is unchanged; neither repository has a known
     // history start (synced before the store kept it).

@@ -137,6 +137,7 @@ pub(crate) fn apply(
         cursors: writer.cursors(batch)?,
     };
     writer.production_environments(batch)?;
+    writer.reviews_since(batch)?;
     tx.commit()
         .map_err(db_error(path, "committing a sync batch"))?;
     Ok(stats)
@@ -467,6 +468,22 @@ impl Writer<'_> {
                 .execute(rusqlite::params![self.repo_id, environment.as_str()])
                 .map_err(&db)?;
         }
+        Ok(())
+    }
+
+    /// Replaces the repository's first-review horizon when the batch carries
+    /// one (not counted in [`ApplyStats`] either).
+    fn reviews_since(&self, batch: &SyncBatch) -> Result<(), StoreError> {
+        let Some(since) = batch.reviews_since else {
+            return Ok(());
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO review_horizons (repo_id, since) VALUES (?1, ?2) \
+                 ON CONFLICT (repo_id) DO UPDATE SET since = excluded.since",
+            )
+            .and_then(|mut insert| insert.execute(rusqlite::params![self.repo_id, since.0]))
+            .map_err(db_error(self.path, "storing the first-review horizon"))?;
         Ok(())
     }
 

@@ -109,6 +109,11 @@ pub struct SimOptions {
     pub secondary_limits: Option<SecondaryLimits>,
     /// Served as GitHub Enterprise Server is (off by default: github.com).
     pub enterprise: bool,
+    /// A team's repositories (`GET /orgs/{org}/teams/{team_slug}/repos`) name
+    /// the team's `role_name` (on by default, as github.com does); off, they
+    /// give only the `permissions` flags, as older GitHub Enterprise Server
+    /// releases do.
+    pub team_role_names: bool,
 }
 
 impl Default for SimOptions {
@@ -124,6 +129,7 @@ impl Default for SimOptions {
             installation_budgets: InstallationBudgets::Flat,
             secondary_limits: None,
             enterprise: false,
+            team_role_names: true,
         }
     }
 }
@@ -367,6 +373,8 @@ struct Shared {
     /// The one token accepted (replaceable, as a rotated token is).
     token: RwLock<String>,
     base_url: String,
+    /// [`SimOptions::team_role_names`].
+    team_role_names: bool,
     state: Mutex<ServerState>,
     #[cfg(feature = "chaos")]
     chaos: Mutex<chaos::ChaosState>,
@@ -537,6 +545,7 @@ impl SimServer {
                 .map(|l| Mutex::new(SecondaryState::new(l))),
             token: RwLock::new(options.token),
             base_url: base_url.clone(),
+            team_role_names: options.team_role_names,
             state: Mutex::new(ServerState {
                 budget: Budget {
                     limit: options.rate_limit,
@@ -880,6 +889,17 @@ pub const ENTERPRISE_GRAPHQL_PATH: &str = "/api/graphql";
 /// GitHub Enterprise Server's layout over github.com's routes: `/api/v3/...` is
 /// `/...`, `/api/graphql` is `/graphql`, any other path is GHES's `404`; and
 /// rate limiting is off (GHES's default), so no answer carries `x-ratelimit-*`.
+/// A team's repositories as older GitHub Enterprise Server releases list them:
+/// without `role_name` (the `permissions` flags only).
+fn without_role_names(mut reply: api::Reply) -> api::Reply {
+    if let Some(items) = reply.body.as_array_mut() {
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            item.remove("role_name");
+        }
+    }
+    reply
+}
+
 async fn enterprise_layout(mut request: Request, next: axum::middleware::Next) -> Response {
     let path = request.uri().path();
     let inner = if path == ENTERPRISE_GRAPHQL_PATH {
@@ -1083,7 +1103,12 @@ impl Shared {
             }
             Some(route) => {
                 let org = org_lock.read().unwrap_or_else(|p| p.into_inner());
-                api::respond(&org, &self.base_url, route, &query)
+                let reply = api::respond(&org, &self.base_url, route, &query);
+                if self.team_role_names || !matches!(route.endpoint, Endpoint::TeamRepos { .. }) {
+                    reply
+                } else {
+                    reply.map(without_role_names)
+                }
             }
         };
         match result {
