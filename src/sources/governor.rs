@@ -19,8 +19,13 @@
 //! - retries server errors (5xx), network failures (resets, timeouts), truncated
 //!   bodies and bodies that are not JSON with bounded exponential backoff and jitter;
 //! - bounds the requests in flight per token ([`RetryPolicy::max_concurrency`]);
-//! - counts the time requests spent held back by rate limits and the retries by
-//!   reason, for the health metrics.
+//! - when built [`Governor::with_pace`] (GitHub's clients), paces the token's
+//!   requests under GitHub's secondary per-minute points (900 REST, 2,000
+//!   GraphQL over any minute: [`SecondaryPace`]): a request that would go over
+//!   waits until enough points have left the window, rather than being sent and
+//!   refused (`pace.rs` does the counting);
+//! - counts the time requests spent held back by rate limits (pacing included)
+//!   and the retries by reason, for the health metrics.
 //!
 //! The policy (bounds and waits) is one [`RetryPolicy`] with production defaults as
 //! named constants; tests inject a fast one.
@@ -36,6 +41,7 @@
 //! `daemon/retry.rs`).
 
 use crate::domain::Timestamp;
+use crate::sources::pace::{Api, PaceWait, Pacer, SecondaryPace, READ_POINTS};
 use crate::sources::RateLimit;
 use http::HeaderMap;
 use std::collections::BTreeMap;
@@ -115,6 +121,10 @@ pub struct RetryPolicy {
     pub max_rate_limit_wait: Duration,
     /// Requests in flight per token (at least 1).
     pub max_concurrency: usize,
+    /// The secondary per-minute points GitHub's clients pace each principal
+    /// under (`None`: not paced, only the refusals are waited out). Other
+    /// sources' governors are built without it.
+    pub github_secondary_pace: Option<SecondaryPace>,
 }
 
 impl Default for RetryPolicy {
@@ -126,6 +136,7 @@ impl Default for RetryPolicy {
             min_secondary_wait: DEFAULT_MIN_SECONDARY_WAIT,
             max_rate_limit_wait: DEFAULT_MAX_RATE_LIMIT_WAIT,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            github_secondary_pace: Some(SecondaryPace::GITHUB),
         }
     }
 }
@@ -297,6 +308,8 @@ struct State {
     pending: BTreeMap<String, u64>,
     /// A secondary limit holds every request of the token until then.
     paused_until: Option<Instant>,
+    /// The per-minute points of the token's requests, when it is paced.
+    pacer: Option<Pacer>,
     waited: Duration,
     retries: BTreeMap<RetryReason, u64>,
 }
@@ -333,6 +346,8 @@ pub struct Governor {
 struct InFlight<'a> {
     governor: &'a Governor,
     resource: &'a str,
+    /// Its secondary points.
+    points: u64,
     headers: Option<HeaderMap>,
 }
 
@@ -341,6 +356,9 @@ impl Drop for InFlight<'_> {
         let mut state = self.governor.state();
         if let Some(headers) = &self.headers {
             observe(&mut state, headers, self.resource);
+        }
+        if let Some(pacer) = &mut state.pacer {
+            pacer.answered(api_of(self.resource), self.points, Instant::now());
         }
         if let Some(pending) = state.pending.get_mut(self.resource) {
             *pending = pending.saturating_sub(1);
@@ -351,13 +369,22 @@ impl Drop for InFlight<'_> {
 }
 
 impl Governor {
-    /// A governor with `policy` (a concurrency of 0 is taken as 1).
+    /// A governor with `policy` (a concurrency of 0 is taken as 1), not paced.
     pub fn new(policy: RetryPolicy) -> Governor {
+        Governor::with_pace(policy, None)
+    }
+
+    /// A governor with `policy` that paces its requests under `pace` (GitHub's
+    /// secondary limits), if any.
+    pub fn with_pace(policy: RetryPolicy, pace: Option<SecondaryPace>) -> Governor {
         let permits = Semaphore::new(policy.max_concurrency.max(1));
         Governor {
             policy,
             permits,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                pacer: pace.map(Pacer::new),
+                ..State::default()
+            }),
             answered: Notify::new(),
         }
     }
@@ -374,10 +401,30 @@ impl Governor {
     /// Sends one request through the governor: `attempt` builds and sends it once
     /// and is called again for each retry. `resource` is the rate-limit resource
     /// the request is charged to (`core` for REST, `graphql`); `url` names the
-    /// request in errors and logs.
+    /// request in errors and logs. Each attempt costs [`READ_POINTS`] of the
+    /// secondary pace (a `GET`, a GraphQL query).
     pub async fn send<T, E, F, Fut>(
         &self,
         resource: &str,
+        url: &str,
+        cancel: &CancellationToken,
+        attempt: F,
+    ) -> Result<T, E>
+    where
+        E: GovernedError,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Attempt<T, E>>,
+    {
+        self.send_points(resource, READ_POINTS, url, cancel, attempt)
+            .await
+    }
+
+    /// [`Governor::send`] for a request each attempt of which costs `points` of
+    /// the secondary pace (`pace::WRITE_POINTS` for a `POST`).
+    pub async fn send_points<T, E, F, Fut>(
+        &self,
+        resource: &str,
+        points: u64,
         url: &str,
         cancel: &CancellationToken,
         mut attempt: F,
@@ -395,10 +442,11 @@ impl Governor {
                 () = cancel.cancelled() => return Err(E::cancelled()),
                 permit = self.permits.acquire() => permit.map_err(|_| E::cancelled())?,
             };
-            self.wait_turn(resource, url, cancel).await?;
+            self.wait_turn(resource, points, url, cancel).await?;
             let mut in_flight = InFlight {
                 governor: self,
                 resource,
+                points,
                 headers: None,
             };
             let outcome = attempt().await;
@@ -507,11 +555,13 @@ impl Governor {
         state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
     }
 
-    /// Waits until a request for `resource` may be sent, then counts it in flight
-    /// (the caller's [`InFlight`] uncounts it).
+    /// Waits until a request for `resource` costing `points` of the secondary
+    /// pace may be sent, then counts it in flight (the caller's [`InFlight`]
+    /// uncounts it).
     async fn wait_turn<E: GovernedError>(
         &self,
         resource: &str,
+        points: u64,
         url: &str,
         cancel: &CancellationToken,
     ) -> Result<(), E> {
@@ -534,7 +584,12 @@ impl Governor {
                         return Err(exhausted(&state, resource, url));
                     }
                     wait
+                } else if let Some(paced) = pace_wait(&mut state, resource, points, now) {
+                    paced
                 } else {
+                    if let Some(pacer) = &mut state.pacer {
+                        pacer.sent(api_of(resource), points);
+                    }
                     *state.pending.entry(resource.to_owned()).or_default() += 1;
                     return Ok(());
                 }
@@ -577,6 +632,26 @@ impl Governor {
                 .map(|r| (*r, state.retries.get(r).copied().unwrap_or(0)))
                 .collect(),
         }
+    }
+}
+
+/// Which secondary limit a request charged to `resource` counts against.
+fn api_of(resource: &str) -> Api {
+    if resource == GRAPHQL_RESOURCE {
+        Api::Graphql
+    } else {
+        Api::Rest
+    }
+}
+
+/// How long a request for `resource` costing `points` waits for the pace, if
+/// the governor paces and the window is full. Waiting for an answer, it waits
+/// at most a window: the answer's notification ends the wait sooner.
+fn pace_wait(state: &mut State, resource: &str, points: u64, now: Instant) -> Option<Duration> {
+    let pacer = state.pacer.as_mut()?;
+    match pacer.wait(api_of(resource), points, now)? {
+        PaceWait::Until(until) => Some(until.saturating_duration_since(now)),
+        PaceWait::Answer => Some(pacer.window()),
     }
 }
 
@@ -675,6 +750,7 @@ fn ceil_secs(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::pace::WRITE_POINTS;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Arc;
 
@@ -884,6 +960,88 @@ mod tests {
         // Both requests were held back: about 60 s + 59 s.
         let waited = governor.health().rate_limit_wait_seconds;
         assert!((118.0..=140.0).contains(&waited), "{waited}");
+    }
+
+    /// Sends `count` requests of `points` each for `resource` one after the
+    /// other, each answered at once: when each was sent, from `start`.
+    async fn burst(
+        governor: &Governor,
+        resource: &str,
+        points: u64,
+        count: usize,
+        start: Instant,
+    ) -> Vec<Duration> {
+        let cancel = CancellationToken::new();
+        let mut sent = Vec::with_capacity(count);
+        for _ in 0..count {
+            let at = governor
+                .send_points(resource, points, URL, &cancel, || async {
+                    ok(Instant::now(), None)
+                })
+                .await
+                .unwrap();
+            sent.push(at - start);
+        }
+        sent
+    }
+
+    /// `sent` is `expected`, give or take the timer's millisecond ticks.
+    fn at(sent: Duration, expected: Duration) {
+        assert!(
+            sent >= expected && sent <= expected + Duration::from_millis(5),
+            "{sent:?}, expected {expected:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_governor_sends_2000_graphql_points_in_a_minute_and_waits_for_the_2001st() {
+        let pace = SecondaryPace::GITHUB;
+        let governor = Governor::with_pace(RetryPolicy::default(), Some(pace.clone()));
+        let start = Instant::now();
+        let sent = burst(&governor, GRAPHQL_RESOURCE, READ_POINTS, 2_001, start).await;
+        // 2,000 queries at once (the loopback's speed), then the 2,001st once
+        // the first one's answer is a window (a minute and the margin) old.
+        assert_eq!(sent[1_999], Duration::ZERO);
+        at(sent[2_000], pace.window);
+        // The REST points are a limit of their own: not held by GraphQL's.
+        let rest = burst(&governor, CORE_RESOURCE, READ_POINTS, 1, start).await;
+        at(rest[0], pace.window);
+        // The second window: the 2,000 points of the first have left it at
+        // once, as they were answered at once.
+        let more = burst(&governor, GRAPHQL_RESOURCE, READ_POINTS, 1_999, start).await;
+        at(more[1_998], pace.window);
+        let next = burst(&governor, GRAPHQL_RESOURCE, READ_POINTS, 1, start).await;
+        at(next[0], pace.window * 2);
+        let waited = governor.health().rate_limit_wait_seconds;
+        at(Duration::from_secs_f64(waited), pace.window * 2);
+        assert_eq!(retries(&governor, RetryReason::SecondaryRateLimit), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_governor_sends_900_rest_points_in_a_minute_a_post_costing_five() {
+        let pace = SecondaryPace::GITHUB;
+        let governor = Governor::with_pace(RetryPolicy::default(), Some(pace.clone()));
+        let start = Instant::now();
+        let sent = burst(&governor, CORE_RESOURCE, READ_POINTS, 901, start).await;
+        assert_eq!(sent[899], Duration::ZERO);
+        at(sent[900], pace.window);
+        // 897 points in the second window: a POST (5 points) does not fit in
+        // the 3 left and waits for the third window.
+        let gets = burst(&governor, CORE_RESOURCE, READ_POINTS, 896, start).await;
+        at(gets[895], pace.window);
+        let post = burst(&governor, CORE_RESOURCE, WRITE_POINTS, 1, start).await;
+        at(post[0], pace.window * 2);
+        // GraphQL was never held back.
+        let graphql = burst(&governor, GRAPHQL_RESOURCE, READ_POINTS, 1, start).await;
+        at(graphql[0], pace.window * 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_governor_built_without_a_pace_does_not_pace() {
+        let governor = Governor::new(RetryPolicy::default());
+        let start = Instant::now();
+        let sent = burst(&governor, GRAPHQL_RESOURCE, READ_POINTS, 2_001, start).await;
+        assert_eq!(sent[2_000], Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,7 +4,8 @@
 //! (deployments only; the repository's code host gives its change sets) and
 //! [`pagerduty`] (incidents of services; its sync units are services, named like
 //! repositories). [`governor`] is the rate-limit and retry policy every client
-//! sends through; [`http`] what the HTTP clients share (token masking, `Link`
+//! sends through (with [`pace`]'s counting of GitHub's secondary per-minute
+//! points); [`http`] what the HTTP clients share (token masking, `Link`
 //! headers); `rest` the plain JSON client of Argo CD and Jenkins.
 //!
 //! A source syncs one repository at a time: it reads what is new since the cursors
@@ -29,6 +30,7 @@ mod health;
 pub mod http;
 pub mod jenkins;
 mod ledger;
+pub mod pace;
 pub mod pagerduty;
 pub mod rest;
 

@@ -16,8 +16,10 @@ use dora_collector::daemon::{
     self, demo, CancellationToken, Clock, ManualClock, RepoOutcome, RunOptions,
 };
 use dora_collector::domain::RepoName;
-use dora_collector::sim::{ChaosOptions, Fault, Org, OrgSpec, SimHandle, SimOptions, SimServer};
-use dora_collector::sources::github::RetryPolicy;
+use dora_collector::sim::{
+    ChaosOptions, Fault, Org, OrgSpec, SecondaryLimits, SimHandle, SimOptions, SimServer,
+};
+use dora_collector::sources::github::{RetryPolicy, SecondaryPace};
 use dora_collector::store::{SqliteStore, Store, SyncBatch};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -372,6 +374,71 @@ async fn a_tiny_budget_is_waited_out_never_overdrawn() {
     let remaining =
         health["dora_collector_rate_limit_remaining{source=\"github\",credential=\"token\",resource=\"core\"}"];
     assert!(remaining < budget as f64, "{remaining}");
+}
+
+/// GitHub's secondary limits, held by the simulator on a 1 s minute
+/// (`SecondaryLimits::scaled(60.0)`) with a few points each so that a small
+/// organisation's first sync crosses them several times: the collector paces the
+/// token under the same points and window, waits before sending rather than
+/// running into a `403`, and exports what an unlimited run does. (Without the
+/// pace the same run is refused: `secondary_counts().refused() > 0`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_sync_is_never_refused_by_the_secondary_limits() {
+    /// REST and GraphQL points of the simulator's minute, each.
+    const POINTS: u64 = 5;
+    /// How many times faster than GitHub's the simulator's minute runs.
+    const SPEED: f64 = 60.0;
+    let org = small_organisation_times(1);
+    let (clean, clean_sim) = run(&org, SimOptions::default(), fast_retries()).await;
+    let counts = clean_sim.request_counts();
+    let graphql: u64 = counts
+        .by_route_status
+        .iter()
+        .filter(|((route, _), _)| *route == "POST /graphql")
+        .map(|(_, n)| n)
+        .sum();
+    let rest = counts.total - graphql;
+    assert!(
+        graphql > 2 * POINTS && rest > 2 * POINTS,
+        "{graphql} GraphQL and {rest} REST requests: the sync must need several minutes"
+    );
+    let limits = SecondaryLimits {
+        rest_points_per_minute: POINTS,
+        graphql_points_per_minute: POINTS,
+        ..SecondaryLimits::scaled(SPEED)
+    };
+    let options = SimOptions {
+        secondary_limits: Some(limits),
+        ..SimOptions::default()
+    };
+    let retry = RetryPolicy {
+        github_secondary_pace: Some(SecondaryPace {
+            rest_points: POINTS,
+            graphql_points: POINTS,
+            ..SecondaryPace::GITHUB.scaled(SPEED)
+        }),
+        ..fast_retries()
+    };
+    let started = std::time::Instant::now();
+    let (paced, sim) = run(&org, options, retry).await;
+    let took = started.elapsed();
+    let secondary = sim.secondary_counts();
+    assert_eq!(secondary.refused(), 0, "{secondary:?}");
+    assert_eq!(secondary.peak_graphql_per_minute, POINTS, "{secondary:?}");
+    assert_eq!(dora_values(&paced.metrics), dora_values(&clean.metrics));
+    assert_same_store(&paced.stored, &clean.stored);
+    let health = samples(&paced.metrics, false);
+    let waited = health["dora_collector_rate_limit_wait_seconds_total{source=\"github\"}"];
+    assert!(waited > 0.0, "the pace was waited for: {waited}");
+    let retried = health
+        .iter()
+        .filter(|(name, _)| name.contains("reason=\"secondary_rate_limit\""))
+        .map(|(_, n)| n)
+        .sum::<f64>();
+    assert_eq!(retried, 0.0);
+    // Seconds: the GraphQL queries need about one window per POINTS.
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    eprintln!("{graphql} GraphQL + {rest} REST requests paced in {took:.1?}; {secondary:?}");
 }
 
 /// A fake GitHub: `acme/private` answers a plain 403 (a missing permission),

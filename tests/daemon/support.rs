@@ -5,7 +5,7 @@
 use dora_collector::config::Config;
 use dora_collector::daemon::{self, DaemonHandle, ManualClock, RunOptions};
 use dora_collector::sim::{Org, SimHandle, SimOptions, SimServer, SIM_TOKEN};
-use dora_collector::sources::github::RetryPolicy;
+use dora_collector::sources::github::{RetryPolicy, SecondaryPace};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -92,15 +92,21 @@ pub fn config_text(
     text
 }
 
+/// How many times faster than GitHub's the tests' secondary pace runs: GitHub's
+/// points per minute over about a second.
+pub const PACE_SPEED: f64 = 60.0;
+
 /// The production retry policy with waits short enough for tests: every bound
 /// and count as in production, backoffs of milliseconds, secondary limits waited
-/// for exactly their `retry-after` (the simulator's are about a second).
+/// for exactly their `retry-after` (the simulator's are about a second), GitHub's
+/// secondary points paced over a window [`PACE_SPEED`] times shorter.
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy {
         base_backoff: std::time::Duration::from_millis(2),
         max_backoff: std::time::Duration::from_millis(20),
         min_secondary_wait: std::time::Duration::from_millis(50),
         max_rate_limit_wait: std::time::Duration::from_secs(30),
+        github_secondary_pace: Some(SecondaryPace::GITHUB.scaled(PACE_SPEED)),
         ..RetryPolicy::default()
     }
 }

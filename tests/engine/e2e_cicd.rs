@@ -32,7 +32,7 @@ use dora_collector::sim::{
     ChaosOptions, DeploySource, Org, OrgSpec, SimHandle, SimOptions, SimServer, PRODUCTION,
     SIM_TOKEN,
 };
-use dora_collector::sources::github::RetryPolicy;
+use dora_collector::sources::github::{RetryPolicy, SecondaryPace};
 use reference::{Params, WindowParam};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,8 @@ fn fast_retries() -> RetryPolicy {
         max_backoff: Duration::from_millis(20),
         min_secondary_wait: Duration::from_millis(50),
         max_rate_limit_wait: Duration::from_secs(30),
+        // GitHub's secondary points over about a second, not a minute.
+        github_secondary_pace: Some(SecondaryPace::GITHUB.scaled(60.0)),
         ..RetryPolicy::default()
     }
 }

@@ -15,6 +15,7 @@ use dora_collector::config::Config;
 use dora_collector::daemon::{self, ManualClock, RunOptions};
 use dora_collector::dora::LeadTimeStart;
 use dora_collector::sim::{Org, OrgSpec, SimOptions, SimServer, SIM_TOKEN};
+use dora_collector::sources::github::{RetryPolicy, SecondaryPace};
 use reference::Params;
 use std::sync::Arc;
 
@@ -38,6 +39,26 @@ const COMMIT_PULLS_ROUTE: &str = "GET /repos/{owner}/{repo}/commits/{commit_sha}
 const PULL_COMMITS_ROUTE: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits";
 /// The REST route of a pull request's reviews.
 const PULL_REVIEWS_ROUTE: &str = "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews";
+
+/// How many times faster than GitHub's the daemon's secondary pace runs here:
+/// GitHub's points per minute over about a second, as the simulator's loopback
+/// answers far faster than GitHub (the REST path of a first sync sends more than
+/// GitHub's 900 points a minute, and would wait minutes in real time).
+const PACE_SPEED: f64 = 60.0;
+
+/// The daemon's options at `now`: the production retry policy, the secondary
+/// pace [`PACE_SPEED`] times faster.
+fn run_options(now: dora_collector::domain::Timestamp) -> RunOptions {
+    RunOptions {
+        clock: Arc::new(ManualClock::new(now)),
+        simulated: true,
+        retry: RetryPolicy {
+            github_secondary_pace: Some(SecondaryPace::GITHUB.scaled(PACE_SPEED)),
+            ..RetryPolicy::default()
+        },
+        ..RunOptions::default()
+    }
+}
 
 /// Syncs `org` with the daemon (reading deployments through `api`) at the
 /// organisation's `now`, compares the scrape with the reference and returns it
@@ -76,11 +97,7 @@ async fn check_with(
         .unwrap_or_else(|problems| panic!("config invalid: {problems:?}\n{text}"));
     let params = Params::from_config(&config, Some(now));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = RunOptions {
-        clock: Arc::new(ManualClock::new(now)),
-        simulated: true,
-        ..RunOptions::default()
-    };
+    let options = run_options(now);
     let mut handle = daemon::start(config, listener, options)
         .await
         .expect("daemon starts");
@@ -459,11 +476,7 @@ async fn check_discovered(team_from: &str, app: bool) {
     let mut params = Params::from_config(&config, Some(now));
     params.repositories = full.repositories.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = RunOptions {
-        clock: Arc::new(ManualClock::new(now)),
-        simulated: true,
-        ..RunOptions::default()
-    };
+    let options = run_options(now);
     let mut handle = daemon::start(config, listener, options).await.unwrap();
     let report = handle.wait_for_cycles(1).await.expect("a cycle completes");
     let failures: Vec<_> = report.failures().collect();

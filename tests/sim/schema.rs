@@ -645,6 +645,112 @@ async fn github_app_installations_and_installation_tokens() {
     assert_eq!(get(format!("/orgs/{owner}/installation"), jwt).await.0, 404);
 }
 
+/// GitHub's installation budgets (growing with the organisation's repositories
+/// and people) and its secondary limits from load: a `403` with `retry-after`
+/// once a minute's points are spent, then the same answer for every request of
+/// the installation until `retry-after` has passed.
+#[tokio::test]
+async fn installation_budgets_and_secondary_limits_like_github() {
+    use dora_collector::sim::{
+        github_installation_limit, InstallationBudgets, SecondaryLimits, SimApp, SimInstallation,
+    };
+    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let org = Org::generate(&OrgSpec::small(11));
+    let expected = github_installation_limit(org.repos.len(), org.people.len() - 1);
+    let owner = org.owner.clone();
+    let repo = org.repos[0].name.clone();
+    let options = SimOptions {
+        app: Some(SimApp {
+            id: 7,
+            public_key_pem: key
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            token_lifetime: std::time::Duration::from_secs(3600),
+            installations: vec![SimInstallation {
+                id: 11,
+                account: owner.clone(),
+            }],
+        }),
+        installation_budgets: InstallationBudgets::Github,
+        secondary_limits: Some(SecondaryLimits {
+            rest_points_per_minute: 5,
+            graphql_points_per_minute: 2,
+            retry_after: std::time::Duration::from_secs(30),
+            ..SecondaryLimits::GITHUB
+        }),
+        ..SimOptions::default()
+    };
+    let handle = SimServer::start(org, options).await.unwrap();
+    let client = reqwest::Client::new();
+    let base = handle.base_url().to_owned();
+    // Minting is a POST: 5 of the App's own REST points.
+    let response = client
+        .post(format!("{base}/app/installations/11/access_tokens"))
+        .bearer_auth(app_jwt(&key, 7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let token = response.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let graphql = || {
+        client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({"query": "{ rateLimit { limit } }"}))
+            .send()
+    };
+    let response = graphql().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["data"]["rateLimit"]["limit"], expected, "{body}");
+    assert_eq!(
+        handle.installation_graphql_rate_limit(11).unwrap().limit,
+        expected
+    );
+    let get = || {
+        client
+            .get(format!("{base}/repos/{owner}/{repo}/deployments"))
+            .bearer_auth(&token)
+            .send()
+    };
+    for _ in 0..5 {
+        let response = get().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(
+            response.headers()["x-ratelimit-limit"].to_str().unwrap(),
+            expected.to_string()
+        );
+    }
+    assert_eq!(handle.installation_rate_limit(11).unwrap().limit, expected);
+    // The sixth REST point of the minute: GitHub's secondary limit.
+    let response = get().await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(response.headers()["retry-after"].to_str().unwrap(), "30");
+    let body = response.json::<Value>().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("You have exceeded a secondary rate limit"),
+        "{body}"
+    );
+    // Until `retry-after`, GraphQL too is refused, each a violation.
+    assert_eq!(graphql().await.unwrap().status().as_u16(), 403);
+    let counts = handle.secondary_counts();
+    assert_eq!(
+        (counts.rest_per_minute, counts.violations, counts.refused()),
+        (1, 1, 2)
+    );
+    assert_eq!(counts.peak_rest_per_minute, 5);
+    // The refused requests cost no primary budget.
+    assert_eq!(handle.installation_rate_limit(11).unwrap().used, 5);
+}
+
 #[tokio::test]
 async fn organisation_teams_and_team_repositories() {
     let mut org = Org::generate(&OrgSpec::small(11));

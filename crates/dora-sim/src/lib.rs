@@ -45,8 +45,14 @@
 //!   when spent); requests and points counted in the handle.
 //! - GitHub Apps ([`SimApp`], [`server::app`]): JWTs verified with the App's
 //!   public key, installations per organisation, installation tokens that expire
-//!   (401 `Bad credentials` after), each installation with a budget of its own;
-//!   several organisations served at once ([`SimServer::start_orgs`]).
+//!   (401 `Bad credentials` after), each installation with a budget of its own
+//!   (flat, or GitHub's rule growing with its repositories:
+//!   [`InstallationBudgets::Github`]); several organisations served at once
+//!   ([`SimServer::start_orgs`]).
+//! - Secondary rate limits from actual load, when [`SimOptions::secondary_limits`]
+//!   is set: points per minute (REST 900, GraphQL 2,000) and 100 concurrent
+//!   requests per principal, `403` with `retry-after` over them
+//!   ([`server::secondary`]).
 //! - Change while serving: [`SimHandle::with_org_mut`] and the `Org` mutation
 //!   methods (`add_deployment`, `merge_pull`, `open_incident`, `close_issue`, ...).
 //! - Faults on purpose, to test a client's resilience: see *Chaos* below.
@@ -86,8 +92,8 @@
 //! - GraphQL beyond the collector's subset (other fields answer "not supported
 //!   by the simulator"), mutations, introspection; GitHub's graphql-ruby wording
 //!   of validation messages (the simulator uses apollo-compiler's).
-//! - Webhooks, any write endpoint, secondary rate limits from actual load (only
-//!   the chaos faults), GitHub App webhooks and per-installation permissions,
+//! - Webhooks, any write endpoint, the secondary limits on CPU time and content
+//!   creation, GitHub App webhooks and per-installation permissions,
 //!   `Last-Modified` /
 //!   `If-Modified-Since` (only `ETag` / `If-None-Match`).
 //! - File trees, diffs and patches (`files` lists are empty), tags, releases,
@@ -150,9 +156,10 @@ pub use server::app::{SimApp, SimAppError, SimInstallation};
 pub use server::chaos::{
     ChaosCounts, ChaosError, ChaosOptions, Fault, DEFAULT_MAX_CONSECUTIVE_FAULTS,
 };
+pub use server::secondary::{SecondaryCounts, SecondaryLimits};
 pub use server::{
-    RateLimitState, RequestCounts, RequestRecord, SimHandle, SimOptions, SimServer, TokenUse,
-    DEFAULT_RATE_LIMIT, DEFAULT_RATE_LIMIT_WINDOW, ENTERPRISE_GRAPHQL_PATH, ENTERPRISE_REST_PREFIX,
-    MAX_RECORDED_REQUESTS, SIM_TOKEN,
+    github_installation_limit, InstallationBudgets, RateLimitState, RequestCounts, RequestRecord,
+    SimHandle, SimOptions, SimServer, TokenUse, DEFAULT_RATE_LIMIT, DEFAULT_RATE_LIMIT_WINDOW,
+    ENTERPRISE_GRAPHQL_PATH, ENTERPRISE_REST_PREFIX, MAX_RECORDED_REQUESTS, SIM_TOKEN,
 };
 pub use spec::{OrgSpec, DEFAULT_NOW, DEPLOY_WORKFLOW_FILE, PRODUCTION, SECONDS_PER_DAY, STAGING};

@@ -33,6 +33,7 @@ use crate::sources::governor::{
 };
 use crate::sources::http::error_chain;
 pub use crate::sources::http::next_link;
+use crate::sources::pace::WRITE_POINTS;
 use crate::sources::ApiRequests;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -261,15 +262,17 @@ pub(super) struct Principal {
 
 impl Principal {
     /// A principal labelled `label` whose requests carry `credentials`, governed
-    /// by `policy`.
+    /// by `policy` and paced under its `github_secondary_pace` (github.com and
+    /// GitHub Enterprise Server alike: `docs/sources.md`).
     pub(super) fn new(
         label: String,
         policy: RetryPolicy,
         credentials: Box<dyn Credentials>,
     ) -> Principal {
+        let pace = policy.github_secondary_pace.clone();
         Principal {
             label,
-            governor: Governor::new(policy),
+            governor: Governor::with_pace(policy, pace),
             credentials,
         }
     }
@@ -543,7 +546,7 @@ impl Client {
         let uri = &uri;
         self.principal
             .governor
-            .send(CORE_RESOURCE, url, cancel, || async move {
+            .send_points(CORE_RESOURCE, WRITE_POINTS, url, cancel, || async move {
                 let used = Mutex::new(None);
                 let authorization = match self.authorize(&used, cancel).await {
                     Ok(authorization) => authorization,

@@ -168,6 +168,14 @@ impl AppState {
         })
     }
 
+    /// The installation a token was minted for, expired or not (no use is
+    /// counted: for the secondary limits, which hold per installation).
+    pub(crate) fn installation_of(&self, credential: &str) -> Option<u64> {
+        self.tokens
+            .get(credential)
+            .map(|issued| issued.installation)
+    }
+
     /// Who sent `credential` (the text after `Bearer `), at `now`.
     pub(crate) fn caller(&mut self, credential: &str, now: SystemTime) -> Caller {
         if self.tokens.contains_key(credential) && self.end_at_use == Some(self.token_uses) {

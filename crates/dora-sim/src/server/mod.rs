@@ -44,6 +44,7 @@ pub mod chaos;
 pub mod graphql;
 mod render;
 pub(crate) mod route;
+pub mod secondary;
 
 use crate::model::Org;
 use app::{AppState, Caller, SimApp, SimAppError};
@@ -53,6 +54,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use route::{Endpoint, Query, RepoKey, Route, UNMATCHED};
+use secondary::{SecondaryCounts, SecondaryLimits, SecondaryState};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
@@ -99,6 +101,12 @@ pub struct SimOptions {
     pub graphql_rate_limit: u64,
     /// A GitHub App and its installations (none by default: only the token).
     pub app: Option<SimApp>,
+    /// How each App installation's budgets are set (by default `rate_limit`
+    /// requests each, sharing the one `graphql_rate_limit`).
+    pub installation_budgets: InstallationBudgets,
+    /// GitHub's secondary limits from load (off by default; see
+    /// [`secondary`]).
+    pub secondary_limits: Option<SecondaryLimits>,
     /// Served as GitHub Enterprise Server is (off by default: github.com).
     pub enterprise: bool,
     /// A team's repositories (`GET /orgs/{org}/teams/{team_slug}/repos`) name
@@ -118,10 +126,49 @@ impl Default for SimOptions {
             chaos: chaos::ChaosOptions::default(),
             graphql_rate_limit: graphql::DEFAULT_GRAPHQL_RATE_LIMIT,
             app: None,
+            installation_budgets: InstallationBudgets::Flat,
+            secondary_limits: None,
             enterprise: false,
             team_role_names: true,
         }
     }
+}
+
+/// How an App installation's primary budgets are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstallationBudgets {
+    /// [`SimOptions::rate_limit`] REST requests per window for each
+    /// installation, and one [`SimOptions::graphql_rate_limit`] for every
+    /// GraphQL caller together.
+    #[default]
+    Flat,
+    /// GitHub's rule for an installation not owned by a GitHub Enterprise Cloud
+    /// organisation, for REST requests and GraphQL points alike, each a budget of
+    /// the installation's own per window: "a minimum rate limit of 5,000
+    /// requests per hour", plus "50 requests per hour for each repository"
+    /// beyond 20 and, on an organisation, 50 "for each user" beyond 20, "the
+    /// maximum rate limit for an installation is 12,500 requests per hour"
+    /// (docs.github.com: "Rate limits for GitHub Apps", *Installation access
+    /// tokens*; "Rate limits and node limits for the GraphQL API", *Primary rate
+    /// limit*, "For GitHub App installations not on a GitHub Enterprise Cloud
+    /// organization": the same figures in points). The repositories are all the
+    /// account's (an installation on all repositories, archived and forks
+    /// included), the users its people but the Actions bot.
+    Github,
+}
+
+/// GitHub's primary budget per hour of an App installation on an account with
+/// `repositories` repositories and `users` members, REST requests or GraphQL
+/// points alike (see [`InstallationBudgets::Github`]).
+pub fn github_installation_limit(repositories: usize, users: usize) -> u64 {
+    const MINIMUM: u64 = 5_000;
+    const PER_REPOSITORY_OR_USER: u64 = 50;
+    const FREE: usize = 20;
+    const MAXIMUM: u64 = 12_500;
+    let beyond = |n: usize| u64::try_from(n.saturating_sub(FREE)).unwrap_or(u64::MAX);
+    let extra =
+        (beyond(repositories).saturating_add(beyond(users))).saturating_mul(PER_REPOSITORY_OR_USER);
+    MINIMUM.saturating_add(extra).min(MAXIMUM)
 }
 
 /// What a request carried in `Authorization`.
@@ -317,8 +364,12 @@ struct Shared {
     orgs: Vec<RwLock<Org>>,
     /// The GitHub App, when there is one.
     app: Option<Mutex<AppState>>,
-    /// Each installation's budget: `(limit, window)`.
+    /// Each installation's budget: `(limit, window)` (flat budgets).
     installation_limit: (u64, i64),
+    /// How installations' budgets are set.
+    installation_budgets: InstallationBudgets,
+    /// The secondary limits from load, when on.
+    secondary: Option<Mutex<SecondaryState>>,
     /// The one token accepted (replaceable, as a rotated token is).
     token: RwLock<String>,
     base_url: String,
@@ -488,6 +539,10 @@ impl SimServer {
             orgs: orgs.into_iter().map(RwLock::new).collect(),
             app,
             installation_limit: (options.rate_limit, window),
+            installation_budgets: options.installation_budgets,
+            secondary: options
+                .secondary_limits
+                .map(|l| Mutex::new(SecondaryState::new(l))),
             token: RwLock::new(options.token),
             base_url: base_url.clone(),
             team_role_names: options.team_role_names,
@@ -517,7 +572,11 @@ impl SimServer {
                 "/app/installations/{installation_id}/access_tokens",
                 axum::routing::post(mint).fallback(handle),
             )
-            .fallback(handle);
+            .fallback(handle)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                secondary::layer,
+            ));
         #[cfg(feature = "chaos")]
         let router = router.layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -675,6 +734,15 @@ impl SimHandle {
         self.shared.app().map_or(0, |app| app.expired_uses())
     }
 
+    /// What the secondary limits refused and the peak load they saw (all zero
+    /// when they are off).
+    pub fn secondary_counts(&self) -> SecondaryCounts {
+        self.shared
+            .secondary()
+            .map(|state| state.counts())
+            .unwrap_or_default()
+    }
+
     /// The REST budget of installation `id` now (`None` before its first
     /// request).
     pub fn installation_rate_limit(&self, id: u64) -> Option<RateLimitState> {
@@ -696,12 +764,17 @@ impl SimHandle {
         self.shared.state().records.iter().cloned().collect()
     }
 
-    /// Clears counters, records and the GraphQL points tally (not the budgets).
+    /// Clears counters, records, the GraphQL points tally and the secondary
+    /// limits' counts (not the budgets).
     pub fn reset_counts(&self) {
         let mut state = self.shared.state();
         state.counts = RequestCounts::default();
         state.records.clear();
         state.graphql.points = 0;
+        drop(state);
+        if let Some(mut secondary) = self.shared.secondary() {
+            secondary.reset_counts();
+        }
     }
 
     /// The rate-limit budget now.
@@ -970,9 +1043,12 @@ impl Shared {
         let installation_id = installation.map(|(id, _)| id);
         // Reserve the budget unit up front, so that concurrent requests can never
         // spend more than the limit; a 304 gives it back.
+        let (limit, window) = match installation {
+            Some((_, account)) => self.installation_limit_of(account),
+            None => self.installation_limit,
+        };
         let budget = {
             let mut state = self.state();
-            let (limit, window) = self.installation_limit;
             let budget = match installation_id {
                 Some(id) => state.installation_budgets.entry(id).or_insert(Budget {
                     limit,
@@ -1016,7 +1092,12 @@ impl Shared {
                 let org = org_lock.read().unwrap_or_else(|p| p.into_inner());
                 let ctx = render::Ctx::new(&self.base_url, &org);
                 Ok(api::Reply {
-                    body: ctx.rate_limit(budget.0, budget.1, budget.2, self.graphql_budget(now)),
+                    body: ctx.rate_limit(
+                        budget.0,
+                        budget.1,
+                        budget.2,
+                        self.graphql_budget(now, installation_id),
+                    ),
                     link: None,
                 })
             }
@@ -1069,6 +1150,23 @@ impl Shared {
                 link: None,
                 budget: Some(budget),
             },
+        }
+    }
+
+    /// The budget `(limit, window)` of the installation on `account`: flat, or
+    /// GitHub's rule over the account's repositories and people.
+    fn installation_limit_of(&self, account: &str) -> (u64, i64) {
+        let (flat, window) = self.installation_limit;
+        match self.installation_budgets {
+            InstallationBudgets::Flat => (flat, window),
+            InstallationBudgets::Github => {
+                let (repositories, users) = self.org_named(account).map_or((0, 0), |org| {
+                    let org = org.read().unwrap_or_else(|p| p.into_inner());
+                    // People: index 0 is the Actions bot, no member.
+                    (org.repos.len(), org.people.len().saturating_sub(1))
+                });
+                (github_installation_limit(repositories, users), window)
+            }
         }
     }
 
@@ -1310,6 +1408,17 @@ mod tests {
         assert!(etag_matches("*", tag));
         assert!(!etag_matches("\"abd\"", tag));
         assert!(!etag_matches("", tag));
+    }
+
+    #[test]
+    fn installation_budgets_grow_with_repositories_and_users_up_to_12500() {
+        assert_eq!(github_installation_limit(0, 0), 5_000);
+        assert_eq!(github_installation_limit(20, 20), 5_000);
+        assert_eq!(github_installation_limit(21, 0), 5_050);
+        assert_eq!(github_installation_limit(100, 30), 5_000 + (80 + 10) * 50);
+        assert_eq!(github_installation_limit(170, 0), 12_500);
+        assert_eq!(github_installation_limit(1_000, 0), 12_500);
+        assert_eq!(github_installation_limit(usize::MAX, usize::MAX), 12_500);
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub mod cost;
 pub mod resolve;
 
 use super::{
-    build_response, epoch_now, log_request, Budget, Caller, Outcome, RateLimitState, RequestRecord,
-    Shared, SimHandle, TokenUse,
+    build_response, epoch_now, log_request, Budget, Caller, InstallationBudgets, Outcome,
+    RateLimitState, RequestRecord, ServerState, Shared, SimHandle, TokenUse,
 };
 use apollo_compiler::executable::OperationType;
 use apollo_compiler::parser::Parser;
@@ -158,6 +158,8 @@ pub fn query_cost(query: &str, variables: &Value) -> Result<QueryCost, Vec<Strin
 /// The GraphQL budget and counters, kept with the server's other state.
 pub(super) struct GraphqlState {
     pub(super) budget: Budget,
+    /// Each installation's budget, with [`InstallationBudgets::Github`].
+    pub(super) installations: std::collections::BTreeMap<u64, Budget>,
     /// Points charged since the start (or the last `reset_counts`).
     pub(super) points: u64,
 }
@@ -172,8 +174,22 @@ impl GraphqlState {
                 reset: None,
                 violations: 0,
             },
+            installations: std::collections::BTreeMap::new(),
             points: 0,
         }
+    }
+}
+
+/// The budget a GraphQL call of `installation` (id and `(limit, window)`) is
+/// charged to: its own with GitHub's installation budgets, else the one shared.
+fn budget_of(state: &mut ServerState, installation: Option<(u64, (u64, i64))>) -> &mut Budget {
+    match installation {
+        Some((id, (limit, window))) => state
+            .graphql
+            .installations
+            .entry(id)
+            .or_insert_with(|| Budget::new(limit, window)),
+        None => &mut state.graphql.budget,
     }
 }
 
@@ -260,9 +276,10 @@ impl Shared {
             };
         }
         let now = epoch_now();
+        let installation = self.graphql_installation(caller);
         let budget = {
             let mut state = self.state();
-            let budget = &mut state.graphql.budget;
+            let budget = budget_of(&mut state, installation);
             budget.refresh(now);
             let reset = budget.reset_at(now);
             if budget.remaining() == 0 {
@@ -390,10 +407,10 @@ impl Shared {
                 return ok(&body, budget);
             }
         };
+        let installation = self.graphql_installation(caller);
         let budget = {
             let mut state = self.state();
-            let graphql = &mut state.graphql;
-            let budget = &mut graphql.budget;
+            let budget = budget_of(&mut state, installation);
             budget.refresh(now);
             let reset = budget.reset_at(now);
             if cost.points > budget.remaining() {
@@ -401,8 +418,9 @@ impl Shared {
                 return ok(&rate_limited(), (budget.limit, budget.used, reset));
             }
             budget.used += cost.points;
-            graphql.points += cost.points;
-            (budget.limit, budget.used, reset)
+            let charged = (budget.limit, budget.used, reset);
+            state.graphql.points += cost.points;
+            charged
         };
         // An installation token reads its own organisation; the token the first.
         let org = match caller {
@@ -452,10 +470,26 @@ impl Shared {
         ok(&body, budget)
     }
 
-    /// The GraphQL budget's `(limit, used, reset)` now, for `GET /rate_limit`.
-    pub(super) fn graphql_budget(&self, now: i64) -> (u64, u64, i64) {
-        let mut state = self.state();
-        let budget = &mut state.graphql.budget;
+    /// The installation whose own GraphQL budget `caller` spends, with its
+    /// `(limit, window)`: with GitHub's installation budgets only.
+    fn graphql_installation(&self, caller: &Caller) -> Option<(u64, (u64, i64))> {
+        match (caller, self.installation_budgets) {
+            (Caller::Installation { id, account }, InstallationBudgets::Github) => {
+                Some((*id, self.installation_limit_of(account)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The GraphQL budget's `(limit, used, reset)` now, for `GET /rate_limit`
+    /// (of `installation`'s caller).
+    pub(super) fn graphql_budget(&self, now: i64, installation: Option<u64>) -> (u64, u64, i64) {
+        let mut guard = self.state();
+        let graphql = &mut guard.graphql;
+        let budget = match installation.and_then(|id| graphql.installations.get_mut(&id)) {
+            Some(budget) => budget,
+            None => &mut graphql.budget,
+        };
         budget.refresh(now);
         let reset = budget.reset_at(now);
         (budget.limit, budget.used, reset)
@@ -474,6 +508,18 @@ impl Shared {
 }
 
 impl SimHandle {
+    /// The GraphQL budget of installation `id` now, with
+    /// [`InstallationBudgets::Github`] (`None` before its first query).
+    pub fn installation_graphql_rate_limit(&self, id: u64) -> Option<RateLimitState> {
+        let now = epoch_now();
+        self.shared
+            .state()
+            .graphql
+            .installations
+            .get_mut(&id)
+            .map(|budget| budget.state(now))
+    }
+
     /// The GraphQL budget now (points).
     pub fn graphql_rate_limit(&self) -> RateLimitState {
         self.shared.state().graphql.budget.state(epoch_now())
