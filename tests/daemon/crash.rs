@@ -51,7 +51,7 @@ const SIGKILL: i32 = 9;
 const POLL: Duration = Duration::from_millis(1);
 /// Every table the store has; [`dump`] fails on any other, so that a new table
 /// is compared or its exclusion justified here.
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
     "commits",
     "compares",
     "cursors",
@@ -68,6 +68,10 @@ const TABLES: [&str; 12] = [
     // Discovered repositories' teams: kept by the daemon's scheduler (empty
     // after `sync --once`, like `push_ids`).
     "repository_teams",
+    // Since when each repository's first reviews are read: the review window's
+    // start at the first sync that read it, a wall time (empty here unless the
+    // lead time starts at a pull request).
+    "review_horizons",
     "sync_status",
     // Incidents of teams and of repository sets: pushed or from PagerDuty
     // (empty here, like `push_ids`).
@@ -221,6 +225,9 @@ async fn run_and_kill(sim: &SimHandle, config: &Path, log: &Path, kill_after: u6
 ///   such a cursor listed nothing, so its lower bound is the lookback start, the
 ///   wall time of the run that first wrote it minus `github.lookback`. Any value
 ///   before the history reads the same items; one inside it must be equal;
+/// - `review_horizons.since`: the longest window's start at the sync that first
+///   read the repository's reviews, that wall time minus the window, only as
+///   present or not;
 /// - with [`Validators::Presence`], `cursors.opaque` (the `ETag` of the first page
 ///   of the step's last listing) only as present or not: a step that completed
 ///   before a kill is read again by the restart from its stored cursor, a
@@ -278,6 +285,10 @@ fn dump(path: &Path, history_start: i64, validators: Validators) -> Vec<String> 
                     ("sync_status", "history_since") => match row.get_ref(index).unwrap() {
                         ValueRef::Null => "NULL".to_owned(),
                         _ => "<lookback start>".to_owned(),
+                    },
+                    ("review_horizons", "since") => match row.get_ref(index).unwrap() {
+                        ValueRef::Null => "NULL".to_owned(),
+                        _ => "<window start>".to_owned(),
                     },
                     ("cursors", "opaque") if validators == Validators::Presence => {
                         match row.get_ref(index).unwrap() {
