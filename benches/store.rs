@@ -53,8 +53,8 @@
 //!   set-based writes, at 20 repositories: 72 s against 19 s, 3.72×.
 //! - `year`: `load_events` median, with each repository's commits as one
 //!   aggregated row: SQLite 0.81–0.88 s, PostgreSQL 1.55–1.64 s on a quiet
-//!   machine (load average 2.5–3): 1.83–1.90×; eight runs on an idle one
-//!   (load 1.2–2.5): 1.73–2.03×, 1.83× the middle one; 1.06–1.6× loaded; 1.39–1.55× with
+//!   machine (load average 2.5–3): 1.83–1.90×; seven runs of the final code
+//!   on an idle one (load 1.2–3.3): 1.62–1.92×, 1.73× the middle one; 1.06–1.6× loaded; 1.39–1.55× with
 //!   `shared_buffers = 1GB`. CPU per load: PostgreSQL 3.05 s (the server's
 //!   1.82–1.95 s), SQLite 1.6–1.7 s. Before the aggregate (a row per commit
 //!   through a portal): 2.23–2.45× quiet, 2.86–2.89× in other runs. The writes
