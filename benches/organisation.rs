@@ -120,19 +120,6 @@ fn load() -> String {
         .join(" ")
 }
 
-/// The RSA key pair of the App: (PKCS#1 private PEM, SPKI public PEM).
-fn key_pair() -> (String, String) {
-    use rsa::pkcs1::EncodeRsaPrivateKey as _;
-    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("a key pair");
-    let private = key.to_pkcs1_pem(LineEnding::LF).expect("PEM").to_string();
-    let public = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .expect("PEM");
-    (private, public)
-}
-
 /// The repositories with a series of `window` on `page`.
 fn with_window(page: &str, window: &str) -> BTreeSet<String> {
     let label = format!("window=\"{window}\"");
@@ -646,7 +633,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let keys = key_pair();
+        let keys = dora_collector::sim::app_key_pair();
         if parts.contains("sync") {
             let part = Part { hour, limits };
             sync_part(org.clone(), part, &keys, repositories, lower_bound).await;

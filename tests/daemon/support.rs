@@ -360,18 +360,8 @@ impl Drop for Running {
 /// The RSA key pair of the tests' GitHub App, made once per test binary:
 /// `(private key as GitHub downloads it (PKCS#1 PEM), public key (SPKI PEM))`.
 pub fn app_key() -> &'static (String, String) {
-    use rsa::pkcs1::EncodeRsaPrivateKey as _;
-    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
     static KEY: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| {
-        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("a key pair");
-        let private = key.to_pkcs1_pem(LineEnding::LF).expect("PEM").to_string();
-        let public = key
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .expect("PEM");
-        (private, public)
-    })
+    KEY.get_or_init(dora_collector::sim::app_key_pair)
 }
 
 /// The tests' App id.

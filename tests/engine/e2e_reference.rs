@@ -378,20 +378,6 @@ const APP_ID: u64 = 515_151;
 /// The simulated App's installation on the organisation.
 const INSTALLATION_ID: u64 = 9001;
 
-/// A key pair made for this test binary: `(private key, PKCS#1 PEM as GitHub
-/// gives it; public key, SPKI PEM for the simulator)`.
-fn app_key() -> (String, String) {
-    use rsa::pkcs1::EncodeRsaPrivateKey as _;
-    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("a key pair");
-    let private = key.to_pkcs1_pem(LineEnding::LF).expect("PEM").to_string();
-    let public = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .expect("PEM");
-    (private, public)
-}
-
 /// A discovered organisation's series against the reference, with `team_from`,
 /// authenticated with the simulator's personal token or, with `app`, as a
 /// GitHub App installed on the organisation.
@@ -426,7 +412,7 @@ async fn check_discovered(team_from: &str, app: bool) {
         .retain(|r| r.deployments != DeploymentsFrom::DeploymentsApi);
     assert!(explicit.repositories.len() < full.repositories.len());
 
-    let key = app.then(app_key);
+    let key = app.then(dora_collector::sim::app_key_pair);
     let sim = SimServer::start(
         org.clone(),
         SimOptions {

@@ -362,12 +362,5 @@ fn a_version_3_database_gets_each_repositorys_review_horizon_from_its_cursors() 
         .batch_execute("DROP TABLE review_horizons; UPDATE dora_schema SET version = 3;")
         .unwrap();
     let store = database.open();
-    let horizons: Vec<(RepoName, Option<i64>)> = expected
-        .iter()
-        .map(|(repository, _)| {
-            let kept = store.read_repository(repository).unwrap().reviews_since;
-            (repository.clone(), kept.map(|t| t.0))
-        })
-        .collect();
-    assert_eq!(horizons, expected);
+    assert_eq!(crate::sqlite::review_horizons(&store, &expected), expected);
 }

@@ -1062,14 +1062,21 @@ fn a_version_8_store_gets_each_repositorys_review_horizon_from_its_cursors() {
             .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    let horizons: Vec<(RepoName, Option<i64>)> = expected
+    assert_eq!(review_horizons(&store, &expected), expected);
+}
+
+/// The first-review horizon `store` keeps for each repository of `expected`.
+pub(crate) fn review_horizons(
+    store: &impl Store,
+    expected: &[(RepoName, Option<i64>)],
+) -> Vec<(RepoName, Option<i64>)> {
+    expected
         .iter()
         .map(|(repository, _)| {
             let kept = store.read_repository(repository).unwrap().reviews_since;
             (repository.clone(), kept.map(|t| t.0))
         })
-        .collect();
-    assert_eq!(horizons, expected);
+        .collect()
 }
 
 #[test]

@@ -151,7 +151,7 @@ pub use model::{
     SimWorkflowRun, Text, ACTIONS_BOT_LOGIN, DEPLOY_TASK, HOTFIX_LABEL, ID_BLOCK_SPAN,
     INCIDENT_LABEL, NO_PARENT,
 };
-pub use server::app::{SimApp, SimAppError, SimInstallation};
+pub use server::app::{app_key_pair, SimApp, SimAppError, SimInstallation};
 #[cfg(feature = "chaos")]
 pub use server::chaos::{
     ChaosCounts, ChaosError, ChaosOptions, Fault, DEFAULT_MAX_CONSECUTIVE_FAULTS,

@@ -835,16 +835,16 @@ fn load_commits(
     if packed.len() != count * PACKED_COMMIT_BYTES {
         return Err(decoder.corrupt("commit dates (not one for each commit)"));
     }
-    let mut packed = packed.chunks_exact(PACKED_COMMIT_BYTES);
     let mut offset = 0usize;
-    for sha in shas.chunks_exact(SHA_BYTES) {
+    for (sha, number) in shas
+        .chunks_exact(SHA_BYTES)
+        .zip(packed.chunks_exact(PACKED_COMMIT_BYTES))
+    {
         let sha = decoder.sha(sha, "commit sha")?;
         let corrupt = |field: &str| decoder.corrupt(format!("{field} of commit {sha}"));
-        let number = packed
-            .next()
-            .and_then(|bytes| <[u8; PACKED_COMMIT_BYTES]>::try_from(bytes).ok())
-            .map(i64::from_be_bytes)
-            .ok_or_else(|| corrupt("author date"))?;
+        let mut bytes = [0u8; PACKED_COMMIT_BYTES];
+        bytes.copy_from_slice(number);
+        let number = i64::from_be_bytes(bytes);
         let author_date = number.div_euclid(1 << COMMIT_SHAPE_BITS);
         let shape = number.rem_euclid(1 << COMMIT_SHAPE_BITS) as usize;
         let length = shape / 2 * SHA_BYTES;
@@ -864,8 +864,8 @@ fn load_commits(
             None,
         );
     }
-    if packed.next().is_some() || offset != all_parents.len() {
-        return Err(decoder.corrupt("commits (their fields disagree in number)"));
+    if offset != all_parents.len() {
+        return Err(decoder.corrupt("commit parents (more than the commits name)"));
     }
     Ok(())
 }

@@ -102,6 +102,25 @@ pub enum SimAppError {
     PublicKey,
 }
 
+/// The bits of an [`app_key_pair`] key (GitHub's App keys are 2,048-bit RSA).
+const APP_KEY_BITS: usize = 2048;
+
+/// A fresh RSA key pair for a simulated App, as tests and benchmarks need one:
+/// `(private key as GitHub downloads it (PKCS#1 PEM), public key (SPKI PEM) for
+/// [`SimApp::public_key_pem`])`.
+pub fn app_key_pair() -> (String, String) {
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+    let key =
+        rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, APP_KEY_BITS).expect("a key pair");
+    let private = key.to_pkcs1_pem(LineEnding::LF).expect("PEM").to_string();
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("PEM");
+    (private, public)
+}
+
 /// What a request's `Authorization` is, for the App's routes and the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
